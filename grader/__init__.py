@@ -1,0 +1,9 @@
+"""segrade: grades deep-learning segmentation assignments and writes the results up.
+
+The grade of one submission flows through one function per step, in this order
+(see ``grader.pipeline``):
+
+    load  ->  check  ->  evaluate  ->  score  ->  report
+"""
+
+__version__ = "0.1.0"

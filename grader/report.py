@@ -1,0 +1,73 @@
+"""The report step: results.json and the terminal table.
+
+(HTML/PDF reports from templates/ are not in this version.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from grader.results import CheckStatus, SubmissionResult, VariantStatus
+
+STATUS_STYLE = {VariantStatus.PASSED: "green", VariantStatus.FAILED: "red", VariantStatus.MISSING: "yellow"}
+
+
+def write_results(result: SubmissionResult, out_dir: str | Path) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "results.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    tmp.replace(path)  # never leave a half-written results file
+    return path
+
+
+def make_console() -> Console:
+    # Wide enough for the table when output goes to a file or a CI log.
+    return Console(width=None if Console().is_terminal else 140)
+
+
+def print_summary(result: SubmissionResult, console: Console) -> None:
+    env = result.environment
+    console.print(f"[bold]segrade {result.segrade_version}[/] · {result.assignment_id} · "
+                  f"submission [bold]{result.submission.id}[/] · device {env.get('device', '?')}")
+    console.print(f"[dim]{env['backbone_weights']}[/]")
+    for module in result.modules:
+        if not module.get("ok"):
+            console.print(f"[red]import failed[/] {module['path']}: {module['error']}")
+    if env.get("worker_problem"):
+        console.print(f"[red]worker:[/] {env['worker_problem']}")
+
+    table = Table(show_lines=False)
+    table.add_column("variant", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("class", overflow="fold")
+    table.add_column("output", no_wrap=True)
+    table.add_column("what to fix", overflow="fold", ratio=1)
+    for variant in sorted(result.variants, key=lambda v: v.status is VariantStatus.PASSED):
+        failing = next((c for c in variant.checks if c.status is CheckStatus.FAIL), None)
+        shape = variant.check("forward_shape")
+        seen = shape.details.get("seen") if shape else None
+        table.add_row(
+            variant.variant_id,
+            f"[{STATUS_STYLE[variant.status]}]{variant.status.value}[/]",
+            _class_and_file(variant.mapping),
+            "x".join(map(str, seen)) if seen else "-",
+            failing.message if failing else "",
+        )
+    console.print(table)
+    grade = result.grade
+    console.print(f"{grade.passed_variants}/{grade.total_variants} variants build and give the right "
+                  f"output shape ({result.duration_s:.0f} s). {grade.note}")
+
+
+def _class_and_file(mapping: str | None) -> str:
+    """'FCN8s(num_classes=13, ...) from fcn.py' -> 'FCN8s (fcn.py)'; the full form is in results.json."""
+    if not mapping:
+        return "-"
+    call, _, source = mapping.rpartition(" from ")
+    return f"{call.split('(', 1)[0]} ({source})"

@@ -1,0 +1,106 @@
+"""The data that flows through a grade, defined once.
+
+load -> `Submission`; check -> `CheckResult`s inside a `VariantResult`;
+score -> `Grade`; all of it -> `SubmissionResult`, which the report step writes as
+`results.json` (schema below, documented in docs/results.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+RESULTS_SCHEMA = "segrade.results/1"
+
+
+class CheckStatus(StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"  # could not run because an earlier check failed
+
+
+class VariantStatus(StrEnum):
+    PASSED = "passed"    # every required check passed
+    FAILED = "failed"    # found, but a required check failed
+    MISSING = "missing"  # nothing in the submission builds this variant
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submission as the grading process sees it: files, never imported here."""
+
+    id: str
+    path: Path                     # the folder that is copied into the worker
+    python_files: tuple[str, ...]  # relative paths, sorted
+    sha256: str                    # over file names and contents
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    status: CheckStatus
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    variant_id: str
+    title: str
+    status: VariantStatus
+    mapping: str | None            # how the variant was built, e.g. "FCN8s(...) from fcn.py"
+    checks: tuple[CheckResult, ...]
+    figures: dict[str, Any] = field(default_factory=dict)  # parameters, timings
+
+    def check(self, check_id: str) -> CheckResult | None:
+        return next((c for c in self.checks if c.id == check_id), None)
+
+
+@dataclass(frozen=True)
+class Grade:
+    points: float | None           # None until training/evaluation is scored
+    max_points: float
+    passed_variants: int
+    total_variants: int
+    note: str
+
+
+@dataclass(frozen=True)
+class SubmissionResult:
+    submission: Submission
+    assignment_id: str
+    spec_sha256: str
+    segrade_version: str
+    environment: dict[str, Any]
+    modules: tuple[dict[str, Any], ...]  # per imported file: path, ok, error
+    variants: tuple[VariantResult, ...]
+    evaluation: dict[str, Any] | None
+    grade: Grade
+    worker_log: str
+    started_at: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return all(v.status is VariantStatus.PASSED for v in self.variants)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["submission"]["path"] = str(self.submission.path)
+        return {"schema": RESULTS_SCHEMA, **_plain(data)}
+
+
+def _plain(value: Any) -> Any:
+    """Enums to their values, tuples to lists: what json.dumps expects."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value

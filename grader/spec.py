@@ -1,0 +1,138 @@
+"""The assignment spec: what students implement and how it is graded.
+
+The spec is data (TOML, read with tomllib). `load_spec()` turns it into frozen
+dataclasses and rejects a malformed file with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.resources import DEFAULT_SPEC
+
+
+class SpecError(ValueError):
+    """The assignment spec file is malformed."""
+
+
+@dataclass(frozen=True)
+class Family:
+    id: str
+    title: str
+    input_size: int
+    pretrained_kwarg: str | None = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    id: str
+    title: str
+    family: Family
+    class_name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RubricItem:
+    id: str
+    title: str
+    marks: float
+    variants: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Contract:
+    input: str
+    output: str
+    num_classes_kwarg: str
+    classes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    id: str
+    title: str
+    class_names: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    families: dict[str, Family]
+    contract: Contract
+    variants: tuple[Variant, ...]
+    rubric: tuple[RubricItem, ...]
+    policy: dict[str, Any]
+    path: Path
+    sha256: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def total_marks(self) -> float:
+        return sum(item.marks for item in self.rubric)
+
+    def variant(self, variant_id: str) -> Variant:
+        for variant in self.variants:
+            if variant.id == variant_id:
+                return variant
+        raise KeyError(f"no variant {variant_id!r} in {self.path}; known: {[v.id for v in self.variants]}")
+
+
+def load_spec(path: str | Path | None = None) -> Assignment:
+    """Read an assignment spec; without a path, the default one shipped with segrade."""
+    path = Path(path) if path is not None else DEFAULT_SPEC
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read the assignment spec {path}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        return _parse(data, path, hashlib.sha256(raw).hexdigest())
+    except KeyError as exc:
+        raise SpecError(f"{path}: missing required field {exc.args[0]}") from None
+
+
+def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
+    dataset = data["dataset"]
+    class_names = tuple(dataset["class_names"])
+    palette = tuple(tuple(int(c) for c in colour) for colour in dataset["palette"])
+    if len(palette) != len(class_names) or any(len(c) != 3 for c in palette):
+        raise SpecError(f"{path}: [dataset] needs one RGB palette colour per class name")
+
+    families = {
+        fid: Family(fid, f.get("title", fid), int(f["input_size"]), f.get("pretrained_kwarg"))
+        for fid, f in data["families"].items()
+    }
+    c = data["contract"]
+    contract = Contract(c["input"], c["output"], c.get("num_classes_kwarg", "num_classes"), dict(c["classes"]))
+
+    variants = []
+    for v in data["variants"]:
+        if v["family"] not in families:
+            raise SpecError(f"{path}: variant {v['id']!r} names unknown family {v['family']!r}")
+        variants.append(Variant(v["id"], v.get("title", v["id"]), families[v["family"]], v["class"], dict(v.get("kwargs", {}))))
+    ids = [v.id for v in variants]
+    if len(set(ids)) != len(ids):
+        raise SpecError(f"{path}: variant ids must be unique, got {ids}")
+
+    rubric = tuple(
+        RubricItem(r["id"], r.get("title", r["id"]), float(r["marks"]), tuple(r.get("variants", ())))
+        for r in data.get("rubric", ())
+    )
+    for item in rubric:
+        unknown = set(item.variants) - set(ids)
+        if unknown:
+            raise SpecError(f"{path}: rubric item {item.id!r} names unknown variants {sorted(unknown)}")
+
+    a = data["assignment"]
+    return Assignment(
+        id=a["id"], title=a.get("title", a["id"]), class_names=class_names, palette=palette,
+        families=families, contract=contract, variants=tuple(variants), rubric=rubric,
+        policy=dict(data.get("policy", {})), path=path, sha256=sha256,
+    )
