@@ -1,0 +1,224 @@
+"""`segrade check` on small hand-made submissions, through the real worker process.
+
+The models here are a single conv so each test takes about a second; the reference
+solution is checked end to end in test_check_reference.py.
+"""
+
+import json
+import textwrap
+
+import pytest
+
+from grader.cli import main
+from grader.load import SubmissionError, load_submission
+from grader.pipeline import GradeOptions, grade_submission
+from grader.results import CheckStatus, VariantStatus
+from grader.spec import load_spec
+
+TINY = """
+import torch.nn as nn
+
+class Tiny(nn.Module):
+    def __init__(self, num_classes, freeze_backbone=False, pretrained=True, in_channels=3):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, num_classes, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+FCN32s = FCN16s = FCN8s = UNet = UNetNoSkip = ResidualUNet = AttentionUNet = None
+"""
+
+ALL_CLASSES = "".join(
+    f"class {name}(Tiny):\n    pass\n\n"
+    for name in ("FCN32s", "FCN16s", "FCN8s", "UNet", "UNetNoSkip", "ResidualUNet", "AttentionUNet")
+)
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_spec()
+
+
+def make_submission(tmp_path, files: dict[str, str]):
+    root = tmp_path / "student"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(textwrap.dedent(text))
+    return root
+
+
+def grade(path, spec, **options):
+    return grade_submission(path, spec, GradeOptions(**options))
+
+
+def by_id(result):
+    return {v.variant_id: v for v in result.variants}
+
+
+def test_complete_submission_passes(tmp_path, spec):
+    root = make_submission(tmp_path, {"models.py": TINY + ALL_CLASSES})
+    result = grade(root, spec)
+    assert result.ok, [(v.variant_id, v.checks) for v in result.variants]
+    assert result.grade.passed_variants == 10
+    fcn = by_id(result)["fcn8s_frozen"]
+    assert fcn.mapping == "FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) from models.py"
+    assert fcn.check("forward_shape").details["seen"] == [2, 13, 224, 224]
+    assert by_id(result)["unet"].check("forward_shape").details["seen"] == [2, 13, 256, 256]
+    assert result.environment["pretrained_backbone"] is False
+    assert "pretrained=False" in result.environment["backbone_weights"]
+
+
+def test_each_failure_is_named(tmp_path, spec):
+    root = make_submission(tmp_path, {
+        "models.py": TINY + """
+class FCN32s(Tiny):
+    def forward(self, x):
+        return self.conv(x)[:, :, ::2, ::2]          # half resolution
+
+class fcn_16s(Tiny):                               # contract name, other spelling
+    pass
+
+class FCN8s(Tiny):
+    def forward(self, x):
+        return {"out": self.conv(x)}
+
+class UNet(Tiny):
+    def __init__(self, num_classes, in_channels=3):
+        raise ValueError("forgot to finish this")
+
+class UNetNoSkip(Tiny):
+    def forward(self, x):
+        return self.conv(x) / 0 * 0                # NaN everywhere
+
+class ResidualUNet(Tiny):
+    def forward(self, x):
+        return self.conv(x).argmax(1, keepdim=True).expand(-1, 13, -1, -1)
+""",
+        "other.py": "import torch.nn as nn\nclass AttentionUNet(nn.Module):\n    pass\n",
+        "more.py": "import torch.nn as nn\nclass Attention_UNet(nn.Module):\n    pass\n",
+    })
+    variants = by_id(grade(root, spec))
+
+    shape = variants["fcn32s_frozen"].check("forward_shape")
+    assert shape.status is CheckStatus.FAIL
+    assert "output shape 2x13x112x112 for a 2x3x224x224 input; expected 2x13x224x224" in shape.message
+    assert variants["fcn16s_frozen"].status is VariantStatus.PASSED
+    assert "returned a dict" in variants["fcn8s_finetune"].check("forward_shape").message
+    build = variants["unet"].check("builds")
+    assert build.status is CheckStatus.FAIL and "ValueError: forgot to finish this" in build.message
+    assert variants["unet"].check("forward_shape").status is CheckStatus.SKIP
+    assert "NaN or infinite" in variants["unet_noskip"].check("forward_shape").message
+    assert "dtype is int64" in variants["unet_residual"].check("forward_shape").message
+    ambiguous = variants["unet_attention"].check("builds").message
+    assert "2 classes could be AttentionUNet" in ambiguous and "more.py" in ambiguous and "other.py" in ambiguous
+
+
+def test_missing_variants_mention_import_errors(tmp_path, spec):
+    root = make_submission(tmp_path, {
+        "models.py": TINY + "class UNet(Tiny):\n    pass\n",
+        "broken.py": "import albumentations_not_installed\n",
+    })
+    result = grade(root, spec)
+    variants = by_id(result)
+    assert variants["unet"].status is VariantStatus.PASSED
+    missing = variants["fcn8s_frozen"]
+    assert missing.status is VariantStatus.MISSING
+    assert "no class named FCN8s" in missing.checks[0].message
+    assert "broken.py: ModuleNotFoundError" in missing.checks[0].message
+    assert [m["ok"] for m in result.modules] == [False, True]
+
+
+def test_student_files_import_each_other_and_from_packages(tmp_path, spec):
+    root = make_submission(tmp_path, {
+        "blocks.py": TINY,
+        "models/__init__.py": "",
+        "models/unets.py": "from blocks import Tiny\nfrom .helpers import WIDTH\nclass UNet(Tiny):\n    pass\n",
+        "models/helpers.py": "WIDTH = 8\n",
+        "train.py": "from models.unets import UNet\n",  # re-export: not a second candidate
+    })
+    variants = by_id(grade(root, spec))
+    assert variants["unet"].status is VariantStatus.PASSED
+    assert variants["unet"].mapping.endswith("from models/unets.py")
+
+
+def test_exit_at_import_and_hard_exit_are_contained(tmp_path, spec):
+    root = make_submission(tmp_path, {
+        "a_train.py": "import sys\nprint('training...')\nsys.exit(0)\n",
+        "models.py": TINY + ALL_CLASSES.replace(
+            "class UNet(Tiny):\n    pass",
+            "class UNet(Tiny):\n    def __init__(self, num_classes, in_channels=3):\n        import os\n        os._exit(0)"),
+    })
+    result = grade(root, spec)
+    variants = by_id(result)
+    assert result.modules[0]["error"] == "SystemExit: 0"
+    assert variants["fcn8s_finetune"].status is VariantStatus.PASSED  # reported before the exit
+    assert variants["unet"].status is VariantStatus.FAILED
+    assert "exited with code 0 before finishing" in variants["unet"].checks[0].message
+    assert variants["unet_attention"].status is VariantStatus.FAILED
+    assert "training..." in result.worker_log
+
+
+def test_timeout_is_reported(tmp_path, spec):
+    root = make_submission(tmp_path, {"models.py": "import time\ntime.sleep(60)\n"})
+    result = grade(root, spec, timeout_s=3)
+    assert result.environment["worker_problem"].startswith("the worker was stopped after 3 s")
+    assert all(v.status is VariantStatus.FAILED for v in result.variants)
+
+
+def test_worker_gets_a_copy_and_no_secrets(tmp_path, spec, monkeypatch):
+    monkeypatch.setenv("GRADER_SECRET_TOKEN", "s3cret")
+    root = make_submission(tmp_path, {"models.py": TINY + """
+import os, pathlib
+pathlib.Path("written_by_student.txt").write_text("x")
+class UNet(Tiny):
+    def __init__(self, num_classes, in_channels=3):
+        raise RuntimeError("secret=%s home=%s" % (os.environ.get("GRADER_SECRET_TOKEN"), os.environ["HOME"]))
+"""})
+    message = by_id(grade(root, spec))["unet"].check("builds").message
+    assert "secret=None" in message
+    assert str(root) not in message
+    assert not (root / "written_by_student.txt").exists()
+
+
+def test_single_file_and_unreadable_inputs(tmp_path, spec):
+    single = tmp_path / "hw3.py"
+    single.write_text(TINY + ALL_CLASSES)
+    result = grade(single, spec)
+    assert result.ok and result.submission.id == "hw3"
+    with pytest.raises(SubmissionError, match="no such file"):
+        load_submission(tmp_path / "absent")
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(SubmissionError, match="reads a folder or a single .py"):
+        load_submission(tmp_path / "notes.txt")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SubmissionError, match="no .py file"):
+        load_submission(tmp_path / "empty")
+
+
+def test_symlinks_are_not_followed(tmp_path, spec):
+    outside = tmp_path / "outside.py"
+    outside.write_text(TINY + ALL_CLASSES)
+    root = make_submission(tmp_path, {"readme.md": "hi", "local.py": "X = 1\n"})
+    (root / "linked.py").symlink_to(outside)
+    submission = load_submission(root)
+    assert submission.python_files == ("local.py",)
+
+
+def test_cli_exit_codes_and_results_json(tmp_path, capsys):
+    good = make_submission(tmp_path, {"models.py": TINY + ALL_CLASSES})
+    assert main(["check", str(good), "--out", str(tmp_path / "out")]) == 0
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert data["schema"] == "segrade.results/1"
+    assert [v["status"] for v in data["variants"]] == ["passed"] * 10
+    assert data["grade"]["points"] is None and data["grade"]["max_points"] == 100
+    assert data["variants"][0]["checks"][1] == {
+        "id": "forward_shape", "status": "pass", "message": "output 2x13x224x224 as expected",
+        "details": {"expected": [2, 13, 224, 224], "input_shape": [2, 3, 224, 224], "seen": [2, 13, 224, 224]}}
+    assert "10/10 variants build" in capsys.readouterr().out
+
+    (good / "models.py").write_text(TINY)
+    assert main(["check", str(good)]) == 1
+    assert "no class named FCN32s" in capsys.readouterr().out
+    assert main(["check", str(tmp_path / "absent")]) == 2
+    assert "no such file" in capsys.readouterr().out

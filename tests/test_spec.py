@@ -1,0 +1,68 @@
+"""The assignment spec: the default one, and errors for malformed ones."""
+
+import pytest
+
+from grader.spec import SpecError, load_spec
+
+VARIANT_IDS = [
+    "fcn32s_frozen", "fcn16s_frozen", "fcn8s_frozen", "fcn32s_finetune", "fcn16s_finetune",
+    "fcn8s_finetune", "unet", "unet_noskip", "unet_residual", "unet_attention",
+]
+
+
+def test_default_spec_holds_the_assignment():
+    spec = load_spec()
+    assert [v.id for v in spec.variants] == VARIANT_IDS
+    assert spec.num_classes == 13
+    assert spec.class_names[6] == "RoadLine" and spec.class_names[12] == "TrafficSign"
+    assert spec.palette[7] == (128, 64, 128) and spec.palette[10] == (0, 0, 255)
+    assert spec.families["fcn"].input_size == 224
+    assert spec.families["unet"].input_size == 256
+    assert spec.total_marks == 100
+    assert {item.id: item.marks for item in spec.rubric} == {
+        "dataset_visualisation": 5, "fcn": 30, "unet": 25, "unet_noskip": 10, "unet_residual": 5, "unet_attention": 25}
+    assert set(spec.contract.classes) == {"FCN32s", "FCN16s", "FCN8s", "UNet", "UNetNoSkip", "ResidualUNet", "AttentionUNet"}
+    assert spec.variant("fcn8s_frozen").kwargs == {"freeze_backbone": True}
+    assert spec.variant("fcn8s_finetune").kwargs == {"freeze_backbone": False}
+    assert spec.variant("unet_noskip").class_name == "UNetNoSkip"
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    return path
+
+
+def test_bad_toml_names_the_file(tmp_path):
+    path = _write(tmp_path, "[assignment\nid = 1")
+    with pytest.raises(SpecError, match="spec.toml is not valid TOML"):
+        load_spec(path)
+
+
+def test_missing_field_is_named(tmp_path):
+    path = _write(tmp_path, '[assignment]\nid = "x"\n')
+    with pytest.raises(SpecError, match="missing required field 'dataset'"):
+        load_spec(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SpecError, match="cannot read the assignment spec"):
+        load_spec(tmp_path / "nope.toml")
+
+
+def test_unknown_family_and_rubric_variant(tmp_path):
+    base = (
+        '[assignment]\nid = "x"\n[dataset]\nclass_names = ["a", "b"]\npalette = [[0,0,0],[1,1,1]]\n'
+        '[families.unet]\ninput_size = 64\n[contract]\ninput = "i"\noutput = "o"\n[contract.classes]\nUNet = "..."\n'
+    )
+    path = _write(tmp_path, base + '[[variants]]\nid = "v"\nfamily = "fcn"\nclass = "UNet"\n')
+    with pytest.raises(SpecError, match="unknown family 'fcn'"):
+        load_spec(path)
+    path = _write(tmp_path, base + '[[variants]]\nid = "v"\nfamily = "unet"\nclass = "UNet"\n'
+                  '[[rubric]]\nid = "r"\nmarks = 5\nvariants = ["w"]\n')
+    with pytest.raises(SpecError, match="unknown variants"):
+        load_spec(path)
+    path = _write(tmp_path, base.replace("[[1,1,1]]", "[[1,1]]").replace("[[0,0,0],[1,1,1]]", "[[0,0,0]]")
+                  + '[[variants]]\nid = "v"\nfamily = "unet"\nclass = "UNet"\n')
+    with pytest.raises(SpecError, match="one RGB palette colour per class"):
+        load_spec(path)
