@@ -21,7 +21,7 @@ from grader.load import load_submission
 from grader.results import Grade, SubmissionResult, VariantResult, VariantStatus
 from grader.sandbox import WorkerOutcome, run_worker
 from grader.spec import Assignment
-from grader.weights import WEIGHTS_ENV, BackboneWeights, find_vgg16_weights
+from grader.weights import BackboneWeights, find_vgg16_weights
 
 ISOLATION = ("separate worker process (python -I) on a temporary copy, scrubbed environment, "
              "wall-clock limit; no network or file-system sandbox yet")
@@ -44,7 +44,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
     submission = load_submission(path, submission_id)
     weights = find_vgg16_weights(options.vgg16_weights)
     outcome = run_worker(submission, probe_request(assignment, weights, options), timeout_s=options.timeout_s,
-                         extra_env={WEIGHTS_ENV: str(weights.path)} if weights.available else None)
+                         **weights.worker_setup())
     response = outcome.response or {}
     modules = tuple(response.get("modules", ()))
     variants = check(assignment, outcome, options)

@@ -1,6 +1,6 @@
 """Runs the worker (grader.worker) on a private copy of a submission.
 
-Isolation in this version: a separate process, started with `python -I` (no
+Isolation in this version: a separate process, started with `python -I -u -B` (no
 PYTHON* variables, no user site, the working directory not on sys.path until the
 worker adds it after its own imports), a scrubbed environment, a temporary copy of
 the submission as working directory and HOME, and a wall-clock timeout. The
@@ -43,13 +43,16 @@ class WorkerOutcome:
             return f"the worker was stopped after {self.seconds:.0f} s (time limit)"
         if self.response is None:
             return f"the worker exited with code {self.returncode} before reporting anything"
-        if self.returncode != 0:
+        if self.returncode != 0 or not self.response.get("complete"):
             return f"the worker exited with code {self.returncode} before finishing; results so far are kept"
         return None
 
 
 def run_worker(submission: Submission, request: dict[str, Any], *, timeout_s: float,
-               extra_env: dict[str, str] | None = None) -> WorkerOutcome:
+               extra_env: dict[str, str] | None = None, torch_cache: dict[str, Path] | None = None) -> WorkerOutcome:
+    """Run the worker on a copy of the submission. `torch_cache` maps file names to files
+    placed in the worker's torch hub cache (TORCH_HOME), so that student code calling
+    torchvision's own weight loading finds grader-supplied weights offline."""
     with tempfile.TemporaryDirectory(prefix="segrade-") as tmp:
         tmp = Path(tmp)
         workdir = tmp / "submission"
@@ -58,12 +61,18 @@ def run_worker(submission: Submission, request: dict[str, Any], *, timeout_s: fl
         request_path.write_text(json.dumps({**request, "python_files": list(submission.python_files)}))
 
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
-        env |= {"HOME": str(workdir), "TMPDIR": str(tmp), "PYTHONDONTWRITEBYTECODE": "1",
-                "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
+        torch_home = tmp / "torch"
+        checkpoints = torch_home / "hub" / "checkpoints"
+        checkpoints.mkdir(parents=True)
+        for name, target in (torch_cache or {}).items():
+            (checkpoints / name).symlink_to(target)
+        env |= {"HOME": str(workdir), "TMPDIR": str(tmp), "TORCH_HOME": str(torch_home), "MPLBACKEND": "Agg"}
         env |= extra_env or {}
 
         started = time.perf_counter()
-        command = [sys.executable, "-I", "-m", "grader.worker", str(request_path), str(response_path)]
+        # -I ignores PYTHON* variables, so unbuffered output (-u: the log survives a
+        # hard exit) and no .pyc files (-B) are asked for as flags.
+        command = [sys.executable, "-I", "-u", "-B", "-m", "grader.worker", str(request_path), str(response_path)]
         try:
             proc = subprocess.run(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout_s)

@@ -95,7 +95,7 @@ def load_spec(path: str | Path | None = None) -> Assignment:
     try:
         return _parse(data, path, hashlib.sha256(raw).hexdigest())
     except KeyError as exc:
-        raise SpecError(f"{path}: missing required field {exc.args[0]}") from None
+        raise SpecError(f"{path}: missing required field {exc.args[0]!r}") from None
 
 
 def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:

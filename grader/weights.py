@@ -1,9 +1,10 @@
 """Whether ImageNet VGG16 weights are available offline, decided in one place.
 
 segrade never downloads weights. It builds FCN variants with `pretrained=True`
-only when a weights file is found here, and hands its path to the worker as
-SEGRADE_VGG16_WEIGHTS (the reference solution reads it; torchvision's cache is
-also searched, for students who call torchvision directly).
+only when a weights file is found here, and hands it to the worker both as
+SEGRADE_VGG16_WEIGHTS (the reference solution reads it) and as the file in the
+worker's own torchvision cache (for students who call
+`vgg16(weights="IMAGENET1K_V1")` directly).
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ class BackboneWeights:
     @property
     def available(self) -> bool:
         return self.path is not None
+
+    def worker_setup(self) -> dict:
+        """run_worker arguments that make the weights visible to student code: the
+        SEGRADE_VGG16_WEIGHTS variable and torchvision's cache file name."""
+        if self.path is None:
+            return {}
+        return {"extra_env": {WEIGHTS_ENV: str(self.path)}, "torch_cache": {TORCHVISION_VGG16_FILE: self.path}}
 
     def describe(self) -> str:
         if self.path is not None:

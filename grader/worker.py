@@ -48,6 +48,10 @@ def main(argv: list[str]) -> int:
     for variant in request["variants"]:
         response["variants"].append(_probe(variant, classes, device, request, torch))
         save()
+    # Student code can end the process early, even with exit code 0 (os._exit);
+    # only this flag tells the grading process that the worker got to the end.
+    response["complete"] = True
+    save()
     return 0
 
 

@@ -1,0 +1,60 @@
+"""A plain, non-editable install works from any directory: build the wheel, install it into
+a fresh virtual environment (reusing this environment's torch through a .pth file rather
+than downloading it again), and run segrade from outside the source tree."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+
+def run(*command, cwd):
+    proc = subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{command} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("wheel")
+    run(sys.executable, "-m", "pip", "wheel", ROOT, "--no-deps", "--no-build-isolation", "-w", tmp / "dist", cwd=tmp)
+    (wheel,) = (tmp / "dist").glob("segrade-*.whl")
+
+    venv = tmp / "venv"
+    run(getattr(sys, "_base_executable", sys.executable), "-m", "venv", venv, cwd=tmp)
+    python = venv / "bin" / "python"
+    site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=tmp).strip())
+    # Reuse the installed dependencies (torch is several GB) without the editable segrade:
+    # a .pth line adds the directory, it does not process the .pth files inside it.
+    (site / "reuse_deps.pth").write_text(str(Path(torch.__file__).resolve().parents[1]) + "\n")
+    run(python, "-m", "pip", "install", "--no-deps", "--ignore-installed", "--no-index", wheel, cwd=tmp)
+    return venv, tmp
+
+
+def test_installed_package_is_self_contained(installed):
+    venv, tmp = installed
+    assert run(venv / "bin" / "segrade", "--version", cwd=tmp).strip() == "segrade 0.1.0"
+    where = json.loads(run(venv / "bin" / "python", "-c", (
+        "import json, grader, grader.resources as r;"
+        "print(json.dumps([grader.__file__, str(r.reference_dir()), str(r.templates_dir()), str(r.DEFAULT_SPEC)]))"
+    ), cwd=tmp))
+    for path in where:
+        assert path.startswith(str(venv)), f"{path} is not inside the installed package"
+    reference = Path(where[1])
+    assert {"fcn.py", "unet.py", "README.md"} <= {p.name for p in reference.iterdir()}
+    assert Path(where[3]).is_file()
+
+
+def test_installed_segrade_checks_the_bundled_reference(installed):
+    venv, tmp = installed
+    reference = run(venv / "bin" / "python", "-c", "import grader.resources as r; print(r.reference_dir())", cwd=tmp).strip()
+    run(venv / "bin" / "segrade", "check", reference, "--out", tmp / "out", cwd=tmp)
+    results = json.loads((tmp / "out" / "results.json").read_text())
+    assert [v["status"] for v in results["variants"]] == ["passed"] * 10
