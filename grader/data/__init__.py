@@ -1,0 +1,13 @@
+"""Datasets: the built-in synthetic road scenes and loaders for real data.
+
+Every dataset here is a `torch.utils.data.Dataset` whose items are
+
+    (image, mask) = (uint8 tensor 3 x H x W, int64 tensor H x W)
+
+at the dataset's own size (real data) or the requested size (synthetic), with class
+ids in the mask and IGNORE_INDEX for pixels that carry no label. Resizing to a
+profile's size, augmentation and ImageNet normalisation are applied by
+`grader.data.transforms`, never by the loaders.
+"""
+
+IGNORE_INDEX = 255
