@@ -1,4 +1,7 @@
-"""The `segrade` command: parse arguments, call the engine, print. Nothing more."""
+"""The `segrade` command: parse arguments, call the engine, print. Nothing more.
+
+Each command lives in its own module under grader/commands/.
+"""
 
 from __future__ import annotations
 
@@ -6,45 +9,17 @@ import argparse
 import sys
 
 from grader import __version__
+from grader.commands import check, data
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="segrade", description="Grade segmentation assignments.")
     parser.add_argument("--version", action="version", version=f"segrade {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    check = commands.add_parser("check", help="check one submission: does every variant build and give the right shape?")
-    check.add_argument("path", help="a submission folder or a single .py file")
-    check.add_argument("--out", metavar="DIR", help="write DIR/results.json")
-    check.add_argument("--spec", metavar="TOML", help="assignment spec (default: the one shipped with segrade)")
-    check.add_argument("--vgg16-weights", metavar="FILE", help="ImageNet VGG16 weights (torchvision state dict)")
-    check.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    check.add_argument("--timeout", type=float, default=900.0, metavar="S", help="worker time limit in seconds")
-    check.set_defaults(run=run_check)
-
+    for command in (check, data):
+        command.add_parser(commands)
     args = parser.parse_args(argv)
     return args.run(args)
-
-
-def run_check(args: argparse.Namespace) -> int:
-    from grader.load import SubmissionError
-    from grader.pipeline import GradeOptions, grade_submission
-    from grader.report import make_console, print_summary, write_results
-    from grader.spec import SpecError, load_spec
-
-    console = make_console()
-    try:
-        assignment = load_spec(args.spec)
-        options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, timeout_s=args.timeout)
-        with console.status("building every variant in the worker..."):
-            result = grade_submission(args.path, assignment, options)
-    except (SpecError, SubmissionError, FileNotFoundError) as exc:
-        console.print(f"[red]segrade:[/] {exc}")
-        return 2
-    print_summary(result, console)
-    if args.out:
-        console.print(f"wrote {write_results(result, args.out)}")
-    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

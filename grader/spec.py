@@ -19,6 +19,24 @@ class SpecError(ValueError):
     """The assignment spec file is malformed."""
 
 
+DATASET_KINDS = ("synthetic", "folders", "carla", "cityscapes")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Which data the assignment uses. `synthetic` needs no files; the others read `root`."""
+
+    kind: str
+    class_names: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    root: Path | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the loader (e.g. CARLA's splits)
+    # Public seeds of the synthetic train and val splits. The test split's seed is
+    # never in the spec: the grader keeps it secret (grader.data.sources).
+    train_seed: int = 1
+    val_seed: int = 2
+
+
 @dataclass(frozen=True)
 class Family:
     id: str
@@ -56,8 +74,7 @@ class Contract:
 class Assignment:
     id: str
     title: str
-    class_names: tuple[str, ...]
-    palette: tuple[tuple[int, int, int], ...]
+    dataset: DatasetConfig
     families: dict[str, Family]
     contract: Contract
     variants: tuple[Variant, ...]
@@ -67,8 +84,16 @@ class Assignment:
     sha256: str
 
     @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.dataset.class_names
+
+    @property
+    def palette(self) -> tuple[tuple[int, int, int], ...]:
+        return self.dataset.palette
+
+    @property
     def num_classes(self) -> int:
-        return len(self.class_names)
+        return len(self.dataset.class_names)
 
     @property
     def total_marks(self) -> float:
@@ -99,11 +124,7 @@ def load_spec(path: str | Path | None = None) -> Assignment:
 
 
 def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
-    dataset = data["dataset"]
-    class_names = tuple(dataset["class_names"])
-    palette = tuple(tuple(int(c) for c in colour) for colour in dataset["palette"])
-    if len(palette) != len(class_names) or any(len(c) != 3 for c in palette):
-        raise SpecError(f"{path}: [dataset] needs one RGB palette colour per class name")
+    dataset = _parse_dataset(data["dataset"], path)
 
     families = {
         fid: Family(fid, f.get("title", fid), int(f["input_size"]), f.get("pretrained_kwarg"))
@@ -132,7 +153,29 @@ def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
 
     a = data["assignment"]
     return Assignment(
-        id=a["id"], title=a.get("title", a["id"]), class_names=class_names, palette=palette,
-        families=families, contract=contract, variants=tuple(variants), rubric=rubric,
+        id=a["id"], title=a.get("title", a["id"]), dataset=dataset, families=families, contract=contract, variants=tuple(variants), rubric=rubric,
         policy=dict(data.get("policy", {})), path=path, sha256=sha256,
     )
+
+
+def _parse_dataset(d: dict[str, Any], path: Path) -> DatasetConfig:
+    class_names = tuple(d["class_names"])
+    palette = tuple(tuple(int(c) for c in colour) for colour in d["palette"])
+    if len(palette) != len(class_names) or any(len(c) != 3 for c in palette):
+        raise SpecError(f"{path}: [dataset] needs one RGB palette colour per class name")
+    kind = d.get("kind", "synthetic")
+    if kind not in DATASET_KINDS:
+        raise SpecError(f"{path}: [dataset] kind = {kind!r}; use one of {', '.join(DATASET_KINDS)}")
+    root = d.get("root")
+    if kind != "synthetic" and not root:
+        raise SpecError(f"{path}: [dataset] kind = {kind!r} needs root = \"/path/to/the/data\"")
+    if root:
+        root = Path(root).expanduser()
+        root = root if root.is_absolute() else (path.parent / root)  # relative to the spec file
+    synthetic = d.get("synthetic", {})
+    if "test_seed" in synthetic:
+        raise SpecError(f"{path}: [dataset.synthetic] must not hold test_seed: the test seed is secret; "
+                        "set SEGRADE_TEST_SEED in the grading environment instead")
+    return DatasetConfig(kind=kind, class_names=class_names, palette=palette, root=root,
+                         options=dict(d.get("options", {})), train_seed=int(synthetic.get("train_seed", 1)),
+                         val_seed=int(synthetic.get("val_seed", 2)))

@@ -66,3 +66,22 @@ def test_unknown_family_and_rubric_variant(tmp_path):
                   + '[[variants]]\nid = "v"\nfamily = "unet"\nclass = "UNet"\n')
     with pytest.raises(SpecError, match="one RGB palette colour per class"):
         load_spec(path)
+
+
+def test_dataset_config(tmp_path):
+    spec = load_spec()
+    assert spec.dataset.kind == "synthetic" and spec.dataset.root is None
+    assert (spec.dataset.train_seed, spec.dataset.val_seed) == (1, 2)
+
+    from grader.resources import DEFAULT_SPEC
+    text = DEFAULT_SPEC.read_text()
+    carla = _write(tmp_path, text.replace('kind = "synthetic"', 'kind = "carla"\nroot = "data/carla"'))
+    config = load_spec(carla).dataset
+    assert config.kind == "carla" and config.root == tmp_path / "data" / "carla"
+
+    with pytest.raises(SpecError, match="needs root"):
+        load_spec(_write(tmp_path, text.replace('kind = "synthetic"', 'kind = "folders"')))
+    with pytest.raises(SpecError, match="use one of synthetic, folders, carla, cityscapes"):
+        load_spec(_write(tmp_path, text.replace('kind = "synthetic"', 'kind = "kitti"')))
+    with pytest.raises(SpecError, match="test seed is secret"):
+        load_spec(_write(tmp_path, text.replace("val_seed = 2", "val_seed = 2\ntest_seed = 3")))

@@ -1,0 +1,73 @@
+"""Open a split of the assignment's dataset, whatever its kind, and keep the test seed secret.
+
+For the synthetic scenes, train and val come from public seeds in the spec; the test
+split's seed comes from SEGRADE_TEST_SEED or is drawn fresh (62 random bits), so it
+cannot be derived from anything a submission sees. It is only ever used in the
+grading process, which renders the hidden labels itself.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from grader.spec import DatasetConfig
+
+SPLITS = ("train", "val", "test")
+TEST_SEED_ENV = "SEGRADE_TEST_SEED"
+# Default number of synthetic images per split when the caller does not say.
+DEFAULT_LENGTH = {"train": 1000, "val": 200, "test": 200}
+
+
+def secret_test_seed() -> int:
+    """The synthetic test split's seed: SEGRADE_TEST_SEED if set, else a fresh random one."""
+    value = os.environ.get(TEST_SEED_ENV)
+    if value is None:
+        return secrets.randbits(62)
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{TEST_SEED_ENV} must be an integer, got {value!r}") from None
+
+
+def open_split(config: DatasetConfig, split: str, *, size: int | tuple[int, int] = 64,
+               length: int | None = None, test_seed: int | None = None) -> Dataset:
+    """The items of one split, (uint8 3xHxW image, int64 HxW mask). `size` and `length`
+    apply to synthetic data only; real data keeps its own size (transforms resize it)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if config.kind == "synthetic":
+        from grader.data.synthetic import SyntheticRoadScenes
+
+        if split == "test":
+            if test_seed is None:
+                raise ValueError("the synthetic test split needs the secret test seed (secret_test_seed())")
+            seed = test_seed
+        else:
+            seed = config.train_seed if split == "train" else config.val_seed
+        return SyntheticRoadScenes(seed, length or DEFAULT_LENGTH[split], size)
+
+    from grader.data.folders import open_dataset
+
+    return open_dataset(config.kind, config.root, split, num_classes=len(config.class_names),
+                        palette=config.palette, **config.options)
+
+
+def export_split(dataset: Dataset, out_dir: str | Path, split: str, limit: int | None = None) -> int:
+    """Write items in the generic folder layout: OUT/split/images/NNNNN.png (RGB) and
+    OUT/split/masks/NNNNN.png (single channel, class ids). Returns the number written."""
+    from PIL import Image
+
+    images, masks = Path(out_dir) / split / "images", Path(out_dir) / split / "masks"
+    images.mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True, exist_ok=True)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    for i in range(count):
+        image, mask = dataset[i]
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(images / f"{i:05d}.png")
+        Image.fromarray(mask.numpy().astype(np.uint8), mode="L").save(masks / f"{i:05d}.png")
+    return count

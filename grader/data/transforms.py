@@ -1,0 +1,203 @@
+"""Joint image/mask transforms: resizing to a profile's size, augmentation, normalisation.
+
+Datasets (`grader.data`) give ``(uint8 image 3 x H x W, int64 mask H x W)`` at their own
+size. A transform here takes that pair and returns ``(float32 image 3 x h x w,
+ImageNet-normalised; int64 mask h x w)`` as plain tensors:
+
+* `eval_transform(size)`: resize (image bilinear with antialiasing, mask nearest),
+  normalise. Deterministic; used for validation, test and hidden-label evaluation.
+* `train_transform(size)`: random scale, random crop (padding: image with the ImageNet
+  mean colour, mask with `IGNORE_INDEX`, never a class id), horizontal flip, colour
+  jitter (image only), normalise.
+
+Both are built from `torchvision.transforms.v2` acting on `tv_tensors.Image` and
+`tv_tensors.Mask` together, so geometric operations apply identically to both.
+
+Masks are resized with NEAREST_EXACT (PIL's nearest: the source pixel whose centre is
+nearest), not torch's legacy NEAREST (which picks the top-left source pixel and shifts
+the mask by up to half a source pixel against the bilinear image: at 600x800 -> 256x256,
+about 5x more mask pixels disagree with the image). Either way no new ids appear.
+
+Randomness comes from torch's global RNG, which `torch.utils.data.DataLoader` reseeds
+for each worker and each epoch; `torch.manual_seed(s)` before building the loader's
+iterator makes a run reproducible. (A transform holding its own seeded generator would
+repeat the same augmentations in every worker and, with non-persistent workers, every
+epoch, so there is no per-transform seed.)
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from grader.data import IGNORE_INDEX
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "PairTransform",
+    "JointResize",
+    "RandomScaleResize",
+    "eval_transform",
+    "train_transform",
+    "denormalize",
+    "TransformedDataset",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# The mean colour in 0..255: padding the uint8 image with it gives ~0 after normalising.
+_MEAN_FILL = tuple(round(255 * m) for m in IMAGENET_MEAN)
+
+Size = int | Sequence[int]
+
+
+def _hw(size: Size) -> list[int]:
+    """(h, w) from an int (a square: 224 -> 224 x 224) or an (h, w) pair."""
+    if isinstance(size, numbers.Integral):
+        h = w = size
+    else:
+        if len(size) != 2:
+            raise ValueError(f"size must be an int or (height, width), got {size!r}")
+        h, w = (int(s) for s in size)
+    if h < 1 or w < 1:
+        raise ValueError(f"size must be positive, got {size!r}")
+    return [h, w]
+
+
+def _resize(inpt: Any, size: list[int]) -> Any:
+    if isinstance(inpt, tv_tensors.Mask):
+        return F.resize(inpt, size, interpolation=InterpolationMode.NEAREST_EXACT)
+    return F.resize(inpt, size, interpolation=InterpolationMode.BILINEAR, antialias=True)
+
+
+class JointResize(v2.Transform):
+    """Resize to exactly (h, w) (an int means a square; the aspect ratio is not kept):
+    images bilinear with antialiasing, masks nearest (NEAREST_EXACT)."""
+
+    def __init__(self, size: Size) -> None:
+        super().__init__()
+        self.size = _hw(size)
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return _resize(inpt, self.size)
+
+
+class RandomScaleResize(v2.Transform):
+    """Resize to (h * s, w * s), s drawn uniformly from `scale` once per sample, from the
+    input's own size directly (one resampling). With s = 1 this is `JointResize(size)`."""
+
+    def __init__(self, size: Size, scale: tuple[float, float] = (0.75, 1.5)) -> None:
+        super().__init__()
+        self.size = _hw(size)
+        lo, hi = (float(s) for s in scale)
+        if not 0 < lo <= hi:
+            raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {scale!r}")
+        self.scale = (lo, hi)
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        s = torch.empty(()).uniform_(*self.scale).item()
+        return {"size": [max(1, round(self.size[0] * s)), max(1, round(self.size[1] * s))]}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return _resize(inpt, params["size"])
+
+
+class PairTransform:
+    """Applies a v2 pipeline to an (image, mask) pair of plain tensors.
+
+    The image (uint8 or float, 3 x H x W) is wrapped as `tv_tensors.Image` and the mask
+    (integer, H x W) as `tv_tensors.Mask`; the result is (plain float32 tensor, plain
+    int64 tensor). `mask` may be None (inference on unlabelled images): the result's
+    mask is then None.
+    """
+
+    def __init__(self, pipeline: Callable[..., Any]) -> None:
+        self.pipeline = pipeline
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"image must be 3 x H x W, got shape {tuple(image.shape)}")
+        if mask is None:
+            out = self.pipeline(tv_tensors.Image(image))
+            return out.as_subclass(torch.Tensor), None
+        if mask.shape != image.shape[1:]:
+            raise ValueError(f"mask shape {tuple(mask.shape)} does not match image size {tuple(image.shape[1:])}")
+        out_image, out_mask = self.pipeline(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        return out_image.as_subclass(torch.Tensor), out_mask.as_subclass(torch.Tensor).to(torch.int64)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.pipeline!r})"
+
+
+def _to_normalised_float() -> list[v2.Transform]:
+    return [
+        v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
+        v2.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)),
+    ]
+
+
+def eval_transform(size: Size) -> PairTransform:
+    """Resize to `size` (int: square; or (h, w)) and ImageNet-normalise; no randomness."""
+    return PairTransform(v2.Compose([JointResize(size), *_to_normalised_float()]))
+
+
+def train_transform(size: Size, *, scale: tuple[float, float] = (0.75, 1.5), hflip: bool = True,
+                    color_jitter: bool = True) -> PairTransform:
+    """Augmenting transform for training at `size`.
+
+    1. resize to ``size * s``, s ~ U(`scale`) (image bilinear, mask nearest);
+    2. random crop of `size`; where the scaled sample is smaller it is padded, the image
+       with the ImageNet mean colour and the mask with `IGNORE_INDEX` (255);
+    3. horizontal flip with probability 0.5 (if `hflip`);
+    4. colour jitter, image only (brightness, contrast, saturation 0.3, hue 0.02; if
+       `color_jitter`);
+    5. float conversion and ImageNet normalisation, as in `eval_transform`.
+    """
+    hw = _hw(size)
+    steps: list[v2.Transform] = [
+        RandomScaleResize(hw, scale),
+        v2.RandomCrop(hw, pad_if_needed=True, fill={tv_tensors.Image: _MEAN_FILL, tv_tensors.Mask: IGNORE_INDEX}),
+    ]
+    if hflip:
+        steps.append(v2.RandomHorizontalFlip(p=0.5))
+    if color_jitter:
+        steps.append(v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.02))
+    return PairTransform(v2.Compose([*steps, *_to_normalised_float()]))
+
+
+def denormalize(image: torch.Tensor) -> torch.Tensor:
+    """Undo the ImageNet normalisation of a float image (3 x H x W or N x 3 x H x W):
+    a uint8 tensor of the same shape, for previews."""
+    if image.ndim not in (3, 4) or image.shape[-3] != 3:
+        raise ValueError(f"image must be 3 x H x W or N x 3 x H x W, got shape {tuple(image.shape)}")
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=image.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=image.device).view(3, 1, 1)
+    rgb = image.detach().float() * std + mean
+    return (rgb * 255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+class TransformedDataset(Dataset):
+    """`dataset` with `transform(image, mask)` applied to each item."""
+
+    def __init__(self, dataset: Dataset, transform: Callable[[torch.Tensor, torch.Tensor], tuple[Any, Any]]) -> None:
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        image, mask = self.dataset[index]
+        return self.transform(image, mask)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.dataset!r}, {self.transform!r})"
