@@ -53,7 +53,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, device: torch
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            log.losses.append(float(loss))
+            log.losses.append(loss.item())
             step += 1
             if step >= config.steps:
                 break
