@@ -1,0 +1,61 @@
+"""Baselines, and the property of the synthetic data they exist to show: colour alone does
+not give the class away, so a per-pixel colour lookup scores far below a trained U-Net."""
+
+import importlib.util
+
+import pytest
+import torch
+
+from grader.data.baselines import fit_colour_lookup, score_colour_lookup, score_majority
+from grader.data.synthetic import SyntheticRoadScenes
+from grader.data.transforms import TransformedDataset, eval_transform, train_transform
+from grader.metrics import ConfusionMatrix
+from grader.resources import reference_dir
+from grader.train import TrainConfig, predict, train
+
+C = 13
+
+
+def toy(n, seed):
+    """Images whose colour is a function of the class: a lookup must be perfect here."""
+    g = torch.Generator().manual_seed(seed)
+    items = []
+    for _ in range(n):
+        mask = torch.randint(0, 4, (8, 8), generator=g)
+        image = torch.stack([mask * 60, 255 - mask * 60, torch.full_like(mask, 7)]).to(torch.uint8)
+        items.append((image, mask))
+    return items
+
+
+def test_colour_lookup_is_perfect_when_colour_is_the_class():
+    table = fit_colour_lookup(toy(5, 0), C)
+    scores = score_colour_lookup(table, toy(5, 1), C)
+    assert scores.miou == 1.0 and scores.pixel_accuracy == 1.0
+
+
+def test_majority_baseline_predicts_the_most_frequent_class():
+    train_items = [(None, torch.tensor([[2, 2, 2, 1]]))]
+    scores = score_majority(train_items, [(None, torch.tensor([[2, 1]]))], C)
+    assert scores.per_class_iou[2] == 0.5 and scores.per_class_iou[1] == 0.0
+    assert scores.miou == 0.25
+
+
+@pytest.mark.slow
+def test_colour_lookup_scores_far_below_a_trained_unet():
+    raw_train, raw_val = SyntheticRoadScenes(101, 400, 64), SyntheticRoadScenes(102, 100, 64)
+    colour = score_colour_lookup(fit_colour_lookup(raw_train, C), raw_val, C).miou
+
+    spec = importlib.util.spec_from_file_location("reference_unet", reference_dir() / "unet.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    model = module.UNet(C, base_channels=16)
+    train(model, TransformedDataset(raw_train, train_transform(64)), TrainConfig(steps=350, batch_size=16, lr=3e-3))
+    val = TransformedDataset(raw_val, eval_transform(64))
+    cm = ConfusionMatrix(C)
+    cm.update(predict(model, val), torch.stack([mask for _, mask in val]))
+    unet = cm.compute().miou
+
+    print(f"colour lookup mIoU {colour:.3f}, U-Net (350 steps, width 16) mIoU {unet:.3f}")
+    assert colour < 0.3
+    assert unet > colour + 0.1
