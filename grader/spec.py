@@ -52,6 +52,8 @@ class Variant:
     family: Family
     class_name: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)  # what the variant is: stride, frozen, skip...
+    aliases: tuple[str, ...] = ()                         # other class names students use for it
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
     for v in data["variants"]:
         if v["family"] not in families:
             raise SpecError(f"{path}: variant {v['id']!r} names unknown family {v['family']!r}")
-        variants.append(Variant(v["id"], v.get("title", v["id"]), families[v["family"]], v["class"], dict(v.get("kwargs", {}))))
+        variants.append(Variant(v["id"], v.get("title", v["id"]), families[v["family"]], v["class"],
+                                dict(v.get("kwargs", {})), dict(v.get("traits", {})), tuple(v.get("aliases", ()))))
     ids = [v.id for v in variants]
     if len(set(ids)) != len(ids):
         raise SpecError(f"{path}: variant ids must be unique, got {ids}")
