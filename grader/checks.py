@@ -15,26 +15,25 @@ from grader.spec import Assignment, Variant
 REQUIRED_CHECKS = ("builds", "forward_shape")
 
 
-def check_variant(variant: Variant, observed: dict[str, Any] | None, assignment: Assignment,
-                  *, batch_size: int, worker_problem: str | None = None,
-                  import_errors: tuple[str, ...] = ()) -> VariantResult:
-    """Judge one variant from what the worker observed (None: the worker never got to it)."""
-    if observed is None:
-        why = worker_problem or "the worker did not report on this variant"
-        return _result(variant, VariantStatus.FAILED, None,
-                       [CheckResult("builds", CheckStatus.FAIL, f"not checked: {why}")])
+# A worker that could not finish a variant says why; these map onto variant statuses.
+WORKER_STATUS = {"timeout": VariantStatus.TIMEOUT, "oom": VariantStatus.OOM, "crashed": VariantStatus.CRASHED,
+                 "error": VariantStatus.ERROR}
 
-    candidates = observed.get("candidates", [])
-    if not candidates:
+
+def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assignment, *, batch_size: int,
+                  import_errors: tuple[str, ...] = ()) -> VariantResult:
+    """Judge one variant from what the worker observed."""
+    if "worker_status" in observed:
+        status = WORKER_STATUS.get(observed["worker_status"], VariantStatus.ERROR)
+        return _result(variant, status, observed.get("mapping"),
+                       [CheckResult("builds", CheckStatus.FAIL, observed.get("message") or status.value,
+                                    {"phase": observed.get("phase")})])
+    if "unresolved" in observed:
+        status = VariantStatus.AMBIGUOUS if observed["unresolved"] == "ambiguous" else VariantStatus.MISSING
         hint = f" Files that failed to import: {'; '.join(import_errors)}." if import_errors else ""
-        message = (f"no class named {variant.class_name} (names are matched ignoring case and "
-                   f"underscores, so {variant.class_name.lower()} or {variant.class_name.upper()} "
-                   f"would do).{hint}")
-        return _result(variant, VariantStatus.MISSING, None, [CheckResult("builds", CheckStatus.FAIL, message)])
-    if len(candidates) > 1:
-        message = (f"{len(candidates)} classes could be {variant.class_name}: {', '.join(candidates)}. "
-                   "Keep one, or rename the others.")
-        return _result(variant, VariantStatus.FAILED, None, [CheckResult("builds", CheckStatus.FAIL, message)])
+        return _result(variant, status, None, [CheckResult(
+            "builds", CheckStatus.FAIL, observed.get("message", "not found") + hint,
+            {"looked_for": observed.get("looked_for", []), "candidates": observed.get("candidates", [])})])
 
     mapping = observed.get("mapping")
     checks = [_builds(observed)]
@@ -43,18 +42,39 @@ def check_variant(variant: Variant, observed: dict[str, Any] | None, assignment:
                   else CheckResult("forward_shape", CheckStatus.SKIP, "not run: the model did not build"))
     failed = any(c.status is CheckStatus.FAIL for c in checks if c.id in REQUIRED_CHECKS)
     figures = {"parameters": observed.get("parameters"),
-               "build_seconds": observed.get("build", {}).get("seconds"),
-               "forward_seconds": observed.get("forward", {}).get("seconds")}
-    return _result(variant, VariantStatus.FAILED if failed else VariantStatus.PASSED, mapping, checks, figures)
+               "build_seconds": (observed.get("build") or {}).get("seconds"),
+               "forward_seconds": (observed.get("forward") or {}).get("seconds")}
+    return _result(variant, _status(observed) if failed else VariantStatus.PASSED, mapping, checks, figures,
+                   adapter=observed.get("adapter"), notes=tuple(observed.get("notes", ())))
+
+
+def _status(observed: dict[str, Any]) -> VariantStatus:
+    """A raised exception is an error (or oom); a wrong result is a failure."""
+    for step in ("build", "forward"):
+        info = observed.get(step) or {}
+        if info and not info.get("ok"):
+            return VariantStatus.OOM if info.get("oom") else VariantStatus.ERROR
+    return VariantStatus.FAILED
 
 
 def _builds(observed: dict[str, Any]) -> CheckResult:
     build = observed.get("build") or {}
     if build.get("ok"):
-        return CheckResult("builds", CheckStatus.PASS, f"built {observed.get('mapping')}")
+        return CheckResult("builds", CheckStatus.PASS, f"built as {observed.get('mapping')}")
     error = build.get("error", "the worker reported no build result")
-    return CheckResult("builds", CheckStatus.FAIL, f"{observed.get('mapping')} raised {error}",
-                       {"traceback": build.get("traceback")})
+    message = f"building {observed.get('mapping')} raised {error}"
+    if _is_network_failure(error):
+        message += (". The constructor tried to download weights, but grading runs offline: download only "
+                    "when `pretrained` is true (segrade passes pretrained=False unless the instructor "
+                    "supplies ImageNet weights with --vgg16-weights or SEGRADE_VGG16_WEIGHTS)")
+    return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.get("traceback")})
+
+
+def _is_network_failure(error: str) -> bool:
+    # Building a model touches the network only to fetch weights (torch.hub, torchvision).
+    network = ("URLError", "urlopen error", "Name or service not known", "Temporary failure in name resolution",
+               "Network is unreachable", "ConnectionError", "ConnectionRefusedError")
+    return any(word in error for word in network)
 
 
 def _forward_shape(observed: dict[str, Any], variant: Variant, num_classes: int, batch_size: int) -> CheckResult:
@@ -68,9 +88,9 @@ def _forward_shape(observed: dict[str, Any], variant: Variant, num_classes: int,
                            f"{forward.get('error', 'an unknown error')}",
                            details | {"traceback": forward.get("traceback")})
     if "output_shape" not in forward:
-        return CheckResult("forward_shape", CheckStatus.FAIL,
+        return CheckResult("forward_shape", CheckStatus.FAIL, forward.get("output_error") or (
                            f"forward returned a {forward.get('output_type')}; it must return one "
-                           f"tensor of logits shaped N x num_classes x H x W", details)
+                           "tensor of logits shaped N x num_classes x H x W"), details)
     seen = forward["output_shape"]
     details["seen"] = seen
     if seen != expected:
@@ -91,5 +111,5 @@ def _shape(shape: list[int] | None) -> str:
 
 
 def _result(variant: Variant, status: VariantStatus, mapping: str | None, checks: list[CheckResult],
-            figures: dict[str, Any] | None = None) -> VariantResult:
-    return VariantResult(variant.id, variant.title, status, mapping, tuple(checks), figures or {})
+            figures: dict[str, Any] | None = None, adapter: str | None = None, notes: tuple[str, ...] = ()) -> VariantResult:
+    return VariantResult(variant.id, variant.title, status, mapping, tuple(checks), figures or {}, adapter, notes)

@@ -1,8 +1,6 @@
-"""The load step, grading-process side: find a submission's files and fingerprint them.
-
-Nothing here imports or runs student code; that happens only in the worker
-(grader.worker), started by grader.sandbox.
-"""
+"""The load step, grading-process side: fingerprint what was handed in and prepare an
+importable copy of it (grader.formats). Nothing here imports or runs student code;
+that happens only in the worker (grader.worker), started by grader.sandbox."""
 
 from __future__ import annotations
 
@@ -11,53 +9,62 @@ from pathlib import Path
 
 from grader.results import Submission
 
-# Folders that hold no submitted code: tooling, caches, virtual environments.
-IGNORED_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints", "venv", ".venv", "env", "site-packages", "node_modules"}
-
 
 class SubmissionError(Exception):
     """The submission cannot be read at all; the message says why and what to do."""
 
 
-def load_submission(path: str | Path, submission_id: str | None = None) -> Submission:
+MANIFEST_NAME = "segrade.toml"
+
+
+def load_submission(path: str | Path, workdir: Path, submission_id: str | None = None) -> Submission:
+    """Prepare `path` (a folder, .zip, .py or .ipynb) in `workdir`, which the caller owns."""
+    from grader.formats import prepare_submission
+
     path = Path(path)
     if not path.exists():
         raise SubmissionError(f"{path}: no such file or folder")
-    if path.is_file() and path.suffix != ".py":
-        raise SubmissionError(
-            f"{path}: this version of segrade reads a folder or a single .py file; "
-            f"unpack or convert the {path.suffix or 'file'} to one of those"
-        )
-    root = path if path.is_dir() else path.parent
-    files = [path.name] if path.is_file() else submission_files(root)
-    python_files = tuple(f for f in files if f.endswith(".py"))
-    if not python_files:
-        raise SubmissionError(f"{path}: no .py file found, so there is no model code to grade")
+    prepared = prepare_submission(path, workdir / "prepared")
+    if not prepared.modules:
+        raise SubmissionError(f"{path}: no Python code found (looked for .py files and .ipynb notebooks)")
     default_id = path.stem if path.is_file() else path.resolve().name
     return Submission(
         id=submission_id or default_id,
-        path=path.resolve(),
-        python_files=python_files,
-        sha256=_fingerprint(root, files),
+        source=path.resolve(),
+        sha256=fingerprint(path),
+        root=prepared.root,
+        modules=tuple({"path": m.path, "name": m.name} for m in prepared.modules),
+        sys_path=tuple(prepared.sys_path),
+        skipped=dict(prepared.skipped),
+        notes=tuple(prepared.notes),
     )
 
 
-def submission_files(root: Path) -> list[str]:
-    """Regular files under root, relative and sorted; symlinks are never followed."""
-    found = []
-    for item in sorted(root.rglob("*")):
-        rel = item.relative_to(root)
-        if any(part in IGNORED_DIRS or part.startswith(".") for part in rel.parts):
-            continue
-        if item.is_symlink() or not item.is_file():
-            continue
-        found.append(rel.as_posix())
-    return found
+def read_manifest(submission: Submission, instructor_manifest: str | Path | None = None,
+                  known_ids: list[str] | None = None) -> dict | None:
+    """The manifest that pins how to build each variant: the instructor's file for this
+    submission wins over the submission's own segrade.toml."""
+    from grader.adapters import ManifestError, check_manifest_ids, parse_manifest
+
+    path = Path(instructor_manifest) if instructor_manifest else submission.root / MANIFEST_NAME
+    if not path.is_file():
+        if instructor_manifest:
+            raise SubmissionError(f"manifest {path} not found")
+        return None
+    try:
+        manifest = parse_manifest(path.read_text(encoding="utf-8"), origin=str(instructor_manifest or MANIFEST_NAME))
+        if known_ids is not None:
+            check_manifest_ids(manifest, known_ids)
+        return manifest
+    except (ManifestError, UnicodeDecodeError) as exc:
+        raise SubmissionError(str(exc)) from None
 
 
-def _fingerprint(root: Path, files: list[str]) -> str:
+def fingerprint(path: Path) -> str:
+    """sha256 over file names and contents; symlinks are not followed."""
     digest = hashlib.sha256()
-    for rel in files:
-        digest.update(rel.encode() + b"\0")
-        digest.update(hashlib.sha256((root / rel).read_bytes()).digest())
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    for file in files:
+        digest.update(file.relative_to(path if path.is_dir() else path.parent).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
     return digest.hexdigest()

@@ -9,6 +9,7 @@ process on plain data.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,14 +18,11 @@ from typing import Any
 
 from grader import __version__
 from grader.checks import check_variant
-from grader.load import load_submission
-from grader.results import Grade, SubmissionResult, VariantResult, VariantStatus
-from grader.sandbox import WorkerOutcome, run_worker
+from grader.load import load_submission, read_manifest
+from grader.results import Grade, Submission, SubmissionResult, VariantResult, VariantStatus
+from grader.sandbox import Limits, WorkerRun, run_worker
 from grader.spec import Assignment
 from grader.weights import BackboneWeights, find_vgg16_weights
-
-ISOLATION = ("separate worker process (python -I) on a temporary copy, scrubbed environment, "
-             "wall-clock limit; no network or file-system sandbox yet")
 
 
 @dataclass(frozen=True)
@@ -32,61 +30,64 @@ class GradeOptions:
     vgg16_weights: str | None = None  # a weights file; else $SEGRADE_VGG16_WEIGHTS or torchvision's cache
     device: str = "auto"              # auto: cuda, then mps, then cpu
     batch_size: int = 2
-    timeout_s: float = 900.0
     seed: int = 0
+    limits: Limits = Limits()
+    manifest: str | None = None       # the instructor's manifest for this submission
+    isolation: str | None = None      # None: bubblewrap when available; "process" to do without
 
 
 def grade_submission(path: str | Path, assignment: Assignment, options: GradeOptions = GradeOptions(),
                      submission_id: str | None = None) -> SubmissionResult:
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
-
-    submission = load_submission(path, submission_id)
-    weights = find_vgg16_weights(options.vgg16_weights)
-    outcome = run_worker(submission, probe_request(assignment, weights, options), timeout_s=options.timeout_s,
-                         **weights.worker_setup())
-    response = outcome.response or {}
-    modules = tuple(response.get("modules", ()))
-    variants = check(assignment, outcome, options)
+    with tempfile.TemporaryDirectory(prefix="segrade-load-") as tmp:
+        submission = load_submission(path, Path(tmp), submission_id)
+        manifest = read_manifest(submission, options.manifest, known_ids=[v.id for v in assignment.variants])
+        weights = find_vgg16_weights(options.vgg16_weights)
+        run = run_worker(submission.root, probe_request(assignment, submission, weights, manifest, options),
+                         limits=options.limits, isolation=options.isolation, **weights.worker_setup())
+    variants = check(assignment, run, options)
     evaluation = None  # standardised training and hidden evaluation are not in this version
     grade = score(assignment, variants)
 
     environment = {
-        **response.get("environment", {}),
+        **run.environment,
         "segrade": __version__,
         "pretrained_backbone": weights.available,
         "backbone_weights": weights.describe(),
-        "isolation": ISOLATION,
-        "worker_problem": outcome.problem,
-        "worker_seconds": round(outcome.seconds, 2),
+        "isolation": run.isolation,
+        "worker_problem": run.problem,
+        "worker_restarts": run.restarts,
+        "worker_seconds": round(run.seconds, 2),
     }
     return SubmissionResult(
         submission=submission, assignment_id=assignment.id, spec_sha256=assignment.sha256,
-        segrade_version=__version__, environment=environment, modules=modules, variants=variants,
-        evaluation=evaluation, grade=grade, worker_log=outcome.log, started_at=started_at,
+        segrade_version=__version__, environment=environment, modules=tuple(run.modules), variants=variants,
+        evaluation=evaluation, grade=grade, worker_log=run.log, started_at=started_at,
         duration_s=round(time.perf_counter() - started, 2),
     )
 
 
-def probe_request(assignment: Assignment, weights: BackboneWeights, options: GradeOptions) -> dict[str, Any]:
-    """What the worker is asked to build: every variant with the assignment's arguments."""
+def probe_request(assignment: Assignment, submission: Submission, weights: BackboneWeights,
+                  manifest: dict | None, options: GradeOptions) -> dict[str, Any]:
+    """What the worker is asked to do: import these modules, build every variant."""
     variants = []
     for variant in assignment.variants:
-        kwargs = {assignment.contract.num_classes_kwarg: assignment.num_classes, **variant.kwargs}
-        if variant.family.pretrained_kwarg:
-            kwargs[variant.family.pretrained_kwarg] = weights.available
-        variants.append({"id": variant.id, "class_name": variant.class_name, "kwargs": kwargs,
+        pretrained = weights.available if variant.family.pretrained_kwarg else None
+        variants.append({"id": variant.id, "family": variant.family.id, "class_name": variant.class_name,
+                         "aliases": list(variant.aliases), "traits": variant.traits,
+                         "num_classes": assignment.num_classes, "pretrained": pretrained,
                          "input_size": variant.family.input_size})
-    return {"variants": variants, "batch_size": options.batch_size, "seed": options.seed, "device": options.device}
+    return {"modules": list(submission.modules), "sys_path": list(submission.sys_path), "manifest": manifest,
+            "variants": variants, "batch_size": options.batch_size, "seed": options.seed, "device": options.device}
 
 
-def check(assignment: Assignment, outcome: WorkerOutcome, options: GradeOptions) -> tuple[VariantResult, ...]:
-    response = outcome.response or {}
-    observed = {v["id"]: v for v in response.get("variants", ())}
-    import_errors = tuple(f"{m['path']}: {m['error']}" for m in response.get("modules", ()) if not m.get("ok"))
+def check(assignment: Assignment, run: WorkerRun, options: GradeOptions) -> tuple[VariantResult, ...]:
+    import_errors = tuple(f"{m['path']}: {m['error']}" for m in run.modules if not m.get("ok"))
     return tuple(
-        check_variant(variant, observed.get(variant.id), assignment, batch_size=options.batch_size,
-                      worker_problem=outcome.problem, import_errors=import_errors)
+        check_variant(variant, run.variants.get(variant.id, {"id": variant.id, "worker_status": "error",
+                                                             "message": "the worker did not report on it"}),
+                      assignment, batch_size=options.batch_size, import_errors=import_errors)
         for variant in assignment.variants
     )
 

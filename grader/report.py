@@ -13,7 +13,7 @@ from rich.table import Table
 
 from grader.results import CheckStatus, SubmissionResult, VariantStatus
 
-STATUS_STYLE = {VariantStatus.PASSED: "green", VariantStatus.FAILED: "red", VariantStatus.MISSING: "yellow"}
+STATUS_STYLE = {VariantStatus.PASSED: "green", VariantStatus.MISSING: "yellow", VariantStatus.AMBIGUOUS: "yellow"}
 
 
 def write_results(result: SubmissionResult, out_dir: str | Path) -> Path:
@@ -36,11 +36,21 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
     console.print(f"[bold]segrade {result.segrade_version}[/] · {result.assignment_id} · "
                   f"submission [bold]{result.submission.id}[/] · device {env.get('device', '?')}")
     console.print(f"[dim]{env['backbone_weights']}[/]")
+    console.print(f"[dim]isolation: {env['isolation']}[/]")
+    for note in result.submission.notes:
+        console.print(f"[dim]{note}[/]")
+    for path, lines in result.submission.skipped.items():
+        console.print(f"[dim]{path}: {len(lines)} top-level statement(s) not run (training, plotting...): "
+                      f"{lines[0]}{' ...' if len(lines) > 1 else ''}[/]")
     for module in result.modules:
         if not module.get("ok"):
             console.print(f"[red]import failed[/] {module['path']}: {module['error']}")
     if env.get("worker_problem"):
         console.print(f"[red]worker:[/] {env['worker_problem']}")
+        tail = result.worker_log.strip().splitlines()[-12:]
+        if tail:
+            console.print("[dim]last lines of the worker log:[/]")
+            console.print("\n".join(tail), markup=False, highlight=False)
 
     table = Table(show_lines=False)
     table.add_column("variant", no_wrap=True)
@@ -54,8 +64,8 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
         seen = shape.details.get("seen") if shape else None
         table.add_row(
             variant.variant_id,
-            f"[{STATUS_STYLE[variant.status]}]{variant.status.value}[/]",
-            _class_and_file(variant.mapping),
+            f"[{STATUS_STYLE.get(variant.status, 'red')}]{variant.status.value}[/]",
+            _class_and_file(variant),
             "x".join(map(str, seen)) if seen else "-",
             failing.message if failing else "",
         )
@@ -65,9 +75,12 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
                   f"output shape ({result.duration_s:.0f} s). {grade.note}")
 
 
-def _class_and_file(mapping: str | None) -> str:
-    """'FCN8s(num_classes=13, ...) from fcn.py' -> 'FCN8s (fcn.py)'; the full form is in results.json."""
-    if not mapping:
+def _class_and_file(variant) -> str:
+    """The short form of the mapping: 'UNet (model.py), flags'; the full sentence is in results.json."""
+    if not variant.mapping:
         return "-"
-    call, _, source = mapping.rpartition(" from ")
-    return f"{call.split('(', 1)[0]} ({source})"
+    call = variant.mapping.split("←", 1)[-1].strip()
+    name = call.split("(", 1)[0]
+    source = call.rpartition(" from ")[2].split(",", 1)[0] if " from " in call else ""
+    adapter = f", {variant.adapter}" if variant.adapter and variant.adapter != "contract" else ""
+    return f"{name} ({source}){adapter}" if source else f"{name}{adapter}"

@@ -23,9 +23,14 @@ class CheckStatus(StrEnum):
 
 
 class VariantStatus(StrEnum):
-    PASSED = "passed"    # every required check passed
-    FAILED = "failed"    # found, but a required check failed
-    MISSING = "missing"  # nothing in the submission builds this variant
+    PASSED = "passed"        # every required check passed
+    FAILED = "failed"        # built and ran, but a required check failed
+    MISSING = "missing"      # nothing in the submission builds this variant
+    AMBIGUOUS = "ambiguous"  # several candidates; a manifest must pin one
+    ERROR = "error"          # student code raised, or ended the worker (sys.exit, os._exit)
+    TIMEOUT = "timeout"      # a phase overran its deadline or the CPU-time limit
+    OOM = "oom"              # out of memory
+    CRASHED = "crashed"      # the worker died from a signal (e.g. a segfault)
 
 
 @dataclass(frozen=True)
@@ -33,9 +38,13 @@ class Submission:
     """A submission as the grading process sees it: files, never imported here."""
 
     id: str
-    path: Path                     # the folder that is copied into the worker
-    python_files: tuple[str, ...]  # relative paths, sorted
-    sha256: str                    # over file names and contents
+    source: Path                   # what was handed in: a folder, .zip, .py or .ipynb
+    sha256: str                    # over the source's file names and contents
+    root: Path                     # the prepared, importable copy (grader.formats)
+    modules: tuple[dict[str, str], ...]  # {"path", "name"} for the worker to import, in order
+    sys_path: tuple[str, ...]      # folders of `root` put first on the worker's sys.path
+    skipped: dict[str, list[str]]  # per file: top-level statements left out (training code...)
+    notes: tuple[str, ...]         # what loading did (extracted, converted, skipped files)
 
 
 @dataclass(frozen=True)
@@ -51,9 +60,11 @@ class VariantResult:
     variant_id: str
     title: str
     status: VariantStatus
-    mapping: str | None            # how the variant was built, e.g. "FCN8s(...) from fcn.py"
+    mapping: str | None            # how the variant was built, one sentence (grader.adapters)
     checks: tuple[CheckResult, ...]
     figures: dict[str, Any] = field(default_factory=dict)  # parameters, timings
+    adapter: str | None = None     # contract, manifest, alias, flags, variant argument...
+    notes: tuple[str, ...] = ()    # what the adapter had to assume
 
     def check(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)
@@ -89,7 +100,7 @@ class SubmissionResult:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["submission"]["path"] = str(self.submission.path)
+        del data["submission"]["root"]  # a temporary folder, gone after grading
         return {"schema": RESULTS_SCHEMA, **_plain(data)}
 
 

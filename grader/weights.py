@@ -32,7 +32,8 @@ class BackboneWeights:
         SEGRADE_VGG16_WEIGHTS variable and torchvision's cache file name."""
         if self.path is None:
             return {}
-        return {"extra_env": {WEIGHTS_ENV: str(self.path)}, "torch_cache": {TORCHVISION_VGG16_FILE: self.path}}
+        return {"extra_env": {WEIGHTS_ENV: str(self.path)}, "torch_cache": {TORCHVISION_VGG16_FILE: self.path},
+                "readable": (self.path,)}
 
     def describe(self) -> str:
         if self.path is not None:

@@ -1,16 +1,22 @@
 """The worker: the only process that imports and runs student code.
 
-Started by grader.sandbox as `python -I -m grader.worker REQUEST RESPONSE` with a
-temporary copy of the submission as its working directory. It reports raw
-observations (what imported, what built, the output's shape); it judges nothing.
-The grading process turns observations into check results (grader.checks), so a
-submission that tampers with this process can only lie about itself, and every
-lie shows up as a failed or implausible observation.
+Started by grader.sandbox as `python -I -u -B -m grader.worker REQUEST FD` in a copy
+of the submission. It reports raw observations (what imported, how each variant was
+built, the output's shape) as JSON events, one per line, on file descriptor FD; it
+judges nothing. The grading process turns observations into check results
+(grader.checks) and computes every score, so code that tampers with this process
+can only misreport itself.
+
+Events: {"event": "environment"}, {"event": "module"} per imported file,
+{"event": "phase", "phase": P, "id": VARIANT} when a phase starts (the sandbox
+enforces a deadline per phase), {"event": "result", "result": {...}} per variant,
+{"event": "done"}.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -18,131 +24,154 @@ from pathlib import Path
 from typing import Any
 
 
-def main(argv: list[str]) -> int:
-    request_path, response_path = map(Path, argv)
-    request = json.loads(request_path.read_text())
-    response: dict[str, Any] = {"modules": [], "variants": [], "environment": {}}
+class Channel:
+    def __init__(self, fd: int) -> None:
+        self._file = os.fdopen(fd, "w", buffering=1)
 
-    def save() -> None:  # after every step, so a crash loses only the step it hit
-        response_path.write_text(json.dumps(response))
+    def send(self, event: str, **data: Any) -> None:
+        self._file.write(json.dumps({"event": event, **data}, default=str) + "\n")
+        self._file.flush()
+
+
+def main(argv: list[str]) -> int:
+    request = json.loads(Path(argv[0]).read_text())
+    channel = Channel(int(argv[1]))
+    if request.get("drop_to") is not None:
+        _drop_privileges(int(request["drop_to"]))
 
     import torch
 
+    from grader.adapters import Candidate, VariantRequest, plan_variant
     from grader.device import best_device, describe
+    from grader.stubs import install_stub_finder
 
     device = best_device() if request.get("device", "auto") == "auto" else torch.device(request["device"])
-    response["environment"] = {
-        "device": describe(device),
-        "torch": torch.__version__,
-        "python": sys.version.split()[0],
-    }
-    save()
+    channel.send("environment", environment={
+        "device": describe(device), "torch": torch.__version__, "python": sys.version.split()[0]})
 
-    # Student files import each other by plain name (`from model import UNet`).
-    sys.path.insert(0, str(Path.cwd()))
-    classes: dict[str, list[tuple[str, type]]] = {}
-    for rel in request["python_files"]:
-        response["modules"].append(_import(rel, classes, torch.nn.Module))
-        save()
+    # Student files import each other by plain name (`from model import UNet`); logging-only
+    # packages that are not installed (wandb, icecream, google.colab...) become stubs.
+    for entry in reversed(request.get("sys_path", ["."])):
+        sys.path.insert(0, str((Path.cwd() / entry).resolve()))
+    stubbed = install_stub_finder()
+    candidates: list[Candidate] = []
+    channel.send("phase", phase="import")
+    for module in request["modules"]:
+        channel.send("module", **_import(module, candidates, torch.nn.Module))
+    if stubbed:
+        print(f"[segrade] missing logging-only packages replaced by stubs: {', '.join(sorted(set(stubbed)))}")
 
+    manifest = request.get("manifest")
     for variant in request["variants"]:
-        response["variants"].append(_probe(variant, classes, device, request, torch))
-        save()
-    # Student code can end the process early, even with exit code 0 (os._exit);
-    # only this flag tells the grading process that the worker got to the end.
-    response["complete"] = True
-    save()
+        channel.send("phase", phase="build", id=variant["id"])
+        plan = plan_variant(VariantRequest.from_json(variant), candidates, manifest)
+        channel.send("result", result=_probe(plan, variant, device, request, torch, channel))
+    channel.send("done")
     return 0
 
 
-def normalise(name: str) -> str:
-    """Contract names match case- and underscore-insensitively: `unet_noskip` ~ `UNetNoSkip`."""
-    return name.replace("_", "").lower()
+def _drop_privileges(uid: int) -> None:
+    """Started as root (inside the sandbox): become `uid` before touching student code."""
+    if os.geteuid() == 0:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
 
 
-def _import(rel: str, classes: dict[str, list[tuple[str, type]]], module_base: type) -> dict[str, Any]:
+def _import(module: dict[str, str], candidates: list, module_base: type) -> dict[str, Any]:
+    from grader.adapters import Candidate
+
     started = time.perf_counter()
     try:
-        module = _import_file(rel)
+        loaded = _import_module(module["path"], module.get("name", ""))
     except BaseException as exc:  # SystemExit and KeyboardInterrupt from student code too
-        return {"path": rel, "ok": False, "error": _short_error(exc), "traceback": traceback.format_exc(limit=-8)}
-    for attr, value in vars(module).items():
-        if isinstance(value, type) and issubclass(value, module_base) and value.__module__ == module.__name__:
-            classes.setdefault(normalise(attr), []).append((rel, value))
-    return {"path": rel, "ok": True, "error": None, "seconds": round(time.perf_counter() - started, 3)}
+        return {"path": module["path"], "ok": False, "error": _short_error(exc),
+                "traceback": _traceback_tail()}
+    for attr, value in list(vars(loaded).items()):
+        defined_here = getattr(value, "__module__", None) == loaded.__name__
+        is_model_class = isinstance(value, type) and issubclass(value, module_base)
+        is_function = callable(value) and not isinstance(value, type)
+        if defined_here and (is_model_class or is_function):
+            candidates.append(Candidate(attr, value, module["path"]))
+    return {"path": module["path"], "ok": True, "error": None, "seconds": round(time.perf_counter() - started, 3)}
 
 
-def _import_file(rel: str):
-    """Import a file under its dotted name, so that `from model import X` elsewhere in the
-    submission gets the same module object; fall back to a private name when the path is
-    not a valid module name or the name is already taken (a student file called `types.py`)."""
+def _import_module(path: str, name: str):
+    """Import under its dotted name when it has one (so `from model import X` elsewhere in
+    the submission gets the same module object), else by file path under a private name."""
     import importlib
     import importlib.util
 
-    path = (Path.cwd() / rel).resolve()
-    dotted = rel[:-3].replace("/", ".").removesuffix(".__init__")
-    if all(part.isidentifier() for part in dotted.split(".")):
-        module = importlib.import_module(dotted)
-        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == path:
+    file = (Path.cwd() / path).resolve()
+    if name:
+        module = importlib.import_module(name)
+        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == file:
             return module
-    name = "segrade_submission_" + "".join(c if c.isalnum() else "_" for c in rel[:-3])
-    spec = importlib.util.spec_from_file_location(name, path)
+    private = "segrade_submission_" + "".join(c if c.isalnum() else "_" for c in path[:-3])
+    spec = importlib.util.spec_from_file_location(private, file)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    sys.modules[private] = module
     try:
         spec.loader.exec_module(module)
     except BaseException:
-        sys.modules.pop(name, None)
+        sys.modules.pop(private, None)
         raise
     return module
 
 
-def _probe(variant: dict[str, Any], classes, device, request, torch) -> dict[str, Any]:
+def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch, channel: Channel) -> dict[str, Any]:
     """Build one variant and run one forward pass; record what happened."""
-    result: dict[str, Any] = {"id": variant["id"], "class_name": variant["class_name"]}
-    found = classes.get(normalise(variant["class_name"]), [])
-    result["candidates"] = [f"{cls.__name__} in {rel}" for rel, cls in found]
-    if len(found) != 1:
-        return result
-    rel, cls = found[0]
-    kwargs = variant["kwargs"]
-    result["mapping"] = f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) from {rel}"
+    from grader.adapters import Unresolved, to_logits
+
+    result: dict[str, Any] = {"id": variant["id"]}
+    if isinstance(plan, Unresolved):
+        return result | {"unresolved": plan.status, "message": plan.message,
+                         "looked_for": list(plan.looked_for), "candidates": list(plan.candidates)}
+    result |= {"mapping": plan.description, "adapter": plan.adapter, "notes": list(plan.notes)}
 
     torch.manual_seed(request.get("seed", 0))
     started = time.perf_counter()
     try:
-        model = cls(**kwargs)
+        model = plan.build()
     except BaseException as exc:
-        result["build"] = {"ok": False, "error": _short_error(exc), "traceback": traceback.format_exc(limit=-8)}
-        return result
+        return result | {"build": _failure(exc)}
     result["build"] = {"ok": True, "seconds": round(time.perf_counter() - started, 3)}
     if not isinstance(model, torch.nn.Module):
-        result["build"] = {"ok": False, "error": f"{cls.__name__}(...) returned {type(model).__name__}, not an nn.Module"}
+        result["build"] = {"ok": False, "error": f"the factory returned {type(model).__name__}, not an nn.Module"}
         return result
     params = list(model.parameters())
-    result["parameters"] = {
-        "total": sum(p.numel() for p in params),
-        "trainable": sum(p.numel() for p in params if p.requires_grad),
-    }
+    result["parameters"] = {"total": sum(p.numel() for p in params),
+                            "trainable": sum(p.numel() for p in params if p.requires_grad)}
 
+    channel.send("phase", phase="forward", id=variant["id"])
     size = variant["input_size"]
     x = torch.randn(request.get("batch_size", 2), 3, size, size, generator=torch.Generator().manual_seed(0))
     started = time.perf_counter()
+    forward: dict[str, Any] = {"input_shape": list(x.shape)}
     try:
         model.to(device).eval()
         with torch.no_grad():
-            out = model(x.to(device))
+            raw = model(x.to(device))
     except BaseException as exc:
-        result["forward"] = {"ok": False, "input_shape": list(x.shape), "error": _short_error(exc),
-                             "traceback": traceback.format_exc(limit=-8)}
-        return result
-    forward: dict[str, Any] = {"ok": True, "input_shape": list(x.shape), "seconds": round(time.perf_counter() - started, 3),
-                               "output_type": type(out).__name__}
-    if isinstance(out, torch.Tensor):
-        forward |= {"output_shape": list(out.shape), "dtype": str(out.dtype).removeprefix("torch."),
-                    "finite": bool(torch.isfinite(out).all()) if out.is_floating_point() else None}
-    result["forward"] = forward
-    return result
+        return result | {"forward": forward | _failure(exc)}
+    forward |= {"ok": True, "seconds": round(time.perf_counter() - started, 3), "output_type": type(raw).__name__}
+    try:
+        out = to_logits(raw)  # a dict with "out" or a tuple is accepted; anything else is reported
+    except TypeError as exc:
+        return result | {"forward": forward | {"output_error": str(exc)}}
+    forward |= {"output_shape": list(out.shape),
+                "dtype": str(out.dtype).removeprefix("torch."),
+                "finite": bool(torch.isfinite(out).all()) if out.is_floating_point() else None}
+    return result | {"forward": forward}
+
+
+def _failure(exc: BaseException) -> dict[str, Any]:
+    memory = isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "out of memory" in str(exc)
+    return {"ok": False, "error": _short_error(exc), "traceback": _traceback_tail(), "oom": memory}
+
+
+def _traceback_tail(lines: int = 12) -> str:
+    return "".join(traceback.format_exc().splitlines(keepends=True)[-lines:])
 
 
 def _short_error(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ from grader.cli import main
 from grader.load import SubmissionError, load_submission
 from grader.pipeline import GradeOptions, grade_submission
 from grader.results import CheckStatus, VariantStatus
+from grader.sandbox import Limits
 from grader.spec import load_spec
 
 TINY = """
@@ -62,7 +63,8 @@ def test_complete_submission_passes(tmp_path, spec):
     assert result.ok, [(v.variant_id, v.checks) for v in result.variants]
     assert result.grade.passed_variants == 10
     fcn = by_id(result)["fcn8s_frozen"]
-    assert fcn.mapping == "FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) from models.py"
+    assert fcn.mapping == ("FCN8s ← FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) from models.py, "
+                           "adapter: contract")
     assert fcn.check("forward_shape").details["seen"] == [2, 13, 224, 224]
     assert by_id(result)["unet"].check("forward_shape").details["seen"] == [2, 13, 256, 256]
     assert result.environment["pretrained_backbone"] is False
@@ -81,7 +83,7 @@ class fcn_16s(Tiny):                               # contract name, other spelli
 
 class FCN8s(Tiny):
     def forward(self, x):
-        return {"out": self.conv(x)}
+        return {"main": self.conv(x), "aux": self.conv(x)}
 
 class UNet(Tiny):
     def __init__(self, num_classes, in_channels=3):
@@ -104,14 +106,17 @@ class ResidualUNet(Tiny):
     assert shape.status is CheckStatus.FAIL
     assert "output shape 2x13x112x112 for a 2x3x224x224 input; expected 2x13x224x224" in shape.message
     assert variants["fcn16s_frozen"].status is VariantStatus.PASSED
-    assert "returned a dict" in variants["fcn8s_finetune"].check("forward_shape").message
+    assert variants["fcn8s_finetune"].status is VariantStatus.FAILED
+    assert "dict" in variants["fcn8s_finetune"].check("forward_shape").message
+    assert variants["unet"].status is VariantStatus.ERROR
     build = variants["unet"].check("builds")
     assert build.status is CheckStatus.FAIL and "ValueError: forgot to finish this" in build.message
     assert variants["unet"].check("forward_shape").status is CheckStatus.SKIP
     assert "NaN or infinite" in variants["unet_noskip"].check("forward_shape").message
     assert "dtype is int64" in variants["unet_residual"].check("forward_shape").message
+    assert variants["unet_attention"].status is VariantStatus.AMBIGUOUS
     ambiguous = variants["unet_attention"].check("builds").message
-    assert "2 classes could be AttentionUNet" in ambiguous and "more.py" in ambiguous and "other.py" in ambiguous
+    assert "more.py" in ambiguous and "other.py" in ambiguous and "segrade.toml" in ambiguous
 
 
 def test_missing_variants_mention_import_errors(tmp_path, spec):
@@ -124,7 +129,7 @@ def test_missing_variants_mention_import_errors(tmp_path, spec):
     assert variants["unet"].status is VariantStatus.PASSED
     missing = variants["fcn8s_frozen"]
     assert missing.status is VariantStatus.MISSING
-    assert "no class named FCN8s" in missing.checks[0].message
+    assert "FCN8s" in missing.checks[0].message
     assert "broken.py: ModuleNotFoundError" in missing.checks[0].message
     assert [m["ok"] for m in result.modules] == [False, True]
 
@@ -139,12 +144,12 @@ def test_student_files_import_each_other_and_from_packages(tmp_path, spec):
     })
     variants = by_id(grade(root, spec))
     assert variants["unet"].status is VariantStatus.PASSED
-    assert variants["unet"].mapping.endswith("from models/unets.py")
+    assert variants["unet"].mapping.endswith("from models/unets.py, adapter: contract")
 
 
 def test_exit_at_import_and_hard_exit_are_contained(tmp_path, spec):
     root = make_submission(tmp_path, {
-        "a_train.py": "import sys\nprint('training...')\nsys.exit(0)\n",
+        "a_train.py": "import sys\nclass Boom:\n    print('training...')\n    sys.exit(0)\n",
         "models.py": TINY + ALL_CLASSES.replace(
             "class UNet(Tiny):\n    pass",
             "class UNet(Tiny):\n    def __init__(self, num_classes, in_channels=3):\n        import os\n        os._exit(0)"),
@@ -153,26 +158,26 @@ def test_exit_at_import_and_hard_exit_are_contained(tmp_path, spec):
     variants = by_id(result)
     assert result.modules[0]["error"] == "SystemExit: 0"
     assert variants["fcn8s_finetune"].status is VariantStatus.PASSED  # reported before the exit
-    assert variants["unet"].status is VariantStatus.FAILED
-    assert "exited with code 0 before finishing" in variants["unet"].checks[0].message
-    assert variants["unet_attention"].status is VariantStatus.FAILED
+    assert variants["unet"].status is VariantStatus.ERROR
+    assert "exit code 0" in variants["unet"].checks[0].message
+    assert variants["unet_attention"].status is VariantStatus.PASSED  # a fresh worker carried on
     assert "training..." in result.worker_log
 
 
 def test_timeout_is_reported(tmp_path, spec):
-    root = make_submission(tmp_path, {"models.py": "import time\ntime.sleep(60)\n"})
-    result = grade(root, spec, timeout_s=3)
-    assert result.environment["worker_problem"].startswith("the worker was stopped after 3 s")
-    assert all(v.status is VariantStatus.FAILED for v in result.variants)
+    root = make_submission(tmp_path, {"models.py": "import time\nclass Slow:\n    time.sleep(60)\n"})
+    result = grade(root, spec, limits=Limits(phase_seconds={"start": 60, "import": 3}))
+    assert result.environment["worker_problem"] == "no progress within the 3 s limit of the import phase"
+    assert all(v.status is VariantStatus.TIMEOUT for v in result.variants)
 
 
 def test_worker_gets_a_copy_and_no_secrets(tmp_path, spec, monkeypatch):
     monkeypatch.setenv("GRADER_SECRET_TOKEN", "s3cret")
     root = make_submission(tmp_path, {"models.py": TINY + """
 import os, pathlib
-pathlib.Path("written_by_student.txt").write_text("x")
 class UNet(Tiny):
     def __init__(self, num_classes, in_channels=3):
+        pathlib.Path("written_by_student.txt").write_text("x")
         raise RuntimeError("secret=%s home=%s" % (os.environ.get("GRADER_SECRET_TOKEN"), os.environ["HOME"]))
 """})
     message = by_id(grade(root, spec))["unet"].check("builds").message
@@ -187,13 +192,13 @@ def test_single_file_and_unreadable_inputs(tmp_path, spec):
     result = grade(single, spec)
     assert result.ok and result.submission.id == "hw3"
     with pytest.raises(SubmissionError, match="no such file"):
-        load_submission(tmp_path / "absent")
+        load_submission(tmp_path / "absent", tmp_path / "w1")
     (tmp_path / "notes.txt").write_text("hi")
-    with pytest.raises(SubmissionError, match="reads a folder or a single .py"):
-        load_submission(tmp_path / "notes.txt")
+    with pytest.raises(SubmissionError, match="not .txt"):
+        load_submission(tmp_path / "notes.txt", tmp_path / "w2")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SubmissionError, match="no .py file"):
-        load_submission(tmp_path / "empty")
+    with pytest.raises(SubmissionError, match="no .py, .ipynb or .zip file found"):
+        load_submission(tmp_path / "empty", tmp_path / "w3")
 
 
 def test_symlinks_are_not_followed(tmp_path, spec):
@@ -201,8 +206,8 @@ def test_symlinks_are_not_followed(tmp_path, spec):
     outside.write_text(TINY + ALL_CLASSES)
     root = make_submission(tmp_path, {"readme.md": "hi", "local.py": "X = 1\n"})
     (root / "linked.py").symlink_to(outside)
-    submission = load_submission(root)
-    assert submission.python_files == ("local.py",)
+    submission = load_submission(root, tmp_path / "work")
+    assert [m["path"] for m in submission.modules] == ["local.py"]
 
 
 def test_cli_exit_codes_and_results_json(tmp_path, capsys):
@@ -219,6 +224,21 @@ def test_cli_exit_codes_and_results_json(tmp_path, capsys):
 
     (good / "models.py").write_text(TINY)
     assert main(["check", str(good)]) == 1
-    assert "no class named FCN32s" in capsys.readouterr().out
+    assert "missing" in capsys.readouterr().out
     assert main(["check", str(tmp_path / "absent")]) == 2
     assert "no such file" in capsys.readouterr().out
+
+
+def test_a_manifest_pins_what_the_adapters_cannot_decide(tmp_path, spec):
+    files = {"a.py": TINY + "class UNetA(Tiny):\n    pass\n", "b.py": TINY + "class UNet(Tiny):\n    pass\n",
+             "c.py": TINY + "class UNet(Tiny):\n    depth = 4\n" + ALL_CLASSES.replace("class UNet(Tiny):\n    pass\n\n", "")}
+    root = make_submission(tmp_path, files)
+    assert by_id(grade(root, spec))["unet"].status is VariantStatus.AMBIGUOUS
+    (root / "segrade.toml").write_text('[variants.unet]\nfactory = "a.py:UNetA"\n')
+    unet = by_id(grade(root, spec))["unet"]
+    assert unet.status is VariantStatus.PASSED and unet.adapter.startswith("manifest")
+    assert "UNetA(num_classes=13) from a.py" in unet.mapping
+
+    (root / "segrade.toml").write_text('[variants.unet_nosk]\nfactory = "a.py:UNetA"\n')
+    with pytest.raises(SubmissionError, match="did you mean 'unet_noskip'"):
+        grade(root, spec)

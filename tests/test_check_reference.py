@@ -27,4 +27,4 @@ def test_check_reference_passes_every_variant(tmp_path, capsys, monkeypatch):
         assert finetune["trainable"] == finetune["total"]
         assert frozen["trainable"] < 1e6  # only score layers and upsampling train
     assert variants["fcn8s_frozen"]["mapping"] == (
-        "FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) from fcn.py")
+        "FCN8s ← FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) from fcn.py, adapter: contract")

@@ -96,5 +96,5 @@ def test_reference_fcn_loads_the_weights_segrade_passes(tmp_path):
     bad = tmp_path / "garbage.pth"
     bad.write_bytes(b"not a checkpoint")
     (variant,) = grade_submission(reference_dir(), spec, GradeOptions(vgg16_weights=str(bad))).variants
-    assert variant.status is VariantStatus.FAILED
+    assert variant.status is VariantStatus.ERROR
     assert "raised" in variant.check("builds").message

@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import argparse
 
+from grader.sandbox import Limits
+
 
 def add_parser(commands) -> None:
     check = commands.add_parser("check", help="check one submission: does every variant build and give the right shape?")
-    check.add_argument("path", help="a submission folder or a single .py file")
+    check.add_argument("path", help="a submission: a folder, a .zip, a .py file or a .ipynb notebook")
     check.add_argument("--out", metavar="DIR", help="write DIR/results.json")
     check.add_argument("--spec", metavar="TOML", help="assignment spec (default: the one shipped with segrade)")
     check.add_argument("--vgg16-weights", metavar="FILE", help="ImageNet VGG16 weights (torchvision state dict)")
     check.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    check.add_argument("--timeout", type=float, default=900.0, metavar="S", help="worker time limit in seconds")
+    check.add_argument("--manifest", metavar="TOML", help="a manifest saying how to build each variant "
+                       "(default: the submission's own segrade.toml, if any)")
+    check.add_argument("--isolation", choices=("auto", "bubblewrap", "process"), default="auto",
+                       help="auto (default): bubblewrap when installed, else a plain process")
+    check.add_argument("--memory-gb", type=float, default=Limits.memory_gb, help="worker address-space limit")
+    check.add_argument("--phase-timeout", action="append", default=[], metavar="PHASE=S",
+                       help="deadline of one phase in seconds (phases: import, build, forward); repeatable")
     check.set_defaults(run=run)
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    phases = dict(Limits().phase_seconds)
+    for item in args.phase_timeout:
+        phase, _, seconds = item.partition("=")
+        if phase not in phases or not seconds.replace(".", "", 1).isdigit():
+            raise ValueError(f"--phase-timeout {item!r}: use PHASE=SECONDS with PHASE in {', '.join(phases)}")
+        phases[phase] = float(seconds)
+    return Limits(memory_gb=args.memory_gb, phase_seconds=phases)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,10 +43,11 @@ def run(args: argparse.Namespace) -> int:
     console = make_console()
     try:
         assignment = load_spec(args.spec)
-        options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, timeout_s=args.timeout)
+        options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, limits=_limits(args),
+                               manifest=args.manifest, isolation=None if args.isolation == "auto" else args.isolation)
         with console.status("building every variant in the worker..."):
             result = grade_submission(args.path, assignment, options)
-    except (SpecError, SubmissionError, FileNotFoundError) as exc:
+    except (SpecError, SubmissionError, FileNotFoundError, ValueError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2
     print_summary(result, console)

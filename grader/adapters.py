@@ -1,0 +1,1139 @@
+"""Adapters: how to build each variant of the assignment from a student's code.
+
+Real submissions follow no interface (BRIEF §3). For each variant, `plan_variant` looks at
+the classes and functions the worker imported (`Candidate`s) and decides how to build the
+variant, in this order:
+
+1. the manifest (`segrade.toml` in the submission, or the instructor's file for it), which
+   names a factory, its keyword arguments and methods to call after construction;
+2. the contract class name (`FCN8s`, `UNetNoSkip`...), case and underscores ignored;
+3. an alias from the spec (`NoSkipUNet`, `GatedAttentionUNet`...);
+4. a class whose name says the variant (`FCN8`, `VGG16FCN8s`, `UNetWithoutSkips`);
+5. a family class that takes the variant as an argument (`FCN(variant="8s")`) or as flags
+   (`UNet(..., use_skip_connections=False)`).
+
+The result is a `BuildPlan` (factory, kwargs, methods to call after, and a one-line
+description of the choice) or an `Unresolved` (missing or ambiguous, with a message that
+says what was looked for and the exact manifest lines that fix it). Whatever the tier, the
+arguments are filled from the constructor's signature: the class count under any of its
+usual names, the input channels, the pretrained switch (the grader runs offline), the
+frozen backbone (flag, inverted flag, method, or nothing) and the U-Net flags.
+
+This module runs inside the worker process, next to student code. It is pure logic: it
+reads signatures and source text but builds nothing except through `BuildPlan.build()`.
+The manifest parser also runs in the grading process, which imports no student code.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import functools
+import inspect
+import json
+import re
+import textwrap
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+MANIFEST_NAME = "segrade.toml"
+MANIFEST_SECTIONS = ("variants",)             # top-level tables a manifest may hold
+MANIFEST_VARIANT_KEYS = ("factory", "kwargs", "after")
+
+# --------------------------------------------------------------------------- names segrade recognises
+
+# Ordered: when a signature has several, the first one listed wins.
+CLASS_COUNT_NAMES = (
+    "num_classes", "n_classes", "nclass", "n_class", "num_class", "nclasses", "classes", "num_labels",
+    "out_channels", "output_channels", "n_out_channels", "out_ch", "output_ch",
+)
+IN_CHANNEL_NAMES = ("in_channels", "n_channels", "input_channels", "in_ch", "in_chans", "input_ch",
+                    "n_input_channels", "img_ch")
+PRETRAINED_NAMES = ("pretrained", "pretrained_backbone", "use_pretrained", "pretrain", "use_pretrain",
+                    "backbone_pretrained", "imagenet_pretrained", "use_imagenet", "load_pretrained",
+                    "pretrained_vgg")
+# torchvision-style weights arguments: None when not pretrained, else this string (which
+# torchvision's `vgg16(weights=...)` accepts) unless the parameter already has a default.
+WEIGHTS_NAMES = ("weights", "backbone_weights", "vgg_weights", "encoder_weights")
+PRETRAINED_WEIGHTS_VALUE = "IMAGENET1K_V1"
+FREEZE_FLAG_NAMES = ("freeze_backbone", "freeze", "frozen", "freeze_encoder", "freeze_features", "fixed_backbone",
+                     "freeze_vgg", "freeze_base", "frozen_backbone", "backbone_frozen", "fix_backbone",
+                     "freeze_pretrained", "freeze_weights")
+# True means fine-tuned: passed as `not frozen`.
+INVERTED_FREEZE_FLAG_NAMES = ("update_weights", "train_backbone", "finetune", "fine_tune", "trainable_backbone",
+                              "trainable", "finetune_backbone", "fine_tune_backbone", "train_encoder",
+                              "update_backbone", "backbone_trainable", "train_features", "fine_tuning",
+                              "finetuning", "requires_grad")
+FREEZE_METHOD_NAMES = ("freeze_backbone", "freeze", "freeze_encoder", "freeze_features", "freeze_vgg",
+                       "freeze_base", "freeze_pretrained", "freeze_weights")
+UNFREEZE_METHOD_NAMES = ("unfreeze_backbone", "unfreeze", "unfreeze_encoder", "unfreeze_features",
+                         "unfreeze_vgg", "unfreeze_base", "unfreeze_all")
+# Parameters of a family class that choose the FCN variant (its output stride).
+VARIANT_ARG_NAMES = ("variant", "fcn_variant", "mode", "arch", "architecture", "type", "fcn_type", "model_type",
+                     "net_type", "kind", "version", "stride", "output_stride", "out_stride", "upsample",
+                     "upsampling", "upsample_factor")
+_INT_STYLE_ARGS = {"stride", "output_stride", "out_stride", "upsample", "upsampling", "upsample_factor"}
+# U-Net flags, as examples: the matching itself is by pattern (see _unet_flag).
+UNET_FLAG_EXAMPLES = {
+    "skip": ("skip", "skips", "use_skip", "use_skips", "skip_connections", "use_skip_connections",
+             "with_skip", "no_skip (inverted)"),
+    "residual": ("residual", "use_residual", "res", "use_res", "residual_block", "use_residual_block",
+                 "res_block", "no_residual (inverted)"),
+    "attention": ("attention", "use_attention", "gated_attention", "use_gated_attention", "attn", "use_attn",
+                  "att", "attention_gates", "no_attention (inverted)"),
+}
+_TRAIT_WORDS = {"skip": "skip-connection", "residual": "residual-block", "attention": "attention-gate",
+                "stride": "output stride", "frozen": "frozen backbone"}
+# Words that mark a building block, not a whole model (UNetBlock, AttentionGate, UpConv).
+_HELPER_WORDS = {"block", "blocks", "conv", "convs", "layer", "layers", "gate", "gates", "up", "down",
+                 "upsample", "downsample", "encoder", "decoder", "stage", "stages", "head", "bridge",
+                 "bottleneck", "dataset", "loss", "trainer", "data", "loader", "config", "cfg", "metric"}
+
+# How specific each way of finding a factory is: lower wins; ties are ambiguous.
+_TIER_RANK = {"manifest": 0, "contract": 1, "alias": 2, "name pattern": 3, "variant argument": 4, "flags": 4}
+
+
+def normalise_name(name: str) -> str:
+    """Contract names match case- and underscore-insensitively: `fcn_8s` ~ `FCN8s`."""
+    return name.replace("_", "").replace("-", "").lower()
+
+
+# --------------------------------------------------------------------------- public data
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A class or function found in the student's code."""
+
+    name: str     # attribute name in the student's module (e.g. "UNet")
+    obj: Any      # the class or function object
+    source: str   # file it was defined in, relative posix path (e.g. "models/unet.py")
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} in {self.source}"
+
+
+@dataclass(frozen=True)
+class VariantRequest:
+    """One variant to build, as the grader describes it to the worker (JSON)."""
+
+    id: str                      # "unet_noskip"
+    family: str                  # "fcn" | "unet"
+    class_name: str              # contract name, "UNetNoSkip"
+    aliases: tuple[str, ...]
+    traits: dict[str, Any]       # fcn: {"stride": 8, "frozen": True}; unet: {"skip": False, ...}
+    num_classes: int
+    pretrained: bool | None      # None for families without a pretrained switch (unet)
+    # The spec's contract kwargs (e.g. {"freeze_backbone": True}); when empty they are
+    # derived from the traits. Passed as they are to contract classes that take **kwargs.
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    pretrained_kwarg: str = "pretrained"
+    num_classes_kwarg: str = "num_classes"
+
+    @classmethod
+    def from_json(cls, data: dict) -> VariantRequest:
+        """Accepts the worker request's variant entry. `kwargs` may hold the class count and
+        the pretrained switch (the older request format); they are taken out of it."""
+        kwargs = dict(data.get("kwargs") or {})
+        count_kwarg = data.get("num_classes_kwarg") or "num_classes"
+        pretrained_kwarg = data.get("pretrained_kwarg") or "pretrained"
+        num_classes = data["num_classes"] if data.get("num_classes") is not None else kwargs.get(count_kwarg)
+        if num_classes is None:
+            raise ValueError(f"variant {data.get('id')!r}: the request gives no num_classes")
+        pretrained = data["pretrained"] if "pretrained" in data else kwargs.get(pretrained_kwarg)
+        kwargs.pop(count_kwarg, None)
+        kwargs.pop(pretrained_kwarg, None)
+        traits = dict(data.get("traits") or {})
+        family = data.get("family") or ("fcn" if "stride" in traits else "unet" if "skip" in traits else "")
+        return cls(id=data["id"], family=family, class_name=data.get("class_name") or data["class"],
+                   aliases=tuple(data.get("aliases") or ()), traits=traits, num_classes=int(num_classes),
+                   pretrained=None if pretrained is None else bool(pretrained), kwargs=kwargs,
+                   pretrained_kwarg=pretrained_kwarg, num_classes_kwarg=count_kwarg)
+
+    @classmethod
+    def from_spec(cls, variant: Any, num_classes: int, pretrained_available: bool) -> VariantRequest:
+        """From a `grader.spec.Variant`; `pretrained_available`: ImageNet weights are on hand."""
+        family = variant.family
+        return cls(id=variant.id, family=family.id, class_name=variant.class_name, aliases=tuple(variant.aliases),
+                   traits=dict(variant.traits), num_classes=num_classes,
+                   pretrained=bool(pretrained_available) if family.pretrained_kwarg else None,
+                   kwargs=dict(variant.kwargs), pretrained_kwarg=family.pretrained_kwarg or "pretrained")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "family": self.family, "class_name": self.class_name, "aliases": list(self.aliases),
+                "traits": dict(self.traits), "num_classes": self.num_classes, "pretrained": self.pretrained,
+                "kwargs": dict(self.kwargs), "pretrained_kwarg": self.pretrained_kwarg,
+                "num_classes_kwarg": self.num_classes_kwarg}
+
+    def contract_kwargs(self) -> dict[str, Any]:
+        """What the contract constructor receives: class count, the spec's kwargs, pretrained."""
+        kwargs: dict[str, Any] = {self.num_classes_kwarg: self.num_classes}
+        if self.kwargs:
+            kwargs |= self.kwargs
+        elif "frozen" in self.traits:
+            kwargs["freeze_backbone"] = bool(self.traits["frozen"])
+        if self.pretrained is not None:
+            kwargs[self.pretrained_kwarg] = self.pretrained
+        return kwargs
+
+
+@dataclass
+class BuildPlan:
+    """How to build one variant; `build()` is the only place that calls student code."""
+
+    variant_id: str
+    factory: Any                       # class or function
+    kwargs: dict[str, Any]
+    after: tuple[tuple[str, dict], ...]   # methods to call on the built model, in order, with kwargs
+    adapter: str                       # "manifest" | "contract" | "alias" | "name pattern" | "variant argument" | "flags", "+ ..."
+    source: str
+    description: str                   # one sentence: "UNetNoSkip ← UNet(...) from model.py, adapter: flags"
+    notes: tuple[str, ...] = ()        # what had to be assumed
+    args: tuple[Any, ...] = ()         # positional arguments, only for positional-only parameters
+
+    def build(self) -> Any:
+        model = self.factory(*self.args, **self.kwargs)
+        for name, kwargs in self.after:
+            method = getattr(model, name, None)
+            if not callable(method):
+                raise AttributeError(f"{type(model).__name__} has no method {name}() to call after construction")
+            method(**kwargs)
+        return model
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    variant_id: str
+    status: str                        # "missing" | "ambiguous"
+    message: str                       # what was looked for / the candidates, and what to do
+    looked_for: tuple[str, ...]
+    candidates: tuple[str, ...]
+
+
+class ManifestError(ValueError):
+    """The manifest (segrade.toml) is malformed; the message names the file and the variant."""
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def parse_manifest(text: str, origin: str = MANIFEST_NAME) -> dict[str, dict]:
+    """Parse a manifest into {variant_id: {"factory", "kwargs", "after", "origin"}}.
+
+    `after` is normalised to a list of {"method": str, "kwargs": dict}. Variant ids are not
+    checked here (the parser does not know the spec): see `check_manifest_ids`. The result is
+    plain JSON, so the grading process can hand it to the worker.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{origin} is not valid TOML: {exc}") from None
+    unknown = [key for key in data if key not in MANIFEST_SECTIONS]
+    if unknown:
+        raise ManifestError(f"{origin}: unknown top-level key(s) {', '.join(map(repr, unknown))}; a manifest holds "
+                            "only [variants.<variant id>] tables (see docs/submissions.md)")
+    variants = data.get("variants", {})
+    if not isinstance(variants, dict):
+        raise ManifestError(f"{origin}: `variants` must be tables, [variants.<variant id>]")
+    manifest: dict[str, dict] = {}
+    for variant_id, entry in variants.items():
+        where = f"{origin}: [variants.{variant_id}]"
+        if not isinstance(entry, dict):
+            raise ManifestError(f'{where} must be a table with factory = "path/to/file.py:ClassName"')
+        for key in entry:
+            if key not in MANIFEST_VARIANT_KEYS:
+                close = difflib.get_close_matches(key, MANIFEST_VARIANT_KEYS, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ManifestError(f"{where}: unknown key {key!r}{hint}; allowed: {', '.join(MANIFEST_VARIANT_KEYS)}")
+        factory = entry.get("factory")
+        if not isinstance(factory, str):
+            raise ManifestError(f'{where} needs factory = "path/to/file.py:ClassName"')
+        try:
+            _split_factory(factory)
+        except ValueError as exc:
+            raise ManifestError(f"{where}: {exc}") from None
+        kwargs = entry.get("kwargs", {})
+        if not isinstance(kwargs, dict):
+            raise ManifestError(f"{where}: kwargs must be a table, e.g. kwargs = {{ n_classes = 13 }}")
+        for key in kwargs:
+            if not key.isidentifier():
+                raise ManifestError(f"{where}: kwargs key {key!r} is not a Python parameter name")
+        _check_plain(kwargs, f"{where}: kwargs")
+        manifest[variant_id] = {"factory": factory.strip(), "kwargs": dict(kwargs),
+                                "after": _parse_after(entry.get("after", []), where), "origin": origin}
+    return manifest
+
+
+def _parse_after(value: Any, where: str) -> list[dict[str, Any]]:
+    items = [value] if isinstance(value, (str, dict)) else value
+    if not isinstance(items, list):
+        raise ManifestError(f'{where}: after must be a method name or a list, e.g. after = "freeze_backbone"')
+    calls = []
+    for item in items:
+        if isinstance(item, str):
+            item = {"method": item}
+        if not isinstance(item, dict) or not isinstance(item.get("method"), str):
+            raise ManifestError(f'{where}: each `after` entry is a method name or {{ method = "name", kwargs = {{...}} }}')
+        extra = set(item) - {"method", "kwargs"}
+        if extra:
+            raise ManifestError(f"{where}: unknown key(s) {sorted(extra)} in `after`; allowed: method, kwargs")
+        if not item["method"].isidentifier():
+            raise ManifestError(f"{where}: after names {item['method']!r}, which is not a method name")
+        kwargs = item.get("kwargs", {})
+        if not isinstance(kwargs, dict):
+            raise ManifestError(f"{where}: the kwargs of after-method {item['method']!r} must be a table")
+        _check_plain(kwargs, f"{where}: the kwargs of after-method {item['method']!r}")
+        calls.append({"method": item["method"], "kwargs": dict(kwargs)})
+    return calls
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Manifest values travel to the worker as JSON: no TOML dates or times."""
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_plain(v, where)
+    elif isinstance(value, list):
+        for v in value:
+            _check_plain(v, where)
+    elif not isinstance(value, (str, int, float, bool)):
+        raise ManifestError(f"{where} hold a {type(value).__name__} ({value}); use strings, numbers, booleans, "
+                            "arrays or tables")
+
+
+def check_manifest_ids(manifest: dict[str, dict], known_ids: typing.Iterable[str]) -> None:
+    """Raise ManifestError when the manifest names a variant the spec does not have."""
+    known = list(known_ids)
+    for variant_id, entry in manifest.items():
+        if variant_id in known:
+            continue
+        close = difflib.get_close_matches(variant_id, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        origin = entry.get("origin", MANIFEST_NAME) if isinstance(entry, dict) else MANIFEST_NAME
+        raise ManifestError(f"{origin}: [variants.{variant_id}] is not a variant of this assignment{hint}; "
+                            f"known ids: {', '.join(known)}")
+
+
+def _split_factory(factory: str) -> tuple[str | None, str]:
+    """"models/unet.py:UNet" -> ("models/unet.py", "UNet"); "models.unet:UNet" -> the same;
+    "UNet" -> (None, "UNet"): any file."""
+    text = factory.strip()
+    path, sep, name = text.rpartition(":")
+    if not name.isidentifier():
+        raise ValueError(f'factory = {factory!r}: must look like "path/to/file.py:ClassName" '
+                         "(a file of the submission, a colon, a class or function name)")
+    if not sep:
+        return None, name
+    path = path.strip().replace("\\", "/")
+    if path.endswith(".py"):
+        pure = PurePosixPath(path)
+        if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+            raise ValueError(f"factory = {factory!r}: the file must be a path inside the submission, "
+                             "relative to its top folder")
+        return pure.as_posix(), name
+    if path and all(part.isidentifier() for part in path.split(".")):
+        return path, name
+    raise ValueError(f'factory = {factory!r}: must look like "path/to/file.py:ClassName" or "package.module:ClassName"')
+
+
+def _same_source(source: str, path: str) -> bool:
+    source = PurePosixPath(source.replace("\\", "/")).as_posix()
+    if path.endswith(".py"):
+        return source == path
+    dotted = path.replace(".", "/")
+    return source in (f"{dotted}.py", f"{dotted}/__init__.py")
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+class _NotUsable(Exception):
+    """A candidate that cannot be used; the message says why, in a sentence part."""
+
+
+@dataclass
+class _Sig:
+    params: list[inspect.Parameter]     # named parameters, without self, *args and **kwargs
+    var_kw: str | None                  # the name of **kwargs, if any
+    var_pos: str | None
+
+    def get(self, name: str) -> inspect.Parameter | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def text(self, name: str) -> str:
+        parts = [p.name for p in self.params]
+        if self.var_pos:
+            parts.append(f"*{self.var_pos}")
+        if self.var_kw:
+            parts.append(f"**{self.var_kw}")
+        return f"{name}({', '.join(parts)})"
+
+
+def _signature(obj: Any) -> _Sig:
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError) as exc:
+        raise _NotUsable(f"segrade cannot read its signature ({exc})") from None
+    params, var_kw, var_pos = [], None, None
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            var_kw = p.name
+        elif p.kind is p.VAR_POSITIONAL:
+            var_pos = p.name
+        else:
+            params.append(p)
+    return _Sig(params, var_kw, var_pos)
+
+
+def _annotation_text(p: inspect.Parameter) -> str:
+    ann = p.annotation
+    if ann is p.empty:
+        return ""
+    return ann if isinstance(ann, str) else getattr(ann, "__name__", None) or str(ann)
+
+
+def _boolish(p: inspect.Parameter) -> bool:
+    """A parameter that can take True/False: a bool default, or none and no other type."""
+    ann = _annotation_text(p).replace("typing.", "")
+    if p.default is not p.empty:
+        return isinstance(p.default, bool) or (p.default is None and "bool" in ann)
+    return ann in ("", "bool", "Optional[bool]", "bool | None", "Any")
+
+
+def _count_like(p: inspect.Parameter) -> bool:
+    return p.default is p.empty or (isinstance(p.default, int) and not isinstance(p.default, bool)) or p.default is None
+
+
+def _first(sig: _Sig, names: typing.Sequence[str], ok=lambda p: True) -> inspect.Parameter | None:
+    for name in names:
+        p = sig.get(name)
+        if p is not None and ok(p):
+            return p
+    return None
+
+
+def _literal_choices(p: inspect.Parameter) -> list[Any]:
+    ann = p.annotation
+    if ann is p.empty:
+        return []
+    if isinstance(ann, str):
+        match = re.search(r"Literal\[(.*)\]", ann)
+        if not match:
+            return []
+        try:
+            value = ast.literal_eval(f"({match.group(1)},)")
+        except (ValueError, SyntaxError):
+            return []
+        return list(value)
+    if typing.get_origin(ann) is typing.Literal:
+        return list(typing.get_args(ann))
+    return []
+
+
+# --------------------------------------------------------------------------- name heuristics
+
+
+def _tokens(name: str) -> list[str]:
+    """Words of a CamelCase/snake_case name: UNetBlock -> u, net, block; FCN8sHead -> fcn, 8, s, head."""
+    return [t.lower() for t in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)]
+
+
+def _is_helper_name(name: str) -> bool:
+    return any(t in _HELPER_WORDS for t in _tokens(name))
+
+
+_STRIDE_VALUE = re.compile(r"^\s*(?:fcn)?[-_ ]?(8|16|32)\s*s?\s*$", re.IGNORECASE)
+
+
+def _stride_of(value: Any) -> int | None:
+    """8, "8", "8s", "fcn8s", "FCN-8s", "fcn_8s" -> 8; anything else -> None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value in (8, 16, 32) else None
+    if isinstance(value, str):
+        match = _STRIDE_VALUE.match(value)
+        return int(match.group(1)) if match else None
+    return None
+
+
+def _stride_from_name(name: str) -> int | None | str:
+    """FCN8 / VGG16FCN8s / FCN_VGG16_8s -> 8; no stride in the name -> None; several -> "conflict"."""
+    low = name.lower()
+    found = {int(m) for m in re.findall(r"fcn[_-]?(8|16|32)(?!\d)", low)}
+    found |= {int(m) for m in re.findall(r"(?<![a-z0-9])(8|16|32)s(?![a-z0-9])", low)}
+    if len(found) > 1:
+        return "conflict"
+    return found.pop() if found else None
+
+
+def _frozen_from_name(normalised: str) -> bool | None:
+    if any(w in normalised for w in ("finetun", "tuned", "trainable", "unfrozen", "unfreeze")):
+        return False
+    if any(w in normalised for w in ("frozen", "freeze", "fixed")):
+        return True
+    return None
+
+
+def _unet_traits_from_name(normalised: str) -> dict[str, bool]:
+    """What a U-Net class name says about it; a plain name means a vanilla U-Net."""
+    return {"skip": not any(w in normalised for w in ("noskip", "withoutskip", "skipless", "nonskip", "woskip")),
+            "residual": "res" in normalised,
+            "attention": "att" in normalised}
+
+
+def _unet_flag(name: str) -> tuple[str, bool] | None:
+    """(trait, inverted) for a U-Net flag parameter name, else None."""
+    n = normalise_name(name)
+    inverted = False
+    for prefix in ("without", "disable", "remove", "drop", "no"):
+        if n.startswith(prefix) and len(n) > len(prefix):
+            n, inverted = n[len(prefix):], True
+            break
+    if "skip" in n:
+        return "skip", inverted
+    if "residual" in n or re.fullmatch(r"(use|with)?res(block|blocks|connections?|unit|units)?", n):
+        return "residual", inverted
+    if "attention" in n or "attn" in n or re.fullmatch(r"(use|with)?(att|gated?|gates|gating)", n):
+        return "attention", inverted
+    return None
+
+
+def _freeze_flag(p: inspect.Parameter) -> bool | None:
+    """True: a freeze flag (True freezes); False: an inverted one (True fine-tunes); None: neither."""
+    if p.name in FREEZE_FLAG_NAMES:
+        return True if _boolish(p) else None
+    if p.name in INVERTED_FREEZE_FLAG_NAMES:
+        return False if _boolish(p) else None
+    if p.default is p.empty or not isinstance(p.default, bool):
+        return None   # by pattern only with a bool default: too many other meanings otherwise
+    n = normalise_name(p.name)
+    if "unfreez" in n or "unfrozen" in n or "finetun" in n or "trainable" in n:
+        return False
+    if "freez" in n or "frozen" in n:
+        return True
+    if n.startswith(("update", "train")) and any(w in n for w in ("backbone", "encoder", "feature", "vgg", "base",
+                                                                 "weight", "pretrained")):
+        return False   # train_vgg, update_encoder; not `training` or `train_mode`
+    return None
+
+
+def _is_module_class(obj: Any) -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return True
+    return isinstance(obj, type) and issubclass(obj, torch.nn.Module)
+
+
+def _is_factory_function(obj: Any) -> bool:
+    return inspect.isfunction(obj) or isinstance(obj, functools.partial)
+
+
+def _source_text(obj: Any) -> str | None:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return None
+
+
+def _string_constants(obj: Any) -> list[str]:
+    text = _source_text(obj)
+    if text is None:
+        return []
+    try:
+        tree = ast.parse(textwrap.dedent(text))
+    except SyntaxError:
+        return []
+    return [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+
+
+def _stride_value(obj: Any, p: inspect.Parameter, stride: int) -> tuple[Any, str | None]:
+    """The value to pass for a variant parameter, in the style the class uses; and a note
+    when the style had to be guessed."""
+    for choice in _literal_choices(p):
+        if _stride_of(choice) == stride:
+            return choice, None
+    seen = [s for s in _string_constants(obj) if _stride_of(s) is not None]
+    exact = [s for s in seen if _stride_of(s) == stride]
+    default = p.default if p.default is not p.empty else None
+    if exact:
+        if isinstance(default, str) and _stride_of(default) is not None:
+            same_style = [s for s in exact if s == _restyle(default, stride)]
+            if same_style:
+                return same_style[0], None
+        return exact[0], None
+    if _stride_of(default) is not None:
+        return (stride if isinstance(default, int) else _restyle(default, stride)), None
+    if seen:
+        return _restyle(seen[0], stride), None
+    ann = _annotation_text(p)
+    if ann == "int" or (ann != "str" and p.name in _INT_STYLE_ARGS):
+        return stride, None
+    guess = f"fcn{stride}s"
+    return guess, f"{p.name}={guess!r} is a guess: segrade found no example of the values {p.name} takes"
+
+
+def _restyle(example: str, stride: int) -> str:
+    return re.sub(r"8|16|32", str(stride), example, count=1)
+
+
+def _variant_param(sig: _Sig) -> inspect.Parameter | None:
+    for name in VARIANT_ARG_NAMES:
+        p = sig.get(name)
+        if p is None or _annotation_text(p) == "bool":
+            continue
+        if p.default is p.empty or _stride_of(p.default) is not None:
+            return p
+        if any(_stride_of(c) is not None for c in _literal_choices(p)):
+            return p
+    return None
+
+
+def _find_method(cls: type, names: typing.Sequence[str], frozen: bool) -> tuple[str, dict] | None:
+    """A method callable after construction with no argument we cannot give."""
+    for name in names:
+        attr = getattr(cls, name, None)
+        if not callable(attr):
+            continue
+        try:
+            params = list(inspect.signature(attr).parameters.values())
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(inspect.getattr_static(cls, name, None), (staticmethod, classmethod)) and params:
+            params = params[1:]   # self
+        kwargs: dict[str, Any] = {}
+        usable = True
+        for p in params:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is not p.empty:
+                continue
+            kind = _freeze_flag(p) if p.kind is not p.POSITIONAL_ONLY else None
+            if kind is None and p.name in ("flag", "value", "mode", "on", "enable", "enabled"):
+                kind = True
+            if kind is None:
+                usable = False
+                break
+            kwargs[p.name] = frozen if kind else not frozen
+        if usable:
+            return name, kwargs
+    return None
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass
+class _Filled:
+    values: dict[str, Any]
+    after: list[tuple[str, dict]]
+    mechanisms: list[str]
+    notes: list[str]
+    auto: set[str]          # parameter names segrade fills itself (class count, channels, pretrained)
+
+
+@dataclass
+class _Option:
+    rank: tuple[int, int, int]
+    tier: str
+    candidate: Candidate
+    sig: _Sig
+    filled: _Filled
+
+
+def plan_variant(request: VariantRequest, candidates: list[Candidate],
+                 manifest: dict[str, dict] | None = None) -> BuildPlan | Unresolved:
+    """Decide how to build one variant from the student's candidates (see the module doc)."""
+    if manifest and request.id in manifest:
+        return _plan_from_manifest(request, manifest[request.id], candidates)
+
+    options: list[_Option] = []
+    rejected: list[tuple[tuple[int, int, int], str]] = []   # (rank, reason) of candidates that fit but fail
+    near_misses: list[str] = []
+    for candidate in candidates:
+        tier, sub, reason = _classify(request, candidate)
+        if tier is None:
+            if reason:
+                near_misses.append(reason)
+            continue
+        rank = (_TIER_RANK[tier], sub, 0 if inspect.isclass(candidate.obj) else 1)
+        try:
+            sig = _signature(candidate.obj)
+            filled = _fill(request, candidate, tier, sig)
+        except _NotUsable as exc:
+            rejected.append((rank, f"{candidate.label}: {exc}"))
+            continue
+        options.append(_Option(rank, tier, candidate, sig, filled))
+    options = _dedupe(options)
+
+    if not options:
+        return _missing(request, [reason for _, reason in rejected] + near_misses)
+    best = min(o.rank for o in options)
+    top = [o for o in options if o.rank == best]
+    notes: list[str] = []
+    if len(top) > 1:
+        texts = {_source_text(o.candidate.obj) for o in top}
+        if len(texts) == 1 and None not in texts:
+            top.sort(key=lambda o: o.candidate.source)
+            notes.append(f"identical copies of {top[0].candidate.name} in "
+                         f"{', '.join(o.candidate.source for o in top)}: used the one in {top[0].candidate.source}")
+            top = top[:1]
+        else:
+            return _ambiguous(request, top)
+    chosen = top[0]
+    notes += [f"not used: {reason}" for rank, reason in rejected if rank < chosen.rank]
+    return _plan(request, chosen, notes)
+
+
+def _dedupe(options: list[_Option]) -> list[_Option]:
+    """One option per object (a class exported under two names or re-imported): the best."""
+    best: dict[int, _Option] = {}
+    for option in options:
+        key = id(option.candidate.obj)
+        if key not in best or option.rank < best[key].rank:
+            best[key] = option
+    return [o for o in options if best[id(o.candidate.obj)] is o]
+
+
+def _names_for(request: VariantRequest) -> tuple[str, ...]:
+    return (request.class_name, *request.aliases)
+
+
+def _classify(request: VariantRequest, candidate: Candidate) -> tuple[str | None, int, str | None]:
+    """(tier, sub-rank, None) when the candidate may build the variant; (None, 0, reason or None) otherwise."""
+    name, obj = candidate.name, candidate.obj
+    n = normalise_name(name)
+    is_class = inspect.isclass(obj)
+    named = n == normalise_name(request.class_name) or n in {normalise_name(a) for a in request.aliases}
+    if is_class and not _is_module_class(obj):
+        return None, 0, (f"{candidate.label} is named like {request.class_name} but is not a torch.nn.Module"
+                         if named else None)
+    if not is_class and not _is_factory_function(obj):
+        return None, 0, None
+    if name.startswith("_"):
+        return None, 0, None    # a private base class (_UNet, _FCNBase): only the manifest may name it
+    frozen_sub = 1
+    if "frozen" in request.traits:
+        marker = _frozen_from_name(n)
+        frozen_sub = 1 if marker is None else (0 if marker == bool(request.traits["frozen"]) else 2)
+    if n == normalise_name(request.class_name):
+        return "contract", frozen_sub, None
+    if named:
+        return "alias", frozen_sub, None
+    family = normalise_name(request.family)
+    if not is_class or not family or family not in n or _is_helper_name(name):
+        return None, 0, None
+    if "stride" in request.traits:
+        stride = _stride_from_name(name)
+        if stride == request.traits["stride"]:
+            return "name pattern", frozen_sub, None
+        if stride is not None:
+            return None, 0, None    # another variant's class
+        try:
+            sig = _signature(obj)
+        except _NotUsable as exc:
+            return None, 0, f"{candidate.label}: {exc}"
+        if _variant_param(sig) is not None:
+            return "variant argument", frozen_sub, None
+        return None, 0, (f"{candidate.label} has no argument choosing the output stride "
+                         f"(looked for {', '.join(VARIANT_ARG_NAMES[:8])}...)")
+    unet_traits = [t for t in ("skip", "residual", "attention") if t in request.traits]
+    if unet_traits:
+        try:
+            sig = _signature(obj)
+        except _NotUsable as exc:
+            return None, 0, f"{candidate.label}: {exc}"
+        if any(_unet_flag(p.name) and _boolish(p) for p in sig.params):
+            return "flags", 0, None
+        said = _unet_traits_from_name(n)
+        if all(said[t] == bool(request.traits[t]) for t in unet_traits):
+            return "name pattern", 0, None
+        if all(said[t] == (t == "skip") for t in said):   # a plain U-Net name: say what it lacks
+            lacking = [t for t in unet_traits if said[t] != bool(request.traits[t])]
+            return None, 0, (f"{candidate.label} has no {' or '.join(_TRAIT_WORDS[t] for t in lacking)} flag "
+                             f"(looked for {', '.join(UNET_FLAG_EXAMPLES[lacking[0]][:6])}...)")
+    return None, 0, None
+
+
+def _fill(request: VariantRequest, candidate: Candidate, tier: str, sig: _Sig) -> _Filled:
+    """Keyword arguments for this candidate; raises _NotUsable when it cannot build the variant."""
+    name, obj, traits = candidate.name, candidate.obj, request.traits
+    blind = sig.var_kw is not None and tier in ("contract", "alias")   # **kwargs: pass the contract's names
+    contract = request.contract_kwargs()
+    out = _Filled({}, [], [], [], set())
+    values = out.values
+
+    _fill_common(request, name, sig, out, blind)
+
+    if "stride" in traits:
+        p = _variant_param(sig)
+        if p is not None and (tier == "variant argument" or p.default is p.empty):
+            values[p.name], guessed = _stride_value(obj, p, int(traits["stride"]))
+            if guessed:
+                out.notes.append(guessed)
+
+    if "frozen" in traits:
+        _fill_freeze(request, candidate, sig, out, blind, contract)
+
+    unet_traits = [t for t in ("skip", "residual", "attention") if t in traits]
+    flagged = False
+    for trait in unet_traits:
+        want = bool(traits[trait])
+        flags = [(p, kind[1]) for p in sig.params if (kind := _unet_flag(p.name)) and kind[0] == trait and _boolish(p)]
+        for p, inverted in flags:
+            values[p.name] = (not want) if inverted else want
+            flagged = True
+        if not flags and tier == "flags":
+            default = _unet_traits_from_name(normalise_name(name))[trait]
+            if default != want:
+                raise _NotUsable(f"{sig.text(name)} has no {_TRAIT_WORDS[trait]} flag "
+                                 f"(looked for {', '.join(UNET_FLAG_EXAMPLES[trait][:6])}...)")
+    if flagged and tier != "flags":
+        out.mechanisms.append("flags")
+
+    # The spec's other contract kwargs (a course's own options), where the class takes them.
+    recognised = set(CLASS_COUNT_NAMES) | set(PRETRAINED_NAMES) | set(WEIGHTS_NAMES) | set(FREEZE_FLAG_NAMES) | set(
+        INVERTED_FREEZE_FLAG_NAMES) | {request.pretrained_kwarg, request.num_classes_kwarg}
+    for key, value in request.kwargs.items():
+        if key in recognised or key in values:
+            continue
+        if sig.get(key) is not None or blind:
+            values[key] = value
+        else:
+            out.notes.append(f"{name} has no `{key}` argument: the spec's {key}={value!r} was left out")
+
+    missing = [p.name for p in sig.params if p.default is p.empty and p.name not in values]
+    if missing:
+        needs = ", ".join(f"`{m}`" for m in missing)
+        raise _NotUsable(f"{sig.text(name)} needs {needs}, which segrade can't guess: add a manifest")
+    if sig.var_pos and not sig.params and not sig.var_kw:
+        raise _NotUsable(f"{sig.text(name)} takes only positional *{sig.var_pos}: add a manifest")
+    if blind:
+        passed = [k for k in values if sig.get(k) is None]
+        if passed:
+            out.notes.append(f"{name} takes **{sig.var_kw}: passed {', '.join(passed)} as the contract names "
+                             "them, without seeing its parameters")
+    return out
+
+
+def _fill_common(request: VariantRequest, name: str, sig: _Sig, out: _Filled, blind: bool) -> None:
+    """Class count, input channels and the pretrained switch (used by the manifest too)."""
+    values = out.values
+    p = _first(sig, CLASS_COUNT_NAMES, _count_like)
+    if p is not None:
+        values[p.name] = request.num_classes
+        out.auto.add(p.name)
+    elif blind:
+        values[request.num_classes_kwarg] = request.num_classes
+        out.auto.add(request.num_classes_kwarg)
+    else:
+        out.notes.append(f"{name} takes no class-count argument: assumed to output {request.num_classes} classes")
+
+    p = _first(sig, IN_CHANNEL_NAMES, _count_like)
+    if p is not None:
+        if p.default is p.empty or p.default is None:
+            values[p.name] = 3
+            out.auto.add(p.name)
+        elif isinstance(p.default, int) and p.default < 8 and p.default != 3:   # 1 or 4; 64 is a width
+            values[p.name] = 3
+            out.auto.add(p.name)
+            out.notes.append(f"{p.name}=3 instead of its default {p.default!r}: the inputs are RGB images")
+
+    if request.pretrained is None:
+        return
+    switches = [p for p in sig.params if p.name in PRETRAINED_NAMES or p.name in WEIGHTS_NAMES]
+    for p in switches:
+        if p.name in WEIGHTS_NAMES:
+            if not request.pretrained:
+                values[p.name] = None
+            elif p.default is p.empty or p.default is None:
+                values[p.name] = PRETRAINED_WEIGHTS_VALUE
+            else:
+                continue   # its own default already asks for pretrained weights
+        else:
+            values[p.name] = bool(request.pretrained)
+        out.auto.add(p.name)
+    if not switches:
+        if blind:
+            values[request.pretrained_kwarg] = request.pretrained
+            out.auto.add(request.pretrained_kwarg)
+        elif not request.pretrained:
+            out.notes.append(f"{name} has no pretrained switch: if it loads ImageNet weights itself, "
+                             "that fails offline")
+
+
+def _fill_freeze(request: VariantRequest, candidate: Candidate, sig: _Sig, out: _Filled, blind: bool,
+                 contract: dict[str, Any]) -> None:
+    frozen = bool(request.traits["frozen"])
+    name, obj, values = candidate.name, candidate.obj, out.values
+    contract_names = {k for k in contract if k in FREEZE_FLAG_NAMES or k in INVERTED_FREEZE_FLAG_NAMES}
+    flags = [(p, kind) for p in sig.params if (kind := _freeze_flag(p)) is not None]
+    direct = [p for p, kind in flags if kind]
+    inverted = [p for p, kind in flags if not kind]
+    if direct:
+        values[direct[0].name] = frozen
+        if direct[0].name not in contract_names:
+            out.mechanisms.append("freeze flag")
+        return
+    if inverted:
+        values[inverted[0].name] = not frozen
+        out.mechanisms.append("inverted freeze flag")
+        return
+    if blind and contract_names:
+        for key in contract_names:
+            values[key] = contract[key]
+        return
+    if inspect.isclass(obj):
+        if frozen:
+            method = _find_method(obj, FREEZE_METHOD_NAMES, True)
+            if method:
+                out.after.append(method)
+                out.mechanisms.append("freeze method")
+                return
+        else:
+            method = _find_method(obj, UNFREEZE_METHOD_NAMES, False)
+            if method:
+                out.after.append(method)
+                out.mechanisms.append("unfreeze method")
+                return
+            freezer = _find_method(obj, FREEZE_METHOD_NAMES, True)
+            if freezer:
+                out.notes.append(f"fine-tuned: built as the class defaults, without calling {freezer[0]}()")
+                return
+    out.mechanisms.append("no freeze option")
+    out.notes.append(f"no freeze option found in {name} (no flag, no freeze method): built as the class defaults; "
+                     "the frozen-backbone check shows whether the backbone "
+                     + ("is frozen" if frozen else "trains"))
+
+
+def _split_call(sig: _Sig, values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Positional-only parameters go in args; the rest stays keyword, in signature order."""
+    kwargs = dict(values)
+    positional = [p for p in sig.params if p.kind is p.POSITIONAL_ONLY]
+    last = max((i for i, p in enumerate(positional) if p.name in kwargs), default=-1)
+    args = []
+    for p in positional[:last + 1]:
+        args.append(kwargs.pop(p.name) if p.name in kwargs else p.default)
+    order = {p.name: i for i, p in enumerate(sig.params)}
+    ordered = dict(sorted(kwargs.items(), key=lambda kv: order.get(kv[0], len(order))))
+    return tuple(args), ordered
+
+
+def _call_text(name: str, args: tuple, kwargs: dict[str, Any], after: typing.Iterable[tuple[str, dict]]) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    text = f"{name}({', '.join(parts)})"
+    for method, kw in after:
+        text += f".{method}({', '.join(f'{k}={v!r}' for k, v in kw.items())})"
+    return text
+
+
+def _plan(request: VariantRequest, option: _Option, notes: list[str]) -> BuildPlan:
+    candidate, filled = option.candidate, option.filled
+    args, kwargs = _split_call(option.sig, filled.values)
+    after = tuple(filled.after)
+    adapter = " + ".join([option.tier, *(m for m in filled.mechanisms if m != option.tier)])
+    description = (f"{request.class_name} ← {_call_text(candidate.name, args, kwargs, after)} "
+                   f"from {candidate.source}, adapter: {adapter}")
+    return BuildPlan(variant_id=request.id, factory=candidate.obj, kwargs=kwargs, after=after, adapter=adapter,
+                     source=candidate.source, description=description, notes=tuple(notes + filled.notes), args=args)
+
+
+# --------------------------------------------------------------------------- the manifest's plan
+
+
+def _plan_from_manifest(request: VariantRequest, entry: dict, candidates: list[Candidate]) -> BuildPlan | Unresolved:
+    origin = entry.get("origin", MANIFEST_NAME)
+    factory = entry["factory"]
+    path, name = _split_factory(factory)
+    looked_for = (factory,)
+    matches: list[Candidate] = []
+    for c in candidates:
+        if c.name == name and (path is None or _same_source(c.source, path)) and all(m.obj is not c.obj for m in matches):
+            matches.append(c)
+    if not matches:
+        where = path or "the submission"
+        in_file = sorted({c.name for c in candidates if path is not None and _same_source(c.source, path)})
+        found = (f" Found in {path}: {', '.join(in_file)}." if in_file else
+                 f" segrade found no classes or functions in {path}." if path else "")
+        return Unresolved(request.id, "missing",
+                          f"{origin} builds {request.id} with {factory}, but no {name} was found in {where}: "
+                          f"the file may have failed to import (see its import error), or the name or path is "
+                          f"wrong.{found}", looked_for, tuple(c.label for c in candidates if c.name == name))
+    if len(matches) > 1:
+        pins = "\n".join(f'factory = "{c.source}:{c.name}"' for c in matches)
+        return Unresolved(request.id, "ambiguous",
+                          f"{origin} builds {request.id} with {factory}, which is defined in several files: "
+                          f"{', '.join(c.label for c in matches)}. Name the file in [variants.{request.id}], "
+                          f"one of:\n{pins}", looked_for, tuple(c.label for c in matches))
+    candidate = matches[0]
+
+    def fail(text: str) -> Unresolved:
+        return Unresolved(request.id, "missing", f"{origin}, [variants.{request.id}]: {text}", looked_for,
+                          (candidate.label,))
+
+    try:
+        sig = _signature(candidate.obj)
+    except _NotUsable as exc:
+        return fail(f"{candidate.label}: {exc}")
+    given = dict(entry.get("kwargs") or {})
+    unknown = [k for k in given if sig.get(k) is None and sig.var_kw is None]
+    if unknown:
+        return fail(f"{sig.text(candidate.name)} in {candidate.source} has no parameter "
+                    f"{', '.join(f'`{k}`' for k in unknown)}: fix the kwargs")
+
+    # Fill what the manifest leaves out: the class count, RGB input, the pretrained switch.
+    auto = _Filled({}, [], [], [], set())
+    _fill_common(request, candidate.name, sig, auto, blind=False)
+    values = dict(given)
+    notes = [f"pinned by {origin}"]
+    if not any(k in CLASS_COUNT_NAMES for k in given):
+        for k in auto.auto & set(CLASS_COUNT_NAMES):
+            values[k] = auto.values[k]
+            notes.append(f"{k}={auto.values[k]!r} added by segrade (the manifest gives no class count)")
+    for k in auto.auto & set(IN_CHANNEL_NAMES):
+        if k not in given and sig.get(k).default is sig.get(k).empty:
+            values[k] = 3
+    if request.pretrained is not None and not any(k in PRETRAINED_NAMES or k in WEIGHTS_NAMES for k in given):
+        for k in auto.auto & (set(PRETRAINED_NAMES) | set(WEIGHTS_NAMES)):
+            values[k] = auto.values[k]
+            notes.append(f"{k}={auto.values[k]!r} added by segrade: ImageNet weights are "
+                         + ("available" if request.pretrained else "not available offline"))
+
+    after = tuple((call["method"], dict(call.get("kwargs") or {})) for call in entry.get("after") or ())
+    if inspect.isclass(candidate.obj):
+        for method, _ in after:
+            if not callable(getattr(candidate.obj, method, None)):
+                return fail(f"after = {method!r}, but {candidate.name} has no method {method}()")
+    missing = [p.name for p in sig.params if p.default is p.empty and p.name not in values]
+    if missing:
+        return fail(f"{sig.text(candidate.name)} needs {', '.join(f'`{m}`' for m in missing)}: add "
+                    f"{' and '.join(missing)} to kwargs")
+    args, kwargs = _split_call(sig, values)
+    description = (f"{request.class_name} ← {_call_text(candidate.name, args, kwargs, after)} "
+                   f"from {candidate.source}, adapter: manifest")
+    return BuildPlan(variant_id=request.id, factory=candidate.obj, kwargs=kwargs, after=after, adapter="manifest",
+                     source=candidate.source, description=description, notes=tuple(notes), args=args)
+
+
+# --------------------------------------------------------------------------- unresolved: messages
+
+
+def _toml_value(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    return None   # None and objects cannot be written in TOML: leave them to their defaults
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def manifest_lines(variant_id: str, factory: str, kwargs: dict[str, Any] | None = None,
+                   after: typing.Iterable[tuple[str, dict]] = ()) -> str:
+    """The TOML that pins one variant: [variants.ID], factory, kwargs and after lines."""
+    lines = [f"[variants.{variant_id}]", f"factory = {json.dumps(factory)}"]
+    items = [(k, _toml_value(v)) for k, v in (kwargs or {}).items()]
+    items = [(k, v) for k, v in items if v is not None]
+    if items:
+        lines.append("kwargs = { " + ", ".join(f"{_toml_key(k)} = {v}" for k, v in items) + " }")
+    after = list(after)
+    if after and all(not kw for _, kw in after):
+        names = [m for m, _ in after]
+        lines.append(f"after = {json.dumps(names[0])}" if len(names) == 1 else f"after = {json.dumps(names)}")
+    elif after:
+        entries = []
+        for method, kw in after:
+            kw_items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in kw.items() if _toml_value(v))
+            entries.append(f'{{ method = {json.dumps(method)}, kwargs = {{ {kw_items} }} }}')
+        lines.append(f"after = [{', '.join(entries)}]")
+    return "\n".join(lines)
+
+
+def _looked_for(request: VariantRequest) -> tuple[str, ...]:
+    looked = list(_names_for(request))
+    family = (request.family or "model").upper()
+    article = "an" if family[:1] in "AEFHILMNORSX" else "a"   # letters said with a vowel sound
+    if "stride" in request.traits:
+        s = request.traits["stride"]
+        looked.append(f"{article} {family} class whose name says {s} (e.g. {family}{s}, VGG16{family}{s}s)")
+        looked.append(f"{article} {family} class with an argument choosing the stride "
+                      f"({', '.join(VARIANT_ARG_NAMES[:8])}...)")
+    unet_traits = [t for t in ("skip", "residual", "attention") if t in request.traits]
+    if unet_traits:
+        needed = [t for t in unet_traits if request.traits[t] != (t == "skip")]
+        flags = " and ".join(f"a {_TRAIT_WORDS[t]} flag ({', '.join(UNET_FLAG_EXAMPLES[t][:4])}...)" for t in needed)
+        looked.append(f"a U-Net class with {flags}" if flags else "a U-Net class with skip/residual/attention flags")
+    return tuple(looked)
+
+
+def _pin_kwargs(request: VariantRequest) -> dict[str, Any]:
+    """The variant-specific kwargs worth writing in a manifest template (not the class count
+    or the pretrained switch, which segrade adds itself)."""
+    contract = request.contract_kwargs()
+    contract.pop(request.num_classes_kwarg, None)
+    contract.pop(request.pretrained_kwarg, None)
+    return contract
+
+
+def _missing(request: VariantRequest, reasons: list[str]) -> Unresolved:
+    looked = _looked_for(request)
+    names = ", ".join(_names_for(request))
+    patterns = "; ".join(looked[len(_names_for(request)):])
+    text = f"Nothing in the submission builds {request.class_name} ({request.id}). segrade looked for a class " \
+           f"or function named {names} (case and underscores ignored)"
+    text += f"; {patterns}." if patterns else "."
+    if reasons:
+        text += " Not usable: " + "; ".join(reasons) + "."
+    template = manifest_lines(request.id, "path/to/file.py:ClassName", _pin_kwargs(request))
+    text += f" If the code is there under another name, pin it in {MANIFEST_NAME}:\n\n{template}"
+    return Unresolved(request.id, "missing", text, looked, tuple(reasons))
+
+
+def _ambiguous(request: VariantRequest, options: list[_Option]) -> Unresolved:
+    labels = tuple(o.candidate.label for o in options)
+    first = options[0]
+    pinned = {k: v for k, v in _split_call(first.sig, first.filled.values)[1].items() if k not in first.filled.auto}
+    lines = manifest_lines(request.id, f"{first.candidate.source}:{first.candidate.name}", pinned, first.filled.after)
+    others = " or ".join(f'factory = "{o.candidate.source}:{o.candidate.name}"' for o in options[1:])
+    text = (f"{len(options)} candidates fit {request.class_name} ({request.id}) equally well ({first.tier}): "
+            f"{', '.join(labels)}. Pin one in {MANIFEST_NAME}, e.g.:\n\n{lines}\n\n(or {others}; segrade adds the "
+            "class count and the pretrained switch itself)")
+    return Unresolved(request.id, "ambiguous", text, _looked_for(request), labels)
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def to_logits(output: Any) -> Any:
+    """The logits tensor in what forward returned: a tensor; a dict's "out" (torchvision) or
+    "logits" (Hugging Face) or its only tensor; a tuple/list's first 4-D tensor, else its
+    first tensor (so `(loss, pred)` gives pred when pred is 4-D)."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        for key in ("out", "logits"):
+            if isinstance(output.get(key), torch.Tensor):
+                return output[key]
+        tensors = [v for v in output.values() if isinstance(v, torch.Tensor)]
+        if len(tensors) == 1:
+            return tensors[0]
+        raise TypeError(f"forward returned a dict with keys {list(output)[:8]}, and segrade cannot tell which is "
+                        "the logits: return the N x C x H x W logits tensor (or a dict with 'out')")
+    if isinstance(output, (tuple, list)):
+        tensors = [v for v in output if isinstance(v, torch.Tensor)]
+        four_d = [t for t in tensors if t.dim() == 4]
+        if four_d or tensors:
+            return (four_d or tensors)[0]
+        kinds = ", ".join(type(v).__name__ for v in output[:6])
+        raise TypeError(f"forward returned a {type(output).__name__} of ({kinds}) with no tensor in it: "
+                        "return the N x C x H x W logits tensor")
+    raise TypeError(f"forward returned {type(output).__name__}, not a tensor: return the N x C x H x W logits "
+                    "tensor (a dict with 'out' or a tuple whose first tensor is the logits is also accepted)")

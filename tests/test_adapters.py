@@ -1,0 +1,688 @@
+"""grader.adapters: mapping the assignment's variants to student code that follows no interface.
+
+The classes below are tiny stand-ins with the constructor signatures seen in real
+submissions (BRIEF §3); nothing here builds a real FCN or U-Net.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+import pytest
+import torch
+from torch import nn
+
+from grader.adapters import (
+    BuildPlan,
+    Candidate,
+    ManifestError,
+    Unresolved,
+    VariantRequest,
+    check_manifest_ids,
+    parse_manifest,
+    plan_variant,
+    to_logits,
+)
+from grader.spec import load_spec
+
+SPEC = load_spec()
+IDS = [v.id for v in SPEC.variants]
+
+
+def request(variant_id: str, pretrained: bool = False) -> VariantRequest:
+    return VariantRequest.from_spec(SPEC.variant(variant_id), SPEC.num_classes, pretrained)
+
+
+def plan(variant_id: str, *candidates: Candidate, manifest=None, pretrained: bool = False):
+    return plan_variant(request(variant_id, pretrained), list(candidates), manifest)
+
+
+def ok(result) -> BuildPlan:
+    assert isinstance(result, BuildPlan), getattr(result, "message", result)
+    return result
+
+
+def c(obj, name: str | None = None, source: str = "model.py") -> Candidate:
+    return Candidate(name or obj.__name__, obj, source)
+
+
+class _Net(nn.Module):
+    """A 'backbone' and a 1x1 'head'; forward gives N x classes x H x W."""
+
+    def __init__(self, classes: int = 13) -> None:
+        super().__init__()
+        self.backbone = nn.Conv2d(3, 4, 1)
+        self.head = nn.Conv2d(4, classes, 1)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+    def _freeze(self, frozen: bool) -> None:
+        for p in self.backbone.parameters():
+            p.requires_grad_(not frozen)
+
+
+# --------------------------------------------------------------------------- contract
+
+
+class FCN32s(_Net):
+    def __init__(self, num_classes: int, freeze_backbone: bool = False, pretrained: bool = True) -> None:
+        super().__init__(num_classes)
+        self._freeze(freeze_backbone)
+
+
+class FCN16s(FCN32s):
+    pass
+
+
+class FCN8s(FCN32s):
+    pass
+
+
+class UNet(_Net):
+    def __init__(self, num_classes: int, in_channels: int = 3) -> None:
+        super().__init__(num_classes)
+
+
+class UNetNoSkip(UNet):
+    pass
+
+
+class ResidualUNet(UNet):
+    pass
+
+
+class AttentionUNet(UNet):
+    pass
+
+
+CONTRACT = [c(cls, source="fcn.py" if cls.__name__.startswith("FCN") else "unet.py")
+            for cls in (FCN32s, FCN16s, FCN8s, UNet, UNetNoSkip, ResidualUNet, AttentionUNet)]
+
+
+def test_contract_classes_build_every_variant():
+    for variant in SPEC.variants:
+        p = ok(plan(variant.id, *CONTRACT))
+        assert p.adapter == "contract"
+        assert p.factory.__name__ == variant.class_name
+        if variant.family.id == "fcn":
+            assert p.kwargs == {"num_classes": 13, "freeze_backbone": variant.traits["frozen"], "pretrained": False}
+        else:
+            assert p.kwargs == {"num_classes": 13}
+        assert p.after == () and p.notes == ()
+    p = ok(plan("fcn8s_frozen", *CONTRACT))
+    assert p.description == ("FCN8s ← FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) "
+                             "from fcn.py, adapter: contract")
+    model = p.build()
+    assert not any(q.requires_grad for q in model.backbone.parameters())
+    assert ok(plan("fcn8s_finetune", *CONTRACT, pretrained=True)).kwargs["pretrained"] is True
+
+
+def test_contract_names_ignore_case_and_underscores():
+    p = ok(plan("fcn16s_frozen", c(FCN16s, "fcn_16s"), c(FCN8s, "Fcn8S")))
+    assert p.factory is FCN16s and p.adapter == "contract"
+    assert ok(plan("fcn8s_frozen", c(FCN16s, "fcn_16s"), c(FCN8s, "Fcn8S"))).factory is FCN8s
+    assert ok(plan("unet_noskip", c(UNet), c(UNetNoSkip, "unet_no_skip"))).factory is UNetNoSkip
+
+
+def test_contract_class_taking_kwargs_gets_the_contract_names():
+    class KwFCN(_Net):
+        def __init__(self, **kwargs):
+            super().__init__(kwargs["num_classes"])
+            self.seen = kwargs
+
+    p = ok(plan("fcn8s_frozen", c(KwFCN, "FCN8s")))
+    assert p.kwargs == {"num_classes": 13, "freeze_backbone": True, "pretrained": False}
+    assert any("**kwargs" in note for note in p.notes)
+    assert p.build().seen == p.kwargs
+
+
+def test_function_named_like_the_contract_and_partials():
+    def fcn8s(num_classes, pretrained=True):
+        return FCN8s(num_classes, pretrained=pretrained)
+
+    def build_model(num_classes):   # not named like anything: ignored
+        return FCN8s(num_classes)
+
+    p = ok(plan("fcn8s_frozen", c(fcn8s), c(build_model)))
+    assert p.factory is fcn8s and p.kwargs == {"num_classes": 13, "pretrained": False}
+    assert "no freeze option" in p.adapter
+    q = ok(plan("fcn16s_finetune", c(functools.partial(FCN16s, pretrained=True), "FCN16s")))
+    assert q.kwargs == {"num_classes": 13, "freeze_backbone": False, "pretrained": False}
+
+
+def test_positional_only_parameters_are_passed_positionally():
+    class PosOnly(_Net):
+        def __init__(self, n_classes, /, in_ch=3):
+            super().__init__(n_classes)
+
+    p = ok(plan("unet", c(PosOnly, "UNet")))
+    assert p.args == (13,) and p.kwargs == {}
+    assert p.description == "UNet ← UNet(13) from model.py, adapter: contract"
+    assert p.build().head.out_channels == 13
+
+
+def test_non_models_are_not_candidates():
+    class UNetDataset:                 # not an nn.Module
+        def __init__(self, root):
+            self.root = root
+
+    class DoubleConv(nn.Module):       # a helper block with an out_channels argument
+        def __init__(self, in_channels, out_channels, residual=False):
+            super().__init__()
+
+    r = plan("unet", c(UNetDataset, "UNet"), c(DoubleConv, "UNetBlock"), c(UNet(13), "model"))
+    assert isinstance(r, Unresolved) and r.status == "missing"
+    assert "UNet in model.py is named like UNet but is not a torch.nn.Module" in r.message
+    assert isinstance(plan("unet_residual", c(DoubleConv, "UNetResBlock")), Unresolved)
+
+
+# --------------------------------------------------------------------------- FCN: one class with a variant argument
+
+
+class FCNByVariant(_Net):
+    def __init__(self, num_classes, variant="fcn32s", pretrained=True, update_weights=True):
+        super().__init__(num_classes)
+        if variant == "fcn8s":
+            self.stride = 8
+        elif variant == "fcn16s":
+            self.stride = 16
+        else:
+            self.stride = 32
+        self._freeze(not update_weights)
+
+
+class FCNByMode(_Net):
+    def __init__(self, n_classes, mode: str = "32s"):
+        super().__init__(n_classes)
+        self.stride = {"32s": 32, "16s": 16, "8s": 8}[mode]
+
+
+class FCNByArch(_Net):
+    def __init__(self, arch, num_classes=13):
+        super().__init__(num_classes)
+        self.stride = {"fcn_32s": 32, "fcn_16s": 16, "fcn_8s": 8}[arch]
+
+
+class FCNByStride(_Net):
+    def __init__(self, num_classes, stride: int = 32, freeze=False):
+        super().__init__(num_classes)
+        self.stride = stride
+        self._freeze(freeze)
+
+
+class FCNByLiteral(_Net):
+    def __init__(self, num_classes, type: Literal["FCN-32s", "FCN-16s", "FCN-8s"]):
+        super().__init__(num_classes)
+        self.stride = int(type[4:-1])
+
+
+@pytest.mark.parametrize("cls, values", [
+    (FCNByVariant, {8: "fcn8s", 16: "fcn16s", 32: "fcn32s"}),
+    (FCNByMode, {8: "8s", 16: "16s", 32: "32s"}),
+    (FCNByArch, {8: "fcn_8s", 16: "fcn_16s", 32: "fcn_32s"}),
+    (FCNByStride, {8: 8, 16: 16, 32: 32}),
+    (FCNByLiteral, {8: "FCN-8s", 16: "FCN-16s", 32: "FCN-32s"}),
+])
+def test_one_fcn_class_with_a_variant_argument(cls, values):
+    for stride, value in values.items():
+        p = ok(plan(f"fcn{stride}s_frozen", c(cls, "FCN", "fcn.py")))
+        assert p.adapter.startswith("variant argument")
+        assert value in p.kwargs.values()
+        assert p.build().stride == stride
+
+
+def test_variant_argument_description_and_inverted_freeze_flag():
+    frozen = ok(plan("fcn8s_frozen", c(FCNByVariant, "FCN", "fcn.py")))
+    assert frozen.description == ("FCN8s ← FCN(num_classes=13, variant='fcn8s', pretrained=False, "
+                                  "update_weights=False) from fcn.py, adapter: variant argument + inverted freeze flag")
+    assert not any(q.requires_grad for q in frozen.build().backbone.parameters())
+    tuned = ok(plan("fcn8s_finetune", c(FCNByVariant, "FCN", "fcn.py")))
+    assert tuned.kwargs["update_weights"] is True
+    assert all(q.requires_grad for q in tuned.build().backbone.parameters())
+
+
+def test_fcn_class_without_a_variant_argument_is_reported():
+    class FCN(_Net):
+        def __init__(self, num_classes):
+            super().__init__(num_classes)
+
+    r = plan("fcn16s_frozen", c(FCN, source="fcn.py"))
+    assert r.status == "missing"
+    assert "FCN in fcn.py has no argument choosing the output stride" in r.message
+
+
+# --------------------------------------------------------------------------- FCN: three classes with other names
+
+
+class FCN8(FCN32s):
+    pass
+
+
+class VGG16FCN16s(FCN32s):
+    pass
+
+
+class FCN_VGG16_32s(FCN32s):
+    pass
+
+
+class FCN8sHead(nn.Module):     # a building block: never a candidate
+    def __init__(self, num_classes):
+        super().__init__()
+
+
+def test_three_fcn_classes_with_other_names():
+    cands = [c(cls, source="nets.py") for cls in (FCN8, VGG16FCN16s, FCN_VGG16_32s, FCN8sHead)]
+    for stride, cls in ((8, FCN8), (16, VGG16FCN16s), (32, FCN_VGG16_32s)):
+        p = ok(plan(f"fcn{stride}s_finetune", *cands))
+        assert p.factory is cls and p.adapter == "name pattern"
+
+
+def test_dedicated_fcn_class_beats_the_family_class():
+    p = ok(plan("fcn8s_frozen", c(FCNByVariant, "FCN", "fcn.py"), c(FCN8, source="fcn.py")))
+    assert p.factory is FCN8
+
+
+def test_freeze_words_in_class_names_pick_the_right_class():
+    class FCN8sFrozen(FCN32s):
+        pass
+
+    class FCN8sFinetuned(FCN32s):
+        pass
+
+    cands = [c(FCN8sFrozen), c(FCN8sFinetuned)]
+    assert ok(plan("fcn8s_frozen", *cands)).factory is FCN8sFrozen
+    assert ok(plan("fcn8s_finetune", *cands)).factory is FCN8sFinetuned
+
+
+# --------------------------------------------------------------------------- freezing
+
+
+class FrozenByFlag(_Net):
+    def __init__(self, num_classes, frozen=True):
+        super().__init__(num_classes)
+        self._freeze(frozen)
+
+
+class FrozenByMethod(_Net):
+    def __init__(self, num_classes, pretrained_backbone=True):
+        super().__init__(num_classes)
+
+    def freeze_backbone(self):
+        self._freeze(True)
+
+
+class FrozenByDefault(_Net):
+    def __init__(self, num_classes):
+        super().__init__(num_classes)
+        self._freeze(True)
+
+
+class FrozenUnlessUnfrozen(_Net):
+    def __init__(self, num_classes, weights=None):
+        super().__init__(num_classes)
+        self._freeze(True)
+
+    def unfreeze(self):
+        self._freeze(False)
+
+
+def test_freeze_by_flag():
+    p = ok(plan("fcn8s_frozen", c(FrozenByFlag, "FCN8s")))
+    assert p.kwargs == {"num_classes": 13, "frozen": True} and p.adapter == "contract + freeze flag"
+    assert ok(plan("fcn8s_finetune", c(FrozenByFlag, "FCN8s"))).kwargs["frozen"] is False
+
+
+@pytest.mark.parametrize("flag", ["train_backbone", "finetune", "fine_tune", "trainable_backbone"])
+def test_inverted_freeze_flags(flag):
+    cls = type("FCN16s", (_Net,), {"__init__": eval(f"lambda self, num_classes, {flag}=True: _Net.__init__(self, num_classes)",
+                                                     {"_Net": _Net})})
+    assert ok(plan("fcn16s_frozen", c(cls))).kwargs[flag] is False
+    assert ok(plan("fcn16s_finetune", c(cls))).kwargs[flag] is True
+    assert "inverted freeze flag" in ok(plan("fcn16s_frozen", c(cls))).adapter
+
+
+def test_freeze_flags_found_by_pattern_and_look_alikes_left_alone():
+    class Odd(_Net):
+        def __init__(self, num_classes, training=True, freeze_vgg_layers=False, unfreeze_head=True):
+            super().__init__(num_classes)
+
+    p = ok(plan("fcn8s_frozen", c(Odd, "FCN8s")))
+    assert p.kwargs == {"num_classes": 13, "freeze_vgg_layers": True}   # training and unfreeze_head untouched
+
+    class OnlyUnfreeze(_Net):
+        def __init__(self, num_classes, unfreeze_backbone=False):
+            super().__init__(num_classes)
+
+    assert ok(plan("fcn8s_frozen", c(OnlyUnfreeze, "FCN8s"))).kwargs["unfreeze_backbone"] is False
+    assert ok(plan("fcn8s_finetune", c(OnlyUnfreeze, "FCN8s"))).kwargs["unfreeze_backbone"] is True
+
+
+def test_freeze_by_method_is_called_after_construction():
+    p = ok(plan("fcn32s_frozen", c(FrozenByMethod, "FCN32s", "fcn.py")))
+    assert p.after == (("freeze_backbone", {}),)
+    assert p.adapter == "contract + freeze method"
+    assert p.kwargs == {"num_classes": 13, "pretrained_backbone": False}
+    assert p.description == ("FCN32s ← FCN32s(num_classes=13, pretrained_backbone=False).freeze_backbone() "
+                             "from fcn.py, adapter: contract + freeze method")
+    model = p.build()
+    assert not any(q.requires_grad for q in model.backbone.parameters())
+    assert all(q.requires_grad for q in model.head.parameters())
+
+    tuned = ok(plan("fcn32s_finetune", c(FrozenByMethod, "FCN32s", "fcn.py")))
+    assert tuned.after == ()
+    assert tuned.notes == ("fine-tuned: built as the class defaults, without calling freeze_backbone()",)
+    assert all(q.requires_grad for q in tuned.build().backbone.parameters())
+
+
+def test_frozen_by_default_is_built_as_is_and_said():
+    for variant_id in ("fcn8s_frozen", "fcn8s_finetune"):
+        p = ok(plan(variant_id, c(FrozenByDefault, "FCN8s")))
+        assert p.kwargs == {"num_classes": 13} and p.after == ()
+        assert p.adapter == "contract + no freeze option"
+        assert any(n.startswith("no freeze option found in FCN8s") for n in p.notes)
+        assert any("pretrained switch" in n for n in p.notes)
+
+
+def test_unfreeze_method_for_fine_tuning_and_weights_argument():
+    tuned = ok(plan("fcn8s_finetune", c(FrozenUnlessUnfrozen, "FCN8s")))
+    assert tuned.after == (("unfreeze", {}),) and tuned.kwargs == {"num_classes": 13, "weights": None}
+    assert all(q.requires_grad for q in tuned.build().backbone.parameters())
+    frozen = ok(plan("fcn8s_frozen", c(FrozenUnlessUnfrozen, "FCN8s"), pretrained=True))
+    assert frozen.kwargs["weights"] == "IMAGENET1K_V1" and "no freeze option" in frozen.adapter
+
+
+# --------------------------------------------------------------------------- U-Net: one class with flags, aliases
+
+
+class FlagUNet(_Net):
+    def __init__(self, n_channels, n_classes, use_skip_connections=True, use_residual_block=False,
+                 use_gated_attention=False):
+        super().__init__(n_classes)
+        self.flags = (n_channels, use_skip_connections, use_residual_block, use_gated_attention)
+
+
+def test_one_unet_class_with_flags_gives_all_four_unets():
+    expected = {"unet": (3, True, False, False), "unet_noskip": (3, False, False, False),
+                "unet_residual": (3, True, True, False), "unet_attention": (3, True, False, True)}
+    for variant_id, flags in expected.items():
+        p = ok(plan(variant_id, c(FlagUNet, "UNet")))
+        assert p.build().flags == flags
+        assert p.adapter == ("contract + flags" if variant_id == "unet" else "flags")
+    assert ok(plan("unet_noskip", c(FlagUNet, "UNet"))).description == (
+        "UNetNoSkip ← UNet(n_channels=3, n_classes=13, use_skip_connections=False, use_residual_block=False, "
+        "use_gated_attention=False) from model.py, adapter: flags")
+
+
+def test_other_flag_names():
+    class Net(_Net):
+        def __init__(self, n_classes, in_ch, skip=True, res=False, attn=False, no_skip=False):
+            super().__init__(n_classes)
+            self.flags = (in_ch, skip, res, attn, no_skip)
+
+    assert ok(plan("unet_noskip", c(Net, "MyUNet"))).build().flags == (3, False, False, False, True)
+    assert ok(plan("unet_attention", c(Net, "MyUNet"))).build().flags == (3, True, False, True, False)
+
+
+def test_dedicated_class_beats_flags():
+    cands = [c(FlagUNet, "UNet"), c(UNetNoSkip, source="noskip.py")]
+    assert ok(plan("unet_noskip", *cands)).factory is UNetNoSkip
+    p = ok(plan("unet", *cands))
+    assert p.factory is FlagUNet and p.build().flags == (3, True, False, False)
+
+
+def test_flag_class_without_the_needed_flag():
+    class SkipOnlyUNet(_Net):
+        def __init__(self, num_classes, use_skip=True):
+            super().__init__(num_classes)
+
+    assert ok(plan("unet_noskip", c(SkipOnlyUNet, "UNet"))).kwargs == {"num_classes": 13, "use_skip": False}
+    r = plan("unet_residual", c(SkipOnlyUNet, "UNet"))
+    assert r.status == "missing"
+    assert "UNet(num_classes, use_skip) has no residual-block flag" in r.message
+
+
+def test_aliases_and_class_count_names():
+    class VanillaUNet(_Net):
+        def __init__(self, in_channels=3, out_channels=1):
+            super().__init__(out_channels)
+
+    class NoSkipUNet(_Net):
+        def __init__(self, classes):
+            super().__init__(classes)
+
+    class GatedAttentionUNet(_Net):
+        def __init__(self, n_channels=3, n_classes=2):
+            super().__init__(n_classes)
+
+    cands = [c(VanillaUNet), c(NoSkipUNet), c(GatedAttentionUNet)]
+    assert ok(plan("unet", *cands)).kwargs == {"out_channels": 13}
+    assert ok(plan("unet_noskip", *cands)).kwargs == {"classes": 13}
+    p = ok(plan("unet_attention", *cands))
+    assert p.kwargs == {"n_classes": 13} and p.adapter == "alias"
+    assert p.build().head.out_channels == 13
+    assert isinstance(plan("unet_residual", *cands), Unresolved)
+
+
+def test_unet_names_that_say_the_variant():
+    class UNetWithoutSkips(_Net):
+        def __init__(self, num_classes):
+            super().__init__(num_classes)
+
+    class UNetAttn(UNetWithoutSkips):
+        pass
+
+    cands = [c(UNetWithoutSkips), c(UNetAttn)]
+    assert ok(plan("unet_noskip", *cands)).factory is UNetWithoutSkips
+    assert ok(plan("unet_attention", *cands)).adapter == "name pattern"
+
+
+def test_a_plain_unet_with_its_parts():
+    """The popular Pytorch-UNet layout: UNet(n_channels, n_classes, bilinear) and its blocks."""
+
+    class DoubleConv(nn.Module):
+        def __init__(self, in_channels, out_channels, mid_channels=None):
+            super().__init__()
+
+    class OutConv(DoubleConv):
+        pass
+
+    class _UNetBase(_Net):
+        def __init__(self, num_classes):
+            super().__init__(num_classes)
+
+    class PlainUNet(_Net):
+        def __init__(self, n_channels, n_classes, bilinear=False):
+            super().__init__(n_classes)
+
+    cands = [c(DoubleConv), c(OutConv), c(_UNetBase), c(_UNetBase, "_UNet"), c(PlainUNet, "UNet")]
+    p = ok(plan("unet", *cands))
+    assert p.kwargs == {"n_channels": 3, "n_classes": 13} and p.adapter == "contract"
+    r = plan("unet_noskip", *cands)
+    assert r.status == "missing"
+    reason = ("UNet in model.py has no skip-connection flag (looked for skip, skips, use_skip, use_skips, "
+              "skip_connections, use_skip_connections...)")
+    assert r.candidates == (reason,)
+
+
+def test_input_channels_filled_with_3():
+    class GrayUNet(_Net):
+        def __init__(self, n_classes, input_channels=1, base_width=64):
+            super().__init__(n_classes)
+
+    p = ok(plan("unet", c(FlagUNet, "UNet")))
+    assert p.kwargs["n_channels"] == 3
+    q = ok(plan("unet", c(GrayUNet, "UNet")))
+    assert q.kwargs == {"n_classes": 13, "input_channels": 3}
+    assert any("input_channels=3 instead of its default 1" in n for n in q.notes)
+
+
+# --------------------------------------------------------------------------- missing, ambiguous, unusable
+
+
+def test_missing_lists_what_was_looked_for():
+    r = plan("unet_noskip", c(UNet), c(ResidualUNet))
+    assert isinstance(r, Unresolved) and r.status == "missing"
+    for name in ("UNetNoSkip", "NoSkipUNet", "UNet_NoSkip"):
+        assert name in r.looked_for and name in r.message
+    assert "skip-connection flag" in r.message
+    assert '[variants.unet_noskip]\nfactory = "path/to/file.py:ClassName"' in r.message
+    fcn = plan("fcn8s_frozen")
+    assert "FCN8s" in fcn.looked_for and "kwargs = { freeze_backbone = true }" in fcn.message
+
+
+def test_ambiguous_names_the_candidates_and_the_manifest_lines():
+    class FCN8sA(FCN32s):
+        pass
+
+    class FCN8sB(FCN32s):
+        """Another take."""
+
+    r = plan("fcn8s_frozen", c(FCN8sA, "FCN8s", "a.py"), c(FCN8sB, "FCN8s", "b.py"))
+    assert isinstance(r, Unresolved) and r.status == "ambiguous"
+    assert r.candidates == ("FCN8s in a.py", "FCN8s in b.py")
+    assert '[variants.fcn8s_frozen]\nfactory = "a.py:FCN8s"\nkwargs = { freeze_backbone = true }' in r.message
+    assert 'factory = "b.py:FCN8s"' in r.message
+
+
+def test_one_class_under_two_names_is_not_ambiguous():
+    p = ok(plan("fcn8s_frozen", c(FCN8s, "FCN8s", "fcn.py"), c(FCN8s, "FCN_8s", "fcn.py"),
+                c(FCN8s, "FCN8s", "__init__.py")))
+    assert p.factory is FCN8s and p.source == "fcn.py"
+
+
+def test_required_parameter_segrade_cannot_fill():
+    class DeepUNet(_Net):
+        def __init__(self, n_channels, n_classes, depth):
+            super().__init__(n_classes)
+
+    r = plan("unet", c(DeepUNet, "UNet"))
+    assert r.status == "missing"
+    assert "UNet(n_channels, n_classes, depth) needs `depth`, which segrade can't guess: add a manifest" in r.message
+    # A usable class lower down is taken, and the note says why the better-named one was not.
+    p = ok(plan("unet", c(DeepUNet, "UNet"), c(UNet, "VanillaUNet")))
+    assert p.adapter == "alias" and any("needs `depth`" in n for n in p.notes)
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+MANIFEST = """
+[variants.unet_noskip]
+factory = "models/net.py:Net"
+kwargs = { skip = false }
+
+[variants.fcn8s_frozen]
+factory = "models.net:Net"
+after = "freeze_backbone"
+"""
+
+
+class Net(_Net):
+    def __init__(self, n_class, skip=True, pretrained=True):
+        super().__init__(n_class)
+        self.skip = skip
+
+    def freeze_backbone(self):
+        self._freeze(True)
+
+
+def test_manifest_parses_and_wins_over_everything():
+    manifest = parse_manifest(MANIFEST)
+    assert manifest["unet_noskip"] == {"factory": "models/net.py:Net", "kwargs": {"skip": False}, "after": [],
+                                       "origin": "segrade.toml"}
+    assert manifest["fcn8s_frozen"]["after"] == [{"method": "freeze_backbone", "kwargs": {}}]
+    cands = [c(Net, source="models/net.py"), *CONTRACT]
+    p = ok(plan("unet_noskip", *cands, manifest=manifest))
+    assert p.factory is Net and p.adapter == "manifest"
+    assert p.kwargs == {"n_class": 13, "skip": False}
+    assert p.description == "UNetNoSkip ← Net(n_class=13, skip=False) from models/net.py, adapter: manifest"
+    assert p.build().skip is False
+    q = ok(plan("fcn8s_frozen", *cands, manifest=manifest))
+    assert q.kwargs == {"n_class": 13, "pretrained": False} and q.after == (("freeze_backbone", {}),)
+    assert not any(x.requires_grad for x in q.build().backbone.parameters())
+    # Variants the manifest does not name still use the heuristics.
+    assert ok(plan("unet", *cands, manifest=manifest)).factory is UNet
+
+
+def test_manifest_pointing_at_nothing_or_at_wrong_arguments():
+    manifest = parse_manifest('[variants.unet]\nfactory = "nets.py:UNet"\n', origin="course.toml")
+    r = plan("unet", c(UNet, source="model.py"), c(Net, source="nets.py"), manifest=manifest)
+    assert r.status == "missing"
+    assert r.message.startswith("course.toml builds unet with nets.py:UNet, but no UNet was found in nets.py")
+    assert "failed to import" in r.message and "Found in nets.py: Net" in r.message
+
+    bad = parse_manifest('[variants.unet]\nfactory = "Net"\nkwargs = { depth = 4 }\n')
+    r = plan("unet", c(Net, source="nets.py"), manifest=bad)
+    assert r.status == "missing" and "has no parameter `depth`" in r.message
+
+    class NeedsDepth(_Net):
+        def __init__(self, num_classes, depth):
+            super().__init__(num_classes)
+
+    needs = parse_manifest('[variants.unet]\nfactory = "NeedsDepth"\n')
+    r = plan("unet", c(NeedsDepth), manifest=needs)
+    assert "needs `depth`: add depth to kwargs" in r.message
+    ok(plan("unet", c(NeedsDepth), manifest=parse_manifest('[variants.unet]\nfactory = "NeedsDepth"\nkwargs = {depth = 4}')))
+
+
+def test_manifest_errors_name_the_file_and_the_variant():
+    cases = {
+        "[variants.unet\n": "segrade.toml is not valid TOML",
+        '[variants.unet]\nfactory = "unet.py"\n': 'segrade.toml: [variants.unet]: factory = \'unet.py\': must look like',
+        '[variants.unet]\nfactory = "../x.py:UNet"\n': "inside the submission",
+        '[variants.unet]\nfactory = "unet.py:UNet"\nkwarg = {}\n': "unknown key 'kwarg' (did you mean 'kwargs'?)",
+        '[variants.unet]\nkwargs = {}\n': "[variants.unet] needs factory",
+        '[variants.unet]\nfactory = "unet.py:UNet"\nafter = 3\n': "after must be a method name or a list",
+        '[variants.unet]\nfactory = "unet.py:UNet"\nafter = ["freeze()"]\n': "not a method name",
+        '[unet]\nfactory = "unet.py:UNet"\n': "unknown top-level key(s) 'unet'",
+        'variants = 3\n': "must be tables",
+        '[variants.unet]\nfactory = "u.py:U"\nkwargs = { when = 2024-01-01 }\n': "kwargs hold a date",
+    }
+    for text, message in cases.items():
+        with pytest.raises(ManifestError) as info:
+            parse_manifest(text)
+        assert message in str(info.value), (text, str(info.value))
+    after = parse_manifest('[variants.a]\nfactory = "m.py:A"\nafter = [{ method = "freeze", kwargs = { n = 2 } }]')
+    assert after["a"]["after"] == [{"method": "freeze", "kwargs": {"n": 2}}]
+
+
+def test_check_manifest_ids():
+    manifest = parse_manifest('[variants.unet_noskips]\nfactory = "u.py:U"\n', origin="segrade.toml")
+    with pytest.raises(ManifestError, match=r"\[variants.unet_noskips\] is not a variant of this assignment "
+                                            r"\(did you mean 'unet_noskip'\?\)"):
+        check_manifest_ids(manifest, IDS)
+    check_manifest_ids(parse_manifest('[variants.unet]\nfactory = "u.py:U"\n'), IDS)
+
+
+# --------------------------------------------------------------------------- requests and outputs
+
+
+def test_variant_request_from_json():
+    new = VariantRequest.from_json({"id": "fcn8s_frozen", "family": "fcn", "class_name": "FCN8s", "aliases": [],
+                                    "traits": {"stride": 8, "frozen": True}, "num_classes": 13, "pretrained": False,
+                                    "input_size": 224})
+    assert new == VariantRequest("fcn8s_frozen", "fcn", "FCN8s", (), {"stride": 8, "frozen": True}, 13, False)
+    assert new.contract_kwargs() == {"num_classes": 13, "freeze_backbone": True, "pretrained": False}
+    old = VariantRequest.from_json({"id": "fcn8s_frozen", "class_name": "FCN8s", "traits": {"stride": 8, "frozen": True},
+                                    "kwargs": {"num_classes": 13, "freeze_backbone": True, "pretrained": False}})
+    assert old.family == "fcn" and old.num_classes == 13 and old.pretrained is False
+    assert old.kwargs == {"freeze_backbone": True}
+    assert VariantRequest.from_json(request("unet").to_json()) == request("unet")
+
+
+def test_to_logits():
+    x = torch.zeros(2, 13, 4, 4)
+    assert to_logits(x) is x
+    assert to_logits({"out": x, "aux": torch.ones(2, 13, 4, 4)}) is x
+    assert to_logits({"seg": x}) is x
+    assert to_logits((torch.tensor(0.5), x)) is x          # (loss, pred)
+    assert to_logits([x, torch.ones(1)]) is x
+    with pytest.raises(TypeError, match="forward returned ndarray, not a tensor"):
+        to_logits(x.numpy())
+    with pytest.raises(TypeError, match="cannot tell which is the logits"):
+        to_logits({"a": x, "b": x})
+    with pytest.raises(TypeError, match=r"tuple of \(str, int\) with no tensor"):
+        to_logits(("loss", 3))

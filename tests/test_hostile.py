@@ -1,0 +1,434 @@
+"""Broken and hostile submissions: each gets a precise status on the affected variant(s),
+and nothing else is affected: the other variants pass, the grading process keeps its own
+state, no planted secret leaks into results or logs, no network connection gets out.
+
+Each submission is the tiny all-contract model below with one part made hostile; the
+tests run the real worker through the real sandbox (bubblewrap where installed; the
+`process_only` tests check the fallback without it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import textwrap
+import threading
+import zipfile
+
+import pytest
+
+from grader.load import SubmissionError
+from grader.pipeline import GradeOptions, grade_submission
+from grader.report import write_results
+from grader.results import VariantStatus
+from grader.sandbox import Limits, isolation_available, runs_as_nobody
+from grader.spec import load_spec
+
+TINY = '''
+import torch.nn as nn
+
+class Tiny(nn.Module):
+    def __init__(self, num_classes, freeze_backbone=False, pretrained=True, in_channels=3):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, num_classes, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+'''
+NAMES = ("FCN32s", "FCN16s", "FCN8s", "UNet", "UNetNoSkip", "ResidualUNet", "AttentionUNet")
+FAST = Limits(phase_seconds={"start": 60, "import": 20, "build": 20, "forward": 20})
+# SEGRADE_TEST_ISOLATION=process runs this whole file without bubblewrap.
+FORCED = os.environ.get("SEGRADE_TEST_ISOLATION")
+BWRAP = isolation_available() == "bubblewrap" and FORCED != "process"
+needs_bwrap = pytest.mark.skipif(not BWRAP, reason="bubblewrap is not installed")
+# The process limit and file permissions protect only when the worker can run as its own
+# user, i.e. when segrade runs as root (CI does).
+needs_root = pytest.mark.skipif(not runs_as_nobody("bubblewrap" if BWRAP else "process"),
+                                reason="the worker drops to nobody only when run as root")
+
+
+def classes(**overrides: str) -> str:
+    """The contract classes, each `class X(Tiny): pass` unless overridden with a body."""
+    out = [TINY]
+    for name in NAMES:
+        body = textwrap.indent(textwrap.dedent(overrides.get(name, "pass")), "    ")
+        out.append(f"class {name}(Tiny):\n{body}\n")
+    return "\n".join(out)
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_spec()
+
+
+def submit(tmp_path, files: dict[str, str | bytes], name="student"):
+    root = tmp_path / name
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            (root / rel).write_bytes(text)
+        else:
+            (root / rel).write_text(textwrap.dedent(text))
+    return root
+
+
+def grade(path, spec, **options):
+    options.setdefault("limits", FAST)
+    options.setdefault("isolation", FORCED)
+    return grade_submission(path, spec, GradeOptions(**options))
+
+
+def statuses(result):
+    return {v.variant_id: v.status for v in result.variants}
+
+
+def only(result, bad: dict[str, VariantStatus]):
+    """`bad` variants have the given statuses; every other variant passed."""
+    got = statuses(result)
+    expected = {vid: bad.get(vid, VariantStatus.PASSED) for vid in got}
+    assert got == expected, {v.variant_id: v.checks[0].message for v in result.variants if v.variant_id in bad}
+
+
+def message(result, variant_id):
+    variant = next(v for v in result.variants if v.variant_id == variant_id)
+    return " ".join(c.message for c in variant.checks)
+
+
+UNET_ONLY = {"unet": VariantStatus.ERROR}
+
+
+def test_syntax_error_in_one_file(tmp_path, spec):
+    result = grade(submit(tmp_path, {"models.py": classes(), "broken.py": "def f(:\n    pass\n"}), spec)
+    only(result, {})
+    broken = next(m for m in result.modules if m["path"] == "broken.py")
+    assert broken["ok"] is False and broken["error"].startswith("SyntaxError")
+
+
+def test_import_of_a_missing_package(tmp_path, spec):
+    files = {"models.py": classes(), "fcn.py": "import albumentations_is_not_installed\n" + TINY
+             + "class FCN8s(Tiny):\n    pass\n"}
+    result = grade(submit(tmp_path, files), spec)
+    # models.py still has FCN8s, so the variant builds from there.
+    only(result, {})
+    assert "No module named 'albumentations_is_not_installed'" in next(
+        m for m in result.modules if m["path"] == "fcn.py")["error"]
+
+
+def test_class_missing(tmp_path, spec):
+    source = classes().replace("class ResidualUNet(Tiny):\n    pass\n", "")
+    result = grade(submit(tmp_path, {"models.py": source}), spec)
+    only(result, {"unet_residual": VariantStatus.MISSING})
+    assert "ResidualUNet" in message(result, "unet_residual")
+
+
+def test_constructor_with_an_unexpected_signature(tmp_path, spec):
+    source = classes(UNet="""
+        def __init__(self, config):
+            super().__init__(config["classes"])
+    """)
+    result = grade(submit(tmp_path, {"models.py": source}), spec)
+    assert statuses(result)["unet"] in (VariantStatus.MISSING, VariantStatus.ERROR)
+    assert "config" in message(result, "unet")
+    assert sum(s is VariantStatus.PASSED for s in statuses(result).values()) == 9
+
+
+def test_training_at_top_level_of_a_script_is_not_run(tmp_path, spec):
+    script = classes() + """
+import os, time
+os.makedirs("/content/drive/MyDrive/runs", exist_ok=True)
+model = UNet(13)
+for epoch in range(50):
+    time.sleep(10)
+"""
+    result = grade(submit(tmp_path, {"train.py": script}), spec)
+    only(result, {})
+    skipped = result.submission.skipped["train.py"]
+    assert any("os.makedirs" in line for line in skipped) and any("for epoch" in line for line in skipped)
+
+
+def test_training_at_top_level_of_a_notebook_is_not_run(tmp_path, spec):
+    cells = [
+        "!pip install wandb",
+        "import time\nimport torch\nimport wandb\nwandb.init(project='hw3')",
+        classes(),
+        "%%time\nfor epoch in range(100):\n    time.sleep(10)",
+        "model = FCN8s(13)\nwhile True:\n    pass",
+    ]
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None, "id": f"c{i}"}
+        for i, c in enumerate(cells)]}
+    path = tmp_path / "hw3.ipynb"
+    path.write_text(json.dumps(notebook))
+    result = grade(path, spec)
+    only(result, {})
+
+
+def test_infinite_loop_at_import(tmp_path, spec):
+    source = classes() + "\nclass Spin:\n    while True:\n        pass\n"
+    result = grade(submit(tmp_path, {"models.py": source}), spec,
+                   limits=Limits(phase_seconds={"start": 60, "import": 3}))
+    assert set(statuses(result).values()) == {VariantStatus.TIMEOUT}
+    assert "import phase" in message(result, "unet")
+
+
+def test_infinite_loop_in_forward(tmp_path, spec):
+    source = classes(UNetNoSkip="""
+        def forward(self, x):
+            while True:
+                pass
+    """)
+    result = grade(submit(tmp_path, {"models.py": source}), spec,
+                   limits=Limits(phase_seconds={"start": 60, "import": 20, "build": 20, "forward": 3}))
+    only(result, {"unet_noskip": VariantStatus.TIMEOUT})
+    assert "forward phase" in message(result, "unet_noskip")
+    assert result.environment["worker_restarts"] == 1
+
+
+def test_memory_bomb(tmp_path, spec):
+    source = classes(UNet="""
+        def __init__(self, num_classes, in_channels=3):
+            super().__init__(num_classes)
+            self.hog = bytearray(64 * 1024**3)
+    """)
+    result = grade(submit(tmp_path, {"models.py": source}), spec, limits=Limits(memory_gb=8, phase_seconds=FAST.phase_seconds))
+    only(result, {"unet": VariantStatus.OOM})
+
+
+@needs_root
+def test_process_bomb(tmp_path, spec):
+    source = classes(UNet="""
+        def __init__(self, num_classes, in_channels=3):
+            import os, time
+            while True:
+                if os.fork() == 0:
+                    time.sleep(30)
+                    os._exit(0)
+    """)
+    result = grade(submit(tmp_path, {"models.py": source}), spec, limits=Limits(processes=64, phase_seconds=FAST.phase_seconds))
+    only(result, {"unet": VariantStatus.ERROR})
+    assert "BlockingIOError" in message(result, "unet") or "Resource temporarily unavailable" in message(result, "unet")
+
+
+def test_sys_exit_in_a_constructor(tmp_path, spec):
+    source = classes(UNet="""
+        def __init__(self, num_classes, in_channels=3):
+            import sys
+            sys.exit(0)
+    """)
+    result = grade(submit(tmp_path, {"models.py": source}), spec)
+    only(result, UNET_ONLY)
+    assert "SystemExit" in message(result, "unet")
+
+
+def test_os_exit_in_a_constructor(tmp_path, spec):
+    source = classes(UNet="""
+        def __init__(self, num_classes, in_channels=3):
+            import os
+            os._exit(0)
+    """)
+    result = grade(submit(tmp_path, {"models.py": source}), spec)
+    only(result, UNET_ONLY)
+    assert "exit code 0" in message(result, "unet")
+
+
+def test_segfault(tmp_path, spec):
+    source = classes(ResidualUNet="""
+        def forward(self, x):
+            import ctypes
+            return ctypes.string_at(0)
+    """)
+    result = grade(submit(tmp_path, {"models.py": source}), spec)
+    only(result, {"unet_residual": VariantStatus.CRASHED})
+    assert "SIGSEGV" in message(result, "unet_residual")
+
+
+def test_printing_100_mb_keeps_a_short_log(tmp_path, spec):
+    source = classes(UNet="""
+        def __init__(self, num_classes, in_channels=3):
+            super().__init__(num_classes)
+            chunk = "x" * 1_000_000
+            for _ in range(100):
+                print(chunk)
+    """)
+    result = grade(submit(tmp_path, {"models.py": source}), spec)
+    only(result, {})
+    assert len(result.worker_log) < 1_100_000
+    assert "output cut" in result.worker_log
+
+
+def test_fake_results_on_stdout_and_on_disk_change_nothing(tmp_path, spec):
+    fake = {"schema": "segrade.results/1", "variants": [{"variant_id": "unet", "status": "passed"}],
+            "grade": {"points": 100}}
+    source = classes(AttentionUNet=f"""
+        def __init__(self, num_classes, in_channels=3):
+            import json, os
+            print(json.dumps({fake!r}))
+            for folder in (".", "..", "../..", "../../.."):
+                try:
+                    with open(os.path.join(folder, "results.json"), "w") as f:
+                        json.dump({fake!r}, f)
+                except OSError:
+                    pass
+            raise RuntimeError("not built")
+    """)
+    out = tmp_path / "out"
+    out.mkdir()
+    root = submit(tmp_path, {"models.py": source})
+    result = grade(root, spec)
+    write_results(result, out)
+    only(result, {"unet_attention": VariantStatus.ERROR})
+    assert not (root / "results.json").exists() and not (tmp_path / "results.json").exists()
+    written = json.loads((out / "results.json").read_text())
+    assert {v["variant_id"]: v["status"] for v in written["variants"]}["unet_attention"] == "error"
+    assert written["grade"]["points"] is None
+
+
+@pytest.mark.parametrize("isolation", ["bubblewrap", "process"])
+def test_files_outside_the_copy_and_secrets_stay_hidden(tmp_path, spec, monkeypatch, isolation):
+    if isolation == "bubblewrap" and not BWRAP or isolation == "process" and FORCED == "bubblewrap":
+        pytest.skip("bubblewrap is not installed")
+    if isolation == "process" and not runs_as_nobody("process"):
+        pytest.skip("without bubblewrap, only a separate user keeps files hidden, and the worker cannot "
+                    "run as one here (not root, or the Python installation is not readable by nobody)")
+    secret = tmp_path / "hidden_labels.txt"
+    secret.write_text("PLANTED-SECRET-4242")
+    secret.chmod(0o600)
+    monkeypatch.setenv("SEGRADE_TEST_SECRET", "ENV-SECRET-9191")
+    source = classes(UNet=f"""
+        def __init__(self, num_classes, in_channels=3):
+            import os
+            super().__init__(num_classes)
+            found = []
+            for path in ({str(secret)!r}, "/etc/shadow"):
+                try:
+                    found.append(open(path).read())
+                except OSError as exc:
+                    found.append(type(exc).__name__)
+            found.append(os.environ.get("SEGRADE_TEST_SECRET", "no env"))
+            print("FOUND:", found)
+            raise RuntimeError("FOUND: " + repr(found))
+    """)
+    result = grade(submit(tmp_path, {"models.py": source}), spec, isolation=isolation)
+    only(result, UNET_ONLY)
+    text = json.dumps(result.to_json())
+    assert "FOUND:" in text
+    assert "PLANTED-SECRET-4242" not in text and "ENV-SECRET-9191" not in text and "root:" not in text
+
+
+def test_monkeypatching_torch_does_not_reach_the_grader(tmp_path, spec):
+    import torch
+
+    before = torch.nn.functional.cross_entropy
+    source = classes(FCN16s="""
+        def __init__(self, num_classes, **kwargs):
+            import torch
+            super().__init__(num_classes)
+            torch.nn.functional.cross_entropy = lambda *a, **k: torch.tensor(0.0)
+            torch.Tensor.argmax = lambda self, *a, **k: 0
+    """, FCN8s="""
+        def forward(self, x):
+            return self.conv(x)[:, :, ::2]
+    """)
+    result = grade(submit(tmp_path, {"models.py": source}), spec)
+    only(result, {"fcn8s_frozen": VariantStatus.FAILED, "fcn8s_finetune": VariantStatus.FAILED})
+    assert torch.nn.functional.cross_entropy is before
+    assert torch.zeros(2, 3).argmax(1).shape == (2,)
+
+
+@needs_bwrap
+def test_no_network_connection_gets_out(tmp_path, spec):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    connections = []
+
+    def accept():
+        for _ in range(100):
+            try:
+                connections.append(listener.accept())
+            except (socket.timeout, OSError):
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    source = classes(UNet=f"""
+        def __init__(self, num_classes, in_channels=3):
+            import socket
+            super().__init__(num_classes)
+            socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(b"labels please")
+    """)
+    result = grade(submit(tmp_path, {"models.py": source}), spec)
+    thread.join()
+    listener.close()
+    only(result, UNET_ONLY)
+    assert connections == []
+
+
+def test_zip_with_parent_entries_is_rejected(tmp_path, spec):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("models.py", classes())
+        z.writestr("../escaped.py", "print('out')")
+    with pytest.raises(SubmissionError, match=r"\.\./escaped\.py"):
+        grade(archive, spec)
+    assert not (tmp_path / "escaped.py").exists()
+
+
+def test_symlink_to_a_file_outside_is_not_followed(tmp_path, spec):
+    outside = tmp_path / "outside_secret.py"
+    outside.write_text("SECRET = 'PLANTED-LINK-777'\n")
+    root = submit(tmp_path, {"models.py": classes() + "\ntry:\n    from linked import SECRET\nexcept ImportError:\n"
+                                                     "    SECRET = None\n"})
+    (root / "linked.py").symlink_to(outside)
+    result = grade(root, spec)
+    only(result, {})
+    assert "PLANTED-LINK-777" not in json.dumps(result.to_json())
+    assert all(m["path"] != "linked.py" for m in result.submission.modules)
+
+
+def test_pickle_checkpoint_that_runs_code_on_load(tmp_path, spec):
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    root = submit(tmp_path, {"models.py": classes(UNet="""
+        def __init__(self, num_classes, in_channels=3):
+            import torch
+            super().__init__(num_classes)
+            torch.load("weights.pt")
+    """), "weights.pt": pickle.dumps(Evil())})
+    result = grade(root, spec)
+    only(result, UNET_ONLY)
+    assert "weights_only" in message(result, "unet") or "Unpickl" in message(result, "unet")
+    assert not marker.exists()
+
+
+def test_a_hostile_submission_does_not_affect_the_next_one(tmp_path, spec):
+    bad = submit(tmp_path, {"models.py": classes(UNet="""
+        def __init__(self, num_classes, in_channels=3):
+            import os
+            os._exit(3)
+    """)}, name="bad")
+    good = submit(tmp_path, {"models.py": classes()}, name="good")
+    assert statuses(grade(bad, spec))["unet"] is VariantStatus.ERROR
+    only(grade(good, spec), {})
+
+
+def test_downloading_weights_offline_says_what_to_do(tmp_path, spec):
+    source = classes(FCN32s="""
+        def __init__(self, num_classes, freeze_backbone=False, pretrained=True):
+            import torchvision
+            super().__init__(num_classes)
+            self.backbone = torchvision.models.vgg16(weights="IMAGENET1K_V1").features
+    """)
+    result = grade(submit(tmp_path, {"models.py": source}), spec)
+    only(result, {"fcn32s_frozen": VariantStatus.ERROR, "fcn32s_finetune": VariantStatus.ERROR})
+    text = message(result, "fcn32s_frozen")
+    assert "tried to download" in text and "--vgg16-weights" in text and "pretrained" in text
