@@ -41,7 +41,7 @@ FAST = Limits(phase_seconds={"start": 60, "import": 20, "build": 20, "forward": 
 # SEGRADE_TEST_ISOLATION=process runs this whole file without bubblewrap.
 FORCED = os.environ.get("SEGRADE_TEST_ISOLATION")
 BWRAP = isolation_available() == "bubblewrap" and FORCED != "process"
-needs_bwrap = pytest.mark.skipif(not BWRAP, reason="bubblewrap is not installed")
+needs_bwrap = pytest.mark.skipif(not BWRAP, reason="bubblewrap is not installed or not used")
 # The process limit and file permissions protect only when the worker can run as its own
 # user, i.e. when segrade runs as root (CI does).
 needs_root = pytest.mark.skipif(not runs_as_nobody("bubblewrap" if BWRAP else "process"),
@@ -287,7 +287,7 @@ def test_fake_results_on_stdout_and_on_disk_change_nothing(tmp_path, spec):
 @pytest.mark.parametrize("isolation", ["bubblewrap", "process"])
 def test_files_outside_the_copy_and_secrets_stay_hidden(tmp_path, spec, monkeypatch, isolation):
     if isolation == "bubblewrap" and not BWRAP or isolation == "process" and FORCED == "bubblewrap":
-        pytest.skip("bubblewrap is not installed")
+        pytest.skip("bubblewrap is not installed or not used")
     if isolation == "process" and not runs_as_nobody("process"):
         pytest.skip("without bubblewrap, only a separate user keeps files hidden, and the worker cannot "
                     "run as one here (not root, or the Python installation is not readable by nobody)")
