@@ -5,7 +5,6 @@ solution is checked end to end in test_check_reference.py.
 """
 
 import json
-import textwrap
 
 import pytest
 
@@ -14,39 +13,13 @@ from grader.load import SubmissionError, load_submission
 from grader.pipeline import GradeOptions, grade_submission
 from grader.results import CheckStatus, VariantStatus
 from grader.sandbox import Limits
-from grader.spec import load_spec
+from tiny_submission import TINY, contract_classes, write_submission
 
-TINY = """
-import torch.nn as nn
-
-class Tiny(nn.Module):
-    def __init__(self, num_classes, freeze_backbone=False, pretrained=True, in_channels=3):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, num_classes, 3, padding=1)
-
-    def forward(self, x):
-        return self.conv(x)
-
-FCN32s = FCN16s = FCN8s = UNet = UNetNoSkip = ResidualUNet = AttentionUNet = None
-"""
-
-ALL_CLASSES = "".join(
-    f"class {name}(Tiny):\n    pass\n\n"
-    for name in ("FCN32s", "FCN16s", "FCN8s", "UNet", "UNetNoSkip", "ResidualUNet", "AttentionUNet")
-)
-
-
-@pytest.fixture(scope="module")
-def spec():
-    return load_spec()
+ALL_CLASSES = contract_classes().replace(TINY, "")
 
 
 def make_submission(tmp_path, files: dict[str, str]):
-    root = tmp_path / "student"
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(textwrap.dedent(text))
-    return root
+    return write_submission(tmp_path / "student", files)
 
 
 def grade(path, spec, **options):

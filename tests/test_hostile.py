@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import textwrap
 import threading
 import zipfile
 
@@ -23,20 +22,8 @@ from grader.pipeline import GradeOptions, grade_submission
 from grader.report import write_results
 from grader.results import VariantStatus
 from grader.sandbox import Limits, isolation_available, runs_as_nobody
-from grader.spec import load_spec
+from tiny_submission import TINY, contract_classes, write_submission
 
-TINY = '''
-import torch.nn as nn
-
-class Tiny(nn.Module):
-    def __init__(self, num_classes, freeze_backbone=False, pretrained=True, in_channels=3):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, num_classes, 3, padding=1)
-
-    def forward(self, x):
-        return self.conv(x)
-'''
-NAMES = ("FCN32s", "FCN16s", "FCN8s", "UNet", "UNetNoSkip", "ResidualUNet", "AttentionUNet")
 FAST = Limits(phase_seconds={"start": 60, "import": 20, "build": 20, "forward": 20})
 # SEGRADE_TEST_ISOLATION=process runs this whole file without bubblewrap.
 FORCED = os.environ.get("SEGRADE_TEST_ISOLATION")
@@ -48,29 +35,11 @@ needs_root = pytest.mark.skipif(not runs_as_nobody("bubblewrap" if BWRAP else "p
                                 reason="the worker drops to nobody only when run as root")
 
 
-def classes(**overrides: str) -> str:
-    """The contract classes, each `class X(Tiny): pass` unless overridden with a body."""
-    out = [TINY]
-    for name in NAMES:
-        body = textwrap.indent(textwrap.dedent(overrides.get(name, "pass")), "    ")
-        out.append(f"class {name}(Tiny):\n{body}\n")
-    return "\n".join(out)
-
-
-@pytest.fixture(scope="module")
-def spec():
-    return load_spec()
+classes = contract_classes
 
 
 def submit(tmp_path, files: dict[str, str | bytes], name="student"):
-    root = tmp_path / name
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            (root / rel).write_bytes(text)
-        else:
-            (root / rel).write_text(textwrap.dedent(text))
-    return root
+    return write_submission(tmp_path / name, files)
 
 
 def grade(path, spec, **options):
