@@ -6,13 +6,15 @@ a status and a message that says what was seen and what to fix.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from grader.results import CheckResult, CheckStatus, VariantResult, VariantStatus
 from grader.spec import Assignment, Variant
 
-# Checks whose failure makes the variant fail; later checks may only warn.
-REQUIRED_CHECKS = ("builds", "forward_shape")
+# Checks whose failure makes the variant fail; `logits` and `llm_declaration` only inform.
+REQUIRED_CHECKS = ("builds", "forward_shape", "gradients", "frozen_backbone", "finetuned_backbone", "architecture")
 
 
 # A worker that could not finish a variant says why; these map onto variant statuses.
@@ -37,11 +39,20 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
 
     mapping = observed.get("mapping")
     checks = [_builds(observed)]
-    checks.append(_forward_shape(observed, variant, assignment.num_classes, batch_size)
-                  if checks[0].status is CheckStatus.PASS
-                  else CheckResult("forward_shape", CheckStatus.SKIP, "not run: the model did not build"))
+    if checks[0].status is CheckStatus.PASS:
+        checks.append(_forward_shape(observed, variant, assignment.num_classes, batch_size))
+    else:
+        checks.append(CheckResult("forward_shape", CheckStatus.SKIP, "not run: the model did not build"))
+    if checks[-1].status is CheckStatus.PASS:
+        checks += [_logits(observed), _gradients(observed)]
+        if variant.family.id == "fcn" and "frozen" in variant.traits:
+            checks.append(_backbone(observed, variant))
+        if variant.architecture:
+            checks.append(_architecture(observed, variant))
     failed = any(c.status is CheckStatus.FAIL for c in checks if c.id in REQUIRED_CHECKS)
     figures = {"parameters": observed.get("parameters"),
+               **{k: v for k, v in (observed.get("figures") or {}).items() if k != "traceback"},
+               "architecture": observed.get("architecture"),
                "build_seconds": (observed.get("build") or {}).get("seconds"),
                "forward_seconds": (observed.get("forward") or {}).get("seconds")}
     return _result(variant, _status(observed) if failed else VariantStatus.PASSED, mapping, checks, figures,
@@ -103,7 +114,120 @@ def _forward_shape(observed: dict[str, Any], variant: Variant, num_classes: int,
     if forward.get("finite") is False:
         return CheckResult("forward_shape", CheckStatus.FAIL,
                            "output contains NaN or infinite values on a random input", details)
-    return CheckResult("forward_shape", CheckStatus.PASS, f"output {_shape(seen)} as expected", details)
+    for other in observed.get("sizes") or []:
+        batch, _, height, width = other["input_shape"]
+        want = [batch, num_classes, height, width]
+        if "error" in other:
+            return CheckResult("forward_shape", CheckStatus.FAIL,
+                               f"forward on a {_shape(other['input_shape'])} input raised {other['error']}", details)
+        if other["output_shape"] != want:
+            return CheckResult("forward_shape", CheckStatus.FAIL,
+                               f"output shape {_shape(other['output_shape'])} for a {_shape(other['input_shape'])} "
+                               f"input; expected {_shape(want)} (any size that is a multiple of 32, batch size 1 "
+                               "in eval mode included)", details)
+        if other.get("finite") is False:
+            return CheckResult("forward_shape", CheckStatus.FAIL,
+                               f"output contains NaN or infinite values for a {_shape(other['input_shape'])} input",
+                               details)
+    sizes = ", ".join(_shape(o["input_shape"]) for o in observed.get("sizes") or [])
+    return CheckResult("forward_shape", CheckStatus.PASS,
+                       f"output {_shape(seen)} as expected" + (f"; also right for {sizes}" if sizes else ""), details)
+
+
+def _logits(observed: dict[str, Any]) -> CheckResult:
+    stats = observed.get("output_statistics") or {}
+    if stats and 0.0 <= stats["min"] and stats["max"] <= 1.0:
+        applied = "softmax" if stats.get("sum_to_one", 1.0) < 1e-3 else "sigmoid"
+        return CheckResult("logits", CheckStatus.WARN,
+                           f"outputs lie in [0, 1]{' and sum to 1 over classes' if applied == 'softmax' else ''}: "
+                           f"forward seems to apply {applied}. Return raw logits; cross-entropy applies its own "
+                           "softmax, and a second one slows and flattens training", stats)
+    return CheckResult("logits", CheckStatus.PASS, "outputs are unnormalised scores (logits)", stats)
+
+
+def _gradients(observed: dict[str, Any]) -> CheckResult:
+    grads = observed.get("gradients") or {}
+    if "error" in grads:
+        return CheckResult("gradients", CheckStatus.FAIL, f"a training step raised {grads['error']}", grads)
+    if grads.get("nonfinite"):
+        return CheckResult("gradients", CheckStatus.FAIL,
+                           f"non-finite gradients in {_names(grads['nonfinite'])} after one cross-entropy step", grads)
+    head_without = [p for p in grads.get("head_params", []) if p in grads.get("none", [])]
+    if head_without:
+        return CheckResult("gradients", CheckStatus.FAIL,
+                           f"the output layer ({grads.get('head')}) gets no gradient: the output is detached from "
+                           f"it ({_names(head_without)})", grads)
+    unused = grads.get("none", [])
+    if unused:
+        return CheckResult("gradients", CheckStatus.WARN,
+                           f"{len(unused)} trainable parameter(s) get no gradient, so they never train: "
+                           f"{_names(unused)} (unused layers, or a detached path)", grads)
+    return CheckResult("gradients", CheckStatus.PASS, "every trainable parameter gets a finite gradient", grads)
+
+
+def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
+    frozen = bool(variant.traits["frozen"])
+    check_id = "frozen_backbone" if frozen else "finetuned_backbone"
+    info = observed.get("backbone") or {}
+    if "error" in info:
+        return CheckResult(check_id, CheckStatus.FAIL, f"a training step raised {info['error']}", info)
+    if not info.get("backbone_tensors"):
+        return CheckResult(check_id, CheckStatus.WARN, "no VGG16-shaped layers found, so segrade cannot tell "
+                           "the backbone apart from the head", info)
+    changed, steps = info.get("backbone_changed", []), info.get("steps")
+    if frozen and changed:
+        stats = [n for n in changed if n.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+        why = (" BatchNorm statistics drift in train mode: keep the backbone's BatchNorm layers in eval mode."
+               if stats else " Set requires_grad=False on every backbone parameter (a flag that is never "
+               "applied, or applied to a copy, does nothing).")
+        return CheckResult(check_id, CheckStatus.FAIL,
+                           f"{len(changed)} of {info['backbone_tensors']} backbone tensors changed during {steps} "
+                           f"training steps although the backbone should be frozen ({_names(changed)}).{why}", info)
+    if frozen and not info.get("head_changed"):
+        return CheckResult(check_id, CheckStatus.FAIL, f"nothing outside the backbone changed during {steps} "
+                           "training steps: the head does not train", info)
+    if not frozen and not changed:
+        return CheckResult(check_id, CheckStatus.FAIL, f"the backbone did not change during {steps} training steps "
+                           "although this variant fine-tunes it: it is frozen", info)
+    what = "bit-identical, while the head trained" if frozen else "changed, as fine-tuning should"
+    return CheckResult(check_id, CheckStatus.PASS,
+                       f"after {steps} real training steps the {info['backbone_tensors']} backbone tensors are {what}",
+                       info)
+
+
+def _architecture(observed: dict[str, Any], variant: Variant) -> CheckResult:
+    from grader.graph import Fingerprint, check_architecture
+
+    seen = observed.get("architecture") or {}
+    if "error" in seen:
+        return CheckResult("architecture", CheckStatus.FAIL,
+                           f"the dataflow graph could not be recorded: {seen['error']}", seen)
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in seen.items()}
+    status, message = check_architecture(Fingerprint(**fields), variant.architecture, variant.class_name)
+    return CheckResult("architecture", CheckStatus(status), message,
+                       {"fingerprint": seen, "required": variant.architecture})
+
+
+def check_llm_declaration(root: Path, pattern: str | None) -> CheckResult | None:
+    """Course policy (informational): do the submission's comments declare LLM prompts?
+    Reads the prepared files as text; a human decides what the answer means."""
+    if not pattern:
+        return None
+    regex = re.compile(pattern)
+    for path in sorted(root.rglob("*.py")):
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+            if regex.search(line):
+                where = f"{path.relative_to(root).as_posix()} line {number}"
+                return CheckResult("llm_declaration", CheckStatus.PASS,
+                                   f"declares LLM use in a comment ({where}: {line.strip()[:100]!r})",
+                                   {"file": where})
+    return CheckResult("llm_declaration", CheckStatus.WARN,
+                       "no comment declares LLM prompts; the course requires one when code was written with an "
+                       "LLM (informational: a grader decides)", {})
+
+
+def _names(names: list[str], shown: int = 4) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _shape(shape: list[int] | None) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
-from grader.checks import check_variant
+from grader.checks import check_llm_declaration, check_variant
 from grader.load import load_submission, read_manifest
 from grader.results import Grade, Submission, SubmissionResult, VariantResult, VariantStatus
 from grader.sandbox import Limits, WorkerRun, run_worker
@@ -46,6 +46,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         weights = find_vgg16_weights(options.vgg16_weights)
         run = run_worker(submission.root, probe_request(assignment, submission, weights, manifest, options),
                          limits=options.limits, isolation=options.isolation, **weights.worker_setup())
+        policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
     variants = check(assignment, run, options)
     evaluation = None  # standardised training and hidden evaluation are not in this version
     grade = score(assignment, variants)
@@ -64,7 +65,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         submission=submission, assignment_id=assignment.id, spec_sha256=assignment.sha256,
         segrade_version=__version__, environment=environment, modules=tuple(run.modules), variants=variants,
         evaluation=evaluation, grade=grade, worker_log=run.log, started_at=started_at,
-        duration_s=round(time.perf_counter() - started, 2),
+        duration_s=round(time.perf_counter() - started, 2), checks=(policy,) if policy else (),
     )
 
 
@@ -96,7 +97,7 @@ def score(assignment: Assignment, variants: tuple[VariantResult, ...]) -> Grade:
     passed = sum(v.status is VariantStatus.PASSED for v in variants)
     return Grade(
         points=None, max_points=assignment.total_marks, passed_variants=passed, total_variants=len(variants),
-        note=("No points yet: this version of segrade checks that each variant builds and returns "
-              "logits of the right shape; training, evaluation against bands and points are not "
-              "implemented yet."),
+        note=("No points yet: this version of segrade checks how each variant is built and behaves "
+              "(shapes, gradients, the frozen backbone); training, evaluation against bands and points "
+              "are not implemented yet."),
     )

@@ -60,6 +60,7 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
     table.add_column("what to fix", overflow="fold", ratio=1)
     for variant in sorted(result.variants, key=lambda v: v.status is VariantStatus.PASSED):
         failing = next((c for c in variant.checks if c.status is CheckStatus.FAIL), None)
+        warning = next((c for c in variant.checks if c.status is CheckStatus.WARN), None)
         shape = variant.check("forward_shape")
         seen = shape.details.get("seen") if shape else None
         table.add_row(
@@ -67,12 +68,15 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
             f"[{STATUS_STYLE.get(variant.status, 'red')}]{variant.status.value}[/]",
             _class_and_file(variant),
             "x".join(map(str, seen)) if seen else "-",
-            failing.message if failing else "",
+            failing.message if failing else f"warning ({warning.id}): {warning.message}" if warning else "",
         )
     console.print(table)
+    for check in result.checks:
+        colour = "green" if check.status is CheckStatus.PASS else "yellow"
+        console.print(f"[{colour}]{check.id}[/]: {check.message}")
     grade = result.grade
-    console.print(f"{grade.passed_variants}/{grade.total_variants} variants build and give the right "
-                  f"output shape ({result.duration_s:.0f} s). {grade.note}")
+    console.print(f"{grade.passed_variants}/{grade.total_variants} variants pass every required check "
+                  f"({result.duration_s:.0f} s). {grade.note}")
 
 
 def _class_and_file(variant) -> str:

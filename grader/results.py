@@ -93,6 +93,7 @@ class SubmissionResult:
     worker_log: str
     started_at: str
     duration_s: float
+    checks: tuple[CheckResult, ...] = ()  # about the submission as a whole (course policy)
 
     @property
     def ok(self) -> bool:

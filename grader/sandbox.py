@@ -58,7 +58,7 @@ class Limits:
     open_files: int = 1024
     log_bytes: int = 1_000_000     # worker output kept for the report (the tail)
     phase_seconds: dict[str, float] = field(default_factory=lambda: {
-        "start": 60, "import": 120, "build": 180, "forward": 120, "train": 1800, "evaluate": 600})
+        "start": 60, "import": 120, "build": 180, "forward": 120, "check": 300, "train": 1800, "evaluate": 600})
 
     def deadline(self, phase: str) -> float:
         return float(self.phase_seconds.get(phase, 300))

@@ -54,6 +54,7 @@ class Variant:
     kwargs: dict[str, Any] = field(default_factory=dict)
     traits: dict[str, Any] = field(default_factory=dict)  # what the variant is: stride, frozen, skip...
     aliases: tuple[str, ...] = ()                         # other class names students use for it
+    architecture: dict[str, Any] = field(default_factory=dict)  # what its dataflow graph must show
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,8 @@ def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
         if v["family"] not in families:
             raise SpecError(f"{path}: variant {v['id']!r} names unknown family {v['family']!r}")
         variants.append(Variant(v["id"], v.get("title", v["id"]), families[v["family"]], v["class"],
-                                dict(v.get("kwargs", {})), dict(v.get("traits", {})), tuple(v.get("aliases", ()))))
+                                dict(v.get("kwargs", {})), dict(v.get("traits", {})), tuple(v.get("aliases", ())),
+                                dict(v.get("architecture", {}))))
     ids = [v.id for v in variants]
     if len(set(ids)) != len(ids):
         raise SpecError(f"{path}: variant ids must be unique, got {ids}")

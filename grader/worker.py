@@ -24,6 +24,28 @@ from pathlib import Path
 from typing import Any
 
 
+class TorchGuard:
+    """Undoes student monkeypatching of torch between steps: a snapshot of the attributes
+    of the torch namespaces the grader's own measurements use, restored before each
+    variant and before measuring it (so a patched cross_entropy or torch.equal cannot
+    fake a check; code that patches deeper can still misreport itself, see
+    docs/security.md)."""
+
+    def __init__(self, torch) -> None:
+        owners = [torch, torch.nn.functional, torch.Tensor, torch.nn.Module, torch.optim.Optimizer,
+                  torch.optim.AdamW, torch.autograd, torch.nn.CrossEntropyLoss, torch.nn.modules.loss]
+        self._saved = [(owner, name, value) for owner in owners for name, value in list(vars(owner).items())
+                       if not name.startswith("__")]
+
+    def restore(self) -> None:
+        for owner, name, value in self._saved:
+            if getattr(owner, name, None) is not value:
+                try:
+                    setattr(owner, name, value)
+                except (AttributeError, TypeError):
+                    pass
+
+
 class Channel:
     def __init__(self, fd: int) -> None:
         self._file = os.fdopen(fd, "w", buffering=1)
@@ -41,6 +63,7 @@ def main(argv: list[str]) -> int:
 
     import torch
 
+    from grader import graph, probes  # noqa: F401  (imported before student code can shadow anything)
     from grader.adapters import Candidate, VariantRequest, plan_variant
     from grader.device import best_device, describe
     from grader.stubs import install_stub_finder
@@ -54,6 +77,7 @@ def main(argv: list[str]) -> int:
     for entry in reversed(request.get("sys_path", ["."])):
         sys.path.insert(0, str((Path.cwd() / entry).resolve()))
     stubbed = install_stub_finder()
+    guard = TorchGuard(torch)
     candidates: list[Candidate] = []
     channel.send("phase", phase="import")
     for module in request["modules"]:
@@ -63,9 +87,10 @@ def main(argv: list[str]) -> int:
 
     manifest = request.get("manifest")
     for variant in request["variants"]:
+        guard.restore()
         channel.send("phase", phase="build", id=variant["id"])
         plan = plan_variant(VariantRequest.from_json(variant), candidates, manifest)
-        channel.send("result", result=_probe(plan, variant, device, request, torch, channel))
+        channel.send("result", result=_probe(plan, variant, device, request, torch, channel, guard))
     channel.send("done")
     return 0
 
@@ -119,8 +144,10 @@ def _import_module(path: str, name: str):
     return module
 
 
-def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch, channel: Channel) -> dict[str, Any]:
+def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch, channel: Channel,
+           guard: TorchGuard) -> dict[str, Any]:
     """Build one variant and run one forward pass; record what happened."""
+    from grader import graph, probes
     from grader.adapters import Unresolved, to_logits
 
     result: dict[str, Any] = {"id": variant["id"]}
@@ -144,8 +171,8 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
                             "trainable": sum(p.numel() for p in params if p.requires_grad)}
 
     channel.send("phase", phase="forward", id=variant["id"])
-    size = variant["input_size"]
-    x = torch.randn(request.get("batch_size", 2), 3, size, size, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(request.get("batch_size", 2), 3, variant["input_size"], variant["input_size"],
+                    generator=torch.Generator().manual_seed(0))
     started = time.perf_counter()
     forward: dict[str, Any] = {"input_shape": list(x.shape)}
     try:
@@ -162,12 +189,38 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
     forward |= {"output_shape": list(out.shape),
                 "dtype": str(out.dtype).removeprefix("torch."),
                 "finite": bool(torch.isfinite(out).all()) if out.is_floating_point() else None}
-    return result | {"forward": forward}
+    result["forward"] = forward
+    if out.is_floating_point():
+        result["output_statistics"] = probes.output_statistics(out)
+
+    # The checks' measurements: other sizes, gradients, the backbone under training, cost.
+    channel.send("phase", phase="check", id=variant["id"])
+    size = variant["input_size"]
+    measurements = {
+        "sizes": lambda: probes.shapes_at(model, to_logits, [(1, size, size), (2, size - 32, size - 32),
+                                                             (1, size - 32, size + 32)], device),
+        "figures": lambda: probes.figures(model, to_logits, size, device),
+        "gradients": lambda: probes.gradients(model, to_logits, variant["num_classes"], device),
+        "backbone": lambda: probes.backbone_training(model, variant["num_classes"], device),
+    }
+    if variant.get("family") != "fcn":
+        del measurements["backbone"]
+    measurements["architecture"] = lambda: graph.fingerprint(model, probes.PROBE_SIZE).to_json()
+    for name, measure in measurements.items():
+        guard.restore()
+        try:
+            result[name] = measure()
+        except Exception as exc:
+            result[name] = {"error": _short_error(exc), "traceback": _traceback_tail(), "oom": _is_oom(exc)}
+    return result
 
 
 def _failure(exc: BaseException) -> dict[str, Any]:
-    memory = isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "out of memory" in str(exc)
-    return {"ok": False, "error": _short_error(exc), "traceback": _traceback_tail(), "oom": memory}
+    return {"ok": False, "error": _short_error(exc), "traceback": _traceback_tail(), "oom": _is_oom(exc)}
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "out of memory" in str(exc)
 
 
 def _traceback_tail(lines: int = 12) -> str:

@@ -42,7 +42,7 @@ def test_lookup_order(tmp_path, monkeypatch):
         find_vgg16_weights()
 
 
-def test_worker_builds_fcns_pretrained_when_weights_exist(tmp_path):
+def test_worker_builds_fcns_pretrained_when_weights_exist(tmp_path, spec):
     weights = tmp_path / "vgg16.pth"
     weights.write_bytes(b"not read by the grader itself")
     root = tmp_path / "student"
@@ -65,7 +65,7 @@ class FCN8s(nn.Module):
     def forward(self, x):
         return self.conv(x)
 """)
-    result = grade_submission(root, load_spec(), GradeOptions(vgg16_weights=str(weights)))
+    result = grade_submission(root, spec, GradeOptions(vgg16_weights=str(weights)))
     variants = {v.variant_id: v for v in result.variants}
     assert variants["fcn8s_frozen"].status is VariantStatus.PASSED, variants["fcn8s_frozen"].checks
     assert "pretrained=True" in variants["fcn8s_frozen"].mapping

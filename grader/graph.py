@@ -1,0 +1,636 @@
+"""Verifying architecture from the dataflow graph of one real forward pass (BRIEF §6).
+
+Runs inside the worker, next to student code (imports torch). `fingerprint(model, size)` records
+one forward pass on a random 1 x 3 x size x size input, at the aten level, with a
+`TorchDispatchMode` (the mechanism behind `torch.utils.flop_counter.FlopCounterMode`). Method
+"dispatch" only: `torch.export` is not tried, the recording works on any Python forward
+(loops, slicing `features[:17]`, shape-dependent `if`, `.item()`).
+
+The recorded graph
+------------------
+Values are *tensor versions*. A tensor is identified by what it is in memory: (storage pointer,
+storage offset, shape, stride, dtype), so a view's alias or a tensor that the autograd layer
+re-wraps is the same value, and a new view is a new value produced by the view op (lineage is
+kept). An op that writes into an argument (`relu_`, `add_`, `copy_`, `out=`; known from its
+schema) makes a new version of *every* recorded tensor that shares the written storage: a
+buffer filled by `buf[:, :c] = x` descends from x. Tensors seen are kept alive until the
+recording ends (up to KEEP_ALIVE_BYTES), so memory is not reused under a recorded key; past the
+budget a reused address is harmless, since every op output re-registers its key. Ops whose outputs are tuples or
+lists (`max_pool2d_with_indices`, `split`, batch norm) give one value per output. Values that
+descend from the input are *live*; parameters, buffers and constants are not, and `*_like` /
+`new_*` factories do not pass liveness on (they read only a shape).
+
+Scales
+------
+The scale of a 4-D live value is its height over the input's height, rounded to the nearest
+power of two. 1 x 1 maps (global pooling) and non-4-D values have no scale: they are transparent.
+Only live values that are ancestors of the output are analysed (dead branches, such as an
+attention gate computed but never applied, do not count).
+
+- bypass_scale: the widest path from input to output: max over paths of the min scale on it.
+- downsampling_levels: log2(1 / the smallest scale among the analysed values).
+- long_skips: a cat/add at scale s with one operand that has a path from the input never going
+  below s (it arrives directly from the encoder) and another whose every path went below s
+  (it went down and back up).
+- residual_adds: an add of two live operands at the same scale s that share an ancestor reached
+  from both without leaving scale s (identity or 1x1-projected shortcut around a block).
+- gated / ungated attention: a multiply of a feature F by a 1-channel sigmoid map M (followed
+  back through views, expands, copies, padding and interpolation to a sigmoid). Gated when M's
+  ancestry reaches a coarser scale than anything in F's ancestry; otherwise ungated (CBAM-style
+  self-attention computed from the feature itself).
+- gated_long_skips: the long-skip scales where the encoder operand descends, without leaving
+  the scale, from a gated multiply (the gate is on the skip).
+
+Requirements (spec keys, see check_architecture)
+------------------------------------------------
+    unet            {bypass_scale: 1, long_skips: [1, 0.5, 0.25, 0.125]}
+    unet_noskip     {no_long_skips: true, max_bypass_scale: 0.0625}
+    unet_residual   {bypass_scale: 1, long_skips: [...], residual_adds_min: 8}
+    unet_attention  {bypass_scale: 1, long_skips: [...], gated_skips: true}
+    fcn32s / fcn16s / fcn8s   {bypass_scale: 1/32 | 1/16 | 1/8}
+residual_adds_min = 8: the reference and every example submission have 9 residual blocks
+(4 encoder + bottleneck + 4 decoder), each with one add; 8 tolerates one plain block (a plain
+stem is a common and defensible choice) but still requires residual blocks on both the
+encoder and the decoder side (an encoder-only residual U-Net has 4-5 adds and fails).
+
+Limitations
+-----------
+- A sigmoid map counts as gated when its ancestry reaches a coarser scale than the feature's
+  own ancestry. A self-attention that downsamples the feature itself and upsamples the map back
+  (no g at all) therefore counts as gated; a gate whose sigmoid is hand-written
+  (1 / (1 + exp(-z))) or a softmax is not recognised.
+- A structural skip that is numerically dead (`cat([f * 0, x])`) still counts; ablation on
+  trained weights is the check for that.
+- Views taken BEFORE an in-place write to an overlapping but different region are updated too
+  (by storage), which can only add lineage, never lose it.
+- 1 x 1 maps (global pooling) have no scale; inputs must be multiples of 32 and >= 64.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+__all__ = ["Fingerprint", "GraphError", "Graph", "record", "fingerprint", "check_architecture",
+           "format_scale"]
+
+
+class GraphError(RuntimeError):
+    """The forward pass could not be recorded (it raised, or its output is not a tensor
+    computed from the input)."""
+
+
+# --------------------------------------------------------------------------- recording
+
+
+@dataclass
+class Value:
+    shape: tuple[int, ...]
+    producer: int | None      # index of the op in Graph.ops, None for external tensors
+    live: bool                # descends from the input
+
+
+@dataclass
+class Op:
+    name: str                 # aten overload packet name: "convolution", "cat", "add_", ...
+    target: str               # full overload: "aten.add.Tensor"
+    inputs: list[int]         # value indices
+    outputs: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Graph:
+    values: list[Value]
+    ops: list[Op]
+    input: int
+    output: int | None
+    input_height: int
+
+
+# Ops whose output depends only on the shape/dtype of their tensor argument.
+_SHAPE_ONLY = {
+    "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like",
+    "new_zeros", "new_ones", "new_empty", "new_full", "new_empty_strided", "empty_strided",
+    "sym_size", "sym_stride", "sym_numel", "sym_storage_offset",
+}
+
+
+KEEP_ALIVE_BYTES = 512 * 2**20
+
+
+def _key(t: torch.Tensor) -> tuple | None:
+    try:
+        ptr = t.untyped_storage().data_ptr()
+        return (ptr, t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype, t.device.type)
+    except Exception:  # sparse, nested, meta: no storage identity
+        return None
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[Value] = []
+        self.ops: list[Op] = []
+        self.by_key: dict[tuple, int] = {}
+        self.keys_by_storage: dict[int, set[tuple]] = {}
+        self.keep: list[torch.Tensor] = []      # strong refs: no memory reuse under a key
+        self.kept_bytes = 0
+
+    def _keep(self, t: torch.Tensor) -> None:
+        size = t.untyped_storage().nbytes()
+        if self.kept_bytes + size <= KEEP_ALIVE_BYTES:
+            self.keep.append(t)
+            self.kept_bytes += size
+
+    # -- values
+    def _new(self, t: torch.Tensor, producer: int | None, live: bool, key: tuple | None = None) -> int:
+        self.values.append(Value(tuple(int(d) for d in t.shape), producer, live))
+        index = len(self.values) - 1
+        key = _key(t) if key is None else key
+        if key is not None:
+            self.by_key[key] = index
+            self.keys_by_storage.setdefault(key[0], set()).add(key)
+            self._keep(t)
+        return index
+
+    def register_input(self, t: torch.Tensor) -> int:
+        return self._new(t, None, True)
+
+    def lookup(self, t: torch.Tensor) -> int:
+        key = _key(t)
+        if key is not None and key in self.by_key:
+            return self.by_key[key]
+        return self._new(t, None, False, key)
+
+    # -- ops
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        try:
+            self._record(func, args, kwargs, out)
+        except Exception:  # recording must never break the student's forward
+            pass
+        return out
+
+    def _record(self, func, args, kwargs, out) -> None:
+        name = func.overloadpacket.__name__ if hasattr(func, "overloadpacket") else str(func)
+        flat_in, _ = tree_flatten((args, kwargs))
+        in_tensors = [t for t in flat_in if isinstance(t, torch.Tensor)]
+        inputs = [self.lookup(t) for t in in_tensors]
+        live = name not in _SHAPE_ONLY and any(self.values[i].live for i in inputs)
+
+        # Arguments the op writes into (in-place and out= variants), from the schema.
+        written: list[torch.Tensor] = []
+        schema = getattr(func, "_schema", None)
+        if schema is not None:
+            for position, argument in enumerate(schema.arguments):
+                info = argument.alias_info
+                if info is None or not info.is_write:
+                    continue
+                value = args[position] if position < len(args) else kwargs.get(argument.name)
+                flat, _ = tree_flatten(value)
+                written.extend(t for t in flat if isinstance(t, torch.Tensor))
+
+        op = Op(name, str(func), inputs)
+        self.ops.append(op)
+        index = len(self.ops) - 1
+        done: set[tuple] = set()
+        for t in written:
+            key = _key(t)
+            if key is None:
+                continue
+            for alias in sorted(self.keys_by_storage.get(key[0], {key}) | {key}, key=str):
+                if alias in done:
+                    continue
+                done.add(alias)
+                old = self.by_key.get(alias)
+                alias_live = live
+                if old is not None:
+                    op.inputs.append(old)
+                    alias_live = live or self.values[old].live
+                self.values.append(Value(tuple(alias[2]), index, alias_live))
+                new = len(self.values) - 1
+                self.by_key[alias] = new
+                self.keys_by_storage.setdefault(alias[0], set()).add(alias)
+                op.outputs.append(new)
+        flat_out, _ = tree_flatten(out)
+        for t in flat_out:
+            if not isinstance(t, torch.Tensor):
+                continue
+            key = _key(t)
+            if key is not None and key in done:
+                continue
+            op.outputs.append(self._new(t, index, live, key))
+            if key is not None:
+                done.add(key)
+
+
+def _output_tensor(out: Any) -> torch.Tensor | None:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, dict):
+        for key in ("out", "logits", "output", "pred", "seg"):
+            if isinstance(out.get(key), torch.Tensor):
+                return out[key]
+    flat, _ = tree_flatten(out)
+    for t in flat:
+        if isinstance(t, torch.Tensor) and t.dim() == 4:
+            return t
+    for t in flat:
+        if isinstance(t, torch.Tensor):
+            return t
+    return None
+
+
+def record(model: torch.nn.Module, size: int = 64, in_channels: int = 3, seed: int = 0) -> Graph:
+    """Run one forward pass (eval mode, no_grad) on a random 1 x in_channels x size x size
+    input and return its recorded dataflow graph. Raises GraphError when the forward fails."""
+    if size < 64 or size % 32:
+        raise ValueError(f"size must be a multiple of 32 and at least 64, got {size}")
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, in_channels, size, size, generator=generator)
+    try:
+        device = next(model.parameters()).device
+        x = x.to(device)
+    except StopIteration:
+        pass
+    was_training = model.training
+    recorder = _Recorder()
+    x_index = recorder.register_input(x)
+    model.eval()
+    try:
+        with torch.no_grad(), recorder:
+            out = model(x)
+    except Exception as error:
+        raise GraphError(
+            f"the forward pass on a 1x{in_channels}x{size}x{size} input failed: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    finally:
+        model.train(was_training)
+    tensor = _output_tensor(out)
+    if tensor is None:
+        raise GraphError(f"the model returned {type(out).__name__}, not a tensor")
+    key = _key(tensor)
+    output = recorder.by_key.get(key) if key is not None else None
+    if output is None or not recorder.values[output].live:
+        raise GraphError("the model's output is not computed from its input")
+    return Graph(recorder.values, recorder.ops, x_index, output, size)
+
+
+# --------------------------------------------------------------------------- fingerprint
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    method: str                           # "dispatch" (torch.export is not used)
+    bypass_scale: float
+    downsampling_levels: int
+    long_skips: tuple[float, ...]         # sorted descending
+    residual_adds: int
+    gated_multiplies: tuple[float, ...]   # sorted descending, one entry per gated multiply
+    ungated_attention: int
+    # Extra (not in the original sketch): long-skip scales whose encoder operand is gated.
+    gated_long_skips: tuple[float, ...] = ()
+    # How each long-skip scale joins: "cat" or "add", aligned with long_skips.
+    long_skip_ops: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        for name in ("long_skips", "gated_multiplies", "gated_long_skips", "long_skip_ops"):
+            data[name] = list(data[name])
+        return data
+
+
+_CAT = {"cat", "concat", "concatenate", "stack", "_cat"}
+_ADD = {"add", "add_"}
+_MUL = {"mul", "mul_"}
+_SIGMOID = {"sigmoid", "sigmoid_", "hardsigmoid", "hardsigmoid_"}
+# Followed back from a multiply's operand to find the sigmoid that made it.
+_TRANSPARENT = {
+    "view", "_unsafe_view", "reshape", "expand", "expand_as", "clone", "_to_copy", "contiguous",
+    "alias", "detach", "unsqueeze", "squeeze", "repeat", "slice", "constant_pad_nd", "pad",
+    "upsample_bilinear2d", "upsample_nearest2d", "_upsample_bilinear2d_aa", "upsample_bicubic2d",
+    "_upsample_nearest_exact2d", "upsample_nearest2d_backward", "lift_fresh", "lift_fresh_copy",
+}
+
+
+def _log2_scale(height: int, input_height: int) -> int:
+    return round(math.log2(height / input_height))
+
+
+def _scales(graph: Graph) -> list[float | None]:
+    out: list[float | None] = []
+    for v in graph.values:
+        if len(v.shape) == 4 and v.shape[-2] > 0 and v.shape[-1] > 0 and (v.shape[-2], v.shape[-1]) != (1, 1):
+            out.append(2.0 ** _log2_scale(v.shape[-2], graph.input_height))
+        else:
+            out.append(None)
+    return out
+
+
+def fingerprint_graph(graph: Graph) -> Fingerprint:
+    values, ops = graph.values, graph.ops
+    scale = _scales(graph)
+
+    def live_preds(i: int) -> list[int]:
+        p = values[i].producer
+        if p is None:
+            return []
+        return [j for j in dict.fromkeys(ops[p].inputs) if values[j].live and j != i]
+
+    # Ancestors of the output (inclusive), among live values.
+    keep: set[int] = set()
+    queue = deque([graph.output])
+    while queue:
+        i = queue.popleft()
+        if i in keep:
+            continue
+        keep.add(i)
+        queue.extend(live_preds(i))
+
+    order = sorted(keep)  # value indices are created in execution order: topological
+    best: dict[int, float] = {}
+    deep: dict[int, float] = {}
+    for i in order:
+        preds = live_preds(i)
+        s = scale[i]
+        if i == graph.input or not preds:
+            b = 1.0 if i == graph.input else (s if s is not None else 1.0)
+            d = b
+        else:
+            b = max(best[j] for j in preds)
+            d = min(deep[j] for j in preds)
+        if s is not None:
+            b = min(b, s)
+            d = min(d, s)
+        best[i], deep[i] = b, d
+
+    bypass = best[graph.output]
+    finest = min((scale[i] for i in keep if scale[i] is not None), default=1.0)
+    levels = max(0, round(-math.log2(finest)))
+
+    def local_ancestors(i: int, s: float) -> set[int]:
+        """i and its ancestors reachable without leaving scale s (transparent values pass)."""
+        seen: set[int] = set()
+        stack = [i]
+        while stack:
+            j = stack.pop()
+            if j in seen:
+                continue
+            seen.add(j)
+            for k in live_preds(j):
+                if scale[k] is None or scale[k] == s:
+                    stack.append(k)
+        return seen
+
+    def sigmoid_source(i: int) -> int | None:
+        """The 1-channel sigmoid map value that i is a (resampled/reshaped) copy of."""
+        j = i
+        for _ in range(32):
+            p = values[j].producer
+            if p is None:
+                return None
+            name = ops[p].name
+            if name in _SIGMOID:
+                shape = values[j].shape
+                return j if len(shape) == 4 and shape[1] == 1 else None
+            if name not in _TRANSPARENT:
+                return None
+            preds = live_preds(j)
+            if len(preds) != 1:
+                return None
+            j = preds[0]
+        return None
+
+    # Attention multiplies.
+    gated_outputs: dict[int, float] = {}
+    gated: list[float] = []
+    ungated = 0
+    for op_index, op in enumerate(ops):
+        if op.name not in _MUL:
+            continue
+        outs = [o for o in op.outputs if o in keep]
+        if not outs:
+            continue
+        o = outs[0]
+        operands = [j for j in dict.fromkeys(op.inputs) if values[j].live and j not in op.outputs]
+        if len(operands) != 2 or scale[o] is None:
+            continue
+        for m, f in (operands, operands[::-1]):
+            src = sigmoid_source(m)
+            if src is None or sigmoid_source(f) is not None:
+                continue
+            if deep[src] < deep[f]:
+                gated.append(scale[o])
+                for out in op.outputs:
+                    gated_outputs[out] = scale[o]
+            else:
+                ungated += 1
+            break
+
+    # Joins: long skips and residual adds.
+    long: dict[float, str] = {}
+    gated_long: set[float] = set()
+    residual = 0
+    for op in ops:
+        is_cat, is_add = op.name in _CAT, op.name in _ADD
+        if not (is_cat or is_add):
+            continue
+        outs = [o for o in op.outputs if o in keep]
+        if not outs:
+            continue
+        o = outs[0]
+        s = scale[o]
+        if s is None:
+            continue
+        operands = [j for j in dict.fromkeys(op.inputs) if values[j].live and j not in op.outputs]
+        if len(operands) < 2:
+            continue
+        direct = [j for j in operands if best[j] >= s]
+        went_down = [j for j in operands if best[j] < s]
+        if direct and went_down:
+            long.setdefault(s, "cat" if is_cat else "add")
+            if is_cat and long[s] == "add":
+                long[s] = "cat"
+            for j in direct:
+                if local_ancestors(j, s) & gated_outputs.keys():
+                    gated_long.add(s)
+        if is_add and len(operands) == 2 and all(scale[j] == s for j in operands):
+            a, b = (local_ancestors(j, s) for j in operands)
+            if a & b:
+                residual += 1
+
+    skips = tuple(sorted(long, reverse=True))
+    return Fingerprint(
+        method="dispatch",
+        bypass_scale=bypass,
+        downsampling_levels=levels,
+        long_skips=skips,
+        residual_adds=residual,
+        gated_multiplies=tuple(sorted(gated, reverse=True)),
+        ungated_attention=ungated,
+        gated_long_skips=tuple(sorted(gated_long, reverse=True)),
+        long_skip_ops=tuple(long[s] for s in skips),
+    )
+
+
+# Caffe-style FCNs pad conv1_1 by 100 pixels: at a small input the padding dominates every
+# height and the rounded scales are off by one level. Such a model is recorded again at this size.
+INFLATED_RETRY_SIZE = 512
+
+
+def _inflated(graph: Graph) -> bool:
+    return any(v.live and len(v.shape) == 4 and v.shape[-2] > 1.5 * graph.input_height
+               for v in graph.values)
+
+
+def fingerprint(model: torch.nn.Module, size: int = 64, in_channels: int = 3) -> Fingerprint:
+    """Record one forward pass of `model` on a random 1 x in_channels x size x size input and
+    fingerprint its architecture. When some activation is much larger than the input (conv1
+    padding=100 in Caffe-style FCNs), the pass is recorded again at INFLATED_RETRY_SIZE so the
+    padding no longer shifts the rounded scales. Raises GraphError with a clear message when
+    the forward pass fails."""
+    graph = record(model, size, in_channels)
+    if _inflated(graph) and size < INFLATED_RETRY_SIZE:
+        graph = record(model, INFLATED_RETRY_SIZE, in_channels)
+    return fingerprint_graph(graph)
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def format_scale(scale: float) -> str:
+    """1.0 -> "1/1", 0.0625 -> "1/16", 2.0 -> "2/1"."""
+    if scale >= 1:
+        return f"{round(scale)}/1"
+    return f"1/{round(1 / scale)}"
+
+
+def _scales_text(scales) -> str:
+    return ", ".join(format_scale(s) for s in scales)
+
+
+def _same_scale(a: float, b: float) -> bool:
+    return round(math.log2(a)) == round(math.log2(b))
+
+
+def _fcn_name(scale: float) -> str:
+    return f"FCN-{round(1 / scale)}s"
+
+
+def _fcn_rule(scale: float) -> str:
+    level = round(-math.log2(scale))
+    if level >= 5:
+        return f"{_fcn_name(scale)} must upsample the 1/32 scores directly, without fusing pool features"
+    if level == 4:
+        return f"{_fcn_name(scale)} must fuse pool4 scores at 1/16"
+    if level == 3:
+        return f"{_fcn_name(scale)} must also fuse pool3 at 1/8"
+    return f"{_fcn_name(scale)} must fuse features down to {format_scale(scale)}"
+
+
+def _wired_as(fp: Fingerprint) -> str:
+    if fp.bypass_scale < 1 and fp.bypass_scale >= 1 / 32:
+        return f"it is wired as {_fcn_name(fp.bypass_scale)}"
+    if fp.bypass_scale >= 1:
+        return "it keeps a full-resolution path to the output"
+    return f"its finest path is {format_scale(fp.bypass_scale)}"
+
+
+def check_architecture(fp: Fingerprint, requirement: dict, name: str) -> tuple[str, str]:
+    """Check a fingerprint against one variant's requirement (keys, all optional:
+    bypass_scale, max_bypass_scale, long_skips, no_long_skips, residual_adds_min, gated_skips).
+    Returns ("pass" | "fail", a message for the student)."""
+    problems: list[str] = []
+    have = set(fp.long_skips)
+    ops = dict(zip(fp.long_skips, fp.long_skip_ops))
+
+    def joins_text(scales) -> str:
+        kinds = {ops.get(s, "cat") for s in scales}
+        verb = "concatenates" if kinds == {"cat"} else "adds" if kinds == {"add"} else "concatenates/adds"
+        return f"still {verb} encoder features at {_scales_text(scales)}"
+
+    want = requirement.get("bypass_scale")
+    if want is not None and not _same_scale(fp.bypass_scale, want):
+        if want < 1:
+            fused = sorted(have, reverse=True)
+            fuse = (f"fuses pool features only at {_scales_text(fused)}" if fused
+                    else "fuses no pool features")
+            problems.append(
+                f"{name} {fuse} and its finest path is {format_scale(fp.bypass_scale)}: "
+                f"{_wired_as(fp)} ({_fcn_rule(want)})"
+            )
+        else:
+            problems.append(
+                f"{name}'s output only sees features that went down to "
+                f"{format_scale(fp.bypass_scale)}: it has no skip connection at "
+                f"{format_scale(want)} (the encoder features must reach the decoder directly)"
+            )
+
+    most = requirement.get("max_bypass_scale")
+    if most is not None and round(math.log2(fp.bypass_scale)) > round(math.log2(most)):
+        if have:
+            problems.append(f"{name} {joins_text(sorted(have, reverse=True))}: it has skip connections")
+        else:
+            problems.append(
+                f"{name} keeps a path to the output at {format_scale(fp.bypass_scale)}: everything "
+                f"the output sees must go through the {format_scale(most)} bottleneck"
+            )
+    elif requirement.get("no_long_skips") and have:
+        problems.append(f"{name} {joins_text(sorted(have, reverse=True))}: it has skip connections")
+
+    required = requirement.get("long_skips")
+    if required:
+        missing = [s for s in sorted(required, reverse=True)
+                   if not any(_same_scale(s, h) for h in have)]
+        if missing:
+            found = f" (found at {_scales_text(sorted(have, reverse=True))} only)" if have else " (found none)"
+            problems.append(
+                f"{name} does not join encoder features with the upsampled decoder path at "
+                f"{_scales_text(missing)}{found}"
+            )
+
+    minimum = requirement.get("residual_adds_min")
+    if minimum is not None and fp.residual_adds < minimum:
+        if fp.residual_adds == 0:
+            problems.append(f"{name} has no residual add inside its blocks (y = relu(F(x) + shortcut(x)))")
+        else:
+            problems.append(
+                f"{name} has only {fp.residual_adds} residual adds inside its blocks "
+                f"(y = relu(F(x) + shortcut(x))); at least {minimum} expected, one per block"
+            )
+
+    if requirement.get("gated_skips"):
+        scales = sorted(have, reverse=True) or sorted(requirement.get("long_skips") or [], reverse=True)
+        ungated = [s for s in scales if not any(_same_scale(s, g) for g in fp.gated_long_skips)]
+        if not have:
+            problems.append(f"{name} has no skip connections to gate")
+        elif ungated:
+            note = ""
+            if fp.ungated_attention:
+                note = (f" ({fp.ungated_attention} sigmoid map(s) are computed from the feature itself: "
+                        "self-attention, not a gate from the coarser level)")
+            problems.append(
+                f"{name}'s skips at {_scales_text(ungated)} are not multiplied by a sigmoid attention "
+                f"map computed from coarser context{note}"
+            )
+
+    if problems:
+        return "fail", "; ".join(problems)
+    parts = [f"finest path {format_scale(fp.bypass_scale)}"]
+    if fp.long_skips:
+        parts.append(f"skips at {_scales_text(fp.long_skips)}")
+    else:
+        parts.append("no skips")
+    if fp.residual_adds:
+        parts.append(f"{fp.residual_adds} residual adds")
+    if fp.gated_long_skips:
+        parts.append(f"gated skips at {_scales_text(fp.gated_long_skips)}")
+    return "pass", f"{name}: " + ", ".join(parts)

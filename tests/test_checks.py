@@ -1,0 +1,181 @@
+"""Planted defects, each caught by the right check and only that one; the reference passes
+every check (tests/test_check_reference.py). The architecture check has its own tests
+(tests/test_graph.py)."""
+
+import pytest
+
+from grader.pipeline import GradeOptions, grade_submission
+from grader.resources import reference_dir
+from grader.results import CheckStatus, VariantStatus
+from grader.spec import load_spec
+from tiny_submission import contract_classes, spec_with, write_submission
+
+REFERENCE_FCN = (reference_dir() / "fcn.py").read_text()
+
+
+def checks_of(result, variant_id):
+    variant = next(v for v in result.variants if v.variant_id == variant_id)
+    return variant.status, {c.id: c for c in variant.checks}
+
+
+def only_failing(checks, check_id, status=CheckStatus.FAIL):
+    """`check_id` has `status`; every other check passed."""
+    assert checks[check_id].status is status, checks[check_id].message
+    others = {k: c.status for k, c in checks.items() if k != check_id}
+    assert set(others.values()) <= {CheckStatus.PASS}, others
+
+
+@pytest.fixture(scope="module")
+def fcn8s_spec(tmp_path_factory):
+    return load_spec(spec_with(["fcn8s_frozen", "fcn8s_finetune"], tmp_path_factory.mktemp("spec") / "fcn8s.toml"))
+
+
+@pytest.fixture(scope="module")
+def unet_spec(tmp_path_factory):
+    """Without the architecture requirement: these one-conv models are about other checks."""
+    return load_spec(spec_with(["unet"], tmp_path_factory.mktemp("spec") / "unet.toml", architecture=False))
+
+
+@pytest.fixture(scope="module")
+def fcn8s_spec_any_architecture(tmp_path_factory):
+    return load_spec(spec_with(["fcn8s_frozen"], tmp_path_factory.mktemp("spec") / "f.toml", architecture=False))
+
+
+def grade(tmp_path, files, spec):
+    return grade_submission(write_submission(tmp_path / "student", files), spec, GradeOptions())
+
+
+def test_freeze_flag_ignored(tmp_path, fcn8s_spec):
+    source = REFERENCE_FCN + '''
+_Reference8s = FCN8s
+
+
+class FCN8s(_Reference8s):
+    def __init__(self, num_classes, freeze_backbone=False, pretrained=True):
+        super().__init__(num_classes, False, pretrained)  # the flag never reaches the backbone
+'''
+    result = grade(tmp_path, {"fcn.py": source}, fcn8s_spec)
+    status, checks = checks_of(result, "fcn8s_frozen")
+    assert status is VariantStatus.FAILED
+    only_failing(checks, "frozen_backbone")
+    assert "backbone tensors changed during 3 training steps" in checks["frozen_backbone"].message
+    assert "requires_grad=False" in checks["frozen_backbone"].message
+    assert checks_of(result, "fcn8s_finetune")[0] is VariantStatus.PASSED
+
+
+def test_batchnorm_drifting_in_a_frozen_backbone(tmp_path, fcn8s_spec_any_architecture):
+    source = '''
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+
+class FCN8s(nn.Module):
+    """vgg16_bn features, frozen by requires_grad only: BatchNorm statistics still move."""
+
+    def __init__(self, num_classes, freeze_backbone=False, pretrained=True):
+        super().__init__()
+        self.features = torchvision.models.vgg16_bn(weights=None).features
+        self.score = nn.Conv2d(512, num_classes, 1)
+        if freeze_backbone:
+            for p in self.features.parameters():
+                p.requires_grad = False
+
+    def forward(self, x):
+        return F.interpolate(self.score(self.features(x)), size=x.shape[-2:], mode="bilinear")
+'''
+    result = grade(tmp_path, {"fcn.py": source}, fcn8s_spec_any_architecture)
+    status, checks = checks_of(result, "fcn8s_frozen")
+    assert status is VariantStatus.FAILED
+    only_failing(checks, "frozen_backbone")
+    assert "BatchNorm statistics drift" in checks["frozen_backbone"].message
+    assert "running_mean" in checks["frozen_backbone"].message
+
+
+def test_wrong_class_count(tmp_path, unet_spec):
+    source = contract_classes(UNet="""
+        def __init__(self, num_classes, in_channels=3):
+            super().__init__(num_classes - 1)
+    """)
+    status, checks = checks_of(grade(tmp_path, {"models.py": source}, unet_spec), "unet")
+    assert status is VariantStatus.FAILED
+    assert checks["forward_shape"].status is CheckStatus.FAIL
+    assert "output shape 2x12x256x256" in checks["forward_shape"].message
+
+
+def test_square_only_output_fails_on_a_non_square_input(tmp_path, unet_spec):
+    source = contract_classes(UNet="""
+        def forward(self, x):
+            out = self.conv(x)
+            side = x.shape[-1]
+            return out[:, :, :side, :side] if out.shape[-2] >= side else out.new_zeros(out.shape[0], out.shape[1], side, side)
+    """)
+    status, checks = checks_of(grade(tmp_path, {"models.py": source}, unet_spec), "unet")
+    assert status is VariantStatus.FAILED
+    assert "1x3x224x288" in checks["forward_shape"].message
+
+
+def test_half_resolution_output(tmp_path, unet_spec):
+    source = contract_classes(UNet="""
+        def forward(self, x):
+            return self.conv(x)[:, :, ::2, ::2]
+    """)
+    status, checks = checks_of(grade(tmp_path, {"models.py": source}, unet_spec), "unet")
+    assert status is VariantStatus.FAILED and "2x13x128x128" in checks["forward_shape"].message
+
+
+def test_unused_layer_is_a_warning(tmp_path, unet_spec):
+    source = contract_classes(UNet="""
+        def __init__(self, num_classes, in_channels=3):
+            import torch.nn as nn
+            super().__init__(num_classes)
+            self.forgotten = nn.Conv2d(13, 13, 3, padding=1)
+    """)
+    status, checks = checks_of(grade(tmp_path, {"models.py": source}, unet_spec), "unet")
+    assert status is VariantStatus.PASSED
+    only_failing(checks, "gradients", CheckStatus.WARN)
+    assert "forgotten.weight" in checks["gradients"].message
+
+
+def test_detached_output_layer_fails(tmp_path, unet_spec):
+    source = contract_classes(UNet="""
+        def __init__(self, num_classes, in_channels=3):
+            import torch.nn as nn
+            super().__init__(num_classes)
+            self.pre = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            y = self.pre(x)
+            return self.conv(y).detach() + 0 * y.mean()
+    """)
+    status, checks = checks_of(grade(tmp_path, {"models.py": source}, unet_spec), "unet")
+    assert status is VariantStatus.FAILED
+    only_failing(checks, "gradients")
+    assert "output layer (conv) gets no gradient" in checks["gradients"].message
+
+
+def test_softmax_in_forward_is_a_warning(tmp_path, unet_spec):
+    source = contract_classes(UNet="""
+        def forward(self, x):
+            return self.conv(x).softmax(dim=1)
+    """)
+    status, checks = checks_of(grade(tmp_path, {"models.py": source}, unet_spec), "unet")
+    assert status is VariantStatus.PASSED
+    only_failing(checks, "logits", CheckStatus.WARN)
+    assert "softmax" in checks["logits"].message
+
+
+def test_no_skip_unet_that_still_has_skips(tmp_path):
+    spec = load_spec(spec_with(["unet_noskip"], tmp_path / "noskip.toml"))
+    source = (reference_dir() / "unet.py").read_text() + '''
+_Vanilla = UNet
+
+
+class UNetNoSkip(_Vanilla):  # "removed" the skips by renaming the class
+    pass
+'''
+    status, checks = checks_of(grade(tmp_path, {"unet.py": source}, spec), "unet_noskip")
+    assert status is VariantStatus.FAILED
+    only_failing(checks, "architecture")
+    assert checks["architecture"].message == (
+        "UNetNoSkip still concatenates encoder features at 1/1, 1/2, 1/4, 1/8: it has skip connections")

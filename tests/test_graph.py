@@ -1,0 +1,411 @@
+"""grader.graph: architecture fingerprints from one recorded forward pass (BRIEF §6).
+
+Reference models pass, planted defects fail with a message a student understands, and the
+example submissions raise no false alarm.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grader.graph import Fingerprint, GraphError, check_architecture, fingerprint, format_scale
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 64
+SKIPS = [1.0, 0.5, 0.25, 0.125]
+REQUIREMENTS = {
+    "unet": {"bypass_scale": 1.0, "long_skips": SKIPS},
+    "unet_noskip": {"no_long_skips": True, "max_bypass_scale": 1 / 16},
+    "unet_residual": {"bypass_scale": 1.0, "long_skips": SKIPS, "residual_adds_min": 8},
+    "unet_attention": {"bypass_scale": 1.0, "long_skips": SKIPS, "gated_skips": True},
+    "fcn32s": {"bypass_scale": 1 / 32},
+    "fcn16s": {"bypass_scale": 1 / 16},
+    "fcn8s": {"bypass_scale": 1 / 8},
+}
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def ref_unet():
+    return _load(ROOT / "reference" / "unet.py", "_graph_ref_unet")
+
+
+@pytest.fixture(scope="module")
+def ref_fcn():
+    return _load(ROOT / "reference" / "fcn.py", "_graph_ref_fcn")
+
+
+def _check(model: nn.Module, variant: str, name: str | None = None) -> tuple[Fingerprint, str, str]:
+    fp = fingerprint(model, SIZE)
+    status, message = check_architecture(fp, REQUIREMENTS[variant], name or type(model).__name__)
+    return fp, status, message
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def test_reference_unets(ref_unet):
+    expected = {
+        "unet": (ref_unet.UNet, dict(residual_adds=0, gated_multiplies=(), ungated_attention=0)),
+        "unet_noskip": (ref_unet.UNetNoSkip, dict(long_skips=(), bypass_scale=1 / 16)),
+        "unet_residual": (ref_unet.ResidualUNet, dict(residual_adds=9)),
+        "unet_attention": (ref_unet.AttentionUNet, dict(gated_multiplies=tuple(SKIPS),
+                                                        gated_long_skips=tuple(SKIPS))),
+    }
+    for variant, (cls, facts) in expected.items():
+        fp, status, message = _check(cls(13, base_channels=8), variant)
+        assert status == "pass", message
+        assert fp.method == "dispatch" and fp.downsampling_levels == 4
+        if variant != "unet_noskip":
+            assert fp.bypass_scale == 1.0 and fp.long_skips == tuple(SKIPS)
+        for key, value in facts.items():
+            assert getattr(fp, key) == value, (variant, key, fp)
+        assert fp.to_json()["long_skips"] == list(fp.long_skips)
+
+
+def test_reference_fcns(ref_fcn):
+    expected = {"fcn32s": (ref_fcn.FCN32s, ()), "fcn16s": (ref_fcn.FCN16s, (1 / 16,)),
+                "fcn8s": (ref_fcn.FCN8s, (1 / 8, 1 / 16))}
+    for variant, (cls, skips) in expected.items():
+        fp, status, message = _check(cls(13, pretrained=False), variant)
+        assert status == "pass", message
+        assert fp.long_skips == skips and fp.downsampling_levels == 5 and fp.residual_adds == 0
+
+
+# --------------------------------------------------------------------------- planted defects
+
+W = 8
+
+
+def block(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class ResBlockNoAdd(nn.Module):
+    """A 'residual' block whose author forgot the add (the shortcut is computed and dropped)."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(cout, cout, 3, padding=1))
+        self.proj = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):
+        _ = self.proj(x)
+        return F.relu(self.body(x))
+
+
+class TinyUNet(nn.Module):
+    """Width-8 U-Net with knobs for the planted defects."""
+
+    def __init__(self, skips=True, cat_without_use=False, block_fn=block, gate=None):
+        super().__init__()
+        ch = [W, 2 * W, 4 * W, 8 * W, 16 * W]
+        self.skips, self.cat_without_use = skips, cat_without_use
+        self.enc = nn.ModuleList([block_fn(3, ch[0])] + [block_fn(ch[i], ch[i + 1]) for i in range(3)])
+        self.mid = block_fn(ch[3], ch[4])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2) for i in (3, 2, 1, 0)])
+        wide = skips or cat_without_use
+        self.dec = nn.ModuleList([block_fn(ch[i] * (2 if wide else 1), ch[i]) for i in (3, 2, 1, 0)])
+        self.gates = nn.ModuleList([gate(ch[i]) for i in (3, 2, 1, 0)]) if gate else None
+        self.head = nn.Conv2d(ch[0], 13, 1)
+
+    def forward(self, x):
+        feats = []
+        for i, b in enumerate(self.enc):
+            x = b(x if i == 0 else F.max_pool2d(x, 2))
+            feats.append(x)
+        x = self.mid(F.max_pool2d(x, 2))
+        for j in range(4):
+            x = self.up[j](x)
+            s = feats[3 - j]
+            if self.gates is not None:
+                s = self.gates[j](s, x)
+            if self.skips or self.cat_without_use:
+                x = torch.cat([s, x], 1)
+            x = self.dec[j](x)
+        return self.head(x)
+
+
+class GateNotApplied(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.wx, self.wg, self.psi = nn.Conv2d(c, c // 2, 1), nn.Conv2d(c, c // 2, 1), nn.Conv2d(c // 2, 1, 1)
+
+    def forward(self, x, g):
+        self.alpha = torch.sigmoid(self.psi(F.relu(self.wx(x) + self.wg(g))))
+        return x  # computed, never applied
+
+
+class GateNoSigmoid(GateNotApplied):
+    def forward(self, x, g):
+        return self.psi(F.relu(self.wx(x) + self.wg(g))) * x
+
+
+class GoodGate(GateNotApplied):
+    def forward(self, x, g):
+        return torch.sigmoid(self.psi(F.relu(self.wx(x) + self.wg(g)))) * x
+
+
+class CBAMSpatial(nn.Module):
+    """CBAM-style spatial self-attention: the map is computed from the feature alone."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, 7, padding=3)
+
+    def forward(self, x, g):
+        pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
+        return x * torch.sigmoid(self.conv(pooled))
+
+
+def test_unet_without_skips_fails_unet():
+    fp, status, message = _check(TinyUNet(skips=False), "unet", "UNet")
+    assert status == "fail" and fp.bypass_scale == 1 / 16 and fp.long_skips == ()
+    assert "no skip connection" in message and "1/16" in message
+    # ... and is a correct no-skip U-Net
+    assert _check(TinyUNet(skips=False), "unet_noskip")[1] == "pass"
+
+
+def test_noskip_that_still_concatenates_fails():
+    fp, status, message = _check(TinyUNet(skips=False, cat_without_use=True), "unet_noskip", "UNetNoSkip")
+    assert status == "fail"
+    assert message == "UNetNoSkip still concatenates encoder features at 1/1, 1/2, 1/4, 1/8: it has skip connections"
+
+
+def test_residual_without_add_fails():
+    fp, status, message = _check(TinyUNet(block_fn=ResBlockNoAdd), "unet_residual", "ResidualUNet")
+    assert status == "fail" and fp.residual_adds == 0
+    assert message == "ResidualUNet has no residual add inside its blocks (y = relu(F(x) + shortcut(x)))"
+
+
+def test_attention_gate_not_applied_fails():
+    fp, status, message = _check(TinyUNet(gate=GateNotApplied), "unet_attention", "AttentionUNet")
+    assert status == "fail" and fp.gated_multiplies == () and fp.long_skips == tuple(SKIPS)
+    assert message.startswith("AttentionUNet's skips at 1/1, 1/2, 1/4, 1/8 are not multiplied by a sigmoid")
+
+
+def test_attention_without_sigmoid_fails():
+    fp, status, message = _check(TinyUNet(gate=GateNoSigmoid), "unet_attention", "AttentionUNet")
+    assert status == "fail" and fp.gated_multiplies == () and fp.ungated_attention == 0
+    assert "not multiplied by a sigmoid attention map" in message
+
+
+def test_good_gate_passes_and_cbam_is_ungated():
+    assert _check(TinyUNet(gate=GoodGate), "unet_attention")[1] == "pass"
+    fp, status, message = _check(TinyUNet(gate=CBAMSpatial), "unet_attention", "AttentionUNet")
+    assert status == "fail" and fp.ungated_attention == 4 and fp.gated_multiplies == ()
+    assert "self-attention" in message
+
+
+def test_fcn8s_wired_as_16s_fails(ref_fcn):
+    class FCN8sWiredAs16s(ref_fcn.FCN8s):
+        def forward(self, x):
+            pool3, pool4, score = self._encode(x)
+            fuse = self.upscore2(score) + self.score_pool4(pool4)
+            _ = self.score_pool3(pool3)  # computed, never fused
+            return F.interpolate(fuse, size=x.shape[-2:], mode="bilinear")
+
+    fp, status, message = _check(FCN8sWiredAs16s(13, pretrained=False), "fcn8s", "FCN8s")
+    assert status == "fail" and fp.bypass_scale == 1 / 16 and fp.long_skips == (1 / 16,)
+    assert message == ("FCN8s fuses pool features only at 1/16 and its finest path is 1/16: "
+                       "it is wired as FCN-16s (FCN-8s must also fuse pool3 at 1/8)")
+
+
+def test_caffe_style_fcn_with_padding_100(fast_init):
+    """wkentaro/pytorch-fcn style: conv1_1 padding=100, unpadded 7x7 fc6, offset crops. At 64 px
+    the padding shifts the rounded scales; fingerprint() re-records at 512 px."""
+    from torchvision.models import vgg16
+
+    class FCN16sCaffe(nn.Module):
+        def __init__(self, n=13):
+            super().__init__()
+            self.features = vgg16(weights=None).features
+            self.features[0] = nn.Conv2d(3, 64, 3, padding=100)
+            self.fc6, self.fc7 = nn.Conv2d(512, 64, 7), nn.Conv2d(64, 64, 1)
+            self.score_fr, self.score_pool4 = nn.Conv2d(64, n, 1), nn.Conv2d(512, n, 1)
+            self.upscore2 = nn.ConvTranspose2d(n, n, 4, 2, bias=False)
+            self.upscore16 = nn.ConvTranspose2d(n, n, 32, 16, bias=False)
+
+        def forward(self, x):
+            h = x
+            for i, layer in enumerate(self.features):
+                h = layer(h)
+                if i == 23:
+                    pool4 = h
+            h = self.upscore2(self.score_fr(F.relu(self.fc7(F.relu(self.fc6(h))))))
+            h = h + self.score_pool4(pool4)[:, :, 5:5 + h.size(2), 5:5 + h.size(3)]
+            return self.upscore16(h)[:, :, 27:27 + x.size(2), 27:27 + x.size(3)].contiguous()
+
+    fp, status, message = _check(FCN16sCaffe(), "fcn16s")
+    assert status == "pass", message
+    assert fp.long_skips == (1 / 16,)
+
+
+def test_recording_tracks_inplace_views_and_buffers():
+    class Weird(nn.Module):
+        """Skip written into a preallocated buffer, in-place adds, split and chunk."""
+
+        def __init__(self):
+            super().__init__()
+            self.down = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+            self.up = nn.ConvTranspose2d(8, 8, 2, stride=2)
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+
+        def forward(self, x):
+            s = self.stem(x)
+            a, b = torch.split(s, 4, dim=1)
+            y = self.up(F.relu_(self.down(x)))
+            buf = x.new_zeros(1, 16, x.shape[2], x.shape[3])
+            buf[:, :4] = a
+            buf[:, 4:8] = b
+            buf[:, 8:] = y
+            out = buf.view(1, 16, -1).view_as(buf)
+            out += 0
+            return torch.chunk(out, 2, dim=1)[0]
+
+    fp = fingerprint(Weird(), SIZE)
+    assert fp.bypass_scale == 1.0 and fp.downsampling_levels == 1
+
+
+def test_forward_failure_is_graph_error():
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    with pytest.raises(GraphError, match="forward pass on a 1x3x64x64 input failed: RuntimeError: boom"):
+        fingerprint(Broken(), SIZE)
+    assert format_scale(1.0) == "1/1" and format_scale(1 / 16) == "1/16"
+
+
+# --------------------------------------------------------------------------- example submissions
+
+
+def _fcn_unet_builders(sub: str):
+    """{variant: zero-argument builder} as the grader builds them (BRIEF §3, submissions/README)."""
+    folder = ROOT / "submissions" / sub
+    if sub == "alice_package":
+        sys.path.insert(0, str(folder))
+        try:
+            seg = importlib.import_module("segmodels")
+        finally:
+            sys.path.remove(str(folder))
+        return {
+            **{v: (lambda v=v: seg.FCN(num_classes=13, variant=v, freeze_backbone=True, pretrained=False))
+               for v in ("fcn32s", "fcn16s", "fcn8s")},
+            "unet": lambda: seg.UNet(n_channels=3, n_classes=13),
+            "unet_noskip": lambda: seg.UNet(n_channels=3, n_classes=13, use_skip_connections=False),
+            "unet_residual": lambda: seg.UNet(n_channels=3, n_classes=13, use_residual_block=True),
+            "unet_attention": lambda: seg.UNet(n_channels=3, n_classes=13, use_gated_attention=True),
+        }
+    if sub == "bob_inverted_flag":
+        saved = sys.modules.pop("utils", None)
+        sys.path.insert(0, str(folder))
+        try:
+            bob = _load(folder / "models.py", "_graph_bob_models")
+        finally:
+            sys.path.remove(str(folder))
+            sys.modules.pop("utils", None)
+            if saved is not None:
+                sys.modules["utils"] = saved
+        fcn = dict(update_weights=False, pretrained_backbone=False)
+        return {
+            "fcn32s": lambda: bob.FCN32(13, **fcn), "fcn16s": lambda: bob.FCN16(13, **fcn),
+            "fcn8s": lambda: bob.FCN8(13, **fcn),
+            "unet": lambda: bob.VanillaUNet(3, 13), "unet_noskip": lambda: bob.NoSkipUNet(3, 13),
+            "unet_residual": lambda: bob.ResUNet(3, 13), "unet_attention": lambda: bob.AttentionUNet(3, 13),
+        }
+    assert sub == "dave_contract"
+    fcn = _load(folder / "fcn.py", "_graph_dave_fcn")
+    unets = _load(folder / "unets.py", "_graph_dave_unets")
+    return {
+        "fcn32s": lambda: fcn.FCN32s(13, freeze_backbone=True, pretrained=False),
+        "fcn16s": lambda: fcn.FCN16s(13, freeze_backbone=True, pretrained=False),
+        "fcn8s": lambda: fcn.FCN8s(13, freeze_backbone=True, pretrained=False),
+        "unet": lambda: unets.UNet(13), "unet_noskip": lambda: unets.UNetNoSkip(13),
+        "unet_residual": lambda: unets.ResidualUNet(13), "unet_attention": lambda: unets.AttentionUNet(13),
+    }
+
+
+@pytest.fixture
+def fast_init(monkeypatch):
+    """Skip the random init of VGG16's 120M classifier weights: structure is all that counts."""
+    for name in ("kaiming_normal_", "kaiming_uniform_", "normal_", "uniform_", "constant_", "zeros_",
+                 "xavier_uniform_"):
+        monkeypatch.setattr(nn.init, name, lambda tensor, *a, **k: tensor)
+
+
+@pytest.mark.parametrize("sub", ["alice_package", "bob_inverted_flag", "dave_contract"])
+def test_no_false_alarm_on_submissions(sub, fast_init):
+    failures = []
+    for variant, build in _fcn_unet_builders(sub).items():
+        model = build()
+        fp, status, message = _check(model, variant)
+        if status != "pass":
+            failures.append((variant, message, fp))
+        del model
+    assert not failures, failures
+
+
+CAROL_SCRIPT = r"""
+import json, sys
+from torch import nn
+sys.path.insert(0, sys.argv[1])
+from grader.stubs import install_stub_finder
+install_stub_finder()
+for name in ("kaiming_normal_", "kaiming_uniform_", "normal_", "uniform_", "constant_", "zeros_"):
+    setattr(nn.init, name, lambda tensor, *a, **k: tensor)
+sys.path.insert(0, sys.argv[2])
+import hw3
+from grader.graph import check_architecture, fingerprint
+requirements = json.loads(sys.argv[3])
+def frozen_fcn32s():
+    model = hw3.FCN_32s(13, pretrained=False)
+    model.freeze_backbone()  # Carol freezes by a method call after construction
+    return model
+builders = {
+    "fcn32s": frozen_fcn32s,
+    "fcn16s": lambda: hw3.FCN_16s(13, pretrained=False),
+    "fcn8s": lambda: hw3.FCN_8s(13, pretrained=False),
+    "unet": lambda: hw3.UNet(13), "unet_noskip": lambda: hw3.UNet_NoSkip(13),
+    "unet_residual": lambda: hw3.ResidualUNet(13), "unet_attention": lambda: hw3.GatedAttentionUNet(13),
+}
+out = {}
+for variant, build in builders.items():
+    out[variant] = check_architecture(fingerprint(build(), 64), requirements[variant], variant)
+print(json.dumps(out))
+"""
+
+
+def test_no_false_alarm_on_carol_notebook(tmp_path):
+    """The notebook converted as the grader does, imported with the worker's stubs (subprocess:
+    the stub finder must not leak into this process)."""
+    import json
+    import subprocess
+
+    from grader.formats import prepare_submission
+
+    prepared = prepare_submission(ROOT / "submissions" / "carol_notebook" / "hw3.ipynb", tmp_path / "carol")
+    result = subprocess.run(
+        [sys.executable, "-c", CAROL_SCRIPT, str(ROOT), str(prepared.root), json.dumps(REQUIREMENTS)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    failures = {v: m for v, (status, m) in outcomes.items() if status != "pass"}
+    assert not failures, failures
