@@ -93,7 +93,8 @@ def _python_paths() -> list[str]:
     the worker must be able to read. Of a source checkout on sys.path (editable install),
     only the grader package, not the tests or anything else."""
     package = Path(__file__).resolve().parent
-    on_path = [p for p in sys.path if p and os.path.isdir(p) and Path(p).resolve() not in (package.parent, Path.cwd())]
+    on_path = [str(Path(p).resolve()) for p in sys.path if p and os.path.isdir(p)
+               and Path(p).resolve() not in (package.parent, Path.cwd())]
     return [sys.base_prefix, sys.prefix, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
             str(Path(sys.executable).resolve().parent.parent), *on_path, str(package)]
 

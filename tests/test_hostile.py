@@ -401,3 +401,16 @@ def test_downloading_weights_offline_says_what_to_do(tmp_path, spec):
     only(result, {"fcn32s_frozen": VariantStatus.ERROR, "fcn32s_finetune": VariantStatus.ERROR})
     text = message(result, "fcn32s_frozen")
     assert "tried to download" in text and "--vgg16-weights" in text and "pretrained" in text
+
+
+def test_relative_sys_path_entries_reach_the_sandbox_as_absolute_paths(monkeypatch):
+    import sys
+    from pathlib import Path
+
+    from grader.sandbox import _python_paths
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    monkeypatch.setattr(sys, "path", ["tests", *sys.path])
+    paths = _python_paths()
+    assert all(os.path.isabs(p) for p in paths)
+    assert str(Path("tests").resolve()) in paths
