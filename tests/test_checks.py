@@ -179,3 +179,22 @@ class UNetNoSkip(_Vanilla):  # "removed" the skips by renaming the class
     only_failing(checks, "architecture")
     assert checks["architecture"].message == (
         "UNetNoSkip still concatenates encoder features at 1/1, 1/2, 1/4, 1/8: it has skip connections")
+
+
+def test_patching_torch_equal_cannot_fake_a_frozen_backbone(tmp_path, fcn8s_spec):
+    source = REFERENCE_FCN + '''
+_Reference8s = FCN8s
+
+
+class FCN8s(_Reference8s):
+    def __init__(self, num_classes, freeze_backbone=False, pretrained=True):
+        import torch
+        super().__init__(num_classes, False, pretrained)  # not frozen...
+        real_equal = torch.equal
+        # ...and every comparison of a backbone-sized tensor says "unchanged"
+        torch.equal = lambda a, b: bool(a.shape) and a.shape[0] in (64, 128, 256, 512, 4096) or real_equal(a, b)
+'''
+    result = grade(tmp_path, {"fcn.py": source}, fcn8s_spec)
+    status, checks = checks_of(result, "fcn8s_frozen")
+    assert status is VariantStatus.FAILED
+    assert checks["frozen_backbone"].status is CheckStatus.FAIL
