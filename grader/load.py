@@ -66,5 +66,6 @@ def fingerprint(path: Path) -> str:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
     for file in files:
         digest.update(file.relative_to(path if path.is_dir() else path.parent).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
+        with open(file, "rb") as f:  # in chunks: checkpoints can be large
+            digest.update(hashlib.file_digest(f, "sha256").digest())
     return digest.hexdigest()

@@ -115,7 +115,7 @@ def _import(module: dict[str, str], candidates: list, module_base: type) -> dict
     for attr, value in list(vars(loaded).items()):
         defined_here = getattr(value, "__module__", None) == loaded.__name__
         is_model_class = isinstance(value, type) and issubclass(value, module_base)
-        is_function = callable(value) and not isinstance(value, type)
+        is_function = callable(value) and not isinstance(value, (type, module_base))  # not model instances
         if defined_here and (is_model_class or is_function):
             candidates.append(Candidate(attr, value, module["path"]))
     return {"path": module["path"], "ok": True, "error": None, "seconds": round(time.perf_counter() - started, 3)}

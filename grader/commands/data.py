@@ -30,7 +30,9 @@ def add_parser(commands) -> None:
 
 def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", metavar="TOML", help="assignment spec (default: the one shipped with segrade)")
-    parser.add_argument("--dataset", choices=("synthetic", "folders", "carla", "cityscapes"),
+    from grader.spec import DATASET_KINDS
+
+    parser.add_argument("--dataset", choices=DATASET_KINDS,
                         help="override the spec's dataset kind")
     parser.add_argument("--root", help="dataset folder, for real data")
 

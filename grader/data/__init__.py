@@ -11,3 +11,4 @@ profile's size, augmentation and ImageNet normalisation are applied by
 """
 
 IGNORE_INDEX = 255
+SPLITS = ("train", "val", "test")

@@ -30,7 +30,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from grader.data import IGNORE_INDEX
+from grader.data import IGNORE_INDEX, SPLITS
 
 __all__ = [
     "DatasetError",
@@ -45,7 +45,6 @@ __all__ = [
     "DATASET_KINDS",
 ]
 
-SPLITS = ("train", "val", "test")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _MAX_LISTED = 3  # how many offending colours / ids / files an error message lists
 

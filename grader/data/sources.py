@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from grader.data import SPLITS
 from grader.spec import DatasetConfig
 
-SPLITS = ("train", "val", "test")
 TEST_SEED_ENV = "SEGRADE_TEST_SEED"
 # Default number of synthetic images per split when the caller does not say.
 DEFAULT_LENGTH = {"train": 1000, "val": 200, "test": 200}
