@@ -41,7 +41,7 @@ from typing import Any
 
 MANIFEST_NAME = "segrade.toml"
 MANIFEST_SECTIONS = ("variants",)             # top-level tables a manifest may hold
-MANIFEST_VARIANT_KEYS = ("factory", "kwargs", "after")
+MANIFEST_VARIANT_KEYS = ("factory", "kwargs", "after", "weights")
 
 # --------------------------------------------------------------------------- names segrade recognises
 
@@ -263,8 +263,12 @@ def parse_manifest(text: str, origin: str = MANIFEST_NAME) -> dict[str, dict]:
             if not key.isidentifier():
                 raise ManifestError(f"{where}: kwargs key {key!r} is not a Python parameter name")
         _check_plain(kwargs, f"{where}: kwargs")
+        weights = entry.get("weights")
+        if weights is not None and not isinstance(weights, str):
+            raise ManifestError(f'{where}: weights must be a path inside the submission, "weights/unet.pt"')
         manifest[variant_id] = {"factory": factory.strip(), "kwargs": dict(kwargs),
-                                "after": _parse_after(entry.get("after", []), where), "origin": origin}
+                                "after": _parse_after(entry.get("after", []), where), "origin": origin,
+                                "weights": weights}
     return manifest
 
 

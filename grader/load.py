@@ -69,3 +69,27 @@ def fingerprint(path: Path) -> str:
         with open(file, "rb") as f:  # in chunks: checkpoints can be large
             digest.update(hashlib.file_digest(f, "sha256").digest())
     return digest.hexdigest()
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
+
+
+def find_checkpoints(submission: Submission, variant_ids: list[str], manifest: dict | None) -> dict[str, str]:
+    """Trained weights per variant for checkpoint mode (`--weights`), as paths relative to
+    the submission: the manifest's `weights = "..."`, else a file named after the variant
+    id (`weights/unet.pt`, `unet_attention.safetensors`...), shallowest first."""
+    found: dict[str, str] = {}
+    files = sorted((p for p in submission.root.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file()
+                    and not p.is_symlink()), key=lambda p: (len(p.parts), str(p)))
+    for vid in variant_ids:
+        pinned = ((manifest or {}).get(vid) or {}).get("weights")
+        if pinned:
+            if not (submission.root / pinned).is_file():
+                raise SubmissionError(f"the manifest names weights {pinned!r} for {vid}, but no such file is in "
+                                      "the submission")
+            found[vid] = pinned
+            continue
+        match = next((p for p in files if p.stem == vid), None)
+        if match is not None:
+            found[vid] = str(match.relative_to(submission.root))
+    return found

@@ -1,27 +1,36 @@
 """The grade of one submission, step by step:
 
-    load  ->  check  ->  evaluate  ->  score  ->  (report: grader.report)
+    load  ->  (worker: build, probe, train, predict)  ->  check  ->  evaluate  ->  score
+          ->  (report: grader.report)
 
 Each step is one function with typed inputs and outputs. Student code runs only
 inside `run_worker` (grader.sandbox); everything else here runs in the grading
-process on plain data.
+process on plain data. The worker sees training labels but never the validation or
+test labels: it sends predictions, and `evaluate` scores them here.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from grader import __version__
-from grader.checks import check_llm_declaration, check_variant
-from grader.load import load_submission, read_manifest
-from grader.results import Grade, Submission, SubmissionResult, VariantResult, VariantStatus
+from grader.bands import backbone_key, load_band
+from grader.checks import WORKER_STATUS, check_learning, check_llm_declaration, check_variant
+from grader.data.sources import secret_test_seed
+from grader.device import best_device
+from grader.evaluation import Evaluator, PreparedData, prepare_data
+from grader.load import find_checkpoints, load_submission, read_manifest
+from grader.results import CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus
 from grader.sandbox import Limits, WorkerRun, run_worker
-from grader.spec import Assignment
+from grader.score import score
+from grader.spec import Assignment, Profile
 from grader.weights import BackboneWeights, find_vgg16_weights
 
 
@@ -29,33 +38,76 @@ from grader.weights import BackboneWeights, find_vgg16_weights
 class GradeOptions:
     vgg16_weights: str | None = None  # a weights file; else $SEGRADE_VGG16_WEIGHTS or torchvision's cache
     device: str = "auto"              # auto: cuda, then mps, then cpu
-    batch_size: int = 2
-    seed: int = 0
+    batch_size: int = 2               # of the checks' forward pass
+    profile: str | None = "auto"      # a training profile of the spec; auto: full on CUDA, else smoke;
+                                      # None: checks only, no training
+    seed: int | None = None           # training seed; None: the profile's
+    weights: bool = False             # checkpoint mode: evaluate the submission's own trained weights
+    bands_folder: Path | None = None  # where the bands live; None: reference/bands
     limits: Limits = Limits()
     manifest: str | None = None       # the instructor's manifest for this submission
     isolation: str | None = None      # None: bubblewrap when available; "process" to do without
+
+
+def resolve_profile(assignment: Assignment, options: GradeOptions) -> tuple[Profile | None, str]:
+    """The training profile to use and one sentence saying why."""
+    if options.profile is None:
+        return None, "checks only: no training (--checks-only)"
+    if options.profile != "auto":
+        return assignment.profile(options.profile), f"profile {options.profile!r} as asked"
+    device = best_device() if options.device == "auto" else torch.device(options.device)
+    name = "full" if device.type == "cuda" else "smoke"
+    return assignment.profile(name), f"profile {name!r} picked automatically: the device is {device.type}"
 
 
 def grade_submission(path: str | Path, assignment: Assignment, options: GradeOptions = GradeOptions(),
                      submission_id: str | None = None) -> SubmissionResult:
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
+    profile, profile_reason = resolve_profile(assignment, options)
     with tempfile.TemporaryDirectory(prefix="segrade-load-") as tmp:
         submission = load_submission(path, Path(tmp), submission_id)
         manifest = read_manifest(submission, options.manifest, known_ids=[v.id for v in assignment.variants])
         weights = find_vgg16_weights(options.vgg16_weights)
-        run = run_worker(submission.root, probe_request(assignment, submission, weights, manifest, options),
-                         limits=options.limits, isolation=options.isolation, **weights.worker_setup())
+        # Whether FCN backbones start from ImageNet weights: the checks build them so whenever the
+        # weights exist; training does only when the profile asks for it.
+        pretrained = weights.available and (profile is None or (profile.pretrained and not options.weights))
+        request = probe_request(assignment, submission, weights, manifest, options)
+        data = evaluator = None
+        setup = weights.worker_setup()
+        if profile is not None:
+            data = prepare_evaluation_data(assignment, profile, options, Path(tmp) / "data")
+            evaluator = Evaluator(data, {v.id: v.family.id for v in assignment.variants}, assignment.num_classes,
+                                  profile.grid_images)
+            checkpoints = find_checkpoints(submission, [v.id for v in assignment.variants], manifest) \
+                if options.weights else {}
+            request["training"] = training_request(assignment, profile, data, options, pretrained, checkpoints)
+            setup["readable"] = (*setup.get("readable", ()), data.folder)
+        run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
+                         on_event=evaluator, **setup)
         policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
     variants = check(assignment, run, options)
-    evaluation = None  # standardised training and hidden evaluation are not in this version
-    grade = score(assignment, variants)
+    if profile is not None:
+        variants = evaluate(assignment, variants, run, evaluator)
+        backbone = backbone_key(pretrained)
+        bands = {v.id: load_band(profile, backbone, v.id, options.bands_folder) for v in assignment.variants}
+    else:
+        bands = None
+    variants, grade = score(assignment, variants, bands)
 
     environment = {
         **run.environment,
         "segrade": __version__,
-        "pretrained_backbone": weights.available,
-        "backbone_weights": weights.describe(),
+        "profile": profile.id if profile else None,
+        "profile_reason": profile_reason,
+        "profile_sha256": profile.sha256 if profile else None,
+        "training_seed": _seed(profile, options),
+        "mode": "checks only" if profile is None else "weights" if options.weights else "train",
+        "pretrained_backbone": pretrained,
+        "backbone_weights": _describe_backbone(weights, profile, options),
+        "dataset": assignment.dataset.kind,
+        "dataset_fingerprint": data.fingerprint if data else None,
+        "test_split": data.test_source if data else None,
         "isolation": run.isolation,
         "worker_problem": run.problem,
         "worker_restarts": run.restarts,
@@ -64,9 +116,50 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
     return SubmissionResult(
         submission=submission, assignment_id=assignment.id, spec_sha256=assignment.sha256,
         segrade_version=__version__, environment=environment, modules=tuple(run.modules), variants=variants,
-        evaluation=evaluation, grade=grade, worker_log=run.log, started_at=started_at,
+        evaluation=None, grade=grade, worker_log=run.log, started_at=started_at,
         duration_s=round(time.perf_counter() - started, 2), checks=(policy,) if policy else (),
+        samples=_samples(assignment, data, evaluator) if data else None,
     )
+
+
+def _describe_backbone(weights: BackboneWeights, profile: Profile | None, options: GradeOptions) -> str:
+    if profile is not None and options.weights:
+        return "checkpoint mode: the submission's own trained weights"
+    if profile is not None and not profile.pretrained:
+        return f"FCN backbones start from random init: the {profile.id!r} profile does not use ImageNet weights"
+    return weights.describe()
+
+
+def _seed(profile: Profile | None, options: GradeOptions) -> int | None:
+    if profile is None:
+        return None
+    return profile.seed if options.seed is None else options.seed
+
+
+def prepare_evaluation_data(assignment: Assignment, profile: Profile, options: GradeOptions, folder: Path) -> PreparedData:
+    """The profile's splits at each family's size; in checkpoint mode, at the assignment's own
+    sizes (the student trained there) and without a training split to speak of."""
+    if options.weights:
+        sizes = {fid: f.input_size for fid, f in assignment.families.items()}
+        counts = {"train": 1, "val": 1, "test": profile.test_images}
+    else:
+        sizes = dict(profile.image_size)
+        counts = {"train": profile.train_images, "val": profile.val_images, "test": profile.test_images}
+    test_seed = secret_test_seed() if assignment.dataset.kind == "synthetic" else None
+    return prepare_data(assignment, sizes, counts, folder, test_seed)
+
+
+def training_request(assignment: Assignment, profile: Profile, data: PreparedData, options: GradeOptions,
+                     pretrained: bool, checkpoints: dict[str, str]) -> dict[str, Any]:
+    """What the worker needs to train: the profile's settings per family and where the data is."""
+    seed = _seed(profile, options)
+    config = {fid: {"steps": int(profile.get("steps", fid)), "batch_size": int(profile.get("batch_size", fid)),
+                    "lr": float(profile.get("lr", fid)), "weight_decay": float(profile.get("weight_decay", fid)),
+                    "optimizer": str(profile.get("optimizer", fid)), "eval_every": int(profile.get("eval_every", fid)),
+                    "seed": seed}
+              for fid in assignment.families}
+    return {"mode": "weights" if options.weights else "train", "profile": profile.id, "config": config,
+            "data": data.worker_paths(), "pretrained": pretrained, "weights": checkpoints, "predict_batch": 16}
 
 
 def probe_request(assignment: Assignment, submission: Submission, weights: BackboneWeights,
@@ -80,7 +173,7 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
                          "num_classes": assignment.num_classes, "pretrained": pretrained,
                          "input_size": variant.family.input_size})
     return {"modules": list(submission.modules), "sys_path": list(submission.sys_path), "manifest": manifest,
-            "variants": variants, "batch_size": options.batch_size, "seed": options.seed, "device": options.device}
+            "variants": variants, "batch_size": options.batch_size, "seed": 0, "device": options.device}
 
 
 def check(assignment: Assignment, run: WorkerRun, options: GradeOptions) -> tuple[VariantResult, ...]:
@@ -93,11 +186,43 @@ def check(assignment: Assignment, run: WorkerRun, options: GradeOptions) -> tupl
     )
 
 
-def score(assignment: Assignment, variants: tuple[VariantResult, ...]) -> Grade:
-    passed = sum(v.status is VariantStatus.PASSED for v in variants)
-    return Grade(
-        points=None, max_points=assignment.total_marks, passed_variants=passed, total_variants=len(variants),
-        note=("No points yet: this version of segrade checks how each variant is built and behaves "
-              "(shapes, gradients, the frozen backbone); training, evaluation against bands and points "
-              "are not implemented yet."),
-    )
+def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: WorkerRun,
+             evaluator: Evaluator) -> tuple[VariantResult, ...]:
+    """Attach what the grading process measured on hidden labels, and the `learns` check."""
+    out = []
+    for result in variants:
+        observed = run.variants.get(result.variant_id, {})
+        training = observed.get("training")
+        ev = evaluator.variants.get(result.variant_id)
+        test = ev.test if ev else None
+        untrained = ev.untrained if ev else None
+        learns = check_learning(training, ev.curves.loss if ev else [], test.miou if test else None,
+                                untrained.miou if untrained else None, ev.errors if ev else [])
+        status = result.status
+        if status is VariantStatus.PASSED and learns.status is CheckStatus.FAIL:
+            status = WORKER_STATUS.get((training or {}).get("worker_status"), VariantStatus.FAILED)
+        metrics = None
+        if test is not None:
+            metrics = {**test.to_json(), "per_class_iou": dict(zip(assignment.class_names,
+                                                                    test.to_json()["per_class_iou"]))}
+            metrics["untrained_miou"] = untrained.to_json()["miou"] if untrained else None
+        info = None if training is None else {
+            **{k: v for k, v in training.items() if k != "traceback"},
+            "image_size": ev.size if ev else None}
+        out.append(replace(result, status=status, checks=(*result.checks, learns), training=info, metrics=metrics,
+                           curves=ev.curves.to_json() if ev else None))
+    return tuple(out)
+
+
+def _samples(assignment: Assignment, data: PreparedData, evaluator: Evaluator) -> dict[str, Any]:
+    """The fixed test images of the prediction grids, their labels and each variant's
+    predictions (numpy arrays; written as samples.npz beside results.json)."""
+    samples: dict[str, Any] = {}
+    for family, size in data.sizes.items():
+        grid = evaluator.grid(size)
+        samples[f"images_{family}"] = grid["images"].numpy()
+        samples[f"masks_{family}"] = grid["masks"].numpy()
+    for vid, ev in evaluator.variants.items():
+        if ev.grid_predictions is not None:
+            samples[f"pred_{vid}"] = ev.grid_predictions.numpy()
+    return samples

@@ -108,7 +108,7 @@ def backbone_training(model: nn.Module, num_classes: int, device) -> dict[str, A
     data = TensorDataset(torch.randn(2 * BACKBONE_STEPS, 3, PROBE_SIZE, PROBE_SIZE, generator=g),
                          torch.randint(0, num_classes, (2 * BACKBONE_STEPS, PROBE_SIZE, PROBE_SIZE), generator=g))
     started = time.perf_counter()
-    train(_LogitsOnly(model), data, TrainConfig(steps=BACKBONE_STEPS, batch_size=2, lr=1e-3), device)
+    train(LogitsOnly(model), data, TrainConfig(steps=BACKBONE_STEPS, batch_size=2, lr=1e-3), device)
     after = model.state_dict()
     changed = [k for k, v in before.items() if not torch.equal(v, after[k].detach().to(v.device))]
     return {"backbone_tensors": len(backbone), "steps": BACKBONE_STEPS,
@@ -117,7 +117,7 @@ def backbone_training(model: nn.Module, num_classes: int, device) -> dict[str, A
             "seconds": round(time.perf_counter() - started, 3)}
 
 
-class _LogitsOnly(nn.Module):
+class LogitsOnly(nn.Module):
     """Lets the training loop train models whose forward returns a dict or tuple."""
 
     def __init__(self, model: nn.Module) -> None:

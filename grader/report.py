@@ -1,4 +1,4 @@
-"""The report step: results.json and the terminal table.
+"""The report step: results.json (+ samples.npz) and the terminal table.
 
 (HTML/PDF reports from templates/ are not in this version.)
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -17,12 +18,18 @@ STATUS_STYLE = {VariantStatus.PASSED: "green", VariantStatus.MISSING: "yellow", 
 
 
 def write_results(result: SubmissionResult, out_dir: str | Path) -> Path:
+    """DIR/results.json, and DIR/samples.npz (the prediction grids' images, labels and
+    predictions) when the submission was trained and evaluated."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "results.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    tmp.write_text(json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
     tmp.replace(path)  # never leave a half-written results file
+    if result.samples:
+        tmp = out_dir / "samples.tmp.npz"
+        np.savez_compressed(tmp, **result.samples)
+        tmp.replace(out_dir / "samples.npz")
     return path
 
 
@@ -35,7 +42,7 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
     env = result.environment
     console.print(f"[bold]segrade {result.segrade_version}[/] · {result.assignment_id} · "
                   f"submission [bold]{result.submission.id}[/] · device {env.get('device', '?')}")
-    console.print(f"[dim]{env['backbone_weights']}[/]")
+    console.print(f"[dim]{env.get('profile_reason', '')} · {env['backbone_weights']}[/]")
     console.print(f"[dim]isolation: {env['isolation']}[/]")
     for note in result.submission.notes:
         console.print(f"[dim]{note}[/]")
@@ -57,26 +64,36 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
     table.add_column("status", no_wrap=True)
     table.add_column("class", overflow="fold")
     table.add_column("output", no_wrap=True)
+    trained = result.grade.total is not None and env.get("profile") is not None
+    if trained:
+        table.add_column("test mIoU", no_wrap=True, justify="right")
+        table.add_column("band", no_wrap=True)
+    table.add_column("points", no_wrap=True, justify="right")
     table.add_column("what to fix", overflow="fold", ratio=1)
     for variant in sorted(result.variants, key=lambda v: v.status is VariantStatus.PASSED):
         failing = next((c for c in variant.checks if c.status is CheckStatus.FAIL), None)
         warning = next((c for c in variant.checks if c.status is CheckStatus.WARN), None)
         shape = variant.check("forward_shape")
         seen = shape.details.get("seen") if shape else None
-        table.add_row(
-            variant.variant_id,
-            f"[{STATUS_STYLE.get(variant.status, 'red')}]{variant.status.value}[/]",
-            _class_and_file(variant),
-            "x".join(map(str, seen)) if seen else "-",
-            failing.message if failing else f"warning ({warning.id}): {warning.message}" if warning else "",
-        )
+        miou = (variant.metrics or {}).get("miou")
+        band = variant.band
+        cells = [variant.variant_id, f"[{STATUS_STYLE.get(variant.status, 'red')}]{variant.status.value}[/]",
+                 _class_and_file(variant), "x".join(map(str, seen)) if seen else "-"]
+        if trained:
+            cells += ["-" if miou is None else f"{miou:.3f}",
+                      f"{band.lower:.3f}..{band.upper:.3f}" if band and band.measured else "no band"]
+        cells += ["-" if variant.points is None else f"{variant.points:g}/{variant.max_points:g}",
+                  failing.message if failing else f"warning ({warning.id}): {warning.message}" if warning else
+                  "; ".join(variant.points_detail.get("flags", []))]
+        table.add_row(*cells)
     console.print(table)
     for check in result.checks:
         colour = "green" if check.status is CheckStatus.PASS else "yellow"
         console.print(f"[{colour}]{check.id}[/]: {check.message}")
     grade = result.grade
     console.print(f"{grade.passed_variants}/{grade.total_variants} variants pass every required check "
-                  f"({result.duration_s:.0f} s). {grade.note}")
+                  f"({result.duration_s:.0f} s). Automatic points: [bold]{grade.total:g}[/] of "
+                  f"{grade.automatic_max:g} ({grade.max_total:g} in all). {grade.note}")
 
 
 def _class_and_file(variant) -> str:

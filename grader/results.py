@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-RESULTS_SCHEMA = "segrade.results/1"
+RESULTS_SCHEMA = "segrade.results/2"
 
 
 class CheckStatus(StrEnum):
@@ -65,17 +65,58 @@ class VariantResult:
     figures: dict[str, Any] = field(default_factory=dict)  # parameters, timings
     adapter: str | None = None     # contract, manifest, alias, flags, variant argument...
     notes: tuple[str, ...] = ()    # what the adapter had to assume
+    # From training and hidden evaluation (None with --checks-only):
+    training: dict[str, Any] | None = None   # profile, mode, backbone start, seconds, error
+    metrics: dict[str, Any] | None = None    # test miou, pixel_accuracy, per_class_iou by class name...
+    curves: dict[str, Any] | None = None     # loss per step; val mIoU and pixel accuracy per interval
+    band: Band | None = None                 # the reference's band for this variant, or None
+    # From scoring:
+    points: float | None = None
+    max_points: float = 0.0
+    points_detail: dict[str, Any] = field(default_factory=dict)  # checks and performance parts, flags
 
     def check(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)
 
 
 @dataclass(frozen=True)
-class Grade:
-    points: float | None           # None until training/evaluation is scored
+class Band:
+    """The reference solution's test mIoU for one variant under one profile and backbone
+    start, over several seeds (grader.bands). `measured` False: no band exists."""
+
+    measured: bool
+    profile: str
+    backbone: str                   # "imagenet" or "random_init"
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    lower: float | None = None      # full performance marks at or above
+    upper: float | None = None      # above: flagged for a human look
+    untrained: float | None = None  # zero performance marks at or below
+    runs: int = 0
+    source: str = ""                # the bands file and its provenance, one line
+
+
+@dataclass(frozen=True)
+class ManualItem:
+    """Marks segrade leaves to a human grader (a discussion, a visualisation)."""
+
+    id: str
+    title: str
     max_points: float
+    prompts: tuple[str, ...] = ()
+    points: float | None = None
+
+
+@dataclass(frozen=True)
+class Grade:
+    total: float | None            # automatic points; None with --checks-only
+    max_total: float               # every mark of the rubric, manual items included
+    automatic_max: float           # the part segrade scores
     passed_variants: int
     total_variants: int
+    manual: tuple[ManualItem, ...]
     note: str
 
 
@@ -99,10 +140,14 @@ class SubmissionResult:
     def ok(self) -> bool:
         return all(v.status is VariantStatus.PASSED for v in self.variants)
 
+    samples: dict[str, Any] | None = field(default=None, compare=False)  # grid arrays: samples.npz, not JSON
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         del data["submission"]["root"]  # a temporary folder, gone after grading
-        return {"schema": RESULTS_SCHEMA, **_plain(data)}
+        del data["samples"]
+        return {"schema": RESULTS_SCHEMA, "total": self.grade.total, "max_total": self.grade.max_total,
+                **_plain(data)}
 
 
 def _plain(value: Any) -> Any:

@@ -34,6 +34,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from typing import Any
 # data) is dropped.
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
 NOBODY = 65534
+MAX_EVENT_BYTES = 768 * 1024**2  # one event line (predictions are the largest, compressed)
 
 # Worker statuses for a variant the worker could not finish (results.VariantStatus values).
 TIMEOUT, OOM, CRASHED, ERROR = "timeout", "oom", "crashed", "error"
@@ -127,12 +129,15 @@ def describe_isolation(kind: str) -> str:
 
 def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits = Limits(),
                readable: tuple[Path, ...] = (), extra_env: dict[str, str] | None = None,
-               torch_cache: dict[str, Path] | None = None, isolation: str | None = None) -> WorkerRun:
+               torch_cache: dict[str, Path] | None = None, isolation: str | None = None,
+               on_event: Callable[[dict[str, Any]], None] | None = None) -> WorkerRun:
     """Run the worker over request["variants"] on a copy of `submission_dir`.
 
-    `readable`: extra files the worker may read (e.g. a weights file). `torch_cache`
-    maps file names to files placed in the worker's torch hub cache (TORCH_HOME), so
-    student code calling torchvision's own weight loading finds them offline."""
+    `readable`: extra files or folders the worker may read (a weights file, the
+    evaluation data). `torch_cache` maps file names to files placed in the worker's
+    torch hub cache (TORCH_HOME), so student code calling torchvision's own weight
+    loading finds them offline. `on_event` receives the bulky events (predictions) as
+    they arrive, so they are not kept here."""
     isolation = isolation or isolation_available()
     run = WorkerRun(isolation=describe_isolation(isolation))
     started = time.perf_counter()
@@ -143,7 +148,7 @@ def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits 
         with tempfile.TemporaryDirectory(prefix="segrade-") as tmp:
             job = _prepare_job(Path(tmp), submission_dir, torch_cache, runs_as_nobody(isolation))
             outcome = _run_once(job, {**request, "variants": pending}, limits, readable,
-                                extra_env or {}, isolation, run, first)
+                                extra_env or {}, isolation, run, first, on_event)
             logs.append(_tail(job / "worker.log", limits.log_bytes))
         first = False
         finished = {v["id"] for v in pending if v["id"] in run.variants}
@@ -175,7 +180,8 @@ def _prepare_job(tmp: Path, submission_dir: Path, torch_cache: dict[str, Path] |
 
 
 def _run_once(job: Path, request: dict[str, Any], limits: Limits, readable: tuple[Path, ...],
-              extra_env: dict[str, str], isolation: str, run: WorkerRun, first: bool) -> str:
+              extra_env: dict[str, str], isolation: str, run: WorkerRun, first: bool,
+              on_event: Callable[[dict[str, Any]], None] | None) -> str:
     """One worker process. Returns 'stop' when no other worker should be tried."""
     drop = runs_as_nobody(isolation)
     (job / "request.json").write_text(json.dumps({**request, "drop_to": NOBODY if drop else None}))
@@ -192,13 +198,14 @@ def _run_once(job: Path, request: dict[str, Any], limits: Limits, readable: tupl
                                 preexec_fn=lambda: _set_limits(limits, drop))
     os.close(write_fd)
     try:
-        return _follow(proc, read_fd, limits, run, first)
+        return _follow(proc, read_fd, limits, run, first, on_event)
     finally:
         os.close(read_fd)
         _kill(proc)
 
 
-def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun, first: bool) -> str:
+def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun, first: bool,
+            on_event: Callable[[dict[str, Any]], None] | None) -> str:
     """Read the worker's events until it is done, dies, or overruns a phase deadline."""
     phase, current = "start", None
     deadline = time.monotonic() + limits.deadline(phase)
@@ -216,6 +223,10 @@ def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun
             proc.wait(timeout=limits.deadline("start"))
             return _ended(proc, run, phase, current, timed_out=False, limits=limits)
         buffer += chunk
+        if len(buffer) > MAX_EVENT_BYTES:  # no newline in sight: not the grader's worker talking
+            _kill(proc)
+            return _ended(proc, run, phase, current, timed_out=False, limits=limits,
+                          reason=f"the worker sent a message over {MAX_EVENT_BYTES // 1024**2} MB during {phase}")
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
             event = _parse(line)
@@ -233,13 +244,18 @@ def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun
                 result = event["result"]
                 run.variants[str(result.get("id"))] = result
                 current = None
+            elif kind == "training" and str(event.get("id")) in run.variants:
+                run.variants[str(event["id"])]["training"] = event.get("training")
+                current = None
+            elif kind == "predictions" and on_event is not None:
+                on_event(event)
             elif kind == "done":
                 proc.wait(timeout=limits.deadline("start"))
                 return "stop"
 
 
 def _ended(proc: subprocess.Popen, run: WorkerRun, phase: str, current: str | None, *, timed_out: bool,
-           limits: Limits) -> str:
+           limits: Limits, reason: str | None = None) -> str:
     """Turn an unfinished worker into a status on the variant it was working on."""
     code = proc.returncode
     if code is not None and code > 128 and isolation_signal(code - 128):
@@ -263,6 +279,11 @@ def _ended(proc: subprocess.Popen, run: WorkerRun, phase: str, current: str | No
     else:
         status, message = ERROR, (f"the worker process ended (exit code {code}) during {phase}: student code called "
                                   "sys.exit/os._exit or closed the grader's channel")
+    if reason is not None:
+        status, message = ERROR, reason
+    if current is not None and current in run.variants:  # checked already; it died training or evaluating
+        run.variants[current]["training"] = {"ok": False, "worker_status": status, "stage": phase, "error": message}
+        return "continue"
     if current is not None:
         run.variants[current] = {"id": current, "worker_status": status, "phase": phase, "message": message}
         return "continue"

@@ -7,6 +7,7 @@ dataclasses and rejects a malformed file with a message naming the field.
 from __future__ import annotations
 
 import hashlib
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,10 +60,52 @@ class Variant:
 
 @dataclass(frozen=True)
 class RubricItem:
+    """Marks for a part of the assignment. An item with variants is scored automatically:
+    its marks are shared equally by its variants, and each variant's share is split
+    between its checks and its performance (`performance_share`). An item without
+    variants is manual (e.g. a discussion): its marks are left for a human grader."""
+
     id: str
     title: str
     marks: float
     variants: tuple[str, ...]
+    performance_share: float = 0.0
+    prompts: tuple[str, ...] = ()   # questions shown in the report for a manual item
+
+    @property
+    def manual(self) -> bool:
+        return not self.variants
+
+
+PROFILE_FIELDS = ("batch_size", "steps", "lr", "weight_decay", "optimizer", "eval_every")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How the grader trains every variant: the same for every student. Any field in
+    PROFILE_FIELDS may be one value or a table per family (`lr = { fcn = 1e-4, unet = 1e-3 }`)."""
+
+    id: str
+    title: str
+    image_size: dict[str, int]      # per family
+    settings: dict[str, Any]        # PROFILE_FIELDS, each a value or {family: value}
+    train_images: int
+    val_images: int
+    test_images: int
+    grid_images: int                # test images kept with their predictions for the report
+    seed: int
+    pretrained: bool                # use ImageNet backbone weights when the grader has them
+
+    def get(self, name: str, family: str) -> Any:
+        value = self.settings[name]
+        return value[family] if isinstance(value, dict) else value
+
+    @property
+    def sha256(self) -> str:
+        """Fingerprint of everything that changes the numbers (bands record it)."""
+        fields = {"image_size": self.image_size, "settings": self.settings, "train": self.train_images,
+                  "val": self.val_images, "test": self.test_images, "seed": self.seed, "pretrained": self.pretrained}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -85,6 +128,7 @@ class Assignment:
     policy: dict[str, Any]
     path: Path
     sha256: str
+    profiles: dict[str, Profile] = field(default_factory=dict)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -101,6 +145,16 @@ class Assignment:
     @property
     def total_marks(self) -> float:
         return sum(item.marks for item in self.rubric)
+
+    def profile(self, profile_id: str) -> Profile:
+        try:
+            return self.profiles[profile_id]
+        except KeyError:
+            raise KeyError(f"no training profile {profile_id!r} in {self.path}; known: "
+                           f"{', '.join(self.profiles) or 'none'}") from None
+
+    def rubric_item(self, variant_id: str) -> RubricItem | None:
+        return next((item for item in self.rubric if variant_id in item.variants), None)
 
     def variant(self, variant_id: str) -> Variant:
         for variant in self.variants:
@@ -148,19 +202,46 @@ def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
         raise SpecError(f"{path}: variant ids must be unique, got {ids}")
 
     rubric = tuple(
-        RubricItem(r["id"], r.get("title", r["id"]), float(r["marks"]), tuple(r.get("variants", ())))
+        RubricItem(r["id"], r.get("title", r["id"]), float(r["marks"]), tuple(r.get("variants", ())),
+                   float(r.get("performance_share", 0.0)), tuple(r.get("prompts", ())))
         for r in data.get("rubric", ())
     )
     for item in rubric:
         unknown = set(item.variants) - set(ids)
         if unknown:
             raise SpecError(f"{path}: rubric item {item.id!r} names unknown variants {sorted(unknown)}")
+        if not 0.0 <= item.performance_share <= 1.0:
+            raise SpecError(f"{path}: rubric item {item.id!r}: performance_share must lie in 0..1")
+    profiles = {pid: _parse_profile(pid, p, families, path) for pid, p in data.get("profiles", {}).items()}
 
     a = data["assignment"]
     return Assignment(
         id=a["id"], title=a.get("title", a["id"]), dataset=dataset, families=families, contract=contract, variants=tuple(variants), rubric=rubric,
-        policy=dict(data.get("policy", {})), path=path, sha256=sha256,
+        policy=dict(data.get("policy", {})), path=path, sha256=sha256, profiles=profiles,
     )
+
+
+def _parse_profile(pid: str, p: dict[str, Any], families: dict[str, Family], path: Path) -> Profile:
+    where = f"{path}: [profiles.{pid}]"
+    sizes = p["image_size"]
+    sizes = {fid: int(sizes[fid] if isinstance(sizes, dict) else sizes) for fid in families}
+    for fid, size in sizes.items():
+        if size < 32 or size % 32:
+            raise SpecError(f"{where} image_size for {fid} is {size}: use a multiple of 32")
+    settings = {}
+    for name in PROFILE_FIELDS:
+        value = p[name]
+        if isinstance(value, dict) and set(value) != set(families):
+            raise SpecError(f"{where} {name} as a table needs one value per family ({', '.join(families)})")
+        settings[name] = value
+    for fid in families:
+        if p.get("optimizer") and (p["optimizer"][fid] if isinstance(p["optimizer"], dict) else p["optimizer"]) \
+                not in ("adamw", "sgd"):
+            raise SpecError(f"{where} optimizer must be adamw or sgd")
+    return Profile(id=pid, title=p.get("title", pid), image_size=sizes, settings=settings,
+                   train_images=int(p["train_images"]), val_images=int(p["val_images"]),
+                   test_images=int(p["test_images"]), grid_images=int(p.get("grid_images", 4)),
+                   seed=int(p.get("seed", 0)), pretrained=bool(p.get("pretrained", False)))
 
 
 def _parse_dataset(d: dict[str, Any], path: Path) -> DatasetConfig:

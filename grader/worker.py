@@ -86,11 +86,22 @@ def main(argv: list[str]) -> int:
         print(f"[segrade] missing logging-only packages replaced by stubs: {', '.join(sorted(set(stubbed)))}")
 
     manifest = request.get("manifest")
+    training = request.get("training")
     for variant in request["variants"]:
         guard.restore()
         channel.send("phase", phase="build", id=variant["id"])
         plan = plan_variant(VariantRequest.from_json(variant), candidates, manifest)
-        channel.send("result", result=_probe(plan, variant, device, request, torch, channel, guard))
+        result = _probe(plan, variant, device, request, torch, channel, guard)
+        channel.send("result", result=result)
+        if training and _trainable(result):
+            guard.restore()
+            # Built again for training: the checks' measurements have trained it a little, and
+            # the profile decides whether the backbone starts from ImageNet weights.
+            train_plan = plan_variant(VariantRequest.from_json({**variant, "pretrained": training["pretrained"]
+                                                                if variant.get("pretrained") is not None else None}),
+                                      candidates, manifest)
+            channel.send("training", id=variant["id"],
+                         training=_train(train_plan, variant, device, training, channel, guard))
     channel.send("done")
     return 0
 
@@ -213,6 +224,98 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
         except Exception as exc:
             result[name] = {"error": _short_error(exc), "traceback": _traceback_tail(), "oom": _is_oom(exc)}
     return result
+
+
+def _trainable(result: dict[str, Any]) -> bool:
+    """Worth training: it built and its forward pass gave N x C x H x W floating logits."""
+    forward = result.get("forward") or {}
+    shape = forward.get("output_shape") or []
+    return bool(forward.get("ok")) and forward.get("finite") is not None and len(shape) == 4 \
+        and shape[2:] == forward.get("input_shape", [])[2:]
+
+
+def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], channel: Channel,
+           guard: TorchGuard) -> dict[str, Any]:
+    """The standardised training (or, in checkpoint mode, the student's weights) and the
+    predictions the grading process scores: on the validation images at every evaluation
+    interval, on the test images before training (the untrained baseline) and at the end.
+    The worker holds no validation or test labels."""
+    import torch
+
+    from grader.evaluation import encode_predictions
+    from grader.probes import LogitsOnly
+    from grader.train import SegmentationTensors, TrainConfig, predict, train
+
+    vid, family = variant["id"], variant["family"]
+    folder = Path(training["data"][family])
+    config = TrainConfig(**training["config"][family])
+    started = time.perf_counter()
+    try:
+        data = {split: torch.load(folder / f"{split}.pt", weights_only=True) for split in ("train", "val", "test")}
+        torch.manual_seed(config.seed)
+        model = LogitsOnly(plan.build())
+        if training.get("mode") == "weights":
+            source = _load_weights(model.model, training.get("weights", {}).get(vid))
+    except BaseException as exc:
+        return {"stage": "setup"} | _failure(exc)
+    val = SegmentationTensors(data["val"]["images"])
+    test = SegmentationTensors(data["test"]["images"])
+    batch = int(training.get("predict_batch", 16))
+
+    def send(split: str, dataset, **extra: Any) -> None:
+        guard.restore()
+        pred = predict(model, dataset, batch_size=batch, device=device)
+        channel.send("predictions", id=vid, split=split, **extra, **encode_predictions(pred))
+
+    try:
+        if training.get("mode") == "weights":
+            channel.send("phase", phase="evaluate", id=vid)
+            send("test", test, train_seconds=0.0)
+            return {"ok": True, "mode": "weights", "weights": source, "seconds": round(time.perf_counter() - started, 2)}
+        channel.send("phase", phase="evaluate", id=vid)
+        send("test_untrained", test)
+        channel.send("phase", phase="train", id=vid)
+        reported = 0
+
+        def on_eval(step: int, log) -> None:
+            nonlocal reported
+            send("val", val, step=step, seconds=round(log.seconds, 3), losses=log.losses[reported:])
+            reported = len(log.losses)
+
+        guard.restore()
+        log = train(model, SegmentationTensors(data["train"]["images"], data["train"]["masks"]), config, device,
+                    on_eval=on_eval)
+        channel.send("phase", phase="evaluate", id=vid)
+        send("test", test, train_seconds=round(log.seconds, 3))
+    except BaseException as exc:
+        return {"stage": "train"} | _failure(exc)
+    return {"ok": True, "mode": "train", "steps": len(log.losses), "train_seconds": round(log.seconds, 3),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _load_weights(model, path: str | None) -> str:
+    """A submitted state dict, never unpickled: torch.load(weights_only=True) or safetensors."""
+    import torch
+
+    if not path:
+        raise FileNotFoundError("no weights file for this variant in the submission (checkpoint mode)")
+    file = (Path.cwd() / path).resolve()
+    if Path.cwd().resolve() not in file.parents:
+        raise PermissionError(f"weights file {path} lies outside the submission")
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(file))
+    else:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model_state_dict", "model"):  # common checkpoint wrappers
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise TypeError(f"{path} holds a {type(state).__name__}, not a state dict")
+    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
+    model.load_state_dict(state, strict=True)
+    return path
 
 
 def _failure(exc: BaseException) -> dict[str, Any]:

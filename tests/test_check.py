@@ -23,7 +23,7 @@ def make_submission(tmp_path, files: dict[str, str]):
 
 
 def grade(path, spec, **options):
-    return grade_submission(path, spec, GradeOptions(**options))
+    return grade_submission(path, spec, GradeOptions(**{"profile": None, **options}))
 
 
 def by_id(result):
@@ -186,11 +186,12 @@ def test_symlinks_are_not_followed(tmp_path, spec):
 def test_cli_exit_codes_and_results_json(tmp_path, capsys, spec):
     good = make_submission(tmp_path, {"models.py": TINY + ALL_CLASSES})
     spec_file = str(spec.path)
-    assert main(["check", str(good), "--out", str(tmp_path / "out"), "--spec", spec_file]) == 0
+    assert main(["check", str(good), "--checks-only", "--out", str(tmp_path / "out"), "--spec", spec_file]) == 0
     data = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert data["schema"] == "segrade.results/1"
+    assert data["schema"] == "segrade.results/2"
     assert [v["status"] for v in data["variants"]] == ["passed"] * 10
-    assert data["grade"]["points"] is None and data["grade"]["max_points"] == 100
+    # Checks only: every check's marks (half of each variant's share), no performance marks.
+    assert data["total"] == 40.5 and data["max_total"] == 100 and data["grade"]["automatic_max"] == 81
     assert data["variants"][0]["checks"][1] == {
         "id": "forward_shape", "status": "pass",
         "message": "output 2x13x224x224 as expected; also right for 1x3x224x224, 2x3x192x192, 1x3x192x256",
@@ -198,9 +199,9 @@ def test_cli_exit_codes_and_results_json(tmp_path, capsys, spec):
     assert "10/10 variants pass" in capsys.readouterr().out
 
     (good / "models.py").write_text(TINY)
-    assert main(["check", str(good), "--spec", spec_file]) == 1
+    assert main(["check", str(good), "--checks-only", "--spec", spec_file]) == 1
     assert "missing" in capsys.readouterr().out
-    assert main(["check", str(tmp_path / "absent")]) == 2
+    assert main(["check", str(tmp_path / "absent"), "--checks-only"]) == 2
     assert "no such file" in capsys.readouterr().out
 
 

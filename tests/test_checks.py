@@ -42,7 +42,7 @@ def fcn8s_spec_any_architecture(tmp_path_factory):
 
 
 def grade(tmp_path, files, spec):
-    return grade_submission(write_submission(tmp_path / "student", files), spec, GradeOptions())
+    return grade_submission(write_submission(tmp_path / "student", files), spec, GradeOptions(profile=None))
 
 
 def test_freeze_flag_ignored(tmp_path, fcn8s_spec):

@@ -3,6 +3,7 @@
 import pytest
 
 from grader.spec import SpecError, load_spec
+from grader.resources import DEFAULT_SPEC
 
 VARIANT_IDS = [
     "fcn32s_frozen", "fcn16s_frozen", "fcn8s_frozen", "fcn32s_finetune", "fcn16s_finetune",
@@ -19,8 +20,22 @@ def test_default_spec_holds_the_assignment():
     assert spec.families["fcn"].input_size == 224
     assert spec.families["unet"].input_size == 256
     assert spec.total_marks == 100
-    assert {item.id: item.marks for item in spec.rubric} == {
-        "dataset_visualisation": 5, "fcn": 30, "unet": 25, "unet_noskip": 10, "unet_residual": 5, "unet_attention": 25}
+    # The course's marks per part (BRIEF §2), each part's discussion being a manual item of its own.
+    per_part = {}
+    for item in spec.rubric:
+        part = item.id.removesuffix("_discussion")
+        per_part[part] = per_part.get(part, 0) + item.marks
+    assert per_part == {"dataset_visualisation": 5, "fcn": 30, "unet": 25, "unet_noskip": 10, "unet_residual": 5,
+                        "unet_attention": 25}
+    assert [item.id for item in spec.rubric if item.manual] == [
+        "dataset_visualisation", "fcn_discussion", "unet_noskip_discussion", "unet_attention_discussion"]
+    assert all(item.prompts for item in spec.rubric if item.id.endswith("_discussion"))
+    assert set(spec.profiles) == {"smoke", "full"}
+    smoke, full = spec.profile("smoke"), spec.profile("full")
+    assert smoke.image_size == {"fcn": 64, "unet": 64} and not smoke.pretrained
+    assert full.image_size == {"fcn": 224, "unet": 256} and full.pretrained
+    assert full.get("lr", "fcn") == 1e-4 and full.get("lr", "unet") == 1e-3 and smoke.get("lr", "fcn") == 1e-3
+    assert smoke.sha256 != full.sha256
     assert set(spec.contract.classes) == {"FCN32s", "FCN16s", "FCN8s", "UNet", "UNetNoSkip", "ResidualUNet", "AttentionUNet"}
     assert spec.variant("fcn8s_frozen").kwargs == {"freeze_backbone": True}
     assert spec.variant("fcn8s_finetune").kwargs == {"freeze_backbone": False}
@@ -85,3 +100,18 @@ def test_dataset_config(tmp_path):
         load_spec(_write(tmp_path, text.replace('kind = "synthetic"', 'kind = "kitti"')))
     with pytest.raises(SpecError, match="test seed is secret"):
         load_spec(_write(tmp_path, text.replace("val_seed = 2", "val_seed = 2\ntest_seed = 3")))
+
+
+def test_profile_errors_name_the_field(tmp_path):
+    text = DEFAULT_SPEC.read_text()
+    bad_size = text.replace("image_size = { fcn = 64, unet = 64 }", "image_size = { fcn = 60, unet = 64 }")
+    with pytest.raises(SpecError, match=r"\[profiles.smoke\] image_size for fcn is 60: use a multiple of 32"):
+        load_spec(_write(tmp_path, bad_size))
+    bad_table = text.replace("lr = { fcn = 1e-4, unet = 1e-3 }", "lr = { fcn = 1e-4 }")
+    with pytest.raises(SpecError, match=r"\[profiles.full\] lr as a table needs one value per family"):
+        load_spec(_write(tmp_path, bad_table))
+    bad_share = text.replace("performance_share = 0.5", "performance_share = 1.5", 1)
+    with pytest.raises(SpecError, match="performance_share must lie in 0..1"):
+        load_spec(_write(tmp_path, bad_share))
+    with pytest.raises(KeyError, match="no training profile 'medium'"):
+        load_spec().profile("medium")

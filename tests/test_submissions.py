@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.pipeline import grade_submission
+from grader.pipeline import GradeOptions, grade_submission
 from grader.results import VariantStatus
 from grader.spec import load_spec
 
@@ -46,7 +46,7 @@ def graded(spec, tmp_path_factory):
             with pytest.MonkeyPatch.context() as mp:
                 mp.delenv("SEGRADE_VGG16_WEIGHTS", raising=False)
                 mp.setenv("TORCH_HOME", str(torch_home))
-                results[name] = grade_submission(SUBMISSIONS / name, spec)
+                results[name] = grade_submission(SUBMISSIONS / name, spec, GradeOptions(profile=None))
         return results[name]
 
     return grade

@@ -65,7 +65,7 @@ class FCN8s(nn.Module):
     def forward(self, x):
         return self.conv(x)
 """)
-    result = grade_submission(root, spec, GradeOptions(vgg16_weights=str(weights)))
+    result = grade_submission(root, spec, GradeOptions(vgg16_weights=str(weights), profile=None))
     variants = {v.variant_id: v for v in result.variants}
     assert variants["fcn8s_frozen"].status is VariantStatus.PASSED, variants["fcn8s_frozen"].checks
     assert "pretrained=True" in variants["fcn8s_frozen"].mapping
@@ -88,13 +88,13 @@ def test_reference_fcn_loads_the_weights_segrade_passes(tmp_path):
 
     good = tmp_path / "vgg16.pth"
     torch.save(torchvision.models.vgg16().state_dict(), good)
-    result = grade_submission(reference_dir(), spec, GradeOptions(vgg16_weights=str(good)))
+    result = grade_submission(reference_dir(), spec, GradeOptions(vgg16_weights=str(good), profile=None))
     (variant,) = result.variants
     assert variant.status is VariantStatus.PASSED, variant.checks
     assert "pretrained=True" in variant.mapping
 
     bad = tmp_path / "garbage.pth"
     bad.write_bytes(b"not a checkpoint")
-    (variant,) = grade_submission(reference_dir(), spec, GradeOptions(vgg16_weights=str(bad))).variants
+    (variant,) = grade_submission(reference_dir(), spec, GradeOptions(vgg16_weights=str(bad), profile=None)).variants
     assert variant.status is VariantStatus.ERROR
     assert "raised" in variant.check("builds").message

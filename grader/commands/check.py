@@ -14,6 +14,12 @@ def add_parser(commands) -> None:
     check.add_argument("--spec", metavar="TOML", help="assignment spec (default: the one shipped with segrade)")
     check.add_argument("--vgg16-weights", metavar="FILE", help="ImageNet VGG16 weights (torchvision state dict)")
     check.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    check.add_argument("--profile", default="auto", help="training profile from the spec: smoke, full, or auto "
+                       "(default: full on CUDA, smoke otherwise)")
+    check.add_argument("--checks-only", action="store_true", help="only the checks, no training: seconds per variant")
+    check.add_argument("--weights", action="store_true", help="checkpoint mode: evaluate the trained weights in "
+                       "the submission (weights/<variant id>.pt or .safetensors) instead of training")
+    check.add_argument("--seed", type=int, help="training seed (default: the profile's)")
     check.add_argument("--manifest", metavar="TOML", help="a manifest saying how to build each variant "
                        "(default: the submission's own segrade.toml, if any)")
     check.add_argument("--isolation", choices=("auto", "bubblewrap", "process"), default="auto",
@@ -44,10 +50,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         assignment = load_spec(args.spec)
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, limits=_limits(args),
-                               manifest=args.manifest, isolation=None if args.isolation == "auto" else args.isolation)
-        with console.status("building every variant in the worker..."):
+                               profile=None if args.checks_only else args.profile, seed=args.seed,
+                               weights=args.weights, manifest=args.manifest,
+                               isolation=None if args.isolation == "auto" else args.isolation)
+        with console.status("checking, training and evaluating every variant in the worker..."):
             result = grade_submission(args.path, assignment, options)
-    except (SpecError, SubmissionError, FileNotFoundError, ValueError) as exc:
+    except (SpecError, SubmissionError, FileNotFoundError, ValueError, KeyError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2
     print_summary(result, console)

@@ -1,0 +1,146 @@
+"""Expected mIoU bands, measured by grading the reference solution several times.
+
+`measure_bands` grades `reference/` once per seed under one profile (each run also
+draws its own secret test split) and summarises the test mIoU of every variant;
+`write_bands` stores it, with its provenance, in `reference/bands/<profile>.json`
+under the backbone start ("imagenet" or "random_init"). `load_band` reads one
+variant's band for scoring; a band that was never measured comes back with
+measured=False and is shown as "no band", never invented.
+
+Band edges (the documented rule): lower = mean - 2 * max(std, 0.01), upper = mean +
+2 * max(std, 0.01). The floor on std keeps a handful of seeds that happened to agree
+from making the band razor-thin.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from grader import __version__
+from grader.resources import reference_dir
+from grader.results import Band, SubmissionResult
+from grader.spec import Assignment, Profile
+
+BANDS_SCHEMA = "segrade.bands/1"
+MIN_STD = 0.01
+BACKBONES = ("imagenet", "random_init")
+
+
+def backbone_key(pretrained: bool) -> str:
+    return "imagenet" if pretrained else "random_init"
+
+
+def bands_path(profile_id: str, folder: Path | None = None) -> Path:
+    return (folder or reference_dir() / "bands") / f"{profile_id}.json"
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": round(mean, 6), "std": round(std, 6), "min": round(min(values), 6), "max": round(max(values), 6)}
+
+
+def load_band(profile: Profile, backbone: str, variant_id: str, folder: Path | None = None) -> Band:
+    path = bands_path(profile.id, folder)
+    missing = Band(measured=False, profile=profile.id, backbone=backbone, source=f"{path.name}: not measured")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return missing
+    entry = (data.get("backbones") or {}).get(backbone) or {}
+    stats = (entry.get("variants") or {}).get(variant_id)
+    if not entry.get("measured") or not stats:
+        return replace(missing, source=f"{path.name}: {entry.get('reason') or 'not measured'}")
+    prov = entry.get("provenance", {})
+    if prov.get("profile_sha256") not in (None, profile.sha256):
+        return replace(missing, source=f"{path.name}: measured under a different version of the {profile.id!r} "
+                                       "profile; run `segrade bands` again")
+    return Band(measured=True, profile=profile.id, backbone=backbone, mean=stats["mean"], std=stats["std"],
+                min=stats["min"], max=stats["max"], lower=stats["lower"], upper=stats["upper"],
+                untrained=stats.get("untrained_mean"), runs=len(stats.get("runs", [])),
+                source=(f"{path.name}: {len(stats.get('runs', []))} runs on {prov.get('device', '?')}, "
+                        f"{prov.get('date', '?')[:10]}"))
+
+
+def summarise_runs(results: list[SubmissionResult], class_names: tuple[str, ...]) -> dict[str, Any]:
+    """Per variant: test mIoU statistics over the runs, the edges, the untrained baseline
+    and per-class IoU statistics."""
+    variants: dict[str, Any] = {}
+    for vid in [v.variant_id for v in results[0].variants]:
+        runs = [next(v for v in r.variants if v.variant_id == vid) for r in results]
+        mious = [v.metrics["miou"] for v in runs if v.metrics and v.metrics.get("miou") is not None]
+        if len(mious) < len(runs):
+            raise RuntimeError(f"the reference's {vid} was not evaluated in every run: "
+                               + "; ".join(c.message for v in runs for c in v.checks if c.status.value == "fail"))
+        stats = _summary(mious)
+        spread = 2 * max(stats["std"], MIN_STD)
+        untrained = [v.metrics.get("untrained_miou") for v in runs if v.metrics.get("untrained_miou") is not None]
+        per_class = {}
+        for name in class_names:
+            values = [v.metrics["per_class_iou"].get(name) for v in runs]
+            values = [x for x in values if x is not None]
+            per_class[name] = _summary(values) if values else None
+        variants[vid] = stats | {
+            "lower": round(stats["mean"] - spread, 6), "upper": round(stats["mean"] + spread, 6),
+            "untrained_mean": round(statistics.fmean(untrained), 6) if untrained else None,
+            "runs": [round(x, 6) for x in mious], "per_class_iou": per_class,
+        }
+    return variants
+
+
+def measure_bands(assignment: Assignment, profile: Profile, seeds: list[int], grade: Callable[[int], SubmissionResult],
+                  progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Grade the reference once per seed (`grade(seed)`) and summarise; returns the entry
+    for one backbone start, provenance included."""
+    started, results = time.perf_counter(), []
+    for i, seed in enumerate(seeds, 1):
+        t = time.perf_counter()
+        results.append(grade(seed))
+        progress(f"run {i}/{len(seeds)} (seed {seed}) took {time.perf_counter() - t:.0f} s: "
+                 + ", ".join(f"{v.variant_id} {v.metrics['miou']:.3f}" for v in results[-1].variants
+                             if v.metrics and v.metrics.get("miou") is not None))
+    first = results[0]
+    env = first.environment
+    return {
+        "measured": True,
+        "variants": summarise_runs(results, assignment.class_names),
+        "provenance": {
+            "device": env.get("device"), "torch": env.get("torch"), "python": env.get("python"),
+            "segrade": __version__, "host": platform.node() or None, "platform": platform.platform(),
+            "profile": profile.id, "profile_sha256": profile.sha256, "spec_sha256": assignment.sha256,
+            "dataset": assignment.dataset.kind, "dataset_fingerprint": env.get("dataset_fingerprint"),
+            "test_split": env.get("test_split"), "seeds": list(seeds),
+            "pretrained_backbone": env.get("pretrained_backbone"), "backbone_weights": env.get("backbone_weights"),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "duration_s": round(time.perf_counter() - started, 1),
+            "rule": f"lower = mean - 2*max(std, {MIN_STD}), upper = mean + 2*max(std, {MIN_STD})",
+        },
+    }
+
+
+def write_bands(assignment: Assignment, profile: Profile, backbone: str, entry: dict[str, Any],
+                folder: Path | None = None) -> Path:
+    """Store one backbone start's entry in the profile's file, keeping the other's."""
+    path = bands_path(profile.id, folder)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data = {"schema": BANDS_SCHEMA, "assignment": assignment.id, "profile": profile.id,
+            "backbones": {key: {"measured": False, "reason": "not measured"} for key in BACKBONES}
+            | data.get("backbones", {})}
+    data["backbones"][backbone] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
+
