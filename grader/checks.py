@@ -15,7 +15,10 @@ from grader.spec import Assignment, Variant
 
 # Checks whose failure makes the variant fail; `logits` and `llm_declaration` only inform.
 REQUIRED_CHECKS = ("builds", "forward_shape", "gradients", "frozen_backbone", "finetuned_backbone", "architecture",
-                   "learns")
+                   "learns", "skip_ablation")
+# A relative change of the output at or below this, when a skip's encoder operand is zeroed,
+# is no change: float noise is far above it, an operand multiplied by zero is exactly at 0.
+DEAD_SKIP_CHANGE = 1e-9
 # Checks that carry marks (grader.score); `learns` is marked through performance instead.
 SCORED_CHECKS = ("builds", "forward_shape", "gradients", "frozen_backbone", "finetuned_backbone", "architecture")
 
@@ -256,6 +259,36 @@ def check_learning(training: dict[str, Any] | None, losses: list[float | None], 
                            f"untrained ({untrained_miou:.3f})", details)
     base = f" (untrained {untrained_miou:.3f})" if untrained_miou is not None else ""
     return CheckResult("learns", CheckStatus.PASS, f"loss {start:.3f} -> {end:.3f}; test mIoU {test_miou:.3f}{base}",
+                       details)
+
+
+def check_skip_ablation(variant: Variant, training: dict[str, Any] | None) -> CheckResult | None:
+    """`skip_ablation` (variants whose spec requires long skips): after training, zeroing the
+    encoder operand of each long skip must change the output. None when not applicable."""
+    from grader.graph import format_scale
+
+    required = variant.architecture.get("long_skips")
+    if not required:
+        return None
+    measured = (training or {}).get("skip_ablation")
+    if not training or not training.get("ok") or training.get("mode") != "train":
+        return CheckResult("skip_ablation", CheckStatus.SKIP, "not run: it needs the trained model")
+    if not isinstance(measured, list):
+        return CheckResult("skip_ablation", CheckStatus.WARN, "could not run: "
+                           + str((measured or {}).get("error", "no measurement")))
+    alive: dict[float, float] = {}
+    for join in measured:
+        scale, change = float(join.get("scale", 0)), float(join.get("relative_change", 0))
+        alive[scale] = max(alive.get(scale, 0.0), change)
+    dead = [s for s in required if alive.get(float(s), 0.0) <= DEAD_SKIP_CHANGE and float(s) in alive]
+    details = {"relative_change": {format_scale(s): alive[s] for s in sorted(alive, reverse=True)}}
+    if dead:
+        return CheckResult("skip_ablation", CheckStatus.FAIL,
+                           f"zeroing the encoder feature of the skip at {', '.join(map(format_scale, dead))} changes "
+                           "nothing in the trained model's output: the skip is wired but carries no information "
+                           "(multiplied by zero, or replaced by a constant?)", details)
+    return CheckResult("skip_ablation", CheckStatus.PASS, "every long skip changes the output when its encoder "
+                       "feature is zeroed: " + ", ".join(f"{k} {v:.1e}" for k, v in details["relative_change"].items()),
                        details)
 
 

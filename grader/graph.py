@@ -75,7 +75,7 @@ from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 __all__ = ["Fingerprint", "GraphError", "Graph", "record", "fingerprint", "check_architecture",
            "format_scale"]
@@ -100,8 +100,9 @@ class Value:
 class Op:
     name: str                 # aten overload packet name: "convolution", "cat", "add_", ...
     target: str               # full overload: "aten.add.Tensor"
-    inputs: list[int]         # value indices
+    inputs: list[int]         # value indices: the argument tensors in order, then written-over versions
     outputs: list[int] = field(default_factory=list)
+    n_args: int = 0           # how many of `inputs` are argument tensors
 
 
 @dataclass
@@ -133,8 +134,12 @@ def _key(t: torch.Tensor) -> tuple | None:
 
 
 class _Recorder(TorchDispatchMode):
-    def __init__(self) -> None:
+    def __init__(self, ablate: tuple[int, tuple[int, ...]] | None = None) -> None:
         super().__init__()
+        # (op index, argument-tensor positions): those arguments are replaced by zeros when
+        # that op runs (skip ablation); the op count is the recording's own, so a replayed
+        # forward pass on the same input hits the same op.
+        self.ablate = ablate
         self.values: list[Value] = []
         self.ops: list[Op] = []
         self.by_key: dict[tuple, int] = {}
@@ -171,6 +176,8 @@ class _Recorder(TorchDispatchMode):
     # -- ops
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if self.ablate is not None and len(self.ops) == self.ablate[0]:
+            args, kwargs = _zero_arguments(args, kwargs, self.ablate[1])
         out = func(*args, **kwargs)
         try:
             self._record(func, args, kwargs, out)
@@ -197,7 +204,7 @@ class _Recorder(TorchDispatchMode):
                 flat, _ = tree_flatten(value)
                 written.extend(t for t in flat if isinstance(t, torch.Tensor))
 
-        op = Op(name, str(func), inputs)
+        op = Op(name, str(func), inputs, n_args=len(inputs))
         self.ops.append(op)
         index = len(self.ops) - 1
         done: set[tuple] = set()
@@ -248,9 +255,20 @@ def _output_tensor(out: Any) -> torch.Tensor | None:
     return None
 
 
-def record(model: torch.nn.Module, size: int = 64, in_channels: int = 3, seed: int = 0) -> Graph:
+def _zero_arguments(args, kwargs, positions: tuple[int, ...]):
+    flat, spec = tree_flatten((args, kwargs))
+    tensor_positions = [i for i, t in enumerate(flat) if isinstance(t, torch.Tensor)]
+    for p in positions:
+        if p < len(tensor_positions):
+            flat[tensor_positions[p]] = torch.zeros_like(flat[tensor_positions[p]])
+    return tree_unflatten(flat, spec)
+
+
+def record(model: torch.nn.Module, size: int = 64, in_channels: int = 3, seed: int = 0,
+           ablate: tuple[int, tuple[int, ...]] | None = None, outputs: list | None = None) -> Graph:
     """Run one forward pass (eval mode, no_grad) on a random 1 x in_channels x size x size
-    input and return its recorded dataflow graph. Raises GraphError when the forward fails."""
+    input and return its recorded dataflow graph. Raises GraphError when the forward fails.
+    `ablate`: zero some arguments of one op (see _Recorder); `outputs`: receives the output."""
     if size < 64 or size % 32:
         raise ValueError(f"size must be a multiple of 32 and at least 64, got {size}")
     generator = torch.Generator().manual_seed(seed)
@@ -261,7 +279,7 @@ def record(model: torch.nn.Module, size: int = 64, in_channels: int = 3, seed: i
     except StopIteration:
         pass
     was_training = model.training
-    recorder = _Recorder()
+    recorder = _Recorder(ablate)
     x_index = recorder.register_input(x)
     model.eval()
     try:
@@ -277,6 +295,8 @@ def record(model: torch.nn.Module, size: int = 64, in_channels: int = 3, seed: i
     tensor = _output_tensor(out)
     if tensor is None:
         raise GraphError(f"the model returned {type(out).__name__}, not a tensor")
+    if outputs is not None:
+        outputs.append(tensor.detach().float().cpu())
     key = _key(tensor)
     output = recorder.by_key.get(key) if key is not None else None
     if output is None or not recorder.values[output].live:
@@ -300,9 +320,13 @@ class Fingerprint:
     gated_long_skips: tuple[float, ...] = ()
     # How each long-skip scale joins: "cat" or "add", aligned with long_skips.
     long_skip_ops: tuple[str, ...] = ()
+    # Where each long-skip join happens in the recording: (scale, op index, argument positions
+    # of the encoder operand), for skip ablation. Not part of the JSON.
+    skip_joins: tuple[tuple[float, int, tuple[int, ...]], ...] = ()
 
     def to_json(self) -> dict:
         data = asdict(self)
+        del data["skip_joins"]
         for name in ("long_skips", "gated_multiplies", "gated_long_skips", "long_skip_ops"):
             data[name] = list(data[name])
         return data
@@ -438,8 +462,9 @@ def fingerprint_graph(graph: Graph) -> Fingerprint:
     # Joins: long skips and residual adds.
     long: dict[float, str] = {}
     gated_long: set[float] = set()
+    joins: list[tuple[float, int, tuple[int, ...]]] = []
     residual = 0
-    for op in ops:
+    for index, op in enumerate(ops):
         is_cat, is_add = op.name in _CAT, op.name in _ADD
         if not (is_cat or is_add):
             continue
@@ -456,6 +481,7 @@ def fingerprint_graph(graph: Graph) -> Fingerprint:
         direct = [j for j in operands if best[j] >= s]
         went_down = [j for j in operands if best[j] < s]
         if direct and went_down:
+            joins.append((s, index, tuple(p for p, v in enumerate(op.inputs[:op.n_args]) if v in direct)))
             long.setdefault(s, "cat" if is_cat else "add")
             if is_cat and long[s] == "add":
                 long[s] = "cat"
@@ -478,6 +504,7 @@ def fingerprint_graph(graph: Graph) -> Fingerprint:
         ungated_attention=ungated,
         gated_long_skips=tuple(sorted(gated_long, reverse=True)),
         long_skip_ops=tuple(long[s] for s in skips),
+        skip_joins=tuple(joins),
     )
 
 
@@ -489,6 +516,23 @@ INFLATED_RETRY_SIZE = 512
 def _inflated(graph: Graph) -> bool:
     return any(v.live and len(v.shape) == 4 and v.shape[-2] > 1.5 * graph.input_height
                for v in graph.values)
+
+
+def skip_ablation(model: torch.nn.Module, size: int = 64, in_channels: int = 3) -> list[dict]:
+    """For each long-skip join of the recorded graph: run the same forward pass with the
+    encoder operand replaced by zeros and measure how much the output moves (relative
+    max-abs change). A skip whose operand is multiplied by zero, detached into a constant
+    or otherwise ignored changes nothing."""
+    base: list = []
+    graph = record(model, size, in_channels, outputs=base)
+    joins = fingerprint_graph(graph).skip_joins
+    results = []
+    for scale, op_index, positions in joins:
+        ablated: list = []
+        record(model, size, in_channels, ablate=(op_index, positions), outputs=ablated)
+        change = float((ablated[0] - base[0]).abs().max() / (base[0].abs().max() + 1e-12))
+        results.append({"scale": scale, "op": graph.ops[op_index].name, "relative_change": change})
+    return results
 
 
 def fingerprint(model: torch.nn.Module, size: int = 64, in_channels: int = 3) -> Fingerprint:

@@ -22,7 +22,7 @@ import torch
 
 from grader import __version__
 from grader.bands import backbone_key, load_band
-from grader.checks import WORKER_STATUS, check_learning, check_llm_declaration, check_variant
+from grader.checks import WORKER_STATUS, check_learning, check_llm_declaration, check_skip_ablation, check_variant
 from grader.data.sources import secret_test_seed
 from grader.device import best_device
 from grader.evaluation import Evaluator, PreparedData, prepare_data
@@ -207,9 +207,15 @@ def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: W
                                                                     test.to_json()["per_class_iou"]))}
             metrics["untrained_miou"] = untrained.to_json()["miou"] if untrained else None
         info = None if training is None else {
-            **{k: v for k, v in training.items() if k != "traceback"},
+            **{k: v for k, v in training.items() if k not in ("traceback", "skip_ablation")},
             "image_size": ev.size if ev else None}
-        out.append(replace(result, status=status, checks=(*result.checks, learns), training=info, metrics=metrics,
+        extra = [learns]
+        ablation = check_skip_ablation(assignment.variant(result.variant_id), training)
+        if ablation is not None:
+            extra.append(ablation)
+            if status is VariantStatus.PASSED and ablation.status is CheckStatus.FAIL:
+                status = VariantStatus.FAILED
+        out.append(replace(result, status=status, checks=(*result.checks, *extra), training=info, metrics=metrics,
                            curves=ev.curves.to_json() if ev else None))
     return tuple(out)
 

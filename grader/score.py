@@ -8,8 +8,10 @@ variants, each variant gets an equal share of the item's marks, split in two:
 - performance: performance_share of the share, from the test mIoU against the
   reference band: full at or above the band's lower edge, linear down to zero at the
   reference's untrained baseline, zero below. Above the band's upper edge earns full
-  marks and is flagged for a human look. A variant that fails `architecture`, or was
-  not trained, earns no performance marks. Without a measured band, or with
+  marks and is flagged for a human look. A variant that fails `architecture` or
+  `skip_ablation`, or
+  whose training failed (`learns`: an error, a NaN loss, no better than untrained),
+  earns no performance marks. Without a measured band, or with
   --checks-only, the performance part is not scored (None) and the note says so.
 
 Items without variants are manual: their marks are listed, blank, for the grader.
@@ -61,9 +63,11 @@ def score_variant(result: VariantResult, assignment: Assignment, band: Band | No
         perf, reason = None, "not scored: no training was run (--checks-only)"
     elif architecture is not None and architecture.status is CheckStatus.FAIL:
         perf, reason = 0.0, "no performance marks: the architecture check failed, so this is not the variant asked for"
-    elif miou is None:
+    elif (ablation := result.check("skip_ablation")) is not None and ablation.status is CheckStatus.FAIL:
+        perf, reason = 0.0, "no performance marks: a skip connection carries no information (skip_ablation)"
+    elif miou is None or (learns is not None and learns.status is CheckStatus.FAIL):
         why = learns.message if learns is not None else "no test predictions"
-        perf, reason = 0.0, f"no performance marks: not evaluated ({why})"
+        perf, reason = 0.0, f"no performance marks: training or evaluation failed ({why})"
     elif band is None or not band.measured:
         perf, reason = None, (f"not scored: no reference band for this profile and backbone "
                               f"({band.source if band else 'none'}); test mIoU {miou:.3f}")

@@ -289,8 +289,17 @@ def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], chan
         send("test", test, train_seconds=round(log.seconds, 3))
     except BaseException as exc:
         return {"stage": "train"} | _failure(exc)
-    return {"ok": True, "mode": "train", "steps": len(log.losses), "train_seconds": round(log.seconds, 3),
-            "seconds": round(time.perf_counter() - started, 2)}
+    result = {"ok": True, "mode": "train", "steps": len(log.losses), "train_seconds": round(log.seconds, 3)}
+    # Skip ablation on the trained model (at init, zero-initialised score layers or deep
+    # skips barely register): zero each long skip's encoder operand, measure the change.
+    guard.restore()
+    try:
+        from grader import graph, probes
+
+        result["skip_ablation"] = graph.skip_ablation(model, probes.PROBE_SIZE)
+    except Exception as exc:
+        result["skip_ablation"] = {"error": _short_error(exc)}
+    return result | {"seconds": round(time.perf_counter() - started, 2)}
 
 
 def _load_weights(model, path: str | None) -> str:

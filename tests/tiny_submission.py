@@ -39,17 +39,33 @@ def write_submission(root: Path, files: dict[str, str | bytes]) -> Path:
 
 
 def spec_with(variant_ids: list[str], path: Path, architecture: bool = True) -> Path:
-    """The default spec cut down to some of its variants (rubric dropped): fewer builds
-    when a test is about one family; without architecture requirements if asked."""
+    """The default spec cut down to some of its variants: fewer builds when a test is about
+    one family. Rubric items keep only those variants (items left with none are dropped,
+    manual items stay); profiles and policy are kept. Without architecture requirements
+    if asked."""
+    import re
+
     from grader.resources import DEFAULT_SPEC
 
     text = DEFAULT_SPEC.read_text()
     if not architecture:
         text = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("architecture = "))
     head, rest = text.split("[[variants]]", 1)
-    blocks = ("[[variants]]" + rest.split("[[rubric]]", 1)[0]).split("[[variants]]")[1:]
+    variants_part, rest = rest.split("[[rubric]]", 1)
+    rubric_part, tail = rest.split("[profiles.", 1)
+    blocks = ("[[variants]]" + variants_part).split("[[variants]]")[1:]
     kept = [b for b in blocks if any(f'id = "{vid}"\n' in b for vid in variant_ids)]
-    path.write_text(head + "".join("[[variants]]" + b for b in kept))
+    items = []
+    for item in ("[[rubric]]" + rubric_part).split("[[rubric]]")[1:]:
+        listed = re.search(r"^variants = \[(.*)\]$", item, re.M)
+        names = re.findall(r'"([^"]+)"', listed.group(1)) if listed else []
+        if names and not set(names) & set(variant_ids):
+            continue
+        if names:
+            item = item.replace(listed.group(0), "variants = [" + ", ".join(f'"{n}"' for n in names
+                                                                          if n in variant_ids) + "]")
+        items.append("[[rubric]]" + item)
+    path.write_text(head + "".join("[[variants]]" + b for b in kept) + "".join(items) + "[profiles." + tail)
     return path
 
 

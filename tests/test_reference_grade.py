@@ -1,0 +1,44 @@
+"""End to end on CPU: the reference trained in the `smoke` profile with a seed the bands
+never saw lands inside its committed bands and earns every automatic mark; a no-skip
+U-Net handed in as the vanilla U-Net loses exactly what the rubric says."""
+
+import pytest
+
+from grader.bands import load_band
+from grader.pipeline import GradeOptions, grade_submission
+from grader.resources import reference_dir
+from grader.results import CheckStatus, VariantStatus
+from grader.spec import load_spec
+from tiny_submission import spec_with, write_submission
+
+pytestmark = pytest.mark.slow
+
+
+def test_reference_with_a_new_seed_lands_in_its_smoke_bands():
+    spec = load_spec()
+    result = grade_submission(reference_dir(), spec, GradeOptions(profile="smoke", seed=101))
+    outside = []
+    for variant in result.variants:
+        assert variant.status is VariantStatus.PASSED, (variant.variant_id, variant.checks)
+        band = variant.band
+        assert band is not None and band.measured, f"no committed smoke band for {variant.variant_id}"
+        miou = variant.metrics["miou"]
+        if not band.lower <= miou <= band.upper:
+            outside.append(f"{variant.variant_id}: {miou:.3f} not in {band.lower:.3f}..{band.upper:.3f}")
+    assert not outside, outside
+    assert result.grade.total == result.grade.automatic_max == 81
+
+
+def test_no_skip_unet_handed_in_as_vanilla_loses_architecture_and_performance(tmp_path):
+    spec = load_spec(spec_with(["unet"], tmp_path / "spec.toml"))
+    source = (reference_dir() / "unet.py").read_text() + "\n\nUNet = UNetNoSkip  # the student's 'vanilla' U-Net\n"
+    root = write_submission(tmp_path / "student", {"unet.py": source})
+    (unet,) = grade_submission(root, spec, GradeOptions(profile="smoke")).variants
+    assert unet.check("architecture").status is CheckStatus.FAIL
+    assert "no long skip" in unet.check("architecture").message or "skip" in unet.check("architecture").message
+    assert unet.check("learns").status is CheckStatus.PASS, "it trains fine: it is just not the vanilla U-Net"
+    # 25 marks, half performance; the other half over builds, forward_shape, gradients, architecture.
+    assert unet.max_points == 25
+    assert unet.points == pytest.approx(25 - 12.5 - 12.5 / 4)
+    assert unet.points_detail["performance_points"] == 0
+    assert load_band(spec.profile("smoke"), "random_init", "unet").measured

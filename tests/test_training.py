@@ -1,0 +1,252 @@
+"""The grader's training loop, the parent-side evaluation, and training through the real
+worker with tiny models: curves, determinism, hostile training, checkpoint mode."""
+
+import base64
+import json
+import zlib
+
+import pytest
+import torch
+from torch import nn
+
+from grader.evaluation import (
+    Evaluator, PredictionError, _subset, decode_predictions, encode_predictions, prepare_data, score_predictions,
+)
+from grader.pipeline import GradeOptions, grade_submission
+from grader.report import write_results
+from grader.results import CheckStatus, VariantStatus
+from grader.spec import load_spec
+from grader.train import SegmentationTensors, TrainConfig, predict, train
+from tiny_submission import contract_classes, spec_with, write_submission
+
+
+def _data(n=16, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
+    masks = (images[:, 0] > 128).to(torch.uint8) + 2 * (images[:, 1] > 128).to(torch.uint8)
+    return images, masks
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1))
+
+
+def test_training_is_deterministic_on_cpu():
+    images, masks = _data()
+    config = TrainConfig(steps=12, batch_size=4, lr=1e-2, seed=3)
+    runs = []
+    for _ in range(2):
+        model = _model()
+        log = train(model, SegmentationTensors(images, masks), config)
+        runs.append((log.losses, {k: v.clone() for k, v in model.state_dict().items()},
+                     predict(model, SegmentationTensors(images))))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+    assert torch.equal(runs[0][2], runs[1][2])
+    other = _model()
+    other_losses = train(other, SegmentationTensors(images, masks), TrainConfig(steps=12, batch_size=4, lr=1e-2,
+                                                                                seed=4)).losses
+    assert other_losses != runs[0][0], "another seed must give another data order"
+
+
+def test_training_learns_and_reports_at_every_interval():
+    images, masks = _data(n=32)
+    seen = []
+    model = _model()
+    log = train(model, SegmentationTensors(images, masks), TrainConfig(steps=50, batch_size=8, lr=5e-2, eval_every=20),
+                on_eval=lambda step, log: seen.append((step, len(log.losses), model.training)))
+    assert [s[0] for s in seen] == [20, 40, 50] and [s[1] for s in seen] == [20, 40, 50]
+    assert model.training, "the loop leaves the model in train mode after an evaluation"
+    assert sum(log.losses[-5:]) / 5 < log.losses[0]
+
+
+def test_predictions_round_trip_and_reject_what_does_not_fit():
+    pred = torch.randint(0, 13, (3, 8, 8), dtype=torch.uint8)
+    message = encode_predictions(pred)
+    assert torch.equal(decode_predictions(message, (3, 8, 8), 13), pred)
+    with pytest.raises(PredictionError, match=r"shape \[3, 8, 8\] for 3 images of 16x16"):
+        decode_predictions(message, (3, 16, 16), 13)
+    with pytest.raises(PredictionError, match="malformed"):
+        decode_predictions({"shape": [3, 8, 8], "data": "not base64!"}, (3, 8, 8), 13)
+    bomb = {"shape": [3, 8, 8], "data": base64.b64encode(zlib.compress(bytes(10_000_000))).decode()}
+    with pytest.raises(PredictionError, match="holds 193 bytes, expected 192"):
+        decode_predictions(bomb, (3, 8, 8), 13)
+
+
+def test_out_of_range_predictions_count_as_wrong():
+    masks = torch.tensor([[[0, 1], [2, 255]]], dtype=torch.uint8)
+    right = score_predictions(torch.tensor([[[0, 1], [2, 0]]]), masks, 3)
+    cheat = score_predictions(torch.tensor([[[0, 1], [200, 0]]]), masks, 3)
+    assert right.miou == 1.0
+    assert cheat.per_class_iou[2] == 0.0 and cheat.pixel_accuracy == pytest.approx(2 / 3)
+
+
+def test_the_worker_never_gets_validation_or_test_labels(tmp_path):
+    spec = load_spec()
+    data = prepare_data(spec, {"fcn": 32, "unet": 64}, {"train": 4, "val": 3, "test": 5}, tmp_path / "data",
+                        test_seed=12345)
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["32", "64"]
+    for size in ("32", "64"):
+        train_file = torch.load(tmp_path / "data" / size / "train.pt", weights_only=True)
+        assert set(train_file) == {"images", "masks"}
+        for split, n in (("val", 3), ("test", 5)):
+            held = torch.load(tmp_path / "data" / size / f"{split}.pt", weights_only=True)
+            assert set(held) == {"images"} and held["images"].shape == (n, 3, int(size), int(size))
+    assert data.splits[64]["test"].masks.shape == (5, 64, 64)
+    assert oct((tmp_path / "data" / "64" / "test.pt").stat().st_mode)[-3:] == "644"
+    assert "secret seed" in data.test_source and "12345" not in data.test_source
+
+
+def test_real_data_subsets_are_spread_over_the_split():
+    assert _subset(range(100), 5) == [0, 25, 50, 74, 99]
+    assert _subset(range(3), 5) == [0, 1, 2]
+
+
+def test_evaluator_builds_curves_from_the_stream(tmp_path):
+    spec = load_spec()
+    data = prepare_data(spec, {"fcn": 32, "unet": 32}, {"train": 2, "val": 2, "test": 3}, tmp_path, test_seed=1)
+    ev = Evaluator(data, {"unet": "unet"}, 13, grid_images=2)
+    perfect_val = data.splits[32]["val"].masks.clone()
+    perfect_val[perfect_val == 255] = 0
+    ev({"event": "predictions", "id": "unet", "split": "val", "step": 2, "seconds": 1.5, "losses": [2.0, 1.0],
+        **encode_predictions(perfect_val)})
+    ev({"event": "predictions", "id": "unet", "split": "val", "step": 4, "losses": [0.5, "NaN"],
+        **encode_predictions(torch.zeros(2, 32, 32, dtype=torch.uint8))})
+    ev({"event": "predictions", "id": "unet", "split": "test", **encode_predictions(torch.zeros(2, 32, 32))})
+    ev({"event": "predictions", "id": "intruder", "split": "test", **encode_predictions(torch.zeros(3, 32, 32))})
+    result = ev.variants["unet"]
+    assert result.curves.loss_steps == [1, 2, 3, 4] and result.curves.loss == [2.0, 1.0, 0.5, None]
+    assert result.curves.val_steps == [2, 4] and result.curves.val_miou[0] == 1.0 and result.curves.val_miou[1] < 1
+    assert result.test is None and "test: predictions of shape [2, 32, 32] for 3 images" in result.errors[0]
+    assert "intruder" not in ev.variants
+
+
+# ---------------------------------------------------------------- through the worker
+
+
+@pytest.fixture(scope="module")
+def unet_spec(tmp_path_factory):
+    return load_spec(spec_with(["unet", "unet_noskip"], tmp_path_factory.mktemp("spec") / "spec.toml",
+                               architecture=False))
+
+
+def _grade(root, spec, monkeypatch, **options):
+    monkeypatch.setenv("SEGRADE_TEST_SEED", "4242")
+    return grade_submission(root, spec, GradeOptions(**{"profile": "smoke", "isolation": "process", **options}))
+
+
+def test_tiny_submission_trains_and_is_scored_on_hidden_labels(tmp_path, unet_spec, monkeypatch):
+    root = write_submission(tmp_path / "s", {"models.py": contract_classes()})
+    result = _grade(root, unet_spec, monkeypatch)
+    again = _grade(root, unet_spec, monkeypatch)
+    unet = {v.variant_id: v for v in result.variants}["unet"]
+    assert unet.status is VariantStatus.PASSED, unet.checks
+    assert unet.check("learns").status is CheckStatus.PASS
+    assert len(unet.curves["loss"]) == 30 and unet.curves["val_steps"] == [10, 20, 30]
+    assert set(unet.metrics["per_class_iou"]) == set(unet_spec.class_names)
+    assert unet.metrics["miou"] > unet.metrics["untrained_miou"]
+    assert unet.training["image_size"] == 64 and unet.training["steps"] == 30
+    assert result.environment["profile"] == "smoke" and result.environment["training_seed"] == 0
+    # Same seed, same data, same device: the same numbers.
+    assert [v.metrics for v in again.variants] == [v.metrics for v in result.variants]
+    assert [v.curves["loss"] for v in again.variants] == [v.curves["loss"] for v in result.variants]
+
+    out = tmp_path / "out"
+    write_results(result, out)
+    data = json.loads((out / "results.json").read_text())
+    variant = data["variants"][0]
+    assert {"metrics", "curves", "band", "points", "max_points"} <= set(variant)
+    assert data["total"] == result.grade.total and data["max_total"] == result.grade.max_total
+    with __import__("numpy").load(out / "samples.npz") as samples:
+        assert samples["images_unet"].shape == (4, 3, 64, 64) and samples["pred_unet"].shape == (4, 64, 64)
+
+
+def test_a_model_that_kills_the_worker_while_training_loses_only_itself(tmp_path, unet_spec, monkeypatch):
+    source = contract_classes(UNet="""
+        calls = 0
+        def forward(self, x):
+            import os
+            if self.training:
+                type(self).calls += 1
+                if type(self).calls > 20:
+                    os._exit(0)
+            return self.conv(x)
+    """, UNetNoSkip="""
+        def forward(self, x):
+            out = self.conv(x)
+            return out * float("nan") if self.training else out
+    """)
+    root = write_submission(tmp_path / "s", {"models.py": source})
+    variants = {v.variant_id: v for v in _grade(root, unet_spec, monkeypatch).variants}
+    unet, noskip = variants["unet"], variants["unet_noskip"]
+    assert unet.status is VariantStatus.ERROR
+    assert unet.check("builds").status is CheckStatus.PASS, "the checks made before training are kept"
+    assert "ended (exit code 0) during train" in unet.check("learns").message
+    assert noskip.status is VariantStatus.FAILED
+    assert "loss became NaN" in noskip.check("learns").message
+    assert noskip.points_detail["performance_points"] == 0
+
+
+def test_checkpoint_mode_evaluates_submitted_weights(tmp_path, unet_spec, monkeypatch):
+    source = contract_classes()
+    root = write_submission(tmp_path / "s", {"models.py": source})
+    (root / "weights").mkdir()
+    torch.manual_seed(0)
+    good = nn.Conv2d(3, 13, 3, padding=1)
+    torch.save({"state_dict": {"conv." + k: v for k, v in good.state_dict().items()}}, root / "weights" / "unet.pt")
+
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("open('/tmp/segrade-pwned', 'w').write('x')",))
+
+    torch.save({"conv.weight": Evil()}, root / "weights" / "unet_noskip.pt")
+    result = _grade(root, unet_spec, monkeypatch, weights=True)
+    variants = {v.variant_id: v for v in result.variants}
+    unet, noskip = variants["unet"], variants["unet_noskip"]
+    assert unet.check("learns").status is CheckStatus.PASS and "weights/unet.pt" in unet.check("learns").message
+    assert unet.training["image_size"] == 256, "checkpoints are evaluated at the assignment's size"
+    assert unet.curves["loss"] == []
+    assert noskip.check("learns").status is CheckStatus.FAIL
+    assert "weights_only" in noskip.check("learns").message or "Unsupported global" in noskip.check("learns").message
+    assert not __import__("os").path.exists("/tmp/segrade-pwned")
+    assert result.environment["mode"] == "weights"
+
+
+# ---------------------------------------------------------------- skip ablation
+
+
+class _TwoLevel(nn.Module):
+    """Encoder feature at 1/1 joined (cat) with a feature that went to 1/2 and back up."""
+
+    def __init__(self, dead=False):
+        super().__init__()
+        self.dead = dead
+        self.enc = nn.Conv2d(3, 4, 3, padding=1)
+        self.down = nn.Conv2d(4, 4, 3, stride=2, padding=1)
+        self.up = nn.ConvTranspose2d(4, 4, 2, stride=2)
+        self.head = nn.Conv2d(8, 13, 1)
+
+    def forward(self, x):
+        f = torch.relu(self.enc(x))
+        g = self.up(torch.relu(self.down(f)))
+        return self.head(torch.cat([f * 0 if self.dead else f, g], dim=1))
+
+
+def test_skip_ablation_tells_a_live_skip_from_a_dead_one():
+    from grader.checks import check_skip_ablation
+    from grader.graph import skip_ablation
+
+    spec = load_spec()
+    variant = spec.variant("unet")
+    torch.manual_seed(0)
+    live = skip_ablation(_TwoLevel(), 64)
+    dead = skip_ablation(_TwoLevel(dead=True), 64)
+    assert [j["scale"] for j in live] == [1.0] and live[0]["relative_change"] > 1e-3
+    assert [j["scale"] for j in dead] == [1.0] and dead[0]["relative_change"] == 0.0
+    trained = {"ok": True, "mode": "train"}
+    assert check_skip_ablation(variant, trained | {"skip_ablation": live}).status is CheckStatus.PASS
+    failed = check_skip_ablation(variant, trained | {"skip_ablation": dead})
+    assert failed.status is CheckStatus.FAIL and "skip at 1/1 changes nothing" in failed.message
+    assert check_skip_ablation(variant, None).status is CheckStatus.SKIP
+    assert check_skip_ablation(spec.variant("unet_noskip"), trained) is None
