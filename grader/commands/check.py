@@ -1,4 +1,4 @@
-"""`segrade check SUBMISSION`: grade one submission and print what to fix."""
+"""`segrade check SUBMISSION`: grade one submission (checks, training, hidden evaluation, points) and print what to fix."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from grader.sandbox import Limits
 
 
 def add_parser(commands) -> None:
-    check = commands.add_parser("check", help="check one submission: does every variant build and give the right shape?")
+    check = commands.add_parser("check", help="grade one submission: check every variant, train it, score it on hidden labels")
     check.add_argument("path", help="a submission: a folder, a .zip, a .py file or a .ipynb notebook")
     check.add_argument("--out", metavar="DIR", help="write DIR/results.json")
     check.add_argument("--spec", metavar="TOML", help="assignment spec (default: the one shipped with segrade)")
@@ -26,7 +26,7 @@ def add_parser(commands) -> None:
                        help="auto (default): bubblewrap when installed, else a plain process")
     check.add_argument("--memory-gb", type=float, default=Limits.memory_gb, help="worker address-space limit")
     check.add_argument("--phase-timeout", action="append", default=[], metavar="PHASE=S",
-                       help="deadline of one phase in seconds (phases: import, build, forward); repeatable")
+                       help="deadline of one phase in seconds (phases: start, import, build, forward, check, train, evaluate); repeatable")
     check.set_defaults(run=run)
 
 
