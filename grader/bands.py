@@ -144,3 +144,48 @@ def write_bands(assignment: Assignment, profile: Profile, backbone: str, entry: 
     tmp.replace(path)
     return path
 
+
+
+FIGURES_FILE = "figures.json"
+FIGURE_KEYS = ("flops",)  # latency is left out: it depends on the machine and its load
+
+
+def reference_figures(result: SubmissionResult) -> dict[str, Any]:
+    """Per variant: parameters (total, trainable) and FLOPs at the family's size,
+    from a grade of the reference, with where and when they were measured."""
+    variants = {}
+    for v in result.variants:
+        params = v.figures.get("parameters") or {}
+        variants[v.variant_id] = {"parameters": params.get("total"), "trainable": params.get("trainable"),
+                                  **{k: v.figures.get(k) for k in FIGURE_KEYS}}
+    return {"variants": variants, "provenance": {
+        "device": result.environment.get("device"), "torch": result.environment.get("torch"),
+        "segrade": __version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
+
+
+def write_figures(figures: dict[str, Any], folder: Path | None = None) -> Path:
+    path = (folder or reference_dir() / "bands") / FIGURES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"schema": "segrade.figures/1", **figures}, indent=1) + "\n")
+    return path
+
+
+def load_figures(folder: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The reference's figures per variant id; empty when never measured."""
+    try:
+        return json.loads(((folder or reference_dir() / "bands") / FIGURES_FILE).read_text()).get("variants", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def compare_figures(figures: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Submission / reference ratios of parameters and FLOPs (informational)."""
+    if not reference:
+        return None
+    params = (figures.get("parameters") or {}).get("total")
+    out: dict[str, Any] = {"parameters": reference.get("parameters"), "flops": reference.get("flops")}
+    if params and reference.get("parameters"):
+        out["parameters_ratio"] = round(params / reference["parameters"], 3)
+    if figures.get("flops") and reference.get("flops"):
+        out["flops_ratio"] = round(figures["flops"] / reference["flops"], 3)
+    return out

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from grader import __version__
-from grader.bands import backbone_key, load_band
+from grader.bands import backbone_key, compare_figures, load_band, load_figures
 from grader.checks import WORKER_STATUS, check_learning, check_llm_declaration, check_skip_ablation, check_variant
 from grader.data.sources import secret_test_seed
 from grader.device import best_device
@@ -178,12 +178,15 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
 
 def check(assignment: Assignment, run: WorkerRun, options: GradeOptions) -> tuple[VariantResult, ...]:
     import_errors = tuple(f"{m['path']}: {m['error']}" for m in run.modules if not m.get("ok"))
-    return tuple(
-        check_variant(variant, run.variants.get(variant.id, {"id": variant.id, "worker_status": "error",
-                                                             "message": "the worker did not report on it"}),
-                      assignment, batch_size=options.batch_size, import_errors=import_errors)
-        for variant in assignment.variants
-    )
+    reference = load_figures(options.bands_folder)
+    results = []
+    for variant in assignment.variants:
+        result = check_variant(variant, run.variants.get(variant.id, {"id": variant.id, "worker_status": "error",
+                                                                      "message": "the worker did not report on it"}),
+                               assignment, batch_size=options.batch_size, import_errors=import_errors)
+        compared = compare_figures(result.figures, reference.get(variant.id))
+        results.append(replace(result, figures={**result.figures, "reference": compared}) if compared else result)
+    return tuple(results)
 
 
 def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: WorkerRun,

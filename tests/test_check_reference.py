@@ -28,3 +28,7 @@ def test_check_reference_passes_every_variant(tmp_path, capsys, monkeypatch):
         assert frozen["trainable"] < 1e6  # only score layers and upsampling train
     assert variants["fcn8s_frozen"]["mapping"] == (
         "FCN8s ← FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) from fcn.py, adapter: contract")
+    # Informational figures against the committed reference figures (segrade bands --figures).
+    for vid, v in variants.items():
+        reference = v["figures"]["reference"]
+        assert reference["parameters_ratio"] == 1.0 and reference["flops_ratio"] == 1.0, vid

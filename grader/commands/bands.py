@@ -15,6 +15,8 @@ def add_parser(commands) -> None:
     bands.add_argument("--vgg16-weights", metavar="FILE", help="ImageNet VGG16 weights (torchvision state dict)")
     bands.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     bands.add_argument("--out", metavar="DIR", help="folder of the bands files (default: reference/bands)")
+    bands.add_argument("--figures", action="store_true", help="instead: measure the reference's parameters and FLOPs "
+                       "(checks only, no training) and write figures.json")
     bands.set_defaults(run=run)
 
 
@@ -39,6 +41,14 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]segrade:[/] {exc}")
         return 2
     folder = Path(args.out) if args.out else None
+    if args.figures:
+        from dataclasses import replace
+
+        from grader.bands import reference_figures, write_figures
+
+        result = grade_submission(reference_dir(), assignment, replace(options, profile=None))
+        console.print(f"wrote {write_figures(reference_figures(result), folder)}")
+        return 0
     backbone = backbone_key(pretrained)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     console.print(f"{reason}; backbone start: {backbone}; seeds {seeds}; writing {bands_path(profile.id, folder)}")
