@@ -14,7 +14,9 @@ from tiny_submission import spec_with, write_submission
 pytestmark = pytest.mark.slow
 
 
-def test_reference_with_a_new_seed_lands_in_its_smoke_bands():
+def test_reference_with_a_new_seed_lands_in_its_smoke_bands(monkeypatch):
+    # A fixed test split makes the test repeatable; the training seed is one the bands never used.
+    monkeypatch.setenv("SEGRADE_TEST_SEED", "20261122")
     spec = load_spec()
     result = grade_submission(reference_dir(), spec, GradeOptions(profile="smoke", seed=101))
     outside = []
