@@ -24,7 +24,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grader.device import best_device, describe  # noqa: E402
+from grader.device import describe, resolve_device  # noqa: E402
 from grader.spec import load_spec  # noqa: E402
 from grader.train import SegmentationTensors, TrainConfig, train  # noqa: E402
 from reference import fcn, unet  # noqa: E402
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--variants", default=",".join(BUILDERS))
     args = parser.parse_args()
-    device = best_device() if args.device == "auto" else torch.device(args.device)
+    device = resolve_device(args.device)
     spec = load_spec()
     from grader.data.sources import open_split
 

@@ -41,6 +41,8 @@ RULE = f"lower = mean - {EDGE_STDS:g}*max(std, {MIN_STD}), upper = mean + {EDGE_
 def band_edges(mean: float, std: float) -> tuple[float, float]:
     spread = EDGE_STDS * max(std, MIN_STD)
     return round(mean - spread, 6), round(mean + spread, 6)
+
+
 BACKBONES = ("imagenet", "random_init")
 
 
@@ -48,8 +50,13 @@ def backbone_key(pretrained: bool) -> str:
     return "imagenet" if pretrained else "random_init"
 
 
+def bands_folder(folder: Path | None = None) -> Path:
+    """Where bands and figures live: `folder`, else the reference's own bands/."""
+    return folder or reference_dir() / "bands"
+
+
 def bands_path(profile_id: str, folder: Path | None = None) -> Path:
-    return (folder or reference_dir() / "bands") / f"{profile_id}.json"
+    return bands_folder(folder) / f"{profile_id}.json"
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -58,27 +65,38 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"mean": round(mean, 6), "std": round(std, 6), "min": round(min(values), 6), "max": round(max(values), 6)}
 
 
-def load_band(profile: Profile, backbone: str, variant_id: str, folder: Path | None = None) -> Band:
+def load_bands(profile: Profile, backbone: str, variant_ids: list[str], folder: Path | None = None) -> dict[str, Band]:
+    """Each variant's band under `profile` and `backbone`, from one read of the profile's file."""
     path = bands_path(profile.id, folder)
     missing = Band(measured=False, profile=profile.id, backbone=backbone, source=f"{path.name}: not measured")
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return missing
+        return dict.fromkeys(variant_ids, missing)
     entry = (data.get("backbones") or {}).get(backbone) or {}
-    stats = (entry.get("variants") or {}).get(variant_id)
-    if not entry.get("measured") or not stats:
-        return replace(missing, source=f"{path.name}: {entry.get('reason') or 'not measured'}")
     prov = entry.get("provenance", {})
-    if prov.get("profile_sha256") not in (None, profile.sha256):
-        return replace(missing, source=f"{path.name}: measured under a different version of the {profile.id!r} "
-                                       "profile; run `segrade bands` again")
+    if not entry.get("measured"):
+        missing = replace(missing, source=f"{path.name}: {entry.get('reason') or 'not measured'}")
+    elif prov.get("profile_sha256") not in (None, profile.sha256):
+        missing = replace(missing, source=f"{path.name}: measured under a different version of the {profile.id!r} "
+                                          "profile; run `segrade bands` again")
+    else:
+        measured = entry.get("variants") or {}
+        return {vid: _band(profile, backbone, measured[vid], prov, path) if measured.get(vid) else missing
+                for vid in variant_ids}
+    return dict.fromkeys(variant_ids, missing)
+
+
+def load_band(profile: Profile, backbone: str, variant_id: str, folder: Path | None = None) -> Band:
+    return load_bands(profile, backbone, [variant_id], folder)[variant_id]
+
+
+def _band(profile: Profile, backbone: str, stats: dict[str, Any], prov: dict[str, Any], path: Path) -> Band:
     lower, upper = band_edges(stats["mean"], stats["std"])
+    runs = len(stats.get("runs", []))
     return Band(measured=True, profile=profile.id, backbone=backbone, mean=stats["mean"], std=stats["std"],
-                min=stats["min"], max=stats["max"], lower=lower, upper=upper,
-                untrained=stats.get("untrained_mean"), runs=len(stats.get("runs", [])),
-                source=(f"{path.name}: {len(stats.get('runs', []))} runs on {prov.get('device', '?')}, "
-                        f"{prov.get('date', '?')[:10]}"))
+                min=stats["min"], max=stats["max"], lower=lower, upper=upper, untrained=stats.get("untrained_mean"),
+                runs=runs, source=f"{path.name}: {runs} runs on {prov.get('device', '?')}, {prov.get('date', '?')[:10]}")
 
 
 def summarise_runs(results: list[SubmissionResult], class_names: tuple[str, ...]) -> dict[str, Any]:
@@ -175,7 +193,7 @@ def reference_figures(result: SubmissionResult) -> dict[str, Any]:
 
 
 def write_figures(figures: dict[str, Any], folder: Path | None = None) -> Path:
-    path = (folder or reference_dir() / "bands") / FIGURES_FILE
+    path = bands_folder(folder) / FIGURES_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"schema": "segrade.figures/1", **figures}, indent=1) + "\n")
     return path
@@ -184,7 +202,7 @@ def write_figures(figures: dict[str, Any], folder: Path | None = None) -> Path:
 def load_figures(folder: Path | None = None) -> dict[str, dict[str, Any]]:
     """The reference's figures per variant id; empty when never measured."""
     try:
-        return json.loads(((folder or reference_dir() / "bands") / FIGURES_FILE).read_text()).get("variants", {})
+        return json.loads((bands_folder(folder) / FIGURES_FILE).read_text()).get("variants", {})
     except (OSError, ValueError):
         return {}
 

@@ -14,6 +14,11 @@ def best_device() -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` (the best available) or an explicit torch device name."""
+    return best_device() if name == "auto" else torch.device(name)
+
+
 def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"

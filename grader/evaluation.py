@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from grader.data.sources import open_split
-from grader.metrics import ConfusionMatrix, SegmentationScores
+from grader.metrics import ConfusionMatrix, SegmentationScores, json_float
 from grader.spec import Assignment
 
 # Largest prediction message accepted from the worker, before and after decompression.
@@ -176,10 +176,6 @@ class VariantEvaluation:
     train_seconds: float | None = None
 
 
-def _clean(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else round(float(value), 6)
-
-
 class Evaluator:
     """Receives the worker's prediction events (grader.sandbox `on_event`) and scores them
     against the labels it alone holds."""
@@ -204,7 +200,7 @@ class Evaluator:
         if split_name == "val" and isinstance(losses, list):  # the training losses since the last message
             for loss in losses:
                 ev.curves.loss_steps.append(len(ev.curves.loss) + 1)
-                ev.curves.loss.append(_clean(loss) if isinstance(loss, (int, float)) else None)
+                ev.curves.loss.append(json_float(loss) if isinstance(loss, (int, float)) else None)
         try:
             pred = decode_predictions(event, tuple(split.masks.shape), self.num_classes)
         except PredictionError as exc:
@@ -213,8 +209,8 @@ class Evaluator:
         scores = score_predictions(pred, split.masks, self.num_classes)
         if split_name == "val":
             ev.curves.val_steps.append(int(event.get("step", 0)))
-            ev.curves.val_miou.append(_clean(scores.miou))
-            ev.curves.val_pixel_accuracy.append(_clean(scores.pixel_accuracy))
+            ev.curves.val_miou.append(json_float(scores.miou))
+            ev.curves.val_pixel_accuracy.append(json_float(scores.pixel_accuracy))
             ev.curves.wall_seconds.append(round(float(event.get("seconds") or 0.0), 2))
         elif split_name == "test_untrained":
             ev.untrained = scores

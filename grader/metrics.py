@@ -62,10 +62,16 @@ class SegmentationScores:
 
     def to_json(self) -> dict:
         """NaN (absent class) becomes null, which JSON can hold."""
-        clean = lambda v: None if math.isnan(v) else round(v, 6)  # noqa: E731
+        clean = json_float
         return {"per_class_iou": [clean(v) for v in self.per_class_iou], "miou": clean(self.miou),
                 "pixel_accuracy": clean(self.pixel_accuracy), "mean_class_accuracy": clean(self.mean_class_accuracy),
                 "frequency_weighted_iou": clean(self.frequency_weighted_iou)}
+
+
+def json_float(value: float | None) -> float | None:
+    """A number for results.json: rounded, and null when missing, NaN or infinite (strict
+    JSON holds neither)."""
+    return None if value is None or not math.isfinite(value) else round(float(value), 6)
 
 
 def scores_from_confusion(matrix: torch.Tensor) -> SegmentationScores:

@@ -18,14 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from grader import __version__
-from grader.bands import backbone_key, compare_figures, load_band, load_figures
+from grader.bands import backbone_key, compare_figures, load_bands, load_figures
 from grader.checks import WORKER_STATUS, check_learning, check_llm_declaration, check_skip_ablation, check_variant
 from grader.data.sources import secret_test_seed
-from grader.device import best_device
+from grader.device import resolve_device
 from grader.evaluation import Evaluator, PreparedData, prepare_data
+from grader.metrics import json_float
 from grader.load import find_checkpoints, load_submission, read_manifest
 from grader.results import CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus
 from grader.sandbox import Limits, WorkerRun, run_worker
@@ -55,7 +54,7 @@ def resolve_profile(assignment: Assignment, options: GradeOptions) -> tuple[Prof
         return None, "checks only: no training (--checks-only)"
     if options.profile != "auto":
         return assignment.profile(options.profile), f"profile {options.profile!r} as asked"
-    device = best_device() if options.device == "auto" else torch.device(options.device)
+    device = resolve_device(options.device)
     name = "full" if device.type == "cuda" else "smoke"
     return assignment.profile(name), f"profile {name!r} picked automatically: the device is {device.type}"
 
@@ -90,7 +89,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
     if profile is not None:
         variants = evaluate(assignment, variants, run, evaluator)
         backbone = backbone_key(pretrained)
-        bands = {v.id: load_band(profile, backbone, v.id, options.bands_folder) for v in assignment.variants}
+        bands = load_bands(profile, backbone, [v.id for v in assignment.variants], options.bands_folder)
     else:
         bands = None
     variants, grade = score(assignment, variants, bands)
@@ -199,26 +198,23 @@ def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: W
         ev = evaluator.variants.get(result.variant_id)
         test = ev.test if ev else None
         untrained = ev.untrained if ev else None
-        learns = check_learning(training, ev.curves.loss if ev else [], test.miou if test else None,
-                                untrained.miou if untrained else None, ev.errors if ev else [])
+        added = [check_learning(training, ev.curves.loss if ev else [], test.miou if test else None,
+                                untrained.miou if untrained else None, ev.errors if ev else []),
+                 check_skip_ablation(assignment.variant(result.variant_id), training)]
+        added = [c for c in added if c is not None]
         status = result.status
-        if status is VariantStatus.PASSED and learns.status is CheckStatus.FAIL:
+        if status is VariantStatus.PASSED and any(c.status is CheckStatus.FAIL for c in added):
+            # A worker that died while training says how; otherwise the model trained wrongly.
             status = WORKER_STATUS.get((training or {}).get("worker_status"), VariantStatus.FAILED)
         metrics = None
         if test is not None:
-            metrics = {**test.to_json(), "per_class_iou": dict(zip(assignment.class_names,
-                                                                    test.to_json()["per_class_iou"]))}
-            metrics["untrained_miou"] = untrained.to_json()["miou"] if untrained else None
+            metrics = test.to_json()
+            metrics["per_class_iou"] = dict(zip(assignment.class_names, metrics["per_class_iou"]))
+            metrics["untrained_miou"] = json_float(untrained.miou) if untrained else None
         info = None if training is None else {
             **{k: v for k, v in training.items() if k not in ("traceback", "skip_ablation")},
             "image_size": ev.size if ev else None}
-        extra = [learns]
-        ablation = check_skip_ablation(assignment.variant(result.variant_id), training)
-        if ablation is not None:
-            extra.append(ablation)
-            if status is VariantStatus.PASSED and ablation.status is CheckStatus.FAIL:
-                status = VariantStatus.FAILED
-        out.append(replace(result, status=status, checks=(*result.checks, *extra), training=info, metrics=metrics,
+        out.append(replace(result, status=status, checks=(*result.checks, *added), training=info, metrics=metrics,
                            curves=ev.curves.to_json() if ev else None))
     return tuple(out)
 

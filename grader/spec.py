@@ -78,6 +78,7 @@ class RubricItem:
 
 
 PROFILE_FIELDS = ("batch_size", "steps", "lr", "weight_decay", "optimizer", "eval_every")
+OPTIMIZERS = ("adamw", "sgd")  # what grader.train knows
 
 
 @dataclass(frozen=True)
@@ -234,10 +235,9 @@ def _parse_profile(pid: str, p: dict[str, Any], families: dict[str, Family], pat
         if isinstance(value, dict) and set(value) != set(families):
             raise SpecError(f"{where} {name} as a table needs one value per family ({', '.join(families)})")
         settings[name] = value
-    for fid in families:
-        if p.get("optimizer") and (p["optimizer"][fid] if isinstance(p["optimizer"], dict) else p["optimizer"]) \
-                not in ("adamw", "sgd"):
-            raise SpecError(f"{where} optimizer must be adamw or sgd")
+    optimizers = settings["optimizer"].values() if isinstance(settings["optimizer"], dict) else [settings["optimizer"]]
+    if any(name not in OPTIMIZERS for name in optimizers):
+        raise SpecError(f"{where} optimizer must be one of {', '.join(OPTIMIZERS)}")
     return Profile(id=pid, title=p.get("title", pid), image_size=sizes, settings=settings,
                    train_images=int(p["train_images"]), val_images=int(p["val_images"]),
                    test_images=int(p["test_images"]), grid_images=int(p.get("grid_images", 4)),

@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from grader.data import IGNORE_INDEX
 from grader.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from grader.spec import OPTIMIZERS
 
-OPTIMIZERS = ("adamw", "sgd")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,12 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
+def _images_to(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch on the device, channels_last on CUDA (where the convolutions prefer it)."""
+    images = images.to(device, non_blocking=True)
+    return images.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else images
+
+
 def train(model: nn.Module, dataset: Dataset, config: TrainConfig, device: torch.device | str = "cpu",
           on_eval: Callable[[int, TrainLog], None] | None = None) -> TrainLog:
     """Train on (normalised image, mask) items for config.steps steps, cycling the data in a
@@ -100,9 +106,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, device: torch
             if config.hflip:
                 flip = torch.rand(len(images), generator=flips) < 0.5
                 images[flip], masks[flip] = images[flip].flip(-1), masks[flip].flip(-1)
-            images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
-            if device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
+            images, masks = _images_to(images, device), masks.to(device, non_blocking=True)
             with _autocast(device):
                 logits = model(images)
             loss = loss_fn(logits.float(), masks)
@@ -129,9 +133,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 16, device: to
     model.to(device).eval()
     out = []
     for images, _ in DataLoader(dataset, batch_size=batch_size):
-        images = images.to(device)
-        if device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = _images_to(images, device)
         with _autocast(device):
             raw = model(images)
         logits = to_logits(raw) if to_logits is not None else raw

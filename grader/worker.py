@@ -15,6 +15,7 @@ enforces a deadline per phase), {"event": "result", "result": {...}} per variant
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -65,10 +66,10 @@ def main(argv: list[str]) -> int:
 
     from grader import graph, probes  # noqa: F401  (imported before student code can shadow anything)
     from grader.adapters import Candidate, VariantRequest, plan_variant
-    from grader.device import best_device, describe
+    from grader.device import describe, resolve_device
     from grader.stubs import install_stub_finder
 
-    device = best_device() if request.get("device", "auto") == "auto" else torch.device(request["device"])
+    device = resolve_device(request.get("device", "auto"))
     channel.send("environment", environment={
         "device": describe(device), "torch": torch.__version__, "python": sys.version.split()[0]})
 
@@ -251,7 +252,7 @@ def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], chan
     config = TrainConfig(**training["config"][family])
     started = time.perf_counter()
     try:
-        data = {split: torch.load(folder / f"{split}.pt", weights_only=True) for split in ("train", "val", "test")}
+        data = _evaluation_data(str(folder))
         torch.manual_seed(config.seed)
         model = LogitsOnly(plan.build())
         if training.get("mode") == "weights":
@@ -300,6 +301,15 @@ def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], chan
     except Exception as exc:
         result["skip_ablation"] = {"error": _short_error(exc)}
     return result | {"seconds": round(time.perf_counter() - started, 2)}
+
+
+@functools.cache
+def _evaluation_data(folder: str) -> dict[str, dict[str, Any]]:
+    """The family's splits, read once per worker (every variant of a family shares them).
+    Only a submission's own later variants could see a change made to them."""
+    import torch
+
+    return {split: torch.load(Path(folder) / f"{split}.pt", weights_only=True) for split in ("train", "val", "test")}
 
 
 def _load_weights(model, path: str | None) -> str:

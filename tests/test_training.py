@@ -250,3 +250,10 @@ def test_skip_ablation_tells_a_live_skip_from_a_dead_one():
     assert failed.status is CheckStatus.FAIL and "skip at 1/1 changes nothing" in failed.message
     assert check_skip_ablation(variant, None).status is CheckStatus.SKIP
     assert check_skip_ablation(spec.variant("unet_noskip"), trained) is None
+
+
+def test_non_finite_numbers_become_null_in_results():
+    from grader.metrics import json_float
+
+    assert json_float(float("inf")) is None and json_float(float("nan")) is None and json_float(None) is None
+    assert json_float(0.12345678) == 0.123457

@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from grader.commands import add_training_arguments
+
 
 def add_parser(commands) -> None:
     bands = commands.add_parser("bands", help="measure the reference's expected mIoU bands for a training profile")
-    bands.add_argument("--profile", default="auto", help="smoke, full, or auto (full on CUDA, smoke otherwise)")
     bands.add_argument("--seeds", type=int, default=5, metavar="K", help="number of training runs (default 5)")
     bands.add_argument("--first-seed", type=int, default=1, help="seeds are FIRST..FIRST+K-1 (default 1)")
-    bands.add_argument("--spec", metavar="TOML", help="assignment spec (default: the one shipped with segrade)")
-    bands.add_argument("--vgg16-weights", metavar="FILE", help="ImageNet VGG16 weights (torchvision state dict)")
-    bands.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    add_training_arguments(bands)
     bands.add_argument("--out", metavar="DIR", help="folder of the bands files (default: reference/bands)")
     bands.add_argument("--figures", action="store_true", help="instead: measure the reference's parameters and FLOPs "
                        "(checks only, no training) and write figures.json")

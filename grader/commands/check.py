@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from grader.commands import add_training_arguments
 from grader.sandbox import Limits
 
 
@@ -11,11 +12,7 @@ def add_parser(commands) -> None:
     check = commands.add_parser("check", help="grade one submission: check every variant, train it, score it on hidden labels")
     check.add_argument("path", help="a submission: a folder, a .zip, a .py file or a .ipynb notebook")
     check.add_argument("--out", metavar="DIR", help="write DIR/results.json")
-    check.add_argument("--spec", metavar="TOML", help="assignment spec (default: the one shipped with segrade)")
-    check.add_argument("--vgg16-weights", metavar="FILE", help="ImageNet VGG16 weights (torchvision state dict)")
-    check.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    check.add_argument("--profile", default="auto", help="training profile from the spec: smoke, full, or auto "
-                       "(default: full on CUDA, smoke otherwise)")
+    add_training_arguments(check)
     check.add_argument("--checks-only", action="store_true", help="only the checks, no training: seconds per variant")
     check.add_argument("--weights", action="store_true", help="checkpoint mode: evaluate the trained weights in "
                        "the submission (weights/<variant id>.pt or .safetensors) instead of training")
