@@ -1,36 +1,13 @@
-"""The report step: results.json (+ samples.npz) and the terminal table.
-
-(HTML/PDF reports from templates/ are not in this version.)
-"""
+"""The terminal view of one result: a rich table with what to fix first."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from grader.results import CheckStatus, SubmissionResult, VariantStatus
 
 STATUS_STYLE = {VariantStatus.PASSED: "green", VariantStatus.MISSING: "yellow", VariantStatus.AMBIGUOUS: "yellow"}
-
-
-def write_results(result: SubmissionResult, out_dir: str | Path) -> Path:
-    """DIR/results.json, and DIR/samples.npz (the prediction grids' images, labels and
-    predictions) when the submission was trained and evaluated."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)  # never leave a half-written results file
-    if result.samples:
-        tmp = out_dir / "samples.tmp.npz"
-        np.savez_compressed(tmp, **result.samples)
-        tmp.replace(out_dir / "samples.npz")
-    return path
 
 
 def make_console() -> Console:
