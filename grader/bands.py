@@ -96,7 +96,8 @@ def _band(profile: Profile, backbone: str, stats: dict[str, Any], prov: dict[str
     runs = len(stats.get("runs", []))
     return Band(measured=True, profile=profile.id, backbone=backbone, mean=stats["mean"], std=stats["std"],
                 min=stats["min"], max=stats["max"], lower=lower, upper=upper, untrained=stats.get("untrained_mean"),
-                runs=runs, source=f"{path.name}: {runs} runs on {prov.get('device', '?')}, {prov.get('date', '?')[:10]}")
+                runs=runs, source=f"{path.name}: {runs} runs on {prov.get('device', '?')}, {prov.get('date', '?')[:10]}",
+                per_class_iou={name: s["mean"] for name, s in (stats.get("per_class_iou") or {}).items() if s} or None)
 
 
 def summarise_runs(results: list[SubmissionResult], class_names: tuple[str, ...]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
+from grader.answers import find_answers
 from grader.bands import backbone_key, compare_figures, load_bands, load_figures
 from grader.checks import WORKER_STATUS, check_learning, check_llm_declaration, check_skip_ablation, check_variant
 from grader.data.sources import secret_test_seed
@@ -85,6 +86,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
                          on_event=evaluator, **setup)
         policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
+        answers = find_answers(submission.root, assignment.rubric)
     variants = check(assignment, run, options)
     if profile is not None:
         variants = evaluate(assignment, variants, run, evaluator)
@@ -116,7 +118,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         submission=submission, assignment_id=assignment.id, spec_sha256=assignment.sha256,
         segrade_version=__version__, environment=environment, modules=tuple(run.modules), variants=variants,
         evaluation=None, grade=grade, worker_log=run.log, started_at=started_at,
-        duration_s=round(time.perf_counter() - started, 2), checks=(policy,) if policy else (),
+        duration_s=round(time.perf_counter() - started, 2), checks=(policy,) if policy else (), answers=answers,
         samples=_samples(assignment, data, evaluator) if data else None,
     )
 

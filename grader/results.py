@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-RESULTS_SCHEMA = "segrade.results/2"
+RESULTS_SCHEMA = "segrade.results/3"
 
 
 class CheckStatus(StrEnum):
@@ -96,6 +96,7 @@ class Band:
     untrained: float | None = None  # zero performance marks at or below
     runs: int = 0
     source: str = ""                # the bands file and its provenance, one line
+    per_class_iou: dict[str, float] | None = None  # the reference's mean IoU per class name
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,9 @@ class SubmissionResult:
     started_at: str
     duration_s: float
     checks: tuple[CheckResult, ...] = ()  # about the submission as a whole (course policy)
+    # The student's answers to the manual items' prompts, found in the submission's Markdown
+    # or notebook cells (grader.answers): item id -> {"source", "markdown"}.
+    answers: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

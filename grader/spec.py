@@ -36,6 +36,9 @@ class DatasetConfig:
     # never in the spec: the grader keeps it secret (grader.data.sources).
     train_seed: int = 1
     val_seed: int = 2
+    # Classes a few pixels wide (road lines, poles...): the report highlights them where
+    # skip connections should make the difference.
+    thin_classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,24 @@ class RubricItem:
     @property
     def manual(self) -> bool:
         return not self.variants
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A comparison the assignment asks students to discuss, computed by the report from the
+    results: `variants` side by side (test mIoU, per-class IoU, parameters, time), or `pairs`
+    (before, after) one row each with the change. `discussion`: the manual rubric item it
+    serves, so the report shows it beside that item's prompts."""
+
+    id: str
+    title: str
+    variants: tuple[str, ...] = ()
+    pairs: tuple[tuple[str, str], ...] = ()
+    discussion: str | None = None
+
+    @property
+    def variant_ids(self) -> tuple[str, ...]:
+        return self.variants or tuple(v for pair in self.pairs for v in pair)
 
 
 PROFILE_FIELDS = ("batch_size", "steps", "lr", "weight_decay", "optimizer", "eval_every")
@@ -130,6 +151,7 @@ class Assignment:
     path: Path
     sha256: str
     profiles: dict[str, Profile] = field(default_factory=dict)
+    comparisons: tuple[Comparison, ...] = ()
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -214,12 +236,29 @@ def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
         if not 0.0 <= item.performance_share <= 1.0:
             raise SpecError(f"{path}: rubric item {item.id!r}: performance_share must lie in 0..1")
     profiles = {pid: _parse_profile(pid, p, families, path) for pid, p in data.get("profiles", {}).items()}
+    comparisons = tuple(_parse_comparison(c, ids, {item.id for item in rubric if item.manual}, path)
+                        for c in data.get("comparisons", ()))
 
     a = data["assignment"]
     return Assignment(
         id=a["id"], title=a.get("title", a["id"]), dataset=dataset, families=families, contract=contract, variants=tuple(variants), rubric=rubric,
         policy=dict(data.get("policy", {})), path=path, sha256=sha256, profiles=profiles,
+        comparisons=comparisons,
     )
+
+
+def _parse_comparison(c: dict[str, Any], variant_ids: list[str], manual_items: set[str], path: Path) -> Comparison:
+    where = f"{path}: [[comparisons]] {c.get('id', '?')!r}"
+    pairs = tuple(tuple(pair) for pair in c.get("pairs", ()))
+    comparison = Comparison(c["id"], c.get("title", c["id"]), tuple(c.get("variants", ())), pairs, c.get("discussion"))
+    if bool(comparison.variants) == bool(pairs) or any(len(pair) != 2 for pair in pairs):
+        raise SpecError(f"{where} needs either variants = [...] or pairs = [[before, after], ...]")
+    unknown = set(comparison.variant_ids) - set(variant_ids)
+    if unknown:
+        raise SpecError(f"{where} names unknown variants {sorted(unknown)}")
+    if comparison.discussion is not None and comparison.discussion not in manual_items:
+        raise SpecError(f"{where} discussion = {comparison.discussion!r} is not a manual rubric item")
+    return comparison
 
 
 def _parse_profile(pid: str, p: dict[str, Any], families: dict[str, Family], path: Path) -> Profile:
@@ -262,6 +301,9 @@ def _parse_dataset(d: dict[str, Any], path: Path) -> DatasetConfig:
     if "test_seed" in synthetic:
         raise SpecError(f"{path}: [dataset.synthetic] must not hold test_seed: the test seed is secret; "
                         "set SEGRADE_TEST_SEED in the grading environment instead")
+    thin = tuple(d.get("thin_classes", ()))
+    if set(thin) - set(class_names):
+        raise SpecError(f"{path}: [dataset] thin_classes names unknown classes {sorted(set(thin) - set(class_names))}")
     return DatasetConfig(kind=kind, class_names=class_names, palette=palette, root=root,
                          options=dict(d.get("options", {})), train_seed=int(synthetic.get("train_seed", 1)),
-                         val_seed=int(synthetic.get("val_seed", 2)))
+                         val_seed=int(synthetic.get("val_seed", 2)), thin_classes=thin)

@@ -53,6 +53,7 @@ def spec_with(variant_ids: list[str], path: Path, architecture: bool = True) -> 
     head, rest = text.split("[[variants]]", 1)
     variants_part, rest = rest.split("[[rubric]]", 1)
     rubric_part, tail = rest.split("[profiles.", 1)
+    rubric_part, *comparisons = rubric_part.split("[[comparisons]]")
     blocks = ("[[variants]]" + variants_part).split("[[variants]]")[1:]
     kept = [b for b in blocks if any(f'id = "{vid}"\n' in b for vid in variant_ids)]
     items = []
@@ -65,7 +66,18 @@ def spec_with(variant_ids: list[str], path: Path, architecture: bool = True) -> 
             item = item.replace(listed.group(0), "variants = [" + ", ".join(f'"{n}"' for n in names
                                                                           if n in variant_ids) + "]")
         items.append("[[rubric]]" + item)
-    path.write_text(head + "".join("[[variants]]" + b for b in kept) + "".join(items) + "[profiles." + tail)
+    # Comparisons survive only with all their variants (and the discussion they serve).
+    kept_items = "".join(items)
+    def named(comparison: str) -> set[str]:
+        lists = re.findall(r"^(?:variants|pairs) = (.*)$", comparison, re.M)
+        return set(re.findall(r'"([^"]+)"', " ".join(lists)))
+
+    def serves(comparison: str) -> str:
+        return re.search(r'^discussion = "([^"]+)"', comparison, re.M).group(1)
+
+    comparisons = [c for c in comparisons if named(c) <= set(variant_ids) and f'id = "{serves(c)}"' in kept_items]
+    path.write_text(head + "".join("[[variants]]" + b for b in kept) + kept_items
+                    + "".join("[[comparisons]]" + c for c in comparisons) + "[profiles." + tail)
     return path
 
 

@@ -1,0 +1,206 @@
+"""The report's figures, each returned as a `data:` URI so that a report is one
+self-contained file: charts from matplotlib (Agg) as SVG, prediction grids as PNG
+composed directly from the arrays (pixels, not a plot).
+
+Every function takes plain data from results.json / samples.npz and returns a string;
+none of them reads files or knows about templates.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must come before pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+plt.rcParams.update({
+    "svg.hashsalt": "segrade",      # stable ids: the same results give the same file
+    "svg.fonttype": "path",         # text as outlines: looks the same in every browser and in the PDF
+    "font.size": 8, "axes.titlesize": 9, "axes.spines.top": False, "axes.spines.right": False,
+    "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 100,
+})
+SUBMISSION = "#1f5fa8"
+REFERENCE = "#9a9a9a"
+BAND = "#cfe3cf"
+BAD = "#c0392b"
+THIN = "#e67e22"
+IGNORE = 255
+
+
+def _svg(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _png(array: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", optimize=False, compress_level=6)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def curves_chart(curves: dict, title: str = "") -> str | None:
+    """Training loss per step and validation mIoU / pixel accuracy per interval, side by side."""
+    if not curves or not curves.get("loss"):
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.2, 1.9))
+    steps, loss = curves.get("loss_steps") or list(range(1, len(curves["loss"]) + 1)), curves["loss"]
+    pairs = [(s, v) for s, v in zip(steps, loss) if v is not None]
+    if pairs:
+        left.plot(*zip(*pairs), color=SUBMISSION, lw=1)
+    left.set(title="training loss", xlabel="step", ylabel="cross-entropy")
+    val = [(s, m) for s, m in zip(curves.get("val_steps", []), curves.get("val_miou", [])) if m is not None]
+    acc = [(s, a) for s, a in zip(curves.get("val_steps", []), curves.get("val_pixel_accuracy", [])) if a is not None]
+    if val:
+        right.plot(*zip(*val), "o-", color=SUBMISSION, lw=1.2, ms=3, label="mIoU")
+    if acc:
+        right.plot(*zip(*acc), "s--", color=REFERENCE, lw=1, ms=2.5, label="pixel accuracy")
+    top = max([v for _, v in val + acc] or [0.5])
+    right.set(title="validation", xlabel="step", ylim=(0, min(1.0, top * 1.15 + 0.02)))
+    if val or acc:
+        right.legend(loc="lower right", frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _svg(fig)
+
+
+def band_chart(miou: float | None, band: dict | None) -> str | None:
+    """The submission's test mIoU as a marker on the reference's band (shaded), with the
+    reference's mean and its untrained baseline."""
+    if miou is None or not band or not band.get("measured"):
+        return None
+    lower, upper, untrained = band["lower"], band["upper"], band.get("untrained")
+    values = [miou, lower, upper, *([untrained] if untrained is not None else [])]
+    lo, hi = max(0.0, min(values) - 0.05), min(1.0, max(values) + 0.05)
+    fig, ax = plt.subplots(figsize=(7.2, 0.95))
+    ax.axvspan(lower, upper, color=BAND, label="reference band")
+    ax.axvline(band["mean"], color=REFERENCE, lw=1.5, label="reference mean")
+    if untrained is not None:
+        ax.plot(untrained, 0, "x", color=REFERENCE, ms=6, label="untrained")
+    colour = SUBMISSION if miou >= lower else BAD
+    ax.plot(miou, 0, "D", color=colour, ms=8, label=f"submission {miou:.3f}")
+    ax.set(xlim=(lo, hi), ylim=(-1, 1), yticks=[], xlabel="test mIoU")
+    ax.grid(axis="y", visible=False)
+    ax.spines["left"].set_visible(False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.9), ncol=4, frameon=False)
+    return _svg(fig)
+
+
+def per_class_chart(per_class: dict[str, float | None], reference: dict[str, float] | None,
+                    thin: Sequence[str] = ()) -> str | None:
+    """IoU per class (bars) against the reference's mean per class (ticks); thin classes in orange."""
+    if not per_class:
+        return None
+    names = list(per_class)
+    y = np.arange(len(names))
+    values = [per_class[n] if per_class[n] is not None else 0.0 for n in names]
+    fig, ax = plt.subplots(figsize=(3.6, 0.2 * len(names) + 0.7))
+    ax.barh(y, values, color=[THIN if n in thin else SUBMISSION for n in names], height=0.6, label="submission")
+    if reference:
+        ax.plot([reference.get(n, np.nan) for n in names], y, "|", color="black", ms=11, mew=2,
+                label="reference mean")
+        ax.legend(loc="lower right", frameon=False)
+    for i, n in enumerate(names):
+        if per_class[n] is None:
+            ax.text(0.01, i, "absent from the test images", va="center", color=REFERENCE, fontsize=7)
+    ax.set(yticks=y, yticklabels=names, xlim=(0, 1), xlabel="test IoU")
+    ax.invert_yaxis()
+    for label in ax.get_yticklabels():
+        if label.get_text() in thin:
+            label.set_color(THIN)
+    return _svg(fig)
+
+
+def comparison_chart(per_class: dict[str, dict[str, float | None]], titles: dict[str, str],
+                     thin: Sequence[str] = ()) -> str | None:
+    """Grouped bars: IoU per class for each variant of a comparison."""
+    variants = [v for v, values in per_class.items() if values]
+    if len(variants) < 2:
+        return None
+    names = list(per_class[variants[0]])
+    x = np.arange(len(names))
+    width = 0.8 / len(variants)
+    fig, ax = plt.subplots(figsize=(7.2, 2.4))
+    colours = plt.get_cmap("tab10")
+    for i, vid in enumerate(variants):
+        ax.bar(x + (i - (len(variants) - 1) / 2) * width,
+               [per_class[vid].get(n) or 0.0 for n in names], width, label=titles.get(vid, vid), color=colours(i))
+    ax.set(xticks=x, ylim=(0, 1), ylabel="test IoU")
+    ax.set_xticklabels(names, rotation=40, ha="right")
+    for label in ax.get_xticklabels():
+        if label.get_text() in thin:
+            label.set_color(THIN)
+            label.set_fontweight("bold")
+    ax.legend(ncol=min(3, len(variants)), fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(0, 1.25))
+    return _svg(fig)
+
+
+def histogram_chart(values: Sequence[float], maximum: float, xlabel: str) -> str | None:
+    if not values:
+        return None
+    fig, ax = plt.subplots(figsize=(7.2, 2.0))
+    ax.hist(values, bins=np.linspace(0, maximum, 21), color=SUBMISSION, edgecolor="white")
+    ax.set(xlabel=xlabel, ylabel="submissions", xlim=(0, maximum))
+    return _svg(fig)
+
+
+def distribution_chart(mious: dict[str, list[float]], bands: dict[str, dict | None], titles: dict[str, str]) -> str | None:
+    """Per variant: every submission's test mIoU (dots) over the reference band (shaded)."""
+    variants = list(mious)
+    if not any(mious.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(7.2, 0.32 * len(variants) + 0.8))
+    rng = np.random.default_rng(0)  # jitter only, fixed so the chart is stable
+    for i, vid in enumerate(variants):
+        band = bands.get(vid)
+        if band and band.get("measured"):
+            ax.fill_betweenx([i - 0.35, i + 0.35], band["lower"], band["upper"], color=BAND)
+            ax.plot([band["mean"]] * 2, [i - 0.35, i + 0.35], color=REFERENCE, lw=1.5)
+        values = mious[vid]
+        if values:
+            ax.plot(values, i + rng.uniform(-0.2, 0.2, len(values)), "o", color=SUBMISSION, ms=3.5, alpha=0.8)
+    ax.set(yticks=range(len(variants)), yticklabels=[titles.get(v, v) for v in variants], xlim=(0, 1),
+           xlabel="test mIoU (shaded: reference band)")
+    ax.invert_yaxis()
+    return _svg(fig)
+
+
+def colourise(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """H x W class ids -> H x W x 3 colours; ignored or out-of-range ids are white."""
+    out = np.full((*mask.shape, 3), 255, np.uint8)
+    valid = mask < len(palette)
+    out[valid] = palette[mask[valid]]
+    return out
+
+
+def prediction_grid(images: np.ndarray, masks: np.ndarray, predictions: np.ndarray,
+                    palette: Sequence[Sequence[int]]) -> str:
+    """One row per test image: image | ground truth | prediction | errors (wrong pixels red
+    over a dimmed image, ignored pixels black). Small images are enlarged (nearest) so that
+    thin structures stay visible."""
+    palette = np.asarray(palette, np.uint8)
+    n, _, h, w = images.shape
+    scale = max(1, 160 // max(h, w))
+    gap = 4
+    rows = []
+    for i in range(n):
+        image = images[i].transpose(1, 2, 0)
+        truth, pred = masks[i].astype(np.int64), predictions[i].astype(np.int64)
+        errors = (image * 0.3 + 178).astype(np.uint8)  # correct pixels: the image, washed out
+        errors[(pred != truth) & (truth != IGNORE)] = (220, 30, 30)
+        errors[truth == IGNORE] = 0
+        tiles = [image, colourise(truth, palette), colourise(pred, palette), errors]
+        spacer = np.full((h, gap // scale or 1, 3), 255, np.uint8)
+        row = np.concatenate([part for tile in tiles for part in (tile, spacer)][:-1], axis=1)
+        rows.append(row)
+        rows.append(np.full((gap // scale or 1, row.shape[1], 3), 255, np.uint8))
+    grid = np.concatenate(rows[:-1], axis=0)
+    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    return _png(grid)

@@ -1,0 +1,153 @@
+"""Gradescope autograder output (results.json in Gradescope's format) for one graded submission.
+
+Built from segrade's own results.json data (docs/results.md), never from student output, so
+that Gradescope shows the same points and messages as `segrade check`. Each check of each
+variant becomes a test (the scored ones carry their marks, the others carry 0 so the student
+still reads the message), plus one performance test per variant. Manual rubric items are not
+tests: Gradescope's manual grading takes them, and the summary lists them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+
+# Why the scored checks that are absent from a variant's checks were not run, by variant status.
+NOT_RUN = {
+    "passed": "the grader did not run it",
+    "failed": "an earlier required check failed",
+    "missing": "nothing in the submission builds this variant",
+    "ambiguous": "several classes could be this variant",
+    "error": "the submission's code raised an error",
+    "timeout": "a phase ran past its time limit",
+    "oom": "it ran out of memory",
+    "crashed": "the worker crashed",
+}
+
+
+def gradescope_results(results: dict[str, Any], visibility: str = "after_published",
+                       stdout_visibility: str = "hidden") -> dict[str, Any]:
+    """Gradescope's results.json data for one submission's segrade results.
+
+    The top-level `score` is segrade's automatic total; with checks only (total None) it is
+    left out, so that Gradescope sums the tests."""
+    for name, value in (("visibility", visibility), ("stdout_visibility", stdout_visibility)):
+        if value not in VISIBILITIES:
+            raise ValueError(f"{name} {value!r} is not one Gradescope knows: use one of {', '.join(VISIBILITIES)}")
+    tests = _submission_tests(results.get("checks") or [])
+    for index, variant in enumerate(results["variants"], start=1):
+        tests += _variant_tests(variant, index)
+    data: dict[str, Any] = {}
+    if results["total"] is not None:
+        data["score"] = results["total"]
+    data.update(execution_time=round(float(results["duration_s"]), 2), output=_summary(results),
+                visibility=visibility, stdout_visibility=stdout_visibility, tests=tests)
+    return data
+
+
+def write_gradescope(results: dict[str, Any], path: Path, **kw: str) -> Path:
+    """Write gradescope_results(results, **kw) to `path` (Gradescope reads
+    /autograder/results/results.json) atomically: a killed write leaves no half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(gradescope_results(results, **kw), allow_nan=False, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _test(name: str, number: str, score: float, max_score: float, passed: bool, output: str,
+          tags: list[str]) -> dict[str, Any]:
+    return {"name": name, "number": number, "score": score, "max_score": max_score,
+            "status": "passed" if passed else "failed", "output": output, "output_format": "text", "tags": tags}
+
+
+def _submission_tests(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Checks about the submission as a whole (course policy): informational, no marks."""
+    return [_test(f"submission · {c['id']}", f"0.{j}", 0.0, 0.0, c["status"] in ("pass", "warn"),
+                  _check_output(c), ["submission", c["id"]])
+            for j, c in enumerate(checks, start=1)]
+
+
+def _variant_tests(variant: dict[str, Any], index: int) -> list[dict[str, Any]]:
+    """The scored checks first (in the rubric's order, run or not), then the other checks the
+    variant has, then its performance."""
+    vid = variant["variant_id"]
+    detail = variant.get("points_detail") or {}
+    earned: dict[str, float] = detail.get("checks") or {}
+    per_check = round(detail["checks_max"] / len(earned), 4) if earned else 0.0
+    by_id = {c["id"]: c for c in variant["checks"]}
+    first_failure = next((c for c in variant["checks"] if c["status"] == "fail"), None)
+    tests = []
+    for cid in [*earned, *(c for c in by_id if c not in earned)]:
+        number = f"{index}.{len(tests) + 1}"
+        check = by_id.get(cid)
+        if check is None:
+            why = NOT_RUN.get(variant["status"], f"the variant's status is {variant['status']}")
+            output = f"not run: {why}" + (f" ({first_failure['id']}: {first_failure['message']})"
+                                          if first_failure else "")
+            passed = False
+        else:
+            output, passed = _check_output(check), check["status"] in ("pass", "warn")
+        if cid in earned:
+            output += f"\n{earned[cid]:g} of {per_check:g} points."
+        tests.append(_test(f"{vid} · {cid}", number, earned.get(cid, 0.0), per_check if cid in earned else 0.0,
+                           passed, output, [vid, cid]))
+    tests.append(_performance_test(variant, f"{index}.{len(tests) + 1}"))
+    return tests
+
+
+def _check_output(check: dict[str, Any]) -> str:
+    return ("warning: " if check["status"] == "warn" else "") + check["message"]
+
+
+def _performance_test(variant: dict[str, Any], number: str) -> dict[str, Any]:
+    vid = variant["variant_id"]
+    detail = variant.get("points_detail") or {}
+    points, most = detail.get("performance_points"), detail.get("performance_max", 0.0)
+    lines = [detail.get("performance") or "not scored: the rubric gives this variant no marks"]
+    miou = (variant.get("metrics") or {}).get("miou")
+    band = variant.get("band") or {}
+    if miou is not None:
+        untrained = "" if band.get("untrained") is None else f"untrained {band['untrained']:.3f}, "
+        lines.append(f"Test mIoU {miou:.3f}" + (
+            f"; reference band {band['lower']:.3f}..{band['upper']:.3f} ({untrained}{band['runs']} runs)."
+            if band.get("measured") else "; no reference band was measured."))
+    lines += [f"flag: {flag}" for flag in detail.get("flags", [])]
+    if points is None:
+        if most:
+            lines.append(f"Its {most:g} points are not in the automatic total.")
+        return _test(f"{vid} · performance", number, 0.0, 0.0, variant["status"] == "passed", "\n".join(lines),
+                     [vid, "performance"])
+    lines.append(f"{points:g} of {most:g} points.")
+    return _test(f"{vid} · performance", number, points, most, points >= most, "\n".join(lines),
+                 [vid, "performance"])
+
+
+def _summary(results: dict[str, Any]) -> str:
+    grade = results["grade"]
+    env = results.get("environment") or {}
+    points = ("not scored (checks only)" if grade["total"] is None else
+              f"{grade['total']:g} of {grade['automatic_max']:g}")
+    lines = [(f"segrade {results.get('segrade_version', '?')} · {results['assignment_id']} · "
+              f"submission {results['submission']['id']}"),
+             (f"{grade['passed_variants']}/{grade['total_variants']} variants pass every required check. "
+              f"Automatic points: {points} ({grade['max_total']:g} marks in all).")]
+    if grade.get("note"):
+        lines.append(grade["note"])
+    if env.get("worker_problem"):
+        lines.append(f"Worker problem: {env['worker_problem']}")
+    lines += [f"Import failed: {m['path']}: {m['error']}" for m in results.get("modules", []) if not m.get("ok")]
+    for variant in results["variants"]:
+        if variant["status"] != "passed":
+            failure = next((c for c in variant["checks"] if c["status"] == "fail"), None)
+            lines.append(f"{variant['variant_id']} ({variant['title']}): {variant['status']}"
+                         + (f", {failure['id']}: {failure['message']}" if failure else ""))
+    manual = grade.get("manual") or []
+    if manual:
+        lines.append(f"Graded by hand ({sum(m['max_points'] for m in manual):g} marks, not in these points):")
+        lines += [f"- {m['title']} ({m['max_points']:g} marks)" for m in manual]
+    return "\n".join(lines)

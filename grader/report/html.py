@@ -1,0 +1,251 @@
+"""The per-submission report: results.json (+ samples.npz) -> report.html and report.pdf.
+
+`report_context` turns the saved results into what the templates show (tables, figures
+as data: URIs, rendered answers); `templates/report.html.j2` holds the layout, with print
+CSS so that WeasyPrint makes the PDF from the same HTML. The report needs only the results
+folder and the assignment spec, so `segrade report` can re-render without regrading.
+
+Nothing is fetched from anywhere: figures are embedded, the CSS is inline, and the PDF
+renderer is given a URL fetcher that refuses every URL (a student's Markdown cannot make
+the grader load a file or call the network).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from grader.graph import format_scale
+from grader.report import figures
+from grader.resources import templates_dir
+from grader.spec import Assignment
+
+FAILURE_ORDER = ("error", "crashed", "timeout", "oom", "failed", "ambiguous", "missing", "passed")
+LOG_TAIL_LINES = 30
+
+
+def offline_fetcher():
+    """WeasyPrint's URL fetcher limited to the report's own `data:` URIs: anything else
+    (a file, the network) stops the rendering, and is remembered in `.refused` for tests."""
+    from weasyprint.urls import URLFetcher  # imported here: weasyprint takes a second to import
+
+    class OfflineFetcher(URLFetcher):
+        def __init__(self) -> None:
+            super().__init__(allowed_protocols={"data"}, fail_on_errors=True)
+            self.refused: list[str] = []
+
+        def fetch(self, url, headers=None):
+            if not url.startswith("data:"):
+                self.refused.append(url)
+            return super().fetch(url, headers)
+
+    return OfflineFetcher()
+
+
+def _markdown() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    # A student's image would be a file or a URL the report cannot (and must not) load: its alt text instead.
+    md.add_render_rule("image", lambda self, tokens, idx, options, env:
+                       f'<span class="missing-image">[image: {md.utils.escapeHtml(tokens[idx].content) or "no caption"}]</span>')
+    return md
+
+
+MARKDOWN = _markdown()
+
+
+def render_markdown(text: str) -> Markup:
+    html = MARKDOWN.render(text)
+    # Links stay readable but inert: the report is offline.
+    html = re.sub(r'<a href="[^"]*"', '<a', html)
+    return Markup(html)
+
+
+def environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(templates_dir()), autoescape=select_autoescape(["html", "j2"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = lambda v, digits=3: "–" if v is None else f"{v:.{digits}f}"
+    env.filters["points"] = lambda v: "–" if v is None else f"{v:g}" if float(v).is_integer() else f"{v:.2f}"
+    env.filters["si"] = _si
+    env.filters["scale"] = lambda s: "–" if s is None else format_scale(s)
+    env.filters["scales"] = lambda ss: "none" if not ss else ", ".join(format_scale(s) for s in ss)
+    return env
+
+
+def _si(value: float | None) -> str:
+    if value is None:
+        return "–"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value:g}"
+
+
+def report_context(results: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment) -> dict[str, Any]:
+    """Everything the report template shows, computed from the saved results."""
+    env = results["environment"]
+    variants = [_variant(v, samples, assignment) for v in results["variants"]]
+    titles = {v["variant_id"]: v["title"] for v in results["variants"]}
+    by_id = {v["variant_id"]: v for v in results["variants"]}
+    comparisons = [_comparison(c, by_id, titles, assignment) for c in assignment.comparisons]
+    answers = results.get("answers") or {}
+    discussions = [{"id": m["id"], "title": m["title"], "max_points": m["max_points"], "prompts": m["prompts"],
+                    "answer": render_markdown(answers[m["id"]]["markdown"]) if m["id"] in answers else None,
+                    "answer_source": answers.get(m["id"], {}).get("source"),
+                    "comparisons": [c for c in comparisons if c["discussion"] == m["id"]]}
+                   for m in results["grade"]["manual"]]
+    discussed = {c["id"] for d in discussions for c in d["comparisons"]}
+    log_tail = "\n".join(results.get("worker_log", "").strip().splitlines()[-LOG_TAIL_LINES:])
+    return {
+        "r": results, "env": env, "grade": results["grade"], "assignment": assignment,
+        "submission": results["submission"],
+        "summary": sorted(variants, key=lambda v: (FAILURE_ORDER.index(v["status"])
+                                                   if v["status"] in FAILURE_ORDER else 0)),
+        "variants": variants,
+        "trained": env.get("profile") is not None,
+        "discussions": discussions,
+        "other_comparisons": [c for c in comparisons if c["id"] not in discussed],
+        "legend": [{"name": n, "colour": "#%02x%02x%02x" % tuple(c)} for n, c in
+                   zip(assignment.class_names, assignment.palette)],
+        "thin": assignment.dataset.thin_classes,
+        "import_errors": [m for m in results.get("modules", []) if not m.get("ok")],
+        "log_tail": log_tail if (env.get("worker_problem") or any(v["failed"] for v in variants)) else "",
+        "policy_checks": results.get("checks", []),
+    }
+
+
+def _variant(v: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment) -> dict[str, Any]:
+    spec = next((s for s in assignment.variants if s.id == v["variant_id"]), None)
+    family = spec.family.id if spec else None
+    metrics = v.get("metrics") or {}
+    band = v.get("band")
+    checks = v.get("checks", [])
+    failing = next((c for c in checks if c["status"] == "fail"), None)
+    warning = next((c for c in checks if c["status"] == "warn"), None)
+    grid = None
+    pred = samples.get(f"pred_{v['variant_id']}")
+    if pred is not None and family and f"images_{family}" in samples:
+        grid = figures.prediction_grid(samples[f"images_{family}"], samples[f"masks_{family}"], pred,
+                                       assignment.palette)
+    figs = v.get("figures") or {}
+    arch = figs.get("architecture") or (_check_details(checks, "architecture").get("fingerprint"))
+    return {
+        **v,
+        "family": family,
+        "failed": v["status"] != "passed",
+        "first_problem": failing["message"] if failing else (f"warning ({warning['id']}): {warning['message']}"
+                                                               if warning else ""),
+        "flags": (v.get("points_detail") or {}).get("flags", []),
+        "miou": metrics.get("miou"),
+        "band_text": (f"{band['lower']:.3f}–{band['upper']:.3f}" if band and band.get("measured")
+                      else "not measured" if band else "–"),
+        "architecture_rows": _architecture_rows(arch, spec.architecture if spec else {}),
+        "figures_rows": _figure_rows(figs),
+        "curves_chart": figures.curves_chart(v.get("curves") or {}),
+        "band_chart": figures.band_chart(metrics.get("miou"), band),
+        "per_class_chart": figures.per_class_chart(metrics.get("per_class_iou") or {},
+                                                   (band or {}).get("per_class_iou"), assignment.dataset.thin_classes),
+        "grid": grid,
+    }
+
+
+def _check_details(checks: list[dict], check_id: str) -> dict:
+    return next((c.get("details") or {} for c in checks if c["id"] == check_id), {})
+
+
+def _architecture_rows(fp: dict | None, required: dict) -> list[dict[str, str]]:
+    """The fingerprint beside what the spec requires, one property per row."""
+    if not fp:
+        return []
+
+    def scales(values) -> str:
+        return "none" if not values else ", ".join(format_scale(s) for s in values)
+
+    rows = [
+        ("finest path to the output (bypass scale)", format_scale(fp["bypass_scale"]) if fp.get("bypass_scale") else "–",
+         format_scale(required["bypass_scale"]) if "bypass_scale" in required else
+         f"at most {format_scale(required['max_bypass_scale'])}" if "max_bypass_scale" in required else "–"),
+        ("long skips (encoder → decoder)", scales(fp.get("long_skips")),
+         "none" if required.get("no_long_skips") else scales(required["long_skips"]) if "long_skips" in required
+         else "–"),
+        ("residual adds", str(fp.get("residual_adds", "–")),
+         f"at least {required['residual_adds_min']}" if "residual_adds_min" in required else "–"),
+        ("gated attention on skips", scales(fp.get("gated_long_skips") or fp.get("gated_multiplies")),
+         "every long skip" if required.get("gated_skips") else "–"),
+        ("ungated attention multiplies", str(fp.get("ungated_attention", "–")), "–"),
+        ("downsampling levels", str(fp.get("downsampling_levels", "–")), "–"),
+    ]
+    return [{"property": p, "measured": m, "required": r} for p, m, r in rows]
+
+
+def _figure_rows(figs: dict) -> list[dict[str, str]]:
+    params = figs.get("parameters") or {}
+    ref = figs.get("reference") or {}
+    rows = [("parameters", params.get("total"), ref.get("parameters"), ref.get("parameters_ratio")),
+            ("trainable parameters", params.get("trainable"), None, None),
+            ("FLOPs per image", figs.get("flops"), ref.get("flops"), ref.get("flops_ratio"))]
+    out = [{"name": n, "value": _si(v), "reference": _si(r) if r else "–",
+            "ratio": f"{q:.2f}×" if q else "–"} for n, v, r, q in rows if v is not None]
+    if figs.get("latency_ms") is not None:
+        out.append({"name": "forward latency (this machine)", "value": f"{figs['latency_ms']:.0f} ms",
+                    "reference": "–", "ratio": "–"})
+    return out
+
+
+def _comparison(comparison, by_id: dict[str, dict], titles: dict[str, str], assignment: Assignment) -> dict[str, Any]:
+    thin = assignment.dataset.thin_classes
+
+    def miou(vid):
+        return ((by_id.get(vid) or {}).get("metrics") or {}).get("miou")
+
+    def per_class(vid):
+        return ((by_id.get(vid) or {}).get("metrics") or {}).get("per_class_iou") or {}
+
+    def params(vid):
+        return (((by_id.get(vid) or {}).get("figures") or {}).get("parameters") or {})
+
+    def seconds(vid):
+        return ((by_id.get(vid) or {}).get("training") or {}).get("train_seconds")
+
+    out: dict[str, Any] = {"id": comparison.id, "title": comparison.title, "discussion": comparison.discussion,
+                           "pairs": [], "columns": [], "rows": [], "chart": None}
+    if comparison.pairs:
+        for before, after in comparison.pairs:
+            a, b = miou(before), miou(after)
+            out["pairs"].append({"before": titles.get(before, before), "after": titles.get(after, after),
+                                 "before_miou": a, "after_miou": b,
+                                 "change": None if a is None or b is None else b - a,
+                                 "before_trainable": _si(params(before).get("trainable")),
+                                 "after_trainable": _si(params(after).get("trainable")),
+                                 "before_seconds": seconds(before), "after_seconds": seconds(after)})
+        return out
+    vids = list(comparison.variants)
+    out["columns"] = [titles.get(v, v) for v in vids]
+    out["rows"].append({"name": "test mIoU", "values": [miou(v) for v in vids], "thin": False, "summary": True})
+    for name in assignment.class_names:
+        out["rows"].append({"name": name, "values": [per_class(v).get(name) for v in vids], "thin": name in thin,
+                            "summary": False})
+    out["delta"] = len(vids) == 2
+    for row in out["rows"]:
+        a, b = (row["values"] + [None, None])[:2]
+        row["change"] = None if not out["delta"] or a is None or b is None else b - a
+    out["chart"] = figures.comparison_chart({v: per_class(v) for v in vids}, titles, thin)
+    return out
+
+
+def render_html(results: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment) -> str:
+    return environment().get_template("report.html.j2").render(**report_context(results, samples, assignment))
+
+
+def html_to_pdf(html: str, path: Path) -> Path:
+    from weasyprint import HTML  # imported here: it takes a second, and only PDFs need it
+
+    tmp = path.with_suffix(".pdf.tmp")
+    HTML(string=html, url_fetcher=offline_fetcher(), base_url=None).write_pdf(tmp)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,97 @@
+"""Which files a report writes, from saved results (no regrading):
+
+- per submission folder (beside results.json): report.html, report.pdf, results_gradescope.json;
+- per results folder of several submissions: summary.html, gradebook.csv, index.html.
+
+`segrade check --out DIR` calls `write_submission_report`; `segrade report DIR` calls both,
+so a template or rubric change never needs a regrade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.report.files import ResultsError, read_results, read_samples
+from grader.report.gradebook import write_gradebook
+from grader.report.gradescope import write_gradescope
+from grader.report.html import environment, html_to_pdf, render_html
+from grader.report.summary import summary_context
+from grader.spec import Assignment
+
+REPORT_FILES = ("report.html", "report.pdf", "results_gradescope.json")
+
+
+@dataclass
+class ClassOutputs:
+    summary: Path
+    gradebook: Path
+    index: Path
+    reports: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # results folders that could not be reported on
+
+
+def write_submission_report(folder: str | Path, assignment: Assignment, *, pdf: bool = True,
+                            visibility: str = "after_published") -> list[Path]:
+    """report.html (+ report.pdf) and results_gradescope.json beside the folder's results.json."""
+    folder = Path(folder)
+    results = read_results(folder)
+    if results["assignment_id"] != assignment.id:
+        raise ResultsError(f"{folder}/results.json was graded for assignment {results['assignment_id']!r}, not "
+                           f"{assignment.id!r}: pass that assignment's spec with --spec")
+    html = render_html(results, read_samples(folder), assignment)
+    written = [_write_text(folder / "report.html", html)]
+    if pdf:
+        written.append(html_to_pdf(html, folder / "report.pdf"))
+    written.append(write_gradescope(results, folder / "results_gradescope.json", visibility=visibility))
+    return written
+
+
+def results_folders(root: str | Path) -> list[Path]:
+    """The submission folders under `root` (each holding a results.json), sorted by name."""
+    root = Path(root)
+    if (root / "results.json").is_file():
+        return [root]
+    return sorted(p.parent for p in root.glob("*/results.json"))
+
+
+def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool = True,
+                        visibility: str = "after_published", reports: bool = True,
+                        errors: dict[str, str] | None = None) -> ClassOutputs:
+    """Reports for every submission folder under `root`, then the class summary, the gradebook
+    and an index. `errors`: submissions that could not be graded at all (id -> why); they get a
+    row too. A folder whose results cannot be read becomes an error row, never a stop."""
+    root = Path(root)
+    results_list: list[dict[str, Any]] = []
+    links: dict[str, dict[str, str]] = {}
+    outputs = ClassOutputs(root / "summary.html", root / "gradebook.csv", root / "index.html")
+    for folder in results_folders(root):
+        try:
+            results = read_results(folder)
+            if reports:
+                outputs.reports += write_submission_report(folder, assignment, pdf=pdf, visibility=visibility)
+        except (ResultsError, OSError, ValueError, KeyError) as exc:
+            outputs.problems.append(f"{folder.name}: {exc}")
+            results_list.append({"submission": {"id": folder.name}, "error": f"cannot report: {exc}"})
+            continue
+        results_list.append(results)
+        sid = str(results["submission"]["id"])
+        links[sid] = {name.split(".")[0] if name != "results_gradescope.json" else "gradescope":
+                      f"{folder.name}/{name}" for name in ("report.html", "report.pdf", "results.json",
+                                                            "results_gradescope.json") if (folder / name).is_file()}
+    for sid, why in (errors or {}).items():
+        results_list.append({"submission": {"id": sid}, "error": why})
+    context = summary_context(results_list, assignment, links)
+    env = environment()
+    _write_text(outputs.summary, env.get_template("summary.html.j2").render(**context))
+    write_gradebook(results_list, assignment, outputs.gradebook)
+    _write_text(outputs.index, env.get_template("index.html.j2").render(**context))
+    return outputs
+
+
+def _write_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
