@@ -10,7 +10,11 @@ gives each manual rubric item the section whose heading names it best:
   some do, 0 when all do ("discussion"); words from the item's prompts count half that;
 - "U-Net" reads as "unet", "no-skip"/"without skips" as "noskip", plurals as singulars;
 - a heading must score at least 2, and better than for any other item, to be taken; a
-  section includes its sub-sections (so "## FCN" with "### Q1", "### Q2" is one answer).
+  section includes its sub-sections (so "## FCN" with "### Q1", "### Q2" is one answer);
+- in a file meant for answers (`answers.md`, `discussion.md`, `report.md`...) any heading
+  may name an item; elsewhere (a README, notebook cells, which also document code) the
+  heading must say it is an answer ("discussion", "question", "Q2", "results", "analysis"...),
+  and the words of the headings above it count too ("# FCN" > "## Discussion").
 
 An item no heading names gets no answer: the report says "no answer found" and the human
 grader looks at the submission. Answers are kept as Markdown (rendered, with raw HTML
@@ -22,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from grader.spec import RubricItem
 
@@ -33,12 +37,17 @@ MIN_SCORE = 2.0
 STOPWORDS = frozenset("a an and are as at be by do does for from how in is it of on one or the to what which "
                       "why with your you this that these those per".split())
 TEXT_NAMES = re.compile(r"(answer|discussion|report|readme|question|writeup|write-up|results)", re.I)
+ANSWER_FILES = re.compile(r"(answer|discussion|report|question|writeup|write-up)", re.I)
+ANSWER_WORDS = re.compile(r"^(discussion|discus|question|answer|q\d*|analysi|observation|comparison|compare|"
+                          r"reflection|result|conclusion|finding)$")
 
 
 @dataclass(frozen=True)
 class Section:
     source: str      # "answers.md", "hw3.ipynb (Markdown cells)"
     heading: str
+    context: str     # the headings above it, for headings like "Discussion" under "# FCN"
+    answers_file: bool  # a file meant for answers: any heading may name an item
     level: int
     start: int       # index of the heading line in the document's lines
     end: int         # first line after the section and its sub-sections
@@ -55,7 +64,10 @@ def find_answers(root: Path, items: tuple[RubricItem, ...]) -> dict[str, dict[st
     sections = [s for doc in _documents(root) for s in _sections(*doc)]
     best: dict[str, list[tuple[float, Section]]] = {}
     for section in sections:
-        scores = sorted(((_score(section.heading, weights[item.id]), item.id) for item in items), reverse=True)
+        if not section.answers_file and not any(ANSWER_WORDS.match(w) for w in _words(section.heading)):
+            continue
+        heading = f"{section.context} {section.heading}"
+        scores = sorted(((_score(heading, weights[item.id]), item.id) for item in items), reverse=True)
         (top, item_id), runner_up = scores[0], scores[1][0] if len(scores) > 1 else 0.0
         if top >= MIN_SCORE and top > runner_up:
             best.setdefault(item_id, []).append((top, section))
@@ -141,8 +153,12 @@ def _sections(source: str, text: str) -> list[Section]:
             fenced = not fenced
         elif not fenced and (m := HEADING.match(line)):
             heads.append((i, len(m.group(1)), re.sub(r"[*_`]", "", m.group(2)).strip()))
-    sections = []
+    answers_file = bool(ANSWER_FILES.search(PurePosixPath(source.split(" (")[0]).stem))
+    sections, above = [], []   # above: (level, heading) of the enclosing headings
     for n, (start, level, heading) in enumerate(heads):
         end = next((s for s, lvl, _ in heads[n + 1:] if lvl <= level), len(lines))
-        sections.append(Section(source, heading, level, start, end, "\n".join(lines[start:end])))
+        above = [(lvl, h) for lvl, h in above if lvl < level]
+        sections.append(Section(source, heading, " ".join(h for _, h in above), answers_file, level, start, end,
+                                "\n".join(lines[start:end])))
+        above.append((level, heading))
     return sections

@@ -188,7 +188,7 @@ def test_cli_exit_codes_and_results_json(tmp_path, capsys, spec):
     spec_file = str(spec.path)
     assert main(["check", str(good), "--checks-only", "--out", str(tmp_path / "out"), "--spec", spec_file]) == 0
     data = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert data["schema"] == "segrade.results/2"
+    assert data["schema"] == "segrade.results/3"
     assert [v["status"] for v in data["variants"]] == ["passed"] * 10
     # Checks only: every check's marks (half of each variant's share), no performance marks.
     assert data["total"] == 40.5 and data["max_total"] == 100 and data["grade"]["automatic_max"] == 81

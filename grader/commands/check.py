@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 
 from grader.commands import add_training_arguments
+from grader.commands.report import add_report_arguments
 from grader.sandbox import Limits
 
 
 def add_parser(commands) -> None:
     check = commands.add_parser("check", help="grade one submission: check every variant, train it, score it on hidden labels")
     check.add_argument("path", help="a submission: a folder, a .zip, a .py file or a .ipynb notebook")
-    check.add_argument("--out", metavar="DIR", help="write DIR/results.json")
+    check.add_argument("--out", metavar="DIR", help="write DIR/results.json and the reports: DIR/report.html, "
+                       "DIR/report.pdf, DIR/results_gradescope.json")
     add_training_arguments(check)
     check.add_argument("--checks-only", action="store_true", help="only the checks, no training: seconds per variant")
     check.add_argument("--weights", action="store_true", help="checkpoint mode: evaluate the trained weights in "
@@ -24,6 +26,7 @@ def add_parser(commands) -> None:
     check.add_argument("--memory-gb", type=float, default=Limits.memory_gb, help="worker address-space limit")
     check.add_argument("--phase-timeout", action="append", default=[], metavar="PHASE=S",
                        help="deadline of one phase in seconds (phases: start, import, build, forward, check, train, evaluate); repeatable")
+    add_report_arguments(check)
     check.set_defaults(run=run)
 
 
@@ -41,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from grader.load import SubmissionError
     from grader.pipeline import GradeOptions, grade_submission
     from grader.report import make_console, print_summary, write_results
+    from grader.report.outputs import write_submission_report
     from grader.spec import SpecError, load_spec
 
     console = make_console()
@@ -58,4 +62,6 @@ def run(args: argparse.Namespace) -> int:
     print_summary(result, console)
     if args.out:
         console.print(f"wrote {write_results(result, args.out)}")
+        for path in write_submission_report(args.out, assignment, pdf=not args.no_pdf, visibility=args.visibility):
+            console.print(f"wrote {path}")
     return 0 if result.ok else 1

@@ -55,7 +55,8 @@ def summary_context(results_list: list[dict[str, Any]], assignment: Assignment,
     bands = {}
     for r in graded:
         for x in r["variants"]:
-            bands.setdefault(x["variant_id"], x.get("band"))
+            if not (bands.get(x["variant_id"]) or {}).get("measured"):  # the first measured band wins
+                bands[x["variant_id"]] = x.get("band")
     return {
         "assignment": assignment, "segrade_version": __version__,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),

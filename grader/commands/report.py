@@ -1,0 +1,56 @@
+"""`segrade report RESULTS_DIR`: re-render reports from saved results, without regrading."""
+
+from __future__ import annotations
+
+import argparse
+
+from grader.report.gradescope import VISIBILITIES
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that writes reports."""
+    parser.add_argument("--no-pdf", action="store_true", help="write report.html only (PDF takes ~2 s per submission)")
+    parser.add_argument("--visibility", choices=VISIBILITIES, default="after_published",
+                        help="visibility of the tests in results_gradescope.json (default: after_published)")
+
+
+def add_parser(commands) -> None:
+    report = commands.add_parser(
+        "report", help="re-render reports (HTML, PDF, Gradescope, class summary, gradebook) from saved results",
+        description="RESULTS_DIR is one submission's folder (holding results.json, as written by "
+                    "`segrade check --out`) or a folder of such folders: each gets report.html, report.pdf and "
+                    "results_gradescope.json; a folder of folders also gets summary.html, gradebook.csv and index.html.")
+    report.add_argument("results_dir", metavar="RESULTS_DIR")
+    report.add_argument("--spec", metavar="TOML", help="the assignment spec the results were graded with "
+                        "(default: segrade's default assignment)")
+    add_report_arguments(report)
+    report.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from grader.report import ResultsError, make_console
+    from grader.report.outputs import results_folders, write_class_outputs, write_submission_report
+    from grader.spec import SpecError, load_spec
+
+    console = make_console()
+    root = Path(args.results_dir)
+    try:
+        assignment = load_spec(args.spec)
+        if (root / "results.json").is_file():
+            for path in write_submission_report(root, assignment, pdf=not args.no_pdf, visibility=args.visibility):
+                console.print(f"wrote {path}")
+            return 0
+        if not results_folders(root):
+            raise ResultsError(f"{root} holds no results.json, nor folders holding one: grade first "
+                               "(segrade check SUBMISSION --out DIR)")
+        with console.status("rendering reports..."):
+            outputs = write_class_outputs(root, assignment, pdf=not args.no_pdf, visibility=args.visibility)
+    except (SpecError, ResultsError, FileNotFoundError) as exc:
+        console.print(f"[red]segrade:[/] {exc}")
+        return 2
+    for problem in outputs.problems:
+        console.print(f"[red]cannot report on[/] {problem}")
+    console.print(f"wrote {len(outputs.reports)} report files, {outputs.summary}, {outputs.gradebook}, {outputs.index}")
+    return 1 if outputs.problems else 0
