@@ -1,0 +1,169 @@
+"""Reports from saved results: HTML that is one self-contained file, a PDF whose pages hold
+the figures, student text that cannot reach out, the class outputs, and `segrade report`.
+(The reports of a real graded reference and of a failing submission are in
+test_reference_grade.py.)"""
+
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from grader.answers import find_answers
+from grader.cli import main
+from grader.report.files import read_results
+from grader.report.html import html_to_pdf, render_html, render_markdown
+from grader.report.outputs import write_submission_report
+from grader.spec import SpecError, load_spec
+from report_tools import SUBMISSION_BLUE, external_references, has_colour, pdf_pages, screenshot
+
+DATA = Path(__file__).parent / "data"
+HOSTILE_ANSWER = """## FCN discussion
+FCN-8s keeps the poles. <script>alert('x')</script> <img src="http://example.com/track.png">
+![a plot](http://example.com/plot.png) ![local](/etc/passwd) [my blog](http://example.com/)
+"""
+
+
+def small_results(tmp_path: Path, name: str = "alice", answers: bool = True) -> Path:
+    """tests/data/results_small.json as a graded submission folder, with grid samples and an
+    answer that tries to load things."""
+    folder = tmp_path / name
+    folder.mkdir(parents=True)
+    data = json.loads((DATA / "results_small.json").read_text())
+    data["submission"]["id"] = name
+    if answers:
+        data["answers"] = {"fcn_discussion": {"source": "answers.md § FCN discussion", "markdown": HOSTILE_ANSWER}}
+    (folder / "results.json").write_text(json.dumps(data))
+    rng = np.random.default_rng(0)
+    samples = {}
+    for family, size in (("fcn", 64), ("unet", 64)):
+        samples[f"images_{family}"] = rng.integers(0, 255, (2, 3, size, size), dtype=np.uint8)
+        samples[f"masks_{family}"] = rng.integers(0, 13, (2, size, size), dtype=np.uint8)
+    for v in data["variants"]:
+        samples[f"pred_{v['variant_id']}"] = rng.integers(0, 13, (2, 64, 64), dtype=np.uint8)
+    np.savez_compressed(folder / "samples.npz", **samples)
+    return folder
+
+
+def test_report_html_is_self_contained_and_student_text_is_inert(tmp_path):
+    folder = small_results(tmp_path)
+    html = render_html(read_results(folder), dict(np.load(folder / "samples.npz")), load_spec())
+    assert external_references(html) == []
+    assert "<script>" not in html and "&lt;script&gt;" in html, "raw HTML in an answer must be shown, not run"
+    assert "http://example.com/plot.png" not in html and "[image: a plot]" in html
+    assert 'href="http://example.com/"' not in html and "my blog" in html
+    assert html.count('src="data:image/png;base64,') >= 5  # curves, per-class, grids, comparison charts
+    for text in ("alice", "U-Net without skip connections", "still concatenates encoder features",
+                 "FCN-8s keeps the poles", "Grader's comments", "Compare FCN-32s, FCN-16s and FCN-8s"):
+        assert text in html, text
+
+
+def test_markdown_keeps_structure_but_not_html():
+    html = render_markdown("### Q1\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n<b>bold</b> **bold**")
+    assert "<h3>Q1</h3>" in html and "<table>" in html and "<strong>bold</strong>" in html
+    assert "<b>" not in html
+
+
+def test_pdf_has_pages_with_the_figures(tmp_path):
+    folder = small_results(tmp_path)
+    paths = write_submission_report(folder, load_spec())
+    assert [p.name for p in paths] == ["report.html", "report.pdf", "results_gradescope.json"]
+    pages = pdf_pages(folder / "report.pdf", tmp_path)
+    # header + score, discussions, then each of the 3 variants on its own pages
+    assert 5 <= len(pages) <= 20, len(pages)
+    assert sum(has_colour(page, SUBMISSION_BLUE) for page in pages) >= 3, "the charts should be drawn"
+    assert all(page.min() < 100 for page in pages), "no blank page"
+
+
+def test_pdf_renderer_refuses_anything_outside_the_file(tmp_path):
+    with pytest.raises(BaseException, match="example.com|Error fetching"):
+        html_to_pdf('<img src="http://example.com/x.png">', tmp_path / "x.pdf")
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_html_report_in_a_browser(tmp_path):
+    folder = small_results(tmp_path)
+    write_submission_report(folder, load_spec(), pdf=False)
+    shot = screenshot(folder / "report.html", tmp_path / "shot.png")
+    assert shot.shape[0] > 1000 and shot.min() < 50, "the browser drew text"
+    assert has_colour(shot, (0x1E, 0x7B, 0x34)), "passed statuses are green"
+
+
+def test_class_outputs_keep_going_past_a_broken_results_folder(tmp_path):
+    small_results(tmp_path / "out", "alice")
+    small_results(tmp_path / "out", "bob", answers=False)
+    broken = tmp_path / "out" / "carol"
+    broken.mkdir()
+    (broken / "results.json").write_text("{ not json")
+    rc = main(["report", str(tmp_path / "out"), "--no-pdf"])
+    assert rc == 1, "a folder that cannot be reported on is an error in the exit code"
+    out = tmp_path / "out"
+    for name in ("summary.html", "gradebook.csv", "index.html", "alice/report.html", "bob/report.html",
+                 "alice/results_gradescope.json"):
+        assert (out / name).is_file(), name
+    summary = (out / "summary.html").read_text()
+    assert "carol" in summary and "not graded" in summary and external_references(summary) == []
+    assert "unet_noskip" in summary or "U-Net without skip connections" in summary
+    gradebook = (out / "gradebook.csv").read_text().splitlines()
+    assert len(gradebook) == 4 and gradebook[0].startswith("submission,") and "error" in gradebook[-1]
+    index = (out / "index.html").read_text()
+    assert 'href="alice/report.html"' in index and 'href="summary.html"' in index
+
+
+def test_report_command_on_one_folder_and_wrong_assignment(tmp_path, capsys):
+    folder = small_results(tmp_path)
+    assert main(["report", str(folder), "--no-pdf", "--visibility", "visible"]) == 0
+    assert json.loads((folder / "results_gradescope.json").read_text())["visibility"] == "visible"
+    data = json.loads((folder / "results.json").read_text())
+    data["assignment_id"] = "another-course"
+    (folder / "results.json").write_text(json.dumps(data))
+    assert main(["report", str(folder), "--no-pdf"]) == 2
+    assert "graded for assignment 'another-course'" in capsys.readouterr().out
+
+
+def test_answers_found_in_answer_files_and_notebooks_not_in_code_docs(tmp_path):
+    spec = load_spec()
+    (tmp_path / "answers.md").write_text("# HW3\n## FCN discussion\nFCN-8s wins.\n### Q2\nFine-tuning helps.\n"
+                                         "## U-Net without skips\nBlurry edges.\n")
+    (tmp_path / "README.md").write_text("## FCN backbone weights\nHow to load VGG16.\n"
+                                        "## Attention U-Net discussion\nGates focus on cars.\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Gated attention U-Net"), nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_markdown_cell("## Code notes\nnothing to see")]
+    nbformat.write(nb, tmp_path / "hw.ipynb")
+    answers = find_answers(tmp_path, spec.rubric)
+    assert answers["fcn_discussion"]["markdown"].endswith("Fine-tuning helps."), "sub-sections belong to it"
+    assert "VGG16" not in answers["fcn_discussion"]["markdown"], "a README heading needs an answer word"
+    assert "Blurry" in answers["unet_noskip_discussion"]["markdown"]
+    assert "Gates focus" in answers["unet_attention_discussion"]["markdown"]
+    assert answers["unet_attention_discussion"]["source"] == "README.md § Attention U-Net discussion"
+
+
+def test_notebook_discussion_under_a_section_heading(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# U-Net without skip connections"), nbformat.v4.new_code_cell("1"),
+                nbformat.v4.new_markdown_cell("## Discussion\nThin poles vanish.")]
+    nbformat.write(nb, tmp_path / "hw.ipynb")
+    answers = find_answers(tmp_path, load_spec().rubric)
+    assert list(answers) == ["unet_noskip_discussion"]
+    assert answers["unet_noskip_discussion"]["source"] == "hw.ipynb (Markdown cells) § Discussion"
+
+
+def test_spec_comparisons_are_checked(tmp_path):
+    from grader.resources import DEFAULT_SPEC
+
+    text = DEFAULT_SPEC.read_text().replace('variants = ["unet", "unet_noskip"]', 'variants = ["unet", "unet_nope"]')
+    (tmp_path / "spec.toml").write_text(text)
+    with pytest.raises(SpecError, match="unknown variants"):
+        load_spec(tmp_path / "spec.toml")
+    spec = load_spec()
+    assert [c.id for c in spec.comparisons] == ["fcn_strides", "frozen_vs_finetuned", "skips", "attention"]
+    assert spec.dataset.thin_classes == ("RoadLine", "Pole", "TrafficSign")
+
+
+def test_bundled_templates_travel_with_the_package():
+    from grader.resources import templates_dir
+
+    names = {p.name for p in templates_dir().iterdir()}
+    assert {"report.html.j2", "summary.html.j2", "index.html.j2", "comparison.html.j2", "style.css"} <= names
