@@ -114,7 +114,8 @@ def report_context(results: dict[str, Any], samples: dict[str, np.ndarray], assi
                    zip(assignment.class_names, assignment.palette)],
         "thin": assignment.dataset.thin_classes,
         "import_errors": [m for m in results.get("modules", []) if not m.get("ok")],
-        "log_tail": log_tail if (env.get("worker_problem") or any(v["failed"] for v in variants)) else "",
+        "show_log": bool(env.get("worker_problem") or any(v["failed"] for v in variants)),
+        "log_tail": log_tail,
         "policy_checks": results.get("checks", []),
     }
 
