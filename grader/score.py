@@ -95,7 +95,7 @@ def score(assignment: Assignment, variants: tuple[VariantResult, ...], bands: di
                    if item.manual)
     unscored = [v.variant_id for v in scored if v.points_detail.get("rubric_item")
                 and v.points_detail.get("performance_points") is None]
-    automatic_max = sum(item.marks for item in assignment.rubric if not item.manual)
+    automatic_max = assignment.automatic_marks
     notes = []
     if unscored and trained:
         notes.append(f"performance not scored for {', '.join(unscored)}: no reference band was measured for "

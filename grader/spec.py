@@ -169,6 +169,11 @@ class Assignment:
     def total_marks(self) -> float:
         return sum(item.marks for item in self.rubric)
 
+    @property
+    def automatic_marks(self) -> float:
+        """The marks segrade scores itself (rubric items with variants)."""
+        return sum(item.marks for item in self.rubric if not item.manual)
+
     def profile(self, profile_id: str) -> Profile:
         try:
             return self.profiles[profile_id]

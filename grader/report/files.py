@@ -18,21 +18,30 @@ from grader.results import RESULTS_SCHEMA, SubmissionResult
 READABLE_SCHEMAS = ("segrade.results/2", RESULTS_SCHEMA)
 
 
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write `data` to `path` through a temporary file and a rename: a killed write never
+    leaves a half file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if isinstance(data, bytes):
+        tmp.write_bytes(data)
+    else:
+        tmp.write_text(data)
+    tmp.replace(path)
+    return path
+
+
 def write_results(result: SubmissionResult, out_dir: str | Path) -> Path:
     """DIR/results.json, and DIR/samples.npz (the prediction grids' images, labels and
     predictions) when the submission was trained and evaluated."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)  # never leave a half-written results file
+    path = write_atomic(out_dir / "results.json", json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
     if result.samples:
         tmp = out_dir / "samples.tmp.npz"
         np.savez_compressed(tmp, **result.samples)
         tmp.replace(out_dir / "samples.npz")
     return path
-
 
 
 class ResultsError(Exception):

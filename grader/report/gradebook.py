@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from grader.report.files import write_atomic
 from grader.spec import Assignment
 
 SUMMARY_COLUMNS = ("automatic_total", "automatic_max", "max_total", "passed_variants", "status", "flags")
@@ -42,19 +43,13 @@ def gradebook_maxima(assignment: Assignment) -> dict[str, float]:
     """The most marks each points column can hold: every rubric item's column, and
     `automatic_total` (the marks segrade scores)."""
     return {**{item.id: item.marks for item in assignment.rubric},
-            "automatic_total": sum(item.marks for item in assignment.rubric if not item.manual)}
+            "automatic_total": assignment.automatic_marks}
 
 
 def write_gradebook(results_list: list[dict[str, Any]], assignment: Assignment, path: Path) -> Path:
     """Write the gradebook as CSV (points to at most 4 decimals, empty cells for no value),
     atomically: a killed write leaves no half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = gradebook(results_list, assignment).round(4)
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, gradebook(results_list, assignment).round(4).to_csv(index=False))
 
 
 def _row(sid: str, results: dict[str, Any], assignment: Assignment) -> dict[str, Any]:

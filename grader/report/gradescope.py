@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from grader.report.files import write_atomic
+
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 
 # Why the scored checks that are absent from a variant's checks were not run, by variant status.
@@ -51,12 +53,7 @@ def gradescope_results(results: dict[str, Any], visibility: str = "after_publish
 def write_gradescope(results: dict[str, Any], path: Path, **kw: str) -> Path:
     """Write gradescope_results(results, **kw) to `path` (Gradescope reads
     /autograder/results/results.json) atomically: a killed write leaves no half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(gradescope_results(results, **kw), allow_nan=False, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, json.dumps(gradescope_results(results, **kw), allow_nan=False, indent=2) + "\n")
 
 
 def _test(name: str, number: str, score: float, max_score: float, passed: bool, output: str,

@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from grader.graph import format_scale
 from grader.report import figures
+from grader.report.files import write_atomic
 from grader.resources import templates_dir
 from grader.spec import Assignment
 
@@ -71,9 +72,6 @@ def environment() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = lambda v, digits=3: "–" if v is None else f"{v:.{digits}f}"
     env.filters["points"] = lambda v: "–" if v is None else f"{v:g}" if float(v).is_integer() else f"{v:.2f}"
-    env.filters["si"] = _si
-    env.filters["scale"] = lambda s: "–" if s is None else format_scale(s)
-    env.filters["scales"] = lambda ss: "none" if not ss else ", ".join(format_scale(s) for s in ss)
     return env
 
 
@@ -245,7 +243,4 @@ def render_html(results: dict[str, Any], samples: dict[str, np.ndarray], assignm
 def html_to_pdf(html: str, path: Path) -> Path:
     from weasyprint import HTML  # imported here: it takes a second, and only PDFs need it
 
-    tmp = path.with_suffix(".pdf.tmp")
-    HTML(string=html, url_fetcher=offline_fetcher(), base_url=None).write_pdf(tmp)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, HTML(string=html, url_fetcher=offline_fetcher(), base_url=None).write_pdf())

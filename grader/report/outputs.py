@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.report.files import ResultsError, read_results, read_samples
+from grader.report.files import ResultsError, read_results, read_samples, write_atomic
 from grader.report.gradebook import write_gradebook
 from grader.report.gradescope import write_gradescope
 from grader.report.html import environment, html_to_pdf, render_html
 from grader.report.summary import summary_context
 from grader.spec import Assignment
 
-REPORT_FILES = ("report.html", "report.pdf", "results_gradescope.json")
+# Per submission folder, the files linked from the summary and the index, with their link text.
+LINKED_FILES = {"report.html": "report", "report.pdf": "report", "results.json": "results",
+                "results_gradescope.json": "gradescope"}
 
 
 @dataclass
@@ -33,15 +35,16 @@ class ClassOutputs:
 
 
 def write_submission_report(folder: str | Path, assignment: Assignment, *, pdf: bool = True,
-                            visibility: str = "after_published") -> list[Path]:
-    """report.html (+ report.pdf) and results_gradescope.json beside the folder's results.json."""
+                            visibility: str = "after_published", results: dict[str, Any] | None = None) -> list[Path]:
+    """report.html (+ report.pdf) and results_gradescope.json beside the folder's results.json
+    (`results`: its data, when the caller has read it already)."""
     folder = Path(folder)
-    results = read_results(folder)
+    results = read_results(folder) if results is None else results
     if results["assignment_id"] != assignment.id:
         raise ResultsError(f"{folder}/results.json was graded for assignment {results['assignment_id']!r}, not "
                            f"{assignment.id!r}: pass that assignment's spec with --spec")
     html = render_html(results, read_samples(folder), assignment)
-    written = [_write_text(folder / "report.html", html)]
+    written = [write_atomic(folder / "report.html", html)]
     if pdf:
         written.append(html_to_pdf(html, folder / "report.pdf"))
     written.append(write_gradescope(results, folder / "results_gradescope.json", visibility=visibility))
@@ -70,28 +73,20 @@ def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool =
         try:
             results = read_results(folder)
             if reports:
-                outputs.reports += write_submission_report(folder, assignment, pdf=pdf, visibility=visibility)
+                outputs.reports += write_submission_report(folder, assignment, pdf=pdf, visibility=visibility,
+                                                           results=results)
         except (ResultsError, OSError, ValueError, KeyError) as exc:
             outputs.problems.append(f"{folder.name}: {exc}")
             results_list.append({"submission": {"id": folder.name}, "error": f"cannot report: {exc}"})
             continue
         results_list.append(results)
         sid = str(results["submission"]["id"])
-        links[sid] = {name.split(".")[0] if name != "results_gradescope.json" else "gradescope":
-                      f"{folder.name}/{name}" for name in ("report.html", "report.pdf", "results.json",
-                                                            "results_gradescope.json") if (folder / name).is_file()}
+        links[sid] = {text: f"{folder.name}/{name}" for name, text in LINKED_FILES.items() if (folder / name).is_file()}
     for sid, why in (errors or {}).items():
         results_list.append({"submission": {"id": sid}, "error": why})
     context = summary_context(results_list, assignment, links)
     env = environment()
-    _write_text(outputs.summary, env.get_template("summary.html.j2").render(**context))
+    write_atomic(outputs.summary, env.get_template("summary.html.j2").render(**context))
     write_gradebook(results_list, assignment, outputs.gradebook)
-    _write_text(outputs.index, env.get_template("index.html.j2").render(**context))
+    write_atomic(outputs.index, env.get_template("index.html.j2").render(**context))
     return outputs
-
-
-def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path

@@ -49,7 +49,7 @@ def summary_context(results_list: list[dict[str, Any]], assignment: Assignment,
                 if c["status"] == "fail":
                     failed_checks[(v["variant_id"], c["id"])] += 1
     totals = [r["total"] for r in graded if r.get("total") is not None]
-    automatic_max = sum(item.marks for item in assignment.rubric if not item.manual)
+    automatic_max = assignment.automatic_marks
     mious = {v.id: [m for r in graded for x in r["variants"] if x["variant_id"] == v.id
                     and (m := (x.get("metrics") or {}).get("miou")) is not None] for v in assignment.variants}
     bands = {}
