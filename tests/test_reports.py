@@ -96,7 +96,7 @@ def test_class_outputs_keep_going_past_a_broken_results_folder(tmp_path):
     broken = tmp_path / "out" / "carol"
     broken.mkdir()
     (broken / "results.json").write_text("{ not json")
-    rc = main(["report", str(tmp_path / "out"), "--no-pdf"])
+    rc = main(["report", str(tmp_path / "out")])
     assert rc == 1, "a folder that cannot be reported on is an error in the exit code"
     out = tmp_path / "out"
     for name in ("summary.html", "gradebook.csv", "index.html", "alice/report.html", "bob/report.html",
@@ -108,7 +108,8 @@ def test_class_outputs_keep_going_past_a_broken_results_folder(tmp_path):
     gradebook = (out / "gradebook.csv").read_text().splitlines()
     assert len(gradebook) == 4 and gradebook[0].startswith("submission,") and "error" in gradebook[-1]
     index = (out / "index.html").read_text()
-    assert 'href="alice/report.html"' in index and 'href="summary.html"' in index
+    assert 'href="alice/report.html"' in index and 'href="alice/report.pdf"' in index
+    assert 'href="summary.html"' in index
 
 
 def test_report_command_on_one_folder_and_wrong_assignment(tmp_path, capsys):

@@ -21,7 +21,7 @@ from grader.report.summary import summary_context
 from grader.spec import Assignment
 
 # Per submission folder, the files linked from the summary and the index, with their link text.
-LINKED_FILES = {"report.html": "report", "report.pdf": "report", "results.json": "results",
+LINKED_FILES = {"report.html": "report", "report.pdf": "pdf", "results.json": "results",
                 "results_gradescope.json": "gradescope"}
 
 
