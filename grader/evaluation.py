@@ -80,16 +80,22 @@ def _load_split(assignment: Assignment, split: str, size: int, count: int, test_
 
 
 def prepare_data(assignment: Assignment, sizes: dict[str, int], counts: dict[str, int], folder: Path,
-                 test_seed: int | None) -> PreparedData:
+                 test_seed: int | None, evaluation_split: str = "test") -> PreparedData:
     """Render or read train/val/test at every size in `sizes` (family -> px), `counts`
     images per split, and write the worker's view under `folder/<size>/`: train.pt
     (images and masks), val.pt and test.pt (images only). World-readable, so a worker
-    running as another user can read it; nothing in it is secret but the test images."""
+    running as another user can read it; nothing in it is secret but the test images.
+
+    `evaluation_split="val"` (a student's self-check: no hidden labels on their machine)
+    scores the final model on the public validation split instead of the hidden test split."""
+    if evaluation_split not in ("test", "val"):
+        raise ValueError(f"evaluation split {evaluation_split!r}: use 'test' (hidden labels) or 'val' (public)")
     folder.mkdir(parents=True, exist_ok=True)
     splits: dict[int, dict[str, SplitData]] = {}
     digest = hashlib.sha256()
     for size in sorted(set(sizes.values())):
-        splits[size] = {split: _load_split(assignment, split, size, counts[split], test_seed)
+        splits[size] = {split: _load_split(assignment, evaluation_split if split == "test" else split, size,
+                                           counts[split], test_seed)
                         for split in ("train", "val", "test")}
         out = folder / str(size)
         out.mkdir(exist_ok=True)
@@ -102,7 +108,10 @@ def prepare_data(assignment: Assignment, sizes: dict[str, int], counts: dict[str
             digest.update(splits[size][split].masks.numpy().tobytes())
     for path in [folder, *folder.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    if assignment.dataset.kind == "synthetic":
+    if evaluation_split == "val":
+        test_source = (f"the public validation split of the {assignment.dataset.kind} dataset (self-check: the "
+                       "instructor's grade uses hidden test labels)")
+    elif assignment.dataset.kind == "synthetic":
         test_source = "synthetic scenes from a secret seed (SEGRADE_TEST_SEED or a fresh random one)"
     else:
         test_source = f"{assignment.dataset.kind} test split at {assignment.dataset.root}"

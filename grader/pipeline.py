@@ -47,6 +47,9 @@ class GradeOptions:
     limits: Limits = Limits()
     manifest: str | None = None       # the instructor's manifest for this submission
     isolation: str | None = None      # None: bubblewrap when available; "process" to do without
+    evaluation_split: str = "test"    # "test": hidden labels (grading); "val": the public split (self-check)
+    threads: int | None = None        # CPU threads of the worker; None: torch's default (all cores)
+    cuda_memory_fraction: float | None = None  # cap of the worker's share of the GPU (jobs sharing it)
 
 
 def resolve_profile(assignment: Assignment, options: GradeOptions) -> tuple[Profile | None, str]:
@@ -109,6 +112,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         "dataset": assignment.dataset.kind,
         "dataset_fingerprint": data.fingerprint if data else None,
         "test_split": data.test_source if data else None,
+        "evaluation_split": options.evaluation_split if data else None,
         "isolation": run.isolation,
         "worker_problem": run.problem,
         "worker_restarts": run.restarts,
@@ -147,7 +151,11 @@ def prepare_evaluation_data(assignment: Assignment, profile: Profile, options: G
         sizes = dict(profile.image_size)
         counts = {"train": profile.train_images, "val": profile.val_images, "test": profile.test_images}
     test_seed = secret_test_seed() if assignment.dataset.kind == "synthetic" else None
-    return prepare_data(assignment, sizes, counts, folder, test_seed)
+    if options.evaluation_split == "val":
+        counts["val"] = max(counts["val"], counts["test"])  # the same images score the curves and the end
+        counts["test"] = counts["val"]
+        test_seed = None
+    return prepare_data(assignment, sizes, counts, folder, test_seed, options.evaluation_split)
 
 
 def training_request(assignment: Assignment, profile: Profile, data: PreparedData, options: GradeOptions,
@@ -174,7 +182,8 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
                          "num_classes": assignment.num_classes, "pretrained": pretrained,
                          "input_size": variant.family.input_size})
     return {"modules": list(submission.modules), "sys_path": list(submission.sys_path), "manifest": manifest,
-            "variants": variants, "batch_size": options.batch_size, "seed": 0, "device": options.device}
+            "variants": variants, "batch_size": options.batch_size, "seed": 0, "device": options.device,
+            "threads": options.threads, "cuda_memory_fraction": options.cuda_memory_fraction}
 
 
 def check(assignment: Assignment, run: WorkerRun, options: GradeOptions) -> tuple[VariantResult, ...]:

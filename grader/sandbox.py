@@ -308,6 +308,22 @@ def _set_limits(limits: Limits, as_nobody: bool) -> None:
     if as_nobody:
         # Counted per user: the worker runs as nobody (root would be exempt).
         resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """Linux: get SIGKILL when the parent process dies, so that killing a grade (even with
+    SIGKILL) leaves no worker or batch job running on. Cleared when the uid changes: the
+    worker calls it again after dropping privileges. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _bwrap_prefix(job: Path, readable: tuple[Path, ...], channel_fd: int) -> list[str]:

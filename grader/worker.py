@@ -70,6 +70,10 @@ def main(argv: list[str]) -> int:
     from grader.stubs import install_stub_finder
 
     device = resolve_device(request.get("device", "auto"))
+    if request.get("threads"):  # a batch runs several workers side by side
+        torch.set_num_threads(int(request["threads"]))
+    if device.type == "cuda" and request.get("cuda_memory_fraction"):  # jobs sharing one GPU
+        torch.cuda.set_per_process_memory_fraction(float(request["cuda_memory_fraction"]), device)
     channel.send("environment", environment={
         "device": describe(device), "torch": torch.__version__, "python": sys.version.split()[0]})
 
@@ -113,6 +117,9 @@ def _drop_privileges(uid: int) -> None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
+        from grader.sandbox import die_with_parent
+
+        die_with_parent()  # the uid change cleared it
 
 
 def _import(module: dict[str, str], candidates: list, module_base: type) -> dict[str, Any]:

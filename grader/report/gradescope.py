@@ -50,6 +50,15 @@ def gradescope_results(results: dict[str, Any], visibility: str = "after_publish
     return data
 
 
+def gradescope_error(error: dict[str, Any], visibility: str = "after_published") -> dict[str, Any]:
+    """Gradescope's results for a submission that could not be graded at all: score 0 and
+    the message, so the student sees why."""
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility {visibility!r} is not one Gradescope knows: use one of {', '.join(VISIBILITIES)}")
+    return {"score": 0, "execution_time": 0, "output": f"Not graded: {error['error']}", "visibility": visibility,
+            "stdout_visibility": "hidden", "tests": []}
+
+
 def write_gradescope(results: dict[str, Any], path: Path, **kw: str) -> Path:
     """Write gradescope_results(results, **kw) to `path` (Gradescope reads
     /autograder/results/results.json) atomically: a killed write leaves no half file."""

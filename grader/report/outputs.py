@@ -9,13 +9,14 @@ so a template or rubric change never needs a regrade.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grader.report.files import ResultsError, read_results, read_samples, write_atomic
 from grader.report.gradebook import write_gradebook
-from grader.report.gradescope import write_gradescope
+from grader.report.gradescope import gradescope_error, write_gradescope
 from grader.report.html import environment, html_to_pdf, render_html
 from grader.report.summary import summary_context
 from grader.spec import Assignment
@@ -51,6 +52,21 @@ def write_submission_report(folder: str | Path, assignment: Assignment, *, pdf: 
     return written
 
 
+def write_error_report(folder: str | Path, error: dict[str, Any], assignment: Assignment, *, pdf: bool = True,
+                       visibility: str = "after_published") -> list[Path]:
+    """report.html (+ report.pdf) and results_gradescope.json for a submission that could not
+    be graded (`error`: the data of its error.json): the message, in its own report."""
+    folder = Path(folder)
+    html = environment().get_template("error.html.j2").render(
+        {"detail": "", "segrade_version": "", **error, "assignment": assignment})
+    written = [write_atomic(folder / "report.html", html)]
+    if pdf:
+        written.append(html_to_pdf(html, folder / "report.pdf"))
+    gradescope = json.dumps(gradescope_error(error, visibility), indent=2) + "\n"
+    written.append(write_atomic(folder / "results_gradescope.json", gradescope))
+    return written
+
+
 def results_folders(root: str | Path) -> list[Path]:
     """The submission folders under `root` (each holding a results.json), sorted by name."""
     root = Path(root)
@@ -61,15 +77,18 @@ def results_folders(root: str | Path) -> list[Path]:
 
 def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool = True,
                         visibility: str = "after_published", reports: bool = True,
-                        errors: dict[str, str] | None = None) -> ClassOutputs:
+                        errors: dict[str, str] | None = None, only: set[str] | None = None) -> ClassOutputs:
     """Reports for every submission folder under `root`, then the class summary, the gradebook
     and an index. `errors`: submissions that could not be graded at all (id -> why); they get a
-    row too. A folder whose results cannot be read becomes an error row, never a stop."""
+    row too, linked to their folder's files. `only`: the folder names to include (a batch's
+    current submissions). A folder whose results cannot be read becomes an error row, never a stop."""
     root = Path(root)
     results_list: list[dict[str, Any]] = []
     links: dict[str, dict[str, str]] = {}
     outputs = ClassOutputs(root / "summary.html", root / "gradebook.csv", root / "index.html")
     for folder in results_folders(root):
+        if only is not None and folder.name not in only:
+            continue
         try:
             results = read_results(folder)
             if reports:
@@ -82,11 +101,27 @@ def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool =
         results_list.append(results)
         sid = str(results["submission"]["id"])
         links[sid] = {text: f"{folder.name}/{name}" for name, text in LINKED_FILES.items() if (folder / name).is_file()}
-    for sid, why in (errors or {}).items():
+    errors = {**_error_folders(root, only), **(errors or {})}
+    for sid, why in errors.items():
         results_list.append({"submission": {"id": sid}, "error": why})
+        links[sid] = {text: f"{sid}/{name}" for name, text in LINKED_FILES.items() if (root / sid / name).is_file()}
+    results_list.sort(key=lambda r: str(r["submission"]["id"]))
     context = summary_context(results_list, assignment, links)
     env = environment()
     write_atomic(outputs.summary, env.get_template("summary.html.j2").render(**context))
     write_gradebook(results_list, assignment, outputs.gradebook)
     write_atomic(outputs.index, env.get_template("index.html.j2").render(**context))
     return outputs
+
+
+def _error_folders(root: Path, only: set[str] | None) -> dict[str, str]:
+    """Folders of submissions that could not be graded (`segrade grade` writes error.json)."""
+    found = {}
+    for path in sorted(root.glob("*/error.json")):
+        if (path.parent / "results.json").exists() or (only is not None and path.parent.name not in only):
+            continue
+        try:
+            found[path.parent.name] = str(json.loads(path.read_text())["error"])
+        except (OSError, ValueError, KeyError, TypeError):
+            found[path.parent.name] = f"{path} cannot be read: grade the submission again"
+    return found

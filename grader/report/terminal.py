@@ -82,3 +82,26 @@ def _class_and_file(variant) -> str:
     source = call.rpartition(" from ")[2].split(",", 1)[0] if " from " in call else ""
     adapter = f", {variant.adapter}" if variant.adapter and variant.adapter != "contract" else ""
     return f"{name} ({source}){adapter}" if source else f"{name}{adapter}"
+
+
+def print_batch_summary(summary, console: Console) -> None:
+    """The table at the end of `segrade grade`: one row per submission (grader.batch.BatchSummary)."""
+    table = Table(title=f"{len(summary.outcomes)} submission(s) in {summary.seconds:.0f} s")
+    table.add_column("submission", no_wrap=True)
+    table.add_column("graded", no_wrap=True)
+    table.add_column("variants", justify="right", no_wrap=True)
+    table.add_column("points", justify="right", no_wrap=True)
+    table.add_column("seconds", justify="right", no_wrap=True)
+    table.add_column("first problem", overflow="fold", ratio=1)
+    for o in summary.outcomes:
+        state = {"graded": "[green]now[/]", "resumed": "[dim]before[/]", "error": "[red]not graded[/]"}[o.state]
+        variants = "-" if o.total_variants is None else f"{o.passed_variants}/{o.total_variants}"
+        points = "-" if o.points is None else f"{o.points:g}/{o.automatic_max:g}"
+        table.add_row(o.id, state, variants, points, f"{o.seconds:.0f}", o.message)
+    console.print(table)
+    for problem in summary.problems:
+        console.print(f"[red]cannot report on[/] {problem}")
+    if summary.errors:
+        console.print(f"[red]{len(summary.errors)} submission(s) could not be graded[/]: each has its message in "
+                      "its report and the class summary")
+    console.print(f"open {summary.index} (class summary {summary.summary.name}, gradebook {summary.gradebook.name})")

@@ -1,0 +1,386 @@
+"""A folder of submissions, graded in parallel and resumably (`segrade grade`).
+
+Each entry of the folder (a subfolder, a .zip, a .py file or a notebook) is one
+submission; its id is the entry's name. Each submission is graded by its own job
+process (which starts its own sandboxed worker), at most `jobs` at a time, and its
+whole output is written to a staging folder first:
+
+    results.json, samples.npz, report.html, report.pdf, results_gradescope.json
+    (or error.json and an error report when it cannot be graded at all),
+    then done.json holding the grade's key,
+
+and only then renamed to OUT/<id>. So an OUT/<id> with a done.json is complete, and a
+batch killed at any moment (even with SIGKILL: jobs and workers die with their parent)
+leaves nothing half-written behind. A re-run skips every submission whose done.json
+holds the key it would grade with now: a hash of the submission's content, its
+manifest, the assignment spec, the profile, the bands, the options that change a grade
+and segrade's version. Changing a submission or the spec regrades exactly what changed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+from grader import __version__
+from grader.spec import Assignment
+
+SUBMISSION_SUFFIXES = (".zip", ".py", ".ipynb")
+DONE_FILE = "done.json"
+ERROR_FILE = "error.json"
+STAGING = ".segrade-staging"
+LOCK = ".segrade-lock"
+GB = 1024**3
+
+
+class BatchError(Exception):
+    """The batch cannot start (no submissions, output folder in use...); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    id: str
+    path: Path
+    manifest: Path | None = None  # the instructor's manifest for it (--manifests DIR/<id>.toml)
+
+
+@dataclass
+class BatchOutcome:
+    """How one submission of the batch ended, for the progress display and the summary table."""
+
+    id: str
+    state: str                       # "graded", "resumed" (done before with the same key) or "error"
+    ok: bool = False                 # every variant passed
+    passed_variants: int | None = None
+    total_variants: int | None = None
+    points: float | None = None
+    automatic_max: float | None = None
+    seconds: float = 0.0
+    message: str = ""                # why it could not be graded, or the first problem
+
+
+@dataclass
+class BatchSummary:
+    out: Path
+    outcomes: list[BatchOutcome] = field(default_factory=list)
+    index: Path | None = None
+    summary: Path | None = None
+    gradebook: Path | None = None
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def errors(self) -> list[BatchOutcome]:
+        return [o for o in self.outcomes if o.state == "error"]
+
+
+def find_entries(folder: str | Path, manifests: str | Path | None = None) -> list[BatchEntry]:
+    """The submissions in `folder`, sorted by id. Hidden entries, `_`-prefixed ones and
+    plain files that are not .zip/.py/.ipynb (a README, a class list) are not submissions."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BatchError(f"{folder} is not a folder: segrade grade takes a folder holding one entry per submission")
+    manifest_dir = Path(manifests) if manifests else None
+    if manifest_dir is not None and not manifest_dir.is_dir():
+        raise BatchError(f"--manifests {manifest_dir} is not a folder")
+    entries = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith((".", "_")) or (path.is_file() and path.suffix.lower() not in SUBMISSION_SUFFIXES):
+            continue
+        sid = path.name if path.is_dir() else path.stem
+        manifest = None
+        if manifest_dir is not None:
+            for candidate in (manifest_dir / f"{sid}.toml", manifest_dir / sid / "segrade.toml"):
+                if candidate.is_file():
+                    manifest = candidate
+                    break
+        entries.append(BatchEntry(sid, path, manifest))
+    ids = [e.id for e in entries]
+    clashes = sorted({i for i in ids if ids.count(i) > 1})
+    if clashes:
+        raise BatchError(f"two entries would share the id {clashes[0]!r} (e.g. {clashes[0]}/ and {clashes[0]}.zip): "
+                         "rename one of them")
+    return entries
+
+
+def grade_key(entry: BatchEntry, assignment: Assignment, options, device: str) -> str:
+    """What a grade depends on, hashed: a re-run with the same key can reuse the grade."""
+    from grader.bands import bands_path
+    from grader.load import fingerprint
+    from grader.pipeline import resolve_profile
+    from grader.weights import find_vgg16_weights
+
+    profile, _ = resolve_profile(assignment, options)
+    band_file = bands_path(profile.id, options.bands_folder) if profile else None
+    parts = {
+        "segrade": __version__,
+        "submission": fingerprint(entry.path),
+        "manifest": hashlib.sha256(entry.manifest.read_bytes()).hexdigest() if entry.manifest else None,
+        "spec": assignment.sha256,
+        "profile": profile.sha256 if profile else None,
+        "bands": hashlib.sha256(band_file.read_bytes()).hexdigest() if band_file and band_file.is_file() else None,
+        "device": device,
+        "imagenet_weights": find_vgg16_weights(options.vgg16_weights).available,
+        "options": {k: getattr(options, k) for k in ("seed", "weights", "evaluation_split", "batch_size")},
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def default_jobs(device: str) -> int:
+    """As many jobs as the machine affords. On a CPU, jobs split the cores: torch already
+    uses every core for one model, so two jobs on two cores are no faster (benchmarks/
+    bench_batch.py), and each job needs its worker's memory. On CUDA, two jobs per GPU
+    share it, each capped to its part of the GPU's memory."""
+    from grader.sandbox import Limits
+
+    cores = os.cpu_count() or 1
+    by_memory = max(1, int(_total_memory_gb() // (Limits().memory_gb / 2 + 2)))
+    if device.startswith("cuda"):
+        import torch
+
+        return max(1, min(2 * torch.cuda.device_count(), cores, by_memory))
+    return max(1, min(cores // 4, by_memory))
+
+
+def _total_memory_gb() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
+    except (ValueError, OSError):
+        return 8.0
+
+
+def plan_batch(entries: list[BatchEntry], out: Path, assignment: Assignment, options, device: str
+               ) -> tuple[list[tuple[BatchEntry, str]], list[BatchOutcome]]:
+    """Which entries to grade (with their key) and which are already done with the same key."""
+    todo, done = [], []
+    for entry in entries:
+        key = grade_key(entry, assignment, options, device)
+        previous = read_done(out / entry.id)
+        if previous and previous.get("key") == key:
+            done.append(BatchOutcome(**{**previous["outcome"], "state": "resumed"}))
+        else:
+            todo.append((entry, key))
+    return todo, done
+
+
+def read_done(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / DONE_FILE).read_text())
+        BatchOutcome(**data["outcome"])  # the fields still match this version
+        return data
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, options, *, jobs: int | None = None,
+                manifests: str | Path | None = None, pdf: bool = True, visibility: str = "after_published",
+                on_plan: Callable[[list[BatchEntry], list[BatchOutcome]], None] | None = None,
+                on_start: Callable[[BatchEntry], None] | None = None,
+                on_done: Callable[[BatchOutcome], None] | None = None) -> BatchSummary:
+    """Grade every submission of `folder` into `out`, then write the class outputs
+    (summary.html, gradebook.csv, index.html). Never stops on one submission's failure."""
+    from grader.device import resolve_device
+    from grader.report.outputs import write_class_outputs
+
+    started = time.perf_counter()
+    out = Path(out)
+    entries = find_entries(folder, manifests)
+    if not entries:
+        raise BatchError(f"{folder} holds no submission (subfolders, .zip, .py or .ipynb files)")
+    device = str(resolve_device(options.device))
+    jobs = jobs or default_jobs(device)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = BatchSummary(out)
+    with _lock(out):
+        shutil.rmtree(out / STAGING, ignore_errors=True)  # what a killed run left half-written
+        todo, resumed = plan_batch(entries, out, assignment, options, device)
+        summary.outcomes += resumed
+        if on_plan:
+            on_plan([e for e, _ in todo], resumed)
+        options = replace(options, **_job_resources(device, jobs))
+        for outcome in _run_jobs(todo, out, assignment, options, jobs, device, pdf, visibility, on_start):
+            summary.outcomes.append(outcome)
+            if on_done:
+                on_done(outcome)
+        shutil.rmtree(out / STAGING, ignore_errors=True)
+        classes = write_class_outputs(out, assignment, pdf=pdf, visibility=visibility, reports=False,
+                                      only={e.id for e in entries})
+    order = {e.id: i for i, e in enumerate(entries)}
+    summary.outcomes.sort(key=lambda o: order.get(o.id, len(order)))
+    summary.index, summary.summary, summary.gradebook = classes.index, classes.summary, classes.gradebook
+    summary.problems = classes.problems
+    summary.seconds = round(time.perf_counter() - started, 1)
+    return summary
+
+
+def _job_resources(device: str, jobs: int) -> dict[str, Any]:
+    """Each job's share: CPU threads, and on CUDA its part of the GPU's memory."""
+    if device.startswith("cuda"):
+        import torch
+
+        per_gpu = -(-jobs // max(1, torch.cuda.device_count()))
+        return {"threads": max(1, (os.cpu_count() or 1) // jobs), "cuda_memory_fraction": round(0.95 / per_gpu, 3)}
+    return {"threads": max(1, (os.cpu_count() or 1) // jobs)}
+
+
+def _run_jobs(todo, out: Path, assignment: Assignment, options, jobs: int, device: str, pdf: bool,
+              visibility: str, on_start):
+    """One process per submission, at most `jobs` at a time; yields outcomes as they end.
+    A job that dies without reporting (a crash of the grading side itself) becomes an
+    error outcome: the batch goes on."""
+    context = multiprocessing.get_context("spawn")
+    pending = list(todo)
+    running: dict[Any, tuple[Any, Any, BatchEntry, float]] = {}
+    while pending or running:
+        while pending and len(running) < jobs:
+            entry, key = pending.pop(0)
+            gpu = None
+            if device.startswith("cuda"):
+                import torch
+
+                gpu = f"cuda:{len(running) % max(1, torch.cuda.device_count())}"
+            receive, send = context.Pipe(duplex=False)
+            job_options = replace(options, device=gpu) if gpu else options
+            process = context.Process(target=_job, name=f"segrade-{entry.id}",
+                                      args=(send, entry, key, out, assignment, job_options, pdf, visibility))
+            process.start()
+            send.close()
+            running[process.sentinel] = (process, receive, entry, time.perf_counter())
+            if on_start:
+                on_start(entry)
+        for sentinel in wait(list(running)):
+            process, receive, entry, began = running.pop(sentinel)
+            process.join()
+            try:
+                outcome = receive.recv() if receive.poll() else None
+            except (EOFError, OSError):
+                outcome = None
+            receive.close()
+            if outcome is None:
+                why = f"the grading job for {entry.id} died (exit code {process.exitcode}) before reporting"
+                outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - began, 1), message=why)
+                try:
+                    _write_error_folder(out, entry, key, why, outcome, assignment, pdf, visibility, final=False)
+                except Exception as exc:  # noqa: BLE001 (the batch goes on; the summary still lists it)
+                    outcome.message += f" (and its error report could not be written: {exc})"
+            yield outcome
+
+
+def _job(connection, entry: BatchEntry, key: str, out: Path, assignment: Assignment, options, pdf: bool,
+         visibility: str) -> None:
+    """In the job process: grade one submission into staging, then move it into place."""
+    from grader.sandbox import die_with_parent
+
+    die_with_parent()
+    if options.threads:
+        import torch
+
+        torch.set_num_threads(options.threads)
+    connection.send(grade_entry(entry, key, out, assignment, options, pdf, visibility))
+    connection.close()
+
+
+def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, options, pdf: bool = True,
+                visibility: str = "after_published") -> BatchOutcome:
+    """Grade one submission and write its folder OUT/<id> (through staging)."""
+    from grader.load import SubmissionError
+    from grader.pipeline import grade_submission
+    from grader.report.files import write_results
+    from grader.report.outputs import write_submission_report
+
+    started = time.perf_counter()
+    options = replace(options, manifest=str(entry.manifest) if entry.manifest else None)
+    try:
+        result = grade_submission(entry.path, assignment, options, submission_id=entry.id)
+    except SubmissionError as exc:  # the submission itself: the same content fails the same way
+        outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=str(exc))
+        _write_error_folder(out, entry, key, str(exc), outcome, assignment, pdf, visibility, final=True)
+        return outcome
+    except Exception as exc:  # a failure on the grading side: reported, and retried by a re-run
+        why = f"segrade failed while grading {entry.id}: {type(exc).__name__}: {exc}"
+        outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=why)
+        _write_error_folder(out, entry, key, why, outcome, assignment, pdf, visibility, final=False,
+                            detail=traceback.format_exc())
+        return outcome
+    grade = result.grade
+    first_problem = next((f"{v.variant_id}: {c.message}" for v in result.variants for c in v.checks
+                          if c.status.value == "fail"), "")
+    outcome = BatchOutcome(entry.id, "graded", ok=result.ok, passed_variants=grade.passed_variants,
+                           total_variants=grade.total_variants, points=grade.total, automatic_max=grade.automatic_max,
+                           message=first_problem)
+    staging = _staging(out, entry)
+    write_results(result, staging)
+    write_submission_report(staging, assignment, pdf=pdf, visibility=visibility)
+    outcome.seconds = round(time.perf_counter() - started, 1)
+    _commit(staging, out / entry.id, key, outcome, pdf=pdf, visibility=visibility)
+    return outcome
+
+
+def _staging(out: Path, entry: BatchEntry) -> Path:
+    folder = out / STAGING / f"{entry.id}.{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _commit(staging: Path, final: Path, key: str | None, outcome: BatchOutcome, **report: Any) -> None:
+    """done.json last, then the rename: OUT/<id> is either the old complete folder, the new
+    complete one, or (killed between the two renames) absent and regraded next time."""
+    done = {"key": key, "outcome": asdict(outcome), "report": report, "segrade": __version__}
+    if key is not None:
+        (staging / DONE_FILE).write_text(json.dumps(done, indent=1) + "\n")
+    old = None
+    if final.exists():
+        old = staging.parent / f"{final.name}.old.{uuid.uuid4().hex[:8]}"
+        final.rename(old)
+    staging.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_error_folder(out: Path, entry: BatchEntry, key: str, why: str, outcome: BatchOutcome,
+                        assignment: Assignment, pdf: bool, visibility: str, *, final: bool, detail: str = "") -> None:
+    """OUT/<id> for a submission that could not be graded: error.json, its own report and a
+    Gradescope file with the message. `final`: the same content would fail the same way, so
+    a re-run may skip it; otherwise (a grading-side failure) a re-run tries again."""
+    from grader.report.files import write_atomic
+    from grader.report.outputs import write_error_report
+
+    staging = _staging(out, entry)
+    error = {"schema": "segrade.error/1", "submission": {"id": entry.id, "source": str(entry.path.resolve())},
+             "assignment_id": assignment.id, "segrade_version": __version__, "error": why, "detail": detail[-4000:]}
+    write_atomic(staging / ERROR_FILE, json.dumps(error, indent=2) + "\n")
+    write_error_report(staging, error, assignment, pdf=pdf, visibility=visibility)
+    _commit(staging, out / entry.id, key if final else None, outcome, pdf=pdf, visibility=visibility)
+
+
+class _lock:
+    """One batch at a time per output folder (released by the kernel if the process dies)."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / LOCK
+
+    def __enter__(self):
+        self.file = open(self.path, "w")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.close()
+            raise BatchError(f"another segrade grade is writing to {self.path.parent}: wait for it to finish, "
+                             "or use another --out folder") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()

@@ -1,0 +1,87 @@
+"""`segrade grade SUBMISSIONS_DIR --out DIR`: grade a folder of submissions, in parallel and resumably."""
+
+from __future__ import annotations
+
+import argparse
+
+from grader.commands import add_training_arguments
+from grader.commands.report import add_report_arguments
+
+
+def add_parser(commands) -> None:
+    grade = commands.add_parser(
+        "grade", help="grade a folder of submissions (parallel, resumable) and write every report, the class "
+                      "summary, the gradebook and an index",
+        description="Each entry of SUBMISSIONS_DIR (a subfolder, a .zip, a .py file or a .ipynb notebook) is one "
+                    "submission, whose id is the entry's name. Writes DIR/<id>/ (results.json, report.html, "
+                    "report.pdf, results_gradescope.json), DIR/summary.html, DIR/gradebook.csv and DIR/index.html. "
+                    "Re-running skips the submissions already graded with the same content, spec, profile and "
+                    "segrade version, so an interrupted batch finishes where it stopped.")
+    grade.add_argument("submissions", metavar="SUBMISSIONS_DIR")
+    grade.add_argument("--out", metavar="DIR", required=True, help="where the results and reports go")
+    grade.add_argument("--jobs", type=int, help="submissions graded at once (default: what the machine affords: "
+                       "one per 4 CPU cores, two per GPU)")
+    grade.add_argument("--manifests", metavar="DIR", help="instructor manifests, DIR/<id>.toml (or DIR/<id>/segrade.toml), "
+                       "saying how to build each variant of that submission")
+    add_training_arguments(grade)
+    grade.add_argument("--checks-only", action="store_true", help="only the checks, no training")
+    grade.add_argument("--isolation", choices=("auto", "bubblewrap", "process"), default="auto",
+                       help="auto (default): bubblewrap when installed, else a plain process")
+    add_report_arguments(grade)
+    grade.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    from grader.batch import BatchError, grade_batch
+    from grader.pipeline import GradeOptions
+    from grader.report import make_console
+    from grader.report.terminal import print_batch_summary
+    from grader.spec import SpecError, load_spec
+
+    console = make_console()
+    if args.jobs is not None and args.jobs < 1:
+        console.print("[red]segrade:[/] --jobs must be at least 1")
+        return 2
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+    overall = progress.add_task("grading", total=None)
+    running: dict[str, int] = {}
+
+    def on_plan(todo, resumed) -> None:
+        if resumed:
+            progress.console.print(f"{len(resumed)} submission(s) already graded with the same content, spec and "
+                                   f"profile: kept ({', '.join(o.id for o in resumed)})")
+        progress.update(overall, total=len(todo), description=f"grading {len(todo)} submission(s)")
+
+    def on_start(entry) -> None:
+        running[entry.id] = progress.add_task(f"  {entry.id}", total=None)
+
+    def on_done(outcome) -> None:
+        progress.remove_task(running.pop(outcome.id))
+        progress.advance(overall)
+        if outcome.state == "error":
+            line = f"[red]✗ {outcome.id}[/] not graded: {outcome.message}"
+        else:
+            colour = "green" if outcome.ok else "yellow"
+            points = "" if outcome.points is None else f", {outcome.points:g}/{outcome.automatic_max:g} points"
+            line = (f"[{colour}]{'✓' if outcome.ok else '!'} {outcome.id}[/] {outcome.passed_variants}/"
+                    f"{outcome.total_variants} variants pass{points}")
+        progress.console.print(f"{line} [dim]({outcome.seconds:.0f} s)[/]")
+
+    try:
+        assignment = load_spec(args.spec)
+        options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device,
+                               profile=None if args.checks_only else args.profile,
+                               isolation=None if args.isolation == "auto" else args.isolation)
+        with progress:
+            summary = grade_batch(args.submissions, args.out, assignment, options, jobs=args.jobs,
+                                  manifests=args.manifests, pdf=not args.no_pdf, visibility=args.visibility,
+                                  on_plan=on_plan, on_start=on_start, on_done=on_done)
+    except (SpecError, BatchError, FileNotFoundError, ValueError, KeyError) as exc:
+        console.print(f"[red]segrade:[/] {exc}")
+        return 2
+    print_batch_summary(summary, console)
+    return 1 if summary.errors or summary.problems else 0

@@ -1,0 +1,159 @@
+"""`segrade grade`: a folder of submissions, graded in parallel and resumably.
+
+The submissions are one-conv models (tiny_submission.py) on a spec cut down to the
+U-Net, trained in the smoke profile through the real worker, so a batch of four takes
+seconds per submission. The SIGKILL test kills the real command mid-batch and checks
+that its jobs die with it and that a re-run finishes without regrading what was done.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.batch import BatchError, find_entries, grade_batch
+from grader.pipeline import GradeOptions
+from grader.spec import load_spec
+from tiny_submission import contract_classes, spec_with, write_submission
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def unet_spec(tmp_path_factory):
+    return spec_with(["unet"], tmp_path_factory.mktemp("spec") / "spec.toml", architecture=False)
+
+
+def make_folder(root: Path, names: list[str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        write_submission(root / name, {"models.py": contract_classes()})
+    (root / "broken.zip").write_bytes(b"not a zip")
+    (root / "README.md").write_text("class list\n")  # not a submission
+    (root / ".DS_Store").write_bytes(b"\0")           # nor this
+    return root
+
+
+def test_entries_are_folders_zips_scripts_and_notebooks(tmp_path):
+    make_folder(tmp_path / "in", ["ann", "bo"])
+    (tmp_path / "in" / "cy.py").write_text(contract_classes())
+    (tmp_path / "in" / "_ignored").mkdir()
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "bo.toml").write_text("[unet]\nclass = 'UNet'\n")
+    entries = find_entries(tmp_path / "in", tmp_path / "manifests")
+    assert [e.id for e in entries] == ["ann", "bo", "broken", "cy"]
+    assert {e.id: e.manifest for e in entries}["bo"] == tmp_path / "manifests" / "bo.toml"
+    assert {e.id: e.manifest for e in entries}["ann"] is None
+
+    (tmp_path / "in" / "ann.zip").write_bytes(b"")
+    with pytest.raises(BatchError, match="share the id 'ann'"):
+        find_entries(tmp_path / "in")
+    with pytest.raises(BatchError, match="not a folder"):
+        find_entries(tmp_path / "nowhere")
+
+
+def test_batch_writes_everything_and_regrades_only_what_changed(tmp_path, unet_spec):
+    assignment = load_spec(unet_spec)
+    folder = make_folder(tmp_path / "in", ["ann", "bo"])
+    out = tmp_path / "out"
+    options = GradeOptions(profile="smoke", device="cpu")
+    states: dict[str, str] = {}
+    summary = grade_batch(folder, out, assignment, options, jobs=2, pdf=False,
+                          on_done=lambda o: states.__setitem__(o.id, o.state))
+    assert states == {"ann": "graded", "bo": "graded", "broken": "error"}
+    assert [o.id for o in summary.outcomes] == ["ann", "bo", "broken"]
+    for sid in ("ann", "bo"):
+        files = {p.name for p in (out / sid).iterdir()}
+        assert {"results.json", "report.html", "results_gradescope.json", "done.json", "samples.npz"} <= files
+        assert json.loads((out / sid / "results.json").read_text())["submission"]["id"] == sid
+    # The broken zip has its own report with the message, and a Gradescope file saying so.
+    assert "not a valid zip file" in (out / "broken" / "report.html").read_text()
+    assert json.loads((out / "broken" / "results_gradescope.json").read_text())["score"] == 0
+    rows = list(csv.DictReader((out / "gradebook.csv").open()))
+    assert sorted(r["submission"] for r in rows) == ["ann", "bo", "broken"]
+    index = (out / "index.html").read_text()
+    assert 'href="ann/report.html"' in index and 'href="broken/report.html"' in index
+    assert "not a valid zip file" in (out / "summary.html").read_text()
+    assert not (out / ".segrade-staging").exists()
+
+    # Re-run: nothing regraded. Then change one submission: only it is regraded.
+    ann_results = (out / "ann" / "results.json").stat().st_ino
+    states.clear()
+    grade_batch(folder, out, assignment, options, jobs=2, pdf=False, on_done=lambda o: states.__setitem__(o.id, o.state))
+    assert states == {}
+    (folder / "bo" / "models.py").write_text(contract_classes() + "\n# a change\n")
+    summary = grade_batch(folder, out, assignment, options, jobs=2, pdf=False,
+                          on_done=lambda o: states.__setitem__(o.id, o.state))
+    assert states == {"bo": "graded"}
+    assert {o.id: o.state for o in summary.outcomes} == {"ann": "resumed", "bo": "graded", "broken": "resumed"}
+    assert (out / "ann" / "results.json").stat().st_ino == ann_results
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the jobs' parent-death signal is Linux-only")
+def test_sigkill_mid_batch_then_rerun_finishes_without_regrading(tmp_path, unet_spec):
+    folder = make_folder(tmp_path / "in", ["ann", "bo", "cy"])
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "grader", "grade", str(folder), "--out", str(out), "--spec", str(unet_spec),
+               "--profile", "smoke", "--device", "cpu", "--jobs", "1", "--no-pdf"]
+    batch = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "ann" / "done.json").exists():
+            assert batch.poll() is None, "the batch ended before it could be killed"
+            assert time.monotonic() < deadline, "the first submission took too long"
+            time.sleep(0.2)
+        jobs = _children(batch.pid)
+        workers = [w for job in jobs for w in _children(job)]
+        batch.send_signal(signal.SIGKILL)
+        batch.wait()
+    finally:
+        if batch.poll() is None:
+            batch.kill()
+    # Its job (and the job's worker) die with it, instead of grading on unseen.
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in jobs + workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in jobs + workers)
+    first = (out / "ann" / "results.json").stat()
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 1, rerun.stdout + rerun.stderr  # broken.zip cannot be graded
+    assert "already graded" in rerun.stdout and "ann" in rerun.stdout
+    assert (out / "ann" / "results.json").stat().st_ino == first.st_ino  # not regraded
+    for sid in ("bo", "cy"):
+        assert (out / sid / "done.json").exists()
+    rows = list(csv.DictReader((out / "gradebook.csv").open()))
+    assert sorted(r["submission"] for r in rows) == ["ann", "bo", "broken", "cy"]
+    assert not (out / ".segrade-staging").exists()
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["ann", "bo", "broken", "cy"]
+
+
+def test_cli_refuses_bad_input(tmp_path, capsys):
+    from grader.cli import main
+
+    assert main(["grade", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 2
+    assert "not a folder" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    assert main(["grade", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "holds no submission" in capsys.readouterr().out
+
