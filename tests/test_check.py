@@ -230,3 +230,31 @@ def test_llm_declaration_is_reported_not_scored(tmp_path, spec):
     silent = write_submission(tmp_path / "silent", {"models.py": TINY + ALL_CLASSES})
     result = grade(silent, spec)
     assert result.checks[0].status is CheckStatus.WARN and result.ok
+
+
+def test_self_check_scores_the_public_val_split_and_writes_the_report_next_to_it(tmp_path, capsys):
+    """A student's `segrade check`: trained and scored on the public validation split (no
+    hidden labels on their machine), what to fix first, the report beside the submission,
+    exit 1 when a required check fails."""
+    from tiny_submission import spec_with
+
+    spec_file = spec_with(["unet", "unet_noskip"], tmp_path / "spec.toml", architecture=False)
+    # A U-Net whose output is half the input's size: forward_shape fails, the no-skip one is fine.
+    root = make_submission(tmp_path, {"models.py": TINY + ALL_CLASSES.replace(
+        "class UNet(Tiny):\n    pass\n",
+        "class UNet(Tiny):\n    def forward(self, x):\n        return self.conv(x)[:, :, ::2, ::2]\n")})
+    code = main(["check", str(root), "--profile", "smoke", "--device", "cpu", "--spec", str(spec_file), "--no-pdf"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "val mIoU" in out and "What to fix first" in out
+    first_fix = out.split("What to fix first", 1)[1].splitlines()[1]
+    assert "1. unet (failed" in first_fix and "forward_shape" not in first_fix and "x13x" in first_fix
+    report = root.parent / f"{root.name}_segrade"
+    data = json.loads((report / "results.json").read_text())
+    assert data["environment"]["evaluation_split"] == "val"
+    assert "public validation split" in data["environment"]["test_split"]
+    noskip = next(v for v in data["variants"] if v["variant_id"] == "unet_noskip")
+    assert noskip["metrics"]["miou"] is not None
+    html = (report / "report.html").read_text()
+    assert "Self-check: mIoU measured on the public validation split" in html and "val mIoU" in html
+    assert not (root / "results.json").exists()  # nothing written inside the submission

@@ -1,8 +1,10 @@
-"""`segrade check SUBMISSION`: grade one submission (checks, training, hidden evaluation, points) and print what to fix."""
+"""`segrade check SUBMISSION`: a student's self-check of one submission (checks, training, evaluation on the
+public validation split, points), what to fix first, and the report; exit 1 when a required check fails."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from grader.commands import add_training_arguments
 from grader.commands.report import add_report_arguments
@@ -10,15 +12,19 @@ from grader.sandbox import Limits
 
 
 def add_parser(commands) -> None:
-    check = commands.add_parser("check", help="grade one submission: check every variant, train it, score it on hidden labels")
+    check = commands.add_parser("check", help="self-check one submission: check every variant, train it, score it, say what to fix first")
     check.add_argument("path", help="a submission: a folder, a .zip, a .py file or a .ipynb notebook")
     check.add_argument("--out", metavar="DIR", help="write DIR/results.json and the reports: DIR/report.html, "
-                       "DIR/report.pdf, DIR/results_gradescope.json")
+                       "DIR/report.pdf, DIR/results_gradescope.json (default: <id>_segrade/ next to the submission)")
+    check.add_argument("--no-report", action="store_true", help="print the table only; write no files")
     add_training_arguments(check)
     check.add_argument("--checks-only", action="store_true", help="only the checks, no training: seconds per variant")
     check.add_argument("--weights", action="store_true", help="checkpoint mode: evaluate the trained weights in "
                        "the submission (weights/<variant id>.pt or .safetensors) instead of training")
     check.add_argument("--seed", type=int, help="training seed (default: the profile's)")
+    check.add_argument("--split", choices=("val", "test"), default="val",
+                       help="where the final mIoU is measured: val (default: the public validation split, a "
+                       "student's self-check) or test (the hidden test split, as `segrade grade` does)")
     check.add_argument("--manifest", metavar="TOML", help="a manifest saying how to build each variant "
                        "(default: the submission's own segrade.toml, if any)")
     check.add_argument("--isolation", choices=("auto", "bubblewrap", "process"), default="auto",
@@ -52,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         assignment = load_spec(args.spec)
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, limits=_limits(args),
                                profile=None if args.checks_only else args.profile, seed=args.seed,
-                               weights=args.weights, manifest=args.manifest,
+                               weights=args.weights, manifest=args.manifest, evaluation_split=args.split,
                                isolation=None if args.isolation == "auto" else args.isolation)
         with console.status("checking, training and evaluating every variant in the worker..."):
             result = grade_submission(args.path, assignment, options)
@@ -60,8 +66,19 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]segrade:[/] {exc}")
         return 2
     print_summary(result, console)
-    if args.out:
-        console.print(f"wrote {write_results(result, args.out)}")
-        for path in write_submission_report(args.out, assignment, pdf=not args.no_pdf, visibility=args.visibility):
-            console.print(f"wrote {path}")
+    if not args.no_report:
+        out = Path(args.out) if args.out else default_out(Path(args.path), result.submission.id)
+        try:
+            write_results(result, out)
+            write_submission_report(out, assignment, pdf=not args.no_pdf, visibility=args.visibility)
+        except OSError as exc:
+            console.print(f"[red]segrade:[/] could not write the report to {out} ({exc}): pass --out DIR")
+            return 2
+        console.print(f"report: {out / 'report.html'}{'' if args.no_pdf else ' and report.pdf'}; results: "
+                      f"{out / 'results.json'}")
     return 0 if result.ok else 1
+
+
+def default_out(submission: Path, submission_id: str) -> Path:
+    """Next to the submission, never inside it (that would change what is graded next time)."""
+    return submission.resolve().parent / f"{submission_id}_segrade"

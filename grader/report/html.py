@@ -90,7 +90,8 @@ def report_context(results: dict[str, Any], samples: dict[str, np.ndarray], assi
     variants = [_variant(v, samples, assignment) for v in results["variants"]]
     titles = {v["variant_id"]: v["title"] for v in results["variants"]}
     by_id = {v["variant_id"]: v for v in results["variants"]}
-    comparisons = [_comparison(c, by_id, titles, assignment) for c in assignment.comparisons]
+    label = miou_label(env)
+    comparisons = [_comparison(c, by_id, titles, assignment, label) for c in assignment.comparisons]
     answers = results.get("answers") or {}
     discussions = [{"id": m["id"], "title": m["title"], "max_points": m["max_points"], "prompts": m["prompts"],
                     "answer": render_markdown(answers[m["id"]]["markdown"]) if m["id"] in answers else None,
@@ -106,6 +107,8 @@ def report_context(results: dict[str, Any], samples: dict[str, np.ndarray], assi
                                                    if v["status"] in FAILURE_ORDER else 0)),
         "variants": variants,
         "trained": env.get("profile") is not None,
+        "miou_label": label,
+        "self_check": env.get("evaluation_split") == "val",
         "discussions": discussions,
         "other_comparisons": [c for c in comparisons if c["id"] not in discussed],
         "legend": [{"name": n, "colour": "#%02x%02x%02x" % tuple(c)} for n, c in
@@ -195,7 +198,14 @@ def _figure_rows(figs: dict) -> list[dict[str, str]]:
     return out
 
 
-def _comparison(comparison, by_id: dict[str, dict], titles: dict[str, str], assignment: Assignment) -> dict[str, Any]:
+def miou_label(env: dict[str, Any]) -> str:
+    """What the final mIoU was measured on: the hidden test split, or (a student's
+    self-check) the public validation split."""
+    return "val mIoU" if env.get("evaluation_split") == "val" else "test mIoU"
+
+
+def _comparison(comparison, by_id: dict[str, dict], titles: dict[str, str], assignment: Assignment,
+                label: str = "test mIoU") -> dict[str, Any]:
     thin = assignment.dataset.thin_classes
 
     def miou(vid):
@@ -224,7 +234,7 @@ def _comparison(comparison, by_id: dict[str, dict], titles: dict[str, str], assi
         return out
     vids = list(comparison.variants)
     out["columns"] = [titles.get(v, v) for v in vids]
-    out["rows"].append({"name": "test mIoU", "values": [miou(v) for v in vids], "thin": False, "summary": True})
+    out["rows"].append({"name": label, "values": [miou(v) for v in vids], "thin": False, "summary": True})
     for name in assignment.class_names:
         out["rows"].append({"name": name, "values": [per_class(v).get(name) for v in vids], "thin": name in thin,
                             "summary": False})

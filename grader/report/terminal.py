@@ -42,8 +42,9 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
     table.add_column("class", overflow="fold")
     table.add_column("output", no_wrap=True)
     trained = result.grade.total is not None and env.get("profile") is not None
+    self_check = env.get("evaluation_split") == "val"
     if trained:
-        table.add_column("test mIoU", no_wrap=True, justify="right")
+        table.add_column("val mIoU" if self_check else "test mIoU", no_wrap=True, justify="right")
         table.add_column("band", no_wrap=True)
     table.add_column("points", no_wrap=True, justify="right")
     table.add_column("what to fix", overflow="fold", ratio=1)
@@ -64,6 +65,14 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
                   "; ".join(variant.points_detail.get("flags", []))]
         table.add_row(*cells)
     console.print(table)
+    if trained and self_check:
+        console.print("[dim]self-check: mIoU on the public validation split, against bands measured on the hidden "
+                      "test split; the instructor's grade uses the hidden labels[/]")
+    fixes = what_to_fix_first(result)
+    if fixes:
+        console.print("[bold]What to fix first[/] (most points at stake first):")
+        for number, line in enumerate(fixes, start=1):
+            console.print(f"  {number}. {line}", highlight=False)
     for check in result.checks:
         colour = "green" if check.status is CheckStatus.PASS else "yellow"
         console.print(f"[{colour}]{check.id}[/]: {check.message}")
@@ -71,6 +80,24 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
     console.print(f"{grade.passed_variants}/{grade.total_variants} variants pass every required check "
                   f"({result.duration_s:.0f} s). Automatic points: [bold]{grade.total:g}[/] of "
                   f"{grade.automatic_max:g} ({grade.max_total:g} in all). {grade.note}")
+
+
+def what_to_fix_first(result: SubmissionResult, limit: int = 5) -> list[str]:
+    """The failing variants, most points at stake first, each with its first failing check;
+    then warnings. What a student should read before anything else."""
+    failing, warnings = [], []
+    for variant in result.variants:
+        failed = next((c for c in variant.checks if c.status is CheckStatus.FAIL), None)
+        warned = next((c for c in variant.checks if c.status is CheckStatus.WARN), None)
+        lost = (variant.max_points or 0) - (variant.points or 0)
+        if variant.status is not VariantStatus.PASSED:
+            why = failed.message if failed else variant.status.value
+            failing.append((-lost, variant.variant_id, f"{variant.variant_id} ({variant.status.value}"
+                            f"{f', {lost:g} points at stake' if lost else ''}): {why}"))
+        elif warned:
+            warnings.append((variant.variant_id, f"{variant.variant_id} (warning, {warned.id}): {warned.message}"))
+    lines = [line for *_, line in sorted(failing)] + [line for _, line in sorted(warnings)]
+    return lines[:limit]
 
 
 def _class_and_file(variant) -> str:
