@@ -1,12 +1,19 @@
-"""The example submissions in submissions/ go through the real loading path (formats ->
-adapters -> worker) and every variant passes, with no manifest.
+"""The example submissions go through the real loading path (formats -> adapters -> worker).
 
-Each example is written in one of the real-world shapes of BRIEF §3 (a package with a
-family class and flags, an inverted freeze flag with other class names, a Colab notebook
-with a freeze method, a contract follower), and its models are correct: anything less than
-10/10 here is a grader bug, or an adapter that no longer recognises a real shape. The
-mapping sentence of each variant must name the adapter that found it, because that sentence
-is what tells a student (or an instructor) how segrade read the code.
+Four are correct, each in one of the real-world shapes of BRIEF §3 (a package with a family
+class and flags, an inverted freeze flag with other class names, a Colab notebook with a
+freeze method, a contract follower), and every variant passes with no manifest: anything
+less than 10/10 there is a grader bug, or an adapter that no longer recognises a real shape.
+The mapping sentence of each variant must name the adapter that found it, because that
+sentence is what tells a student (or an instructor) how segrade read the code.
+alice_package and carol_notebook live in submissions/ (the examples a newcomer reads);
+bob_inverted_flag and dave_contract are adapter fixtures in tests/data/submissions/.
+
+Two more examples in submissions/ are wrong on purpose: erin_mistakes plants three typical
+mistakes (a no-skip U-Net that still concatenates encoder features, a freeze flag that
+freezes nothing, a softmax at the end of forward) and each must be caught by the right check
+on the right variants and nothing else; frank_import_error forgot to hand in its utils.py,
+and every variant must say so.
 
 Each submission builds six VGG16 FCNs (~134M parameters each): 15-25 s per submission on a
 laptop CPU, so these tests are marked slow and grade each submission once per module.
@@ -19,13 +26,22 @@ from pathlib import Path
 import pytest
 
 from grader.pipeline import GradeOptions, grade_submission
-from grader.results import VariantStatus
+from grader.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
 
 pytestmark = pytest.mark.slow
 
-SUBMISSIONS = Path(__file__).resolve().parent.parent / "submissions"
-NAMES = ("alice_package", "bob_inverted_flag", "carol_notebook", "dave_contract")
+EXAMPLES = Path(__file__).resolve().parent.parent / "submissions"   # what a newcomer reads
+FIXTURES = Path(__file__).resolve().parent / "data" / "submissions"  # adapter fixtures
+SUBMISSIONS = {
+    "alice_package": EXAMPLES / "alice_package",
+    "bob_inverted_flag": FIXTURES / "bob_inverted_flag",
+    "carol_notebook": EXAMPLES / "carol_notebook",
+    "dave_contract": FIXTURES / "dave_contract",
+    "erin_mistakes": EXAMPLES / "erin_mistakes",
+    "frank_import_error": EXAMPLES / "frank_import_error",
+}
+NAMES = ("alice_package", "bob_inverted_flag", "carol_notebook", "dave_contract")   # correct: 10/10
 FCN_IDS = ("fcn32s_frozen", "fcn16s_frozen", "fcn8s_frozen", "fcn32s_finetune", "fcn16s_finetune", "fcn8s_finetune")
 UNET_IDS = ("unet", "unet_noskip", "unet_residual", "unet_attention")
 
@@ -46,7 +62,7 @@ def graded(spec, tmp_path_factory):
             with pytest.MonkeyPatch.context() as mp:
                 mp.delenv("SEGRADE_VGG16_WEIGHTS", raising=False)
                 mp.setenv("TORCH_HOME", str(torch_home))
-                results[name] = grade_submission(SUBMISSIONS / name, spec, GradeOptions(profile=None))
+                results[name] = grade_submission(SUBMISSIONS[name], spec, GradeOptions(profile=None))
         return results[name]
 
     return grade
@@ -69,7 +85,7 @@ def describe(result) -> str:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_variant_passes_without_a_manifest(graded, name):
-    assert not (SUBMISSIONS / name / "segrade.toml").exists(), "the examples must be read without a manifest"
+    assert not (SUBMISSIONS[name] / "segrade.toml").exists(), "the examples must be read without a manifest"
     result = graded(name)
     variants = by_id(result)
     assert set(variants) == set(FCN_IDS + UNET_IDS)
@@ -161,3 +177,97 @@ def test_dave_contract_names_need_no_guesswork(graded):
         assert v.mapping.endswith("adapter: contract"), v.mapping
     assert "FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) from fcn.py" in variants["fcn8s_frozen"].mapping
     assert "UNetNoSkip(num_classes=13) from unets.py" in variants["unet_noskip"].mapping
+
+
+def test_examples_folder_holds_what_its_readme_describes():
+    """submissions/ is what a newcomer reads first: the four examples, each in its README."""
+    folders = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir())
+    assert folders == ["alice_package", "carol_notebook", "erin_mistakes", "frank_import_error"]
+    readme = (EXAMPLES / "README.md").read_text()
+    for name in folders:
+        assert f"`{name}/" in readme, name
+    for name in ("bob_inverted_flag", "dave_contract"):
+        assert (FIXTURES / name).is_dir() and name in readme, name
+
+
+# erin_mistakes: variant -> the one check that must not pass, and how. Every other check of
+# every variant passes.
+ERIN_PLANTED = {
+    "fcn32s_frozen": ("frozen_backbone", CheckStatus.FAIL),   # `self.features.requires_grad = False`
+    "fcn16s_frozen": ("frozen_backbone", CheckStatus.FAIL),
+    "fcn8s_frozen": ("frozen_backbone", CheckStatus.FAIL),
+    "unet_noskip": ("architecture", CheckStatus.FAIL),        # a renamed copy of U_Net, cats and all
+    "unet_residual": ("logits", CheckStatus.WARN),            # F.softmax at the end of forward
+}
+
+
+def test_erin_each_planted_mistake_is_caught_by_the_right_check(graded):
+    result = graded("erin_mistakes")
+    variants = by_id(result)
+    assert set(variants) == set(FCN_IDS + UNET_IDS)
+    assert all(m["ok"] for m in result.modules), result.modules   # the mistakes are in the models, not the imports
+    for vid, v in variants.items():
+        checks = {c.id: c for c in v.checks}
+        not_passed = {cid: c.status for cid, c in checks.items() if c.status is not CheckStatus.PASS}
+        planted = dict([ERIN_PLANTED[vid]]) if vid in ERIN_PLANTED else {}
+        assert not_passed == planted, (vid, describe(result))
+        failed = any(status is CheckStatus.FAIL for status in planted.values())
+        assert v.status is (VariantStatus.FAILED if failed else VariantStatus.PASSED), (vid, describe(result))
+    assert result.grade.passed_variants == 6
+
+    # What segrade says about each mistake: the sentence a student reads.
+    noskip = {c.id: c for c in variants["unet_noskip"].checks}["architecture"]
+    assert noskip.message == ("UNetNoSkip still concatenates encoder features at 1/1, 1/2, 1/4, 1/8: "
+                              "it has skip connections"), noskip.message
+    for vid in ("fcn32s_frozen", "fcn16s_frozen", "fcn8s_frozen"):
+        frozen = {c.id: c for c in variants[vid].checks}["frozen_backbone"]
+        assert frozen.message.startswith("30 of 30 backbone tensors changed during 3 training steps although the "
+                                         "backbone should be frozen"), frozen.message
+        assert "Set requires_grad=False on every backbone parameter" in frozen.message, frozen.message
+        changed = frozen.details["backbone_changed"]
+        assert {"features.0.weight", "features.28.weight", "fc6.weight", "fc7.weight"} <= set(changed), changed
+        params = variants[vid].figures["parameters"]
+        assert params["trainable"] == params["total"], params   # the flag froze nothing
+    for vid in ("fcn32s_finetune", "fcn16s_finetune", "fcn8s_finetune"):
+        assert {c.id: c.status for c in variants[vid].checks}["finetuned_backbone"] is CheckStatus.PASS
+    logits = {c.id: c for c in variants["unet_residual"].checks}["logits"]
+    assert "sum to 1 over classes: forward seems to apply softmax" in logits.message, logits.message
+
+    # How segrade found each class: name pattern for the VGG16_FCN*s, the contract for U_Net and
+    # U_Net_NoSkip (underscores ignored), aliases for ResU_Net and AttU_Net.
+    for size in ("32s", "16s", "8s"):
+        mapping = variants[f"fcn{size}_frozen"].mapping
+        assert mapping == (f"FCN{size} ← VGG16_FCN{size}(n_classes=13, weights=None, freeze_backbone=True) "
+                           "from models/fcn.py, adapter: name pattern"), mapping
+    for vid, cls, source, adapter in (("unet", "U_Net", "models/unet.py", "contract"),
+                                      ("unet_noskip", "U_Net_NoSkip", "models/unet.py", "contract"),
+                                      ("unet_residual", "ResU_Net", "models/res_unet.py", "alias"),
+                                      ("unet_attention", "AttU_Net", "models/att_unet.py", "alias")):
+        mapping = variants[vid].mapping
+        assert mapping.endswith(f"← {cls}(output_ch=13) from {source}, adapter: {adapter}"), mapping
+
+    # train.py trains at top level (argparse, loops): left out, so it imports; the LLM prompt
+    # is declared in a comment; the README's discussion sections are found as answers.
+    skipped = result.submission.skipped["train.py"]
+    assert any("args = parser.parse_args()" in line for line in skipped), skipped
+    assert {c.id: c.status for c in result.checks}.get("llm_declaration") is CheckStatus.PASS, result.checks
+    assert {"fcn_discussion", "unet_noskip_discussion", "unet_attention_discussion"} <= set(result.answers)
+    assert "Discussion: U-Net without skips" in result.answers["unet_noskip_discussion"]["source"]
+
+
+def test_frank_import_error_is_named_for_every_variant(graded):
+    assert not (SUBMISSIONS["frank_import_error"] / "utils.py").exists()   # the file Frank forgot
+    result = graded("frank_import_error")
+    modules = {m["path"]: m for m in result.modules}
+    assert set(modules) == {"models.py", "train.py"}
+    for path in modules:
+        assert not modules[path]["ok"], modules[path]
+        assert modules[path]["error"] == "ModuleNotFoundError: No module named 'utils'", modules[path]
+    assert "from utils import" in modules["models.py"]["traceback"], modules["models.py"]["traceback"]
+    variants = by_id(result)
+    assert set(variants) == set(FCN_IDS + UNET_IDS)
+    for vid, v in variants.items():
+        assert v.status is not VariantStatus.PASSED, (vid, describe(result))
+        message = " ".join(c.message for c in v.checks)
+        assert "models.py: ModuleNotFoundError: No module named 'utils'" in message, (vid, message)
+    assert result.grade.passed_variants == 0
