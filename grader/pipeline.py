@@ -180,7 +180,9 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
         variants.append({"id": variant.id, "family": variant.family.id, "class_name": variant.class_name,
                          "aliases": list(variant.aliases), "traits": variant.traits,
                          "num_classes": assignment.num_classes, "pretrained": pretrained,
-                         "input_size": variant.family.input_size})
+                         "input_size": variant.family.input_size, "kwargs": dict(variant.kwargs),
+                         "pretrained_kwarg": variant.family.pretrained_kwarg or "pretrained",
+                         "num_classes_kwarg": assignment.contract.num_classes_kwarg})
     return {"modules": list(submission.modules), "sys_path": list(submission.sys_path), "manifest": manifest,
             "variants": variants, "batch_size": options.batch_size, "seed": 0, "device": options.device,
             "threads": options.threads, "cuda_memory_fraction": options.cuda_memory_fraction}

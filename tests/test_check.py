@@ -258,3 +258,17 @@ def test_self_check_scores_the_public_val_split_and_writes_the_report_next_to_it
     html = (report / "report.html").read_text()
     assert "Self-check: mIoU measured on the public validation split" in html and "val mIoU" in html
     assert not (root / "results.json").exists()  # nothing written inside the submission
+
+
+def test_the_specs_variant_kwargs_reach_the_constructor(tmp_path):
+    """`[[variants]] kwargs` (a course's own options) are passed to the contract class."""
+    from tiny_submission import spec_with
+
+    spec_file = spec_with(["unet"], tmp_path / "spec.toml", architecture=False)
+    text = spec_file.read_text().replace('id = "unet"\n', 'id = "unet"\nkwargs = { extra_classes = -3 }\n', 1)
+    spec_file.write_text(text)
+    # Builds the right class count only when extra_classes=-3 arrives.
+    root = make_submission(tmp_path, {"models.py": TINY + (
+        "class UNet(Tiny):\n    def __init__(self, num_classes, extra_classes=0):\n"
+        "        super().__init__(num_classes + 3 + extra_classes)\n")})
+    assert main(["check", str(root), "--checks-only", "--spec", str(spec_file), "--no-report"]) == 0

@@ -3,8 +3,9 @@
 - per submission folder (beside results.json): report.html, report.pdf, results_gradescope.json;
 - per results folder of several submissions: summary.html, gradebook.csv, index.html.
 
-`segrade check --out DIR` calls `write_submission_report`; `segrade report DIR` calls both,
-so a template or rubric change never needs a regrade.
+`segrade check` and each job of `segrade grade` call `write_submission_report`; `segrade grade`
+and `segrade report DIR` call `write_class_outputs`, so a template change never needs a
+regrade (points, prompts and titles are as saved at grading time).
 """
 
 from __future__ import annotations
