@@ -28,8 +28,19 @@ WORKER_STATUS = {"timeout": VariantStatus.TIMEOUT, "oom": VariantStatus.OOM, "cr
                  "error": VariantStatus.ERROR}
 
 
+def _missing_module_hint(import_errors: tuple[str, ...]) -> str:
+    """What to do about `No module named 'x'`: hand in x.py, or do without the package."""
+    names = sorted(set(re.findall(r"No module named '([\w.]+)'", " ".join(import_errors))))
+    if not names:
+        return " Fix that error first."
+    listed = ", ".join(f"'{n}'" for n in names)
+    files = ", ".join(f"{n.split('.')[0]}.py" for n in names)
+    return (f" {listed} is neither in the submission nor installed: if it is your own file, hand it in ({files}); "
+            "if it is a package, use only torch, torchvision, numpy and the standard library.")
+
+
 def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assignment, *, batch_size: int,
-                  import_errors: tuple[str, ...] = ()) -> VariantResult:
+                  import_errors: tuple[str, ...] = (), imported_any: bool = True) -> VariantResult:
     """Judge one variant from what the worker observed."""
     if "worker_status" in observed:
         status = WORKER_STATUS.get(observed["worker_status"], VariantStatus.ERROR)
@@ -38,9 +49,17 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
                                     {"phase": observed.get("phase")})])
     if "unresolved" in observed:
         status = VariantStatus.AMBIGUOUS if observed["unresolved"] == "ambiguous" else VariantStatus.MISSING
-        hint = f" Files that failed to import: {'; '.join(import_errors)}." if import_errors else ""
+        message = observed.get("message", "not found")
+        if import_errors and not imported_any and status is VariantStatus.MISSING:
+            # No file imported: that is the cause, whatever the class is called.
+            status = VariantStatus.ERROR
+            message = (f"{variant.class_name} ({variant.id}) could not be found because the submission's code did "
+                       f"not import. Files that failed to import: {'; '.join(import_errors)}."
+                       f"{_missing_module_hint(import_errors)}\n\nIf the class is in none of those files: {message}")
+        elif import_errors:
+            message += f"\n\nFiles that failed to import: {'; '.join(import_errors)}."
         return _result(variant, status, None, [CheckResult(
-            "builds", CheckStatus.FAIL, observed.get("message", "not found") + hint,
+            "builds", CheckStatus.FAIL, message,
             {"looked_for": observed.get("looked_for", []), "candidates": observed.get("candidates", [])})])
 
     mapping = observed.get("mapping")

@@ -195,7 +195,8 @@ def check(assignment: Assignment, run: WorkerRun, options: GradeOptions) -> tupl
     for variant in assignment.variants:
         result = check_variant(variant, run.variants.get(variant.id, {"id": variant.id, "worker_status": "error",
                                                                       "message": "the worker did not report on it"}),
-                               assignment, batch_size=options.batch_size, import_errors=import_errors)
+                               assignment, batch_size=options.batch_size, import_errors=import_errors,
+                               imported_any=any(m.get("ok") for m in run.modules))
         compared = compare_figures(result.figures, reference.get(variant.id))
         results.append(replace(result, figures={**result.figures, "reference": compared}) if compared else result)
     return tuple(results)

@@ -270,4 +270,8 @@ def test_frank_import_error_is_named_for_every_variant(graded):
         assert v.status is not VariantStatus.PASSED, (vid, describe(result))
         message = " ".join(c.message for c in v.checks)
         assert "models.py: ModuleNotFoundError: No module named 'utils'" in message, (vid, message)
+        # Nothing imported: the import is named as the cause, with what to do, before any manifest talk.
+        assert v.status is VariantStatus.ERROR, (vid, v.status)
+        assert message.index("did not import") < message.index("segrade.toml"), message
+        assert "hand it in (utils.py)" in message, message
     assert result.grade.passed_variants == 0

@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
+    from rich.markup import escape
+
     from grader.batch import BatchError, grade_batch
     from grader.pipeline import GradeOptions
     from grader.report import make_console
@@ -57,17 +59,17 @@ def run(args: argparse.Namespace) -> int:
         progress.update(overall, total=len(todo), description=f"grading {len(todo)} submission(s)")
 
     def on_start(entry) -> None:
-        running[entry.id] = progress.add_task(f"  {entry.id}", total=None)
+        running[entry.id] = progress.add_task(f"  {escape(entry.id)}", total=None)
 
     def on_done(outcome) -> None:
         progress.remove_task(running.pop(outcome.id))
         progress.advance(overall)
         if outcome.state == "error":
-            line = f"[red]✗ {outcome.id}[/] not graded: {outcome.message}"
+            line = f"[red]✗ {escape(outcome.id)}[/] not graded: {escape(outcome.message)}"
         else:
             colour = "green" if outcome.ok else "yellow"
             points = "" if outcome.points is None else f", {outcome.points:g}/{outcome.automatic_max:g} points"
-            line = (f"[{colour}]{'✓' if outcome.ok else '!'} {outcome.id}[/] {outcome.passed_variants}/"
+            line = (f"[{colour}]{'✓' if outcome.ok else '!'} {escape(outcome.id)}[/] {outcome.passed_variants}/"
                     f"{outcome.total_variants} variants pass{points}")
         progress.console.print(f"{line} [dim]({outcome.seconds:.0f} s)[/]")
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from grader.results import CheckStatus, SubmissionResult, VariantStatus
+from grader.results import CheckResult, CheckStatus, SubmissionResult, VariantStatus
 
 STATUS_STYLE = {VariantStatus.PASSED: "green", VariantStatus.MISSING: "yellow", VariantStatus.AMBIGUOUS: "yellow"}
 
@@ -28,9 +29,9 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
                       f"{lines[0]}{' ...' if len(lines) > 1 else ''}[/]")
     for module in result.modules:
         if not module.get("ok"):
-            console.print(f"[red]import failed[/] {module['path']}: {module['error']}")
+            console.print(f"[red]import failed[/] {escape(module['path'])}: {escape(module['error'])}")
     if env.get("worker_problem"):
-        console.print(f"[red]worker:[/] {env['worker_problem']}")
+        console.print(f"[red]worker:[/] {escape(env['worker_problem'])}")
         tail = result.worker_log.strip().splitlines()[-12:]
         if tail:
             console.print("[dim]last lines of the worker log:[/]")
@@ -48,8 +49,11 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
         table.add_column("band", no_wrap=True)
     table.add_column("points", no_wrap=True, justify="right")
     table.add_column("what to fix", overflow="fold", ratio=1)
+    import_failed = any(not m.get("ok") for m in result.modules)
     for variant in sorted(result.variants, key=lambda v: v.status is VariantStatus.PASSED):
         failing = next((c for c in variant.checks if c.status is CheckStatus.FAIL), None)
+        if failing and import_failed and "did not import" in _first_paragraph(failing.message):
+            failing = CheckResult(failing.id, failing.status, "not built: the code did not import (above)")
         warning = next((c for c in variant.checks if c.status is CheckStatus.WARN), None)
         shape = variant.check("forward_shape")
         seen = shape.details.get("seen") if shape else None
@@ -61,8 +65,8 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
             cells += ["-" if miou is None else f"{miou:.3f}",
                       f"{band.lower:.3f}..{band.upper:.3f}" if band and band.measured else "no band"]
         cells += ["-" if variant.points is None else f"{variant.points:g}/{variant.max_points:g}",
-                  failing.message if failing else f"warning ({warning.id}): {warning.message}" if warning else
-                  "; ".join(variant.points_detail.get("flags", []))]
+                  escape(_first_paragraph(failing.message) if failing else f"warning ({warning.id}): {warning.message}" if warning else
+                         "; ".join(variant.points_detail.get("flags", [])))]
         table.add_row(*cells)
     console.print(table)
     if trained and self_check:
@@ -72,10 +76,10 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
     if fixes:
         console.print("[bold]What to fix first[/] (most points at stake first):")
         for number, line in enumerate(fixes, start=1):
-            console.print(f"  {number}. {line}", highlight=False)
+            console.print(f"  {number}. {escape(line)}", highlight=False)
     for check in result.checks:
         colour = "green" if check.status is CheckStatus.PASS else "yellow"
-        console.print(f"[{colour}]{check.id}[/]: {check.message}")
+        console.print(f"[{colour}]{check.id}[/]: {escape(check.message)}")
     grade = result.grade
     console.print(f"{grade.passed_variants}/{grade.total_variants} variants pass every required check "
                   f"({result.duration_s:.0f} s). Automatic points: [bold]{grade.total:g}[/] of "
@@ -86,18 +90,28 @@ def what_to_fix_first(result: SubmissionResult, limit: int = 5) -> list[str]:
     """The failing variants, most points at stake first, each with its first failing check;
     then warnings. What a student should read before anything else."""
     failing, warnings = [], []
+    imports = [f"{m['path']} did not import ({m['error']}): the variants defined in it cannot be built"
+               for m in result.modules if not m.get("ok")]
     for variant in result.variants:
         failed = next((c for c in variant.checks if c.status is CheckStatus.FAIL), None)
         warned = next((c for c in variant.checks if c.status is CheckStatus.WARN), None)
         lost = (variant.max_points or 0) - (variant.points or 0)
         if variant.status is not VariantStatus.PASSED:
-            why = failed.message if failed else variant.status.value
+            why = _first_paragraph(failed.message) if failed else variant.status.value
+            if imports and "did not import" in why:
+                continue  # said once, by the import line
             failing.append((-lost, variant.variant_id, f"{variant.variant_id} ({variant.status.value}"
                             f"{f', {lost:g} points at stake' if lost else ''}): {why}"))
         elif warned:
             warnings.append((variant.variant_id, f"{variant.variant_id} (warning, {warned.id}): {warned.message}"))
-    lines = [line for *_, line in sorted(failing)] + [line for _, line in sorted(warnings)]
+    lines = imports + [line for *_, line in sorted(failing)] + [line for _, line in sorted(warnings)]
     return lines[:limit]
+
+
+def _first_paragraph(message: str) -> str:
+    """The terminal shows a message's first paragraph; the report shows all of it (e.g. a
+    manifest template)."""
+    return message.split("\n\n", 1)[0]
 
 
 def _class_and_file(variant) -> str:
@@ -124,7 +138,7 @@ def print_batch_summary(summary, console: Console) -> None:
         state = {"graded": "[green]now[/]", "resumed": "[dim]before[/]", "error": "[red]not graded[/]"}[o.state]
         variants = "-" if o.total_variants is None else f"{o.passed_variants}/{o.total_variants}"
         points = "-" if o.points is None else f"{o.points:g}/{o.automatic_max:g}"
-        table.add_row(o.id, state, variants, points, f"{o.seconds:.0f}", o.message)
+        table.add_row(escape(o.id), state, variants, points, f"{o.seconds:.0f}", escape(o.message))
     console.print(table)
     for problem in summary.problems:
         console.print(f"[red]cannot report on[/] {problem}")
