@@ -315,8 +315,8 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
                             detail=traceback.format_exc())
         return outcome
     grade = result.grade
-    first_problem = next((f"{v.variant_id}: {c.message}" for v in result.variants for c in v.checks
-                          if c.status.value == "fail"), "")
+    first_problem = next((f"{v.variant_id}: {c.message.split(chr(10) * 2, 1)[0]}" for v in result.variants
+                          for c in v.checks if c.status.value == "fail"), "")  # its first paragraph
     outcome = BatchOutcome(entry.id, "graded", ok=result.ok, passed_variants=grade.passed_variants,
                            total_variants=grade.total_variants, points=grade.total, automatic_max=grade.automatic_max,
                            message=first_problem)
