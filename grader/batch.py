@@ -42,6 +42,7 @@ DONE_FILE = "done.json"
 ERROR_FILE = "error.json"
 STAGING = ".segrade-staging"
 LOCK = ".segrade-lock"
+SEED_FILE = ".segrade-test-seed"
 GB = 1024**3
 
 
@@ -209,7 +210,7 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
         summary.outcomes += resumed
         if on_plan:
             on_plan([e for e, _ in todo], resumed)
-        options = replace(options, **_job_resources(device, jobs))
+        options = replace(options, **_job_resources(device, jobs), test_seed=_batch_test_seed(out, assignment))
         for outcome in _run_jobs(todo, out, assignment, options, jobs, device, pdf, visibility, on_start):
             summary.outcomes.append(outcome)
             if on_done:
@@ -223,6 +224,25 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
     summary.problems = classes.problems
     summary.seconds = round(time.perf_counter() - started, 1)
     return summary
+
+
+def _batch_test_seed(out: Path, assignment: Assignment) -> int | None:
+    """One synthetic test split for every submission of the batch, also across re-runs:
+    SEGRADE_TEST_SEED if set, else a secret seed drawn once and kept in DIR/.segrade-test-seed
+    (readable by its owner only; never shown to a worker)."""
+    from grader.data.sources import TEST_SEED_ENV, secret_test_seed
+
+    if assignment.dataset.kind != "synthetic" or TEST_SEED_ENV in os.environ:
+        return None  # real data has its own test split; the variable is read by each job
+    path = out / SEED_FILE
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        seed = secret_test_seed()
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as f:
+            f.write(f"{seed}\n")
+        return seed
 
 
 def _job_resources(device: str, jobs: int) -> dict[str, Any]:

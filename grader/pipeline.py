@@ -50,6 +50,8 @@ class GradeOptions:
     evaluation_split: str = "test"    # "test": hidden labels (grading); "val": the public split (self-check)
     threads: int | None = None        # CPU threads of the worker; None: torch's default (all cores)
     cuda_memory_fraction: float | None = None  # cap of the worker's share of the GPU (jobs sharing it)
+    test_seed: int | None = None      # the synthetic test split's seed; None: secret_test_seed(). A batch
+                                      # sets one for all its submissions, so they share one test split
 
 
 def resolve_profile(assignment: Assignment, options: GradeOptions) -> tuple[Profile | None, str]:
@@ -150,7 +152,9 @@ def prepare_evaluation_data(assignment: Assignment, profile: Profile, options: G
     else:
         sizes = dict(profile.image_size)
         counts = {"train": profile.train_images, "val": profile.val_images, "test": profile.test_images}
-    test_seed = secret_test_seed() if assignment.dataset.kind == "synthetic" else None
+    test_seed = None
+    if assignment.dataset.kind == "synthetic":
+        test_seed = options.test_seed if options.test_seed is not None else secret_test_seed()
     if options.evaluation_split == "val":
         counts["val"] = max(counts["val"], counts["test"])  # the same images score the curves and the end
         counts["test"] = counts["val"]

@@ -82,6 +82,10 @@ def test_batch_writes_everything_and_regrades_only_what_changed(tmp_path, unet_s
     assert 'href="ann/report.html"' in index and 'href="broken/report.html"' in index
     assert "not a valid zip file" in (out / "summary.html").read_text()
     assert not (out / ".segrade-staging").exists()
+    # One secret test split for the whole batch: the two identical submissions score the same.
+    scores = [json.loads((out / sid / "results.json").read_text())["variants"][0]["metrics"] for sid in ("ann", "bo")]
+    assert scores[0]["miou"] == scores[1]["miou"] and scores[0]["per_class_iou"] == scores[1]["per_class_iou"]
+    assert (out / ".segrade-test-seed").stat().st_mode & 0o077 == 0
 
     # Re-run: nothing regraded. Then change one submission: only it is regraded.
     ann_results = (out / "ann" / "results.json").stat().st_ino
