@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
+from grader.results import CheckStatus
 from grader.spec import Assignment
 
 SUBMISSION_SUFFIXES = (".zip", ".py", ".ipynb")
@@ -116,19 +117,16 @@ def find_entries(folder: str | Path, manifests: str | Path | None = None) -> lis
     return entries
 
 
-def grade_key(entry: BatchEntry, assignment: Assignment, options, device: str) -> str:
-    """What a grade depends on, hashed: a re-run with the same key can reuse the grade."""
+def batch_key_parts(assignment: Assignment, options, device: str) -> dict[str, Any]:
+    """What every grade of the batch depends on, whatever the submission (read once)."""
     from grader.bands import bands_path
-    from grader.load import fingerprint
     from grader.pipeline import resolve_profile
     from grader.weights import find_vgg16_weights
 
     profile, _ = resolve_profile(assignment, options)
     band_file = bands_path(profile.id, options.bands_folder) if profile else None
-    parts = {
+    return {
         "segrade": __version__,
-        "submission": fingerprint(entry.path),
-        "manifest": hashlib.sha256(entry.manifest.read_bytes()).hexdigest() if entry.manifest else None,
         "spec": assignment.sha256,
         "profile": profile.sha256 if profile else None,
         "bands": hashlib.sha256(band_file.read_bytes()).hexdigest() if band_file and band_file.is_file() else None,
@@ -136,6 +134,15 @@ def grade_key(entry: BatchEntry, assignment: Assignment, options, device: str) -
         "imagenet_weights": find_vgg16_weights(options.vgg16_weights).available,
         "options": {k: getattr(options, k) for k in ("seed", "weights", "evaluation_split", "batch_size")},
     }
+
+
+def grade_key(entry: BatchEntry, shared: dict[str, Any]) -> str:
+    """What a grade depends on, hashed: a re-run with the same key can reuse the grade.
+    `shared`: batch_key_parts()."""
+    from grader.load import fingerprint
+
+    parts = {**shared, "submission": fingerprint(entry.path),
+             "manifest": hashlib.sha256(entry.manifest.read_bytes()).hexdigest() if entry.manifest else None}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -166,8 +173,9 @@ def plan_batch(entries: list[BatchEntry], out: Path, assignment: Assignment, opt
                ) -> tuple[list[tuple[BatchEntry, str]], list[BatchOutcome]]:
     """Which entries to grade (with their key) and which are already done with the same key."""
     todo, done = [], []
+    shared = batch_key_parts(assignment, options, device)
     for entry in entries:
-        key = grade_key(entry, assignment, options, device)
+        key = grade_key(entry, shared)
         previous = read_done(out / entry.id)
         if previous and previous.get("key") == key:
             done.append(BatchOutcome(**{**previous["outcome"], "state": "resumed"}))
@@ -247,12 +255,13 @@ def _batch_test_seed(out: Path, assignment: Assignment) -> int | None:
 
 def _job_resources(device: str, jobs: int) -> dict[str, Any]:
     """Each job's share: CPU threads, and on CUDA its part of the GPU's memory."""
+    share: dict[str, Any] = {"threads": max(1, (os.cpu_count() or 1) // jobs)}
     if device.startswith("cuda"):
         import torch
 
         per_gpu = -(-jobs // max(1, torch.cuda.device_count()))
-        return {"threads": max(1, (os.cpu_count() or 1) // jobs), "cuda_memory_fraction": round(0.95 / per_gpu, 3)}
-    return {"threads": max(1, (os.cpu_count() or 1) // jobs)}
+        share["cuda_memory_fraction"] = round(0.95 / per_gpu, 3)
+    return share
 
 
 def _run_jobs(todo, out: Path, assignment: Assignment, options, jobs: int, device: str, pdf: bool,
@@ -261,27 +270,29 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, jobs: int, devic
     A job that dies without reporting (a crash of the grading side itself) becomes an
     error outcome: the batch goes on."""
     context = multiprocessing.get_context("spawn")
+    gpus = []
+    if device.startswith("cuda"):
+        import torch
+
+        gpus = [f"cuda:{i}" for i in range(max(1, torch.cuda.device_count()))]
     pending = list(todo)
-    running: dict[Any, tuple[Any, Any, BatchEntry, float]] = {}
+    running: dict[Any, tuple[Any, Any, BatchEntry, float, str | None]] = {}
     while pending or running:
         while pending and len(running) < jobs:
             entry, key = pending.pop(0)
-            gpu = None
-            if device.startswith("cuda"):
-                import torch
-
-                gpu = f"cuda:{len(running) % max(1, torch.cuda.device_count())}"
+            busy = [job[4] for job in running.values()]
+            gpu = min(gpus, key=busy.count) if gpus else None
             receive, send = context.Pipe(duplex=False)
             job_options = replace(options, device=gpu) if gpu else options
             process = context.Process(target=_job, name=f"segrade-{entry.id}",
                                       args=(send, entry, key, out, assignment, job_options, pdf, visibility))
             process.start()
             send.close()
-            running[process.sentinel] = (process, receive, entry, time.perf_counter())
+            running[process.sentinel] = (process, receive, entry, time.perf_counter(), gpu)
             if on_start:
                 on_start(entry)
         for sentinel in wait(list(running)):
-            process, receive, entry, began = running.pop(sentinel)
+            process, receive, entry, began, _ = running.pop(sentinel)
             process.join()
             try:
                 outcome = receive.recv() if receive.poll() else None
@@ -292,7 +303,7 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, jobs: int, devic
                 why = f"the grading job for {entry.id} died (exit code {process.exitcode}) before reporting"
                 outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - began, 1), message=why)
                 try:
-                    _write_error_folder(out, entry, key, why, outcome, assignment, pdf, visibility, final=False)
+                    _write_error_folder(out, entry, None, why, outcome, assignment, pdf, visibility)
                 except Exception as exc:  # noqa: BLE001 (the batch goes on; the summary still lists it)
                     outcome.message += f" (and its error report could not be written: {exc})"
             yield outcome
@@ -326,17 +337,17 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
         result = grade_submission(entry.path, assignment, options, submission_id=entry.id)
     except SubmissionError as exc:  # the submission itself: the same content fails the same way
         outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=str(exc))
-        _write_error_folder(out, entry, key, str(exc), outcome, assignment, pdf, visibility, final=True)
+        _write_error_folder(out, entry, key, str(exc), outcome, assignment, pdf, visibility)
         return outcome
     except Exception as exc:  # a failure on the grading side: reported, and retried by a re-run
         why = f"segrade failed while grading {entry.id}: {type(exc).__name__}: {exc}"
         outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=why)
-        _write_error_folder(out, entry, key, why, outcome, assignment, pdf, visibility, final=False,
+        _write_error_folder(out, entry, None, why, outcome, assignment, pdf, visibility,
                             detail=traceback.format_exc())
         return outcome
     grade = result.grade
-    first_problem = next((f"{v.variant_id}: {c.message.split(chr(10) * 2, 1)[0]}" for v in result.variants
-                          for c in v.checks if c.status.value == "fail"), "")  # its first paragraph
+    first_problem = next((f"{v.variant_id}: {failed.headline}" for v in result.variants
+                          if (failed := v.first_check(CheckStatus.FAIL))), "")
     outcome = BatchOutcome(entry.id, "graded", ok=result.ok, passed_variants=grade.passed_variants,
                            total_variants=grade.total_variants, points=grade.total, automatic_max=grade.automatic_max,
                            message=first_problem)
@@ -344,7 +355,7 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     write_results(result, staging)
     write_submission_report(staging, assignment, pdf=pdf, visibility=visibility)
     outcome.seconds = round(time.perf_counter() - started, 1)
-    _commit(staging, out / entry.id, key, outcome, pdf=pdf, visibility=visibility)
+    _commit(staging, out / entry.id, key, outcome)
     return outcome
 
 
@@ -354,11 +365,12 @@ def _staging(out: Path, entry: BatchEntry) -> Path:
     return folder
 
 
-def _commit(staging: Path, final: Path, key: str | None, outcome: BatchOutcome, **report: Any) -> None:
-    """done.json last, then the rename: OUT/<id> is either the old complete folder, the new
-    complete one, or (killed between the two renames) absent and regraded next time."""
-    done = {"key": key, "outcome": asdict(outcome), "report": report, "segrade": __version__}
+def _commit(staging: Path, final: Path, key: str | None, outcome: BatchOutcome) -> None:
+    """done.json last (only with a key: without one, a re-run grades it again), then the
+    rename: OUT/<id> is either the old complete folder, the new complete one, or (killed
+    between the two renames) absent and regraded next time."""
     if key is not None:
+        done = {"key": key, "outcome": asdict(outcome), "segrade": __version__}
         (staging / DONE_FILE).write_text(json.dumps(done, indent=1) + "\n")
     old = None
     if final.exists():
@@ -369,11 +381,11 @@ def _commit(staging: Path, final: Path, key: str | None, outcome: BatchOutcome, 
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_error_folder(out: Path, entry: BatchEntry, key: str, why: str, outcome: BatchOutcome,
-                        assignment: Assignment, pdf: bool, visibility: str, *, final: bool, detail: str = "") -> None:
+def _write_error_folder(out: Path, entry: BatchEntry, key: str | None, why: str, outcome: BatchOutcome,
+                        assignment: Assignment, pdf: bool, visibility: str, *, detail: str = "") -> None:
     """OUT/<id> for a submission that could not be graded: error.json, its own report and a
-    Gradescope file with the message. `final`: the same content would fail the same way, so
-    a re-run may skip it; otherwise (a grading-side failure) a re-run tries again."""
+    Gradescope file with the message. With the grade's `key` (the same content would fail the
+    same way) a re-run skips it; with None (a grading-side failure) a re-run tries again."""
     from grader.report.files import write_atomic
     from grader.report.outputs import write_error_report
 
@@ -382,7 +394,7 @@ def _write_error_folder(out: Path, entry: BatchEntry, key: str, why: str, outcom
              "assignment_id": assignment.id, "segrade_version": __version__, "error": why, "detail": detail[-4000:]}
     write_atomic(staging / ERROR_FILE, json.dumps(error, indent=2) + "\n")
     write_error_report(staging, error, assignment, pdf=pdf, visibility=visibility)
-    _commit(staging, out / entry.id, key if final else None, outcome, pdf=pdf, visibility=visibility)
+    _commit(staging, out / entry.id, key, outcome)
 
 
 class _lock:

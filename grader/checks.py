@@ -50,17 +50,17 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
     if "unresolved" in observed:
         status = VariantStatus.AMBIGUOUS if observed["unresolved"] == "ambiguous" else VariantStatus.MISSING
         message = observed.get("message", "not found")
+        details = {"looked_for": observed.get("looked_for", []), "candidates": observed.get("candidates", [])}
         if import_errors and not imported_any and status is VariantStatus.MISSING:
             # No file imported: that is the cause, whatever the class is called.
             status = VariantStatus.ERROR
+            details["import_failed"] = True
             message = (f"{variant.class_name} ({variant.id}) could not be found because the submission's code did "
                        f"not import. Files that failed to import: {'; '.join(import_errors)}."
                        f"{_missing_module_hint(import_errors)}\n\nIf the class is in none of those files: {message}")
         elif import_errors:
             message += f"\n\nFiles that failed to import: {'; '.join(import_errors)}."
-        return _result(variant, status, None, [CheckResult(
-            "builds", CheckStatus.FAIL, message,
-            {"looked_for": observed.get("looked_for", []), "candidates": observed.get("candidates", [])})])
+        return _result(variant, status, None, [CheckResult("builds", CheckStatus.FAIL, message, details)])
 
     mapping = observed.get("mapping")
     checks = [_builds(observed)]

@@ -194,13 +194,14 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
 
 def check(assignment: Assignment, run: WorkerRun, options: GradeOptions) -> tuple[VariantResult, ...]:
     import_errors = tuple(f"{m['path']}: {m['error']}" for m in run.modules if not m.get("ok"))
+    imported_any = any(m.get("ok") for m in run.modules)
     reference = load_figures(options.bands_folder)
     results = []
     for variant in assignment.variants:
         result = check_variant(variant, run.variants.get(variant.id, {"id": variant.id, "worker_status": "error",
                                                                       "message": "the worker did not report on it"}),
                                assignment, batch_size=options.batch_size, import_errors=import_errors,
-                               imported_any=any(m.get("ok") for m in run.modules))
+                               imported_any=imported_any)
         compared = compare_figures(result.figures, reference.get(variant.id))
         results.append(replace(result, figures={**result.figures, "reference": compared}) if compared else result)
     return tuple(results)

@@ -54,6 +54,12 @@ class CheckResult:
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def headline(self) -> str:
+        """The message's first paragraph: what the terminal shows (the report shows all of
+        it, e.g. a manifest template after a blank line)."""
+        return self.message.split("\n\n", 1)[0]
+
 
 @dataclass(frozen=True)
 class VariantResult:
@@ -77,6 +83,10 @@ class VariantResult:
 
     def check(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)
+
+    def first_check(self, status: CheckStatus) -> CheckResult | None:
+        """The first check that ended with `status` (e.g. the first failure: what to fix)."""
+        return next((c for c in self.checks if c.status is status), None)
 
 
 @dataclass(frozen=True)

@@ -78,11 +78,12 @@ def results_folders(root: str | Path) -> list[Path]:
 
 def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool = True,
                         visibility: str = "after_published", reports: bool = True,
-                        errors: dict[str, str] | None = None, only: set[str] | None = None) -> ClassOutputs:
+                        only: set[str] | None = None) -> ClassOutputs:
     """Reports for every submission folder under `root`, then the class summary, the gradebook
-    and an index. `errors`: submissions that could not be graded at all (id -> why); they get a
-    row too, linked to their folder's files. `only`: the folder names to include (a batch's
-    current submissions). A folder whose results cannot be read becomes an error row, never a stop."""
+    and an index. Submissions that could not be graded at all (a folder with error.json, as
+    `segrade grade` writes) get a row too, linked to their folder's files. `only`: the folder
+    names to include (a batch's current submissions). A folder whose results cannot be read
+    becomes an error row, never a stop."""
     root = Path(root)
     results_list: list[dict[str, Any]] = []
     links: dict[str, dict[str, str]] = {}
@@ -101,11 +102,10 @@ def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool =
             continue
         results_list.append(results)
         sid = str(results["submission"]["id"])
-        links[sid] = {text: f"{folder.name}/{name}" for name, text in LINKED_FILES.items() if (folder / name).is_file()}
-    errors = {**_error_folders(root, only), **(errors or {})}
-    for sid, why in errors.items():
+        links[sid] = _links(folder)
+    for sid, why in _error_folders(root, only).items():
         results_list.append({"submission": {"id": sid}, "error": why})
-        links[sid] = {text: f"{sid}/{name}" for name, text in LINKED_FILES.items() if (root / sid / name).is_file()}
+        links[sid] = _links(root / sid)
     results_list.sort(key=lambda r: str(r["submission"]["id"]))
     context = summary_context(results_list, assignment, links)
     env = environment()
@@ -113,6 +113,11 @@ def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool =
     write_gradebook(results_list, assignment, outputs.gradebook)
     write_atomic(outputs.index, env.get_template("index.html.j2").render(**context))
     return outputs
+
+
+def _links(folder: Path) -> dict[str, str]:
+    """Link text -> path (relative to the results root) of the folder's files that exist."""
+    return {text: f"{folder.name}/{name}" for name, text in LINKED_FILES.items() if (folder / name).is_file()}
 
 
 def _error_folders(root: Path, only: set[str] | None) -> dict[str, str]:

@@ -49,12 +49,11 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
         table.add_column("band", no_wrap=True)
     table.add_column("points", no_wrap=True, justify="right")
     table.add_column("what to fix", overflow="fold", ratio=1)
-    import_failed = any(not m.get("ok") for m in result.modules)
     for variant in sorted(result.variants, key=lambda v: v.status is VariantStatus.PASSED):
-        failing = next((c for c in variant.checks if c.status is CheckStatus.FAIL), None)
-        if failing and import_failed and "did not import" in _first_paragraph(failing.message):
+        failing = variant.first_check(CheckStatus.FAIL)
+        if failing and failing.details.get("import_failed"):  # said once, above the table
             failing = CheckResult(failing.id, failing.status, "not built: the code did not import (above)")
-        warning = next((c for c in variant.checks if c.status is CheckStatus.WARN), None)
+        warning = variant.first_check(CheckStatus.WARN)
         shape = variant.check("forward_shape")
         seen = shape.details.get("seen") if shape else None
         miou = (variant.metrics or {}).get("miou")
@@ -65,7 +64,7 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
             cells += ["-" if miou is None else f"{miou:.3f}",
                       f"{band.lower:.3f}..{band.upper:.3f}" if band and band.measured else "no band"]
         cells += ["-" if variant.points is None else f"{variant.points:g}/{variant.max_points:g}",
-                  escape(_first_paragraph(failing.message) if failing else f"warning ({warning.id}): {warning.message}" if warning else
+                  escape(failing.headline if failing else f"warning ({warning.id}): {warning.message}" if warning else
                          "; ".join(variant.points_detail.get("flags", [])))]
         table.add_row(*cells)
     console.print(table)
@@ -93,12 +92,12 @@ def what_to_fix_first(result: SubmissionResult, limit: int = 5) -> list[str]:
     imports = [f"{m['path']} did not import ({m['error']}): the variants defined in it cannot be built"
                for m in result.modules if not m.get("ok")]
     for variant in result.variants:
-        failed = next((c for c in variant.checks if c.status is CheckStatus.FAIL), None)
-        warned = next((c for c in variant.checks if c.status is CheckStatus.WARN), None)
+        failed = variant.first_check(CheckStatus.FAIL)
+        warned = variant.first_check(CheckStatus.WARN)
         lost = (variant.max_points or 0) - (variant.points or 0)
         if variant.status is not VariantStatus.PASSED:
-            why = _first_paragraph(failed.message) if failed else variant.status.value
-            if imports and "did not import" in why:
+            why = failed.headline if failed else variant.status.value
+            if failed and failed.details.get("import_failed"):
                 continue  # said once, by the import line
             failing.append((-lost, variant.variant_id, f"{variant.variant_id} ({variant.status.value}"
                             f"{f', {lost:g} points at stake' if lost else ''}): {why}"))
@@ -106,12 +105,6 @@ def what_to_fix_first(result: SubmissionResult, limit: int = 5) -> list[str]:
             warnings.append((variant.variant_id, f"{variant.variant_id} (warning, {warned.id}): {warned.message}"))
     lines = imports + [line for *_, line in sorted(failing)] + [line for _, line in sorted(warnings)]
     return lines[:limit]
-
-
-def _first_paragraph(message: str) -> str:
-    """The terminal shows a message's first paragraph; the report shows all of it (e.g. a
-    manifest template)."""
-    return message.split("\n\n", 1)[0]
 
 
 def _class_and_file(variant) -> str:
