@@ -79,7 +79,8 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
                **{k: v for k, v in (observed.get("figures") or {}).items() if k != "traceback"},
                "architecture": observed.get("architecture"),
                "build_seconds": (observed.get("build") or {}).get("seconds"),
-               "forward_seconds": (observed.get("forward") or {}).get("seconds")}
+               "forward_seconds": (observed.get("forward") or {}).get("seconds"),
+               "check_seconds": observed.get("check_seconds")}
     return _result(variant, _status(observed) if failed else VariantStatus.PASSED, mapping, checks, figures,
                    adapter=observed.get("adapter"), notes=tuple(observed.get("notes", ())))
 

@@ -1,17 +1,35 @@
-"""Verifying architecture from the dataflow graph of one real forward pass (BRIEF §6).
+"""Verifying architecture from the dataflow graph of one forward pass (BRIEF §6).
 
-Runs inside the worker, next to student code (imports torch). `fingerprint(model, size)` records
-one forward pass on a random 1 x 3 x size x size input, at the aten level, with a
-`TorchDispatchMode` (the mechanism behind `torch.utils.flop_counter.FlopCounterMode`). Method
-"dispatch" only: `torch.export` is not tried, the recording works on any Python forward
-(loops, slicing `features[:17]`, shape-dependent `if`, `.item()`).
+Runs inside the worker, next to student code (imports torch). `fingerprint(model, size)` builds
+the dataflow graph of one forward pass on a 1 x 3 x size x size input at the aten level, in one
+of two ways, and fingerprints it:
 
-The recorded graph
-------------------
-Values are *tensor versions*. A tensor is identified by what it is in memory: (storage pointer,
-storage offset, shape, stride, dtype), so a view's alias or a tensor that the autograd layer
-re-wraps is the same value, and a new view is a new value produced by the view op (lineage is
-kept). An op that writes into an argument (`relu_`, `add_`, `copy_`, `out=`; known from its
+- "export" (tried first): `torch.export.export(model, (x,), strict=False)` under `no_grad`,
+  functionalised with `run_decompositions({})` (no decomposition table: `conv2d`, `cat`,
+  `upsample_bilinear2d` stay whole, in-place writes become `slice_scatter`/`copy`). The forward
+  runs on fake tensors, so no real compute: cheap even at INFLATED_RETRY_SIZE. Attributes the
+  forward assigns (`self.alpha = ...`) would keep fake tensors, so every submodule's attributes
+  are restored afterwards.
+- "dispatch" (when export fails: data-dependent control flow such as `.item()` in an `if`,
+  `.numpy()`, a control-flow operator left in the graph): one real forward pass recorded with
+  a `TorchDispatchMode` (the mechanism behind `torch.utils.flop_counter.FlopCounterMode`),
+  which works on any Python forward. `Fingerprint.export_error` says why export was not used.
+
+Both give the same `Graph` (below) and the same fingerprint on the reference, the planted
+defects and the example submissions (tests/test_graph.py runs every case both ways).
+`skip_ablation` always uses the dispatch recording: it has to run the real ops with one
+operand replaced by zeros.
+
+The graph
+---------
+From export: every FX node with a tensor value (one per tensor for tuple outputs, which
+`getitem` nodes select) is a value and every call is an op; the user input placeholder is
+live, parameters, buffers and lifted constants are not.
+
+From the dispatch recording: values are *tensor versions*. A tensor is identified by what it
+is in memory: (storage pointer, storage offset, shape, stride, dtype), so a view's alias or a
+tensor that the autograd layer re-wraps is the same value, and a new view is a new value
+produced by the view op (lineage is kept). An op that writes into an argument (`relu_`, `add_`, `copy_`, `out=`; known from its
 schema) makes a new version of *every* recorded tensor that shares the written storage: a
 buffer filled by `buf[:, :c] = x` descends from x. Tensors seen are kept alive until the
 recording ends (up to KEEP_ALIVE_BYTES), so memory is not reused under a recorded key; past the
@@ -68,22 +86,32 @@ Limitations
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import operator
+import warnings
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-__all__ = ["Fingerprint", "GraphError", "Graph", "record", "fingerprint", "check_architecture",
-           "format_scale"]
+__all__ = ["Fingerprint", "GraphError", "ExportFailed", "Graph", "record", "record_export", "fingerprint",
+           "check_architecture", "format_scale"]
+
+METHODS = ("auto", "export", "dispatch")
 
 
 class GraphError(RuntimeError):
     """The forward pass could not be recorded (it raised, or its output is not a tensor
     computed from the input)."""
+
+
+class ExportFailed(GraphError):
+    """torch.export could not capture the forward pass; the dispatch recording can."""
 
 
 # --------------------------------------------------------------------------- recording
@@ -264,20 +292,23 @@ def _zero_arguments(args, kwargs, positions: tuple[int, ...]):
     return tree_unflatten(flat, spec)
 
 
-def record(model: torch.nn.Module, size: int = 64, in_channels: int = 3, seed: int = 0,
-           ablate: tuple[int, tuple[int, ...]] | None = None, outputs: list | None = None) -> Graph:
-    """Run one forward pass (eval mode, no_grad) on a random 1 x in_channels x size x size
-    input and return its recorded dataflow graph. Raises GraphError when the forward fails.
-    `ablate`: zero some arguments of one op (see _Recorder); `outputs`: receives the output."""
+def _probe_input(model: torch.nn.Module, size: int, in_channels: int, seed: int) -> torch.Tensor:
     if size < 64 or size % 32:
         raise ValueError(f"size must be a multiple of 32 and at least 64, got {size}")
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(1, in_channels, size, size, generator=generator)
     try:
-        device = next(model.parameters()).device
-        x = x.to(device)
+        return x.to(next(model.parameters()).device)
     except StopIteration:
-        pass
+        return x
+
+
+def record(model: torch.nn.Module, size: int = 64, in_channels: int = 3, seed: int = 0,
+           ablate: tuple[int, tuple[int, ...]] | None = None, outputs: list | None = None) -> Graph:
+    """Run one forward pass (eval mode, no_grad) on a random 1 x in_channels x size x size
+    input and return its recorded dataflow graph. Raises GraphError when the forward fails.
+    `ablate`: zero some arguments of one op (see _Recorder); `outputs`: receives the output."""
+    x = _probe_input(model, size, in_channels, seed)
     was_training = model.training
     recorder = _Recorder(ablate)
     x_index = recorder.register_input(x)
@@ -304,12 +335,105 @@ def record(model: torch.nn.Module, size: int = 64, in_channels: int = 3, seed: i
     return Graph(recorder.values, recorder.ops, x_index, output, size)
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+
+
+def record_export(model: torch.nn.Module, size: int = 64, in_channels: int = 3, seed: int = 0) -> Graph:
+    """The dataflow graph of `model` on a 1 x in_channels x size x size input, from
+    torch.export (non-strict, eval mode, no_grad), functionalised. Raises ExportFailed when
+    export cannot capture the forward pass; the model is left as it was either way."""
+    x = _probe_input(model, size, in_channels, seed)
+    saved = [(module, dict(vars(module))) for module in model.modules()]
+    model.eval()
+    # export prints the partial graph to stderr when it fails; the forward's own prints would
+    # show fake tensors. Neither belongs in the worker log.
+    quiet = io.StringIO()
+    try:
+        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stderr(quiet), \
+                contextlib.redirect_stdout(quiet):
+            warnings.simplefilter("ignore")
+            program = torch.export.export(model, (x,), strict=False).run_decompositions({})
+        return _graph_from_program(program, size)
+    except ExportFailed:
+        raise
+    except Exception as error:
+        raise ExportFailed(f"torch.export failed: {_first_line(error)}") from error
+    finally:
+        # The forward ran on fake tensors: attributes it assigned (self.alpha = ...) hold them.
+        for module, attributes in saved:
+            vars(module).clear()
+            vars(module).update(attributes)
+
+
+def _graph_from_program(program, input_height: int) -> Graph:
+    from torch._ops import HigherOrderOperator
+    from torch.export.graph_signature import OutputKind
+    from torch.fx import Node
+
+    user_inputs = set(program.graph_signature.user_inputs)
+    values: list[Value] = []
+    ops: list[Op] = []
+    # FX node -> its value indices, one per element of a tuple output (None: not a tensor).
+    of: dict[Node, list[int | None]] = {}
+
+    def new(t: Any, producer: int | None, live: bool) -> int | None:
+        if not isinstance(t, torch.Tensor):
+            return None
+        values.append(Value(tuple(int(d) for d in t.shape), producer, live))
+        return len(values) - 1
+
+    output_node = None
+    for node in program.graph.nodes:
+        val = node.meta.get("val")
+        if node.op == "placeholder":
+            of[node] = [new(val, None, node.name in user_inputs)]
+        elif node.op == "call_function" and node.target is operator.getitem:
+            source, position = node.args
+            items = of.get(source, [])
+            of[node] = [items[position]] if isinstance(position, int) and position < len(items) else []
+        elif node.op == "call_function":
+            if isinstance(node.target, HigherOrderOperator):
+                raise ExportFailed(f"torch.export kept {node.target.__name__} as a subgraph")
+            packet = getattr(node.target, "overloadpacket", None)
+            name = packet.__name__ if packet is not None else getattr(node.target, "__name__", str(node.target))
+            flat, _ = tree_flatten((node.args, node.kwargs))
+            inputs = [i for n in flat if isinstance(n, Node) for i in of.get(n, []) if i is not None]
+            live = name not in _SHAPE_ONLY and any(values[i].live for i in inputs)
+            ops.append(Op(name, str(node.target), inputs, n_args=len(inputs)))
+            index = len(ops) - 1
+            items = list(val) if isinstance(val, (tuple, list)) else [val]
+            of[node] = [new(t, index, live) for t in items]
+            ops[-1].outputs = [i for i in of[node] if i is not None]
+        elif node.op == "output":
+            output_node = node
+        elif node.op == "get_attr":
+            of[node] = [new(val, None, False)]
+
+    inputs = [i for i in (of[n][0] for n in program.graph.nodes if n.op == "placeholder") if i is not None]
+    graph_input = next((i for i in inputs if values[i].live), None)
+    if output_node is None or graph_input is None:
+        raise ExportFailed("the exported graph has no input or no output")
+    outputs = [n for n, spec in zip(output_node.args[0], program.graph_signature.output_specs)
+               if spec.kind == OutputKind.USER_OUTPUT]
+    fakes = [n.meta.get("val") if isinstance(n, Node) else n for n in outputs]
+    chosen = _output_tensor(tree_unflatten(fakes, program.call_spec.out_spec))
+    if chosen is None:
+        raise GraphError("the model returned no tensor")
+    node = next(n for n, fake in zip(outputs, fakes) if fake is chosen)
+    output = (of.get(node) or [None])[0] if isinstance(node, Node) else None
+    if output is None or not values[output].live:
+        raise GraphError("the model's output is not computed from its input")
+    return Graph(values, ops, graph_input, output, input_height)
+
+
 # --------------------------------------------------------------------------- fingerprint
 
 
 @dataclass(frozen=True)
 class Fingerprint:
-    method: str                           # "dispatch" (torch.export is not used)
+    method: str                           # "export" or "dispatch": how the graph was built
     bypass_scale: float
     downsampling_levels: int
     long_skips: tuple[float, ...]         # sorted descending
@@ -323,6 +447,8 @@ class Fingerprint:
     # Where each long-skip join happens in the recording: (scale, op index, argument positions
     # of the encoder operand), for skip ablation. Not part of the JSON.
     skip_joins: tuple[tuple[float, int, tuple[int, ...]], ...] = ()
+    # Why torch.export was not used ("" when method == "export").
+    export_error: str = ""
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -342,6 +468,9 @@ _TRANSPARENT = {
     "alias", "detach", "unsqueeze", "squeeze", "repeat", "slice", "constant_pad_nd", "pad",
     "upsample_bilinear2d", "upsample_nearest2d", "_upsample_bilinear2d_aa", "upsample_bicubic2d",
     "_upsample_nearest_exact2d", "upsample_nearest2d_backward", "lift_fresh", "lift_fresh_copy",
+    # Names that only the export graph keeps whole (the dispatch recording sees their parts).
+    "view_as", "reshape_as", "type_as", "to", "flatten", "unflatten", "copy", "dropout",
+    "feature_dropout", "alpha_dropout",
 }
 
 
@@ -359,7 +488,7 @@ def _scales(graph: Graph) -> list[float | None]:
     return out
 
 
-def fingerprint_graph(graph: Graph) -> Fingerprint:
+def fingerprint_graph(graph: Graph, method: str = "dispatch") -> Fingerprint:
     values, ops = graph.values, graph.ops
     scale = _scales(graph)
 
@@ -495,7 +624,7 @@ def fingerprint_graph(graph: Graph) -> Fingerprint:
 
     skips = tuple(sorted(long, reverse=True))
     return Fingerprint(
-        method="dispatch",
+        method=method,
         bypass_scale=bypass,
         downsampling_levels=levels,
         long_skips=skips,
@@ -535,16 +664,34 @@ def skip_ablation(model: torch.nn.Module, size: int = 64, in_channels: int = 3) 
     return results
 
 
-def fingerprint(model: torch.nn.Module, size: int = 64, in_channels: int = 3) -> Fingerprint:
-    """Record one forward pass of `model` on a random 1 x in_channels x size x size input and
-    fingerprint its architecture. When some activation is much larger than the input (conv1
-    padding=100 in Caffe-style FCNs), the pass is recorded again at INFLATED_RETRY_SIZE so the
+def fingerprint(model: torch.nn.Module, size: int = 64, in_channels: int = 3,
+                method: str = "auto") -> Fingerprint:
+    """Fingerprint the architecture of `model` from the dataflow graph of one forward pass on
+    a 1 x in_channels x size x size input. method "auto": torch.export, and the dispatch
+    recording when export fails (the reason is kept in `export_error`); "export" or
+    "dispatch": that one only. When some activation is much larger than the input (conv1
+    padding=100 in Caffe-style FCNs), the graph is built again at INFLATED_RETRY_SIZE so the
     padding no longer shifts the rounded scales. Raises GraphError with a clear message when
     the forward pass fails."""
-    graph = record(model, size, in_channels)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    export_error = ""
+    if method in ("auto", "export"):
+        try:
+            return fingerprint_graph(_graph(record_export, model, size, in_channels), "export")
+        except ExportFailed as error:
+            if method == "export":
+                raise
+            export_error = str(error)
+    fp = fingerprint_graph(_graph(record, model, size, in_channels), "dispatch")
+    return replace(fp, export_error=export_error)
+
+
+def _graph(build, model: torch.nn.Module, size: int, in_channels: int) -> Graph:
+    graph = build(model, size, in_channels)
     if _inflated(graph) and size < INFLATED_RETRY_SIZE:
-        graph = record(model, INFLATED_RETRY_SIZE, in_channels)
-    return fingerprint_graph(graph)
+        graph = build(model, INFLATED_RETRY_SIZE, in_channels)
+    return graph
 
 
 # --------------------------------------------------------------------------- checking

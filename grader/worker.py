@@ -176,7 +176,7 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
     result |= {"mapping": plan.description, "adapter": plan.adapter, "notes": list(plan.notes)}
 
     torch.manual_seed(request.get("seed", 0))
-    started = time.perf_counter()
+    started = checks_started = time.perf_counter()
     try:
         model = plan.build()
     except BaseException as exc:
@@ -225,12 +225,16 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
     if variant.get("family") != "fcn":
         del measurements["backbone"]
     measurements["architecture"] = lambda: graph.fingerprint(model, probes.PROBE_SIZE).to_json()
+    seconds: dict[str, float] = {}
     for name, measure in measurements.items():
         guard.restore()
+        started = time.perf_counter()
         try:
             result[name] = measure()
         except Exception as exc:
             result[name] = {"error": _short_error(exc), "traceback": _traceback_tail(), "oom": _is_oom(exc)}
+        seconds[name] = round(time.perf_counter() - started, 3)
+    result["check_seconds"] = {"total": round(time.perf_counter() - checks_started, 3), **seconds}
     return result
 
 

@@ -32,3 +32,9 @@ def test_check_reference_passes_every_variant(tmp_path, capsys, monkeypatch):
     for vid, v in variants.items():
         reference = v["figures"]["reference"]
         assert reference["parameters_ratio"] == 1.0 and reference["flops_ratio"] == 1.0, vid
+        # The architecture graph comes from torch.export inside the sandboxed worker (the
+        # dispatch recording is only the fallback), and each variant's check time is recorded.
+        fingerprint = next(c for c in v["checks"] if c["id"] == "architecture")["details"]["fingerprint"]
+        assert fingerprint["method"] == "export" and fingerprint["export_error"] == "", (vid, fingerprint)
+        seconds = v["figures"]["check_seconds"]
+        assert seconds["total"] >= seconds["architecture"] > 0, (vid, seconds)

@@ -1,7 +1,8 @@
-"""grader.graph: architecture fingerprints from one recorded forward pass (BRIEF §6).
+"""grader.graph: architecture fingerprints from the dataflow graph of one forward pass (BRIEF §6).
 
 Reference models pass, planted defects fail with a message a student understands, and the
-example submissions raise no false alarm.
+example submissions raise no false alarm. Every case runs with both graph builders
+(torch.export and the dispatch recording): they must agree.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grader.graph import Fingerprint, GraphError, check_architecture, fingerprint, format_scale
+from grader.graph import ExportFailed, Fingerprint, GraphError, check_architecture, fingerprint, format_scale
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -49,8 +51,18 @@ def ref_fcn():
     return _load(ROOT / "reference" / "fcn.py", "_graph_ref_fcn")
 
 
+def _same(a: Fingerprint, b: Fingerprint) -> bool:
+    """Equal apart from how the graph was built (skip_joins are op indices of one recording)."""
+    return replace(a, method="", skip_joins=(), export_error="") == replace(b, method="", skip_joins=(),
+                                                                            export_error="")
+
+
 def _check(model: nn.Module, variant: str, name: str | None = None) -> tuple[Fingerprint, str, str]:
-    fp = fingerprint(model, SIZE)
+    """The dispatch fingerprint and its verdict, after asserting that torch.export gives the same."""
+    fp = fingerprint(model, SIZE, method="dispatch")
+    exported = fingerprint(model, SIZE, method="export")
+    assert exported.method == "export" and fp.method == "dispatch"
+    assert _same(exported, fp), (exported, fp)
     status, message = check_architecture(fp, REQUIREMENTS[variant], name or type(model).__name__)
     return fp, status, message
 
@@ -69,7 +81,7 @@ def test_reference_unets(ref_unet):
     for variant, (cls, facts) in expected.items():
         fp, status, message = _check(cls(13, base_channels=8), variant)
         assert status == "pass", message
-        assert fp.method == "dispatch" and fp.downsampling_levels == 4
+        assert fp.downsampling_levels == 4
         if variant != "unet_noskip":
             assert fp.bypass_scale == 1.0 and fp.long_skips == tuple(SKIPS)
         for key, value in facts.items():
@@ -279,8 +291,9 @@ def test_recording_tracks_inplace_views_and_buffers():
             out += 0
             return torch.chunk(out, 2, dim=1)[0]
 
-    fp = fingerprint(Weird(), SIZE)
-    assert fp.bypass_scale == 1.0 and fp.downsampling_levels == 1
+    for method in ("export", "dispatch"):
+        fp = fingerprint(Weird(), SIZE, method=method)
+        assert fp.method == method and fp.bypass_scale == 1.0 and fp.downsampling_levels == 1
 
 
 def test_forward_failure_is_graph_error():
@@ -291,6 +304,39 @@ def test_forward_failure_is_graph_error():
     with pytest.raises(GraphError, match="forward pass on a 1x3x64x64 input failed: RuntimeError: boom"):
         fingerprint(Broken(), SIZE)
     assert format_scale(1.0) == "1/1" and format_scale(1 / 16) == "1/16"
+
+
+class DataDependentUNet(TinyUNet):
+    """Skips only when the input is bright enough: data-dependent control flow, which
+    torch.export cannot capture."""
+
+    def forward(self, x):
+        if x.mean().item() > -100:
+            return super().forward(x)
+        return self.head(torch.zeros(1, W, *x.shape[-2:]))
+
+
+def test_auto_uses_export_and_falls_back_to_dispatch(ref_unet):
+    fp = fingerprint(ref_unet.UNet(13, base_channels=8), SIZE)
+    assert fp.method == "export" and fp.export_error == ""
+    with pytest.raises(ExportFailed, match="torch.export failed"):
+        fingerprint(DataDependentUNet(), SIZE, method="export")
+    fp = fingerprint(DataDependentUNet(), SIZE)
+    assert fp.method == "dispatch" and fp.export_error.startswith("torch.export failed: ")
+    assert check_architecture(fp, REQUIREMENTS["unet"], "UNet")[0] == "pass"
+    assert fp.to_json()["export_error"] == fp.export_error
+
+
+def test_export_leaves_the_model_as_it_was():
+    """The forward runs on fake tensors under export: what it assigns must not stay behind."""
+    model = TinyUNet(gate=GateNotApplied).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fingerprint(model, SIZE, method="export")
+    assert model.training and all(m.training for m in model.modules())
+    assert not any(hasattr(gate, "alpha") for gate in model.gates)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    out = model.eval()(torch.randn(1, 3, SIZE, SIZE))
+    assert out.shape == (1, 13, SIZE, SIZE) and type(model.gates[0].alpha) is torch.Tensor
 
 
 # --------------------------------------------------------------------------- example submissions
@@ -374,6 +420,7 @@ for name in ("kaiming_normal_", "kaiming_uniform_", "normal_", "uniform_", "cons
     setattr(nn.init, name, lambda tensor, *a, **k: tensor)
 sys.path.insert(0, sys.argv[2])
 import hw3
+from dataclasses import replace
 from grader.graph import check_architecture, fingerprint
 requirements = json.loads(sys.argv[3])
 def frozen_fcn32s():
@@ -389,7 +436,11 @@ builders = {
 }
 out = {}
 for variant, build in builders.items():
-    out[variant] = check_architecture(fingerprint(build(), 64), requirements[variant], variant)
+    model = build()
+    fp = fingerprint(model, 64)
+    recorded = fingerprint(model, 64, method="dispatch")
+    same = replace(fp, skip_joins=()) == replace(recorded, method=fp.method, skip_joins=())
+    out[variant] = check_architecture(fp, requirements[variant], variant) + (fp.method, same)
 print(json.dumps(out))
 """
 
@@ -409,5 +460,6 @@ def test_no_false_alarm_on_carol_notebook(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     outcomes = json.loads(result.stdout.strip().splitlines()[-1])
-    failures = {v: m for v, (status, m) in outcomes.items() if status != "pass"}
+    failures = {v: m for v, (status, m, method, same) in outcomes.items() if status != "pass"}
     assert not failures, failures
+    assert all(method == "export" and same for _, _, method, same in outcomes.values()), outcomes

@@ -180,8 +180,17 @@ def _architecture_rows(fp: dict | None, required: dict) -> list[dict[str, str]]:
          "every long skip" if required.get("gated_skips") else "–"),
         ("ungated attention multiplies", str(fp.get("ungated_attention", "–")), "–"),
         ("downsampling levels", str(fp.get("downsampling_levels", "–")), "–"),
+        ("graph built by", _graph_method(fp), "–"),
     ]
     return [{"property": p, "measured": m, "required": r} for p, m, r in rows]
+
+
+def _graph_method(fp: dict) -> str:
+    if fp.get("method") == "export":
+        return "torch.export"
+    if fp.get("export_error"):
+        return f"forward-pass recording ({fp['export_error']})"
+    return "forward-pass recording"
 
 
 def _figure_rows(figs: dict) -> list[dict[str, str]]:
