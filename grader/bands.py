@@ -1,11 +1,14 @@
 """Expected mIoU bands, measured by grading the reference solution several times.
 
-`measure_bands` grades `reference/` once per seed under one profile (each run also
-draws its own secret test split) and summarises the test mIoU of every variant;
-`write_bands` stores it, with its provenance, in `reference/bands/<profile>.json`
-under the backbone start ("imagenet" or "random_init"). `load_band` reads one
-variant's band for scoring; a band that was never measured comes back with
-measured=False and is shown as "no band", never invented.
+`measure_bands` grades a reference solution (the bundled `reference/` unless told otherwise)
+once per seed under one profile (each run also draws its own secret test split) and
+summarises the test mIoU of every variant; `write_bands` stores it, with its provenance, in
+`<bands folder>/<profile>.json` (default `reference/bands/`) under the backbone start
+("imagenet" or "random_init"). A bands file belongs to one assignment: `write_bands` refuses
+to write into another assignment's file. `load_bands` reads the bands for scoring; a band
+applies only to the assignment, profile version and training/validation data it was measured
+with, and anything else comes back with measured=False and the reason, shown as "no band",
+never invented.
 
 Band edges (the documented rule, `band_edges`): lower = mean - 3 * max(std, 0.01),
 upper = mean + 3 * max(std, 0.01). Three standard deviations, because std comes from a
@@ -65,8 +68,19 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"mean": round(mean, 6), "std": round(std, 6), "min": round(min(values), 6), "max": round(max(values), 6)}
 
 
-def load_bands(profile: Profile, backbone: str, variant_ids: list[str], folder: Path | None = None) -> dict[str, Band]:
-    """Each variant's band under `profile` and `backbone`, from one read of the profile's file."""
+class BandsError(ValueError):
+    """A bands file cannot be written where it was asked to go."""
+
+
+def _short(digest: str | None) -> str:
+    return f"{digest[:12]}…" if digest else "unknown"
+
+
+def load_bands(profile: Profile, backbone: str, variant_ids: list[str], folder: Path | None = None, *,
+               assignment_id: str | None = None, dataset_fingerprint: str | None = None) -> dict[str, Band]:
+    """Each variant's band under `profile` and `backbone`, from one read of the profile's file.
+    Given `assignment_id` and `dataset_fingerprint` (sha256 of the training and validation data
+    this grade uses), bands measured for another assignment or on other data do not apply."""
     path = bands_path(profile.id, folder)
     missing = Band(measured=False, profile=profile.id, backbone=backbone, source=f"{path.name}: not measured")
     try:
@@ -75,11 +89,20 @@ def load_bands(profile: Profile, backbone: str, variant_ids: list[str], folder: 
         return dict.fromkeys(variant_ids, missing)
     entry = (data.get("backbones") or {}).get(backbone) or {}
     prov = entry.get("provenance", {})
-    if not entry.get("measured"):
+    measured_data = prov.get("dataset_fingerprint")
+    if assignment_id is not None and data.get("assignment") not in (None, assignment_id):
+        missing = replace(missing, source=f"{path} was measured for assignment {data['assignment']!r}, not "
+                                          f"{assignment_id!r}: measure this assignment's bands with "
+                                          "`segrade bands --spec FILE --out DIR` and grade with `--bands DIR`")
+    elif not entry.get("measured"):
         missing = replace(missing, source=f"{path.name}: {entry.get('reason') or 'not measured'}")
     elif prov.get("profile_sha256") not in (None, profile.sha256):
         missing = replace(missing, source=f"{path.name}: measured under a different version of the {profile.id!r} "
                                           "profile; run `segrade bands` again")
+    elif dataset_fingerprint and measured_data and measured_data != dataset_fingerprint:
+        missing = replace(missing, source=f"{path.name}: measured on other training/validation data (dataset "
+                                          f"{_short(measured_data)}, this grade's {_short(dataset_fingerprint)}); "
+                                          "run `segrade bands` on this data")
     else:
         measured = entry.get("variants") or {}
         return {vid: _band(profile, backbone, measured[vid], prov, path) if measured.get(vid) else missing
@@ -156,10 +179,24 @@ def measure_bands(assignment: Assignment, profile: Profile, seeds: list[int], gr
     }
 
 
+def check_writable(assignment: Assignment, profile: Profile, folder: Path | None = None) -> Path:
+    """The profile's bands file, after making sure it is not another assignment's (which
+    `write_bands` would overwrite): raises BandsError naming the way out."""
+    path = bands_path(profile.id, folder)
+    try:
+        owner = json.loads(path.read_text()).get("assignment")
+    except (OSError, ValueError, AttributeError):
+        return path
+    if owner not in (None, assignment.id):
+        raise BandsError(f"{path} holds the bands of assignment {owner!r}, not {assignment.id!r}: write this "
+                         "assignment's bands to another folder with --out DIR, and grade with --bands DIR")
+    return path
+
+
 def write_bands(assignment: Assignment, profile: Profile, backbone: str, entry: dict[str, Any],
                 folder: Path | None = None) -> Path:
     """Store one backbone start's entry in the profile's file, keeping the other's."""
-    path = bands_path(profile.id, folder)
+    path = check_writable(assignment, profile, folder)
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):

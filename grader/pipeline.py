@@ -96,7 +96,8 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
     if profile is not None:
         variants = evaluate(assignment, variants, run, evaluator)
         backbone = backbone_key(pretrained)
-        bands = load_bands(profile, backbone, [v.id for v in assignment.variants], options.bands_folder)
+        bands = load_bands(profile, backbone, [v.id for v in assignment.variants], options.bands_folder,
+                           assignment_id=assignment.id, dataset_fingerprint=data.fingerprint)
     else:
         bands = None
     variants, grade = score(assignment, variants, bands)

@@ -1,11 +1,12 @@
 """The scoring rule and the bands files, on plain data (no worker)."""
 
 import json
+from pathlib import Path
 from dataclasses import replace
 
 import pytest
 
-from grader.bands import load_band, summarise_runs, write_bands
+from grader.bands import BandsError, check_writable, load_band, load_bands, summarise_runs, write_bands
 from grader.results import Band, CheckResult, CheckStatus, VariantResult, VariantStatus
 from grader.score import performance_fraction, score
 from grader.spec import load_spec
@@ -109,6 +110,32 @@ def test_bands_round_trip_with_provenance_and_profile_check(tmp_path):
     assert not stale.measured and "different version" in stale.source
 
 
+def test_bands_apply_only_to_their_assignment_and_data_and_are_never_overwritten_by_another(tmp_path):
+    profile = SPEC.profile("smoke")
+    variants = summarise_runs([_run({"unet": m}) for m in (0.40, 0.44)], SPEC.class_names)
+    entry = {"measured": True, "variants": variants,
+             "provenance": {"device": "cpu", "date": "2026-11-22", "profile_sha256": profile.sha256,
+                            "dataset_fingerprint": "a" * 64}}
+    write_bands(SPEC, profile, "random_init", entry, tmp_path)
+
+    def band(**context):
+        return load_bands(profile, "random_init", ["unet"], tmp_path, **context)["unet"]
+
+    assert band(assignment_id=SPEC.id, dataset_fingerprint="a" * 64).measured
+    other = band(assignment_id="hw4", dataset_fingerprint="a" * 64)
+    assert not other.measured and "measured for assignment 'fcn-unet-segmentation', not 'hw4'" in other.source
+    assert "--bands DIR" in other.source
+    moved = band(assignment_id=SPEC.id, dataset_fingerprint="b" * 64)
+    assert not moved.measured and "other training/validation data (dataset aaaaaaaaaaaa…, this grade's " \
+        "bbbbbbbbbbbb…)" in moved.source
+
+    hw4 = replace(SPEC, id="hw4")
+    with pytest.raises(BandsError, match="holds the bands of assignment 'fcn-unet-segmentation', not 'hw4'.*--out DIR"):
+        write_bands(hw4, profile, "random_init", entry, tmp_path)
+    assert band(assignment_id=SPEC.id).measured, "the other assignment's bands are intact"
+    assert check_writable(hw4, profile, tmp_path / "elsewhere") == tmp_path / "elsewhere" / "smoke.json"
+
+
 def test_a_thin_band_is_widened_to_the_minimum_spread():
     stats = summarise_runs([_run({"unet": 0.5}) for _ in range(3)], SPEC.class_names)["unet"]
     assert stats["std"] == 0 and stats["lower"] == pytest.approx(0.47) and stats["upper"] == pytest.approx(0.53)
@@ -118,3 +145,18 @@ def test_the_committed_full_bands_say_not_measured():
     for backbone in ("imagenet", "random_init"):
         band = load_band(SPEC.profile("full"), backbone, "unet")
         assert not band.measured and "not measured" in band.source
+
+
+def test_segrade_bands_refuses_another_assignments_file_before_training(tmp_path, capsys):
+    from grader.cli import main
+    from grader.resources import DEFAULT_SPEC
+
+    spec_file = tmp_path / "hw4.toml"
+    spec_file.write_text(DEFAULT_SPEC.read_text().replace('id = "fcn-unet-segmentation"', 'id = "hw4"', 1))
+    before = (Path(__file__).parents[1] / "reference" / "bands" / "smoke.json").read_bytes()
+    assert main(["bands", "--spec", str(spec_file), "--profile", "smoke", "--seeds", "2"]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "holds the bands of assignment 'fcn-unet-segmentation', not 'hw4'" in out and "--out DIR" in out
+    assert (Path(__file__).parents[1] / "reference" / "bands" / "smoke.json").read_bytes() == before
+    assert main(["bands", "--spec", str(spec_file), "--reference", str(tmp_path / "absent"), "--seeds", "2"]) == 2
+    assert "no such file or folder" in capsys.readouterr().out

@@ -1,4 +1,8 @@
-"""`segrade bands --profile P --seeds K`: grade the reference K times, write its bands."""
+"""`segrade bands --profile P --seeds K`: grade the reference K times, write its bands.
+
+The reference is segrade's own (`reference/`) unless `--reference DIR` names the course's;
+the bands go to `reference/bands/` unless `--out DIR` says otherwise, and never into another
+assignment's file."""
 
 from __future__ import annotations
 
@@ -13,14 +17,18 @@ def add_parser(commands) -> None:
     bands.add_argument("--seeds", type=int, default=5, metavar="K", help="number of training runs (default 5)")
     bands.add_argument("--first-seed", type=int, default=1, help="seeds are FIRST..FIRST+K-1 (default 1)")
     add_training_arguments(bands)
-    bands.add_argument("--out", metavar="DIR", help="folder of the bands files (default: reference/bands)")
+    bands.add_argument("--out", metavar="DIR", help="folder of the bands files (default: reference/bands); "
+                       "`check` and `grade` read it with --bands DIR")
+    bands.add_argument("--reference", metavar="DIR", help="the reference solution to grade, shaped like a submission "
+                       "(default: segrade's reference/, which solves the default assignment)")
     bands.add_argument("--figures", action="store_true", help="instead: measure the reference's parameters and FLOPs "
                        "(checks only, no training) and write figures.json")
     bands.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from grader.bands import backbone_key, bands_path, measure_bands, write_bands
+    from grader.bands import BandsError, backbone_key, check_writable, measure_bands, write_bands
+    from grader.load import fingerprint
     from grader.pipeline import GradeOptions, grade_submission, resolve_profile
     from grader.report import make_console
     from grader.resources import reference_dir
@@ -36,26 +44,31 @@ def run(args: argparse.Namespace) -> int:
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, profile=args.profile)
         profile, reason = resolve_profile(assignment, options)
         pretrained = profile.pretrained and find_vgg16_weights(args.vgg16_weights).available
-    except (SpecError, FileNotFoundError, ValueError, KeyError) as exc:
+        folder = Path(args.out) if args.out else None
+        reference = Path(args.reference) if args.reference else reference_dir()
+        if not reference.exists():
+            raise FileNotFoundError(f"--reference {reference}: no such file or folder")
+        if not args.figures:
+            path = check_writable(assignment, profile, folder)  # before training, not after
+    except (SpecError, BandsError, FileNotFoundError, ValueError, KeyError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2
-    folder = Path(args.out) if args.out else None
     if args.figures:
         from dataclasses import replace
 
         from grader.bands import reference_figures, write_figures
 
-        result = grade_submission(reference_dir(), assignment, replace(options, profile=None))
+        result = grade_submission(reference, assignment, replace(options, profile=None))
         console.print(f"wrote {write_figures(reference_figures(result), folder)}")
         return 0
     backbone = backbone_key(pretrained)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    console.print(f"{reason}; backbone start: {backbone}; seeds {seeds}; writing {bands_path(profile.id, folder)}")
+    console.print(f"{reason}; backbone start: {backbone}; seeds {seeds}; grading {reference}; writing {path}")
 
     def grade(seed: int):
         from dataclasses import replace
 
-        result = grade_submission(reference_dir(), assignment, replace(options, profile=profile.id, seed=seed),
+        result = grade_submission(reference, assignment, replace(options, profile=profile.id, seed=seed),
                                   submission_id=f"reference-seed{seed}")
         failed = [v.variant_id for v in result.variants if v.status.value != "passed"]
         if failed:
@@ -64,10 +77,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         entry = measure_bands(assignment, profile, seeds, grade, progress=console.print)
+        entry["provenance"] |= {"reference": str(reference.resolve()), "reference_sha256": fingerprint(reference)}
     except RuntimeError as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 1
-    path = write_bands(assignment, profile, backbone, entry, folder)
+    try:
+        path = write_bands(assignment, profile, backbone, entry, folder)
+    except BandsError as exc:  # the file changed hands while the runs went on
+        console.print(f"[red]segrade:[/] {exc}")
+        return 1
     for vid, stats in entry["variants"].items():
         console.print(f"{vid:16s} mean {stats['mean']:.3f} std {stats['std']:.3f} band {stats['lower']:.3f}.."
                       f"{stats['upper']:.3f} untrained {stats['untrained_mean']:.3f}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from grader.commands import add_training_arguments
+from grader.commands import add_bands_argument, add_training_arguments
 from grader.commands.report import add_report_arguments
 from grader.sandbox import Limits
 
@@ -18,6 +18,7 @@ def add_parser(commands) -> None:
                        "DIR/report.pdf, DIR/results_gradescope.json (default: <id>_segrade/ next to the submission)")
     check.add_argument("--no-report", action="store_true", help="print the table only; write no files")
     add_training_arguments(check)
+    add_bands_argument(check)
     check.add_argument("--checks-only", action="store_true", help="only the checks, no training: seconds per variant")
     check.add_argument("--weights", action="store_true", help="checkpoint mode: evaluate the trained weights in "
                        "the submission (weights/<variant id>.pt or .safetensors) instead of training")
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, limits=_limits(args),
                                profile=None if args.checks_only else args.profile, seed=args.seed,
                                weights=args.weights, manifest=args.manifest, evaluation_split=args.split,
+                               bands_folder=Path(args.bands) if args.bands else None,
                                isolation=None if args.isolation == "auto" else args.isolation)
         with console.status("checking, training and evaluating every variant in the worker..."):
             result = grade_submission(args.path, assignment, options)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from grader.commands import add_training_arguments
+from grader.commands import add_bands_argument, add_training_arguments
 from grader.commands.report import add_report_arguments
 
 
@@ -24,6 +25,7 @@ def add_parser(commands) -> None:
     grade.add_argument("--manifests", metavar="DIR", help="instructor manifests, DIR/<id>.toml (or DIR/<id>/segrade.toml), "
                        "saying how to build each variant of that submission")
     add_training_arguments(grade)
+    add_bands_argument(grade)
     grade.add_argument("--checks-only", action="store_true", help="only the checks, no training")
     grade.add_argument("--isolation", choices=("auto", "bubblewrap", "process"), default="auto",
                        help="auto (default): bubblewrap when installed, else a plain process")
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         assignment = load_spec(args.spec)
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device,
                                profile=None if args.checks_only else args.profile,
+                               bands_folder=Path(args.bands) if args.bands else None,
                                isolation=None if args.isolation == "auto" else args.isolation)
         with progress:
             summary = grade_batch(args.submissions, args.out, assignment, options, jobs=args.jobs,
