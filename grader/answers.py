@@ -2,19 +2,26 @@
 
 Students answer in an `answers.md`, a README section, or Markdown cells of their
 notebook, under headings of their own wording ("## FCN discussion", "### U-Net without
-skip connections", "Attention U-Net: results"). `find_answers` reads those files (text
+skip connections", "Attention U-Net: analysis"). `find_answers` reads those files (text
 only, in the grading process; nothing is executed), splits them at their headings, and
 gives each manual rubric item the section whose heading names it best:
 
 - words from the item's id and title count 2 when no other manual item has them, 1 when
   some do, 0 when all do ("discussion"); words from the item's prompts count half that;
 - "U-Net" reads as "unet", "no-skip"/"without skips" as "noskip", plurals as singulars;
-- a heading must score at least 2, and better than for any other item, to be taken; a
-  section includes its sub-sections (so "## FCN" with "### Q1", "### Q2" is one answer);
+- a heading must score at least 2, and better than for any other item, to be taken, and
+  one of its words must come from the item's id or title: prompt words alone do not name an
+  item ("## Results (test mIoU)" shares "test mIoU" with a prompt, and is not a discussion);
+  a section includes its sub-sections (unless one of them answers another item: then the
+  section is only a container) (so "## FCN" with "### Q1", "### Q2" is one answer);
 - in a file meant for answers (`answers.md`, `discussion.md`, `report.md`...) any heading
   may name an item; elsewhere (a README, notebook cells, which also document code) the
-  heading must say it is an answer ("discussion", "question", "Q2", "results", "analysis"...),
-  and the words of the headings above it count too ("# FCN" > "## Discussion").
+  heading must say it is an answer ("discussion", "question", "Q2", "analysis"...; not
+  "results", which there is a table of numbers far more often),
+  and the words of the headings above it count too ("# FCN" > "## Discussion");
+- a paragraph opening with a bold phrase under a heading ("## Discussion", then "**U-Net
+  without skip connections.** ...") is a sub-section of its own, until the next one; under an
+  answer heading it needs no answer word itself.
 
 An item no heading names gets no answer: the report says "no answer found" and the human
 grader looks at the submission. Answers are kept as Markdown (rendered, with raw HTML
@@ -38,8 +45,10 @@ STOPWORDS = frozenset("a an and are as at be by do does for from how in is it of
                       "why with your you this that these those per".split())
 TEXT_NAMES = re.compile(r"(answer|discussion|report|readme|question|writeup|write-up|results)", re.I)
 ANSWER_FILES = re.compile(r"(answer|discussion|report|question|writeup|write-up)", re.I)
+# Not "results": in a README or a notebook that heading is a table of numbers far more often
+# than a discussion (alice's and erin's both are).
 ANSWER_WORDS = re.compile(r"^(discussion|discus|question|answer|q\d*|analysi|observation|comparison|compare|"
-                          r"reflection|result|conclusion|finding)$")
+                          r"reflection|conclusion|finding)$")
 
 
 @dataclass(frozen=True)
@@ -61,18 +70,29 @@ def find_answers(root: Path, items: tuple[RubricItem, ...]) -> dict[str, dict[st
     if not items:
         return {}
     weights = _keyword_weights(items)
+    naming = {item.id: {w for w in _words(item.id) + _words(item.title) if weights[item.id].get(w)} for item in items}
     sections = [s for doc in _documents(root) for s in _sections(*doc)]
     best: dict[str, list[tuple[float, Section]]] = {}
     for section in sections:
-        if not section.answers_file and not any(ANSWER_WORDS.match(w) for w in _words(section.heading)):
+        if not section.answers_file and not any(ANSWER_WORDS.match(w) for w in _words(section.heading)) \
+                and not (section.level == BOLD_LEVEL and any(ANSWER_WORDS.match(w) for w in _words(section.context))):
             continue
         heading = f"{section.context} {section.heading}"
         scores = sorted(((_score(heading, weights[item.id]), item.id) for item in items), reverse=True)
         (top, item_id), runner_up = scores[0], scores[1][0] if len(scores) > 1 else 0.0
-        if top >= MIN_SCORE and top > runner_up:
+        if top >= MIN_SCORE and top > runner_up and naming[item_id] & set(_words(heading)):
             best.setdefault(item_id, []).append((top, section))
+    # A section holding another item's answer is a container ("## Discussion" over bold-led
+    # answers to three prompts), not this item's answer: its own sub-sections are.
+    matched = [(item_id, section) for item_id, found in best.items() for _, section in found]
+    best = {item_id: [(score, section) for score, section in found
+                      if not any(other != item_id and inner.source == section.source
+                                 and section.start < inner.start < section.end for other, inner in matched)]
+            for item_id, found in best.items()}
     answers = {}
     for item_id, found in best.items():
+        if not found:
+            continue
         taken: list[Section] = []
         for _, section in sorted(found, key=lambda f: (f[1].source, f[1].start)):
             if not any(t.source == section.source and t.start <= section.start < t.end for t in taken):
@@ -143,6 +163,11 @@ def _markdown_cells(path: Path) -> list[str]:
 
 HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 FENCE = re.compile(r"^ {0,3}(```|~~~)")
+# A paragraph that opens with a bold phrase ("**U-Net without skip connections.** Without
+# skips..."): students answer several prompts under one "## Discussion" this way. Inside a
+# section it reads as a heading one level below everything else.
+BOLD_LEAD = re.compile(r"^ {0,3}(\*\*|__)(?P<title>[^*_]{3,120}?)\1")
+BOLD_LEVEL = 7
 
 
 def _sections(source: str, text: str) -> list[Section]:
@@ -153,6 +178,8 @@ def _sections(source: str, text: str) -> list[Section]:
             fenced = not fenced
         elif not fenced and (m := HEADING.match(line)):
             heads.append((i, len(m.group(1)), re.sub(r"[*_`]", "", m.group(2)).strip()))
+        elif not fenced and heads and (i == 0 or not lines[i - 1].strip()) and (m := BOLD_LEAD.match(line)):
+            heads.append((i, BOLD_LEVEL, m.group("title").strip(" .:")))
     answers_file = bool(ANSWER_FILES.search(PurePosixPath(source.split(" (")[0]).stem))
     sections, above = [], []   # above: (level, heading) of the enclosing headings
     for n, (start, level, heading) in enumerate(heads):

@@ -191,6 +191,66 @@ class Assignment:
         raise KeyError(f"no variant {variant_id!r} in {self.path}; known: {[v.id for v in self.variants]}")
 
 
+# --------------------------------------------------------------------------- typed fields
+# TOML values have types; a wrong one is named with its place in the file, never left to
+# int() or float() to complain about without saying where.
+
+
+def _integer(value: Any, where: str, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"{where} {name} must be an integer, got {value!r}")
+    return value
+
+
+def _number(value: Any, where: str, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{where} {name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _boolean(value: Any, where: str, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{where} {name} must be true or false, got {value!r}")
+    return value
+
+
+def _strings(value: Any, where: str, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SpecError(f"{where} {name} must be an array of strings, got {value!r}")
+    return tuple(value)
+
+
+def _table(value: Any, where: str, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SpecError(f"{where} {name} must be a table, got {value!r}")
+    return dict(value)
+
+
+# What a variant's `architecture` table may require (grader/graph.py: check_architecture).
+ARCHITECTURE_KEYS = {"bypass_scale": "number", "max_bypass_scale": "number", "long_skips": "numbers",
+                     "no_long_skips": "boolean", "residual_adds_min": "integer", "gated_skips": "boolean"}
+
+
+def _architecture(table: dict[str, Any], where: str) -> dict[str, Any]:
+    unknown = sorted(set(table) - set(ARCHITECTURE_KEYS))
+    if unknown:
+        raise SpecError(f"{where} architecture has unknown keys {unknown}; known: {', '.join(ARCHITECTURE_KEYS)}")
+    for key, value in table.items():
+        kind = ARCHITECTURE_KEYS[key]
+        if kind == "numbers":
+            if not isinstance(value, list):
+                raise SpecError(f"{where} architecture.{key} must be an array of numbers, got {value!r}")
+            for item in value:
+                _number(item, where, f"architecture.{key}")
+        elif kind == "number":
+            _number(value, where, f"architecture.{key}")
+        elif kind == "integer":
+            _integer(value, where, f"architecture.{key}")
+        else:
+            _boolean(value, where, f"architecture.{key}")
+    return table
+
+
 def load_spec(path: str | Path | None = None) -> Assignment:
     """Read an assignment spec; without a path, the default one shipped with segrade."""
     path = Path(path) if path is not None else DEFAULT_SPEC
@@ -211,35 +271,42 @@ def load_spec(path: str | Path | None = None) -> Assignment:
 def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
     dataset = _parse_dataset(data["dataset"], path)
 
-    families = {
-        fid: Family(fid, f.get("title", fid), int(f["input_size"]), f.get("pretrained_kwarg"))
-        for fid, f in data["families"].items()
-    }
+    families = {}
+    for fid, f in data["families"].items():
+        size = _integer(f["input_size"], f"{path}: [families.{fid}]", "input_size")
+        if size < 64 or size % 32:
+            raise SpecError(f"{path}: [families.{fid}] input_size is {size}: use a multiple of 32, at least 64")
+        families[fid] = Family(fid, f.get("title", fid), size, f.get("pretrained_kwarg"))
     c = data["contract"]
     contract = Contract(c["input"], c["output"], c.get("num_classes_kwarg", "num_classes"), dict(c["classes"]))
 
     variants = []
     for v in data["variants"]:
+        where = f"{path}: variant {v['id']!r}"
         if v["family"] not in families:
             raise SpecError(f"{path}: variant {v['id']!r} names unknown family {v['family']!r}")
         variants.append(Variant(v["id"], v.get("title", v["id"]), families[v["family"]], v["class"],
-                                dict(v.get("kwargs", {})), dict(v.get("traits", {})), tuple(v.get("aliases", ())),
-                                dict(v.get("architecture", {}))))
+                                _table(v.get("kwargs", {}), where, "kwargs"),
+                                _table(v.get("traits", {}), where, "traits"),
+                                _strings(v.get("aliases", []), where, "aliases"),
+                                _architecture(_table(v.get("architecture", {}), where, "architecture"), where)))
     ids = [v.id for v in variants]
     if len(set(ids)) != len(ids):
         raise SpecError(f"{path}: variant ids must be unique, got {ids}")
 
-    rubric = tuple(
-        RubricItem(r["id"], r.get("title", r["id"]), float(r["marks"]), tuple(r.get("variants", ())),
-                   float(r.get("performance_share", 0.0)), tuple(r.get("prompts", ())))
-        for r in data.get("rubric", ())
-    )
+    rubric = tuple(_parse_rubric_item(r, path) for r in data.get("rubric", ()))
+    scored_by: dict[str, str] = {}
     for item in rubric:
         unknown = set(item.variants) - set(ids)
         if unknown:
             raise SpecError(f"{path}: rubric item {item.id!r} names unknown variants {sorted(unknown)}")
         if not 0.0 <= item.performance_share <= 1.0:
             raise SpecError(f"{path}: rubric item {item.id!r}: performance_share must lie in 0..1")
+        for vid in item.variants:
+            if vid in scored_by:
+                raise SpecError(f"{path}: variant {vid!r} is in rubric items {scored_by[vid]!r} and {item.id!r}: "
+                                "a variant is scored by one item only")
+            scored_by[vid] = item.id
     profiles = {pid: _parse_profile(pid, p, families, path) for pid, p in data.get("profiles", {}).items()}
     comparisons = tuple(_parse_comparison(c, ids, {item.id for item in rubric if item.manual}, path)
                         for c in data.get("comparisons", ()))
@@ -252,10 +319,19 @@ def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
     )
 
 
+def _parse_rubric_item(r: dict[str, Any], path: Path) -> RubricItem:
+    where = f"{path}: rubric item {r.get('id', '?')!r}"
+    return RubricItem(r["id"], r.get("title", r["id"]), _number(r["marks"], where, "marks"),
+                      _strings(r.get("variants", []), where, "variants"),
+                      _number(r.get("performance_share", 0.0), where, "performance_share"),
+                      _strings(r.get("prompts", []), where, "prompts"))
+
+
 def _parse_comparison(c: dict[str, Any], variant_ids: list[str], manual_items: set[str], path: Path) -> Comparison:
     where = f"{path}: [[comparisons]] {c.get('id', '?')!r}"
-    pairs = tuple(tuple(pair) for pair in c.get("pairs", ()))
-    comparison = Comparison(c["id"], c.get("title", c["id"]), tuple(c.get("variants", ())), pairs, c.get("discussion"))
+    pairs = tuple(_strings(pair, where, "pairs") for pair in c.get("pairs", ()))
+    comparison = Comparison(c["id"], c.get("title", c["id"]), _strings(c.get("variants", []), where, "variants"),
+                            pairs, c.get("discussion"))
     if bool(comparison.variants) == bool(pairs) or any(len(pair) != 2 for pair in pairs):
         raise SpecError(f"{where} needs either variants = [...] or pairs = [[before, after], ...]")
     unknown = set(comparison.variant_ids) - set(variant_ids)
@@ -269,7 +345,9 @@ def _parse_comparison(c: dict[str, Any], variant_ids: list[str], manual_items: s
 def _parse_profile(pid: str, p: dict[str, Any], families: dict[str, Family], path: Path) -> Profile:
     where = f"{path}: [profiles.{pid}]"
     sizes = p["image_size"]
-    sizes = {fid: int(sizes[fid] if isinstance(sizes, dict) else sizes) for fid in families}
+    if isinstance(sizes, dict) and set(sizes) != set(families):
+        raise SpecError(f"{where} image_size as a table needs one value per family ({', '.join(families)})")
+    sizes = {fid: _integer(sizes[fid] if isinstance(sizes, dict) else sizes, where, "image_size") for fid in families}
     for fid, size in sizes.items():
         if size < 32 or size % 32:
             raise SpecError(f"{where} image_size for {fid} is {size}: use a multiple of 32")
@@ -282,17 +360,28 @@ def _parse_profile(pid: str, p: dict[str, Any], families: dict[str, Family], pat
     optimizers = settings["optimizer"].values() if isinstance(settings["optimizer"], dict) else [settings["optimizer"]]
     if any(name not in OPTIMIZERS for name in optimizers):
         raise SpecError(f"{where} optimizer must be one of {', '.join(OPTIMIZERS)}")
+    for name in PROFILE_FIELDS:
+        for value in settings[name].values() if isinstance(settings[name], dict) else [settings[name]]:
+            if name in ("batch_size", "steps", "eval_every") and _integer(value, where, name) < 1:
+                raise SpecError(f"{where} {name} must be at least 1, got {value}")
+            if name in ("lr", "weight_decay"):
+                _number(value, where, name)
+    counts = {name: _integer(p[name], where, name) for name in ("train_images", "val_images", "test_images")}
     return Profile(id=pid, title=p.get("title", pid), image_size=sizes, settings=settings,
-                   train_images=int(p["train_images"]), val_images=int(p["val_images"]),
-                   test_images=int(p["test_images"]), grid_images=int(p.get("grid_images", 4)),
-                   seed=int(p.get("seed", 0)), pretrained=bool(p.get("pretrained", False)))
+                   train_images=counts["train_images"], val_images=counts["val_images"],
+                   test_images=counts["test_images"], grid_images=_integer(p.get("grid_images", 4), where, "grid_images"),
+                   seed=_integer(p.get("seed", 0), where, "seed"),
+                   pretrained=_boolean(p.get("pretrained", False), where, "pretrained"))
 
 
 def _parse_dataset(d: dict[str, Any], path: Path) -> DatasetConfig:
-    class_names = tuple(d["class_names"])
-    palette = tuple(tuple(int(c) for c in colour) for colour in d["palette"])
-    if len(palette) != len(class_names) or any(len(c) != 3 for c in palette):
+    class_names = _strings(d["class_names"], f"{path}: [dataset]", "class_names")
+    palette = d["palette"]
+    if not isinstance(palette, list) or len(palette) != len(class_names) or any(
+            not isinstance(c, list) or len(c) != 3 or any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x <= 255
+                                                          for x in c) for c in palette):
         raise SpecError(f"{path}: [dataset] needs one RGB palette colour per class name")
+    palette = tuple(tuple(colour) for colour in palette)
     kind = d.get("kind", "synthetic")
     if kind not in DATASET_KINDS:
         raise SpecError(f"{path}: [dataset] kind = {kind!r}; use one of {', '.join(DATASET_KINDS)}")
@@ -306,9 +395,11 @@ def _parse_dataset(d: dict[str, Any], path: Path) -> DatasetConfig:
     if "test_seed" in synthetic:
         raise SpecError(f"{path}: [dataset.synthetic] must not hold test_seed: the test seed is secret; "
                         "set SEGRADE_TEST_SEED in the grading environment instead")
-    thin = tuple(d.get("thin_classes", ()))
+    thin = _strings(d.get("thin_classes", []), f"{path}: [dataset]", "thin_classes")
     if set(thin) - set(class_names):
         raise SpecError(f"{path}: [dataset] thin_classes names unknown classes {sorted(set(thin) - set(class_names))}")
     return DatasetConfig(kind=kind, class_names=class_names, palette=palette, root=root,
-                         options=dict(d.get("options", {})), train_seed=int(synthetic.get("train_seed", 1)),
-                         val_seed=int(synthetic.get("val_seed", 2)), thin_classes=thin)
+                         options=_table(d.get("options", {}), f"{path}: [dataset]", "options"),
+                         train_seed=_integer(synthetic.get("train_seed", 1), f"{path}: [dataset.synthetic]", "train_seed"),
+                         val_seed=_integer(synthetic.get("val_seed", 2), f"{path}: [dataset.synthetic]", "val_seed"),
+                         thin_classes=thin)

@@ -169,3 +169,21 @@ def test_bundled_templates_travel_with_the_package():
 
     names = {p.name for p in templates_dir().iterdir()}
     assert {"report.html.j2", "summary.html.j2", "index.html.j2", "comparison.html.j2", "style.css"} <= names
+
+
+def test_bold_lead_paragraphs_under_a_discussion_and_results_tables_are_not_answers(tmp_path):
+    """Carol answers three prompts as bold-led paragraphs under one "## 5. Discussion"; a
+    README's "## Results (test mIoU)" table is not the FCN discussion, though it shares words
+    with the prompts."""
+    (tmp_path / "README.md").write_text(
+        "# HW3: FCN and U-Net\n\n## Results (test mIoU)\n| FCN-8s | 0.85 |\n\n## 5. Discussion\n\n"
+        "**FCN-32s vs 16s vs 8s.** Finer fusion keeps poles.\n\n"
+        "**U-Net without skip connections.** Blurry edges.\n\n**Gated attention.** Gates focus on cars.\n\n"
+        "## Usage\n\n**Attention:** run train.py first.\n")
+    answers = find_answers(tmp_path, load_spec().rubric)
+    assert {k: v["source"] for k, v in answers.items()} == {
+        "fcn_discussion": "README.md § FCN-32s vs 16s vs 8s",
+        "unet_noskip_discussion": "README.md § U-Net without skip connections",
+        "unet_attention_discussion": "README.md § Gated attention",
+    }
+    assert answers["unet_attention_discussion"]["markdown"] == "**Gated attention.** Gates focus on cars."

@@ -115,3 +115,36 @@ def test_profile_errors_name_the_field(tmp_path):
         load_spec(_write(tmp_path, bad_share))
     with pytest.raises(KeyError, match="no training profile 'medium'"):
         load_spec().profile("medium")
+
+
+def test_wrong_types_are_named_with_their_place(tmp_path):
+    """A value of the wrong type says which field in which table, instead of int()'s message."""
+    text = DEFAULT_SPEC.read_text()
+    cases = {
+        ("input_size = 256", 'input_size = "big"'): r"\[families.unet\] input_size must be an integer, got 'big'",
+        ("input_size = 256", "input_size = 250"): r"\[families.unet\] input_size is 250: use a multiple of 32",
+        ("marks = 24", 'marks = "seven"'): r"rubric item 'fcn' marks must be a number, got 'seven'",
+        ('variants = ["unet_noskip"]', 'variants = "unet_noskip"'):
+            r"rubric item 'unet_noskip' variants must be an array of strings, got 'unet_noskip'",
+        ("steps = 30", "steps = 0"): r"\[profiles.smoke\] steps must be at least 1, got 0",
+        ("steps = 30", "steps = 30.5"): r"\[profiles.smoke\] steps must be an integer, got 30.5",
+        ("train_images = 120", 'train_images = "many"'):
+            r"\[profiles.smoke\] train_images must be an integer, got 'many'",
+        ("architecture = { no_long_skips = true, max_bypass_scale = 0.0625 }",
+         "architecture = { no_long_skip = true, max_bypass_scale = 0.0625 }"):
+            r"variant 'unet_noskip' architecture has unknown keys \['no_long_skip'\]; known: bypass_scale",
+        ("architecture = { no_long_skips = true, max_bypass_scale = 0.0625 }",
+         'architecture = { no_long_skips = "yes" }'):
+            r"variant 'unet_noskip' architecture.no_long_skips must be true or false, got 'yes'",
+    }
+    for (old, new), message in cases.items():
+        assert old in text, old
+        with pytest.raises(SpecError, match=message):
+            load_spec(_write(tmp_path, text.replace(old, new, 1)))
+
+
+def test_a_variant_is_scored_by_one_rubric_item(tmp_path):
+    text = DEFAULT_SPEC.read_text().replace('variants = ["unet_noskip"]', 'variants = ["unet_noskip", "unet"]')
+    with pytest.raises(SpecError, match="variant 'unet' is in rubric items 'unet' and 'unet_noskip': a variant is "
+                                        "scored by one item only"):
+        load_spec(_write(tmp_path, text))

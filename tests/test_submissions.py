@@ -169,6 +169,14 @@ def test_carol_notebook_freeze_method(graded):
     skipped = result.submission.skipped["hw3.py"]
     for statement in ("drive.mount(", "model.freeze_backbone()", "for epoch in range(EPOCHS):", "plt.show()"):
         assert any(statement in line for line in skipped), (statement, skipped)
+    # Her answers are bold-led paragraphs under one "## 5. Discussion" Markdown cell.
+    cells = "hw3.ipynb (Markdown cells) § "
+    assert {item: a["source"] for item, a in result.answers.items()} == {
+        "dataset_visualisation": cells + "Q1: one binary mask per class",
+        "fcn_discussion": f"{cells}FCN-32s vs 16s vs 8s; {cells}Frozen vs fine-tuned",
+        "unet_noskip_discussion": cells + "U-Net without skip connections",
+        "unet_attention_discussion": cells + "Gated attention",
+    }
 
 
 def test_dave_contract_names_need_no_guesswork(graded):
