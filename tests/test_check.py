@@ -272,3 +272,14 @@ def test_the_specs_variant_kwargs_reach_the_constructor(tmp_path):
         "class UNet(Tiny):\n    def __init__(self, num_classes, extra_classes=0):\n"
         "        super().__init__(num_classes + 3 + extra_classes)\n")})
     assert main(["check", str(root), "--checks-only", "--spec", str(spec_file), "--no-report"]) == 0
+
+
+def test_bands_dir_is_where_check_reads_the_reference_figures(tmp_path, spec):
+    good = make_submission(tmp_path, {"models.py": TINY + ALL_CLASSES})
+    common = ["check", str(good), "--checks-only", "--spec", str(spec.path), "--no-pdf"]
+    assert main(common + ["--out", str(tmp_path / "default")]) == 0
+    assert main(common + ["--out", str(tmp_path / "other"), "--bands", str(tmp_path / "no_bands_here")]) == 0
+    default, other = (json.loads((tmp_path / name / "results.json").read_text())["variants"][0]["figures"]
+                      for name in ("default", "other"))
+    assert default["reference"]["parameters"] > 100e6   # reference/bands/figures.json: the VGG16 FCN-32s
+    assert "reference" not in other
