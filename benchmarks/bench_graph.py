@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -63,7 +62,7 @@ def main() -> None:
         model = build()
         t_export, exported = best_of(lambda: fingerprint(model, args.size, method="export"), args.repeats)
         t_dispatch, recorded = best_of(lambda: fingerprint(model, args.size, method="dispatch"), args.repeats)
-        agree = replace(exported, method="", skip_joins=()) == replace(recorded, method="", skip_joins=())
+        agree = exported.same_architecture(recorded)
         totals[0] += t_export
         totals[1] += t_dispatch
         print(f"{name:16} {t_export:9.2f} {t_dispatch:11.2f} {t_export / t_dispatch:7.1f}  {agree}")

@@ -70,7 +70,8 @@ def find_answers(root: Path, items: tuple[RubricItem, ...]) -> dict[str, dict[st
     if not items:
         return {}
     weights = _keyword_weights(items)
-    naming = {item.id: {w for w in _words(item.id) + _words(item.title) if weights[item.id].get(w)} for item in items}
+    # The words that name an item: its id's and title's, where they tell it from the others.
+    naming = {item.id: {w for w in _name_words(item) if weights[item.id][w]} for item in items}
     sections = [s for doc in _documents(root) for s in _sections(*doc)]
     best: dict[str, list[tuple[float, Section]]] = {}
     for section in sections:
@@ -113,8 +114,12 @@ def _words(text: str) -> list[str]:
             for w in words if w not in STOPWORDS]
 
 
+def _name_words(item: RubricItem) -> set[str]:
+    return set(_words(item.id)) | set(_words(item.title))
+
+
 def _keyword_weights(items: tuple[RubricItem, ...]) -> dict[str, dict[str, float]]:
-    named = {item.id: set(_words(item.id)) | set(_words(item.title)) for item in items}
+    named = {item.id: _name_words(item) for item in items}
     prompted = {item.id: set(_words(" ".join(item.prompts))) - named[item.id] for item in items}
 
     def weight(word: str) -> float:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
+from grader.report.files import write_atomic
 from grader.resources import reference_dir
 from grader.results import Band, SubmissionResult
 from grader.spec import Assignment, Profile
@@ -83,10 +84,7 @@ def load_bands(profile: Profile, backbone: str, variant_ids: list[str], folder: 
     this grade uses), bands measured for another assignment or on other data do not apply."""
     path = bands_path(profile.id, folder)
     missing = Band(measured=False, profile=profile.id, backbone=backbone, source=f"{path.name}: not measured")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return dict.fromkeys(variant_ids, missing)
+    data = _read(path)
     entry = (data.get("backbones") or {}).get(backbone) or {}
     prov = entry.get("provenance", {})
     measured_data = prov.get("dataset_fingerprint")
@@ -179,37 +177,41 @@ def measure_bands(assignment: Assignment, profile: Profile, seeds: list[int], gr
     }
 
 
+def _read(path: Path) -> dict[str, Any]:
+    """A bands file's data; {} when it is absent or unreadable (nothing measured)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _refuse_another_assignments(path: Path, data: dict[str, Any], assignment: Assignment) -> None:
+    owner = data.get("assignment")
+    if owner not in (None, assignment.id):
+        raise BandsError(f"{path} holds the bands of assignment {owner!r}, not {assignment.id!r}: write this "
+                         "assignment's bands to another folder with --out DIR, and grade with --bands DIR")
+
+
 def check_writable(assignment: Assignment, profile: Profile, folder: Path | None = None) -> Path:
     """The profile's bands file, after making sure it is not another assignment's (which
     `write_bands` would overwrite): raises BandsError naming the way out."""
     path = bands_path(profile.id, folder)
-    try:
-        owner = json.loads(path.read_text()).get("assignment")
-    except (OSError, ValueError, AttributeError):
-        return path
-    if owner not in (None, assignment.id):
-        raise BandsError(f"{path} holds the bands of assignment {owner!r}, not {assignment.id!r}: write this "
-                         "assignment's bands to another folder with --out DIR, and grade with --bands DIR")
+    _refuse_another_assignments(path, _read(path), assignment)
     return path
 
 
 def write_bands(assignment: Assignment, profile: Profile, backbone: str, entry: dict[str, Any],
                 folder: Path | None = None) -> Path:
     """Store one backbone start's entry in the profile's file, keeping the other's."""
-    path = check_writable(assignment, profile, folder)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        data = {}
+    path = bands_path(profile.id, folder)
+    data = _read(path)
+    _refuse_another_assignments(path, data, assignment)
     data = {"schema": BANDS_SCHEMA, "assignment": assignment.id, "profile": profile.id,
             "backbones": {key: {"measured": False, "reason": "not measured"} for key in BACKBONES}
             | data.get("backbones", {})}
     data["backbones"][backbone] = entry
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
 
 
@@ -231,10 +233,8 @@ def reference_figures(result: SubmissionResult) -> dict[str, Any]:
 
 
 def write_figures(figures: dict[str, Any], folder: Path | None = None) -> Path:
-    path = bands_folder(folder) / FIGURES_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"schema": "segrade.figures/1", **figures}, indent=1) + "\n")
-    return path
+    return write_atomic(bands_folder(folder) / FIGURES_FILE,
+                        json.dumps({"schema": "segrade.figures/1", **figures}, indent=1) + "\n")
 
 
 def load_figures(folder: Path | None = None) -> dict[str, dict[str, Any]]:

@@ -384,11 +384,13 @@ def _graph_from_program(program, input_height: int) -> Graph:
         values.append(Value(tuple(int(d) for d in t.shape), producer, live))
         return len(values) - 1
 
-    output_node = None
+    output_node = graph_input = None
     for node in program.graph.nodes:
         val = node.meta.get("val")
         if node.op == "placeholder":
             of[node] = [new(val, None, node.name in user_inputs)]
+            if node.name in user_inputs and graph_input is None:
+                graph_input = of[node][0]
         elif node.op == "call_function" and node.target is operator.getitem:
             source, position = node.args
             items = of.get(source, [])
@@ -411,8 +413,6 @@ def _graph_from_program(program, input_height: int) -> Graph:
         elif node.op == "get_attr":
             of[node] = [new(val, None, False)]
 
-    inputs = [i for i in (of[n][0] for n in program.graph.nodes if n.op == "placeholder") if i is not None]
-    graph_input = next((i for i in inputs if values[i].live), None)
     if output_node is None or graph_input is None:
         raise ExportFailed("the exported graph has no input or no output")
     outputs = [n for n, spec in zip(output_node.args[0], program.graph_signature.output_specs)
@@ -449,6 +449,12 @@ class Fingerprint:
     skip_joins: tuple[tuple[float, int, tuple[int, ...]], ...] = ()
     # Why torch.export was not used ("" when method == "export").
     export_error: str = ""
+
+    def same_architecture(self, other: Fingerprint) -> bool:
+        """Equal in everything measured, whichever way each graph was built (skip_joins are
+        op indices of one recording)."""
+        how = dict(method="", skip_joins=(), export_error="")
+        return replace(self, **how) == replace(other, **how)
 
     def to_json(self) -> dict:
         data = asdict(self)

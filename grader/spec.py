@@ -344,28 +344,28 @@ def _parse_comparison(c: dict[str, Any], variant_ids: list[str], manual_items: s
 
 def _parse_profile(pid: str, p: dict[str, Any], families: dict[str, Family], path: Path) -> Profile:
     where = f"{path}: [profiles.{pid}]"
-    sizes = p["image_size"]
-    if isinstance(sizes, dict) and set(sizes) != set(families):
-        raise SpecError(f"{where} image_size as a table needs one value per family ({', '.join(families)})")
-    sizes = {fid: _integer(sizes[fid] if isinstance(sizes, dict) else sizes, where, "image_size") for fid in families}
+
+    def per_family(name: str) -> dict[str, Any]:
+        """One value or a table with one per family -> {family: value}."""
+        value = p[name]
+        if isinstance(value, dict) and set(value) != set(families):
+            raise SpecError(f"{where} {name} as a table needs one value per family ({', '.join(families)})")
+        return {fid: value[fid] if isinstance(value, dict) else value for fid in families}
+
+    sizes = {fid: _integer(size, where, "image_size") for fid, size in per_family("image_size").items()}
     for fid, size in sizes.items():
         if size < 32 or size % 32:
             raise SpecError(f"{where} image_size for {fid} is {size}: use a multiple of 32")
     settings = {}
     for name in PROFILE_FIELDS:
-        value = p[name]
-        if isinstance(value, dict) and set(value) != set(families):
-            raise SpecError(f"{where} {name} as a table needs one value per family ({', '.join(families)})")
-        settings[name] = value
-    optimizers = settings["optimizer"].values() if isinstance(settings["optimizer"], dict) else [settings["optimizer"]]
-    if any(name not in OPTIMIZERS for name in optimizers):
-        raise SpecError(f"{where} optimizer must be one of {', '.join(OPTIMIZERS)}")
-    for name in PROFILE_FIELDS:
-        for value in settings[name].values() if isinstance(settings[name], dict) else [settings[name]]:
+        for value in per_family(name).values():
+            if name == "optimizer" and value not in OPTIMIZERS:
+                raise SpecError(f"{where} optimizer must be one of {', '.join(OPTIMIZERS)}")
             if name in ("batch_size", "steps", "eval_every") and _integer(value, where, name) < 1:
                 raise SpecError(f"{where} {name} must be at least 1, got {value}")
             if name in ("lr", "weight_decay"):
                 _number(value, where, name)
+        settings[name] = p[name]  # as written: the profile's hash depends on the form
     counts = {name: _integer(p[name], where, name) for name in ("train_images", "val_images", "test_images")}
     return Profile(id=pid, title=p.get("title", pid), image_size=sizes, settings=settings,
                    train_images=counts["train_images"], val_images=counts["val_images"],

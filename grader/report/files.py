@@ -18,6 +18,12 @@ from grader.results import RESULTS_SCHEMA, SubmissionResult
 READABLE_SCHEMAS = ("segrade.results/2", RESULTS_SCHEMA)
 
 
+def first_check(variant: dict[str, Any], status: str) -> dict[str, Any] | None:
+    """A saved variant's first check with this status ("fail", "warn"): what the reports
+    name first. The saved-data twin of VariantResult.first_check."""
+    return next((c for c in variant.get("checks", []) if c["status"] == status), None)
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write `data` to `path` through a temporary file and a rename: a killed write never
     leaves a half file behind."""

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grader.report.files import write_atomic
+from grader.report.files import first_check, write_atomic
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 
@@ -36,9 +36,8 @@ def gradescope_results(results: dict[str, Any], visibility: str = "after_publish
 
     The top-level `score` is segrade's automatic total; with checks only (total None) it is
     left out, so that Gradescope sums the tests."""
-    for name, value in (("visibility", visibility), ("stdout_visibility", stdout_visibility)):
-        if value not in VISIBILITIES:
-            raise ValueError(f"{name} {value!r} is not one Gradescope knows: use one of {', '.join(VISIBILITIES)}")
+    _check_visibility("visibility", visibility)
+    _check_visibility("stdout_visibility", stdout_visibility)
     tests = _submission_tests(results.get("checks") or [])
     for index, variant in enumerate(results["variants"], start=1):
         tests += _variant_tests(variant, index)
@@ -53,10 +52,14 @@ def gradescope_results(results: dict[str, Any], visibility: str = "after_publish
 def gradescope_error(error: dict[str, Any], visibility: str = "after_published") -> dict[str, Any]:
     """Gradescope's results for a submission that could not be graded at all: score 0 and
     the message, so the student sees why."""
-    if visibility not in VISIBILITIES:
-        raise ValueError(f"visibility {visibility!r} is not one Gradescope knows: use one of {', '.join(VISIBILITIES)}")
+    _check_visibility("visibility", visibility)
     return {"score": 0, "execution_time": 0, "output": f"Not graded: {error['error']}", "visibility": visibility,
             "stdout_visibility": "hidden", "tests": []}
+
+
+def _check_visibility(name: str, value: str) -> None:
+    if value not in VISIBILITIES:
+        raise ValueError(f"{name} {value!r} is not one Gradescope knows: use one of {', '.join(VISIBILITIES)}")
 
 
 def write_gradescope(results: dict[str, Any], path: Path, **kw: str) -> Path:
@@ -86,7 +89,7 @@ def _variant_tests(variant: dict[str, Any], index: int) -> list[dict[str, Any]]:
     earned: dict[str, float] = detail.get("checks") or {}
     per_check = round(detail["checks_max"] / len(earned), 4) if earned else 0.0
     by_id = {c["id"]: c for c in variant["checks"]}
-    first_failure = next((c for c in variant["checks"] if c["status"] == "fail"), None)
+    first_failure = first_check(variant, "fail")
     tests = []
     for cid in [*earned, *(c for c in by_id if c not in earned)]:
         number = f"{index}.{len(tests) + 1}"
@@ -149,7 +152,7 @@ def _summary(results: dict[str, Any]) -> str:
     lines += [f"Import failed: {m['path']}: {m['error']}" for m in results.get("modules", []) if not m.get("ok")]
     for variant in results["variants"]:
         if variant["status"] != "passed":
-            failure = next((c for c in variant["checks"] if c["status"] == "fail"), None)
+            failure = first_check(variant, "fail")
             lines.append(f"{variant['variant_id']} ({variant['title']}): {variant['status']}"
                          + (f", {failure['id']}: {failure['message']}" if failure else ""))
     manual = grade.get("manual") or []

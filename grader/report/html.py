@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from grader.graph import format_scale
 from grader.report import figures
-from grader.report.files import write_atomic
+from grader.report.files import first_check, write_atomic
 from grader.resources import templates_dir
 from grader.spec import Assignment
 
@@ -127,8 +127,7 @@ def _variant(v: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assi
     metrics = v.get("metrics") or {}
     band = v.get("band")
     checks = v.get("checks", [])
-    failing = next((c for c in checks if c["status"] == "fail"), None)
-    warning = next((c for c in checks if c["status"] == "warn"), None)
+    failing, warning = first_check(v, "fail"), first_check(v, "warn")
     grid = None
     pred = samples.get(f"pred_{v['variant_id']}")
     if pred is not None and family and f"images_{family}" in samples:

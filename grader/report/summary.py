@@ -15,6 +15,7 @@ from typing import Any
 
 from grader import __version__
 from grader.report import figures
+from grader.report.files import first_check
 from grader.spec import Assignment
 
 PROBLEM_STATUSES = ("error", "crashed", "timeout", "oom", "missing", "ambiguous")
@@ -40,9 +41,9 @@ def summary_context(results_list: list[dict[str, Any]], assignment: Assignment,
             flagged.append({"id": sid, "what": f"worker: {r['environment']['worker_problem']}"})
         for v in r["variants"]:
             if v["status"] in PROBLEM_STATUSES:
-                first = next((c["message"] for c in v.get("checks", []) if c["status"] == "fail"), "")
+                failure = first_check(v, "fail")
                 flagged.append({"id": sid, "what": f"{titles.get(v['variant_id'], v['variant_id'])}: "
-                                                   f"{v['status']}{': ' + first if first else ''}"})
+                                                   f"{v['status']}{': ' + failure['message'] if failure and failure['message'] else ''}"})
             for flag in (v.get("points_detail") or {}).get("flags", []):
                 flagged.append({"id": sid, "what": f"{titles.get(v['variant_id'], v['variant_id'])}: {flag}"})
             for c in v.get("checks", []):
