@@ -6,9 +6,9 @@ summarises the test mIoU of every variant; `write_bands` stores it, with its pro
 `<bands folder>/<profile>.json` (default `reference/bands/`) under the backbone start
 ("imagenet" or "random_init"). A bands file belongs to one assignment: `write_bands` refuses
 to write into another assignment's file. `load_bands` reads the bands for scoring; a band
-applies only to the assignment, profile version and training/validation data it was measured
-with, and anything else comes back with measured=False and the reason, shown as "no band",
-never invented.
+applies only to what it was measured under (`BandIdentity`: assignment, profile version,
+training data, evaluation distribution); anything else comes back with measured=False and
+the reason it does not apply, never invented.
 
 Band edges (the documented rule, `band_edges`): lower = mean - 3 * max(std, 0.01),
 upper = mean + 3 * max(std, 0.01). Three standard deviations, because std comes from a
@@ -25,7 +25,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -77,39 +77,83 @@ def _short(digest: str | None) -> str:
     return f"{digest[:12]}…" if digest else "unknown"
 
 
+@dataclass(frozen=True)
+class BandIdentity:
+    """What determines a band's figures, and so which grades it applies to: the assignment,
+    the profile and its training version (what shapes the trained model), the training data,
+    and the distribution the mIoU is measured on. Not the number of validation or test
+    images: those change how precisely the mIoU is measured, not what it is. So a student's
+    self-check on the public validation split of the synthetic scenes is scored against the
+    band measured on the hidden test split (both are draws from one generator), while on
+    real data, whose splits are different images, a validation band is measured separately
+    (`segrade bands --split val`)."""
+
+    assignment: str
+    profile: str
+    profile_training_sha256: str
+    training_data: str   # sha256 of the training images and masks at every size
+    evaluation: str      # grader.evaluation.evaluation_distribution
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+IDENTITY_FIELDS = tuple(f.name for f in fields(BandIdentity))
+
+
+def _refusal(path: Path, identity: BandIdentity, measured: dict[str, Any], profile: Profile) -> str | None:
+    """Why a band measured under `measured` (its provenance identity) does not apply to a
+    grade under `identity`, with what to run; None when it applies."""
+    if not measured or set(measured) != set(IDENTITY_FIELDS):
+        return (f"{path.name} was measured before segrade recorded what identifies a band: run `segrade bands "
+                f"--profile {profile.id}` again")
+    if measured["profile_training_sha256"] != identity.profile_training_sha256:
+        return (f"{path.name} was measured under another version of the {profile.id!r} profile (its training "
+                f"settings differ from this spec's): run `segrade bands --profile {profile.id}` again")
+    if measured["training_data"] != identity.training_data:
+        return (f"{path.name} was measured on other training data (dataset {_short(measured['training_data'])}, "
+                f"this grade's {_short(identity.training_data)}): run `segrade bands --profile {profile.id}` on "
+                "this data")
+    if measured["evaluation"] != identity.evaluation:
+        return (f"{path.name} was measured on {measured['evaluation']}, and this grade evaluates on "
+                f"{identity.evaluation}: measure a band there with `segrade bands --profile {profile.id} --split "
+                f"val --out DIR` and pass `--bands DIR`")
+    return None
+
+
 def load_bands(profile: Profile, backbone: str, variant_ids: list[str], folder: Path | None = None, *,
-               assignment_id: str | None = None, dataset_fingerprint: str | None = None) -> dict[str, Band]:
+               identity: BandIdentity | None = None) -> dict[str, Band]:
     """Each variant's band under `profile` and `backbone`, from one read of the profile's file.
-    Given `assignment_id` and `dataset_fingerprint` (sha256 of the training and validation data
-    this grade uses), bands measured for another assignment or on other data do not apply."""
+    Given the grade's `identity`, a band measured for another assignment, profile version,
+    training data or evaluation distribution does not apply: it comes back measured=False
+    with the `refusal` saying why and what to run. measured=False without a refusal: no band
+    was measured."""
     path = bands_path(profile.id, folder)
     missing = Band(measured=False, profile=profile.id, backbone=backbone, source=f"{path.name}: not measured")
     data = _read(path)
     entry = (data.get("backbones") or {}).get(backbone) or {}
     prov = entry.get("provenance", {})
-    measured_data = prov.get("dataset_fingerprint")
-    if assignment_id is not None and data.get("assignment") not in (None, assignment_id):
-        missing = replace(missing, source=f"{path} was measured for assignment {data['assignment']!r}, not "
-                                          f"{assignment_id!r}: measure this assignment's bands with "
-                                          "`segrade bands --spec FILE --out DIR` and grade with `--bands DIR`")
+    refusal = None
+    if identity is not None and data.get("assignment") not in (None, identity.assignment):
+        refusal = (f"{path} was measured for assignment {data['assignment']!r}, not {identity.assignment!r}: "
+                   "measure this assignment's bands with `segrade bands --spec FILE --out DIR` and grade with "
+                   "`--bands DIR`")
     elif not entry.get("measured"):
         missing = replace(missing, source=f"{path.name}: {entry.get('reason') or 'not measured'}")
-    elif prov.get("profile_sha256") not in (None, profile.sha256):
-        missing = replace(missing, source=f"{path.name}: measured under a different version of the {profile.id!r} "
-                                          "profile; run `segrade bands` again")
-    elif dataset_fingerprint and measured_data and measured_data != dataset_fingerprint:
-        missing = replace(missing, source=f"{path.name}: measured on other training/validation data (dataset "
-                                          f"{_short(measured_data)}, this grade's {_short(dataset_fingerprint)}); "
-                                          "run `segrade bands` on this data")
-    else:
+    elif identity is not None:
+        refusal = _refusal(path, identity, prov.get("identity") or {}, profile)
+    if refusal is None and entry.get("measured"):
         measured = entry.get("variants") or {}
         return {vid: _band(profile, backbone, measured[vid], prov, path) if measured.get(vid) else missing
                 for vid in variant_ids}
+    if refusal is not None:
+        missing = replace(missing, source=f"{path.name}: does not apply", refusal=refusal)
     return dict.fromkeys(variant_ids, missing)
 
 
-def load_band(profile: Profile, backbone: str, variant_id: str, folder: Path | None = None) -> Band:
-    return load_bands(profile, backbone, [variant_id], folder)[variant_id]
+def load_band(profile: Profile, backbone: str, variant_id: str, folder: Path | None = None, *,
+              identity: BandIdentity | None = None) -> Band:
+    return load_bands(profile, backbone, [variant_id], folder, identity=identity)[variant_id]
 
 
 def _band(profile: Profile, backbone: str, stats: dict[str, Any], prov: dict[str, Any], path: Path) -> Band:
@@ -167,6 +211,8 @@ def measure_bands(assignment: Assignment, profile: Profile, seeds: list[int], gr
             "device": env.get("device"), "torch": env.get("torch"), "python": env.get("python"),
             "segrade": __version__, "host": platform.node() or None, "platform": platform.platform(),
             "profile": profile.id, "profile_sha256": profile.sha256, "spec_sha256": assignment.sha256,
+            "identity": BandIdentity(assignment.id, profile.id, profile.training_sha256,
+                                     env.get("dataset_fingerprint"), env.get("evaluation_distribution")).to_json(),
             "dataset": assignment.dataset.kind, "dataset_fingerprint": env.get("dataset_fingerprint"),
             "test_split": env.get("test_split"), "seeds": list(seeds),
             "pretrained_backbone": env.get("pretrained_backbone"), "backbone_weights": env.get("backbone_weights"),

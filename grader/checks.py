@@ -19,8 +19,6 @@ REQUIRED_CHECKS = ("builds", "forward_shape", "gradients", "frozen_backbone", "f
 # A relative change of the output at or below this, when a skip's encoder operand is zeroed,
 # is no change: float noise is far above it, an operand multiplied by zero is exactly at 0.
 DEAD_SKIP_CHANGE = 1e-9
-# Checks that carry marks (grader.score); `learns` is marked through performance instead.
-SCORED_CHECKS = ("builds", "forward_shape", "gradients", "frozen_backbone", "finetuned_backbone", "architecture")
 
 
 # A worker that could not finish a variant says why; these map onto variant statuses.
@@ -234,20 +232,11 @@ def _architecture(observed: dict[str, Any], variant: Variant) -> CheckResult:
                        {"fingerprint": seen, "required": variant.architecture})
 
 
-def scored_checks(variant: Variant) -> tuple[str, ...]:
-    """The checks that carry this variant's check marks."""
-    ids = ["builds", "forward_shape", "gradients"]
-    if variant.family.id == "fcn" and "frozen" in variant.traits:
-        ids.append("frozen_backbone" if variant.traits["frozen"] else "finetuned_backbone")
-    if variant.architecture:
-        ids.append("architecture")
-    return tuple(ids)
-
-
-def check_learning(training: dict[str, Any] | None, losses: list[float | None], test_miou: float | None,
-                   untrained_miou: float | None, errors: list[str]) -> CheckResult:
-    """`learns`: the standardised training ran, its loss fell, and the test mIoU beat the
-    same model untrained (all measured by the grading process on hidden labels)."""
+def check_learning(training: dict[str, Any] | None, losses: list[float | None], miou: float | None,
+                   untrained_miou: float | None, errors: list[str], label: str = "test mIoU") -> CheckResult:
+    """`learns`: the standardised training ran, its loss fell, and the evaluated mIoU (`label`:
+    "test mIoU" on hidden labels, "val mIoU" in a self-check) beat the same model untrained
+    (all measured by the grading process on labels the worker never sees)."""
     if training is None:
         return CheckResult("learns", CheckStatus.SKIP, "not trained: the model did not build or its output has "
                            "the wrong shape (see forward_shape)")
@@ -257,28 +246,29 @@ def check_learning(training: dict[str, Any] | None, losses: list[float | None], 
                            {"traceback": training.get("traceback")})
     if errors:
         return CheckResult("learns", CheckStatus.FAIL, "; ".join(errors))
-    if test_miou is None:
-        return CheckResult("learns", CheckStatus.FAIL, "no test predictions came back from the worker")
+    if miou is None:
+        return CheckResult("learns", CheckStatus.FAIL, f"no predictions for the {label.split()[0]} split came back "
+                           "from the worker")
     if training.get("mode") == "weights":
         return CheckResult("learns", CheckStatus.PASS, f"submitted weights {training.get('weights')}: "
-                           f"test mIoU {test_miou:.3f}")
+                           f"{label} {miou:.3f}")
     finite = [x for x in losses if x is not None]
     if not losses or len(finite) < len(losses):
         return CheckResult("learns", CheckStatus.FAIL, "the training loss became NaN or infinite: check for a "
                            "softmax/log in forward, or a layer that divides by zero")
     head, tail = finite[: max(1, len(finite) // 5)], finite[-max(1, len(finite) // 5):]
     start, end = sum(head) / len(head), sum(tail) / len(tail)
-    details = {"loss_start": round(start, 4), "loss_end": round(end, 4), "test_miou": round(test_miou, 4),
+    details = {"loss_start": round(start, 4), "loss_end": round(end, 4), "miou": round(miou, 4), "miou_label": label,
                "untrained_miou": None if untrained_miou is None else round(untrained_miou, 4)}
     if end >= start:
         return CheckResult("learns", CheckStatus.FAIL, f"the training loss did not fall ({start:.3f} -> {end:.3f}): "
                            "are the parameters registered (nn.ModuleList, not a list) and do they get gradients?",
                            details)
-    if untrained_miou is not None and test_miou <= untrained_miou:
-        return CheckResult("learns", CheckStatus.FAIL, f"test mIoU {test_miou:.3f} is no better than the same model "
+    if untrained_miou is not None and miou <= untrained_miou:
+        return CheckResult("learns", CheckStatus.FAIL, f"{label} {miou:.3f} is no better than the same model "
                            f"untrained ({untrained_miou:.3f})", details)
     base = f" (untrained {untrained_miou:.3f})" if untrained_miou is not None else ""
-    return CheckResult("learns", CheckStatus.PASS, f"loss {start:.3f} -> {end:.3f}; test mIoU {test_miou:.3f}{base}",
+    return CheckResult("learns", CheckStatus.PASS, f"loss {start:.3f} -> {end:.3f}; {label} {miou:.3f}{base}",
                        details)
 
 

@@ -47,8 +47,9 @@ class PreparedData:
     folder: Path
     sizes: dict[str, int]                     # family -> image size
     splits: dict[int, dict[str, SplitData]]   # size -> split -> data (labels included: parent only)
-    fingerprint: str                          # sha256 of the train and val data (provenance)
+    fingerprint: str                          # sha256 of the training data (images and masks, every size)
     test_source: str                          # how the test split was made (without its seed)
+    evaluation: str = ""                      # the distribution the final mIoU is measured on (bands.BandIdentity)
 
     def worker_paths(self) -> dict[str, str]:
         return {family: str(self.folder / str(size)) for family, size in self.sizes.items()}
@@ -103,9 +104,8 @@ def prepare_data(assignment: Assignment, sizes: dict[str, int], counts: dict[str
         torch.save({"images": train.images, "masks": train.masks}, out / "train.pt")
         torch.save({"images": splits[size]["val"].images}, out / "val.pt")
         torch.save({"images": splits[size]["test"].images}, out / "test.pt")
-        for split in ("train", "val"):
-            digest.update(splits[size][split].images.numpy().tobytes())
-            digest.update(splits[size][split].masks.numpy().tobytes())
+        digest.update(train.images.numpy().tobytes())
+        digest.update(train.masks.numpy().tobytes())
     for path in [folder, *folder.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     if evaluation_split == "val":
@@ -115,7 +115,24 @@ def prepare_data(assignment: Assignment, sizes: dict[str, int], counts: dict[str
         test_source = "synthetic scenes from a secret seed (SEGRADE_TEST_SEED or a fresh random one)"
     else:
         test_source = f"{assignment.dataset.kind} test split at {assignment.dataset.root}"
-    return PreparedData(folder, dict(sizes), splits, digest.hexdigest(), test_source)
+    return PreparedData(folder, dict(sizes), splits, digest.hexdigest(), test_source,
+                        evaluation_distribution(assignment, evaluation_split, splits))
+
+
+def evaluation_distribution(assignment: Assignment, split: str, splits: dict[int, dict[str, SplitData]]) -> str:
+    """What the final mIoU is a sample of, as a band records it. Synthetic scenes: the public
+    validation split and the secret test split are draws from one generator (the training
+    data's fingerprint pins its code), so a band measured on either applies to both. Real
+    data: the split's own images and labels, so a band measured on the test split does not
+    pass for the validation split."""
+    if assignment.dataset.kind == "synthetic":
+        return "synthetic scenes (validation and test splits: draws from one generator)"
+    digest = hashlib.sha256()
+    for size in sorted(splits):
+        digest.update(splits[size]["test"].images.numpy().tobytes())
+        digest.update(splits[size]["test"].masks.numpy().tobytes())
+    count = len(next(iter(splits.values()))["test"].images)
+    return f"{assignment.dataset.kind} {split} split ({count} images, sha256 {digest.hexdigest()[:16]})"
 
 
 def encode_predictions(pred: torch.Tensor) -> dict[str, Any]:

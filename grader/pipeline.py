@@ -20,7 +20,8 @@ from typing import Any
 
 from grader import __version__
 from grader.answers import find_answers
-from grader.bands import backbone_key, compare_figures, load_bands, load_figures
+from grader.bands import BandIdentity, backbone_key, compare_figures, load_bands, load_figures
+from grader.candidates import mark_blocking
 from grader.checks import WORKER_STATUS, check_learning, check_llm_declaration, check_skip_ablation, check_variant
 from grader.data.sources import secret_test_seed
 from grader.device import resolve_device
@@ -29,7 +30,7 @@ from grader.metrics import json_float
 from grader.load import find_checkpoints, load_submission, read_manifest
 from grader.results import CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus
 from grader.sandbox import Limits, WorkerRun, run_worker
-from grader.score import score
+from grader.score import score, split_label
 from grader.spec import Assignment, Profile
 from grader.weights import BackboneWeights, find_vgg16_weights
 
@@ -91,16 +92,19 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
                          on_event=evaluator, **setup)
         policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
+        modules = mark_blocking(submission.root, run.modules, assignment.model_class_names)
         answers = find_answers(submission.root, assignment.rubric)
-    variants = check(assignment, run, options)
+    variants = check(assignment, run, modules, options)
     if profile is not None:
-        variants = evaluate(assignment, variants, run, evaluator)
+        variants = evaluate(assignment, variants, run, evaluator, options.evaluation_split)
         backbone = backbone_key(pretrained)
+        identity = BandIdentity(assignment.id, profile.id, profile.training_sha256, data.fingerprint,
+                                data.evaluation)
         bands = load_bands(profile, backbone, [v.id for v in assignment.variants], options.bands_folder,
-                           assignment_id=assignment.id, dataset_fingerprint=data.fingerprint)
+                           identity=identity)
     else:
         bands = None
-    variants, grade = score(assignment, variants, bands)
+    variants, grade = score(assignment, variants, bands, options.evaluation_split)
 
     environment = {
         **run.environment,
@@ -114,6 +118,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         "backbone_weights": _describe_backbone(weights, profile, options),
         "dataset": assignment.dataset.kind,
         "dataset_fingerprint": data.fingerprint if data else None,
+        "evaluation_distribution": data.evaluation if data else None,
         "test_split": data.test_source if data else None,
         "evaluation_split": options.evaluation_split if data else None,
         "isolation": run.isolation,
@@ -123,7 +128,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
     }
     return SubmissionResult(
         submission=submission, assignment_id=assignment.id, spec_sha256=assignment.sha256,
-        segrade_version=__version__, environment=environment, modules=tuple(run.modules), variants=variants,
+        segrade_version=__version__, environment=environment, modules=tuple(modules), variants=variants,
         evaluation=None, grade=grade, worker_log=run.log, started_at=started_at,
         duration_s=round(time.perf_counter() - started, 2), checks=(policy,) if policy else (), answers=answers,
         samples=_samples(assignment, data, evaluator) if data else None,
@@ -193,9 +198,14 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
             "threads": options.threads, "cuda_memory_fraction": options.cuda_memory_fraction}
 
 
-def check(assignment: Assignment, run: WorkerRun, options: GradeOptions) -> tuple[VariantResult, ...]:
-    import_errors = tuple(f"{m['path']}: {m['error']}" for m in run.modules if not m.get("ok"))
-    imported_any = any(m.get("ok") for m in run.modules)
+def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
+          options: GradeOptions) -> tuple[VariantResult, ...]:
+    """`modules`: the worker's import outcomes, failed ones marked `blocking` (grader.candidates)."""
+    failed = [m for m in modules if not m.get("ok")]
+    # Files no variant depends on (an EDA script needing cv2) are no cause of a missing variant.
+    causes = [m for m in failed if m.get("blocking", True)] or failed
+    import_errors = tuple(f"{m['path']}: {m['error']}" for m in causes)
+    imported_any = any(m.get("ok") for m in modules)
     reference = load_figures(options.bands_folder)
     results = []
     for variant in assignment.variants:
@@ -209,8 +219,10 @@ def check(assignment: Assignment, run: WorkerRun, options: GradeOptions) -> tupl
 
 
 def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: WorkerRun,
-             evaluator: Evaluator) -> tuple[VariantResult, ...]:
-    """Attach what the grading process measured on hidden labels, and the `learns` check."""
+             evaluator: Evaluator, split: str = "test") -> tuple[VariantResult, ...]:
+    """Attach what the grading process measured on labels the worker never sees (the hidden
+    test split, or the validation split in a self-check), and the `learns` check."""
+    label = split_label(split)
     out = []
     for result in variants:
         observed = run.variants.get(result.variant_id, {})
@@ -219,7 +231,7 @@ def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: W
         test = ev.test if ev else None
         untrained = ev.untrained if ev else None
         added = [check_learning(training, ev.curves.loss if ev else [], test.miou if test else None,
-                                untrained.miou if untrained else None, ev.errors if ev else []),
+                                untrained.miou if untrained else None, ev.errors if ev else [], label),
                  check_skip_ablation(assignment.variant(result.variant_id), training)]
         added = [c for c in added if c is not None]
         status = result.status

@@ -106,6 +106,7 @@ class Band:
     untrained: float | None = None  # zero performance marks at or below
     runs: int = 0
     source: str = ""                # the bands file and its provenance, one line
+    refusal: str | None = None      # measured, but not for this grade: why, and what to run
     per_class_iou: dict[str, float] | None = None  # the reference's mean IoU per class name
 
 

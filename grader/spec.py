@@ -60,6 +60,43 @@ class Variant:
     aliases: tuple[str, ...] = ()                         # other class names students use for it
     architecture: dict[str, Any] = field(default_factory=dict)  # what its dataflow graph must show
 
+    @property
+    def backbone_check(self) -> str | None:
+        """The check that a frozen or a fine-tuned backbone really is one (FCN variants)."""
+        if self.family.id != "fcn" or "frozen" not in self.traits:
+            return None
+        return "frozen_backbone" if self.traits["frozen"] else "finetuned_backbone"
+
+    @property
+    def scored_checks(self) -> tuple[str, ...]:
+        """The checks that carry this variant's check marks (weighted by the rubric item)."""
+        ids = ["builds", "forward_shape", "gradients"]
+        if self.backbone_check:
+            ids.append(self.backbone_check)
+        if self.architecture:
+            ids.append("architecture")
+        return tuple(ids)
+
+    @property
+    def identity_checks(self) -> tuple[str, ...]:
+        """The checks that make the model *this* variant: failing one, the model is something
+        else, and its mIoU earns no performance marks (grader.score)."""
+        ids = []
+        if self.architecture:
+            ids.append("architecture")
+        if self.architecture.get("long_skips"):
+            ids.append("skip_ablation")
+        if self.backbone_check:
+            ids.append(self.backbone_check)
+        return tuple(ids)
+
+
+# The checks that can carry marks, and their default weights within a variant's check marks:
+# the check that makes a variant *that* variant (its architecture, its frozen or fine-tuned
+# backbone) weighs more than building and running, which every attempt gets right.
+DEFAULT_CHECK_WEIGHTS = {"builds": 1.0, "forward_shape": 1.0, "gradients": 1.0, "frozen_backbone": 2.0,
+                         "finetuned_backbone": 2.0, "architecture": 3.0}
+
 
 @dataclass(frozen=True)
 class RubricItem:
@@ -74,6 +111,9 @@ class RubricItem:
     variants: tuple[str, ...]
     performance_share: float = 0.0
     prompts: tuple[str, ...] = ()   # questions shown in the report for a manual item
+    # Relative weights of the checks that carry the check marks (grader.checks.scored_checks):
+    # the spec's `check_weights` over DEFAULT_CHECK_WEIGHTS. A weight of 0 takes a check's marks away.
+    check_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CHECK_WEIGHTS))
 
     @property
     def manual(self) -> bool:
@@ -117,14 +157,26 @@ class Profile:
     grid_images: int                # test images kept with their predictions for the report
     seed: int
     pretrained: bool                # use ImageNet backbone weights when the grader has them
+    # False: too short to tell the variants apart (smoke); reports caveat their comparisons.
+    # Not in the hashes: it describes the figures, it does not change them.
+    separates_variants: bool = True
 
     def get(self, name: str, family: str) -> Any:
         value = self.settings[name]
         return value[family] if isinstance(value, dict) else value
 
     @property
+    def training_sha256(self) -> str:
+        """Fingerprint of what shapes the trained model: its version as far as a band is
+        concerned. Split sizes for curves and evaluation are left out: they change how
+        precisely an mIoU is measured, not what it is (grader.bands.BandIdentity)."""
+        fields = {"image_size": self.image_size, "settings": self.settings, "train": self.train_images,
+                  "seed": self.seed, "pretrained": self.pretrained}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+    @property
     def sha256(self) -> str:
-        """Fingerprint of everything that changes the numbers (bands record it)."""
+        """Fingerprint of everything that changes the numbers (a grade's key records it)."""
         fields = {"image_size": self.image_size, "settings": self.settings, "train": self.train_images,
                   "val": self.val_images, "test": self.test_images, "seed": self.seed, "pretrained": self.pretrained}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
@@ -173,6 +225,12 @@ class Assignment:
     def automatic_marks(self) -> float:
         """The marks segrade scores itself (rubric items with variants)."""
         return sum(item.marks for item in self.rubric if not item.manual)
+
+    @property
+    def model_class_names(self) -> set[str]:
+        """Every class name the spec expects or knows for a variant (contract and aliases)."""
+        return {*self.contract.classes, *(v.class_name for v in self.variants),
+                *(a for v in self.variants for a in v.aliases)}
 
     def profile(self, profile_id: str) -> Profile:
         try:
@@ -307,6 +365,7 @@ def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
                 raise SpecError(f"{path}: variant {vid!r} is in rubric items {scored_by[vid]!r} and {item.id!r}: "
                                 "a variant is scored by one item only")
             scored_by[vid] = item.id
+        _check_item_weights(item, [v for v in variants if v.id in item.variants], path)
     profiles = {pid: _parse_profile(pid, p, families, path) for pid, p in data.get("profiles", {}).items()}
     comparisons = tuple(_parse_comparison(c, ids, {item.id for item in rubric if item.manual}, path)
                         for c in data.get("comparisons", ()))
@@ -324,7 +383,39 @@ def _parse_rubric_item(r: dict[str, Any], path: Path) -> RubricItem:
     return RubricItem(r["id"], r.get("title", r["id"]), _number(r["marks"], where, "marks"),
                       _strings(r.get("variants", []), where, "variants"),
                       _number(r.get("performance_share", 0.0), where, "performance_share"),
-                      _strings(r.get("prompts", []), where, "prompts"))
+                      _strings(r.get("prompts", []), where, "prompts"),
+                      _check_weights(r.get("check_weights", {}), where))
+
+
+def _check_item_weights(item: RubricItem, variants: list[Variant], path: Path) -> None:
+    """A weight the item set for a check none of its variants is scored on would do nothing;
+    a variant whose checks all weigh 0 could not share out its check marks."""
+    where = f"{path}: rubric item {item.id!r}"
+    applicable = {cid for v in variants for cid in v.scored_checks}
+    for cid, weight in item.check_weights.items():
+        if weight != DEFAULT_CHECK_WEIGHTS[cid] and cid not in applicable:
+            raise SpecError(f"{where} check_weights.{cid}: none of its variants ({', '.join(item.variants)}) is "
+                            f"scored on {cid}; scored checks: {', '.join(sorted(applicable))}")
+    if item.performance_share < 1.0:
+        for v in variants:
+            if not sum(item.check_weights[cid] for cid in v.scored_checks):
+                raise SpecError(f"{where}: every check of variant {v.id!r} weighs 0, so its check marks cannot be "
+                                "shared out; give one a weight, or set performance_share = 1")
+
+
+def _check_weights(value: Any, where: str) -> dict[str, float]:
+    """DEFAULT_CHECK_WEIGHTS with the item's own `check_weights = { id = weight }` over them."""
+    table = _table(value, where, "check_weights")
+    unknown = sorted(set(table) - set(DEFAULT_CHECK_WEIGHTS))
+    if unknown:
+        raise SpecError(f"{where} check_weights names unknown checks {unknown}; checks that carry marks: "
+                        f"{', '.join(DEFAULT_CHECK_WEIGHTS)}")
+    weights = dict(DEFAULT_CHECK_WEIGHTS)
+    for cid, weight in table.items():
+        weights[cid] = _number(weight, where, f"check_weights.{cid}")
+        if weights[cid] < 0:
+            raise SpecError(f"{where} check_weights.{cid} is {weight}: a weight must be 0 or more")
+    return weights
 
 
 def _parse_comparison(c: dict[str, Any], variant_ids: list[str], manual_items: set[str], path: Path) -> Comparison:
@@ -371,7 +462,8 @@ def _parse_profile(pid: str, p: dict[str, Any], families: dict[str, Family], pat
                    train_images=counts["train_images"], val_images=counts["val_images"],
                    test_images=counts["test_images"], grid_images=_integer(p.get("grid_images", 4), where, "grid_images"),
                    seed=_integer(p.get("seed", 0), where, "seed"),
-                   pretrained=_boolean(p.get("pretrained", False), where, "pretrained"))
+                   pretrained=_boolean(p.get("pretrained", False), where, "pretrained"),
+                   separates_variants=_boolean(p.get("separates_variants", True), where, "separates_variants"))
 
 
 def _parse_dataset(d: dict[str, Any], path: Path) -> DatasetConfig:

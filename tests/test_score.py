@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from grader.bands import BandsError, check_writable, load_band, load_bands, summarise_runs, write_bands
+from grader.bands import BandIdentity, BandsError, check_writable, load_band, load_bands, summarise_runs, write_bands
 from grader.results import Band, CheckResult, CheckStatus, VariantResult, VariantStatus
 from grader.score import performance_fraction, score
 from grader.spec import load_spec
@@ -14,7 +14,7 @@ from grader.spec import load_spec
 SPEC = load_spec()
 BAND = Band(measured=True, profile="smoke", backbone="random_init", mean=0.5, std=0.05, min=0.44, max=0.56,
             lower=0.4, upper=0.6, untrained=0.1, runs=5, source="test")
-UNET_CHECKS = ("builds", "forward_shape", "gradients", "architecture", "learns")
+UNET_CHECKS = ("builds", "forward_shape", "gradients", "architecture", "learns", "skip_ablation")
 
 
 def _unet(miou=0.45, failing=(), variant_id="unet") -> VariantResult:
@@ -49,11 +49,79 @@ def test_variant_marks_split_between_checks_and_performance():
     assert all(m.points is None for m in grade.manual)
 
 
-def test_failing_architecture_forfeits_performance_and_its_check():
+def test_failing_architecture_forfeits_performance_and_its_weighted_check():
+    # Default weights: builds 1, forward_shape 1, gradients 1, architecture 3 -> 3/6 of 12.5.
     result, _ = _score(_unet(0.55, failing=("architecture",)))
-    assert result.points == pytest.approx(25 - 12.5 - 12.5 / 4)
+    assert result.points == pytest.approx(12.5 - 12.5 * 3 / 6)
     assert result.points_detail["performance_points"] == 0
-    assert "architecture check failed" in result.points_detail["performance"]
+    assert result.points_detail["checks_max_each"] == pytest.approx(
+        {"builds": 12.5 / 6, "forward_shape": 12.5 / 6, "gradients": 12.5 / 6, "architecture": 6.25}, abs=1e-4)
+    assert "the architecture check failed, so this model is not U-Net" in result.points_detail["performance"]
+
+
+FCN_CHECKS = ("builds", "forward_shape", "gradients", "frozen_backbone", "finetuned_backbone", "architecture",
+              "learns")
+
+
+def _fcn(variant_id, failing=(), miou=0.45) -> VariantResult:
+    checks = tuple(CheckResult(cid, CheckStatus.FAIL if cid in failing else CheckStatus.PASS, "the backbone "
+                               "trained. 3 of 26 tensors moved") for cid in FCN_CHECKS)
+    return VariantResult(variant_id, variant_id, VariantStatus.FAILED if failing else VariantStatus.PASSED, None,
+                         checks, metrics={"miou": miou})
+
+
+@pytest.mark.parametrize("variant_id, identity", [("fcn32s_frozen", "frozen_backbone"),
+                                                   ("fcn8s_finetune", "finetuned_backbone")])
+def test_a_variant_that_is_not_what_it_claims_earns_no_performance_marks(variant_id, identity):
+    # An FCN variant: 24 marks / 6 variants = 4, half performance (2), checks 2 over weights 1+1+1+2+3.
+    ok, _ = _score(_fcn(variant_id))
+    assert ok.points == pytest.approx(4)
+    wrong, _ = _score(_fcn(variant_id, failing=(identity,)))
+    assert wrong.points_detail["performance_points"] == 0
+    assert wrong.points == pytest.approx(2 - 2 * 2 / 8)
+    assert f"the {identity} check failed, so this model is not" in wrong.points_detail["performance"]
+    # The other backbone check is not this variant's: it neither scores nor gates.
+    other = "finetuned_backbone" if identity == "frozen_backbone" else "frozen_backbone"
+    assert _score(_fcn(variant_id, failing=(other,)))[0].points == pytest.approx(4)
+
+
+def test_skip_ablation_failing_forfeits_performance():
+    result, _ = _score(_unet(0.55, failing=("skip_ablation",)))
+    assert result.points == 12.5 and "skip_ablation check failed" in result.points_detail["performance"]
+
+
+def test_check_weights_come_from_the_spec(tmp_path):
+    from grader.resources import DEFAULT_SPEC
+    from grader.spec import SpecError
+
+    text = DEFAULT_SPEC.read_text()
+    marker = 'variants = ["unet"]\nperformance_share = 0.5\n'
+    assert marker in text
+
+    def spec_with(line):
+        path = tmp_path / "spec.toml"
+        path.write_text(text.replace(marker, marker + line + "\n"))
+        return load_spec(path)
+
+    spec = spec_with("check_weights = { architecture = 1 }")
+    scored, _ = score(spec, (_unet(0.55, failing=("architecture",)),), {"unet": BAND})
+    assert scored[0].points == pytest.approx(12.5 * 3 / 4)
+    with pytest.raises(SpecError, match="check_weights names unknown checks \\['architectur'\\]"):
+        spec_with("check_weights = { architectur = 1 }")
+    with pytest.raises(SpecError, match="frozen_backbone: none of its variants \\(unet\\) is scored on"):
+        spec_with("check_weights = { frozen_backbone = 5 }")
+    with pytest.raises(SpecError, match="must be 0 or more"):
+        spec_with("check_weights = { builds = -1 }")
+    with pytest.raises(SpecError, match="must be a number"):
+        spec_with('check_weights = { builds = "x" }')
+    with pytest.raises(SpecError, match="every check of variant 'unet' weighs 0"):
+        spec_with("check_weights = { builds = 0, forward_shape = 0, gradients = 0, architecture = 0 }")
+
+
+def test_a_validation_figure_is_called_val_miou():
+    scored, _ = score(SPEC, (_unet(0.55),), {"unet": BAND}, split="val")
+    assert scored[0].points_detail["performance"].startswith("val mIoU 0.550 against the band")
+    assert "test" not in scored[0].points_detail["performance"]
 
 
 def test_failed_training_forfeits_performance():
@@ -71,8 +139,12 @@ def test_no_band_means_no_performance_score_never_an_invented_one():
     missing = Band(measured=False, profile="full", backbone="imagenet", source="full.json: not measured")
     result, grade = _score(_unet(0.45), band=missing)
     assert result.points == 12.5 and result.points_detail["performance_points"] is None
-    assert "no reference band" in result.points_detail["performance"]
-    assert "performance not scored for unet" in grade.note
+    assert "no reference band was measured" in result.points_detail["performance"]
+    assert "performance not scored for unet: no reference band was measured" in grade.note
+    refused = replace(missing, refusal="smoke.json was measured on other training data: run `segrade bands`")
+    result, grade = _score(_unet(0.45), band=refused)
+    assert "the reference band does not apply: smoke.json was measured on other" in result.points_detail["performance"]
+    assert "no reference band was measured" not in grade.note and "does not apply" in grade.note
     checks_only, grade = _score(_unet(None), trained=False)
     assert checks_only.points_detail["performance_points"] is None and "checks only" in grade.note
 
@@ -88,7 +160,12 @@ def _run(mious):
                             Grade(0, 100, 81, 1, 1, (), ""), "", "", 0.0)
 
 
-def test_bands_round_trip_with_provenance_and_profile_check(tmp_path):
+def _identity(profile, **changes) -> BandIdentity:
+    base = BandIdentity(SPEC.id, profile.id, profile.training_sha256, "a" * 64, "synthetic scenes")
+    return replace(base, **changes)
+
+
+def test_bands_round_trip_with_provenance_and_identity(tmp_path):
     profile = SPEC.profile("smoke")
     runs = [_run({"unet": m}) for m in (0.40, 0.42, 0.44)]
     variants = summarise_runs(runs, SPEC.class_names)
@@ -97,43 +174,66 @@ def test_bands_round_trip_with_provenance_and_profile_check(tmp_path):
     assert stats["lower"] == pytest.approx(0.36) and stats["upper"] == pytest.approx(0.48)
     assert stats["untrained_mean"] == 0.05 and stats["per_class_iou"]["Road"]["mean"] == pytest.approx(0.52)
     entry = {"measured": True, "variants": variants, "provenance": {"device": "cpu", "date": "2026-11-22T00:00:00",
-                                                                    "profile_sha256": profile.sha256}}
+                                                                    "identity": _identity(profile).to_json()}}
     path = write_bands(SPEC, profile, "random_init", entry, tmp_path)
     data = json.loads(path.read_text())
     assert data["backbones"]["imagenet"] == {"measured": False, "reason": "not measured"}
-    band = load_band(profile, "random_init", "unet", tmp_path)
+    band = load_band(profile, "random_init", "unet", tmp_path, identity=_identity(profile))
     assert band.measured and band.lower == pytest.approx(0.36) and band.untrained == 0.05 and band.runs == 3
     assert not load_band(profile, "imagenet", "unet", tmp_path).measured
     assert not load_band(SPEC.profile("full"), "random_init", "unet", tmp_path).measured  # no file
     changed = replace(profile, seed=99)
-    stale = load_band(changed, "random_init", "unet", tmp_path)
-    assert not stale.measured and "different version" in stale.source
+    stale = load_band(changed, "random_init", "unet", tmp_path, identity=_identity(changed))
+    assert not stale.measured and "another version of the 'smoke' profile" in stale.refusal
+    # Split sizes are not part of what a band is: more test images measure the same thing.
+    bigger = replace(profile, val_images=48, test_images=96)
+    assert load_band(bigger, "random_init", "unet", tmp_path, identity=_identity(bigger)).measured
 
 
-def test_bands_apply_only_to_their_assignment_and_data_and_are_never_overwritten_by_another(tmp_path):
+def test_bands_apply_only_to_their_assignment_data_and_evaluation_and_are_never_overwritten(tmp_path):
     profile = SPEC.profile("smoke")
     variants = summarise_runs([_run({"unet": m}) for m in (0.40, 0.44)], SPEC.class_names)
     entry = {"measured": True, "variants": variants,
-             "provenance": {"device": "cpu", "date": "2026-11-22", "profile_sha256": profile.sha256,
-                            "dataset_fingerprint": "a" * 64}}
+             "provenance": {"device": "cpu", "date": "2026-11-22", "identity": _identity(profile).to_json()}}
     write_bands(SPEC, profile, "random_init", entry, tmp_path)
 
-    def band(**context):
-        return load_bands(profile, "random_init", ["unet"], tmp_path, **context)["unet"]
+    def band(**changes):
+        return load_bands(profile, "random_init", ["unet"], tmp_path, identity=_identity(profile, **changes))["unet"]
 
-    assert band(assignment_id=SPEC.id, dataset_fingerprint="a" * 64).measured
-    other = band(assignment_id="hw4", dataset_fingerprint="a" * 64)
-    assert not other.measured and "measured for assignment 'fcn-unet-segmentation', not 'hw4'" in other.source
-    assert "--bands DIR" in other.source
-    moved = band(assignment_id=SPEC.id, dataset_fingerprint="b" * 64)
-    assert not moved.measured and "other training/validation data (dataset aaaaaaaaaaaa…, this grade's " \
-        "bbbbbbbbbbbb…)" in moved.source
+    assert band().measured and band().refusal is None
+    other = band(assignment="hw4")
+    assert not other.measured and "measured for assignment 'fcn-unet-segmentation', not 'hw4'" in other.refusal
+    assert "--bands DIR" in other.refusal
+    moved = band(training_data="b" * 64)
+    assert not moved.measured and "other training data (dataset aaaaaaaaaaaa…, this grade's bbbbbbbbbbbb…)" \
+        in moved.refusal
+    val = band(evaluation="carla val split (48 images, sha256 0123)")
+    assert not val.measured and "measured on synthetic scenes, and this grade evaluates on carla val split" \
+        in val.refusal and "--split val --out DIR" in val.refusal
+    unknown = dict(entry, provenance={"device": "cpu", "date": "2026-11-22"})
+    write_bands(SPEC, profile, "random_init", unknown, tmp_path / "old")
+    old = load_bands(profile, "random_init", ["unet"], tmp_path / "old", identity=_identity(profile))["unet"]
+    assert not old.measured and "before segrade recorded what identifies a band" in old.refusal
 
     hw4 = replace(SPEC, id="hw4")
     with pytest.raises(BandsError, match="holds the bands of assignment 'fcn-unet-segmentation', not 'hw4'.*--out DIR"):
         write_bands(hw4, profile, "random_init", entry, tmp_path)
-    assert band(assignment_id=SPEC.id).measured, "the other assignment's bands are intact"
+    assert band().measured, "the other assignment's bands are intact"
     assert check_writable(hw4, profile, tmp_path / "elsewhere") == tmp_path / "elsewhere" / "smoke.json"
+
+
+def test_the_committed_smoke_band_applies_to_the_grade_and_the_self_check(tmp_path):
+    """What identifies the shipped band is what this code computes for the smoke profile on
+    the synthetic data, whichever split it evaluates on (issue: the self-check was refused)."""
+    from grader.evaluation import prepare_data
+
+    profile = SPEC.profile("smoke")
+    counts = {"train": profile.train_images, "val": 48, "test": 48}
+    for split in ("test", "val"):
+        data = prepare_data(SPEC, dict(profile.image_size), counts, tmp_path / split, 7, split)
+        identity = BandIdentity(SPEC.id, profile.id, profile.training_sha256, data.fingerprint, data.evaluation)
+        bands = load_bands(profile, "random_init", [v.id for v in SPEC.variants], identity=identity)
+        assert all(b.measured for b in bands.values()), next(iter(bands.values())).refusal
 
 
 def test_a_thin_band_is_widened_to_the_minimum_spread():

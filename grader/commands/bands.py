@@ -21,6 +21,10 @@ def add_parser(commands) -> None:
                        "`check` and `grade` read it with --bands DIR")
     bands.add_argument("--reference", metavar="DIR", help="the reference solution to grade, shaped like a submission "
                        "(default: segrade's reference/, which solves the default assignment)")
+    bands.add_argument("--split", choices=("test", "val"), default="test",
+                       help="what each run is evaluated on: test (default; what `grade` scores on) or val (the "
+                       "public validation split of a real dataset, for students' self-checks; on the synthetic "
+                       "scenes one band serves both)")
     bands.add_argument("--figures", action="store_true", help="instead: measure the reference's parameters and FLOPs "
                        "(checks only, no training) and write figures.json")
     bands.set_defaults(run=run)
@@ -41,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         assignment = load_spec(args.spec)
-        options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, profile=args.profile)
+        options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, profile=args.profile,
+                               evaluation_split=args.split)
         profile, reason = resolve_profile(assignment, options)
         pretrained = profile.pretrained and find_vgg16_weights(args.vgg16_weights).available
         folder = Path(args.out) if args.out else None

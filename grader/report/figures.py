@@ -47,10 +47,10 @@ def _png(array: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def curves_chart(curves: dict, miou: float | None = None, band: dict | None = None) -> str | None:
+def curves_chart(curves: dict, miou: float | None = None, band: dict | None = None, split: str = "test") -> str | None:
     """Three panels: training loss per step; validation mIoU and pixel accuracy per interval;
-    the test mIoU (diamond) on the reference band (shaded, with its mean and the untrained
-    baseline) when a band was measured."""
+    the final mIoU on `split` (diamond) on the reference band (shaded, with its mean and the
+    untrained baseline) when a band applies."""
     if not curves or not curves.get("loss"):
         return None
     with_band = miou is not None and bool(band) and bool(band.get("measured"))
@@ -75,11 +75,11 @@ def curves_chart(curves: dict, miou: float | None = None, band: dict | None = No
     if val or acc:
         right.legend(loc="lower right", frameon=False, fontsize=7)
     if with_band:
-        _band_panel(axes[2], miou, band)
+        _band_panel(axes[2], miou, band, split)
     return _chart(fig)
 
 
-def _band_panel(ax, miou: float, band: dict) -> None:
+def _band_panel(ax, miou: float, band: dict, split: str) -> None:
     lower, upper, untrained = band["lower"], band["upper"], band.get("untrained")
     values = [miou, lower, upper, *([untrained] if untrained is not None else [])]
     ax.axhspan(lower, upper, color=BAND)
@@ -87,12 +87,12 @@ def _band_panel(ax, miou: float, band: dict) -> None:
     if untrained is not None:
         ax.plot(0, untrained, "x", color=REFERENCE, ms=6)
     ax.plot(0, miou, "D", color=SUBMISSION if miou >= lower else BAD, ms=7)
-    ax.set(title="test vs band", xlim=(-1, 1), xticks=[], ylim=(max(0.0, min(values) - 0.03), max(values) + 0.03))
+    ax.set(title=f"{split} vs band", xlim=(-1, 1), xticks=[], ylim=(max(0.0, min(values) - 0.03), max(values) + 0.03))
     ax.grid(axis="x", visible=False)
 
 
 def per_class_chart(per_class: dict[str, float | None], reference: dict[str, float] | None,
-                    thin: Sequence[str] = ()) -> str | None:
+                    thin: Sequence[str] = (), split: str = "test") -> str | None:
     """IoU per class (bars) against the reference's mean per class (ticks); thin classes in orange."""
     if not per_class:
         return None
@@ -109,8 +109,8 @@ def per_class_chart(per_class: dict[str, float | None], reference: dict[str, flo
         ax.legend(loc="lower right", frameon=False)
     for i, n in enumerate(names):
         if per_class[n] is None:
-            ax.text(0.01, i, "absent from the test images", va="center", color=REFERENCE, fontsize=7)
-    ax.set(yticks=y, yticklabels=names, xlim=(0, 1), xlabel="test IoU")
+            ax.text(0.01, i, f"absent from the {split} images", va="center", color=REFERENCE, fontsize=7)
+    ax.set(yticks=y, yticklabels=names, xlim=(0, 1), xlabel=f"{split} IoU")
     ax.invert_yaxis()
     for label in ax.get_yticklabels():
         if label.get_text() in thin:
@@ -154,8 +154,9 @@ def histogram_chart(values: Sequence[float], maximum: float, xlabel: str) -> str
     return _chart(fig)
 
 
-def distribution_chart(mious: dict[str, list[float]], bands: dict[str, dict | None], titles: dict[str, str]) -> str | None:
-    """Per variant: every submission's test mIoU (dots) over the reference band (shaded)."""
+def distribution_chart(mious: dict[str, list[float]], bands: dict[str, dict | None], titles: dict[str, str],
+                       label: str = "test mIoU") -> str | None:
+    """Per variant: every submission's mIoU (dots) over the reference band (shaded)."""
     variants = list(mious)
     if not any(mious.values()):
         return None
@@ -172,7 +173,7 @@ def distribution_chart(mious: dict[str, list[float]], bands: dict[str, dict | No
         if values:
             ax.plot(values, i + rng.uniform(-0.2, 0.2, len(values)), "o", color=SUBMISSION, ms=3.5, alpha=0.8)
     ax.set(yticks=range(len(variants)), yticklabels=[titles.get(v, v) for v in variants], xlim=(0, 1),
-           xlabel="test mIoU (shaded: reference band)")
+           xlabel=f"{label} (shaded: reference band)")
     ax.invert_yaxis()
     return _chart(fig)
 

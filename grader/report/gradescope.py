@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.report.files import first_check, write_atomic
+from grader.score import split_label
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 
@@ -39,8 +40,9 @@ def gradescope_results(results: dict[str, Any], visibility: str = "after_publish
     _check_visibility("visibility", visibility)
     _check_visibility("stdout_visibility", stdout_visibility)
     tests = _submission_tests(results.get("checks") or [])
+    label = split_label((results.get("environment") or {}).get("evaluation_split") or "test")
     for index, variant in enumerate(results["variants"], start=1):
-        tests += _variant_tests(variant, index)
+        tests += _variant_tests(variant, index, label)
     data: dict[str, Any] = {}
     if results["total"] is not None:
         data["score"] = results["total"]
@@ -81,13 +83,14 @@ def _submission_tests(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for j, c in enumerate(checks, start=1)]
 
 
-def _variant_tests(variant: dict[str, Any], index: int) -> list[dict[str, Any]]:
+def _variant_tests(variant: dict[str, Any], index: int, label: str) -> list[dict[str, Any]]:
     """The scored checks first (in the rubric's order, run or not), then the other checks the
     variant has, then its performance."""
     vid = variant["variant_id"]
     detail = variant.get("points_detail") or {}
     earned: dict[str, float] = detail.get("checks") or {}
-    per_check = round(detail["checks_max"] / len(earned), 4) if earned else 0.0
+    # Each check's own most (weighted); results written before check weights split evenly.
+    most = detail.get("checks_max_each") or {cid: round(detail["checks_max"] / len(earned), 4) for cid in earned}
     by_id = {c["id"]: c for c in variant["checks"]}
     first_failure = first_check(variant, "fail")
     tests = []
@@ -102,10 +105,10 @@ def _variant_tests(variant: dict[str, Any], index: int) -> list[dict[str, Any]]:
         else:
             output, passed = _check_output(check), check["status"] in ("pass", "warn")
         if cid in earned:
-            output += f"\n{earned[cid]:g} of {per_check:g} points."
-        tests.append(_test(f"{vid} · {cid}", number, earned.get(cid, 0.0), per_check if cid in earned else 0.0,
+            output += f"\n{earned[cid]:g} of {most[cid]:g} points."
+        tests.append(_test(f"{vid} · {cid}", number, earned.get(cid, 0.0), most[cid] if cid in earned else 0.0,
                            passed, output, [vid, cid]))
-    tests.append(_performance_test(variant, f"{index}.{len(tests) + 1}"))
+    tests.append(_performance_test(variant, f"{index}.{len(tests) + 1}", label))
     return tests
 
 
@@ -113,7 +116,7 @@ def _check_output(check: dict[str, Any]) -> str:
     return ("warning: " if check["status"] == "warn" else "") + check["message"]
 
 
-def _performance_test(variant: dict[str, Any], number: str) -> dict[str, Any]:
+def _performance_test(variant: dict[str, Any], number: str, label: str) -> dict[str, Any]:
     vid = variant["variant_id"]
     detail = variant.get("points_detail") or {}
     points, most = detail.get("performance_points"), detail.get("performance_max", 0.0)
@@ -122,9 +125,10 @@ def _performance_test(variant: dict[str, Any], number: str) -> dict[str, Any]:
     band = variant.get("band") or {}
     if miou is not None:
         untrained = "" if band.get("untrained") is None else f"untrained {band['untrained']:.3f}, "
-        lines.append(f"Test mIoU {miou:.3f}" + (
+        lines.append(f"{label[0].upper()}{label[1:]} {miou:.3f}" + (
             f"; reference band {band['lower']:.3f}..{band['upper']:.3f} ({untrained}{band['runs']} runs)."
-            if band.get("measured") else "; no reference band was measured."))
+            if band.get("measured") else f"; the reference band does not apply: {band['refusal']}"
+            if band.get("refusal") else "; no reference band was measured."))
     lines += [f"flag: {flag}" for flag in detail.get("flags", [])]
     if points is None:
         if most:
@@ -149,7 +153,9 @@ def _summary(results: dict[str, Any]) -> str:
         lines.append(grade["note"])
     if env.get("worker_problem"):
         lines.append(f"Worker problem: {env['worker_problem']}")
-    lines += [f"Import failed: {m['path']}: {m['error']}" for m in results.get("modules", []) if not m.get("ok")]
+    lines += [f"Import failed: {m['path']}: {m['error']}" + ("" if m.get("blocking", True) else
+                                                             " (informational: no model depends on it)")
+              for m in results.get("modules", []) if not m.get("ok")]
     for variant in results["variants"]:
         if variant["status"] != "passed":
             failure = first_check(variant, "fail")

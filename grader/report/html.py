@@ -25,6 +25,7 @@ from grader.graph import format_scale
 from grader.report import figures
 from grader.report.files import first_check, write_atomic
 from grader.resources import templates_dir
+from grader.score import split_label
 from grader.spec import Assignment
 
 FAILURE_ORDER = ("error", "crashed", "timeout", "oom", "failed", "ambiguous", "missing", "passed")
@@ -87,7 +88,8 @@ def _si(value: float | None) -> str:
 def report_context(results: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment) -> dict[str, Any]:
     """Everything the report template shows, computed from the saved results."""
     env = results["environment"]
-    variants = [_variant(v, samples, assignment) for v in results["variants"]]
+    split = env.get("evaluation_split") or "test"
+    variants = [_variant(v, samples, assignment, split) for v in results["variants"]]
     titles = {v["variant_id"]: v["title"] for v in results["variants"]}
     by_id = {v["variant_id"]: v for v in results["variants"]}
     label = miou_label(env)
@@ -114,14 +116,17 @@ def report_context(results: dict[str, Any], samples: dict[str, np.ndarray], assi
         "legend": [{"name": n, "colour": "#%02x%02x%02x" % tuple(c)} for n, c in
                    zip(assignment.class_names, assignment.palette)],
         "thin": assignment.dataset.thin_classes,
-        "import_errors": [m for m in results.get("modules", []) if not m.get("ok")],
+        "import_errors": [m for m in results.get("modules", []) if not m.get("ok") and m.get("blocking", True)],
+        "other_import_errors": [m for m in results.get("modules", []) if not m.get("ok") and not m.get("blocking", True)],
+        "comparison_caveat": comparison_caveat(assignment, env.get("profile")),
         "show_log": bool(env.get("worker_problem") or any(v["failed"] for v in variants)),
         "log_tail": log_tail,
         "policy_checks": results.get("checks", []),
     }
 
 
-def _variant(v: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment) -> dict[str, Any]:
+def _variant(v: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment,
+             split: str = "test") -> dict[str, Any]:
     spec = next((s for s in assignment.variants if s.id == v["variant_id"]), None)
     family = spec.family.id if spec else None
     metrics = v.get("metrics") or {}
@@ -144,12 +149,13 @@ def _variant(v: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assi
         "flags": (v.get("points_detail") or {}).get("flags", []),
         "miou": metrics.get("miou"),
         "band_text": (f"{band['lower']:.3f}–{band['upper']:.3f}" if band and band.get("measured")
-                      else "not measured" if band else "–"),
+                      else "does not apply" if band and band.get("refusal") else "not measured" if band else "–"),
         "architecture_rows": _architecture_rows(arch, spec.architecture if spec else {}),
         "figures_rows": _figure_rows(figs),
-        "curves_chart": figures.curves_chart(v.get("curves") or {}, metrics.get("miou"), band),
+        "curves_chart": figures.curves_chart(v.get("curves") or {}, metrics.get("miou"), band, split),
         "per_class_chart": figures.per_class_chart(metrics.get("per_class_iou") or {},
-                                                   (band or {}).get("per_class_iou"), assignment.dataset.thin_classes),
+                                                   (band or {}).get("per_class_iou"), assignment.dataset.thin_classes,
+                                                   split),
         "grid": grid,
     }
 
@@ -206,10 +212,20 @@ def _figure_rows(figs: dict) -> list[dict[str, str]]:
     return out
 
 
+def comparison_caveat(assignment: Assignment, profile_id: str | None) -> str | None:
+    """One line under comparisons that cannot mean anything: a profile too short to separate
+    the variants (the spec says so with `separates_variants = false`)."""
+    profile = assignment.profiles.get(profile_id) if profile_id else None
+    if profile is None or profile.separates_variants:
+        return None
+    return (f"The {profile.id!r} profile is too short to separate the variants: differences here are noise, not "
+            "findings (docs/training.md); the full profile separates them.")
+
+
 def miou_label(env: dict[str, Any]) -> str:
     """What the final mIoU was measured on: the hidden test split, or (a student's
     self-check) the public validation split."""
-    return "val mIoU" if env.get("evaluation_split") == "val" else "test mIoU"
+    return split_label(env.get("evaluation_split") or "test")
 
 
 def _comparison(comparison, by_id: dict[str, dict], titles: dict[str, str], assignment: Assignment,

@@ -28,8 +28,11 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
         console.print(f"[dim]{path}: {len(lines)} top-level statement(s) not run (training, plotting...): "
                       f"{lines[0]}{' ...' if len(lines) > 1 else ''}[/]")
     for module in result.modules:
-        if not module.get("ok"):
+        if not module.get("ok") and module.get("blocking", True):
             console.print(f"[red]import failed[/] {escape(module['path'])}: {escape(module['error'])}")
+        elif not module.get("ok"):
+            console.print(f"[dim]import failed (informational: defines no model, no model file imports it) "
+                          f"{escape(module['path'])}: {escape(module['error'])}[/]")
     if env.get("worker_problem"):
         console.print(f"[red]worker:[/] {escape(env['worker_problem'])}")
         tail = result.worker_log.strip().splitlines()[-12:]
@@ -86,24 +89,33 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
 
 
 def what_to_fix_first(result: SubmissionResult, limit: int = 5) -> list[str]:
-    """The failing variants, most points at stake first, each with its first failing check;
-    then warnings. What a student should read before anything else."""
-    failing, warnings = [], []
-    imports = [f"{m['path']} did not import ({m['error']}): the variants defined in it cannot be built"
-               for m in result.modules if not m.get("ok")]
+    """What a student should read before anything else, most points at stake first: each
+    failing variant with its first failing check, and each import error of a file a variant
+    depends on, at stake the points of the variants it left unbuilt; then warnings."""
+    problems, warnings = [], []
+    not_imported = [v for v in result.variants if (failed := v.first_check(CheckStatus.FAIL)) is not None
+                    and failed.details.get("import_failed")]
+    # A variant nothing builds may be defined in a file that did not import: at stake there too.
+    unbuilt = not_imported + [v for v in result.variants if v.status is VariantStatus.MISSING]
+    blocking = [m for m in result.modules if not m.get("ok") and m.get("blocking", True)]
+    for module in blocking:
+        # Variants not built because nothing imported are said once, by the import lines.
+        lost = round(sum((v.max_points or 0) - (v.points or 0) for v in unbuilt) / len(blocking), 2)
+        problems.append((-lost, 0, module["path"], f"{module['path']} did not import ({module['error']}): the "
+                         f"variants defined in it cannot be built{f', {lost:g} points at stake' if lost else ''}"))
     for variant in result.variants:
         failed = variant.first_check(CheckStatus.FAIL)
         warned = variant.first_check(CheckStatus.WARN)
         lost = (variant.max_points or 0) - (variant.points or 0)
         if variant.status is not VariantStatus.PASSED:
+            if variant in not_imported and blocking:
+                continue
             why = failed.headline if failed else variant.status.value
-            if failed and failed.details.get("import_failed"):
-                continue  # said once, by the import line
-            failing.append((-lost, variant.variant_id, f"{variant.variant_id} ({variant.status.value}"
-                            f"{f', {lost:g} points at stake' if lost else ''}): {why}"))
+            problems.append((-lost, 1, variant.variant_id, f"{variant.variant_id} ({variant.status.value}"
+                             f"{f', {lost:g} points at stake' if lost else ''}): {why}"))
         elif warned:
             warnings.append((variant.variant_id, f"{variant.variant_id} (warning, {warned.id}): {warned.message}"))
-    lines = imports + [line for *_, line in sorted(failing)] + [line for _, line in sorted(warnings)]
+    lines = [line for *_, line in sorted(problems)] + [line for _, line in sorted(warnings)]
     return lines[:limit]
 
 
