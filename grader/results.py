@@ -92,7 +92,8 @@ class VariantResult:
 @dataclass(frozen=True)
 class Band:
     """The reference solution's test mIoU for one variant under one profile and backbone
-    start, over several seeds (grader.bands). `measured` False: no band exists."""
+    start, over several seeds (grader.bands). `measured` False: no band applies (`refusal`
+    says why when one was measured for something else)."""
 
     measured: bool
     profile: str

@@ -65,15 +65,16 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
                  _class_and_file(variant), "x".join(map(str, seen)) if seen else "-"]
         if trained:
             cells += ["-" if miou is None else f"{miou:.3f}",
-                      f"{band.lower:.3f}..{band.upper:.3f}" if band and band.measured else "no band"]
+                      f"{band.lower:.3f}..{band.upper:.3f}" if band and band.measured
+                      else "does not apply" if band and band.refusal else "not measured"]
         cells += ["-" if variant.points is None else f"{variant.points:g}/{variant.max_points:g}",
                   escape(failing.headline if failing else f"warning ({warning.id}): {warning.message}" if warning else
                          "; ".join(variant.points_detail.get("flags", [])))]
         table.add_row(*cells)
     console.print(table)
     if trained and self_check:
-        console.print("[dim]self-check: mIoU on the public validation split, against bands measured on the hidden "
-                      "test split; the instructor's grade uses the hidden labels[/]")
+        console.print("[dim]self-check: val mIoU on the public validation split, scored against the reference band "
+                      "with the same rule as the grade; the instructor's grade uses the hidden test labels[/]")
     fixes = what_to_fix_first(result)
     if fixes:
         console.print("[bold]What to fix first[/] (most points at stake first):")
