@@ -222,7 +222,7 @@ def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
 
 
 def _architecture(observed: dict[str, Any], variant: Variant) -> CheckResult:
-    from grader.graph import Fingerprint, check_architecture
+    from grader.worker.graph import Fingerprint, check_architecture
 
     seen = observed.get("architecture") or {}
     if "error" in seen:
@@ -285,7 +285,7 @@ def check_learning(training: dict[str, Any] | None, losses: list[float | None], 
 def check_skip_ablation(variant: Variant, training: dict[str, Any] | None) -> CheckResult | None:
     """`skip_ablation` (variants whose spec requires long skips): after training, zeroing the
     encoder operand of each long skip must change the output. None when not applicable."""
-    from grader.graph import format_scale
+    from grader.worker.graph import format_scale
 
     required = variant.architecture.get("long_skips")
     if not required:

@@ -16,7 +16,7 @@ from grader.pipeline import GradeOptions, grade_submission
 from grader.report import write_results
 from grader.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
-from grader.train import SegmentationTensors, TrainConfig, predict, train
+from grader.worker.train import SegmentationTensors, TrainConfig, predict, train
 from tiny_submission import contract_classes, spec_with, write_submission
 
 
@@ -235,7 +235,7 @@ class _TwoLevel(nn.Module):
 
 def test_skip_ablation_tells_a_live_skip_from_a_dead_one():
     from grader.checks import check_skip_ablation
-    from grader.graph import skip_ablation
+    from grader.worker.graph import skip_ablation
 
     spec = load_spec()
     variant = spec.variant("unet")

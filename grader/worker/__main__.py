@@ -64,10 +64,10 @@ def main(argv: list[str]) -> int:
 
     import torch
 
-    from grader import graph, probes  # noqa: F401  (imported before student code can shadow anything)
-    from grader.adapters import Candidate, VariantRequest, plan_variant
+    from grader.worker import graph, probes  # noqa: F401  (imported before student code can shadow anything)
+    from grader.worker.adapters import Candidate, VariantRequest, plan_variant
     from grader.device import describe, resolve_device
-    from grader.stubs import install_stub_finder
+    from grader.worker.stubs import install_stub_finder
 
     device = resolve_device(request.get("device", "auto"))
     if request.get("threads"):  # a batch runs several workers side by side
@@ -123,7 +123,7 @@ def _drop_privileges(uid: int) -> None:
 
 
 def _import(module: dict[str, str], candidates: list, module_base: type) -> dict[str, Any]:
-    from grader.adapters import Candidate
+    from grader.worker.adapters import Candidate
 
     started = time.perf_counter()
     try:
@@ -166,8 +166,8 @@ def _import_module(path: str, name: str):
 def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch, channel: Channel,
            guard: TorchGuard) -> dict[str, Any]:
     """Build one variant and run one forward pass; record what happened."""
-    from grader import graph, probes
-    from grader.adapters import Unresolved, to_logits
+    from grader.worker import graph, probes
+    from grader.worker.adapters import Unresolved, to_logits
 
     result: dict[str, Any] = {"id": variant["id"]}
     if isinstance(plan, Unresolved):
@@ -255,8 +255,8 @@ def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], chan
     import torch
 
     from grader.evaluation import encode_predictions
-    from grader.probes import LogitsOnly
-    from grader.train import SegmentationTensors, TrainConfig, predict, train
+    from grader.worker.probes import LogitsOnly
+    from grader.worker.train import SegmentationTensors, TrainConfig, predict, train
 
     vid, family = variant["id"], variant["family"]
     folder = Path(training["data"][family])
@@ -306,7 +306,7 @@ def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], chan
     # skips barely register): zero each long skip's encoder operand, measure the change.
     guard.restore()
     try:
-        from grader import graph, probes
+        from grader.worker import graph, probes
 
         result["skip_ablation"] = graph.skip_ablation(model, probes.PROBE_SIZE)
     except Exception as exc:
