@@ -222,14 +222,13 @@ def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
 
 
 def _architecture(observed: dict[str, Any], variant: Variant) -> CheckResult:
-    from grader.worker.graph import Fingerprint, check_architecture
+    from grader.architecture import Fingerprint, check_architecture
 
     seen = observed.get("architecture") or {}
     if "error" in seen:
         return CheckResult("architecture", CheckStatus.FAIL,
                            f"the dataflow graph could not be recorded: {seen['error']}", seen)
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in seen.items()}
-    status, message = check_architecture(Fingerprint(**fields), variant.architecture, variant.class_name)
+    status, message = check_architecture(Fingerprint.from_json(seen), variant.architecture, variant.class_name)
     return CheckResult("architecture", CheckStatus(status), message,
                        {"fingerprint": seen, "required": variant.architecture})
 
@@ -285,7 +284,7 @@ def check_learning(training: dict[str, Any] | None, losses: list[float | None], 
 def check_skip_ablation(variant: Variant, training: dict[str, Any] | None) -> CheckResult | None:
     """`skip_ablation` (variants whose spec requires long skips): after training, zeroing the
     encoder operand of each long skip must change the output. None when not applicable."""
-    from grader.worker.graph import format_scale
+    from grader.architecture import format_scale
 
     required = variant.architecture.get("long_skips")
     if not required:

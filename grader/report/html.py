@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from grader.worker.graph import format_scale
+from grader.architecture import format_scale
 from grader.report import figures
 from grader.report.files import first_check, write_atomic
 from grader.resources import templates_dir

@@ -24,6 +24,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from grader import protocol
+
 
 class TorchGuard:
     """Undoes student monkeypatching of torch between steps: a snapshot of the attributes
@@ -52,7 +54,7 @@ class Channel:
         self._file = os.fdopen(fd, "w", buffering=1)
 
     def send(self, event: str, **data: Any) -> None:
-        self._file.write(json.dumps({"event": event, **data}, default=str) + "\n")
+        self._file.write(protocol.line(event, **data))
         self._file.flush()
 
 
@@ -117,7 +119,7 @@ def _drop_privileges(uid: int) -> None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-        from grader.sandbox import die_with_parent
+        from grader.processes import die_with_parent
 
         die_with_parent()  # the uid change cleared it
 
@@ -254,7 +256,7 @@ def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], chan
     The worker holds no validation or test labels."""
     import torch
 
-    from grader.evaluation import encode_predictions
+    from grader.protocol import encode_predictions
     from grader.worker.probes import LogitsOnly
     from grader.worker.train import SegmentationTensors, TrainConfig, predict, train
 
