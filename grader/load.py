@@ -44,7 +44,7 @@ def read_manifest(submission: Submission, instructor_manifest: str | Path | None
                   known_ids: list[str] | None = None) -> dict | None:
     """The manifest that pins how to build each variant: the instructor's file for this
     submission wins over the submission's own segrade.toml."""
-    from grader.worker.adapters import ManifestError, check_manifest_ids, parse_manifest
+    from grader.manifest import ManifestError, check_manifest_ids, parse_manifest
 
     path = Path(instructor_manifest) if instructor_manifest else submission.root / MANIFEST_NAME
     if not path.is_file():
