@@ -7,11 +7,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from grader.errors import SubmissionError  # noqa: F401  (re-exported)
 from grader.results import Submission
-
-
-class SubmissionError(Exception):
-    """The submission cannot be read at all; the message says why and what to do."""
 
 
 MANIFEST_NAME = "segrade.toml"

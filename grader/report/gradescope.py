@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from grader.records import ErrorRecord
 from grader.report.files import first_check, write_atomic
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
@@ -49,11 +50,11 @@ def gradescope_results(results: dict[str, Any], visibility: str = "after_publish
     return data
 
 
-def gradescope_error(error: dict[str, Any], visibility: str = "after_published") -> dict[str, Any]:
+def gradescope_error(error: ErrorRecord, visibility: str = "after_published") -> dict[str, Any]:
     """Gradescope's results for a submission that could not be graded at all: score 0 and
     the message, so the student sees why."""
     _check_visibility("visibility", visibility)
-    return {"score": 0, "execution_time": 0, "output": f"Not graded: {error['error']}", "visibility": visibility,
+    return {"score": 0, "execution_time": 0, "output": f"Not graded: {error.error}", "visibility": visibility,
             "stdout_visibility": "hidden", "tests": []}
 
 
