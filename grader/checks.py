@@ -23,9 +23,10 @@ DEAD_SKIP_CHANGE = 1e-9
 SCORED_CHECKS = ("builds", "forward_shape", "gradients", "frozen_backbone", "finetuned_backbone", "architecture")
 
 
-# A worker that could not finish a variant says why; these map onto variant statuses.
-WORKER_STATUS = {"timeout": VariantStatus.TIMEOUT, "oom": VariantStatus.OOM, "crashed": VariantStatus.CRASHED,
-                 "error": VariantStatus.ERROR}
+# Why the sandbox (never the worker: grader.protocol rejects the key) says a worker could not
+# finish a variant; these map onto variant statuses.
+WORKER_STATUS = {s.value: s for s in (VariantStatus.TIMEOUT, VariantStatus.OOM, VariantStatus.CRASHED,
+                                      VariantStatus.ERROR)}
 
 
 def _missing_module_hint(import_errors: tuple[str, ...]) -> str:

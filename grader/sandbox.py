@@ -42,6 +42,7 @@ from typing import Any
 from grader.processes import die_with_parent
 from grader.protocol import (MAX_LINE_BYTES, Done, Environment, ModuleReport, PhaseStarted, Predictions, ProtocolError,
                              Reader, TrainingReport, VariantReport)
+from grader.results import VariantStatus
 
 # Variables the worker may inherit; everything else (tokens, keys, paths to grading
 # data) is dropped.
@@ -51,7 +52,8 @@ NOBODY = 65534
 MALFORMED = "the worker sent a malformed message"
 
 # Worker statuses for a variant the worker could not finish (results.VariantStatus values).
-TIMEOUT, OOM, CRASHED, ERROR = "timeout", "oom", "crashed", "error"
+TIMEOUT, OOM, CRASHED, ERROR = (VariantStatus.TIMEOUT.value, VariantStatus.OOM.value, VariantStatus.CRASHED.value,
+                                VariantStatus.ERROR.value)
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,10 @@ from grader.architecture import format_scale
 from grader.report import figures
 from grader.report.files import first_check, write_atomic
 from grader.resources import templates_dir
+from grader.results import STATUS_ORDER
 from grader.spec import Assignment
 
-FAILURE_ORDER = ("error", "crashed", "timeout", "oom", "failed", "ambiguous", "missing", "passed")
+FAILURE_ORDER = STATUS_ORDER  # str-valued statuses, worst first
 LOG_TAIL_LINES = 30
 
 
