@@ -231,7 +231,8 @@ def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun
     or the whole submission outside any variant, gets the reason)."""
     phase = "start"
     deadline = time.monotonic() + limits.deadline(phase)
-    buffer = b""
+    pending: list[bytes] = []  # the start of a line whose end has not come yet
+    pending_bytes = 0
     mode = reader.mode
     while True:
         remaining = deadline - time.monotonic()
@@ -243,17 +244,22 @@ def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun
             continue
         chunk = os.read(read_fd, 65536)
         if not chunk:  # the worker closed its end: it exited (or closed fd on purpose)
-            proc.wait(timeout=limits.deadline("start"))
             reason = None
-            if buffer:
-                reason = f"{MALFORMED}: a truncated line ({len(buffer)} bytes without an end) before it closed the channel"
+            if not _exited(proc, limits):
+                reason = f"{MALFORMED}: it closed the channel during {phase} and did not end"
+            elif pending_bytes:
+                reason = f"{MALFORMED}: a truncated line ({pending_bytes} bytes without an end) before it closed the channel"
             return _ended(proc, run, phase, reader.in_progress, timed_out=False, limits=limits, reason=reason)
-        buffer += chunk
-        if len(buffer) > MAX_LINE_BYTES:  # no newline in sight: not the grader's worker talking
-            _kill(proc)
-            return _ended(proc, run, phase, reader.in_progress, timed_out=False, limits=limits,
-                          reason=f"{MALFORMED}: a line over {MAX_LINE_BYTES // 1024**2} MB during {phase}")
-        *lines, buffer = buffer.split(b"\n")
+        if b"\n" not in chunk:  # scan each byte once, however long the line
+            pending.append(chunk)
+            pending_bytes += len(chunk)
+            if pending_bytes > MAX_LINE_BYTES:  # no newline in sight: not the grader's worker talking
+                _kill(proc)
+                return _ended(proc, run, phase, reader.in_progress, timed_out=False, limits=limits,
+                              reason=f"{MALFORMED}: a line over {MAX_LINE_BYTES // 1024**2} MB during {phase}")
+            continue
+        *lines, rest = b"".join([*pending, chunk]).split(b"\n")
+        pending, pending_bytes = ([rest] if rest else []), len(rest)
         for line in lines:
             current = reader.in_progress
             try:
@@ -276,8 +282,18 @@ def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun
             elif isinstance(message, Predictions) and on_event is not None:
                 on_event(message)
             elif isinstance(message, Done):
-                proc.wait(timeout=limits.deadline("start"))
+                _exited(proc, limits)  # everything is in; one that lingers (a student thread) is stopped
                 return "stop"
+
+
+def _exited(proc: subprocess.Popen, limits: Limits) -> bool:
+    """Wait a little for the worker to end; stop it if it does not. Whether it ended itself."""
+    try:
+        proc.wait(timeout=limits.deadline("start"))
+        return True
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        return False
 
 
 def _ended(proc: subprocess.Popen, run: WorkerRun, phase: str, current: str | None, *, timed_out: bool,

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -285,22 +286,27 @@ def test_impossible_sequences_are_rejected(lines, mode, words):
 
 # --------------------------------------------------------------------------- the sandbox's reading loop
 
-def _follow_bytes(data: bytes, mode="train", variants=("unet", "fcn8s")) -> WorkerRun:
-    """The sandbox's real reading loop over what a (fake) worker process writes to its channel."""
-    read_fd, write_fd = os.pipe()
-    code = "import os, sys; os.write(int(sys.argv[1]), sys.stdin.buffer.read())"
-    proc = subprocess.Popen([sys.executable, "-c", code, str(write_fd)], stdin=subprocess.PIPE, pass_fds=(write_fd,))
-    os.close(write_fd)
-    run = WorkerRun()
-    try:
-        proc.stdin.write(data)
-        proc.stdin.close()
-        received = []
-        outcome = _follow(proc, read_fd, Limits(), run, True, received.append,
-                          Reader(variants, ["models.py"], mode, ENV))
-    finally:
-        os.close(read_fd)
-        proc.wait()
+def _follow_bytes(data: bytes, mode="train", variants=("unet", "fcn8s"), then: str = "",
+                  limits: Limits = Limits()) -> WorkerRun:
+    """The sandbox's real reading loop over what a (fake) worker process writes to its channel
+    (`then`: what the fake worker does afterwards)."""
+    with tempfile.NamedTemporaryFile(suffix=".bin") as source:
+        source.write(data)
+        source.flush()
+        read_fd, write_fd = os.pipe()
+        code = ("import os, sys, time\nfd = int(sys.argv[1])\ndata = open(sys.argv[2], 'rb').read()\n"
+                "while data:\n    data = data[os.write(fd, data):]\n" + then)
+        proc = subprocess.Popen([sys.executable, "-c", code, str(write_fd), source.name], pass_fds=(write_fd,),
+                                start_new_session=True)
+        os.close(write_fd)
+        run = WorkerRun()
+        try:
+            outcome = _follow(proc, read_fd, limits, run, True, lambda message: None,
+                              Reader(variants, ["models.py"], mode, ENV))
+        finally:
+            os.close(read_fd)
+            proc.kill()
+            proc.wait()
     run.outcome = outcome
     return run
 
@@ -343,6 +349,23 @@ def test_a_malformed_message_outside_any_variant_is_a_problem_of_the_submission(
     run = _follow_bytes(data)
     assert run.outcome == "stop" and run.variants == {}
     assert run.problem.startswith(MALFORMED) and words in run.problem and run.problem_status == "error"
+
+
+def test_a_worker_that_lingers_after_done_or_closes_the_channel_and_runs_on_is_stopped():
+    quick = Limits(phase_seconds={"start": 1})
+    run = _follow_bytes("".join(transcript("train", ("unet",))).encode(), variants=("unet",),
+                        then="time.sleep(600)", limits=quick)
+    assert run.outcome == "stop" and run.variants["unet"]["training"]["ok"] is True  # all was in
+    lines = transcript("train", ("unet",))
+    run = _follow_bytes("".join(lines[:4]).encode(), variants=("unet",), then="os.close(fd)\ntime.sleep(600)",
+                        limits=quick)
+    assert run.variants["unet"]["worker_status"] == "error"
+    assert "closed the channel during build and did not end" in run.variants["unet"]["message"]
+
+
+def test_a_long_line_without_an_end_is_read_in_linear_time():
+    run = _follow_bytes(b"x" * 40_000_000)
+    assert "a truncated line (40000000 bytes without an end)" in run.problem
 
 
 def test_random_bytes_never_raise_in_the_reading_loop():
