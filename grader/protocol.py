@@ -38,7 +38,7 @@ from typing import Any, Union
 
 MAX_LINE_BYTES = 768 * 1024**2        # one message line (predictions are the largest, compressed)
 MAX_PREDICTION_BYTES = 512 * 1024**2  # the base64 text of one predictions message
-MAX_TEXT = 20_000                     # an error message or traceback tail
+MAX_TEXT = 100_000                    # an error message, a traceback tail, a manifest template
 MAX_NAME = 1_000                      # a path, a parameter name, a class name
 MAX_ITEMS = 100_000                   # entries of one list (parameter names of a large model)
 MAX_INT = 2**53                       # counts (parameters, FLOPs) stay exact in JSON
@@ -249,16 +249,16 @@ def _deep(where: str, depth: int) -> None:
 
 TEXT, NAME, SECONDS = Str(MAX_TEXT), Str(MAX_NAME), Num(0.0, MAX_SECONDS)
 NAMES = List(NAME)
-SHAPE = List(Int(0, 10**7), max_items=8)
+SHAPE = List(Int(0, 2**40), max_items=16)
 # A measurement that raised: what the worker saw of the exception.
 RAISED = Obj({"error": TEXT}, {"traceback": Opt(TEXT), "oom": Bool()})
 STEP = {"ok": Bool(), "seconds": SECONDS, "error": TEXT, "traceback": Opt(TEXT), "oom": Bool()}
 SCALE = Num(1e-12, 1e12)  # powers of two; never 0 (the checks take logarithms)
 FINGERPRINT = Obj(
     {"method": Str(choices=("export", "dispatch")), "bypass_scale": SCALE, "downsampling_levels": Int(0, 64),
-     "long_skips": List(SCALE, 64), "residual_adds": Int(0, 10**6), "gated_multiplies": List(SCALE, 1024),
+     "long_skips": List(SCALE, 1024), "residual_adds": Int(0, 10**6), "gated_multiplies": List(SCALE, 10**5),
      "ungated_attention": Int(0, 10**6)},
-    {"gated_long_skips": List(SCALE, 64), "long_skip_ops": List(Str(16), 64), "export_error": TEXT})
+    {"gated_long_skips": List(SCALE, 1024), "long_skip_ops": List(Str(16), 1024), "export_error": TEXT})
 
 OBSERVATION = Obj({"id": NAME}, {
     "unresolved": Str(choices=("missing", "ambiguous")), "message": TEXT,
@@ -270,7 +270,7 @@ OBSERVATION = Obj({"id": NAME}, {
                                "output_shape": SHAPE, "dtype": Str(40), "finite": Opt(Bool())}),
     "output_statistics": Obj({"min": Num(nonfinite=True), "max": Num(nonfinite=True),
                               "sum_to_one": Num(nonfinite=True)}),
-    "sizes": Measured(List(Obj({"input_shape": List(Int(0, 10**7), 4, 4)},
+    "sizes": Measured(List(Obj({"input_shape": List(Int(0, 2**40), 4, 4)},
                             {"output_shape": SHAPE, "finite": Bool(), "error": TEXT}), 16)),
     "figures": Measured(Obj({"flops": Int(), "latency_ms": Num(0.0, MAX_SECONDS * 1000)})),
     "gradients": Measured(Obj({"none": NAMES, "zero": NAMES, "nonfinite": NAMES, "head": Opt(NAME),
@@ -285,7 +285,7 @@ TRAINING = Obj({"ok": Bool()}, {
     "stage": Str(choices=("setup", "train")), "error": TEXT, "traceback": Opt(TEXT), "oom": Bool(),
     "mode": Str(choices=MODES), "weights": Opt(NAME), "seconds": SECONDS, "steps": Int(0, 10**9),
     "train_seconds": SECONDS,
-    "skip_ablation": Measured(List(Obj({"scale": SCALE, "op": NAME, "relative_change": Num(nonfinite=True)}), 64),
+    "skip_ablation": Measured(List(Obj({"scale": SCALE, "op": NAME, "relative_change": Num(nonfinite=True)}), 1024),
                               Obj({"error": TEXT})),
 })
 

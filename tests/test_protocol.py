@@ -182,7 +182,8 @@ def test_missing_and_extra_keys_are_rejected(kind):
     (("result", "parameters", "total"), 10**30, "result.parameters.total: expected an integer"),
     (("result", "forward", "output_shape"), [2, 13, 64, None], "output_shape[3]: expected an integer"),
     (("result", "architecture", "long_skips"), ["1/2"], "expected"),
-    (("result", "mapping"), "m" * 30_000, "result.mapping: expected a string of at most 20000 characters, got str of length 30000"),
+    (("result", "mapping"), "m" * 300_000,
+     "result.mapping: expected a string of at most 100000 characters, got str of length 300000"),
     (("result", "check_seconds", "total"), -1, "expected a number in 0..1e+07"),
     (("result", "output_statistics", "min"), "low", "expected a number"),
 ])
@@ -192,6 +193,18 @@ def test_messages_name_the_field_that_is_wrong(field, value, words):
     with pytest.raises(ProtocolError) as exc:
         parse(json.dumps(message))
     assert words in str(exc.value)
+
+
+def test_a_forged_result_is_caught_when_the_real_worker_goes_on():
+    """Student code in the constructor sends a well-formed result for its own variant: the
+    reader cannot tell it from the real one, but the real worker's next message for that
+    variant is then out of order (docs/security.md: what can still be misreported)."""
+    r = reader(None)
+    for x in transcript(None)[:4]:   # environment, import, module, build
+        r.read(x)
+    r.read(line("result", result=OBSERVATION))   # the forgery
+    with pytest.raises(ProtocolError, match="a forward phase for variant 'unet' out of order"):
+        r.read(line("phase", phase="forward", id="unet"))
 
 
 def test_a_forged_worker_status_or_mode_cannot_be_sent():

@@ -358,8 +358,8 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "out of memory" in str(exc)
 
 
-def _traceback_tail(lines: int = 12) -> str:
-    return "".join(traceback.format_exc().splitlines(keepends=True)[-lines:])
+def _traceback_tail(lines: int = 12, chars: int = 8000) -> str:
+    return "".join(traceback.format_exc().splitlines(keepends=True)[-lines:])[-chars:]
 
 
 def _short_error(exc: BaseException) -> str:
