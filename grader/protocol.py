@@ -290,7 +290,8 @@ TRAINING = Obj({"ok": Bool()}, {
 })
 
 # The only environment keys a worker may report, each a short line of a known form.
-ENVIRONMENT = Obj({"device": Str(200, pattern=r"(cpu \(\d{1,5} threads\)|cuda \([^\x00-\x1f]{1,150}\)|[a-z]{2,10})"),
+# (No markup characters: the device line is printed on the terminal and in reports.)
+ENVIRONMENT = Obj({"device": Str(200, pattern=r"(cpu \(\d{1,5} threads\)|cuda \([\w .+/-]{1,150}\)|[a-z]{2,10})"),
                    "torch": Str(64, pattern=r"[0-9A-Za-z.+_-]{1,64}"),
                    "python": Str(32, pattern=r"[0-9A-Za-z.+_-]{1,32}")})
 

@@ -241,11 +241,19 @@ def test_lines_that_are_not_messages(raw, words):
     assert words in str(exc.value)
 
 
+def test_real_device_lines_are_accepted():
+    for device, kind in [("cpu (16 threads)", "cpu"), ("cuda (NVIDIA H200)", "cuda"), ("mps", "mps"),
+                         ("cuda (Tesla V100-SXM2-16GB)", "cuda"), ("cuda (NVIDIA A100 80GB PCIe)", "cuda")]:
+        Reader([], [], None, {**ENV, "device_type": kind}).read(
+            line("environment", environment={"device": device, "torch": "2.5.1", "python": "3.11.2"}))
+
+
 def test_a_forged_environment_is_rejected():
     good = {"device": "cpu (2 threads)", "torch": "2.5.1", "python": "3.11.2"}
-    for forged, words in [({**good, "device": "cuda (NVIDIA H100, forged)"}, "not the cpu device asked for"),
+    for forged, words in [({**good, "device": "cuda (NVIDIA H100 forged)"}, "not the cpu device asked for"),
                           ({**good, "torch": "9.9.9"}, "not the grading process's '2.5.1'"),
                           ({**good, "device": "cpu\n[bold red]A+[/]"}, "expected a string of the form"),
+                          ({**good, "device": "cpu ([red]A+[/])"}, "expected a string of the form"),
                           ({**good, "gpu_hours": 1}, "unknown key 'gpu_hours'"),
                           ({"device": "cpu (2 threads)"}, "missing key")]:
         with pytest.raises(ProtocolError) as exc:

@@ -19,7 +19,7 @@ def make_console() -> Console:
 def print_summary(result: SubmissionResult, console: Console) -> None:
     env = result.environment
     console.print(f"[bold]segrade {result.segrade_version}[/] · {result.assignment_id} · "
-                  f"submission [bold]{result.submission.id}[/] · device {env.get('device', '?')}")
+                  f"submission [bold]{escape(result.submission.id)}[/] · device {escape(str(env.get('device', '?')))}")
     console.print(f"[dim]{env.get('profile_reason', '')} · {env['backbone_weights']}[/]")
     console.print(f"[dim]isolation: {env['isolation']}[/]")
     for note in result.submission.notes:
