@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
-from grader.report.files import write_atomic
+from grader.records import write_atomic
 from grader.resources import reference_dir
 from grader.results import Band, SubmissionResult
 from grader.spec import Assignment, Profile

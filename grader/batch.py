@@ -40,7 +40,6 @@ from grader.spec import Assignment
 
 SUBMISSION_SUFFIXES = (".zip", ".py", ".ipynb")
 DONE_FILE = "done.json"
-ERROR_FILE = "error.json"
 STAGING = ".segrade-staging"
 LOCK = ".segrade-lock"
 SEED_FILE = ".segrade-test-seed"
@@ -328,7 +327,7 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     """Grade one submission and write its folder OUT/<id> (through staging)."""
     from grader.load import SubmissionError
     from grader.pipeline import grade_submission
-    from grader.report.files import write_results
+    from grader.records import write_results
     from grader.report.outputs import write_submission_report
 
     started = time.perf_counter()
@@ -386,14 +385,13 @@ def _write_error_folder(out: Path, entry: BatchEntry, key: str | None, why: str,
     """OUT/<id> for a submission that could not be graded: error.json, its own report and a
     Gradescope file with the message. With the grade's `key` (the same content would fail the
     same way) a re-run skips it; with None (a grading-side failure) a re-run tries again."""
-    from grader.report.files import write_atomic
+    from grader.records import ErrorRecord, write_error
     from grader.report.outputs import write_error_report
 
     staging = _staging(out, entry)
-    error = {"schema": "segrade.error/1", "submission": {"id": entry.id, "source": str(entry.path.resolve())},
-             "assignment_id": assignment.id, "segrade_version": __version__, "error": why, "detail": detail[-4000:]}
-    write_atomic(staging / ERROR_FILE, json.dumps(error, indent=2) + "\n")
-    write_error_report(staging, error, assignment, pdf=pdf, visibility=visibility)
+    record = ErrorRecord(entry.id, str(entry.path.resolve()), assignment.id, __version__, why, detail)
+    write_error(staging, record)
+    write_error_report(staging, record, assignment, pdf=pdf, visibility=visibility)
     _commit(staging, out / entry.id, key, outcome)
 
 

@@ -21,9 +21,10 @@ REQUIRED_CHECKS = ("builds", "forward_shape", "gradients", "frozen_backbone", "f
 DEAD_SKIP_CHANGE = 1e-9
 
 
-# A worker that could not finish a variant says why; these map onto variant statuses.
-WORKER_STATUS = {"timeout": VariantStatus.TIMEOUT, "oom": VariantStatus.OOM, "crashed": VariantStatus.CRASHED,
-                 "error": VariantStatus.ERROR}
+# Why the sandbox (never the worker: grader.protocol rejects the key) says a worker could not
+# finish a variant; these map onto variant statuses.
+WORKER_STATUS = {s.value: s for s in (VariantStatus.TIMEOUT, VariantStatus.OOM, VariantStatus.CRASHED,
+                                      VariantStatus.ERROR)}
 
 
 def _missing_module_hint(import_errors: tuple[str, ...]) -> str:
@@ -220,14 +221,13 @@ def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
 
 
 def _architecture(observed: dict[str, Any], variant: Variant) -> CheckResult:
-    from grader.graph import Fingerprint, check_architecture
+    from grader.architecture import Fingerprint, check_architecture
 
     seen = observed.get("architecture") or {}
     if "error" in seen:
         return CheckResult("architecture", CheckStatus.FAIL,
                            f"the dataflow graph could not be recorded: {seen['error']}", seen)
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in seen.items()}
-    status, message = check_architecture(Fingerprint(**fields), variant.architecture, variant.class_name)
+    status, message = check_architecture(Fingerprint.from_json(seen), variant.architecture, variant.class_name)
     return CheckResult("architecture", CheckStatus(status), message,
                        {"fingerprint": seen, "required": variant.architecture})
 
@@ -275,7 +275,7 @@ def check_learning(training: dict[str, Any] | None, losses: list[float | None], 
 def check_skip_ablation(variant: Variant, training: dict[str, Any] | None) -> CheckResult | None:
     """`skip_ablation` (variants whose spec requires long skips): after training, zeroing the
     encoder operand of each long skip must change the output. None when not applicable."""
-    from grader.graph import format_scale
+    from grader.architecture import format_scale
 
     required = variant.architecture.get("long_skips")
     if not required:

@@ -24,10 +24,10 @@ import torch.nn.functional as F
 
 from grader.data.sources import open_split
 from grader.metrics import ConfusionMatrix, SegmentationScores, json_float
+from grader.protocol import MAX_PREDICTION_BYTES, Predictions
 from grader.spec import Assignment
 
 # Largest prediction message accepted from the worker, before and after decompression.
-MAX_PREDICTION_BYTES = 512 * 1024**2
 
 
 class PredictionError(ValueError):
@@ -135,12 +135,6 @@ def evaluation_distribution(assignment: Assignment, split: str, splits: dict[int
     return f"{assignment.dataset.kind} {split} split ({count} images, sha256 {digest.hexdigest()[:16]})"
 
 
-def encode_predictions(pred: torch.Tensor) -> dict[str, Any]:
-    """The worker side: uint8 N x H x W class ids as a compact JSON-able dict."""
-    array = pred.to(torch.uint8).contiguous().numpy()
-    return {"shape": list(array.shape), "data": base64.b64encode(zlib.compress(array.tobytes(), 1)).decode("ascii")}
-
-
 def decode_predictions(message: dict[str, Any], expected: tuple[int, int, int], num_classes: int) -> torch.Tensor:
     """The grading side: check and unpack what the worker sent. Ids outside the classes
     are kept out-of-range and counted as wrong by `Evaluator`, never trusted."""
@@ -213,37 +207,36 @@ class Evaluator:
         self.grid_images = grid_images
         self.variants: dict[str, VariantEvaluation] = {}
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        if event.get("event") != "predictions":
-            return
-        vid = str(event.get("id"))
+    def __call__(self, message: Predictions) -> None:
+        """One predictions message, already checked by grader.protocol (form and order)."""
+        vid = message.variant
         if vid not in self.families:
             return
         ev = self.variants.setdefault(vid, VariantEvaluation(size=self.data.sizes[self.families[vid]]))
-        split_name = event.get("split")
+        split_name = message.split
         split = self.data.splits[ev.size]["val" if split_name == "val" else "test"]
-        losses = event.get("losses") or []
-        if split_name == "val" and isinstance(losses, list):  # the training losses since the last message
-            for loss in losses:
+        if split_name == "val":  # the training losses since the last message
+            for loss in message.losses:
                 ev.curves.loss_steps.append(len(ev.curves.loss) + 1)
-                ev.curves.loss.append(json_float(loss) if isinstance(loss, (int, float)) else None)
+                ev.curves.loss.append(json_float(loss) if loss is not None else None)
         try:
-            pred = decode_predictions(event, tuple(split.masks.shape), self.num_classes)
+            pred = decode_predictions({"shape": list(message.shape), "data": message.data},
+                                      tuple(split.masks.shape), self.num_classes)
         except PredictionError as exc:
             ev.errors.append(f"{split_name}: {exc}")
             return
         scores = score_predictions(pred, split.masks, self.num_classes)
         if split_name == "val":
-            ev.curves.val_steps.append(int(event.get("step", 0)))
+            ev.curves.val_steps.append(message.step or 0)
             ev.curves.val_miou.append(json_float(scores.miou))
             ev.curves.val_pixel_accuracy.append(json_float(scores.pixel_accuracy))
-            ev.curves.wall_seconds.append(round(float(event.get("seconds") or 0.0), 2))
+            ev.curves.wall_seconds.append(round(message.seconds or 0.0, 2))
         elif split_name == "test_untrained":
             ev.untrained = scores
         elif split_name == "test":
             ev.test = scores
             ev.grid_predictions = pred[: self.grid_images].clone()
-            ev.train_seconds = float(event.get("train_seconds") or 0.0)
+            ev.train_seconds = message.train_seconds or 0.0
 
     def grid(self, size: int) -> dict[str, torch.Tensor]:
         test = self.data.splits[size]["test"]

@@ -88,7 +88,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePosixPath
 
-from grader.load import SubmissionError
+from grader.errors import SubmissionError
 
 __all__ = ["Module", "Prepared", "SubmissionError", "ZipLimits", "filter_source", "prepare_submission"]
 

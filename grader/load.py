@@ -7,11 +7,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from grader.errors import SubmissionError  # noqa: F401  (re-exported)
 from grader.results import Submission
-
-
-class SubmissionError(Exception):
-    """The submission cannot be read at all; the message says why and what to do."""
 
 
 MANIFEST_NAME = "segrade.toml"
@@ -44,7 +41,7 @@ def read_manifest(submission: Submission, instructor_manifest: str | Path | None
                   known_ids: list[str] | None = None) -> dict | None:
     """The manifest that pins how to build each variant: the instructor's file for this
     submission wins over the submission's own segrade.toml."""
-    from grader.adapters import ManifestError, check_manifest_ids, parse_manifest
+    from grader.manifest import ManifestError, check_manifest_ids, parse_manifest
 
     path = Path(instructor_manifest) if instructor_manifest else submission.root / MANIFEST_NAME
     if not path.is_file():

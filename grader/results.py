@@ -33,6 +33,29 @@ class VariantStatus(StrEnum):
     CRASHED = "crashed"      # the worker died from a signal (e.g. a segfault)
 
 
+# The statuses, defined once for every report (terminal, HTML, summary, gradebook, Gradescope):
+# the order reports list variants in (worst first); the ones where the code could not be judged
+# (it did not run to the end, or was not found); why checks were not run, per status.
+STATUS_ORDER = tuple(VariantStatus(s) for s in ("error", "crashed", "timeout", "oom", "failed", "ambiguous",
+                                                "missing", "passed"))
+PROBLEM_STATUSES = frozenset(VariantStatus(s) for s in ("error", "crashed", "timeout", "oom", "missing", "ambiguous"))
+NOT_RUN_BECAUSE = {
+    VariantStatus.PASSED: "the grader did not run it",
+    VariantStatus.FAILED: "an earlier required check failed",
+    VariantStatus.MISSING: "nothing in the submission builds this variant",
+    VariantStatus.AMBIGUOUS: "several classes could be this variant",
+    VariantStatus.ERROR: "the submission's code raised an error",
+    VariantStatus.TIMEOUT: "a phase ran past its time limit",
+    VariantStatus.OOM: "it ran out of memory",
+    VariantStatus.CRASHED: "the worker crashed",
+}
+
+
+def variants_passing(passed: int, total: int) -> str:
+    """The one-line verdict on a submission, as every report words it."""
+    return f"{passed}/{total} variants pass every required check"
+
+
 @dataclass(frozen=True)
 class Submission:
     """A submission as the grading process sees it: files, never imported here."""

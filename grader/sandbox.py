@@ -35,18 +35,25 @@ import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from grader.processes import die_with_parent
+from grader.protocol import (MAX_LINE_BYTES, Done, Environment, ModuleReport, PhaseStarted, Predictions, ProtocolError,
+                             Reader, TrainingReport, VariantReport)
+from grader.results import VariantStatus
 
 # Variables the worker may inherit; everything else (tokens, keys, paths to grading
 # data) is dropped.
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
 NOBODY = 65534
-MAX_EVENT_BYTES = 768 * 1024**2  # one event line (predictions are the largest, compressed)
+
+MALFORMED = "the worker sent a malformed message"
 
 # Worker statuses for a variant the worker could not finish (results.VariantStatus values).
-TIMEOUT, OOM, CRASHED, ERROR = "timeout", "oom", "crashed", "error"
+TIMEOUT, OOM, CRASHED, ERROR = (VariantStatus.TIMEOUT.value, VariantStatus.OOM.value, VariantStatus.CRASHED.value,
+                                VariantStatus.ERROR.value)
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class Limits:
 class WorkerRun:
     """Everything the worker reported, plus what the sandbox saw of its end."""
 
-    environment: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)  # the worker's own report, validated (device...)
     modules: list[dict[str, Any]] = field(default_factory=list)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> observation
     log: str = ""
@@ -130,7 +137,7 @@ def describe_isolation(kind: str) -> str:
 def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits = Limits(),
                readable: tuple[Path, ...] = (), extra_env: dict[str, str] | None = None,
                torch_cache: dict[str, Path] | None = None, isolation: str | None = None,
-               on_event: Callable[[dict[str, Any]], None] | None = None) -> WorkerRun:
+               on_event: Callable[[Predictions], None] | None = None) -> WorkerRun:
     """Run the worker over request["variants"] on a copy of `submission_dir`.
 
     `readable`: extra files or folders the worker may read (a weights file, the
@@ -181,7 +188,7 @@ def _prepare_job(tmp: Path, submission_dir: Path, torch_cache: dict[str, Path] |
 
 def _run_once(job: Path, request: dict[str, Any], limits: Limits, readable: tuple[Path, ...],
               extra_env: dict[str, str], isolation: str, run: WorkerRun, first: bool,
-              on_event: Callable[[dict[str, Any]], None] | None) -> str:
+              on_event: Callable[[Predictions], None] | None) -> str:
     """One worker process. Returns 'stop' when no other worker should be tried."""
     drop = runs_as_nobody(isolation)
     (job / "request.json").write_text(json.dumps({**request, "drop_to": NOBODY if drop else None}))
@@ -198,60 +205,95 @@ def _run_once(job: Path, request: dict[str, Any], limits: Limits, readable: tupl
                                 preexec_fn=lambda: _set_limits(limits, drop))
     os.close(write_fd)
     try:
-        return _follow(proc, read_fd, limits, run, first, on_event)
+        reader = Reader([v["id"] for v in request["variants"]], [m["path"] for m in request["modules"]],
+                        (request.get("training") or {}).get("mode"), _expected_environment(request))
+        return _follow(proc, read_fd, limits, run, first, on_event, reader)
     finally:
         os.close(read_fd)
         _kill(proc)
 
 
+def _expected_environment(request: dict[str, Any]) -> dict[str, str]:
+    """What the grading process knows of the worker's environment itself: it runs the same
+    interpreter and torch, on the device type it was asked for."""
+    import torch
+
+    from grader.device import resolve_device
+
+    return {"torch": torch.__version__, "python": sys.version.split()[0],
+            "device_type": resolve_device(request.get("device", "auto")).type}
+
+
 def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun, first: bool,
-            on_event: Callable[[dict[str, Any]], None] | None) -> str:
-    """Read the worker's events until it is done, dies, or overruns a phase deadline."""
-    phase, current = "start", None
+            on_event: Callable[[Predictions], None] | None, reader: Reader) -> str:
+    """Read the worker's messages until it is done, dies, overruns a phase deadline or sends
+    a message the protocol rejects (then the worker is stopped and the variant in progress,
+    or the whole submission outside any variant, gets the reason)."""
+    phase = "start"
     deadline = time.monotonic() + limits.deadline(phase)
-    buffer = b""
+    pending: list[bytes] = []  # the start of a line whose end has not come yet
+    pending_bytes = 0
+    mode = reader.mode
     while True:
         remaining = deadline - time.monotonic()
         ready = select.select([read_fd], [], [], max(0.0, remaining))[0] if remaining > 0 else []
         if not ready:
             if remaining <= 0 or proc.poll() is not None:
                 _kill(proc)
-                return _ended(proc, run, phase, current, timed_out=remaining <= 0, limits=limits)
+                return _ended(proc, run, phase, reader.in_progress, timed_out=remaining <= 0, limits=limits)
             continue
         chunk = os.read(read_fd, 65536)
         if not chunk:  # the worker closed its end: it exited (or closed fd on purpose)
-            proc.wait(timeout=limits.deadline("start"))
-            return _ended(proc, run, phase, current, timed_out=False, limits=limits)
-        buffer += chunk
-        if len(buffer) > MAX_EVENT_BYTES:  # no newline in sight: not the grader's worker talking
-            _kill(proc)
-            return _ended(proc, run, phase, current, timed_out=False, limits=limits,
-                          reason=f"the worker sent a message over {MAX_EVENT_BYTES // 1024**2} MB during {phase}")
-        *lines, buffer = buffer.split(b"\n")
+            reason = None
+            if not _exited(proc, limits):
+                reason = f"{MALFORMED}: it closed the channel during {phase} and did not end"
+            elif pending_bytes:
+                reason = f"{MALFORMED}: a truncated line ({pending_bytes} bytes without an end) before it closed the channel"
+            return _ended(proc, run, phase, reader.in_progress, timed_out=False, limits=limits, reason=reason)
+        if b"\n" not in chunk:  # scan each byte once, however long the line
+            pending.append(chunk)
+            pending_bytes += len(chunk)
+            if pending_bytes > MAX_LINE_BYTES:  # no newline in sight: not the grader's worker talking
+                _kill(proc)
+                return _ended(proc, run, phase, reader.in_progress, timed_out=False, limits=limits,
+                              reason=f"{MALFORMED}: a line over {MAX_LINE_BYTES // 1024**2} MB during {phase}")
+            continue
+        *lines, rest = b"".join([*pending, chunk]).split(b"\n")
+        pending, pending_bytes = ([rest] if rest else []), len(rest)
         for line in lines:
-            event = _parse(line)
-            if event is None:
-                continue
-            kind = event.get("event")
-            if kind == "environment":
-                run.environment.update(event.get("environment", {}))
-            elif kind == "module" and first:
-                run.modules.append({k: event.get(k) for k in ("path", "ok", "error", "traceback", "seconds")})
-            elif kind == "phase":
-                phase, current = str(event.get("phase")), event.get("id")
+            current = reader.in_progress
+            try:
+                message = reader.read(line)
+            except ProtocolError as exc:
+                _kill(proc)
+                return _ended(proc, run, phase, current, timed_out=False, limits=limits, reason=f"{MALFORMED}: {exc}")
+            if isinstance(message, Environment):
+                run.environment.update(asdict(message))
+            elif isinstance(message, ModuleReport) and first:
+                run.modules.append(message.to_json())
+            elif isinstance(message, PhaseStarted):
+                phase = message.phase
                 deadline = time.monotonic() + limits.deadline(phase)
-            elif kind == "result" and isinstance(event.get("result"), dict):
-                result = event["result"]
-                run.variants[str(result.get("id"))] = result
-                current = None
-            elif kind == "training" and str(event.get("id")) in run.variants:
-                run.variants[str(event["id"])]["training"] = event.get("training")
-                current = None
-            elif kind == "predictions" and on_event is not None:
-                on_event(event)
-            elif kind == "done":
-                proc.wait(timeout=limits.deadline("start"))
+            elif isinstance(message, VariantReport):
+                run.variants[message.variant] = message.observation
+            elif isinstance(message, TrainingReport):
+                # The mode is the one the grading process asked for (the reader checked any the worker sent).
+                run.variants[message.variant]["training"] = {**message.training, "mode": mode}
+            elif isinstance(message, Predictions) and on_event is not None:
+                on_event(message)
+            elif isinstance(message, Done):
+                _exited(proc, limits)  # everything is in; one that lingers (a student thread) is stopped
                 return "stop"
+
+
+def _exited(proc: subprocess.Popen, limits: Limits) -> bool:
+    """Wait a little for the worker to end; stop it if it does not. Whether it ended itself."""
+    try:
+        proc.wait(timeout=limits.deadline("start"))
+        return True
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        return False
 
 
 def _ended(proc: subprocess.Popen, run: WorkerRun, phase: str, current: str | None, *, timed_out: bool,
@@ -311,21 +353,6 @@ def _set_limits(limits: Limits, as_nobody: bool) -> None:
     die_with_parent()
 
 
-def die_with_parent() -> None:
-    """Linux: get SIGKILL when the parent process dies, so that killing a grade (even with
-    SIGKILL) leaves no worker or batch job running on. Cleared when the uid changes: the
-    worker calls it again after dropping privileges. Elsewhere a no-op."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    PR_SET_PDEATHSIG = 1
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _bwrap_prefix(job: Path, readable: tuple[Path, ...], channel_fd: int) -> list[str]:
     """A file system with the system libraries, Python, the grader and the job only."""
     system = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/ld.so.conf",
@@ -359,14 +386,6 @@ def _kill(proc: subprocess.Popen) -> None:
         except ProcessLookupError:
             pass
         proc.wait()
-
-
-def _parse(line: bytes) -> dict[str, Any] | None:
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None
 
 
 def _tail(path: Path, limit: int) -> str:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from grader.adapters import (
+from grader.worker.adapters import (
     BuildPlan,
     Candidate,
     ManifestError,

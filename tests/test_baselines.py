@@ -11,7 +11,7 @@ from grader.data.synthetic import SyntheticRoadScenes
 from grader.data.transforms import TransformedDataset, eval_transform, train_transform
 from grader.metrics import ConfusionMatrix
 from grader.resources import reference_dir
-from grader.train import TrainConfig, predict, train
+from grader.worker.train import TrainConfig, predict, train
 
 C = 13
 

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grader.graph import ExportFailed, Fingerprint, GraphError, check_architecture, fingerprint, format_scale
+from grader.architecture import Fingerprint, check_architecture, format_scale
+from grader.worker.graph import ExportFailed, GraphError, fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -407,13 +408,14 @@ CAROL_SCRIPT = r"""
 import json, sys
 from torch import nn
 sys.path.insert(0, sys.argv[1])
-from grader.stubs import install_stub_finder
+from grader.worker.stubs import install_stub_finder
 install_stub_finder()
 for name in ("kaiming_normal_", "kaiming_uniform_", "normal_", "uniform_", "constant_", "zeros_"):
     setattr(nn.init, name, lambda tensor, *a, **k: tensor)
 sys.path.insert(0, sys.argv[2])
 import hw3
-from grader.graph import check_architecture, fingerprint
+from grader.architecture import check_architecture
+from grader.worker.graph import fingerprint
 requirements = json.loads(sys.argv[3])
 def frozen_fcn32s():
     model = hw3.FCN_32s(13, pretrained=False)

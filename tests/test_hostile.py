@@ -415,3 +415,87 @@ def test_relative_sys_path_entries_reach_the_sandbox_as_absolute_paths(monkeypat
     paths = _python_paths()
     assert all(os.path.isabs(p) for p in paths)
     assert str(Path("tests").resolve()) in paths
+
+
+# ---------------------------------------------------------------- writing to the grader's channel (issue 16)
+
+# Student code finds the channel's file descriptor on the worker's command line
+# (python -m grader.worker REQUEST FD) and writes forged and malformed messages to it.
+FORGED = ('{"event": "environment", "environment": {"device": "cuda (NVIDIA H100, forged)", "torch": "9.9", '
+          '"python": "3.11.0"}}\\n'
+          '{"event": "result", "result": {"id": "unet", "worker_status": "passed"}}\\n'
+          'not json at all\\n{"event": "done"}\\n{"event": "done"}\\n')
+WRITE = f"""
+import os, sys
+os.write(int(sys.argv[2]), b'{FORGED}')
+"""
+CHANNEL_WRITERS = {
+    "constructor": classes(UNet=f"""
+        def __init__(self, num_classes, in_channels=3):
+            super().__init__(num_classes)
+            {WRITE.strip().replace(chr(10), chr(10) + ' ' * 12)}
+    """),
+    "forward": classes(UNet=f"""
+        def forward(self, x):
+            {WRITE.strip().replace(chr(10), chr(10) + ' ' * 12)}
+            return self.conv(x)
+    """),
+    "thread": classes(UNet=f"""
+        def __init__(self, num_classes, in_channels=3):
+            super().__init__(num_classes)
+            import threading
+            def write():
+                {WRITE.strip().replace(chr(10), chr(10) + ' ' * 16)}
+            thread = threading.Thread(target=write)
+            thread.start()
+            thread.join()
+    """),
+}
+
+
+@pytest.mark.parametrize("where", sorted(CHANNEL_WRITERS))
+def test_forged_and_malformed_messages_on_the_channel_make_only_that_variant_an_error(tmp_path, spec, where):
+    result = grade(submit(tmp_path, {"models.py": CHANNEL_WRITERS[where]}), spec)
+    only(result, UNET_ONLY)
+    assert "the worker sent a malformed message: an environment message after the worker had started" \
+        in message(result, "unet")
+    assert "forged" not in json.dumps(result.environment) and result.environment["worker_problem"] is None
+
+
+def test_messages_written_at_import_make_the_submission_an_error_and_it_is_still_reported(tmp_path, spec):
+    # (in a class body: segrade leaves top-level statements out, class bodies run at import)
+    source = "import os, sys\nclass Sneaky:\n    os.write(int(sys.argv[2]), b'{\"event\": \"done\"}\\n')\n" + classes()
+    result = grade(submit(tmp_path, {"models.py": source}), spec)
+    assert set(statuses(result).values()) == {VariantStatus.ERROR}
+    assert result.environment["worker_problem"] == ("the worker sent a malformed message: 'done' before a result "
+                                                    "for " + ", ".join(v.id for v in spec.variants[:5]))
+    write_results(result, tmp_path / "out")  # writable as ever
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["grade"]["passed_variants"] == 0
+
+
+@pytest.mark.slow
+def test_check_and_grade_write_results_and_reports_for_a_channel_forger(tmp_path, capsys):
+    """The case of issue 16, through the command line: `segrade check` died with a traceback
+    in the terminal printer and wrote nothing; a batch called it "segrade failed"."""
+    from grader.cli import main
+    from tiny_submission import spec_with
+
+    spec_file = str(spec_with(["unet", "unet_noskip"], tmp_path / "spec.toml", architecture=False))
+    root = submit(tmp_path / "in", {"models.py": CHANNEL_WRITERS["constructor"]}, name="mallory")
+    isolation = ["--isolation", FORCED] if FORCED else []
+    code = main(["check", str(root), "--checks-only", "--no-pdf", "--out", str(tmp_path / "check"),
+                 "--spec", spec_file, *isolation])
+    shown = capsys.readouterr().out
+    assert code == 1 and "Traceback" not in shown and "forged" not in shown
+    assert "malformed message" in shown
+    saved = json.loads((tmp_path / "check" / "results.json").read_text())
+    assert {v["variant_id"]: v["status"] for v in saved["variants"]} == {"unet": "error", "unet_noskip": "passed"}
+    assert "H100" not in json.dumps(saved) and (tmp_path / "check" / "report.html").is_file()
+
+    assert main(["grade", str(tmp_path / "in"), "--out", str(tmp_path / "grade"), "--checks-only", "--no-pdf",
+                 "--spec", spec_file, "--jobs", "1", *isolation]) in (0, 1)
+    out = tmp_path / "grade" / "mallory"
+    assert not (out / "error.json").exists(), (out / "error.json").read_text()
+    saved = json.loads((out / "results.json").read_text())
+    assert {v["variant_id"]: v["status"] for v in saved["variants"]} == {"unet": "error", "unet_noskip": "passed"}
+    assert (out / "report.html").is_file() and (tmp_path / "grade" / "gradebook.csv").is_file()

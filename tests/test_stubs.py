@@ -8,11 +8,11 @@ import textwrap
 
 import pytest
 
-from grader.stubs import STUBBABLE
+from grader.worker.stubs import STUBBABLE
 
 
 def _run(code: str) -> dict:
-    script = "import json, sys\nfrom grader.stubs import install_stub_finder, is_stub\n" + textwrap.dedent(code)
+    script = "import json, sys\nfrom grader.worker.stubs import install_stub_finder, is_stub\n" + textwrap.dedent(code)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.splitlines()[-1])

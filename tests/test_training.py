@@ -10,13 +10,14 @@ import torch
 from torch import nn
 
 from grader.evaluation import (
-    Evaluator, PredictionError, _subset, decode_predictions, encode_predictions, prepare_data, score_predictions,
+    Evaluator, PredictionError, _subset, decode_predictions, prepare_data, score_predictions,
 )
 from grader.pipeline import GradeOptions, grade_submission
+from grader.protocol import encode_predictions, line, parse
 from grader.report import write_results
 from grader.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
-from grader.train import SegmentationTensors, TrainConfig, predict, train
+from grader.worker.train import SegmentationTensors, TrainConfig, predict, train
 from tiny_submission import contract_classes, spec_with, write_submission
 
 
@@ -109,12 +110,12 @@ def test_evaluator_builds_curves_from_the_stream(tmp_path):
     ev = Evaluator(data, {"unet": "unet"}, 13, grid_images=2)
     perfect_val = data.splits[32]["val"].masks.clone()
     perfect_val[perfect_val == 255] = 0
-    ev({"event": "predictions", "id": "unet", "split": "val", "step": 2, "seconds": 1.5, "losses": [2.0, 1.0],
-        **encode_predictions(perfect_val)})
-    ev({"event": "predictions", "id": "unet", "split": "val", "step": 4, "losses": [0.5, "NaN"],
-        **encode_predictions(torch.zeros(2, 32, 32, dtype=torch.uint8))})
-    ev({"event": "predictions", "id": "unet", "split": "test", **encode_predictions(torch.zeros(2, 32, 32))})
-    ev({"event": "predictions", "id": "intruder", "split": "test", **encode_predictions(torch.zeros(3, 32, 32))})
+    ev(parse(line("predictions", id="unet", split="val", step=2, seconds=1.5, losses=[2.0, 1.0],
+                  **encode_predictions(perfect_val))))
+    ev(parse(line("predictions", id="unet", split="val", step=4, losses=[0.5, float("nan")],
+                  **encode_predictions(torch.zeros(2, 32, 32, dtype=torch.uint8)))))
+    ev(parse(line("predictions", id="unet", split="test", **encode_predictions(torch.zeros(2, 32, 32)))))
+    ev(parse(line("predictions", id="intruder", split="test", **encode_predictions(torch.zeros(3, 32, 32)))))
     result = ev.variants["unet"]
     assert result.curves.loss_steps == [1, 2, 3, 4] and result.curves.loss == [2.0, 1.0, 0.5, None]
     assert result.curves.val_steps == [2, 4] and result.curves.val_miou[0] == 1.0 and result.curves.val_miou[1] < 1
@@ -235,7 +236,7 @@ class _TwoLevel(nn.Module):
 
 def test_skip_ablation_tells_a_live_skip_from_a_dead_one():
     from grader.checks import check_skip_ablation
-    from grader.graph import skip_ablation
+    from grader.worker.graph import skip_ablation
 
     spec = load_spec()
     variant = spec.variant("unet")

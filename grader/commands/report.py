@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from grader.report import ResultsError, make_console
-    from grader.report.outputs import results_folders, write_class_outputs, write_submission_report
+    from grader.records import results_folders
+    from grader.report.outputs import write_class_outputs, write_submission_report
     from grader.spec import SpecError, load_spec
 
     console = make_console()

@@ -13,22 +13,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from grader.records import ErrorRecord
+from grader.results import NOT_RUN_BECAUSE, variants_passing
 from grader.report.files import first_check, write_atomic
 from grader.score import split_label
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 
 # Why the scored checks that are absent from a variant's checks were not run, by variant status.
-NOT_RUN = {
-    "passed": "the grader did not run it",
-    "failed": "an earlier required check failed",
-    "missing": "nothing in the submission builds this variant",
-    "ambiguous": "several classes could be this variant",
-    "error": "the submission's code raised an error",
-    "timeout": "a phase ran past its time limit",
-    "oom": "it ran out of memory",
-    "crashed": "the worker crashed",
-}
+NOT_RUN = {status.value: why for status, why in NOT_RUN_BECAUSE.items()}
 
 
 def gradescope_results(results: dict[str, Any], visibility: str = "after_published",
@@ -51,11 +44,11 @@ def gradescope_results(results: dict[str, Any], visibility: str = "after_publish
     return data
 
 
-def gradescope_error(error: dict[str, Any], visibility: str = "after_published") -> dict[str, Any]:
+def gradescope_error(error: ErrorRecord, visibility: str = "after_published") -> dict[str, Any]:
     """Gradescope's results for a submission that could not be graded at all: score 0 and
     the message, so the student sees why."""
     _check_visibility("visibility", visibility)
-    return {"score": 0, "execution_time": 0, "output": f"Not graded: {error['error']}", "visibility": visibility,
+    return {"score": 0, "execution_time": 0, "output": f"Not graded: {error.error}", "visibility": visibility,
             "stdout_visibility": "hidden", "tests": []}
 
 
@@ -147,7 +140,7 @@ def _summary(results: dict[str, Any]) -> str:
               f"{grade['total']:g} of {grade['automatic_max']:g}")
     lines = [(f"segrade {results.get('segrade_version', '?')} · {results['assignment_id']} · "
               f"submission {results['submission']['id']}"),
-             (f"{grade['passed_variants']}/{grade['total_variants']} variants pass every required check. "
+             (f"{variants_passing(grade['passed_variants'], grade['total_variants'])}. "
               f"Automatic points: {points} ({grade['max_total']:g} marks in all).")]
     if grade.get("note"):
         lines.append(grade["note"])

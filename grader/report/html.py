@@ -21,14 +21,15 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from grader.graph import format_scale
+from grader.architecture import format_scale
 from grader.report import figures
 from grader.report.files import first_check, write_atomic
 from grader.resources import templates_dir
+from grader.results import STATUS_ORDER
 from grader.score import split_label
 from grader.spec import Assignment
 
-FAILURE_ORDER = ("error", "crashed", "timeout", "oom", "failed", "ambiguous", "missing", "passed")
+FAILURE_ORDER = STATUS_ORDER  # str-valued statuses, worst first
 LOG_TAIL_LINES = 30
 
 

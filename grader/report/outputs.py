@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.report.files import ResultsError, read_results, read_samples, write_atomic
+from grader.records import ErrorRecord, ResultsError, error_folders, read_results, read_samples, results_folders, write_atomic
 from grader.report.gradebook import write_gradebook
 from grader.report.gradescope import gradescope_error, write_gradescope
 from grader.report.html import environment, html_to_pdf, render_html
@@ -53,27 +53,18 @@ def write_submission_report(folder: str | Path, assignment: Assignment, *, pdf: 
     return written
 
 
-def write_error_report(folder: str | Path, error: dict[str, Any], assignment: Assignment, *, pdf: bool = True,
+def write_error_report(folder: str | Path, error: ErrorRecord, assignment: Assignment, *, pdf: bool = True,
                        visibility: str = "after_published") -> list[Path]:
     """report.html (+ report.pdf) and results_gradescope.json for a submission that could not
-    be graded (`error`: the data of its error.json): the message, in its own report."""
+    be graded (`error`: its error.json record): the message, in its own report."""
     folder = Path(folder)
-    html = environment().get_template("error.html.j2").render(
-        {"detail": "", "segrade_version": "", **error, "assignment": assignment})
+    html = environment().get_template("error.html.j2").render({**error.to_json(), "assignment": assignment})
     written = [write_atomic(folder / "report.html", html)]
     if pdf:
         written.append(html_to_pdf(html, folder / "report.pdf"))
     gradescope = json.dumps(gradescope_error(error, visibility), indent=2) + "\n"
     written.append(write_atomic(folder / "results_gradescope.json", gradescope))
     return written
-
-
-def results_folders(root: str | Path) -> list[Path]:
-    """The submission folders under `root` (each holding a results.json), sorted by name."""
-    root = Path(root)
-    if (root / "results.json").is_file():
-        return [root]
-    return sorted(p.parent for p in root.glob("*/results.json"))
 
 
 def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool = True,
@@ -103,7 +94,7 @@ def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool =
         results_list.append(results)
         sid = str(results["submission"]["id"])
         links[sid] = _links(folder)
-    for sid, why in _error_folders(root, only).items():
+    for sid, why in error_folders(root, only).items():
         results_list.append({"submission": {"id": sid}, "error": why})
         links[sid] = _links(root / sid)
     results_list.sort(key=lambda r: str(r["submission"]["id"]))
@@ -118,16 +109,3 @@ def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool =
 def _links(folder: Path) -> dict[str, str]:
     """Link text -> path (relative to the results root) of the folder's files that exist."""
     return {text: f"{folder.name}/{name}" for name, text in LINKED_FILES.items() if (folder / name).is_file()}
-
-
-def _error_folders(root: Path, only: set[str] | None) -> dict[str, str]:
-    """Folders of submissions that could not be graded (`segrade grade` writes error.json)."""
-    found = {}
-    for path in sorted(root.glob("*/error.json")):
-        if (path.parent / "results.json").exists() or (only is not None and path.parent.name not in only):
-            continue
-        try:
-            found[path.parent.name] = str(json.loads(path.read_text())["error"])
-        except (OSError, ValueError, KeyError, TypeError):
-            found[path.parent.name] = f"{path} cannot be read: grade the submission again"
-    return found

@@ -16,9 +16,8 @@ from typing import Any
 from grader import __version__
 from grader.report import figures
 from grader.report.files import first_check
+from grader.results import PROBLEM_STATUSES  # str-valued: "error" in PROBLEM_STATUSES holds
 from grader.spec import Assignment
-
-PROBLEM_STATUSES = ("error", "crashed", "timeout", "oom", "missing", "ambiguous")
 
 
 def summary_context(results_list: list[dict[str, Any]], assignment: Assignment,

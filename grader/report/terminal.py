@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from grader.results import CheckResult, CheckStatus, SubmissionResult, VariantStatus
+from grader.results import CheckResult, CheckStatus, SubmissionResult, VariantStatus, variants_passing
 
 STATUS_STYLE = {VariantStatus.PASSED: "green", VariantStatus.MISSING: "yellow", VariantStatus.AMBIGUOUS: "yellow"}
 
@@ -19,7 +19,7 @@ def make_console() -> Console:
 def print_summary(result: SubmissionResult, console: Console) -> None:
     env = result.environment
     console.print(f"[bold]segrade {result.segrade_version}[/] · {result.assignment_id} · "
-                  f"submission [bold]{result.submission.id}[/] · device {env.get('device', '?')}")
+                  f"submission [bold]{escape(result.submission.id)}[/] · device {escape(str(env.get('device', '?')))}")
     console.print(f"[dim]{env.get('profile_reason', '')} · {env['backbone_weights']}[/]")
     console.print(f"[dim]isolation: {env['isolation']}[/]")
     for note in result.submission.notes:
@@ -84,7 +84,7 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
         colour = "green" if check.status is CheckStatus.PASS else "yellow"
         console.print(f"[{colour}]{check.id}[/]: {escape(check.message)}")
     grade = result.grade
-    console.print(f"{grade.passed_variants}/{grade.total_variants} variants pass every required check "
+    console.print(f"{variants_passing(grade.passed_variants, grade.total_variants)} "
                   f"({result.duration_s:.0f} s). Automatic points: [bold]{grade.total:g}[/] of "
                   f"{grade.automatic_max:g} ({grade.max_total:g} in all). {grade.note}")
 

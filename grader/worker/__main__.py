@@ -24,6 +24,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from grader import protocol
+
 
 class TorchGuard:
     """Undoes student monkeypatching of torch between steps: a snapshot of the attributes
@@ -52,7 +54,7 @@ class Channel:
         self._file = os.fdopen(fd, "w", buffering=1)
 
     def send(self, event: str, **data: Any) -> None:
-        self._file.write(json.dumps({"event": event, **data}, default=str) + "\n")
+        self._file.write(protocol.line(event, **data))
         self._file.flush()
 
 
@@ -64,10 +66,10 @@ def main(argv: list[str]) -> int:
 
     import torch
 
-    from grader import graph, probes  # noqa: F401  (imported before student code can shadow anything)
-    from grader.adapters import Candidate, VariantRequest, plan_variant
+    from grader.worker import graph, probes  # noqa: F401  (imported before student code can shadow anything)
+    from grader.worker.adapters import Candidate, VariantRequest, plan_variant
     from grader.device import describe, resolve_device
-    from grader.stubs import install_stub_finder
+    from grader.worker.stubs import install_stub_finder
 
     device = resolve_device(request.get("device", "auto"))
     if request.get("threads"):  # a batch runs several workers side by side
@@ -117,13 +119,13 @@ def _drop_privileges(uid: int) -> None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-        from grader.sandbox import die_with_parent
+        from grader.processes import die_with_parent
 
         die_with_parent()  # the uid change cleared it
 
 
 def _import(module: dict[str, str], candidates: list, module_base: type) -> dict[str, Any]:
-    from grader.adapters import Candidate
+    from grader.worker.adapters import Candidate
 
     started = time.perf_counter()
     try:
@@ -166,8 +168,8 @@ def _import_module(path: str, name: str):
 def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch, channel: Channel,
            guard: TorchGuard) -> dict[str, Any]:
     """Build one variant and run one forward pass; record what happened."""
-    from grader import graph, probes
-    from grader.adapters import Unresolved, to_logits
+    from grader.worker import graph, probes
+    from grader.worker.adapters import Unresolved, to_logits
 
     result: dict[str, Any] = {"id": variant["id"]}
     if isinstance(plan, Unresolved):
@@ -254,9 +256,9 @@ def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], chan
     The worker holds no validation or test labels."""
     import torch
 
-    from grader.evaluation import encode_predictions
-    from grader.probes import LogitsOnly
-    from grader.train import SegmentationTensors, TrainConfig, predict, train
+    from grader.protocol import encode_predictions
+    from grader.worker.probes import LogitsOnly
+    from grader.worker.train import SegmentationTensors, TrainConfig, predict, train
 
     vid, family = variant["id"], variant["family"]
     folder = Path(training["data"][family])
@@ -306,7 +308,7 @@ def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], chan
     # skips barely register): zero each long skip's encoder operand, measure the change.
     guard.restore()
     try:
-        from grader import graph, probes
+        from grader.worker import graph, probes
 
         result["skip_ablation"] = graph.skip_ablation(model, probes.PROBE_SIZE)
     except Exception as exc:
@@ -356,8 +358,8 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "out of memory" in str(exc)
 
 
-def _traceback_tail(lines: int = 12) -> str:
-    return "".join(traceback.format_exc().splitlines(keepends=True)[-lines:])
+def _traceback_tail(lines: int = 12, chars: int = 8000) -> str:
+    return "".join(traceback.format_exc().splitlines(keepends=True)[-lines:])[-chars:]
 
 
 def _short_error(exc: BaseException) -> str:

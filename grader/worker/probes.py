@@ -100,7 +100,7 @@ def backbone_training(model: nn.Module, num_classes: int, device) -> dict[str, A
     """A few real steps of the grader's training loop; which tensors changed."""
     from torch.utils.data import TensorDataset
 
-    from grader.train import TrainConfig, train
+    from grader.worker.train import TrainConfig, train
 
     backbone = set(backbone_tensors(model))
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -125,7 +125,7 @@ class LogitsOnly(nn.Module):
         self.model = model
 
     def forward(self, x):
-        from grader.adapters import to_logits
+        from grader.worker.adapters import to_logits
 
         return to_logits(self.model(x))
 

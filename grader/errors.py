@@ -1,0 +1,6 @@
+"""Errors the grading side raises about a submission as a whole (neutral: imports nothing
+from segrade, so grader.load and grader.formats both use it without importing each other)."""
+
+
+class SubmissionError(Exception):
+    """The submission cannot be read at all; the message says why and what to do."""

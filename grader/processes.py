@@ -1,0 +1,21 @@
+"""Process helpers that both sides use (neutral: imports nothing from segrade)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+
+def die_with_parent() -> None:
+    """Linux: get SIGKILL when the parent process dies, so that killing a grade (even with
+    SIGKILL) leaves no worker or batch job running on. Cleared when the uid changes: the
+    worker calls it again after dropping privileges. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
