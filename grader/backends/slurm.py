@@ -213,7 +213,7 @@ class SlurmBackend(Backend):
         executor = submitit.AutoExecutor(folder=out / STATE / "logs", cluster="slurm")
         executor.update_parameters(**self.config.executor_parameters(name))
         args = [(entry, key, out, assignment, options, pdf, visibility) for entry, key in todo]
-        jobs = executor.map_array(slurm_task, args)
+        jobs = executor.map_array(slurm_task, *zip(*args))  # one iterable per argument
         ids = [job.job_id for job in jobs]
         for (entry, _), job_id in zip(todo, ids):
             records[entry.target]["job"] = job_id
@@ -392,6 +392,9 @@ def _failure_outcome(task: _Task, ended: dict[str, str], out: Path):
             tail = ""
     ended["log_tail"] = tail
     ended["log"] = str(stderr) if stderr else ""
+    errors = re.findall(r"^(\w+(?:Error|Exception|Interrupt)\b.*)$", tail, re.M)
+    if errors:
+        words += f" ({errors[-1][:300]})"
     reason = ended.get("reason")
     because = f"{state}" + (f", reason {reason}" if reason and reason not in ("None", state) else "") \
         + (f", exit code {ended['exit_code']}" if ended.get("exit_code") not in (None, "", "0:0") else "")
