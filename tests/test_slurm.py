@@ -115,7 +115,7 @@ def test_killed_submitter_then_rerun_loses_nothing_and_grades_nothing_twice(slur
     config = tmp_path / "slurm.toml"
     config.write_text("[slurm]\ncpus = 1\nmem_gb = 2\ntime_min = 10\nparallel = 1\npoll_s = 1.0\ngrace_s = 3.0\n")
     command = [sys.executable, "-m", "grader", "grade", str(folder), "--out", str(out), "--spec", str(unet_spec),
-               "--profile", "smoke", "--no-pdf", "--backend", "slurm", "--slurm-config", str(config)]
+               "--checks-only", "--no-pdf", "--backend", "slurm", "--slurm-config", str(config)]
     env = {**os.environ, "SEGRADE_TEST_SEED": "99"}
     batch = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
@@ -254,3 +254,67 @@ def test_rescore_after_a_band_change_without_retraining(tmp_path, folder, unet_s
     assert again["variants"][0]["band"]["mean"] == 0.98 and again["started_at"] == before["started_at"]
     assert {o.id: o.state for o in summary.outcomes} == {"ann": "resumed", "bo": "resumed", "mallory": "resumed"}
     assert asdict(summary.outcomes[0])["points"] == again["total"]
+
+
+def tiny_profile_spec(path: Path, unet_spec: Path) -> Path:
+    """The U-Net spec with a `tiny` profile that has no bands anywhere: 32 px, 12 steps."""
+    path.write_text(Path(unet_spec).read_text() + """
+[profiles.tiny]
+title = "tiny: 32 px, 12 steps (tests only)"
+image_size = { fcn = 32, unet = 32 }
+batch_size = 4
+steps = 12
+optimizer = "adamw"
+lr = 1e-2
+weight_decay = 1e-4
+eval_every = 4
+train_images = 16
+val_images = 4
+test_images = 8
+grid_images = 2
+seed = 0
+pretrained = false
+""")
+    return path
+
+
+def test_bands_measured_on_the_graders_own_hardware_in_the_batch(tmp_path, unet_spec):
+    """No bands for the profile: the batch grades the reference K times as its own jobs,
+    writes OUT/bands/<profile>.json with provenance and scores everyone against it; a re-run
+    reuses it; --no-measure-bands keeps the old behaviour."""
+    spec = load_spec(tiny_profile_spec(tmp_path / "spec.toml", unet_spec))
+    root = tmp_path / "in"
+    write_submission(root / "ann", {"models.py": contract_classes()})
+    reference = write_submission(tmp_path / "course_reference", {"models.py": contract_classes()})
+    out = tmp_path / "out"
+    notes, done = [], []
+    options = GradeOptions(profile="tiny", device="cpu")
+    summary = grade_batch(root, out, spec, options, jobs=2, pdf=False, band_seeds=2, reference=reference,
+                          on_note=notes.append, on_done=lambda o: done.append(o.id))
+    assert any("grading the reference 2 times" in n for n in notes), notes
+    assert any(n.startswith("bands measured for this batch on cpu") for n in notes), notes
+    assert sorted(done) == ["ann", "reference-seed1", "reference-seed2"]
+    assert [o.id for o in summary.outcomes] == ["ann"]  # the reference runs are not in the class
+    bands = json.loads((out / "bands" / "tiny.json").read_text())
+    prov = bands["backbones"]["random_init"]["provenance"]
+    assert prov["seeds"] == [1, 2] and prov["measured_for"].startswith("this batch")
+    assert prov["device"].startswith("cpu") and prov["torch"] and prov["segrade"] and prov["date"]
+    assert len(bands["backbones"]["random_init"]["variants"]["unet"]["runs"]) == 2
+    ann = json.loads((out / "ann" / "results.json").read_text())
+    assert ann["variants"][0]["band"]["measured"] and ann["variants"][0]["points_detail"]["performance_points"] is not None
+    assert "measured for this batch" in ann["grade"]["note"]
+    assert "measured for this batch" in (out / "ann" / "report.html").read_text()
+    assert "measured for this batch" in (out / "summary.html").read_text()
+    assert "reference-seed1" not in (out / "gradebook.csv").read_text()
+
+    notes.clear()
+    done.clear()
+    grade_batch(root, out, spec, options, jobs=2, pdf=False, band_seeds=2, reference=reference, on_note=notes.append,
+                on_done=lambda o: done.append(o.id))
+    assert done == [] and any("scoring against the bands measured for this batch" in n for n in notes), notes
+
+    # --no-measure-bands: no reference runs, the default (absent) bands, "no band" as before
+    from grader.batch_bands import plan_bands
+
+    plan = plan_bands(spec, options, tmp_path / "old", "cpu", measure=False)
+    assert plan.entries == [] and plan.folder is None and "--no-measure-bands" in plan.message
