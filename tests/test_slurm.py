@@ -326,3 +326,14 @@ def test_bands_measured_on_the_graders_own_hardware_in_the_batch(tmp_path, unet_
 
     plan = plan_bands(spec, options, tmp_path / "old", "cpu", measure=False)
     assert plan.entries == [] and plan.folder is None and "--no-measure-bands" in plan.message
+
+
+def test_tasks_of_a_command_killed_before_it_recorded_job_ids_are_found_by_name():
+    from grader.backends.slurm import _job_of
+
+    live = {"41_0": {"state": "RUNNING", "name": "segrade-aaaa", "index": "0"},
+            "41_1": {"state": "PENDING", "name": "segrade-aaaa", "index": "1"},
+            "40_1": {"state": "PENDING", "name": "segrade-bbbb", "index": "1"}}
+    assert _job_of({"name": "segrade-aaaa", "index": 1, "job": None}, live) == "41_1"
+    assert _job_of({"name": "segrade-cccc", "index": 0, "job": None}, live) is None
+    assert _job_of({"name": "segrade-aaaa", "index": 0, "job": "39_0"}, live) == "39_0"

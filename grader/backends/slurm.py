@@ -195,7 +195,13 @@ class SlurmBackend(Backend):
             array = sorted({t.job.split("_")[0] for t in tasks.values() if t.job})
             note(f"Slurm: submitted {len(to_submit)} array task(s) (job {', '.join(array)}); logs in {logs}; "
                  f"progress: squeue --name {records[to_submit[0][0].target]['name']}")
-        yield from self._wait(tasks, out, assignment, pdf, visibility, on_start, note)
+        try:
+            yield from self._wait(tasks, out, assignment, pdf, visibility, on_start, note)
+        except KeyboardInterrupt:
+            names = sorted({r["name"] for r in _read_records(out).values()})
+            note(f"Slurm: stopped waiting; the tasks go on under Slurm. Run the same command again to collect them "
+                 f"(nothing is submitted twice), or cancel them: scancel --name {','.join(names)}")
+            raise
 
     # -- submitting
     def _submit(self, todo, out: Path, assignment, options, pdf: bool, visibility: str,
