@@ -145,7 +145,7 @@ def rescore_batch_folder(out: Path, assignment: Assignment, options, outcomes: l
         try:
             data = rescore_folder(folder, assignment, options.bands_folder, pdf=pdf, visibility=visibility,
                                   scoring=current)
-        except (RescoreError, OSError, ValueError, KeyError) as exc:
+        except (RescoreError, OSError, ValueError, KeyError, TypeError) as exc:
             updated[outcome.id] = replace(outcome, message=f"could not be rescored: {exc}")
             continue
         updated[outcome.id] = replace(outcome, points=data["grade"]["total"],
@@ -174,7 +174,7 @@ def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, *,
             scoring = _scoring_for(assignment, profile, bands_folder) if read_done(folder) else None
             rescore_folder(folder, assignment, bands_folder, pdf=pdf, visibility=visibility, scoring=scoring)
             rescored.append(folder.name)
-        except (RescoreError, OSError, ValueError, KeyError) as exc:
+        except (RescoreError, OSError, ValueError, KeyError, TypeError) as exc:
             problems.append(f"{folder.name}: {exc}")
     if not (out / "results.json").is_file():
         outputs = write_class_outputs(out, assignment, pdf=pdf, visibility=visibility, reports=False)

@@ -337,3 +337,15 @@ def test_tasks_of_a_command_killed_before_it_recorded_job_ids_are_found_by_name(
     assert _job_of({"name": "segrade-aaaa", "index": 1, "job": None}, live) == "41_1"
     assert _job_of({"name": "segrade-cccc", "index": 0, "job": None}, live) is None
     assert _job_of({"name": "segrade-aaaa", "index": 0, "job": "39_0"}, live) == "39_0"
+
+
+def test_an_array_slurm_refuses_stops_the_batch_with_sbatchs_message(slurm, tmp_path, unet_spec):
+    from grader.batch import BatchError
+
+    root = tmp_path / "in"
+    write_submission(root / "ann", {"models.py": contract_classes()})
+    backend = SlurmBackend(SlurmConfig(partition="nosuch", cpus=1, mem_gb=2, time_min=10, **FAST))
+    with pytest.raises(BatchError, match="Slurm refused the array.*(?i:partition)"):
+        grade_batch(root, tmp_path / "out", load_spec(unet_spec), GradeOptions(profile=None, device="cpu"),
+                    pdf=False, backend=backend)
+    assert json.loads((tmp_path / "out" / ".segrade-slurm" / "tasks.json").read_text())["tasks"] == {}

@@ -168,6 +168,11 @@ class SlurmBackend(Backend):
         from grader.batch import read_done
 
         note = on_note or (lambda message: None)
+        if not shutil.which("sbatch"):
+            from grader.batch import BatchError
+
+            raise BatchError("--backend slurm: `sbatch` is not found here: run segrade grade on a machine that "
+                             "submits Slurm jobs (a login node), or use --backend local")
         out = Path(out).resolve()
         state = out / STATE
         logs = state / "logs"
@@ -216,10 +221,23 @@ class SlurmBackend(Backend):
             records[entry.target] = {"id": entry.id, "target": entry.target, "key": key, "name": name,
                                      "index": index, "job": None, "submitted": now}
         _write_records(out, records)
-        executor = submitit.AutoExecutor(folder=out / STATE / "logs", cluster="slurm")
-        executor.update_parameters(**self.config.executor_parameters(name))
         args = [(entry, key, out, assignment, options, pdf, visibility) for entry, key in todo]
-        jobs = executor.map_array(slurm_task, *zip(*args))  # one iterable per argument
+        try:
+            executor = submitit.AutoExecutor(folder=out / STATE / "logs", cluster="slurm")
+            executor.update_parameters(**self.config.executor_parameters(name))
+            jobs = executor.map_array(slurm_task, *zip(*args))  # one iterable per argument
+        except Exception as exc:  # sbatch refused (a wrong partition, account, limit...)
+            from grader.batch import BatchError
+
+            for entry, _ in todo:
+                records.pop(entry.target, None)
+            _write_records(out, records)
+            detail = getattr(exc, "stderr", None) or getattr(exc, "output", None) or exc
+            if isinstance(detail, bytes):
+                detail = detail.decode(errors="replace")
+            raise BatchError(f"Slurm refused the array ({type(exc).__name__}: {str(detail).strip()[-1500:]}); "
+                             "check --slurm-partition, --slurm-gpus, --slurm-mem, --slurm-time and the account "
+                             "against `sinfo -s`") from None
         ids = [job.job_id for job in jobs]
         for (entry, _), job_id in zip(todo, ids):
             records[entry.target]["job"] = job_id
