@@ -246,7 +246,7 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
     Grades whose training key still matches but whose scoring key (bands, rubric) changed
     are rescored from their saved results, not retrained (grader.rescore)."""
     from grader.backends import LocalBackend
-    from grader.batch_bands import finish_bands, plan_bands
+    from grader.batch_bands import BANDS_DIR, finish_bands, plan_bands
     from grader.report.outputs import write_class_outputs
     from grader.rescore import rescore_batch_folder
 
@@ -265,6 +265,9 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
         backend.clear_staging(out)  # what a killed run left half-written (not what live Slurm tasks write)
         bands = plan_bands(assignment, options, out, device, measure=measure_bands, seeds=band_seeds,
                            reference=reference)
+        if bands.measured_here and any(e.id == BANDS_DIR for e in entries):
+            raise BatchError(f"a submission is named {BANDS_DIR!r}, which clashes with {out / BANDS_DIR} (the bands "
+                             "measured for this batch): rename it, or pass --bands DIR / --no-measure-bands")
         if bands.message:
             note(bands.message)
         options = replace(options, bands_folder=bands.folder)

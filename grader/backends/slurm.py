@@ -176,7 +176,8 @@ class SlurmBackend(Backend):
         out = Path(out).resolve()
         state = out / STATE
         logs = state / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        state.mkdir(mode=0o700, exist_ok=True)  # the pickled tasks hold the batch's secret test seed
+        logs.mkdir(exist_ok=True)
         records = _read_records(out)
         live = squeue([r["name"] for r in records.values()])
         tasks: dict[str, _Task] = {}
