@@ -425,6 +425,8 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
         _write_error_folder(out, entry, None, why, outcome, assignment, pdf, visibility,
                             detail=traceback.format_exc())
         return outcome
+    if note:  # where it ran weakens what the report's isolation line says: say it there too
+        result.environment["isolation"] = f"{result.environment.get('isolation')} ({note})"
     grade = result.grade
     first_problem = next((f"{v.variant_id}: {failed.headline}" for v in result.variants
                           if (failed := v.first_check(CheckStatus.FAIL))), "")
