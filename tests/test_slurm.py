@@ -186,7 +186,7 @@ def test_slurm_failures_become_segrade_statuses(tmp_path, line, state, status):
     assert outcome.status == status and state in outcome.message and "7_0_0_log.err" in outcome.message
 
 
-def test_nodes_without_user_namespaces_are_named(tmp_path):
+def test_nodes_without_user_namespaces_are_named(tmp_path, monkeypatch):
     (tmp_path / "user").mkdir()
     (tmp_path / "kernel").mkdir()
     (tmp_path / "user" / "max_user_namespaces").write_text("0\n")
@@ -194,6 +194,16 @@ def test_nodes_without_user_namespaces_are_named(tmp_path):
     (tmp_path / "user" / "max_user_namespaces").write_text("63000\n")
     (tmp_path / "kernel" / "apparmor_restrict_unprivileged_userns").write_text("1\n")
     assert "AppArmor" in userns_reason(tmp_path)
+    # On such a node the task's note names the node, the reason and the consequence.
+    import shutil
+
+    import grader.sandbox
+    from grader.backends.slurm import bubblewrap_problem
+
+    if shutil.which("bwrap"):
+        monkeypatch.setattr(grader.sandbox, "isolation_available", lambda: "process")
+        problem = bubblewrap_problem(tmp_path)
+        assert "bubblewrap cannot run here (AppArmor" in problem and "process isolation only" in problem
 
 
 def test_slurm_config_file_and_options(tmp_path):
