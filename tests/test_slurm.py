@@ -359,3 +359,27 @@ def test_an_array_slurm_refuses_stops_the_batch_with_sbatchs_message(slurm, tmp_
         grade_batch(root, tmp_path / "out", load_spec(unet_spec), GradeOptions(profile=None, device="cpu"),
                     pdf=False, backend=backend)
     assert json.loads((tmp_path / "out" / ".segrade-slurm" / "tasks.json").read_text())["tasks"] == {}
+
+
+def test_the_training_key_ignores_the_rubric_and_bands_the_scoring_key_does_not(tmp_path, unet_spec):
+    import re
+
+    from grader.batch import scoring_key, training_spec_sha256
+
+    text = Path(unet_spec).read_text()
+    marks = tmp_path / "marks.toml"
+    marks.write_text(re.sub(r"^marks = (\d+)", lambda m: f"marks = {int(m.group(1)) + 5}", text, count=1, flags=re.M))
+    steps = tmp_path / "steps.toml"
+    steps.write_text(text.replace("steps = 30", "steps = 31", 1))
+    base, more_marks, more_steps = load_spec(unet_spec), load_spec(marks), load_spec(steps)
+    assert base.sha256 != more_marks.sha256
+    assert training_spec_sha256(base) == training_spec_sha256(more_marks)
+    assert training_spec_sha256(base) != training_spec_sha256(more_steps)
+    options = GradeOptions(profile="smoke", device="cpu")
+    assert scoring_key(base, options) != scoring_key(more_marks, options)
+    bands = tmp_path / "bands"
+    bands.mkdir()
+    (bands / "smoke.json").write_text("{}")
+    from dataclasses import replace
+
+    assert scoring_key(base, options) != scoring_key(base, replace(options, bands_folder=bands))
