@@ -28,6 +28,13 @@ from grader.spec import load_spec
 from slurm_cluster import SlurmCluster
 from tiny_submission import contract_classes, spec_with, write_submission
 
+SLOW = """
+def __init__(self, *args, **kwargs):
+    import time
+    time.sleep(400)
+    super().__init__(*args, **kwargs)
+"""
+
 pytestmark = pytest.mark.slow
 
 HOSTILE = contract_classes(UNet='''
@@ -148,29 +155,39 @@ def test_killed_submitter_then_rerun_loses_nothing_and_grades_nothing_twice(slur
     assert not (out / ".segrade-staging").exists()
 
 
-def test_a_cancelled_task_is_an_error_with_slurms_reason(slurm, tmp_path, unet_spec):
+def test_a_cancelled_task_and_one_over_its_time_limit_are_errors_with_slurms_reason(slurm, tmp_path, unet_spec):
+    """Real Slurm failures: `scancel` on one task, the time limit (1 minute) on the other.
+    Both are that submission's error with Slurm's state, its log, and a segrade status;
+    neither is kept, so a re-run submits them again."""
     root = tmp_path / "in"
-    write_submission(root / "slow", {"models.py": "import time\ntime.sleep(120)\n" + contract_classes()})
+    for name in ("cancelled", "late"):
+        write_submission(root / name, {"models.py": contract_classes(UNet=SLOW)})
     out = tmp_path / "out"
 
     def cancel_when_running(entry) -> None:
-        job = json.loads((out / ".segrade-slurm" / "tasks.json").read_text())["tasks"][entry.id]["job"]
-        subprocess.run(["scancel", job], check=True)
+        if entry.id == "cancelled":
+            job = json.loads((out / ".segrade-slurm" / "tasks.json").read_text())["tasks"][entry.id]["job"]
+            subprocess.run(["scancel", job], check=True)
 
     summary = grade_batch(root, out, load_spec(unet_spec), GradeOptions(profile=None, device="cpu"), pdf=False,
-                          backend=SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=10, **FAST)),
+                          backend=SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=1, **FAST)),
                           on_start=cancel_when_running)
-    [outcome] = summary.outcomes
-    assert outcome.state == "error" and outcome.status == "error"
-    assert "CANCELLED" in outcome.message and "a re-run submits it again" in outcome.message
-    error = json.loads((out / "slow" / "error.json").read_text())
-    assert error["slurm"]["state"] == "CANCELLED" and error["status"] == "error"
-    assert "CANCELLED" in (out / "slow" / "report.html").read_text()
-    assert not (out / "slow" / "done.json").exists()  # a re-run tries it again
+    outcomes = {o.id: o for o in summary.outcomes}
+    assert outcomes["cancelled"].state == "error" and outcomes["cancelled"].status == "error"
+    assert "CANCELLED" in outcomes["cancelled"].message and "a re-run submits it again" in outcomes["cancelled"].message
+    assert outcomes["late"].state == "error" and outcomes["late"].status == "timeout"
+    assert "TIMEOUT" in outcomes["late"].message and "raise --slurm-time" in outcomes["late"].message
+    for sid, state in (("cancelled", "CANCELLED"), ("late", "TIMEOUT")):
+        error = json.loads((out / sid / "error.json").read_text())
+        assert error["slurm"]["state"] == state and error["slurm"]["log"].endswith("_log.err")
+        assert state in (out / sid / "report.html").read_text()
+        assert not (out / sid / "done.json").exists()  # a re-run tries it again
 
 
 @pytest.mark.parametrize("line, state, status", [
     ("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-01-01T00:00:00 DUE TO TIME LIMIT ***", "TIMEOUT", "timeout"),
+    ("submitit WARNING (2026-12-01 10:06:31,018) - Caught signal SIGUSR2 on n1: this job is timed-out.", "TIMEOUT",
+     "timeout"),
     ("slurmstepd: error: Detected 1 oom-kill event(s) in StepId=7.0", "OUT_OF_MEMORY", "oom"),
     ("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-01-01T00:00:00 DUE TO NODE FAILURE ***", "NODE_FAIL",
      "crashed"),

@@ -53,8 +53,12 @@ FAILURES = {
     "CANCELLED": ("error", "the task was cancelled"),
     "FAILED": ("error", "the task failed"),
 }
-LOG_REASONS = (  # what slurmstepd writes into the task's stderr when it ends it
+LOG_REASONS = (  # what slurmstepd (and submitit, on Slurm's warning signal) write into the task's stderr
     (re.compile(r"DUE TO TIME LIMIT"), "TIMEOUT"),
+    # submitit ends a task itself when Slurm's warning signal (USR2, 90 s before the limit)
+    # arrives: Slurm then records COMPLETED, and only the log says why.
+    (re.compile(r"this job is timed-out"), "TIMEOUT"),
+    (re.compile(r"this job is preempted"), "PREEMPTED"),
     (re.compile(r"DUE TO PREEMPTION"), "PREEMPTED"),
     (re.compile(r"DUE TO NODE FAIL"), "NODE_FAIL"),
     (re.compile(r"oom[-_ ]kill|Out Of Memory|OUT_OF_MEMORY", re.I), "OUT_OF_MEMORY"),
@@ -398,8 +402,10 @@ def _reason_from_log(out: Path, job: str | None) -> dict[str, str]:
     except OSError:
         return {}
     for pattern, state in LOG_REASONS:
-        if pattern.search(text):
-            return {"state": state, "reason": f"{state} (from the task's log)"}
+        if match := pattern.search(text):
+            start = text.rfind("\n", 0, match.start()) + 1
+            end = text.find("\n", match.end())
+            return {"state": state, "reason": f"its log says: {text[start:end if end >= 0 else None].strip()[:300]}"}
     return {}
 
 

@@ -21,7 +21,7 @@ def add_parser(commands) -> None:
     grade.add_argument("submissions", metavar="SUBMISSIONS_DIR")
     grade.add_argument("--out", metavar="DIR", required=True, help="where the results and reports go")
     grade.add_argument("--jobs", type=int, help="submissions graded at once (default: what the machine affords: "
-                       "one per 4 CPU cores, two per GPU)")
+                       "one per 4 CPU cores, two per GPU; with --backend slurm, as --slurm-parallel)")
     grade.add_argument("--manifests", metavar="DIR", help="instructor manifests, DIR/<id>.toml (or DIR/<id>/segrade.toml), "
                        "saying how to build each variant of that submission")
     add_training_arguments(grade)
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         if args.backend == "slurm":
             settings = {"config_file": args.slurm_config, "partition": args.slurm_partition, "gpus": args.slurm_gpus,
                         "cpus": args.slurm_cpus, "mem_gb": args.slurm_mem, "time_min": args.slurm_time,
-                        "parallel": args.slurm_parallel}
+                        "parallel": args.slurm_parallel or args.jobs}  # --jobs N: N tasks at once
         backend = make_backend(args.backend, **settings)
         if args.band_seeds < 2:
             raise ValueError("--band-seeds must be at least 2 (a band needs a spread)")
