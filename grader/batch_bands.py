@@ -44,21 +44,23 @@ class BandsPlan:
     reference: Path | None = None
 
 
-def _applies(assignment, profile, data: dict[str, Any], backbone: str) -> tuple[bool, str]:
-    """Whether a bands file's entry can score this batch, and if not why (a first look: the
-    grade itself also compares the data's fingerprint, grader.bands.load_bands)."""
-    if not data:
+def _applies(assignment, profile, folder: Path | None, backbone: str) -> tuple[bool, str]:
+    """Whether the bands in `folder` can score this batch, and if not why: grader.bands.load_bands
+    decides (assignment, measured, profile version); the data's fingerprint is compared when
+    each grade is scored, so here a band measured on another kind of dataset is refused early."""
+    from grader.bands import bands_path, load_bands
+
+    path = bands_path(profile.id, folder)
+    if not path.is_file():
         return False, "no bands file"
-    if data.get("assignment") not in (None, assignment.id):
-        return False, f"measured for assignment {data['assignment']!r}"
-    entry = (data.get("backbones") or {}).get(backbone) or {}
-    if not entry.get("measured"):
-        return False, entry.get("reason") or f"not measured for the {backbone} backbone start"
-    prov = entry.get("provenance") or {}
-    if prov.get("profile_sha256") not in (None, profile.sha256):
-        return False, f"measured under another version of the {profile.id!r} profile"
-    if prov.get("dataset") not in (None, assignment.dataset.kind):
-        return False, f"measured on the {prov.get('dataset')!r} dataset, not {assignment.dataset.kind!r}"
+    bands = load_bands(profile, backbone, [v.id for v in assignment.variants], folder, assignment_id=assignment.id)
+    measured = [b for b in bands.values() if b.measured]
+    if not measured:
+        return False, next(iter(bands.values())).source if bands else "no variants"
+    entry = (_read(path).get("backbones") or {}).get(backbone) or {}
+    kind = (entry.get("provenance") or {}).get("dataset")
+    if kind not in (None, assignment.dataset.kind):
+        return False, f"measured on the {kind!r} dataset, not {assignment.dataset.kind!r}"
     return True, ""
 
 
@@ -88,11 +90,11 @@ def plan_bands(assignment, options, out: Path, device: str, *, measure: bool = T
         return BandsPlan(options.bands_folder, message=f"bands from {bands_path(profile.id, options.bands_folder)}")
     backbone = backbone_key(profile.pretrained and find_vgg16_weights(options.vgg16_weights).available)
     own = Path(out).resolve() / BANDS_DIR
-    ok, _ = _applies(assignment, profile, _read(bands_path(profile.id, own)), backbone)
+    ok, _ = _applies(assignment, profile, own, backbone)
     if ok:
         return BandsPlan(own, message=f"scoring against the bands measured for this batch: "
                                       f"{bands_path(profile.id, own)}", measured_here=True)
-    ok, why = _applies(assignment, profile, _read(bands_path(profile.id)), backbone)
+    ok, why = _applies(assignment, profile, None, backbone)
     if ok:
         return BandsPlan(None)
     base = f"the {profile.id!r} bands do not apply here ({why})"

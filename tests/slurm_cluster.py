@@ -14,6 +14,7 @@ the munge socket is private to the folder, so it coexists with anything else on 
 
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
 import shutil
@@ -78,7 +79,7 @@ class SlurmCluster:
         os.chmod(key, 0o600)
         self.conf.write_text(f"""\
 ClusterName=segradetest
-SlurmctldHost={self.node}
+SlurmctldHost={self.node}(127.0.0.1)
 SlurmctldPort={_free_port()}
 SlurmdPort={_free_port()}
 SlurmUser=root
@@ -108,7 +109,7 @@ SlurmdTimeout=30
 InactiveLimit=0
 KillWait=5
 MpiDefault=none
-NodeName={self.node} CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN
+NodeName={self.node} NodeAddr=127.0.0.1 NodeHostname={self.node} CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN
 PartitionName=debug Nodes={self.node} Default=YES MaxTime={self.max_time} State=UP
 """)
 
@@ -126,6 +127,7 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime={self.max_time} State=
         self._spawn([_bin("slurmd"), "-D", "-f", str(self.conf), "-N", self.node], f / "log" / "slurmd.out", env)
         self._old_conf = os.environ.get("SLURM_CONF")
         os.environ["SLURM_CONF"] = str(self.conf)
+        atexit.register(self.stop)  # daemons never outlive an interrupted test run
         self._wait(self._idle, timeout, "the node did not come up idle")
         return self
 
@@ -156,7 +158,10 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime={self.max_time} State=
         return "\n".join(parts)
 
     def stop(self) -> None:
-        subprocess.run(["scancel", "--full", "--user", "root"], capture_output=True, timeout=30)
+        if not any(p.poll() is None for p in getattr(self, "_popen", [])):
+            return
+        subprocess.run(["scancel", "--full", "--user", "root"], capture_output=True, timeout=30,
+                       env={**os.environ, "SLURM_CONF": str(self.conf)})
         for process in reversed(getattr(self, "_popen", [])):
             if process.poll() is None:
                 process.terminate()
