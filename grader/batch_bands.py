@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -76,7 +77,7 @@ def plan_bands(assignment, options, out: Path, device: str, *, measure: bool = T
                reference: str | Path | None = None) -> BandsPlan:
     """Which bands the batch scores against, and the reference runs to add when they must be
     measured here."""
-    from grader.bands import backbone_key, bands_path
+    from grader.bands import FIGURES_FILE, backbone_key, bands_folder, bands_path
     from grader.batch import BatchEntry
     from grader.pipeline import resolve_profile
     from grader.resources import reference_dir
@@ -105,6 +106,11 @@ def plan_bands(assignment, options, out: Path, device: str, *, measure: bool = T
             return BandsPlan(None, message=f"{base}, and this course's reference solution was not given: performance "
                                            "marks are not scored; pass --reference DIR to measure them in the batch")
         reference = reference_dir()
+        # The reference's parameters and FLOPs (compared in every report) stay where the jobs look.
+        figures = bands_folder() / FIGURES_FILE
+        if figures.is_file() and not (own / FIGURES_FILE).is_file():
+            own.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(figures, own / FIGURES_FILE)
     reference = Path(reference).resolve()
     seed_list = list(range(1, seeds + 1))
     entries = [BatchEntry(f"reference-seed{s}", reference, seed=s, folder=f"{BANDS_DIR}/runs/{profile.id}-seed{s}")
