@@ -400,3 +400,20 @@ def test_the_training_key_ignores_the_rubric_and_bands_the_scoring_key_does_not(
     from dataclasses import replace
 
     assert scoring_key(base, options) != scoring_key(base, replace(options, bands_folder=bands))
+
+
+def test_a_silent_controller_is_never_read_as_ended_tasks(monkeypatch, tmp_path):
+    """squeue failing (a busy or unreachable controller) concludes nothing: no task is
+    declared failed, nothing is submitted again on a guess."""
+    import grader.backends.slurm as slurm_backend
+    from grader.batch import BatchError
+
+    monkeypatch.setattr(slurm_backend.subprocess, "run",
+                        lambda *a, **k: subprocess.CompletedProcess(a, 1, "", "slurm_load_jobs error: timeout"))
+    assert slurm_backend.squeue(["segrade-x"]) is None
+    monkeypatch.setattr(slurm_backend.time, "sleep", lambda s: None)
+    with pytest.raises(BatchError, match="squeue failed repeatedly"):
+        slurm_backend._squeue_patiently(["segrade-x"])
+    slurm_backend._write_records(tmp_path, {"ann": {"id": "ann", "target": "ann", "key": "k", "name": "segrade-x",
+                                                    "index": 0, "job": "5_0"}})
+    assert [r["id"] for r in slurm_backend._live_records(tmp_path)] == ["ann"]  # cannot tell: kept

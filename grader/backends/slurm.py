@@ -183,7 +183,7 @@ class SlurmBackend(Backend):
         state.mkdir(mode=0o700, exist_ok=True)  # the pickled tasks hold the batch's secret test seed
         logs.mkdir(exist_ok=True)
         records = _read_records(out)
-        live = squeue([r["name"] for r in records.values()])
+        live = _squeue_patiently(sorted({r["name"] for r in records.values()}))
         tasks: dict[str, _Task] = {}
         to_submit = []
         for entry, key in todo:
@@ -257,6 +257,9 @@ class SlurmBackend(Backend):
         last_line = 0.0
         while tasks:
             live = squeue(names)
+            if live is None:  # the controller did not answer: ask again later, conclude nothing
+                time.sleep(self.config.poll_s)
+                continue
             for target, task in list(tasks.items()):
                 status = live.get(task.job or "")
                 if status is not None:
@@ -346,15 +349,18 @@ def userns_reason(sys_root: Path = Path("/proc/sys")) -> str:
 
 
 # -- Slurm's view, through its commands (no accounting database needed)
-def squeue(names: list[str]) -> dict[str, dict[str, str]]:
-    """The tasks with these job names that are not over yet: job id ("123_4") -> state, reason, node."""
+def squeue(names: list[str]) -> dict[str, dict[str, str]] | None:
+    """The tasks with these job names that are not over yet: job id ("123_4") -> state, reason,
+    node. None when squeue fails (the controller busy or unreachable): nothing can be concluded."""
     if not names:
         return {}
     try:
         probe = subprocess.run(["squeue", "-h", "-r", "-n", ",".join(names), "-o", "%i|%T|%r|%N|%j|%K"],
                                capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
-        return {}
+        return None
+    if probe.returncode != 0:
+        return None
     found = {}
     for line in probe.stdout.splitlines():
         parts = line.strip().split("|")
@@ -362,6 +368,20 @@ def squeue(names: list[str]) -> dict[str, dict[str, str]]:
             found[parts[0]] = {"state": parts[1], "reason": parts[2], "node": parts[3], "name": parts[4],
                                "index": parts[5]}
     return found
+
+
+def _squeue_patiently(names: list[str], tries: int = 5, pause: float = 5.0) -> dict[str, dict[str, str]]:
+    """squeue, asked again while it fails: which tasks are live decides what is submitted, so a
+    guess could grade a submission twice."""
+    for attempt in range(tries):
+        live = squeue(names)
+        if live is not None:
+            return live
+        time.sleep(pause * (attempt + 1))
+    from grader.batch import BatchError
+
+    raise BatchError("squeue failed repeatedly: cannot tell which tasks of an earlier run are still queued or "
+                     "running, so nothing was submitted; run again when `squeue` works")
 
 
 def final_state(job: str | None) -> dict[str, str]:
@@ -459,7 +479,8 @@ def _job_of(record: dict[str, Any], live: dict[str, dict[str, str]]) -> str | No
     if record.get("job"):
         return record["job"]
     for job, status in live.items():
-        if status["name"] == record.get("name") and status["index"] == str(record.get("index")):
+        index = status["index"] if status["index"] not in ("N/A", "") else "0"  # a one-task "array" is a plain job
+        if status["name"] == record.get("name") and index == str(record.get("index")):
             return job
     return None
 
@@ -469,4 +490,6 @@ def _live_records(out: Path) -> list[dict[str, Any]]:
     if not records:
         return []
     live = squeue(sorted({r["name"] for r in records.values()}))
+    if live is None:  # cannot tell: keep everything
+        return list(records.values())
     return [r for r in records.values() if _job_of(r, live) in live]
