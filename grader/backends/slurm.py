@@ -226,7 +226,12 @@ class SlurmBackend(Backend):
             records[entry.target] = {"id": entry.id, "target": entry.target, "key": key, "name": name,
                                      "index": index, "job": None, "submitted": now}
         _write_records(out, records)
-        args = [(entry, key, out, assignment, options, pdf, visibility) for entry, key in todo]
+        # Tasks may start in another directory than this command: every path absolute.
+        options = replace(options, bands_folder=Path(options.bands_folder).resolve() if options.bands_folder else None,
+                          vgg16_weights=str(Path(options.vgg16_weights).resolve()) if options.vgg16_weights else None)
+        args = [(replace(entry, path=Path(entry.path).resolve(),
+                         manifest=Path(entry.manifest).resolve() if entry.manifest else None),
+                 key, out, assignment, options, pdf, visibility) for entry, key in todo]
         try:
             executor = submitit.AutoExecutor(folder=out / STATE / "logs", cluster="slurm")
             executor.update_parameters(**self.config.executor_parameters(name))
