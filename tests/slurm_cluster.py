@@ -38,7 +38,11 @@ class SlurmCluster:
                  max_time: str = "30") -> None:
         self.folder = Path(folder).resolve()
         self.cpus = cpus or os.cpu_count() or 1
-        self.memory_mb = memory_mb
+        try:  # slurmd refuses a node that claims more memory than it has
+            physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+        except (ValueError, OSError):
+            physical = memory_mb
+        self.memory_mb = max(1024, min(memory_mb, physical - 512))
         self.max_time = max_time
         self.node = socket.gethostname().split(".")[0]
         self.processes: list[int] = []
