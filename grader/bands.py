@@ -91,8 +91,8 @@ class BandIdentity:
     assignment: str
     profile: str
     profile_training_sha256: str
-    training_data: str   # sha256 of the training images and masks at every size
-    evaluation: str      # grader.evaluation.evaluation_distribution
+    training_data: str   # sha256 of the training images and masks at every size ("": not known yet)
+    evaluation: str      # grader.evaluation.evaluation_distribution ("": not known yet)
 
     def to_json(self) -> dict[str, str]:
         return asdict(self)
@@ -107,14 +107,15 @@ def _refusal(path: Path, identity: BandIdentity, measured: dict[str, Any], profi
     if not measured or set(measured) != set(IDENTITY_FIELDS):
         return (f"{path.name} was measured before segrade recorded what identifies a band: run `segrade bands "
                 f"--profile {profile.id}` again")
-    if measured["profile_training_sha256"] != identity.profile_training_sha256:
+    # A field the caller left empty is not known yet (a batch plans before any data is prepared).
+    if identity.profile_training_sha256 and measured["profile_training_sha256"] != identity.profile_training_sha256:
         return (f"{path.name} was measured under another version of the {profile.id!r} profile (its training "
                 f"settings differ from this spec's): run `segrade bands --profile {profile.id}` again")
-    if measured["training_data"] != identity.training_data:
+    if identity.training_data and measured["training_data"] != identity.training_data:
         return (f"{path.name} was measured on other training data (dataset {_short(measured['training_data'])}, "
                 f"this grade's {_short(identity.training_data)}): run `segrade bands --profile {profile.id}` on "
                 "this data")
-    if measured["evaluation"] != identity.evaluation:
+    if identity.evaluation and measured["evaluation"] != identity.evaluation:
         return (f"{path.name} was measured on {measured['evaluation']}, and this grade evaluates on "
                 f"{identity.evaluation}: measure a band there with `segrade bands --profile {profile.id} --split "
                 f"val --out DIR` and pass `--bands DIR`")

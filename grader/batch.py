@@ -55,6 +55,12 @@ class BatchEntry:
     id: str
     path: Path
     manifest: Path | None = None  # the instructor's manifest for it (--manifests DIR/<id>.toml)
+    seed: int | None = None       # a training seed of its own (the reference's runs that measure bands)
+    folder: str | None = None     # where its output goes under OUT (default: its id)
+
+    @property
+    def target(self) -> str:
+        return self.folder or self.id
 
 
 @dataclass
@@ -70,6 +76,8 @@ class BatchOutcome:
     automatic_max: float | None = None
     seconds: float = 0.0
     message: str = ""                # why it could not be graded, or the first problem
+    status: str = ""                 # for a grade that ended early: timeout, oom, crashed or error
+    note: str = ""                   # about where it ran (e.g. a Slurm node without bubblewrap)
 
 
 @dataclass
@@ -117,22 +125,48 @@ def find_entries(folder: str | Path, manifests: str | Path | None = None) -> lis
 
 
 def batch_key_parts(assignment: Assignment, options, device: str) -> dict[str, Any]:
-    """What every grade of the batch depends on, whatever the submission (read once)."""
-    from grader.bands import bands_path
+    """What every grade of the batch depends on, whatever the submission (read once): what
+    needs training again when it changes. The bands and the rubric's marks are not in it:
+    they only change the points (`scoring_key`), and a rescore recomputes those."""
     from grader.pipeline import resolve_profile
     from grader.weights import find_vgg16_weights
 
     profile, _ = resolve_profile(assignment, options)
-    band_file = bands_path(profile.id, options.bands_folder) if profile else None
     return {
         "segrade": __version__,
-        "spec": assignment.sha256,
+        "spec": training_spec_sha256(assignment),
         "profile": profile.sha256 if profile else None,
-        "bands": hashlib.sha256(band_file.read_bytes()).hexdigest() if band_file and band_file.is_file() else None,
         "device": device,
         "imagenet_weights": find_vgg16_weights(options.vgg16_weights).available,
         "options": {k: getattr(options, k) for k in ("seed", "weights", "evaluation_split", "batch_size")},
     }
+
+
+def training_spec_sha256(assignment: Assignment) -> str:
+    """The spec's fingerprint without its rubric (marks, shares, prompts): what a grade's
+    training and checks depend on. Falls back to the whole file's sha256."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(assignment.path.read_text())
+    except (OSError, ValueError):
+        return assignment.sha256
+    data.pop("rubric", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def scoring_key(assignment: Assignment, options) -> str:
+    """What the points depend on beyond the saved results: the bands file of the profile
+    (from the folder the grade reads) and the spec's rubric. A done.json with the same
+    training key but another scoring key is rescored, not regraded."""
+    from grader.bands import bands_path
+    from grader.pipeline import resolve_profile
+
+    profile, _ = resolve_profile(assignment, options)
+    band_file = bands_path(profile.id, options.bands_folder) if profile else None
+    parts = {"bands": hashlib.sha256(band_file.read_bytes()).hexdigest() if band_file and band_file.is_file() else None,
+             "spec": assignment.sha256}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def grade_key(entry: BatchEntry, shared: dict[str, Any]) -> str:
@@ -142,6 +176,8 @@ def grade_key(entry: BatchEntry, shared: dict[str, Any]) -> str:
 
     parts = {**shared, "submission": fingerprint(entry.path),
              "manifest": hashlib.sha256(entry.manifest.read_bytes()).hexdigest() if entry.manifest else None}
+    if entry.seed is not None:
+        parts["seed"] = entry.seed
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -175,7 +211,7 @@ def plan_batch(entries: list[BatchEntry], out: Path, assignment: Assignment, opt
     shared = batch_key_parts(assignment, options, device)
     for entry in entries:
         key = grade_key(entry, shared)
-        previous = read_done(out / entry.id)
+        previous = read_done(out / entry.target)
         if previous and previous.get("key") == key:
             done.append(BatchOutcome(**{**previous["outcome"], "state": "resumed"}))
         else:
@@ -194,35 +230,70 @@ def read_done(folder: Path) -> dict[str, Any] | None:
 
 def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, options, *, jobs: int | None = None,
                 manifests: str | Path | None = None, pdf: bool = True, visibility: str = "after_published",
+                backend=None, measure_bands: bool = True, band_seeds: int = 3, reference: str | Path | None = None,
                 on_plan: Callable[[list[BatchEntry], list[BatchOutcome]], None] | None = None,
                 on_start: Callable[[BatchEntry], None] | None = None,
-                on_done: Callable[[BatchOutcome], None] | None = None) -> BatchSummary:
+                on_done: Callable[[BatchOutcome], None] | None = None,
+                on_note: Callable[[str], None] | None = None) -> BatchSummary:
     """Grade every submission of `folder` into `out`, then write the class outputs
-    (summary.html, gradebook.csv, index.html). Never stops on one submission's failure."""
-    from grader.device import resolve_device
+    (summary.html, gradebook.csv, index.html). Never stops on one submission's failure.
+
+    `backend`: where the jobs run (grader.backends: local processes by default, or Slurm).
+    `measure_bands`: when the profile's bands do not apply and no --bands folder was given,
+    the reference is graded K times as jobs of this batch and every submission is scored
+    against the bands measured from them (OUT/bands/<profile>.json; grader.batch_bands).
+    Grades whose training key still matches but whose scoring key (bands, rubric) changed
+    are rescored from their saved results, not retrained (grader.rescore)."""
+    from grader.backends import LocalBackend
+    from grader.batch_bands import BANDS_DIR, finish_bands, plan_bands
     from grader.report.outputs import write_class_outputs
+    from grader.rescore import rescore_batch_folder
 
     started = time.perf_counter()
     out = Path(out)
+    note = on_note or (lambda message: None)
+    backend = backend or LocalBackend()
     entries = find_entries(folder, manifests)
     if not entries:
         raise BatchError(f"{folder} holds no submission (subfolders, .zip, .py or .ipynb files)")
-    device = str(resolve_device(options.device))
-    jobs = jobs or default_jobs(device)
+    device = backend.device(options)
+    options = replace(options, device=device)  # the jobs' device, also where the profile is resolved
     out.mkdir(parents=True, exist_ok=True)
     summary = BatchSummary(out)
     with _lock(out):
-        shutil.rmtree(out / STAGING, ignore_errors=True)  # what a killed run left half-written
+        backend.clear_staging(out)  # what a killed run left half-written (not what live Slurm tasks write)
+        bands = plan_bands(assignment, options, out, device, measure=measure_bands, seeds=band_seeds,
+                           reference=reference)
+        if bands.measured_here and any(e.id == BANDS_DIR for e in entries):
+            raise BatchError(f"a submission is named {BANDS_DIR!r}, which clashes with {out / BANDS_DIR} (the bands "
+                             "measured for this batch): rename it, or pass --bands DIR / --no-measure-bands")
+        if bands.message:
+            note(bands.message)
+        options = replace(options, bands_folder=bands.folder)
+        reference_todo, _ = plan_batch(bands.entries, out, assignment, options, device)
         todo, resumed = plan_batch(entries, out, assignment, options, device)
         summary.outcomes += resumed
         if on_plan:
-            on_plan([e for e, _ in todo], resumed)
-        options = replace(options, **_job_resources(device, jobs), test_seed=_batch_test_seed(out, assignment))
-        for outcome in _run_jobs(todo, out, assignment, options, jobs, device, pdf, visibility, on_start):
-            summary.outcomes.append(outcome)
+            on_plan([e for e, _ in reference_todo + todo], resumed)
+        jobs = jobs or backend.default_jobs(device, len(reference_todo) + len(todo))
+        options = replace(options, **backend.resources(device, jobs), test_seed=_batch_test_seed(out, assignment))
+        reference_ids = {e.id for e in bands.entries}
+        for outcome in backend.run(reference_todo + todo, out, assignment, options, jobs=jobs, device=device, pdf=pdf,
+                                   visibility=visibility, on_start=on_start, on_note=note):
+            if outcome.id not in reference_ids:
+                summary.outcomes.append(outcome)
             if on_done:
                 on_done(outcome)
-        shutil.rmtree(out / STAGING, ignore_errors=True)
+        if bands.entries:
+            message = finish_bands(bands, out, assignment, options)
+            note(message)
+        rescored = rescore_batch_folder(out, assignment, options, [o for o in summary.outcomes if o.state != "error"],
+                                        pdf=pdf, visibility=visibility, batch_bands=bands.measured_here)
+        if rescored:
+            note(f"rescored {len(rescored)} grade(s) against the current bands and rubric, without retraining: "
+                 + ", ".join(sorted(rescored)))
+            summary.outcomes = [rescored.get(o.id, o) for o in summary.outcomes]
+        backend.clear_staging(out, finished=True)
         classes = write_class_outputs(out, assignment, pdf=pdf, visibility=visibility, reports=False,
                                       only={e.id for e in entries})
     order = {e.id: i for i, e in enumerate(entries)}
@@ -308,6 +379,12 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, jobs: int, devic
             yield outcome
 
 
+def run_local_jobs(todo, out: Path, assignment: Assignment, options, *, jobs: int, device: str, pdf: bool,
+                   visibility: str, on_start=None, on_note=None):
+    """The local backend (grader.backends.LocalBackend): job processes on this machine."""
+    return _run_jobs(todo, out, assignment, options, jobs, device, pdf, visibility, on_start)
+
+
 def _job(connection, entry: BatchEntry, key: str, out: Path, assignment: Assignment, options, pdf: bool,
          visibility: str) -> None:
     """In the job process: grade one submission into staging, then move it into place."""
@@ -323,8 +400,9 @@ def _job(connection, entry: BatchEntry, key: str, out: Path, assignment: Assignm
 
 
 def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, options, pdf: bool = True,
-                visibility: str = "after_published") -> BatchOutcome:
-    """Grade one submission and write its folder OUT/<id> (through staging)."""
+                visibility: str = "after_published", note: str = "") -> BatchOutcome:
+    """Grade one submission and write its folder OUT/<id> (through staging). `note`: about
+    where it ran, kept in its outcome (e.g. a Slurm node where bubblewrap cannot run)."""
     from grader.load import SubmissionError
     from grader.pipeline import grade_submission
     from grader.records import write_results
@@ -332,6 +410,8 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
 
     started = time.perf_counter()
     options = replace(options, manifest=str(entry.manifest) if entry.manifest else None)
+    if entry.seed is not None:
+        options = replace(options, seed=entry.seed)
     try:
         result = grade_submission(entry.path, assignment, options, submission_id=entry.id)
     except SubmissionError as exc:  # the submission itself: the same content fails the same way
@@ -344,33 +424,36 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
         _write_error_folder(out, entry, None, why, outcome, assignment, pdf, visibility,
                             detail=traceback.format_exc())
         return outcome
+    if note:  # where it ran weakens what the report's isolation line says: say it there too
+        result.environment["isolation"] = f"{result.environment.get('isolation')} ({note})"
     grade = result.grade
     first_problem = next((f"{v.variant_id}: {failed.headline}" for v in result.variants
                           if (failed := v.first_check(CheckStatus.FAIL))), "")
     outcome = BatchOutcome(entry.id, "graded", ok=result.ok, passed_variants=grade.passed_variants,
                            total_variants=grade.total_variants, points=grade.total, automatic_max=grade.automatic_max,
-                           message=first_problem)
+                           message=first_problem, note=note)
     staging = _staging(out, entry)
     write_results(result, staging)
     write_submission_report(staging, assignment, pdf=pdf, visibility=visibility)
     outcome.seconds = round(time.perf_counter() - started, 1)
-    _commit(staging, out / entry.id, key, outcome)
+    _commit(staging, out / entry.target, key, outcome, scoring=scoring_key(assignment, options))
     return outcome
 
 
 def _staging(out: Path, entry: BatchEntry) -> Path:
-    folder = out / STAGING / f"{entry.id}.{uuid.uuid4().hex[:8]}"
+    folder = out / STAGING / f"{entry.target.replace('/', '-')}.{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True)
     return folder
 
 
-def _commit(staging: Path, final: Path, key: str | None, outcome: BatchOutcome) -> None:
+def _commit(staging: Path, final: Path, key: str | None, outcome: BatchOutcome, scoring: str | None = None) -> None:
     """done.json last (only with a key: without one, a re-run grades it again), then the
     rename: OUT/<id> is either the old complete folder, the new complete one, or (killed
     between the two renames) absent and regraded next time."""
     if key is not None:
-        done = {"key": key, "outcome": asdict(outcome), "segrade": __version__}
+        done = {"key": key, "scoring_key": scoring, "outcome": asdict(outcome), "segrade": __version__}
         (staging / DONE_FILE).write_text(json.dumps(done, indent=1) + "\n")
+    final.parent.mkdir(parents=True, exist_ok=True)
     old = None
     if final.exists():
         old = staging.parent / f"{final.name}.old.{uuid.uuid4().hex[:8]}"
@@ -381,7 +464,8 @@ def _commit(staging: Path, final: Path, key: str | None, outcome: BatchOutcome) 
 
 
 def _write_error_folder(out: Path, entry: BatchEntry, key: str | None, why: str, outcome: BatchOutcome,
-                        assignment: Assignment, pdf: bool, visibility: str, *, detail: str = "") -> None:
+                        assignment: Assignment, pdf: bool, visibility: str, *, detail: str = "",
+                        extra: dict[str, Any] | None = None) -> None:
     """OUT/<id> for a submission that could not be graded: error.json, its own report and a
     Gradescope file with the message. With the grade's `key` (the same content would fail the
     same way) a re-run skips it; with None (a grading-side failure) a re-run tries again."""
@@ -389,10 +473,11 @@ def _write_error_folder(out: Path, entry: BatchEntry, key: str | None, why: str,
     from grader.report.outputs import write_error_report
 
     staging = _staging(out, entry)
-    record = ErrorRecord(entry.id, str(entry.path.resolve()), assignment.id, __version__, why, detail)
+    record = ErrorRecord(entry.id, str(entry.path.resolve()), assignment.id, __version__, why, detail,
+                         **(extra or {}))
     write_error(staging, record)
     write_error_report(staging, record, assignment, pdf=pdf, visibility=visibility)
-    _commit(staging, out / entry.id, key, outcome)
+    _commit(staging, out / entry.target, key, outcome)
 
 
 class _lock:

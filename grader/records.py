@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.results import RESULTS_SCHEMA, SubmissionResult
+from grader.results import (
+    RESULTS_SCHEMA, Band, CheckResult, CheckStatus, SubmissionResult, VariantResult, VariantStatus,
+)
 
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.npz"
@@ -46,6 +48,20 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
 
 
 # --------------------------------------------------------------------------- results.json
+
+def variant_from_json(data: dict[str, Any]) -> VariantResult:
+    """A saved variant (results.json `variants[]`) as the typed record it was written from."""
+    checks = tuple(CheckResult(c["id"], CheckStatus(c["status"]), c.get("message", ""), c.get("details") or {})
+                   for c in data.get("checks", []))
+    band = Band(**data["band"]) if data.get("band") else None
+    return VariantResult(
+        variant_id=data["variant_id"], title=data.get("title", data["variant_id"]),
+        status=VariantStatus(data["status"]), mapping=data.get("mapping"), checks=checks,
+        figures=data.get("figures") or {}, adapter=data.get("adapter"), notes=tuple(data.get("notes") or ()),
+        training=data.get("training"), metrics=data.get("metrics"), curves=data.get("curves"), band=band,
+        points=data.get("points"), max_points=data.get("max_points") or 0.0,
+        points_detail=data.get("points_detail") or {})
+
 
 def write_results(result: SubmissionResult, out_dir: str | Path) -> Path:
     """DIR/results.json, and DIR/samples.npz (the prediction grids' images, labels and
@@ -110,11 +126,18 @@ class ErrorRecord:
     segrade_version: str
     error: str
     detail: str = ""
+    # A batch task that ended without committing a grade (grader.backends.slurm): the
+    # submission's status (timeout, oom, crashed, error) and Slurm's own account of the task.
+    status: str = "error"
+    slurm: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": ERROR_SCHEMA, "submission": {"id": self.submission_id, "source": self.source},
+        data = {"schema": ERROR_SCHEMA, "submission": {"id": self.submission_id, "source": self.source},
                 "assignment_id": self.assignment_id, "segrade_version": self.segrade_version,
-                "error": self.error, "detail": self.detail[-4000:]}
+                "error": self.error, "detail": self.detail[-4000:], "status": self.status}
+        if self.slurm is not None:
+            data["slurm"] = self.slurm
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> ErrorRecord:
@@ -125,11 +148,14 @@ class ErrorRecord:
         fields = {"submission_id": (submission or {}).get("id") if isinstance(submission, dict) else None,
                   "source": (submission or {}).get("source", "") if isinstance(submission, dict) else None,
                   "assignment_id": data.get("assignment_id"), "segrade_version": data.get("segrade_version", ""),
-                  "error": data.get("error"), "detail": data.get("detail", "")}
+                  "error": data.get("error"), "detail": data.get("detail", ""), "status": data.get("status", "error")}
         wrong = [k for k, v in fields.items() if not isinstance(v, str)]
+        slurm = data.get("slurm")
+        if slurm is not None and not (isinstance(slurm, dict) and all(isinstance(k, str) for k in slurm)):
+            wrong.append("slurm")
         if wrong:
             raise ValueError(f"{', '.join(wrong)} missing or not text")
-        return cls(**fields)
+        return cls(**fields, slurm=slurm)
 
 
 def write_error(folder: str | Path, record: ErrorRecord) -> Path:

@@ -31,7 +31,9 @@ WORKER_MAY_IMPORT = {
 # Modules both sides import: they import nothing from segrade.
 NEUTRAL = ("grader.protocol", "grader.processes", "grader.manifest", "grader.errors")
 # Modules that only present results (and the commands that call them).
-PRESENTATION = ("grader.report", "grader.commands", "grader.cli", "grader.__main__", "grader.batch")
+# Orchestrators that write reports: the batch, its backends and rescoring.
+PRESENTATION = ("grader.report", "grader.commands", "grader.cli", "grader.__main__", "grader.batch", "grader.rescore",
+                "grader.backends")
 
 
 def _modules() -> dict[str, Path]:

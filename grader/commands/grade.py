@@ -21,7 +21,7 @@ def add_parser(commands) -> None:
     grade.add_argument("submissions", metavar="SUBMISSIONS_DIR")
     grade.add_argument("--out", metavar="DIR", required=True, help="where the results and reports go")
     grade.add_argument("--jobs", type=int, help="submissions graded at once (default: what the machine affords: "
-                       "one per 4 CPU cores, two per GPU)")
+                       "one per 4 CPU cores, two per GPU; with --backend slurm, as --slurm-parallel)")
     grade.add_argument("--manifests", metavar="DIR", help="instructor manifests, DIR/<id>.toml (or DIR/<id>/segrade.toml), "
                        "saying how to build each variant of that submission")
     add_training_arguments(grade)
@@ -30,6 +30,26 @@ def add_parser(commands) -> None:
     grade.add_argument("--isolation", choices=("auto", "bubblewrap", "process"), default="auto",
                        help="auto (default): bubblewrap when installed, else a plain process")
     add_report_arguments(grade)
+    bands = grade.add_argument_group("bands measured for the batch (when the profile's bands do not apply)")
+    bands.add_argument("--no-measure-bands", action="store_true",
+                       help="do not measure missing bands in the batch: performance stays unscored (the old behaviour)")
+    bands.add_argument("--band-seeds", type=int, default=3, metavar="K",
+                       help="reference runs when bands are measured in the batch (default 3)")
+    bands.add_argument("--reference", metavar="DIR", help="the course's reference solution, for bands measured in "
+                       "the batch (default: segrade's reference/, for the default assignment)")
+    cluster = grade.add_argument_group("where the jobs run (docs/cluster.md)")
+    cluster.add_argument("--backend", choices=("local", "slurm"), default="local",
+                         help="local (default): job processes here; slurm: one Slurm array task per submission, "
+                              "via submitit (OUT and the venv on a filesystem the nodes share)")
+    cluster.add_argument("--slurm-config", metavar="TOML", help="a file with a [slurm] table: partition, gpus, cpus, "
+                         "mem_gb, time_min, parallel, account, qos, constraint, setup, extra (options below win)")
+    cluster.add_argument("--slurm-partition", metavar="NAME")
+    cluster.add_argument("--slurm-gpus", type=int, metavar="N", help="GPUs per task (default 0)")
+    cluster.add_argument("--slurm-cpus", type=int, metavar="N", help="CPU cores per task (default 4)")
+    cluster.add_argument("--slurm-mem", type=float, metavar="GB", help="memory per task (default 16)")
+    cluster.add_argument("--slurm-time", type=int, metavar="MIN", help="time limit per task, minutes (default 60)")
+    cluster.add_argument("--slurm-parallel", type=int, metavar="N",
+                         help="array tasks running at once (default: as many as Slurm allows)")
     grade.set_defaults(run=run)
 
 
@@ -64,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         running[entry.id] = progress.add_task(f"  {escape(entry.id)}", total=None)
 
     def on_done(outcome) -> None:
-        progress.remove_task(running.pop(outcome.id))
+        if outcome.id in running:
+            progress.remove_task(running.pop(outcome.id))
         progress.advance(overall)
         if outcome.state == "error":
             line = f"[red]✗ {escape(outcome.id)}[/] not graded: {escape(outcome.message)}"
@@ -74,8 +95,23 @@ def run(args: argparse.Namespace) -> int:
             line = (f"[{colour}]{'✓' if outcome.ok else '!'} {escape(outcome.id)}[/] {outcome.passed_variants}/"
                     f"{outcome.total_variants} variants pass{points}")
         progress.console.print(f"{line} [dim]({outcome.seconds:.0f} s)[/]")
+        if outcome.note:
+            progress.console.print(f"  [yellow]{escape(outcome.note)}[/]")
+
+    def on_note(message: str) -> None:
+        progress.console.print(f"[cyan]•[/] {escape(message)}")
 
     try:
+        from grader.backends import make_backend
+
+        settings = {}
+        if args.backend == "slurm":
+            settings = {"config_file": args.slurm_config, "partition": args.slurm_partition, "gpus": args.slurm_gpus,
+                        "cpus": args.slurm_cpus, "mem_gb": args.slurm_mem, "time_min": args.slurm_time,
+                        "parallel": args.slurm_parallel or args.jobs}  # --jobs N: N tasks at once
+        backend = make_backend(args.backend, **settings)
+        if args.band_seeds < 2:
+            raise ValueError("--band-seeds must be at least 2 (a band needs a spread)")
         assignment = load_spec(args.spec)
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device,
                                profile=None if args.checks_only else args.profile,
@@ -84,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
         with progress:
             summary = grade_batch(args.submissions, args.out, assignment, options, jobs=args.jobs,
                                   manifests=args.manifests, pdf=not args.no_pdf, visibility=args.visibility,
-                                  on_plan=on_plan, on_start=on_start, on_done=on_done)
+                                  backend=backend, measure_bands=not args.no_measure_bands,
+                                  band_seeds=args.band_seeds, reference=args.reference,
+                                  on_plan=on_plan, on_start=on_start, on_done=on_done, on_note=on_note)
     except (SpecError, BatchError, FileNotFoundError, ValueError, KeyError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2

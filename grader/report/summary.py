@@ -68,4 +68,6 @@ def summary_context(results_list: list[dict[str, Any]], assignment: Assignment,
                           for (vid, cid), n in failed_checks.most_common(12)],
         "flagged": flagged,
         "profiles": sorted({r["environment"].get("profile") or "checks only" for r in graded}),
+        # bands measured for this batch on the grader's hardware (grader.batch_bands), said once
+        "bands_notes": sorted({n for r in graded if (n := r["environment"].get("bands_note"))}),
     }

@@ -297,13 +297,17 @@ def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], chan
             reported = len(log.losses)
 
         guard.restore()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         log = train(model, SegmentationTensors(data["train"]["images"], data["train"]["masks"]), config, device,
                     on_eval=on_eval)
+        peak_mb = round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None
         channel.send("phase", phase="evaluate", id=vid)
         send("test", test, train_seconds=round(log.seconds, 3))
     except BaseException as exc:
         return {"stage": "train"} | _failure(exc)
-    result = {"ok": True, "mode": "train", "steps": len(log.losses), "train_seconds": round(log.seconds, 3)}
+    result = {"ok": True, "mode": "train", "steps": len(log.losses), "train_seconds": round(log.seconds, 3),
+              "peak_gpu_memory_mb": peak_mb}
     # Skip ablation on the trained model (at init, zero-initialised score layers or deep
     # skips barely register): zero each long skip's encoder operand, measure the change.
     guard.restore()
