@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
     from grader.worker import graph, probes  # noqa: F401  (imported before student code can shadow anything)
     from grader.worker.adapters import Candidate, VariantRequest, plan_variant
     from grader.device import describe, resolve_device
-    from grader.worker.stubs import install_stub_finder
+    from grader.worker.stubs import install_stub_finder, stood_in
 
     device = resolve_device(request.get("device", "auto"))
     if request.get("threads"):  # a batch runs several workers side by side
@@ -85,10 +85,17 @@ def main(argv: list[str]) -> int:
     guard = TorchGuard(torch)
     candidates: list[Candidate] = []
     channel.send("phase", phase="import")
+    roots = _Roots(request.get("sys_path", ["."]))
     for module in request["modules"]:
+        roots.activate(module.get("root", "."))
         channel.send("module", **_import(module, candidates, torch.nn.Module))
     if stubbed:
         print(f"[segrade] missing logging-only packages replaced by stubs: {', '.join(sorted(set(stubbed)))}")
+    standing_in = stood_in()
+    if standing_in:
+        print(f"[segrade] missing packages stood in (they fail only where used): {', '.join(sorted(standing_in))}")
+    channel.send("environment", environment={"stubbed": sorted({n.split(".")[0] for n in stubbed}),
+                                             "stood_in": standing_in})
 
     manifest = request.get("manifest")
     training = request.get("training")
@@ -96,6 +103,9 @@ def main(argv: list[str]) -> int:
         guard.restore()
         channel.send("phase", phase="build", id=variant["id"])
         plan = plan_variant(VariantRequest.from_json(variant), candidates, manifest)
+        if request.get("plan_only"):   # how each variant would be built, nothing built (tests, tools)
+            channel.send("result", result=_describe_plan(plan, variant))
+            continue
         result = _probe(plan, variant, device, request, torch, channel, guard)
         channel.send("result", result=result)
         if training and _trainable(result):
@@ -120,6 +130,51 @@ def _drop_privileges(uid: int) -> None:
         from grader.sandbox import die_with_parent
 
         die_with_parent()  # the uid change cleared it
+
+
+class _Roots:
+    """Subprojects with same-named modules (`FCN/src/model.py` and `UNet/src/model.py`, both
+    `src.model`): each module is imported with its root first on sys.path, and the submission
+    modules another root loaded under the names this root provides are set aside meanwhile
+    (built classes keep their own modules), so one subproject never shadows another."""
+
+    def __init__(self, roots: list[str]) -> None:
+        self.here = Path.cwd().resolve()
+        self.roots = [r for r in roots if r != "."]
+        self.active = "."
+        self.stash: dict[str, dict[str, Any]] = {}
+
+    def _provided(self, root: str) -> set[str]:
+        folder = self.here / root
+        return {p.stem if p.suffix == ".py" else p.name for p in folder.iterdir()
+                if p.suffix == ".py" or p.is_dir()} if folder.is_dir() else set()
+
+    def activate(self, root: str) -> None:
+        if root == self.active:
+            return
+        provided = self._provided(root)
+        aside = self.stash.setdefault(self.active, {})
+        for name, module in list(sys.modules.items()):
+            if name.split(".")[0] in provided and _in_folder(module, self.here):
+                aside[name] = sys.modules.pop(name)
+        sys.modules.update(self.stash.pop(root, {}))
+        # This root first; roots providing the same names are left out meanwhile (a regular
+        # package anywhere on sys.path would beat this root's namespace folder).
+        entries = [str((self.here / r).resolve()) for r in self.roots]
+        sys.path[:] = [p for p in sys.path if p not in entries]
+        keep = [r for r in self.roots if r != root and not (self._provided(r) & provided)]
+        order = ([root] if root != "." else []) + keep
+        sys.path[0:0] = [str((self.here / r).resolve()) for r in order]
+        import importlib
+
+        importlib.invalidate_caches()
+        self.active = root
+
+
+def _in_folder(module: Any, folder: Path) -> bool:
+    """Whether a module was loaded from the submission (a file, or a namespace package there)."""
+    files = [getattr(module, "__file__", None)] + list(getattr(module, "__path__", None) or [])
+    return any(f and folder in Path(f).resolve().parents for f in files)
 
 
 def _import(module: dict[str, str], candidates: list, module_base: type) -> dict[str, Any]:
@@ -161,6 +216,15 @@ def _import_module(path: str, name: str):
         sys.modules.pop(private, None)
         raise
     return module
+
+
+def _describe_plan(plan, variant: dict[str, Any]) -> dict[str, Any]:
+    from grader.worker.adapters import Unresolved
+
+    if isinstance(plan, Unresolved):
+        return {"id": variant["id"], "unresolved": plan.status, "message": plan.message,
+                "looked_for": list(plan.looked_for), "candidates": list(plan.candidates)}
+    return {"id": variant["id"], "mapping": plan.description, "adapter": plan.adapter, "notes": list(plan.notes)}
 
 
 def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch, channel: Channel,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import enum
 import functools
 import inspect
 import json
@@ -378,7 +379,12 @@ class _Sig:
 
 def _signature(obj: Any) -> _Sig:
     try:
-        sig = inspect.signature(obj)
+        try:   # annotations as objects (`variant: "FCNVariant"` under `from __future__ import annotations`)
+            sig = inspect.signature(obj, eval_str=True)
+        except (TypeError, ValueError):
+            raise
+        except Exception:  # an annotation that does not evaluate: keep it as text
+            sig = inspect.signature(obj)
     except (TypeError, ValueError) as exc:
         raise _NotUsable(f"segrade cannot read its signature ({exc})") from None
     params, var_kw, var_pos = [], None, None
@@ -423,18 +429,53 @@ def _literal_choices(p: inspect.Parameter) -> list[Any]:
     ann = p.annotation
     if ann is p.empty:
         return []
-    if isinstance(ann, str):
-        match = re.search(r"Literal\[(.*)\]", ann)
-        if not match:
-            return []
+    match = re.search(r"Literal\[(.*)\]", ann) if isinstance(ann, str) else None
+    if match:
         try:
-            value = ast.literal_eval(f"({match.group(1)},)")
+            return list(ast.literal_eval(f"({match.group(1)},)"))
         except (ValueError, SyntaxError):
             return []
-        return list(value)
     if typing.get_origin(ann) is typing.Literal:
         return list(typing.get_args(ann))
+    enum_type = _enum_type(p)
+    if enum_type is not None:
+        return list(enum_type)
     return []
+
+
+def _enum_type(p: inspect.Parameter) -> type[enum.Enum] | None:
+    """The Enum class a parameter takes: its annotation (`variant: FCNVariant`, Optional too)
+    or its default's class."""
+    ann = p.annotation
+    for t in [ann, *typing.get_args(ann)] if ann is not p.empty else []:
+        if isinstance(t, type) and issubclass(t, enum.Enum):
+            return t
+    if isinstance(p.default, enum.Enum):
+        return type(p.default)
+    return None
+
+
+def _value_text(value: Any) -> str:
+    """How a value is written in a mapping sentence: Enum members by name (FCNVariant.FCN8S)."""
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__name__}.{value.name}"
+    return repr(value)
+
+
+def _enum_member(enum_type: type[enum.Enum], value: Any) -> enum.Enum | None:
+    """A manifest's value for an Enum parameter: a member's name ("FCN8S", "FCNVariant.FCN8S",
+    case ignored) or its value ("fcn8s", 8)."""
+    if isinstance(value, enum_type):
+        return value
+    if isinstance(value, str):
+        name = value.rpartition(".")[2] if value.startswith(enum_type.__name__ + ".") else value
+        for member in enum_type:
+            if member.name == name or member.name.lower() == name.lower():
+                return member
+    for member in enum_type:
+        if member.value == value or (isinstance(value, str) and str(member.value).lower() == value.lower()):
+            return member
+    return None
 
 
 # --------------------------------------------------------------------------- name heuristics
@@ -454,6 +495,10 @@ _STRIDE_VALUE = re.compile(r"^\s*(?:fcn)?[-_ ]?(8|16|32)\s*s?\s*$", re.IGNORECAS
 
 def _stride_of(value: Any) -> int | None:
     """8, "8", "8s", "fcn8s", "FCN-8s", "fcn_8s" -> 8; anything else -> None."""
+    if isinstance(value, enum.Enum):   # FCNVariant.FCN8S = "fcn8s" / = 8 / = auto()
+        by_value = _stride_of(value.value)
+        by_name = _stride_from_name(value.name)
+        return by_value if by_value is not None else by_name if isinstance(by_name, int) else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -593,6 +638,9 @@ def _variant_param(sig: _Sig) -> inspect.Parameter | None:
         if p.default is p.empty or _stride_of(p.default) is not None:
             return p
         if any(_stride_of(c) is not None for c in _literal_choices(p)):
+            return p
+    for p in sig.params:   # any name, when its Enum or Literal choices are the three strides
+        if {_stride_of(c) for c in _literal_choices(p)} >= {8, 16, 32}:
             return p
     return None
 
@@ -926,10 +974,10 @@ def _split_call(sig: _Sig, values: dict[str, Any]) -> tuple[tuple[Any, ...], dic
 
 
 def _call_text(name: str, args: tuple, kwargs: dict[str, Any], after: typing.Iterable[tuple[str, dict]]) -> str:
-    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    parts = [_value_text(a) for a in args] + [f"{k}={_value_text(v)}" for k, v in kwargs.items()]
     text = f"{name}({', '.join(parts)})"
     for method, kw in after:
-        text += f".{method}({', '.join(f'{k}={v!r}' for k, v in kw.items())})"
+        text += f".{method}({', '.join(f'{k}={_value_text(v)}' for k, v in kw.items())})"
     return text
 
 
@@ -987,6 +1035,17 @@ def _plan_from_manifest(request: VariantRequest, entry: dict, candidates: list[C
         return fail(f"{sig.text(candidate.name)} in {candidate.source} has no parameter "
                     f"{', '.join(f'`{k}`' for k in unknown)}: fix the kwargs")
 
+    # Enum-typed parameters take a member's name or value in the manifest (TOML has no Enum).
+    for key, value in list(given.items()):
+        p = sig.get(key)
+        enum_type = _enum_type(p) if p is not None else None
+        if enum_type is not None:
+            member = _enum_member(enum_type, value)
+            if member is None:
+                names = ", ".join(f'"{enum_type.__name__}.{m.name}"' for m in enum_type)
+                return fail(f"{key} = {value!r} is not a member of {enum_type.__name__}: write one of {names}")
+            given[key] = member
+
     # Fill what the manifest leaves out: the class count, RGB input, the pretrained switch.
     auto = _Filled({}, [], [], [], set())
     _fill_common(request, candidate.name, sig, auto, blind=False)
@@ -1031,6 +1090,8 @@ def _toml_value(value: Any) -> str | None:
         return repr(value)
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, enum.Enum):   # an Enum member by name; the manifest resolves it
+        return json.dumps(_value_text(value))
     return None   # None and objects cannot be written in TOML: leave them to their defaults
 
 
