@@ -78,6 +78,7 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
     figures = {"parameters": observed.get("parameters"),
                **{k: v for k, v in (observed.get("figures") or {}).items() if k != "traceback"},
                "architecture": observed.get("architecture"),
+               "backbone": backbone_text(observed.get("backbone_found")),
                "build_seconds": (observed.get("build") or {}).get("seconds"),
                "forward_seconds": (observed.get("forward") or {}).get("seconds"),
                "check_seconds": observed.get("check_seconds")}
@@ -100,6 +101,22 @@ def _builds(observed: dict[str, Any]) -> CheckResult:
         return CheckResult("builds", CheckStatus.PASS, f"built as {observed.get('mapping')}")
     error = build.get("error", "the worker reported no build result")
     message = f"building {observed.get('mapping')} raised {error}"
+    downloads = build.get("downloads") or []
+    if downloads and _is_network_failure(error):
+        file = downloads[-1].rsplit("/", 1)[-1]
+        arch = re.match(r"([a-z0-9_]+?)-[0-9a-f]{6,}\.pth$", file)
+        name = arch.group(1).upper().replace("_BN", "-BN") if arch else None
+        if name and not name.startswith("VGG16"):
+            message += (f". The constructor's own code asked for {name} ImageNet weights ({file}) from the network: "
+                        "grading runs offline, and the assignment's backbone is VGG16, whose weights segrade supplies "
+                        "when the instructor has them. Build the backbone with torchvision.models.vgg16 and load "
+                        "weights only when `pretrained` is true")
+        else:
+            message += (f". The constructor downloads {file} although segrade passed the pretrained switch it was "
+                        "given; grading runs offline: download only when `pretrained` is true (segrade passes "
+                        "pretrained=True only when the instructor supplies ImageNet weights)")
+        return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.get("traceback"),
+                                                                "downloads": downloads})
     if _is_network_failure(error):
         message += (". The constructor tried to download weights, but grading runs offline: download only "
                     "when `pretrained` is true (segrade passes pretrained=False unless the instructor "
@@ -191,34 +208,73 @@ def _gradients(observed: dict[str, Any]) -> CheckResult:
     return CheckResult("gradients", CheckStatus.PASS, "every trainable parameter gets a finite gradient", grads)
 
 
+def backbone_text(found: dict[str, Any] | None) -> str | None:
+    """What the worker found the backbone to be, in words: "VGG16 (torchvision)", "none"."""
+    if not found or "error" in found:
+        return None
+    if not found.get("kind"):
+        return "none"
+    how = {"torchvision": "from torchvision", "layer sequence": "hand-written: recognised by its layer sequence"}
+    return f"{found['kind']} ({how.get(found.get('how'), found.get('how'))})"
+
+
+def _parts_text(names: list[str], parts: dict[str, str]) -> str:
+    """conv5_1, conv5_2, fc6 (the VGG layers those tensors belong to), else the tensor names."""
+    seen: list[str] = []
+    for name in names:
+        part = parts.get(name)
+        if part and part not in seen:
+            seen.append(part)
+    return _names(seen, 6) if seen else _names(names)
+
+
 def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
     frozen = bool(variant.traits["frozen"])
     check_id = "frozen_backbone" if frozen else "finetuned_backbone"
     info = observed.get("backbone") or {}
+    found = observed.get("backbone_found")
     if "error" in info:
         return CheckResult(check_id, CheckStatus.FAIL, f"a training step raised {info['error']}", info)
     if not info.get("backbone_tensors"):
+        if found is not None and "error" not in found:   # identified by provenance: there is none
+            built = f" (the constructor built {', '.join(found['built'])} but uses none of its layers)" \
+                if found.get("built") else ""
+            return CheckResult(check_id, CheckStatus.FAIL,
+                               f"{variant.class_name} has no VGG backbone{built}: no layer comes from a torchvision "
+                               "VGG (torchvision.models.vgg16) and its convolutions do not follow VGG16's 13-layer "
+                               "sequence, so there is no backbone to " + ("freeze" if frozen else "fine-tune")
+                               + ". The assignment's FCNs are built on ImageNet VGG16", info | {"found": found})
         return CheckResult(check_id, CheckStatus.WARN, "no VGG16-shaped layers found, so segrade cannot tell "
                            "the backbone apart from the head", info)
+    kind = backbone_text(found) or "VGG16-shaped layers"
     changed, steps = info.get("backbone_changed", []), info.get("steps")
+    parts = info.get("changed_parts") or {}
     if frozen and changed:
         stats = [n for n in changed if n.endswith(("running_mean", "running_var", "num_batches_tracked"))]
-        why = (" BatchNorm statistics drift in train mode: keep the backbone's BatchNorm layers in eval mode."
-               if stats else " Set requires_grad=False on every backbone parameter (a flag that is never "
-               "applied, or applied to a copy, does nothing).")
+        weights = [n for n in changed if n not in stats]
+        moved, advice = [], []
+        if weights:
+            moved.append(f"the weights of {_parts_text(weights, parts)}")
+            advice.append("Set requires_grad=False on every parameter of those layers, or leave them out of the "
+                          "optimiser (a flag that is never applied, or applied to a copy, does nothing).")
+        if stats:
+            moved.append(f"the BatchNorm statistics of {_parts_text(stats, parts)}")
+            advice.append("Keep the backbone's BatchNorm layers in eval mode (their running statistics move in "
+                          "train mode even when their parameters are frozen).")
         return CheckResult(check_id, CheckStatus.FAIL,
-                           f"{len(changed)} of {info['backbone_tensors']} backbone tensors changed during {steps} "
-                           f"training steps although the backbone should be frozen ({_names(changed)}).{why}", info)
+                           f"{len(changed)} of {info['backbone_tensors']} backbone tensors ({kind}) changed during "
+                           f"{steps} training steps although the backbone should be frozen: "
+                           f"{' and '.join(moved)} moved ({_names(changed)}). {' '.join(advice)}", info)
     if frozen and not info.get("head_changed"):
         return CheckResult(check_id, CheckStatus.FAIL, f"nothing outside the backbone changed during {steps} "
                            "training steps: the head does not train", info)
     if not frozen and not changed:
-        return CheckResult(check_id, CheckStatus.FAIL, f"the backbone did not change during {steps} training steps "
-                           "although this variant fine-tunes it: it is frozen", info)
+        return CheckResult(check_id, CheckStatus.FAIL, f"the backbone ({kind}) did not change during {steps} training "
+                           "steps although this variant fine-tunes it: it is frozen", info)
     what = "bit-identical, while the head trained" if frozen else "changed, as fine-tuning should"
     return CheckResult(check_id, CheckStatus.PASS,
-                       f"after {steps} real training steps the {info['backbone_tensors']} backbone tensors are {what}",
-                       info)
+                       f"after {steps} real training steps the {info['backbone_tensors']} backbone tensors ({kind}) "
+                       f"are {what}", info)
 
 
 def _architecture(observed: dict[str, Any], variant: Variant) -> CheckResult:

@@ -145,7 +145,8 @@ def _variant(v: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assi
         "miou": metrics.get("miou"),
         "band_text": (f"{band['lower']:.3f}–{band['upper']:.3f}" if band and band.get("measured")
                       else "not measured" if band else "–"),
-        "architecture_rows": _architecture_rows(arch, spec.architecture if spec else {}),
+        "architecture_rows": _architecture_rows(arch, spec.architecture if spec else {}, figs.get("backbone"),
+                                                family),
         "figures_rows": _figure_rows(figs),
         "curves_chart": figures.curves_chart(v.get("curves") or {}, metrics.get("miou"), band),
         "per_class_chart": figures.per_class_chart(metrics.get("per_class_iou") or {},
@@ -158,10 +159,14 @@ def _check_details(checks: list[dict], check_id: str) -> dict:
     return next((c.get("details") or {} for c in checks if c["id"] == check_id), {})
 
 
-def _architecture_rows(fp: dict | None, required: dict) -> list[dict[str, str]]:
-    """The fingerprint beside what the spec requires, one property per row."""
+def _architecture_rows(fp: dict | None, required: dict, backbone: str | None = None,
+                       family: str | None = None) -> list[dict[str, str]]:
+    """The fingerprint beside what the spec requires, one property per row; the backbone
+    found (by provenance: what came from a torchvision VGG) first."""
+    head = [{"property": "backbone", "measured": backbone,
+             "required": "VGG16 (VGG19 accepted)" if family == "fcn" else "–"}] if backbone else []
     if not fp:
-        return []
+        return head
 
     def scales(values) -> str:
         return "none" if not values else ", ".join(format_scale(s) for s in values)
@@ -181,7 +186,7 @@ def _architecture_rows(fp: dict | None, required: dict) -> list[dict[str, str]]:
         ("downsampling levels", str(fp.get("downsampling_levels", "–")), "–"),
         ("graph built by", _graph_method(fp), "–"),
     ]
-    return [{"property": p, "measured": m, "required": r} for p, m, r in rows]
+    return head + [{"property": p, "measured": m, "required": r} for p, m, r in rows]
 
 
 def _graph_method(fp: dict) -> str:

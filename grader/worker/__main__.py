@@ -65,7 +65,9 @@ def main(argv: list[str]) -> int:
     import torch
 
     from grader.worker import graph, probes  # noqa: F401  (imported before student code can shadow anything)
-    from grader.worker.adapters import Candidate, VariantRequest, plan_variant
+
+    probes.install_vgg_recorder()
+    from grader.worker.adapters import Candidate, Unresolved, VariantRequest, plan_variant
     from grader.device import describe, resolve_device
     from grader.worker.stubs import install_stub_finder, stood_in
 
@@ -107,6 +109,22 @@ def main(argv: list[str]) -> int:
             channel.send("result", result=_describe_plan(plan, variant))
             continue
         result = _probe(plan, variant, device, request, torch, channel, guard)
+        # A candidate whose forward raises NotImplementedError (an abstract base segrade could
+        # not tell from its source) gives way to the next one that fits.
+        tried: list[Any] = []
+        while _not_implemented(result) and not isinstance(plan, Unresolved) and plan.adapter != "manifest":
+            tried.append(plan)
+            following = plan_variant(VariantRequest.from_json(variant), candidates, manifest,
+                                     exclude=[t.factory for t in tried])
+            if isinstance(following, Unresolved):
+                break
+            skipped = "; ".join(f"{getattr(t.factory, '__name__', t.factory)} in {t.source} not used: its forward "
+                                "raised NotImplementedError" for t in tried)
+            following.description += f"; {skipped}"
+            following.notes = (skipped, *following.notes)
+            plan = following
+            guard.restore()
+            result = _probe(plan, variant, device, request, torch, channel, guard)
         channel.send("result", result=result)
         if training and _trainable(result):
             guard.restore()
@@ -114,7 +132,7 @@ def main(argv: list[str]) -> int:
             # the profile decides whether the backbone starts from ImageNet weights.
             train_plan = plan_variant(VariantRequest.from_json({**variant, "pretrained": training["pretrained"]
                                                                 if variant.get("pretrained") is not None else None}),
-                                      candidates, manifest)
+                                      candidates, manifest, exclude=[t.factory for t in tried])
             channel.send("training", id=variant["id"],
                          training=_train(train_plan, variant, device, training, channel, guard))
     channel.send("done")
@@ -242,13 +260,22 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
     torch.manual_seed(request.get("seed", 0))
     started = checks_started = time.perf_counter()
     try:
-        model = plan.build()
+        with probes.recording_vggs() as vggs:
+            model = plan.build()
     except BaseException as exc:
-        return result | {"build": _failure(exc)}
+        return result | {"build": _failure(exc) | _downloads(exc)}
     result["build"] = {"ok": True, "seconds": round(time.perf_counter() - started, 3)}
     if not isinstance(model, torch.nn.Module):
         result["build"] = {"ok": False, "error": f"the factory returned {type(model).__name__}, not an nn.Module"}
         return result
+    try:   # before any measurement trains it: copies of VGG weights are recognised by value
+        identified = probes.identify_backbone(model, list(vggs))
+    except Exception as exc:
+        identified = None
+        result["backbone_found"] = {"error": _short_error(exc)}
+    else:
+        result["backbone_found"] = {k: v for k, v in identified.items() if k != "tensors"}
+    vggs.clear()
     params = list(model.parameters())
     result["parameters"] = {"total": sum(p.numel() for p in params),
                             "trainable": sum(p.numel() for p in params if p.requires_grad)}
@@ -284,7 +311,7 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
                                                              (1, size - 32, size + 32)], device),
         "figures": lambda: probes.figures(model, to_logits, size, device),
         "gradients": lambda: probes.gradients(model, to_logits, variant["num_classes"], device),
-        "backbone": lambda: probes.backbone_training(model, variant["num_classes"], device),
+        "backbone": lambda: probes.backbone_training(model, variant["num_classes"], device, identified),
     }
     if variant.get("family") != "fcn":
         del measurements["backbone"]
@@ -300,6 +327,11 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
         seconds[name] = round(time.perf_counter() - started, 3)
     result["check_seconds"] = {"total": round(time.perf_counter() - checks_started, 3), **seconds}
     return result
+
+
+def _not_implemented(result: dict[str, Any]) -> bool:
+    return any(str((result.get(step) or {}).get("error", "")).startswith("NotImplementedError")
+               for step in ("build", "forward"))
 
 
 def _trainable(result: dict[str, Any]) -> bool:
@@ -410,6 +442,19 @@ def _load_weights(model, path: str | None) -> str:
     state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
     model.load_state_dict(state, strict=True)
     return path
+
+
+def _downloads(exc: BaseException) -> dict[str, Any]:
+    """The weights URLs a failed build was fetching (torch.hub's `url` in the traceback's
+    frames): so the message can say which weights the code asked for (VGG19's, not VGG16's)."""
+    urls: list[str] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        url = tb.tb_frame.f_locals.get("url")
+        if isinstance(url, str) and url.startswith(("http://", "https://")) and url not in urls:
+            urls.append(url)
+        tb = tb.tb_next
+    return {"downloads": urls} if urls else {}
 
 
 def _failure(exc: BaseException) -> dict[str, Any]:

@@ -72,6 +72,12 @@ FREEZE_METHOD_NAMES = ("freeze_backbone", "freeze", "freeze_encoder", "freeze_fe
                        "freeze_base", "freeze_pretrained", "freeze_weights")
 UNFREEZE_METHOD_NAMES = ("unfreeze_backbone", "unfreeze", "unfreeze_encoder", "unfreeze_features",
                          "unfreeze_vgg", "unfreeze_base", "unfreeze_all")
+# Parameters that choose the backbone (FCN family): given the assignment's, VGG16, in the
+# style the class uses ("vgg16", "VGG16_BN", torchvision.models.vgg16...).
+BACKBONE_ARG_NAMES = ("backbone", "backbone_name", "backbone_type", "backbone_arch", "encoder", "encoder_name",
+                      "base_model", "base_net", "basenet", "base_network", "vgg", "vgg_type", "vgg_version",
+                      "vgg_name", "vgg_variant", "feature_extractor", "features", "pretrained_model", "cnn")
+ASSIGNMENT_BACKBONE = "vgg16"
 # Parameters of a family class that choose the FCN variant (its output stride).
 VARIANT_ARG_NAMES = ("variant", "fcn_variant", "mode", "arch", "architecture", "type", "fcn_type", "model_type",
                      "net_type", "kind", "version", "stride", "output_stride", "out_stride", "upsample",
@@ -459,6 +465,8 @@ def _value_text(value: Any) -> str:
     """How a value is written in a mapping sentence: Enum members by name (FCNVariant.FCN8S)."""
     if isinstance(value, enum.Enum):
         return f"{type(value).__name__}.{value.name}"
+    if inspect.isfunction(value) and getattr(value, "__module__", "").startswith("torchvision"):
+        return f"torchvision.models.{value.__name__}"
     return repr(value)
 
 
@@ -696,10 +704,12 @@ class _Option:
 
 
 def plan_variant(request: VariantRequest, candidates: list[Candidate],
-                 manifest: dict[str, dict] | None = None) -> BuildPlan | Unresolved:
-    """Decide how to build one variant from the student's candidates (see the module doc)."""
+                 manifest: dict[str, dict] | None = None, exclude: typing.Sequence[Any] = ()) -> BuildPlan | Unresolved:
+    """Decide how to build one variant from the student's candidates (see the module doc).
+    `exclude`: factories already tried whose forward raised NotImplementedError."""
     if manifest and request.id in manifest:
         return _plan_from_manifest(request, manifest[request.id], candidates)
+    candidates = [c for c in candidates if not any(c.obj is e for e in exclude)]
 
     options: list[_Option] = []
     rejected: list[tuple[tuple[int, int, int], str]] = []   # (rank, reason) of candidates that fit but fail
@@ -722,6 +732,17 @@ def plan_variant(request: VariantRequest, candidates: list[Candidate],
 
     if not options:
         return _missing(request, [reason for _, reason in rejected] + near_misses)
+    # An abstract base carrying the contract name (`class UNet` whose forward or decode()
+    # raises NotImplementedError, subclassed by VanillaUNet): concrete classes first.
+    abstract_notes: list[str] = []
+    abstract = {id(o.candidate.obj): why for o in options
+                if (why := _abstract_reason(o.candidate.obj, candidates)) is not None}
+    if abstract and any(id(o.candidate.obj) not in abstract for o in options):
+        for o in sorted(options, key=lambda o: o.rank):
+            if id(o.candidate.obj) in abstract:
+                abstract_notes.append(f"{o.candidate.label} is an abstract base ({abstract[id(o.candidate.obj)]}): "
+                                      "not built")
+        options = [o for o in options if id(o.candidate.obj) not in abstract]
     best = min(o.rank for o in options)
     top = [o for o in options if o.rank == best]
     notes: list[str] = []
@@ -736,7 +757,55 @@ def plan_variant(request: VariantRequest, candidates: list[Candidate],
             return _ambiguous(request, top)
     chosen = top[0]
     notes += [f"not used: {reason}" for rank, reason in rejected if rank < chosen.rank]
-    return _plan(request, chosen, notes)
+    plan = _plan(request, chosen, abstract_notes + notes)
+    if abstract_notes:
+        plan.description += "; " + "; ".join(abstract_notes)
+    return plan
+
+
+def _raises_only_not_implemented(function: Any) -> bool:
+    """A function whose body (after a docstring) is only `raise NotImplementedError...`."""
+    text = _source_text(function)
+    if text is None:
+        return False
+    try:
+        tree = ast.parse(textwrap.dedent(text))
+    except SyntaxError:
+        return False
+    fn = tree.body[0] if tree.body and isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+    if fn is None:
+        return False
+    body = [n for n in fn.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
+        return False
+    exc = body[0].exc.func if isinstance(body[0].exc, ast.Call) else body[0].exc
+    return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
+
+
+def _abstract_reason(obj: Any, candidates: list[Candidate]) -> str | None:
+    """Why a candidate class is an abstract base, or None: abc-abstract, no forward of its own,
+    a forward that only raises NotImplementedError, or another method that only raises it and
+    that a subclass among the candidates implements."""
+    if not inspect.isclass(obj) or not _is_module_class(obj):
+        return None
+    import torch
+
+    if inspect.isabstract(obj):
+        return "it has abstract methods"
+    forward = getattr(obj, "forward", None)
+    if forward is torch.nn.Module.forward:
+        return "it defines no forward"
+    if _raises_only_not_implemented(forward):
+        return "its forward raises NotImplementedError"
+    subclasses = [c.obj for c in candidates if inspect.isclass(c.obj) and c.obj is not obj and issubclass(c.obj, obj)]
+    for name, member in vars(obj).items():
+        if not inspect.isfunction(member) or not _raises_only_not_implemented(member):
+            continue
+        implementers = sorted({sub.__name__ for sub in subclasses
+                               if any(name in k.__dict__ for k in sub.__mro__[:sub.__mro__.index(obj)])})
+        if implementers:
+            return f"its {name}() raises NotImplementedError; {', '.join(implementers)} implement it"
+    return None
 
 
 def _dedupe(options: list[_Option]) -> list[_Option]:
@@ -829,6 +898,9 @@ def _fill(request: VariantRequest, candidate: Candidate, tier: str, sig: _Sig) -
     if "frozen" in traits:
         _fill_freeze(request, candidate, sig, out, blind, contract)
 
+    if request.family == "fcn" or "stride" in traits:
+        _fill_backbone_choice(candidate, sig, out)
+
     unet_traits = [t for t in ("skip", "residual", "attention") if t in traits]
     flagged = False
     for trait in unet_traits:
@@ -870,10 +942,42 @@ def _fill(request: VariantRequest, candidate: Candidate, tier: str, sig: _Sig) -
     return out
 
 
+def _by_pattern(sig: _Sig, matches: typing.Callable[[str], bool]) -> inspect.Parameter | None:
+    """The first count-like parameter (an int default, None, or required; an `int` annotation
+    or none) whose name matches: the class count or input channels under a name not listed."""
+    for p in sig.params:
+        if not matches(p.name) or not _count_like(p) or isinstance(p.default, bool):
+            continue
+        ann = _annotation_text(p).replace("typing.", "")
+        if ann in ("", "int", "Optional[int]", "int | None"):
+            return p
+    return None
+
+
+def _is_class_count_name(name: str) -> bool:
+    """output_classes, nb_classes, number_of_classes, n_labels, num_outputs, out_dim..."""
+    words = _tokens(name)
+    if any(w in ("weight", "weights", "names", "name", "map", "mapping", "ids", "idx", "index") for w in words):
+        return False
+    if any(w in ("class", "classes", "cls", "label", "labels", "categories", "category") for w in words):
+        return True
+    return bool(words) and words[0] in ("out", "output", "outputs", "nout", "num", "n", "nb") and any(
+        w in ("out", "output", "outputs", "dim", "dims", "channels", "chans", "ch", "planes") for w in words[1:]) \
+        and "in" not in words
+
+
+def _is_in_channel_name(name: str) -> bool:
+    """image_channels, img_channels, in_dim, input_dim, num_channels, n_channel, in_planes..."""
+    words = _tokens(name)
+    channel = any(w in ("channel", "channels", "chans", "ch", "chs", "dim", "planes") for w in words)
+    source = any(w in ("in", "input", "inputs", "img", "image", "images", "rgb") for w in words)
+    return channel and (source or name in ("channels", "num_channels", "n_channel", "nchannels"))
+
+
 def _fill_common(request: VariantRequest, name: str, sig: _Sig, out: _Filled, blind: bool) -> None:
     """Class count, input channels and the pretrained switch (used by the manifest too)."""
     values = out.values
-    p = _first(sig, CLASS_COUNT_NAMES, _count_like)
+    p = _first(sig, CLASS_COUNT_NAMES, _count_like) or _by_pattern(sig, _is_class_count_name)
     if p is not None:
         values[p.name] = request.num_classes
         out.auto.add(p.name)
@@ -883,7 +987,7 @@ def _fill_common(request: VariantRequest, name: str, sig: _Sig, out: _Filled, bl
     else:
         out.notes.append(f"{name} takes no class-count argument: assumed to output {request.num_classes} classes")
 
-    p = _first(sig, IN_CHANNEL_NAMES, _count_like)
+    p = _first(sig, IN_CHANNEL_NAMES, _count_like) or _by_pattern(sig, _is_in_channel_name)
     if p is not None:
         if p.default is p.empty or p.default is None:
             values[p.name] = 3
@@ -958,6 +1062,59 @@ def _fill_freeze(request: VariantRequest, candidate: Candidate, sig: _Sig, out: 
     out.notes.append(f"no freeze option found in {name} (no flag, no freeze method): built as the class defaults; "
                      "the frozen-backbone check shows whether the backbone "
                      + ("is frozen" if frozen else "trains"))
+
+
+_VGG16_TEXT = re.compile(r"vgg[-_ ]?16(?!\d)", re.IGNORECASE)
+_VGG_TEXT = re.compile(r"vgg[-_ ]?(\d+)", re.IGNORECASE)
+
+
+def _fill_backbone_choice(candidate: Candidate, sig: _Sig, out: _Filled) -> None:
+    """A backbone-choice argument (`backbone_name="vgg19"`, `backbone="resnet50"`) gets VGG16,
+    the assignment's backbone, in the form the class uses; left alone when no VGG16 form is
+    found (and said so)."""
+    for p in sig.params:
+        if p.name not in BACKBONE_ARG_NAMES or p.name in out.values or _annotation_text(p) == "bool":
+            continue
+        default = p.default if p.default is not p.empty else None
+        if isinstance(default, bool) or isinstance(default, (int, float)):
+            continue
+        value = _vgg16_value(candidate.obj, p, default)
+        if value is None:
+            if default is not None and not (isinstance(default, str) and _VGG16_TEXT.search(default)):
+                out.notes.append(f"{candidate.name}'s {p.name} defaults to {_value_text(default)} and segrade found no "
+                                 f"VGG16 value for it: built with that backbone")
+            continue
+        if default is not None and (value is default or value == default):
+            return   # already VGG16
+        out.values[p.name] = value
+        out.mechanisms.append("backbone argument")
+        was = f" instead of its default {_value_text(default)}" if default is not None else ""
+        out.notes.append(f"{p.name}={_value_text(value)}{was}: the assignment's backbone is VGG16")
+        return
+
+
+def _vgg16_value(obj: Any, p: inspect.Parameter, default: Any) -> Any:
+    """VGG16 in the style of this parameter: a Literal/Enum choice, a string of the class's
+    source, the default restyled (vgg19 -> vgg16), or torchvision's vgg16 builder."""
+    for choice in _literal_choices(p):
+        text = choice.name if isinstance(choice, enum.Enum) else choice
+        if isinstance(text, str) and _VGG16_TEXT.search(text) and "bn" not in text.lower():
+            return choice
+    if callable(default) and getattr(default, "__module__", "").startswith("torchvision.models"):
+        match = _VGG_TEXT.search(getattr(default, "__name__", ""))
+        if match:
+            import torchvision
+
+            return getattr(torchvision.models, _VGG_TEXT.sub("vgg16", default.__name__, count=1), None)
+        return None
+    if isinstance(default, str) and _VGG16_TEXT.search(default):
+        return default
+    if isinstance(default, str) and _VGG_TEXT.search(default):
+        return _VGG_TEXT.sub(lambda m: m.group(0)[:-len(m.group(1))] + "16", default, count=1)
+    texts = [t for t in _string_constants(obj) if _VGG16_TEXT.fullmatch(t.strip())]
+    if texts and (default is None or isinstance(default, str)):
+        return texts[0]
+    return None
 
 
 def _split_call(sig: _Sig, values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
