@@ -28,9 +28,14 @@ WORKER_STATUS = {"timeout": VariantStatus.TIMEOUT, "oom": VariantStatus.OOM, "cr
                  "error": VariantStatus.ERROR}
 
 
+# Frameworks segrade does not grade (as the worker names them), and their module names.
+OTHER_FRAMEWORK_MODULES = ("tensorflow", "keras", "tf_keras", "jax", "flax", "paddle", "mxnet", "mindspore")
+
+
 def _missing_module_hint(import_errors: tuple[str, ...]) -> str:
     """What to do about `No module named 'x'`: hand in x.py, or do without the package."""
     names = sorted(set(re.findall(r"No module named '([\w.]+)'", " ".join(import_errors))))
+    names = [n for n in names if n.split(".")[0] not in OTHER_FRAMEWORK_MODULES]
     if not names:
         return " Fix that error first."
     listed = ", ".join(f"'{n}'" for n in names)
@@ -39,9 +44,37 @@ def _missing_module_hint(import_errors: tuple[str, ...]) -> str:
             "if it is a package, use only torch, torchvision, numpy and the standard library.")
 
 
+def _not_pytorch(failed_modules: tuple[dict[str, Any], ...]) -> str | None:
+    """A submission written for another framework: what to tell it, or None."""
+    frameworks = sorted({f for m in failed_modules for f in m.get("frameworks") or ()})
+    if not frameworks:
+        return None
+    files = ", ".join(m["path"] for m in failed_modules if m.get("frameworks"))
+    return (f"This code is written for {' and '.join(frameworks)}, not PyTorch ({files} "
+            f"import{'s' if ',' not in files else ''} it), and segrade grades PyTorch models only "
+            "(torch.nn.Module subclasses): write the models with torch.nn to have them graded.")
+
+
+def _defining_files(variant: Variant, failed_modules: tuple[dict[str, Any], ...]) -> list[str]:
+    """Files that failed to import and define a class that could build this variant."""
+    from grader.worker.adapters import _is_helper_name, normalise_name
+
+    names = {normalise_name(n) for n in (variant.class_name, *variant.aliases)}
+    family = normalise_name(variant.family.id)
+    found = []
+    for module in failed_modules:
+        fits = [n for n in module.get("defines") or () if normalise_name(n) in names
+                or (family in normalise_name(n) and not _is_helper_name(n) and not n.startswith("_"))]
+        if fits:
+            found.append(f"{module['path']}, which defines {', '.join(fits)}, failed to import: {module['error']}")
+    return found
+
+
 def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assignment, *, batch_size: int,
-                  import_errors: tuple[str, ...] = (), imported_any: bool = True) -> VariantResult:
-    """Judge one variant from what the worker observed."""
+                  import_errors: tuple[str, ...] = (), imported_any: bool = True,
+                  failed_modules: tuple[dict[str, Any], ...] = ()) -> VariantResult:
+    """Judge one variant from what the worker observed. `failed_modules`: the worker's reports
+    on the files that failed to import (with what each defines, read from its source)."""
     if "worker_status" in observed:
         status = WORKER_STATUS.get(observed["worker_status"], VariantStatus.ERROR)
         return _result(variant, status, observed.get("mapping"),
@@ -51,7 +84,19 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
         status = VariantStatus.AMBIGUOUS if observed["unresolved"] == "ambiguous" else VariantStatus.MISSING
         message = observed.get("message", "not found")
         details = {"looked_for": observed.get("looked_for", []), "candidates": observed.get("candidates", [])}
-        if import_errors and not imported_any and status is VariantStatus.MISSING:
+        other = _not_pytorch(failed_modules) if status is VariantStatus.MISSING else None
+        defining = _defining_files(variant, failed_modules) if status is VariantStatus.MISSING else []
+        if other:
+            status = VariantStatus.ERROR
+            details |= {"import_failed": True, "not_pytorch": True}
+            message = f"{variant.class_name} ({variant.id}) cannot be graded. {other}"
+        elif defining:
+            # The class is there, in a file that did not import: that is the cause, said first.
+            status = VariantStatus.ERROR
+            details["defining_files_failed"] = True
+            message = (f"{variant.class_name} ({variant.id}) was not built: {'; '.join(defining)}."
+                       f"{_missing_module_hint(tuple(defining))}\n\n{message}")
+        elif import_errors and not imported_any and status is VariantStatus.MISSING:
             # No file imported: that is the cause, whatever the class is called.
             status = VariantStatus.ERROR
             details["import_failed"] = True

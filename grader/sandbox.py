@@ -236,7 +236,8 @@ def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun
             if kind == "environment":
                 run.environment.update(event.get("environment", {}))
             elif kind == "module" and first:
-                run.modules.append({k: event.get(k) for k in ("path", "ok", "error", "traceback", "seconds")})
+                run.modules.append({k: event.get(k) for k in ("path", "ok", "error", "traceback", "seconds")}
+                                   | {k: event[k] for k in ("defines", "frameworks") if event.get(k)})
             elif kind == "phase":
                 phase, current = str(event.get("phase")), event.get("id")
                 deadline = time.monotonic() + limits.deadline(phase)

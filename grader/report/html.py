@@ -24,6 +24,7 @@ from markupsafe import Markup
 from grader.worker.graph import format_scale
 from grader.report import figures
 from grader.report.files import first_check, write_atomic
+from grader.report.terminal import package_notes
 from grader.resources import templates_dir
 from grader.spec import Assignment
 
@@ -101,7 +102,7 @@ def report_context(results: dict[str, Any], samples: dict[str, np.ndarray], assi
     discussed = {c["id"] for d in discussions for c in d["comparisons"]}
     log_tail = "\n".join(results.get("worker_log", "").strip().splitlines()[-LOG_TAIL_LINES:])
     return {
-        "r": results, "env": env, "grade": results["grade"], "assignment": assignment,
+        "package_notes": package_notes(env), "r": results, "env": env, "grade": results["grade"], "assignment": assignment,
         "submission": results["submission"],
         "summary": sorted(variants, key=lambda v: (FAILURE_ORDER.index(v["status"])
                                                    if v["status"] in FAILURE_ORDER else 0)),

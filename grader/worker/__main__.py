@@ -203,7 +203,7 @@ def _import(module: dict[str, str], candidates: list, module_base: type) -> dict
         loaded = _import_module(module["path"], module.get("name", ""))
     except BaseException as exc:  # SystemExit and KeyboardInterrupt from student code too
         return {"path": module["path"], "ok": False, "error": _short_error(exc),
-                "traceback": _traceback_tail()}
+                "traceback": _traceback_tail(), **_read_source(module["path"])}
     for attr, value in list(vars(loaded).items()):
         defined_here = getattr(value, "__module__", None) == loaded.__name__
         is_model_class = isinstance(value, type) and issubclass(value, module_base)
@@ -211,6 +211,31 @@ def _import(module: dict[str, str], candidates: list, module_base: type) -> dict
         if defined_here and (is_model_class or is_function):
             candidates.append(Candidate(attr, value, module["path"]))
     return {"path": module["path"], "ok": True, "error": None, "seconds": round(time.perf_counter() - started, 3)}
+
+
+# Deep-learning frameworks segrade does not grade: a submission written for one is told so.
+OTHER_FRAMEWORKS = {"tensorflow": "TensorFlow", "keras": "Keras", "tf_keras": "Keras", "jax": "JAX", "flax": "JAX/Flax",
+                    "paddle": "PaddlePaddle", "mxnet": "MXNet", "mindspore": "MindSpore"}
+
+
+def _read_source(path: str) -> dict[str, Any]:
+    """What a file that failed to import defines and which other frameworks it imports, read
+    from its syntax tree (nothing runs): so a missing variant can name the file that defines
+    it, and a Keras submission can be told it is one."""
+    import ast
+
+    try:
+        tree = ast.parse((Path.cwd() / path).read_text(encoding="utf-8", errors="replace"))
+    except (SyntaxError, ValueError, OSError):
+        return {}
+    defines = [n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))]
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            imported.add(node.module.split(".")[0])
+    return {"defines": defines, "frameworks": sorted({OTHER_FRAMEWORKS[n] for n in imported if n in OTHER_FRAMEWORKS})}
 
 
 def _import_module(path: str, name: str):
