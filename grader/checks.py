@@ -39,7 +39,7 @@ def _missing_module_hint(import_errors: tuple[str, ...]) -> str:
     if not names:
         return " Fix that error first."
     listed = ", ".join(f"'{n}'" for n in names)
-    files = ", ".join(f"{n.split('.')[0]}.py" for n in names)
+    files = ", ".join(f"{n.replace('.', '/')}.py" for n in names)
     return (f" {listed} is neither in the submission nor installed: if it is your own file, hand it in ({files}); "
             "if it is a package, use only torch, torchvision, numpy and the standard library.")
 
@@ -61,13 +61,17 @@ def _defining_files(variant: Variant, failed_modules: tuple[dict[str, Any], ...]
 
     names = {normalise_name(n) for n in (variant.class_name, *variant.aliases)}
     family = normalise_name(variant.family.id)
-    found = []
+    named, family_like = [], []
     for module in failed_modules:
-        fits = [n for n in module.get("defines") or () if normalise_name(n) in names
-                or (family in normalise_name(n) and not _is_helper_name(n) and not n.startswith("_"))]
-        if fits:
-            found.append(f"{module['path']}, which defines {', '.join(fits)}, failed to import: {module['error']}")
-    return found
+        defines = module.get("defines") or ()
+        exact = [n for n in defines if normalise_name(n) in names]
+        close = [n for n in defines if family in normalise_name(n) and not _is_helper_name(n) and not n.startswith("_")]
+        if exact:
+            named.append(f"{module['path']}, which defines {', '.join(exact)}, failed to import: {module['error']}")
+        elif close:
+            family_like.append(f"{module['path']}, which defines {', '.join(close)}, failed to import: "
+                               f"{module['error']}")
+    return named or family_like
 
 
 def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assignment, *, batch_size: int,
