@@ -311,8 +311,8 @@ def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
             advice.append("Keep the backbone's BatchNorm layers in eval mode (their running statistics move in "
                           "train mode even when their parameters are frozen).")
         return CheckResult(check_id, CheckStatus.FAIL,
-                           f"{len(changed)} of {info['backbone_tensors']} backbone tensors ({kind}) changed during "
-                           f"{steps} training steps although the backbone should be frozen: "
+                           f"{len(changed)} of {info['backbone_tensors']} backbone tensors changed during "
+                           f"{steps} training steps although the backbone ({kind}) should be frozen: "
                            f"{' and '.join(moved)} moved ({_names(changed)}). {' '.join(advice)}", info)
     if frozen and not info.get("head_changed"):
         return CheckResult(check_id, CheckStatus.FAIL, f"nothing outside the backbone changed during {steps} "
@@ -322,8 +322,8 @@ def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
                            "steps although this variant fine-tunes it: it is frozen", info)
     what = "bit-identical, while the head trained" if frozen else "changed, as fine-tuning should"
     return CheckResult(check_id, CheckStatus.PASS,
-                       f"after {steps} real training steps the {info['backbone_tensors']} backbone tensors ({kind}) "
-                       f"are {what}", info)
+                       f"after {steps} real training steps the {info['backbone_tensors']} backbone tensors are {what} "
+                       f"(backbone: {kind})", info)
 
 
 def _architecture(observed: dict[str, Any], variant: Variant) -> CheckResult:
