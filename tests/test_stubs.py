@@ -114,6 +114,15 @@ def test_missing_model_packages_are_stood_in_and_fail_where_used(tmp_path):
 
         def load(path):
             return cv2.imread(path)
+
+        class Data:
+            transform = A.Compose([A.Resize(256, 256), ToTensorV2()])   # import time: deferred
+
+            def __init__(self, size=A.Resize(64, 64)):
+                self.size = size
+
+            def get(self, image):
+                return self.transform(image=image)                     # a use
     """))
     got = _run(f"""
         import os
@@ -123,7 +132,8 @@ def test_missing_model_packages_are_stood_in_and_fail_where_used(tmp_path):
         from grader.worker.stubs import MissingPackageError, stood_in
         import student
         out = {{"stub": is_stub(student.cv2), "stood_in": stood_in()}}
-        for label, call in (("call", lambda: student.load("x.png")), ("build", lambda: student.Net())):
+        for label, call in (("call", lambda: student.load("x.png")), ("build", lambda: student.Net()),
+                            ("deferred", lambda: student.Data().get(None))):
             try:
                 call()
             except MissingPackageError as exc:
@@ -134,6 +144,8 @@ def test_missing_model_packages_are_stood_in_and_fail_where_used(tmp_path):
     assert got["stood_in"] == {"cv2": ["student.py"], "albumentations": ["student.py"], "lightning": ["student.py"]}
     assert got["call"].startswith("`cv2.imread(...)` at student.py line 13 needs the package `cv2` (opencv-python), "
                                   "which is not installed where segrade runs submissions")
+    assert got["deferred"].startswith("`albumentations.Compose(...)(...)` at student.py line 22 needs the package "
+                                      "`albumentations`"), got["deferred"]
     assert got["build"].startswith("building Net (derived from `lightning.LightningModule`) needs the package "
                                    "`lightning`")
 

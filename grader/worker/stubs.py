@@ -52,6 +52,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import inspect
 import os
 import site
 import sys
@@ -95,16 +96,32 @@ class MissingPackageError(ModuleNotFoundError):
     """A stood-in package was really used."""
 
 
-def _student_place() -> str | None:
-    """`file.py line N` of the innermost frame in the submission (the worker's cwd)."""
+def _student_frame():
+    """The innermost frame running a file of the submission (the worker's cwd), or None."""
     cwd = os.path.realpath(os.getcwd()) + os.sep
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
         if not filename.startswith("<") and os.path.realpath(filename).startswith(cwd):
-            return f"{os.path.relpath(os.path.realpath(filename), cwd[:-1])} line {frame.f_lineno}"
+            return frame
         frame = frame.f_back
     return None
+
+
+def _student_place() -> str | None:
+    """`file.py line N` of the innermost frame in the submission."""
+    frame = _student_frame()
+    if frame is None:
+        return None
+    cwd = os.path.realpath(os.getcwd())
+    return f"{os.path.relpath(os.path.realpath(frame.f_code.co_filename), cwd)} line {frame.f_lineno}"
+
+
+def _at_import_time() -> bool:
+    """Whether the student code running is a module's or a class's body (import time: default
+    arguments, class attributes), not a function: a call there is deferred, not a use."""
+    frame = _student_frame()
+    return frame is not None and not frame.f_code.co_flags & inspect.CO_NEWLOCALS
 
 
 def _missing_package(name: str, what: str) -> MissingPackageError:
@@ -133,6 +150,8 @@ class _StandIn:
         return _StandIn(f"{self._stand_in_name}.{attr}")
 
     def __call__(self, *args, **kwargs):
+        if _at_import_time():   # `transform = A.Compose([...])` in a class body, a default argument
+            return _StandIn(f"{self._stand_in_name}(...)")
         raise _missing_package(self._stand_in_name, f"`{self._stand_in_name}(...)`")
 
     def __iter__(self):
