@@ -180,7 +180,7 @@ class _Roots:
         # package anywhere on sys.path would beat this root's namespace folder).
         entries = [str((self.here / r).resolve()) for r in self.roots]
         sys.path[:] = [p for p in sys.path if p not in entries]
-        keep = [r for r in self.roots if r != root and not (self._provided(r) & provided)]
+        keep = [r for r in self.roots if r != root and (root == "." or not self._provided(r) & provided)]
         order = ([root] if root != "." else []) + keep
         sys.path[0:0] = [str((self.here / r).resolve()) for r in order]
         import importlib
