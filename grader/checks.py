@@ -263,7 +263,8 @@ def backbone_text(found: dict[str, Any] | None) -> str | None:
         return None
     if not found.get("kind"):
         return "none"
-    how = {"torchvision": "from torchvision", "layer sequence": "hand-written: recognised by its layer sequence"}
+    how = {"torchvision": "from torchvision", "layer sequence": "hand-written: recognised by its layer sequence",
+           "loaded weights": "weights the model loads itself: identical in two builds"}
     return f"{found['kind']} ({how.get(found.get('how'), found.get('how'))})"
 
 

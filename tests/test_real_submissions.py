@@ -223,6 +223,30 @@ def test_fcn_without_vgg_fails_the_backbone_check(tmp_path):
     assert result.figures["backbone"] == "none"
 
 
+def test_weights_the_model_loads_itself_are_found_by_two_builds():
+    import torch
+    from torch import nn
+
+    from grader.worker.probes import identify_loaded_weights
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3))
+            self.head = nn.Conv2d(8, 13, 1)
+            pretrained = torch.Generator().manual_seed(7)   # the same "checkpoint" in every build
+            with torch.no_grad():
+                for conv in (self.encoder[0], self.encoder[2]):
+                    conv.weight.copy_(torch.randn(conv.weight.shape, generator=pretrained))
+
+    torch.manual_seed(0)
+    first = Net()
+    torch.manual_seed(1)
+    found = identify_loaded_weights(first, Net())
+    assert found["how"] == "loaded weights" and found["kind"] == "pretrained layers"
+    assert set(found["tensors"]) == {"encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "encoder.2.bias"}
+
+
 # --------------------------------------------------------------------------- 7. backbone choice, downloads
 
 

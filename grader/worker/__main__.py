@@ -295,6 +295,16 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
         return result
     try:   # before any measurement trains it: copies of VGG weights are recognised by value
         identified = probes.identify_backbone(model, list(vggs))
+        if identified.get("how") != "torchvision" and variant.get("pretrained"):
+            # ImageNet weights supplied, no torchvision VGG built: what a second build with
+            # another seed shares with the first was loaded by the model itself.
+            vggs.clear()
+            torch.manual_seed(request.get("seed", 0) + 1)
+            with probes.recording_vggs():
+                other = plan.build()
+            loaded = probes.identify_loaded_weights(model, other) if isinstance(other, torch.nn.Module) else None
+            del other
+            identified = loaded or identified
     except Exception as exc:
         identified = None
         result["backbone_found"] = {"error": _short_error(exc)}

@@ -203,6 +203,35 @@ def identify_backbone(model: nn.Module, vggs: list[nn.Module]) -> dict[str, Any]
             "built": sorted(set(kinds)), "fc_from_vgg": any(p in ("fc6", "fc7") for p in found.values())}
 
 
+def identify_loaded_weights(model: nn.Module, other: nn.Module) -> dict[str, Any] | None:
+    """When ImageNet weights are supplied and no torchvision VGG was built: the layers whose
+    weights are identical in two builds made with different seeds were loaded, not
+    initialised (the model read the weights itself). None when there are none."""
+    mine, theirs = model.state_dict(), other.state_dict()
+    modules = list(model.named_modules())
+    found: dict[str, str] = {}
+    for name, module in modules:
+        key = f"{name}.weight" if name else "weight"
+        weight = mine.get(key)
+        if weight is None or weight.dim() < 2 or key not in theirs or not weight.is_floating_point():
+            continue
+        if weight.float().std() > 0 and torch.equal(weight, theirs[key].to(weight.device)):
+            found[name] = name
+    if not found:
+        return None
+    sequence, kind = _vgg_by_sequence([(n, m) for n, m in modules if n in found or
+                                       isinstance(m, nn.modules.batchnorm._BatchNorm)])
+    tensors = {}
+    for name, module in modules:
+        if name in found or name in sequence:
+            prefix = f"{name}." if name else ""
+            for key in module.state_dict(keep_vars=True):
+                if "." not in key:
+                    tensors[prefix + key] = sequence.get(name, found.get(name, name))
+    return {"kind": kind or "pretrained layers", "how": "loaded weights", "tensors": tensors, "built": [],
+            "fc_from_vgg": False}
+
+
 def _vgg_by_sequence(modules: list[tuple[str, nn.Module]]) -> tuple[dict[str, str], str | None]:
     """A hand-written VGG16/19: convolutions whose shapes follow its sequence exactly."""
     convs = [(name, m) for name, m in modules if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
