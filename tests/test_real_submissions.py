@@ -247,6 +247,14 @@ def test_weights_the_model_loads_itself_are_found_by_two_builds():
     assert set(found["tensors"]) == {"encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "encoder.2.bias"}
 
 
+def test_the_architecture_table_names_the_backbone():
+    from grader.report.html import _architecture_rows
+
+    assert _architecture_rows(None, {}, "VGG19 (from torchvision)", "fcn") == [
+        {"property": "backbone", "measured": "VGG19 (from torchvision)", "required": "VGG16 (VGG19 accepted)"}]
+    assert _architecture_rows(None, {}, "none", "unet") == []   # a U-Net has no backbone to report
+
+
 # --------------------------------------------------------------------------- 7. backbone choice, downloads
 
 

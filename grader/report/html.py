@@ -165,7 +165,8 @@ def _architecture_rows(fp: dict | None, required: dict, backbone: str | None = N
     """The fingerprint beside what the spec requires, one property per row; the backbone
     found (by provenance: what came from a torchvision VGG) first."""
     head = [{"property": "backbone", "measured": backbone,
-             "required": "VGG16 (VGG19 accepted)" if family == "fcn" else "–"}] if backbone else []
+             "required": "VGG16 (VGG19 accepted)" if family == "fcn" else "–"}] \
+        if backbone and (family == "fcn" or backbone != "none") else []
     if not fp:
         return head
 
