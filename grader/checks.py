@@ -94,12 +94,6 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
             status = VariantStatus.ERROR
             details |= {"import_failed": True, "not_pytorch": True}
             message = f"{variant.class_name} ({variant.id}) cannot be graded. {other}"
-        elif defining:
-            # The class is there, in a file that did not import: that is the cause, said first.
-            status = VariantStatus.ERROR
-            details["defining_files_failed"] = True
-            message = (f"{variant.class_name} ({variant.id}) was not built: {'; '.join(defining)}."
-                       f"{_missing_module_hint(tuple(defining))}\n\n{message}")
         elif import_errors and not imported_any and status is VariantStatus.MISSING:
             # No file imported: that is the cause, whatever the class is called.
             status = VariantStatus.ERROR
@@ -107,6 +101,12 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
             message = (f"{variant.class_name} ({variant.id}) could not be found because the submission's code did "
                        f"not import. Files that failed to import: {'; '.join(import_errors)}."
                        f"{_missing_module_hint(import_errors)}\n\nIf the class is in none of those files: {message}")
+        elif defining:
+            # The class is there, in a file that did not import: that is the cause, said first.
+            status = VariantStatus.ERROR
+            details["defining_files_failed"] = True
+            message = (f"{variant.class_name} ({variant.id}) was not built: {'; '.join(defining)}."
+                       f"{_missing_module_hint(tuple(defining))}\n\n{message}")
         elif import_errors:
             message += f"\n\nFiles that failed to import: {'; '.join(import_errors)}."
         return _result(variant, status, None, [CheckResult("builds", CheckStatus.FAIL, message, details)])
