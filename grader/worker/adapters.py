@@ -591,6 +591,20 @@ def _is_factory_function(obj: Any) -> bool:
 
 
 def _source_text(obj: Any) -> str | None:
+    if inspect.isclass(obj):
+        # From the file its methods were compiled from: inspect finds a class through
+        # sys.modules[cls.__module__], which is another file when two subprojects both have
+        # a `src.model` (see the worker's _Roots).
+        code = next((f.__code__ for f in vars(obj).values() if inspect.isfunction(f)), None)
+        if code is not None:
+            try:
+                text = open(code.co_filename, encoding="utf-8", errors="replace").read()
+                for node in ast.walk(ast.parse(text)):
+                    if isinstance(node, ast.ClassDef) and node.name == obj.__name__ \
+                            and node.lineno <= code.co_firstlineno <= (node.end_lineno or node.lineno):
+                        return ast.get_source_segment(text, node, padded=True)
+            except (OSError, SyntaxError, ValueError):
+                pass
     try:
         return inspect.getsource(obj)
     except (OSError, TypeError):
