@@ -151,25 +151,20 @@ def _builds(observed: dict[str, Any]) -> CheckResult:
     error = build.get("error", "the worker reported no build result")
     message = f"building {observed.get('mapping')} raised {error}"
     downloads = build.get("downloads") or []
-    if downloads and _is_network_failure(error):
-        file = downloads[-1].rsplit("/", 1)[-1]
-        arch = re.match(r"([a-z0-9_]+?)-[0-9a-f]{6,}\.pth$", file)
-        name = arch.group(1).upper().replace("_BN", "-BN") if arch else None
-        if name and not name.startswith("VGG16"):
-            message += (f". The constructor's own code asked for {name} ImageNet weights ({file}) from the network: "
-                        "grading runs offline, and the assignment's backbone is VGG16, whose weights segrade supplies "
-                        "when the instructor has them. Build the backbone with torchvision.models.vgg16 and load "
-                        "weights only when `pretrained` is true")
-        else:
-            message += (f". The constructor downloads {file} although segrade passed the pretrained switch it was "
-                        "given; grading runs offline: download only when `pretrained` is true (segrade passes "
-                        "pretrained=True only when the instructor supplies ImageNet weights)")
+    file = downloads[-1].rsplit("/", 1)[-1] if downloads else None
+    arch = re.match(r"([a-z0-9_]+?)-[0-9a-f]{6,}\.pth$", file or "")
+    name = arch.group(1).upper().replace("_BN", "-BN") if arch else None
+    if name and not name.startswith("VGG16") and _is_network_failure(error):
+        message += (f". The constructor's own code asked for {name} ImageNet weights ({file}) from the network: "
+                    "grading runs offline, and the assignment's backbone is VGG16, whose weights segrade supplies "
+                    "when the instructor has them. Build the backbone with torchvision.models.vgg16 and load "
+                    "weights only when `pretrained` is true")
         return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.get("traceback"),
                                                                 "downloads": downloads})
     if _is_network_failure(error):
-        message += (". The constructor tried to download weights, but grading runs offline: download only "
-                    "when `pretrained` is true (segrade passes pretrained=False unless the instructor "
-                    "supplies ImageNet weights with --vgg16-weights or SEGRADE_VGG16_WEIGHTS)")
+        message += (f". The constructor tried to download weights{f' ({file})' if file else ''}, but grading runs "
+                    "offline: download only when `pretrained` is true (segrade passes pretrained=False unless the "
+                    "instructor supplies ImageNet weights with --vgg16-weights or SEGRADE_VGG16_WEIGHTS)")
     return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.get("traceback")})
 
 
@@ -289,11 +284,17 @@ def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
         if found is not None and "error" not in found:   # identified by provenance: there is none
             built = f" (the constructor built {', '.join(found['built'])} but uses none of its layers)" \
                 if found.get("built") else ""
-            return CheckResult(check_id, CheckStatus.FAIL,
-                               f"{variant.class_name} has no VGG backbone{built}: no layer comes from a torchvision "
-                               "VGG (torchvision.models.vgg16) and its convolutions do not follow VGG16's 13-layer "
-                               "sequence, so there is no backbone to " + ("freeze" if frozen else "fine-tune")
-                               + ". The assignment's FCNs are built on ImageNet VGG16", info | {"found": found})
+            text = (f"{variant.class_name} has no VGG backbone{built}: no layer comes from a torchvision VGG "
+                    "(torchvision.models.vgg16) and its convolutions do not follow VGG16's 13-layer sequence")
+            if info.get("vgg_shaped") or found.get("built"):
+                # VGG16-shaped layers of its own (or an unused VGG): not the assignment's backbone
+                return CheckResult(check_id, CheckStatus.FAIL,
+                                   f"{text}, although {info.get('vgg_shaped') or 'some'} of its tensors have VGG16's "
+                                   "shapes: an encoder of its own, so there is no backbone to "
+                                   + ("freeze" if frozen else "fine-tune")
+                                   + ". The assignment's FCNs are built on ImageNet VGG16", info | {"found": found})
+            return CheckResult(check_id, CheckStatus.WARN, f"{text}, so segrade cannot tell a backbone apart from the "
+                               "head. The assignment's FCNs are built on ImageNet VGG16", info | {"found": found})
         return CheckResult(check_id, CheckStatus.WARN, "no VGG16-shaped layers found, so segrade cannot tell "
                            "the backbone apart from the head", info)
     kind = backbone_text(found) or "VGG16-shaped layers"

@@ -292,6 +292,8 @@ def backbone_training(model: nn.Module, num_classes: int, device,
     changed = [k for k, v in before.items() if not torch.equal(v, after[k].detach().to(v.device))]
     return {"backbone_tensors": len(backbone), "steps": BACKBONE_STEPS,
             "backbone": {k: v for k, v in (identified or {}).items() if k != "tensors"} or None,
+            # no backbone by provenance, yet VGG16-shaped layers: an encoder of the student's own
+            "vgg_shaped": len(backbone_tensors(model)) if identified is not None and not backbone else 0,
             "changed_parts": {k: parts[k] for k in changed if k in parts},
             "backbone_changed": [k for k in changed if k in backbone],
             "head_changed": [k for k in changed if k not in backbone],
