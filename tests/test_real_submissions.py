@@ -223,6 +223,26 @@ def test_fcn_without_vgg_fails_the_backbone_check(tmp_path):
     assert result.figures["backbone"] == "none"
 
 
+def test_a_partial_move_names_the_layers_and_advises_from_what_moved():
+    from grader.checks import _backbone
+
+    parts = {"features.24.weight": "conv5_1", "features.24.bias": "conv5_1", "features.26.weight": "conv5_2",
+             "features.1.running_mean": "conv1_1 BatchNorm"}
+    observed = {"backbone_found": {"kind": "VGG16-BN", "how": "torchvision", "built": ["VGG16-BN"]},
+                "backbone": {"backbone_tensors": 91, "steps": 3, "backbone_changed": list(parts),
+                             "changed_parts": parts, "head_changed": ["score.weight"]}}
+    check = _backbone(observed, SPEC.variant("fcn8s_frozen"))
+    assert check.status is CheckStatus.FAIL
+    assert ("4 of 91 backbone tensors changed during 3 training steps although the backbone (VGG16-BN (from "
+            "torchvision)) should be frozen: the weights of conv5_1, conv5_2 and the BatchNorm statistics of conv1_1 "
+            "BatchNorm moved") in check.message, check.message
+    assert "requires_grad=False" in check.message and "BatchNorm layers in eval mode" in check.message
+    only_weights = {k: v for k, v in parts.items() if "running" not in k}
+    observed["backbone"] |= {"backbone_changed": list(only_weights), "changed_parts": only_weights}
+    message = _backbone(observed, SPEC.variant("fcn8s_frozen")).message
+    assert "the weights of conv5_1, conv5_2 moved" in message and "eval mode" not in message
+
+
 def test_weights_the_model_loads_itself_are_found_by_two_builds():
     import torch
     from torch import nn
