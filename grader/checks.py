@@ -314,14 +314,14 @@ def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
                           "train mode even when their parameters are frozen).")
         return CheckResult(check_id, CheckStatus.FAIL,
                            f"{len(changed)} of {info['backbone_tensors']} backbone tensors changed during "
-                           f"{steps} training steps although the backbone ({kind}) should be frozen: "
+                           f"{steps} training steps although the backbone should be frozen (backbone: {kind}): "
                            f"{' and '.join(moved)} moved ({_names(changed)}). {' '.join(advice)}", info)
     if frozen and not info.get("head_changed"):
         return CheckResult(check_id, CheckStatus.FAIL, f"nothing outside the backbone changed during {steps} "
                            "training steps: the head does not train", info)
     if not frozen and not changed:
-        return CheckResult(check_id, CheckStatus.FAIL, f"the backbone ({kind}) did not change during {steps} training "
-                           "steps although this variant fine-tunes it: it is frozen", info)
+        return CheckResult(check_id, CheckStatus.FAIL, f"the backbone did not change during {steps} training steps "
+                           f"although this variant fine-tunes it: it is frozen (backbone: {kind})", info)
     what = "bit-identical, while the head trained" if frozen else "changed, as fine-tuning should"
     return CheckResult(check_id, CheckStatus.PASS,
                        f"after {steps} real training steps the {info['backbone_tensors']} backbone tensors are {what} "

@@ -233,9 +233,9 @@ def test_a_partial_move_names_the_layers_and_advises_from_what_moved():
                              "changed_parts": parts, "head_changed": ["score.weight"]}}
     check = _backbone(observed, SPEC.variant("fcn8s_frozen"))
     assert check.status is CheckStatus.FAIL
-    assert ("4 of 91 backbone tensors changed during 3 training steps although the backbone (VGG16-BN (from "
-            "torchvision)) should be frozen: the weights of conv5_1, conv5_2 and the BatchNorm statistics of conv1_1 "
-            "BatchNorm moved") in check.message, check.message
+    assert ("4 of 91 backbone tensors changed during 3 training steps although the backbone should be frozen "
+            "(backbone: VGG16-BN (from torchvision)): the weights of conv5_1, conv5_2 and the BatchNorm statistics of "
+            "conv1_1 BatchNorm moved") in check.message, check.message
     assert "requires_grad=False" in check.message and "BatchNorm layers in eval mode" in check.message
     only_weights = {k: v for k, v in parts.items() if "running" not in k}
     observed["backbone"] |= {"backbone_changed": list(only_weights), "changed_parts": only_weights}
