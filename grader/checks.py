@@ -306,7 +306,7 @@ def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
         moved, advice = [], []
         if weights:
             moved.append(f"the weights of {_parts_text(weights, parts)}")
-            advice.append("Set requires_grad=False on every parameter of those layers, or leave them out of the "
+            advice.append("Set requires_grad=False on every backbone parameter, or leave those layers out of the "
                           "optimiser (a flag that is never applied, or applied to a copy, does nothing).")
         if stats:
             moved.append(f"the BatchNorm statistics of {_parts_text(stats, parts)}")
