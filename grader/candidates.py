@@ -14,6 +14,9 @@ from pathlib import Path
 
 # Base class names that make a class a model: torch's own, however it was imported.
 MODULE_BASES = {"Module", "LightningModule"}
+# Deep-learning frameworks segrade does not grade: a submission written for one is told so.
+OTHER_FRAMEWORKS = {"tensorflow": "TensorFlow", "keras": "Keras", "tf_keras": "Keras", "jax": "JAX", "flax": "JAX/Flax",
+                    "paddle": "PaddlePaddle", "mxnet": "MXNet", "mindspore": "MindSpore"}
 
 
 def _parse(path: Path) -> ast.Module | None:
@@ -92,9 +95,28 @@ def model_files(root: Path, paths: list[str], class_names: set[str]) -> set[str]
     return needed
 
 
+def source_facts(path: Path) -> dict[str, list[str]]:
+    """What a file that failed to import defines (top-level classes and functions) and which
+    other deep-learning frameworks it imports: so a missing variant can name the file that
+    defines it, and a Keras submission can be told it is one."""
+    tree = _parse(path)
+    if tree is None:
+        return {}
+    defines = [n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))]
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            imported.add(node.module.split(".")[0])
+    return {"defines": defines, "frameworks": sorted({OTHER_FRAMEWORKS[n] for n in imported if n in OTHER_FRAMEWORKS})}
+
+
 def mark_blocking(root: Path, modules: list[dict], class_names: set[str]) -> list[dict]:
-    """The worker's per-file import outcomes, each failed one marked `blocking`: whether a
-    variant can depend on it (model_files). Only blocking failures are problems to fix."""
+    """The worker's per-file import outcomes, each failed one with what its source defines and
+    imports (source_facts) and marked `blocking`: whether a variant can depend on it
+    (model_files). Only blocking failures are problems to fix."""
     paths = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if p.is_file())
     needed = model_files(root, paths, class_names)
-    return [m if m.get("ok") else {**m, "blocking": m.get("path") in needed} for m in modules]
+    return [m if m.get("ok") else {**m, **source_facts(root / m["path"]), "blocking": m.get("path") in needed}
+            for m in modules]

@@ -27,20 +27,57 @@ WORKER_STATUS = {s.value: s for s in (VariantStatus.TIMEOUT, VariantStatus.OOM, 
                                       VariantStatus.ERROR)}
 
 
+# Frameworks segrade does not grade (as the worker names them), and their module names.
+OTHER_FRAMEWORK_MODULES = ("tensorflow", "keras", "tf_keras", "jax", "flax", "paddle", "mxnet", "mindspore")
+
+
 def _missing_module_hint(import_errors: tuple[str, ...]) -> str:
     """What to do about `No module named 'x'`: hand in x.py, or do without the package."""
     names = sorted(set(re.findall(r"No module named '([\w.]+)'", " ".join(import_errors))))
+    names = [n for n in names if n.split(".")[0] not in OTHER_FRAMEWORK_MODULES]
     if not names:
         return " Fix that error first."
     listed = ", ".join(f"'{n}'" for n in names)
-    files = ", ".join(f"{n.split('.')[0]}.py" for n in names)
+    files = ", ".join(f"{n.replace('.', '/')}.py" for n in names)
     return (f" {listed} is neither in the submission nor installed: if it is your own file, hand it in ({files}); "
             "if it is a package, use only torch, torchvision, numpy and the standard library.")
 
 
+def _not_pytorch(failed_modules: tuple[dict[str, Any], ...]) -> str | None:
+    """A submission written for another framework: what to tell it, or None."""
+    frameworks = sorted({f for m in failed_modules for f in m.get("frameworks") or ()})
+    if not frameworks:
+        return None
+    files = ", ".join(m["path"] for m in failed_modules if m.get("frameworks"))
+    return (f"This code is written for {' and '.join(frameworks)}, not PyTorch ({files} "
+            f"import{'s' if ',' not in files else ''} it), and segrade grades PyTorch models only "
+            "(torch.nn.Module subclasses): write the models with torch.nn to have them graded.")
+
+
+def _defining_files(variant: Variant, failed_modules: tuple[dict[str, Any], ...]) -> list[str]:
+    """Files that failed to import and define a class that could build this variant."""
+    from grader.worker.adapters import _is_helper_name, normalise_name
+
+    names = {normalise_name(n) for n in (variant.class_name, *variant.aliases)}
+    family = normalise_name(variant.family.id)
+    named, family_like = [], []
+    for module in failed_modules:
+        defines = module.get("defines") or ()
+        exact = [n for n in defines if normalise_name(n) in names]
+        close = [n for n in defines if family in normalise_name(n) and not _is_helper_name(n) and not n.startswith("_")]
+        if exact:
+            named.append(f"{module['path']}, which defines {', '.join(exact)}, failed to import: {module['error']}")
+        elif close:
+            family_like.append(f"{module['path']}, which defines {', '.join(close)}, failed to import: "
+                               f"{module['error']}")
+    return named or family_like
+
+
 def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assignment, *, batch_size: int,
-                  import_errors: tuple[str, ...] = (), imported_any: bool = True) -> VariantResult:
-    """Judge one variant from what the worker observed."""
+                  import_errors: tuple[str, ...] = (), imported_any: bool = True,
+                  failed_modules: tuple[dict[str, Any], ...] = ()) -> VariantResult:
+    """Judge one variant from what the worker observed. `failed_modules`: the worker's reports
+    on the files that failed to import (with what each defines, read from its source)."""
     if "worker_status" in observed:
         status = WORKER_STATUS.get(observed["worker_status"], VariantStatus.ERROR)
         return _result(variant, status, observed.get("mapping"),
@@ -50,13 +87,25 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
         status = VariantStatus.AMBIGUOUS if observed["unresolved"] == "ambiguous" else VariantStatus.MISSING
         message = observed.get("message", "not found")
         details = {"looked_for": observed.get("looked_for", []), "candidates": observed.get("candidates", [])}
-        if import_errors and not imported_any and status is VariantStatus.MISSING:
+        other = _not_pytorch(failed_modules) if status is VariantStatus.MISSING else None
+        defining = _defining_files(variant, failed_modules) if status is VariantStatus.MISSING else []
+        if other:
+            status = VariantStatus.ERROR
+            details |= {"import_failed": True, "not_pytorch": True}
+            message = f"{variant.class_name} ({variant.id}) cannot be graded. {other}"
+        elif import_errors and not imported_any and status is VariantStatus.MISSING:
             # No file imported: that is the cause, whatever the class is called.
             status = VariantStatus.ERROR
             details["import_failed"] = True
             message = (f"{variant.class_name} ({variant.id}) could not be found because the submission's code did "
                        f"not import. Files that failed to import: {'; '.join(import_errors)}."
                        f"{_missing_module_hint(import_errors)}\n\nIf the class is in none of those files: {message}")
+        elif defining:
+            # The class is there, in a file that did not import: that is the cause, said first.
+            status = VariantStatus.ERROR
+            details["defining_files_failed"] = True
+            message = (f"{variant.class_name} ({variant.id}) was not built: {'; '.join(defining)}."
+                       f"{_missing_module_hint(tuple(defining))}\n\n{message}")
         elif import_errors:
             message += f"\n\nFiles that failed to import: {'; '.join(import_errors)}."
         return _result(variant, status, None, [CheckResult("builds", CheckStatus.FAIL, message, details)])
@@ -77,6 +126,7 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
     figures = {"parameters": observed.get("parameters"),
                **{k: v for k, v in (observed.get("figures") or {}).items() if k != "traceback"},
                "architecture": observed.get("architecture"),
+               "backbone": backbone_text(observed.get("backbone_found")),
                "build_seconds": (observed.get("build") or {}).get("seconds"),
                "forward_seconds": (observed.get("forward") or {}).get("seconds"),
                "check_seconds": observed.get("check_seconds")}
@@ -99,10 +149,21 @@ def _builds(observed: dict[str, Any]) -> CheckResult:
         return CheckResult("builds", CheckStatus.PASS, f"built as {observed.get('mapping')}")
     error = build.get("error", "the worker reported no build result")
     message = f"building {observed.get('mapping')} raised {error}"
+    downloads = build.get("downloads") or []
+    file = downloads[-1].rsplit("/", 1)[-1] if downloads else None
+    arch = re.match(r"([a-z0-9_]+?)-[0-9a-f]{6,}\.pth$", file or "")
+    name = arch.group(1).upper().replace("_BN", "-BN") if arch else None
+    if name and not name.startswith("VGG16") and _is_network_failure(error):
+        message += (f". The constructor's own code asked for {name} ImageNet weights ({file}) from the network: "
+                    "grading runs offline, and the assignment's backbone is VGG16, whose weights segrade supplies "
+                    "when the instructor has them. Build the backbone with torchvision.models.vgg16 and load "
+                    "weights only when `pretrained` is true")
+        return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.get("traceback"),
+                                                                "downloads": downloads})
     if _is_network_failure(error):
-        message += (". The constructor tried to download weights, but grading runs offline: download only "
-                    "when `pretrained` is true (segrade passes pretrained=False unless the instructor "
-                    "supplies ImageNet weights with --vgg16-weights or SEGRADE_VGG16_WEIGHTS)")
+        message += (f". The constructor tried to download weights{f' ({file})' if file else ''}, but grading runs "
+                    "offline: download only when `pretrained` is true (segrade passes pretrained=False unless the "
+                    "instructor supplies ImageNet weights with --vgg16-weights or SEGRADE_VGG16_WEIGHTS)")
     return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.get("traceback")})
 
 
@@ -190,34 +251,80 @@ def _gradients(observed: dict[str, Any]) -> CheckResult:
     return CheckResult("gradients", CheckStatus.PASS, "every trainable parameter gets a finite gradient", grads)
 
 
+def backbone_text(found: dict[str, Any] | None) -> str | None:
+    """What the worker found the backbone to be, in words: "VGG16 (torchvision)", "none"."""
+    if not found or "error" in found:
+        return None
+    if not found.get("kind"):
+        return "none"
+    how = {"torchvision": "from torchvision", "layer sequence": "hand-written: recognised by its layer sequence",
+           "loaded weights": "weights the model loads itself: identical in two builds"}
+    return f"{found['kind']} ({how.get(found.get('how'), found.get('how'))})"
+
+
+def _parts_text(names: list[str], parts: dict[str, str]) -> str:
+    """conv5_1, conv5_2, fc6 (the VGG layers those tensors belong to), else the tensor names."""
+    seen: list[str] = []
+    for name in names:
+        part = parts.get(name)
+        if part and part not in seen:
+            seen.append(part)
+    return _names(seen, 6) if seen else _names(names)
+
+
 def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
     frozen = bool(variant.traits["frozen"])
     check_id = "frozen_backbone" if frozen else "finetuned_backbone"
     info = observed.get("backbone") or {}
+    found = observed.get("backbone_found")
     if "error" in info:
         return CheckResult(check_id, CheckStatus.FAIL, f"a training step raised {info['error']}", info)
     if not info.get("backbone_tensors"):
+        if found is not None and "error" not in found:   # identified by provenance: there is none
+            built = f" (the constructor built {', '.join(found['built'])} but uses none of its layers)" \
+                if found.get("built") else ""
+            text = (f"{variant.class_name} has no VGG backbone{built}: no layer comes from a torchvision VGG "
+                    "(torchvision.models.vgg16) and its convolutions do not follow VGG16's 13-layer sequence")
+            if info.get("vgg_shaped") or found.get("built"):
+                # VGG16-shaped layers of its own (or an unused VGG): not the assignment's backbone
+                return CheckResult(check_id, CheckStatus.FAIL,
+                                   f"{text}, although {info.get('vgg_shaped') or 'some'} of its tensors have VGG16's "
+                                   "shapes: an encoder of its own, so there is no backbone to "
+                                   + ("freeze" if frozen else "fine-tune")
+                                   + ". The assignment's FCNs are built on ImageNet VGG16", info | {"found": found})
+            return CheckResult(check_id, CheckStatus.WARN, f"{text}, so segrade cannot tell a backbone apart from the "
+                               "head. The assignment's FCNs are built on ImageNet VGG16", info | {"found": found})
         return CheckResult(check_id, CheckStatus.WARN, "no VGG16-shaped layers found, so segrade cannot tell "
                            "the backbone apart from the head", info)
+    kind = backbone_text(found) or "VGG16-shaped layers"
     changed, steps = info.get("backbone_changed", []), info.get("steps")
+    parts = info.get("changed_parts") or {}
     if frozen and changed:
         stats = [n for n in changed if n.endswith(("running_mean", "running_var", "num_batches_tracked"))]
-        why = (" BatchNorm statistics drift in train mode: keep the backbone's BatchNorm layers in eval mode."
-               if stats else " Set requires_grad=False on every backbone parameter (a flag that is never "
-               "applied, or applied to a copy, does nothing).")
+        weights = [n for n in changed if n not in stats]
+        moved, advice = [], []
+        if weights:
+            moved.append(f"the weights of {_parts_text(weights, parts)}")
+            advice.append("Set requires_grad=False on every backbone parameter, or leave those layers out of the "
+                          "optimiser (a flag that is never applied, or applied to a copy, does nothing).")
+        if stats:
+            moved.append(f"the BatchNorm statistics of {_parts_text(stats, parts)}")
+            advice.append("Keep the backbone's BatchNorm layers in eval mode (their running statistics move in "
+                          "train mode even when their parameters are frozen).")
         return CheckResult(check_id, CheckStatus.FAIL,
-                           f"{len(changed)} of {info['backbone_tensors']} backbone tensors changed during {steps} "
-                           f"training steps although the backbone should be frozen ({_names(changed)}).{why}", info)
+                           f"{len(changed)} of {info['backbone_tensors']} backbone tensors changed during "
+                           f"{steps} training steps although the backbone should be frozen (backbone: {kind}): "
+                           f"{' and '.join(moved)} moved ({_names(changed)}). {' '.join(advice)}", info)
     if frozen and not info.get("head_changed"):
         return CheckResult(check_id, CheckStatus.FAIL, f"nothing outside the backbone changed during {steps} "
                            "training steps: the head does not train", info)
     if not frozen and not changed:
         return CheckResult(check_id, CheckStatus.FAIL, f"the backbone did not change during {steps} training steps "
-                           "although this variant fine-tunes it: it is frozen", info)
+                           f"although this variant fine-tunes it: it is frozen (backbone: {kind})", info)
     what = "bit-identical, while the head trained" if frozen else "changed, as fine-tuning should"
     return CheckResult(check_id, CheckStatus.PASS,
-                       f"after {steps} real training steps the {info['backbone_tensors']} backbone tensors are {what}",
-                       info)
+                       f"after {steps} real training steps the {info['backbone_tensors']} backbone tensors are {what} "
+                       f"(backbone: {kind})", info)
 
 
 def _architecture(observed: dict[str, Any], variant: Variant) -> CheckResult:

@@ -120,6 +120,7 @@ class ZipLimits:
 class Module:
     path: str  # path relative to the prepared folder, posix, e.g. "src/pkg/model.py"
     name: str  # dotted module name to import, e.g. "pkg.model"; "" means: load this file by path
+    root: str = "."  # the import root `name` is relative to (a subproject's folder, "src", or ".")
 
 
 @dataclass(frozen=True)
@@ -1075,16 +1076,32 @@ def _plan_imports(dest: Path, rels: list[str], trees: dict[str, ast.Module | Non
     def provides(d: PurePosixPath, n: str) -> bool:
         return (dest / d / f"{n}.py").is_file() or (dest / d / n / "__init__.py").is_file()
 
+    def provides_any(d: PurePosixPath, n: str) -> bool:   # a namespace folder of .py files too
+        if provides(d, n):
+            return True
+        prefix = (*d.parts, n) if d != top else (n,)
+        return any(g.parts[:len(prefix)] == prefix and len(g.parts) > len(prefix) for g in files)
+
     dirs = sorted({f.parent for f in files}, key=lambda p: (len(p.parts), str(p)))
     for f in files:
         tree = trees.get(f.as_posix())
         if tree is None:
             continue
         for n in sorted(_absolute_imports(tree)):
-            if any(provides(r, n) for r in roots) or any(g.parts[0] == n for g in files if len(g.parts) > 1):
-                continue  # importable already (a module, a package, or a namespace folder in ".")
             if _taken(n):
                 continue
+            # A subproject run from its own folder (`FCN/train.py`, `UNet/src/model.py` doing
+            # `from src.model import ...`): the nearest folder above the importing file that
+            # provides the name is the root, even when another folder provides it too.
+            nearest = next((d for d in [f.parent, *f.parent.parents] if provides_any(d, n)), None)
+            if nearest is not None and nearest != top:
+                if nearest not in roots:
+                    add_root(nearest)
+                    st.notes.append(f"added {nearest.as_posix()}/ to sys.path: {f.as_posix()} imports `{n}` "
+                                    "from there")
+                continue
+            if any(provides(r, n) for r in roots) or any(g.parts[0] == n for g in files if len(g.parts) > 1):
+                continue  # importable already (a module, a package, or a namespace folder in ".")
             candidates = [d for d in dirs if provides(d, n)]
             if not candidates:
                 continue
@@ -1094,11 +1111,21 @@ def _plan_imports(dest: Path, rels: list[str], trees: dict[str, ast.Module | Non
                 st.notes.append(f"added {d.as_posix()}/ to sys.path: {f.as_posix()} imports `{n}` from there")
 
     # Plain files.
+    root_of: dict[PurePosixPath, PurePosixPath] = {}
+    for f in names:   # package files: named from their topmost package's parent
+        root_of[f] = next((r for r in [f.parent, *f.parent.parents] if r in roots), top)
     for f in plain:
         d, stem = f.parent, f.name[:-3]
         parts = list(f.parts[:-1]) + [stem]
+        inner = next((r for r in [d, *d.parents] if r in roots and r != top), None)
         if d == top or d in roots:
             names[f] = stem if _ident(stem) and not _taken(stem) else ""
+            root_of[f] = d
+        elif inner is not None and all(map(_ident, f.relative_to(inner).parts[:-1])) and _ident(stem) \
+                and not _taken(f.relative_to(inner).parts[0].removesuffix(".py")):
+            # inside a subproject's root: named as that subproject imports it (`src.model`)
+            names[f] = ".".join([*f.relative_to(inner).parts[:-1], stem])
+            root_of[f] = inner
         elif (all(map(_ident, parts)) and not _taken(parts[0])
               and not any(provides(r, parts[0]) for r in roots)
               and not any((dest / PurePosixPath(*parts[:i])).with_suffix(".py").is_file()
@@ -1107,6 +1134,7 @@ def _plan_imports(dest: Path, rels: list[str], trees: dict[str, ast.Module | Non
         elif _ident(stem) and not _taken(stem):
             add_root(d)
             names[f] = stem
+            root_of[f] = d
         else:
             names[f] = ""
         if not names[f] and _ident(stem) and _taken(stem):
@@ -1130,15 +1158,22 @@ def _plan_imports(dest: Path, rels: list[str], trees: dict[str, ast.Module | Non
     def order(f: PurePosixPath):
         return tuple("" if p == "__init__.py" else p for p in f.parts)
 
+    # The same name under two roots (`FCN/src/model.py` and `UNet/src/model.py`, both `src.model`)
+    # is fine: the worker imports each subproject with its own root first and its own modules.
     modules, seen = [], {}
     for f in sorted(chosen, key=order):
-        name = names[f]
-        if name and name in seen:
-            st.notes.append(f"{f.as_posix()}: its module name `{name}` is also {seen[name]}'s, so it is loaded by path")
+        name, root = names[f], root_of.get(f, top)
+        if name and (root, name) in seen:
+            st.notes.append(f"{f.as_posix()}: its module name `{name}` is also {seen[root, name]}'s, so it is "
+                            "loaded by path")
             name = ""
         if name:
-            seen[name] = f.as_posix()
-        modules.append(Module(path=f.as_posix(), name=name))
+            seen[root, name] = f.as_posix()
+        modules.append(Module(path=f.as_posix(), name=name, root=root.as_posix() if name else "."))
+    shared = sorted({n for (r, n) in seen if sum(1 for (r2, n2) in seen if n2 == n) > 1})
+    if shared:
+        st.notes.append(f"subprojects with modules of the same name ({_some(shared)}): each is imported with its "
+                        "own folder first on sys.path, as when it is run from there")
     return modules, [r.as_posix() for r in roots]
 
 

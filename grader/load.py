@@ -30,7 +30,8 @@ def load_submission(path: str | Path, workdir: Path, submission_id: str | None =
         source=path.resolve(),
         sha256=fingerprint(path),
         root=prepared.root,
-        modules=tuple({"path": m.path, "name": m.name} for m in prepared.modules),
+        modules=tuple({"path": m.path, "name": m.name, **({"root": m.root} if m.root != "." else {})}
+                      for m in prepared.modules),
         sys_path=tuple(prepared.sys_path),
         skipped=dict(prepared.skipped),
         notes=tuple(prepared.notes),

@@ -212,7 +212,8 @@ def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
         result = check_variant(variant, run.variants.get(variant.id, {"id": variant.id, "worker_status": "error",
                                                                       "message": "the worker did not report on it"}),
                                assignment, batch_size=options.batch_size, import_errors=import_errors,
-                               imported_any=imported_any)
+                               imported_any=imported_any,
+                               failed_modules=tuple(failed))
         compared = compare_figures(result.figures, reference.get(variant.id))
         results.append(replace(result, figures={**result.figures, "reference": compared}) if compared else result)
     return tuple(results)

@@ -17,7 +17,8 @@ cannot carry `worker_status`; environment keys are a fixed, validated set.
 
 Messages (worker -> grading process), in order:
     environment          once, first: device, torch, python (checked against the parent's own)
-    phase import         once; then `module` per requested file (each at most once)
+    phase import         once; then `module` per requested file (each at most once), then
+                         `packages` at most once (missing packages stubbed or stood in)
     phase build id=V     starts variant V (one of those asked for, not reported yet)
     phase forward|check id=V, then `result` for V (once)
     phase evaluate|train id=V, `predictions` for V, then `training` for V (once, only if training
@@ -296,6 +297,8 @@ ENVIRONMENT = Obj({"device": Str(200, pattern=r"(cpu \(\d{1,5} threads\)|cuda \(
                    "python": Str(32, pattern=r"[0-9A-Za-z.+_-]{1,32}")})
 
 
+PACKAGE = Str(100, pattern=r"[A-Za-z_][A-Za-z0-9_]{0,99}")  # a top-level package name
+
 # --------------------------------------------------------------------------- typed messages
 
 # The architecture fingerprint of one forward pass (grader.worker.graph measures it,
@@ -396,7 +399,16 @@ class Done:
     pass
 
 
-Message = Union[Environment, ModuleReport, PhaseStarted, VariantReport, TrainingReport, Predictions, Done]
+@dataclass(frozen=True)
+class Packages:
+    """Missing third-party packages the worker replaced while importing: `stubbed` (logging,
+    no-ops) and `stood_in` (package -> the submission's files that import it; they fail where
+    used). Informational: what the student's code needed that segrade does not offer."""
+    stubbed: tuple[str, ...]
+    stood_in: dict[str, tuple[str, ...]]
+
+
+Message = Union[Environment, ModuleReport, PhaseStarted, VariantReport, TrainingReport, Predictions, Packages, Done]
 
 _MESSAGES: dict[str, Obj] = {
     "environment": Obj({"event": Str(), "environment": ENVIRONMENT}),
@@ -409,6 +421,7 @@ _MESSAGES: dict[str, Obj] = {
                         "shape": List(Int(1, 10**6), 3, 3), "data": Str(MAX_PREDICTION_BYTES)},
                        {"step": Int(0, 10**9), "seconds": SECONDS, "train_seconds": SECONDS,
                         "losses": List(Opt(Num(nonfinite=True)), 10**6)}),
+    "packages": Obj({"event": Str(), "stubbed": List(PACKAGE, 256), "stood_in": Map(List(NAME, 256), 256)}),
     "done": Obj({"event": Str()}),
 }
 
@@ -462,6 +475,10 @@ def parse(raw: bytes | str) -> Message:
         losses = tuple(x if x is not None and math.isfinite(x) else None for x in data.get("losses", ()))
         return Predictions(data["id"], data["split"], tuple(data["shape"]), data["data"], data.get("step"),
                            data.get("seconds"), losses, data.get("train_seconds"))
+    if kind == "packages":
+        for name in data["stood_in"]:
+            PACKAGE.check(name, "packages.stood_in", 1)
+        return Packages(tuple(data["stubbed"]), {k: tuple(v) for k, v in data["stood_in"].items()})
     return Done()
 
 
@@ -494,6 +511,7 @@ class Reader:
         self.phase = "start"
         self.current: str | None = None   # the variant in progress, as far as valid messages say
         self.imported: set[str] = set()
+        self.packages = False
         self.done = False
 
     @property
@@ -563,6 +581,10 @@ class Reader:
                 raise ProtocolError(f"training.mode {m.training['mode']!r}, but {self.mode!r} was asked for")
             state.trained = True
             self.current = None
+        elif isinstance(m, Packages):
+            if self.phase != "import" or self.packages:
+                raise ProtocolError("a packages message outside the import phase, or a second one")
+            self.packages = True
         elif isinstance(m, Done):
             missing = [v for v, s in self.variants.items() if not s.reported]
             if missing:

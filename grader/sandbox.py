@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.processes import die_with_parent
-from grader.protocol import (MAX_LINE_BYTES, Done, Environment, ModuleReport, PhaseStarted, Predictions, ProtocolError,
+from grader.protocol import (MAX_LINE_BYTES, Done, Environment, ModuleReport, Packages, PhaseStarted, Predictions, ProtocolError,
                              Reader, TrainingReport, VariantReport)
 from grader.results import VariantStatus
 
@@ -271,6 +271,9 @@ def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun
                 run.environment.update(asdict(message))
             elif isinstance(message, ModuleReport) and first:
                 run.modules.append(message.to_json())
+            elif isinstance(message, Packages) and first:
+                run.environment.update(stubbed=list(message.stubbed),
+                                       stood_in={k: list(v) for k, v in message.stood_in.items()})
             elif isinstance(message, PhaseStarted):
                 phase = message.phase
                 deadline = time.monotonic() + limits.deadline(phase)

@@ -7,6 +7,7 @@ submissions (BRIEF §3); nothing here builds a real FCN or U-Net.
 from __future__ import annotations
 
 import functools
+from enum import Enum, auto
 from typing import Literal
 
 import pytest
@@ -686,3 +687,96 @@ def test_to_logits():
         to_logits({"a": x, "b": x})
     with pytest.raises(TypeError, match=r"tuple of \(str, int\) with no tensor"):
         to_logits(("loss", 3))
+
+
+# --------------------------------------------------------------------------- issue 19: real shapes
+
+
+class FCNVariant(Enum):
+    FCN32S = "fcn32s"
+    FCN16S = "fcn16s"
+    FCN8S = "fcn8s"
+
+
+class Arch(Enum):   # members by name only
+    FCN_32 = auto()
+    FCN_16 = auto()
+    FCN_8 = auto()
+
+
+class EnumFCN(_Net):
+    def __init__(self, variant: FCNVariant, num_classes: int, freeze_backbone: bool = True) -> None:
+        super().__init__(num_classes)
+
+
+class NetArgFCN(_Net):
+    def __init__(self, num_classes=13, net: Arch = Arch.FCN_32) -> None:
+        super().__init__(num_classes)
+
+
+def test_enum_variant_arguments_get_a_member_by_value_or_name():
+    p = ok(plan("fcn8s_frozen", c(EnumFCN, "FCN")))
+    assert p.kwargs["variant"] is FCNVariant.FCN8S
+    assert "FCN(variant=FCNVariant.FCN8S, num_classes=13, freeze_backbone=True)" in p.description
+    p = ok(plan("fcn16s_finetune", c(NetArgFCN, "FCN")))
+    assert p.kwargs["net"] is Arch.FCN_16
+
+
+def test_manifest_names_an_enum_member_or_says_which_exist():
+    for value in ("FCNVariant.FCN16S", "fcn16s_", "FCN16S", "fcn16s"):
+        manifest = parse_manifest(f'[variants.fcn16s_frozen]\nfactory = "model.py:FCN"\nkwargs = {{ variant = "{value}" }}\n')
+        result = plan("fcn16s_frozen", c(EnumFCN, "FCN"), manifest=manifest)
+        if value == "fcn16s_":
+            assert result.message.endswith("variant = 'fcn16s_' is not a member of FCNVariant: write one of "
+                                           '"FCNVariant.FCN32S", "FCNVariant.FCN16S", "FCNVariant.FCN8S"')
+        else:
+            assert ok(result).kwargs["variant"] is FCNVariant.FCN16S
+
+
+def test_class_count_and_channels_by_name_pattern():
+    class Seg(_Net):
+        def __init__(self, image_channels: int = 1, output_classes: int = 33, class_weights=None) -> None:
+            super().__init__(output_classes)
+
+    p = ok(plan("unet", c(Seg, "UNet")))
+    assert p.kwargs == {"image_channels": 3, "output_classes": 13}
+
+
+def test_backbone_choice_gets_vgg16_in_the_class_style():
+    import torchvision
+
+    class Named(_Net):
+        def __init__(self, num_classes=13, variant="fcn8s", backbone_name="vgg19", freeze_backbone=False) -> None:
+            super().__init__(num_classes)
+
+    class Builder(_Net):
+        def __init__(self, num_classes=13, variant="fcn8s", backbone=torchvision.models.vgg19_bn) -> None:
+            super().__init__(num_classes)
+
+    class Other(_Net):
+        def __init__(self, num_classes=13, variant="fcn8s", backbone="resnet50") -> None:
+            super().__init__(num_classes)
+
+    p = ok(plan("fcn16s_frozen", c(Named, "FCN")))
+    assert p.kwargs["backbone_name"] == "vgg16" and "backbone argument" in p.adapter
+    assert "backbone_name='vgg16' instead of its default 'vgg19': the assignment's backbone is VGG16" in p.notes
+    assert ok(plan("fcn16s_frozen", c(Builder, "FCN"))).kwargs["backbone"] is torchvision.models.vgg16_bn
+    other = ok(plan("fcn16s_frozen", c(Other, "FCN")))
+    assert "backbone" not in other.kwargs
+    assert "FCN's backbone defaults to 'resnet50' and segrade found no VGG16 value for it" in " ".join(other.notes)
+
+
+def test_an_abstract_base_gives_way_to_a_concrete_class():
+    class UNet(_Net):
+        def forward(self, x):
+            """Subclasses implement forward."""
+            raise NotImplementedError
+
+    class VanillaUNet(UNet):
+        def forward(self, x):
+            return self.head(self.backbone(x))
+
+    p = ok(plan("unet", c(UNet), c(VanillaUNet)))
+    assert p.factory is VanillaUNet
+    assert "UNet in model.py is an abstract base (its forward raises NotImplementedError): not built" in p.notes
+    assert ok(plan("unet", c(UNet))).factory is UNet   # alone, it is still tried (and its error shown)

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from grader.worker.stubs import STUBBABLE
+from grader.worker.stubs import STAND_IN, STUBBABLE
 
 
 def _run(code: str) -> dict:
@@ -77,12 +77,12 @@ def test_student_style_usage_of_stubbed_packages():
 
 
 def test_installed_packages_win_and_unlisted_ones_still_fail():
-    _missing("cv2", "albumentations", "lightning")
+    _missing("tensorflow", "keras", "my_own_utils")
     got = _run("""
         stubbed = install_stub_finder(names=("json", "numpy", "wandb"))   # listed, but installed
         import json as j, numpy
         errors = {}
-        for name in ("cv2", "albumentations", "lightning"):
+        for name in ("tensorflow", "keras", "my_own_utils"):   # other frameworks; a forgotten own file
             try:
                 __import__(name)
             except ImportError as exc:
@@ -93,9 +93,61 @@ def test_installed_packages_win_and_unlisted_ones_still_fail():
                           "finders": sum(type(f).__name__ == "_StubFinder" for f in sys.meta_path)}))
     """)
     assert got["json"] is False and got["numpy"] is False and got["numpy_file"]
-    assert got["errors"] == {n: "ModuleNotFoundError" for n in ("cv2", "albumentations", "lightning")}
+    assert got["errors"] == {n: "ModuleNotFoundError" for n in ("tensorflow", "keras", "my_own_utils")}
     assert got["stubbed"] == [] and got["same"] and got["finders"] == 1
     assert not {"cv2", "albumentations", "lightning", "pytorch_lightning", "timm"} & set(STUBBABLE)
+    assert not {"tensorflow", "keras", "jax"} & set(STAND_IN)
+
+
+def test_missing_model_packages_are_stood_in_and_fail_where_used(tmp_path):
+    _missing("cv2", "albumentations", "lightning")
+    (tmp_path / "student.py").write_text(textwrap.dedent("""
+        import cv2
+        import albumentations as A
+        from albumentations.pytorch import ToTensorV2
+        import lightning as L
+
+        INTERP = cv2.INTER_NEAREST          # attribute access is fine
+
+        class Net(L.LightningModule):       # deriving is fine; building is a use
+            pass
+
+        def load(path):
+            return cv2.imread(path)
+
+        class Data:
+            transform = A.Compose([A.Resize(256, 256), ToTensorV2()])   # import time: deferred
+
+            def __init__(self, size=A.Resize(64, 64)):
+                self.size = size
+
+            def get(self, image):
+                return self.transform(image=image)                     # a use
+    """))
+    got = _run(f"""
+        import os
+        os.chdir({str(tmp_path)!r})
+        sys.path.insert(0, {str(tmp_path)!r})
+        install_stub_finder()
+        from grader.worker.stubs import MissingPackageError, stood_in
+        import student
+        out = {{"stub": is_stub(student.cv2), "stood_in": stood_in()}}
+        for label, call in (("call", lambda: student.load("x.png")), ("build", lambda: student.Net()),
+                            ("deferred", lambda: student.Data().get(None))):
+            try:
+                call()
+            except MissingPackageError as exc:
+                out[label] = str(exc)
+        print(json.dumps(out))
+    """)
+    assert got["stub"] is True
+    assert got["stood_in"] == {"cv2": ["student.py"], "albumentations": ["student.py"], "lightning": ["student.py"]}
+    assert got["call"].startswith("`cv2.imread(...)` at student.py line 13 needs the package `cv2` (opencv-python), "
+                                  "which is not installed where segrade runs submissions")
+    assert got["deferred"].startswith("`albumentations.Compose(...)(...)` at student.py line 22 needs the package "
+                                      "`albumentations`"), got["deferred"]
+    assert got["build"].startswith("building Net (derived from `lightning.LightningModule`) needs the package "
+                                   "`lightning`")
 
 
 def test_tensorboard_writer_is_stubbed_when_tensorboard_is_missing():

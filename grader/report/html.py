@@ -24,6 +24,7 @@ from markupsafe import Markup
 from grader.architecture import format_scale
 from grader.report import figures
 from grader.report.files import first_check, write_atomic
+from grader.report.terminal import package_notes
 from grader.resources import templates_dir
 from grader.results import STATUS_ORDER
 from grader.score import split_label
@@ -104,7 +105,7 @@ def report_context(results: dict[str, Any], samples: dict[str, np.ndarray], assi
     discussed = {c["id"] for d in discussions for c in d["comparisons"]}
     log_tail = "\n".join(results.get("worker_log", "").strip().splitlines()[-LOG_TAIL_LINES:])
     return {
-        "r": results, "env": env, "grade": results["grade"], "assignment": assignment,
+        "package_notes": package_notes(env), "r": results, "env": env, "grade": results["grade"], "assignment": assignment,
         "submission": results["submission"],
         "summary": sorted(variants, key=lambda v: (FAILURE_ORDER.index(v["status"])
                                                    if v["status"] in FAILURE_ORDER else 0)),
@@ -151,7 +152,8 @@ def _variant(v: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assi
         "miou": metrics.get("miou"),
         "band_text": (f"{band['lower']:.3f}–{band['upper']:.3f}" if band and band.get("measured")
                       else "does not apply" if band and band.get("refusal") else "not measured" if band else "–"),
-        "architecture_rows": _architecture_rows(arch, spec.architecture if spec else {}),
+        "architecture_rows": _architecture_rows(arch, spec.architecture if spec else {}, figs.get("backbone"),
+                                                family),
         "figures_rows": _figure_rows(figs),
         "curves_chart": figures.curves_chart(v.get("curves") or {}, metrics.get("miou"), band, split),
         "per_class_chart": figures.per_class_chart(metrics.get("per_class_iou") or {},
@@ -165,10 +167,15 @@ def _check_details(checks: list[dict], check_id: str) -> dict:
     return next((c.get("details") or {} for c in checks if c["id"] == check_id), {})
 
 
-def _architecture_rows(fp: dict | None, required: dict) -> list[dict[str, str]]:
-    """The fingerprint beside what the spec requires, one property per row."""
+def _architecture_rows(fp: dict | None, required: dict, backbone: str | None = None,
+                       family: str | None = None) -> list[dict[str, str]]:
+    """The fingerprint beside what the spec requires, one property per row; the backbone
+    found (by provenance: what came from a torchvision VGG) first."""
+    head = [{"property": "backbone", "measured": backbone,
+             "required": "VGG16 (VGG19 accepted)" if family == "fcn" else "–"}] \
+        if backbone and (family == "fcn" or backbone != "none") else []
     if not fp:
-        return []
+        return head
 
     def scales(values) -> str:
         return "none" if not values else ", ".join(format_scale(s) for s in values)
@@ -188,7 +195,7 @@ def _architecture_rows(fp: dict | None, required: dict) -> list[dict[str, str]]:
         ("downsampling levels", str(fp.get("downsampling_levels", "–")), "–"),
         ("graph built by", _graph_method(fp), "–"),
     ]
-    return [{"property": p, "measured": m, "required": r} for p, m, r in rows]
+    return head + [{"property": p, "measured": m, "required": r} for p, m, r in rows]
 
 
 def _graph_method(fp: dict) -> str:

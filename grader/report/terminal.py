@@ -16,6 +16,20 @@ def make_console() -> Console:
     return Console(width=None if Console().is_terminal else 140)
 
 
+def package_notes(environment: dict) -> list[str]:
+    """The packages the worker did not have and replaced: stood-in packages (they fail where the
+    code really uses them) and no-op stubs for logging ones. Shown in the terminal and report."""
+    lines = []
+    stood = environment.get("stood_in") or {}
+    if stood:
+        listed = ", ".join(f"{name} ({', '.join(files)})" if files else name for name, files in sorted(stood.items()))
+        lines.append(f"not installed, stood in (the code imports; it fails only where it really uses them): {listed}")
+    stubbed = environment.get("stubbed") or []
+    if stubbed:
+        lines.append(f"not installed, replaced by no-op stubs (logging, progress, notebooks): {', '.join(stubbed)}")
+    return lines
+
+
 def print_summary(result: SubmissionResult, console: Console) -> None:
     env = result.environment
     console.print(f"[bold]segrade {result.segrade_version}[/] · {result.assignment_id} · "
@@ -24,6 +38,8 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
     console.print(f"[dim]isolation: {env['isolation']}[/]")
     for note in result.submission.notes:
         console.print(f"[dim]{note}[/]")
+    for line in package_notes(env):
+        console.print(f"[yellow]{escape(line)}[/]")
     for path, lines in result.submission.skipped.items():
         console.print(f"[dim]{path}: {len(lines)} top-level statement(s) not run (training, plotting...): "
                       f"{lines[0]}{' ...' if len(lines) > 1 else ''}[/]")

@@ -67,9 +67,11 @@ def main(argv: list[str]) -> int:
     import torch
 
     from grader.worker import graph, probes  # noqa: F401  (imported before student code can shadow anything)
-    from grader.worker.adapters import Candidate, VariantRequest, plan_variant
+
+    probes.install_vgg_recorder()
+    from grader.worker.adapters import Candidate, Unresolved, VariantRequest, plan_variant
     from grader.device import describe, resolve_device
-    from grader.worker.stubs import install_stub_finder
+    from grader.worker.stubs import install_stub_finder, stood_in
 
     device = resolve_device(request.get("device", "auto"))
     if request.get("threads"):  # a batch runs several workers side by side
@@ -87,10 +89,16 @@ def main(argv: list[str]) -> int:
     guard = TorchGuard(torch)
     candidates: list[Candidate] = []
     channel.send("phase", phase="import")
+    roots = _Roots(request.get("sys_path", ["."]))
     for module in request["modules"]:
+        roots.activate(module.get("root", "."))
         channel.send("module", **_import(module, candidates, torch.nn.Module))
     if stubbed:
         print(f"[segrade] missing logging-only packages replaced by stubs: {', '.join(sorted(set(stubbed)))}")
+    standing_in = stood_in()
+    if standing_in:
+        print(f"[segrade] missing packages stood in (they fail only where used): {', '.join(sorted(standing_in))}")
+    channel.send("packages", stubbed=sorted({n.split(".")[0] for n in stubbed}), stood_in=standing_in)
 
     manifest = request.get("manifest")
     training = request.get("training")
@@ -98,7 +106,26 @@ def main(argv: list[str]) -> int:
         guard.restore()
         channel.send("phase", phase="build", id=variant["id"])
         plan = plan_variant(VariantRequest.from_json(variant), candidates, manifest)
+        if request.get("plan_only"):   # how each variant would be built, nothing built (tests, tools)
+            channel.send("result", result=_describe_plan(plan, variant))
+            continue
         result = _probe(plan, variant, device, request, torch, channel, guard)
+        # A candidate whose forward raises NotImplementedError (an abstract base segrade could
+        # not tell from its source) gives way to the next one that fits.
+        tried: list[Any] = []
+        while _not_implemented(result) and not isinstance(plan, Unresolved) and plan.adapter != "manifest":
+            tried.append(plan)
+            following = plan_variant(VariantRequest.from_json(variant), candidates, manifest,
+                                     exclude=[t.factory for t in tried])
+            if isinstance(following, Unresolved):
+                break
+            skipped = "; ".join(f"{getattr(t.factory, '__name__', t.factory)} in {t.source} not used: its forward "
+                                "raised NotImplementedError" for t in tried)
+            following.description += f"; {skipped}"
+            following.notes = (skipped, *following.notes)
+            plan = following
+            guard.restore()
+            result = _probe(plan, variant, device, request, torch, channel, guard)
         channel.send("result", result=result)
         if training and _trainable(result):
             guard.restore()
@@ -106,7 +133,7 @@ def main(argv: list[str]) -> int:
             # the profile decides whether the backbone starts from ImageNet weights.
             train_plan = plan_variant(VariantRequest.from_json({**variant, "pretrained": training["pretrained"]
                                                                 if variant.get("pretrained") is not None else None}),
-                                      candidates, manifest)
+                                      candidates, manifest, exclude=[t.factory for t in tried])
             channel.send("training", id=variant["id"],
                          training=_train(train_plan, variant, device, training, channel, guard))
     channel.send("done")
@@ -122,6 +149,51 @@ def _drop_privileges(uid: int) -> None:
         from grader.processes import die_with_parent
 
         die_with_parent()  # the uid change cleared it
+
+
+class _Roots:
+    """Subprojects with same-named modules (`FCN/src/model.py` and `UNet/src/model.py`, both
+    `src.model`): each module is imported with its root first on sys.path, and the submission
+    modules another root loaded under the names this root provides are set aside meanwhile
+    (built classes keep their own modules), so one subproject never shadows another."""
+
+    def __init__(self, roots: list[str]) -> None:
+        self.here = Path.cwd().resolve()
+        self.roots = [r for r in roots if r != "."]
+        self.active = "."
+        self.stash: dict[str, dict[str, Any]] = {}
+
+    def _provided(self, root: str) -> set[str]:
+        folder = self.here / root
+        return {p.stem if p.suffix == ".py" else p.name for p in folder.iterdir()
+                if p.suffix == ".py" or p.is_dir()} if folder.is_dir() else set()
+
+    def activate(self, root: str) -> None:
+        if root == self.active:
+            return
+        provided = self._provided(root)
+        aside = self.stash.setdefault(self.active, {})
+        for name, module in list(sys.modules.items()):
+            if name.split(".")[0] in provided and _in_folder(module, self.here):
+                aside[name] = sys.modules.pop(name)
+        sys.modules.update(self.stash.pop(root, {}))
+        # This root first; roots providing the same names are left out meanwhile (a regular
+        # package anywhere on sys.path would beat this root's namespace folder).
+        entries = [str((self.here / r).resolve()) for r in self.roots]
+        sys.path[:] = [p for p in sys.path if p not in entries]
+        keep = [r for r in self.roots if r != root and (root == "." or not self._provided(r) & provided)]
+        order = ([root] if root != "." else []) + keep
+        sys.path[0:0] = [str((self.here / r).resolve()) for r in order]
+        import importlib
+
+        importlib.invalidate_caches()
+        self.active = root
+
+
+def _in_folder(module: Any, folder: Path) -> bool:
+    """Whether a module was loaded from the submission (a file, or a namespace package there)."""
+    files = [getattr(module, "__file__", None)] + list(getattr(module, "__path__", None) or [])
+    return any(f and folder in Path(f).resolve().parents for f in files)
 
 
 def _import(module: dict[str, str], candidates: list, module_base: type) -> dict[str, Any]:
@@ -165,6 +237,15 @@ def _import_module(path: str, name: str):
     return module
 
 
+def _describe_plan(plan, variant: dict[str, Any]) -> dict[str, Any]:
+    from grader.worker.adapters import Unresolved
+
+    if isinstance(plan, Unresolved):
+        return {"id": variant["id"], "unresolved": plan.status, "message": plan.message,
+                "looked_for": list(plan.looked_for), "candidates": list(plan.candidates)}
+    return {"id": variant["id"], "mapping": plan.description, "adapter": plan.adapter, "notes": list(plan.notes)}
+
+
 def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch, channel: Channel,
            guard: TorchGuard) -> dict[str, Any]:
     """Build one variant and run one forward pass; record what happened."""
@@ -180,13 +261,32 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
     torch.manual_seed(request.get("seed", 0))
     started = checks_started = time.perf_counter()
     try:
-        model = plan.build()
+        with probes.recording_vggs() as vggs:
+            model = plan.build()
     except BaseException as exc:
-        return result | {"build": _failure(exc)}
+        return result | {"build": _failure(exc) | _downloads(exc)}
     result["build"] = {"ok": True, "seconds": round(time.perf_counter() - started, 3)}
     if not isinstance(model, torch.nn.Module):
         result["build"] = {"ok": False, "error": f"the factory returned {type(model).__name__}, not an nn.Module"}
         return result
+    try:   # before any measurement trains it: copies of VGG weights are recognised by value
+        identified = probes.identify_backbone(model, list(vggs))
+        if identified.get("how") != "torchvision" and variant.get("pretrained"):
+            # ImageNet weights supplied, no torchvision VGG built: what a second build with
+            # another seed shares with the first was loaded by the model itself.
+            vggs.clear()
+            torch.manual_seed(request.get("seed", 0) + 1)
+            with probes.recording_vggs():
+                other = plan.build()
+            loaded = probes.identify_loaded_weights(model, other) if isinstance(other, torch.nn.Module) else None
+            del other
+            identified = loaded or identified
+    except Exception as exc:
+        identified = None
+        result["backbone_found"] = {"error": _short_error(exc)}
+    else:
+        result["backbone_found"] = {k: v for k, v in identified.items() if k != "tensors"}
+    vggs.clear()
     params = list(model.parameters())
     result["parameters"] = {"total": sum(p.numel() for p in params),
                             "trainable": sum(p.numel() for p in params if p.requires_grad)}
@@ -222,7 +322,7 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
                                                              (1, size - 32, size + 32)], device),
         "figures": lambda: probes.figures(model, to_logits, size, device),
         "gradients": lambda: probes.gradients(model, to_logits, variant["num_classes"], device),
-        "backbone": lambda: probes.backbone_training(model, variant["num_classes"], device),
+        "backbone": lambda: probes.backbone_training(model, variant["num_classes"], device, identified),
     }
     if variant.get("family") != "fcn":
         del measurements["backbone"]
@@ -238,6 +338,11 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
         seconds[name] = round(time.perf_counter() - started, 3)
     result["check_seconds"] = {"total": round(time.perf_counter() - checks_started, 3), **seconds}
     return result
+
+
+def _not_implemented(result: dict[str, Any]) -> bool:
+    return any(str((result.get(step) or {}).get("error", "")).startswith("NotImplementedError")
+               for step in ("build", "forward"))
 
 
 def _trainable(result: dict[str, Any]) -> bool:
@@ -352,6 +457,19 @@ def _load_weights(model, path: str | None) -> str:
     state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
     model.load_state_dict(state, strict=True)
     return path
+
+
+def _downloads(exc: BaseException) -> dict[str, Any]:
+    """The weights URLs a failed build was fetching (torch.hub's `url` in the traceback's
+    frames): so the message can say which weights the code asked for (VGG19's, not VGG16's)."""
+    urls: list[str] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        url = tb.tb_frame.f_locals.get("url")
+        if isinstance(url, str) and url.startswith(("http://", "https://")) and url not in urls:
+            urls.append(url)
+        tb = tb.tb_next
+    return {"downloads": urls} if urls else {}
 
 
 def _failure(exc: BaseException) -> dict[str, Any]:

@@ -27,6 +27,7 @@ The manifest parser also runs in the grading process, which imports no student c
 from __future__ import annotations
 
 import ast
+import enum
 import functools
 import inspect
 import json
@@ -70,6 +71,12 @@ FREEZE_METHOD_NAMES = ("freeze_backbone", "freeze", "freeze_encoder", "freeze_fe
                        "freeze_base", "freeze_pretrained", "freeze_weights")
 UNFREEZE_METHOD_NAMES = ("unfreeze_backbone", "unfreeze", "unfreeze_encoder", "unfreeze_features",
                          "unfreeze_vgg", "unfreeze_base", "unfreeze_all")
+# Parameters that choose the backbone (FCN family): given the assignment's, VGG16, in the
+# style the class uses ("vgg16", "VGG16_BN", torchvision.models.vgg16...).
+BACKBONE_ARG_NAMES = ("backbone", "backbone_name", "backbone_type", "backbone_arch", "encoder", "encoder_name",
+                      "base_model", "base_net", "basenet", "base_network", "vgg", "vgg_type", "vgg_version",
+                      "vgg_name", "vgg_variant", "feature_extractor", "features", "pretrained_model", "cnn")
+ASSIGNMENT_BACKBONE = "vgg16"
 # Parameters of a family class that choose the FCN variant (its output stride).
 VARIANT_ARG_NAMES = ("variant", "fcn_variant", "mode", "arch", "architecture", "type", "fcn_type", "model_type",
                      "net_type", "kind", "version", "stride", "output_stride", "out_stride", "upsample",
@@ -248,7 +255,12 @@ class _Sig:
 
 def _signature(obj: Any) -> _Sig:
     try:
-        sig = inspect.signature(obj)
+        try:   # annotations as objects (`variant: "FCNVariant"` under `from __future__ import annotations`)
+            sig = inspect.signature(obj, eval_str=True)
+        except (TypeError, ValueError):
+            raise
+        except Exception:  # an annotation that does not evaluate: keep it as text
+            sig = inspect.signature(obj)
     except (TypeError, ValueError) as exc:
         raise _NotUsable(f"segrade cannot read its signature ({exc})") from None
     params, var_kw, var_pos = [], None, None
@@ -293,18 +305,55 @@ def _literal_choices(p: inspect.Parameter) -> list[Any]:
     ann = p.annotation
     if ann is p.empty:
         return []
-    if isinstance(ann, str):
-        match = re.search(r"Literal\[(.*)\]", ann)
-        if not match:
-            return []
+    match = re.search(r"Literal\[(.*)\]", ann) if isinstance(ann, str) else None
+    if match:
         try:
-            value = ast.literal_eval(f"({match.group(1)},)")
+            return list(ast.literal_eval(f"({match.group(1)},)"))
         except (ValueError, SyntaxError):
             return []
-        return list(value)
     if typing.get_origin(ann) is typing.Literal:
         return list(typing.get_args(ann))
+    enum_type = _enum_type(p)
+    if enum_type is not None:
+        return list(enum_type)
     return []
+
+
+def _enum_type(p: inspect.Parameter) -> type[enum.Enum] | None:
+    """The Enum class a parameter takes: its annotation (`variant: FCNVariant`, Optional too)
+    or its default's class."""
+    ann = p.annotation
+    for t in [ann, *typing.get_args(ann)] if ann is not p.empty else []:
+        if isinstance(t, type) and issubclass(t, enum.Enum):
+            return t
+    if isinstance(p.default, enum.Enum):
+        return type(p.default)
+    return None
+
+
+def _value_text(value: Any) -> str:
+    """How a value is written in a mapping sentence: Enum members by name (FCNVariant.FCN8S)."""
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__name__}.{value.name}"
+    if inspect.isfunction(value) and getattr(value, "__module__", "").startswith("torchvision"):
+        return f"torchvision.models.{value.__name__}"
+    return repr(value)
+
+
+def _enum_member(enum_type: type[enum.Enum], value: Any) -> enum.Enum | None:
+    """A manifest's value for an Enum parameter: a member's name ("FCN8S", "FCNVariant.FCN8S",
+    case ignored) or its value ("fcn8s", 8)."""
+    if isinstance(value, enum_type):
+        return value
+    if isinstance(value, str):
+        name = value.rpartition(".")[2] if value.startswith(enum_type.__name__ + ".") else value
+        for member in enum_type:
+            if member.name == name or member.name.lower() == name.lower():
+                return member
+    for member in enum_type:
+        if member.value == value or (isinstance(value, str) and str(member.value).lower() == value.lower()):
+            return member
+    return None
 
 
 # --------------------------------------------------------------------------- name heuristics
@@ -324,6 +373,10 @@ _STRIDE_VALUE = re.compile(r"^\s*(?:fcn)?[-_ ]?(8|16|32)\s*s?\s*$", re.IGNORECAS
 
 def _stride_of(value: Any) -> int | None:
     """8, "8", "8s", "fcn8s", "FCN-8s", "fcn_8s" -> 8; anything else -> None."""
+    if isinstance(value, enum.Enum):   # FCNVariant.FCN8S = "fcn8s" / = 8 / = auto()
+        by_value = _stride_of(value.value)
+        by_name = _stride_from_name(value.name)
+        return by_value if by_value is not None else by_name if isinstance(by_name, int) else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -408,6 +461,20 @@ def _is_factory_function(obj: Any) -> bool:
 
 
 def _source_text(obj: Any) -> str | None:
+    if inspect.isclass(obj):
+        # From the file its methods were compiled from: inspect finds a class through
+        # sys.modules[cls.__module__], which is another file when two subprojects both have
+        # a `src.model` (see the worker's _Roots).
+        code = next((f.__code__ for f in vars(obj).values() if inspect.isfunction(f)), None)
+        if code is not None:
+            try:
+                text = open(code.co_filename, encoding="utf-8", errors="replace").read()
+                for node in ast.walk(ast.parse(text)):
+                    if isinstance(node, ast.ClassDef) and node.name == obj.__name__ \
+                            and node.lineno <= code.co_firstlineno <= (node.end_lineno or node.lineno):
+                        return ast.get_source_segment(text, node, padded=True)
+            except (OSError, SyntaxError, ValueError):
+                pass
     try:
         return inspect.getsource(obj)
     except (OSError, TypeError):
@@ -464,6 +531,9 @@ def _variant_param(sig: _Sig) -> inspect.Parameter | None:
             return p
         if any(_stride_of(c) is not None for c in _literal_choices(p)):
             return p
+    for p in sig.params:   # any name, when its Enum or Literal choices are the three strides
+        if {_stride_of(c) for c in _literal_choices(p)} >= {8, 16, 32}:
+            return p
     return None
 
 
@@ -518,10 +588,12 @@ class _Option:
 
 
 def plan_variant(request: VariantRequest, candidates: list[Candidate],
-                 manifest: dict[str, dict] | None = None) -> BuildPlan | Unresolved:
-    """Decide how to build one variant from the student's candidates (see the module doc)."""
+                 manifest: dict[str, dict] | None = None, exclude: typing.Sequence[Any] = ()) -> BuildPlan | Unresolved:
+    """Decide how to build one variant from the student's candidates (see the module doc).
+    `exclude`: factories already tried whose forward raised NotImplementedError."""
     if manifest and request.id in manifest:
         return _plan_from_manifest(request, manifest[request.id], candidates)
+    candidates = [c for c in candidates if not any(c.obj is e for e in exclude)]
 
     options: list[_Option] = []
     rejected: list[tuple[tuple[int, int, int], str]] = []   # (rank, reason) of candidates that fit but fail
@@ -544,6 +616,17 @@ def plan_variant(request: VariantRequest, candidates: list[Candidate],
 
     if not options:
         return _missing(request, [reason for _, reason in rejected] + near_misses)
+    # An abstract base carrying the contract name (`class UNet` whose forward or decode()
+    # raises NotImplementedError, subclassed by VanillaUNet): concrete classes first.
+    abstract_notes: list[str] = []
+    abstract = {id(o.candidate.obj): why for o in options
+                if (why := _abstract_reason(o.candidate.obj, candidates)) is not None}
+    if abstract and any(id(o.candidate.obj) not in abstract for o in options):
+        for o in sorted(options, key=lambda o: o.rank):
+            if id(o.candidate.obj) in abstract:
+                abstract_notes.append(f"{o.candidate.label} is an abstract base ({abstract[id(o.candidate.obj)]}): "
+                                      "not built")
+        options = [o for o in options if id(o.candidate.obj) not in abstract]
     best = min(o.rank for o in options)
     top = [o for o in options if o.rank == best]
     notes: list[str] = []
@@ -558,7 +641,55 @@ def plan_variant(request: VariantRequest, candidates: list[Candidate],
             return _ambiguous(request, top)
     chosen = top[0]
     notes += [f"not used: {reason}" for rank, reason in rejected if rank < chosen.rank]
-    return _plan(request, chosen, notes)
+    plan = _plan(request, chosen, abstract_notes + notes)
+    if abstract_notes:
+        plan.description += "; " + "; ".join(abstract_notes)
+    return plan
+
+
+def _raises_only_not_implemented(function: Any) -> bool:
+    """A function whose body (after a docstring) is only `raise NotImplementedError...`."""
+    text = _source_text(function)
+    if text is None:
+        return False
+    try:
+        tree = ast.parse(textwrap.dedent(text))
+    except SyntaxError:
+        return False
+    fn = tree.body[0] if tree.body and isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+    if fn is None:
+        return False
+    body = [n for n in fn.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
+        return False
+    exc = body[0].exc.func if isinstance(body[0].exc, ast.Call) else body[0].exc
+    return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
+
+
+def _abstract_reason(obj: Any, candidates: list[Candidate]) -> str | None:
+    """Why a candidate class is an abstract base, or None: abc-abstract, no forward of its own,
+    a forward that only raises NotImplementedError, or another method that only raises it and
+    that a subclass among the candidates implements."""
+    if not inspect.isclass(obj) or not _is_module_class(obj):
+        return None
+    import torch
+
+    if inspect.isabstract(obj):
+        return "it has abstract methods"
+    forward = getattr(obj, "forward", None)
+    if forward is torch.nn.Module.forward:
+        return "it defines no forward"
+    if _raises_only_not_implemented(forward):
+        return "its forward raises NotImplementedError"
+    subclasses = [c.obj for c in candidates if inspect.isclass(c.obj) and c.obj is not obj and issubclass(c.obj, obj)]
+    for name, member in vars(obj).items():
+        if not inspect.isfunction(member) or not _raises_only_not_implemented(member):
+            continue
+        implementers = sorted({sub.__name__ for sub in subclasses
+                               if any(name in k.__dict__ for k in sub.__mro__[:sub.__mro__.index(obj)])})
+        if implementers:
+            return f"its {name}() raises NotImplementedError; {', '.join(implementers)} implement it"
+    return None
 
 
 def _dedupe(options: list[_Option]) -> list[_Option]:
@@ -651,6 +782,9 @@ def _fill(request: VariantRequest, candidate: Candidate, tier: str, sig: _Sig) -
     if "frozen" in traits:
         _fill_freeze(request, candidate, sig, out, blind, contract)
 
+    if request.family == "fcn" or "stride" in traits:
+        _fill_backbone_choice(candidate, sig, out)
+
     unet_traits = [t for t in ("skip", "residual", "attention") if t in traits]
     flagged = False
     for trait in unet_traits:
@@ -692,10 +826,42 @@ def _fill(request: VariantRequest, candidate: Candidate, tier: str, sig: _Sig) -
     return out
 
 
+def _by_pattern(sig: _Sig, matches: typing.Callable[[str], bool]) -> inspect.Parameter | None:
+    """The first count-like parameter (an int default, None, or required; an `int` annotation
+    or none) whose name matches: the class count or input channels under a name not listed."""
+    for p in sig.params:
+        if not matches(p.name) or not _count_like(p) or isinstance(p.default, bool):
+            continue
+        ann = _annotation_text(p).replace("typing.", "")
+        if ann in ("", "int", "Optional[int]", "int | None"):
+            return p
+    return None
+
+
+def _is_class_count_name(name: str) -> bool:
+    """output_classes, nb_classes, number_of_classes, n_labels, num_outputs, out_dim..."""
+    words = _tokens(name)
+    if any(w in ("weight", "weights", "names", "name", "map", "mapping", "ids", "idx", "index") for w in words):
+        return False
+    if any(w in ("class", "classes", "cls", "label", "labels", "categories", "category") for w in words):
+        return True
+    return bool(words) and words[0] in ("out", "output", "outputs", "nout", "num", "n", "nb") and any(
+        w in ("out", "output", "outputs", "dim", "dims", "channels", "chans", "ch", "planes") for w in words[1:]) \
+        and "in" not in words
+
+
+def _is_in_channel_name(name: str) -> bool:
+    """image_channels, img_channels, in_dim, input_dim, num_channels, n_channel, in_planes..."""
+    words = _tokens(name)
+    channel = any(w in ("channel", "channels", "chans", "ch", "chs", "dim", "planes") for w in words)
+    source = any(w in ("in", "input", "inputs", "img", "image", "images", "rgb") for w in words)
+    return channel and (source or name in ("channels", "num_channels", "n_channel", "nchannels"))
+
+
 def _fill_common(request: VariantRequest, name: str, sig: _Sig, out: _Filled, blind: bool) -> None:
     """Class count, input channels and the pretrained switch (used by the manifest too)."""
     values = out.values
-    p = _first(sig, CLASS_COUNT_NAMES, _count_like)
+    p = _first(sig, CLASS_COUNT_NAMES, _count_like) or _by_pattern(sig, _is_class_count_name)
     if p is not None:
         values[p.name] = request.num_classes
         out.auto.add(p.name)
@@ -705,7 +871,7 @@ def _fill_common(request: VariantRequest, name: str, sig: _Sig, out: _Filled, bl
     else:
         out.notes.append(f"{name} takes no class-count argument: assumed to output {request.num_classes} classes")
 
-    p = _first(sig, IN_CHANNEL_NAMES, _count_like)
+    p = _first(sig, IN_CHANNEL_NAMES, _count_like) or _by_pattern(sig, _is_in_channel_name)
     if p is not None:
         if p.default is p.empty or p.default is None:
             values[p.name] = 3
@@ -782,6 +948,59 @@ def _fill_freeze(request: VariantRequest, candidate: Candidate, sig: _Sig, out: 
                      + ("is frozen" if frozen else "trains"))
 
 
+_VGG16_TEXT = re.compile(r"vgg[-_ ]?16(?!\d)", re.IGNORECASE)
+_VGG_TEXT = re.compile(r"vgg[-_ ]?(\d+)", re.IGNORECASE)
+
+
+def _fill_backbone_choice(candidate: Candidate, sig: _Sig, out: _Filled) -> None:
+    """A backbone-choice argument (`backbone_name="vgg19"`, `backbone="resnet50"`) gets VGG16,
+    the assignment's backbone, in the form the class uses; left alone when no VGG16 form is
+    found (and said so)."""
+    for p in sig.params:
+        if p.name not in BACKBONE_ARG_NAMES or p.name in out.values or _annotation_text(p) == "bool":
+            continue
+        default = p.default if p.default is not p.empty else None
+        if isinstance(default, bool) or isinstance(default, (int, float)):
+            continue
+        value = _vgg16_value(candidate.obj, p, default)
+        if value is None:
+            if default is not None and not (isinstance(default, str) and _VGG16_TEXT.search(default)):
+                out.notes.append(f"{candidate.name}'s {p.name} defaults to {_value_text(default)} and segrade found no "
+                                 f"VGG16 value for it: built with that backbone")
+            continue
+        if default is not None and (value is default or value == default):
+            return   # already VGG16
+        out.values[p.name] = value
+        out.mechanisms.append("backbone argument")
+        was = f" instead of its default {_value_text(default)}" if default is not None else ""
+        out.notes.append(f"{p.name}={_value_text(value)}{was}: the assignment's backbone is VGG16")
+        return
+
+
+def _vgg16_value(obj: Any, p: inspect.Parameter, default: Any) -> Any:
+    """VGG16 in the style of this parameter: a Literal/Enum choice, a string of the class's
+    source, the default restyled (vgg19 -> vgg16), or torchvision's vgg16 builder."""
+    for choice in _literal_choices(p):
+        text = choice.name if isinstance(choice, enum.Enum) else choice
+        if isinstance(text, str) and _VGG16_TEXT.search(text) and "bn" not in text.lower():
+            return choice
+    if callable(default) and getattr(default, "__module__", "").startswith("torchvision.models"):
+        match = _VGG_TEXT.search(getattr(default, "__name__", ""))
+        if match:
+            import torchvision
+
+            return getattr(torchvision.models, _VGG_TEXT.sub("vgg16", default.__name__, count=1), None)
+        return None
+    if isinstance(default, str) and _VGG16_TEXT.search(default):
+        return default
+    if isinstance(default, str) and _VGG_TEXT.search(default):
+        return _VGG_TEXT.sub(lambda m: m.group(0)[:-len(m.group(1))] + "16", default, count=1)
+    texts = [t for t in _string_constants(obj) if _VGG16_TEXT.fullmatch(t.strip())]
+    if texts and (default is None or isinstance(default, str)):
+        return texts[0]
+    return None
+
+
 def _split_call(sig: _Sig, values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Positional-only parameters go in args; the rest stays keyword, in signature order."""
     kwargs = dict(values)
@@ -796,10 +1015,10 @@ def _split_call(sig: _Sig, values: dict[str, Any]) -> tuple[tuple[Any, ...], dic
 
 
 def _call_text(name: str, args: tuple, kwargs: dict[str, Any], after: typing.Iterable[tuple[str, dict]]) -> str:
-    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    parts = [_value_text(a) for a in args] + [f"{k}={_value_text(v)}" for k, v in kwargs.items()]
     text = f"{name}({', '.join(parts)})"
     for method, kw in after:
-        text += f".{method}({', '.join(f'{k}={v!r}' for k, v in kw.items())})"
+        text += f".{method}({', '.join(f'{k}={_value_text(v)}' for k, v in kw.items())})"
     return text
 
 
@@ -857,6 +1076,17 @@ def _plan_from_manifest(request: VariantRequest, entry: dict, candidates: list[C
         return fail(f"{sig.text(candidate.name)} in {candidate.source} has no parameter "
                     f"{', '.join(f'`{k}`' for k in unknown)}: fix the kwargs")
 
+    # Enum-typed parameters take a member's name or value in the manifest (TOML has no Enum).
+    for key, value in list(given.items()):
+        p = sig.get(key)
+        enum_type = _enum_type(p) if p is not None else None
+        if enum_type is not None:
+            member = _enum_member(enum_type, value)
+            if member is None:
+                names = ", ".join(f'"{enum_type.__name__}.{m.name}"' for m in enum_type)
+                return fail(f"{key} = {value!r} is not a member of {enum_type.__name__}: write one of {names}")
+            given[key] = member
+
     # Fill what the manifest leaves out: the class count, RGB input, the pretrained switch.
     auto = _Filled({}, [], [], [], set())
     _fill_common(request, candidate.name, sig, auto, blind=False)
@@ -901,6 +1131,8 @@ def _toml_value(value: Any) -> str | None:
         return repr(value)
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, enum.Enum):   # an Enum member by name; the manifest resolves it
+        return json.dumps(_value_text(value))
     return None   # None and objects cannot be written in TOML: leave them to their defaults
 
 

@@ -78,6 +78,182 @@ def gradients(model: nn.Module, to_logits, num_classes: int, device) -> dict[str
     return {"none": none, "zero": zero, "nonfinite": nonfinite, "head": head, "head_params": head_params}
 
 
+# --------------------------------------------------------------------------- the backbone, by provenance
+
+_VGG_BUILT: list[nn.Module] = []   # torchvision VGG instances made while recording (see vgg_recorder)
+_RECORDING = [False]
+_CONV_COUNT_KIND = {8: "VGG11", 10: "VGG13", 13: "VGG16", 16: "VGG19"}
+VGG16_CONV_SEQUENCE = [(64, 3), (64, 64), (128, 64), (128, 128), (256, 128), (256, 256), (256, 256), (512, 256),
+                       (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+VGG19_CONV_SEQUENCE = VGG16_CONV_SEQUENCE[:7] + [(256, 256)] + VGG16_CONV_SEQUENCE[7:10] + [(512, 512)] \
+    + VGG16_CONV_SEQUENCE[10:] + [(512, 512)]
+
+
+def install_vgg_recorder() -> bool:
+    """Wrap torchvision's VGG constructor (in the worker, before student code runs) so that the
+    VGG instances a model's constructor makes are known: what the model took from one is its
+    backbone, whatever the student named it. False when torchvision is missing."""
+    try:
+        from torchvision.models import vgg
+    except ImportError:  # pragma: no cover - torchvision is a dependency
+        return False
+    if getattr(vgg.VGG.__init__, "__segrade_recorder__", False):
+        return True
+    original = vgg.VGG.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if _RECORDING[0]:
+            _VGG_BUILT.append(self)
+
+    __init__.__segrade_recorder__ = True
+    vgg.VGG.__init__ = __init__
+    return True
+
+
+class recording_vggs:
+    """`with recording_vggs() as built:` the VGG instances made inside, in order."""
+
+    def __enter__(self) -> list[nn.Module]:
+        _VGG_BUILT.clear()
+        _RECORDING[0] = True
+        return _VGG_BUILT
+
+    def __exit__(self, *exc) -> None:
+        _RECORDING[0] = False
+
+
+def _vgg_parts(vgg: nn.Module) -> tuple[str, dict[int, str]]:
+    """A VGG instance's kind ("VGG16", "VGG19-BN"...) and {id(module): part name} for its
+    parameterised layers: conv1_1..conv5_3 (and their BatchNorm), fc6, fc7, fc8."""
+    parts: dict[int, str] = {}
+    block, index, convs, bn = 1, 0, 0, False
+    last = ""
+    for layer in getattr(vgg, "features", []):
+        if isinstance(layer, nn.MaxPool2d):
+            block, index = block + 1, 0
+        elif isinstance(layer, nn.Conv2d):
+            index += 1
+            convs += 1
+            last = f"conv{block}_{index}"
+            parts[id(layer)] = last
+        elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            parts[id(layer)] = f"{last} BatchNorm"
+            bn = True
+    linear = [m for m in getattr(vgg, "classifier", []) if isinstance(m, nn.Linear)]
+    for name, layer in zip(("fc6", "fc7", "fc8"), linear):
+        parts[id(layer)] = name
+    kind = _CONV_COUNT_KIND.get(convs, f"VGG ({convs} convolutions)") + ("-BN" if bn else "")
+    return kind, parts
+
+
+def identify_backbone(model: nn.Module, vggs: list[nn.Module]) -> dict[str, Any]:
+    """Which of the model's tensors are its VGG backbone, and how segrade knows:
+    - "torchvision": layers taken from a torchvision VGG the constructor built (the same
+      module objects), or copies of their weights (fc6/fc7 reshaped into convolutions);
+    - "layer sequence": no torchvision VGG was built, but the convolutions follow VGG16's (or
+      VGG19's) exact sequence of 13 (16) layers: a hand-written VGG; fc6/fc7 are not counted;
+    - None: no VGG at all (a student's own encoder, however VGG-like its shapes).
+    A student's own 7x7 512->4096 head is not fc6: it came from no VGG. Run right after
+    building, before any training step moves the weights."""
+    modules = list(model.named_modules())
+    part_of: dict[int, str] = {}
+    kinds: list[str] = []
+    by_numel: dict[int, list[tuple[torch.Tensor, str]]] = {}
+    for vgg in vggs:
+        kind, parts = _vgg_parts(vgg)
+        kinds.append(kind)
+        part_of.update(parts)
+        for m in vgg.modules():
+            weight = getattr(m, "weight", None)
+            if id(m) in parts and isinstance(weight, torch.Tensor) and weight.dim() > 1:
+                by_numel.setdefault(weight.numel(), []).append((weight.detach(), parts[id(m)]))
+    found: dict[str, str] = {}   # module name -> part
+    used_kinds: set[str] = set()
+    for name, module in modules:
+        part = part_of.get(id(module))
+        if part is None:
+            weight = getattr(module, "weight", None)
+            if isinstance(weight, torch.Tensor) and weight.dim() > 1 and weight.numel() in by_numel:
+                w = weight.detach()
+                if w.float().std() > 0:   # a copy of a VGG layer's weights (zeros and constants prove nothing)
+                    part = next((p for t, p in by_numel[w.numel()] if torch.equal(t.reshape(-1), w.reshape(-1))), None)
+        if part is not None:
+            found[name] = part
+    if found:
+        for vgg in vggs:
+            kind, parts = _vgg_parts(vgg)
+            if any(id(m) in parts and parts[id(m)] in found.values() for m in vgg.modules()):
+                used_kinds.add(kind)
+        how = "torchvision"
+    else:
+        found, kind = _vgg_by_sequence(modules)
+        how = "layer sequence" if found else None
+        if kind:
+            used_kinds.add(kind)
+    tensors: dict[str, str] = {}
+    for name, module in modules:
+        if name in found:
+            prefix = f"{name}." if name else ""
+            for key in module.state_dict(keep_vars=True):
+                if "." not in key:
+                    tensors[prefix + key] = found[name]
+    kind = " + ".join(sorted(used_kinds)) if used_kinds else None
+    return {"kind": kind, "how": how, "tensors": tensors,
+            "built": sorted(set(kinds)), "fc_from_vgg": any(p in ("fc6", "fc7") for p in found.values())}
+
+
+def identify_loaded_weights(model: nn.Module, other: nn.Module) -> dict[str, Any] | None:
+    """When ImageNet weights are supplied and no torchvision VGG was built: the layers whose
+    weights are identical in two builds made with different seeds were loaded, not
+    initialised (the model read the weights itself). None when there are none."""
+    mine, theirs = model.state_dict(), other.state_dict()
+    modules = list(model.named_modules())
+    found: dict[str, str] = {}
+    for name, module in modules:
+        key = f"{name}.weight" if name else "weight"
+        weight = mine.get(key)
+        if weight is None or weight.dim() < 2 or key not in theirs or not weight.is_floating_point():
+            continue
+        if weight.float().std() > 0 and torch.equal(weight, theirs[key].to(weight.device)):
+            found[name] = name
+    if not found:
+        return None
+    sequence, kind = _vgg_by_sequence([(n, m) for n, m in modules if n in found or
+                                       isinstance(m, nn.modules.batchnorm._BatchNorm)])
+    tensors = {}
+    for name, module in modules:
+        if name in found or name in sequence:
+            prefix = f"{name}." if name else ""
+            for key in module.state_dict(keep_vars=True):
+                if "." not in key:
+                    tensors[prefix + key] = sequence.get(name, found.get(name, name))
+    return {"kind": kind or "pretrained layers", "how": "loaded weights", "tensors": tensors, "built": [],
+            "fc_from_vgg": False}
+
+
+def _vgg_by_sequence(modules: list[tuple[str, nn.Module]]) -> tuple[dict[str, str], str | None]:
+    """A hand-written VGG16/19: convolutions whose shapes follow its sequence exactly."""
+    convs = [(name, m) for name, m in modules if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    shapes = [(m.out_channels, m.in_channels) for _, m in convs]
+    for kind, sequence, blocks in (("VGG19", VGG19_CONV_SEQUENCE, (2, 2, 4, 4, 4)),
+                                   ("VGG16", VGG16_CONV_SEQUENCE, (2, 2, 3, 3, 3))):
+        n = len(sequence)
+        for start in range(len(shapes) - n + 1):
+            if shapes[start:start + n] == sequence:
+                names = [f"conv{b + 1}_{k + 1}" for b, count in enumerate(blocks) for k in range(count)]
+                found = {name: part for (name, _), part in zip(convs[start:start + n], names)}
+                # BatchNorm right after one of those convolutions (a hand-written vgg16_bn)
+                previous = None
+                for name, m in modules:
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm) and previous in found:
+                        found[name] = f"{found[previous]} BatchNorm"
+                    if isinstance(m, (nn.Conv2d, nn.modules.batchnorm._BatchNorm, nn.Linear)):
+                        previous = name
+                return found, kind
+    return {}, None
+
+
 def backbone_tensors(model: nn.Module) -> list[str]:
     """State-dict names of the VGG16 part: VGG-shaped convolutions and fc6/fc7, and any
     BatchNorm right after such a convolution (vgg16_bn), statistics included."""
@@ -96,13 +272,16 @@ def backbone_tensors(model: nn.Module) -> list[str]:
     return names
 
 
-def backbone_training(model: nn.Module, num_classes: int, device) -> dict[str, Any]:
-    """A few real steps of the grader's training loop; which tensors changed."""
+def backbone_training(model: nn.Module, num_classes: int, device,
+                      identified: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A few real steps of the grader's training loop; which tensors changed. The backbone is
+    what `identify_backbone` found (by provenance); without it, VGG16-shaped layers."""
     from torch.utils.data import TensorDataset
 
     from grader.worker.train import TrainConfig, train
 
-    backbone = set(backbone_tensors(model))
+    parts = dict((identified or {}).get("tensors") or {}) if identified is not None else {}
+    backbone = set(parts) if identified is not None else set(backbone_tensors(model))
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     g = torch.Generator().manual_seed(1)
     data = TensorDataset(torch.randn(2 * BACKBONE_STEPS, 3, PROBE_SIZE, PROBE_SIZE, generator=g),
@@ -112,6 +291,10 @@ def backbone_training(model: nn.Module, num_classes: int, device) -> dict[str, A
     after = model.state_dict()
     changed = [k for k, v in before.items() if not torch.equal(v, after[k].detach().to(v.device))]
     return {"backbone_tensors": len(backbone), "steps": BACKBONE_STEPS,
+            "backbone": {k: v for k, v in (identified or {}).items() if k != "tensors"} or None,
+            # no backbone by provenance, yet VGG16-shaped layers: an encoder of the student's own
+            "vgg_shaped": len(backbone_tensors(model)) if identified is not None and not backbone else 0,
+            "changed_parts": {k: parts[k] for k in changed if k in parts},
             "backbone_changed": [k for k in changed if k in backbone],
             "head_changed": [k for k in changed if k not in backbone],
             "seconds": round(time.perf_counter() - started, 3)}

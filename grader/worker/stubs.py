@@ -31,9 +31,20 @@ A stub (module or object) behaves like "logging switched off":
   (`class Cb(wandb.Callback)` subclasses `object`);
 - it is FALSY (and has length 0), so `if wandb.run:` / `if writer:` take the "no logger" branch.
 
-Not stubbable on purpose: packages models may really use (opencv `cv2`, `albumentations`,
-`lightning`/`pytorch_lightning`, `timm`, `segmentation_models_pytorch`, `sklearn`): a missing
-one stays an ImportError that the worker reports.
+Third-party packages that real model files import at the top for data loading, augmentation,
+metrics or configuration (`cv2`, `albumentations`, `sklearn`, `scipy`, `timm`, `lightning`...,
+listed in STAND_IN) are STOOD IN when missing: the import succeeds and gives a stand-in whose
+attributes are stand-ins too, but calling one (`cv2.imread(...)`, `A.Compose(...)`), iterating
+it or building a class derived from one (`class Net(pl.LightningModule)`) raises
+`MissingPackageError`, naming the package and the student's file and line. So a file that only
+loads data with OpenCV still imports and its models build, and a model that really needs the
+package fails where it uses it, with a message that says why. `install_stub_finder()` returns
+what was stubbed; `stood_in()` what was stood in and by which files.
+
+Deep-learning frameworks other than PyTorch (`tensorflow`, `keras`, `jax`...) are never stood
+in: a missing one stays an ImportError, which the grading process reports as a non-PyTorch
+submission. Neither are the submission's own modules: a forgotten `utils.py` stays an
+ImportError naming it.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import inspect
 import os
 import site
 import sys
@@ -48,7 +60,7 @@ import sysconfig
 import types
 from functools import lru_cache
 
-__all__ = ["STUBBABLE", "install_stub_finder", "is_stub"]
+__all__ = ["STAND_IN", "STUBBABLE", "MissingPackageError", "install_stub_finder", "is_stub", "stood_in"]
 
 # Packages used for experiment tracking, progress display, plotting or notebook plumbing only.
 STUBBABLE: tuple[str, ...] = (
@@ -65,6 +77,120 @@ STUBBABLE: tuple[str, ...] = (
     "seaborn", "plotly",
 )
 
+# Packages a model file may import for data, augmentation, metrics, configuration or a
+# backbone zoo; stood in when missing (their PyPI name where it differs from the module's).
+STAND_IN: dict[str, str] = {
+    "cv2": "opencv-python", "albumentations": "albumentations", "sklearn": "scikit-learn",
+    "skimage": "scikit-image", "scipy": "scipy", "imageio": "imageio", "imgaug": "imgaug", "PIL": "Pillow",
+    "kornia": "kornia", "torchmetrics": "torchmetrics", "segmentation_models_pytorch": "segmentation-models-pytorch",
+    "timm": "timm", "lightning": "lightning", "pytorch_lightning": "pytorch-lightning", "transformers": "transformers",
+    "huggingface_hub": "huggingface-hub", "monai": "monai", "einops": "einops", "yaml": "PyYAML",
+    "omegaconf": "omegaconf", "hydra": "hydra-core", "gdown": "gdown", "kagglehub": "kagglehub", "kaggle": "kaggle",
+    "requests": "requests", "h5py": "h5py", "pandas": "pandas", "matplotlib": "matplotlib", "natsort": "natsort",
+    "patchify": "patchify", "thop": "thop", "fvcore": "fvcore", "ptflops": "ptflops", "torchview": "torchview",
+    "rich": "rich", "torchvision_models": "torchvision-models", "piq": "piq", "lpips": "lpips",
+}
+
+
+class MissingPackageError(ModuleNotFoundError):
+    """A stood-in package was really used."""
+
+
+def _student_frame():
+    """The innermost frame running a file of the submission (the worker's cwd), or None."""
+    cwd = os.path.realpath(os.getcwd()) + os.sep
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith("<") and os.path.realpath(filename).startswith(cwd):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _student_place() -> str | None:
+    """`file.py line N` of the innermost frame in the submission."""
+    frame = _student_frame()
+    if frame is None:
+        return None
+    cwd = os.path.realpath(os.getcwd())
+    return f"{os.path.relpath(os.path.realpath(frame.f_code.co_filename), cwd)} line {frame.f_lineno}"
+
+
+def _at_import_time() -> bool:
+    """Whether the student code running is a module's or a class's body (import time: default
+    arguments, class attributes), not a function: a call there is deferred, not a use."""
+    frame = _student_frame()
+    return frame is not None and not frame.f_code.co_flags & inspect.CO_NEWLOCALS
+
+
+def _missing_package(name: str, what: str) -> MissingPackageError:
+    top = name.split(".")[0]
+    place = _student_place()
+    where = f" at {place}" if place else ""
+    pypi = STAND_IN.get(top, top)
+    return MissingPackageError(
+        f"{what}{where} needs the package `{top}` ({pypi}), which is not installed where segrade runs "
+        f"submissions: segrade stood it in so that the file could import, and it fails only where it is "
+        f"really used. A model needs only torch, torchvision, numpy, einops and the standard library: keep "
+        f"`{top}` to data loading, training and plotting code.", name=top)
+
+
+class _StandIn:
+    """A missing third-party package (or anything taken from it): attributes work, use fails."""
+
+    __slots__ = ("_stand_in_name",)
+
+    def __init__(self, name: str):
+        object.__setattr__(self, "_stand_in_name", name)
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        return _StandIn(f"{self._stand_in_name}.{attr}")
+
+    def __call__(self, *args, **kwargs):
+        if _at_import_time():   # `transform = A.Compose([...])` in a class body, a default argument
+            return _StandIn(f"{self._stand_in_name}(...)")
+        raise _missing_package(self._stand_in_name, f"`{self._stand_in_name}(...)`")
+
+    def __iter__(self):
+        raise _missing_package(self._stand_in_name, f"iterating over `{self._stand_in_name}`")
+
+    def __getitem__(self, key):
+        raise _missing_package(self._stand_in_name, f"`{self._stand_in_name}[...]`")
+
+    def __mro_entries__(self, bases):
+        name = self._stand_in_name
+
+        class _MissingBase:
+            def __init__(self, *args, **kwargs):
+                raise _missing_package(name, f"building {type(self).__name__} (derived from `{name}`)")
+
+        _MissingBase.__qualname__ = _MissingBase.__name__ = name.rsplit(".", 1)[-1]
+        return (_MissingBase,)
+
+    def __repr__(self):
+        return f"<segrade stand-in for {self._stand_in_name} (not installed)>"
+
+    __str__ = __repr__
+
+
+def _make_stand_in(name: str) -> types.ModuleType:
+    module = types.ModuleType(name, f"segrade stand-in for the missing package {name!r}")
+    module.__segrade_stub__ = True
+    module.__version__ = _VERSION
+    module.__all__ = []
+
+    def __getattr__(attr: str):
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(f"stand-in module {name!r} has no attribute {attr!r}")
+        return _StandIn(f"{name}.{attr}")
+
+    module.__getattr__ = __getattr__
+    return module
+
+
 # Stubbed although the module exists, when the package it needs is missing.
 _NEEDS = {"torch.utils.tensorboard": "tensorboard"}
 
@@ -72,8 +198,8 @@ _VERSION = "0.0.0+segrade.stub"
 
 
 def is_stub(obj: object) -> bool:
-    """Whether obj is a stub module or stub object made here."""
-    return isinstance(obj, _Stub) or getattr(obj, "__segrade_stub__", False) is True
+    """Whether obj is a stub or stand-in (module or object) made here."""
+    return isinstance(obj, (_Stub, _StandIn)) or getattr(obj, "__segrade_stub__", False) is True
 
 
 class _Stub:
@@ -169,6 +295,8 @@ def _library_dirs() -> tuple[str, ...]:
         dirs.add(site.getusersitepackages())
     except AttributeError:  # site without these functions (old virtualenv)
         pass
+    # site-packages reached through a .pth file (a virtual environment layered on another)
+    dirs.update(p for p in sys.path if os.path.basename(p.rstrip(os.sep)) in ("site-packages", "dist-packages"))
     return tuple(os.path.realpath(d) + os.sep for d in dirs if d)
 
 
@@ -194,10 +322,13 @@ def _imported_by_library() -> bool:
 
 
 class _StubLoader(importlib.abc.Loader):
-    def __init__(self, full: bool):
+    def __init__(self, full: bool, stand_in: bool = False):
         self.full = full
+        self.stand_in = stand_in
 
     def create_module(self, spec):
+        if self.stand_in:
+            return _make_stand_in(spec.name)
         return _make_module(spec.name, full=self.full)
 
     def exec_module(self, module):
@@ -207,9 +338,11 @@ class _StubLoader(importlib.abc.Loader):
 class _StubFinder(importlib.abc.MetaPathFinder):
     """Appended to sys.meta_path: asked only when no real finder found the module."""
 
-    def __init__(self, names):
+    def __init__(self, names, stand_in=STAND_IN):
         self.names: tuple[str, ...] = tuple(names)
+        self.stand_in: tuple[str, ...] = tuple(stand_in)
         self.stubbed: list[str] = []
+        self.stood_in: dict[str, list[str]] = {}   # top-level package -> student files that imported it
 
     def _kind(self, fullname: str) -> str | None:
         for name in self.names:
@@ -222,6 +355,17 @@ class _StubFinder(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname, path=None, target=None):
         kind = self._kind(fullname)
+        if kind is None and fullname.split(".")[0] in self.stand_in:
+            if _imported_by_library():
+                return None
+            top = fullname.split(".")[0]
+            place = _student_place()
+            files = self.stood_in.setdefault(top, [])
+            if place and place.rsplit(" line ", 1)[0] not in files:
+                files.append(place.rsplit(" line ", 1)[0])
+            spec = importlib.machinery.ModuleSpec(fullname, _StubLoader(True, stand_in=True), is_package=True)
+            spec.submodule_search_locations = []
+            return spec
         if kind is None or _imported_by_library():
             return None
         return self._spec(fullname, full=kind == "full")
@@ -267,3 +411,9 @@ def install_stub_finder(names=STUBBABLE) -> list[str]:
     else:
         finder.names = tuple(names)
     return finder.stubbed
+
+
+def stood_in() -> dict[str, list[str]]:
+    """Missing packages stood in so far: {package: [student files that import it]}."""
+    finder = next((f for f in sys.meta_path if isinstance(f, _StubFinder)), None)
+    return {} if finder is None else {k: list(v) for k, v in finder.stood_in.items()}

@@ -1,0 +1,305 @@
+"""Issue 19: the shapes real submissions take, each as a fixture of its own in
+tests/data/submissions/ (written for segrade, in the students' style, copied from nowhere), run
+through the real worker: the mapping segrade chooses and the verdict of the checks.
+
+| fixture               | class of problem                                                   |
+|-----------------------|--------------------------------------------------------------------|
+| gina_extra_packages   | cv2/albumentations/sklearn/dotenv/einops imported by model files    |
+| hana_enum_variant     | FCN(variant: FCNVariant, num_classes) with an Enum                 |
+| ivan_subprojects      | FCN/src and UNet/src, each `from src.model import ...`             |
+| jack_abstract_base    | abstract `UNet` base subclassed by VanillaUNet, NoSkipUNet         |
+| kate_class_count      | UNet(image_channels=3, output_classes=33)                          |
+| liam_own_head         | VGG16 features plus the student's own random fc6/fc7, frozen right |
+| mia_no_vgg            | an "FCN8s" with its own VGG-shaped encoder and no VGG              |
+| noah_vgg19            | FCN(backbone_name="vgg19")                                         |
+| olga_downloads_vgg19  | a constructor that always downloads VGG19 weights                  |
+| pete_keras            | a Keras submission                                                 |
+
+To stay fast, each test asks the worker for the variants it needs only, and for the mapping
+alone (`plan_only`) where nothing has to be built.
+"""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from grader.checks import check_variant
+from grader.load import load_submission, read_manifest
+from grader.pipeline import GradeOptions, probe_request
+from grader.report.terminal import package_notes
+from grader.results import CheckStatus, VariantStatus
+from grader.sandbox import run_worker
+from grader.spec import load_spec
+from grader.weights import BackboneWeights
+
+FIXTURES = Path(__file__).resolve().parent / "data" / "submissions"
+SPEC = load_spec()
+FCN_IDS = ("fcn32s_frozen", "fcn16s_frozen", "fcn8s_frozen", "fcn32s_finetune", "fcn16s_finetune", "fcn8s_finetune")
+UNET_IDS = ("unet", "unet_noskip", "unet_residual", "unet_attention")
+
+
+def observe(path: Path, ids, tmp_path: Path, *, plan_only: bool = False, manifest: str | None = None):
+    """Run the worker on some variants of a submission, offline (no ImageNet weights); return
+    the worker run and each variant's judged result."""
+    sub = load_submission(path, tmp_path / "load")
+    if manifest is not None:
+        (tmp_path / "manifest.toml").write_text(textwrap.dedent(manifest))
+    man = read_manifest(sub, tmp_path / "manifest.toml" if manifest is not None else None,
+                        [v.id for v in SPEC.variants])
+    request = probe_request(SPEC, sub, BackboneWeights(None), man, GradeOptions())
+    request["variants"] = [v for v in request["variants"] if v["id"] in ids]
+    request["plan_only"] = plan_only
+    run = run_worker(sub.root, request)
+    failed = tuple(m for m in run.modules if not m.get("ok"))
+    errors = tuple(f"{m['path']}: {m['error']}" for m in failed)
+    results = {vid: check_variant(SPEC.variant(vid), run.variants[vid], SPEC, batch_size=2, import_errors=errors,
+                                  imported_any=any(m.get("ok") for m in run.modules), failed_modules=failed)
+               for vid in ids}
+    return run, results
+
+
+def explain(results) -> str:
+    return "\n".join(f"{vid}: {r.status.value} | {r.mapping} | "
+                     + "; ".join(f"{c.id}={c.status.value}: {c.message}" for c in r.checks)
+                     for vid, r in results.items())
+
+
+# --------------------------------------------------------------------------- 1. missing packages
+
+
+def test_missing_packages_are_stood_in_and_fail_only_where_used(tmp_path):
+    run, results = observe(FIXTURES / "gina_extra_packages", ("unet", "unet_noskip"), tmp_path)
+    assert all(m["ok"] for m in run.modules), run.modules
+    assert set(run.environment["stood_in"]) == {"cv2", "albumentations", "sklearn"}
+    assert run.environment["stubbed"] == ["dotenv"]
+    # einops is installed with segrade (model code uses it in forward): UNet passes
+    assert results["unet"].status is VariantStatus.PASSED, explain(results)
+    # UNetNoSkip really calls cv2 in its constructor: the message names the package and the line
+    noskip = results["unet_noskip"]
+    assert noskip.status is VariantStatus.ERROR
+    message = noskip.check("builds").message
+    assert "`cv2.setNumThreads(...)` at model.py line 50 needs the package `cv2` (opencv-python)" in message
+    notes = package_notes(run.environment)
+    assert notes[0].startswith("not installed, stood in") and "cv2 (data.py)" in notes[0]
+    assert "dotenv" in notes[1]
+
+
+# --------------------------------------------------------------------------- 2. Enum variant argument
+
+
+def test_enum_variant_argument_gets_a_member(tmp_path):
+    run, results = observe(FIXTURES / "hana_enum_variant", FCN_IDS, tmp_path, plan_only=True)
+    for vid in FCN_IDS:
+        stride = vid[3:vid.index("s_")]
+        mapping = run.variants[vid]["mapping"]
+        assert f"FCN(variant=FCNVariant.FCN{stride}S, num_classes=13, freeze_backbone=" in mapping, mapping
+        assert "guess" not in " ".join(run.variants[vid]["notes"])
+
+
+def test_enum_variant_builds_and_passes(tmp_path):
+    run, results = observe(FIXTURES / "hana_enum_variant", ("fcn8s_frozen",), tmp_path)
+    assert results["fcn8s_frozen"].status is VariantStatus.PASSED, explain(results)
+    assert results["fcn8s_frozen"].figures["backbone"] == "VGG16 (from torchvision)"
+
+
+def test_a_manifest_names_an_enum_member(tmp_path):
+    run, _ = observe(FIXTURES / "hana_enum_variant", ("fcn16s_frozen", "fcn8s_frozen"), tmp_path, plan_only=True,
+                     manifest="""
+                         [variants.fcn16s_frozen]
+                         factory = "fcn.py:FCN"
+                         kwargs = { variant = "FCNVariant.FCN16S", freeze_backbone = true }
+
+                         [variants.fcn8s_frozen]
+                         factory = "fcn.py:FCN"
+                         kwargs = { variant = "fcn32s" }
+                     """)
+    assert "FCN(variant=FCNVariant.FCN16S, num_classes=13" in run.variants["fcn16s_frozen"]["mapping"]
+    # a value works as well as a name (here deliberately the wrong variant: the manifest wins)
+    assert "FCN(variant=FCNVariant.FCN32S" in run.variants["fcn8s_frozen"]["mapping"]
+
+
+# --------------------------------------------------------------------------- 3. sibling subprojects
+
+
+def test_sibling_subprojects_import_with_their_own_root(tmp_path):
+    run, results = observe(FIXTURES / "ivan_subprojects", FCN_IDS + UNET_IDS, tmp_path, plan_only=True)
+    assert all(m["ok"] for m in run.modules), run.modules
+    sources = {vid: run.variants[vid]["mapping"].rsplit(" from ", 1)[1].split(",")[0] for vid in FCN_IDS + UNET_IDS}
+    assert {sources[v] for v in FCN_IDS} == {"FCN/src/model.py"}
+    assert sources["unet"] == sources["unet_noskip"] == "UNet/src/model.py"
+    assert sources["unet_residual"] == sources["unet_attention"] == "UNet/src/unet.py"
+
+
+def test_sibling_subproject_builds_and_passes(tmp_path):
+    run, results = observe(FIXTURES / "ivan_subprojects", ("unet_attention",), tmp_path)
+    assert results["unet_attention"].status is VariantStatus.PASSED, explain(results)
+
+
+def test_a_missing_variant_names_the_file_that_defines_it(tmp_path):
+    copy = tmp_path / "ivan"
+    shutil.copytree(FIXTURES / "ivan_subprojects", copy)
+    (copy / "UNet" / "src" / "blocks.py").unlink()   # forgotten in the hand-in
+    run, results = observe(copy, ("unet_residual",), tmp_path, plan_only=True)
+    message = results["unet_residual"].check("builds").message
+    assert message.startswith("ResidualUNet (unet_residual) was not built: UNet/src/unet.py, which defines "
+                              "ResidualUNet, failed to import: ModuleNotFoundError: No module named 'src.blocks'. "
+                              "'src.blocks' is neither in the submission nor installed: if it is your own file, hand "
+                              "it in (src/blocks.py)"), message
+    assert results["unet_residual"].status is VariantStatus.ERROR
+
+
+# --------------------------------------------------------------------------- 4. abstract base
+
+
+def test_abstract_base_gives_way_to_concrete_classes(tmp_path):
+    run, results = observe(FIXTURES / "jack_abstract_base", ("unet", "unet_noskip"), tmp_path)
+    assert results["unet"].status is VariantStatus.PASSED, explain(results)
+    assert results["unet_noskip"].status is VariantStatus.PASSED, explain(results)
+    assert results["unet"].mapping.startswith("UNet ← VanillaUNet(num_classes=13) from unets.py, adapter: alias; "
+                                              "UNet in unets.py is an abstract base (its decode() raises "
+                                              "NotImplementedError; NoSkipUNet, VanillaUNet implement it)")
+
+
+def test_forward_raising_not_implemented_falls_back_to_the_next_candidate(tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "nets.py").write_text(textwrap.dedent("""
+        import torch.nn as nn
+
+        class UNet(nn.Module):
+            def __init__(self, num_classes=13, kind="base"):
+                super().__init__()
+                self.kind = kind
+                self.conv = nn.Conv2d(3, num_classes, 3, padding=1)
+
+            def forward(self, x):
+                if self.kind == "base":
+                    raise NotImplementedError("use a subclass")
+                return self.conv(x)
+
+        class VanillaUNet(UNet):
+            def __init__(self, num_classes=13):
+                super().__init__(num_classes, kind="vanilla")
+    """))
+    run, results = observe(sub, ("unet",), tmp_path)
+    mapping = results["unet"].mapping
+    assert mapping.startswith("UNet ← VanillaUNet(num_classes=13) from nets.py"), mapping
+    assert "UNet in nets.py not used: its forward raised NotImplementedError" in mapping
+    assert results["unet"].check("forward_shape").status is CheckStatus.PASS
+
+
+# --------------------------------------------------------------------------- 5. class count by name
+
+
+def test_class_count_found_from_the_signature(tmp_path):
+    run, results = observe(FIXTURES / "kate_class_count", ("unet",), tmp_path)
+    assert results["unet"].mapping.startswith("UNet ← UNet(output_classes=13) from unet.py")
+    assert results["unet"].status is VariantStatus.PASSED, explain(results)
+
+
+# --------------------------------------------------------------------------- 6. backbone by provenance
+
+
+def test_own_fc6_head_is_not_the_backbone(tmp_path):
+    run, results = observe(FIXTURES / "liam_own_head", ("fcn32s_frozen",), tmp_path)
+    result = results["fcn32s_frozen"]
+    assert result.status is VariantStatus.PASSED, explain(results)
+    frozen = result.check("frozen_backbone")
+    assert "the 26 backbone tensors are bit-identical, while the head trained (backbone: VGG16 (from torchvision))" \
+        in frozen.message, frozen.message
+    assert result.figures["backbone"] == "VGG16 (from torchvision)"
+
+
+def test_fcn_without_vgg_fails_the_backbone_check(tmp_path):
+    run, results = observe(FIXTURES / "mia_no_vgg", ("fcn8s_frozen",), tmp_path)
+    result = results["fcn8s_frozen"]
+    frozen = result.check("frozen_backbone")
+    assert frozen.status is CheckStatus.FAIL
+    assert frozen.message.startswith("FCN8s has no VGG backbone: no layer comes from a torchvision VGG")
+    assert result.figures["backbone"] == "none"
+
+
+def test_a_partial_move_names_the_layers_and_advises_from_what_moved():
+    from grader.checks import _backbone
+
+    parts = {"features.24.weight": "conv5_1", "features.24.bias": "conv5_1", "features.26.weight": "conv5_2",
+             "features.1.running_mean": "conv1_1 BatchNorm"}
+    observed = {"backbone_found": {"kind": "VGG16-BN", "how": "torchvision", "built": ["VGG16-BN"]},
+                "backbone": {"backbone_tensors": 91, "steps": 3, "backbone_changed": list(parts),
+                             "changed_parts": parts, "head_changed": ["score.weight"]}}
+    check = _backbone(observed, SPEC.variant("fcn8s_frozen"))
+    assert check.status is CheckStatus.FAIL
+    assert ("4 of 91 backbone tensors changed during 3 training steps although the backbone should be frozen "
+            "(backbone: VGG16-BN (from torchvision)): the weights of conv5_1, conv5_2 and the BatchNorm statistics of "
+            "conv1_1 BatchNorm moved") in check.message, check.message
+    assert "requires_grad=False" in check.message and "BatchNorm layers in eval mode" in check.message
+    only_weights = {k: v for k, v in parts.items() if "running" not in k}
+    observed["backbone"] |= {"backbone_changed": list(only_weights), "changed_parts": only_weights}
+    message = _backbone(observed, SPEC.variant("fcn8s_frozen")).message
+    assert "the weights of conv5_1, conv5_2 moved" in message and "eval mode" not in message
+
+
+def test_weights_the_model_loads_itself_are_found_by_two_builds():
+    import torch
+    from torch import nn
+
+    from grader.worker.probes import identify_loaded_weights
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3))
+            self.head = nn.Conv2d(8, 13, 1)
+            pretrained = torch.Generator().manual_seed(7)   # the same "checkpoint" in every build
+            with torch.no_grad():
+                for conv in (self.encoder[0], self.encoder[2]):
+                    conv.weight.copy_(torch.randn(conv.weight.shape, generator=pretrained))
+
+    torch.manual_seed(0)
+    first = Net()
+    torch.manual_seed(1)
+    found = identify_loaded_weights(first, Net())
+    assert found["how"] == "loaded weights" and found["kind"] == "pretrained layers"
+    assert set(found["tensors"]) == {"encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "encoder.2.bias"}
+
+
+def test_the_architecture_table_names_the_backbone():
+    from grader.report.html import _architecture_rows
+
+    assert _architecture_rows(None, {}, "VGG19 (from torchvision)", "fcn") == [
+        {"property": "backbone", "measured": "VGG19 (from torchvision)", "required": "VGG16 (VGG19 accepted)"}]
+    assert _architecture_rows(None, {}, "none", "unet") == []   # a U-Net has no backbone to report
+
+
+# --------------------------------------------------------------------------- 7. backbone choice, downloads
+
+
+def test_backbone_choice_gets_vgg16(tmp_path):
+    run, results = observe(FIXTURES / "noah_vgg19", ("fcn16s_finetune",), tmp_path)
+    result = results["fcn16s_finetune"]
+    assert "backbone_name='vgg16'" in result.mapping and "backbone argument" in result.mapping
+    assert "backbone_name='vgg16' instead of its default 'vgg19': the assignment's backbone is VGG16" in result.notes
+    assert result.status is VariantStatus.PASSED, explain(results)
+    assert result.figures["backbone"] == "VGG16 (from torchvision)"
+
+
+def test_a_constructor_downloading_vgg19_is_told_so(tmp_path):
+    run, results = observe(FIXTURES / "olga_downloads_vgg19", ("fcn32s_frozen",), tmp_path)
+    builds = results["fcn32s_frozen"].check("builds")
+    assert builds.status is CheckStatus.FAIL
+    assert "The constructor's own code asked for VGG19 ImageNet weights (vgg19-dcbb9e9d.pth)" in builds.message
+    assert "pretrained` flag" not in builds.message
+
+
+# --------------------------------------------------------------------------- 8. not PyTorch
+
+
+def test_a_keras_submission_is_told_it_is_not_pytorch(tmp_path):
+    run, results = observe(FIXTURES / "pete_keras", ("unet",), tmp_path, plan_only=True)
+    message = results["unet"].check("builds").message
+    assert "This code is written for TensorFlow, not PyTorch (model.py imports it)" in message, message
+    assert "tensorflow.py" not in message
