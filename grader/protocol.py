@@ -261,11 +261,15 @@ FINGERPRINT = Obj(
      "ungated_attention": Int(0, 10**6)},
     {"gated_long_skips": List(SCALE, 1024), "long_skip_ops": List(Str(16), 1024), "export_error": TEXT})
 
+# Which backbone a model really uses, identified by provenance (grader.worker.probes.identify_backbone).
+BACKBONE = Obj({}, {"kind": Opt(NAME), "how": Opt(NAME), "built": List(NAME, 64), "fc_from_vgg": Bool()})
+
 OBSERVATION = Obj({"id": NAME}, {
     "unresolved": Str(choices=("missing", "ambiguous")), "message": TEXT,
     "looked_for": List(TEXT, 1000), "candidates": List(TEXT, 1000),
     "mapping": Opt(TEXT), "adapter": Opt(NAME), "notes": List(TEXT, 100),
-    "build": Obj({"ok": Bool()}, STEP),
+    "build": Obj({"ok": Bool()}, STEP | {"downloads": List(Str(2000), 64)}),
+    "backbone_found": Measured(BACKBONE),
     "parameters": Obj({"total": Int(), "trainable": Int()}),
     "forward": Obj({}, STEP | {"input_shape": SHAPE, "output_type": NAME, "output_error": TEXT,
                                "output_shape": SHAPE, "dtype": Str(40), "finite": Opt(Bool())}),
@@ -277,7 +281,8 @@ OBSERVATION = Obj({"id": NAME}, {
     "gradients": Measured(Obj({"none": NAMES, "zero": NAMES, "nonfinite": NAMES, "head": Opt(NAME),
                             "head_params": NAMES})),
     "backbone": Measured(Obj({"backbone_tensors": Int(), "steps": Int(0, 10**6), "backbone_changed": NAMES,
-                           "head_changed": NAMES}, {"seconds": SECONDS})),
+                           "head_changed": NAMES}, {"seconds": SECONDS, "backbone": Opt(BACKBONE),
+                                                    "vgg_shaped": Int(), "changed_parts": Map(NAME, MAX_ITEMS)})),
     "architecture": Measured(FINGERPRINT),
     "check_seconds": Map(SECONDS),
 })
@@ -285,7 +290,7 @@ OBSERVATION = Obj({"id": NAME}, {
 TRAINING = Obj({"ok": Bool()}, {
     "stage": Str(choices=("setup", "train")), "error": TEXT, "traceback": Opt(TEXT), "oom": Bool(),
     "mode": Str(choices=MODES), "weights": Opt(NAME), "seconds": SECONDS, "steps": Int(0, 10**9),
-    "train_seconds": SECONDS,
+    "train_seconds": SECONDS, "peak_gpu_memory_mb": Opt(Num(0.0, 1e9)),
     "skip_ablation": Measured(List(Obj({"scale": SCALE, "op": NAME, "relative_change": Num(nonfinite=True)}), 1024),
                               Obj({"error": TEXT})),
 })
@@ -604,7 +609,9 @@ class Reader:
         if m.phase == "build":
             if state.reported:
                 raise ProtocolError(f"a build phase for variant {m.variant!r}, which was reported already")
-            if self.current is not None and not self.variants[self.current].reported:
+            # The same variant built again is the worker trying its next candidate (the first
+            # one's forward raised NotImplementedError): allowed before its result.
+            if self.current is not None and self.current != m.variant and not self.variants[self.current].reported:
                 raise ProtocolError(f"a build phase for {m.variant!r} while {self.current!r} was unfinished")
             self.current = m.variant
         elif m.phase in VARIANT_PHASES:
