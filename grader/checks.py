@@ -78,6 +78,7 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
     figures = {"parameters": observed.get("parameters"),
                **{k: v for k, v in (observed.get("figures") or {}).items() if k != "traceback"},
                "architecture": observed.get("architecture"),
+               "structure": observed.get("structure"),
                "build_seconds": (observed.get("build") or {}).get("seconds"),
                "forward_seconds": (observed.get("forward") or {}).get("seconds"),
                "check_seconds": observed.get("check_seconds")}

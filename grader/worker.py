@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
 
     import torch
 
-    from grader import graph, probes  # noqa: F401  (imported before student code can shadow anything)
+    from grader import graph, probes, structure  # noqa: F401  (imported before student code can shadow anything)
     from grader.adapters import Candidate, VariantRequest, plan_variant
     from grader.device import describe, resolve_device
     from grader.stubs import install_stub_finder
@@ -166,7 +166,7 @@ def _import_module(path: str, name: str):
 def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch, channel: Channel,
            guard: TorchGuard) -> dict[str, Any]:
     """Build one variant and run one forward pass; record what happened."""
-    from grader import graph, probes
+    from grader import graph, probes, structure
     from grader.adapters import Unresolved, to_logits
 
     result: dict[str, Any] = {"id": variant["id"]}
@@ -225,6 +225,7 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
     if variant.get("family") != "fcn":
         del measurements["backbone"]
     measurements["architecture"] = lambda: graph.fingerprint(model, probes.PROBE_SIZE).to_json()
+    measurements["structure"] = lambda: {"layers": structure.layers(model)}  # for grader.similarity
     seconds: dict[str, float] = {}
     for name, measure in measurements.items():
         guard.restore()

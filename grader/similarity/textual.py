@@ -1,0 +1,120 @@
+"""Textual similarity: winnowing over normalised tokens (copydetect), pair by pair.
+
+Each submission is one document (grader.similarity.code.read_code). copydetect tokenises it
+with pygments and replaces identifiers, function names and strings by placeholders, so
+renaming variables, changing comments and docstrings, reformatting or reordering functions
+leaves its fingerprints (hashes of k-character windows of that normalised text, winnowed)
+the same. Fingerprints of the boilerplate (the reference solution, the starter code) are
+removed first, so code every student was given never counts.
+
+A pair's score is the larger of the two fractions "tokens of this submission found in the
+other" (copydetect's own measure): a short submission copied whole into a longer one scores
+1. All pairs are screened at once by counting shared fingerprints (a matrix product), and
+copydetect's exact comparison, which also gives the matching regions, runs only for the pairs
+that can reach the reporting floor.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+NOISE_T = 25       # copydetect's default: the shortest match (normalised characters) that counts
+GUARANTEE_T = 30   # a match this long is always found (winnowing window = GUARANTEE_T - NOISE_T + 1)
+
+
+@dataclass
+class TextMatch:
+    a: str
+    b: str
+    score: float        # max(fraction_a, fraction_b)
+    fraction_a: float   # share of a's tokens found in b
+    fraction_b: float
+    tokens: int         # overlapping tokens
+    slices_a: list[tuple[int, int]]   # matching regions, as character ranges of the raw text
+    slices_b: list[tuple[int, int]]
+
+
+def _fingerprint(text: str, boilerplate=None, window: int | None = None):
+    from copydetect.detector import CodeFingerprint
+
+    window = GUARANTEE_T - NOISE_T + 1 if window is None else window
+    return CodeFingerprint("submission.py", NOISE_T, window, boilerplate=boilerplate, fp=io.StringIO(text),
+                           language="python")
+
+
+def boilerplate_hashes(texts: list[str]) -> np.ndarray:
+    """Every k-gram hash of the boilerplate documents (not winnowed: all of them are removed)."""
+    hashes = [np.asarray(list(_fingerprint(t, window=1).hashes), dtype=np.int64) for t in texts if t.strip()]
+    return np.unique(np.concatenate(hashes)) if hashes else np.array([], dtype=np.int64)
+
+
+def fingerprints(texts: dict[str, str], boilerplate: np.ndarray) -> dict[str, object]:
+    """copydetect's CodeFingerprint of each document, boilerplate removed."""
+    return {key: _fingerprint(text, boilerplate) for key, text in texts.items()}
+
+
+def screen(prints: dict[str, object], pairs_allowed) -> dict[tuple[str, str], float]:
+    """For every allowed pair (a, b), the share of the smaller fingerprint set found in the
+    other: an upper estimate of the pair's score, computed for all pairs at once."""
+    keys = list(prints)
+    index: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        for h in prints[key].hashes:
+            index.setdefault(h, []).append(i)
+    shared_columns = [docs for docs in index.values() if len(docs) > 1]
+    out: dict[tuple[str, str], float] = {}
+    if not shared_columns:
+        return out
+    matrix = np.zeros((len(keys), len(shared_columns)), dtype=np.float32)
+    for column, docs in enumerate(shared_columns):
+        matrix[docs, column] = 1.0
+    overlap = matrix @ matrix.T
+    sizes = np.array([max(1, len(prints[k].hashes)) for k in keys], dtype=np.float32)
+    share = overlap / np.minimum.outer(sizes, sizes)
+    rows, columns = np.nonzero(np.triu(share, 1) > 0)
+    for i, j in zip(rows.tolist(), columns.tolist()):
+        if pairs_allowed(keys[i], keys[j]):
+            out[(keys[i], keys[j])] = float(share[i, j])
+    return out
+
+
+def compare(prints: dict[str, object], a: str, b: str) -> TextMatch:
+    """copydetect's exact comparison of two documents, with the matching regions."""
+    from copydetect.detector import compare_files
+
+    tokens, (fa, fb), (slices_a, slices_b) = compare_files(prints[a], prints[b])
+    pairs = lambda s: [(int(x), int(y)) for x, y in zip(*s)] if len(s) and len(s[0]) else []  # noqa: E731
+    return TextMatch(a, b, round(float(max(fa, fb)), 4), round(float(fa), 4), round(float(fb), 4), int(tokens),
+                     pairs(slices_a), pairs(slices_b))
+
+
+def text_similarity(texts: dict[str, str], boilerplate_texts: list[str], *, floor: float,
+                    pairs_allowed=lambda a, b: True) -> dict[tuple[str, str], TextMatch]:
+    """Exact matches for every allowed pair that can score at least `floor` (pairs screened
+    out score below it; they are not listed)."""
+    prints = fingerprints(texts, boilerplate_hashes(boilerplate_texts))
+    out = {}
+    for (a, b), estimate in screen(prints, pairs_allowed).items():
+        if estimate >= floor / 2:
+            match = compare(prints, a, b)
+            if match.score > 0:
+                out[(a, b)] = match
+    return out
+
+
+def highlight(text: str, slices: list[tuple[int, int]], css_class: str) -> str:
+    """The raw text as escaped HTML, the matching regions in <mark class=...>."""
+    from html import escape
+
+    parts, at = [], 0
+    for start, end in sorted(slices):
+        start = max(start, at)
+        if end <= start:
+            continue
+        parts += [escape(text[at:start]), f'<mark class="{css_class}">', escape(text[start:end]), "</mark>"]
+        at = end
+    parts.append(escape(text[at:]))
+    return "".join(parts)
