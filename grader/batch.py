@@ -82,6 +82,7 @@ class BatchSummary:
     gradebook: Path | None = None
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    similarity: Any = None           # grader.similarity.SimilarityResult, when it ran
 
     @property
     def errors(self) -> list[BatchOutcome]:
@@ -197,9 +198,11 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
                 manifests: str | Path | None = None, pdf: bool = True, visibility: str = "after_published",
                 on_plan: Callable[[list[BatchEntry], list[BatchOutcome]], None] | None = None,
                 on_start: Callable[[BatchEntry], None] | None = None,
-                on_done: Callable[[BatchOutcome], None] | None = None) -> BatchSummary:
+                on_done: Callable[[BatchOutcome], None] | None = None, similarity=None) -> BatchSummary:
     """Grade every submission of `folder` into `out`, then write the class outputs
-    (summary.html, gradebook.csv, index.html). Never stops on one submission's failure."""
+    (summary.html, gradebook.csv, index.html; with `similarity`, a
+    grader.similarity.SimilarityOptions, first similarity.html and similarity.csv).
+    Never stops on one submission's failure."""
     from grader.device import resolve_device
     from grader.report.outputs import write_class_outputs
 
@@ -224,14 +227,28 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
             if on_done:
                 on_done(outcome)
         shutil.rmtree(out / STAGING, ignore_errors=True)
+        if similarity is not None:
+            summary.similarity = _similarity(out, similarity, {e.id for e in entries}, assignment, summary)
         classes = write_class_outputs(out, assignment, pdf=pdf, visibility=visibility, reports=False,
                                       only={e.id for e in entries})
     order = {e.id: i for i, e in enumerate(entries)}
     summary.outcomes.sort(key=lambda o: order.get(o.id, len(order)))
     summary.index, summary.summary, summary.gradebook = classes.index, classes.summary, classes.gradebook
-    summary.problems = classes.problems
+    summary.problems += classes.problems
     summary.seconds = round(time.perf_counter() - started, 1)
     return summary
+
+
+def _similarity(out: Path, options, ids: set[str], assignment: Assignment, summary: BatchSummary):
+    """Code similarity across the batch (grader.similarity); a failure of it is a problem of
+    the batch's outputs, never a lost grade."""
+    from grader.similarity import run_similarity
+
+    try:
+        return run_similarity(out, options, only=ids, assignment=assignment)
+    except Exception as exc:  # noqa: BLE001 (the grades are written; say what is missing)
+        summary.problems.append(f"similarity: {type(exc).__name__}: {exc}")
+        return None
 
 
 def _batch_test_seed(out: Path, assignment: Assignment) -> int | None:
@@ -353,10 +370,22 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
                            message=first_problem)
     staging = _staging(out, entry)
     write_results(result, staging)
+    _keep_code(entry, staging)
     write_submission_report(staging, assignment, pdf=pdf, visibility=visibility)
     outcome.seconds = round(time.perf_counter() - started, 1)
     _commit(staging, out / entry.id, key, outcome)
     return outcome
+
+
+def _keep_code(entry: BatchEntry, staging: Path) -> None:
+    """OUT/<id>/code/: the code segrade extracted (notebooks converted, top-level code left
+    out), which the class's similarity compares. Cannot fail a grade."""
+    from grader.similarity.code import CODE_DIR, extract_code
+
+    try:
+        extract_code(entry.path, staging / CODE_DIR)
+    except Exception:  # noqa: BLE001 (the grade stands; similarity says this code is missing)
+        shutil.rmtree(staging / CODE_DIR, ignore_errors=True)
 
 
 def _staging(out: Path, entry: BatchEntry) -> Path:

@@ -108,11 +108,23 @@ def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool =
         links[sid] = _links(root / sid)
     results_list.sort(key=lambda r: str(r["submission"]["id"]))
     context = summary_context(results_list, assignment, links)
+    context["class_files"] = class_files(root)
     env = environment()
     write_atomic(outputs.summary, env.get_template("summary.html.j2").render(**context))
     write_gradebook(results_list, assignment, outputs.gradebook)
     write_atomic(outputs.index, env.get_template("index.html.j2").render(**context))
     return outputs
+
+
+# Class-level files other commands write beside the summary, linked when present.
+CLASS_FILES = {"similarity.html": "code similarity: ranked pairs, side-by-side matches, groups",
+               "similarity.csv": "code similarity, one row per pair",
+               "changes.csv": "what changed since the previous grading, per submission and variant",
+               "canvas_gradebook.csv": "Canvas gradebook import", "moodle_grades.csv": "Moodle grade import"}
+
+
+def class_files(root: Path) -> list[dict[str, str]]:
+    return [{"href": name, "text": text} for name, text in CLASS_FILES.items() if (root / name).is_file()]
 
 
 def _links(folder: Path) -> dict[str, str]:

@@ -212,7 +212,7 @@ def groups(flagged: list[Pair], options: SimilarityOptions) -> list[dict[str, An
     out = []
     for group in members.values():
         inside = [p for p in flagged if p.a in group]
-        variants = sorted({v for p in inside for v in involved(p, options)})
+        variants = list(dict.fromkeys(v for p in inside for v in involved(p, options)))  # in spec order
         out.append({"members": sorted(group), "pairs": len(inside), "variants": variants,
                     "best": max(p.score for p in inside)})
     return sorted(out, key=lambda g: (-len(g["members"]), -len(g["variants"]), -g["best"]))
