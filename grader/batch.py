@@ -83,6 +83,7 @@ class BatchSummary:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     similarity: Any = None           # grader.similarity.SimilarityResult, when it ran
+    lms: Any = None                  # grader.report.lms.LmsFiles, with a roster
 
     @property
     def errors(self) -> list[BatchOutcome]:
@@ -198,10 +199,12 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
                 manifests: str | Path | None = None, pdf: bool = True, visibility: str = "after_published",
                 on_plan: Callable[[list[BatchEntry], list[BatchOutcome]], None] | None = None,
                 on_start: Callable[[BatchEntry], None] | None = None,
-                on_done: Callable[[BatchOutcome], None] | None = None, similarity=None) -> BatchSummary:
+                on_done: Callable[[BatchOutcome], None] | None = None, similarity=None,
+                lms: tuple[Path, str | None] | None = None) -> BatchSummary:
     """Grade every submission of `folder` into `out`, then write the class outputs
     (summary.html, gradebook.csv, index.html; with `similarity`, a
-    grader.similarity.SimilarityOptions, first similarity.html and similarity.csv).
+    grader.similarity.SimilarityOptions, first similarity.html and similarity.csv; with `lms`,
+    (roster, column), the LMS import files of grader.report.lms).
     Never stops on one submission's failure."""
     from grader.device import resolve_device
     from grader.report.outputs import write_class_outputs
@@ -229,6 +232,10 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
         shutil.rmtree(out / STAGING, ignore_errors=True)
         if similarity is not None:
             summary.similarity = _similarity(out, similarity, {e.id for e in entries}, assignment, summary)
+        if lms is not None:
+            from grader.report.lms import write_lms_files
+
+            summary.lms = write_lms_files(out, assignment, lms[0], column=lms[1], only={e.id for e in entries})
         classes = write_class_outputs(out, assignment, pdf=pdf, visibility=visibility, reports=False,
                                       only={e.id for e in entries})
     order = {e.id: i for i, e in enumerate(entries)}

@@ -50,7 +50,7 @@ def _models(sid: str, text: str) -> dict:
     if sid == "alice_pkg":
         unet = ns["UNet"]
     elif sid == "alice_copy":
-        unet = ns["SegNet"]
+        unet = ns["UNet"]
     if sid in ("alice_pkg", "alice_copy"):
         return {"unet": unet(), "unet_noskip": unet(use_skip_connections=False),
                 "unet_attention": unet(use_gated_attention=True)}
@@ -93,7 +93,7 @@ def test_extracted_code_is_what_segrade_grades(tmp_path):
     written = extract_code(SUBMISSIONS / "alice_copy.ipynb", tmp_path / "nb")
     assert [p.name for p in written] == ["alice_copy.py"]
     text = written[0].read_text()
-    assert "class SegNet" in text and "drive.mount" not in text and "train_model(SegNet()" not in text
+    assert "class UNet(nn.Module)" in text and "drive.mount" not in text and "train_model(UNet()" not in text
     written = extract_code(SUBMISSIONS / "alice_pkg", tmp_path / "pkg")
     assert {p.relative_to(tmp_path / "pkg").as_posix() for p in written} >= {"alice_seg/model.py", "alice_seg/train.py"}
 
@@ -143,7 +143,7 @@ def test_similarity_page_and_csv(graded):
     assert all(float(r["textual"]) < 0.5 and r["flagged"] == "no" for r in rows[1:])
     html = (graded / "similarity.html").read_text()
     assert "evidence for a person to weigh, not a verdict" in html
-    assert html.count('<mark class="match">') > 5 and "class SegNet" in html and "class UNet" in html
+    assert html.count('<mark class="match">') > 5 and "class UNet" in html and "class Decoder" in html
     assert "http://" not in html and "https://" not in html  # nothing loaded from anywhere
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from grader.commands import add_bands_argument, add_training_arguments
+from grader.commands.exports import add_lms_arguments, lms_options, print_lms
 from grader.commands.report import add_report_arguments
 from grader.commands.similarity import add_similarity_arguments, print_similarity, similarity_options
 
@@ -32,6 +33,7 @@ def add_parser(commands) -> None:
                        help="auto (default): bubblewrap when installed, else a plain process")
     add_report_arguments(grade)
     add_similarity_arguments(grade, in_grade=True)
+    add_lms_arguments(grade)
     grade.set_defaults(run=run)
 
 
@@ -84,14 +86,17 @@ def run(args: argparse.Namespace) -> int:
                                bands_folder=Path(args.bands) if args.bands else None,
                                isolation=None if args.isolation == "auto" else args.isolation)
         similarity = None if args.no_similarity else similarity_options(args)
+        lms = lms_options(args)
         with progress:
             summary = grade_batch(args.submissions, args.out, assignment, options, jobs=args.jobs,
                                   manifests=args.manifests, pdf=not args.no_pdf, visibility=args.visibility,
-                                  on_plan=on_plan, on_start=on_start, on_done=on_done, similarity=similarity)
+                                  on_plan=on_plan, on_start=on_start, on_done=on_done, similarity=similarity,
+                                  lms=lms)
     except (SpecError, BatchError, FileNotFoundError, ValueError, KeyError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2
     print_batch_summary(summary, console)
     if summary.similarity is not None:
         print_similarity(summary.similarity, console)
+    print_lms(summary.lms, console)
     return 1 if summary.errors or summary.problems else 0
