@@ -230,6 +230,9 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
             if on_done:
                 on_done(outcome)
         shutil.rmtree(out / STAGING, ignore_errors=True)
+        from grader.changes import write_changes_csv
+
+        write_changes_csv(out, [o.id for o in summary.outcomes if o.state == "graded"])
         if similarity is not None:
             summary.similarity = _similarity(out, similarity, {e.id for e in entries}, assignment, summary)
         if lms is not None:
@@ -378,6 +381,7 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     staging = _staging(out, entry)
     write_results(result, staging)
     _keep_code(entry, staging)
+    _note_changes(out / entry.id, staging)
     write_submission_report(staging, assignment, pdf=pdf, visibility=visibility)
     outcome.seconds = round(time.perf_counter() - started, 1)
     _commit(staging, out / entry.id, key, outcome)
@@ -393,6 +397,17 @@ def _keep_code(entry: BatchEntry, staging: Path) -> None:
         extract_code(entry.path, staging / CODE_DIR)
     except Exception:  # noqa: BLE001 (the grade stands; similarity says this code is missing)
         shutil.rmtree(staging / CODE_DIR, ignore_errors=True)
+
+
+def _note_changes(previous: Path, staging: Path) -> None:
+    """changes.json when a previous grade is replaced (grader.changes): what changed and by how
+    many points. Cannot fail a grade."""
+    from grader.changes import note_changes
+
+    try:
+        note_changes(previous, staging)
+    except Exception:  # noqa: BLE001 (the grade stands without its comparison)
+        pass
 
 
 def _staging(out: Path, entry: BatchEntry) -> Path:

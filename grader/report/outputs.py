@@ -45,7 +45,9 @@ def write_submission_report(folder: str | Path, assignment: Assignment, *, pdf: 
     if results["assignment_id"] != assignment.id:
         raise ResultsError(f"{folder}/results.json was graded for assignment {results['assignment_id']!r}, not "
                            f"{assignment.id!r}: pass that assignment's spec with --spec")
-    html = render_html(results, read_samples(folder), assignment)
+    from grader.changes import read_changes
+
+    html = render_html(results, read_samples(folder), assignment, changes=read_changes(folder))
     written = [write_atomic(folder / "report.html", html)]
     if pdf:
         written.append(html_to_pdf(html, folder / "report.pdf"))
