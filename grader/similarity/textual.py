@@ -23,6 +23,7 @@ import numpy as np
 
 NOISE_T = 25       # copydetect's default: the shortest match (normalised characters) that counts
 GUARANTEE_T = 30   # a match this long is always found (winnowing window = GUARANTEE_T - NOISE_T + 1)
+CHUNK = 8192       # fingerprints per slice of the screening product
 
 
 @dataclass
@@ -68,10 +69,13 @@ def screen(prints: dict[str, object], pairs_allowed) -> dict[tuple[str, str], fl
     out: dict[tuple[str, str], float] = {}
     if not shared_columns:
         return out
-    matrix = np.zeros((len(keys), len(shared_columns)), dtype=np.float32)
-    for column, docs in enumerate(shared_columns):
-        matrix[docs, column] = 1.0
-    overlap = matrix @ matrix.T
+    overlap = np.zeros((len(keys), len(keys)), dtype=np.float32)
+    for start in range(0, len(shared_columns), CHUNK):  # in slices: memory stays N x CHUNK
+        chunk = shared_columns[start:start + CHUNK]
+        matrix = np.zeros((len(keys), len(chunk)), dtype=np.float32)
+        for column, docs in enumerate(chunk):
+            matrix[docs, column] = 1.0
+        overlap += matrix @ matrix.T
     sizes = np.array([max(1, len(prints[k].hashes)) for k in keys], dtype=np.float32)
     share = overlap / np.minimum.outer(sizes, sizes)
     rows, columns = np.nonzero(np.triu(share, 1) > 0)
