@@ -87,6 +87,7 @@ def print_similarity(result, console) -> None:
                   + f", {len(result.flagged)} pair(s) above a threshold, {len(result.pairs)} listed "
                   f"({result.seconds:.1f} s)")
     for p in result.flagged[:10]:
-        console.print(f"  {escape(p.a)} ~ {escape(p.b)}: textual {p.textual:.2f}, structural {p.structural:.2f}")
+        structural = "–" if p.structural is None else f"{p.structural:.2f}"
+        console.print(f"  {escape(p.a)} ~ {escape(p.b)}: textual {p.textual:.2f}, structural {structural}")
     if result.page:
         console.print(f"  {result.page} (evidence for a person to weigh, not a verdict)")

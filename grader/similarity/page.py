@@ -28,7 +28,8 @@ def write_csv(path: Path, result, options) -> Path:
     flagged = {(p.a, p.b) for p in result.flagged}
     for p in result.pairs:
         text = p.text
-        writer.writerow([f"{p.a} ~ {p.b}", p.a, p.b, f"{p.textual:.4f}", f"{p.structural:.4f}",
+        writer.writerow([f"{p.a} ~ {p.b}", p.a, p.b, f"{p.textual:.4f}",
+                         "" if p.structural is None else f"{p.structural:.4f}",
                          ";".join(involved(p, options)), f"{text.fraction_a:.4f}" if text else "",
                          f"{text.fraction_b:.4f}" if text else "", p.common_variants, "yes" if p.earlier else "no",
                          "yes" if (p.a, p.b) in flagged else "no"])

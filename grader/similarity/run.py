@@ -33,7 +33,7 @@ class Pair:
     a: str
     b: str
     textual: float = 0.0
-    structural: float = 0.0                                 # mean over the variants both built
+    structural: float | None = None                         # mean over the variants both built (None: none)
     variants: dict[str, float] = field(default_factory=dict)  # variant -> structural score
     common_variants: int = 0
     text: TextMatch | None = None
@@ -41,7 +41,7 @@ class Pair:
 
     @property
     def score(self) -> float:
-        return max(self.textual, self.structural)
+        return max(self.textual, self.structural or 0.0)
 
 
 @dataclass
@@ -170,11 +170,11 @@ def run_similarity(root: str | Path, options: SimilarityOptions = SimilarityOpti
         common = [v for v in tokens.get(a, {}) if v in tokens.get(b, {})]
         p.common_variants = len(common)
         p.variants = {v: per_variant.get(v, 0.0) for v in common}
-        p.structural = round(sum(p.variants.values()) / len(common), 4) if common else 0.0
-    listed = sorted((p for p in pairs.values() if p.textual >= options.floor or p.structural >= options.floor
+        p.structural = round(sum(p.variants.values()) / len(common), 4) if common else None
+    listed = sorted((p for p in pairs.values() if p.textual >= options.floor or (p.structural or 0) >= options.floor
                      or any(s >= options.structural_threshold for s in p.variants.values())),
                     key=lambda p: (-p.score, p.a, p.b))
-    flagged = [p for p in listed if p.textual >= options.threshold or p.structural >= options.structural_threshold
+    flagged = [p for p in listed if p.textual >= options.threshold or (p.structural or 0) >= options.structural_threshold
                or len(involved(p, options)) >= 2]
     result = SimilarityResult(listed, flagged, groups(flagged, options), submissions=len(current), earlier=earlier,
                               notes=notes, texts=texts)
