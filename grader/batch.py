@@ -391,10 +391,11 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
 def _keep_code(entry: BatchEntry, staging: Path) -> None:
     """OUT/<id>/code/: the code segrade extracted (notebooks converted, top-level code left
     out), which the class's similarity compares. Cannot fail a grade."""
-    from grader.similarity.code import CODE_DIR, extract_code
+    from grader.similarity.code import CODE_DIR, cache_tokens, extract_code
 
     try:
         extract_code(entry.path, staging / CODE_DIR)
+        cache_tokens(staging / CODE_DIR)
     except Exception:  # noqa: BLE001 (the grade stands; similarity says this code is missing)
         shutil.rmtree(staging / CODE_DIR, ignore_errors=True)
 

@@ -55,3 +55,40 @@ def code_of(source: str | Path) -> str:
     with tempfile.TemporaryDirectory(prefix="segrade-code-") as tmp:
         extract_code(source, Path(tmp) / CODE_DIR)
         return read_code(Path(tmp) / CODE_DIR)
+
+
+def load_tokens(code_dir: Path, text: str) -> tuple[str, list] | None:
+    """The tokens kept beside the code (code/.segrade-tokens.json), if they are of this text."""
+    import json
+
+    from grader.similarity.textual import TOKENS_FILE, text_key
+
+    try:
+        data = json.loads((Path(code_dir) / TOKENS_FILE).read_text())
+        if data.get("sha256") == text_key(text):
+            return data["filtered"], data["offsets"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return None
+
+
+def save_tokens(code_dir: Path, text: str, tokens: tuple[str, list]) -> None:
+    import json
+
+    from grader.similarity.textual import TOKENS_FILE, text_key
+
+    try:
+        (Path(code_dir) / TOKENS_FILE).write_text(json.dumps({"sha256": text_key(text), "filtered": tokens[0],
+                                                               "offsets": tokens[1]}))
+    except OSError:
+        pass  # a cache: the next run tokenises again
+
+
+def cache_tokens(code_dir: Path) -> None:
+    """Tokenise a submission's extracted code once, at grading time (the job's process), so
+    the class's similarity only compares."""
+    from grader.similarity.textual import tokenize
+
+    text = read_code(code_dir)
+    if text.strip():
+        save_tokens(code_dir, text, tokenize(text))

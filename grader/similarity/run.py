@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.similarity.code import CODE_DIR, code_of, read_code
+from grader.similarity.code import CODE_DIR, code_of, load_tokens, read_code, save_tokens
 from grader.similarity.structural import structural_similarity, variant_tokens
-from grader.similarity.textual import TextMatch, text_similarity
+from grader.similarity.textual import TextMatch, text_key, text_similarity, tokenize_all
 
 PAGE = "similarity.html"
 CSV = "similarity.csv"
@@ -70,13 +70,16 @@ def _read_results(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _collect(folder: Path, prefix: str, texts: dict, tokens: dict, notes: list[str]) -> None:
+def _collect(folder: Path, prefix: str, texts: dict, tokens: dict, notes: list[str], cached: dict | None = None) -> None:
     """One graded submission folder: its code (code/, else re-extracted from the source the
     results name) and its variants' structure tokens."""
     key = prefix + folder.name
     results = _read_results(folder)
     if (folder / CODE_DIR).is_dir():
         texts[key] = read_code(folder / CODE_DIR)
+        kept = load_tokens(folder / CODE_DIR, texts[key]) if cached is not None else None
+        if kept is not None:
+            cached[text_key(texts[key])] = kept
     else:
         source = Path(str(((results or {}).get("submission") or {}).get("source") or ""))
         if results and source.exists():
@@ -138,8 +141,9 @@ def run_similarity(root: str | Path, options: SimilarityOptions = SimilarityOpti
     texts: dict[str, str] = {}
     tokens: dict[str, dict[str, set[str]]] = {}
     current = _graded_folders(root, only)
+    cached: dict[str, tuple[str, list]] = {}  # tokens kept beside each code/ (grading time or a previous run)
     for folder in current:
-        _collect(folder, "", texts, tokens, notes)
+        _collect(folder, "", texts, tokens, notes, cached)
     current_ids = {f.name for f in current}
     earlier = sum(_collect_earlier(Path(d), texts, tokens, notes) for d in options.compare_with)
 
@@ -147,8 +151,14 @@ def run_similarity(root: str | Path, options: SimilarityOptions = SimilarityOpti
         return a in current_ids or b in current_ids  # never two earlier-term submissions
 
     boilerplate = _boilerplate(options, notes)
-    text_pairs = text_similarity({k: t for k, t in texts.items() if t.strip()}, boilerplate,
-                                 floor=min(options.floor, options.threshold), pairs_allowed=allowed)
+    documents = {k: t for k, t in texts.items() if t.strip()}
+    tokenized = tokenize_all(list(documents.values()), cached)
+    for folder in current:  # keep the tokens for the next run (a different threshold, more submissions)
+        text = documents.get(folder.name)
+        if text is not None and text_key(text) not in cached and (folder / CODE_DIR).is_dir():
+            save_tokens(folder / CODE_DIR, text, tokenized[text_key(text)])
+    text_pairs = text_similarity(documents, boilerplate, floor=min(options.floor, options.threshold),
+                                 pairs_allowed=allowed, tokens=tokenized)
     struct_pairs = structural_similarity(tokens, allowed)
     pairs: dict[tuple[str, str], Pair] = {}
 

@@ -16,7 +16,7 @@ that can reach the reporting floor.
 
 from __future__ import annotations
 
-import io
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,12 +38,63 @@ class TextMatch:
     slices_b: list[tuple[int, int]]
 
 
-def _fingerprint(text: str, boilerplate=None, window: int | None = None):
-    from copydetect.detector import CodeFingerprint
+TOKENS_FILE = ".segrade-tokens.json"  # in OUT/<id>/code/: the normalised text, keyed by the code's sha256
+PARALLEL_MIN = 24                     # documents to tokenise before a pool of processes pays off
 
-    window = GUARANTEE_T - NOISE_T + 1 if window is None else window
-    return CodeFingerprint("submission.py", NOISE_T, window, boilerplate=boilerplate, fp=io.StringIO(text),
-                           language="python")
+
+class Fingerprint:
+    """What copydetect's compare_files reads of a CodeFingerprint, built from text that was
+    already tokenised (tokenising with pygments is most of the work, so it is done once per
+    code, in parallel, and kept beside the code)."""
+
+    def __init__(self, raw: str, filtered: str, offsets: np.ndarray, boilerplate=None,
+                 window: int = GUARANTEE_T - NOISE_T + 1) -> None:
+        from copydetect.utils import get_document_fingerprints, get_token_coverage
+
+        self.filename = "submission.py"
+        self.raw_code, self.filtered_code, self.offsets, self.k = raw, filtered, offsets, NOISE_T
+        self.hashes, self.hash_idx = get_document_fingerprints(filtered, NOISE_T, window,
+                                                               [] if boilerplate is None else boilerplate)
+        self.token_coverage = get_token_coverage(self.hash_idx, NOISE_T, len(filtered))
+
+
+def tokenize(text: str) -> tuple[str, list]:
+    """copydetect's normalisation of Python code: identifiers -> V, functions -> F, classes ->
+    O, strings -> S, comments and spaces dropped; with the offsets that map it back to the text."""
+    from copydetect.utils import filter_code
+
+    filtered, offsets = filter_code(text, "submission.py", "python")
+    return filtered, np.asarray(offsets).tolist()
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def tokenize_all(texts: list[str], cache: dict[str, tuple[str, list]] | None = None) -> dict[str, tuple[str, list]]:
+    """Tokens of every text, keyed by text_key: from `cache` when there, else computed, in a
+    pool of processes when there are many."""
+    import os
+
+    cache = dict(cache or {})
+    missing = list({text_key(t): t for t in texts if text_key(t) not in cache}.items())
+    workers = min(os.cpu_count() or 1, 8)
+    if len(missing) >= PARALLEL_MIN and workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = pool.map(tokenize, [t for _, t in missing], chunksize=max(1, len(missing) // (4 * workers)))
+            cache.update(zip((k for k, _ in missing), done))
+    else:
+        cache.update((k, tokenize(t)) for k, t in missing)
+    return cache
+
+
+def _fingerprint(text: str, boilerplate=None, window: int | None = None, tokens=None) -> Fingerprint:
+    filtered, offsets = tokens if tokens is not None else tokenize(text)
+    return Fingerprint(text, filtered, np.asarray(offsets, dtype=np.int64).reshape(-1, 2) if len(offsets) else
+                       np.array([]), boilerplate, GUARANTEE_T - NOISE_T + 1 if window is None else window)
 
 
 def boilerplate_hashes(texts: list[str]) -> np.ndarray:
@@ -52,9 +103,11 @@ def boilerplate_hashes(texts: list[str]) -> np.ndarray:
     return np.unique(np.concatenate(hashes)) if hashes else np.array([], dtype=np.int64)
 
 
-def fingerprints(texts: dict[str, str], boilerplate: np.ndarray) -> dict[str, object]:
-    """copydetect's CodeFingerprint of each document, boilerplate removed."""
-    return {key: _fingerprint(text, boilerplate) for key, text in texts.items()}
+def fingerprints(texts: dict[str, str], boilerplate: np.ndarray,
+                 tokens: dict[str, tuple[str, list]] | None = None) -> dict[str, Fingerprint]:
+    """The fingerprint of each document, boilerplate removed (`tokens`: tokenize_all's)."""
+    tokens = tokenize_all(list(texts.values()), tokens)
+    return {key: _fingerprint(text, boilerplate, tokens=tokens[text_key(text)]) for key, text in texts.items()}
 
 
 def screen(prints: dict[str, object], pairs_allowed) -> dict[tuple[str, str], float]:
@@ -96,10 +149,10 @@ def compare(prints: dict[str, object], a: str, b: str) -> TextMatch:
 
 
 def text_similarity(texts: dict[str, str], boilerplate_texts: list[str], *, floor: float,
-                    pairs_allowed=lambda a, b: True) -> dict[tuple[str, str], TextMatch]:
+                    pairs_allowed=lambda a, b: True, tokens: dict | None = None) -> dict[tuple[str, str], TextMatch]:
     """Exact matches for every allowed pair that can score at least `floor` (pairs screened
-    out score below it; they are not listed)."""
-    prints = fingerprints(texts, boilerplate_hashes(boilerplate_texts))
+    out score below it; they are not listed). `tokens`: already tokenised texts (tokenize_all)."""
+    prints = fingerprints(texts, boilerplate_hashes(boilerplate_texts), tokens)
     out = {}
     for (a, b), estimate in screen(prints, pairs_allowed).items():
         if estimate >= floor / 2:
