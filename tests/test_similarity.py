@@ -100,21 +100,32 @@ def test_extracted_code_is_what_segrade_grades(tmp_path):
 
 def test_disguised_copy_ranks_first_and_starter_is_excluded(codes):
     reference = code_of(reference_dir())
-    with_starter = text_similarity(codes, [reference, code_of(STARTER)], floor=0.0)
+    with_starter = text_similarity(codes, [reference, code_of(STARTER)], floor=0.0).matches
     ranked = sorted(with_starter.values(), key=lambda m: -m.score)
     assert {ranked[0].a, ranked[0].b} == {"alice_pkg", "alice_copy"} and ranked[0].score >= 0.8
     assert all(m.score < 0.5 for m in ranked[1:]), [(m.a, m.b, m.score) for m in ranked]
     assert with_starter.get(("bob", "carol")) is None or with_starter[("bob", "carol")].score < 0.5
     # Without the starter excluded, the independent pair would be listed as similar: that is why it is.
-    without = text_similarity(codes, [reference], floor=0.0)
+    without = text_similarity(codes, [reference], floor=0.0).matches
     assert without[("bob", "carol")].score >= 0.5
+
+
+def test_scores_are_copydetects(codes):
+    """The vectorised scores equal copydetect's own compare_files, pair by pair."""
+    result = text_similarity(codes, [code_of(STARTER)], floor=0.0)
+    assert len(result.matches) >= 4
+    for (a, b), match in result.matches.items():
+        exact = result.with_regions(a, b)
+        assert (match.score, match.fraction_a, match.fraction_b, match.tokens) == \
+            (exact.score, exact.fraction_a, exact.fraction_b, exact.tokens)
+        assert exact.slices_a and exact.slices_b
 
 
 def test_reference_never_counts(codes):
     """A submission that is the reference solution matches nothing, not even another copy of it."""
     reference = code_of(reference_dir())
     texts = {"ref_a": reference, "ref_b": reference, "bob": codes["bob"]}
-    matches = text_similarity(texts, [reference], floor=0.0)
+    matches = text_similarity(texts, [reference], floor=0.0).matches
     assert all(m.score == 0 for m in matches.values())
 
 

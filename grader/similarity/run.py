@@ -157,8 +157,9 @@ def run_similarity(root: str | Path, options: SimilarityOptions = SimilarityOpti
         text = documents.get(folder.name)
         if text is not None and text_key(text) not in cached and (folder / CODE_DIR).is_dir():
             save_tokens(folder / CODE_DIR, text, tokenized[text_key(text)])
-    text_pairs = text_similarity(documents, boilerplate, floor=min(options.floor, options.threshold),
-                                 pairs_allowed=allowed, tokens=tokenized)
+    textual = text_similarity(documents, boilerplate, floor=min(options.floor, options.threshold),
+                              pairs_allowed=allowed, tokens=tokenized)
+    text_pairs = textual.matches
     struct_pairs = structural_similarity(tokens, allowed)
     pairs: dict[tuple[str, str], Pair] = {}
 
@@ -186,6 +187,9 @@ def run_similarity(root: str | Path, options: SimilarityOptions = SimilarityOpti
                     key=lambda p: (-p.score, p.a, p.b))
     flagged = [p for p in listed if p.textual >= options.threshold or (p.structural or 0) >= options.structural_threshold
                or len(involved(p, options)) >= 2]
+    for p in flagged[:options.max_shown]:  # the matching regions of the pairs shown side by side
+        if p.text is not None:
+            p.text = textual.with_regions(p.a, p.b)
     result = SimilarityResult(listed, flagged, groups(flagged, options), submissions=len(current), earlier=earlier,
                               notes=notes, texts=texts)
     if write:

@@ -138,8 +138,38 @@ def screen(prints: dict[str, object], pairs_allowed) -> dict[tuple[str, str], fl
     return out
 
 
-def compare(prints: dict[str, object], a: str, b: str) -> TextMatch:
-    """copydetect's exact comparison of two documents, with the matching regions."""
+def _flat(fp: Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each winnowed occurrence's hash and position, and the distinct hashes (computed once)."""
+    if not hasattr(fp, "_flat"):
+        hashes = np.fromiter((h for h, ids in fp.hash_idx.items() for _ in ids), dtype=np.int64)
+        positions = np.fromiter((i for ids in fp.hash_idx.values() for i in ids), dtype=np.int64)
+        fp._flat = hashes, positions, np.unique(hashes)
+    return fp._flat
+
+
+def _share(fp: Fingerprint, other: Fingerprint) -> tuple[float, int]:
+    """copydetect's similarity of `fp` to `other` (tokens of fp inside matching slices / fp's
+    token coverage) and the overlapping tokens; the same figures as compare_files, vectorised."""
+    from copydetect.utils import get_copied_slices
+
+    hashes, positions, _ = _flat(fp)
+    matched = positions[np.isin(hashes, _flat(other)[2])]
+    if not len(matched) or not len(fp.filtered_code):
+        return 0.0, 0
+    slices = get_copied_slices(matched, fp.k)
+    tokens = int(np.sum(slices[1] - slices[0]))
+    return tokens / fp.token_coverage, tokens
+
+
+def score(prints: dict[str, Fingerprint], a: str, b: str) -> TextMatch:
+    """A pair's scores (no matching regions: `compare` adds them for the pairs shown)."""
+    fa, tokens = _share(prints[a], prints[b])
+    fb, _ = _share(prints[b], prints[a])
+    return TextMatch(a, b, round(float(max(fa, fb)), 4), round(float(fa), 4), round(float(fb), 4), tokens, [], [])
+
+
+def compare(prints: dict[str, Fingerprint], a: str, b: str) -> TextMatch:
+    """copydetect's own comparison of two documents, with the matching regions."""
     from copydetect.detector import compare_files
 
     tokens, (fa, fb), (slices_a, slices_b) = compare_files(prints[a], prints[b])
@@ -148,18 +178,28 @@ def compare(prints: dict[str, object], a: str, b: str) -> TextMatch:
                      pairs(slices_a), pairs(slices_b))
 
 
+@dataclass
+class TextSimilarity:
+    matches: dict[tuple[str, str], TextMatch]
+    prints: dict[str, Fingerprint]
+
+    def with_regions(self, a: str, b: str) -> TextMatch:
+        """The pair's match with its matching regions (for the side-by-side view)."""
+        return compare(self.prints, a, b)
+
+
 def text_similarity(texts: dict[str, str], boilerplate_texts: list[str], *, floor: float,
-                    pairs_allowed=lambda a, b: True, tokens: dict | None = None) -> dict[tuple[str, str], TextMatch]:
-    """Exact matches for every allowed pair that can score at least `floor` (pairs screened
-    out score below it; they are not listed). `tokens`: already tokenised texts (tokenize_all)."""
+                    pairs_allowed=lambda a, b: True, tokens: dict | None = None) -> TextSimilarity:
+    """Scores for every allowed pair that can score at least `floor` (pairs screened out score
+    below it; they are not listed). `tokens`: already tokenised texts (tokenize_all)."""
     prints = fingerprints(texts, boilerplate_hashes(boilerplate_texts), tokens)
     out = {}
     for (a, b), estimate in screen(prints, pairs_allowed).items():
         if estimate >= floor / 2:
-            match = compare(prints, a, b)
+            match = score(prints, a, b)
             if match.score > 0:
                 out[(a, b)] = match
-    return out
+    return TextSimilarity(out, prints)
 
 
 def highlight(text: str, slices: list[tuple[int, int]], css_class: str) -> str:
