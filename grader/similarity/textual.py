@@ -83,11 +83,13 @@ def tokenize_all(texts: list[str], cache: dict[str, tuple[str, list]] | None = N
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            done = pool.map(tokenize, [t for _, t in missing], chunksize=max(1, len(missing) // (4 * workers)))
-            cache.update(zip((k for k, _ in missing), done))
-    else:
-        cache.update((k, tokenize(t)) for k, t in missing)
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                done = pool.map(tokenize, [t for _, t in missing], chunksize=max(1, len(missing) // (4 * workers)))
+                cache.update(zip((k for k, _ in missing), done))
+        except Exception:  # noqa: BLE001 (no pool here, e.g. a main module spawn cannot re-import: one process)
+            pass
+    cache.update((k, tokenize(t)) for k, t in missing if k not in cache)
     return cache
 
 
@@ -138,22 +140,37 @@ def screen(prints: dict[str, object], pairs_allowed) -> dict[tuple[str, str], fl
     return out
 
 
-def _flat(fp: Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each winnowed occurrence's hash and position, and the distinct hashes (computed once)."""
-    if not hasattr(fp, "_flat"):
-        hashes = np.fromiter((h for h, ids in fp.hash_idx.items() for _ in ids), dtype=np.int64)
-        positions = np.fromiter((i for ids in fp.hash_idx.values() for i in ids), dtype=np.int64)
-        fp._flat = hashes, positions, np.unique(hashes)
-    return fp._flat
+class _Index:
+    """Every document's winnowed occurrences as small integer ids, so that "which of A's
+    occurrences have a hash B also has" is one lookup in a boolean table (no sorting per pair)."""
+
+    def __init__(self, prints: dict[str, Fingerprint]) -> None:
+        ids: dict[int, int] = {}
+        self.occurrences: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for key, fp in prints.items():
+            hashes = [ids.setdefault(h, len(ids)) for h, positions in fp.hash_idx.items() for _ in positions]
+            occurrence_ids = np.asarray(hashes, dtype=np.int64)
+            positions = np.fromiter((i for p in fp.hash_idx.values() for i in p), dtype=np.int64,
+                                    count=len(occurrence_ids))
+            self.occurrences[key] = (occurrence_ids, positions, np.unique(occurrence_ids))
+        self.mark = np.zeros(len(ids) + 1, dtype=bool)
+
+    def matched(self, a: str, b: str) -> np.ndarray:
+        """Positions in a's text whose fingerprint b has too."""
+        ids_a, positions_a, _ = self.occurrences[a]
+        distinct_b = self.occurrences[b][2]
+        self.mark[distinct_b] = True
+        try:
+            return positions_a[self.mark[ids_a]]
+        finally:
+            self.mark[distinct_b] = False
 
 
-def _share(fp: Fingerprint, other: Fingerprint) -> tuple[float, int]:
-    """copydetect's similarity of `fp` to `other` (tokens of fp inside matching slices / fp's
-    token coverage) and the overlapping tokens; the same figures as compare_files, vectorised."""
+def _share(fp: Fingerprint, matched: np.ndarray) -> tuple[float, int]:
+    """copydetect's similarity of `fp` to the other document (tokens of fp inside matching
+    slices / fp's token coverage) and the overlapping tokens; the same figures as compare_files."""
     from copydetect.utils import get_copied_slices
 
-    hashes, positions, _ = _flat(fp)
-    matched = positions[np.isin(hashes, _flat(other)[2])]
     if not len(matched) or not len(fp.filtered_code):
         return 0.0, 0
     slices = get_copied_slices(matched, fp.k)
@@ -161,10 +178,11 @@ def _share(fp: Fingerprint, other: Fingerprint) -> tuple[float, int]:
     return tokens / fp.token_coverage, tokens
 
 
-def score(prints: dict[str, Fingerprint], a: str, b: str) -> TextMatch:
+def score(prints: dict[str, Fingerprint], a: str, b: str, index: _Index | None = None) -> TextMatch:
     """A pair's scores (no matching regions: `compare` adds them for the pairs shown)."""
-    fa, tokens = _share(prints[a], prints[b])
-    fb, _ = _share(prints[b], prints[a])
+    index = index or _Index({a: prints[a], b: prints[b]})
+    fa, tokens = _share(prints[a], index.matched(a, b))
+    fb, _ = _share(prints[b], index.matched(b, a))
     return TextMatch(a, b, round(float(max(fa, fb)), 4), round(float(fa), 4), round(float(fb), 4), tokens, [], [])
 
 
@@ -194,9 +212,10 @@ def text_similarity(texts: dict[str, str], boilerplate_texts: list[str], *, floo
     below it; they are not listed). `tokens`: already tokenised texts (tokenize_all)."""
     prints = fingerprints(texts, boilerplate_hashes(boilerplate_texts), tokens)
     out = {}
+    index = _Index(prints)
     for (a, b), estimate in screen(prints, pairs_allowed).items():
         if estimate >= floor / 2:
-            match = score(prints, a, b)
+            match = score(prints, a, b, index)
             if match.score > 0:
                 out[(a, b)] = match
     return TextSimilarity(out, prints)
