@@ -58,7 +58,8 @@ def reasons(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         out.append(f"the assignment spec changed (sha256 {_short(old.get('spec_sha256'))} → "
                    f"{_short(new.get('spec_sha256'))})")
     old_env, new_env = old.get("environment") or {}, new.get("environment") or {}
-    if (old_env.get("profile"), old_env.get("profile_sha256")) != (new_env.get("profile"), new_env.get("profile_sha256")):
+    profile = ("profile", "profile_sha256")
+    if [old_env.get(k) for k in profile] != [new_env.get(k) for k in profile]:
         out.append(f"the training profile changed ({old_env.get('profile') or 'checks only'} "
                    f"{_short(old_env.get('profile_sha256'))} → {new_env.get('profile') or 'checks only'} "
                    f"{_short(new_env.get('profile_sha256'))})")
@@ -107,7 +108,8 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any], old_error: dict[str
             continue
         variants.append({"variant_id": v["variant_id"], "title": v.get("title", v["variant_id"]),
                          "old_points": old_points, "new_points": new_points,
-                         "delta": None if old_points is None or new_points is None else round(new_points - old_points, 4),
+                         "delta": None if old_points is None or new_points is None
+                         else round(new_points - old_points, 4),
                          "old_status": before.get("status"), "new_status": v["status"], "checks": checks,
                          "old_miou": (before.get("metrics") or {}).get("miou"),
                          "new_miou": (v.get("metrics") or {}).get("miou")})

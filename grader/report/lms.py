@@ -127,9 +127,10 @@ def write_lms_files(root: str | Path, assignment: Assignment, roster: str | Path
     for s in students:
         sid = s["submission"]
         if sid in missing:
-            out.problems.append(f"{sid}: {missing[sid]}: its LMS grade is left empty")
+            out.problems.append(f"{sid}: {missing[sid]}: no LMS grade (an empty Canvas cell, no Moodle row)")
         elif sid not in points:
-            out.problems.append(f"{sid}: on the roster, but no graded submission: its LMS grade is left empty")
+            out.problems.append(f"{sid}: on the roster, but no graded submission: no LMS grade (an empty Canvas "
+                                "cell, no Moodle row)")
 
     canvas = io.StringIO()
     writer = csv.writer(canvas, lineterminator="\n")

@@ -44,7 +44,8 @@ def write_page(path: Path, result, options, assignment=None) -> Path:
     for rank, p in enumerate(result.flagged, 1):
         item = {"rank": rank, "a": p.a, "b": p.b, "textual": p.textual, "structural": p.structural,
                 "variants": involved(p, options), "per_variant": p.variants, "earlier": p.earlier,
-                "fraction_a": p.text.fraction_a if p.text else None, "fraction_b": p.text.fraction_b if p.text else None,
+                "fraction_a": p.text.fraction_a if p.text else None,
+                "fraction_b": p.text.fraction_b if p.text else None,
                 "code_a": None, "code_b": None}
         if p.text and rank <= options.max_shown:
             item["code_a"] = highlight(result.texts.get(p.a, ""), p.text.slices_a, "match")

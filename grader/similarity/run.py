@@ -59,7 +59,7 @@ class SimilarityResult:
 
 
 def _graded_folders(root: Path, only: set[str] | None) -> list[Path]:
-    folders = sorted({p.parent for name in ("results.json", "error.json", f"{CODE_DIR}") for p in root.glob(f"*/{name}")})
+    folders = sorted({p.parent for name in ("results.json", "error.json", CODE_DIR) for p in root.glob(f"*/{name}")})
     return [f for f in folders if not f.name.startswith(".") and (only is None or f.name in only)]
 
 
@@ -70,7 +70,8 @@ def _read_results(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _collect(folder: Path, prefix: str, texts: dict, tokens: dict, notes: list[str], cached: dict | None = None) -> None:
+def _collect(folder: Path, prefix: str, texts: dict, tokens: dict, notes: list[str],
+             cached: dict | None = None) -> None:
     """One graded submission folder: its code (code/, else re-extracted from the source the
     results name) and its variants' structure tokens."""
     key = prefix + folder.name
@@ -185,8 +186,8 @@ def run_similarity(root: str | Path, options: SimilarityOptions = SimilarityOpti
     listed = sorted((p for p in pairs.values() if p.textual >= options.floor or (p.structural or 0) >= options.floor
                      or any(s >= options.structural_threshold for s in p.variants.values())),
                     key=lambda p: (-p.score, p.a, p.b))
-    flagged = [p for p in listed if p.textual >= options.threshold or (p.structural or 0) >= options.structural_threshold
-               or len(involved(p, options)) >= 2]
+    flagged = [p for p in listed if p.textual >= options.threshold
+               or (p.structural or 0) >= options.structural_threshold or len(involved(p, options)) >= 2]
     for p in flagged[:options.max_shown]:  # the matching regions of the pairs shown side by side
         if p.text is not None:
             p.text = textual.with_regions(p.a, p.b)
