@@ -279,13 +279,15 @@ def main() -> None:
         started = time.perf_counter()  # again: the tokens are now kept beside the code, as grading keeps them
         run_similarity(out, SimilarityOptions(starter=(STARTER,)))
         warm = time.perf_counter() - started
-        top = {(p.a, p.b) for p in result.pairs[:len(planted)]}
-        found = sum((a, b) in top or (b, a) in top for a, b in planted)
+        rank = {frozenset((p.a, p.b)): i for i, p in enumerate(result.pairs, 1)}
+        flagged = {frozenset((p.a, p.b)) for p in result.flagged}
+        ranks = sorted(rank.get(frozenset(pair), 0) for pair in planted)
+        found = sum(frozenset(pair) in flagged for pair in planted)
         ids = sorted(p.name for p in out.iterdir() if p.is_dir())[:args.baseline_n or args.n]
         base = baseline(out, ids)
         print(f"{args.n} generated submissions ({len(planted)} disguised copies), {torch.get_num_threads()} threads")
         print(f"segrade similarity (textual + structural + page + csv)  {ours:7.1f} s  "
-              f"({len(result.flagged)} flagged, planted copies in the top {len(planted)}: {found}/{len(planted)})")
+              f"({len(result.flagged)} flagged; planted copies flagged {found}/{len(planted)}, ranked {ranks})")
         print(f"  again, tokens kept (as after segrade grade)            {warm:7.1f} s")
         print(f"baseline: copydetect CopyDetector, {len(ids)} submissions     {base:7.1f} s")
         scale = (args.n * (args.n - 1)) / max(1, len(ids) * (len(ids) - 1))
