@@ -87,7 +87,8 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any], old_error: dict[str
     new_total = _points(new.get("total"))
     if old is None:
         return {"schema": "segrade.changes/1",
-                "previous": {"error": old_error.get("error"), "segrade_version": old_error.get("segrade_version")},
+                "previous": {"started_at": None, "segrade_version": old_error.get("segrade_version"), "total": None,
+                             "error": old_error.get("error")},
                 "reasons": [f"it could not be graded before: {old_error.get('error')}"],
                 "total": {"old": None, "new": new_total, "delta": None},
                 "variants": [{"variant_id": v["variant_id"], "title": v.get("title", v["variant_id"]),
@@ -115,7 +116,7 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any], old_error: dict[str
                          "new_miou": (v.get("metrics") or {}).get("miou")})
     return {"schema": "segrade.changes/1",
             "previous": {"started_at": old.get("started_at"), "segrade_version": old.get("segrade_version"),
-                         "total": old_total},
+                         "total": old_total, "error": None},
             "reasons": reasons(old, new) or ["nothing segrade records differs (the same inputs graded again)"],
             "total": {"old": old_total, "new": new_total,
                       "delta": None if old_total is None or new_total is None else round(new_total - old_total, 4)},

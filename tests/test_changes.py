@@ -68,6 +68,20 @@ def test_report_and_csv(tmp_path):
     assert "assignment spec changed" in rows[1]["reasons"]
 
 
+def test_graded_after_an_error(tmp_path):
+    """A submission that could not be graded before (error.json) and is graded now."""
+    previous = tmp_path / "out" / "erin"
+    previous.mkdir(parents=True)
+    (previous / "error.json").write_text(json.dumps({"error": "corrupt zip", "segrade_version": "0.1.0"}))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "results.json").write_text((DATA / "results_small.json").read_text())
+    changes = note_changes(previous, staging)
+    assert changes["reasons"] == ["it could not be graded before: corrupt zip"] and changes["total"]["old"] is None
+    write_submission_report(staging, load_spec(None), pdf=False)
+    assert "it could not be graded before: corrupt zip" in (staging / "report.html").read_text()
+
+
 def test_no_changes_file_for_a_first_grade(tmp_path):
     staging = tmp_path / "staging"
     staging.mkdir()
