@@ -177,9 +177,11 @@ def run_similarity(root: str | Path, options: SimilarityOptions = SimilarityOpti
         if p.a != match.a:  # keep the match's sides aligned with the pair's
             p.text = TextMatch(p.a, p.b, match.score, match.fraction_b, match.fraction_a, match.tokens,
                                match.slices_b, match.slices_a)
-    for (a, b), per_variant in struct_pairs.items():
-        p = pair(a, b)
-        common = [v for v in tokens.get(a, {}) if v in tokens.get(b, {})]
+    for a, b in struct_pairs:
+        pair(a, b)
+    for p in pairs.values():  # every listed pair's structure, 0 for a variant both built unalike
+        per_variant = struct_pairs.get((p.a, p.b)) or struct_pairs.get((p.b, p.a)) or {}
+        common = [v for v in tokens.get(p.a, {}) if v in tokens.get(p.b, {})]
         p.common_variants = len(common)
         p.variants = {v: per_variant.get(v, 0.0) for v in common}
         p.structural = round(sum(p.variants.values()) / len(common), 4) if common else None

@@ -49,13 +49,35 @@ class Fingerprint:
 
     def __init__(self, raw: str, filtered: str, offsets: np.ndarray, boilerplate=None,
                  window: int = GUARANTEE_T - NOISE_T + 1) -> None:
-        from copydetect.utils import get_document_fingerprints, get_token_coverage
+        from copydetect.utils import get_token_coverage, winnow
 
         self.filename = "submission.py"
         self.raw_code, self.filtered_code, self.offsets, self.k = raw, filtered, offsets, NOISE_T
-        self.hashes, self.hash_idx = get_document_fingerprints(filtered, NOISE_T, window,
-                                                               [] if boilerplate is None else boilerplate)
+        # copydetect's get_document_fingerprints, with a hash that is the same in every process
+        # (Python's str hash is salted per process: the scores would move from run to run).
+        hashes, positions = winnow(kgram_hashes(filtered, NOISE_T), window, remove_duplicates=False)
+        if boilerplate is not None and len(boilerplate):
+            keep = ~np.isin(hashes, boilerplate)
+            hashes, positions = hashes[keep], positions[keep]
+        self.hash_idx: dict[int, list[int]] = {}
+        for h, i in zip(hashes.tolist(), positions.tolist()):
+            self.hash_idx.setdefault(h, []).append(i)
+        self.hashes = set(self.hash_idx)
         self.token_coverage = get_token_coverage(self.hash_idx, NOISE_T, len(filtered))
+
+
+def kgram_hashes(text: str, k: int) -> np.ndarray:
+    """A polynomial hash (mod 2**64) of every k-character window of `text`, deterministic."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    n = len(codes) - k + 1
+    if n <= 0:
+        return np.array([], dtype=np.int64)
+    hashes = np.zeros(n, dtype=np.uint64)
+    base = np.uint64(1_000_003)
+    with np.errstate(over="ignore"):
+        for j in range(k):
+            hashes = hashes * base + codes[j:j + n]
+    return hashes.view(np.int64)
 
 
 def tokenize(text: str) -> tuple[str, list]:
