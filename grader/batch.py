@@ -230,9 +230,7 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
             if on_done:
                 on_done(outcome)
         shutil.rmtree(out / STAGING, ignore_errors=True)
-        from grader.changes import write_changes_csv
-
-        write_changes_csv(out, [o.id for o in summary.outcomes if o.state == "graded"])
+        _changes_csv(out, [o.id for o in summary.outcomes if o.state == "graded"], summary)
         if similarity is not None:
             summary.similarity = _similarity(out, similarity, {e.id for e in entries}, assignment, summary)
         if lms is not None:
@@ -247,6 +245,16 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
     summary.problems += classes.problems
     summary.seconds = round(time.perf_counter() - started, 1)
     return summary
+
+
+def _changes_csv(out: Path, regraded: list[str], summary: BatchSummary) -> None:
+    """changes.csv: what this run's regrades changed (grader.changes)."""
+    from grader.changes import write_changes_csv
+
+    try:
+        write_changes_csv(out, regraded)
+    except Exception as exc:  # noqa: BLE001 (the grades are written; say what is missing)
+        summary.problems.append(f"changes.csv: {type(exc).__name__}: {exc}")
 
 
 def _similarity(out: Path, options, ids: set[str], assignment: Assignment, summary: BatchSummary):
