@@ -141,6 +141,21 @@ def test_structure_catches_renamed_copy(codes):
     assert max(others) < 0.3
 
 
+def test_reference_structure_never_counts(codes):
+    """Two students whose models are the reference's: no structural match (its layers weigh nothing)."""
+    from grader.similarity.reference import reference_tokens
+    from grader.spec import load_spec
+
+    reference = reference_tokens(load_spec(None))
+    assert {"unet", "unet_attention", "fcn8s_frozen"} <= set(reference)
+    tokens = {sid: {vid: variant_tokens({"figures": {"structure": {"layers": layers(m)}}})
+                    for vid, m in _models(sid, codes[sid]).items()} for sid in ("alice_pkg", "bob", "carol")}
+    tokens["ref_a"] = tokens["ref_b"] = {"unet": set(reference["unet"])}
+    with_reference = structural_similarity(tokens, boilerplate=reference)
+    assert with_reference.get(("ref_a", "ref_b"), {}).get("unet", 0.0) == 0.0
+    assert structural_similarity(tokens)[("ref_a", "ref_b")]["unet"] >= 0.5  # without it, they would match
+
+
 def test_similarity_page_and_csv(graded):
     result = run_similarity(graded, SimilarityOptions(starter=(STARTER,)))
     assert [(p.a, p.b) for p in result.flagged] == [("alice_copy", "alice_pkg")]

@@ -15,6 +15,7 @@ from grader.similarity.textual import TextMatch, text_key, text_similarity, toke
 
 PAGE = "similarity.html"
 CSV = "similarity.csv"
+REFERENCE_CACHE = ".segrade-reference-structure.json"
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,22 @@ def _boilerplate(options: SimilarityOptions, notes: list[str]) -> list[str]:
     return texts
 
 
+def _reference_structure(root: Path, assignment, options: SimilarityOptions, notes: list[str]) -> dict:
+    """The reference's layers per variant (structural boilerplate), kept in the folder."""
+    if not options.reference:
+        return {}
+    from grader.similarity.reference import cached_reference_tokens
+    from grader.spec import load_spec
+
+    try:
+        return cached_reference_tokens(assignment if assignment is not None else load_spec(None),
+                                       root / REFERENCE_CACHE)
+    except Exception as exc:  # noqa: BLE001 (structure is then compared without it)
+        notes.append(f"the reference's structures could not be built ({type(exc).__name__}: {exc}): its layers "
+                     "count in structural similarity")
+        return {}
+
+
 def run_similarity(root: str | Path, options: SimilarityOptions = SimilarityOptions(), *,
                    only: set[str] | None = None, assignment=None, write: bool = True) -> SimilarityResult:
     """Compare every pair of submissions graded under `root` (and each of them with the
@@ -161,7 +178,7 @@ def run_similarity(root: str | Path, options: SimilarityOptions = SimilarityOpti
     textual = text_similarity(documents, boilerplate, floor=min(options.floor, options.threshold),
                               pairs_allowed=allowed, tokens=tokenized)
     text_pairs = textual.matches
-    struct_pairs = structural_similarity(tokens, allowed)
+    struct_pairs = structural_similarity(tokens, allowed, _reference_structure(root, assignment, options, notes))
     pairs: dict[tuple[str, str], Pair] = {}
 
     def pair(a: str, b: str) -> Pair:

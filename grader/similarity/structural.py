@@ -18,7 +18,7 @@ when only two submissions have it, 0 when all do), and a variant's score is
 the first factor is how alike the two models are, the second how distinctive what they share
 is: an identical copy of an unusual design scores 1, two identical textbook U-Nets in a class
 that mostly wrote the same score near 0. With fewer than 4 submissions rarity cannot be told
-and every token weighs 1.
+and every token weighs 1. The reference's layers (grader.similarity.reference) weigh nothing.
 """
 
 from __future__ import annotations
@@ -62,10 +62,11 @@ def signature(tokens: set[str]) -> str:
     return hashlib.sha256("\n".join(sorted(tokens)).encode()).hexdigest()[:12]
 
 
-def structural_similarity(tokens: dict[str, dict[str, set[str]]], pairs_allowed=lambda a, b: True
-                          ) -> dict[tuple[str, str], dict[str, float]]:
+def structural_similarity(tokens: dict[str, dict[str, set[str]]], pairs_allowed=lambda a, b: True,
+                          boilerplate: dict[str, set[str]] | None = None) -> dict[tuple[str, str], dict[str, float]]:
     """tokens: submission -> variant -> token set. Returns (a, b) -> variant -> score in
-    [0, 1], for the allowed pairs (a before b in `tokens`' order) and the variants both built."""
+    [0, 1], for the allowed pairs (a before b in `tokens`' order) and the variants both built.
+    `boilerplate`: variant -> tokens that weigh nothing (the reference's layers)."""
     keys = list(tokens)
     variants = sorted({v for per in tokens.values() for v in per})
     out: dict[tuple[str, str], dict[str, float]] = {}
@@ -86,6 +87,9 @@ def structural_similarity(tokens: dict[str, dict[str, set[str]]], pairs_allowed=
             weights = np.clip(np.log(n / df) / math.log(n / 2), 0.0, 1.0).astype(np.float32)
         else:
             weights = np.ones_like(df)
+        given = (boilerplate or {}).get(variant) or set()
+        if given:
+            weights[[i for t, i in vocabulary.items() if t in given]] = 0.0
         shared_weight = (matrix * weights) @ matrix.T
         shared_count = matrix @ matrix.T
         own = (matrix * weights).sum(axis=1)
