@@ -183,6 +183,10 @@ def test_earlier_terms(graded, tmp_path):
     pairs = {(p.a, p.b): p for p in result.flagged}
     assert pairs[("bob_now", f"{graded.name}/bob")].earlier
     assert all(p.a in ("bob_now", "carol") for p in result.pairs)
+    # An earlier term kept as plain submissions (not graded): compared textually.
+    raw = run_similarity(current, SimilarityOptions(starter=(STARTER,), compare_with=(SUBMISSIONS,)), write=False)
+    match = {(p.a, p.b): p for p in raw.flagged}[("bob_now", "submissions/bob")]
+    assert match.textual == 1.0 and match.structural is None
 
 
 def test_similarity_command(graded, tmp_path):
