@@ -89,6 +89,8 @@ class BatchSummary:
     gradebook: Path | None = None
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    similarity: Any = None           # grader.similarity.SimilarityResult, when it ran
+    lms: Any = None                  # grader.report.lms.LmsFiles, with a roster
 
     @property
     def errors(self) -> list[BatchOutcome]:
@@ -234,9 +236,13 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
                 on_plan: Callable[[list[BatchEntry], list[BatchOutcome]], None] | None = None,
                 on_start: Callable[[BatchEntry], None] | None = None,
                 on_done: Callable[[BatchOutcome], None] | None = None,
-                on_note: Callable[[str], None] | None = None) -> BatchSummary:
+                on_note: Callable[[str], None] | None = None, similarity=None,
+                lms: tuple[Path, str | None] | None = None) -> BatchSummary:
     """Grade every submission of `folder` into `out`, then write the class outputs
-    (summary.html, gradebook.csv, index.html). Never stops on one submission's failure.
+    (summary.html, gradebook.csv, index.html; with `similarity`, a
+    grader.similarity.SimilarityOptions, first similarity.html and similarity.csv; with `lms`,
+    (roster, column), the LMS import files of grader.report.lms). Never stops on one
+    submission's failure.
 
     `backend`: where the jobs run (grader.backends: local processes by default, or Slurm).
     `measure_bands`: when the profile's bands do not apply and no --bands folder was given,
@@ -294,14 +300,43 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
                  + ", ".join(sorted(rescored)))
             summary.outcomes = [rescored.get(o.id, o) for o in summary.outcomes]
         backend.clear_staging(out, finished=True)
+        _changes_csv(out, [o.id for o in summary.outcomes if o.state == "graded"], summary)
+        if similarity is not None:
+            summary.similarity = _similarity(out, similarity, {e.id for e in entries}, assignment, summary)
+        if lms is not None:
+            from grader.report.lms import write_lms_files
+
+            summary.lms = write_lms_files(out, assignment, lms[0], column=lms[1], only={e.id for e in entries})
         classes = write_class_outputs(out, assignment, pdf=pdf, visibility=visibility, reports=False,
                                       only={e.id for e in entries})
     order = {e.id: i for i, e in enumerate(entries)}
     summary.outcomes.sort(key=lambda o: order.get(o.id, len(order)))
     summary.index, summary.summary, summary.gradebook = classes.index, classes.summary, classes.gradebook
-    summary.problems = classes.problems
+    summary.problems += classes.problems
     summary.seconds = round(time.perf_counter() - started, 1)
     return summary
+
+
+def _changes_csv(out: Path, regraded: list[str], summary: BatchSummary) -> None:
+    """changes.csv: what this run's regrades changed (grader.changes)."""
+    from grader.changes import write_changes_csv
+
+    try:
+        write_changes_csv(out, regraded)
+    except Exception as exc:  # noqa: BLE001 (the grades are written; say what is missing)
+        summary.problems.append(f"changes.csv: {type(exc).__name__}: {exc}")
+
+
+def _similarity(out: Path, options, ids: set[str], assignment: Assignment, summary: BatchSummary):
+    """Code similarity across the batch (grader.similarity); a failure of it is a problem of
+    the batch's outputs, never a lost grade."""
+    from grader.similarity import run_similarity
+
+    try:
+        return run_similarity(out, options, only=ids, assignment=assignment)
+    except Exception as exc:  # noqa: BLE001 (the grades are written; say what is missing)
+        summary.problems.append(f"similarity: {type(exc).__name__}: {exc}")
+        return None
 
 
 def _batch_test_seed(out: Path, assignment: Assignment) -> int | None:
@@ -434,10 +469,35 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
                            message=first_problem, note=note)
     staging = _staging(out, entry)
     write_results(result, staging)
+    _keep_code(entry, staging)
+    _note_changes(out / entry.id, staging)
     write_submission_report(staging, assignment, pdf=pdf, visibility=visibility)
     outcome.seconds = round(time.perf_counter() - started, 1)
     _commit(staging, out / entry.target, key, outcome, scoring=scoring_key(assignment, options))
     return outcome
+
+
+def _keep_code(entry: BatchEntry, staging: Path) -> None:
+    """OUT/<id>/code/: the code segrade extracted (notebooks converted, top-level code left
+    out), which the class's similarity compares. Cannot fail a grade."""
+    from grader.similarity.code import CODE_DIR, cache_tokens, extract_code
+
+    try:
+        extract_code(entry.path, staging / CODE_DIR)
+        cache_tokens(staging / CODE_DIR)
+    except Exception:  # noqa: BLE001 (the grade stands; similarity says this code is missing)
+        shutil.rmtree(staging / CODE_DIR, ignore_errors=True)
+
+
+def _note_changes(previous: Path, staging: Path) -> None:
+    """changes.json when a previous grade is replaced (grader.changes): what changed and by how
+    many points. Cannot fail a grade."""
+    from grader.changes import note_changes
+
+    try:
+        note_changes(previous, staging)
+    except Exception:  # noqa: BLE001 (the grade stands without its comparison)
+        pass
 
 
 def _staging(out: Path, entry: BatchEntry) -> Path:

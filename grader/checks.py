@@ -127,6 +127,7 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
                **{k: v for k, v in (observed.get("figures") or {}).items() if k != "traceback"},
                "architecture": observed.get("architecture"),
                "backbone": backbone_text(observed.get("backbone_found")),
+               "structure": observed.get("structure"),
                "build_seconds": (observed.get("build") or {}).get("seconds"),
                "forward_seconds": (observed.get("forward") or {}).get("seconds"),
                "check_seconds": observed.get("check_seconds")}

@@ -284,6 +284,7 @@ OBSERVATION = Obj({"id": NAME}, {
                            "head_changed": NAMES}, {"seconds": SECONDS, "backbone": Opt(BACKBONE),
                                                     "vgg_shaped": Int(), "changed_parts": Map(NAME, MAX_ITEMS)})),
     "architecture": Measured(FINGERPRINT),
+    "structure": Measured(Obj({"layers": List(Str(400), 2000)})),   # grader.structure.layers
     "check_seconds": Map(SECONDS),
 })
 

@@ -20,6 +20,7 @@ import pytest
 
 from grader.batch import BatchError, find_entries, grade_batch
 from grader.pipeline import GradeOptions
+from grader.similarity import SimilarityOptions
 from grader.spec import load_spec
 from tiny_submission import contract_classes, spec_with, write_submission
 
@@ -66,8 +67,12 @@ def test_batch_writes_everything_and_regrades_only_what_changed(tmp_path, unet_s
     options = GradeOptions(profile="smoke", device="cpu")
     states: dict[str, str] = {}
     summary = grade_batch(folder, out, assignment, options, jobs=2, pdf=False,
-                          on_done=lambda o: states.__setitem__(o.id, o.state))
+                          on_done=lambda o: states.__setitem__(o.id, o.state), similarity=SimilarityOptions())
     assert states == {"ann": "graded", "bo": "graded", "broken": "error"}
+    # The extracted code is kept; ann and bo handed in the same file: similarity lists them first.
+    assert (out / "ann" / "code" / "models.py").is_file()
+    assert [(p.a, p.b, p.textual) for p in summary.similarity.flagged] == [("ann", "bo", 1.0)]
+    assert 'href="similarity.html"' in (out / "summary.html").read_text()
     assert [o.id for o in summary.outcomes] == ["ann", "bo", "broken"]
     for sid in ("ann", "bo"):
         files = {p.name for p in (out / sid).iterdir()}
@@ -96,6 +101,11 @@ def test_batch_writes_everything_and_regrades_only_what_changed(tmp_path, unet_s
     summary = grade_batch(folder, out, assignment, options, jobs=2, pdf=False,
                           on_done=lambda o: states.__setitem__(o.id, o.state))
     assert states == {"bo": "graded"}
+    # Why bo's grade changed (or did not): its report and changes.csv say so.
+    changes = list(csv.DictReader((out / "changes.csv").open()))
+    assert changes[0]["submission"] == "bo" and changes[0]["variant"] == "total"
+    assert "the submission's content changed" in changes[0]["reasons"]
+    assert "Why the grade changed" in (out / "bo" / "report.html").read_text()
     assert {o.id: o.state for o in summary.outcomes} == {"ann": "resumed", "bo": "graded", "broken": "resumed"}
     assert (out / "ann" / "results.json").stat().st_ino == ann_results
 

@@ -23,13 +23,14 @@ WORKER_MAY_IMPORT = {
     "grader.protocol": "the messages it sends",
     "grader.processes": "die_with_parent after dropping privileges",
     "grader.manifest": "the manifest format the request carries",
+    "grader.structure": "each variant's layers, recorded for structural similarity (neutral)",
     "grader.device": "picking the device it computes on",
     "grader.data": "IGNORE_INDEX, the label convention the training loop follows",
     "grader.data.transforms": "ImageNet normalisation in the training loop",
     "grader.spec": "OPTIMIZERS, the names of the optimisers the training loop knows",
 }
 # Modules both sides import: they import nothing from segrade.
-NEUTRAL = ("grader.protocol", "grader.processes", "grader.manifest", "grader.errors")
+NEUTRAL = ("grader.protocol", "grader.processes", "grader.manifest", "grader.errors", "grader.structure")
 # Modules that only present results (and the commands that call them).
 # Orchestrators that write reports: the batch, its backends and rescoring.
 PRESENTATION = ("grader.report", "grader.commands", "grader.cli", "grader.__main__", "grader.batch", "grader.rescore",

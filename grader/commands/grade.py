@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from grader.commands import add_bands_argument, add_training_arguments
+from grader.commands.exports import add_lms_arguments, lms_options, print_lms
 from grader.commands.report import add_report_arguments
+from grader.commands.similarity import add_similarity_arguments, print_similarity, similarity_options
 
 
 def add_parser(commands) -> None:
@@ -50,6 +52,8 @@ def add_parser(commands) -> None:
     cluster.add_argument("--slurm-time", type=int, metavar="MIN", help="time limit per task, minutes (default 60)")
     cluster.add_argument("--slurm-parallel", type=int, metavar="N",
                          help="array tasks running at once (default: as many as Slurm allows)")
+    add_similarity_arguments(grade, in_grade=True)
+    add_lms_arguments(grade)
     grade.set_defaults(run=run)
 
 
@@ -117,14 +121,20 @@ def run(args: argparse.Namespace) -> int:
                                profile=None if args.checks_only else args.profile,
                                bands_folder=Path(args.bands) if args.bands else None,
                                isolation=None if args.isolation == "auto" else args.isolation)
+        similarity = None if args.no_similarity else similarity_options(args)
+        lms = lms_options(args)
         with progress:
             summary = grade_batch(args.submissions, args.out, assignment, options, jobs=args.jobs,
                                   manifests=args.manifests, pdf=not args.no_pdf, visibility=args.visibility,
                                   backend=backend, measure_bands=not args.no_measure_bands,
                                   band_seeds=args.band_seeds, reference=args.reference,
-                                  on_plan=on_plan, on_start=on_start, on_done=on_done, on_note=on_note)
+                                  on_plan=on_plan, on_start=on_start, on_done=on_done, on_note=on_note,
+                                  similarity=similarity, lms=lms)
     except (SpecError, BatchError, FileNotFoundError, ValueError, KeyError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2
     print_batch_summary(summary, console)
+    if summary.similarity is not None:
+        print_similarity(summary.similarity, console)
+    print_lms(summary.lms, console)
     return 1 if summary.errors or summary.problems else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from grader.commands.exports import add_lms_arguments
 from grader.report.gradescope import VISIBILITIES
 
 
@@ -24,6 +25,7 @@ def add_parser(commands) -> None:
     report.add_argument("--spec", metavar="TOML", help="the assignment spec the results were graded with "
                         "(default: segrade's default assignment)")
     add_report_arguments(report)
+    add_lms_arguments(report)
     report.set_defaults(run=run)
 
 
@@ -31,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from grader.report import ResultsError, make_console
+    from grader.commands.exports import lms_options, print_lms
     from grader.records import results_folders
+    from grader.report.lms import RosterError, write_lms_files
     from grader.report.outputs import write_class_outputs, write_submission_report
     from grader.spec import SpecError, load_spec
 
@@ -46,12 +50,16 @@ def run(args: argparse.Namespace) -> int:
         if not results_folders(root):
             raise ResultsError(f"{root} holds no results.json, nor folders holding one: grade first "
                                "(segrade check SUBMISSION --out DIR)")
+        lms = None
+        if lms_options(args) is not None:
+            lms = write_lms_files(root, assignment, args.roster, column=args.lms_assignment)
         with console.status("rendering reports..."):
             outputs = write_class_outputs(root, assignment, pdf=not args.no_pdf, visibility=args.visibility)
-    except (SpecError, ResultsError, FileNotFoundError) as exc:
+    except (SpecError, ResultsError, FileNotFoundError, RosterError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2
     for problem in outputs.problems:
         console.print(f"[red]cannot report on[/] {problem}")
     console.print(f"wrote {len(outputs.reports)} report files, {outputs.summary}, {outputs.gradebook}, {outputs.index}")
+    print_lms(lms, console)
     return 1 if outputs.problems else 0

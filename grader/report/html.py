@@ -278,8 +278,11 @@ def _comparison(comparison, by_id: dict[str, dict], titles: dict[str, str], assi
     return out
 
 
-def render_html(results: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment) -> str:
-    return environment().get_template("report.html.j2").render(**report_context(results, samples, assignment))
+def render_html(results: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment,
+                changes: dict[str, Any] | None = None) -> str:
+    """`changes`: what changed since the grade this one replaced (grader.changes), if any."""
+    return environment().get_template("report.html.j2").render(**report_context(results, samples, assignment),
+                                                               changes=changes)
 
 
 def html_to_pdf(html: str, path: Path) -> Path:

@@ -45,7 +45,9 @@ def write_submission_report(folder: str | Path, assignment: Assignment, *, pdf: 
     if results["assignment_id"] != assignment.id:
         raise ResultsError(f"{folder}/results.json was graded for assignment {results['assignment_id']!r}, not "
                            f"{assignment.id!r}: pass that assignment's spec with --spec")
-    html = render_html(results, read_samples(folder), assignment)
+    from grader.changes import read_changes
+
+    html = render_html(results, read_samples(folder), assignment, changes=read_changes(folder))
     written = [write_atomic(folder / "report.html", html)]
     if pdf:
         written.append(html_to_pdf(html, folder / "report.pdf"))
@@ -99,11 +101,23 @@ def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool =
         links[sid] = _links(root / sid)
     results_list.sort(key=lambda r: str(r["submission"]["id"]))
     context = summary_context(results_list, assignment, links)
+    context["class_files"] = class_files(root)
     env = environment()
     write_atomic(outputs.summary, env.get_template("summary.html.j2").render(**context))
     write_gradebook(results_list, assignment, outputs.gradebook)
     write_atomic(outputs.index, env.get_template("index.html.j2").render(**context))
     return outputs
+
+
+# Class-level files other commands write beside the summary, linked when present.
+CLASS_FILES = {"similarity.html": "code similarity: ranked pairs, side-by-side matches, groups",
+               "similarity.csv": "code similarity, one row per pair",
+               "changes.csv": "what changed since the previous grading, per submission and variant",
+               "canvas_gradebook.csv": "Canvas gradebook import", "moodle_grades.csv": "Moodle grade import"}
+
+
+def class_files(root: Path) -> list[dict[str, str]]:
+    return [{"href": name, "text": text} for name, text in CLASS_FILES.items() if (root / name).is_file()]
 
 
 def _links(folder: Path) -> dict[str, str]:

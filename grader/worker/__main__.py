@@ -66,7 +66,8 @@ def main(argv: list[str]) -> int:
 
     import torch
 
-    from grader.worker import graph, probes  # noqa: F401  (imported before student code can shadow anything)
+    from grader import structure  # noqa: F401  (imported before student code can shadow anything)
+    from grader.worker import graph, probes  # noqa: F401
 
     probes.install_vgg_recorder()
     from grader.worker.adapters import Candidate, Unresolved, VariantRequest, plan_variant
@@ -249,6 +250,7 @@ def _describe_plan(plan, variant: dict[str, Any]) -> dict[str, Any]:
 def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch, channel: Channel,
            guard: TorchGuard) -> dict[str, Any]:
     """Build one variant and run one forward pass; record what happened."""
+    from grader import structure
     from grader.worker import graph, probes
     from grader.worker.adapters import Unresolved, to_logits
 
@@ -327,6 +329,7 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
     if variant.get("family") != "fcn":
         del measurements["backbone"]
     measurements["architecture"] = lambda: graph.fingerprint(model, probes.PROBE_SIZE).to_json()
+    measurements["structure"] = lambda: {"layers": structure.layers(model)}  # for grader.similarity
     seconds: dict[str, float] = {}
     for name, measure in measurements.items():
         guard.restore()
