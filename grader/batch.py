@@ -20,64 +20,24 @@ and segrade's version. Changing a submission or the spec regrades exactly what c
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
-import multiprocessing
 import os
-import shutil
 import time
-import traceback
-import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from multiprocessing.connection import wait
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from grader import __version__
-from grader.results import CheckStatus
+from grader.errors import BatchError
+from grader.job import (  # noqa: F401  (BatchEntry, BatchOutcome, keys: re-exported, the batch's vocabulary)
+    DONE_FILE, STAGING, BatchEntry, BatchOutcome, batch_key_parts, find_entries, grade_key, read_done,
+    scoring_key, training_spec_sha256,
+)
 from grader.spec import Assignment
 
-SUBMISSION_SUFFIXES = (".zip", ".py", ".ipynb")
-DONE_FILE = "done.json"
-STAGING = ".segrade-staging"
 LOCK = ".segrade-lock"
+
+
 SEED_FILE = ".segrade-test-seed"
-GB = 1024**3
-
-
-class BatchError(Exception):
-    """The batch cannot start (no submissions, output folder in use...); the message says what to do."""
-
-
-@dataclass(frozen=True)
-class BatchEntry:
-    id: str
-    path: Path
-    manifest: Path | None = None  # the instructor's manifest for it (--manifests DIR/<id>.toml)
-    seed: int | None = None       # a training seed of its own (the reference's runs that measure bands)
-    folder: str | None = None     # where its output goes under OUT (default: its id)
-
-    @property
-    def target(self) -> str:
-        return self.folder or self.id
-
-
-@dataclass
-class BatchOutcome:
-    """How one submission of the batch ended, for the progress display and the summary table."""
-
-    id: str
-    state: str                       # "graded", "resumed" (done before with the same key) or "error"
-    ok: bool = False                 # every variant passed
-    passed_variants: int | None = None
-    total_variants: int | None = None
-    points: float | None = None
-    automatic_max: float | None = None
-    seconds: float = 0.0
-    message: str = ""                # why it could not be graded, or the first problem
-    status: str = ""                 # for a grade that ended early: timeout, oom, crashed or error
-    note: str = ""                   # about where it ran (e.g. a Slurm node without bubblewrap)
 
 
 @dataclass
@@ -97,115 +57,6 @@ class BatchSummary:
         return [o for o in self.outcomes if o.state == "error"]
 
 
-def find_entries(folder: str | Path, manifests: str | Path | None = None) -> list[BatchEntry]:
-    """The submissions in `folder`, sorted by id. Hidden entries, `_`-prefixed ones and
-    plain files that are not .zip/.py/.ipynb (a README, a class list) are not submissions."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise BatchError(f"{folder} is not a folder: segrade grade takes a folder holding one entry per submission")
-    manifest_dir = Path(manifests) if manifests else None
-    if manifest_dir is not None and not manifest_dir.is_dir():
-        raise BatchError(f"--manifests {manifest_dir} is not a folder")
-    entries = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith((".", "_")) or (path.is_file() and path.suffix.lower() not in SUBMISSION_SUFFIXES):
-            continue
-        sid = path.name if path.is_dir() else path.stem
-        manifest = None
-        if manifest_dir is not None:
-            for candidate in (manifest_dir / f"{sid}.toml", manifest_dir / sid / "segrade.toml"):
-                if candidate.is_file():
-                    manifest = candidate
-                    break
-        entries.append(BatchEntry(sid, path, manifest))
-    ids = [e.id for e in entries]
-    clashes = sorted({i for i in ids if ids.count(i) > 1})
-    if clashes:
-        raise BatchError(f"two entries would share the id {clashes[0]!r} (e.g. {clashes[0]}/ and {clashes[0]}.zip): "
-                         "rename one of them")
-    return entries
-
-
-def batch_key_parts(assignment: Assignment, options, device: str) -> dict[str, Any]:
-    """What every grade of the batch depends on, whatever the submission (read once): what
-    needs training again when it changes. The bands and the rubric's marks are not in it:
-    they only change the points (`scoring_key`), and a rescore recomputes those."""
-    from grader.pipeline import resolve_profile
-    from grader.weights import find_vgg16_weights
-
-    profile, _ = resolve_profile(assignment, options)
-    return {
-        "segrade": __version__,
-        "spec": training_spec_sha256(assignment),
-        "profile": profile.sha256 if profile else None,
-        "device": device,
-        "imagenet_weights": find_vgg16_weights(options.vgg16_weights).available,
-        "options": {k: getattr(options, k) for k in ("seed", "weights", "evaluation_split", "batch_size")},
-    }
-
-
-def training_spec_sha256(assignment: Assignment) -> str:
-    """The spec's fingerprint without its rubric (marks, shares, prompts): what a grade's
-    training and checks depend on. Falls back to the whole file's sha256."""
-    import tomllib
-
-    try:
-        data = tomllib.loads(assignment.path.read_text())
-    except (OSError, ValueError):
-        return assignment.sha256
-    data.pop("rubric", None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def scoring_key(assignment: Assignment, options) -> str:
-    """What the points depend on beyond the saved results: the bands file of the profile
-    (from the folder the grade reads) and the spec's rubric. A done.json with the same
-    training key but another scoring key is rescored, not regraded."""
-    from grader.bands import bands_path
-    from grader.pipeline import resolve_profile
-
-    profile, _ = resolve_profile(assignment, options)
-    band_file = bands_path(profile.id, options.bands_folder) if profile else None
-    parts = {"bands": hashlib.sha256(band_file.read_bytes()).hexdigest() if band_file and band_file.is_file() else None,
-             "spec": assignment.sha256}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-def grade_key(entry: BatchEntry, shared: dict[str, Any]) -> str:
-    """What a grade depends on, hashed: a re-run with the same key can reuse the grade.
-    `shared`: batch_key_parts()."""
-    from grader.load import fingerprint
-
-    parts = {**shared, "submission": fingerprint(entry.path),
-             "manifest": hashlib.sha256(entry.manifest.read_bytes()).hexdigest() if entry.manifest else None}
-    if entry.seed is not None:
-        parts["seed"] = entry.seed
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def default_jobs(device: str) -> int:
-    """As many jobs as the machine affords. On a CPU, jobs split the cores: torch already
-    uses every core for one model, so two jobs on two cores are no faster (benchmarks/
-    bench_batch.py), and each job needs its worker's memory. On CUDA, two jobs per GPU
-    share it, each capped to its part of the GPU's memory."""
-    from grader.sandbox import Limits
-
-    cores = os.cpu_count() or 1
-    by_memory = max(1, int(_total_memory_gb() // (Limits().memory_gb / 2 + 2)))
-    if device.startswith("cuda"):
-        import torch
-
-        return max(1, min(2 * torch.cuda.device_count(), cores, by_memory))
-    return max(1, min(cores // 4, by_memory))
-
-
-def _total_memory_gb() -> float:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
-    except (ValueError, OSError):
-        return 8.0
-
-
 def plan_batch(entries: list[BatchEntry], out: Path, assignment: Assignment, options, device: str
                ) -> tuple[list[tuple[BatchEntry, str]], list[BatchOutcome]]:
     """Which entries to grade (with their key) and which are already done with the same key."""
@@ -219,15 +70,6 @@ def plan_batch(entries: list[BatchEntry], out: Path, assignment: Assignment, opt
         else:
             todo.append((entry, key))
     return todo, done
-
-
-def read_done(folder: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((folder / DONE_FILE).read_text())
-        BatchOutcome(**data["outcome"])  # the fields still match this version
-        return data
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, options, *, jobs: int | None = None,
@@ -250,7 +92,7 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
     against the bands measured from them (OUT/bands/<profile>.json; grader.batch_bands).
     Grades whose training key still matches but whose scoring key (bands, rubric) changed
     are rescored from their saved results, not retrained (grader.rescore)."""
-    from grader.backends import LocalBackend
+    from grader.backends.local import LocalBackend
     from grader.batch_bands import BANDS_DIR, finish_bands, plan_bands
     from grader.report.outputs import write_class_outputs
     from grader.rescore import rescore_batch_folder
@@ -356,188 +198,6 @@ def _batch_test_seed(out: Path, assignment: Assignment) -> int | None:
         with os.fdopen(descriptor, "w") as f:
             f.write(f"{seed}\n")
         return seed
-
-
-def _job_resources(device: str, jobs: int) -> dict[str, Any]:
-    """Each job's share: CPU threads, and on CUDA its part of the GPU's memory."""
-    share: dict[str, Any] = {"threads": max(1, (os.cpu_count() or 1) // jobs)}
-    if device.startswith("cuda"):
-        import torch
-
-        per_gpu = -(-jobs // max(1, torch.cuda.device_count()))
-        share["cuda_memory_fraction"] = round(0.95 / per_gpu, 3)
-    return share
-
-
-def _run_jobs(todo, out: Path, assignment: Assignment, options, jobs: int, device: str, pdf: bool,
-              visibility: str, on_start):
-    """One process per submission, at most `jobs` at a time; yields outcomes as they end.
-    A job that dies without reporting (a crash of the grading side itself) becomes an
-    error outcome: the batch goes on."""
-    context = multiprocessing.get_context("spawn")
-    gpus = []
-    if device.startswith("cuda"):
-        import torch
-
-        gpus = [f"cuda:{i}" for i in range(max(1, torch.cuda.device_count()))]
-    pending = list(todo)
-    running: dict[Any, tuple[Any, Any, BatchEntry, float, str | None]] = {}
-    while pending or running:
-        while pending and len(running) < jobs:
-            entry, key = pending.pop(0)
-            busy = [job[4] for job in running.values()]
-            gpu = min(gpus, key=busy.count) if gpus else None
-            receive, send = context.Pipe(duplex=False)
-            job_options = replace(options, device=gpu) if gpu else options
-            process = context.Process(target=_job, name=f"segrade-{entry.id}",
-                                      args=(send, entry, key, out, assignment, job_options, pdf, visibility))
-            process.start()
-            send.close()
-            running[process.sentinel] = (process, receive, entry, time.perf_counter(), gpu)
-            if on_start:
-                on_start(entry)
-        for sentinel in wait(list(running)):
-            process, receive, entry, began, _ = running.pop(sentinel)
-            process.join()
-            try:
-                outcome = receive.recv() if receive.poll() else None
-            except (EOFError, OSError):
-                outcome = None
-            receive.close()
-            if outcome is None:
-                why = f"the grading job for {entry.id} died (exit code {process.exitcode}) before reporting"
-                outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - began, 1), message=why)
-                try:
-                    _write_error_folder(out, entry, None, why, outcome, assignment, pdf, visibility)
-                except Exception as exc:  # noqa: BLE001 (the batch goes on; the summary still lists it)
-                    outcome.message += f" (and its error report could not be written: {exc})"
-            yield outcome
-
-
-def run_local_jobs(todo, out: Path, assignment: Assignment, options, *, jobs: int, device: str, pdf: bool,
-                   visibility: str, on_start=None, on_note=None):
-    """The local backend (grader.backends.LocalBackend): job processes on this machine."""
-    return _run_jobs(todo, out, assignment, options, jobs, device, pdf, visibility, on_start)
-
-
-def _job(connection, entry: BatchEntry, key: str, out: Path, assignment: Assignment, options, pdf: bool,
-         visibility: str) -> None:
-    """In the job process: grade one submission into staging, then move it into place."""
-    from grader.sandbox import die_with_parent
-
-    die_with_parent()
-    if options.threads:
-        import torch
-
-        torch.set_num_threads(options.threads)
-    connection.send(grade_entry(entry, key, out, assignment, options, pdf, visibility))
-    connection.close()
-
-
-def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, options, pdf: bool = True,
-                visibility: str = "after_published", note: str = "") -> BatchOutcome:
-    """Grade one submission and write its folder OUT/<id> (through staging). `note`: about
-    where it ran, kept in its outcome (e.g. a Slurm node where bubblewrap cannot run)."""
-    from grader.load import SubmissionError
-    from grader.pipeline import grade_submission
-    from grader.records import write_results
-    from grader.report.outputs import write_submission_report
-
-    started = time.perf_counter()
-    options = replace(options, manifest=str(entry.manifest) if entry.manifest else None)
-    if entry.seed is not None:
-        options = replace(options, seed=entry.seed)
-    try:
-        result = grade_submission(entry.path, assignment, options, submission_id=entry.id)
-    except SubmissionError as exc:  # the submission itself: the same content fails the same way
-        outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=str(exc))
-        _write_error_folder(out, entry, key, str(exc), outcome, assignment, pdf, visibility)
-        return outcome
-    except Exception as exc:  # a failure on the grading side: reported, and retried by a re-run
-        why = f"segrade failed while grading {entry.id}: {type(exc).__name__}: {exc}"
-        outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=why)
-        _write_error_folder(out, entry, None, why, outcome, assignment, pdf, visibility,
-                            detail=traceback.format_exc())
-        return outcome
-    if note:  # where it ran weakens what the report's isolation line says: say it there too
-        result.environment["isolation"] = f"{result.environment.get('isolation')} ({note})"
-    grade = result.grade
-    first_problem = next((f"{v.variant_id}: {failed.headline}" for v in result.variants
-                          if (failed := v.first_check(CheckStatus.FAIL))), "")
-    outcome = BatchOutcome(entry.id, "graded", ok=result.ok, passed_variants=grade.passed_variants,
-                           total_variants=grade.total_variants, points=grade.total, automatic_max=grade.automatic_max,
-                           message=first_problem, note=note)
-    staging = _staging(out, entry)
-    write_results(result, staging)
-    _keep_code(entry, staging)
-    _note_changes(out / entry.id, staging)
-    write_submission_report(staging, assignment, pdf=pdf, visibility=visibility)
-    outcome.seconds = round(time.perf_counter() - started, 1)
-    _commit(staging, out / entry.target, key, outcome, scoring=scoring_key(assignment, options))
-    return outcome
-
-
-def _keep_code(entry: BatchEntry, staging: Path) -> None:
-    """OUT/<id>/code/: the code segrade extracted (notebooks converted, top-level code left
-    out), which the class's similarity compares. Cannot fail a grade."""
-    from grader.similarity.code import CODE_DIR, cache_tokens, extract_code
-
-    try:
-        extract_code(entry.path, staging / CODE_DIR)
-        cache_tokens(staging / CODE_DIR)
-    except Exception:  # noqa: BLE001 (the grade stands; similarity says this code is missing)
-        shutil.rmtree(staging / CODE_DIR, ignore_errors=True)
-
-
-def _note_changes(previous: Path, staging: Path) -> None:
-    """changes.json when a previous grade is replaced (grader.changes): what changed and by how
-    many points. Cannot fail a grade."""
-    from grader.changes import note_changes
-
-    try:
-        note_changes(previous, staging)
-    except Exception:  # noqa: BLE001 (the grade stands without its comparison)
-        pass
-
-
-def _staging(out: Path, entry: BatchEntry) -> Path:
-    folder = out / STAGING / f"{entry.target.replace('/', '-')}.{uuid.uuid4().hex[:8]}"
-    folder.mkdir(parents=True)
-    return folder
-
-
-def _commit(staging: Path, final: Path, key: str | None, outcome: BatchOutcome, scoring: str | None = None) -> None:
-    """done.json last (only with a key: without one, a re-run grades it again), then the
-    rename: OUT/<id> is either the old complete folder, the new complete one, or (killed
-    between the two renames) absent and regraded next time."""
-    if key is not None:
-        done = {"key": key, "scoring_key": scoring, "outcome": asdict(outcome), "segrade": __version__}
-        (staging / DONE_FILE).write_text(json.dumps(done, indent=1) + "\n")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if final.exists():
-        old = staging.parent / f"{final.name}.old.{uuid.uuid4().hex[:8]}"
-        final.rename(old)
-    staging.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_error_folder(out: Path, entry: BatchEntry, key: str | None, why: str, outcome: BatchOutcome,
-                        assignment: Assignment, pdf: bool, visibility: str, *, detail: str = "",
-                        extra: dict[str, Any] | None = None) -> None:
-    """OUT/<id> for a submission that could not be graded: error.json, its own report and a
-    Gradescope file with the message. With the grade's `key` (the same content would fail the
-    same way) a re-run skips it; with None (a grading-side failure) a re-run tries again."""
-    from grader.records import ErrorRecord, write_error
-    from grader.report.outputs import write_error_report
-
-    staging = _staging(out, entry)
-    record = ErrorRecord(entry.id, str(entry.path.resolve()), assignment.id, __version__, why, detail,
-                         **(extra or {}))
-    write_error(staging, record)
-    write_error_report(staging, record, assignment, pdf=pdf, visibility=visibility)
-    _commit(staging, out / entry.target, key, outcome)
 
 
 class _lock:

@@ -81,7 +81,7 @@ def plan_bands(assignment, options, out: Path, device: str, *, measure: bool = T
     """Which bands the batch scores against, and the reference runs to add when they must be
     measured here."""
     from grader.bands import FIGURES_FILE, backbone_key, bands_folder, bands_path
-    from grader.batch import BatchEntry
+    from grader.job import BatchEntry
     from grader.pipeline import resolve_profile
     from grader.resources import reference_dir
     from grader.spec import load_spec
@@ -139,7 +139,7 @@ def finish_bands(plan: BandsPlan, out: Path, assignment, options) -> str:
     """Summarise the reference runs of the batch into OUT/bands/<profile>.json; one line
     saying what was written, or why not (then the performance marks stay unscored)."""
     from grader.bands import bands_path, summarise_runs, write_bands
-    from grader.batch import read_done
+    from grader.job import read_done
     from grader.load import fingerprint
     from grader.records import ResultsError, read_results
 

@@ -132,7 +132,7 @@ def note_changes(previous: Path, staging: Path) -> dict[str, Any] | None:
     changes = compare(_read(previous / "results.json"), new,
                       None if (previous / "results.json").is_file() else _read(previous / "error.json"))
     if changes is not None:
-        from grader.report.files import write_atomic
+        from grader.records import write_atomic
 
         write_atomic(staging / CHANGES_FILE, json.dumps(changes, indent=1) + "\n")
     return changes
@@ -145,7 +145,7 @@ def read_changes(folder: Path) -> dict[str, Any] | None:
 def write_changes_csv(root: Path, ids: list[str]) -> Path:
     """changes.csv: per regraded submission of `ids` with a previous grade, one `total` row and
     one row per changed variant (old -> new points and status, checks that changed, and why)."""
-    from grader.report.files import write_atomic
+    from grader.records import write_atomic
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

@@ -56,7 +56,7 @@ def _not_pytorch(failed_modules: tuple[dict[str, Any], ...]) -> str | None:
 
 def _defining_files(variant: Variant, failed_modules: tuple[dict[str, Any], ...]) -> list[str]:
     """Files that failed to import and define a class that could build this variant."""
-    from grader.worker.adapters import _is_helper_name, normalise_name
+    from grader.names import is_helper_name, normalise_name
 
     names = {normalise_name(n) for n in (variant.class_name, *variant.aliases)}
     family = normalise_name(variant.family.id)
@@ -64,7 +64,7 @@ def _defining_files(variant: Variant, failed_modules: tuple[dict[str, Any], ...]
     for module in failed_modules:
         defines = module.get("defines") or ()
         exact = [n for n in defines if normalise_name(n) in names]
-        close = [n for n in defines if family in normalise_name(n) and not _is_helper_name(n) and not n.startswith("_")]
+        close = [n for n in defines if family in normalise_name(n) and not is_helper_name(n) and not n.startswith("_")]
         if exact:
             named.append(f"{module['path']}, which defines {', '.join(exact)}, failed to import: {module['error']}")
         elif close:

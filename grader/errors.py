@@ -4,3 +4,8 @@ from segrade, so grader.load and grader.formats both use it without importing ea
 
 class SubmissionError(Exception):
     """The submission cannot be read at all; the message says why and what to do."""
+
+
+class BatchError(Exception):
+    """The batch cannot start (no submissions, output folder in use, Slurm refused the
+    array...); the message says what to do."""

@@ -95,7 +95,7 @@ def rescore_results(data: dict[str, Any], assignment: Assignment, bands_folder: 
 def rescore_folder(folder: Path, assignment: Assignment, bands_folder: Path | None, *, pdf: bool = True,
                    visibility: str = "after_published", scoring: str | None = None) -> dict[str, Any]:
     """Rescore one submission's folder: results.json, reports, Gradescope file, done.json."""
-    from grader.batch import DONE_FILE
+    from grader.job import DONE_FILE
     from grader.records import read_results, write_atomic
     from grader.report.outputs import write_submission_report
 
@@ -123,7 +123,7 @@ def rescore_batch_folder(out: Path, assignment: Assignment, options, outcomes: l
     Returns the updated outcomes by id."""
     from dataclasses import replace
 
-    from grader.batch import read_done, scoring_key
+    from grader.job import read_done, scoring_key
 
     current = scoring_key(assignment, options)
     updated = {}
@@ -148,7 +148,7 @@ def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, *,
     """`segrade rescore OUT`: every submission folder of OUT, then the class outputs. Returns
     (rescored ids, problems, the bands folder used). Without --bands, a batch's own
     OUT/bands (bands measured for it) is used when it exists, else reference/bands."""
-    from grader.batch import read_done
+    from grader.job import read_done
     from grader.batch_bands import BANDS_DIR
     from grader.report.outputs import results_folders, write_class_outputs
 
@@ -173,7 +173,7 @@ def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, *,
 
 
 def _scoring_for(assignment: Assignment, profile: str | None, bands_folder: Path | None) -> str:
-    from grader.batch import scoring_key
+    from grader.job import scoring_key
     from grader.pipeline import GradeOptions
 
     return scoring_key(assignment, GradeOptions(profile=profile, device="cpu", bands_folder=bands_folder))

@@ -9,7 +9,7 @@ run with the submitting interpreter):
     OUT/.segrade-staging/           each task's output before its commit (as locally)
     OUT/<id>/done.json              written by the task itself, last, then the rename
 
-A task grades its submission exactly as a local job does (grader.batch.grade_entry) and
+A task grades its submission exactly as a local job does (grader.job.grade_entry) and
 commits OUT/<id> itself, so the submitting command only watches: it polls `squeue` and the
 done.json files. Killing it loses nothing: the tasks go on under Slurm, and a re-run finds
 the ones still queued or running in tasks.json (same submission, same grade key) and waits
@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from grader.backends import Backend
+from grader.backends.base import Backend
 
 STATE = ".segrade-slurm"
 TASKS_FILE = "tasks.json"
@@ -156,7 +156,7 @@ class SlurmBackend(Backend):
     def clear_staging(self, out: Path, finished: bool = False) -> None:
         """Keep the staging folders of tasks still queued or running (an earlier, killed
         submitting command left them going); remove the rest."""
-        from grader.batch import STAGING
+        from grader.job import STAGING
 
         staging = out / STAGING
         if not staging.is_dir():
@@ -169,11 +169,11 @@ class SlurmBackend(Backend):
             staging.rmdir()
 
     def run(self, todo, out, assignment, options, *, jobs, device, pdf, visibility, on_start=None, on_note=None):
-        from grader.batch import read_done
+        from grader.job import read_done
 
         note = on_note or (lambda message: None)
         if not shutil.which("sbatch"):
-            from grader.batch import BatchError
+            from grader.errors import BatchError
 
             raise BatchError("--backend slurm: `sbatch` is not found here: run segrade grade on a machine that "
                              "submits Slurm jobs (a login node), or use --backend local")
@@ -237,7 +237,7 @@ class SlurmBackend(Backend):
             executor.update_parameters(**self.config.executor_parameters(name))
             jobs = executor.map_array(slurm_task, *zip(*args))  # one iterable per argument
         except Exception as exc:  # sbatch refused (a wrong partition, account, limit...)
-            from grader.batch import BatchError
+            from grader.errors import BatchError
 
             for entry, _ in todo:
                 records.pop(entry.target, None)
@@ -256,7 +256,7 @@ class SlurmBackend(Backend):
 
     # -- waiting
     def _wait(self, tasks: dict[str, _Task], out: Path, assignment, pdf: bool, visibility: str, on_start, note):
-        from grader.batch import BatchOutcome, _write_error_folder, read_done
+        from grader.job import BatchOutcome, read_done, write_error_folder
 
         names = sorted({r["name"] for r in _read_records(out).values()})
         last_line = 0.0
@@ -288,7 +288,7 @@ class SlurmBackend(Backend):
                 outcome = _failure_outcome(task, ended, out)
                 extra = {"status": outcome.status, "slurm": ended}
                 try:
-                    _write_error_folder(out, task.entry, None, outcome.message, outcome, assignment, pdf, visibility,
+                    write_error_folder(out, task.entry, None, outcome.message, outcome, assignment, pdf, visibility,
                                         detail=ended.get("log_tail", ""), extra=extra)
                 except Exception as exc:  # noqa: BLE001 (the batch goes on)
                     outcome.message += f" (and its error report could not be written: {exc})"
@@ -308,8 +308,8 @@ class SlurmBackend(Backend):
 
 
 def slurm_task(entry, key: str, out: Path, assignment, options, pdf: bool, visibility: str):
-    """One array task, on the node: grade one submission into OUT/<id> (grader.batch.grade_entry)."""
-    from grader.batch import grade_entry
+    """One array task, on the node: grade one submission into OUT/<id> (grader.job.grade_entry)."""
+    from grader.job import grade_entry
 
     if options.threads:
         import torch
@@ -383,7 +383,7 @@ def _squeue_patiently(names: list[str], tries: int = 5, pause: float = 5.0) -> d
         if live is not None:
             return live
         time.sleep(pause * (attempt + 1))
-    from grader.batch import BatchError
+    from grader.errors import BatchError
 
     raise BatchError("squeue failed repeatedly: cannot tell which tasks of an earlier run are still queued or "
                      "running, so nothing was submitted; run again when `squeue` works")
@@ -435,7 +435,7 @@ def _reason_from_log(out: Path, job: str | None) -> dict[str, str]:
 
 
 def _failure_outcome(task: _Task, ended: dict[str, str], out: Path):
-    from grader.batch import BatchOutcome
+    from grader.job import BatchOutcome
 
     state = ended.get("state", "UNKNOWN")
     status, words = FAILURES.get(state, ("error", "the task ended without committing a grade"))

@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.markup import escape
 
-    from grader.batch import BatchError, grade_batch
+    from grader.batch import grade_batch
+    from grader.errors import BatchError
     from grader.pipeline import GradeOptions
     from grader.report import make_console
     from grader.report.terminal import print_batch_summary

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from grader import __version__
-from grader.report.files import write_atomic
+from grader.records import write_atomic
 from grader.similarity.textual import highlight
 
 CSV_COLUMNS = ("pair", "submission_a", "submission_b", "textual", "structural", "variants", "textual_a",
@@ -20,7 +20,6 @@ def write_csv(path: Path, result, options) -> Path:
     `structural` scores (0-1), `variants` (the variants whose structures are similar, `;`
     separated), then each side's copied share, how many variants both built, whether b is
     from an earlier term, and whether the pair is above a threshold."""
-    from grader.similarity.run import involved
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -30,7 +29,7 @@ def write_csv(path: Path, result, options) -> Path:
         text = p.text
         writer.writerow([f"{p.a} ~ {p.b}", p.a, p.b, f"{p.textual:.4f}",
                          "" if p.structural is None else f"{p.structural:.4f}",
-                         ";".join(involved(p, options)), f"{text.fraction_a:.4f}" if text else "",
+                         ";".join([v for v, score in p.variants.items() if score >= options.structural_threshold]), f"{text.fraction_a:.4f}" if text else "",
                          f"{text.fraction_b:.4f}" if text else "", p.common_variants, "yes" if p.earlier else "no",
                          "yes" if (p.a, p.b) in flagged else "no"])
     return write_atomic(path, buffer.getvalue())
@@ -38,12 +37,11 @@ def write_csv(path: Path, result, options) -> Path:
 
 def write_page(path: Path, result, options, assignment=None) -> Path:
     from grader.report.html import environment
-    from grader.similarity.run import involved
 
     shown = []
     for rank, p in enumerate(result.flagged, 1):
         item = {"rank": rank, "a": p.a, "b": p.b, "textual": p.textual, "structural": p.structural,
-                "variants": involved(p, options), "per_variant": p.variants, "earlier": p.earlier,
+                "variants": [v for v, score in p.variants.items() if score >= options.structural_threshold], "per_variant": p.variants, "earlier": p.earlier,
                 "fraction_a": p.text.fraction_a if p.text else None,
                 "fraction_b": p.text.fraction_b if p.text else None,
                 "code_a": None, "code_b": None}

@@ -99,7 +99,8 @@ def _collect(folder: Path, prefix: str, texts: dict, tokens: dict, notes: list[s
 
 def _collect_earlier(folder: Path, texts: dict, tokens: dict, notes: list[str]) -> int:
     """An earlier term: a graded folder (OUT/<id>/...) or a folder of submissions."""
-    from grader.batch import BatchError, find_entries
+    from grader.errors import BatchError
+    from grader.job import find_entries
 
     prefix = f"{folder.name}/"
     graded = [f for f in _graded_folders(folder, None)]

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from grader.names import is_helper_name, name_tokens, normalise_name  # noqa: F401
 from grader.manifest import (  # noqa: F401  (re-exported: the manifest is parsed on the grading side)
     MANIFEST_NAME, ManifestError, _split_factory, check_manifest_ids, parse_manifest,
 )
@@ -94,17 +95,8 @@ UNET_FLAG_EXAMPLES = {
 _TRAIT_WORDS = {"skip": "skip-connection", "residual": "residual-block", "attention": "attention-gate",
                 "stride": "output stride", "frozen": "frozen backbone"}
 # Words that mark a building block, not a whole model (UNetBlock, AttentionGate, UpConv).
-_HELPER_WORDS = {"block", "blocks", "conv", "convs", "layer", "layers", "gate", "gates", "up", "down",
-                 "upsample", "downsample", "encoder", "decoder", "stage", "stages", "head", "bridge",
-                 "bottleneck", "dataset", "loss", "trainer", "data", "loader", "config", "cfg", "metric"}
-
 # How specific each way of finding a factory is: lower wins; ties are ambiguous.
 _TIER_RANK = {"manifest": 0, "contract": 1, "alias": 2, "name pattern": 3, "variant argument": 4, "flags": 4}
-
-
-def normalise_name(name: str) -> str:
-    """Contract names match case- and underscore-insensitively: `fcn_8s` ~ `FCN8s`."""
-    return name.replace("_", "").replace("-", "").lower()
 
 
 # --------------------------------------------------------------------------- public data
@@ -357,15 +349,6 @@ def _enum_member(enum_type: type[enum.Enum], value: Any) -> enum.Enum | None:
 
 
 # --------------------------------------------------------------------------- name heuristics
-
-
-def _tokens(name: str) -> list[str]:
-    """Words of a CamelCase/snake_case name: UNetBlock -> u, net, block; FCN8sHead -> fcn, 8, s, head."""
-    return [t.lower() for t in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)]
-
-
-def _is_helper_name(name: str) -> bool:
-    return any(t in _HELPER_WORDS for t in _tokens(name))
 
 
 _STRIDE_VALUE = re.compile(r"^\s*(?:fcn)?[-_ ]?(8|16|32)\s*s?\s*$", re.IGNORECASE)
@@ -728,7 +711,7 @@ def _classify(request: VariantRequest, candidate: Candidate) -> tuple[str | None
     if named:
         return "alias", frozen_sub, None
     family = normalise_name(request.family)
-    if not is_class or not family or family not in n or _is_helper_name(name):
+    if not is_class or not family or family not in n or is_helper_name(name):
         return None, 0, None
     if "stride" in request.traits:
         stride = _stride_from_name(name)
@@ -840,7 +823,7 @@ def _by_pattern(sig: _Sig, matches: typing.Callable[[str], bool]) -> inspect.Par
 
 def _is_class_count_name(name: str) -> bool:
     """output_classes, nb_classes, number_of_classes, n_labels, num_outputs, out_dim..."""
-    words = _tokens(name)
+    words = name_tokens(name)
     if any(w in ("weight", "weights", "names", "name", "map", "mapping", "ids", "idx", "index") for w in words):
         return False
     if any(w in ("class", "classes", "cls", "label", "labels", "categories", "category") for w in words):
@@ -852,7 +835,7 @@ def _is_class_count_name(name: str) -> bool:
 
 def _is_in_channel_name(name: str) -> bool:
     """image_channels, img_channels, in_dim, input_dim, num_channels, n_channel, in_planes..."""
-    words = _tokens(name)
+    words = name_tokens(name)
     channel = any(w in ("channel", "channels", "chans", "ch", "chs", "dim", "planes") for w in words)
     source = any(w in ("in", "input", "inputs", "img", "image", "images", "rgb") for w in words)
     return channel and (source or name in ("channels", "num_channels", "n_channel", "nchannels"))

@@ -1,0 +1,34 @@
+"""What a backend does: take the submissions to grade (each with its grade key) and yield
+their outcomes as they end (grader.backends.local, grader.backends.slurm)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from grader.job import STAGING
+
+
+class Backend:
+    name = "?"
+
+    def device(self, options) -> str:
+        """The device the jobs grade on (part of the grade key)."""
+        raise NotImplementedError
+
+    def default_jobs(self, device: str, tasks: int) -> int:
+        raise NotImplementedError
+
+    def resources(self, device: str, jobs: int) -> dict[str, Any]:
+        """GradeOptions fields for each job's share (threads, GPU memory fraction)."""
+        raise NotImplementedError
+
+    def clear_staging(self, out: Path, finished: bool = False) -> None:
+        """Remove what killed jobs left half-written in OUT's staging folder."""
+        shutil.rmtree(out / STAGING, ignore_errors=True)
+
+    def run(self, todo, out: Path, assignment, options, *, jobs: int, device: str, pdf: bool, visibility: str,
+            on_start: Callable | None = None, on_note: Callable[[str], None] | None = None) -> Iterator:
+        raise NotImplementedError
