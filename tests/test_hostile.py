@@ -421,7 +421,7 @@ def test_relative_sys_path_entries_reach_the_sandbox_as_absolute_paths(monkeypat
 
 # Student code finds the channel's file descriptor on the worker's command line
 # (python -m grader.worker REQUEST FD) and writes forged and malformed messages to it.
-FORGED = ('{"event": "environment", "environment": {"device": "cuda (NVIDIA H100, forged)", "torch": "9.9", '
+FORGED = ('{"event": "environment", "environment": {"device": "cuda (NVIDIA H100 forged)", "torch": "9.9", '
           '"python": "3.11.0"}}\\n'
           '{"event": "result", "result": {"id": "unet", "worker_status": "passed"}}\\n'
           'not json at all\\n{"event": "done"}\\n{"event": "done"}\\n')
