@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.candidates import mark_blocking
 from grader.checks import check_variant
 from grader.load import load_submission, read_manifest
 from grader.pipeline import GradeOptions, probe_request
@@ -54,7 +55,8 @@ def observe(path: Path, ids, tmp_path: Path, *, plan_only: bool = False, manifes
     request["variants"] = [v for v in request["variants"] if v["id"] in ids]
     request["plan_only"] = plan_only
     run = run_worker(sub.root, request)
-    failed = tuple(m for m in run.modules if not m.get("ok"))
+    # As the pipeline does: the grading process reads what each failed file defines from its source.
+    failed = tuple(m for m in mark_blocking(sub.root, run.modules, SPEC.model_class_names) if not m.get("ok"))
     errors = tuple(f"{m['path']}: {m['error']}" for m in failed)
     results = {vid: check_variant(SPEC.variant(vid), run.variants[vid], SPEC, batch_size=2, import_errors=errors,
                                   imported_any=any(m.get("ok") for m in run.modules), failed_modules=failed)
