@@ -97,6 +97,13 @@ class BandIdentity:
     def to_json(self) -> dict[str, str]:
         return asdict(self)
 
+    @classmethod
+    def of_grade(cls, assignment: Assignment, profile: Profile, environment: dict[str, Any]) -> BandIdentity:
+        """The identity of a grade from its results' environment (what a band measured from
+        it applies to)."""
+        return cls(assignment.id, profile.id, profile.training_sha256, environment.get("dataset_fingerprint") or "",
+                   environment.get("evaluation_distribution") or "")
+
 
 IDENTITY_FIELDS = tuple(f.name for f in fields(BandIdentity))
 
@@ -212,8 +219,7 @@ def measure_bands(assignment: Assignment, profile: Profile, seeds: list[int], gr
             "device": env.get("device"), "torch": env.get("torch"), "python": env.get("python"),
             "segrade": __version__, "host": platform.node() or None, "platform": platform.platform(),
             "profile": profile.id, "profile_sha256": profile.sha256, "spec_sha256": assignment.sha256,
-            "identity": BandIdentity(assignment.id, profile.id, profile.training_sha256,
-                                     env.get("dataset_fingerprint"), env.get("evaluation_distribution")).to_json(),
+            "identity": BandIdentity.of_grade(assignment, profile, env).to_json(),
             "dataset": assignment.dataset.kind, "dataset_fingerprint": env.get("dataset_fingerprint"),
             "test_split": env.get("test_split"), "seeds": list(seeds),
             "pretrained_backbone": env.get("pretrained_backbone"), "backbone_weights": env.get("backbone_weights"),

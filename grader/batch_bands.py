@@ -138,7 +138,7 @@ def _as_result(data: dict[str, Any]) -> SimpleNamespace:
 def finish_bands(plan: BandsPlan, out: Path, assignment, options) -> str:
     """Summarise the reference runs of the batch into OUT/bands/<profile>.json; one line
     saying what was written, or why not (then the performance marks stay unscored)."""
-    from grader.bands import bands_path, summarise_runs, write_bands
+    from grader.bands import BandIdentity, bands_path, summarise_runs, write_bands
     from grader.job import read_done
     from grader.load import fingerprint
     from grader.records import ResultsError, read_results
@@ -173,6 +173,7 @@ def finish_bands(plan: BandsPlan, out: Path, assignment, options) -> str:
         "variants": variants,
         "provenance": {
             "measured_for": "this batch (segrade grade measured the reference as jobs of the batch)",
+            "identity": BandIdentity.of_grade(assignment, plan.profile, first).to_json(),
             "batch": str(out.resolve()),
             "device": first.get("device"), "devices": sorted({str(e.get("device")) for e in envs}),
             "torch": first.get("torch"), "python": first.get("python"), "segrade": __version__,

@@ -72,8 +72,7 @@ def rescore_results(data: dict[str, Any], assignment: Assignment, bands_folder: 
     variants = tuple(variant_from_json(v) for v in data["variants"])
     bands = None
     if profile is not None:
-        identity = BandIdentity(assignment.id, profile.id, profile.training_sha256,
-                                env.get("dataset_fingerprint") or "", env.get("evaluation_distribution") or "")
+        identity = BandIdentity.of_grade(assignment, profile, env)
         bands = load_bands(profile, backbone_key(bool(env.get("pretrained_backbone"))), saved_ids, bands_folder,
                            identity=identity)
     scored, grade = score(assignment, variants, bands, env.get("evaluation_split") or "test")
