@@ -66,7 +66,7 @@ def test_self_check_of_the_reference_scores_every_variant_in_its_smoke_bands(tmp
     pages = pdf_pages(folder / "report.pdf", tmp_path)
     assert 12 <= len(pages) <= 40, len(pages)
     assert sum(has_colour(page, SUBMISSION_BLUE) for page in pages) >= 10
-    assert screenshot(tmp_path / "report.html", tmp_path / "shot.png").min() < 50
+    assert screenshot(folder / "report.html", tmp_path / "shot.png").min() < 50
 
 
 def test_no_skip_unet_handed_in_as_vanilla_loses_architecture_and_performance(tmp_path):
