@@ -138,7 +138,7 @@ def load_bands(profile: Profile, backbone: str, variant_ids: list[str], folder: 
     was measured."""
     path = bands_path(profile.id, folder)
     missing = Band(measured=False, profile=profile.id, backbone=backbone, source=f"{path.name}: not measured")
-    data = _read(path)
+    data = read_bands_file(path)
     entry = (data.get("backbones") or {}).get(backbone) or {}
     prov = entry.get("provenance", {})
     refusal = None
@@ -230,7 +230,7 @@ def measure_bands(assignment: Assignment, profile: Profile, seeds: list[int], gr
     }
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_bands_file(path: Path) -> dict[str, Any]:
     """A bands file's data; {} when it is absent or unreadable (nothing measured)."""
     try:
         data = json.loads(path.read_text())
@@ -250,7 +250,7 @@ def check_writable(assignment: Assignment, profile: Profile, folder: Path | None
     """The profile's bands file, after making sure it is not another assignment's (which
     `write_bands` would overwrite): raises BandsError naming the way out."""
     path = bands_path(profile.id, folder)
-    _refuse_another_assignments(path, _read(path), assignment)
+    _refuse_another_assignments(path, read_bands_file(path), assignment)
     return path
 
 
@@ -258,7 +258,7 @@ def write_bands(assignment: Assignment, profile: Profile, backbone: str, entry: 
                 folder: Path | None = None) -> Path:
     """Store one backbone start's entry in the profile's file, keeping the other's."""
     path = bands_path(profile.id, folder)
-    data = _read(path)
+    data = read_bands_file(path)
     _refuse_another_assignments(path, data, assignment)
     data = {"schema": BANDS_SCHEMA, "assignment": assignment.id, "profile": profile.id,
             "backbones": {key: {"measured": False, "reason": "not measured"} for key in BACKBONES}

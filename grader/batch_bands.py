@@ -49,7 +49,7 @@ def _applies(assignment, profile, folder: Path | None, backbone: str) -> tuple[b
     """Whether the bands in `folder` can score this batch, and if not why: grader.bands.load_bands
     decides (assignment, measured, profile version); the data's identity is compared when
     each grade is scored, so here a band measured on another kind of dataset is refused early."""
-    from grader.bands import BandIdentity, bands_path, load_bands
+    from grader.bands import BandIdentity, bands_path, load_bands, read_bands_file
 
     path = bands_path(profile.id, folder)
     if not path.is_file():
@@ -61,19 +61,11 @@ def _applies(assignment, profile, folder: Path | None, backbone: str) -> tuple[b
     measured = [b for b in bands.values() if b.measured]
     if not measured:
         return False, next(iter(bands.values())).source if bands else "no variants"
-    entry = (_read(path).get("backbones") or {}).get(backbone) or {}
+    entry = (read_bands_file(path).get("backbones") or {}).get(backbone) or {}
     kind = (entry.get("provenance") or {}).get("dataset")
     if kind not in (None, assignment.dataset.kind):
         return False, f"measured on the {kind!r} dataset, not {assignment.dataset.kind!r}"
     return True, ""
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def plan_bands(assignment, options, out: Path, device: str, *, measure: bool = True, seeds: int = DEFAULT_SEEDS,

@@ -32,15 +32,12 @@ class RescoreError(ValueError):
 
 def bands_note(bands_folder: Path | None, profile_id: str | None) -> str:
     """One sentence when the bands were measured for this batch (OUT/bands), else ''."""
-    from grader.bands import bands_path
+    from grader.bands import bands_path, read_bands_file
 
     if bands_folder is None or profile_id is None:
         return ""
     path = bands_path(profile_id, bands_folder)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return ""
+    data = read_bands_file(path)
     for entry in (data.get("backbones") or {}).values():
         prov = (entry or {}).get("provenance") or {}
         if entry.get("measured") and prov.get("measured_for"):
