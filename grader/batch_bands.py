@@ -17,7 +17,6 @@ submission is scored on.
 
 from __future__ import annotations
 
-import json
 import platform
 import shutil
 import statistics
