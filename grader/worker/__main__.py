@@ -407,8 +407,17 @@ def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], chan
         guard.restore()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        last_sent = time.monotonic()
+
+        def on_step(step: int) -> None:  # at most twice a second: the display needs no more
+            nonlocal last_sent
+            if step == config.steps or time.monotonic() - last_sent >= 0.5:
+                last_sent = time.monotonic()
+                channel.send("step", id=vid, step=step, steps=config.steps)
+
+        channel.send("step", id=vid, step=0, steps=config.steps)
         log = train(model, SegmentationTensors(data["train"]["images"], data["train"]["masks"]), config, device,
-                    on_eval=on_eval)
+                    on_eval=on_eval, on_step=on_step)
         peak_mb = round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None
         channel.send("phase", phase="evaluate", id=vid)
         send("test", test, train_seconds=round(log.seconds, 3))
