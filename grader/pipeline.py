@@ -183,7 +183,9 @@ def training_request(assignment: Assignment, profile: Profile, data: PreparedDat
                     "seed": seed}
               for fid in assignment.families}
     return {"mode": "weights" if options.weights else "train", "profile": profile.id, "config": config,
-            "data": data.worker_paths(), "pretrained": pretrained, "weights": checkpoints, "predict_batch": 16}
+            "data": data.worker_paths(), "pretrained": pretrained, "weights": checkpoints, "predict_batch": 16,
+            # In a self-check the final score is on the validation images themselves (prepare_data)
+            "test_is_val": data.test_is_val}
 
 
 def probe_request(assignment: Assignment, submission: Submission, weights: BackboneWeights,
