@@ -1,7 +1,7 @@
 """`segrade check` on small hand-made submissions, through the real worker process.
 
 The models here are a single conv so each test takes about a second; the reference
-solution is checked end to end in test_check_reference.py.
+solution is checked end to end in test_reference_grade.py.
 """
 
 import json

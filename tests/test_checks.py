@@ -1,5 +1,5 @@
 """Planted defects, each caught by the right check and only that one; the reference passes
-every check (tests/test_check_reference.py). The architecture check has its own tests
+every check (tests/test_reference_grade.py). The architecture check has its own tests
 (tests/test_graph.py)."""
 
 import pytest
