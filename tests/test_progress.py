@@ -175,3 +175,14 @@ def test_throttled_writes_on_changes_and_at_most_each_second():
     clock.now = 1.6
     throttled(ProgressState(total=2, index=1, variant="unet", phase="final", elapsed=1.6))  # a second later
     assert [s.phase for s in written] == ["train", "final", "final"]
+
+
+def test_a_batch_log_gets_one_line_per_variant_of_each_job():
+    out = io.StringIO()
+    lines = PlainLines(Console(file=out, width=200), prefix="bo: ", phases=False)
+    for phase in ("build", "forward", "check"):
+        lines(ProgressState(total=2, index=1, variant="unet", phase=phase, elapsed=2.0))
+    lines(ProgressState(total=2, index=2, variant="unet_noskip", phase="build", elapsed=9.0, remaining=9.0))
+    assert out.getvalue().splitlines() == [
+        "[     2 s] bo: variant 1 of 2, unet: building (estimating time left)",
+        "[     9 s] bo: variant 2 of 2, unet_noskip: building (about 9 s left)"]

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     def on_start(entry) -> None:
         running[entry.id] = progress.add_task(f"  {escape(entry.id)}", total=1.0, count="", left="")
-        plain[entry.id] = PlainLines(progress.console, prefix=f"{entry.id}: ")
+        plain[entry.id] = PlainLines(progress.console, prefix=f"{entry.id}: ", phases=False)
 
     def on_progress(entry, state) -> None:
         if entry.id not in running:

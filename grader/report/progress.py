@@ -34,15 +34,17 @@ def plain_line(state: ProgressState, prefix: str = "") -> str:
 
 
 class PlainLines:
-    """Progress as plain lines: one when the variant or the phase changes (not every step)."""
+    """Progress as plain lines: one when the variant or the phase changes (not every step);
+    with `phases=False` one per variant only (a batch's log, many jobs at once)."""
 
-    def __init__(self, console: Console, prefix: str = "") -> None:
-        self.console, self.prefix = console, prefix
+    def __init__(self, console: Console, prefix: str = "", phases: bool = True) -> None:
+        self.console, self.prefix, self.phases = console, prefix, phases
         self.last: tuple[str | None, str] | None = None
 
     def __call__(self, state: ProgressState) -> None:
-        if (state.variant, state.phase) != self.last:
-            self.last = (state.variant, state.phase)
+        key = (state.variant, state.phase if self.phases else "")
+        if key != self.last:
+            self.last = key
             self.console.print(plain_line(state, self.prefix), markup=False, highlight=False)
 
 
