@@ -20,11 +20,13 @@ from pathlib import Path
 from grader.protocol import Done, Message, PhaseStarted, Step, TrainingReport, VariantReport
 
 # How far into one variant each phase starts (fraction of that variant's work), with and
-# without training. Measured on the smoke profile, 2 cores: building and checking take about
-# a quarter of a variant's time, training about two thirds (benchmarks/bench_check.py).
-_WITH_TRAINING = {"build": 0.0, "forward": 0.04, "check": 0.08, "evaluate": 0.25, "train": 0.3, "final": 0.92}
-_CHECKS_ONLY = {"build": 0.0, "forward": 0.05, "check": 0.12}
-_TRAIN_SPAN = 0.62  # of a variant, the training steps (from "train" to "final")
+# without training: the reference's self-check on 2 cores (benchmarks/bench_check.py), per
+# variant on average: build 0.7 s, forward 0.6 s, checks 4.2 s, untrained evaluation 1.1 s,
+# training 13.7 s (with its validation passes), final evaluation 0.3 s; checks only: build
+# 0.8 s, forward 0.3 s, checks 3.4 s.
+_WITH_TRAINING = {"build": 0.0, "forward": 0.03, "check": 0.06, "evaluate": 0.27, "train": 0.32, "final": 0.98}
+_CHECKS_ONLY = {"build": 0.0, "forward": 0.18, "check": 0.25}
+_TRAIN_SPAN = 0.66  # of a variant, the training steps (from "train" to "final")
 
 PHASE_WORDS = {"start": "starting the worker", "import": "importing the submission", "build": "building",
                "forward": "forward pass", "check": "checking gradients, backbone and architecture",
