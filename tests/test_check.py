@@ -15,6 +15,9 @@ from grader.results import CheckStatus, VariantStatus
 from grader.sandbox import Limits
 from tiny_submission import TINY, contract_classes, write_submission
 
+# Every test here runs the real worker (a sandboxed process building models): seconds each.
+pytestmark = pytest.mark.slow
+
 ALL_CLASSES = contract_classes().replace(TINY, "")
 
 

@@ -10,6 +10,9 @@ from grader.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
 from tiny_submission import contract_classes, spec_with, write_submission
 
+# Every test here runs the real worker (a sandboxed process building models): seconds each.
+pytestmark = pytest.mark.slow
+
 REFERENCE_FCN = (reference_dir() / "fcn.py").read_text()
 
 

@@ -186,3 +186,11 @@ def test_a_batch_log_gets_one_line_per_variant_of_each_job():
     assert out.getvalue().splitlines() == [
         "[     2 s] bo: variant 1 of 2, unet: building (estimating time left)",
         "[     9 s] bo: variant 2 of 2, unet_noskip: building (about 9 s left)"]
+
+
+def test_the_training_line_waits_for_the_step_count():
+    out = io.StringIO()
+    lines = PlainLines(Console(file=out, width=200))
+    lines(ProgressState(total=1, index=1, variant="unet", phase="train", elapsed=5.0))
+    lines(ProgressState(total=1, index=1, variant="unet", phase="train", step=0, steps=30, elapsed=5.0))
+    assert out.getvalue().splitlines() == ["[     5 s] variant 1 of 1, unet: training step 0/30 (estimating time left)"]

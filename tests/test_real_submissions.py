@@ -39,6 +39,9 @@ from grader.spec import load_spec
 from grader.weights import BackboneWeights
 from tiny_submission import small_inputs
 
+# Every test here runs the real worker (a sandboxed process building models): seconds each.
+pytestmark = pytest.mark.slow
+
 FIXTURES = Path(__file__).resolve().parent / "data" / "submissions"
 # The assignment at 64 px inputs: the same checks on inputs ~15x cheaper for a VGG16.
 SPEC = load_spec(small_inputs(Path(tempfile.mkdtemp(prefix="segrade-spec-")) / "spec.toml"))

@@ -42,6 +42,8 @@ class PlainLines:
         self.last: tuple[str | None, str] | None = None
 
     def __call__(self, state: ProgressState) -> None:
+        if state.phase == "train" and state.steps is None:
+            return  # the first step message follows at once and says how many steps
         key = (state.variant, state.phase if self.phases else "")
         if key != self.last:
             self.last = key
