@@ -77,6 +77,7 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
                 backend=None, measure_bands: bool = True, band_seeds: int = 3, reference: str | Path | None = None,
                 on_plan: Callable[[list[BatchEntry], list[BatchOutcome]], None] | None = None,
                 on_start: Callable[[BatchEntry], None] | None = None,
+                on_progress: Callable[[BatchEntry, Any], None] | None = None,
                 on_done: Callable[[BatchOutcome], None] | None = None,
                 on_note: Callable[[str], None] | None = None, similarity=None,
                 lms: tuple[Path, str | None] | None = None) -> BatchSummary:
@@ -127,7 +128,8 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
         options = replace(options, **backend.resources(device, jobs), test_seed=_batch_test_seed(out, assignment))
         reference_ids = {e.id for e in bands.entries}
         for outcome in backend.run(reference_todo + todo, out, assignment, options, jobs=jobs, device=device, pdf=pdf,
-                                   visibility=visibility, on_start=on_start, on_note=note):
+                                   visibility=visibility, on_start=on_start, on_note=note,
+                                   on_progress=on_progress):
             if outcome.id not in reference_ids:
                 summary.outcomes.append(outcome)
             if on_done:

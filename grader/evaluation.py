@@ -54,6 +54,12 @@ class PreparedData:
     def worker_paths(self) -> dict[str, str]:
         return {family: str(self.folder / str(size)) for family, size in self.sizes.items()}
 
+    @property
+    def test_is_val(self) -> bool:
+        """Whether the final score's images are the validation images (a self-check), at every size."""
+        return all(s["val"].images.shape == s["test"].images.shape and torch.equal(s["val"].images, s["test"].images)
+                   for s in self.splits.values())
+
 
 def _subset(dataset, count: int) -> list[int]:
     """`count` indices spread evenly over the dataset: real frames are sequential, so the

@@ -31,6 +31,7 @@ from typing import Any
 
 from grader import __version__
 from grader.errors import BatchError
+from grader.progress import Throttled, read_progress, write_progress
 from grader.results import CheckStatus
 from grader.spec import Assignment
 
@@ -38,6 +39,7 @@ DONE_FILE = "done.json"
 
 
 STAGING = ".segrade-staging"
+PROGRESS_DIR = "progress"  # under STAGING: one small file per running job
 
 
 SUBMISSION_SUFFIXES = (".zip", ".py", ".ipynb")
@@ -182,7 +184,9 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     if entry.seed is not None:
         options = replace(options, seed=entry.seed)
     try:
-        result = grade_submission(entry.path, assignment, options, submission_id=entry.id)
+        # Where it has got to, for the submitting command's display (grader.progress).
+        on_progress = Throttled(lambda state: write_progress(progress_file(out, entry), state))
+        result = grade_submission(entry.path, assignment, options, submission_id=entry.id, on_progress=on_progress)
     except SubmissionError as exc:  # the submission itself: the same content fails the same way
         outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=str(exc))
         write_error_folder(out, entry, key, str(exc), outcome, assignment, pdf, visibility)
@@ -232,6 +236,16 @@ def _note_changes(previous: Path, staging: Path) -> None:
         note_changes(previous, staging)
     except Exception:  # noqa: BLE001 (the grade stands without its comparison)
         pass
+
+
+def progress_file(out: Path, entry: BatchEntry) -> Path:
+    """Where a running job says how far it has got (read by the backends for the display)."""
+    return out / STAGING / PROGRESS_DIR / f"{entry.target.replace('/', '-')}.json"
+
+
+def read_entry_progress(out: Path, entry: BatchEntry):
+    """The running job's last progress (grader.progress.ProgressState), or None."""
+    return read_progress(progress_file(out, entry))
 
 
 def staging_folder(out: Path, entry: BatchEntry) -> Path:

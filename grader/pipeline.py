@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from grader import __version__
 from grader.answers import find_answers
@@ -28,6 +28,7 @@ from grader.device import resolve_device
 from grader.evaluation import Evaluator, PreparedData, prepare_data
 from grader.metrics import json_float
 from grader.load import find_checkpoints, load_submission, read_manifest
+from grader.progress import ProgressState, ProgressTracker
 from grader.results import CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus
 from grader.sandbox import Limits, WorkerRun, run_worker
 from grader.score import score, split_label
@@ -67,7 +68,9 @@ def resolve_profile(assignment: Assignment, options: GradeOptions) -> tuple[Prof
 
 
 def grade_submission(path: str | Path, assignment: Assignment, options: GradeOptions = GradeOptions(),
-                     submission_id: str | None = None) -> SubmissionResult:
+                     submission_id: str | None = None,
+                     on_progress: Callable[[ProgressState], None] | None = None) -> SubmissionResult:
+    """`on_progress` receives where the worker has got to (grader.progress) as it moves on."""
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
     profile, profile_reason = resolve_profile(assignment, options)
@@ -89,8 +92,10 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
                 if options.weights else {}
             request["training"] = training_request(assignment, profile, data, options, pretrained, checkpoints)
             setup["readable"] = (*setup.get("readable", ()), data.folder)
+        tracker = None if on_progress is None else \
+            ProgressTracker([v["id"] for v in request["variants"]], "training" in request, on_progress)
         run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
-                         on_event=evaluator, **setup)
+                         on_event=evaluator, on_message=tracker.observe if tracker else None, **setup)
         policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
         modules = mark_blocking(submission.root, run.modules, assignment.model_class_names)
         answers = find_answers(submission.root, assignment.rubric)
@@ -178,7 +183,9 @@ def training_request(assignment: Assignment, profile: Profile, data: PreparedDat
                     "seed": seed}
               for fid in assignment.families}
     return {"mode": "weights" if options.weights else "train", "profile": profile.id, "config": config,
-            "data": data.worker_paths(), "pretrained": pretrained, "weights": checkpoints, "predict_batch": 16}
+            "data": data.worker_paths(), "pretrained": pretrained, "weights": checkpoints, "predict_batch": 16,
+            # In a self-check the final score is on the validation images themselves (prepare_data)
+            "test_is_val": data.test_is_val}
 
 
 def probe_request(assignment: Assignment, submission: Submission, weights: BackboneWeights,

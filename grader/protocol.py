@@ -23,7 +23,8 @@ Messages (worker -> grading process), in order:
     phase forward|check id=V, then `result` for V (once)
     phase evaluate|train id=V, `predictions` for V, then `training` for V (once, only if training
                          was asked for). Predictions: test_untrained, val..., test (train mode);
-                         test only (weights mode)
+                         test only (weights mode). During the train phase, `step` messages
+                         (step s of S, never going back) feed the progress display only.
     done                 once, after a result for every variant; nothing may follow
 This module imports nothing from the rest of segrade (and not torch at import time).
 """
@@ -401,6 +402,14 @@ class Predictions:
 
 
 @dataclass(frozen=True)
+class Step:
+    """Training reached `step` of `steps` (for the progress display; changes no figure)."""
+    variant: str
+    step: int
+    steps: int
+
+
+@dataclass(frozen=True)
 class Done:
     pass
 
@@ -414,7 +423,8 @@ class Packages:
     stood_in: dict[str, tuple[str, ...]]
 
 
-Message = Union[Environment, ModuleReport, PhaseStarted, VariantReport, TrainingReport, Predictions, Packages, Done]
+Message = Union[Environment, ModuleReport, PhaseStarted, VariantReport, TrainingReport, Predictions, Step, Packages,
+                Done]
 
 _MESSAGES: dict[str, Obj] = {
     "environment": Obj({"event": Str(), "environment": ENVIRONMENT}),
@@ -427,6 +437,7 @@ _MESSAGES: dict[str, Obj] = {
                         "shape": List(Int(1, 10**6), 3, 3), "data": Str(MAX_PREDICTION_BYTES)},
                        {"step": Int(0, 10**9), "seconds": SECONDS, "train_seconds": SECONDS,
                         "losses": List(Opt(Num(nonfinite=True)), 10**6)}),
+    "step": Obj({"event": Str(), "id": NAME, "step": Int(0, 10**9), "steps": Int(1, 10**9)}),
     "packages": Obj({"event": Str(), "stubbed": List(PACKAGE, 256), "stood_in": Map(List(NAME, 256), 256)}),
     "done": Obj({"event": Str()}),
 }
@@ -481,6 +492,8 @@ def parse(raw: bytes | str) -> Message:
         losses = tuple(x if x is not None and math.isfinite(x) else None for x in data.get("losses", ()))
         return Predictions(data["id"], data["split"], tuple(data["shape"]), data["data"], data.get("step"),
                            data.get("seconds"), losses, data.get("train_seconds"))
+    if kind == "step":
+        return Step(data["id"], data["step"], data["steps"])
     if kind == "packages":
         for name in data["stood_in"]:
             PACKAGE.check(name, "packages.stood_in", 1)
@@ -496,6 +509,7 @@ class _VariantState:
     reported: bool = False
     trained: bool = False
     splits: list[str] = field(default_factory=list)
+    step: int = 0
 
 
 class Reader:
@@ -575,6 +589,13 @@ class Reader:
             state.reported = True
         elif isinstance(m, Predictions):
             self._predictions(m)
+        elif isinstance(m, Step):
+            state = self._variant(m.variant, "a training step")
+            if m.variant != self.current or state.phase != "train" or state.trained:
+                raise ProtocolError(f"a training step for variant {m.variant!r} outside its train phase")
+            if m.step > m.steps or m.step < state.step:
+                raise ProtocolError(f"training step {m.step} of {m.steps} for {m.variant!r} (after step {state.step})")
+            state.step = m.step
         elif isinstance(m, TrainingReport):
             state = self._variant(m.variant, "a training report")
             if self.mode is None:

@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from grader.processes import die_with_parent
-from grader.protocol import (MAX_LINE_BYTES, Done, Environment, ModuleReport, Packages, PhaseStarted, Predictions, ProtocolError,
-                             Reader, TrainingReport, VariantReport)
+from grader.protocol import (MAX_LINE_BYTES, Done, Environment, Message, ModuleReport, Packages, PhaseStarted, Predictions,
+                             ProtocolError, Reader, TrainingReport, VariantReport)
 from grader.results import VariantStatus
 
 # Variables the worker may inherit; everything else (tokens, keys, paths to grading
@@ -137,14 +137,16 @@ def describe_isolation(kind: str) -> str:
 def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits = Limits(),
                readable: tuple[Path, ...] = (), extra_env: dict[str, str] | None = None,
                torch_cache: dict[str, Path] | None = None, isolation: str | None = None,
-               on_event: Callable[[Predictions], None] | None = None) -> WorkerRun:
+               on_event: Callable[[Predictions], None] | None = None,
+               on_message: Callable[[Message], None] | None = None) -> WorkerRun:
     """Run the worker over request["variants"] on a copy of `submission_dir`.
 
     `readable`: extra files or folders the worker may read (a weights file, the
     evaluation data). `torch_cache` maps file names to files placed in the worker's
     torch hub cache (TORCH_HOME), so student code calling torchvision's own weight
     loading finds them offline. `on_event` receives the bulky events (predictions) as
-    they arrive, so they are not kept here."""
+    they arrive, so they are not kept here. `on_message` sees every accepted message (the
+    progress display, grader.progress)."""
     isolation = isolation or isolation_available()
     run = WorkerRun(isolation=describe_isolation(isolation))
     started = time.perf_counter()
@@ -155,7 +157,7 @@ def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits 
         with tempfile.TemporaryDirectory(prefix="segrade-") as tmp:
             job = _prepare_job(Path(tmp), submission_dir, torch_cache, runs_as_nobody(isolation))
             outcome = _run_once(job, {**request, "variants": pending}, limits, readable,
-                                extra_env or {}, isolation, run, first, on_event)
+                                extra_env or {}, isolation, run, first, on_event, on_message)
             logs.append(_tail(job / "worker.log", limits.log_bytes))
         first = False
         finished = {v["id"] for v in pending if v["id"] in run.variants}
@@ -188,7 +190,7 @@ def _prepare_job(tmp: Path, submission_dir: Path, torch_cache: dict[str, Path] |
 
 def _run_once(job: Path, request: dict[str, Any], limits: Limits, readable: tuple[Path, ...],
               extra_env: dict[str, str], isolation: str, run: WorkerRun, first: bool,
-              on_event: Callable[[Predictions], None] | None) -> str:
+              on_event: Callable[[Predictions], None] | None, on_message: Callable[[Message], None] | None) -> str:
     """One worker process. Returns 'stop' when no other worker should be tried."""
     drop = runs_as_nobody(isolation)
     (job / "request.json").write_text(json.dumps({**request, "drop_to": NOBODY if drop else None}))
@@ -207,7 +209,7 @@ def _run_once(job: Path, request: dict[str, Any], limits: Limits, readable: tupl
     try:
         reader = Reader([v["id"] for v in request["variants"]], [m["path"] for m in request["modules"]],
                         (request.get("training") or {}).get("mode"), _expected_environment(request))
-        return _follow(proc, read_fd, limits, run, first, on_event, reader)
+        return _follow(proc, read_fd, limits, run, first, on_event, reader, on_message)
     finally:
         os.close(read_fd)
         _kill(proc)
@@ -225,7 +227,8 @@ def _expected_environment(request: dict[str, Any]) -> dict[str, str]:
 
 
 def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun, first: bool,
-            on_event: Callable[[Predictions], None] | None, reader: Reader) -> str:
+            on_event: Callable[[Predictions], None] | None, reader: Reader,
+            on_message: Callable[[Message], None] | None = None) -> str:
     """Read the worker's messages until it is done, dies, overruns a phase deadline or sends
     a message the protocol rejects (then the worker is stopped and the variant in progress,
     or the whole submission outside any variant, gets the reason)."""
@@ -267,6 +270,8 @@ def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun
             except ProtocolError as exc:
                 _kill(proc)
                 return _ended(proc, run, phase, current, timed_out=False, limits=limits, reason=f"{MALFORMED}: {exc}")
+            if on_message is not None:
+                on_message(message)
             if isinstance(message, Environment):
                 run.environment.update(asdict(message))
             elif isinstance(message, ModuleReport) and first:

@@ -10,3 +10,21 @@ def spec(tmp_path_factory):
     one-conv submissions of tiny_submission.py; the architecture check has its own tests
     (test_graph.py, test_checks.py)."""
     return load_spec(spec_without_architecture(tmp_path_factory.mktemp("spec") / "spec.toml"))
+
+
+# The `slow` marker stays honest: a test that ran for more than SLOW_SECONDS without it is
+# named at the end of the run (`pytest -m "not slow"` is the quick loop while developing).
+SLOW_SECONDS = 5.0
+_unmarked_slow: list[tuple[float, str]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.duration > SLOW_SECONDS and "slow" not in report.keywords:
+        _unmarked_slow.append((report.duration, report.nodeid))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _unmarked_slow:
+        terminalreporter.write_sep("-", f"tests over {SLOW_SECONDS:g} s not marked slow (mark them)")
+        for seconds, nodeid in sorted(_unmarked_slow, reverse=True):
+            terminalreporter.write_line(f"{seconds:6.1f} s  {nodeid}")

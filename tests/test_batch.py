@@ -66,9 +66,16 @@ def test_batch_writes_everything_and_regrades_only_what_changed(tmp_path, unet_s
     out = tmp_path / "out"
     options = GradeOptions(profile="smoke", device="cpu")
     states: dict[str, str] = {}
+    progress: dict[str, list] = {}
     summary = grade_batch(folder, out, assignment, options, jobs=2, pdf=False,
-                          on_done=lambda o: states.__setitem__(o.id, o.state), similarity=SimilarityOptions())
+                          on_done=lambda o: states.__setitem__(o.id, o.state), similarity=SimilarityOptions(),
+                          on_progress=lambda entry, state: progress.setdefault(entry.id, []).append(state))
     assert states == {"ann": "graded", "bo": "graded", "broken": "error"}
+    # Each running job said where it had got to (its progress file, read by the local backend
+    # every second: a job this short may be seen only at its end).
+    for sid in ("ann", "bo"):
+        assert progress[sid] and progress[sid][-1].total == 1, progress.get(sid)
+        assert all(s.variant in (None, "unet") for s in progress[sid]) and progress[sid][-1].fraction > 0
     # The extracted code is kept; ann and bo handed in the same file: similarity lists them first.
     assert (out / "ann" / "code" / "models.py").is_file()
     assert [(p.a, p.b, p.textual) for p in summary.similarity.flagged] == [("ann", "bo", 1.0)]

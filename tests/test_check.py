@@ -1,7 +1,7 @@
 """`segrade check` on small hand-made submissions, through the real worker process.
 
 The models here are a single conv so each test takes about a second; the reference
-solution is checked end to end in test_check_reference.py.
+solution is checked end to end in test_reference_grade.py.
 """
 
 import json
@@ -14,6 +14,9 @@ from grader.pipeline import GradeOptions, grade_submission
 from grader.results import CheckStatus, VariantStatus
 from grader.sandbox import Limits
 from tiny_submission import TINY, contract_classes, write_submission
+
+# Every test here runs the real worker (a sandboxed process building models): seconds each.
+pytestmark = pytest.mark.slow
 
 ALL_CLASSES = contract_classes().replace(TINY, "")
 

@@ -1,5 +1,5 @@
 """Planted defects, each caught by the right check and only that one; the reference passes
-every check (tests/test_check_reference.py). The architecture check has its own tests
+every check (tests/test_reference_grade.py). The architecture check has its own tests
 (tests/test_graph.py)."""
 
 import pytest
@@ -9,6 +9,9 @@ from grader.resources import reference_dir
 from grader.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
 from tiny_submission import contract_classes, spec_with, write_submission
+
+# Every test here runs the real worker (a sandboxed process building models): seconds each.
+pytestmark = pytest.mark.slow
 
 REFERENCE_FCN = (reference_dir() / "fcn.py").read_text()
 

@@ -438,6 +438,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_no_false_alarm_on_carol_notebook(tmp_path):
     """The notebook converted as the grader does, imported with the worker's stubs (subprocess:
     the stub finder must not leak into this process)."""

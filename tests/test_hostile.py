@@ -24,6 +24,9 @@ from grader.results import VariantStatus
 from grader.sandbox import Limits, isolation_available, runs_as_nobody
 from tiny_submission import TINY, contract_classes, write_submission
 
+# Every test here runs the real worker (a sandboxed process building models): seconds each.
+pytestmark = pytest.mark.slow
+
 FAST = Limits(phase_seconds={"start": 60, "import": 20, "build": 20, "forward": 20})
 # SEGRADE_TEST_ISOLATION=process runs this whole file without bubblewrap.
 FORCED = os.environ.get("SEGRADE_TEST_ISOLATION")
@@ -473,7 +476,6 @@ def test_messages_written_at_import_make_the_submission_an_error_and_it_is_still
     assert json.loads((tmp_path / "out" / "results.json").read_text())["grade"]["passed_variants"] == 0
 
 
-@pytest.mark.slow
 def test_check_and_grade_write_results_and_reports_for_a_channel_forger(tmp_path, capsys):
     """The case of issue 16, through the command line: `segrade check` died with a traceback
     in the terminal printer and wrote nothing; a batch called it "segrade failed"."""

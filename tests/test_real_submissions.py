@@ -22,6 +22,7 @@ alone (`plan_only`) where nothing has to be built.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -36,9 +37,14 @@ from grader.results import CheckStatus, VariantStatus
 from grader.sandbox import run_worker
 from grader.spec import load_spec
 from grader.weights import BackboneWeights
+from tiny_submission import small_inputs
+
+# Every test here runs the real worker (a sandboxed process building models): seconds each.
+pytestmark = pytest.mark.slow
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "submissions"
-SPEC = load_spec()
+# The assignment at 64 px inputs: the same checks on inputs ~15x cheaper for a VGG16.
+SPEC = load_spec(small_inputs(Path(tempfile.mkdtemp(prefix="segrade-spec-")) / "spec.toml"))
 FCN_IDS = ("fcn32s_frozen", "fcn16s_frozen", "fcn8s_frozen", "fcn32s_finetune", "fcn16s_finetune", "fcn8s_finetune")
 UNET_IDS = ("unet", "unet_noskip", "unet_residual", "unet_attention")
 

@@ -141,6 +141,7 @@ def test_structure_catches_renamed_copy(codes):
     assert max(others) < 0.3
 
 
+@pytest.mark.slow
 def test_reference_structure_never_counts(codes):
     """Two students whose models are the reference's: no structural match (its layers weigh nothing)."""
     from grader.similarity.reference import reference_tokens
@@ -156,6 +157,7 @@ def test_reference_structure_never_counts(codes):
     assert structural_similarity(tokens)[("ref_a", "ref_b")]["unet"] >= 0.5  # without it, they would match
 
 
+@pytest.mark.slow
 def test_similarity_page_and_csv(graded):
     result = run_similarity(graded, SimilarityOptions(starter=(STARTER,)))
     assert [(p.a, p.b) for p in result.flagged] == [("alice_copy", "alice_pkg")]

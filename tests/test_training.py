@@ -137,6 +137,7 @@ def _grade(root, spec, monkeypatch, **options):
     return grade_submission(root, spec, GradeOptions(**{"profile": "smoke", "isolation": "process", **options}))
 
 
+@pytest.mark.slow
 def test_tiny_submission_trains_and_is_scored_on_hidden_labels(tmp_path, unet_spec, monkeypatch):
     root = write_submission(tmp_path / "s", {"models.py": contract_classes()})
     result = _grade(root, unet_spec, monkeypatch)
@@ -163,6 +164,7 @@ def test_tiny_submission_trains_and_is_scored_on_hidden_labels(tmp_path, unet_sp
         assert samples["images_unet"].shape == (4, 3, 64, 64) and samples["pred_unet"].shape == (4, 64, 64)
 
 
+@pytest.mark.slow
 def test_a_model_that_kills_the_worker_while_training_loses_only_itself(tmp_path, unet_spec, monkeypatch):
     source = contract_classes(UNet="""
         calls = 0
@@ -189,6 +191,7 @@ def test_a_model_that_kills_the_worker_while_training_loses_only_itself(tmp_path
     assert noskip.points_detail["performance_points"] == 0
 
 
+@pytest.mark.slow
 def test_checkpoint_mode_evaluates_submitted_weights(tmp_path, unet_spec, monkeypatch):
     source = contract_classes()
     root = write_submission(tmp_path / "s", {"models.py": source})

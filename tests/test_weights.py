@@ -72,6 +72,7 @@ class FCN8s(nn.Module):
     assert result.environment["pretrained_backbone"] is True
 
 
+@pytest.mark.slow
 def test_reference_fcn_loads_the_weights_segrade_passes(tmp_path):
     """Through the real path: the reference FCN-8s built by the worker with pretrained=True
     reads the weights file given to segrade (a random torchvision VGG16 state dict here)."""

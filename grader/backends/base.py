@@ -30,5 +30,8 @@ class Backend:
         shutil.rmtree(out / STAGING, ignore_errors=True)
 
     def run(self, todo, out: Path, assignment, options, *, jobs: int, device: str, pdf: bool, visibility: str,
-            on_start: Callable | None = None, on_note: Callable[[str], None] | None = None) -> Iterator:
+            on_start: Callable | None = None, on_note: Callable[[str], None] | None = None,
+            on_progress: Callable | None = None) -> Iterator:
+        """Yield each submission's BatchOutcome as it ends. `on_progress(entry, ProgressState)`:
+        now and then, where each running job has got to (grader.progress)."""
         raise NotImplementedError

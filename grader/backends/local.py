@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.backends.base import Backend
-from grader.job import BatchEntry, BatchOutcome, grade_entry, write_error_folder
+from grader.job import BatchEntry, BatchOutcome, grade_entry, read_entry_progress, write_error_folder
 from grader.spec import Assignment
 
 GB = 1024**3
@@ -53,7 +53,7 @@ def _job_resources(device: str, jobs: int) -> dict[str, Any]:
 
 
 def _run_jobs(todo, out: Path, assignment: Assignment, options, jobs: int, device: str, pdf: bool,
-              visibility: str, on_start):
+              visibility: str, on_start, on_progress=None):
     """One process per submission, at most `jobs` at a time; yields outcomes as they end.
     A job that dies without reporting (a crash of the grading side itself) becomes an
     error outcome: the batch goes on."""
@@ -79,7 +79,12 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, jobs: int, devic
             running[process.sentinel] = (process, receive, entry, time.perf_counter(), gpu)
             if on_start:
                 on_start(entry)
-        for sentinel in wait(list(running)):
+        ended = wait(list(running), timeout=1.0 if on_progress else None)
+        if on_progress:  # what each running job wrote of its progress (grader.job.progress_file)
+            for sentinel, (_, _, entry, _, _) in running.items():
+                if sentinel not in ended and (progress := read_entry_progress(out, entry)) is not None:
+                    on_progress(entry, progress)
+        for sentinel in ended:
             process, receive, entry, began, _ = running.pop(sentinel)
             process.join()
             try:
@@ -98,9 +103,9 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, jobs: int, devic
 
 
 def run_local_jobs(todo, out: Path, assignment: Assignment, options, *, jobs: int, device: str, pdf: bool,
-                   visibility: str, on_start=None, on_note=None):
+                   visibility: str, on_start=None, on_note=None, on_progress=None):
     """The local backend (grader.backends.LocalBackend): job processes on this machine."""
-    return _run_jobs(todo, out, assignment, options, jobs, device, pdf, visibility, on_start)
+    return _run_jobs(todo, out, assignment, options, jobs, device, pdf, visibility, on_start, on_progress)
 
 
 def _job(connection, entry: BatchEntry, key: str, out: Path, assignment: Assignment, options, pdf: bool,
@@ -133,6 +138,7 @@ class LocalBackend(Backend):
     def resources(self, device: str, jobs: int) -> dict[str, Any]:
         return _job_resources(device, jobs)
 
-    def run(self, todo, out, assignment, options, *, jobs, device, pdf, visibility, on_start=None, on_note=None):
+    def run(self, todo, out, assignment, options, *, jobs, device, pdf, visibility, on_start=None, on_note=None,
+            on_progress=None):
         return run_local_jobs(todo, out, assignment, options, jobs=jobs, device=device, pdf=pdf,
-                              visibility=visibility, on_start=on_start, on_note=on_note)
+                              visibility=visibility, on_start=on_start, on_note=on_note, on_progress=on_progress)

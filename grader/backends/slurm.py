@@ -156,19 +156,22 @@ class SlurmBackend(Backend):
     def clear_staging(self, out: Path, finished: bool = False) -> None:
         """Keep the staging folders of tasks still queued or running (an earlier, killed
         submitting command left them going); remove the rest."""
-        from grader.job import STAGING
+        from grader.job import PROGRESS_DIR, STAGING
 
         staging = out / STAGING
         if not staging.is_dir():
             return
         live = {t["target"].replace("/", "-") for t in _live_records(out)}
         for child in staging.iterdir():
+            if child.name == PROGRESS_DIR and live and not finished:
+                continue  # the live tasks' progress files
             if child.name.rsplit(".", 1)[0].removesuffix(".old") not in live:
                 shutil.rmtree(child, ignore_errors=True)
         if not any(staging.iterdir()):
             staging.rmdir()
 
-    def run(self, todo, out, assignment, options, *, jobs, device, pdf, visibility, on_start=None, on_note=None):
+    def run(self, todo, out, assignment, options, *, jobs, device, pdf, visibility, on_start=None, on_note=None,
+            on_progress=None):
         from grader.job import read_done
 
         note = on_note or (lambda message: None)
@@ -206,7 +209,7 @@ class SlurmBackend(Backend):
             note(f"Slurm: submitted {len(to_submit)} array task(s) (job {', '.join(array)}); logs in {logs}; "
                  f"progress: squeue --name {records[to_submit[0][0].target]['name']}")
         try:
-            yield from self._wait(tasks, out, assignment, pdf, visibility, on_start, note)
+            yield from self._wait(tasks, out, assignment, pdf, visibility, on_start, note, on_progress)
         except KeyboardInterrupt:
             names = sorted({r["name"] for r in _read_records(out).values()})
             note(f"Slurm: stopped waiting; the tasks go on under Slurm. Run the same command again to collect them "
@@ -255,8 +258,9 @@ class SlurmBackend(Backend):
         return ids
 
     # -- waiting
-    def _wait(self, tasks: dict[str, _Task], out: Path, assignment, pdf: bool, visibility: str, on_start, note):
-        from grader.job import BatchOutcome, read_done, write_error_folder
+    def _wait(self, tasks: dict[str, _Task], out: Path, assignment, pdf: bool, visibility: str, on_start, note,
+              on_progress=None):
+        from grader.job import BatchOutcome, read_done, read_entry_progress, write_error_folder
 
         names = sorted({r["name"] for r in _read_records(out).values()})
         last_line = 0.0
@@ -271,6 +275,9 @@ class SlurmBackend(Backend):
                     if status["state"] == "RUNNING" and not task.started and on_start:
                         on_start(task.entry)
                         task.started = True
+                    if status["state"] == "RUNNING" and on_progress \
+                            and (progress := read_entry_progress(out, task.entry)) is not None:
+                        on_progress(task.entry, progress)
                     continue
                 done = read_done(out / target)
                 if done and done.get("key") == task.key:

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from grader.pipeline import GradeOptions, grade_submission
     from grader.report import make_console, print_summary, write_results
     from grader.report.outputs import write_submission_report
+    from grader.report.progress import check_progress
     from grader.spec import SpecError, load_spec
 
     console = make_console()
@@ -62,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
                                weights=args.weights, manifest=args.manifest, evaluation_split=args.split,
                                bands_folder=Path(args.bands) if args.bands else None,
                                isolation=None if args.isolation == "auto" else args.isolation)
-        with console.status("checking, training and evaluating every variant in the worker..."):
-            result = grade_submission(args.path, assignment, options)
+        what = "checking every variant (no training)" if args.checks_only else \
+            "checking, training and evaluating every variant"
+        with check_progress(console, f"segrade: {what} of {args.path}") as on_progress:
+            result = grade_submission(args.path, assignment, options, on_progress=on_progress)
     except (SpecError, SubmissionError, FileNotFoundError, ValueError, KeyError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2

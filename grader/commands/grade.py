@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from grader.commands import add_bands_argument, add_training_arguments
@@ -58,8 +59,7 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from rich.markup import escape
 
@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from grader.errors import BatchError
     from grader.pipeline import GradeOptions
     from grader.report import make_console
+    from grader.report.progress import PlainLines, is_live, time_left
     from grader.report.terminal import print_batch_summary
     from grader.spec import SpecError, load_spec
 
@@ -74,24 +75,47 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         console.print("[red]segrade:[/] --jobs must be at least 1")
         return 2
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
-    overall = progress.add_task("grading", total=None)
+    # One line for the batch (submissions done of all, its ETA) and one per running job (its
+    # variant, phase and training step, grader.progress); plain lines when not a terminal.
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
+                        TimeElapsedColumn(), TextColumn("{task.fields[left]}"), console=console)
+    overall = progress.add_task("grading", total=None, count="", left="")
     running: dict[str, int] = {}
+    plain: dict[str, PlainLines] = {}
+    live = is_live(console)
+    counts = {"done": 0, "total": 0, "since": time.monotonic()}
 
     def on_plan(todo, resumed) -> None:
         if resumed:
             progress.console.print(f"{len(resumed)} submission(s) already graded with the same content, spec and "
                                    f"profile: kept ({', '.join(o.id for o in resumed)})")
-        progress.update(overall, total=len(todo), description=f"grading {len(todo)} submission(s)")
+        counts.update(total=len(todo), since=time.monotonic())
+        progress.update(overall, total=len(todo), description=f"grading {len(todo)} submission(s)",
+                        count=f"0/{len(todo)}")
 
     def on_start(entry) -> None:
-        running[entry.id] = progress.add_task(f"  {escape(entry.id)}", total=None)
+        running[entry.id] = progress.add_task(f"  {escape(entry.id)}", total=1.0, count="", left="")
+        plain[entry.id] = PlainLines(progress.console, prefix=f"{entry.id}: ", phases=False)
+
+    def on_progress(entry, state) -> None:
+        if entry.id not in running:
+            return
+        if not live:
+            plain[entry.id](state)
+            return
+        progress.update(running[entry.id], completed=state.fraction, count=f"{state.fraction:4.0%}",
+                        description=f"  {escape(entry.id)}: {escape(state.describe())}", left=time_left(state))
 
     def on_done(outcome) -> None:
         if outcome.id in running:
             progress.remove_task(running.pop(outcome.id))
+        plain.pop(outcome.id, None)
         progress.advance(overall)
+        counts["done"] += 1
+        done, total = counts["done"], counts["total"]
+        left = (time.monotonic() - counts["since"]) / done * (total - done) if total >= done > 0 else None
+        progress.update(overall, count=f"{done}/{total}",
+                        left="" if left is None else f"ETA {round(left) // 60} min {round(left) % 60:02d} s")
         if outcome.state == "error":
             line = f"[red]✗ {escape(outcome.id)}[/] not graded: {escape(outcome.message)}"
         else:
@@ -129,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
                                   manifests=args.manifests, pdf=not args.no_pdf, visibility=args.visibility,
                                   backend=backend, measure_bands=not args.no_measure_bands,
                                   band_seeds=args.band_seeds, reference=args.reference,
-                                  on_plan=on_plan, on_start=on_start, on_done=on_done, on_note=on_note,
+                                  on_plan=on_plan, on_start=on_start, on_progress=on_progress, on_done=on_done,
+                                  on_note=on_note,
                                   similarity=similarity, lms=lms)
     except (SpecError, BatchError, FileNotFoundError, ValueError, KeyError) as exc:
         console.print(f"[red]segrade:[/] {exc}")

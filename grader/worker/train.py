@@ -82,11 +82,13 @@ def _images_to(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def train(model: nn.Module, dataset: Dataset, config: TrainConfig, device: torch.device | str = "cpu",
-          on_eval: Callable[[int, TrainLog], None] | None = None) -> TrainLog:
+          on_eval: Callable[[int, TrainLog], None] | None = None,
+          on_step: Callable[[int], None] | None = None) -> TrainLog:
     """Train on (normalised image, mask) items for config.steps steps, cycling the data in a
     seeded order. Only parameters with requires_grad are optimised. `on_eval(step, log)` is
     called every config.eval_every steps and after the last step (the model is left in
-    train mode afterwards; the callback switches it to eval itself)."""
+    train mode afterwards; the callback switches it to eval itself). `on_step(step)` is called
+    after every step (progress display)."""
     torch.manual_seed(config.seed)
     device = torch.device(device)
     model.to(device).train()
@@ -115,6 +117,8 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, device: torch
             optimizer.step()
             log.losses.append(loss.item())
             step += 1
+            if on_step is not None:
+                on_step(step)
             if on_eval is not None and (step == config.steps or (config.eval_every and step % config.eval_every == 0)):
                 log.seconds = time.perf_counter() - started
                 on_eval(step, log)
