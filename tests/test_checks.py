@@ -1,17 +1,23 @@
 """Planted defects, each caught by the right check and only that one; the reference passes
 every check (tests/test_reference_grade.py). The architecture check has its own tests
-(tests/test_graph.py)."""
+(tests/test_graph.py).
+
+Defects that are about the judgment (shapes, gradients, logits) are judged on the worker's
+recorded observations (tests/planted.py, tests/data/observations/); those about what the
+worker itself must see through (an ignored freeze flag, drifting BatchNorm, a patched
+torch.equal, skips hidden in a no-skip U-Net) run the real worker."""
 
 import pytest
 
+from grader.checks import check_variant
 from grader.pipeline import GradeOptions, grade_submission
+from grader.protocol import line, parse
 from grader.resources import reference_dir
 from grader.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
-from tiny_submission import contract_classes, spec_with, write_submission
+from planted import CASES, RECORD_COMMAND, recording, source_sha256
+from tiny_submission import spec_with, write_submission
 
-# Every test here runs the real worker (a sandboxed process building models): seconds each.
-pytestmark = pytest.mark.slow
 
 REFERENCE_FCN = (reference_dir() / "fcn.py").read_text()
 
@@ -48,6 +54,7 @@ def grade(tmp_path, files, spec):
     return grade_submission(write_submission(tmp_path / "student", files), spec, GradeOptions(profile=None))
 
 
+@pytest.mark.slow  # the real worker
 def test_freeze_flag_ignored(tmp_path, fcn8s_spec):
     source = REFERENCE_FCN + '''
 _Reference8s = FCN8s
@@ -66,6 +73,7 @@ class FCN8s(_Reference8s):
     assert checks_of(result, "fcn8s_finetune")[0] is VariantStatus.PASSED
 
 
+@pytest.mark.slow  # the real worker
 def test_batchnorm_drifting_in_a_frozen_backbone(tmp_path, fcn8s_spec_any_architecture):
     source = '''
 import torch.nn as nn
@@ -98,79 +106,66 @@ class FCN8s(nn.Module):
     assert "running_mean" in message
 
 
-def test_wrong_class_count(tmp_path, unet_spec):
-    source = contract_classes(UNet="""
-        def __init__(self, num_classes, in_channels=3):
-            super().__init__(num_classes - 1)
-    """)
-    status, checks = checks_of(grade(tmp_path, {"models.py": source}, unet_spec), "unet")
+# -- judged on recorded observations (tests/planted.py; no worker per test)
+
+def judge(case, unet_spec):
+    """check_variant on what the worker observed of a planted defect (recorded)."""
+    data = recording(case)
+    assert data["source_sha256"] == source_sha256(case), \
+        f"tests/planted.py changed the {case!r} source since it was recorded: run {RECORD_COMMAND} {case}"
+    result = check_variant(unet_spec.variant("unet"), data["observation"], unet_spec, batch_size=2)
+    return result.status, {c.id: c for c in result.checks}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_recordings_are_what_the_worker_sends_today(case):
+    """Every recording still passes the protocol's schema for a result (a field the worker no
+    longer sends, or sends differently, fails here) and comes from today's planted source."""
+    data = recording(case)
+    assert parse(line("result", result=data["observation"])).variant == "unet"
+    assert data["source_sha256"] == source_sha256(case), f"re-record: {RECORD_COMMAND} {case}"
+
+
+def test_wrong_class_count(unet_spec):
+    status, checks = judge("wrong_class_count", unet_spec)
     assert status is VariantStatus.FAILED
     assert checks["forward_shape"].status is CheckStatus.FAIL
     assert "output shape 2x12x256x256" in checks["forward_shape"].message
 
 
-def test_square_only_output_fails_on_a_non_square_input(tmp_path, unet_spec):
-    source = contract_classes(UNet="""
-        def forward(self, x):
-            out = self.conv(x)
-            side = x.shape[-1]
-            return out[:, :, :side, :side] if out.shape[-2] >= side else out.new_zeros(out.shape[0], out.shape[1], side, side)
-    """)
-    status, checks = checks_of(grade(tmp_path, {"models.py": source}, unet_spec), "unet")
+def test_square_only_output_fails_on_a_non_square_input(unet_spec):
+    status, checks = judge("square_only_output", unet_spec)
     assert status is VariantStatus.FAILED
     assert "1x3x224x288" in checks["forward_shape"].message
 
 
-def test_half_resolution_output(tmp_path, unet_spec):
-    source = contract_classes(UNet="""
-        def forward(self, x):
-            return self.conv(x)[:, :, ::2, ::2]
-    """)
-    status, checks = checks_of(grade(tmp_path, {"models.py": source}, unet_spec), "unet")
+def test_half_resolution_output(unet_spec):
+    status, checks = judge("half_resolution_output", unet_spec)
     assert status is VariantStatus.FAILED and "2x13x128x128" in checks["forward_shape"].message
 
 
-def test_unused_layer_is_a_warning(tmp_path, unet_spec):
-    source = contract_classes(UNet="""
-        def __init__(self, num_classes, in_channels=3):
-            import torch.nn as nn
-            super().__init__(num_classes)
-            self.forgotten = nn.Conv2d(13, 13, 3, padding=1)
-    """)
-    status, checks = checks_of(grade(tmp_path, {"models.py": source}, unet_spec), "unet")
+def test_unused_layer_is_a_warning(unet_spec):
+    status, checks = judge("unused_layer", unet_spec)
     assert status is VariantStatus.PASSED
     only_failing(checks, "gradients", CheckStatus.WARN)
     assert "forgotten.weight" in checks["gradients"].message
 
 
-def test_detached_output_layer_fails(tmp_path, unet_spec):
-    source = contract_classes(UNet="""
-        def __init__(self, num_classes, in_channels=3):
-            import torch.nn as nn
-            super().__init__(num_classes)
-            self.pre = nn.Conv2d(3, 3, 1)
-
-        def forward(self, x):
-            y = self.pre(x)
-            return self.conv(y).detach() + 0 * y.mean()
-    """)
-    status, checks = checks_of(grade(tmp_path, {"models.py": source}, unet_spec), "unet")
+def test_detached_output_layer_fails(unet_spec):
+    status, checks = judge("detached_output_layer", unet_spec)
     assert status is VariantStatus.FAILED
     only_failing(checks, "gradients")
     assert "output layer (conv) gets no gradient" in checks["gradients"].message
 
 
-def test_softmax_in_forward_is_a_warning(tmp_path, unet_spec):
-    source = contract_classes(UNet="""
-        def forward(self, x):
-            return self.conv(x).softmax(dim=1)
-    """)
-    status, checks = checks_of(grade(tmp_path, {"models.py": source}, unet_spec), "unet")
+def test_softmax_in_forward_is_a_warning(unet_spec):
+    status, checks = judge("softmax_in_forward", unet_spec)
     assert status is VariantStatus.PASSED
     only_failing(checks, "logits", CheckStatus.WARN)
     assert "softmax" in checks["logits"].message
 
 
+@pytest.mark.slow  # the real worker
 def test_no_skip_unet_that_still_has_skips(tmp_path):
     spec = load_spec(spec_with(["unet_noskip"], tmp_path / "noskip.toml"))
     source = (reference_dir() / "unet.py").read_text() + '''
@@ -187,6 +182,7 @@ class UNetNoSkip(_Vanilla):  # "removed" the skips by renaming the class
         "UNetNoSkip still concatenates encoder features at 1/1, 1/2, 1/4, 1/8: it has skip connections")
 
 
+@pytest.mark.slow  # the real worker
 def test_patching_torch_equal_cannot_fake_a_frozen_backbone(tmp_path, fcn8s_spec):
     source = REFERENCE_FCN + '''
 _Reference8s = FCN8s
