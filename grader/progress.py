@@ -29,7 +29,7 @@ _CHECKS_ONLY = {"build": 0.0, "forward": 0.18, "check": 0.25}
 _TRAIN_SPAN = 0.66  # of a variant, the training steps (from "train" to "final")
 
 PHASE_WORDS = {"start": "starting the worker", "import": "importing the submission", "build": "building",
-               "forward": "forward pass", "check": "checking gradients, backbone and architecture",
+               "forward": "forward pass", "check": "running the checks",  # short: an 80-column terminal shows the bar too
                "evaluate": "evaluating the untrained model", "train": "training",
                "final": "evaluating the trained model", "done": "done"}
 
