@@ -392,6 +392,7 @@ def fast_init(monkeypatch):
         monkeypatch.setattr(nn.init, name, lambda tensor, *a, **k: tensor)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sub", ["alice_package", "bob_inverted_flag", "dave_contract"])
 def test_no_false_alarm_on_submissions(sub, fast_init):
     failures = []
