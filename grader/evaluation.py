@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from grader.data.sources import open_split
 from grader.metrics import ConfusionMatrix, SegmentationScores, json_float
-from grader.protocol import MAX_PREDICTION_BYTES, Predictions
+from grader.protocol import MAX_PREDICTION_BYTES, Message, Predictions
 from grader.spec import Assignment
 
 # Largest prediction message accepted from the worker, before and after decompression.
@@ -203,7 +203,7 @@ class VariantEvaluation:
 
 
 class Evaluator:
-    """Receives the worker's prediction events (grader.sandbox `on_event`) and scores them
+    """Receives the worker's messages (grader.sandbox `on_message`) and scores the predictions
     against the labels it alone holds."""
 
     def __init__(self, data: PreparedData, families: dict[str, str], num_classes: int, grid_images: int) -> None:
@@ -213,11 +213,11 @@ class Evaluator:
         self.grid_images = grid_images
         self.variants: dict[str, VariantEvaluation] = {}
 
-    def __call__(self, message: Predictions) -> None:
-        """One predictions message, already checked by grader.protocol (form and order)."""
-        vid = message.variant
-        if vid not in self.families:
+    def __call__(self, message: Message) -> None:
+        """One message, already checked by grader.protocol (form and order); only predictions count."""
+        if not isinstance(message, Predictions) or message.variant not in self.families:
             return
+        vid = message.variant
         ev = self.variants.setdefault(vid, VariantEvaluation(size=self.data.sizes[self.families[vid]]))
         split_name = message.split
         split = self.data.splits[ev.size]["val" if split_name == "val" else "test"]

@@ -92,10 +92,17 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
                 if options.weights else {}
             request["training"] = training_request(assignment, profile, data, options, pretrained, checkpoints)
             setup["readable"] = (*setup.get("readable", ()), data.folder)
-        tracker = None if on_progress is None else \
-            ProgressTracker([v["id"] for v in request["variants"]], "training" in request, on_progress)
+        listeners = [evaluator] if evaluator is not None else []
+        if on_progress is not None:
+            listeners.append(ProgressTracker([v["id"] for v in request["variants"]], "training" in request,
+                                             on_progress))
+
+        def on_message(message) -> None:  # the scoring of predictions, and the progress display
+            for listen in listeners:
+                listen(message)
+
         run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
-                         on_event=evaluator, on_message=tracker.observe if tracker else None, **setup)
+                         on_message=on_message, **setup)
         policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
         modules = mark_blocking(submission.root, run.modules, assignment.model_class_names)
         answers = find_answers(submission.root, assignment.rubric)

@@ -64,7 +64,7 @@ class ProgressState:
 
 
 class ProgressTracker:
-    """Feed it every message the grading process accepted (`observe`); it calls `on_update`
+    """Call it with every message the grading process accepted; it calls `on_update`
     with the new state whenever something a person would see changed."""
 
     def __init__(self, variants: Sequence[str], training: bool, on_update: Callable[[ProgressState], None],
@@ -77,7 +77,7 @@ class ProgressTracker:
         self.trained: set[str] = set()
         self.state = ProgressState(total=len(self.order))
 
-    def observe(self, message: Message) -> None:
+    def __call__(self, message: Message) -> None:
         s = self.state
         if isinstance(message, PhaseStarted):
             if message.variant is None or message.variant not in self.order:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.processes import die_with_parent
-from grader.protocol import (MAX_LINE_BYTES, Done, Environment, Message, ModuleReport, Packages, PhaseStarted, Predictions,
+from grader.protocol import (MAX_LINE_BYTES, Done, Environment, Message, ModuleReport, Packages, PhaseStarted,
                              ProtocolError, Reader, TrainingReport, VariantReport)
 from grader.results import VariantStatus
 
@@ -137,16 +137,15 @@ def describe_isolation(kind: str) -> str:
 def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits = Limits(),
                readable: tuple[Path, ...] = (), extra_env: dict[str, str] | None = None,
                torch_cache: dict[str, Path] | None = None, isolation: str | None = None,
-               on_event: Callable[[Predictions], None] | None = None,
                on_message: Callable[[Message], None] | None = None) -> WorkerRun:
     """Run the worker over request["variants"] on a copy of `submission_dir`.
 
     `readable`: extra files or folders the worker may read (a weights file, the
     evaluation data). `torch_cache` maps file names to files placed in the worker's
     torch hub cache (TORCH_HOME), so student code calling torchvision's own weight
-    loading finds them offline. `on_event` receives the bulky events (predictions) as
-    they arrive, so they are not kept here. `on_message` sees every accepted message (the
-    progress display, grader.progress)."""
+    loading finds them offline. `on_message` receives every accepted message as it arrives:
+    the bulky predictions are scored there (grader.evaluation) and not kept here, and the
+    progress display follows the phases (grader.progress)."""
     isolation = isolation or isolation_available()
     run = WorkerRun(isolation=describe_isolation(isolation))
     started = time.perf_counter()
@@ -157,7 +156,7 @@ def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits 
         with tempfile.TemporaryDirectory(prefix="segrade-") as tmp:
             job = _prepare_job(Path(tmp), submission_dir, torch_cache, runs_as_nobody(isolation))
             outcome = _run_once(job, {**request, "variants": pending}, limits, readable,
-                                extra_env or {}, isolation, run, first, on_event, on_message)
+                                extra_env or {}, isolation, run, first, on_message)
             logs.append(_tail(job / "worker.log", limits.log_bytes))
         first = False
         finished = {v["id"] for v in pending if v["id"] in run.variants}
@@ -190,7 +189,7 @@ def _prepare_job(tmp: Path, submission_dir: Path, torch_cache: dict[str, Path] |
 
 def _run_once(job: Path, request: dict[str, Any], limits: Limits, readable: tuple[Path, ...],
               extra_env: dict[str, str], isolation: str, run: WorkerRun, first: bool,
-              on_event: Callable[[Predictions], None] | None, on_message: Callable[[Message], None] | None) -> str:
+              on_message: Callable[[Message], None] | None) -> str:
     """One worker process. Returns 'stop' when no other worker should be tried."""
     drop = runs_as_nobody(isolation)
     (job / "request.json").write_text(json.dumps({**request, "drop_to": NOBODY if drop else None}))
@@ -209,7 +208,7 @@ def _run_once(job: Path, request: dict[str, Any], limits: Limits, readable: tupl
     try:
         reader = Reader([v["id"] for v in request["variants"]], [m["path"] for m in request["modules"]],
                         (request.get("training") or {}).get("mode"), _expected_environment(request))
-        return _follow(proc, read_fd, limits, run, first, on_event, reader, on_message)
+        return _follow(proc, read_fd, limits, run, first, on_message, reader)
     finally:
         os.close(read_fd)
         _kill(proc)
@@ -227,8 +226,7 @@ def _expected_environment(request: dict[str, Any]) -> dict[str, str]:
 
 
 def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun, first: bool,
-            on_event: Callable[[Predictions], None] | None, reader: Reader,
-            on_message: Callable[[Message], None] | None = None) -> str:
+            on_message: Callable[[Message], None] | None, reader: Reader) -> str:
     """Read the worker's messages until it is done, dies, overruns a phase deadline or sends
     a message the protocol rejects (then the worker is stopped and the variant in progress,
     or the whole submission outside any variant, gets the reason)."""
@@ -287,8 +285,6 @@ def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun
             elif isinstance(message, TrainingReport):
                 # The mode is the one the grading process asked for (the reader checked any the worker sent).
                 run.variants[message.variant]["training"] = {**message.training, "mode": mode}
-            elif isinstance(message, Predictions) and on_event is not None:
-                on_event(message)
             elif isinstance(message, Done):
                 _exited(proc, limits)  # everything is in; one that lingers (a student thread) is stopped
                 return "stop"

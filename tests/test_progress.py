@@ -44,12 +44,12 @@ def _messages_of_one_variant(vid, steps=30):
 
 def test_tracker_walks_variant_phase_and_step_and_only_moves_forward():
     tracker, states, clock = _track()
-    tracker.observe(PhaseStarted("import", None))
+    tracker(PhaseStarted("import", None))
     for vid in VARIANTS:
         for message in _messages_of_one_variant(vid):
             clock.now += 1
-            tracker.observe(message)
-    tracker.observe(Done())
+            tracker(message)
+    tracker(Done())
     fractions = [s.fraction for s in states]
     assert fractions == sorted(fractions), "progress never goes back"
     assert states[-1].fraction == 1.0 and states[-1].remaining == 0.0 and states[-1].phase == "done"
@@ -67,10 +67,10 @@ def test_tracker_walks_variant_phase_and_step_and_only_moves_forward():
 def test_no_estimate_before_five_percent_and_checks_only_counts_results():
     tracker, states, clock = _track(training=False)
     clock.now = 3
-    tracker.observe(PhaseStarted("build", "fcn32s_frozen"))
+    tracker(PhaseStarted("build", "fcn32s_frozen"))
     assert states[-1].remaining is None and time_left(states[-1]) == "estimating time left"
     clock.now = 10
-    tracker.observe(VariantReport("fcn32s_frozen", {}))
+    tracker(VariantReport("fcn32s_frozen", {}))
     assert states[-1].fraction == 0.5 and states[-1].remaining == 10.0
     assert time_left(states[-1]) == "about 10 s left"
     assert time_left(ProgressState(total=1, remaining=125.0)) == "about 2 min 05 s left"
@@ -79,16 +79,16 @@ def test_no_estimate_before_five_percent_and_checks_only_counts_results():
 def test_a_restarted_worker_keeps_the_progress_made():
     tracker, states, _ = _track()
     for message in _messages_of_one_variant("fcn32s_frozen"):
-        tracker.observe(message)
+        tracker(message)
     before = states[-1].fraction
-    tracker.observe(PhaseStarted("import", None))  # a fresh worker after a crash
+    tracker(PhaseStarted("import", None))  # a fresh worker after a crash
     assert states[-1].fraction == before and states[-1].describe() == "importing the submission"
 
 
 def test_unknown_variants_from_a_forging_worker_do_not_move_the_bar():
     tracker, states, _ = _track()
-    tracker.observe(PhaseStarted("build", "not_asked"))
-    tracker.observe(Step("not_asked", 5, 10))
+    tracker(PhaseStarted("build", "not_asked"))
+    tracker(Step("not_asked", 5, 10))
     assert all(s.fraction == 0 for s in states)
 
 
