@@ -74,7 +74,6 @@ class ProgressTracker:
         self.on_update = on_update
         self.clock = clock
         self.started = clock()
-        self.trained: set[str] = set()
         self.state = ProgressState(total=len(self.order))
 
     def __call__(self, message: Message) -> None:
@@ -99,11 +98,10 @@ class ProgressTracker:
             s = replace(s, phase="done", variant=None, fraction=1.0)
         else:
             return
-        self.update(s)
+        self._publish(s)
 
-    def update(self, state: ProgressState | None = None) -> None:
-        """Publish `state` (or the current one, with the time brought up to date)."""
-        state = state or self.state
+    def _publish(self, state: ProgressState) -> None:
+        """Keep `state`, with the time spent and the estimate brought up to date, and pass it on."""
         elapsed = self.clock() - self.started
         remaining = None
         if state.fraction >= 1.0:
@@ -115,7 +113,7 @@ class ProgressTracker:
         self.on_update(self.state)
 
     def _fraction(self, s: ProgressState) -> float:
-        within = self.weights.get("final" if s.phase == "final" else s.phase, 0.0)
+        within = self.weights.get(s.phase, 0.0)
         if s.phase == "train" and s.steps:
             within += _TRAIN_SPAN * min(1.0, (s.step or 0) / s.steps)
         done = self.order.get(s.variant, 0) if s.variant else 0
