@@ -91,8 +91,8 @@ def spec_without_architecture(path: Path) -> Path:
     return path
 
 
-def small_inputs(path: Path, spec: Path | None = None, size: int = 64) -> Path:
-    """A spec (the default one unless given) whose families take `size` px inputs instead of
+def small_inputs(path: Path, size: int = 64) -> Path:
+    """The default spec with families that take `size` px inputs instead of
     224 (FCN) and 256 (U-Net). For tests about reading submissions and judging them: the
     checks are the same, on inputs ~15x cheaper for a VGG16. The assignment's own sizes are
     exercised end to end by the reference self-check (test_reference_grade.py) and the
@@ -101,7 +101,7 @@ def small_inputs(path: Path, spec: Path | None = None, size: int = 64) -> Path:
 
     from grader.resources import DEFAULT_SPEC
 
-    text = (spec or DEFAULT_SPEC).read_text()
+    text = DEFAULT_SPEC.read_text()
     text, count = re.subn(r"^input_size = \d+$", f"input_size = {size}", text, flags=re.M)
     assert count >= 2, "the spec's families no longer say input_size: update small_inputs"
     path.write_text(text)
