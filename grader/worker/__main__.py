@@ -320,14 +320,20 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
     channel.send("phase", phase="check", id=variant["id"])
     size = variant["input_size"]
     measurements = {
-        "sizes": lambda: probes.shapes_at(model, to_logits, [(1, size, size), (2, size - 32, size - 32),
-                                                             (1, size - 32, size + 32)], device),
+        # batch 1 in eval mode, another size, not square (forward was batch 2 at `size`)
+        "sizes": lambda: probes.shapes_at(model, to_logits, [(1, size - 32, size + 32), (2, size - 32, size - 32)],
+                                          device),
         "figures": lambda: probes.figures(model, to_logits, size, device),
         "gradients": lambda: probes.gradients(model, to_logits, variant["num_classes"], device),
-        "backbone": lambda: probes.backbone_training(model, variant["num_classes"], device, identified),
     }
-    if variant.get("family") != "fcn":
-        del measurements["backbone"]
+    if variant.get("family") == "fcn":   # the gradients come from the backbone's first training step
+        del measurements["gradients"]
+
+        def backbone() -> dict[str, Any]:
+            seen, result["gradients"] = probes.backbone_training(model, variant["num_classes"], device, identified)
+            return seen
+
+        measurements["backbone"] = backbone
     measurements["architecture"] = lambda: graph.fingerprint(model, probes.PROBE_SIZE).to_json()
     measurements["structure"] = lambda: {"layers": structure.layers(model)}  # for grader.similarity
     seconds: dict[str, float] = {}
@@ -339,6 +345,8 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
         except Exception as exc:
             result[name] = {"error": _short_error(exc), "traceback": _traceback_tail(), "oom": _is_oom(exc)}
         seconds[name] = round(time.perf_counter() - started, 3)
+    if "error" in (result.get("backbone") or {}) and "gradients" not in result:
+        result["gradients"] = result["backbone"]   # the step that would have measured them failed
     result["check_seconds"] = {"total": round(time.perf_counter() - checks_started, 3), **seconds}
     return result
 

@@ -48,19 +48,36 @@ def gradients(model: nn.Module, to_logits, num_classes: int, device) -> dict[str
     """One real cross-entropy backward in train mode: which trainable parameters got no
     gradient, a zero one, or a non-finite one; and which parameters form the head (the
     last parameterised layer to run)."""
-    order: list[str] = []
-    hooks = [m.register_forward_hook(lambda mod, i, o, name=name: order.append(name))
-             for name, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
     model.train()
     model.zero_grad(set_to_none=True)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, PROBE_SIZE, PROBE_SIZE, generator=g).to(device)
     y = torch.randint(0, num_classes, (2, PROBE_SIZE, PROBE_SIZE), generator=g).to(device)
-    try:
+    with _call_order(model) as order:
         nn.functional.cross_entropy(to_logits(model(x)), y).backward()
-    finally:
-        for hook in hooks:
+    seen = _gradient_report(model, order)
+    model.zero_grad(set_to_none=True)
+    return seen
+
+
+class _call_order:
+    """`with _call_order(model) as order:` the names of the parameterised modules as they run."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model, self.order = model, []
+
+    def __enter__(self) -> list[str]:
+        self.hooks = [m.register_forward_hook(lambda mod, i, o, name=name: self.order.append(name))
+                      for name, m in self.model.named_modules() if any(True for _ in m.parameters(recurse=False))]
+        return self.order
+
+    def __exit__(self, *exc) -> None:
+        for hook in self.hooks:
             hook.remove()
+
+
+def _gradient_report(model: nn.Module, order: list[str]) -> dict[str, Any]:
+    """After a backward (gradients set to None before it): what each trainable parameter got."""
     none, zero, nonfinite = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -74,7 +91,6 @@ def gradients(model: nn.Module, to_logits, num_classes: int, device) -> dict[str
     head = order[-1] if order else None
     head_params = [f"{head}.{n}" if head else n for n, _ in model.get_submodule(head).named_parameters(recurse=False)] \
         if head is not None else []
-    model.zero_grad(set_to_none=True)
     return {"none": none, "zero": zero, "nonfinite": nonfinite, "head": head, "head_params": head_params}
 
 
@@ -273,9 +289,11 @@ def backbone_tensors(model: nn.Module) -> list[str]:
 
 
 def backbone_training(model: nn.Module, num_classes: int, device,
-                      identified: dict[str, Any] | None = None) -> dict[str, Any]:
+                      identified: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """A few real steps of the grader's training loop; which tensors changed. The backbone is
-    what `identify_backbone` found (by provenance); without it, VGG16-shaped layers."""
+    what `identify_backbone` found (by provenance); without it, VGG16-shaped layers. Also
+    returns what `gradients` reports, taken from the first step's backward (for a VGG16 FCN
+    one more forward and backward of its own costs a second on a CPU)."""
     from torch.utils.data import TensorDataset
 
     from grader.worker.train import TrainConfig, train
@@ -287,7 +305,14 @@ def backbone_training(model: nn.Module, num_classes: int, device,
     data = TensorDataset(torch.randn(2 * BACKBONE_STEPS, 3, PROBE_SIZE, PROBE_SIZE, generator=g),
                          torch.randint(0, num_classes, (2 * BACKBONE_STEPS, PROBE_SIZE, PROBE_SIZE), generator=g))
     started = time.perf_counter()
-    train(LogitsOnly(model), data, TrainConfig(steps=BACKBONE_STEPS, batch_size=2, lr=1e-3), device)
+    first: dict[str, Any] = {}
+    with _call_order(model) as order:
+        def on_backward(step: int) -> None:
+            if step == 1:
+                first.update(_gradient_report(model, list(order)))
+
+        train(LogitsOnly(model), data, TrainConfig(steps=BACKBONE_STEPS, batch_size=2, lr=1e-3), device,
+              on_backward=on_backward)
     after = model.state_dict()
     changed = [k for k, v in before.items() if not torch.equal(v, after[k].detach().to(v.device))]
     return {"backbone_tensors": len(backbone), "steps": BACKBONE_STEPS,
@@ -297,7 +322,7 @@ def backbone_training(model: nn.Module, num_classes: int, device,
             "changed_parts": {k: parts[k] for k in changed if k in parts},
             "backbone_changed": [k for k in changed if k in backbone],
             "head_changed": [k for k in changed if k not in backbone],
-            "seconds": round(time.perf_counter() - started, 3)}
+            "seconds": round(time.perf_counter() - started, 3)}, first
 
 
 class LogitsOnly(nn.Module):
@@ -323,9 +348,7 @@ def figures(model: nn.Module, to_logits, size: int, device) -> dict[str, Any]:
         counter = FlopCounterMode(display=False)
         with counter:
             to_logits(model(x))
-        times = []
-        for _ in range(2):  # the counted pass warmed it up; the faster of two timed passes
-            started = time.perf_counter()
-            to_logits(model(x))
-            times.append(time.perf_counter() - started)
-    return {"flops": int(counter.get_total_flops()), "latency_ms": round(1000 * min(times), 1)}
+        started = time.perf_counter()  # the counted pass warmed it up
+        to_logits(model(x))
+        seconds = time.perf_counter() - started
+    return {"flops": int(counter.get_total_flops()), "latency_ms": round(1000 * seconds, 1)}

@@ -83,12 +83,14 @@ def _images_to(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def train(model: nn.Module, dataset: Dataset, config: TrainConfig, device: torch.device | str = "cpu",
           on_eval: Callable[[int, TrainLog], None] | None = None,
-          on_step: Callable[[int], None] | None = None) -> TrainLog:
+          on_step: Callable[[int], None] | None = None,
+          on_backward: Callable[[int], None] | None = None) -> TrainLog:
     """Train on (normalised image, mask) items for config.steps steps, cycling the data in a
     seeded order. Only parameters with requires_grad are optimised. `on_eval(step, log)` is
     called every config.eval_every steps and after the last step (the model is left in
     train mode afterwards; the callback switches it to eval itself). `on_step(step)` is called
-    after every step (progress display)."""
+    after every step (progress display); `on_backward(step)` between the backward pass and
+    the optimiser step (the checks read the gradients there)."""
     torch.manual_seed(config.seed)
     device = torch.device(device)
     model.to(device).train()
@@ -114,6 +116,8 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, device: torch
             loss = loss_fn(logits.float(), masks)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if on_backward is not None:
+                on_backward(step + 1)
             optimizer.step()
             log.losses.append(loss.item())
             step += 1
