@@ -126,8 +126,8 @@ def test_wrong_types_are_named_with_their_place(tmp_path):
         ("marks = 24", 'marks = "seven"'): r"rubric item 'fcn' marks must be a number, got 'seven'",
         ('variants = ["unet_noskip"]', 'variants = "unet_noskip"'):
             r"rubric item 'unet_noskip' variants must be an array of strings, got 'unet_noskip'",
-        ("steps = 15", "steps = 0"): r"\[profiles.smoke\] steps must be at least 1, got 0",
-        ("steps = 15", "steps = 15.5"): r"\[profiles.smoke\] steps must be an integer, got 15.5",
+        ("steps = 30", "steps = 0"): r"\[profiles.smoke\] steps must be at least 1, got 0",
+        ("steps = 30", "steps = 30.5"): r"\[profiles.smoke\] steps must be an integer, got 30.5",
         ("train_images = 120", 'train_images = "many"'):
             r"\[profiles.smoke\] train_images must be an integer, got 'many'",
         ("architecture = { no_long_skips = true, max_bypass_scale = 0.0625 }",
