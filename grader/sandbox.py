@@ -102,8 +102,12 @@ def _python_paths() -> list[str]:
     the worker must be able to read. Of a source checkout on sys.path (editable install),
     only the grader package, not the tests or anything else."""
     package = Path(__file__).resolve().parent
+    # Never the temporary folder or a folder above it (a script run from /tmp puts /tmp on
+    # sys.path): mounted over the worker's private /tmp it would hide the job's own folder
+    # and show other jobs' files.
+    temp = Path(tempfile.gettempdir()).resolve()
     on_path = [str(Path(p).resolve()) for p in sys.path if p and os.path.isdir(p)
-               and Path(p).resolve() not in (package.parent, Path.cwd())]
+               and Path(p).resolve() not in (package.parent, Path.cwd(), temp, *temp.parents)]
     return [sys.base_prefix, sys.prefix, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
             str(Path(sys.executable).resolve().parent.parent), *on_path, str(package)]
 

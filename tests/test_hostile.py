@@ -420,6 +420,26 @@ def test_relative_sys_path_entries_reach_the_sandbox_as_absolute_paths(monkeypat
     assert str(Path("tests").resolve()) in paths
 
 
+def test_the_temporary_folder_on_sys_path_is_never_mounted_into_the_sandbox(monkeypatch):
+    """A grading script run from /tmp puts /tmp on sys.path: mounted read-only over the
+    worker's private /tmp, it hid the job's folder (the worker could not start: "No usable
+    temporary directory") and showed other jobs' files. Neither it nor a folder above it
+    (/) is mounted; a virtual environment under it still is."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from grader.sandbox import _python_paths
+
+    temp = Path(tempfile.gettempdir()).resolve()
+    venv = Path(tempfile.mkdtemp()) / "venv" / "site-packages"
+    venv.mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", [str(temp), "/", str(venv), *sys.path])
+    paths = _python_paths()
+    assert str(temp) not in paths and "/" not in paths
+    assert str(venv.resolve()) in paths
+
+
 # ---------------------------------------------------------------- writing to the grader's channel (issue 16)
 
 # Student code finds the channel's file descriptor on the worker's command line

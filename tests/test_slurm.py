@@ -387,7 +387,7 @@ def test_the_training_key_ignores_the_rubric_and_bands_the_scoring_key_does_not(
     marks = tmp_path / "marks.toml"
     marks.write_text(re.sub(r"^marks = (\d+)", lambda m: f"marks = {int(m.group(1)) + 5}", text, count=1, flags=re.M))
     steps = tmp_path / "steps.toml"
-    steps.write_text(text.replace("steps = 30", "steps = 31", 1))
+    steps.write_text(re.sub(r"^steps = (\d+)$", lambda m: f"steps = {int(m.group(1)) + 1}", text, count=1, flags=re.M))
     base, more_marks, more_steps = load_spec(unet_spec), load_spec(marks), load_spec(steps)
     assert base.sha256 != more_marks.sha256
     assert training_spec_sha256(base) == training_spec_sha256(more_marks)
