@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -160,6 +161,8 @@ def test_sigkill_mid_batch_then_rerun_finishes_without_regrading(tmp_path, unet_
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 1, rerun.stdout + rerun.stderr  # broken.zip cannot be graded
     assert "already graded" in rerun.stdout and "ann" in rerun.stdout
+    # Not a terminal: each running job's progress as plain lines, one per variant (issue 18).
+    assert re.search(r"^\[\s*\d+ s\] (bo|cy): variant 1 of 1, unet: ", rerun.stdout, re.M), rerun.stdout
     assert (out / "ann" / "results.json").stat().st_ino == first.st_ino  # not regraded
     for sid in ("bo", "cy"):
         assert (out / sid / "done.json").exists()

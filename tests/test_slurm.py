@@ -100,10 +100,17 @@ def test_slurm_array_tasks_grade_like_the_local_backend(slurm, tmp_path, folder,
     out = tmp_path / "out"
     notes, started = [], []
     backend = SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=10, **FAST))
+    progress: dict[str, list] = {}
     summary = grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu"), pdf=False,
-                          backend=backend, on_note=notes.append, on_start=lambda e: started.append(e.id))
+                          backend=backend, on_note=notes.append, on_start=lambda e: started.append(e.id),
+                          on_progress=lambda entry, state: progress.setdefault(entry.id, []).append(state))
     assert {o.id: o.state for o in summary.outcomes} == {"ann": "graded", "bo": "graded", "mallory": "graded"}
     assert sorted(started) == ["ann", "bo", "mallory"]
+    # A running task's progress file, written on the node, read at each squeue poll (issue 18).
+    assert progress.get("ann") or progress.get("bo"), progress
+    for states in (progress.get("ann", []), progress.get("bo", [])):   # mallory's own messages may lie
+        assert all(s.total == 1 and s.variant in (None, "unet") for s in states), states
+        assert [s.fraction for s in states] == sorted(s.fraction for s in states), states
     assert any("logs in" in n and ".segrade-slurm/logs" in n for n in notes), notes
     tasks = json.loads((out / ".segrade-slurm" / "tasks.json").read_text())["tasks"]
     assert sorted(tasks) == ["ann", "bo", "mallory"] and all("_" in t["job"] for t in tasks.values())
