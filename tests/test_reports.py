@@ -60,6 +60,32 @@ def test_report_html_is_self_contained_and_student_text_is_inert(tmp_path):
         assert text in html, text
 
 
+def test_charts_drawn_in_several_processes_are_the_ones_drawn_in_one(tmp_path, monkeypatch):
+    """`segrade check` draws the report's charts in one process per core (issue 18): the
+    same report, byte for byte; and a drawing process that dies leaves the drawing to this one."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from grader.report import figures
+
+    folder = small_results(tmp_path)
+    results, samples, spec = read_results(folder), dict(np.load(folder / "samples.npz")), load_spec()
+    serial = render_html(results, samples, spec)
+    assert render_html(results, samples, spec, workers=2) == serial
+
+    class Dying:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            raise BrokenProcessPool("a drawing process was killed")
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(figures, "ProcessPoolExecutor", Dying)
+    assert render_html(results, samples, spec, workers=2) == serial
+
+
 def test_markdown_keeps_structure_but_not_html():
     html = render_markdown("### Q1\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n<b>bold</b> **bold**")
     assert "<h3>Q1</h3>" in html and "<table>" in html and "<strong>bold</strong>" in html

@@ -4,6 +4,7 @@ public validation split, points), what to fix first, and the report; exit 1 when
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from grader.commands import add_bands_argument, add_training_arguments
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else default_out(Path(args.path), result.submission.id)
         try:
             write_results(result, out)
-            write_submission_report(out, assignment, pdf=not args.no_pdf, visibility=args.visibility)
+            write_submission_report(out, assignment, pdf=not args.no_pdf, visibility=args.visibility,
+                                    workers=os.cpu_count() or 1)
         except OSError as exc:
             console.print(f"[red]segrade:[/] could not write the report to {out} ({exc}): pass --out DIR")
             return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from grader.commands.exports import add_lms_arguments
 from grader.report.gradescope import VISIBILITIES
@@ -44,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         assignment = load_spec(args.spec)
         if (root / "results.json").is_file():
-            for path in write_submission_report(root, assignment, pdf=not args.no_pdf, visibility=args.visibility):
+            for path in write_submission_report(root, assignment, pdf=not args.no_pdf, visibility=args.visibility,
+                                                workers=os.cpu_count() or 1):
                 console.print(f"wrote {path}")
             return 0
         if not results_folders(root):

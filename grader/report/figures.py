@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+import multiprocessing
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import matplotlib
 import matplotlib.ticker
@@ -32,6 +36,29 @@ BAD = "#c0392b"
 THIN = "#e67e22"
 IGNORE = 255
 DPI = 150
+
+
+Chart = tuple[Callable[..., "str | None"], tuple]   # a chart function and its arguments
+
+
+def draw_all(charts: Sequence[Chart], workers: int = 1) -> list[str | None]:
+    """Each chart function called with its arguments, results in order. matplotlib draws on
+    one core and a report has ~25 charts, so with `workers` > 1 they are drawn in that many
+    forked processes (which only run matplotlib: nothing of the parent's threads is used)."""
+    if workers <= 1 or len(charts) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [function(*args) for function, args in charts]
+    try:
+        with warnings.catch_warnings():   # Python >= 3.12 warns about fork in a threaded process
+            warnings.simplefilter("ignore", DeprecationWarning)
+            with ProcessPoolExecutor(min(workers, len(charts)), mp_context=multiprocessing.get_context("fork")) as pool:
+                return list(pool.map(_draw, charts))
+    except BrokenProcessPool:   # a drawing process died (out of memory...): draw here instead
+        return [function(*args) for function, args in charts]
+
+
+def _draw(chart: Chart) -> str | None:
+    function, args = chart
+    return function(*args)
 
 
 def _chart(fig) -> str:
@@ -121,7 +148,7 @@ def per_class_chart(per_class: dict[str, float | None], reference: dict[str, flo
 
 
 def comparison_chart(per_class: dict[str, dict[str, float | None]], titles: dict[str, str],
-                     thin: Sequence[str] = ()) -> str | None:
+                     thin: Sequence[str] = (), split: str = "test") -> str | None:
     """Grouped bars: IoU per class for each variant of a comparison."""
     variants = [v for v, values in per_class.items() if values]
     if len(variants) < 2:
@@ -135,7 +162,7 @@ def comparison_chart(per_class: dict[str, dict[str, float | None]], titles: dict
     for i, vid in enumerate(variants):
         ax.bar(x + (i - (len(variants) - 1) / 2) * width,
                [per_class[vid].get(n) or 0.0 for n in names], width, label=titles.get(vid, vid), color=colours(i))
-    ax.set(xticks=x, ylim=(0, 1), ylabel="test IoU")
+    ax.set(xticks=x, ylim=(0, 1), ylabel=f"{split} IoU")
     ax.set_xticklabels(names, rotation=40, ha="right")
     for label in ax.get_xticklabels():
         if label.get_text() in thin:

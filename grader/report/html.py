@@ -87,15 +87,19 @@ def _si(value: float | None) -> str:
     return f"{value:g}"
 
 
-def report_context(results: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment) -> dict[str, Any]:
-    """Everything the report template shows, computed from the saved results."""
+def report_context(results: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment,
+                   workers: int = 1) -> dict[str, Any]:
+    """Everything the report template shows, computed from the saved results; the charts
+    drawn in `workers` processes (figures.draw_all)."""
     env = results["environment"]
     split = env.get("evaluation_split") or "test"
-    variants = [_variant(v, samples, assignment, split) for v in results["variants"]]
     titles = {v["variant_id"]: v["title"] for v in results["variants"]}
     by_id = {v["variant_id"]: v for v in results["variants"]}
+    charts = _charts(results["variants"], by_id, titles, assignment, split, workers)
+    variants = [_variant(v, samples, assignment, split, charts) for v in results["variants"]]
     label = miou_label(env)
-    comparisons = [_comparison(c, by_id, titles, assignment, label) for c in assignment.comparisons]
+    comparisons = [_comparison(c, by_id, titles, assignment, label, charts.get(("comparison", c.id)))
+                   for c in assignment.comparisons]
     answers = results.get("answers") or {}
     discussions = [{"id": m["id"], "title": m["title"], "max_points": m["max_points"], "prompts": m["prompts"],
                     "answer": render_markdown(answers[m["id"]]["markdown"]) if m["id"] in answers else None,
@@ -127,8 +131,30 @@ def report_context(results: dict[str, Any], samples: dict[str, np.ndarray], assi
     }
 
 
+def _charts(variants: list[dict[str, Any]], by_id: dict[str, dict], titles: dict[str, str], assignment: Assignment,
+            split: str, workers: int) -> dict[tuple[str, str], str | None]:
+    """Every chart of the report, drawn at once: {(kind, variant or comparison id): data URI}."""
+    thin = assignment.dataset.thin_classes
+    wanted: dict[tuple[str, str], figures.Chart] = {}
+    for v in variants:
+        metrics, band = v.get("metrics") or {}, v.get("band")
+        wanted[("curves", v["variant_id"])] = (figures.curves_chart, (v.get("curves") or {}, metrics.get("miou"),
+                                                                      band, split))
+        wanted[("per_class", v["variant_id"])] = (figures.per_class_chart, (
+            metrics.get("per_class_iou") or {}, (band or {}).get("per_class_iou"), thin, split))
+    for comparison in assignment.comparisons:
+        if not comparison.pairs:
+            wanted[("comparison", comparison.id)] = (figures.comparison_chart, (
+                {vid: _per_class(by_id, vid) for vid in comparison.variants}, titles, thin, split))
+    return dict(zip(wanted, figures.draw_all(list(wanted.values()), workers)))
+
+
+def _per_class(by_id: dict[str, dict], vid: str) -> dict[str, float | None]:
+    return ((by_id.get(vid) or {}).get("metrics") or {}).get("per_class_iou") or {}
+
+
 def _variant(v: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment,
-             split: str = "test") -> dict[str, Any]:
+             split: str, charts: dict[tuple[str, str], str | None]) -> dict[str, Any]:
     spec = next((s for s in assignment.variants if s.id == v["variant_id"]), None)
     family = spec.family.id if spec else None
     metrics = v.get("metrics") or {}
@@ -155,10 +181,8 @@ def _variant(v: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assi
         "architecture_rows": _architecture_rows(arch, spec.architecture if spec else {}, figs.get("backbone"),
                                                 family),
         "figures_rows": _figure_rows(figs),
-        "curves_chart": figures.curves_chart(v.get("curves") or {}, metrics.get("miou"), band, split),
-        "per_class_chart": figures.per_class_chart(metrics.get("per_class_iou") or {},
-                                                   (band or {}).get("per_class_iou"), assignment.dataset.thin_classes,
-                                                   split),
+        "curves_chart": charts.get(("curves", v["variant_id"])),
+        "per_class_chart": charts.get(("per_class", v["variant_id"])),
         "grid": grid,
     }
 
@@ -237,14 +261,14 @@ def miou_label(env: dict[str, Any]) -> str:
 
 
 def _comparison(comparison, by_id: dict[str, dict], titles: dict[str, str], assignment: Assignment,
-                label: str = "test mIoU") -> dict[str, Any]:
+                label: str = "test mIoU", chart: str | None = None) -> dict[str, Any]:
     thin = assignment.dataset.thin_classes
 
     def miou(vid):
         return ((by_id.get(vid) or {}).get("metrics") or {}).get("miou")
 
     def per_class(vid):
-        return ((by_id.get(vid) or {}).get("metrics") or {}).get("per_class_iou") or {}
+        return _per_class(by_id, vid)
 
     def params(vid):
         return (((by_id.get(vid) or {}).get("figures") or {}).get("parameters") or {})
@@ -253,7 +277,7 @@ def _comparison(comparison, by_id: dict[str, dict], titles: dict[str, str], assi
         return ((by_id.get(vid) or {}).get("training") or {}).get("train_seconds")
 
     out: dict[str, Any] = {"id": comparison.id, "title": comparison.title, "discussion": comparison.discussion,
-                           "pairs": [], "columns": [], "rows": [], "chart": None}
+                           "pairs": [], "columns": [], "rows": [], "chart": chart}
     if comparison.pairs:
         for before, after in comparison.pairs:
             a, b = miou(before), miou(after)
@@ -274,15 +298,15 @@ def _comparison(comparison, by_id: dict[str, dict], titles: dict[str, str], assi
     for row in out["rows"]:
         a, b = (row["values"] + [None, None])[:2]
         row["change"] = None if not out["delta"] or a is None or b is None else b - a
-    out["chart"] = figures.comparison_chart({v: per_class(v) for v in vids}, titles, thin)
     return out
 
 
 def render_html(results: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment,
-                changes: dict[str, Any] | None = None) -> str:
-    """`changes`: what changed since the grade this one replaced (grader.changes), if any."""
-    return environment().get_template("report.html.j2").render(**report_context(results, samples, assignment),
-                                                               changes=changes)
+                changes: dict[str, Any] | None = None, workers: int = 1) -> str:
+    """`changes`: what changed since the grade this one replaced (grader.changes), if any;
+    `workers`: processes that draw the charts (one per free core; 1 inside a batch's jobs)."""
+    return environment().get_template("report.html.j2").render(
+        **report_context(results, samples, assignment, workers), changes=changes)
 
 
 def html_to_pdf(html: str, path: Path) -> Path:

@@ -37,9 +37,11 @@ class ClassOutputs:
 
 
 def write_submission_report(folder: str | Path, assignment: Assignment, *, pdf: bool = True,
-                            visibility: str = "after_published", results: dict[str, Any] | None = None) -> list[Path]:
+                            visibility: str = "after_published", results: dict[str, Any] | None = None,
+                            workers: int = 1) -> list[Path]:
     """report.html (+ report.pdf) and results_gradescope.json beside the folder's results.json
-    (`results`: its data, when the caller has read it already)."""
+    (`results`: its data, when the caller has read it already; `workers`: processes drawing
+    the charts, for a command that has the machine to itself)."""
     folder = Path(folder)
     results = read_results(folder) if results is None else results
     if results["assignment_id"] != assignment.id:
@@ -47,7 +49,7 @@ def write_submission_report(folder: str | Path, assignment: Assignment, *, pdf: 
                            f"{assignment.id!r}: pass that assignment's spec with --spec")
     from grader.changes import read_changes
 
-    html = render_html(results, read_samples(folder), assignment, changes=read_changes(folder))
+    html = render_html(results, read_samples(folder), assignment, changes=read_changes(folder), workers=workers)
     written = [write_atomic(folder / "report.html", html)]
     if pdf:
         written.append(html_to_pdf(html, folder / "report.pdf"))
