@@ -23,6 +23,7 @@ fresh worker carries on with the remaining variants.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
@@ -98,18 +99,31 @@ def isolation_available() -> str:
 
 
 def _python_paths() -> list[str]:
-    """The interpreter, its standard library, the virtual environment and sys.path: what
-    the worker must be able to read. Of a source checkout on sys.path (editable install),
-    only the grader package, not the tests or anything else."""
+    """The interpreter, its standard library, the virtual environment and the worker's own
+    sys.path: what the worker must be able to read. Of a source checkout on that path
+    (editable install), only the grader package, not the tests or anything else."""
     package = Path(__file__).resolve().parent
-    # Never the temporary folder or a folder above it (a script run from /tmp puts /tmp on
-    # sys.path): mounted over the worker's private /tmp it would hide the job's own folder
-    # and show other jobs' files.
+    # Never the temporary folder or a folder above it: mounted over the worker's private
+    # /tmp it would hide the job's own folder and show other jobs' files.
     temp = Path(tempfile.gettempdir()).resolve()
-    on_path = [str(Path(p).resolve()) for p in sys.path if p and os.path.isdir(p)
+    on_path = [p for p in _worker_sys_path() if os.path.isdir(p)
                and Path(p).resolve() not in (package.parent, Path.cwd(), temp, *temp.parents)]
     return [sys.base_prefix, sys.prefix, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
             str(Path(sys.executable).resolve().parent.parent), *on_path, str(package)]
+
+
+@functools.cache
+def _worker_sys_path() -> tuple[str, ...]:
+    """sys.path as the worker's interpreter (`python -I`) sets it up: the standard library,
+    site-packages and what their .pth files add. Not this process's sys.path: a script's
+    folder, PYTHONPATH or pytest's test folders are of no use to the worker (-I ignores
+    them) and must not become readable to student code."""
+    try:
+        out = subprocess.run([sys.executable, "-I", "-c", "import json, sys; print(json.dumps(sys.path))"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        return tuple(str(Path(p).resolve()) for p in json.loads(out) if p)
+    except (OSError, subprocess.SubprocessError, ValueError):  # the worker will fail to start and say why
+        return ()
 
 
 def runs_as_nobody(kind: str) -> bool:

@@ -407,35 +407,41 @@ def test_downloading_weights_offline_says_what_to_do(tmp_path, spec):
     assert "tried to download" in text and "--vgg16-weights" in text and "pretrained" in text
 
 
-def test_relative_sys_path_entries_reach_the_sandbox_as_absolute_paths(monkeypatch):
+def test_the_sandbox_mounts_the_workers_own_sys_path_not_the_graders(monkeypatch, tmp_path):
+    """The worker runs `python -I`: PYTHONPATH, a script's folder and pytest's test folders
+    are not on its sys.path, so they are not mounted (a course folder on PYTHONPATH would have
+    shown every submission and the labels to student code); site-packages is, as absolute paths."""
     import sys
+    import sysconfig
     from pathlib import Path
 
     from grader.sandbox import _python_paths
 
+    course = tmp_path / "course"
+    course.mkdir()
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
-    monkeypatch.setattr(sys, "path", ["tests", *sys.path])
+    monkeypatch.setattr(sys, "path", ["tests", str(course), *sys.path])
     paths = _python_paths()
     assert all(os.path.isabs(p) for p in paths)
-    assert str(Path("tests").resolve()) in paths
+    assert str(Path("tests").resolve()) not in paths and str(course.resolve()) not in paths
+    assert str(Path(sysconfig.get_paths()["purelib"]).resolve()) in {str(Path(p).resolve()) for p in paths}
 
 
-def test_the_temporary_folder_on_sys_path_is_never_mounted_into_the_sandbox(monkeypatch):
-    """A grading script run from /tmp puts /tmp on sys.path: mounted read-only over the
-    worker's private /tmp, it hid the job's folder (the worker could not start: "No usable
-    temporary directory") and showed other jobs' files. Neither it nor a folder above it
-    (/) is mounted; a virtual environment under it still is."""
-    import sys
+def test_the_temporary_folder_is_never_mounted_into_the_sandbox(monkeypatch):
+    """A .pth file (or, before, a script run from /tmp) can put /tmp on sys.path: mounted
+    read-only over the worker's private /tmp, it hid the job's folder (the worker could not
+    start: "No usable temporary directory") and showed other jobs' files. Neither it nor a
+    folder above it (/) is mounted; a virtual environment under it still is."""
     import tempfile
     from pathlib import Path
 
-    from grader.sandbox import _python_paths
+    from grader import sandbox
 
     temp = Path(tempfile.gettempdir()).resolve()
     venv = Path(tempfile.mkdtemp()) / "venv" / "site-packages"
     venv.mkdir(parents=True)
-    monkeypatch.setattr(sys, "path", [str(temp), "/", str(venv), *sys.path])
-    paths = _python_paths()
+    monkeypatch.setattr(sandbox, "_worker_sys_path", lambda: (str(temp), "/", str(venv.resolve())))
+    paths = sandbox._python_paths()
     assert str(temp) not in paths and "/" not in paths
     assert str(venv.resolve()) in paths
 
