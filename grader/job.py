@@ -209,7 +209,8 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     write_results(result, staging)
     _keep_code(entry, staging)
     _note_changes(out / entry.id, staging)
-    write_submission_report(staging, assignment, pdf=pdf, visibility=visibility)
+    # The worker has ended: the job's share of the cores draws the report's charts.
+    write_submission_report(staging, assignment, pdf=pdf, visibility=visibility, workers=options.threads or 1)
     outcome.seconds = round(time.perf_counter() - started, 1)
     commit(staging, out / entry.target, key, outcome, scoring=scoring_key(assignment, options))
     return outcome

@@ -304,7 +304,7 @@ def _comparison(comparison, by_id: dict[str, dict], titles: dict[str, str], assi
 def render_html(results: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment,
                 changes: dict[str, Any] | None = None, workers: int = 1) -> str:
     """`changes`: what changed since the grade this one replaced (grader.changes), if any;
-    `workers`: processes that draw the charts (one per free core; 1 inside a batch's jobs)."""
+    `workers`: processes that draw the charts (the cores the caller has to itself)."""
     return environment().get_template("report.html.j2").render(
         **report_context(results, samples, assignment, workers), changes=changes)
 
