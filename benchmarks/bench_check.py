@@ -17,6 +17,7 @@ everything else. Target (issue 18): the whole self-check within 120 s on 2 cores
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -101,7 +102,7 @@ def main() -> None:
                                                                  evaluation_split="val"), on_progress=clock)
         graded = time.perf_counter()
         write_results(result, Path(tmp) / "out")
-        write_submission_report(Path(tmp) / "out", spec, pdf=not args.no_pdf)
+        write_submission_report(Path(tmp) / "out", spec, pdf=not args.no_pdf, workers=os.cpu_count() or 1)
         ended = time.perf_counter()
     by_phase: dict[str, float] = defaultdict(float)
     for (_, phase), seconds in clock.spent.items():
