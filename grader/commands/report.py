@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         if lms_options(args) is not None:
             lms = write_lms_files(root, assignment, args.roster, column=args.lms_assignment)
         with console.status("rendering reports..."):
-            outputs = write_class_outputs(root, assignment, pdf=not args.no_pdf, visibility=args.visibility)
+            outputs = write_class_outputs(root, assignment, pdf=not args.no_pdf, visibility=args.visibility,
+                                          workers=os.cpu_count() or 1)
     except (SpecError, ResultsError, FileNotFoundError, RosterError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2

@@ -73,12 +73,12 @@ def write_error_report(folder: str | Path, error: ErrorRecord, assignment: Assig
 
 def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool = True,
                         visibility: str = "after_published", reports: bool = True,
-                        only: set[str] | None = None) -> ClassOutputs:
+                        only: set[str] | None = None, workers: int = 1) -> ClassOutputs:
     """Reports for every submission folder under `root`, then the class summary, the gradebook
     and an index. Submissions that could not be graded at all (a folder with error.json, as
     `segrade grade` writes) get a row too, linked to their folder's files. `only`: the folder
     names to include (a batch's current submissions). A folder whose results cannot be read
-    becomes an error row, never a stop."""
+    becomes an error row, never a stop. `workers`: processes drawing each report's charts."""
     root = Path(root)
     results_list: list[dict[str, Any]] = []
     links: dict[str, dict[str, str]] = {}
@@ -90,7 +90,7 @@ def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool =
             results = read_results(folder)
             if reports:
                 outputs.reports += write_submission_report(folder, assignment, pdf=pdf, visibility=visibility,
-                                                           results=results)
+                                                           results=results, workers=workers)
         except (ResultsError, OSError, ValueError, KeyError) as exc:
             outputs.problems.append(f"{folder.name}: {exc}")
             results_list.append({"submission": {"id": folder.name}, "error": f"cannot report: {exc}"})
