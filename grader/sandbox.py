@@ -121,8 +121,9 @@ def _worker_sys_path() -> tuple[str, ...]:
     try:
         out = subprocess.run([sys.executable, "-I", "-c", "import json, sys; print(json.dumps(sys.path))"],
                              capture_output=True, text=True, timeout=60, check=True).stdout
-        return tuple(str(Path(p).resolve()) for p in json.loads(out) if p)
-    except (OSError, subprocess.SubprocessError, ValueError):  # the worker will fail to start and say why
+        # the last line: a sitecustomize that prints must not hide it
+        return tuple(str(Path(p).resolve()) for p in json.loads(out.strip().splitlines()[-1]) if p)
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):  # the worker will fail to start and say why
         return ()
 
 
