@@ -47,7 +47,7 @@ def draw_all(charts: Sequence[Chart], workers: int = 1) -> list[str | None]:
     one core and a report has ~25 charts, so with `workers` > 1 they are drawn in that many
     forked processes (which only run matplotlib: nothing of the parent's threads is used)."""
     if workers <= 1 or len(charts) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [function(*args) for function, args in charts]
+        return [_draw(chart) for chart in charts]
     try:
         with warnings.catch_warnings():   # Python >= 3.12 warns about fork in a threaded process
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -55,7 +55,7 @@ def draw_all(charts: Sequence[Chart], workers: int = 1) -> list[str | None]:
             with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
                 return list(pool.map(_draw, charts))
     except BrokenProcessPool:   # a drawing process died (out of memory...): draw here instead
-        return [function(*args) for function, args in charts]
+        return [_draw(chart) for chart in charts]
 
 
 def _draw(chart: Chart) -> str | None:
