@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader.batch import grade_batch
-from grader.pipeline import GradeOptions
-from grader.resources import reference_dir
+from grader.batch.grade import grade_batch
+from grader.grading.pipeline import GradeOptions
+from grader.shared.resources import reference_dir
 from grader.spec import load_spec
 
 

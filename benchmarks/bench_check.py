@@ -5,7 +5,7 @@ the whole of it against a baseline measured in the same run.
 
 Runs the README's self-check path (grade_submission on the validation split, smoke profile on
 CPU, then the HTML + PDF report) on a copy of SUBMISSION and times each phase from the
-worker's own progress messages (grader.progress): start-up, import, and per variant build,
+worker's own progress messages (grader.grading.progress): start-up, import, and per variant build,
 forward, checks, untrained evaluation, training, final evaluation; then the report.
 
 Baseline: the bare work the self-check cannot avoid, measured here: every reference variant
@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grader.pipeline import GradeOptions, grade_submission  # noqa: E402
-from grader.progress import ProgressState  # noqa: E402
+from grader.grading.pipeline import GradeOptions, grade_submission  # noqa: E402
+from grader.grading.progress import ProgressState  # noqa: E402
 from grader.report.outputs import write_submission_report  # noqa: E402
-from grader.records import write_results  # noqa: E402
-from grader.resources import reference_dir  # noqa: E402
+from grader.records.files import write_results  # noqa: E402
+from grader.shared.resources import reference_dir  # noqa: E402
 from grader.spec import load_spec  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Time grader.metrics on a 64 x 256 x 256 batch against torchmetrics on the same data.
+"""Time grader.grading.metrics on a 64 x 256 x 256 batch against torchmetrics on the same data.
 
     .venv/bin/python benchmarks/bench_metrics.py
 
@@ -11,7 +11,7 @@ import time
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
-from grader.metrics import ConfusionMatrix
+from grader.grading.metrics import ConfusionMatrix
 
 C, N, SIZE, REPEATS = 13, 64, 256, 10
 

@@ -27,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader.resources import reference_dir
+from grader.shared.resources import reference_dir
+from grader.report.similarity import write_similarity
 from grader.similarity import SimilarityOptions, run_similarity
 from grader.similarity.code import code_of
 
@@ -171,7 +172,7 @@ def code(s: dict, rng: random.Random) -> str:
 
 
 def layers(s: dict, variant: str) -> list[str]:
-    """A layer list as grader.structure.layers would record it for this design."""
+    """A layer list as grader.shared.structure.layers would record it for this design."""
     w = [s["base"] * 2 ** i for i in range(s["depth"] + 1)]
     k, p = s["kernel"], s["kernel"] // 2
     norm = lambda c: {None: "Identity()", "BatchNorm2d": f"BatchNorm2d({c}, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)",  # noqa: E731
@@ -274,10 +275,12 @@ def main() -> None:
     try:
         planted = generate(out, args.n, args.copies)
         started = time.perf_counter()
-        result = run_similarity(out, SimilarityOptions(starter=(STARTER,)))
+        result = write_similarity(out, run_similarity(out, SimilarityOptions(starter=(STARTER,))),
+                                  SimilarityOptions(starter=(STARTER,)))
         ours = time.perf_counter() - started
         started = time.perf_counter()  # again: the tokens are now kept beside the code, as grading keeps them
-        run_similarity(out, SimilarityOptions(starter=(STARTER,)))
+        write_similarity(out, run_similarity(out, SimilarityOptions(starter=(STARTER,))),
+                         SimilarityOptions(starter=(STARTER,)))
         warm = time.perf_counter() - started
         rank = {frozenset((p.a, p.b)): i for i, p in enumerate(result.pairs, 1)}
         flagged = {frozenset((p.a, p.b)) for p in result.flagged}

@@ -16,8 +16,8 @@ import torch
 from grader.data.baselines import fit_colour_lookup, score_colour_lookup, score_majority
 from grader.data.synthetic import SyntheticRoadScenes
 from grader.data.transforms import TransformedDataset, eval_transform, train_transform
-from grader.metrics import ConfusionMatrix
-from grader.resources import reference_dir
+from grader.grading.metrics import ConfusionMatrix
+from grader.shared.resources import reference_dir
 from grader.spec import load_spec
 from grader.worker.train import TrainConfig, predict, train
 

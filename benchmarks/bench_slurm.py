@@ -25,9 +25,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from grader.backends.slurm import SlurmBackend, SlurmConfig  # noqa: E402
-from grader.batch import grade_batch  # noqa: E402
-from grader.pipeline import GradeOptions  # noqa: E402
+from grader.batch.backends.slurm import SlurmBackend, SlurmConfig  # noqa: E402
+from grader.batch.grade import grade_batch  # noqa: E402
+from grader.grading.pipeline import GradeOptions  # noqa: E402
 from grader.spec import load_spec  # noqa: E402
 from tiny_submission import contract_classes, spec_without_architecture, write_submission  # noqa: E402
 

@@ -40,9 +40,9 @@ def _fmt(value, spec: str = ".3f") -> str:
 
 
 def run(argv: list[str] | None = None) -> dict:
-    from grader.batch import grade_batch
-    from grader.device import resolve_device
-    from grader.pipeline import GradeOptions
+    from grader.batch.grade import grade_batch
+    from grader.shared.device import resolve_device
+    from grader.grading.pipeline import GradeOptions
     from grader.spec import load_spec
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,7 +1,7 @@
 """segrade: grades deep-learning segmentation assignments and writes the results up.
 
 The grade of one submission flows through one function per step, in this order
-(see ``grader.pipeline``):
+(see ``grader.grading.pipeline``):
 
     load  ->  check  ->  evaluate  ->  score  ->  report
 """

@@ -16,11 +16,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from grader import __version__  # noqa: E402
-from grader.load import load_submission  # noqa: E402
-from grader.pipeline import GradeOptions, probe_request  # noqa: E402
-from grader.sandbox import run_worker  # noqa: E402
+from grader.submission.load import load_submission  # noqa: E402
+from grader.grading.pipeline import GradeOptions, probe_request  # noqa: E402
+from grader.grading.sandbox import run_worker  # noqa: E402
 from grader.spec import load_spec  # noqa: E402
-from grader.weights import BackboneWeights  # noqa: E402
+from grader.grading.weights import BackboneWeights  # noqa: E402
 from planted import CASES, OBSERVATIONS, source_sha256  # noqa: E402
 from tiny_submission import spec_with, write_submission  # noqa: E402
 

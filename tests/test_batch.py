@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch import BatchError, find_entries, grade_batch
-from grader.pipeline import GradeOptions
+from grader.batch.grade import BatchError, find_entries, grade_batch
+from grader.grading.pipeline import GradeOptions
 from grader.similarity import SimilarityOptions
 from grader.spec import load_spec
 from tiny_submission import contract_classes, spec_with, write_submission

@@ -1,10 +1,13 @@
-"""The trust boundary as the tree shows it (issue 16), checked by reading imports (ast):
+"""The trust boundary and the layers, as the tree shows them, checked by reading imports (ast).
 
-- nothing on the grading side imports the worker package (grader.worker);
-- the worker package imports from the grading side only the protocol and a few neutral
-  helpers (listed below, each imported for a reason);
-- the neutral modules import nothing from segrade;
-- no engine module imports the report package (it presents; it does not grade);
+Rules by folder, with no lists of exceptions:
+
+- grader/worker/ runs beside student code: it imports only itself, grader/shared/ and the
+  package face (`grader`, for __version__);
+- grader/shared/ is neutral: it imports nothing of segrade outside grader/shared/;
+- nothing outside grader/worker/ imports grader/worker/ (the worker is a separate process);
+- the engine (shared, spec, data, submission, grading, records, similarity) never imports
+  grader/report/: reports are written by the orchestrators (batch, commands, the CLI);
 - no import circles among segrade's modules, lazy (in-function) imports included.
 """
 
@@ -16,27 +19,8 @@ from pathlib import Path
 import grader
 
 PACKAGE = Path(grader.__file__).resolve().parent
-
-# What the worker may import from outside grader.worker, and why.
-WORKER_MAY_IMPORT = {
-    "grader": "__version__ only, the package itself",
-    "grader.protocol": "the messages it sends",
-    "grader.processes": "die_with_parent after dropping privileges",
-    "grader.manifest": "the manifest format the request carries",
-    "grader.structure": "each variant's layers, recorded for structural similarity (neutral)",
-    "grader.names": "how class names are compared (neutral)",
-    "grader.device": "picking the device it computes on",
-    "grader.data": "IGNORE_INDEX, the label convention the training loop follows",
-    "grader.data.transforms": "ImageNet normalisation in the training loop",
-    "grader.spec": "OPTIMIZERS, the names of the optimisers the training loop knows",
-}
-# Modules both sides import: they import nothing from segrade.
-NEUTRAL = ("grader.protocol", "grader.processes", "grader.manifest", "grader.errors", "grader.structure",
-           "grader.names")
-# Modules that only present results (and the commands that call them).
-# Orchestrators that write reports: the batch, its jobs, its backends and rescoring.
-PRESENTATION = ("grader.report", "grader.commands", "grader.cli", "grader.__main__", "grader.batch", "grader.job",
-                "grader.rescore", "grader.backends", "grader.similarity.page")
+ENGINE = ("shared", "spec", "data", "submission", "grading", "records", "similarity")
+FACE = ("grader", "grader.__main__", "grader.cli")  # the package's face and entry points
 
 
 def _modules() -> dict[str, Path]:
@@ -67,39 +51,44 @@ def _imports(path: Path) -> set[str]:
 IMPORTS = {name: _imports(path) for name, path in MODULES.items()}
 
 
-def _is_worker(name: str) -> bool:
-    return name == "grader.worker" or name.startswith("grader.worker.")
+def _in(name: str, folder: str) -> bool:
+    return name == f"grader.{folder}" or name.startswith(f"grader.{folder}.")
 
 
-def _under(name: str, packages) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in packages)
-
-
-def test_the_tree_has_a_worker_package_and_a_protocol():
-    assert "grader.worker.__main__" in MODULES and "grader.protocol" in MODULES
+def test_the_top_of_the_package_holds_only_its_face_and_folders():
+    top = {p.name for p in PACKAGE.iterdir() if p.suffix == ".py"}
+    assert top == {"__init__.py", "__main__.py", "cli.py"}
+    assert "grader.worker.__main__" in MODULES and "grader.shared.protocol" in MODULES
     for name in ("probes", "stubs", "train", "adapters", "graph"):
-        assert f"grader.worker.{name}" in MODULES and f"grader.{name}" not in MODULES
+        assert f"grader.worker.{name}" in MODULES
+
+
+def test_every_module_lives_in_a_folder_with_a_rule():
+    folders = {name.split(".")[1] for name in MODULES if name not in FACE}
+    assert folders <= set(ENGINE) | {"worker", "batch", "report", "commands"}
 
 
 def test_the_grading_side_never_imports_the_worker_package():
-    bad = {name: sorted(i for i in imported if _is_worker(i))
-           for name, imported in IMPORTS.items() if not _is_worker(name)}
+    bad = {name: sorted(i for i in imported if _in(i, "worker"))
+           for name, imported in IMPORTS.items() if not _in(name, "worker")}
     assert {k: v for k, v in bad.items() if v} == {}
 
 
-def test_the_worker_imports_only_the_protocol_and_neutral_helpers():
-    bad = {name: sorted(i for i in imported if not _is_worker(i) and i not in WORKER_MAY_IMPORT)
-           for name, imported in IMPORTS.items() if _is_worker(name)}
+def test_the_worker_imports_only_itself_shared_and_the_package_face():
+    bad = {name: sorted(i for i in imported if not (_in(i, "worker") or _in(i, "shared") or i == "grader"))
+           for name, imported in IMPORTS.items() if _in(name, "worker")}
     assert {k: v for k, v in bad.items() if v} == {}
 
 
-def test_neutral_modules_import_nothing_from_segrade():
-    assert {name: sorted(IMPORTS[name]) for name in NEUTRAL if IMPORTS[name]} == {}
+def test_shared_modules_import_nothing_outside_shared():
+    bad = {name: sorted(i for i in imported if not _in(i, "shared"))
+           for name, imported in IMPORTS.items() if _in(name, "shared")}
+    assert {k: v for k, v in bad.items() if v} == {}
 
 
-def test_engine_modules_do_not_import_the_report_package():
-    bad = {name: sorted(i for i in imported if _under(i, ("grader.report",)))
-           for name, imported in IMPORTS.items() if not _under(name, PRESENTATION)}
+def test_the_engine_does_not_import_the_report_package():
+    bad = {name: sorted(i for i in imported if _in(i, "report"))
+           for name, imported in IMPORTS.items() if any(_in(name, folder) for folder in ENGINE)}
     assert {k: v for k, v in bad.items() if v} == {}
 
 
@@ -128,5 +117,5 @@ def test_no_import_circles():
 
 def test_the_import_reader_sees_lazy_imports():
     """A guard on the guard: the checker finds imports inside functions too."""
-    assert "grader.records" in IMPORTS["grader.job"]            # imported inside a function there
+    assert "grader.records.files" in IMPORTS["grader.batch.job"]            # imported inside a function there
     assert "grader.worker.graph" in IMPORTS["grader.worker.__main__"]

@@ -1,8 +1,8 @@
 """Which failed imports matter: read from the source, ranked by the points they cost."""
 
-from grader.candidates import mark_blocking, model_files
+from grader.submission.candidates import mark_blocking, model_files
 from grader.report.terminal import what_to_fix_first
-from grader.results import CheckResult, CheckStatus, Grade, Submission, SubmissionResult, VariantResult, VariantStatus
+from grader.records.results import CheckResult, CheckStatus, Grade, Submission, SubmissionResult, VariantResult, VariantStatus
 from grader.spec import load_spec
 from tiny_submission import write_submission
 

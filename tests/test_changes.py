@@ -1,4 +1,4 @@
-"""Why a grade changed (grader.changes): a regrade compares the results it replaces with the
+"""Why a grade changed (grader.batch.changes): a regrade compares the results it replaces with the
 new ones; the report and changes.csv say what changed and by how many points, variant by
 variant (tests/data/results_small.json, altered as a new spec and bands would)."""
 
@@ -9,7 +9,7 @@ import csv
 import json
 from pathlib import Path
 
-from grader.changes import CHANGES_FILE, compare, note_changes, write_changes_csv
+from grader.batch.changes import CHANGES_FILE, compare, note_changes, write_changes_csv
 from grader.report.outputs import write_submission_report
 from grader.spec import load_spec
 

@@ -9,10 +9,10 @@ import json
 import pytest
 
 from grader.cli import main
-from grader.load import SubmissionError, load_submission
-from grader.pipeline import GradeOptions, grade_submission
-from grader.results import CheckStatus, VariantStatus
-from grader.sandbox import Limits
+from grader.submission.load import SubmissionError, load_submission
+from grader.grading.pipeline import GradeOptions, grade_submission
+from grader.records.results import CheckStatus, VariantStatus
+from grader.grading.sandbox import Limits
 from tiny_submission import TINY, contract_classes, write_submission
 
 # Every test here runs the real worker (a sandboxed process building models): seconds each.
@@ -224,7 +224,7 @@ def test_a_manifest_pins_what_the_adapters_cannot_decide(tmp_path, spec):
 
 
 def test_llm_declaration_is_reported_not_scored(tmp_path, spec):
-    from grader.results import CheckStatus
+    from grader.records.results import CheckStatus
 
     declared = make_submission(tmp_path, {"models.py": "# Prompts used with ChatGPT: write a U-Net\n" + TINY + ALL_CLASSES})
     (check,) = grade(declared, spec).checks

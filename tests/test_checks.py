@@ -9,11 +9,11 @@ torch.equal, skips hidden in a no-skip U-Net) run the real worker."""
 
 import pytest
 
-from grader.checks import check_variant
-from grader.pipeline import GradeOptions, grade_submission
-from grader.protocol import line, parse
-from grader.resources import reference_dir
-from grader.results import CheckStatus, VariantStatus
+from grader.grading.checks import check_variant
+from grader.grading.pipeline import GradeOptions, grade_submission
+from grader.shared.protocol import line, parse
+from grader.shared.resources import reference_dir
+from grader.records.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
 from planted import CASES, RECORD_COMMAND, recording, source_sha256
 from tiny_submission import spec_with, write_submission

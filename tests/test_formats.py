@@ -1,4 +1,4 @@
-"""grader.formats: folders, zips, notebooks and scripts turned into an importable folder."""
+"""grader.submission.formats: folders, zips, notebooks and scripts turned into an importable folder."""
 
 import json
 import os
@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.formats import (
+from grader.submission.formats import (
     Module,
     SubmissionError,
     ZipLimits,
@@ -107,7 +107,7 @@ def test_folder_copy_skips_links_caches_and_environments(tmp_path):
 
 
 def test_folder_size_limits(tmp_path, monkeypatch):
-    from grader import formats
+    from grader.submission import formats
 
     monkeypatch.setattr(formats, "_MAX_FILE_BYTES", 100)
     monkeypatch.setattr(formats, "_MAX_CHECKPOINT_BYTES", 1000)

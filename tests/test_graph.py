@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grader.architecture import Fingerprint, check_architecture, format_scale
+from grader.grading.architecture import Fingerprint, check_architecture, format_scale
 from grader.worker.graph import ExportFailed, GraphError, fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -415,7 +415,7 @@ for name in ("kaiming_normal_", "kaiming_uniform_", "normal_", "uniform_", "cons
     setattr(nn.init, name, lambda tensor, *a, **k: tensor)
 sys.path.insert(0, sys.argv[2])
 import hw3
-from grader.architecture import check_architecture
+from grader.grading.architecture import check_architecture
 from grader.worker.graph import fingerprint
 requirements = json.loads(sys.argv[3])
 def frozen_fcn32s():
@@ -446,7 +446,7 @@ def test_no_false_alarm_on_carol_notebook(tmp_path):
     import json
     import subprocess
 
-    from grader.formats import prepare_submission
+    from grader.submission.formats import prepare_submission
 
     prepared = prepare_submission(ROOT / "submissions" / "carol_notebook" / "hw3.ipynb", tmp_path / "carol")
     result = subprocess.run(

@@ -17,11 +17,11 @@ import zipfile
 
 import pytest
 
-from grader.load import SubmissionError
-from grader.pipeline import GradeOptions, grade_submission
+from grader.submission.load import SubmissionError
+from grader.grading.pipeline import GradeOptions, grade_submission
 from grader.report import write_results
-from grader.results import VariantStatus
-from grader.sandbox import Limits, isolation_available, runs_as_nobody
+from grader.records.results import VariantStatus
+from grader.grading.sandbox import Limits, isolation_available, runs_as_nobody
 from tiny_submission import TINY, contract_classes, write_submission
 
 # Every test here runs the real worker (a sandboxed process building models): seconds each.
@@ -415,7 +415,7 @@ def test_the_sandbox_mounts_the_workers_own_sys_path_not_the_graders(monkeypatch
     import sysconfig
     from pathlib import Path
 
-    from grader.sandbox import _python_paths
+    from grader.grading.sandbox import _python_paths
 
     course = tmp_path / "course"
     course.mkdir()
@@ -435,7 +435,7 @@ def test_the_temporary_folder_is_never_mounted_into_the_sandbox(monkeypatch):
     import tempfile
     from pathlib import Path
 
-    from grader import sandbox
+    from grader.grading import sandbox
 
     temp = Path(tempfile.gettempdir()).resolve()
     venv = Path(tempfile.mkdtemp()) / "venv" / "site-packages"

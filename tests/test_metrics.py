@@ -1,4 +1,4 @@
-"""grader.metrics against torchmetrics' MulticlassJaccardIndex (the test oracle), plus the
+"""grader.grading.metrics against torchmetrics' MulticlassJaccardIndex (the test oracle), plus the
 hand-checkable cases of BRIEF §5: absent classes, ignored pixels, dataset-level accumulation."""
 
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
-from grader.metrics import ConfusionMatrix, confusion_matrix, scores_from_confusion
+from grader.grading.metrics import ConfusionMatrix, confusion_matrix, scores_from_confusion
 
 C = 13
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from rich.console import Console
 
-from grader.progress import ProgressState, ProgressTracker, Throttled, read_progress, write_progress
-from grader.protocol import Done, PhaseStarted, ProtocolError, Reader, Step, TrainingReport, VariantReport, line
+from grader.grading.progress import ProgressState, ProgressTracker, Throttled, read_progress, write_progress
+from grader.shared.protocol import Done, PhaseStarted, ProtocolError, Reader, Step, TrainingReport, VariantReport, line
 from grader.report.progress import PlainLines, check_progress, time_left
 
 VARIANTS = ["fcn32s_frozen", "unet"]
@@ -107,7 +107,7 @@ def test_step_messages_are_validated_like_any_other():
 
 
 def test_step_sequence_in_the_train_phase():
-    from grader.protocol import _VariantState
+    from grader.shared.protocol import _VariantState
 
     reader = Reader(["unet"], ["m.py"], "train")
     reader.current = "unet"

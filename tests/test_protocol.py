@@ -1,4 +1,4 @@
-"""grader.protocol: the worker's messages as the grading process reads them (issue 16).
+"""grader.shared.protocol: the worker's messages as the grading process reads them (issue 16).
 
 Fast: small synthetic worker outputs fed to the reader, and to the sandbox's real reading
 loop through a pipe from a plain Python process (no torch, no student code). Every message
@@ -18,9 +18,9 @@ import tempfile
 
 import pytest
 
-from grader import protocol
-from grader.protocol import Done, Predictions, ProtocolError, Reader, VariantReport, line, parse
-from grader.sandbox import MALFORMED, Limits, WorkerRun, _follow
+from grader.shared import protocol
+from grader.shared.protocol import Done, Predictions, ProtocolError, Reader, VariantReport, line, parse
+from grader.grading.sandbox import MALFORMED, Limits, WorkerRun, _follow
 
 ENV = {"torch": "2.5.1", "python": "3.11.2", "device_type": "cpu"}
 FINGERPRINT = {"method": "export", "bypass_scale": 1.0, "downsampling_levels": 4, "long_skips": [1.0, 0.5],

@@ -28,15 +28,15 @@ from pathlib import Path
 
 import pytest
 
-from grader.candidates import mark_blocking
-from grader.checks import check_variant
-from grader.load import load_submission, read_manifest
-from grader.pipeline import GradeOptions, probe_request
+from grader.submission.candidates import mark_blocking
+from grader.grading.checks import check_variant
+from grader.submission.load import load_submission, read_manifest
+from grader.grading.pipeline import GradeOptions, probe_request
 from grader.report.terminal import package_notes
-from grader.results import CheckStatus, VariantStatus
-from grader.sandbox import run_worker
+from grader.records.results import CheckStatus, VariantStatus
+from grader.grading.sandbox import run_worker
 from grader.spec import load_spec
-from grader.weights import BackboneWeights
+from grader.grading.weights import BackboneWeights
 from tiny_submission import small_inputs
 
 # Every test here runs the real worker (a sandboxed process building models): seconds each.
@@ -232,7 +232,7 @@ def test_fcn_without_vgg_fails_the_backbone_check(tmp_path):
 
 
 def test_a_partial_move_names_the_layers_and_advises_from_what_moved():
-    from grader.checks import _backbone
+    from grader.grading.checks import _backbone
 
     parts = {"features.24.weight": "conv5_1", "features.24.bias": "conv5_1", "features.26.weight": "conv5_2",
              "features.1.running_mean": "conv1_1 BatchNorm"}

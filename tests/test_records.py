@@ -1,4 +1,4 @@
-"""grader.records: the one place that writes and reads results.json and error.json."""
+"""grader.records.files: the one place that writes and reads results.json and error.json."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from grader.records import (ERROR_SCHEMA, ErrorRecord, ResultsError, error_folders, read_error, read_results,
+from grader.records.files import (ERROR_SCHEMA, ErrorRecord, ResultsError, error_folders, read_error, read_results,
                             write_atomic, write_error)
 
 

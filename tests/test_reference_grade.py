@@ -14,12 +14,12 @@ import shutil
 import pytest
 from markupsafe import escape
 
-from grader.bands import load_band
-from grader.pipeline import GradeOptions, grade_submission
+from grader.grading.bands import load_band
+from grader.grading.pipeline import GradeOptions, grade_submission
 from grader.report import write_results
 from grader.report.outputs import write_submission_report
-from grader.resources import reference_dir
-from grader.results import CheckStatus, VariantStatus
+from grader.shared.resources import reference_dir
+from grader.records.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
 from report_tools import SUBMISSION_BLUE, external_references, has_colour, pdf_pages, screenshot
 from tiny_submission import spec_with, write_submission

@@ -10,7 +10,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader.answers import find_answers
+from grader.submission.answers import find_answers
 from grader.cli import main
 from grader.report.files import read_results
 from grader.report.html import html_to_pdf, render_html, render_markdown
@@ -179,7 +179,7 @@ def test_notebook_discussion_under_a_section_heading(tmp_path):
 
 
 def test_spec_comparisons_are_checked(tmp_path):
-    from grader.resources import DEFAULT_SPEC
+    from grader.shared.resources import DEFAULT_SPEC
 
     text = DEFAULT_SPEC.read_text().replace('variants = ["unet", "unet_noskip"]', 'variants = ["unet", "unet_nope"]')
     (tmp_path / "spec.toml").write_text(text)
@@ -191,7 +191,7 @@ def test_spec_comparisons_are_checked(tmp_path):
 
 
 def test_bundled_templates_travel_with_the_package():
-    from grader.resources import templates_dir
+    from grader.shared.resources import templates_dir
 
     names = {p.name for p in templates_dir().iterdir()}
     assert {"report.html.j2", "summary.html.j2", "index.html.j2", "comparison.html.j2", "style.css"} <= names

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from grader.bands import BandIdentity, BandsError, check_writable, load_band, load_bands, summarise_runs, write_bands
-from grader.results import Band, CheckResult, CheckStatus, VariantResult, VariantStatus
-from grader.score import performance_fraction, score
+from grader.grading.bands import BandIdentity, BandsError, check_writable, load_band, load_bands, summarise_runs, write_bands
+from grader.records.results import Band, CheckResult, CheckStatus, VariantResult, VariantStatus
+from grader.grading.score import performance_fraction, score
 from grader.spec import load_spec
 
 SPEC = load_spec()
@@ -91,7 +91,7 @@ def test_skip_ablation_failing_forfeits_performance():
 
 
 def test_check_weights_come_from_the_spec(tmp_path):
-    from grader.resources import DEFAULT_SPEC
+    from grader.shared.resources import DEFAULT_SPEC
     from grader.spec import SpecError
 
     text = DEFAULT_SPEC.read_text()
@@ -150,7 +150,7 @@ def test_no_band_means_no_performance_score_never_an_invented_one():
 
 
 def _run(mious):
-    from grader.results import Grade, SubmissionResult, Submission
+    from grader.records.results import Grade, SubmissionResult, Submission
 
     variants = tuple(replace(_unet(m, variant_id=vid), metrics={"miou": m, "untrained_miou": 0.05,
                                                                "per_class_iou": {"Road": m + 0.1}})
@@ -225,7 +225,7 @@ def test_bands_apply_only_to_their_assignment_data_and_evaluation_and_are_never_
 def test_the_committed_smoke_band_applies_to_the_grade_and_the_self_check(tmp_path):
     """What identifies the shipped band is what this code computes for the smoke profile on
     the synthetic data, whichever split it evaluates on (issue: the self-check was refused)."""
-    from grader.evaluation import prepare_data
+    from grader.grading.evaluation import prepare_data
 
     profile = SPEC.profile("smoke")
     counts = {"train": profile.train_images, "val": 48, "test": 48}
@@ -249,7 +249,7 @@ def test_the_committed_full_bands_say_not_measured():
 
 def test_segrade_bands_refuses_another_assignments_file_before_training(tmp_path, capsys):
     from grader.cli import main
-    from grader.resources import DEFAULT_SPEC
+    from grader.shared.resources import DEFAULT_SPEC
 
     spec_file = tmp_path / "hw4.toml"
     spec_file.write_text(DEFAULT_SPEC.read_text().replace('id = "fcn-unet-segmentation"', 'id = "hw4"', 1))

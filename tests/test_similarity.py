@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from grader.report.similarity import write_similarity
 from grader.similarity import SimilarityOptions, run_similarity
 from grader.similarity.code import CODE_DIR, code_of, extract_code
 from grader.similarity.structural import structural_similarity, variant_tokens
 from grader.similarity.textual import text_similarity
-from grader.resources import reference_dir
-from grader.structure import layers
+from grader.shared.resources import reference_dir
+from grader.shared.structure import layers
 
 DATA = Path(__file__).parent / "data"
 FIXTURES = DATA / "similarity"
@@ -159,7 +160,8 @@ def test_reference_structure_never_counts(codes):
 
 @pytest.mark.slow
 def test_similarity_page_and_csv(graded):
-    result = run_similarity(graded, SimilarityOptions(starter=(STARTER,)))
+    options = SimilarityOptions(starter=(STARTER,))
+    result = write_similarity(graded, run_similarity(graded, options), options)
     assert [(p.a, p.b) for p in result.flagged] == [("alice_copy", "alice_pkg")]
     top = result.flagged[0]
     assert top.textual >= 0.8 and top.structural >= 0.9
@@ -181,12 +183,12 @@ def test_earlier_terms(graded, tmp_path):
     current = tmp_path / "current"
     shutil.copytree(graded / "bob", current / "bob_now")
     shutil.copytree(graded / "carol", current / "carol")
-    result = run_similarity(current, SimilarityOptions(starter=(STARTER,), compare_with=(graded,)), write=False)
+    result = run_similarity(current, SimilarityOptions(starter=(STARTER,), compare_with=(graded,)))
     pairs = {(p.a, p.b): p for p in result.flagged}
     assert pairs[("bob_now", f"{graded.name}/bob")].earlier
     assert all(p.a in ("bob_now", "carol") for p in result.pairs)
     # An earlier term kept as plain submissions (not graded): compared textually.
-    raw = run_similarity(current, SimilarityOptions(starter=(STARTER,), compare_with=(SUBMISSIONS,)), write=False)
+    raw = run_similarity(current, SimilarityOptions(starter=(STARTER,), compare_with=(SUBMISSIONS,)))
     match = {(p.a, p.b): p for p in raw.flagged}[("bob_now", "submissions/bob")]
     assert match.textual == 1.0 and match.structural is None
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from grader.backends.slurm import SlurmBackend, SlurmConfig, _failure_outcome, _reason_from_log, _Task, \
+from grader.batch.backends.slurm import SlurmBackend, SlurmConfig, _failure_outcome, _reason_from_log, _Task, \
     userns_reason
-from grader.batch import BatchEntry, grade_batch
-from grader.pipeline import GradeOptions
+from grader.batch.grade import BatchEntry, grade_batch
+from grader.grading.pipeline import GradeOptions
 from grader.spec import load_spec
 from slurm_cluster import SlurmCluster
 from tiny_submission import contract_classes, spec_with, write_submission
@@ -221,11 +221,11 @@ def test_nodes_without_user_namespaces_are_named(tmp_path, monkeypatch):
     # On such a node the task's note names the node, the reason and the consequence.
     import shutil
 
-    import grader.sandbox
-    from grader.backends.slurm import bubblewrap_problem
+    import grader.grading.sandbox
+    from grader.batch.backends.slurm import bubblewrap_problem
 
     if shutil.which("bwrap"):
-        monkeypatch.setattr(grader.sandbox, "isolation_available", lambda: "process")
+        monkeypatch.setattr(grader.grading.sandbox, "isolation_available", lambda: "process")
         problem = bubblewrap_problem(tmp_path)
         assert "bubblewrap cannot run here (AppArmor" in problem and "process isolation only" in problem
 
@@ -251,7 +251,7 @@ def test_rescore_after_a_band_change_without_retraining(tmp_path, folder, unet_s
     import shutil
 
     from grader.cli import main
-    from grader.resources import reference_dir
+    from grader.shared.resources import reference_dir
 
     out = tmp_path / "out"
     shutil.copytree(local_out, out)
@@ -356,14 +356,14 @@ def test_bands_measured_on_the_graders_own_hardware_in_the_batch(tmp_path, unet_
     assert done == [] and any("scoring against the bands measured for this batch" in n for n in notes), notes
 
     # --no-measure-bands: no reference runs, the default (absent) bands, "no band" as before
-    from grader.batch_bands import plan_bands
+    from grader.batch.bands import plan_bands
 
     plan = plan_bands(spec, options, tmp_path / "old", "cpu", measure=False)
     assert plan.entries == [] and plan.folder is None and "--no-measure-bands" in plan.message
 
 
 def test_tasks_of_a_command_killed_before_it_recorded_job_ids_are_found_by_name():
-    from grader.backends.slurm import _job_of
+    from grader.batch.backends.slurm import _job_of
 
     live = {"41_0": {"state": "RUNNING", "name": "segrade-aaaa", "index": "0"},
             "41_1": {"state": "PENDING", "name": "segrade-aaaa", "index": "1"},
@@ -374,7 +374,7 @@ def test_tasks_of_a_command_killed_before_it_recorded_job_ids_are_found_by_name(
 
 
 def test_an_array_slurm_refuses_stops_the_batch_with_sbatchs_message(slurm, tmp_path, unet_spec):
-    from grader.batch import BatchError
+    from grader.batch.grade import BatchError
 
     root = tmp_path / "in"
     write_submission(root / "ann", {"models.py": contract_classes()})
@@ -388,7 +388,7 @@ def test_an_array_slurm_refuses_stops_the_batch_with_sbatchs_message(slurm, tmp_
 def test_the_training_key_ignores_the_rubric_and_bands_the_scoring_key_does_not(tmp_path, unet_spec):
     import re
 
-    from grader.batch import scoring_key, training_spec_sha256
+    from grader.batch.grade import scoring_key, training_spec_sha256
 
     text = Path(unet_spec).read_text()
     marks = tmp_path / "marks.toml"
@@ -412,8 +412,8 @@ def test_the_training_key_ignores_the_rubric_and_bands_the_scoring_key_does_not(
 def test_a_silent_controller_is_never_read_as_ended_tasks(monkeypatch, tmp_path):
     """squeue failing (a busy or unreachable controller) concludes nothing: no task is
     declared failed, nothing is submitted again on a guess."""
-    import grader.backends.slurm as slurm_backend
-    from grader.batch import BatchError
+    import grader.batch.backends.slurm as slurm_backend
+    from grader.batch.grade import BatchError
 
     monkeypatch.setattr(slurm_backend.subprocess, "run",
                         lambda *a, **k: subprocess.CompletedProcess(a, 1, "", "slurm_load_jobs error: timeout"))

@@ -3,7 +3,7 @@
 import pytest
 
 from grader.spec import SpecError, load_spec
-from grader.resources import DEFAULT_SPEC
+from grader.shared.resources import DEFAULT_SPEC
 
 VARIANT_IDS = [
     "fcn32s_frozen", "fcn16s_frozen", "fcn8s_frozen", "fcn32s_finetune", "fcn16s_finetune",
@@ -88,7 +88,7 @@ def test_dataset_config(tmp_path):
     assert spec.dataset.kind == "synthetic" and spec.dataset.root is None
     assert (spec.dataset.train_seed, spec.dataset.val_seed) == (1, 2)
 
-    from grader.resources import DEFAULT_SPEC
+    from grader.shared.resources import DEFAULT_SPEC
     text = DEFAULT_SPEC.read_text()
     carla = _write(tmp_path, text.replace('kind = "synthetic"', 'kind = "carla"\nroot = "data/carla"'))
     config = load_spec(carla).dataset

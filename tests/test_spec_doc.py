@@ -1,5 +1,5 @@
 """docs/spec.md keeps up with the spec: every table and field of the shipped spec and every
-field grader/spec.py reads is documented, the validation messages are quoted as spec.py
+field grader/spec/__init__.py reads is documented, the validation messages are quoted as spec.py
 words them, and the TOML examples parse (the complete ones load with load_spec).
 Fast: reads files, starts no worker."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from grader import spec as spec_module
-from grader.resources import DEFAULT_SPEC
+from grader.shared.resources import DEFAULT_SPEC
 from grader.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ def _default_names() -> set[str]:
 
 
 def _fields_spec_py_reads() -> set[str]:
-    """String keys grader/spec.py reads from the TOML data: `d["key"]` and `d.get("key", ...)`
+    """String keys grader/spec/__init__.py reads from the TOML data: `d["key"]` and `d.get("key", ...)`
     in load_spec and the _parse functions, plus the profile fields and accepted values."""
     tree = ast.parse(Path(spec_module.__file__).read_text())
     names: set[str] = set()
@@ -92,7 +92,7 @@ def test_fields_spec_py_reads_are_documented():
     # The AST walk must see the fields; if spec.py changes shape, this says so rather than passing on nothing.
     assert {"class_names", "root", "options", "performance_share", "pairs", "grid_images", "test_seed"} <= names
     missing = sorted(name for name in names if not _documented(name))
-    assert not missing, f"fields grader/spec.py reads but docs/spec.md does not mention: {missing}"
+    assert not missing, f"fields grader/spec/__init__.py reads but docs/spec.md does not mention: {missing}"
 
 
 def test_validation_messages_are_quoted():
@@ -111,7 +111,7 @@ def test_validation_messages_are_quoted():
                             fragments.append(text)
     assert len(fragments) >= 15
     missing = [f for f in fragments if f not in DOC]
-    assert not missing, f"messages of grader/spec.py not quoted in docs/spec.md: {missing}"
+    assert not missing, f"messages of grader/spec/__init__.py not quoted in docs/spec.md: {missing}"
 
 
 def test_toml_examples_parse():

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.pipeline import GradeOptions, grade_submission
-from grader.results import CheckStatus, VariantStatus
+from grader.grading.pipeline import GradeOptions, grade_submission
+from grader.records.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
 from tiny_submission import small_inputs
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from grader.evaluation import (
+from grader.grading.evaluation import (
     Evaluator, PredictionError, _subset, decode_predictions, prepare_data, score_predictions,
 )
-from grader.pipeline import GradeOptions, grade_submission
-from grader.protocol import encode_predictions, line, parse
+from grader.grading.pipeline import GradeOptions, grade_submission
+from grader.shared.protocol import encode_predictions, line, parse
 from grader.report import write_results
-from grader.results import CheckStatus, VariantStatus
+from grader.records.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
 from grader.worker.train import SegmentationTensors, TrainConfig, predict, train
 from tiny_submission import contract_classes, spec_with, write_submission
@@ -238,7 +238,7 @@ class _TwoLevel(nn.Module):
 
 
 def test_skip_ablation_tells_a_live_skip_from_a_dead_one():
-    from grader.checks import check_skip_ablation
+    from grader.grading.checks import check_skip_ablation
     from grader.worker.graph import skip_ablation
 
     spec = load_spec()
@@ -257,7 +257,7 @@ def test_skip_ablation_tells_a_live_skip_from_a_dead_one():
 
 
 def test_non_finite_numbers_become_null_in_results():
-    from grader.metrics import json_float
+    from grader.grading.metrics import json_float
 
     assert json_float(float("inf")) is None and json_float(float("nan")) is None and json_float(None) is None
     assert json_float(0.12345678) == 0.123457

@@ -2,10 +2,10 @@
 
 import pytest
 
-from grader.pipeline import GradeOptions, grade_submission
-from grader.results import VariantStatus
+from grader.grading.pipeline import GradeOptions, grade_submission
+from grader.records.results import VariantStatus
 from grader.spec import load_spec
-from grader.weights import TORCHVISION_VGG16_FILE, WEIGHTS_ENV, find_vgg16_weights
+from grader.grading.weights import TORCHVISION_VGG16_FILE, WEIGHTS_ENV, find_vgg16_weights
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +79,7 @@ def test_reference_fcn_loads_the_weights_segrade_passes(tmp_path):
     import torch
     import torchvision
 
-    from grader.resources import DEFAULT_SPEC, reference_dir
+    from grader.shared.resources import DEFAULT_SPEC, reference_dir
 
     text = DEFAULT_SPEC.read_text()
     spec_path = tmp_path / "fcn8s_only.toml"

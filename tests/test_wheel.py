@@ -42,7 +42,7 @@ def test_installed_package_is_self_contained(installed):
     venv, tmp = installed
     assert run(venv / "bin" / "segrade", "--version", cwd=tmp).strip() == "segrade 0.1.0"
     where = json.loads(run(venv / "bin" / "python", "-c", (
-        "import json, grader, grader.resources as r;"
+        "import json, grader, grader.shared.resources as r;"
         "print(json.dumps([grader.__file__, str(r.reference_dir()), str(r.templates_dir()), str(r.DEFAULT_SPEC)]))"
     ), cwd=tmp))
     for path in where:
@@ -54,7 +54,7 @@ def test_installed_package_is_self_contained(installed):
 
 def test_installed_segrade_checks_the_bundled_reference(installed):
     venv, tmp = installed
-    reference = run(venv / "bin" / "python", "-c", "import grader.resources as r; print(r.reference_dir())", cwd=tmp).strip()
+    reference = run(venv / "bin" / "python", "-c", "import grader.shared.resources as r; print(r.reference_dir())", cwd=tmp).strip()
     run(venv / "bin" / "segrade", "check", reference, "--checks-only", "--out", tmp / "out", cwd=tmp)
     results = json.loads((tmp / "out" / "results.json").read_text())
     assert [v["status"] for v in results["variants"]] == ["passed"] * 10

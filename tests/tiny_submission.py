@@ -45,7 +45,7 @@ def spec_with(variant_ids: list[str], path: Path, architecture: bool = True) -> 
     if asked."""
     import re
 
-    from grader.resources import DEFAULT_SPEC
+    from grader.shared.resources import DEFAULT_SPEC
 
     text = DEFAULT_SPEC.read_text()
     if not architecture:
@@ -84,7 +84,7 @@ def spec_with(variant_ids: list[str], path: Path, architecture: bool = True) -> 
 def spec_without_architecture(path: Path) -> Path:
     """The default spec with no architecture requirements: a one-conv model has no skips,
     strides or gates to show, and the other checks are what these tests are about."""
-    from grader.resources import DEFAULT_SPEC
+    from grader.shared.resources import DEFAULT_SPEC
 
     lines = DEFAULT_SPEC.read_text().splitlines(keepends=True)
     path.write_text("".join(line for line in lines if not line.startswith("architecture = ")))
@@ -99,7 +99,7 @@ def small_inputs(path: Path, size: int = 64) -> Path:
     installed package's check of the bundled reference (test_wheel.py)."""
     import re
 
-    from grader.resources import DEFAULT_SPEC
+    from grader.shared.resources import DEFAULT_SPEC
 
     text = DEFAULT_SPEC.read_text()
     text, count = re.subn(r"^input_size = \d+$", f"input_size = {size}", text, flags=re.M)

@@ -31,13 +31,13 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grader.bands import BandsError, backbone_key, check_writable, measure_bands, write_bands
-    from grader.load import fingerprint
-    from grader.pipeline import GradeOptions, grade_submission, resolve_profile
+    from grader.grading.bands import BandsError, backbone_key, check_writable, measure_bands, write_bands
+    from grader.submission.load import fingerprint
+    from grader.grading.pipeline import GradeOptions, grade_submission, resolve_profile
     from grader.report import make_console
-    from grader.resources import reference_dir
+    from grader.shared.resources import reference_dir
     from grader.spec import SpecError, load_spec
-    from grader.weights import find_vgg16_weights
+    from grader.grading.weights import find_vgg16_weights
 
     console = make_console()
     if args.seeds < 2:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.figures:
         from dataclasses import replace
 
-        from grader.bands import reference_figures, write_figures
+        from grader.grading.bands import reference_figures, write_figures
 
         result = grade_submission(reference, assignment, replace(options, profile=None))
         console.print(f"wrote {write_figures(reference_figures(result), folder)}")

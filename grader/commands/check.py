@@ -9,7 +9,7 @@ from pathlib import Path
 
 from grader.commands import add_bands_argument, add_training_arguments
 from grader.commands.report import add_report_arguments
-from grader.sandbox import Limits
+from grader.grading.sandbox import Limits
 
 
 def add_parser(commands) -> None:
@@ -49,8 +49,8 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grader.load import SubmissionError
-    from grader.pipeline import GradeOptions, grade_submission
+    from grader.submission.load import SubmissionError
+    from grader.grading.pipeline import GradeOptions, grade_submission
     from grader.report import make_console, print_summary, write_results
     from grader.report.outputs import write_submission_report
     from grader.report.progress import check_progress

@@ -63,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.markup import escape
 
-    from grader.batch import grade_batch
-    from grader.errors import BatchError
-    from grader.pipeline import GradeOptions
+    from grader.batch.grade import grade_batch
+    from grader.shared.errors import BatchError
+    from grader.grading.pipeline import GradeOptions
     from grader.report import make_console
     from grader.report.progress import PlainLines, is_live, time_left
     from grader.report.terminal import print_batch_summary
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         console.print("[red]segrade:[/] --jobs must be at least 1")
         return 2
     # One line for the batch (submissions done of all, its ETA) and one per running job (its
-    # variant, phase and training step, grader.progress); plain lines when not a terminal.
+    # variant, phase and training step, grader.grading.progress); plain lines when not a terminal.
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
                         TimeElapsedColumn(), TextColumn("{task.fields[left]}"), console=console)
     overall = progress.add_task("grading", total=None, count="", left="")
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         progress.console.print(f"[cyan]•[/] {escape(message)}")
 
     try:
-        from grader.backends import make_backend
+        from grader.batch.backends import make_backend
 
         settings = {}
         if args.backend == "slurm":

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from grader.report import ResultsError, make_console
     from grader.commands.exports import lms_options, print_lms
-    from grader.records import results_folders
+    from grader.records.files import results_folders
     from grader.report.lms import RosterError, write_lms_files
     from grader.report.outputs import write_class_outputs, write_submission_report
     from grader.spec import SpecError, load_spec

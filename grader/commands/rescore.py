@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     from grader.report import make_console
     from grader.report.outputs import results_folders
-    from grader.rescore import rescore_out
+    from grader.batch.rescore import rescore_out
     from grader.spec import SpecError, load_spec
 
     console = make_console()

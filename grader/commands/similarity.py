@@ -55,6 +55,7 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from grader.report import make_console
     from grader.report.outputs import write_class_outputs
+    from grader.report.similarity import write_similarity
     from grader.similarity import run_similarity
     from grader.spec import SpecError, load_spec
 
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, SpecError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2
-    result = run_similarity(root, options, assignment=assignment)
+    result = write_similarity(root, run_similarity(root, options, assignment=assignment), options, assignment)
     print_similarity(result, console)
     try:
         write_class_outputs(root, assignment, reports=False)  # the summary links the page

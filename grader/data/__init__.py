@@ -10,5 +10,6 @@ profile's size, augmentation and ImageNet normalisation are applied by
 `grader.data.transforms`, never by the loaders.
 """
 
-IGNORE_INDEX = 255
+from grader.shared.conventions import IGNORE_INDEX  # noqa: F401  (re-exported)
+
 SPLITS = ("train", "val", "test")

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from grader.data import IGNORE_INDEX
-from grader.metrics import ConfusionMatrix, SegmentationScores
+from grader.grading.metrics import ConfusionMatrix, SegmentationScores
 
 
 def _quantise(image: torch.Tensor, levels: int) -> torch.Tensor:

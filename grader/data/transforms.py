@@ -38,7 +38,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from grader.data import IGNORE_INDEX
+from grader.shared.conventions import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -52,8 +52,6 @@ __all__ = [
     "TransformedDataset",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # The mean colour in 0..255: padding the uint8 image with it gives ~0 after normalising.
 _MEAN_FILL = tuple(round(255 * m) for m in IMAGENET_MEAN)
 

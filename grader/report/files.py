@@ -1,11 +1,11 @@
-"""results.json and samples.npz for the report package: read and written by grader.records
+"""results.json and samples.npz for the report package: read and written by grader.records.files
 (the one place that knows the record formats); re-exported here for the report modules."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from grader.records import (  # noqa: F401  (re-exported)
+from grader.records.files import (  # noqa: F401  (re-exported)
     READABLE_SCHEMAS, ResultsError, read_results, read_samples, write_atomic, write_results,
 )
 

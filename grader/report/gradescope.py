@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grader.records import ErrorRecord
-from grader.results import NOT_RUN_BECAUSE, variants_passing
+from grader.records.files import ErrorRecord
+from grader.records.results import NOT_RUN_BECAUSE, variants_passing
 from grader.report.files import first_check, write_atomic
-from grader.score import split_label
+from grader.grading.score import split_label
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 

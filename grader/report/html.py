@@ -21,13 +21,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from grader.architecture import format_scale
+from grader.grading.architecture import format_scale
 from grader.report import figures
 from grader.report.files import first_check, write_atomic
 from grader.report.terminal import package_notes
-from grader.resources import templates_dir
-from grader.results import STATUS_ORDER
-from grader.score import split_label
+from grader.shared.resources import templates_dir
+from grader.records.results import STATUS_ORDER
+from grader.grading.score import split_label
 from grader.spec import Assignment
 
 FAILURE_ORDER = STATUS_ORDER  # str-valued statuses, worst first
@@ -303,7 +303,7 @@ def _comparison(comparison, by_id: dict[str, dict], titles: dict[str, str], assi
 
 def render_html(results: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment,
                 changes: dict[str, Any] | None = None, workers: int = 1) -> str:
-    """`changes`: what changed since the grade this one replaced (grader.changes), if any;
+    """`changes`: what changed since the grade this one replaced (grader.batch.changes), if any;
     `workers`: processes that draw the charts (the cores the caller has to itself)."""
     return environment().get_template("report.html.j2").render(
         **report_context(results, samples, assignment, workers), changes=changes)

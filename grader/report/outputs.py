@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.records import ErrorRecord, ResultsError, error_folders, read_results, read_samples, results_folders, write_atomic
+from grader.records.files import ErrorRecord, ResultsError, error_folders, read_results, read_samples, results_folders, write_atomic
 from grader.report.gradebook import write_gradebook
 from grader.report.gradescope import gradescope_error, write_gradescope
 from grader.report.html import environment, html_to_pdf, render_html
@@ -47,7 +47,7 @@ def write_submission_report(folder: str | Path, assignment: Assignment, *, pdf: 
     if results["assignment_id"] != assignment.id:
         raise ResultsError(f"{folder}/results.json was graded for assignment {results['assignment_id']!r}, not "
                            f"{assignment.id!r}: pass that assignment's spec with --spec")
-    from grader.changes import read_changes
+    from grader.batch.changes import read_changes
 
     html = render_html(results, read_samples(folder), assignment, changes=read_changes(folder), workers=workers)
     written = [write_atomic(folder / "report.html", html)]

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from grader.progress import ProgressState
+from grader.grading.progress import ProgressState
 
 
 def is_live(console: Console) -> bool:

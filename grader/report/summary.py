@@ -16,7 +16,7 @@ from typing import Any
 from grader import __version__
 from grader.report import figures
 from grader.report.files import first_check
-from grader.results import PROBLEM_STATUSES  # str-valued: "error" in PROBLEM_STATUSES holds
+from grader.records.results import PROBLEM_STATUSES  # str-valued: "error" in PROBLEM_STATUSES holds
 from grader.spec import Assignment
 
 
@@ -68,6 +68,6 @@ def summary_context(results_list: list[dict[str, Any]], assignment: Assignment,
                           for (vid, cid), n in failed_checks.most_common(12)],
         "flagged": flagged,
         "profiles": sorted({r["environment"].get("profile") or "checks only" for r in graded}),
-        # bands measured for this batch on the grader's hardware (grader.batch_bands), said once
+        # bands measured for this batch on the grader's hardware (grader.batch.bands), said once
         "bands_notes": sorted({n for r in graded if (n := r["environment"].get("bands_note"))}),
     }

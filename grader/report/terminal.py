@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from grader.results import CheckResult, CheckStatus, SubmissionResult, VariantStatus, variants_passing
+from grader.records.results import CheckResult, CheckStatus, SubmissionResult, VariantStatus, variants_passing
 
 STATUS_STYLE = {VariantStatus.PASSED: "green", VariantStatus.MISSING: "yellow", VariantStatus.AMBIGUOUS: "yellow"}
 
@@ -148,7 +148,7 @@ def _class_and_file(variant) -> str:
 
 
 def print_batch_summary(summary, console: Console) -> None:
-    """The table at the end of `segrade grade`: one row per submission (grader.batch.BatchSummary)."""
+    """The table at the end of `segrade grade`: one row per submission (grader.batch.grade.BatchSummary)."""
     table = Table(title=f"{len(summary.outcomes)} submission(s) in {summary.seconds:.0f} s")
     table.add_column("submission", no_wrap=True)
     table.add_column("graded", no_wrap=True)

@@ -11,7 +11,7 @@ Two views, each a number in [0, 1] per pair of submissions:
   (type, hyper-parameters, parameter shapes, in order) and its dataflow-graph fingerprint, as
   the worker recorded them in results.json; it is blind to names, comments and layout.
 
-`grader.similarity.page` ranks the pairs, groups students similar across several variants and
+`grader.report.similarity` ranks the pairs, groups students similar across several variants and
 writes `similarity.html` and `similarity.csv`. Nothing leaves the machine. Similarity is
 evidence for a person to weigh, never a verdict.
 """

@@ -1,7 +1,7 @@
 """The code segrade extracted from a submission, kept for similarity: OUT/<id>/code/.
 
-`segrade grade` writes it at grading time (grader.batch), from the same preparation the
-worker imports (grader.formats.prepare_submission: notebooks converted to .py, the top-level
+`segrade grade` writes it at grading time (grader.batch.grade), from the same preparation the
+worker imports (grader.submission.formats.prepare_submission: notebooks converted to .py, the top-level
 filter applied, tooling folders left out), keeping only the .py files. Nothing here imports
 or runs student code.
 """
@@ -19,8 +19,8 @@ MAX_FILE_BYTES = 2 * 1024**2  # a generated or vendored file this large is not t
 def extract_code(source: str | Path, dest: str | Path) -> list[Path]:
     """Prepare `source` (a folder, .zip, .py or .ipynb) as the grader does and copy its .py
     files into `dest` (created; relative paths kept). Returns the files written. Raises
-    grader.load.SubmissionError when the submission cannot be read."""
-    from grader.formats import prepare_submission
+    grader.submission.load.SubmissionError when the submission cannot be read."""
+    from grader.submission.formats import prepare_submission
 
     dest = Path(dest)
     written = []

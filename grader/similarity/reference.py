@@ -26,7 +26,7 @@ def reference_tokens(assignment) -> dict[str, set[str]]:
 
 
 def _reference_tokens(assignment) -> dict[str, set[str]]:
-    from grader.resources import reference_dir
+    from grader.shared.resources import reference_dir
     from grader.similarity.structural import variant_tokens
 
     modules = []
@@ -61,7 +61,7 @@ def _layers(cls, kwargs: dict[str, Any]) -> list[str]:
     from VGG16's classifier) cannot be, and is built on the CPU once, without gradients."""
     import torch
 
-    from grader.structure import layers
+    from grader.shared.structure import layers
 
     try:
         with torch.device("meta"):
@@ -79,7 +79,7 @@ def cached_reference_tokens(assignment, cache_file) -> dict[str, set[str]]:
     from pathlib import Path
 
     from grader import __version__
-    from grader.resources import reference_dir
+    from grader.shared.resources import reference_dir
 
     digest = hashlib.sha256(f"{__version__}\n{assignment.sha256}".encode())
     for path in sorted(reference_dir().glob("*.py")):

@@ -1,5 +1,5 @@
 """Similarity of a graded folder: gather the code and structures, compare, write the page
-and the CSV (grader.similarity.page). See grader/similarity/__init__.py."""
+and the CSV (grader.report.similarity). See grader/similarity/__init__.py."""
 
 from __future__ import annotations
 
@@ -99,8 +99,8 @@ def _collect(folder: Path, prefix: str, texts: dict, tokens: dict, notes: list[s
 
 def _collect_earlier(folder: Path, texts: dict, tokens: dict, notes: list[str]) -> int:
     """An earlier term: a graded folder (OUT/<id>/...) or a folder of submissions."""
-    from grader.errors import BatchError
-    from grader.job import find_entries
+    from grader.shared.errors import BatchError
+    from grader.batch.job import find_entries
 
     prefix = f"{folder.name}/"
     graded = [f for f in _graded_folders(folder, None)]
@@ -122,7 +122,7 @@ def _collect_earlier(folder: Path, texts: dict, tokens: dict, notes: list[str]) 
 
 
 def _boilerplate(options: SimilarityOptions, notes: list[str]) -> list[str]:
-    from grader.resources import reference_dir
+    from grader.shared.resources import reference_dir
 
     texts = []
     sources = ([reference_dir()] if options.reference else []) + list(options.starter)
@@ -151,9 +151,9 @@ def _reference_structure(root: Path, assignment, options: SimilarityOptions, not
 
 
 def run_similarity(root: str | Path, options: SimilarityOptions = SimilarityOptions(), *,
-                   only: set[str] | None = None, assignment=None, write: bool = True) -> SimilarityResult:
+                   only: set[str] | None = None, assignment=None) -> SimilarityResult:
     """Compare every pair of submissions graded under `root` (and each of them with the
-    earlier terms), write root/similarity.html and root/similarity.csv."""
+    earlier terms). grader.report.similarity.write_similarity writes the page and the CSV."""
     started = time.perf_counter()
     root = Path(root)
     notes: list[str] = []
@@ -213,11 +213,6 @@ def run_similarity(root: str | Path, options: SimilarityOptions = SimilarityOpti
             p.text = textual.with_regions(p.a, p.b)
     result = SimilarityResult(listed, flagged, groups(flagged, options), submissions=len(current), earlier=earlier,
                               notes=notes, texts=texts)
-    if write:
-        from grader.similarity.page import write_csv, write_page
-
-        result.csv = write_csv(root / CSV, result, options)
-        result.page = write_page(root / PAGE, result, options, assignment)
     result.seconds = round(time.perf_counter() - started, 2)
     return result
 

@@ -3,7 +3,7 @@ layout (a copy whose identifiers were renamed, functions reordered and comments 
 builds the same layers).
 
 Per variant, each submission's tokens come from its results.json (`figures.structure.layers`,
-one line per layer: type, settings and parameter shapes in order, grader.structure; and the
+one line per layer: type, settings and parameter shapes in order, grader.shared.structure; and the
 dataflow-graph fingerprint `figures.architecture`). Results graded before layers were
 recorded fall back to the fingerprint and the parameter and FLOP counts. A token is a layer
 line with its occurrence number (the 3rd identical conv is its own token), a pair of

@@ -1,10 +1,10 @@
 """The worker: the only process that imports and runs student code.
 
-Started by grader.sandbox as `python -I -u -B -m grader.worker REQUEST FD` in a copy
+Started by grader.grading.sandbox as `python -I -u -B -m grader.worker REQUEST FD` in a copy
 of the submission. It reports raw observations (what imported, how each variant was
 built, the output's shape) as JSON events, one per line, on file descriptor FD; it
 judges nothing. The grading process turns observations into check results
-(grader.checks) and computes every score, so code that tampers with this process
+(grader.grading.checks) and computes every score, so code that tampers with this process
 can only misreport itself.
 
 Events: {"event": "environment"}, {"event": "module"} per imported file,
@@ -24,7 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from grader import protocol
+from grader.shared import protocol
 
 
 class TorchGuard:
@@ -66,12 +66,12 @@ def main(argv: list[str]) -> int:
 
     import torch
 
-    from grader import structure  # noqa: F401  (imported before student code can shadow anything)
+    from grader.shared import structure  # noqa: F401  (imported before student code can shadow anything)
     from grader.worker import graph, probes  # noqa: F401
 
     probes.install_vgg_recorder()
     from grader.worker.adapters import Candidate, Unresolved, VariantRequest, plan_variant
-    from grader.device import describe, resolve_device
+    from grader.shared.device import describe, resolve_device
     from grader.worker.stubs import install_stub_finder, stood_in
 
     device = resolve_device(request.get("device", "auto"))
@@ -147,7 +147,7 @@ def _drop_privileges(uid: int) -> None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-        from grader.processes import die_with_parent
+        from grader.shared.processes import die_with_parent
 
         die_with_parent()  # the uid change cleared it
 
@@ -250,7 +250,7 @@ def _describe_plan(plan, variant: dict[str, Any]) -> dict[str, Any]:
 def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch, channel: Channel,
            guard: TorchGuard) -> dict[str, Any]:
     """Build one variant and run one forward pass; record what happened."""
-    from grader import structure
+    from grader.shared import structure
     from grader.worker import graph, probes
     from grader.worker.adapters import Unresolved, to_logits
 
@@ -372,7 +372,7 @@ def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], chan
     The worker holds no validation or test labels."""
     import torch
 
-    from grader.protocol import encode_predictions
+    from grader.shared.protocol import encode_predictions
     from grader.worker.probes import LogitsOnly
     from grader.worker.train import SegmentationTensors, TrainConfig, predict, train
 

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from grader.names import is_helper_name, name_tokens, normalise_name  # noqa: F401
-from grader.manifest import (  # noqa: F401  (re-exported: the manifest is parsed on the grading side)
+from grader.shared.names import is_helper_name, name_tokens, normalise_name  # noqa: F401
+from grader.shared.manifest import (  # noqa: F401  (re-exported: the manifest is parsed on the grading side)
     MANIFEST_NAME, ManifestError, _split_factory, check_manifest_ids, parse_manifest,
 )
 

@@ -99,7 +99,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from grader.protocol import Fingerprint
+from grader.shared.protocol import Fingerprint
 
 __all__ = ["Fingerprint", "GraphError", "ExportFailed", "Graph", "record", "record_export", "fingerprint"]
 

@@ -1,7 +1,7 @@
 """Measurements the worker takes on a built model, beyond the first forward pass.
 
 Runs inside the worker (grader.worker). Each probe returns plain data: what was
-seen, never a verdict; grader.checks judges it in the grading process.
+seen, never a verdict; grader.grading.checks judges it in the grading process.
 """
 
 from __future__ import annotations

@@ -17,9 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from grader.data import IGNORE_INDEX
-from grader.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from grader.spec import OPTIMIZERS
+from grader.shared.conventions import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, OPTIMIZERS
 
 
 

@@ -1,0 +1,175 @@
+"""Rescoring without retraining: points recomputed from saved results (`segrade rescore OUT`).
+
+A grade's points depend on its saved measurements (checks, test mIoU) and on two things
+that can change afterwards without any retraining: the reference bands and the rubric's
+marks. `rescore_results` rebuilds the saved variants, scores them again with
+`grader.grading.score.score` against the bands that apply now, and returns the updated results;
+`rescore_folder` rewrites results.json, the reports, the Gradescope file and done.json's
+scoring key. `segrade grade` calls `rescore_batch_folder` after its jobs, so a band or
+rubric change rescores instead of regrading (done.json holds a training key and a scoring
+key: grader.batch.grade).
+
+What cannot be rescored (and needs `segrade grade` again): results graded under another
+version of the profile, or for other variants than the spec's now.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from grader.records.files import variant_from_json
+from grader.records.results import _plain
+from grader.spec import Assignment
+
+
+class RescoreError(ValueError):
+    """These saved results cannot be rescored; the message says why and what to do."""
+
+
+def bands_note(bands_folder: Path | None, profile_id: str | None) -> str:
+    """One sentence when the bands were measured for this batch (OUT/bands), else ''."""
+    from grader.grading.bands import bands_path, read_bands_file
+
+    if bands_folder is None or profile_id is None:
+        return ""
+    path = bands_path(profile_id, bands_folder)
+    data = read_bands_file(path)
+    for entry in (data.get("backbones") or {}).values():
+        prov = (entry or {}).get("provenance") or {}
+        if entry.get("measured") and prov.get("measured_for"):
+            return (f"the reference bands were measured for this batch, on the grader's own hardware "
+                    f"({prov.get('device')}, torch {prov.get('torch')}, seeds {prov.get('seeds')}, "
+                    f"{str(prov.get('date'))[:10]}; {path.name})")
+    return ""
+
+
+def rescore_results(data: dict[str, Any], assignment: Assignment, bands_folder: Path | None) -> dict[str, Any]:
+    """The saved results `data` scored again against the bands in `bands_folder` (None:
+    reference/bands) and the assignment's rubric now."""
+    from grader.grading.bands import BandIdentity, backbone_key, load_bands
+    from grader.grading.score import score
+
+    env = data.get("environment") or {}
+    if data.get("assignment_id") != assignment.id:
+        raise RescoreError(f"graded for assignment {data.get('assignment_id')!r}, not {assignment.id!r}: "
+                           "pass that assignment's spec with --spec")
+    saved_ids = [v["variant_id"] for v in data["variants"]]
+    if sorted(saved_ids) != sorted(v.id for v in assignment.variants):
+        raise RescoreError("graded for other variants than the spec's now: grade again (segrade grade)")
+    profile = None
+    if env.get("profile"):
+        profile = assignment.profiles.get(env["profile"])
+        if profile is None or (env.get("profile_sha256") and profile.sha256 != env["profile_sha256"]):
+            raise RescoreError(f"trained under another version of the {env['profile']!r} profile: grade again "
+                               "(segrade grade); rescoring only changes points, never training")
+    variants = tuple(variant_from_json(v) for v in data["variants"])
+    bands = None
+    if profile is not None:
+        identity = BandIdentity.of_grade(assignment, profile, env)
+        bands = load_bands(profile, backbone_key(bool(env.get("pretrained_backbone"))), saved_ids, bands_folder,
+                           identity=identity)
+    scored, grade = score(assignment, variants, bands, env.get("evaluation_split") or "test")
+    note = bands_note(bands_folder, profile.id if profile else None)
+    if note:
+        grade = grade.__class__(**{**asdict(grade), "manual": grade.manual,
+                                   "note": "; ".join(x for x in (grade.note, note) if x)})
+    out = dict(data)
+    out["variants"] = _plain([asdict(v) for v in scored])
+    out["grade"] = _plain(asdict(grade))
+    out["total"], out["max_total"] = grade.total, grade.max_total
+    out["spec_sha256"] = assignment.sha256
+    out["environment"] = {**env, "bands_folder": str(bands_folder) if bands_folder else None,
+                          "bands_note": note or None,
+                          "rescored_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return out
+
+
+def rescore_folder(folder: Path, assignment: Assignment, bands_folder: Path | None, *, pdf: bool = True,
+                   visibility: str = "after_published", scoring: str | None = None) -> dict[str, Any]:
+    """Rescore one submission's folder: results.json, reports, Gradescope file, done.json."""
+    from grader.batch.job import DONE_FILE
+    from grader.records.files import read_results, write_atomic
+    from grader.report.outputs import write_submission_report
+
+    data = rescore_results(read_results(folder), assignment, bands_folder)
+    write_atomic(folder / "results.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
+    write_submission_report(folder, assignment, pdf=pdf, visibility=visibility, results=data)
+    done_path = folder / DONE_FILE
+    try:
+        done = json.loads(done_path.read_text())
+    except (OSError, ValueError):
+        done = None
+    if done is not None:
+        grade = data["grade"]
+        done["outcome"] |= {"points": grade["total"], "automatic_max": grade["automatic_max"]}
+        if scoring is not None:
+            done["scoring_key"] = scoring
+        write_atomic(done_path, json.dumps(done, indent=1) + "\n")
+    return data
+
+
+def rescore_batch_folder(out: Path, assignment: Assignment, options, outcomes: list, *, pdf: bool = True,
+                         visibility: str = "after_published", batch_bands: bool = False) -> dict[str, Any]:
+    """After a batch: rescore every graded submission whose done.json has another scoring key
+    than the batch's now (bands or rubric changed, or bands measured in this batch).
+    Returns the updated outcomes by id."""
+    from dataclasses import replace
+
+    from grader.batch.job import read_done, scoring_key
+
+    current = scoring_key(assignment, options)
+    updated = {}
+    for outcome in outcomes:
+        folder = Path(out) / outcome.id
+        done = read_done(folder)
+        if done is None or done.get("scoring_key") == current or not (folder / "results.json").is_file():
+            continue
+        try:
+            data = rescore_folder(folder, assignment, options.bands_folder, pdf=pdf, visibility=visibility,
+                                  scoring=current)
+        except (RescoreError, OSError, ValueError, KeyError, TypeError) as exc:
+            updated[outcome.id] = replace(outcome, message=f"could not be rescored: {exc}")
+            continue
+        updated[outcome.id] = replace(outcome, points=data["grade"]["total"],
+                                      automatic_max=data["grade"]["automatic_max"])
+    return updated
+
+
+def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, *, pdf: bool = True,
+                visibility: str = "after_published") -> tuple[list[str], list[str], Path | None]:
+    """`segrade rescore OUT`: every submission folder of OUT, then the class outputs. Returns
+    (rescored ids, problems, the bands folder used). Without --bands, a batch's own
+    OUT/bands (bands measured for it) is used when it exists, else reference/bands."""
+    from grader.batch.job import read_done
+    from grader.batch.bands import BANDS_DIR
+    from grader.report.outputs import results_folders, write_class_outputs
+
+    out = Path(out)
+    if bands_folder is None and any((out / BANDS_DIR).glob("*.json")):
+        bands_folder = (out / BANDS_DIR).resolve()
+    rescored, problems = [], []
+    folders = results_folders(out)
+    for folder in folders:
+        try:
+            data = json.loads((folder / "results.json").read_text())
+            profile = (data.get("environment") or {}).get("profile")
+            scoring = _scoring_for(assignment, profile, bands_folder) if read_done(folder) else None
+            rescore_folder(folder, assignment, bands_folder, pdf=pdf, visibility=visibility, scoring=scoring)
+            rescored.append(folder.name)
+        except (RescoreError, OSError, ValueError, KeyError, TypeError) as exc:
+            problems.append(f"{folder.name}: {exc}")
+    if not (out / "results.json").is_file():
+        outputs = write_class_outputs(out, assignment, pdf=pdf, visibility=visibility, reports=False)
+        problems += outputs.problems
+    return rescored, problems, bands_folder
+
+
+def _scoring_for(assignment: Assignment, profile: str | None, bands_folder: Path | None) -> str:
+    from grader.batch.job import scoring_key
+    from grader.grading.pipeline import GradeOptions
+
+    return scoring_key(assignment, GradeOptions(profile=profile, device="cpu", bands_folder=bands_folder))

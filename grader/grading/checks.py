@@ -1,0 +1,441 @@
+"""The check step: turn the worker's raw observations into check results.
+
+Every judgement is made here, in the grading process. Each check has a stable id,
+a status and a message that says what was seen and what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from grader.records.results import CheckResult, CheckStatus, VariantResult, VariantStatus
+from grader.spec import Assignment, Variant
+
+# Checks whose failure makes the variant fail; `logits` and `llm_declaration` only inform.
+REQUIRED_CHECKS = ("builds", "forward_shape", "gradients", "frozen_backbone", "finetuned_backbone", "architecture",
+                   "learns", "skip_ablation")
+# A relative change of the output at or below this, when a skip's encoder operand is zeroed,
+# is no change: float noise is far above it, an operand multiplied by zero is exactly at 0.
+DEAD_SKIP_CHANGE = 1e-9
+
+
+# Why the sandbox (never the worker: grader.shared.protocol rejects the key) says a worker could not
+# finish a variant; these map onto variant statuses.
+WORKER_STATUS = {s.value: s for s in (VariantStatus.TIMEOUT, VariantStatus.OOM, VariantStatus.CRASHED,
+                                      VariantStatus.ERROR)}
+
+
+# Frameworks segrade does not grade (as the worker names them), and their module names.
+OTHER_FRAMEWORK_MODULES = ("tensorflow", "keras", "tf_keras", "jax", "flax", "paddle", "mxnet", "mindspore")
+
+
+def _missing_module_hint(import_errors: tuple[str, ...]) -> str:
+    """What to do about `No module named 'x'`: hand in x.py, or do without the package."""
+    names = sorted(set(re.findall(r"No module named '([\w.]+)'", " ".join(import_errors))))
+    names = [n for n in names if n.split(".")[0] not in OTHER_FRAMEWORK_MODULES]
+    if not names:
+        return " Fix that error first."
+    listed = ", ".join(f"'{n}'" for n in names)
+    files = ", ".join(f"{n.replace('.', '/')}.py" for n in names)
+    return (f" {listed} is neither in the submission nor installed: if it is your own file, hand it in ({files}); "
+            "if it is a package, use only torch, torchvision, numpy and the standard library.")
+
+
+def _not_pytorch(failed_modules: tuple[dict[str, Any], ...]) -> str | None:
+    """A submission written for another framework: what to tell it, or None."""
+    frameworks = sorted({f for m in failed_modules for f in m.get("frameworks") or ()})
+    if not frameworks:
+        return None
+    files = ", ".join(m["path"] for m in failed_modules if m.get("frameworks"))
+    return (f"This code is written for {' and '.join(frameworks)}, not PyTorch ({files} "
+            f"import{'s' if ',' not in files else ''} it), and segrade grades PyTorch models only "
+            "(torch.nn.Module subclasses): write the models with torch.nn to have them graded.")
+
+
+def _defining_files(variant: Variant, failed_modules: tuple[dict[str, Any], ...]) -> list[str]:
+    """Files that failed to import and define a class that could build this variant."""
+    from grader.shared.names import is_helper_name, normalise_name
+
+    names = {normalise_name(n) for n in (variant.class_name, *variant.aliases)}
+    family = normalise_name(variant.family.id)
+    named, family_like = [], []
+    for module in failed_modules:
+        defines = module.get("defines") or ()
+        exact = [n for n in defines if normalise_name(n) in names]
+        close = [n for n in defines if family in normalise_name(n) and not is_helper_name(n) and not n.startswith("_")]
+        if exact:
+            named.append(f"{module['path']}, which defines {', '.join(exact)}, failed to import: {module['error']}")
+        elif close:
+            family_like.append(f"{module['path']}, which defines {', '.join(close)}, failed to import: "
+                               f"{module['error']}")
+    return named or family_like
+
+
+def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assignment, *, batch_size: int,
+                  import_errors: tuple[str, ...] = (), imported_any: bool = True,
+                  failed_modules: tuple[dict[str, Any], ...] = ()) -> VariantResult:
+    """Judge one variant from what the worker observed. `failed_modules`: the worker's reports
+    on the files that failed to import (with what each defines, read from its source)."""
+    if "worker_status" in observed:
+        status = WORKER_STATUS.get(observed["worker_status"], VariantStatus.ERROR)
+        return _result(variant, status, observed.get("mapping"),
+                       [CheckResult("builds", CheckStatus.FAIL, observed.get("message") or status.value,
+                                    {"phase": observed.get("phase")})])
+    if "unresolved" in observed:
+        status = VariantStatus.AMBIGUOUS if observed["unresolved"] == "ambiguous" else VariantStatus.MISSING
+        message = observed.get("message", "not found")
+        details = {"looked_for": observed.get("looked_for", []), "candidates": observed.get("candidates", [])}
+        other = _not_pytorch(failed_modules) if status is VariantStatus.MISSING else None
+        defining = _defining_files(variant, failed_modules) if status is VariantStatus.MISSING else []
+        if other:
+            status = VariantStatus.ERROR
+            details |= {"import_failed": True, "not_pytorch": True}
+            message = f"{variant.class_name} ({variant.id}) cannot be graded. {other}"
+        elif import_errors and not imported_any and status is VariantStatus.MISSING:
+            # No file imported: that is the cause, whatever the class is called.
+            status = VariantStatus.ERROR
+            details["import_failed"] = True
+            message = (f"{variant.class_name} ({variant.id}) could not be found because the submission's code did "
+                       f"not import. Files that failed to import: {'; '.join(import_errors)}."
+                       f"{_missing_module_hint(import_errors)}\n\nIf the class is in none of those files: {message}")
+        elif defining:
+            # The class is there, in a file that did not import: that is the cause, said first.
+            status = VariantStatus.ERROR
+            details["defining_files_failed"] = True
+            message = (f"{variant.class_name} ({variant.id}) was not built: {'; '.join(defining)}."
+                       f"{_missing_module_hint(tuple(defining))}\n\n{message}")
+        elif import_errors:
+            message += f"\n\nFiles that failed to import: {'; '.join(import_errors)}."
+        return _result(variant, status, None, [CheckResult("builds", CheckStatus.FAIL, message, details)])
+
+    mapping = observed.get("mapping")
+    checks = [_builds(observed)]
+    if checks[0].status is CheckStatus.PASS:
+        checks.append(_forward_shape(observed, variant, assignment.num_classes, batch_size))
+    else:
+        checks.append(CheckResult("forward_shape", CheckStatus.SKIP, "not run: the model did not build"))
+    if checks[-1].status is CheckStatus.PASS:
+        checks += [_logits(observed), _gradients(observed)]
+        if variant.family.id == "fcn" and "frozen" in variant.traits:
+            checks.append(_backbone(observed, variant))
+        if variant.architecture:
+            checks.append(_architecture(observed, variant))
+    failed = any(c.status is CheckStatus.FAIL for c in checks if c.id in REQUIRED_CHECKS)
+    figures = {"parameters": observed.get("parameters"),
+               **{k: v for k, v in (observed.get("figures") or {}).items() if k != "traceback"},
+               "architecture": observed.get("architecture"),
+               "backbone": backbone_text(observed.get("backbone_found")),
+               "structure": observed.get("structure"),
+               "build_seconds": (observed.get("build") or {}).get("seconds"),
+               "forward_seconds": (observed.get("forward") or {}).get("seconds"),
+               "check_seconds": observed.get("check_seconds")}
+    return _result(variant, _status(observed) if failed else VariantStatus.PASSED, mapping, checks, figures,
+                   adapter=observed.get("adapter"), notes=tuple(observed.get("notes", ())))
+
+
+def _status(observed: dict[str, Any]) -> VariantStatus:
+    """A raised exception is an error (or oom); a wrong result is a failure."""
+    for step in ("build", "forward"):
+        info = observed.get(step) or {}
+        if info and not info.get("ok"):
+            return VariantStatus.OOM if info.get("oom") else VariantStatus.ERROR
+    return VariantStatus.FAILED
+
+
+def _builds(observed: dict[str, Any]) -> CheckResult:
+    build = observed.get("build") or {}
+    if build.get("ok"):
+        return CheckResult("builds", CheckStatus.PASS, f"built as {observed.get('mapping')}")
+    error = build.get("error", "the worker reported no build result")
+    message = f"building {observed.get('mapping')} raised {error}"
+    downloads = build.get("downloads") or []
+    file = downloads[-1].rsplit("/", 1)[-1] if downloads else None
+    arch = re.match(r"([a-z0-9_]+?)-[0-9a-f]{6,}\.pth$", file or "")
+    name = arch.group(1).upper().replace("_BN", "-BN") if arch else None
+    if name and not name.startswith("VGG16") and _is_network_failure(error):
+        message += (f". The constructor's own code asked for {name} ImageNet weights ({file}) from the network: "
+                    "grading runs offline, and the assignment's backbone is VGG16, whose weights segrade supplies "
+                    "when the instructor has them. Build the backbone with torchvision.models.vgg16 and load "
+                    "weights only when `pretrained` is true")
+        return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.get("traceback"),
+                                                                "downloads": downloads})
+    if _is_network_failure(error):
+        message += (f". The constructor tried to download weights{f' ({file})' if file else ''}, but grading runs "
+                    "offline: download only when `pretrained` is true (segrade passes pretrained=False unless the "
+                    "instructor supplies ImageNet weights with --vgg16-weights or SEGRADE_VGG16_WEIGHTS)")
+    return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.get("traceback")})
+
+
+def _is_network_failure(error: str) -> bool:
+    # Building a model touches the network only to fetch weights (torch.hub, torchvision).
+    network = ("URLError", "urlopen error", "Name or service not known", "Temporary failure in name resolution",
+               "Network is unreachable", "ConnectionError", "ConnectionRefusedError")
+    return any(word in error for word in network)
+
+
+def _forward_shape(observed: dict[str, Any], variant: Variant, num_classes: int, batch_size: int) -> CheckResult:
+    size = variant.family.input_size
+    expected = [batch_size, num_classes, size, size]
+    forward = observed.get("forward") or {}
+    details = {"expected": expected, "input_shape": forward.get("input_shape")}
+    if not forward.get("ok"):
+        return CheckResult("forward_shape", CheckStatus.FAIL,
+                           f"forward on a {_shape(forward.get('input_shape'))} input raised "
+                           f"{forward.get('error', 'an unknown error')}",
+                           details | {"traceback": forward.get("traceback")})
+    if "output_shape" not in forward:
+        return CheckResult("forward_shape", CheckStatus.FAIL, forward.get("output_error") or (
+                           f"forward returned a {forward.get('output_type')}; it must return one "
+                           "tensor of logits shaped N x num_classes x H x W"), details)
+    seen = forward["output_shape"]
+    details["seen"] = seen
+    if seen != expected:
+        return CheckResult("forward_shape", CheckStatus.FAIL,
+                           f"output shape {_shape(seen)} for a {_shape(forward['input_shape'])} input; "
+                           f"expected {_shape(expected)} (N x num_classes x H x W, at the input size)", details)
+    if not forward.get("dtype", "").startswith(("float", "bfloat")):
+        return CheckResult("forward_shape", CheckStatus.FAIL,
+                           f"output dtype is {forward.get('dtype')}; logits must be floating point", details)
+    if forward.get("finite") is False:
+        return CheckResult("forward_shape", CheckStatus.FAIL,
+                           "output contains NaN or infinite values on a random input", details)
+    for other in observed.get("sizes") or []:
+        batch, _, height, width = other["input_shape"]
+        want = [batch, num_classes, height, width]
+        if "error" in other:
+            return CheckResult("forward_shape", CheckStatus.FAIL,
+                               f"forward on a {_shape(other['input_shape'])} input raised {other['error']}", details)
+        if other["output_shape"] != want:
+            return CheckResult("forward_shape", CheckStatus.FAIL,
+                               f"output shape {_shape(other['output_shape'])} for a {_shape(other['input_shape'])} "
+                               f"input; expected {_shape(want)} (any size that is a multiple of 32, batch size 1 "
+                               "in eval mode included)", details)
+        if other.get("finite") is False:
+            return CheckResult("forward_shape", CheckStatus.FAIL,
+                               f"output contains NaN or infinite values for a {_shape(other['input_shape'])} input",
+                               details)
+    sizes = ", ".join(_shape(o["input_shape"]) for o in observed.get("sizes") or [])
+    return CheckResult("forward_shape", CheckStatus.PASS,
+                       f"output {_shape(seen)} as expected" + (f"; also right for {sizes}" if sizes else ""), details)
+
+
+def _logits(observed: dict[str, Any]) -> CheckResult:
+    stats = observed.get("output_statistics") or {}
+    if stats and 0.0 <= stats["min"] and stats["max"] <= 1.0:
+        applied = "softmax" if stats.get("sum_to_one", 1.0) < 1e-3 else "sigmoid"
+        return CheckResult("logits", CheckStatus.WARN,
+                           f"outputs lie in [0, 1]{' and sum to 1 over classes' if applied == 'softmax' else ''}: "
+                           f"forward seems to apply {applied}. Return raw logits; cross-entropy applies its own "
+                           "softmax, and a second one slows and flattens training", stats)
+    return CheckResult("logits", CheckStatus.PASS, "outputs are unnormalised scores (logits)", stats)
+
+
+def _gradients(observed: dict[str, Any]) -> CheckResult:
+    grads = observed.get("gradients") or {}
+    if "error" in grads:
+        return CheckResult("gradients", CheckStatus.FAIL, f"a training step raised {grads['error']}", grads)
+    if grads.get("nonfinite"):
+        return CheckResult("gradients", CheckStatus.FAIL,
+                           f"non-finite gradients in {_names(grads['nonfinite'])} after one cross-entropy step", grads)
+    head_without = [p for p in grads.get("head_params", []) if p in grads.get("none", [])]
+    if head_without:
+        return CheckResult("gradients", CheckStatus.FAIL,
+                           f"the output layer ({grads.get('head')}) gets no gradient: the output is detached from "
+                           f"it ({_names(head_without)})", grads)
+    unused = grads.get("none", [])
+    if unused:
+        return CheckResult("gradients", CheckStatus.WARN,
+                           f"{len(unused)} trainable parameter(s) get no gradient, so they never train: "
+                           f"{_names(unused)} (unused layers, or a detached path)", grads)
+    return CheckResult("gradients", CheckStatus.PASS, "every trainable parameter gets a finite gradient", grads)
+
+
+def backbone_text(found: dict[str, Any] | None) -> str | None:
+    """What the worker found the backbone to be, in words: "VGG16 (torchvision)", "none"."""
+    if not found or "error" in found:
+        return None
+    if not found.get("kind"):
+        return "none"
+    how = {"torchvision": "from torchvision", "layer sequence": "hand-written: recognised by its layer sequence",
+           "loaded weights": "weights the model loads itself: identical in two builds"}
+    return f"{found['kind']} ({how.get(found.get('how'), found.get('how'))})"
+
+
+def _parts_text(names: list[str], parts: dict[str, str]) -> str:
+    """conv5_1, conv5_2, fc6 (the VGG layers those tensors belong to), else the tensor names."""
+    seen: list[str] = []
+    for name in names:
+        part = parts.get(name)
+        if part and part not in seen:
+            seen.append(part)
+    return _names(seen, 6) if seen else _names(names)
+
+
+def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
+    frozen = bool(variant.traits["frozen"])
+    check_id = "frozen_backbone" if frozen else "finetuned_backbone"
+    info = observed.get("backbone") or {}
+    found = observed.get("backbone_found")
+    if "error" in info:
+        return CheckResult(check_id, CheckStatus.FAIL, f"a training step raised {info['error']}", info)
+    if not info.get("backbone_tensors"):
+        if found is not None and "error" not in found:   # identified by provenance: there is none
+            built = f" (the constructor built {', '.join(found['built'])} but uses none of its layers)" \
+                if found.get("built") else ""
+            text = (f"{variant.class_name} has no VGG backbone{built}: no layer comes from a torchvision VGG "
+                    "(torchvision.models.vgg16) and its convolutions do not follow VGG16's 13-layer sequence")
+            if info.get("vgg_shaped") or found.get("built"):
+                # VGG16-shaped layers of its own (or an unused VGG): not the assignment's backbone
+                return CheckResult(check_id, CheckStatus.FAIL,
+                                   f"{text}, although {info.get('vgg_shaped') or 'some'} of its tensors have VGG16's "
+                                   "shapes: an encoder of its own, so there is no backbone to "
+                                   + ("freeze" if frozen else "fine-tune")
+                                   + ". The assignment's FCNs are built on ImageNet VGG16", info | {"found": found})
+            return CheckResult(check_id, CheckStatus.WARN, f"{text}, so segrade cannot tell a backbone apart from the "
+                               "head. The assignment's FCNs are built on ImageNet VGG16", info | {"found": found})
+        return CheckResult(check_id, CheckStatus.WARN, "no VGG16-shaped layers found, so segrade cannot tell "
+                           "the backbone apart from the head", info)
+    kind = backbone_text(found) or "VGG16-shaped layers"
+    changed, steps = info.get("backbone_changed", []), info.get("steps")
+    parts = info.get("changed_parts") or {}
+    if frozen and changed:
+        stats = [n for n in changed if n.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+        weights = [n for n in changed if n not in stats]
+        moved, advice = [], []
+        if weights:
+            moved.append(f"the weights of {_parts_text(weights, parts)}")
+            advice.append("Set requires_grad=False on every backbone parameter, or leave those layers out of the "
+                          "optimiser (a flag that is never applied, or applied to a copy, does nothing).")
+        if stats:
+            moved.append(f"the BatchNorm statistics of {_parts_text(stats, parts)}")
+            advice.append("Keep the backbone's BatchNorm layers in eval mode (their running statistics move in "
+                          "train mode even when their parameters are frozen).")
+        return CheckResult(check_id, CheckStatus.FAIL,
+                           f"{len(changed)} of {info['backbone_tensors']} backbone tensors changed during "
+                           f"{steps} training steps although the backbone should be frozen (backbone: {kind}): "
+                           f"{' and '.join(moved)} moved ({_names(changed)}). {' '.join(advice)}", info)
+    if frozen and not info.get("head_changed"):
+        return CheckResult(check_id, CheckStatus.FAIL, f"nothing outside the backbone changed during {steps} "
+                           "training steps: the head does not train", info)
+    if not frozen and not changed:
+        return CheckResult(check_id, CheckStatus.FAIL, f"the backbone did not change during {steps} training steps "
+                           f"although this variant fine-tunes it: it is frozen (backbone: {kind})", info)
+    what = "bit-identical, while the head trained" if frozen else "changed, as fine-tuning should"
+    return CheckResult(check_id, CheckStatus.PASS,
+                       f"after {steps} real training steps the {info['backbone_tensors']} backbone tensors are {what} "
+                       f"(backbone: {kind})", info)
+
+
+def _architecture(observed: dict[str, Any], variant: Variant) -> CheckResult:
+    from grader.grading.architecture import Fingerprint, check_architecture
+
+    seen = observed.get("architecture") or {}
+    if "error" in seen:
+        return CheckResult("architecture", CheckStatus.FAIL,
+                           f"the dataflow graph could not be recorded: {seen['error']}", seen)
+    status, message = check_architecture(Fingerprint.from_json(seen), variant.architecture, variant.class_name)
+    return CheckResult("architecture", CheckStatus(status), message,
+                       {"fingerprint": seen, "required": variant.architecture})
+
+
+def check_learning(training: dict[str, Any] | None, losses: list[float | None], miou: float | None,
+                   untrained_miou: float | None, errors: list[str], label: str = "test mIoU") -> CheckResult:
+    """`learns`: the standardised training ran, its loss fell, and the evaluated mIoU (`label`:
+    "test mIoU" on hidden labels, "val mIoU" in a self-check) beat the same model untrained
+    (all measured by the grading process on labels the worker never sees)."""
+    if training is None:
+        return CheckResult("learns", CheckStatus.SKIP, "not trained: the model did not build or its output has "
+                           "the wrong shape (see forward_shape)")
+    if not training.get("ok"):
+        where = training.get("stage", "training")
+        return CheckResult("learns", CheckStatus.FAIL, f"{where} failed: {training.get('error') or 'no reason given'}",
+                           {"traceback": training.get("traceback")})
+    if errors:
+        return CheckResult("learns", CheckStatus.FAIL, "; ".join(errors))
+    if miou is None:
+        return CheckResult("learns", CheckStatus.FAIL, f"no predictions for the {label.split()[0]} split came back "
+                           "from the worker")
+    if training.get("mode") == "weights":
+        return CheckResult("learns", CheckStatus.PASS, f"submitted weights {training.get('weights')}: "
+                           f"{label} {miou:.3f}")
+    finite = [x for x in losses if x is not None]
+    if not losses or len(finite) < len(losses):
+        return CheckResult("learns", CheckStatus.FAIL, "the training loss became NaN or infinite: check for a "
+                           "softmax/log in forward, or a layer that divides by zero")
+    head, tail = finite[: max(1, len(finite) // 5)], finite[-max(1, len(finite) // 5):]
+    start, end = sum(head) / len(head), sum(tail) / len(tail)
+    details = {"loss_start": round(start, 4), "loss_end": round(end, 4), "miou": round(miou, 4), "miou_label": label,
+               "untrained_miou": None if untrained_miou is None else round(untrained_miou, 4)}
+    if end >= start:
+        return CheckResult("learns", CheckStatus.FAIL, f"the training loss did not fall ({start:.3f} -> {end:.3f}): "
+                           "are the parameters registered (nn.ModuleList, not a list) and do they get gradients?",
+                           details)
+    if untrained_miou is not None and miou <= untrained_miou:
+        return CheckResult("learns", CheckStatus.FAIL, f"{label} {miou:.3f} is no better than the same model "
+                           f"untrained ({untrained_miou:.3f})", details)
+    base = f" (untrained {untrained_miou:.3f})" if untrained_miou is not None else ""
+    return CheckResult("learns", CheckStatus.PASS, f"loss {start:.3f} -> {end:.3f}; {label} {miou:.3f}{base}",
+                       details)
+
+
+def check_skip_ablation(variant: Variant, training: dict[str, Any] | None) -> CheckResult | None:
+    """`skip_ablation` (variants whose spec requires long skips): after training, zeroing the
+    encoder operand of each long skip must change the output. None when not applicable."""
+    from grader.grading.architecture import format_scale
+
+    required = variant.architecture.get("long_skips")
+    if not required:
+        return None
+    measured = (training or {}).get("skip_ablation")
+    if not training or not training.get("ok") or training.get("mode") != "train":
+        return CheckResult("skip_ablation", CheckStatus.SKIP, "not run: it needs the trained model")
+    if not isinstance(measured, list):
+        return CheckResult("skip_ablation", CheckStatus.WARN, "could not run: "
+                           + str((measured or {}).get("error", "no measurement")))
+    alive: dict[float, float] = {}
+    for join in measured:
+        scale, change = float(join.get("scale", 0)), float(join.get("relative_change", 0))
+        alive[scale] = max(alive.get(scale, 0.0), change)
+    dead = [s for s in required if alive.get(float(s), 0.0) <= DEAD_SKIP_CHANGE and float(s) in alive]
+    details = {"relative_change": {format_scale(s): alive[s] for s in sorted(alive, reverse=True)}}
+    if dead:
+        return CheckResult("skip_ablation", CheckStatus.FAIL,
+                           f"zeroing the encoder feature of the skip at {', '.join(map(format_scale, dead))} changes "
+                           "nothing in the trained model's output: the skip is wired but carries no information "
+                           "(multiplied by zero, or replaced by a constant?)", details)
+    return CheckResult("skip_ablation", CheckStatus.PASS, "every long skip changes the output when its encoder "
+                       "feature is zeroed: " + ", ".join(f"{k} {v:.1e}" for k, v in details["relative_change"].items()),
+                       details)
+
+
+def check_llm_declaration(root: Path, pattern: str | None) -> CheckResult | None:
+    """Course policy (informational): do the submission's comments declare LLM prompts?
+    Reads the prepared files as text; a human decides what the answer means."""
+    if not pattern:
+        return None
+    regex = re.compile(pattern)
+    for path in sorted(root.rglob("*.py")):
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+            if regex.search(line):
+                where = f"{path.relative_to(root).as_posix()} line {number}"
+                return CheckResult("llm_declaration", CheckStatus.PASS,
+                                   f"declares LLM use in a comment ({where}: {line.strip()[:100]!r})",
+                                   {"file": where})
+    return CheckResult("llm_declaration", CheckStatus.WARN,
+                       "no comment declares LLM prompts; the course requires one when code was written with an "
+                       "LLM (informational: a grader decides)", {})
+
+
+def _names(names: list[str], shown: int = 4) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _shape(shape: list[int] | None) -> str:
+    return "x".join(map(str, shape)) if shape else "?"
+
+
+def _result(variant: Variant, status: VariantStatus, mapping: str | None, checks: list[CheckResult],
+            figures: dict[str, Any] | None = None, adapter: str | None = None, notes: tuple[str, ...] = ()) -> VariantResult:
+    return VariantResult(variant.id, variant.title, status, mapping, tuple(checks), figures or {}, adapter, notes)

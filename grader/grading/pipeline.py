@@ -1,0 +1,280 @@
+"""The grade of one submission, step by step:
+
+    load  ->  (worker: build, probe, train, predict)  ->  check  ->  evaluate  ->  score
+          ->  (report: grader.report)
+
+Each step is one function with typed inputs and outputs. Student code runs only
+inside `run_worker` (grader.grading.sandbox); everything else here runs in the grading
+process on plain data. The worker sees training labels but never the validation or
+test labels: it sends predictions, and `evaluate` scores them here.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from grader import __version__
+from grader.submission.answers import find_answers
+from grader.grading.bands import BandIdentity, backbone_key, compare_figures, load_bands, load_figures
+from grader.submission.candidates import mark_blocking
+from grader.grading.checks import WORKER_STATUS, check_learning, check_llm_declaration, check_skip_ablation, check_variant
+from grader.data.sources import secret_test_seed
+from grader.shared.device import resolve_device
+from grader.grading.evaluation import Evaluator, PreparedData, prepare_data
+from grader.grading.metrics import json_float
+from grader.submission.load import find_checkpoints, load_submission, read_manifest
+from grader.grading.progress import ProgressState, ProgressTracker
+from grader.records.results import CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus
+from grader.grading.sandbox import Limits, WorkerRun, run_worker
+from grader.grading.score import score, split_label
+from grader.spec import Assignment, Profile
+from grader.grading.weights import BackboneWeights, find_vgg16_weights
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    vgg16_weights: str | None = None  # a weights file; else $SEGRADE_VGG16_WEIGHTS or torchvision's cache
+    device: str = "auto"              # auto: cuda, then mps, then cpu
+    batch_size: int = 2               # of the checks' forward pass
+    profile: str | None = "auto"      # a training profile of the spec; auto: full on CUDA, else smoke;
+                                      # None: checks only, no training
+    seed: int | None = None           # training seed; None: the profile's
+    weights: bool = False             # checkpoint mode: evaluate the submission's own trained weights
+    bands_folder: Path | None = None  # where the bands live; None: reference/bands
+    limits: Limits = Limits()
+    manifest: str | None = None       # the instructor's manifest for this submission
+    isolation: str | None = None      # None: bubblewrap when available; "process" to do without
+    evaluation_split: str = "test"    # "test": hidden labels (grading); "val": the public split (self-check)
+    threads: int | None = None        # CPU threads of the worker; None: torch's default (all cores)
+    cuda_memory_fraction: float | None = None  # cap of the worker's share of the GPU (jobs sharing it)
+    test_seed: int | None = None      # the synthetic test split's seed; None: secret_test_seed(). A batch
+                                      # sets one for all its submissions, so they share one test split
+
+
+def resolve_profile(assignment: Assignment, options: GradeOptions) -> tuple[Profile | None, str]:
+    """The training profile to use and one sentence saying why."""
+    if options.profile is None:
+        return None, "checks only: no training (--checks-only)"
+    if options.profile != "auto":
+        return assignment.profile(options.profile), f"profile {options.profile!r} as asked"
+    device = resolve_device(options.device)
+    name = "full" if device.type == "cuda" else "smoke"
+    return assignment.profile(name), f"profile {name!r} picked automatically: the device is {device.type}"
+
+
+def grade_submission(path: str | Path, assignment: Assignment, options: GradeOptions = GradeOptions(),
+                     submission_id: str | None = None,
+                     on_progress: Callable[[ProgressState], None] | None = None) -> SubmissionResult:
+    """`on_progress` receives where the worker has got to (grader.grading.progress) as it moves on."""
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = time.perf_counter()
+    profile, profile_reason = resolve_profile(assignment, options)
+    with tempfile.TemporaryDirectory(prefix="segrade-load-") as tmp:
+        submission = load_submission(path, Path(tmp), submission_id)
+        manifest = read_manifest(submission, options.manifest, known_ids=[v.id for v in assignment.variants])
+        weights = find_vgg16_weights(options.vgg16_weights)
+        # Whether FCN backbones start from ImageNet weights: the checks build them so whenever the
+        # weights exist; training does only when the profile asks for it.
+        pretrained = weights.available and (profile is None or (profile.pretrained and not options.weights))
+        request = probe_request(assignment, submission, weights, manifest, options)
+        data = evaluator = None
+        setup = weights.worker_setup()
+        if profile is not None:
+            data = prepare_evaluation_data(assignment, profile, options, Path(tmp) / "data")
+            evaluator = Evaluator(data, {v.id: v.family.id for v in assignment.variants}, assignment.num_classes,
+                                  profile.grid_images)
+            checkpoints = find_checkpoints(submission, [v.id for v in assignment.variants], manifest) \
+                if options.weights else {}
+            request["training"] = training_request(assignment, profile, data, options, pretrained, checkpoints)
+            setup["readable"] = (*setup.get("readable", ()), data.folder)
+        listeners = [evaluator] if evaluator is not None else []
+        if on_progress is not None:
+            listeners.append(ProgressTracker([v["id"] for v in request["variants"]], "training" in request,
+                                             on_progress))
+
+        def on_message(message) -> None:  # the scoring of predictions, and the progress display
+            for listen in listeners:
+                listen(message)
+
+        run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
+                         on_message=on_message, **setup)
+        policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
+        modules = mark_blocking(submission.root, run.modules, assignment.model_class_names)
+        answers = find_answers(submission.root, assignment.rubric)
+    variants = check(assignment, run, modules, options)
+    if profile is not None:
+        variants = evaluate(assignment, variants, run, evaluator, options.evaluation_split)
+        backbone = backbone_key(pretrained)
+        identity = BandIdentity(assignment.id, profile.id, profile.training_sha256, data.fingerprint,
+                                data.evaluation)
+        bands = load_bands(profile, backbone, [v.id for v in assignment.variants], options.bands_folder,
+                           identity=identity)
+    else:
+        bands = None
+    variants, grade = score(assignment, variants, bands, options.evaluation_split)
+
+    environment = {
+        **run.environment,
+        "segrade": __version__,
+        "profile": profile.id if profile else None,
+        "profile_reason": profile_reason,
+        "profile_sha256": profile.sha256 if profile else None,
+        "training_seed": _seed(profile, options),
+        "mode": "checks only" if profile is None else "weights" if options.weights else "train",
+        "pretrained_backbone": pretrained,
+        "backbone_weights": _describe_backbone(weights, profile, options),
+        "dataset": assignment.dataset.kind,
+        "dataset_fingerprint": data.fingerprint if data else None,
+        "evaluation_distribution": data.evaluation if data else None,
+        "test_split": data.test_source if data else None,
+        "evaluation_split": options.evaluation_split if data else None,
+        "isolation": run.isolation,
+        "worker_problem": run.problem,
+        "worker_restarts": run.restarts,
+        "worker_seconds": round(run.seconds, 2),
+    }
+    return SubmissionResult(
+        submission=submission, assignment_id=assignment.id, spec_sha256=assignment.sha256,
+        segrade_version=__version__, environment=environment, modules=tuple(modules), variants=variants,
+        evaluation=None, grade=grade, worker_log=run.log, started_at=started_at,
+        duration_s=round(time.perf_counter() - started, 2), checks=(policy,) if policy else (), answers=answers,
+        samples=_samples(assignment, data, evaluator) if data else None,
+    )
+
+
+def _describe_backbone(weights: BackboneWeights, profile: Profile | None, options: GradeOptions) -> str:
+    if profile is not None and options.weights:
+        return "checkpoint mode: the submission's own trained weights"
+    if profile is not None and not profile.pretrained:
+        return f"FCN backbones start from random init: the {profile.id!r} profile does not use ImageNet weights"
+    return weights.describe()
+
+
+def _seed(profile: Profile | None, options: GradeOptions) -> int | None:
+    if profile is None:
+        return None
+    return profile.seed if options.seed is None else options.seed
+
+
+def prepare_evaluation_data(assignment: Assignment, profile: Profile, options: GradeOptions, folder: Path) -> PreparedData:
+    """The profile's splits at each family's size; in checkpoint mode, at the assignment's own
+    sizes (the student trained there) and without a training split to speak of."""
+    if options.weights:
+        sizes = {fid: f.input_size for fid, f in assignment.families.items()}
+        counts = {"train": 1, "val": 1, "test": profile.test_images}
+    else:
+        sizes = dict(profile.image_size)
+        counts = {"train": profile.train_images, "val": profile.val_images, "test": profile.test_images}
+    test_seed = None
+    if assignment.dataset.kind == "synthetic":
+        test_seed = options.test_seed if options.test_seed is not None else secret_test_seed()
+    if options.evaluation_split == "val":
+        counts["val"] = max(counts["val"], counts["test"])  # the same images score the curves and the end
+        counts["test"] = counts["val"]
+        test_seed = None
+    return prepare_data(assignment, sizes, counts, folder, test_seed, options.evaluation_split)
+
+
+def training_request(assignment: Assignment, profile: Profile, data: PreparedData, options: GradeOptions,
+                     pretrained: bool, checkpoints: dict[str, str]) -> dict[str, Any]:
+    """What the worker needs to train: the profile's settings per family and where the data is."""
+    seed = _seed(profile, options)
+    config = {fid: {"steps": int(profile.get("steps", fid)), "batch_size": int(profile.get("batch_size", fid)),
+                    "lr": float(profile.get("lr", fid)), "weight_decay": float(profile.get("weight_decay", fid)),
+                    "optimizer": str(profile.get("optimizer", fid)), "eval_every": int(profile.get("eval_every", fid)),
+                    "seed": seed}
+              for fid in assignment.families}
+    return {"mode": "weights" if options.weights else "train", "profile": profile.id, "config": config,
+            "data": data.worker_paths(), "pretrained": pretrained, "weights": checkpoints, "predict_batch": 16,
+            # In a self-check the final score is on the validation images themselves (prepare_data)
+            "test_is_val": data.test_is_val}
+
+
+def probe_request(assignment: Assignment, submission: Submission, weights: BackboneWeights,
+                  manifest: dict | None, options: GradeOptions) -> dict[str, Any]:
+    """What the worker is asked to do: import these modules, build every variant."""
+    variants = []
+    for variant in assignment.variants:
+        pretrained = weights.available if variant.family.pretrained_kwarg else None
+        variants.append({"id": variant.id, "family": variant.family.id, "class_name": variant.class_name,
+                         "aliases": list(variant.aliases), "traits": variant.traits,
+                         "num_classes": assignment.num_classes, "pretrained": pretrained,
+                         "input_size": variant.family.input_size, "kwargs": dict(variant.kwargs),
+                         "pretrained_kwarg": variant.family.pretrained_kwarg or "pretrained",
+                         "num_classes_kwarg": assignment.contract.num_classes_kwarg})
+    return {"modules": list(submission.modules), "sys_path": list(submission.sys_path), "manifest": manifest,
+            "variants": variants, "batch_size": options.batch_size, "seed": 0, "device": options.device,
+            "threads": options.threads, "cuda_memory_fraction": options.cuda_memory_fraction}
+
+
+def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
+          options: GradeOptions) -> tuple[VariantResult, ...]:
+    """`modules`: the worker's import outcomes, failed ones marked `blocking` (grader.submission.candidates)."""
+    failed = [m for m in modules if not m.get("ok")]
+    # Files no variant depends on (an EDA script needing cv2) are no cause of a missing variant.
+    causes = [m for m in failed if m.get("blocking", True)] or failed
+    import_errors = tuple(f"{m['path']}: {m['error']}" for m in causes)
+    imported_any = any(m.get("ok") for m in modules)
+    reference = load_figures(options.bands_folder)
+    results = []
+    for variant in assignment.variants:
+        result = check_variant(variant, run.variants.get(variant.id, {"id": variant.id, "worker_status": "error",
+                                                                      "message": "the worker did not report on it"}),
+                               assignment, batch_size=options.batch_size, import_errors=import_errors,
+                               imported_any=imported_any,
+                               failed_modules=tuple(failed))
+        compared = compare_figures(result.figures, reference.get(variant.id))
+        results.append(replace(result, figures={**result.figures, "reference": compared}) if compared else result)
+    return tuple(results)
+
+
+def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: WorkerRun,
+             evaluator: Evaluator, split: str = "test") -> tuple[VariantResult, ...]:
+    """Attach what the grading process measured on labels the worker never sees (the hidden
+    test split, or the validation split in a self-check), and the `learns` check."""
+    label = split_label(split)
+    out = []
+    for result in variants:
+        observed = run.variants.get(result.variant_id, {})
+        training = observed.get("training")
+        ev = evaluator.variants.get(result.variant_id)
+        test = ev.test if ev else None
+        untrained = ev.untrained if ev else None
+        added = [check_learning(training, ev.curves.loss if ev else [], test.miou if test else None,
+                                untrained.miou if untrained else None, ev.errors if ev else [], label),
+                 check_skip_ablation(assignment.variant(result.variant_id), training)]
+        added = [c for c in added if c is not None]
+        status = result.status
+        if status is VariantStatus.PASSED and any(c.status is CheckStatus.FAIL for c in added):
+            # A worker that died while training says how; otherwise the model trained wrongly.
+            status = WORKER_STATUS.get((training or {}).get("worker_status"), VariantStatus.FAILED)
+        metrics = None
+        if test is not None:
+            metrics = test.to_json()
+            metrics["per_class_iou"] = dict(zip(assignment.class_names, metrics["per_class_iou"]))
+            metrics["untrained_miou"] = json_float(untrained.miou) if untrained else None
+        info = None if training is None else {
+            **{k: v for k, v in training.items() if k not in ("traceback", "skip_ablation")},
+            "image_size": ev.size if ev else None}
+        out.append(replace(result, status=status, checks=(*result.checks, *added), training=info, metrics=metrics,
+                           curves=ev.curves.to_json() if ev else None))
+    return tuple(out)
+
+
+def _samples(assignment: Assignment, data: PreparedData, evaluator: Evaluator) -> dict[str, Any]:
+    """The fixed test images of the prediction grids, their labels and each variant's
+    predictions (numpy arrays; written as samples.npz beside results.json)."""
+    samples: dict[str, Any] = {}
+    for family, size in data.sizes.items():
+        grid = evaluator.grid(size)
+        samples[f"images_{family}"] = grid["images"].numpy()
+        samples[f"masks_{family}"] = grid["masks"].numpy()
+    for vid, ev in evaluator.variants.items():
+        if ev.grid_predictions is not None:
+            samples[f"pred_{vid}"] = ev.grid_predictions.numpy()
+    return samples

@@ -1,0 +1,428 @@
+"""Runs the worker (grader.worker) on a private copy of a submission, under limits.
+
+Isolation, strongest available first:
+- bubblewrap (`bwrap`), when installed: no network, a private /tmp and /proc, new
+  PID/IPC/UTS namespaces, and a file system holding only the system libraries, the
+  Python environment, the grader package, the submission copy and the job's inputs
+  (read-only except the job folder);
+- when running as root, the worker drops to uid/gid 65534 (nobody) before it
+  imports any student code, so the process limit applies and nothing root-owned
+  is readable or writable (under bubblewrap always; without it only if nobody can
+  read the Python installation);
+- always: a separate process started as `python -I -u -B` (no PYTHON* variables, no
+  user site, cwd not on sys.path until the worker adds it), a scrubbed environment,
+  resource limits (address space, CPU time, file size, processes, open files), and
+  a wall-clock deadline per phase (import, build, forward, ...).
+
+The worker reports over a private pipe (its fd number is passed on the command
+line), one JSON event per line; its stdout/stderr go to a log file that is kept only
+as a log, truncated. When the worker dies or overruns a deadline while working on a
+variant, that variant gets the precise status (timeout, oom, crashed, error) and a
+fresh worker carries on with the remaining variants.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.shared.processes import die_with_parent
+from grader.shared.protocol import (MAX_LINE_BYTES, Done, Environment, Message, ModuleReport, Packages, PhaseStarted,
+                             ProtocolError, Reader, TrainingReport, VariantReport)
+from grader.records.results import VariantStatus
+
+# Variables the worker may inherit; everything else (tokens, keys, paths to grading
+# data) is dropped.
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
+NOBODY = 65534
+
+MALFORMED = "the worker sent a malformed message"
+
+# Worker statuses for a variant the worker could not finish (results.VariantStatus values).
+TIMEOUT, OOM, CRASHED, ERROR = (VariantStatus.TIMEOUT.value, VariantStatus.OOM.value, VariantStatus.CRASHED.value,
+                                VariantStatus.ERROR.value)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-worker limits; every field can be set from the command line or the spec."""
+
+    memory_gb: float = 12.0        # address space (torch alone reserves ~4 GB of it)
+    cpu_seconds: int = 3600
+    file_size_mb: int = 1024       # largest file the worker may write
+    processes: int = 256           # applies when the worker runs as its own user
+    open_files: int = 1024
+    log_bytes: int = 1_000_000     # worker output kept for the report (the tail)
+    phase_seconds: dict[str, float] = field(default_factory=lambda: {
+        "start": 60, "import": 120, "build": 180, "forward": 120, "check": 300, "train": 1800, "evaluate": 600})
+
+    def deadline(self, phase: str) -> float:
+        return float(self.phase_seconds.get(phase, 300))
+
+
+@dataclass
+class WorkerRun:
+    """Everything the worker reported, plus what the sandbox saw of its end."""
+
+    environment: dict[str, Any] = field(default_factory=dict)  # the worker's own report, validated (device...)
+    modules: list[dict[str, Any]] = field(default_factory=list)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> observation
+    log: str = ""
+    isolation: str = ""
+    problem: str | None = None      # a failure that hit every variant (e.g. at import)
+    problem_status: str = ERROR
+    seconds: float = 0.0
+    restarts: int = 0
+
+
+def isolation_available() -> str:
+    """'bubblewrap' when bwrap is installed and works here, else 'process'."""
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return "process"
+    probe = subprocess.run([bwrap, "--unshare-net", "--ro-bind", "/", "/", "true"], capture_output=True)
+    return "bubblewrap" if probe.returncode == 0 else "process"
+
+
+def _python_paths() -> list[str]:
+    """The interpreter, its standard library, the virtual environment and the worker's own
+    sys.path: what the worker must be able to read. Of a source checkout on that path
+    (editable install), only the grader package, not the tests or anything else."""
+    package = Path(__file__).resolve().parents[1]  # the grader package
+    # Never the temporary folder or a folder above it: mounted over the worker's private
+    # /tmp it would hide the job's own folder and show other jobs' files.
+    temp = Path(tempfile.gettempdir()).resolve()
+    on_path = [p for p in _worker_sys_path() if os.path.isdir(p)
+               and Path(p).resolve() not in (package.parent, Path.cwd(), temp, *temp.parents)]
+    return [sys.base_prefix, sys.prefix, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+            str(Path(sys.executable).resolve().parent.parent), *on_path, str(package)]
+
+
+@functools.cache
+def _worker_sys_path() -> tuple[str, ...]:
+    """sys.path as the worker's interpreter (`python -I`) sets it up: the standard library,
+    site-packages and what their .pth files add. Not this process's sys.path: a script's
+    folder, PYTHONPATH or pytest's test folders are of no use to the worker (-I ignores
+    them) and must not become readable to student code."""
+    try:
+        out = subprocess.run([sys.executable, "-I", "-c", "import json, sys; print(json.dumps(sys.path))"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        # the last line: a sitecustomize that prints must not hide it
+        return tuple(str(Path(p).resolve()) for p in json.loads(out.strip().splitlines()[-1]) if p)
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):  # the worker will fail to start and say why
+        return ()
+
+
+def runs_as_nobody(kind: str) -> bool:
+    """Whether the worker drops to uid 65534: only when segrade runs as root, and only if
+    that user can read the Python installation (bubblewrap mounts it readable; without
+    it, e.g. a Python under /root would be out of reach)."""
+    if os.geteuid() != 0:
+        return False
+    if kind == "bubblewrap":
+        return True
+    return all(os.stat(folder).st_mode & 0o001 for p in _python_paths() for folder in [p, *map(str, Path(p).parents)]
+               if os.path.isdir(folder))
+
+
+def describe_isolation(kind: str) -> str:
+    parts = ["separate worker process (python -I)", "scrubbed environment", "temporary copy of the submission",
+             "resource limits (memory, CPU time, file size, open files)", "per-phase deadlines"]
+    if runs_as_nobody(kind):
+        parts.append("runs as uid 65534 (nobody) with a process limit")
+    elif os.geteuid() == 0:
+        parts.append("runs as root (the Python installation is not readable by another user): no process limit")
+    if kind == "bubblewrap":
+        parts.append("bubblewrap: no network, private /tmp, only the Python environment and the job's files visible")
+    else:
+        parts.append("no bubblewrap (not installed): network and file system are not isolated")
+    return "; ".join(parts)
+
+
+def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits = Limits(),
+               readable: tuple[Path, ...] = (), extra_env: dict[str, str] | None = None,
+               torch_cache: dict[str, Path] | None = None, isolation: str | None = None,
+               on_message: Callable[[Message], None] | None = None) -> WorkerRun:
+    """Run the worker over request["variants"] on a copy of `submission_dir`.
+
+    `readable`: extra files or folders the worker may read (a weights file, the
+    evaluation data). `torch_cache` maps file names to files placed in the worker's
+    torch hub cache (TORCH_HOME), so student code calling torchvision's own weight
+    loading finds them offline. `on_message` receives every accepted message as it arrives:
+    the bulky predictions are scored there (grader.grading.evaluation) and not kept here, and the
+    progress display follows the phases (grader.grading.progress)."""
+    isolation = isolation or isolation_available()
+    run = WorkerRun(isolation=describe_isolation(isolation))
+    started = time.perf_counter()
+    pending = list(request["variants"])
+    logs: list[str] = []
+    first = True
+    while first or pending:
+        with tempfile.TemporaryDirectory(prefix="segrade-") as tmp:
+            job = _prepare_job(Path(tmp), submission_dir, torch_cache, runs_as_nobody(isolation))
+            outcome = _run_once(job, {**request, "variants": pending}, limits, readable,
+                                extra_env or {}, isolation, run, first, on_message)
+            logs.append(_tail(job / "worker.log", limits.log_bytes))
+        first = False
+        finished = {v["id"] for v in pending if v["id"] in run.variants}
+        pending = [v for v in pending if v["id"] not in finished]
+        if outcome == "stop":
+            break
+        run.restarts += 1 if pending else 0
+    for variant in pending:  # only after a failure that every variant shares
+        run.variants[variant["id"]] = {"id": variant["id"], "worker_status": run.problem_status,
+                                       "message": run.problem}
+    run.log = _join_logs(logs, limits.log_bytes)
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def _prepare_job(tmp: Path, submission_dir: Path, torch_cache: dict[str, Path] | None, as_nobody: bool) -> Path:
+    workdir = tmp / "submission"
+    # Links are never followed: a submission cannot pull in files from outside itself.
+    shutil.copytree(submission_dir, workdir, symlinks=True,
+                    ignore=lambda d, names: [n for n in names if (Path(d) / n).is_symlink()])
+    checkpoints = tmp / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name, target in (torch_cache or {}).items():
+        (checkpoints / name).symlink_to(target)
+    if as_nobody:  # the worker must own its job folder
+        for path in [tmp, *tmp.rglob("*")]:
+            os.lchown(path, NOBODY, NOBODY)
+    return tmp
+
+
+def _run_once(job: Path, request: dict[str, Any], limits: Limits, readable: tuple[Path, ...],
+              extra_env: dict[str, str], isolation: str, run: WorkerRun, first: bool,
+              on_message: Callable[[Message], None] | None) -> str:
+    """One worker process. Returns 'stop' when no other worker should be tried."""
+    drop = runs_as_nobody(isolation)
+    (job / "request.json").write_text(json.dumps({**request, "drop_to": NOBODY if drop else None}))
+    read_fd, write_fd = os.pipe()
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    env |= {"HOME": str(job / "submission"), "TMPDIR": str(job), "TORCH_HOME": str(job / "torch"),
+            "MPLBACKEND": "Agg"} | extra_env
+    command = [sys.executable, "-I", "-u", "-B", "-m", "grader.worker", str(job / "request.json"), str(write_fd)]
+    if isolation == "bubblewrap":
+        command = _bwrap_prefix(job, readable, write_fd) + command
+    with open(job / "worker.log", "wb") as log:
+        proc = subprocess.Popen(command, cwd=job / "submission", env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True,
+                                preexec_fn=lambda: _set_limits(limits, drop))
+    os.close(write_fd)
+    try:
+        reader = Reader([v["id"] for v in request["variants"]], [m["path"] for m in request["modules"]],
+                        (request.get("training") or {}).get("mode"), _expected_environment(request))
+        return _follow(proc, read_fd, limits, run, first, on_message, reader)
+    finally:
+        os.close(read_fd)
+        _kill(proc)
+
+
+def _expected_environment(request: dict[str, Any]) -> dict[str, str]:
+    """What the grading process knows of the worker's environment itself: it runs the same
+    interpreter and torch, on the device type it was asked for."""
+    import torch
+
+    from grader.shared.device import resolve_device
+
+    return {"torch": torch.__version__, "python": sys.version.split()[0],
+            "device_type": resolve_device(request.get("device", "auto")).type}
+
+
+def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun, first: bool,
+            on_message: Callable[[Message], None] | None, reader: Reader) -> str:
+    """Read the worker's messages until it is done, dies, overruns a phase deadline or sends
+    a message the protocol rejects (then the worker is stopped and the variant in progress,
+    or the whole submission outside any variant, gets the reason)."""
+    phase = "start"
+    deadline = time.monotonic() + limits.deadline(phase)
+    pending: list[bytes] = []  # the start of a line whose end has not come yet
+    pending_bytes = 0
+    mode = reader.mode
+    while True:
+        remaining = deadline - time.monotonic()
+        ready = select.select([read_fd], [], [], max(0.0, remaining))[0] if remaining > 0 else []
+        if not ready:
+            if remaining <= 0 or proc.poll() is not None:
+                _kill(proc)
+                return _ended(proc, run, phase, reader.in_progress, timed_out=remaining <= 0, limits=limits)
+            continue
+        chunk = os.read(read_fd, 65536)
+        if not chunk:  # the worker closed its end: it exited (or closed fd on purpose)
+            reason = None
+            if not _exited(proc, limits):
+                reason = f"{MALFORMED}: it closed the channel during {phase} and did not end"
+            elif pending_bytes:
+                reason = f"{MALFORMED}: a truncated line ({pending_bytes} bytes without an end) before it closed the channel"
+            return _ended(proc, run, phase, reader.in_progress, timed_out=False, limits=limits, reason=reason)
+        if b"\n" not in chunk:  # scan each byte once, however long the line
+            pending.append(chunk)
+            pending_bytes += len(chunk)
+            if pending_bytes > MAX_LINE_BYTES:  # no newline in sight: not the grader's worker talking
+                _kill(proc)
+                return _ended(proc, run, phase, reader.in_progress, timed_out=False, limits=limits,
+                              reason=f"{MALFORMED}: a line over {MAX_LINE_BYTES // 1024**2} MB during {phase}")
+            continue
+        *lines, rest = b"".join([*pending, chunk]).split(b"\n")
+        pending, pending_bytes = ([rest] if rest else []), len(rest)
+        for line in lines:
+            current = reader.in_progress
+            try:
+                message = reader.read(line)
+            except ProtocolError as exc:
+                _kill(proc)
+                return _ended(proc, run, phase, current, timed_out=False, limits=limits, reason=f"{MALFORMED}: {exc}")
+            if on_message is not None:
+                on_message(message)
+            if isinstance(message, Environment):
+                run.environment.update(asdict(message))
+            elif isinstance(message, ModuleReport) and first:
+                run.modules.append(message.to_json())
+            elif isinstance(message, Packages) and first:
+                run.environment.update(stubbed=list(message.stubbed),
+                                       stood_in={k: list(v) for k, v in message.stood_in.items()})
+            elif isinstance(message, PhaseStarted):
+                phase = message.phase
+                deadline = time.monotonic() + limits.deadline(phase)
+            elif isinstance(message, VariantReport):
+                run.variants[message.variant] = message.observation
+            elif isinstance(message, TrainingReport):
+                # The mode is the one the grading process asked for (the reader checked any the worker sent).
+                run.variants[message.variant]["training"] = {**message.training, "mode": mode}
+            elif isinstance(message, Done):
+                _exited(proc, limits)  # everything is in; one that lingers (a student thread) is stopped
+                return "stop"
+
+
+def _exited(proc: subprocess.Popen, limits: Limits) -> bool:
+    """Wait a little for the worker to end; stop it if it does not. Whether it ended itself."""
+    try:
+        proc.wait(timeout=limits.deadline("start"))
+        return True
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        return False
+
+
+def _ended(proc: subprocess.Popen, run: WorkerRun, phase: str, current: str | None, *, timed_out: bool,
+           limits: Limits, reason: str | None = None) -> str:
+    """Turn an unfinished worker into a status on the variant it was working on."""
+    code = proc.returncode
+    if code is not None and code > 128 and isolation_signal(code - 128):
+        code = -(code - 128)  # bwrap's init reports a child killed by signal N as exit code 128 + N
+    if timed_out:
+        status, message = TIMEOUT, f"no progress within the {limits.deadline(phase):.0f} s limit of the {phase} phase"
+    elif code is not None and code < 0:
+        sig = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        if -code == signal.SIGKILL:
+            status, message = OOM, (f"the worker was killed (SIGKILL) during {phase}: most likely out of memory "
+                                    f"(limit {limits.memory_gb:g} GB)")
+        elif -code == signal.SIGXCPU:
+            status, message = TIMEOUT, f"CPU time limit ({limits.cpu_seconds} s) reached during {phase}"
+        elif -code == signal.SIGXFSZ:
+            status, message = ERROR, f"wrote a file larger than {limits.file_size_mb} MB during {phase}"
+        else:
+            status, message = CRASHED, f"the worker crashed with {sig} during {phase}"
+    elif phase == "start":
+        status, message = ERROR, (f"the worker failed to start (exit code {code}) before any student code ran: "
+                                  "a problem with segrade's environment; the worker log says more")
+    else:
+        status, message = ERROR, (f"the worker process ended (exit code {code}) during {phase}: student code called "
+                                  "sys.exit/os._exit or closed the grader's channel")
+    if reason is not None:
+        status, message = ERROR, reason
+    if current is not None and current in run.variants:  # checked already; it died training or evaluating
+        run.variants[current]["training"] = {"ok": False, "worker_status": status, "stage": phase, "error": message}
+        return "continue"
+    if current is not None:
+        run.variants[current] = {"id": current, "worker_status": status, "phase": phase, "message": message}
+        return "continue"
+    # Outside any variant (start-up or import): every remaining variant shares the failure.
+    run.problem, run.problem_status = message, status
+    return "stop"
+
+
+def isolation_signal(number: int) -> bool:
+    return number in signal.Signals._value2member_map_
+
+
+def _set_limits(limits: Limits, as_nobody: bool) -> None:
+    """In the child, before exec: resource limits (inherited by bwrap and the worker)."""
+    gb = 1024**3
+    for name, value in ((resource.RLIMIT_AS, int(limits.memory_gb * gb)),
+                        (resource.RLIMIT_CPU, limits.cpu_seconds),
+                        (resource.RLIMIT_FSIZE, limits.file_size_mb * 1024**2),
+                        (resource.RLIMIT_NOFILE, limits.open_files),
+                        (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(name, (value, value))
+    if as_nobody:
+        # Counted per user: the worker runs as nobody (root would be exempt).
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+    die_with_parent()
+
+
+def _bwrap_prefix(job: Path, readable: tuple[Path, ...], channel_fd: int) -> list[str]:
+    """A file system with the system libraries, Python, the grader and the job only."""
+    system = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/ld.so.conf",
+              "/etc/ld.so.conf.d", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf"]
+    python = _python_paths()
+    inputs = [str(Path(p).resolve()) for p in readable]
+    args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
+            "--new-session"]
+    args += _read_only(system)
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+             "--bind", str(job), str(job)]
+    args += _read_only(python + inputs)  # after the private /tmp, which would hide those under /tmp
+    return args + ["--chdir", str(job / "submission")]
+
+
+def _read_only(paths: list[str]) -> list[str]:
+    """--ro-bind arguments for the paths that exist, each once. bwrap would create missing
+    mount points as root-only folders, which the worker (nobody) could not walk through,
+    so every ancestor is created first, world-traversable."""
+    paths = [p for p in dict.fromkeys(paths) if os.path.exists(p)]
+    ancestors = sorted({str(parent) for p in paths for parent in Path(p).parents if str(parent) not in ("/", "/tmp")},
+                       key=lambda a: a.count("/"))
+    args = [arg for folder in ancestors for arg in ("--perms", "0755", "--dir", folder)]
+    return args + [arg for p in paths for arg in ("--ro-bind", p, p)]
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def _tail(path: Path, limit: int) -> str:
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            f.seek(max(0, size - limit))
+            data = f.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    return text if size <= limit else f"[... {size - limit} earlier bytes of output cut ...]\n" + text
+
+
+def _join_logs(logs: list[str], limit: int) -> str:
+    text = "\n[--- worker restarted ---]\n".join(log for log in logs if log)
+    return text if len(text) <= limit else "[... earlier output cut ...]\n" + text[-limit:]

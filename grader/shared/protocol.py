@@ -1,0 +1,665 @@
+"""What crosses the trust boundary between the worker and the grading process, defined once.
+
+Both sides import this module: the worker (grader.worker, beside student code) writes one
+JSON object per line on its event channel with `line`; the grading process (grader.grading.sandbox)
+reads every line through `Reader`, which turns it into a typed message or raises
+`ProtocolError`. Student code runs in the worker and can write to the channel too, so the
+reader trusts nothing: wrong types, unknown or missing keys, out-of-range or oversize values,
+non-JSON and truncated lines, and impossible sequences (a second `done`, a result for a
+variant that was not asked for or not being built, predictions before the variant's result,
+a `mode` other than the one asked for) are all rejected with a message that says what was
+wrong. The grading process then records the variant (or, outside any variant, the whole
+submission) as `error`: "the worker sent a malformed message: ...".
+
+What the grading process knows itself never comes from a message: the mode it asked for,
+the isolation it set up, why the worker ended, statuses such as timeout or oom. A message
+cannot carry `worker_status`; environment keys are a fixed, validated set.
+
+Messages (worker -> grading process), in order:
+    environment          once, first: device, torch, python (checked against the parent's own)
+    phase import         once; then `module` per requested file (each at most once), then
+                         `packages` at most once (missing packages stubbed or stood in)
+    phase build id=V     starts variant V (one of those asked for, not reported yet)
+    phase forward|check id=V, then `result` for V (once)
+    phase evaluate|train id=V, `predictions` for V, then `training` for V (once, only if training
+                         was asked for). Predictions: test_untrained, val..., test (train mode);
+                         test only (weights mode). During the train phase, `step` messages
+                         (step s of S, never going back) feed the progress display only.
+    done                 once, after a result for every variant; nothing may follow
+This module imports nothing from the rest of segrade (and not torch at import time).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Union
+
+MAX_LINE_BYTES = 768 * 1024**2        # one message line (predictions are the largest, compressed)
+MAX_PREDICTION_BYTES = 512 * 1024**2  # the base64 text of one predictions message
+MAX_TEXT = 100_000                    # an error message, a traceback tail, a manifest template
+MAX_NAME = 1_000                      # a path, a parameter name, a class name
+MAX_ITEMS = 100_000                   # entries of one list (parameter names of a large model)
+MAX_INT = 2**53                       # counts (parameters, FLOPs) stay exact in JSON
+MAX_SECONDS = 1e7
+MAX_DEPTH = 16                        # nesting of one message
+
+PHASES = ("import", "build", "forward", "check", "train", "evaluate")
+VARIANT_PHASES = ("build", "forward", "check")     # before the variant's result
+TRAINING_PHASES = ("evaluate", "train")            # after it
+SPLITS = ("test_untrained", "val", "test")
+MODES = ("train", "weights")                       # what the grading process may ask for
+
+
+class ProtocolError(ValueError):
+    """A message the grading process cannot accept; str() says what was wrong."""
+
+
+# --------------------------------------------------------------------------- the worker side
+
+def line(event: str, **data: Any) -> str:
+    """One message as the worker writes it (a JSON object and a newline)."""
+    return json.dumps({"event": event, **data}, default=str) + "\n"
+
+
+def encode_predictions(pred) -> dict[str, Any]:
+    """The worker side of a predictions message: uint8 N x H x W class ids, compressed."""
+    import base64
+    import zlib
+
+    import torch
+
+    array = pred.to(torch.uint8).contiguous().numpy()
+    return {"shape": list(array.shape), "data": base64.b64encode(zlib.compress(array.tobytes(), 1)).decode("ascii")}
+
+
+# --------------------------------------------------------------------------- value schemas
+
+class _Schema:
+    what = "a value"
+
+    def check(self, value: Any, where: str, depth: int) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _fail(where: str, expected: str, value: Any) -> ProtocolError:
+    seen = type(value).__name__ if not isinstance(value, (int, float, str)) or isinstance(value, bool) else repr(value)
+    if len(seen) > 60:
+        seen = f"{type(value).__name__} of length {len(value)}" if isinstance(value, str) else seen[:57] + "..."
+    return ProtocolError(f"{where}: expected {expected}, got {seen}")
+
+
+class Str(_Schema):
+    def __init__(self, max_len: int = MAX_NAME, choices: tuple[str, ...] = (), pattern: str | None = None) -> None:
+        self.max_len, self.choices = max_len, choices
+        self.pattern = re.compile(pattern) if pattern else None
+        self.what = f"one of {', '.join(choices)}" if choices else f"a string of at most {max_len} characters"
+
+    def check(self, value, where, depth):
+        if not isinstance(value, str) or len(value) > self.max_len or (self.choices and value not in self.choices):
+            raise _fail(where, self.what, value)
+        if self.pattern and not self.pattern.fullmatch(value):
+            raise _fail(where, f"a string of the form {self.pattern.pattern}", value)
+        return value
+
+
+class Int(_Schema):
+    def __init__(self, lo: int = 0, hi: int = MAX_INT) -> None:
+        self.lo, self.hi = lo, hi
+        self.what = f"an integer in {lo}..{hi}"
+
+    def check(self, value, where, depth):
+        if isinstance(value, bool) or not isinstance(value, int) or not self.lo <= value <= self.hi:
+            raise _fail(where, self.what, value)
+        return value
+
+
+class Num(_Schema):
+    """A number; `nonfinite`: NaN and infinities are allowed (measurements of broken models)."""
+
+    def __init__(self, lo: float = -1e300, hi: float = 1e300, nonfinite: bool = False) -> None:
+        self.lo, self.hi, self.nonfinite = lo, hi, nonfinite
+        self.what = f"a number in {lo:g}..{hi:g}" + (" (or NaN/inf)" if nonfinite else "")
+
+    def check(self, value, where, depth):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(where, self.what, value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise _fail(where, self.what, value) from None
+        if not math.isfinite(number):
+            if self.nonfinite:
+                return number
+            raise _fail(where, self.what, value)
+        if not self.lo <= number <= self.hi:
+            raise _fail(where, self.what, value)
+        return number
+
+
+class Bool(_Schema):
+    what = "true or false"
+
+    def check(self, value, where, depth):
+        if not isinstance(value, bool):
+            raise _fail(where, self.what, value)
+        return value
+
+
+class Opt(_Schema):
+    """The schema's value or null."""
+
+    def __init__(self, inner: _Schema) -> None:
+        self.inner = inner
+        self.what = f"{inner.what} or null"
+
+    def check(self, value, where, depth):
+        return None if value is None else self.inner.check(value, where, depth)
+
+
+class List(_Schema):
+    def __init__(self, item: _Schema, max_items: int = MAX_ITEMS, min_items: int = 0) -> None:
+        self.item, self.max_items, self.min_items = item, max_items, min_items
+        self.what = f"a list of {min_items}..{max_items} items"
+
+    def check(self, value, where, depth):
+        if not isinstance(value, list) or not self.min_items <= len(value) <= self.max_items:
+            raise _fail(where, self.what, value)
+        _deep(where, depth)
+        return [self.item.check(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+
+
+class Obj(_Schema):
+    """A JSON object with known keys: `required` must be there, `optional` may be; no others."""
+
+    def __init__(self, required: dict[str, _Schema] | None = None, optional: dict[str, _Schema] | None = None) -> None:
+        self.required, self.optional = required or {}, optional or {}
+        self.what = "an object with " + (f"keys {', '.join(self.required)}" if self.required else "known keys")
+
+    def check(self, value, where, depth):
+        if not isinstance(value, dict):
+            raise _fail(where, self.what, value)
+        _deep(where, depth)
+        missing = [k for k in self.required if k not in value]
+        if missing:
+            raise ProtocolError(f"{where or 'the message'}: missing key {', '.join(map(repr, missing))}")
+        unknown = [k for k in value if k not in self.required and k not in self.optional]
+        if unknown:
+            shown = ", ".join(repr(k[:40]) for k in unknown[:3])
+            raise ProtocolError(f"{where or 'the message'}: unknown key {shown}")
+        schemas = self.required | self.optional
+        return {k: schemas[k].check(v, _at(where, k), depth + 1) for k, v in value.items()}
+
+
+class Map(_Schema):
+    """An object with free keys (names) and one value schema."""
+
+    def __init__(self, value: _Schema, max_items: int = 64) -> None:
+        self.value, self.max_items = value, max_items
+        self.what = f"an object of at most {max_items} entries"
+
+    def check(self, value, where, depth):
+        if not isinstance(value, dict) or len(value) > self.max_items \
+                or any(len(k) > MAX_NAME for k in value):
+            raise _fail(where, self.what, value)
+        _deep(where, depth)
+        return {k: self.value.check(v, _at(where, k[:40]), depth + 1) for k, v in value.items()}
+
+
+class AnyOf(_Schema):
+    """The first schema that accepts the value (objects: told apart by their keys)."""
+
+    def __init__(self, *options: _Schema) -> None:
+        self.options = options
+        self.what = " or ".join(o.what for o in options)
+
+    def check(self, value, where, depth):
+        errors = []
+        for option in self.options:
+            try:
+                return option.check(value, where, depth)
+            except ProtocolError as exc:
+                errors.append(str(exc))
+        raise ProtocolError(min(errors, key=len) if errors else f"{where}: no schema")
+
+
+class Measured(_Schema):
+    """A measurement: its normal form, or RAISED when it raised (an object with `error`)."""
+
+    def __init__(self, normal: _Schema, raised: _Schema | None = None) -> None:
+        self.normal, self.raised = normal, raised or RAISED
+        self.what = f"{normal.what} or {self.raised.what}"
+
+    def check(self, value, where, depth):
+        schema = self.raised if isinstance(value, dict) and "error" in value else self.normal
+        return schema.check(value, where, depth)
+
+
+def _at(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _deep(where: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ProtocolError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+
+
+# --------------------------------------------------------------------------- observation schemas
+
+TEXT, NAME, SECONDS = Str(MAX_TEXT), Str(MAX_NAME), Num(0.0, MAX_SECONDS)
+NAMES = List(NAME)
+SHAPE = List(Int(0, 2**40), max_items=16)
+# A measurement that raised: what the worker saw of the exception.
+RAISED = Obj({"error": TEXT}, {"traceback": Opt(TEXT), "oom": Bool()})
+STEP = {"ok": Bool(), "seconds": SECONDS, "error": TEXT, "traceback": Opt(TEXT), "oom": Bool()}
+SCALE = Num(1e-12, 1e12)  # powers of two; never 0 (the checks take logarithms)
+FINGERPRINT = Obj(
+    {"method": Str(choices=("export", "dispatch")), "bypass_scale": SCALE, "downsampling_levels": Int(0, 64),
+     "long_skips": List(SCALE, 1024), "residual_adds": Int(0, 10**6), "gated_multiplies": List(SCALE, 10**5),
+     "ungated_attention": Int(0, 10**6)},
+    {"gated_long_skips": List(SCALE, 1024), "long_skip_ops": List(Str(16), 1024), "export_error": TEXT})
+
+# Which backbone a model really uses, identified by provenance (grader.worker.probes.identify_backbone).
+BACKBONE = Obj({}, {"kind": Opt(NAME), "how": Opt(NAME), "built": List(NAME, 64), "fc_from_vgg": Bool()})
+
+OBSERVATION = Obj({"id": NAME}, {
+    "unresolved": Str(choices=("missing", "ambiguous")), "message": TEXT,
+    "looked_for": List(TEXT, 1000), "candidates": List(TEXT, 1000),
+    "mapping": Opt(TEXT), "adapter": Opt(NAME), "notes": List(TEXT, 100),
+    "build": Obj({"ok": Bool()}, STEP | {"downloads": List(Str(2000), 64)}),
+    "backbone_found": Measured(BACKBONE),
+    "parameters": Obj({"total": Int(), "trainable": Int()}),
+    "forward": Obj({}, STEP | {"input_shape": SHAPE, "output_type": NAME, "output_error": TEXT,
+                               "output_shape": SHAPE, "dtype": Str(40), "finite": Opt(Bool())}),
+    "output_statistics": Obj({"min": Num(nonfinite=True), "max": Num(nonfinite=True),
+                              "sum_to_one": Num(nonfinite=True)}),
+    "sizes": Measured(List(Obj({"input_shape": List(Int(0, 2**40), 4, 4)},
+                            {"output_shape": SHAPE, "finite": Bool(), "error": TEXT}), 16)),
+    "figures": Measured(Obj({"flops": Int(), "latency_ms": Num(0.0, MAX_SECONDS * 1000)})),
+    "gradients": Measured(Obj({"none": NAMES, "zero": NAMES, "nonfinite": NAMES, "head": Opt(NAME),
+                            "head_params": NAMES})),
+    "backbone": Measured(Obj({"backbone_tensors": Int(), "steps": Int(0, 10**6), "backbone_changed": NAMES,
+                           "head_changed": NAMES}, {"seconds": SECONDS, "backbone": Opt(BACKBONE),
+                                                    "vgg_shaped": Int(), "changed_parts": Map(NAME, MAX_ITEMS)})),
+    "architecture": Measured(FINGERPRINT),
+    "structure": Measured(Obj({"layers": List(Str(400), 2000)})),   # grader.shared.structure.layers
+    "check_seconds": Map(SECONDS),
+})
+
+TRAINING = Obj({"ok": Bool()}, {
+    "stage": Str(choices=("setup", "train")), "error": TEXT, "traceback": Opt(TEXT), "oom": Bool(),
+    "mode": Str(choices=MODES), "weights": Opt(NAME), "seconds": SECONDS, "steps": Int(0, 10**9),
+    "train_seconds": SECONDS, "peak_gpu_memory_mb": Opt(Num(0.0, 1e9)),
+    "skip_ablation": Measured(List(Obj({"scale": SCALE, "op": NAME, "relative_change": Num(nonfinite=True)}), 1024),
+                              Obj({"error": TEXT})),
+})
+
+# The only environment keys a worker may report, each a short line of a known form.
+# (No markup characters: the device line is printed on the terminal and in reports.)
+ENVIRONMENT = Obj({"device": Str(200, pattern=r"(cpu \(\d{1,5} threads\)|cuda \([\w .+/-]{1,150}\)|[a-z]{2,10})"),
+                   "torch": Str(64, pattern=r"[0-9A-Za-z.+_-]{1,64}"),
+                   "python": Str(32, pattern=r"[0-9A-Za-z.+_-]{1,32}")})
+
+
+PACKAGE = Str(100, pattern=r"[A-Za-z_][A-Za-z0-9_]{0,99}")  # a top-level package name
+
+# --------------------------------------------------------------------------- typed messages
+
+# The architecture fingerprint of one forward pass (grader.worker.graph measures it,
+# grader.grading.architecture judges it).
+@dataclass(frozen=True)
+class Fingerprint:
+    method: str                           # "export" or "dispatch": how the graph was built
+    bypass_scale: float
+    downsampling_levels: int
+    long_skips: tuple[float, ...]         # sorted descending
+    residual_adds: int
+    gated_multiplies: tuple[float, ...]   # sorted descending, one entry per gated multiply
+    ungated_attention: int
+    # Extra (not in the original sketch): long-skip scales whose encoder operand is gated.
+    gated_long_skips: tuple[float, ...] = ()
+    # How each long-skip scale joins: "cat" or "add", aligned with long_skips.
+    long_skip_ops: tuple[str, ...] = ()
+    # Where each long-skip join happens in the recording: (scale, op index, argument positions
+    # of the encoder operand), for skip ablation. Not part of the JSON.
+    skip_joins: tuple[tuple[float, int, tuple[int, ...]], ...] = ()
+    # Why torch.export was not used ("" when method == "export").
+    export_error: str = ""
+
+    def same_architecture(self, other: Fingerprint) -> bool:
+        """Equal in everything measured, whichever way each graph was built (skip_joins are
+        op indices of one recording)."""
+        how = dict(method="", skip_joins=(), export_error="")
+        return replace(self, **how) == replace(other, **how)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Fingerprint:
+        """From a fingerprint as sent (checked against FINGERPRINT first: never raw data)."""
+        data = FINGERPRINT.check(data, "architecture", 0)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        del data["skip_joins"]
+        for name in ("long_skips", "gated_multiplies", "gated_long_skips", "long_skip_ops"):
+            data[name] = list(data[name])
+        return data
+
+
+
+@dataclass(frozen=True)
+class Environment:
+    device: str
+    torch: str
+    python: str
+
+
+@dataclass(frozen=True)
+class ModuleReport:
+    path: str
+    ok: bool
+    error: str | None = None
+    traceback: str | None = None
+    seconds: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "ok": self.ok, "error": self.error, "traceback": self.traceback,
+                "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class PhaseStarted:
+    phase: str
+    variant: str | None
+
+
+@dataclass(frozen=True)
+class VariantReport:
+    """What the worker observed building and probing one variant (validated, plain data)."""
+    variant: str
+    observation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    variant: str
+    training: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Predictions:
+    variant: str
+    split: str
+    shape: tuple[int, int, int]
+    data: str
+    step: int | None = None
+    seconds: float | None = None
+    losses: tuple[float | None, ...] = ()   # training losses since the previous message; None: not finite
+    train_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """Training reached `step` of `steps` (for the progress display; changes no figure)."""
+    variant: str
+    step: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class Done:
+    pass
+
+
+@dataclass(frozen=True)
+class Packages:
+    """Missing third-party packages the worker replaced while importing: `stubbed` (logging,
+    no-ops) and `stood_in` (package -> the submission's files that import it; they fail where
+    used). Informational: what the student's code needed that segrade does not offer."""
+    stubbed: tuple[str, ...]
+    stood_in: dict[str, tuple[str, ...]]
+
+
+Message = Union[Environment, ModuleReport, PhaseStarted, VariantReport, TrainingReport, Predictions, Step, Packages,
+                Done]
+
+_MESSAGES: dict[str, Obj] = {
+    "environment": Obj({"event": Str(), "environment": ENVIRONMENT}),
+    "module": Obj({"event": Str(), "path": NAME, "ok": Bool()},
+                  {"error": Opt(TEXT), "traceback": Opt(TEXT), "seconds": Opt(SECONDS)}),
+    "phase": Obj({"event": Str(), "phase": Str(choices=PHASES)}, {"id": Opt(NAME)}),
+    "result": Obj({"event": Str(), "result": OBSERVATION}),
+    "training": Obj({"event": Str(), "id": NAME, "training": TRAINING}),
+    "predictions": Obj({"event": Str(), "id": NAME, "split": Str(choices=SPLITS),
+                        "shape": List(Int(1, 10**6), 3, 3), "data": Str(MAX_PREDICTION_BYTES)},
+                       {"step": Int(0, 10**9), "seconds": SECONDS, "train_seconds": SECONDS,
+                        "losses": List(Opt(Num(nonfinite=True)), 10**6)}),
+    "step": Obj({"event": Str(), "id": NAME, "step": Int(0, 10**9), "steps": Int(1, 10**9)}),
+    "packages": Obj({"event": Str(), "stubbed": List(PACKAGE, 256), "stood_in": Map(List(NAME, 256), 256)}),
+    "done": Obj({"event": Str()}),
+}
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ProtocolError("an object repeats a key")
+    return data
+
+
+def parse(raw: bytes | str) -> Message:
+    """One line -> one typed message, checked for form only (not for sequence)."""
+    if isinstance(raw, bytes):
+        if len(raw) > MAX_LINE_BYTES:
+            raise ProtocolError(f"a line of {len(raw)} bytes (limit {MAX_LINE_BYTES})")
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("a line that is not UTF-8 text") from None
+    if not raw.strip():
+        raise ProtocolError("an empty line")
+    try:
+        data = json.loads(raw, object_pairs_hook=_reject_duplicates)
+    except ProtocolError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        text = raw.strip()
+        raise ProtocolError(f"not JSON ({type(exc).__name__}: {str(exc)[:80]}): {text[:60]!r}"
+                            + ("..." if len(text) > 60 else "")) from None
+    if not isinstance(data, dict):
+        raise ProtocolError(f"a JSON {type(data).__name__}, not an object")
+    kind = data.get("event")
+    if not isinstance(kind, str) or kind not in _MESSAGES:
+        raise ProtocolError(f"unknown event {str(kind)[:40]!r}" if kind is not None else "no 'event' key")
+    try:
+        data = _MESSAGES[kind].check(data, "", 0)
+    except ProtocolError as exc:
+        raise ProtocolError(f"{kind} message: {exc}") from None
+    if kind == "environment":
+        return Environment(**data["environment"])
+    if kind == "module":
+        return ModuleReport(data["path"], data["ok"], data.get("error"), data.get("traceback"), data.get("seconds"))
+    if kind == "phase":
+        return PhaseStarted(data["phase"], data.get("id"))
+    if kind == "result":
+        return VariantReport(data["result"]["id"], data["result"])
+    if kind == "training":
+        return TrainingReport(data["id"], data["training"])
+    if kind == "predictions":
+        losses = tuple(x if x is not None and math.isfinite(x) else None for x in data.get("losses", ()))
+        return Predictions(data["id"], data["split"], tuple(data["shape"]), data["data"], data.get("step"),
+                           data.get("seconds"), losses, data.get("train_seconds"))
+    if kind == "step":
+        return Step(data["id"], data["step"], data["steps"])
+    if kind == "packages":
+        for name in data["stood_in"]:
+            PACKAGE.check(name, "packages.stood_in", 1)
+        return Packages(tuple(data["stubbed"]), {k: tuple(v) for k, v in data["stood_in"].items()})
+    return Done()
+
+
+# --------------------------------------------------------------------------- the grading side
+
+@dataclass
+class _VariantState:
+    phase: str = "build"
+    reported: bool = False
+    trained: bool = False
+    splits: list[str] = field(default_factory=list)
+    step: int = 0
+
+
+class Reader:
+    """Reads one worker process's messages in order and rejects the impossible ones.
+
+    `variants`: the ids this worker was asked for; `modules`: the files it was asked to
+    import; `mode`: the training asked for ("train", "weights", or None: checks only);
+    `expected`: environment values the grading process knows itself (torch, python, and the
+    device type it asked for), which the worker's report must agree with."""
+
+    def __init__(self, variants: Iterable[str], modules: Iterable[str], mode: str | None,
+                 expected: dict[str, str] | None = None) -> None:
+        if mode not in (None, *MODES):
+            raise ValueError(f"mode must be one of {MODES} or None")
+        self.variants = {v: _VariantState() for v in variants}
+        self.modules = set(modules)
+        self.mode = mode
+        self.expected = expected or {}
+        self.phase = "start"
+        self.current: str | None = None   # the variant in progress, as far as valid messages say
+        self.imported: set[str] = set()
+        self.packages = False
+        self.done = False
+
+    @property
+    def in_progress(self) -> str | None:
+        """The variant the worker is working on (building, probing, training), if any."""
+        if self.current is None:
+            return None
+        state = self.variants[self.current]
+        if not state.reported or (state.phase in TRAINING_PHASES and not state.trained):
+            return self.current
+        return None
+
+    def read(self, raw: bytes | str) -> Message:
+        if self.done:
+            raise ProtocolError("a message after 'done'")
+        message = parse(raw)
+        self._accept(message)
+        return message
+
+    # -- the sequence rules
+
+    def _variant(self, vid: str | None, what: str) -> _VariantState:
+        if vid is None or vid not in self.variants:
+            raise ProtocolError(f"{what} for variant {str(vid)[:40]!r}, which was not asked for")
+        return self.variants[vid]
+
+    def _accept(self, m: Message) -> None:
+        if isinstance(m, Environment):
+            if self.phase != "start":
+                raise ProtocolError("an environment message after the worker had started")
+            for key in ("torch", "python"):
+                if key in self.expected and getattr(m, key) != self.expected[key]:
+                    raise ProtocolError(f"environment.{key}: {getattr(m, key)!r} is not the grading process's "
+                                        f"{self.expected[key]!r} (the worker runs the same interpreter)")
+            device_type = self.expected.get("device_type")
+            if device_type and m.device.split(" ")[0].split(":")[0] != device_type:
+                raise ProtocolError(f"environment.device: {m.device!r} is not the {device_type} device asked for")
+            self.phase = "environment"
+        elif isinstance(m, PhaseStarted):
+            self._phase(m)
+        elif isinstance(m, ModuleReport):
+            if self.phase != "import":
+                raise ProtocolError(f"a module message outside the import phase (in {self.phase})")
+            if m.path not in self.modules:
+                raise ProtocolError(f"a module message for {m.path[:80]!r}, which was not asked for")
+            if m.path in self.imported:
+                raise ProtocolError(f"a second module message for {m.path[:80]!r}")
+            self.imported.add(m.path)
+        elif isinstance(m, VariantReport):
+            state = self._variant(m.variant, "a result")
+            if state.reported:
+                raise ProtocolError(f"a second result for variant {m.variant!r}")
+            if m.variant != self.current or state.phase not in VARIANT_PHASES:
+                raise ProtocolError(f"a result for variant {m.variant!r}, which was not being built")
+            state.reported = True
+        elif isinstance(m, Predictions):
+            self._predictions(m)
+        elif isinstance(m, Step):
+            state = self._variant(m.variant, "a training step")
+            if m.variant != self.current or state.phase != "train" or state.trained:
+                raise ProtocolError(f"a training step for variant {m.variant!r} outside its train phase")
+            if m.step > m.steps or m.step < state.step:
+                raise ProtocolError(f"training step {m.step} of {m.steps} for {m.variant!r} (after step {state.step})")
+            state.step = m.step
+        elif isinstance(m, TrainingReport):
+            state = self._variant(m.variant, "a training report")
+            if self.mode is None:
+                raise ProtocolError("a training report although no training was asked for")
+            if state.trained:
+                raise ProtocolError(f"a second training report for variant {m.variant!r}")
+            if not state.reported or m.variant != self.current:
+                raise ProtocolError(f"a training report for variant {m.variant!r} before its result")
+            if m.training.get("mode", self.mode) != self.mode:
+                raise ProtocolError(f"training.mode {m.training['mode']!r}, but {self.mode!r} was asked for")
+            state.trained = True
+            self.current = None
+        elif isinstance(m, Packages):
+            if self.phase != "import" or self.packages:
+                raise ProtocolError("a packages message outside the import phase, or a second one")
+            self.packages = True
+        elif isinstance(m, Done):
+            missing = [v for v, s in self.variants.items() if not s.reported]
+            if missing:
+                raise ProtocolError(f"'done' before a result for {', '.join(missing[:5])}")
+            self.done = True
+            self.current = None
+
+    def _phase(self, m: PhaseStarted) -> None:
+        if m.phase == "import":
+            if self.phase not in ("start", "environment") or m.variant is not None:
+                raise ProtocolError(f"an import phase in the wrong place (after {self.phase})")
+            self.phase = "import"
+            return
+        state = self._variant(m.variant, f"a {m.phase} phase")
+        if self.phase in ("start", "environment"):
+            raise ProtocolError(f"a {m.phase} phase before the import phase")
+        if m.phase == "build":
+            if state.reported:
+                raise ProtocolError(f"a build phase for variant {m.variant!r}, which was reported already")
+            # The same variant built again is the worker trying its next candidate (the first
+            # one's forward raised NotImplementedError): allowed before its result.
+            if self.current is not None and self.current != m.variant and not self.variants[self.current].reported:
+                raise ProtocolError(f"a build phase for {m.variant!r} while {self.current!r} was unfinished")
+            self.current = m.variant
+        elif m.phase in VARIANT_PHASES:
+            if m.variant != self.current or state.reported \
+                    or VARIANT_PHASES.index(m.phase) < VARIANT_PHASES.index(state.phase):
+                raise ProtocolError(f"a {m.phase} phase for variant {m.variant!r} out of order")
+        else:  # evaluate, train
+            if self.mode is None:
+                raise ProtocolError(f"a {m.phase} phase although no training was asked for")
+            if m.variant != self.current or not state.reported or state.trained:
+                raise ProtocolError(f"a {m.phase} phase for variant {m.variant!r} out of order")
+        state.phase = m.phase
+        self.phase = m.phase
+
+    def _predictions(self, m: Predictions) -> None:
+        state = self._variant(m.variant, "predictions")
+        if self.mode is None:
+            raise ProtocolError("predictions although no training was asked for")
+        if m.variant != self.current or not state.reported or state.trained or state.phase not in TRAINING_PHASES:
+            raise ProtocolError(f"predictions for variant {m.variant!r} out of order")
+        if "test" in state.splits:
+            raise ProtocolError(f"{m.split} predictions for {m.variant!r} after its test predictions")
+        if self.mode == "weights" and m.split != "test":
+            raise ProtocolError(f"{m.split} predictions in checkpoint mode (only test was asked for)")
+        if self.mode == "train" and not state.splits and m.split != "test_untrained":
+            raise ProtocolError(f"{m.split} predictions for {m.variant!r} before its untrained baseline")
+        if m.split == "test_untrained" and state.splits:
+            raise ProtocolError(f"a second untrained baseline for {m.variant!r}")
+        state.splits.append(m.split)

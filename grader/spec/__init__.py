@@ -1,0 +1,497 @@
+"""The assignment spec: what students implement and how it is graded.
+
+The spec is data (TOML, read with tomllib). `load_spec()` turns it into frozen
+dataclasses and rejects a malformed file with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.shared.conventions import OPTIMIZERS
+from grader.shared.resources import DEFAULT_SPEC
+
+
+class SpecError(ValueError):
+    """The assignment spec file is malformed."""
+
+
+DATASET_KINDS = ("synthetic", "folders", "carla", "cityscapes")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Which data the assignment uses. `synthetic` needs no files; the others read `root`."""
+
+    kind: str
+    class_names: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    root: Path | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the loader (e.g. CARLA's splits)
+    # Public seeds of the synthetic train and val splits. The test split's seed is
+    # never in the spec: the grader keeps it secret (grader.data.sources).
+    train_seed: int = 1
+    val_seed: int = 2
+    # Classes a few pixels wide (road lines, poles...): the report highlights them where
+    # skip connections should make the difference.
+    thin_classes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Family:
+    id: str
+    title: str
+    input_size: int
+    pretrained_kwarg: str | None = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    id: str
+    title: str
+    family: Family
+    class_name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)  # what the variant is: stride, frozen, skip...
+    aliases: tuple[str, ...] = ()                         # other class names students use for it
+    architecture: dict[str, Any] = field(default_factory=dict)  # what its dataflow graph must show
+
+    @property
+    def backbone_check(self) -> str | None:
+        """The check that a frozen or a fine-tuned backbone really is one (FCN variants)."""
+        if self.family.id != "fcn" or "frozen" not in self.traits:
+            return None
+        return "frozen_backbone" if self.traits["frozen"] else "finetuned_backbone"
+
+    @property
+    def scored_checks(self) -> tuple[str, ...]:
+        """The checks that carry this variant's check marks (weighted by the rubric item)."""
+        ids = ["builds", "forward_shape", "gradients"]
+        if self.backbone_check:
+            ids.append(self.backbone_check)
+        if self.architecture:
+            ids.append("architecture")
+        return tuple(ids)
+
+    @property
+    def identity_checks(self) -> tuple[str, ...]:
+        """The checks that make the model *this* variant: failing one, the model is something
+        else, and its mIoU earns no performance marks (grader.grading.score)."""
+        ids = []
+        if self.architecture:
+            ids.append("architecture")
+        if self.architecture.get("long_skips"):
+            ids.append("skip_ablation")
+        if self.backbone_check:
+            ids.append(self.backbone_check)
+        return tuple(ids)
+
+
+# The checks that can carry marks, and their default weights within a variant's check marks:
+# the check that makes a variant *that* variant (its architecture, its frozen or fine-tuned
+# backbone) weighs more than building and running, which every attempt gets right.
+DEFAULT_CHECK_WEIGHTS = {"builds": 1.0, "forward_shape": 1.0, "gradients": 1.0, "frozen_backbone": 2.0,
+                         "finetuned_backbone": 2.0, "architecture": 3.0}
+
+
+@dataclass(frozen=True)
+class RubricItem:
+    """Marks for a part of the assignment. An item with variants is scored automatically:
+    its marks are shared equally by its variants, and each variant's share is split
+    between its checks and its performance (`performance_share`). An item without
+    variants is manual (e.g. a discussion): its marks are left for a human grader."""
+
+    id: str
+    title: str
+    marks: float
+    variants: tuple[str, ...]
+    performance_share: float = 0.0
+    prompts: tuple[str, ...] = ()   # questions shown in the report for a manual item
+    # Relative weights of the checks that carry the check marks (grader.grading.checks.scored_checks):
+    # the spec's `check_weights` over DEFAULT_CHECK_WEIGHTS. A weight of 0 takes a check's marks away.
+    check_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CHECK_WEIGHTS))
+
+    @property
+    def manual(self) -> bool:
+        return not self.variants
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A comparison the assignment asks students to discuss, computed by the report from the
+    results: `variants` side by side (test mIoU, per-class IoU, parameters, time), or `pairs`
+    (before, after) one row each with the change. `discussion`: the manual rubric item it
+    serves, so the report shows it beside that item's prompts."""
+
+    id: str
+    title: str
+    variants: tuple[str, ...] = ()
+    pairs: tuple[tuple[str, str], ...] = ()
+    discussion: str | None = None
+
+    @property
+    def variant_ids(self) -> tuple[str, ...]:
+        return self.variants or tuple(v for pair in self.pairs for v in pair)
+
+
+PROFILE_FIELDS = ("batch_size", "steps", "lr", "weight_decay", "optimizer", "eval_every")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How the grader trains every variant: the same for every student. Any field in
+    PROFILE_FIELDS may be one value or a table per family (`lr = { fcn = 1e-4, unet = 1e-3 }`)."""
+
+    id: str
+    title: str
+    image_size: dict[str, int]      # per family
+    settings: dict[str, Any]        # PROFILE_FIELDS, each a value or {family: value}
+    train_images: int
+    val_images: int
+    test_images: int
+    grid_images: int                # test images kept with their predictions for the report
+    seed: int
+    pretrained: bool                # use ImageNet backbone weights when the grader has them
+    # False: too short to tell the variants apart (smoke); reports caveat their comparisons.
+    # Not in the hashes: it describes the figures, it does not change them.
+    separates_variants: bool = True
+
+    def get(self, name: str, family: str) -> Any:
+        value = self.settings[name]
+        return value[family] if isinstance(value, dict) else value
+
+    @property
+    def training_sha256(self) -> str:
+        """Fingerprint of what shapes the trained model: its version as far as a band is
+        concerned. Split sizes for curves and evaluation are left out: they change how
+        precisely an mIoU is measured, not what it is (grader.grading.bands.BandIdentity)."""
+        fields = {"image_size": self.image_size, "settings": self.settings, "train": self.train_images,
+                  "seed": self.seed, "pretrained": self.pretrained}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def sha256(self) -> str:
+        """Fingerprint of everything that changes the numbers (a grade's key records it)."""
+        fields = {"image_size": self.image_size, "settings": self.settings, "train": self.train_images,
+                  "val": self.val_images, "test": self.test_images, "seed": self.seed, "pretrained": self.pretrained}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Contract:
+    input: str
+    output: str
+    num_classes_kwarg: str
+    classes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    id: str
+    title: str
+    dataset: DatasetConfig
+    families: dict[str, Family]
+    contract: Contract
+    variants: tuple[Variant, ...]
+    rubric: tuple[RubricItem, ...]
+    policy: dict[str, Any]
+    path: Path
+    sha256: str
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    comparisons: tuple[Comparison, ...] = ()
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.dataset.class_names
+
+    @property
+    def palette(self) -> tuple[tuple[int, int, int], ...]:
+        return self.dataset.palette
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.dataset.class_names)
+
+    @property
+    def total_marks(self) -> float:
+        return sum(item.marks for item in self.rubric)
+
+    @property
+    def automatic_marks(self) -> float:
+        """The marks segrade scores itself (rubric items with variants)."""
+        return sum(item.marks for item in self.rubric if not item.manual)
+
+    @property
+    def model_class_names(self) -> set[str]:
+        """Every class name the spec expects or knows for a variant (contract and aliases)."""
+        return {*self.contract.classes, *(v.class_name for v in self.variants),
+                *(a for v in self.variants for a in v.aliases)}
+
+    def profile(self, profile_id: str) -> Profile:
+        try:
+            return self.profiles[profile_id]
+        except KeyError:
+            raise KeyError(f"no training profile {profile_id!r} in {self.path}; known: "
+                           f"{', '.join(self.profiles) or 'none'}") from None
+
+    def rubric_item(self, variant_id: str) -> RubricItem | None:
+        return next((item for item in self.rubric if variant_id in item.variants), None)
+
+    def variant(self, variant_id: str) -> Variant:
+        for variant in self.variants:
+            if variant.id == variant_id:
+                return variant
+        raise KeyError(f"no variant {variant_id!r} in {self.path}; known: {[v.id for v in self.variants]}")
+
+
+# --------------------------------------------------------------------------- typed fields
+# TOML values have types; a wrong one is named with its place in the file, never left to
+# int() or float() to complain about without saying where.
+
+
+def _integer(value: Any, where: str, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"{where} {name} must be an integer, got {value!r}")
+    return value
+
+
+def _number(value: Any, where: str, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{where} {name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _boolean(value: Any, where: str, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{where} {name} must be true or false, got {value!r}")
+    return value
+
+
+def _strings(value: Any, where: str, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SpecError(f"{where} {name} must be an array of strings, got {value!r}")
+    return tuple(value)
+
+
+def _table(value: Any, where: str, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SpecError(f"{where} {name} must be a table, got {value!r}")
+    return dict(value)
+
+
+# What a variant's `architecture` table may require (grader/grading/architecture.py: check_architecture).
+ARCHITECTURE_KEYS = {"bypass_scale": "number", "max_bypass_scale": "number", "long_skips": "numbers",
+                     "no_long_skips": "boolean", "residual_adds_min": "integer", "gated_skips": "boolean"}
+
+
+def _architecture(table: dict[str, Any], where: str) -> dict[str, Any]:
+    unknown = sorted(set(table) - set(ARCHITECTURE_KEYS))
+    if unknown:
+        raise SpecError(f"{where} architecture has unknown keys {unknown}; known: {', '.join(ARCHITECTURE_KEYS)}")
+    for key, value in table.items():
+        kind = ARCHITECTURE_KEYS[key]
+        if kind == "numbers":
+            if not isinstance(value, list):
+                raise SpecError(f"{where} architecture.{key} must be an array of numbers, got {value!r}")
+            for item in value:
+                _number(item, where, f"architecture.{key}")
+        elif kind == "number":
+            _number(value, where, f"architecture.{key}")
+        elif kind == "integer":
+            _integer(value, where, f"architecture.{key}")
+        else:
+            _boolean(value, where, f"architecture.{key}")
+    return table
+
+
+def load_spec(path: str | Path | None = None) -> Assignment:
+    """Read an assignment spec; without a path, the default one shipped with segrade."""
+    path = Path(path) if path is not None else DEFAULT_SPEC
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read the assignment spec {path}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        return _parse(data, path, hashlib.sha256(raw).hexdigest())
+    except KeyError as exc:
+        raise SpecError(f"{path}: missing required field {exc.args[0]!r}") from None
+
+
+def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
+    dataset = _parse_dataset(data["dataset"], path)
+
+    families = {}
+    for fid, f in data["families"].items():
+        size = _integer(f["input_size"], f"{path}: [families.{fid}]", "input_size")
+        if size < 64 or size % 32:
+            raise SpecError(f"{path}: [families.{fid}] input_size is {size}: use a multiple of 32, at least 64")
+        families[fid] = Family(fid, f.get("title", fid), size, f.get("pretrained_kwarg"))
+    c = data["contract"]
+    contract = Contract(c["input"], c["output"], c.get("num_classes_kwarg", "num_classes"), dict(c["classes"]))
+
+    variants = []
+    for v in data["variants"]:
+        where = f"{path}: variant {v['id']!r}"
+        if v["family"] not in families:
+            raise SpecError(f"{path}: variant {v['id']!r} names unknown family {v['family']!r}")
+        variants.append(Variant(v["id"], v.get("title", v["id"]), families[v["family"]], v["class"],
+                                _table(v.get("kwargs", {}), where, "kwargs"),
+                                _table(v.get("traits", {}), where, "traits"),
+                                _strings(v.get("aliases", []), where, "aliases"),
+                                _architecture(_table(v.get("architecture", {}), where, "architecture"), where)))
+    ids = [v.id for v in variants]
+    if len(set(ids)) != len(ids):
+        raise SpecError(f"{path}: variant ids must be unique, got {ids}")
+
+    rubric = tuple(_parse_rubric_item(r, path) for r in data.get("rubric", ()))
+    scored_by: dict[str, str] = {}
+    for item in rubric:
+        unknown = set(item.variants) - set(ids)
+        if unknown:
+            raise SpecError(f"{path}: rubric item {item.id!r} names unknown variants {sorted(unknown)}")
+        if not 0.0 <= item.performance_share <= 1.0:
+            raise SpecError(f"{path}: rubric item {item.id!r}: performance_share must lie in 0..1")
+        for vid in item.variants:
+            if vid in scored_by:
+                raise SpecError(f"{path}: variant {vid!r} is in rubric items {scored_by[vid]!r} and {item.id!r}: "
+                                "a variant is scored by one item only")
+            scored_by[vid] = item.id
+        _check_item_weights(item, [v for v in variants if v.id in item.variants], path)
+    profiles = {pid: _parse_profile(pid, p, families, path) for pid, p in data.get("profiles", {}).items()}
+    comparisons = tuple(_parse_comparison(c, ids, {item.id for item in rubric if item.manual}, path)
+                        for c in data.get("comparisons", ()))
+
+    a = data["assignment"]
+    return Assignment(
+        id=a["id"], title=a.get("title", a["id"]), dataset=dataset, families=families, contract=contract, variants=tuple(variants), rubric=rubric,
+        policy=dict(data.get("policy", {})), path=path, sha256=sha256, profiles=profiles,
+        comparisons=comparisons,
+    )
+
+
+def _parse_rubric_item(r: dict[str, Any], path: Path) -> RubricItem:
+    where = f"{path}: rubric item {r.get('id', '?')!r}"
+    return RubricItem(r["id"], r.get("title", r["id"]), _number(r["marks"], where, "marks"),
+                      _strings(r.get("variants", []), where, "variants"),
+                      _number(r.get("performance_share", 0.0), where, "performance_share"),
+                      _strings(r.get("prompts", []), where, "prompts"),
+                      _check_weights(r.get("check_weights", {}), where))
+
+
+def _check_item_weights(item: RubricItem, variants: list[Variant], path: Path) -> None:
+    """A weight the item set for a check none of its variants is scored on would do nothing;
+    a variant whose checks all weigh 0 could not share out its check marks."""
+    where = f"{path}: rubric item {item.id!r}"
+    applicable = {cid for v in variants for cid in v.scored_checks}
+    for cid, weight in item.check_weights.items():
+        if weight != DEFAULT_CHECK_WEIGHTS[cid] and cid not in applicable:
+            raise SpecError(f"{where} check_weights.{cid}: none of its variants ({', '.join(item.variants)}) is "
+                            f"scored on {cid}; scored checks: {', '.join(sorted(applicable))}")
+    if item.performance_share < 1.0:
+        for v in variants:
+            if not sum(item.check_weights[cid] for cid in v.scored_checks):
+                raise SpecError(f"{where}: every check of variant {v.id!r} weighs 0, so its check marks cannot be "
+                                "shared out; give one a weight, or set performance_share = 1")
+
+
+def _check_weights(value: Any, where: str) -> dict[str, float]:
+    """DEFAULT_CHECK_WEIGHTS with the item's own `check_weights = { id = weight }` over them."""
+    table = _table(value, where, "check_weights")
+    unknown = sorted(set(table) - set(DEFAULT_CHECK_WEIGHTS))
+    if unknown:
+        raise SpecError(f"{where} check_weights names unknown checks {unknown}; checks that carry marks: "
+                        f"{', '.join(DEFAULT_CHECK_WEIGHTS)}")
+    weights = dict(DEFAULT_CHECK_WEIGHTS)
+    for cid, weight in table.items():
+        weights[cid] = _number(weight, where, f"check_weights.{cid}")
+        if weights[cid] < 0:
+            raise SpecError(f"{where} check_weights.{cid} is {weight}: a weight must be 0 or more")
+    return weights
+
+
+def _parse_comparison(c: dict[str, Any], variant_ids: list[str], manual_items: set[str], path: Path) -> Comparison:
+    where = f"{path}: [[comparisons]] {c.get('id', '?')!r}"
+    pairs = tuple(_strings(pair, where, "pairs") for pair in c.get("pairs", ()))
+    comparison = Comparison(c["id"], c.get("title", c["id"]), _strings(c.get("variants", []), where, "variants"),
+                            pairs, c.get("discussion"))
+    if bool(comparison.variants) == bool(pairs) or any(len(pair) != 2 for pair in pairs):
+        raise SpecError(f"{where} needs either variants = [...] or pairs = [[before, after], ...]")
+    unknown = set(comparison.variant_ids) - set(variant_ids)
+    if unknown:
+        raise SpecError(f"{where} names unknown variants {sorted(unknown)}")
+    if comparison.discussion is not None and comparison.discussion not in manual_items:
+        raise SpecError(f"{where} discussion = {comparison.discussion!r} is not a manual rubric item")
+    return comparison
+
+
+def _parse_profile(pid: str, p: dict[str, Any], families: dict[str, Family], path: Path) -> Profile:
+    where = f"{path}: [profiles.{pid}]"
+
+    def per_family(name: str) -> dict[str, Any]:
+        """One value or a table with one per family -> {family: value}."""
+        value = p[name]
+        if isinstance(value, dict) and set(value) != set(families):
+            raise SpecError(f"{where} {name} as a table needs one value per family ({', '.join(families)})")
+        return {fid: value[fid] if isinstance(value, dict) else value for fid in families}
+
+    sizes = {fid: _integer(size, where, "image_size") for fid, size in per_family("image_size").items()}
+    for fid, size in sizes.items():
+        if size < 32 or size % 32:
+            raise SpecError(f"{where} image_size for {fid} is {size}: use a multiple of 32")
+    settings = {}
+    for name in PROFILE_FIELDS:
+        for value in per_family(name).values():
+            if name == "optimizer" and value not in OPTIMIZERS:
+                raise SpecError(f"{where} optimizer must be one of {', '.join(OPTIMIZERS)}")
+            if name in ("batch_size", "steps", "eval_every") and _integer(value, where, name) < 1:
+                raise SpecError(f"{where} {name} must be at least 1, got {value}")
+            if name in ("lr", "weight_decay"):
+                _number(value, where, name)
+        settings[name] = p[name]  # as written: the profile's hash depends on the form
+    counts = {name: _integer(p[name], where, name) for name in ("train_images", "val_images", "test_images")}
+    return Profile(id=pid, title=p.get("title", pid), image_size=sizes, settings=settings,
+                   train_images=counts["train_images"], val_images=counts["val_images"],
+                   test_images=counts["test_images"], grid_images=_integer(p.get("grid_images", 4), where, "grid_images"),
+                   seed=_integer(p.get("seed", 0), where, "seed"),
+                   pretrained=_boolean(p.get("pretrained", False), where, "pretrained"),
+                   separates_variants=_boolean(p.get("separates_variants", True), where, "separates_variants"))
+
+
+def _parse_dataset(d: dict[str, Any], path: Path) -> DatasetConfig:
+    class_names = _strings(d["class_names"], f"{path}: [dataset]", "class_names")
+    palette = d["palette"]
+    if not isinstance(palette, list) or len(palette) != len(class_names) or any(
+            not isinstance(c, list) or len(c) != 3 or any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x <= 255
+                                                          for x in c) for c in palette):
+        raise SpecError(f"{path}: [dataset] needs one RGB palette colour per class name")
+    palette = tuple(tuple(colour) for colour in palette)
+    kind = d.get("kind", "synthetic")
+    if kind not in DATASET_KINDS:
+        raise SpecError(f"{path}: [dataset] kind = {kind!r}; use one of {', '.join(DATASET_KINDS)}")
+    root = d.get("root")
+    if kind != "synthetic" and not root:
+        raise SpecError(f"{path}: [dataset] kind = {kind!r} needs root = \"/path/to/the/data\"")
+    if root:
+        root = Path(root).expanduser()
+        root = root if root.is_absolute() else (path.parent / root)  # relative to the spec file
+    synthetic = d.get("synthetic", {})
+    if "test_seed" in synthetic:
+        raise SpecError(f"{path}: [dataset.synthetic] must not hold test_seed: the test seed is secret; "
+                        "set SEGRADE_TEST_SEED in the grading environment instead")
+    thin = _strings(d.get("thin_classes", []), f"{path}: [dataset]", "thin_classes")
+    if set(thin) - set(class_names):
+        raise SpecError(f"{path}: [dataset] thin_classes names unknown classes {sorted(set(thin) - set(class_names))}")
+    return DatasetConfig(kind=kind, class_names=class_names, palette=palette, root=root,
+                         options=_table(d.get("options", {}), f"{path}: [dataset]", "options"),
+                         train_seed=_integer(synthetic.get("train_seed", 1), f"{path}: [dataset.synthetic]", "train_seed"),
+                         val_seed=_integer(synthetic.get("val_seed", 2), f"{path}: [dataset.synthetic]", "val_seed"),
+                         thin_classes=thin)
