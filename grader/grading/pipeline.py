@@ -11,6 +11,7 @@ test labels: it sends predictions, and `evaluate` scores them here.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -54,6 +55,9 @@ class GradeOptions:
     cuda_memory_fraction: float | None = None  # cap of the worker's share of the GPU (jobs sharing it)
     test_seed: int | None = None      # the synthetic test split's seed; None: secret_test_seed(). A batch
                                       # sets one for all its submissions, so they share one test split
+    capture: bool = True              # measure and train captured programs in the verifier (issue 26);
+                                      # False: everything in the worker, beside student code (the old path)
+    programs_folder: Path | None = None  # where the captured programs are kept; None: discarded after grading
 
 
 def resolve_profile(assignment: Assignment, options: GradeOptions) -> tuple[Profile | None, str]:
@@ -101,12 +105,18 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
             for listen in listeners:
                 listen(message)
 
+        programs = Path(options.programs_folder) if options.programs_folder else Path(tmp) / "programs"
+        if options.capture and programs.is_dir():   # a regrade: the programs of the previous grade go
+            shutil.rmtree(programs)
         run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
-                         on_message=on_message, **setup)
+                         on_message=on_message, captures=programs if options.capture else None, **setup)
+        if options.capture:
+            verify(run, request, programs, weights, options, evaluator)
         policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
         modules = mark_blocking(submission.root, run.modules, assignment.model_class_names)
         answers = find_answers(submission.root, assignment.rubric)
     variants = check(assignment, run, modules, options)
+    variants = tuple(replace(v, program=run.variants.get(v.variant_id, {}).get("program")) for v in variants)
     if profile is not None:
         variants = evaluate(assignment, variants, run, evaluator, options.evaluation_split)
         backbone = backbone_key(pretrained)
@@ -137,6 +147,8 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         "worker_problem": run.problem,
         "worker_restarts": run.restarts,
         "worker_seconds": round(run.seconds, 2),
+        "verifier_seconds": run.environment.get("verifier_seconds"),
+        "measured_in": _measured_in(variants),
     }
     return SubmissionResult(
         submission=submission, assignment_id=assignment.id, spec_sha256=assignment.sha256,
@@ -145,6 +157,77 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         duration_s=round(time.perf_counter() - started, 2), checks=(policy,) if policy else (), answers=answers,
         samples=_samples(assignment, data, evaluator) if data else None,
     )
+
+
+# Observation keys the verifier measures on the captured program (they replace the worker's).
+VERIFIED_KEYS = ("build", "backbone_found", "parameters", "forward", "output_statistics", "sizes", "figures",
+                 "gradients", "backbone", "architecture", "check_seconds", "verifier")
+
+
+def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: BackboneWeights, options: GradeOptions,
+           on_message: Callable | None) -> None:
+    # on_message: the evaluator, which scores the verifier's predictions (the progress display
+    # follows the worker only)
+    """Run the verifier (grader.verifier) on the programs the worker captured and put what it
+    measured in place of the worker's observations; mark every variant with where it was
+    measured. The verifier runs in the same sandbox, under the same limits, with only the
+    programs, the evaluation data and the VGG16 weights readable."""
+    targets = []
+    for vid, observed in run.variants.items():
+        captured = run.captures.get(vid, {})
+        check, train = captured.get("check"), captured.get("train")
+        if check and check.get("ok") and not observed.get("worker_status"):
+            entry = next(v for v in request["variants"] if v["id"] == vid)
+            locate = lambda progs: {mode: {**info, "file": str(programs / info["file"])} for mode, info in progs.items()}
+            targets.append({**entry, "programs": locate(check["programs"]),
+                            "train_programs": locate(train["programs"]) if train and train.get("ok") else None,
+                            "weights": (train or check).get("weights")})
+            observed["program"] = {"measured_in": "captured program", "programs": check["programs"],
+                                   "capture_seconds": check.get("seconds")}
+            if train and train.get("ok"):
+                observed["program"]["training_programs"] = train["programs"]
+        elif observed.get("build", {}).get("ok"):
+            reason = (check or {}).get("error") or "the worker did not capture it"
+            observed["program"] = {"measured_in": "student process", "reason": reason}
+        if train and not train.get("ok") and observed.get("program", {}).get("measured_in") == "captured program":
+            observed["program"]["training_measured_in"] = "student process"
+            observed["program"]["training_reason"] = train.get("error")
+    if not targets:
+        return
+    verifier_request = {k: v for k, v in request.items() if k not in ("modules", "sys_path", "manifest", "variants")}
+    verifier_request["variants"] = targets
+    verifier_request["vgg16_weights"] = str(weights.path) if weights.available else None
+    if "training" in verifier_request:   # programs the worker trained itself (train capture failed) are not retrained
+        skip = {vid for vid, o in run.variants.items() if (o.get("program") or {}).get("training_measured_in")}
+        for target in targets:
+            target["train_programs"] = target["train_programs"] if target["id"] not in skip else None
+    readable = (programs, *((weights.path,) if weights.available else ()),
+                *((Path(p) for p in request["training"]["data"].values()) if request.get("training") else ()))
+    verified = run_worker(programs, verifier_request, limits=options.limits, isolation=options.isolation,
+                          on_message=on_message, readable=tuple(readable), entry="grader.verifier",
+                          copy_submission=False)
+    run.environment["verifier_seconds"] = round(verified.seconds, 2)
+    run.log += "\n[--- verifier ---]\n" + verified.log
+    for target in targets:
+        vid = target["id"]
+        observed, measured = run.variants[vid], verified.variants.get(vid, {})
+        if measured.get("worker_status"):   # the verifier died or overran on it: that is its status
+            run.variants[vid] = {k: v for k, v in observed.items() if k in ("id", "mapping", "adapter", "notes",
+                                                                              "program", "structure")} | measured
+            continue
+        kept = {k: v for k, v in observed.items() if k not in VERIFIED_KEYS and k != "training"}
+        run.variants[vid] = kept | {k: v for k, v in measured.items() if k in VERIFIED_KEYS or k == "training"}
+        if "training" in observed and "training" not in measured:
+            run.variants[vid]["training"] = observed["training"]
+
+
+def _measured_in(variants) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in variants:
+        where = (v.program or {}).get("measured_in")
+        if where:
+            counts[where] = counts.get(where, 0) + 1
+    return counts
 
 
 def _describe_backbone(weights: BackboneWeights, profile: Profile | None, options: GradeOptions) -> str:

@@ -103,6 +103,9 @@ class VariantResult:
     points: float | None = None
     max_points: float = 0.0
     points_detail: dict[str, Any] = field(default_factory=dict)  # checks and performance parts, flags
+    # What was measured and graded (issue 26): {"measured_in": "captured program" | "student process",
+    # "programs": {mode: {file, sha256, bytes}}, "capture_seconds", "reason" (why not captured)}
+    program: dict[str, Any] | None = None
 
     def check(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)
