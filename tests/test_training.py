@@ -17,7 +17,7 @@ from grader.shared.protocol import encode_predictions, line, parse
 from grader.report import write_results
 from grader.records.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
-from grader.worker.train import SegmentationTensors, TrainConfig, predict, train
+from grader.measure.train import SegmentationTensors, TrainConfig, predict, train
 from tiny_submission import contract_classes, spec_with, write_submission
 
 
@@ -239,7 +239,7 @@ class _TwoLevel(nn.Module):
 
 def test_skip_ablation_tells_a_live_skip_from_a_dead_one():
     from grader.grading.checks import check_skip_ablation
-    from grader.worker.graph import skip_ablation
+    from grader.measure.graph import skip_ablation
 
     spec = load_spec()
     variant = spec.variant("unet")
