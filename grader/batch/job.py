@@ -183,6 +183,10 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     options = replace(options, manifest=str(entry.manifest) if entry.manifest else None)
     if entry.seed is not None:
         options = replace(options, seed=entry.seed)
+    # The captured programs that were graded go into the submission's folder (OUT/<id>/programs)
+    staging = staging_folder(out, entry)
+    if options.capture:
+        options = replace(options, programs_folder=staging / "programs")
     try:
         # Where it has got to, for the submitting command's display (grader.grading.progress).
         on_progress = Throttled(lambda state: write_progress(progress_file(out, entry), state))
@@ -205,7 +209,6 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     outcome = BatchOutcome(entry.id, "graded", ok=result.ok, passed_variants=grade.passed_variants,
                            total_variants=grade.total_variants, points=grade.total, automatic_max=grade.automatic_max,
                            message=first_problem, note=note)
-    staging = staging_folder(out, entry)
     write_results(result, staging)
     _keep_code(entry, staging)
     _note_changes(out / entry.id, staging)

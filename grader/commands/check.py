@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from grader.commands import add_bands_argument, add_training_arguments
@@ -31,6 +33,8 @@ def add_parser(commands) -> None:
                        "(default: the submission's own segrade.toml, if any)")
     check.add_argument("--isolation", choices=("auto", "bubblewrap", "process"), default="auto",
                        help="auto (default): bubblewrap when installed, else a plain process")
+    check.add_argument("--no-capture", action="store_true", help="measure and train every model in the worker, "
+                       "beside the student's code, instead of its captured program in the verifier (docs/security.md)")
     check.add_argument("--memory-gb", type=float, default=Limits.memory_gb, help="worker address-space limit")
     check.add_argument("--phase-timeout", action="append", default=[], metavar="PHASE=S",
                        help="deadline of one phase in seconds (phases: start, import, build, forward, check, train, evaluate); repeatable")
@@ -57,13 +61,17 @@ def run(args: argparse.Namespace) -> int:
     from grader.spec import SpecError, load_spec
 
     console = make_console()
+    # The programs that were graded, kept with the report (moved there once it is written)
+    programs = Path(tempfile.mkdtemp(prefix="segrade-programs-")) / "programs"
     try:
         assignment = load_spec(args.spec)
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, limits=_limits(args),
                                profile=None if args.checks_only else args.profile, seed=args.seed,
                                weights=args.weights, manifest=args.manifest, evaluation_split=args.split,
                                bands_folder=Path(args.bands) if args.bands else None,
-                               isolation=None if args.isolation == "auto" else args.isolation)
+                               isolation=None if args.isolation == "auto" else args.isolation,
+                               capture=not args.no_capture,
+                               programs_folder=None if args.no_report or args.no_capture else programs)
         what = "checking every variant (no training)" if args.checks_only else \
             "checking, training and evaluating every variant"
         with check_progress(console, f"segrade: {what} of {args.path}") as on_progress:
@@ -76,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else default_out(Path(args.path), result.submission.id)
         try:
             write_results(result, out)
+            if programs.is_dir():
+                shutil.rmtree(out / "programs", ignore_errors=True)
+                shutil.move(str(programs), str(out / "programs"))
             write_submission_report(out, assignment, pdf=not args.no_pdf, visibility=args.visibility,
                                     workers=os.cpu_count() or 1)
         except OSError as exc:
@@ -83,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         console.print(f"report: {out / 'report.html'}{'' if args.no_pdf else ' and report.pdf'}; results: "
                       f"{out / 'results.json'}")
+    shutil.rmtree(programs.parent, ignore_errors=True)
     return 0 if result.ok else 1
 
 

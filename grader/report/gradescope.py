@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from grader.report.programs import in_student_process, program_line
 from grader.records.files import ErrorRecord
 from grader.records.results import NOT_RUN_BECAUSE, variants_passing
 from grader.report.files import first_check, write_atomic
@@ -123,6 +124,9 @@ def _performance_test(variant: dict[str, Any], number: str, label: str) -> dict[
             if band.get("measured") else f"; the reference band does not apply: {band['refusal']}"
             if band.get("refusal") else "; no reference band was measured."))
     lines += [f"flag: {flag}" for flag in detail.get("flags", [])]
+    program = program_line(variant.get("program"))
+    if program:
+        lines.append(program)
     if points is None:
         if most:
             lines.append(f"Its {most:g} points are not in the automatic total.")
@@ -146,6 +150,9 @@ def _summary(results: dict[str, Any]) -> str:
         lines.append(grade["note"])
     if env.get("worker_problem"):
         lines.append(f"Worker problem: {env['worker_problem']}")
+    student = in_student_process(results)
+    if student:
+        lines.append(f"Measured in the student's process (could not be captured): {', '.join(student)}")
     lines += [f"Import failed: {m['path']}: {m['error']}" + ("" if m.get("blocking", True) else
                                                              " (informational: no model depends on it)")
               for m in results.get("modules", []) if not m.get("ok")]

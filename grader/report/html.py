@@ -25,6 +25,7 @@ from grader.grading.architecture import format_scale
 from grader.report import figures
 from grader.report.files import first_check, write_atomic
 from grader.report.terminal import package_notes
+from grader.report.programs import program_line
 from grader.shared.resources import templates_dir
 from grader.records.results import STATUS_ORDER
 from grader.grading.score import split_label
@@ -175,6 +176,7 @@ def _variant(v: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assi
         "first_problem": failing["message"] if failing else (f"warning ({warning['id']}): {warning['message']}"
                                                                if warning else ""),
         "flags": (v.get("points_detail") or {}).get("flags", []),
+        "program_text": program_line(v.get("program")),
         "miou": metrics.get("miou"),
         "band_text": (f"{band['lower']:.3f}–{band['upper']:.3f}" if band and band.get("measured")
                       else "does not apply" if band and band.get("refusal") else "not measured" if band else "–"),

@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
+from grader.report.programs import in_student_process
 from grader import __version__
 from grader.report import figures
 from grader.report.files import first_check
@@ -27,6 +28,7 @@ def summary_context(results_list: list[dict[str, Any]], assignment: Assignment,
     graded = [r for r in results_list if "error" not in r]
     titles = {v.id: v.title for v in assignment.variants}
     rows, flagged, failed_checks = [], [], Counter()
+    in_student = 0   # variants measured beside student code (grader.report.programs)
     for r in sorted(results_list, key=lambda r: str(r["submission"]["id"])):
         sid = str(r["submission"]["id"])
         if "error" in r:
@@ -38,6 +40,11 @@ def summary_context(results_list: list[dict[str, Any]], assignment: Assignment,
                      "of": r["grade"]["total_variants"], "points": points, "links": links.get(sid, {})})
         if r["environment"].get("worker_problem"):
             flagged.append({"id": sid, "what": f"worker: {r['environment']['worker_problem']}"})
+        student = in_student_process(r)
+        if student:
+            in_student += len(student)
+            flagged.append({"id": sid, "what": "measured in the student's process (not captured): "
+                                               + ", ".join(titles.get(v, v) for v in student)})
         for v in r["variants"]:
             if v["status"] in PROBLEM_STATUSES:
                 failure = first_check(v, "fail")
@@ -67,6 +74,7 @@ def summary_context(results_list: list[dict[str, Any]], assignment: Assignment,
         "failed_checks": [{"variant": titles.get(vid, vid), "check": cid, "count": n}
                           for (vid, cid), n in failed_checks.most_common(12)],
         "flagged": flagged,
+        "in_student_process": in_student,
         "profiles": sorted({r["environment"].get("profile") or "checks only" for r in graded}),
         # bands measured for this batch on the grader's hardware (grader.batch.bands), said once
         "bands_notes": sorted({n for r in graded if (n := r["environment"].get("bands_note"))}),
