@@ -1,7 +1,7 @@
 """Where a student's self-check (`segrade check SUBMISSION`, with training) spends its time, and
 the whole of it against a baseline measured in the same run.
 
-    .venv/bin/python benchmarks/bench_check.py [--submission reference] [--no-baseline]
+    .venv/bin/python benchmarks/bench_check.py [--submission reference] [--no-baseline] [--no-compare]
 
 Runs the README's self-check path (grade_submission on the validation split, smoke profile on
 CPU, then the HTML + PDF report) on a copy of SUBMISSION and times each phase from the
@@ -12,6 +12,11 @@ Baseline: the bare work the self-check cannot avoid, measured here: every refere
 built and trained for the profile's steps in this process with a plain PyTorch loop (no
 worker, no checks, no predictions). The ratio self-check / baseline is the overhead of
 everything else. Target (issue 18): the whole self-check within 120 s on 2 cores.
+
+Before/after (issue 26): the self-check runs twice in the same run, measured in the worker as
+before (`--no-capture`) and on captured programs in the verifier (the default), and prints
+the ratio (target: at most 1.10), the capture time (the worker's torch.export and save, summed
+over the variants) and the verifier's time apart. `--no-compare` runs only the default.
 """
 
 from __future__ import annotations
@@ -85,42 +90,69 @@ def bare_training(spec, profile) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--submission", type=Path, default=reference_dir())
-    parser.add_argument("--no-baseline", action="store_true", help="skip the baseline (half the time)")
-    parser.add_argument("--no-pdf", action="store_true")
-    args = parser.parse_args()
-    spec = load_spec()
-    profile = spec.profile("smoke")
+def self_check(source: Path, spec, capture: bool, pdf: bool) -> dict:
+    """One self-check of a copy of `source`: its result, phases and times."""
     with tempfile.TemporaryDirectory() as tmp:
         submission = Path(tmp) / "submission"
-        shutil.copytree(args.submission, submission, ignore=shutil.ignore_patterns("bands", "__pycache__"))
+        shutil.copytree(source, submission, ignore=shutil.ignore_patterns("bands", "__pycache__"))
         clock = PhaseClock()
         started = time.perf_counter()
-        result = grade_submission(submission, spec, GradeOptions(profile="smoke", device="cpu",
+        result = grade_submission(submission, spec, GradeOptions(profile="smoke", device="cpu", capture=capture,
                                                                  evaluation_split="val"), on_progress=clock)
         graded = time.perf_counter()
         write_results(result, Path(tmp) / "out")
-        write_submission_report(Path(tmp) / "out", spec, pdf=not args.no_pdf, workers=os.cpu_count() or 1)
+        write_submission_report(Path(tmp) / "out", spec, pdf=pdf, workers=os.cpu_count() or 1)
         ended = time.perf_counter()
     by_phase: dict[str, float] = defaultdict(float)
     for (_, phase), seconds in clock.spent.items():
         by_phase[phase] += seconds
-    by_phase["grading process (data, checks, scoring)"] = (graded - started) - sum(clock.spent.values())
-    print(f"self-check of {args.submission.name}: {result.grade.total:g}/{result.grade.automatic_max:g} points, "
-          f"{sum(v.status.value == 'passed' for v in result.variants)}/{len(result.variants)} variants pass")
-    for phase, seconds in sorted(by_phase.items(), key=lambda kv: -kv[1]):
+    verifier = float(result.environment.get("verifier_seconds") or 0.0)
+    if verifier:
+        by_phase["verifier (checks, training, predictions)"] = verifier
+    by_phase["grading process (data, checks, scoring)"] = (graded - started) - sum(by_phase.values())
+    captured = sum(float((v.program or {}).get("capture_seconds") or 0.0) for v in result.variants)
+    return {"result": result, "phases": by_phase, "grade": graded - started, "report": ended - graded,
+            "total": ended - started, "capture": captured, "verifier": verifier}
+
+
+def _print(name: str, run: dict, pdf: bool) -> None:
+    result = run["result"]
+    print(f"{name}: {result.grade.total:g}/{result.grade.automatic_max:g} points, "
+          f"{sum(v.status.value == 'passed' for v in result.variants)}/{len(result.variants)} variants pass, "
+          f"measured: {result.environment.get('measured_in') or 'in the worker'}")
+    for phase, seconds in sorted(run["phases"].items(), key=lambda kv: -kv[1]):
         print(f"  {phase:42s} {seconds:7.1f} s")
-    print(f"grade (worker and grading process):        {graded - started:7.1f} s")
-    print(f"report (HTML{'' if args.no_pdf else ' + PDF'}):                        {ended - graded:7.1f} s")
-    total = ended - started
-    line = f"self-check total:                          {total:7.1f} s  (target <= 120 s)"
+    if run["capture"]:
+        print(f"  (capture, within the worker's build phases: {run['capture']:.1f} s)")
+    print(f"grade (worker, verifier, grading process): {run['grade']:7.1f} s")
+    print(f"report (HTML{'' if not pdf else ' + PDF'}):                        {run['report']:7.1f} s")
+    print(f"self-check total:                          {run['total']:7.1f} s  (target <= 120 s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--submission", type=Path, default=reference_dir())
+    parser.add_argument("--no-baseline", action="store_true", help="skip the baseline (half the time)")
+    parser.add_argument("--no-compare", action="store_true", help="skip the run measured in the worker")
+    parser.add_argument("--no-pdf", action="store_true")
+    args = parser.parse_args()
+    spec = load_spec()
+    profile = spec.profile("smoke")
+    runs = {}
+    if not args.no_compare:
+        runs["before (--no-capture: measured in the worker)"] = self_check(args.submission, spec, False, not args.no_pdf)
+    runs["after (captured programs, measured in the verifier)"] = self_check(args.submission, spec, True,
+                                                                             not args.no_pdf)
+    for name, run in runs.items():
+        _print(f"self-check of {args.submission.name}, {name}", run, not args.no_pdf)
+    if len(runs) == 2:
+        before, after = runs.values()
+        print(f"after / before: {after['total'] / before['total']:.2f}x  (target <= 1.10); capture "
+              f"{after['capture']:.1f} s, verifier {after['verifier']:.1f} s")
     if not args.no_baseline:
         baseline = bare_training(spec, profile)
-        print(f"baseline (bare training of every variant): {baseline:7.1f} s")
-        line += f"; {total / baseline:.1f}x the baseline"
-    print(line)
+        print(f"baseline (bare training of every variant): {baseline:7.1f} s; after = "
+              f"{list(runs.values())[-1]['total'] / baseline:.1f}x the baseline")
 
 
 if __name__ == "__main__":
