@@ -30,6 +30,7 @@ from grader.grading.evaluation import Evaluator, PreparedData, prepare_data
 from grader.grading.metrics import json_float
 from grader.submission.load import find_checkpoints, load_submission, read_manifest
 from grader.grading.progress import ProgressState, ProgressTracker
+from grader.shared.protocol import Done
 from grader.records.results import CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus
 from grader.grading.sandbox import Limits, WorkerRun, run_worker
 from grader.grading.score import score, split_label
@@ -105,13 +106,17 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
             for listen in listeners:
                 listen(message)
 
+        def from_worker(message) -> None:  # with capture, the verifier's `done` ends the display
+            if not (options.capture and isinstance(message, Done)):
+                on_message(message)
+
         programs = Path(options.programs_folder) if options.programs_folder else Path(tmp) / "programs"
         if options.capture and programs.is_dir():   # a regrade: the programs of the previous grade go
             shutil.rmtree(programs)
         run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
-                         on_message=on_message, captures=programs if options.capture else None, **setup)
+                         on_message=from_worker, captures=programs if options.capture else None, **setup)
         if options.capture:
-            verify(run, request, programs, weights, options, evaluator)
+            verify(run, request, programs, weights, options, on_message)
         policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
         modules = mark_blocking(submission.root, run.modules, assignment.model_class_names)
         answers = find_answers(submission.root, assignment.rubric)
@@ -166,8 +171,7 @@ VERIFIED_KEYS = ("build", "backbone_found", "parameters", "forward", "output_sta
 
 def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: BackboneWeights, options: GradeOptions,
            on_message: Callable | None) -> None:
-    # on_message: the evaluator, which scores the verifier's predictions (the progress display
-    # follows the worker only)
+    # on_message: the evaluator (it scores the verifier's predictions) and the progress display
     """Run the verifier (grader.verifier) on the programs the worker captured and put what it
     measured in place of the worker's observations; mark every variant with where it was
     measured. The verifier runs in the same sandbox, under the same limits, with only the

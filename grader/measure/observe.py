@@ -113,6 +113,14 @@ def measure_checks(model, variant: dict[str, Any], device, batch_size: int, send
     return result
 
 
+def trainable(result: dict[str, Any]) -> bool:
+    """Worth training: it built and its forward pass gave N x C x H x W floating logits."""
+    forward = result.get("forward") or {}
+    shape = forward.get("output_shape") or []
+    return bool(forward.get("ok")) and forward.get("finite") is not None and len(shape) == 4 \
+        and shape[2:] == forward.get("input_shape", [])[2:]
+
+
 def train_and_predict(build: Callable[[], Any], variant: dict[str, Any], device, training: dict[str, Any],
                       send: Send, restore: Callable[[], None]) -> dict[str, Any]:
     """The standardised training (or, in checkpoint mode, the model as built, its weights

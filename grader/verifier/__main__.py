@@ -45,6 +45,7 @@ def main(argv: list[str]) -> int:
 
     import torch
 
+    from grader.measure import observe
     from grader.shared.device import describe, resolve_device
     from grader.verifier.load import ProgramLimits
 
@@ -67,9 +68,7 @@ def main(argv: list[str]) -> int:
             imagenet = imagenet_vgg16(request["vgg16_weights"])
         result, loaded = _check(variant, device, request, channel, limits, imagenet)
         channel.send("result", result=result)
-        if training and loaded is not None and result.get("forward", {}).get("ok"):
-            from grader.measure import observe
-
+        if training and loaded is not None and observe.trainable(result):
             trained = observe.train_and_predict(lambda: _training_model(variant, loaded, limits), variant, device,
                                                 training, channel.send, lambda: None)
             channel.send("training", id=variant["id"], training=trained)

@@ -360,12 +360,7 @@ def _not_implemented(result: dict[str, Any]) -> bool:
                for step in ("build", "forward"))
 
 
-def _trainable(result: dict[str, Any]) -> bool:
-    """Worth training: it built and its forward pass gave N x C x H x W floating logits."""
-    forward = result.get("forward") or {}
-    shape = forward.get("output_shape") or []
-    return bool(forward.get("ok")) and forward.get("finite") is not None and len(shape) == 4 \
-        and shape[2:] == forward.get("input_shape", [])[2:]
+_trainable = observe.trainable
 
 
 def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], channel: Channel,
