@@ -216,6 +216,10 @@ def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: Bac
         vid = target["id"]
         observed, measured = run.variants[vid], verified.variants.get(vid, {})
         if measured.get("worker_status"):   # the verifier died or overran on it: that is its status
+            measured = {**measured, "message": "measuring the captured program: " + str(measured.get("message", ""))
+                        .replace("the worker", "the verifier").replace(
+                            "student code called sys.exit/os._exit or closed the grader's channel",
+                            "it failed (the verifier's part of the worker log says why)")}
             run.variants[vid] = {k: v for k, v in observed.items() if k in ("id", "mapping", "adapter", "notes",
                                                                               "program", "structure")} | measured
             continue

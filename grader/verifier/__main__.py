@@ -65,8 +65,18 @@ def main(argv: list[str]) -> int:
         if imagenet is None and variant.get("family") == "fcn" and request.get("vgg16_weights"):
             from grader.verifier.provenance import imagenet_vgg16
 
-            imagenet = imagenet_vgg16(request["vgg16_weights"])
-        result, loaded = _check(variant, device, request, channel, limits, imagenet)
+            try:
+                imagenet = imagenet_vgg16(request["vgg16_weights"])
+            except Exception as exc:   # not a VGG16 state dict: provenance by layers only
+                print(f"[verifier] the VGG16 weights file could not be read ({observe.short_error(exc)}): "
+                      "backbones are identified by their layers only")
+                imagenet = {}
+        try:
+            result, loaded = _check(variant, device, request, channel, limits, imagenet)
+        except Exception as exc:   # the verifier's own failure on this program: that variant's error
+            result, loaded = {"id": variant["id"], "build": {"ok": False, "error": "the verifier failed on the "
+                                                             f"captured program: {observe.short_error(exc)}",
+                                                             "traceback": observe.traceback_tail()}}, None
         channel.send("result", result=result)
         if training and loaded is not None and observe.trainable(result):
             trained = observe.train_and_predict(lambda: _training_model(variant, loaded, limits), variant, device,
