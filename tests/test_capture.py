@@ -277,3 +277,30 @@ def test_capture_messages_keep_the_reader_s_order():
     r2.read(good)
     r2.read(json.dumps({"event": "phase", "phase": "build", "id": "unet"}))
     r2.read(good)
+
+
+# --------------------------------------------------------------------------- what the records say
+
+def test_the_graded_program_and_the_fallback_are_named_in_gradescope_and_the_summary(monkeypatch):
+    from grader.report.gradescope import gradescope_results
+    from grader.report.programs import program_line
+    from grader.report.summary import summary_context
+    from grader.spec import load_spec
+
+    data = json.loads((Path(__file__).parent / "data" / "results_small.json").read_text())
+    digest = "ab" * 32
+    captured = {"measured_in": "captured program", "capture_seconds": 1.2,
+                "programs": {"train": {"file": "unet.check.train.pt2", "sha256": digest, "bytes": 9},
+                             "eval": {"file": "unet.check.eval.pt2", "sha256": "cd" * 32, "bytes": 9}}}
+    data["variants"][0]["program"] = {"measured_in": "student process",
+                                      "reason": "torch.export could not capture the model: data-dependent"}
+    data["variants"][1]["program"] = captured
+    assert digest in program_line(captured) and "cd" * 32 in program_line(captured)
+    text = json.dumps(gradescope_results(data))
+    assert digest in text and "Measured in the student's process" in text and "data-dependent" in text
+    for chart in ("histogram_chart", "distribution_chart"):   # the charts are not what is tested here
+        monkeypatch.setattr(f"grader.report.figures.{chart}", lambda *args, **kwargs: None)
+    summary = summary_context([data], load_spec())
+    assert summary["in_student_process"] == 1
+    assert any("measured in the student's process" in f["what"] for f in summary["flagged"])
+    assert program_line(None) is None
