@@ -12,7 +12,7 @@ import pytest
 
 from grader.submission.answers import find_answers
 from grader.cli import main
-from grader.report.files import read_results
+from grader.records.files import read_results
 from grader.report.html import html_to_pdf, render_html, render_markdown
 from grader.report.outputs import write_submission_report
 from grader.spec import SpecError, load_spec

@@ -32,7 +32,7 @@ from typing import Any
 from grader import __version__
 from grader.shared.errors import BatchError
 from grader.grading.progress import Throttled, read_progress, write_progress
-from grader.records.results import CheckStatus
+from grader.records.view import first_problem_line
 from grader.spec import Assignment
 
 DONE_FILE = "done.json"
@@ -162,12 +162,24 @@ def grade_key(entry: BatchEntry, shared: dict[str, Any]) -> str:
 
 
 def read_done(folder: Path) -> dict[str, Any] | None:
+    """done.json of a committed folder: {"key", "scoring_key", "outcome", "segrade"}, or None
+    when there is none or it is of another version's shape."""
     try:
         data = json.loads((folder / DONE_FILE).read_text())
         BatchOutcome(**data["outcome"])  # the fields still match this version
         return data
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def write_done(folder: Path, key: str, outcome: BatchOutcome, scoring: str | None) -> Path:
+    """done.json: the grade's training key, its scoring key and outcome. Written last by a
+    job (grader.batch.job.commit) and rewritten by a rescore (grader.batch.rescore): the one
+    writer of the file."""
+    from grader.records.files import write_atomic
+
+    done = {"key": key, "scoring_key": scoring, "outcome": asdict(outcome), "segrade": __version__}
+    return write_atomic(folder / DONE_FILE, json.dumps(done, indent=1) + "\n")
 
 
 def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, options, pdf: bool = True,
@@ -200,17 +212,17 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     if note:  # where it ran weakens what the report's isolation line says: say it there too
         result.environment["isolation"] = f"{result.environment.get('isolation')} ({note})"
     grade = result.grade
-    first_problem = next((f"{v.variant_id}: {failed.headline}" for v in result.variants
-                          if (failed := v.first_check(CheckStatus.FAIL))), "")
     outcome = BatchOutcome(entry.id, "graded", ok=result.ok, passed_variants=grade.passed_variants,
                            total_variants=grade.total_variants, points=grade.total, automatic_max=grade.automatic_max,
-                           message=first_problem, note=note)
+                           message=first_problem_line(result), note=note)
     staging = staging_folder(out, entry)
     write_results(result, staging)
     _keep_code(entry, staging)
-    _note_changes(out / entry.id, staging)
-    # The worker has ended: the job's share of the cores draws the report's charts.
-    write_submission_report(staging, assignment, pdf=pdf, visibility=visibility, workers=options.threads or 1)
+    changes = _note_changes(out / entry.id, result, staging)
+    # The worker has ended: the job's share of the cores draws the report's charts, from the
+    # record in memory.
+    write_submission_report(staging, assignment, pdf=pdf, visibility=visibility, result=result, changes=changes,
+                            workers=options.threads or 1)
     outcome.seconds = round(time.perf_counter() - started, 1)
     commit(staging, out / entry.target, key, outcome, scoring=scoring_key(assignment, options))
     return outcome
@@ -228,15 +240,15 @@ def _keep_code(entry: BatchEntry, staging: Path) -> None:
         shutil.rmtree(staging / CODE_DIR, ignore_errors=True)
 
 
-def _note_changes(previous: Path, staging: Path) -> None:
+def _note_changes(previous: Path, result, staging: Path) -> dict[str, Any] | None:
     """changes.json when a previous grade is replaced (grader.batch.changes): what changed and by how
     many points. Cannot fail a grade."""
     from grader.batch.changes import note_changes
 
     try:
-        note_changes(previous, staging)
+        return note_changes(previous, result, staging)
     except Exception:  # noqa: BLE001 (the grade stands without its comparison)
-        pass
+        return None
 
 
 def progress_file(out: Path, entry: BatchEntry) -> Path:
@@ -260,8 +272,7 @@ def commit(staging: Path, final: Path, key: str | None, outcome: BatchOutcome, s
     rename: OUT/<id> is either the old complete folder, the new complete one, or (killed
     between the two renames) absent and regraded next time."""
     if key is not None:
-        done = {"key": key, "scoring_key": scoring, "outcome": asdict(outcome), "segrade": __version__}
-        (staging / DONE_FILE).write_text(json.dumps(done, indent=1) + "\n")
+        write_done(staging, key, outcome, scoring)
     final.parent.mkdir(parents=True, exist_ok=True)
     old = None
     if final.exists():

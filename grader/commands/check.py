@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             write_results(result, out)
             write_submission_report(out, assignment, pdf=not args.no_pdf, visibility=args.visibility,
-                                    workers=os.cpu_count() or 1)
+                                    result=result, workers=os.cpu_count() or 1)
         except OSError as exc:
             console.print(f"[red]segrade:[/] could not write the report to {out} ({exc}): pass --out DIR")
             return 2

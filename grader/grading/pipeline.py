@@ -29,7 +29,9 @@ from grader.grading.evaluation import Evaluator, PreparedData, prepare_data
 from grader.grading.metrics import json_float
 from grader.submission.load import find_checkpoints, load_submission, read_manifest
 from grader.grading.progress import ProgressState, ProgressTracker
-from grader.records.results import CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus
+from grader.records.results import (
+    CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus, failed_imports,
+)
 from grader.grading.sandbox import Limits, WorkerRun, run_worker
 from grader.grading.score import score, split_label
 from grader.spec import Assignment, Profile
@@ -217,7 +219,7 @@ def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
     """`modules`: the worker's import outcomes, failed ones marked `blocking` (grader.submission.candidates)."""
     failed = [m for m in modules if not m.get("ok")]
     # Files no variant depends on (an EDA script needing cv2) are no cause of a missing variant.
-    causes = [m for m in failed if m.get("blocking", True)] or failed
+    causes = failed_imports(modules, blocking=True) or failed
     import_errors = tuple(f"{m['path']}: {m['error']}" for m in causes)
     imported_any = any(m.get("ok") for m in modules)
     reference = load_figures(options.bands_folder)

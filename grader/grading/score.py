@@ -60,8 +60,7 @@ def score_variant(result: VariantResult, assignment: Assignment, band: Band | No
     share = item.marks / len(item.variants)
     perf_max = share * item.performance_share
     marks = check_marks(variant, item, share - perf_max)
-    earned = {cid: (most if (c := result.check(cid)) is not None and c.status in (CheckStatus.PASS,
-                                                                                 CheckStatus.WARN) else 0.0)
+    earned = {cid: (most if (c := result.check(cid)) is not None and c.status.passes else 0.0)
               for cid, most in marks.items()}
     checks_points = sum(earned.values())
 

@@ -8,10 +8,8 @@ import hashlib
 from pathlib import Path
 
 from grader.shared.errors import SubmissionError  # noqa: F401  (re-exported)
+from grader.shared.manifest import MANIFEST_NAME
 from grader.records.results import Submission
-
-
-MANIFEST_NAME = "segrade.toml"
 
 
 def load_submission(path: str | Path, workdir: Path, submission_id: str | None = None) -> Submission:
