@@ -13,7 +13,7 @@ from grader.batch.changes import CHANGES_FILE, note_changes, write_changes_csv
 from grader.batch.changes import compare as _compare
 from grader.records.files import ErrorRecord, write_error
 from grader.records.results import SubmissionResult
-from grader.report.outputs import write_submission_report
+from grader.report.outputs import ReportOptions, write_submission_report
 from grader.spec import load_spec
 
 DATA = Path(__file__).parent / "data"
@@ -63,7 +63,7 @@ def test_report_and_csv(tmp_path):
     (staging / "results.json").write_text(json.dumps(new))
     note_changes(tmp_path / "out" / "alice", SubmissionResult.from_json(new), staging)
     assert (staging / CHANGES_FILE).is_file()
-    write_submission_report(staging, load_spec(None), pdf=False)
+    write_submission_report(staging, load_spec(None), ReportOptions(pdf=False))
     html = (staging / "report.html").read_text()
     assert "Why the grade changed" in html and "architecture: pass → fail" in html and "-2.5" in html
     (tmp_path / "out" / "alice").rename(tmp_path / "old")
@@ -86,7 +86,7 @@ def test_graded_after_an_error(tmp_path):
     changes = note_changes(previous, SubmissionResult.from_json(json.loads((DATA / "results_small.json").read_text())),
                            staging)
     assert changes["reasons"] == ["it could not be graded before: corrupt zip"] and changes["total"]["old"] is None
-    write_submission_report(staging, load_spec(None), pdf=False)
+    write_submission_report(staging, load_spec(None), ReportOptions(pdf=False))
     assert "it could not be graded before: corrupt zip" in (staging / "report.html").read_text()
 
 

@@ -14,7 +14,7 @@ from grader.submission.answers import find_answers
 from grader.cli import main
 from grader.records.files import read_results
 from grader.report.html import html_to_pdf, render_html, render_markdown
-from grader.report.outputs import write_submission_report
+from grader.report.outputs import ReportOptions, write_submission_report
 from grader.spec import SpecError, load_spec
 from report_tools import SUBMISSION_BLUE, external_references, has_colour, pdf_pages, screenshot
 
@@ -111,7 +111,7 @@ def test_pdf_renderer_refuses_anything_outside_the_file(tmp_path):
 
 def test_html_report_in_a_browser(tmp_path):
     folder = small_results(tmp_path)
-    write_submission_report(folder, load_spec(), pdf=False)
+    write_submission_report(folder, load_spec(), ReportOptions(pdf=False))
     shot = screenshot(folder / "report.html", tmp_path / "shot.png")
     assert shot.shape[0] > 1000 and shot.min() < 50, "the browser drew text"
     assert has_colour(shot, (0x1E, 0x7B, 0x34)), "passed statuses are green"

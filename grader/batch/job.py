@@ -33,6 +33,7 @@ from grader import __version__
 from grader.shared.errors import BatchError
 from grader.grading.progress import Throttled, read_progress, write_progress
 from grader.records.view import first_problem_line
+from grader.report.outputs import ReportOptions
 from grader.spec import Assignment
 
 DONE_FILE = "done.json"
@@ -182,8 +183,8 @@ def write_done(folder: Path, key: str, outcome: BatchOutcome, scoring: str | Non
     return write_atomic(folder / DONE_FILE, json.dumps(done, indent=1) + "\n")
 
 
-def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, options, pdf: bool = True,
-                visibility: str = "after_published", note: str = "") -> BatchOutcome:
+def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, options, report: ReportOptions,
+                note: str = "") -> BatchOutcome:
     """Grade one submission and write its folder OUT/<id> (through staging). `note`: about
     where it ran, kept in its outcome (e.g. a Slurm node where bubblewrap cannot run)."""
     from grader.submission.load import SubmissionError
@@ -201,13 +202,12 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
         result = grade_submission(entry.path, assignment, options, submission_id=entry.id, on_progress=on_progress)
     except SubmissionError as exc:  # the submission itself: the same content fails the same way
         outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=str(exc))
-        write_error_folder(out, entry, key, str(exc), outcome, assignment, pdf, visibility)
+        write_error_folder(out, entry, key, str(exc), outcome, assignment, report)
         return outcome
     except Exception as exc:  # a failure on the grading side: reported, and retried by a re-run
         why = f"segrade failed while grading {entry.id}: {type(exc).__name__}: {exc}"
         outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=why)
-        write_error_folder(out, entry, None, why, outcome, assignment, pdf, visibility,
-                            detail=traceback.format_exc())
+        write_error_folder(out, entry, None, why, outcome, assignment, report, detail=traceback.format_exc())
         return outcome
     if note:  # where it ran weakens what the report's isolation line says: say it there too
         result.environment["isolation"] = f"{result.environment.get('isolation')} ({note})"
@@ -221,7 +221,7 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     changes = _note_changes(out / entry.id, result, staging)
     # The worker has ended: the job's share of the cores draws the report's charts, from the
     # record in memory.
-    write_submission_report(staging, assignment, pdf=pdf, visibility=visibility, result=result, changes=changes,
+    write_submission_report(staging, assignment, report, result=result, changes=changes,
                             workers=options.threads or 1)
     outcome.seconds = round(time.perf_counter() - started, 1)
     commit(staging, out / entry.target, key, outcome, scoring=scoring_key(assignment, options))
@@ -284,8 +284,8 @@ def commit(staging: Path, final: Path, key: str | None, outcome: BatchOutcome, s
 
 
 def write_error_folder(out: Path, entry: BatchEntry, key: str | None, why: str, outcome: BatchOutcome,
-                        assignment: Assignment, pdf: bool, visibility: str, *, detail: str = "",
-                        extra: dict[str, Any] | None = None) -> None:
+                       assignment: Assignment, report: ReportOptions, *, detail: str = "",
+                       extra: dict[str, Any] | None = None) -> None:
     """OUT/<id> for a submission that could not be graded: error.json, its own report and a
     Gradescope file with the message. With the grade's `key` (the same content would fail the
     same way) a re-run skips it; with None (a grading-side failure) a re-run tries again."""
@@ -296,5 +296,5 @@ def write_error_folder(out: Path, entry: BatchEntry, key: str | None, why: str, 
     record = ErrorRecord(entry.id, str(entry.path.resolve()), assignment.id, __version__, why, detail,
                          **(extra or {}))
     write_error(staging, record)
-    write_error_report(staging, record, assignment, pdf=pdf, visibility=visibility)
+    write_error_report(staging, record, assignment, report)
     commit(staging, out / entry.target, key, outcome)

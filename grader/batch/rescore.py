@@ -22,6 +22,7 @@ from typing import Any
 
 from grader.records.files import ResultsError, read_results, results_folders, write_results
 from grader.records.results import SubmissionResult
+from grader.report.outputs import ReportOptions
 from grader.spec import Assignment
 
 
@@ -79,15 +80,15 @@ def rescore_results(result: SubmissionResult, assignment: Assignment, bands_fold
     return replace(result, variants=scored, grade=grade, spec_sha256=assignment.sha256, environment=environment)
 
 
-def rescore_folder(folder: Path, assignment: Assignment, bands_folder: Path | None, *, pdf: bool = True,
-                   visibility: str = "after_published", scoring: str | None = None) -> SubmissionResult:
+def rescore_folder(folder: Path, assignment: Assignment, bands_folder: Path | None, report: ReportOptions, *,
+                   scoring: str | None = None) -> SubmissionResult:
     """Rescore one submission's folder: results.json, reports, Gradescope file, done.json."""
     from grader.batch.job import BatchOutcome, read_done, write_done
     from grader.report.outputs import write_submission_report
 
     result = rescore_results(read_results(folder), assignment, bands_folder)
     write_results(result, folder)
-    write_submission_report(folder, assignment, pdf=pdf, visibility=visibility, result=result)
+    write_submission_report(folder, assignment, report, result=result)
     done = read_done(folder)
     if done is not None:
         outcome = BatchOutcome(**{**done["outcome"], "points": result.grade.total,
@@ -96,8 +97,8 @@ def rescore_folder(folder: Path, assignment: Assignment, bands_folder: Path | No
     return result
 
 
-def rescore_batch_folder(out: Path, assignment: Assignment, options, outcomes: list, *, pdf: bool = True,
-                         visibility: str = "after_published", batch_bands: bool = False) -> dict[str, Any]:
+def rescore_batch_folder(out: Path, assignment: Assignment, options, outcomes: list, report: ReportOptions
+                         ) -> dict[str, Any]:
     """After a batch: rescore every graded submission whose done.json has another scoring key
     than the batch's now (bands or rubric changed, or bands measured in this batch).
     Returns the updated outcomes by id."""
@@ -111,8 +112,7 @@ def rescore_batch_folder(out: Path, assignment: Assignment, options, outcomes: l
         if done is None or done.get("scoring_key") == current or not (folder / "results.json").is_file():
             continue
         try:
-            data = rescore_folder(folder, assignment, options.bands_folder, pdf=pdf, visibility=visibility,
-                                  scoring=current)
+            data = rescore_folder(folder, assignment, options.bands_folder, report, scoring=current)
         except (RescoreError, ResultsError, OSError, ValueError, KeyError, TypeError) as exc:
             updated[outcome.id] = replace(outcome, message=f"could not be rescored: {exc}")
             continue
@@ -120,8 +120,8 @@ def rescore_batch_folder(out: Path, assignment: Assignment, options, outcomes: l
     return updated
 
 
-def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, *, pdf: bool = True,
-                visibility: str = "after_published") -> tuple[list[str], list[str], Path | None]:
+def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, report: ReportOptions
+                ) -> tuple[list[str], list[str], Path | None]:
     """`segrade rescore OUT`: every submission folder of OUT, then the class outputs. Returns
     (rescored ids, problems, the bands folder used). Without --bands, a batch's own
     OUT/bands (bands measured for it) is used when it exists, else reference/bands."""
@@ -138,12 +138,12 @@ def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, *,
         try:
             profile = read_results(folder).environment.get("profile")
             scoring = _scoring_for(assignment, profile, bands_folder) if read_done(folder) else None
-            rescore_folder(folder, assignment, bands_folder, pdf=pdf, visibility=visibility, scoring=scoring)
+            rescore_folder(folder, assignment, bands_folder, report, scoring=scoring)
             rescored.append(folder.name)
         except (RescoreError, ResultsError, OSError, ValueError, KeyError, TypeError) as exc:
             problems.append(f"{folder.name}: {exc}")
     if not (out / "results.json").is_file():
-        outputs = write_class_outputs(out, assignment, pdf=pdf, visibility=visibility, reports=False)
+        outputs = write_class_outputs(out, assignment, report, reports=False)
         problems += outputs.problems
     return rescored, problems, bands_folder
 

@@ -23,10 +23,24 @@ from grader.records.files import (
 )
 from grader.records.results import SubmissionResult
 from grader.report.gradebook import write_gradebook
-from grader.report.gradescope import gradescope_error, write_gradescope
+from grader.report.gradescope import VISIBILITIES, gradescope_error, write_gradescope
 from grader.report.html import environment, html_to_pdf, render_html
 from grader.report.summary import summary_context
 from grader.spec import Assignment
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How the reports of each submission are written, by every command and backend alike:
+    with a PDF beside the HTML or not, and the tests' visibility in results_gradescope.json."""
+
+    pdf: bool = True
+    visibility: str = "after_published"
+
+    def __post_init__(self) -> None:
+        if self.visibility not in VISIBILITIES:
+            raise ValueError(f"visibility {self.visibility!r} is not one Gradescope knows: use one of "
+                             f"{', '.join(VISIBILITIES)}")
+
 
 # Per submission folder, the files linked from the summary and the index, with their link text.
 LINKED_FILES = {"report.html": "report", "report.pdf": "pdf", "results.json": "results",
@@ -42,9 +56,9 @@ class ClassOutputs:
     problems: list[str] = field(default_factory=list)  # results folders that could not be reported on
 
 
-def write_submission_report(folder: str | Path, assignment: Assignment, *, pdf: bool = True,
-                            visibility: str = "after_published", result: SubmissionResult | None = None,
-                            workers: int = 1, changes: dict[str, Any] | None = None) -> list[Path]:
+def write_submission_report(folder: str | Path, assignment: Assignment, options: ReportOptions = ReportOptions(), *,
+                            result: SubmissionResult | None = None, workers: int = 1,
+                            changes: dict[str, Any] | None = None) -> list[Path]:
     """report.html (+ report.pdf) and results_gradescope.json in `folder`, from `result` (the
     record just graded or rescored, in memory, with its prediction grids) or else from the
     folder's results.json and samples.npz; `changes`: what changed since the grade it
@@ -62,29 +76,28 @@ def write_submission_report(folder: str | Path, assignment: Assignment, *, pdf: 
     changes = changes if changes is not None else read_changes(folder)
     html = render_html(result, samples, assignment, changes=changes, workers=workers)
     written = [write_atomic(folder / "report.html", html)]
-    if pdf:
+    if options.pdf:
         written.append(html_to_pdf(html, folder / "report.pdf"))
-    written.append(write_gradescope(result, folder / "results_gradescope.json", visibility=visibility))
+    written.append(write_gradescope(result, folder / "results_gradescope.json", visibility=options.visibility))
     return written
 
 
-def write_error_report(folder: str | Path, error: ErrorRecord, assignment: Assignment, *, pdf: bool = True,
-                       visibility: str = "after_published") -> list[Path]:
+def write_error_report(folder: str | Path, error: ErrorRecord, assignment: Assignment,
+                       options: ReportOptions = ReportOptions()) -> list[Path]:
     """report.html (+ report.pdf) and results_gradescope.json for a submission that could not
     be graded (`error`: its error.json record): the message, in its own report."""
     folder = Path(folder)
     html = environment().get_template("error.html.j2").render({**error.to_json(), "assignment": assignment})
     written = [write_atomic(folder / "report.html", html)]
-    if pdf:
+    if options.pdf:
         written.append(html_to_pdf(html, folder / "report.pdf"))
-    gradescope = json.dumps(gradescope_error(error, visibility), indent=2) + "\n"
+    gradescope = json.dumps(gradescope_error(error, options.visibility), indent=2) + "\n"
     written.append(write_atomic(folder / "results_gradescope.json", gradescope))
     return written
 
 
-def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool = True,
-                        visibility: str = "after_published", reports: bool = True,
-                        only: set[str] | None = None, workers: int = 1) -> ClassOutputs:
+def write_class_outputs(root: str | Path, assignment: Assignment, options: ReportOptions = ReportOptions(), *,
+                        reports: bool = True, only: set[str] | None = None, workers: int = 1) -> ClassOutputs:
     """Reports for every submission folder under `root`, then the class summary, the gradebook
     and an index. Submissions that could not be graded at all (a folder with error.json, as
     `segrade grade` writes) get a row too, linked to their folder's files. `only`: the folder
@@ -100,8 +113,8 @@ def write_class_outputs(root: str | Path, assignment: Assignment, *, pdf: bool =
         try:
             result = read_results(folder)
             if reports:
-                outputs.reports += write_submission_report(folder, assignment, pdf=pdf, visibility=visibility,
-                                                           result=result, workers=workers)
+                outputs.reports += write_submission_report(folder, assignment, options, result=result,
+                                                           workers=workers)
         except (ResultsError, OSError, ValueError, KeyError) as exc:
             outputs.problems.append(f"{folder.name}: {exc}")
             records.append(unreadable(folder, f"cannot report: {exc}"))
