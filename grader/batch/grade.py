@@ -34,6 +34,7 @@ from grader.batch.job import (  # noqa: F401  (BatchEntry, BatchOutcome, keys: r
 )
 from grader.report.outputs import ReportOptions
 from grader.spec import Assignment
+from grader.submission.load import fingerprint
 
 LOCK = ".segrade-lock"
 
@@ -74,12 +75,15 @@ class BatchSummary:
         return [o for o in self.outcomes if o.state == "error"]
 
 
-def plan_batch(entries: list[BatchEntry], out: Path, assignment: Assignment, options, device: str
+def plan_batch(entries: list[BatchEntry], out: Path, shared: dict[str, Any], scoring: str
                ) -> tuple[list[tuple[BatchEntry, str]], list[BatchOutcome]]:
-    """Which entries to grade (with their key) and which are already done with the same key."""
+    """Which entries to grade (with their key) and which are already done with the same key.
+    `shared`: batch_key_parts(), read once per batch; `scoring`: the batch's scoring key. Each
+    entry to grade carries its content's hash and the scoring key, so that its job neither
+    hashes the submission again nor resolves the profile a second time."""
     todo, done = [], []
-    shared = batch_key_parts(assignment, options, device)
     for entry in entries:
+        entry = replace(entry, sha256=fingerprint(entry.path), scoring_key=scoring)
         key = grade_key(entry, shared)
         previous = read_done(out / entry.target)
         if previous and previous.get("key") == key:
@@ -129,8 +133,9 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
         if bands.message:
             note(bands.message)
         options = replace(options, bands_folder=bands.folder)
-        reference_todo, _ = plan_batch(bands.entries, out, assignment, options, device)
-        todo, resumed = plan_batch(entries, out, assignment, options, device)
+        shared, scoring = batch_key_parts(assignment, options, device), scoring_key(assignment, options)
+        reference_todo, _ = plan_batch(bands.entries, out, shared, scoring)
+        todo, resumed = plan_batch(entries, out, shared, scoring)
         summary.outcomes += resumed
         if events.on_plan:
             events.on_plan([e for e, _ in reference_todo + todo], resumed)

@@ -53,6 +53,9 @@ class BatchEntry:
     manifest: Path | None = None  # the instructor's manifest for it (--manifests DIR/<id>.toml)
     seed: int | None = None       # a training seed of its own (the reference's runs that measure bands)
     folder: str | None = None     # where its output goes under OUT (default: its id)
+    # Set by the batch's plan (grader.batch.grade.plan_batch), so that a job does not work them out again:
+    sha256: str | None = None       # the submission's content hash (grader.submission.load.fingerprint)
+    scoring_key: str | None = None  # the batch's scoring key (bands and rubric, `scoring_key`)
 
     @property
     def target(self) -> str:
@@ -155,7 +158,7 @@ def grade_key(entry: BatchEntry, shared: dict[str, Any]) -> str:
     `shared`: batch_key_parts()."""
     from grader.submission.load import fingerprint
 
-    parts = {**shared, "submission": fingerprint(entry.path),
+    parts = {**shared, "submission": entry.sha256 or fingerprint(entry.path),
              "manifest": hashlib.sha256(entry.manifest.read_bytes()).hexdigest() if entry.manifest else None}
     if entry.seed is not None:
         parts["seed"] = entry.seed
@@ -196,15 +199,19 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     options = replace(options, manifest=str(entry.manifest) if entry.manifest else None)
     if entry.seed is not None:
         options = replace(options, seed=entry.seed)
+    staging = staging_folder(out, entry)
     try:
         # Where it has got to, for the submitting command's display (grader.grading.progress).
         on_progress = Throttled(lambda state: write_progress(progress_file(out, entry), state))
-        result = grade_submission(entry.path, assignment, options, submission_id=entry.id, on_progress=on_progress)
+        result = grade_submission(entry.path, assignment, options, submission_id=entry.id, on_progress=on_progress,
+                                  sha256=entry.sha256, on_prepared=lambda submission: _keep_code(submission, staging))
     except SubmissionError as exc:  # the submission itself: the same content fails the same way
+        shutil.rmtree(staging, ignore_errors=True)
         outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=str(exc))
         write_error_folder(out, entry, key, str(exc), outcome, assignment, report)
         return outcome
     except Exception as exc:  # a failure on the grading side: reported, and retried by a re-run
+        shutil.rmtree(staging, ignore_errors=True)
         why = f"segrade failed while grading {entry.id}: {type(exc).__name__}: {exc}"
         outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=why)
         write_error_folder(out, entry, None, why, outcome, assignment, report, detail=traceback.format_exc())
@@ -215,26 +222,25 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     outcome = BatchOutcome(entry.id, "graded", ok=result.ok, passed_variants=grade.passed_variants,
                            total_variants=grade.total_variants, points=grade.total, automatic_max=grade.automatic_max,
                            message=first_problem_line(result), note=note)
-    staging = staging_folder(out, entry)
     write_results(result, staging)
-    _keep_code(entry, staging)
     changes = _note_changes(out / entry.id, result, staging)
     # The worker has ended: the job's share of the cores draws the report's charts, from the
     # record in memory.
     write_submission_report(staging, assignment, report, result=result, changes=changes,
                             workers=options.threads or 1)
     outcome.seconds = round(time.perf_counter() - started, 1)
-    commit(staging, out / entry.target, key, outcome, scoring=scoring_key(assignment, options))
+    commit(staging, out / entry.target, key, outcome, scoring=entry.scoring_key or scoring_key(assignment, options))
     return outcome
 
 
-def _keep_code(entry: BatchEntry, staging: Path) -> None:
+def _keep_code(submission, staging: Path) -> None:
     """OUT/<id>/code/: the code segrade extracted (notebooks converted, top-level code left
-    out), which the class's similarity compares. Cannot fail a grade."""
-    from grader.similarity.code import CODE_DIR, cache_tokens, extract_code
+    out), copied from the prepared submission the grade runs on (prepared once), which the
+    class's similarity compares. Cannot fail a grade."""
+    from grader.similarity.code import CODE_DIR, cache_tokens, copy_code
 
     try:
-        extract_code(entry.path, staging / CODE_DIR)
+        copy_code(submission.root, staging / CODE_DIR)
         cache_tokens(staging / CODE_DIR)
     except Exception:  # noqa: BLE001 (the grade stands; similarity says this code is missing)
         shutil.rmtree(staging / CODE_DIR, ignore_errors=True)

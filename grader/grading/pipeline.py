@@ -71,13 +71,19 @@ def resolve_profile(assignment: Assignment, options: GradeOptions) -> tuple[Prof
 
 def grade_submission(path: str | Path, assignment: Assignment, options: GradeOptions = GradeOptions(),
                      submission_id: str | None = None,
-                     on_progress: Callable[[ProgressState], None] | None = None) -> SubmissionResult:
-    """`on_progress` receives where the worker has got to (grader.grading.progress) as it moves on."""
+                     on_progress: Callable[[ProgressState], None] | None = None, *, sha256: str | None = None,
+                     on_prepared: Callable[[Submission], None] | None = None) -> SubmissionResult:
+    """`on_progress` receives where the worker has got to (grader.grading.progress) as it moves on;
+    `sha256`: the submission's fingerprint when the caller has it (a batch's plan);
+    `on_prepared(submission)`: called once its importable copy is prepared, before any of its
+    code runs, for a caller that keeps something of it (a batch keeps its code)."""
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
     profile, profile_reason = resolve_profile(assignment, options)
     with tempfile.TemporaryDirectory(prefix="segrade-load-") as tmp:
-        submission = load_submission(path, Path(tmp), submission_id)
+        submission = load_submission(path, Path(tmp), submission_id, sha256)
+        if on_prepared is not None:
+            on_prepared(submission)
         manifest = read_manifest(submission, options.manifest, known_ids=[v.id for v in assignment.variants])
         weights = find_vgg16_weights(options.vgg16_weights)
         # Whether FCN backbones start from ImageNet weights: the checks build them so whenever the
