@@ -87,7 +87,7 @@ def score_variant(result: VariantResult, assignment: Assignment, band: Band | No
     else:
         fraction = performance_fraction(miou, band)
         perf = perf_max * fraction
-        reason = (f"{label} {miou:.3f} against the band {band.lower:.3f}..{band.upper:.3f} "
+        reason = (f"{label} {miou:.3f} against the band {band.range_text()} "
                   f"(untrained {band.untrained:.3f}): {fraction:.0%} of the performance marks")
         if miou > band.upper:
             detail["flags"].append(f"{label} {miou:.3f} is above the reference band's upper edge "

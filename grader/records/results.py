@@ -147,6 +147,10 @@ class VariantResult:
     def miou(self) -> float | None:
         return (self.metrics or {}).get("miou")
 
+    def to_json(self) -> dict[str, Any]:
+        """As results.json holds it (`variants[]`)."""
+        return _plain(asdict(self))
+
     @classmethod
     def from_json(cls, data: Any, where: str = "variant") -> VariantResult:
         """A saved variant (results.json `variants[]`) as the typed record it was written from."""
@@ -340,7 +344,13 @@ class SubmissionResult:
 def failed_imports(modules: tuple[dict[str, Any], ...] | list[dict[str, Any]], blocking: bool) -> list[dict[str, Any]]:
     """The import outcomes that failed, blocking (a variant depends on the file; unmarked
     outcomes count as blocking) or informational (grader.submission.candidates.mark_blocking)."""
-    return [m for m in modules if not m.get("ok") and m.get("blocking", True) is blocking]
+    return [m for m in modules if not m.get("ok") and is_blocking(m) is blocking]
+
+
+def is_blocking(module: dict[str, Any]) -> bool:
+    """Whether a failed import outcome blocks a variant (outcomes recorded before segrade
+    marked them count as blocking)."""
+    return bool(module.get("blocking", True))
 
 
 _REQUIRED = object()

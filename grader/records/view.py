@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grader.records.results import CheckStatus, Grade, SubmissionResult, VariantResult, variants_passing
+from grader.records.results import CheckStatus, Grade, SubmissionResult, VariantResult, is_blocking, variants_passing
 
 
 def problem_text(variant: VariantResult, headline: bool = False) -> str:
@@ -64,7 +64,7 @@ def summary_lines(result: SubmissionResult) -> list[str]:
         lines.append(grade.note)
     if result.environment.get("worker_problem"):
         lines.append(f"Worker problem: {result.environment['worker_problem']}")
-    lines += [f"Import failed: {m['path']}: {m['error']}" + ("" if m.get("blocking", True) else
+    lines += [f"Import failed: {m['path']}: {m['error']}" + ("" if is_blocking(m) else
                                                              " (informational: no model depends on it)")
               for m in result.modules if not m.get("ok")]
     for variant in result.variants:

@@ -14,7 +14,6 @@ the grader load a file or call the network).
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from markupsafe import Markup
 from grader.grading.architecture import format_scale
 from grader.report import figures
 from grader.records.files import write_atomic
-from grader.records.results import STATUS_ORDER, SubmissionResult, VariantResult, _plain, band_text
+from grader.records.results import STATUS_ORDER, SubmissionResult, VariantResult, band_text
 from grader.records.view import package_notes, problem_text
 from grader.shared.resources import templates_dir
 from grader.grading.score import split_label
@@ -170,7 +169,7 @@ def _variant(v: VariantResult, samples: dict[str, np.ndarray], assignment: Assig
     architecture = v.check("architecture")
     arch = figs.get("architecture") or (architecture.details.get("fingerprint") if architecture else None)
     return {
-        **_plain(asdict(v)),
+        **v.to_json(),
         "family": family,
         "failed": v.status != "passed",
         "first_problem": problem_text(v),
