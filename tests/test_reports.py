@@ -213,3 +213,21 @@ def test_bold_lead_paragraphs_under_a_discussion_and_results_tables_are_not_answ
         "unet_attention_discussion": "README.md § Gated attention",
     }
     assert answers["unet_attention_discussion"]["markdown"] == "**Gated attention.** Gates focus on cars."
+
+
+def test_a_report_from_the_record_in_memory_is_the_one_from_its_files(tmp_path):
+    """A job renders the record it has just graded, without reading back what it wrote;
+    `segrade report` renders from the files. The same report, byte for byte."""
+    from dataclasses import replace
+
+    from grader.records.files import write_results
+    from grader.records.results import RESULTS_SCHEMA
+
+    folder = small_results(tmp_path)
+    samples = dict(np.load(folder / "samples.npz"))
+    fresh = replace(read_results(folder), samples=samples, schema=RESULTS_SCHEMA)  # as a grade makes it
+    write_results(fresh, tmp_path / "written")
+    spec = load_spec()
+    assert render_html(fresh, fresh.samples, spec) == render_html(read_results(tmp_path / "written"),
+                                                                  dict(np.load(tmp_path / "written" / "samples.npz")),
+                                                                  spec)
