@@ -31,8 +31,6 @@ from grader.records.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
 from tiny_submission import small_inputs
 
-pytestmark = pytest.mark.slow
-
 EXAMPLES = Path(__file__).resolve().parent.parent / "submissions"   # what a newcomer reads
 FIXTURES = Path(__file__).resolve().parent / "data" / "submissions"  # adapter fixtures
 SUBMISSIONS = {
@@ -86,6 +84,7 @@ def describe(result) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.slow  # the real worker on the example submissions
 @pytest.mark.parametrize("name", NAMES)
 def test_every_variant_passes_without_a_manifest(graded, name):
     assert not (SUBMISSIONS[name] / "segrade.toml").exists(), "the examples must be read without a manifest"
@@ -108,6 +107,7 @@ def test_every_variant_passes_without_a_manifest(graded, name):
                 assert params["trainable"] == params["total"], params
 
 
+@pytest.mark.slow  # the real worker on the example submissions
 def test_alice_package_family_classes_by_variant_argument_and_flags(graded):
     result = graded("alice_package")
     variants = by_id(result)
@@ -138,6 +138,7 @@ def test_alice_package_family_classes_by_variant_argument_and_flags(graded):
     assert any("model = train(" in line for line in skipped), skipped
 
 
+@pytest.mark.slow  # the real worker on the example submissions
 def test_bob_inverted_freeze_flag_and_other_names(graded):
     variants = by_id(graded("bob_inverted_flag"))
     for size in ("32", "16", "8"):
@@ -153,6 +154,7 @@ def test_bob_inverted_freeze_flag_and_other_names(graded):
         assert f"{cls}(" in mapping and "out_channels=13" in mapping, mapping
 
 
+@pytest.mark.slow  # the real worker on the example submissions
 def test_carol_notebook_freeze_method(graded):
     result = graded("carol_notebook")
     variants = by_id(result)
@@ -182,6 +184,7 @@ def test_carol_notebook_freeze_method(graded):
     }
 
 
+@pytest.mark.slow  # the real worker on the example submissions
 def test_dave_contract_names_need_no_guesswork(graded):
     variants = by_id(graded("dave_contract"))
     for v in variants.values():
@@ -212,6 +215,7 @@ ERIN_PLANTED = {
 }
 
 
+@pytest.mark.slow  # the real worker on the example submissions
 def test_erin_each_planted_mistake_is_caught_by_the_right_check(graded):
     result = graded("erin_mistakes")
     variants = by_id(result)
@@ -266,6 +270,7 @@ def test_erin_each_planted_mistake_is_caught_by_the_right_check(graded):
     assert "Discussion: U-Net without skips" in result.answers["unet_noskip_discussion"]["source"]
 
 
+@pytest.mark.slow  # the real worker on the example submissions
 def test_frank_import_error_is_named_for_every_variant(graded):
     assert not (SUBMISSIONS["frank_import_error"] / "utils.py").exists()   # the file Frank forgot
     result = graded("frank_import_error")
