@@ -14,6 +14,7 @@ through the real worker: the mapping segrade chooses and the verdict of the chec
 | noah_vgg19            | FCN(backbone_name="vgg19")                                         |
 | olga_downloads_vgg19  | a constructor that always downloads VGG19 weights                  |
 | pete_keras            | a Keras submission                                                 |
+| dave_contract         | the contract's names and arguments, in a student's own style       |
 
 To stay fast, each test asks the worker for the variants it needs only, and for the mapping
 alone (`plan_only`) where nothing has to be built.
@@ -323,3 +324,17 @@ def test_a_keras_submission_is_told_it_is_not_pytorch(tmp_path):
     message = results["unet"].check("builds").message
     assert "This code is written for TensorFlow, not PyTorch (model.py imports it)" in message, message
     assert "tensorflow.py" not in message
+
+
+# --------------------------------------------------------------------------- 8. the contract
+
+
+@pytest.mark.slow  # the real worker
+def test_contract_names_need_no_guesswork(tmp_path):
+    """The contract's class names and arguments are taken as they are, for every variant (the
+    mapping alone: the reference self-check builds and checks a contract follower)."""
+    run, results = observe(FIXTURES / "dave_contract", FCN_IDS + UNET_IDS, tmp_path, plan_only=True)
+    for vid, result in results.items():
+        assert result.mapping.endswith("adapter: contract"), (vid, result.mapping)
+    assert "FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) from fcn.py" in results["fcn8s_frozen"].mapping
+    assert "UNetNoSkip(num_classes=13) from unets.py" in results["unet_noskip"].mapping
