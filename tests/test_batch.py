@@ -26,8 +26,6 @@ from grader.similarity import SimilarityOptions
 from grader.spec import load_spec
 from tiny_submission import contract_classes, spec_with, write_submission
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def unet_spec(tmp_path_factory):
@@ -62,6 +60,7 @@ def test_entries_are_folders_zips_scripts_and_notebooks(tmp_path):
         find_entries(tmp_path / "nowhere")
 
 
+@pytest.mark.slow  # grades a batch
 def test_batch_writes_everything_and_regrades_only_what_changed(tmp_path, unet_spec):
     assignment = load_spec(unet_spec)
     folder = make_folder(tmp_path / "in", ["ann", "bo"])
@@ -134,6 +133,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow  # the CLI in subprocesses
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the jobs' parent-death signal is Linux-only")
 def test_sigkill_mid_batch_then_rerun_finishes_without_regrading(tmp_path, unet_spec):
     folder = make_folder(tmp_path / "in", ["ann", "bo", "cy"])

@@ -36,8 +36,6 @@ def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
 """
 
-pytestmark = pytest.mark.slow
-
 HOSTILE = contract_classes(UNet='''
 def forward(self, x):
     import json, os
@@ -97,6 +95,7 @@ def local_out(tmp_path_factory, folder, unet_spec):
     return out
 
 
+@pytest.mark.slow  # a Slurm cluster and a batch
 def test_slurm_array_tasks_grade_like_the_local_backend(slurm, tmp_path, folder, unet_spec, local_out, monkeypatch):
     monkeypatch.setenv("SEGRADE_TEST_SEED", "1234")
     out = tmp_path / "out"
@@ -127,6 +126,7 @@ def test_slurm_array_tasks_grade_like_the_local_backend(slurm, tmp_path, folder,
     assert (out / "summary.html").is_file() and (out / "gradebook.csv").is_file()
 
 
+@pytest.mark.slow  # a Slurm cluster
 def test_killed_submitter_then_rerun_loses_nothing_and_grades_nothing_twice(slurm, tmp_path, folder, unet_spec):
     out = tmp_path / "out"
     config = tmp_path / "slurm.toml"
@@ -165,6 +165,7 @@ def test_killed_submitter_then_rerun_loses_nothing_and_grades_nothing_twice(slur
     assert not (out / ".segrade-staging").exists()
 
 
+@pytest.mark.slow  # a Slurm cluster
 def test_a_cancelled_task_and_one_over_its_time_limit_are_errors_with_slurms_reason(slurm, tmp_path, unet_spec):
     """Real Slurm failures: `scancel` on one task, the time limit (1 minute) on the other.
     Both are that submission's error with Slurm's state, its log, and a segrade status;
@@ -249,6 +250,7 @@ def test_slurm_config_file_and_options(tmp_path):
         SlurmConfig.load(path)
 
 
+@pytest.mark.slow  # a batch with training
 def test_rescore_after_a_band_change_without_retraining(tmp_path, folder, unet_spec, local_out):
     """A changed band: `segrade rescore` recomputes the points from the saved results, and
     `segrade grade` with the same band rescores instead of retraining."""
@@ -316,6 +318,7 @@ pretrained = false
     return path
 
 
+@pytest.mark.slow  # a batch with training
 def test_bands_measured_on_the_graders_own_hardware_in_the_batch(tmp_path, unet_spec, capsys):
     """No bands for the profile: the batch grades the reference K times as its own jobs,
     writes OUT/bands/<profile>.json with provenance and scores everyone against it; a re-run
@@ -378,6 +381,7 @@ def test_tasks_of_a_command_killed_before_it_recorded_job_ids_are_found_by_name(
     assert _job_of({"name": "segrade-aaaa", "index": 0, "job": "39_0"}, live) == "39_0"
 
 
+@pytest.mark.slow  # a Slurm cluster
 def test_an_array_slurm_refuses_stops_the_batch_with_sbatchs_message(slurm, tmp_path, unet_spec):
     from grader.batch.grade import BatchError
 
