@@ -205,6 +205,7 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
                          "aliases": list(variant.aliases), "traits": variant.traits,
                          "num_classes": assignment.num_classes, "pretrained": pretrained,
                          "input_size": variant.family.input_size, "kwargs": dict(variant.kwargs),
+                         "probe_size": assignment.probe_size(variant.family.id),
                          "pretrained_kwarg": variant.family.pretrained_kwarg or "pretrained",
                          "num_classes_kwarg": assignment.contract.num_classes_kwarg})
     return {"modules": list(submission.modules), "sys_path": list(submission.sys_path), "manifest": manifest,
