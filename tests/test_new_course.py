@@ -175,7 +175,7 @@ def test_new_course_doc_runs_as_written(tmp_path, monkeypatch, capsys):
         assert len(band["backbones"]["random_init"]["variants"]["unet"]["runs"]) == 2
     assert (test_band["backbones"]["random_init"]["provenance"]["identity"]["evaluation"]
             != val_band["backbones"]["random_init"]["provenance"]["identity"]["evaluation"])
-    assert figures["variants"]["unet"]["parameters"] == 7_763_635   # the course's reference, not 31.0M
+    assert figures["variants"]["unet"]["parameters"] == 486_715   # the course's reference (width 8 here), not 31.0M
 
     # The student's self-check: alice's U-Net needs 144 px; the spec's sizes are 160 and 256.
     main(self_check)
@@ -185,7 +185,7 @@ def test_new_course_doc_runs_as_written(tmp_path, monkeypatch, capsys):
     assert unet["status"] == "passed", unet["checks"]
     assert unet["band"]["measured"] and unet["band"]["source"].startswith("smoke.val.json")
     assert unet["points"] is not None and unet["points"] > 0
-    assert unet["figures"]["reference"]["parameters"] == 7_763_635
+    assert unet["figures"]["reference"]["parameters"] == 486_715
 
     assert main(grade) in (0, 1)
     capsys.readouterr()
@@ -200,3 +200,36 @@ def test_new_course_doc_runs_as_written(tmp_path, monkeypatch, capsys):
     for name in ("gradebook.csv", "summary.html", "index.html"):
         assert (grades / name).is_file()
     assert (grades / "alice" / "results_gradescope.json").is_file()
+
+
+def test_a_refusal_names_the_exact_bands_command_of_the_course(tmp_path):
+    """A self-check on real data against a test band only: the refusal says which command
+    measures the val band, with the course's own spec, reference and bands folder."""
+    from grader.grading.bands import BandIdentity, bands_command, load_bands, write_bands
+
+    course = load_spec(_course_spec(tmp_path))
+    profile = course.profile("smoke")
+    identity = BandIdentity(course.id, profile.id, profile.training_sha256, "a" * 64, "cityscapes test split (4)")
+    entry = {"measured": True, "variants": {"unet": {"mean": 0.3, "std": 0.01, "min": 0.29, "max": 0.31,
+                                                     "runs": [0.29, 0.31]}},
+             "provenance": {"device": "cpu", "date": "2026-12-05", "identity": identity.to_json()}}
+    write_bands(course, profile, "random_init", entry, tmp_path / "bands")
+    command = bands_command(course, "smoke", tmp_path / "bands")
+    own = load_bands(profile, "random_init", ["unet"], tmp_path / "bands", identity=identity, command=command)
+    assert own["unet"].measured
+    val = load_bands(profile, "random_init", ["unet"], tmp_path / "bands", split="val", command=command,
+                     identity=BandIdentity(**{**identity.to_json(), "evaluation": "cityscapes val split (4)"}))
+    assert not val["unet"].measured
+    assert f"measure the bands there with `{command}`" in val["unet"].refusal
+    default = load_bands(profile, "random_init", ["unet"], None, identity=identity, command=command)
+    assert "measured for assignment 'fcn-unet-segmentation', not 'cityscapes-unet'" in default["unet"].refusal
+    assert command in default["unet"].refusal
+
+
+def test_a_batch_measures_a_course_s_missing_bands_with_the_spec_s_reference(tmp_path):
+    from grader.batch.bands import plan_bands
+    from grader.grading.pipeline import GradeOptions
+
+    course = load_spec(_course_spec(tmp_path))
+    plan = plan_bands(course, GradeOptions(profile="smoke"), tmp_path / "out", "cpu")
+    assert plan.reference == (tmp_path / "reference").resolve() and len(plan.entries) == 3
