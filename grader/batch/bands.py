@@ -70,7 +70,6 @@ def plan_bands(assignment, options, out: Path, device: str, *, measure: bool = T
     from grader.batch.job import BatchEntry
     from grader.grading.pipeline import resolve_profile
     from grader.shared.resources import reference_dir
-    from grader.spec import load_spec
     from grader.grading.weights import find_vgg16_weights
 
     profile, _ = resolve_profile(assignment, options)
@@ -78,7 +77,8 @@ def plan_bands(assignment, options, out: Path, device: str, *, measure: bool = T
         return BandsPlan(options.bands_folder)
     if options.bands_folder is not None:
         return BandsPlan(options.bands_folder, message=f"bands from {bands_path(profile.id, options.bands_folder)}")
-    backbone = backbone_key(profile.pretrained and find_vgg16_weights(options.vgg16_weights).available)
+    backbone = backbone_key(profile.pretrained and assignment.has_family_with_pretrained_backbone()
+                            and find_vgg16_weights(options.vgg16_weights).available)
     own = Path(out).resolve() / BANDS_DIR
     ok, _ = _applies(assignment, profile, own, backbone)
     if ok:
@@ -90,10 +90,12 @@ def plan_bands(assignment, options, out: Path, device: str, *, measure: bool = T
     base = f"the {profile.id!r} bands do not apply here ({why})"
     if not measure:
         return BandsPlan(None, message=f"{base}: performance marks are not scored (--no-measure-bands)")
-    if reference is None:
-        if assignment.id != load_spec().id:
+    if reference is None and not assignment.is_default:
+        reference = assignment.reference_dir()   # the spec's [assignment] reference
+        if reference is None:
             return BandsPlan(None, message=f"{base}, and this course's reference solution was not given: performance "
                                            "marks are not scored; pass --reference DIR to measure them in the batch")
+    elif reference is None:
         reference = reference_dir()
         # The reference's parameters and FLOPs (compared in every report) stay where the jobs look.
         figures = bands_folder() / FIGURES_FILE

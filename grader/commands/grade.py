@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from grader.batch.grade import BatchEvents, BatchOptions, grade_batch
+    from grader.data.check import require_dataset
     from grader.shared.errors import BatchError
     from grader.grading.pipeline import GradeOptions
     from grader.report import make_console
@@ -142,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         if args.band_seeds < 2:
             raise ValueError("--band-seeds must be at least 2 (a band needs a spread)")
         assignment = load_spec(args.spec)
+        require_dataset(assignment.dataset, ("train", "val", "test"), Path(args.spec) if args.spec else None)
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device,
                                profile=None if args.checks_only else args.profile,
                                bands_folder=Path(args.bands) if args.bands else None,
@@ -155,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             summary = grade_batch(args.submissions, args.out, assignment, options, batch,
                                   BatchEvents(on_plan, on_start, on_progress, on_done, on_note))
     except (SpecError, BatchError, FileNotFoundError, ValueError, KeyError) as exc:
-        console.print(f"[red]segrade:[/] {exc}")
+        console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 2
     print_batch_summary(summary, console)
     if summary.similarity is not None:
