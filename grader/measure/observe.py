@@ -80,22 +80,24 @@ def measure_checks(model, variant: dict[str, Any], device, batch_size: int, send
     send("phase", phase="check", id=variant["id"])
     checks_started = time.perf_counter()
     size = variant["input_size"]
+    probe_size = int(variant.get("probe_size") or probes.PROBE_SIZE)  # the grading side's, from the spec
     measurements = {
         # batch 1 in eval mode, another size, not square (forward was batch 2 at `size`)
         "sizes": lambda: probes.shapes_at(model, to_logits, [(1, size - 32, size + 32), (2, size - 32, size - 32)],
                                           device),
         "figures": lambda: probes.figures(model, to_logits, size, device),
-        "gradients": lambda: probes.gradients(model, to_logits, variant["num_classes"], device),
+        "gradients": lambda: probes.gradients(model, to_logits, variant["num_classes"], device, probe_size),
     }
     if variant.get("family") == "fcn":   # the gradients come from the backbone's first training step
         del measurements["gradients"]
 
         def backbone() -> dict[str, Any]:
-            seen, result["gradients"] = probes.backbone_training(model, variant["num_classes"], device, identified)
+            seen, result["gradients"] = probes.backbone_training(model, variant["num_classes"], device, identified,
+                                                                 probe_size)
             return seen
 
         measurements["backbone"] = backbone
-    measurements["architecture"] = lambda: graph.fingerprint(model, probes.PROBE_SIZE).to_json()
+    measurements["architecture"] = lambda: graph.fingerprint(model, probe_size).to_json()
     if structure is not None:
         measurements["structure"] = lambda: {"layers": structure(model)}  # for grader.similarity
     seconds: dict[str, float] = {}
@@ -202,7 +204,7 @@ def train_and_predict(build: Callable[[], Any], variant: dict[str, Any], device,
     try:
         from grader.measure import graph, probes
 
-        result["skip_ablation"] = graph.skip_ablation(model, probes.PROBE_SIZE)
+        result["skip_ablation"] = graph.skip_ablation(model, int(variant.get("probe_size") or probes.PROBE_SIZE))
     except Exception as exc:
         result["skip_ablation"] = {"error": short_error(exc)}
     return result | {"seconds": round(time.perf_counter() - started, 2)}
