@@ -282,8 +282,9 @@ def test_capture_messages_keep_the_reader_s_order():
 # --------------------------------------------------------------------------- what the records say
 
 def test_the_graded_program_and_the_fallback_are_named_in_gradescope_and_the_summary(monkeypatch):
+    from grader.records.results import SubmissionResult
+    from grader.records.view import program_line
     from grader.report.gradescope import gradescope_results
-    from grader.report.programs import program_line
     from grader.report.summary import summary_context
     from grader.spec import load_spec
 
@@ -296,11 +297,12 @@ def test_the_graded_program_and_the_fallback_are_named_in_gradescope_and_the_sum
                                       "reason": "torch.export could not capture the model: data-dependent"}
     data["variants"][1]["program"] = captured
     assert digest in program_line(captured) and "cd" * 32 in program_line(captured)
-    text = json.dumps(gradescope_results(data))
+    record = SubmissionResult.from_json(data)
+    text = json.dumps(gradescope_results(record))
     assert digest in text and "Measured in the student's process" in text and "data-dependent" in text
     for chart in ("histogram_chart", "distribution_chart"):   # the charts are not what is tested here
         monkeypatch.setattr(f"grader.report.figures.{chart}", lambda *args, **kwargs: None)
-    summary = summary_context([data], load_spec())
+    summary = summary_context([record], load_spec())
     assert summary["in_student_process"] == 1
     assert any("measured in the student's process" in f["what"] for f in summary["flagged"])
     assert program_line(None) is None
