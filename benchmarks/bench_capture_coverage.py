@@ -58,7 +58,10 @@ def main() -> None:
                 built = (run.variants.get(variant.id) or {}).get("build", {}).get("ok")
                 if capture is None:
                     totals["not built"] += 1
-                    print(f"{path.name:28s} {variant.id:18s} not built")
+                    observed = run.variants.get(variant.id) or {}
+                    why = observed.get("message") or (observed.get("build") or {}).get("error") \
+                        or observed.get("unresolved") or "?"
+                    print(f"{path.name:28s} {variant.id:18s} not built: {observed.get('worker_status', '')} {why}"[:300])
                 elif capture["ok"]:
                     totals["captured"] += 1
                     size = sum(p["bytes"] for m, p in capture["programs"].items()

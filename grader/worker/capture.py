@@ -17,6 +17,7 @@ them; the verifier checks them before loading (grader.verifier.load).
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import io
 import time
@@ -99,6 +100,8 @@ def capture(model, input_size: int, folder: Path, stem: str, batch_size: int = 2
         programs[mode] = {"file": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size}
     if same:
         programs["eval"] = dict(programs["train"])
+    exported.clear()   # the programs hold the graph and fake tensors: free them before the next variant
+    gc.collect()
     return {"ok": True, "programs": programs, "seconds": round(time.perf_counter() - started, 3)}
 
 
