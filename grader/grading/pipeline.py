@@ -216,7 +216,7 @@ def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: Bac
     if "training" in verifier_request:   # programs the worker trained itself (train capture failed) are not retrained
         skip = {vid for vid, o in run.variants.items() if (o.get("program") or {}).get("training_measured_in")}
         for target in targets:
-            target["train_programs"] = target["train_programs"] if target["id"] not in skip else None
+            target["train"] = target["id"] not in skip
     readable = (programs, *((weights.path,) if weights.available else ()),
                 *((Path(p) for p in request["training"]["data"].values()) if request.get("training") else ()))
     verified = run_worker(programs, verifier_request, limits=options.limits, isolation=options.isolation,

@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
                                                              f"captured program: {observe.short_error(exc)}",
                                                              "traceback": observe.traceback_tail()}}, None
         channel.send("result", result=result)
-        if training and loaded is not None and observe.trainable(result):
+        if training and loaded is not None and observe.trainable(result) and variant.get("train", True):
             trained = observe.train_and_predict(lambda: _training_model(variant, loaded, limits), variant, device,
                                                 training, channel.send, lambda: None)
             channel.send("training", id=variant["id"], training=trained)
