@@ -306,3 +306,26 @@ def test_the_graded_program_and_the_fallback_are_named_in_gradescope_and_the_sum
     assert summary["in_student_process"] == 1
     assert any("measured in the student's process" in f["what"] for f in summary["flagged"])
     assert program_line(None) is None
+
+
+@pytest.mark.slow
+def test_the_verifier_process_refuses_one_program_and_measures_the_other(captured, tmp_path):
+    """The real verifier (python -I -m grader.verifier, sandboxed): a program whose hash is not
+    the one announced gets that variant a precise error; the other variant is measured."""
+    from grader.grading.sandbox import run_worker
+
+    _, folder, info = captured
+    programs = {mode: {**entry, "file": str(folder / entry["file"])} for mode, entry in info["programs"].items()}
+    tampered = {mode: {**entry, "sha256": "0" * 64} for mode, entry in programs.items()}
+    base = {"family": "unet", "num_classes": 3, "input_size": 64, "pretrained": None}
+    request = {"variants": [{"id": "good", **base, "programs": programs},
+                            {"id": "bad", **base, "programs": tampered}],
+               "batch_size": 2, "device": "cpu", "threads": 1}
+    run = run_worker(folder, request, entry="grader.verifier", copy_submission=False, readable=(folder,))
+    good, bad = run.variants["good"], run.variants["bad"]
+    assert bad["verifier"]["refused"] == "hash" and "changed after capture" in bad["build"]["error"]
+    assert "forward" not in bad
+    assert good["build"]["ok"] and good["forward"]["output_shape"] == [2, 3, 64, 64]
+    assert good["architecture"]["bypass_scale"] == 0.5 and "aten.conv2d" in good["verifier"]["ops"]
+    assert good["gradients"]["head"] == "head" and good["gradients"]["none"] == []
+    assert run.problem is None
