@@ -315,13 +315,13 @@ def test_the_verifier_process_refuses_one_program_and_measures_the_other(capture
     from grader.grading.sandbox import run_worker
 
     _, folder, info = captured
-    programs = {mode: {**entry, "file": str(folder / entry["file"])} for mode, entry in info["programs"].items()}
+    programs = info["programs"]   # file names in the verifier's job folder, where the folder is linked
     tampered = {mode: {**entry, "sha256": "0" * 64} for mode, entry in programs.items()}
     base = {"family": "unet", "num_classes": 3, "input_size": 64, "pretrained": None}
     request = {"variants": [{"id": "good", **base, "programs": programs},
                             {"id": "bad", **base, "programs": tampered}],
                "batch_size": 2, "device": "cpu", "threads": 1}
-    run = run_worker(folder, request, entry="grader.verifier", copy_submission=False, readable=(folder,))
+    run = run_worker(folder, request, entry="grader.verifier", link=True)
     good, bad = run.variants["good"], run.variants["bad"]
     assert bad["verifier"]["refused"] == "hash" and "changed after capture" in bad["build"]["error"]
     assert "forward" not in bad

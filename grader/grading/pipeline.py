@@ -187,16 +187,16 @@ def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: Bac
     """Run the verifier (grader.verifier) on the programs the worker captured and put what it
     measured in place of the worker's observations; mark every variant with where it was
     measured. The verifier runs in the same sandbox, under the same limits, with only the
-    programs, the evaluation data and the VGG16 weights readable."""
+    programs (linked into its job folder), the evaluation data and the VGG16 weights readable."""
     targets = []
     for vid, observed in run.variants.items():
         captured = run.captures.get(vid, {})
         check, train = captured.get("check"), captured.get("train")
         if check and check.get("ok") and not observed.get("worker_status"):
             entry = next(v for v in request["variants"] if v["id"] == vid)
-            locate = lambda progs: {mode: {**info, "file": str(programs / info["file"])} for mode, info in progs.items()}
-            targets.append({**entry, "programs": locate(check["programs"]),
-                            "train_programs": locate(train["programs"]) if train and train.get("ok") else None,
+            # file names relative to the verifier's job folder, where the programs are linked
+            targets.append({**entry, "programs": check["programs"],
+                            "train_programs": train["programs"] if train and train.get("ok") else None,
                             "weights": (train or check).get("weights")})
             observed["program"] = {"measured_in": "captured program", "programs": check["programs"],
                                    "capture_seconds": check.get("seconds")}
@@ -217,11 +217,10 @@ def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: Bac
         skip = {vid for vid, o in run.variants.items() if (o.get("program") or {}).get("training_measured_in")}
         for target in targets:
             target["train"] = target["id"] not in skip
-    readable = (programs, *((weights.path,) if weights.available else ()),
+    readable = (*((weights.path,) if weights.available else ()),
                 *((Path(p) for p in request["training"]["data"].values()) if request.get("training") else ()))
     verified = run_worker(programs, verifier_request, limits=options.limits, isolation=options.isolation,
-                          on_message=on_message, readable=tuple(readable), entry="grader.verifier",
-                          copy_submission=False)
+                          on_message=on_message, readable=tuple(readable), entry="grader.verifier", link=True)
     run.environment["verifier_seconds"] = round(verified.seconds, 2)
     run.log += "\n[--- verifier ---]\n" + verified.log
     for target in targets:
