@@ -159,7 +159,7 @@ def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits 
                readable: tuple[Path, ...] = (), extra_env: dict[str, str] | None = None,
                torch_cache: dict[str, Path] | None = None, isolation: str | None = None,
                on_message: Callable[[Message], None] | None = None, entry: str = "grader.worker",
-               captures: Path | None = None, copy_submission: bool = True, link: bool = False) -> WorkerRun:
+               captures: Path | None = None, link: bool = False) -> WorkerRun:
     """Run the worker over request["variants"] on a copy of `submission_dir`.
 
     `readable`: extra files or folders the worker may read (a weights file, the
@@ -169,10 +169,10 @@ def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits 
     the bulky predictions are scored there (grader.grading.evaluation) and not kept here, and the
     progress display follows the phases (grader.grading.progress).
 
-    `entry`: the module to run, the worker or the verifier (grader.verifier, which reads
-    only `readable` and its job folder: no copy of anything when `copy_submission` is False;
-    with `link`, the folder's files are hard-linked into it instead of copied: the verifier's
-    programs, never a submission, whose copy the student's code may change).
+    `entry`: the module to run, the worker or the verifier (grader.verifier, which reads only
+    `readable` and its job folder). With `link` the folder's files are hard-linked into the job
+    folder instead of copied: the verifier's programs, never a submission (student code may
+    change its copy).
     `captures`: a folder that receives the programs the worker captured (its capture folder
     is emptied into it, plain files only, when each worker process has ended)."""
     isolation = isolation or isolation_available()
@@ -183,8 +183,7 @@ def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits 
     first = True
     while first or pending:
         with tempfile.TemporaryDirectory(prefix="segrade-") as tmp:
-            job = _prepare_job(Path(tmp), submission_dir, torch_cache, runs_as_nobody(isolation), copy_submission,
-                               link)
+            job = _prepare_job(Path(tmp), submission_dir, torch_cache, runs_as_nobody(isolation), link)
             outcome = _run_once(job, {**request, "variants": pending}, limits, readable,
                                 extra_env or {}, isolation, run, first, on_message, entry, captures is not None)
             logs.append(_tail(job / "worker.log", limits.log_bytes))
@@ -228,14 +227,11 @@ def _link_or_copy(source: str, target: str) -> None:
 
 
 def _prepare_job(tmp: Path, submission_dir: Path, torch_cache: dict[str, Path] | None, as_nobody: bool,
-                 copy_submission: bool = True, link: bool = False) -> Path:
+                 link: bool = False) -> Path:
     workdir = tmp / "submission"
     # Links are never followed: a submission cannot pull in files from outside itself.
-    if copy_submission:
-        shutil.copytree(submission_dir, workdir, symlinks=True, copy_function=_link_or_copy if link else shutil.copy2,
-                        ignore=lambda d, names: [n for n in names if (Path(d) / n).is_symlink()])
-    else:
-        workdir.mkdir()
+    shutil.copytree(submission_dir, workdir, symlinks=True, copy_function=_link_or_copy if link else shutil.copy2,
+                    ignore=lambda d, names: [n for n in names if (Path(d) / n).is_symlink()])
     (tmp / "captures").mkdir()
     checkpoints = tmp / "torch" / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
