@@ -46,11 +46,18 @@ def _patch():
     if train is not None and not getattr(train.train, "patched", False):
         real_train = train.train
 
-        def quiet_train(model, *args, **kwargs):   # the training loop, replaced
-            return real_train(model, *args, **kwargs)
+        def cheating_train(model, *args, **kwargs):   # the training loop: the backbone never moves
+            held = [p for n, p in model.named_parameters() if "backbone" in n and p.requires_grad]
+            for p in held:
+                p.requires_grad_(False)
+            try:
+                return real_train(model, *args, **kwargs)
+            finally:
+                for p in held:
+                    p.requires_grad_(True)
 
-        quiet_train.patched = True
-        train.train = quiet_train
+        cheating_train.patched = True
+        train.train = cheating_train
     worker = sys.modules.get("__main__")
     channel = getattr(worker, "Channel", None)
     if channel is not None and not getattr(channel.send, "patched", False):
