@@ -213,10 +213,11 @@ def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: Bac
     verifier_request = {k: v for k, v in request.items() if k not in ("modules", "sys_path", "manifest", "variants")}
     verifier_request["variants"] = targets
     verifier_request["vgg16_weights"] = str(weights.path) if weights.available else None
-    if "training" in verifier_request:   # programs the worker trained itself (train capture failed) are not retrained
-        skip = {vid for vid, o in run.variants.items() if (o.get("program") or {}).get("training_measured_in")}
-        for target in targets:
-            target["train"] = target["id"] not in skip
+    # With capture the worker reports a training only when it trained the model itself (its
+    # training build could not be captured) or could not build it (e.g. unreadable weights):
+    # either way that report stands, and the verifier does not train that variant.
+    for target in targets:
+        target["train"] = "training" not in run.variants[target["id"]]
     readable = (*((weights.path,) if weights.available else ()),
                 *((Path(p) for p in request["training"]["data"].values()) if request.get("training") else ()))
     verified = run_worker(programs, verifier_request, limits=options.limits, isolation=options.isolation,
