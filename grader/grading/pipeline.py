@@ -176,6 +176,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
     )
 
 
+VERIFIER_LOAD_SECONDS = 180.0
 # Observation keys the verifier measures on the captured program (they replace the worker's).
 VERIFIED_KEYS = ("build", "backbone_found", "parameters", "forward", "output_statistics", "sizes", "figures",
                  "gradients", "backbone", "architecture", "check_seconds", "verifier")
@@ -220,7 +221,11 @@ def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: Bac
         target["train"] = "training" not in run.variants[target["id"]]
     readable = (*((weights.path,) if weights.available else ()),
                 *((Path(p) for p in request["training"]["data"].values()) if request.get("training") else ()))
-    verified = run_worker(programs, verifier_request, limits=options.limits, isolation=options.isolation,
+    # The same limits, except that the verifier's build phase is loading programs (0.5 GB for an
+    # FCN, seconds): it gets at least VERIFIER_LOAD_SECONDS whatever the worker's build deadline.
+    limits = replace(options.limits, phase_seconds={**options.limits.phase_seconds,
+                                                    "build": max(options.limits.deadline("build"), VERIFIER_LOAD_SECONDS)})
+    verified = run_worker(programs, verifier_request, limits=limits, isolation=options.isolation,
                           on_message=on_message, readable=tuple(readable), entry="grader.verifier", link=True)
     run.environment["verifier_seconds"] = round(verified.seconds, 2)
     run.log += "\n[--- verifier ---]\n" + verified.log
