@@ -22,6 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "sinfo")
@@ -35,7 +36,7 @@ def _free_port() -> int:
 
 class SlurmCluster:
     def __init__(self, folder: str | Path, *, cpus: int | None = None, memory_mb: int = 8000,
-                 max_time: str = "30") -> None:
+                 max_time: str = "30", node: str | None = None) -> None:
         self.folder = Path(folder).resolve()
         self.cpus = cpus or os.cpu_count() or 1
         try:  # slurmd refuses a node that claims more memory than it has
@@ -44,7 +45,10 @@ class SlurmCluster:
             physical = memory_mb
         self.memory_mb = max(1024, min(memory_mb, physical - 512))
         self.max_time = max_time
-        self.node = socket.gethostname().split(".")[0]
+        self.host = socket.gethostname().split(".")[0]
+        # A node name of its own (slurmd -N): two test clusters on one host (the coordinator's
+        # run beside an engineer's) never share a node name, a port or a folder.
+        self.node = node or f"segrade-{uuid.uuid4().hex[:6]}"
         self.processes: list[int] = []
         self._old_conf: str | None = None
         self.munge = self.folder / "munge"
@@ -83,7 +87,7 @@ class SlurmCluster:
         os.chmod(key, 0o600)
         self.conf.write_text(f"""\
 ClusterName=segradetest
-SlurmctldHost={self.node}(127.0.0.1)
+SlurmctldHost={self.host}(127.0.0.1)
 SlurmctldPort={_free_port()}
 SlurmdPort={_free_port()}
 SlurmUser=root
@@ -113,7 +117,7 @@ SlurmdTimeout=30
 InactiveLimit=0
 KillWait=5
 MpiDefault=none
-NodeName={self.node} NodeAddr=127.0.0.1 NodeHostname={self.node} CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN
+NodeName={self.node} NodeAddr=127.0.0.1 NodeHostname={self.host} CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN
 PartitionName=debug Nodes={self.node} Default=YES MaxTime={self.max_time} State=UP
 """)
 

@@ -79,6 +79,7 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
                 on_start: Callable[[BatchEntry], None] | None = None,
                 on_progress: Callable[[BatchEntry, Any], None] | None = None,
                 on_done: Callable[[BatchOutcome], None] | None = None,
+                on_wait: Callable[[list], None] | None = None,
                 on_note: Callable[[str], None] | None = None, similarity=None,
                 lms: tuple[Path, str | None] | None = None) -> BatchSummary:
     """Grade every submission of `folder` into `out`, then write the class outputs
@@ -88,6 +89,7 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
     submission's failure.
 
     `backend`: where the jobs run (grader.batch.backends: local processes by default, or Slurm).
+    `on_wait(pending)`: Slurm tasks not started yet and why (grader.batch.backends.slurm_pending).
     `measure_bands`: when the profile's bands do not apply and no --bands folder was given,
     the reference is graded K times as jobs of this batch and every submission is scored
     against the bands measured from them (OUT/bands/<profile>.json; grader.batch.bands).
@@ -105,6 +107,7 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
     entries = find_entries(folder, manifests)
     if not entries:
         raise BatchError(f"{folder} holds no submission (subfolders, .zip, .py or .ipynb files)")
+    backend.prepare(options, note)  # Slurm: the request checked against the partition, before anything else
     device = backend.device(options)
     options = replace(options, device=device)  # the jobs' device, also where the profile is resolved
     out.mkdir(parents=True, exist_ok=True)
@@ -129,7 +132,7 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
         reference_ids = {e.id for e in bands.entries}
         for outcome in backend.run(reference_todo + todo, out, assignment, options, jobs=jobs, device=device, pdf=pdf,
                                    visibility=visibility, on_start=on_start, on_note=note,
-                                   on_progress=on_progress):
+                                   on_progress=on_progress, on_wait=on_wait):
             if outcome.id not in reference_ids:
                 summary.outcomes.append(outcome)
             if on_done:

@@ -130,6 +130,29 @@ def run(args: argparse.Namespace) -> int:
     def on_note(message: str) -> None:
         progress.console.print(f"[cyan]•[/] {escape(message)}")
 
+    # Slurm tasks not started yet: a line of their reasons and waits (a terminal), or a
+    # printed line when the reasons change and every 5 minutes otherwise (a log).
+    waiting = {"row": None, "shape": None, "at": 0.0}
+
+    def on_wait(pending) -> None:
+        from grader.batch.backends.slurm_pending import describe
+
+        if not pending:
+            if waiting["row"] is not None:
+                progress.remove_task(waiting["row"])
+            waiting.update(row=None, shape=None)
+            return
+        line = describe(pending)
+        if live:
+            if waiting["row"] is None:
+                waiting["row"] = progress.add_task("", total=None, count="", left="")
+            progress.update(waiting["row"], description=f"  [yellow]{escape(line)}[/]")
+            return
+        shape = sorted((p.short_reason, p.id) for p in pending)
+        if shape != waiting["shape"] or time.monotonic() - waiting["at"] > 300:
+            progress.console.print(f"[cyan]•[/] Slurm: {escape(line)}")
+            waiting.update(shape=shape, at=time.monotonic())
+
     try:
         from grader.batch.backends import make_backend
 
@@ -154,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
                                   backend=backend, measure_bands=not args.no_measure_bands,
                                   band_seeds=args.band_seeds, reference=args.reference,
                                   on_plan=on_plan, on_start=on_start, on_progress=on_progress, on_done=on_done,
-                                  on_note=on_note,
+                                  on_note=on_note, on_wait=on_wait,
                                   similarity=similarity, lms=lms)
     except (SpecError, BatchError, FileNotFoundError, ValueError, KeyError) as exc:
         console.print(f"[red]segrade:[/] {exc}")

@@ -14,6 +14,10 @@ from grader.batch.job import STAGING
 class Backend:
     name = "?"
 
+    def prepare(self, options, note: Callable[[str], None]) -> None:
+        """Before the batch is planned: settle the request with the resources (Slurm reads its
+        partition here, and refuses a request that can never run)."""
+
     def device(self, options) -> str:
         """The device the jobs grade on (part of the grade key)."""
         raise NotImplementedError
@@ -31,7 +35,9 @@ class Backend:
 
     def run(self, todo, out: Path, assignment, options, *, jobs: int, device: str, pdf: bool, visibility: str,
             on_start: Callable | None = None, on_note: Callable[[str], None] | None = None,
-            on_progress: Callable | None = None) -> Iterator:
+            on_progress: Callable | None = None, on_wait: Callable | None = None) -> Iterator:
         """Yield each submission's BatchOutcome as it ends. `on_progress(entry, ProgressState)`:
-        now and then, where each running job has got to (grader.grading.progress)."""
+        now and then, where each running job has got to (grader.grading.progress).
+        `on_wait(pending)`: at each look at the queue, the tasks not started yet and why
+        (grader.batch.backends.slurm_pending.Pending; a local backend never calls it)."""
         raise NotImplementedError

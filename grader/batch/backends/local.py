@@ -139,6 +139,6 @@ class LocalBackend(Backend):
         return _job_resources(device, jobs)
 
     def run(self, todo, out, assignment, options, *, jobs, device, pdf, visibility, on_start=None, on_note=None,
-            on_progress=None):
+            on_progress=None, on_wait=None):
         return run_local_jobs(todo, out, assignment, options, jobs=jobs, device=device, pdf=pdf,
                               visibility=visibility, on_start=on_start, on_note=on_note, on_progress=on_progress)
