@@ -149,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
             progress.update(waiting["row"], description=f"  [yellow]{escape(line)}[/]")
             return
         shape = sorted((p.short_reason, p.id) for p in pending)
+        if all(p.short_reason == "None" for p in pending):
+            return  # about to start: nothing to tell a log
         if shape != waiting["shape"] or time.monotonic() - waiting["at"] > 300:
             progress.console.print(f"[cyan]•[/] Slurm: {escape(line)}")
             waiting.update(shape=shape, at=time.monotonic())

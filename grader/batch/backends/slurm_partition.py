@@ -223,19 +223,21 @@ def fit_request(config, partitions: dict[str, Partition]):
         notes.append(f"{name} is {partition.state}: its tasks wait until an administrator brings it up")
     chosen = set(getattr(config, "chosen", ()))
     time_min = config.time_min
+    problems = []
     if time_min > partition.max_time_min:
         if "time_min" in chosen:
-            raise RequestError(f"--slurm-time {config.time_min}: {name} allows at most "
-                               f"{partition.max_time_min:g} min per task (MaxTime); ask for at most that with "
-                               "--slurm-time, or choose another partition with --slurm-partition")
+            problems.append(f"--slurm-time {config.time_min}: {name} allows at most {partition.max_time_min:g} min "
+                            f"per task (MaxTime); ask for at most {partition.max_time_min:g} with --slurm-time")
         time_min = int(partition.max_time_min)
     nodes = [n for n in partition.nodes if _has_features(n, config.constraint) is not False]
     if not nodes:
         if partition.nodes and config.constraint:
             features = sorted({f for n in partition.nodes for f in n.features})
-            raise RequestError(f"constraint {config.constraint!r}: no node of {name} has these features "
-                               f"(features there: {', '.join(features) or 'none'}); change `constraint` in "
-                               "--slurm-config or the partition")
+            raise RequestError(_refused(problems + [
+                f"constraint {config.constraint!r}: no node of {name} has these features (features there: "
+                f"{', '.join(features) or 'none'}); change `constraint` in --slurm-config or the partition"]))
+        if problems:
+            raise RequestError(_refused(problems))
         notes.append(f"{name} lists no nodes: the request was not checked")
         return Fit(replace(config, time_min=time_min), partition, notes)
 
@@ -253,7 +255,9 @@ def fit_request(config, partitions: dict[str, Partition]):
 
     options = [(node, f) for node in nodes if (f := fitted(node)) is not None]
     if not options:
-        raise RequestError(_refusal(config, partition, nodes, wanted, capacity, fixed, chosen))
+        problems += _problems(config, partition, nodes, wanted, capacity, fixed, chosen)
+    if problems:
+        raise RequestError(_refused(problems))
     # The node that keeps the most of the request (all of it, when one can).
     node, got = max(options, key=lambda o: (o[1] == wanted, o[1]["gpus"], o[1]["cpus"], o[1]["mem_mb"]))
     changes = {}
@@ -282,8 +286,13 @@ def _limit(value: float, unit: str = "") -> str:
     return "UNLIMITED" if value == UNLIMITED else f"{value:g}{' ' + unit if unit else ''}"
 
 
-def _refusal(config, partition: Partition, nodes: list[Node], wanted: dict[str, int],
-             capacity: dict[str, dict[str, int]], fixed: set[str], chosen: set[str]) -> str:
+def _refused(problems: list[str]) -> str:
+    return ("the Slurm request can never run, nothing was submitted: " + "; ".join(problems)
+            + " (or choose another partition with --slurm-partition)")
+
+
+def _problems(config, partition: Partition, nodes: list[Node], wanted: dict[str, int],
+              capacity: dict[str, dict[str, int]], fixed: set[str], chosen: set[str]) -> list[str]:
     name = f"partition {partition.name}"
     most = {k: max(c[k] for c in capacity.values()) for k in wanted}
     problems = []
@@ -307,4 +316,4 @@ def _refusal(config, partition: Partition, nodes: list[Node], wanted: dict[str, 
         asked = f"{wanted['cpus']} CPUs, {_gb(wanted['mem_mb'])}" + (f", {wanted['gpus']} GPU(s)" if wanted["gpus"] else "")
         problems.append(f"no node of {name} has {asked} together (nodes: {offered}); lower --slurm-cpus, "
                         "--slurm-mem or --slurm-gpus, or choose another partition")
-    return "the Slurm request can never run, nothing was submitted: " + "; ".join(problems)
+    return problems
