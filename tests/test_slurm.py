@@ -437,9 +437,15 @@ def test_a_silent_controller_is_never_read_as_ended_tasks(monkeypatch, tmp_path)
 
 
 # -- requests that fit, pending reasons, bands on the cluster (issue 29), through the README's commands
-def _segrade(args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "300", **kwargs.pop("env", {})}
-    return subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True, text=True, env=env, **kwargs)
+def _segrade(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
+    """`segrade ARGS` in this process (the command's own parser and printing, without the
+    seconds a new interpreter costs): its exit code and what it printed, on one line."""
+    from grader.cli import main
+
+    monkeypatch.setenv("COLUMNS", "300")
+    capsys.readouterr()
+    code = main(args)
+    return code, " ".join(capsys.readouterr().out.split())
 
 
 def _segrade_jobs() -> list[str]:
@@ -447,53 +453,39 @@ def _segrade_jobs() -> list[str]:
                                             text=True).stdout.splitlines() if "segrade-" in line]
 
 
-def test_a_request_too_large_is_refused_and_a_default_too_large_is_fitted(slurm, tmp_path, folder, unet_spec):
+def test_a_request_too_large_is_refused_before_anything_is_submitted(slurm, tmp_path, unet_spec, capsys,
+                                                                     monkeypatch):
     """`segrade grade DIR --out OUT --backend slurm ...` on the partition `small` (1 CPU, 3000 MB
-    and 20 minutes per task): --slurm-mem 64 can never run: exit 2 before anything is
-    submitted, with the numbers and the option; the defaults (4 CPUs, 16 GB, 60 min) are
-    lowered to what it gives, said, and the submission is graded."""
+    and 20 minutes per task): --slurm-mem 64 and --slurm-time 90 can never run: exit 2 before
+    anything is submitted, with the numbers and the options."""
     root = tmp_path / "in"
     write_submission(root / "ann", {"models.py": contract_classes()})
     out = tmp_path / "out"
     command = ["grade", str(root), "--out", str(out), "--backend", "slurm", "--slurm-partition", "small",
                "--checks-only", "--spec", str(unet_spec), "--no-pdf", "--no-similarity"]
     before = _segrade_jobs()
-    refused = _segrade(command + ["--slurm-mem", "64", "--slurm-time", "90"])
-    printed = " ".join(refused.stdout.split())
-    assert refused.returncode == 2, printed
+    code, printed = _segrade(command + ["--slurm-mem", "64", "--slurm-time", "90"], capsys, monkeypatch)
+    assert code == 2, printed
     assert "can never run, nothing was submitted" in printed
     assert "--slurm-mem 64: partition small gives at most 2.9 GB per task" in printed and "MaxMemPerNode 3000" in printed
     assert "--slurm-time 90: partition small allows at most 20 min" in printed
     assert _segrade_jobs() == before and not (out / ".segrade-slurm").exists()
 
-    config = tmp_path / "fast.toml"
-    config.write_text("[slurm]\npoll_s = 1.0\ngrace_s = 3.0\n")
-    fitted = _segrade(command + ["--slurm-config", str(config)])
-    printed = " ".join(fitted.stdout.split())
-    assert fitted.returncode == 0, printed + fitted.stderr
-    assert "the default request does not fit partition small" in printed
-    assert "--slurm-cpus 4 -> 1 CPUs, --slurm-mem 16 -> 2.9 GB, --slurm-time 60 -> 20 min" in printed
-    assert json.loads((out / "ann" / "done.json").read_text())["outcome"]["state"] == "graded"
-    [script] = (out / ".segrade-slurm" / "logs").glob("*_submission.sh")  # what sbatch was given
-    sbatch = script.read_text()
-    assert "--cpus-per-task=1" in sbatch and "--mem=2969MB" in sbatch and "--time=20" in sbatch
-    assert "--partition=small" in sbatch
 
-
-def test_the_wait_says_why_and_a_node_drained_for_good_stops_it(slurm, tmp_path, unet_spec):
-    """The node busy with another job: the command shows the task pending for Resources and how
-    long; the node drained meanwhile: it stops (exit 2), says so with the admin's reason, and
-    cancels its task; after the node is resumed the same command submits it again."""
+def test_the_wait_says_why_and_a_node_drained_for_good_stops_it(slurm, tmp_path, unet_spec, capsys, monkeypatch):
+    """On the partition `small` (1 CPU, 3000 MB, 20 minutes per task) with the default request:
+    it is fitted to the partition and said. The node busy with another job: the command shows
+    the task pending for Resources and how long; the node drained meanwhile: it stops (exit 2),
+    says so with the admin's reason, and cancels its task; after the node is resumed the same
+    command submits it again, with the fitted request, and grades it."""
     import threading
 
     root = tmp_path / "in"
     write_submission(root / "ann", {"models.py": contract_classes()})
     out = tmp_path / "out"
-    config = tmp_path / "fast.toml"
-    config.write_text("[slurm]\npoll_s = 1.0\ngrace_s = 3.0\n")
-    command = [sys.executable, "-m", "grader", "grade", str(root), "--out", str(out), "--backend", "slurm",
-               "--slurm-cpus", "1", "--slurm-mem", "1", "--slurm-time", "5", "--slurm-config", str(config),
-               "--checks-only", "--spec", str(unet_spec), "--no-pdf", "--no-similarity"]
+    command = ["grade", str(root), "--out", str(out), "--backend", "slurm", "--slurm-partition", "small",
+               "--slurm-config", str(_fast_config(tmp_path)), "--checks-only", "--spec", str(unet_spec), "--no-pdf",
+               "--no-similarity"]
     blocker = subprocess.run(["sbatch", "--parsable", "--exclusive", "-p", "debug", "-J", "blocker", "-o", "/dev/null",
                               "--wrap", "sleep 600"], capture_output=True, text=True, check=True).stdout.strip()
     lines: list[str] = []
@@ -504,8 +496,8 @@ def test_the_wait_says_why_and_a_node_drained_for_good_stops_it(slurm, tmp_path,
                                               text=True).stdout:
             assert time.monotonic() < deadline, "the blocking job did not start"
             time.sleep(0.5)
-        batch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 env={**os.environ, "COLUMNS": "300"})
+        batch = subprocess.Popen([sys.executable, "-m", "grader", *command], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "300"})
         reader = threading.Thread(target=lambda: lines.extend(batch.stdout), daemon=True)
         reader.start()
         deadline = time.monotonic() + 120
@@ -519,6 +511,8 @@ def test_the_wait_says_why_and_a_node_drained_for_good_stops_it(slurm, tmp_path,
         assert batch.wait(timeout=60) == 2, "".join(lines)
         reader.join(timeout=10)
         printed = " ".join("".join(lines).split())
+        assert "the default request does not fit partition small" in printed, printed
+        assert "--slurm-cpus 4 -> 1 CPUs, --slurm-mem 16 -> 2.9 GB, --slurm-time 60 -> 20 min" in printed, printed
         assert "1 pending task(s) can never start (ann)" in printed, printed
         assert f"{slurm.node} is ALLOCATED+DRAIN (disk replaced" in printed and "cancelled them" in printed, printed
         assert "run the same command again" in printed
@@ -530,13 +524,19 @@ def test_the_wait_says_why_and_a_node_drained_for_good_stops_it(slurm, tmp_path,
             batch.kill()
         subprocess.run(["scancel", blocker], capture_output=True)
         subprocess.run(["scontrol", "update", f"nodename={slurm.node}", "state=resume"], capture_output=True)
-    again = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"})
-    assert again.returncode == 0, again.stdout + again.stderr
+    code, printed = _segrade(command, capsys, monkeypatch)
+    assert code == 0, printed
     assert json.loads((out / "ann" / "done.json").read_text())["outcome"]["state"] == "graded"
-    assert json.loads((out / ".segrade-slurm" / "tasks.json").read_text())["tasks"]["ann"]["job"] != first
+    second = json.loads((out / ".segrade-slurm" / "tasks.json").read_text())["tasks"]["ann"]["job"]
+    assert second != first
+    # what sbatch was given: the fitted request
+    sbatch = next((out / ".segrade-slurm" / "logs").glob(f"{second.split('_')[0]}_submission.sh")).read_text()
+    assert "--cpus-per-task=1" in sbatch and "--mem=2969MB" in sbatch and "--time=20" in sbatch
+    assert "--partition=small" in sbatch
 
 
-def test_bands_on_the_cluster_are_array_tasks_and_the_full_ones_ask_for_a_gpu(slurm, tmp_path, unet_spec):
+def test_bands_on_the_cluster_are_array_tasks_and_the_full_ones_ask_for_a_gpu(slurm, tmp_path, unet_spec, capsys,
+                                                                               monkeypatch):
     """`segrade bands --backend slurm`: one task per seed, the same figures as the in-process
     run of the same seed; the `full` bands ask for a GPU, which this cluster has not: refused."""
     from grader.grading.pipeline import grade_submission
@@ -544,29 +544,24 @@ def test_bands_on_the_cluster_are_array_tasks_and_the_full_ones_ask_for_a_gpu(sl
     spec_path = tiny_profile_spec(tmp_path / "spec.toml", unet_spec)
     reference = write_submission(tmp_path / "reference", {"models.py": contract_classes()})
     bands = tmp_path / "bands"
-    full = _segrade(["bands", "--backend", "slurm", "--profile", "full", "--spec", str(spec_path),
-                     "--reference", str(reference), "--out", str(bands)])
-    printed = " ".join(full.stdout.split())
-    assert full.returncode == 2 and "asking for 1 GPU per task" in printed, printed
+    code, printed = _segrade(["bands", "--backend", "slurm", "--profile", "full", "--spec", str(spec_path),
+                              "--reference", str(reference), "--out", str(bands)], capsys, monkeypatch)
+    assert code == 2 and "asking for 1 GPU per task" in printed, printed
     assert "partition debug has no GPUs" in printed and "--slurm-gpus 0" in printed, printed
 
-    env = {"SEGRADE_TEST_SEED": "7"}
-    measured = _segrade(["bands", "--backend", "slurm", "--profile", "tiny", "--seeds", "2", "--spec", str(spec_path),
-                         "--reference", str(reference), "--out", str(bands), "--slurm-cpus", "1", "--slurm-mem", "2",
-                         "--slurm-time", "10", "--slurm-config", str(_fast_config(tmp_path))], env=env)
-    printed = " ".join(measured.stdout.split())
-    assert measured.returncode == 0, printed + measured.stderr
+    monkeypatch.setenv("SEGRADE_TEST_SEED", "7")  # one test split for the tasks and the run here
+    code, printed = _segrade(["bands", "--backend", "slurm", "--profile", "tiny", "--seeds", "2", "--spec",
+                              str(spec_path), "--reference", str(reference), "--out", str(bands), "--slurm-cpus", "1",
+                              "--slurm-mem", "2", "--slurm-time", "10", "--slurm-config", str(_fast_config(tmp_path))],
+                             capsys, monkeypatch)
+    assert code == 0, printed
     assert "submitted 2 array task(s)" in printed and f"wrote {bands / 'tiny.json'}" in printed
     entry = json.loads((bands / "tiny.json").read_text())["backbones"]["random_init"]
     assert entry["provenance"]["backend"] == "slurm" and entry["provenance"]["seeds"] == [1, 2]
     runs = entry["variants"]["unet"]["runs"]
     assert len(runs) == 2 and all((bands / "runs" / f"tiny-seed{s}" / "done.json").is_file() for s in (1, 2))
-    os.environ["SEGRADE_TEST_SEED"] = "7"
-    try:
-        local = grade_submission(reference, load_spec(spec_path), GradeOptions(profile="tiny", device="cpu", seed=1,
-                                                                               threads=1))
-    finally:
-        del os.environ["SEGRADE_TEST_SEED"]
+    local = grade_submission(reference, load_spec(spec_path), GradeOptions(profile="tiny", device="cpu", seed=1,
+                                                                           threads=1))
     assert round(local.variants[0].metrics["miou"], 6) == runs[0]
 
 
