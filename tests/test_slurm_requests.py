@@ -8,6 +8,7 @@ are written after the same format, with the Gres and limits of a typical GPU clu
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 
@@ -170,3 +171,56 @@ def test_the_waiting_line_groups_tasks_by_reason_with_their_waits():
                                                             for i in range(4)])
     assert line.startswith("pending: 6 Resources (waiting for free CPUs, memory or GPUs): ann, bo, s0, s1 +2, "
                            "waiting up to 1 min 15 s; 1 Priority (other jobs have priority): cy, waiting 5 s"), line
+
+
+def test_the_backend_asks_for_a_gpu_for_full_work_and_fits_the_rest(monkeypatch):
+    import grader.batch.backends.slurm as slurm
+    import grader.batch.backends.slurm_partition as partition
+    from grader.batch.backends.slurm import SlurmBackend
+
+    def GradeOptions(profile="auto", device="auto"):  # the two fields a backend reads (no torch import)
+        return SimpleNamespace(profile=profile, device=device)
+
+    monkeypatch.setattr(partition, "read_partitions", cluster)
+    monkeypatch.setattr(slurm, "_need_sbatch", lambda: None)
+    notes: list[str] = []
+    backend = SlurmBackend(SlurmConfig.load(partition="gpu", constraint="a100"))
+    backend.prepare(GradeOptions(profile="full"), notes.append)
+    params = backend.config.executor_parameters("segrade-x")
+    assert params["gpus_per_node"] == 1 and params["cpus_per_task"] == 4 and params["mem_gb"] == 16
+    assert backend.device(GradeOptions()) == "cuda" and any("1 GPU per task" in n for n in notes)
+    # --slurm-gpus 0 chosen: the full profile on CPUs, as asked
+    backend = SlurmBackend(SlurmConfig.load(partition="gpu", gpus=0))
+    backend.prepare(GradeOptions(profile="full"), notes.append)
+    assert backend.config.gpus == 0 and backend.device(GradeOptions()) == "cpu"
+
+    def unreachable():
+        raise OSError("`scontrol show partition` failed: Unable to contact slurm controller")
+
+    monkeypatch.setattr(partition, "read_partitions", unreachable)
+    notes.clear()
+    backend = SlurmBackend(SlurmConfig())
+    backend.prepare(GradeOptions(profile=None), notes.append)
+    assert backend.config.cpus == 4 and "submitting the request unchecked" in notes[0]
+
+
+def test_tasks_that_can_never_start_are_cancelled_and_the_batch_stops(monkeypatch):
+    import subprocess
+
+    import grader.batch.backends.slurm as slurm
+    from grader.batch.backends.slurm import SlurmBackend
+    from grader.shared.errors import BatchError
+
+    calls = []
+    monkeypatch.setattr(slurm.subprocess, "run",
+                        lambda args, **kw: calls.append(args) or subprocess.CompletedProcess(args, 0, "", ""))
+    live = parse_squeue(SQUEUE)
+    pending = [Pending("bo", "6_1", "Resources", 5), Pending("ann", "1", live["1"]["reason"], 5)]
+    with pytest.raises(BatchError) as stopped:
+        SlurmBackend(SlurmConfig())._stop_if_never_starting(pending, live, ["segrade-x"])
+    message = str(stopped.value)
+    assert "2 pending task(s) can never start (bo, ann): Slurm's reason PartitionConfig" in message
+    assert "cancelled them (6_1, 1)" in message and "1 running task(s) go on" in message
+    assert calls == [["scancel", "6_1", "1"]]
+    SlurmBackend(SlurmConfig())._stop_if_never_starting(pending[:1], live, ["segrade-x"])  # Resources: waits
+    assert len(calls) == 1
