@@ -22,7 +22,8 @@ import pytest
 
 from grader.batch.backends.slurm import SlurmBackend, SlurmConfig, _failure_outcome, _reason_from_log, _Task, \
     userns_reason
-from grader.batch.grade import BatchEntry, grade_batch
+from grader.batch.grade import BatchEntry, BatchEvents, BatchOptions, grade_batch
+from grader.report.outputs import ReportOptions
 from grader.grading.pipeline import GradeOptions
 from grader.spec import load_spec
 from slurm_cluster import SlurmCluster
@@ -34,8 +35,6 @@ def __init__(self, *args, **kwargs):
     time.sleep(400)
     super().__init__(*args, **kwargs)
 """
-
-pytestmark = pytest.mark.slow
 
 HOSTILE = contract_classes(UNet='''
 def forward(self, x):
@@ -92,21 +91,24 @@ def local_out(tmp_path_factory, folder, unet_spec):
     out = tmp_path_factory.mktemp("local") / "out"
     os.environ["SEGRADE_TEST_SEED"] = "1234"
     try:
-        grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu"), jobs=2, pdf=False)
+        grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu"),
+                    BatchOptions(jobs=2, report=ReportOptions(pdf=False)))
     finally:
         del os.environ["SEGRADE_TEST_SEED"]
     return out
 
 
+@pytest.mark.slow  # a Slurm cluster and a batch
 def test_slurm_array_tasks_grade_like_the_local_backend(slurm, tmp_path, folder, unet_spec, local_out, monkeypatch):
     monkeypatch.setenv("SEGRADE_TEST_SEED", "1234")
     out = tmp_path / "out"
     notes, started = [], []
     backend = SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=10, **FAST))
     progress: dict[str, list] = {}
-    summary = grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu"), pdf=False,
-                          backend=backend, on_note=notes.append, on_start=lambda e: started.append(e.id),
-                          on_progress=lambda entry, state: progress.setdefault(entry.id, []).append(state))
+    summary = grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu"),
+                          BatchOptions(report=ReportOptions(pdf=False), backend=backend),
+                          BatchEvents(on_note=notes.append, on_start=lambda e: started.append(e.id),
+                                      on_progress=lambda entry, state: progress.setdefault(entry.id, []).append(state)))
     assert {o.id: o.state for o in summary.outcomes} == {"ann": "graded", "bo": "graded", "mallory": "graded"}
     assert sorted(started) == ["ann", "bo", "mallory"]
     # A running task's progress file, written on the node, read at each squeue poll (issue 18).
@@ -127,6 +129,7 @@ def test_slurm_array_tasks_grade_like_the_local_backend(slurm, tmp_path, folder,
     assert (out / "summary.html").is_file() and (out / "gradebook.csv").is_file()
 
 
+@pytest.mark.slow  # a Slurm cluster
 def test_killed_submitter_then_rerun_loses_nothing_and_grades_nothing_twice(slurm, tmp_path, folder, unet_spec):
     out = tmp_path / "out"
     config = tmp_path / "slurm.toml"
@@ -165,6 +168,7 @@ def test_killed_submitter_then_rerun_loses_nothing_and_grades_nothing_twice(slur
     assert not (out / ".segrade-staging").exists()
 
 
+@pytest.mark.slow  # a Slurm cluster
 def test_a_cancelled_task_and_one_over_its_time_limit_are_errors_with_slurms_reason(slurm, tmp_path, unet_spec):
     """Real Slurm failures: `scancel` on one task, the time limit (1 minute) on the other.
     Both are that submission's error with Slurm's state, its log, and a segrade status;
@@ -179,9 +183,10 @@ def test_a_cancelled_task_and_one_over_its_time_limit_are_errors_with_slurms_rea
             job = json.loads((out / ".segrade-slurm" / "tasks.json").read_text())["tasks"][entry.id]["job"]
             subprocess.run(["scancel", job], check=True)
 
-    summary = grade_batch(root, out, load_spec(unet_spec), GradeOptions(profile=None, device="cpu"), pdf=False,
-                          backend=SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=1, **FAST)),
-                          on_start=cancel_when_running)
+    summary = grade_batch(root, out, load_spec(unet_spec), GradeOptions(profile=None, device="cpu"),
+                          BatchOptions(report=ReportOptions(pdf=False),
+                                       backend=SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=1, **FAST))),
+                          BatchEvents(on_start=cancel_when_running))
     outcomes = {o.id: o for o in summary.outcomes}
     assert outcomes["cancelled"].state == "error" and outcomes["cancelled"].status == "error"
     assert "CANCELLED" in outcomes["cancelled"].message and "a re-run submits it again" in outcomes["cancelled"].message
@@ -248,6 +253,7 @@ def test_slurm_config_file_and_options(tmp_path):
         SlurmConfig.load(path)
 
 
+@pytest.mark.slow  # a batch with training
 def test_rescore_after_a_band_change_without_retraining(tmp_path, folder, unet_spec, local_out):
     """A changed band: `segrade rescore` recomputes the points from the saved results, and
     `segrade grade` with the same band rescores instead of retraining."""
@@ -281,8 +287,8 @@ def test_rescore_after_a_band_change_without_retraining(tmp_path, folder, unet_s
     os.environ["SEGRADE_TEST_SEED"] = "1234"
     try:
         summary = grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu",
-                              bands_folder=bands), jobs=2, pdf=False, on_done=lambda o: states.update({o.id: o}),
-                              on_note=notes.append)
+                              bands_folder=bands), BatchOptions(jobs=2, report=ReportOptions(pdf=False)),
+                              BatchEvents(on_done=lambda o: states.update({o.id: o}), on_note=notes.append))
     finally:
         del os.environ["SEGRADE_TEST_SEED"]
     assert states == {}  # nothing graded
@@ -315,6 +321,7 @@ pretrained = false
     return path
 
 
+@pytest.mark.slow  # a batch with training
 def test_bands_measured_on_the_graders_own_hardware_in_the_batch(tmp_path, unet_spec, capsys):
     """No bands for the profile: the batch grades the reference K times as its own jobs,
     writes OUT/bands/<profile>.json with provenance and scores everyone against it; a re-run
@@ -354,8 +361,9 @@ def test_bands_measured_on_the_graders_own_hardware_in_the_batch(tmp_path, unet_
     # A re-run reuses the bands and grades nothing.
     notes, done = [], []
     options = GradeOptions(profile="tiny", device="cpu")
-    grade_batch(root, out, spec, options, jobs=2, pdf=False, band_seeds=2, reference=reference, on_note=notes.append,
-                on_done=lambda o: done.append(o.id))
+    grade_batch(root, out, spec, options, BatchOptions(jobs=2, report=ReportOptions(pdf=False), band_seeds=2,
+                                                       reference=reference),
+                BatchEvents(on_note=notes.append, on_done=lambda o: done.append(o.id)))
     assert done == [] and any("scoring against the bands measured for this batch" in n for n in notes), notes
 
     # --no-measure-bands: no reference runs, the default (absent) bands, "no band" as before
@@ -376,6 +384,7 @@ def test_tasks_of_a_command_killed_before_it_recorded_job_ids_are_found_by_name(
     assert _job_of({"name": "segrade-aaaa", "index": 0, "job": "39_0"}, live) == "39_0"
 
 
+@pytest.mark.slow  # a Slurm cluster
 def test_an_array_slurm_refuses_stops_the_batch_with_sbatchs_message(slurm, tmp_path, unet_spec):
     from grader.batch.grade import BatchError
 
@@ -385,13 +394,13 @@ def test_an_array_slurm_refuses_stops_the_batch_with_sbatchs_message(slurm, tmp_
     backend = SlurmBackend(SlurmConfig(partition="nosuch", cpus=1, mem_gb=2, time_min=10, **FAST))
     with pytest.raises(BatchError, match=r"no such partition \(partitions: debug \(default\), small\)"):
         grade_batch(root, tmp_path / "out", load_spec(unet_spec), GradeOptions(profile=None, device="cpu"),
-                    pdf=False, backend=backend)
+                    BatchOptions(report=ReportOptions(pdf=False), backend=backend))
     assert not (tmp_path / "out" / ".segrade-slurm").exists()
     # an option sbatch itself refuses: its message, and no task recorded
     backend = SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=10, extra={"gres": "nosuch:1"}, **FAST))
     with pytest.raises(BatchError, match="Slurm refused the array.*(?i:gres)"):
         grade_batch(root, tmp_path / "out", load_spec(unet_spec), GradeOptions(profile=None, device="cpu"),
-                    pdf=False, backend=backend)
+                    BatchOptions(report=ReportOptions(pdf=False), backend=backend))
     assert json.loads((tmp_path / "out" / ".segrade-slurm" / "tasks.json").read_text())["tasks"] == {}
 
 
@@ -453,6 +462,7 @@ def _segrade_jobs() -> list[str]:
                                             text=True).stdout.splitlines() if "segrade-" in line]
 
 
+@pytest.mark.slow  # a Slurm cluster
 def test_a_request_too_large_is_refused_before_anything_is_submitted(slurm, tmp_path, unet_spec, capsys,
                                                                      monkeypatch):
     """`segrade grade DIR --out OUT --backend slurm ...` on the partition `small` (1 CPU, 3000 MB
@@ -472,6 +482,7 @@ def test_a_request_too_large_is_refused_before_anything_is_submitted(slurm, tmp_
     assert _segrade_jobs() == before and not (out / ".segrade-slurm").exists()
 
 
+@pytest.mark.slow  # a Slurm cluster
 def test_the_wait_says_why_and_a_node_drained_for_good_stops_it(slurm, tmp_path, unet_spec, capsys, monkeypatch):
     """On the partition `small` (1 CPU, 3000 MB, 20 minutes per task) with the default request:
     it is fitted to the partition and said. The node busy with another job: the command shows
@@ -535,6 +546,7 @@ def test_the_wait_says_why_and_a_node_drained_for_good_stops_it(slurm, tmp_path,
     assert "--partition=small" in sbatch
 
 
+@pytest.mark.slow  # a Slurm cluster
 def test_bands_on_the_cluster_are_array_tasks_and_the_full_ones_ask_for_a_gpu(slurm, tmp_path, unet_spec, capsys,
                                                                                monkeypatch):
     """`segrade bands --backend slurm`: one task per seed, the same figures as the in-process
@@ -551,7 +563,7 @@ def test_bands_on_the_cluster_are_array_tasks_and_the_full_ones_ask_for_a_gpu(sl
 
     monkeypatch.setenv("SEGRADE_TEST_SEED", "7")  # one test split for the tasks and the run here
     code, printed = _segrade(["bands", "--backend", "slurm", "--profile", "tiny", "--seeds", "2", "--spec",
-                              str(spec_path), "--reference", str(reference), "--out", str(bands), "--slurm-cpus", "1",
+                              str(spec_path), "--reference", str(reference), "--out", str(bands), "--no-figures", "--slurm-cpus", "1",
                               "--slurm-mem", "2", "--slurm-time", "10", "--slurm-config", str(_fast_config(tmp_path))],
                              capsys, monkeypatch)
     assert code == 0, printed
@@ -559,7 +571,7 @@ def test_bands_on_the_cluster_are_array_tasks_and_the_full_ones_ask_for_a_gpu(sl
     entry = json.loads((bands / "tiny.json").read_text())["backbones"]["random_init"]
     assert entry["provenance"]["backend"] == "slurm" and entry["provenance"]["seeds"] == [1, 2]
     runs = entry["variants"]["unet"]["runs"]
-    assert len(runs) == 2 and all((bands / "runs" / f"tiny-seed{s}" / "done.json").is_file() for s in (1, 2))
+    assert len(runs) == 2 and all((bands / "runs" / f"tiny-test-seed{s}" / "done.json").is_file() for s in (1, 2))
     local = grade_submission(reference, load_spec(spec_path), GradeOptions(profile="tiny", device="cpu", seed=1,
                                                                            threads=1))
     assert round(local.variants[0].metrics["miou"], 6) == runs[0]

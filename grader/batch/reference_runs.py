@@ -13,7 +13,6 @@ profile asks for a GPU per task unless --slurm-gpus says otherwise.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,76 +33,72 @@ class ReferenceRuns:
 
 
 def measure_reference_runs(backend, assignment, options, *, seeds: list[int], reference: Path, work: Path,
-                           note: Callable[[str], None] = print, on_wait: Callable | None = None,
-                           on_done: Callable | None = None, check: Callable | None = None) -> ReferenceRuns:
-    """Grade `reference` once per seed through `backend` into `work`, and summarise the runs.
-    `check(profile)`: before any run (e.g. that the bands file may be written). Raises
-    BatchError when the backend refuses, ReferenceFailed when a run fails (saying which)."""
-    from grader.batch.bands import _as_result
+                           label: str, events=None) -> ReferenceRuns:
+    """Grade `reference` once per seed through `backend` (already prepared: its request
+    checked, grader.batch.backends.base.Backend.prepare) into WORK/<label>-seed<k>/, and
+    summarise the runs. `options`: GradeOptions with the profile and the evaluation split.
+    Raises BatchError when the backend refuses, ReferenceFailed when a run fails (saying which)."""
+    from grader.batch.backends.base import BatchEvents
     from grader.batch.grade import _lock, plan_batch
-    from grader.batch.job import BatchEntry
-    from grader.grading.bands import backbone_key, measure_bands
+    from grader.batch.job import BatchEntry, batch_key_parts, scoring_key
+    from grader.grading.bands import backbone_key, provenance, summarise_runs
     from grader.grading.pipeline import resolve_profile
     from grader.grading.weights import find_vgg16_weights
     from grader.records.files import ResultsError, read_results
+    from grader.report.outputs import ReportOptions
     from grader.submission.load import fingerprint
 
-    backend.prepare(options, note)
+    events = events or BatchEvents()
     device = backend.device(options)
     options = replace(options, device=device)
-    profile, reason = resolve_profile(assignment, options)
+    profile, _ = resolve_profile(assignment, options)
     if profile is None:
         raise BatchError("bands need a training profile (not --checks-only)")
     options = replace(options, profile=profile.id)
-    if check:
-        check(profile)
-    backbone = backbone_key(profile.pretrained and find_vgg16_weights(options.vgg16_weights).available)
+    pretrained = profile.pretrained and assignment.has_family_with_pretrained_backbone() \
+        and find_vgg16_weights(options.vgg16_weights).available
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    entries = [BatchEntry(f"reference-seed{s}", Path(reference).resolve(), seed=s, folder=f"{profile.id}-seed{s}")
-               for s in seeds]
-    note(f"{reason}; backbone start: {backbone}; grading {reference} once per seed {seeds} as {backend.name} "
-         f"task(s), runs in {work}")
+    reference = Path(reference).resolve()
+    entries = [BatchEntry(f"reference-seed{s}", reference, seed=s, folder=f"{label}-seed{s}") for s in seeds]
     with _lock(work):
         backend.clear_staging(work)
-        todo, done = plan_batch(entries, work, assignment, options, device)
+        todo, done = plan_batch(entries, work, batch_key_parts(assignment, options, device),
+                                scoring_key(assignment, options))
         if done:
-            note(f"{len(done)} run(s) already done with the same key: kept ({', '.join(o.id for o in done)})")
+            events.note(f"{len(done)} run(s) already done with the same key: kept ({', '.join(o.id for o in done)})")
         jobs = backend.default_jobs(device, max(1, len(todo)))
         options = replace(options, **backend.resources(device, jobs))
         failed = []
-        for outcome in backend.run(todo, work, assignment, options, jobs=jobs, device=device, pdf=False,
-                                   visibility="hidden", on_note=note, on_wait=on_wait):
+        for outcome in backend.run(todo, work, assignment, options, ReportOptions(pdf=False, visibility="hidden"),
+                                   jobs=jobs, device=device, events=events):
             if outcome.state == "error":
                 failed.append(f"{outcome.id}: {outcome.message}")
-            if on_done:
-                on_done(outcome)
+            if events.on_done:
+                events.on_done(outcome)
         backend.clear_staging(work, finished=True)
     if failed:
-        raise ReferenceFailed("the reference could not be graded: " + "; ".join(failed) + ". Fix it and run again (the "
-                         "runs that finished are kept)")
-    results: dict[int, dict[str, Any]] = {}
-    for entry in entries:
+        raise ReferenceFailed("the reference could not be graded: " + "; ".join(failed) + ". Fix it and run again "
+                              "(the runs that finished are kept)")
+    results = []
+    for i, entry in enumerate(entries, 1):
         try:
-            results[entry.seed] = read_results(work / entry.target)
+            result = read_results(work / entry.target)
         except ResultsError as exc:
             raise ReferenceFailed(f"{entry.id}: {exc}") from None
-        bad = [v["variant_id"] for v in results[entry.seed]["variants"] if v.get("status") != "passed"]
+        bad = [v.variant_id for v in result.variants if v.status != "passed"]
         if bad:
             raise ReferenceFailed(f"the reference failed {', '.join(bad)} with seed {entry.seed} (see "
-                             f"{work / entry.target / 'report.html'}): fix it before measuring bands")
-    for i, seed in enumerate(seeds, 1):
-        data = results[seed]
-        scores = ", ".join(f"{v['variant_id']} {v['metrics']['miou']:.3f}" for v in data["variants"]
-                           if (v.get("metrics") or {}).get("miou") is not None)
-        note(f"run {i}/{len(seeds)} (seed {seed}) took {float(data.get('duration_s') or 0):.0f} s on "
-             f"{data.get('environment', {}).get('device')}: {scores}")
-    # measure_bands times the runs it makes; these were made by the tasks (their times are above)
-    entry = measure_bands(assignment, profile, seeds, lambda seed: _as_result(results[seed]), progress=lambda _: None)
-    entry["provenance"] |= {
-        "reference": str(Path(reference).resolve()), "reference_sha256": fingerprint(Path(reference)),
-        "backend": backend.name, "runs": [str(work / e.target) for e in entries],
-        # the runs' own time (measure_bands only timed the summary)
-        "duration_s": round(statistics.fsum(float(r.get("duration_s") or 0) for r in results.values()), 1),
-    }
-    return ReferenceRuns(entry, profile, backbone, [work / e.target for e in entries])
+                                  f"{work / entry.target / 'report.html'}): fix it before measuring bands")
+        results.append(result)
+        scores = ", ".join(f"{v.variant_id} {v.metrics['miou']:.3f}" for v in result.variants
+                           if v.metrics and v.metrics.get("miou") is not None)
+        events.note(f"run {i}/{len(seeds)} (seed {entry.seed}) took {float(result.duration_s or 0):.0f} s on "
+                    f"{result.environment.get('device')}: {scores}")
+    entry = {"measured": True, "variants": summarise_runs(results, assignment.class_names),
+             "provenance": provenance(assignment, profile, results, seeds,
+                                      statistics.fsum(float(r.duration_s or 0) for r in results),
+                                      backend=backend.name, reference=str(reference),
+                                      reference_sha256=fingerprint(reference),
+                                      runs=[str(work / e.target) for e in entries])}
+    return ReferenceRuns(entry, profile, backbone_key(pretrained), [work / e.target for e in entries])

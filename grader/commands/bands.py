@@ -1,8 +1,18 @@
-"""`segrade bands --profile P --seeds K`: grade the reference K times, write its bands.
+"""`segrade bands --spec S --reference R --profile P --out DIR`: everything `grade` and `check` need
+for one profile of a course, measured from its reference solution.
 
-The reference is segrade's own (`reference/`) unless `--reference DIR` names the course's;
-the bands go to `reference/bands/` unless `--out DIR` says otherwise, and never into another
-assignment's file."""
+- the test band (`DIR/<profile>.json`): the reference graded K times on the test split, what
+  `segrade grade` scores against;
+- the val band (`DIR/<profile>.val.json`): the same on the public validation split, what a
+  student's `segrade check` scores against (on the synthetic scenes both splits are draws from
+  one generator, so the test band serves both and no val band is measured);
+- the reference's size and cost (`DIR/figures.json`): parameters and FLOPs per variant, from a
+  checks-only grade, compared in every report.
+
+Three files, so nothing overwrites anything, each carrying the assignment's identity. The
+reference is the spec's `[assignment] reference` (segrade's own for the default assignment)
+unless `--reference DIR` names another; the bands go to `reference/bands/` (the default
+assignment's) unless `--out DIR` says otherwise, and never into another assignment's file."""
 
 from __future__ import annotations
 
@@ -20,28 +30,35 @@ def add_parser(commands) -> None:
     bands.add_argument("--out", metavar="DIR", help="folder of the bands files (default: reference/bands); "
                        "`check` and `grade` read it with --bands DIR")
     bands.add_argument("--reference", metavar="DIR", help="the reference solution to grade, shaped like a submission "
-                       "(default: segrade's reference/, which solves the default assignment)")
-    bands.add_argument("--split", choices=("test", "val"), default="test",
-                       help="what each run is evaluated on: test (default; what `grade` scores on) or val (the "
-                       "public validation split of a real dataset, for students' self-checks; on the synthetic "
-                       "scenes one band serves both)")
-    bands.add_argument("--figures", action="store_true", help="instead: measure the reference's parameters and FLOPs "
-                       "(checks only, no training) and write figures.json")
+                       "(default: the spec's [assignment] reference; segrade's reference/ for the default assignment)")
+    bands.add_argument("--split", choices=("both", "test", "val"), default="both",
+                       help="what the runs are evaluated on: both (default: the test band for `grade` and, on real "
+                       "data, the val band for students' self-checks; on the synthetic scenes the test band serves "
+                       "both), test, or val")
+    bands.add_argument("--figures", action="store_true", help="only the reference's parameters and FLOPs (checks "
+                       "only, no training): figures.json")
+    bands.add_argument("--no-figures", action="store_true", help="measure the bands only, not figures.json")
     add_backend_arguments(bands, "the runs one after the other in this process; slurm: one Slurm array task per "
-                                 "seed (the full profile asks for a GPU per task)")
+                                 "seed (the full profile asks for a GPU per task); figures.json is measured here")
     bands.add_argument("--work", metavar="DIR", help="with --backend slurm: where the tasks write their runs, on a "
                        "filesystem the nodes share (default: the bands folder's runs/)")
     bands.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from grader.grading.bands import BandsError, backbone_key, check_writable, measure_bands, write_bands
-    from grader.submission.load import fingerprint
+    from dataclasses import replace
+
+    from rich.markup import escape
+
+    from grader.data.check import require_dataset
+    from grader.grading.bands import (BandsError, backbone_key, check_writable, measure_bands, reference_figures,
+                                      write_bands, write_figures)
     from grader.grading.pipeline import GradeOptions, grade_submission, resolve_profile
-    from grader.report import make_console
-    from grader.shared.resources import reference_dir
-    from grader.spec import SpecError, load_spec
     from grader.grading.weights import find_vgg16_weights
+    from grader.report import make_console
+    from grader.shared.errors import BatchError
+    from grader.spec import SpecError, load_spec
+    from grader.submission.load import fingerprint
 
     console = make_console()
     if args.seeds < 2:
@@ -49,36 +66,80 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         assignment = load_spec(args.spec)
-        options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, profile=args.profile,
-                               evaluation_split=args.split)
-        if args.backend != "local" and not args.figures:
-            return _on_backend(args, assignment, options, console)
+        synthetic = assignment.dataset.kind == "synthetic"
+        splits = [] if args.figures else \
+            (["test"] if synthetic else ["test", "val"]) if args.split == "both" else [args.split]
+        require_dataset(assignment.dataset, ("train", "val", "test") if "test" in splits or args.figures
+                        else ("train", "val"), Path(args.spec) if args.spec else None)
+        options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, profile=args.profile)
+        backend = None
+        if args.backend != "local" and splits:
+            from grader.batch.backends import make_backend
+
+            # The runs' request, checked against the partition before anything runs; the
+            # profile is then resolved for the tasks' device (auto: full on a GPU task).
+            backend = make_backend(args.backend, **backend_settings(args))
+            backend.prepare(options, lambda message: console.print(f"[cyan]•[/] {escape(message)}"))
+            options = replace(options, device=backend.device(options))
         profile, reason = resolve_profile(assignment, options)
-        pretrained = profile.pretrained and find_vgg16_weights(args.vgg16_weights).available
+        pretrained = profile.pretrained and assignment.has_family_with_pretrained_backbone() \
+            and find_vgg16_weights(args.vgg16_weights).available
         folder = Path(args.out) if args.out else None
-        reference = Path(args.reference) if args.reference else reference_dir()
-        if not reference.exists():
+        paths = {split: check_writable(assignment, profile, folder, split) for split in splits}  # before training
+        reference = Path(args.reference) if args.reference else assignment.reference_dir()
+        if reference is not None and not reference.exists():
             raise FileNotFoundError(f"--reference {reference}: no such file or folder")
-        if not args.figures:
-            path = check_writable(assignment, profile, folder)  # before training, not after
-    except (SpecError, BandsError, FileNotFoundError, ValueError, KeyError) as exc:
-        console.print(f"[red]segrade:[/] {exc}")
+        if folder is None and not assignment.is_default:
+            raise BandsError(f"reference/bands/ holds the default assignment's bands, not {assignment.id!r}'s: "
+                             f"pass --out DIR (a folder of this course's bands), then `--bands DIR` to grade and check")
+        if reference is None:
+            raise FileNotFoundError(f"{assignment.path} names no reference solution: pass --reference DIR (a folder "
+                                    "shaped like a submission that solves this assignment), or set [assignment] "
+                                    "reference = \"DIR\" in the spec")
+    except (SpecError, BandsError, BatchError, FileNotFoundError, ValueError, KeyError) as exc:
+        console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 2
-    if args.figures:
-        from dataclasses import replace
-
-        from grader.grading.bands import reference_figures, write_figures
-
-        result = grade_submission(reference, assignment, replace(options, profile=None))
-        console.print(f"wrote {write_figures(reference_figures(result), folder)}")
-        return 0
+    if not args.no_figures or args.figures:
+        console.print(f"measuring the reference's parameters and FLOPs: checks of {reference}")
+        result = grade_submission(reference, assignment, replace(options, profile=None, device=args.device))
+        failed = [v.variant_id for v in result.variants if v.status.value != "passed"]
+        if failed:
+            console.print(f"[red]segrade:[/] the reference {escape(str(reference))} fails the checks of "
+                          f"{', '.join(failed)}: fix it before measuring anything from it")
+            return 1
+        console.print(f"wrote {write_figures(reference_figures(result), folder, assignment)}")
+    if synthetic and args.split == "both" and not args.figures:
+        console.print("synthetic scenes: the validation and test splits are draws from one generator, so the test "
+                      "band serves the self-checks too (no val band)")
     backbone = backbone_key(pretrained)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    console.print(f"{reason}; backbone start: {backbone}; seeds {seeds}; grading {reference}; writing {path}")
+    for split in splits:
+        code = _measure(console, assignment, profile, replace(options, evaluation_split=split), reference, seeds,
+                        backbone, folder, split, f"{reason}; backbone start: {backbone}; seeds {seeds}; "
+                        f"{split} split; grading {reference}; writing {paths[split]}"
+                        + (f"; as {backend.name} tasks" if backend else ""), backend,
+                        Path(args.work) if args.work else None)
+        if code:
+            return code
+    return 0
+
+
+def _measure(console, assignment, profile, options, reference: Path, seeds: list[int], backbone: str,
+             folder: Path | None, split: str, intro: str, backend=None, work: Path | None = None) -> int:
+    """Grade the reference once per seed on `split` and write that split's bands file: here,
+    or as tasks of `backend` (grader.batch.reference_runs) writing their runs to `work`."""
+    from dataclasses import replace
+
+    from rich.markup import escape
+
+    from grader.grading.bands import BandsError, measure_bands, write_bands
+    from grader.grading.pipeline import grade_submission
+    from grader.shared.errors import BatchError
+    from grader.submission.load import fingerprint
+
+    console.print(escape(intro))
 
     def grade(seed: int):
-        from dataclasses import replace
-
         result = grade_submission(reference, assignment, replace(options, profile=profile.id, seed=seed),
                                   submission_id=f"reference-seed{seed}")
         failed = [v.variant_id for v in result.variants if v.status.value != "passed"]
@@ -87,37 +148,44 @@ def run(args: argparse.Namespace) -> int:
         return result
 
     try:
-        entry = measure_bands(assignment, profile, seeds, grade, progress=console.print)
-        entry["provenance"] |= {"reference": str(reference.resolve()), "reference_sha256": fingerprint(reference)}
-    except RuntimeError as exc:
-        console.print(f"[red]segrade:[/] {exc}")
+        if backend is not None:
+            entry = _on_backend(console, backend, assignment, profile, options, reference, seeds, folder, split, work)
+        else:
+            entry = measure_bands(assignment, profile, seeds, grade, progress=console.print)
+        entry["provenance"] |= {"reference": str(reference.resolve()), "reference_sha256": fingerprint(reference),
+                                "split": split}
+    except RuntimeError as exc:  # a run failed (reference_runs.ReferenceFailed is one)
+        console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 1
+    except BatchError as exc:  # the backend refused, or a task can never start
+        console.print(f"[red]segrade:[/] {escape(str(exc))}")
+        return 2
     try:
-        path = write_bands(assignment, profile, backbone, entry, folder)
+        path = write_bands(assignment, profile, backbone, entry, folder, split)
     except BandsError as exc:  # the file changed hands while the runs went on
-        console.print(f"[red]segrade:[/] {exc}")
+        console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 1
     for vid, stats in entry["variants"].items():
+        untrained = stats["untrained_mean"]
         console.print(f"{vid:16s} mean {stats['mean']:.3f} std {stats['std']:.3f} band {stats['lower']:.3f}.."
-                      f"{stats['upper']:.3f} untrained {stats['untrained_mean']:.3f}")
+                      f"{stats['upper']:.3f} untrained {'-' if untrained is None else f'{untrained:.3f}'}")
     console.print(f"wrote {path}")
     return 0
 
 
-def _on_backend(args: argparse.Namespace, assignment, options, console) -> int:
-    """The runs as tasks of a backend (grader.batch.reference_runs), then the same bands file."""
+def _on_backend(console, backend, assignment, profile, options, reference: Path, seeds: list[int],
+                folder: Path | None, split: str, work: Path | None) -> dict:
+    """The runs as tasks of `backend` (one Slurm array task per seed), summarised like the
+    in-process runs; the bands entry."""
+    from dataclasses import replace
+
     from rich.markup import escape
 
-    from grader.batch.backends import make_backend
+    from grader.batch.backends.base import BatchEvents
     from grader.batch.backends.slurm_pending import describe
-    from grader.batch.reference_runs import ReferenceFailed, measure_reference_runs
-    from grader.grading.bands import BandsError, bands_folder, check_writable, write_bands
-    from grader.shared.errors import BatchError
-    from grader.shared.resources import reference_dir
+    from grader.batch.reference_runs import measure_reference_runs
+    from grader.grading.bands import bands_folder
 
-    folder = Path(args.out) if args.out else None
-    reference = Path(args.reference) if args.reference else reference_dir()
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     shown = {"reasons": None}
 
     def note(message: str) -> None:
@@ -132,30 +200,9 @@ def _on_backend(args: argparse.Namespace, assignment, options, console) -> int:
     def on_done(outcome) -> None:
         if outcome.state == "error":
             console.print(f"[red]✗ {escape(outcome.id)}[/] {escape(outcome.message)}")
-        else:
-            console.print(f"[green]✓ {escape(outcome.id)}[/] graded ({outcome.seconds:.0f} s)")
 
-    try:
-        if not reference.exists():
-            raise FileNotFoundError(f"--reference {reference}: no such file or folder")
-        backend = make_backend(args.backend, **backend_settings(args))
-        work = Path(args.work) if args.work else bands_folder(folder) / "runs"
-        runs = measure_reference_runs(backend, assignment, options, seeds=seeds, reference=reference, work=work,
-                                      note=note, on_wait=on_wait, on_done=on_done,
-                                      check=lambda profile: check_writable(assignment, profile, folder))
-    except ReferenceFailed as exc:
-        console.print(f"[red]segrade:[/] {exc}")
-        return 1
-    except (BatchError, BandsError, FileNotFoundError, ValueError, KeyError) as exc:
-        console.print(f"[red]segrade:[/] {exc}")
-        return 2
-    try:
-        path = write_bands(assignment, runs.profile, runs.backbone, runs.entry, folder)
-    except BandsError as exc:  # the file changed hands while the runs went on
-        console.print(f"[red]segrade:[/] {exc}")
-        return 1
-    for vid, stats in runs.entry["variants"].items():
-        console.print(f"{vid:16s} mean {stats['mean']:.3f} std {stats['std']:.3f} band {stats['lower']:.3f}.."
-                      f"{stats['upper']:.3f} untrained {stats['untrained_mean']:.3f}")
-    console.print(f"wrote {path}")
-    return 0
+    runs = measure_reference_runs(backend, assignment, replace(options, profile=profile.id), seeds=seeds,
+                                  reference=reference, work=work or bands_folder(folder) / "runs",
+                                  label=f"{profile.id}-{split}",
+                                  events=BatchEvents(on_done=on_done, on_note=note, on_wait=on_wait))
+    return runs.entry
