@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch.grade import BatchError, find_entries, grade_batch
+from grader.batch.grade import BatchError, BatchEvents, BatchOptions, find_entries, grade_batch
+from grader.report.outputs import ReportOptions
 from grader.grading.pipeline import GradeOptions
 from grader.similarity import SimilarityOptions
 from grader.spec import load_spec
@@ -67,9 +68,10 @@ def test_batch_writes_everything_and_regrades_only_what_changed(tmp_path, unet_s
     options = GradeOptions(profile="smoke", device="cpu")
     states: dict[str, str] = {}
     progress: dict[str, list] = {}
-    summary = grade_batch(folder, out, assignment, options, jobs=2, pdf=False,
-                          on_done=lambda o: states.__setitem__(o.id, o.state), similarity=SimilarityOptions(),
-                          on_progress=lambda entry, state: progress.setdefault(entry.id, []).append(state))
+    summary = grade_batch(folder, out, assignment, options, BatchOptions(jobs=2, report=ReportOptions(pdf=False),
+                                                                         similarity=SimilarityOptions()),
+                          BatchEvents(on_done=lambda o: states.__setitem__(o.id, o.state),
+                                      on_progress=lambda entry, state: progress.setdefault(entry.id, []).append(state)))
     assert states == {"ann": "graded", "bo": "graded", "broken": "error"}
     # Each running job said where it had got to (its progress file, read by the local backend
     # every second: a job this short may be seen only at its end).
@@ -102,11 +104,12 @@ def test_batch_writes_everything_and_regrades_only_what_changed(tmp_path, unet_s
     # Re-run: nothing regraded. Then change one submission: only it is regraded.
     ann_results = (out / "ann" / "results.json").stat().st_ino
     states.clear()
-    grade_batch(folder, out, assignment, options, jobs=2, pdf=False, on_done=lambda o: states.__setitem__(o.id, o.state))
+    grade_batch(folder, out, assignment, options, BatchOptions(jobs=2, report=ReportOptions(pdf=False)),
+                BatchEvents(on_done=lambda o: states.__setitem__(o.id, o.state)))
     assert states == {}
     (folder / "bo" / "models.py").write_text(contract_classes() + "\n# a change\n")
-    summary = grade_batch(folder, out, assignment, options, jobs=2, pdf=False,
-                          on_done=lambda o: states.__setitem__(o.id, o.state))
+    summary = grade_batch(folder, out, assignment, options, BatchOptions(jobs=2, report=ReportOptions(pdf=False)),
+                          BatchEvents(on_done=lambda o: states.__setitem__(o.id, o.state)))
     assert states == {"bo": "graded"}
     # Why bo's grade changed (or did not): its report and changes.csv say so.
     changes = list(csv.DictReader((out / "changes.csv").open()))

@@ -33,7 +33,7 @@ from grader.submission.candidates import mark_blocking
 from grader.grading.checks import check_variant
 from grader.submission.load import load_submission, read_manifest
 from grader.grading.pipeline import GradeOptions, probe_request
-from grader.report.terminal import package_notes
+from grader.records.view import package_notes
 from grader.records.results import CheckStatus, VariantStatus
 from grader.grading.sandbox import run_worker
 from grader.spec import load_spec

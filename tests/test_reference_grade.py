@@ -73,7 +73,7 @@ def test_self_check_of_the_reference_scores_every_variant_in_its_smoke_bands(sel
 
     # Its report, looked at as a person would: every variant's figures drawn, nothing fetched,
     # the smoke profile's comparisons caveated, no figure called a test figure.
-    write_submission_report(folder, spec, results=result)
+    write_submission_report(folder, spec)
     html = (folder / "report.html").read_text()
     assert external_references(html) == []
     assert html.count('class="figure grid"') == 10 and "81</span> of 81 automatic points" in html

@@ -22,7 +22,8 @@ import pytest
 
 from grader.batch.backends.slurm import SlurmBackend, SlurmConfig, _failure_outcome, _reason_from_log, _Task, \
     userns_reason
-from grader.batch.grade import BatchEntry, grade_batch
+from grader.batch.grade import BatchEntry, BatchEvents, BatchOptions, grade_batch
+from grader.report.outputs import ReportOptions
 from grader.grading.pipeline import GradeOptions
 from grader.spec import load_spec
 from slurm_cluster import SlurmCluster
@@ -87,7 +88,8 @@ def local_out(tmp_path_factory, folder, unet_spec):
     out = tmp_path_factory.mktemp("local") / "out"
     os.environ["SEGRADE_TEST_SEED"] = "1234"
     try:
-        grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu"), jobs=2, pdf=False)
+        grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu"),
+                    BatchOptions(jobs=2, report=ReportOptions(pdf=False)))
     finally:
         del os.environ["SEGRADE_TEST_SEED"]
     return out
@@ -100,9 +102,10 @@ def test_slurm_array_tasks_grade_like_the_local_backend(slurm, tmp_path, folder,
     notes, started = [], []
     backend = SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=10, **FAST))
     progress: dict[str, list] = {}
-    summary = grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu"), pdf=False,
-                          backend=backend, on_note=notes.append, on_start=lambda e: started.append(e.id),
-                          on_progress=lambda entry, state: progress.setdefault(entry.id, []).append(state))
+    summary = grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu"),
+                          BatchOptions(report=ReportOptions(pdf=False), backend=backend),
+                          BatchEvents(on_note=notes.append, on_start=lambda e: started.append(e.id),
+                                      on_progress=lambda entry, state: progress.setdefault(entry.id, []).append(state)))
     assert {o.id: o.state for o in summary.outcomes} == {"ann": "graded", "bo": "graded", "mallory": "graded"}
     assert sorted(started) == ["ann", "bo", "mallory"]
     # A running task's progress file, written on the node, read at each squeue poll (issue 18).
@@ -177,9 +180,10 @@ def test_a_cancelled_task_and_one_over_its_time_limit_are_errors_with_slurms_rea
             job = json.loads((out / ".segrade-slurm" / "tasks.json").read_text())["tasks"][entry.id]["job"]
             subprocess.run(["scancel", job], check=True)
 
-    summary = grade_batch(root, out, load_spec(unet_spec), GradeOptions(profile=None, device="cpu"), pdf=False,
-                          backend=SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=1, **FAST)),
-                          on_start=cancel_when_running)
+    summary = grade_batch(root, out, load_spec(unet_spec), GradeOptions(profile=None, device="cpu"),
+                          BatchOptions(report=ReportOptions(pdf=False),
+                                       backend=SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=1, **FAST))),
+                          BatchEvents(on_start=cancel_when_running))
     outcomes = {o.id: o for o in summary.outcomes}
     assert outcomes["cancelled"].state == "error" and outcomes["cancelled"].status == "error"
     assert "CANCELLED" in outcomes["cancelled"].message and "a re-run submits it again" in outcomes["cancelled"].message
@@ -280,8 +284,8 @@ def test_rescore_after_a_band_change_without_retraining(tmp_path, folder, unet_s
     os.environ["SEGRADE_TEST_SEED"] = "1234"
     try:
         summary = grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu",
-                              bands_folder=bands), jobs=2, pdf=False, on_done=lambda o: states.update({o.id: o}),
-                              on_note=notes.append)
+                              bands_folder=bands), BatchOptions(jobs=2, report=ReportOptions(pdf=False)),
+                              BatchEvents(on_done=lambda o: states.update({o.id: o}), on_note=notes.append))
     finally:
         del os.environ["SEGRADE_TEST_SEED"]
     assert states == {}  # nothing graded
@@ -354,8 +358,9 @@ def test_bands_measured_on_the_graders_own_hardware_in_the_batch(tmp_path, unet_
     # A re-run reuses the bands and grades nothing.
     notes, done = [], []
     options = GradeOptions(profile="tiny", device="cpu")
-    grade_batch(root, out, spec, options, jobs=2, pdf=False, band_seeds=2, reference=reference, on_note=notes.append,
-                on_done=lambda o: done.append(o.id))
+    grade_batch(root, out, spec, options, BatchOptions(jobs=2, report=ReportOptions(pdf=False), band_seeds=2,
+                                                       reference=reference),
+                BatchEvents(on_note=notes.append, on_done=lambda o: done.append(o.id)))
     assert done == [] and any("scoring against the bands measured for this batch" in n for n in notes), notes
 
     # --no-measure-bands: no reference runs, the default (absent) bands, "no band" as before
@@ -385,7 +390,7 @@ def test_an_array_slurm_refuses_stops_the_batch_with_sbatchs_message(slurm, tmp_
     backend = SlurmBackend(SlurmConfig(partition="nosuch", cpus=1, mem_gb=2, time_min=10, **FAST))
     with pytest.raises(BatchError, match="Slurm refused the array.*(?i:partition)"):
         grade_batch(root, tmp_path / "out", load_spec(unet_spec), GradeOptions(profile=None, device="cpu"),
-                    pdf=False, backend=backend)
+                    BatchOptions(report=ReportOptions(pdf=False), backend=backend))
     assert json.loads((tmp_path / "out" / ".segrade-slurm" / "tasks.json").read_text())["tasks"] == {}
 
 
