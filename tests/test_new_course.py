@@ -233,3 +233,12 @@ def test_a_batch_measures_a_course_s_missing_bands_with_the_spec_s_reference(tmp
     course = load_spec(_course_spec(tmp_path))
     plan = plan_bands(course, GradeOptions(profile="smoke"), tmp_path / "out", "cpu")
     assert plan.reference == (tmp_path / "reference").resolve() and len(plan.entries) == 3
+
+
+def test_size_and_cost_says_not_measured_without_the_course_s_figures():
+    from grader.report.html import _figure_rows
+
+    rows = _figure_rows({"parameters": {"total": 486715, "trainable": 486715}, "flops": 10**9})
+    assert [r["reference"] for r in rows] == ["not measured", "–", "not measured"]
+    rows = _figure_rows({"parameters": {"total": 10}, "reference": {"parameters": 20, "parameters_ratio": 0.5}})
+    assert rows[0]["reference"] == "20" and rows[0]["ratio"] == "0.50×"
