@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader.grading.pipeline import GradeOptions, grade_submission  # noqa: E402
 from grader.grading.progress import ProgressState  # noqa: E402
-from grader.report.outputs import write_submission_report  # noqa: E402
+from grader.report.outputs import ReportOptions, write_submission_report  # noqa: E402
 from grader.records.files import write_results  # noqa: E402
 from grader.shared.resources import reference_dir  # noqa: E402
 from grader.spec import load_spec  # noqa: E402
@@ -102,7 +102,7 @@ def main() -> None:
                                                                  evaluation_split="val"), on_progress=clock)
         graded = time.perf_counter()
         write_results(result, Path(tmp) / "out")
-        write_submission_report(Path(tmp) / "out", spec, pdf=not args.no_pdf, workers=os.cpu_count() or 1)
+        write_submission_report(Path(tmp) / "out", spec, ReportOptions(pdf=not args.no_pdf), workers=os.cpu_count() or 1)
         ended = time.perf_counter()
     by_phase: dict[str, float] = defaultdict(float)
     for (_, phase), seconds in clock.spent.items():

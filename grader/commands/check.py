@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from grader.commands import add_bands_argument, add_training_arguments
-from grader.commands.report import add_report_arguments
+from grader.commands.report import add_report_arguments, report_options
 from grader.grading.sandbox import Limits
 
 
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else default_out(Path(args.path), result.submission.id)
         try:
             write_results(result, out)
-            write_submission_report(out, assignment, pdf=not args.no_pdf, visibility=args.visibility,
+            write_submission_report(out, assignment, report_options(args), result=result,
                                     workers=os.cpu_count() or 1)
         except OSError as exc:
             console.print(f"[red]segrade:[/] could not write the report to {out} ({exc}): pass --out DIR")

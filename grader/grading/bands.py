@@ -251,23 +251,28 @@ def measure_bands(assignment: Assignment, profile: Profile, seeds: list[int], gr
         progress(f"run {i}/{len(seeds)} (seed {seed}) took {time.perf_counter() - t:.0f} s: "
                  + ", ".join(f"{v.variant_id} {v.metrics['miou']:.3f}" for v in results[-1].variants
                              if v.metrics and v.metrics.get("miou") is not None))
-    first = results[0]
-    env = first.environment
+    return {"measured": True, "variants": summarise_runs(results, assignment.class_names),
+            "provenance": provenance(assignment, profile, results, seeds, time.perf_counter() - started)}
+
+
+def provenance(assignment: Assignment, profile: Profile, results: list[SubmissionResult], seeds: list[int],
+               duration_s: float, **extra: Any) -> dict[str, Any]:
+    """Where, when and from what a band was measured (the runs' `results`, the first one's
+    environment), for `segrade bands` and for bands measured in a batch (`extra`: what the
+    batch adds, e.g. its folder and runs)."""
+    env = results[0].environment
     return {
-        "measured": True,
-        "variants": summarise_runs(results, assignment.class_names),
-        "provenance": {
-            "device": env.get("device"), "torch": env.get("torch"), "python": env.get("python"),
-            "segrade": __version__, "host": platform.node() or None, "platform": platform.platform(),
-            "profile": profile.id, "profile_sha256": profile.sha256, "spec_sha256": assignment.sha256,
-            "identity": BandIdentity.of_grade(assignment, profile, env).to_json(),
-            "dataset": assignment.dataset.kind, "dataset_fingerprint": env.get("dataset_fingerprint"),
-            "test_split": env.get("test_split"), "seeds": list(seeds),
-            "pretrained_backbone": env.get("pretrained_backbone"), "backbone_weights": env.get("backbone_weights"),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "duration_s": round(time.perf_counter() - started, 1),
-            "rule": RULE,
-        },
+        "device": env.get("device"), "torch": env.get("torch"), "python": env.get("python"),
+        "segrade": __version__, "host": platform.node() or None, "platform": platform.platform(),
+        "profile": profile.id, "profile_sha256": profile.sha256, "spec_sha256": assignment.sha256,
+        "identity": BandIdentity.of_grade(assignment, profile, env).to_json(),
+        "dataset": assignment.dataset.kind, "dataset_fingerprint": env.get("dataset_fingerprint"),
+        "test_split": env.get("test_split"), "seeds": list(seeds),
+        "pretrained_backbone": env.get("pretrained_backbone"), "backbone_weights": env.get("backbone_weights"),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": round(duration_s, 1),
+        **extra,
+        "rule": RULE,
     }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.records.results import CheckResult, CheckStatus, VariantResult, VariantStatus
+from grader.submission.candidates import OTHER_FRAMEWORKS
 from grader.spec import Assignment, Variant
 
 # Checks whose failure makes the variant fail; `logits` and `llm_declaration` only inform.
@@ -27,14 +28,10 @@ WORKER_STATUS = {s.value: s for s in (VariantStatus.TIMEOUT, VariantStatus.OOM, 
                                       VariantStatus.ERROR)}
 
 
-# Frameworks segrade does not grade (as the worker names them), and their module names.
-OTHER_FRAMEWORK_MODULES = ("tensorflow", "keras", "tf_keras", "jax", "flax", "paddle", "mxnet", "mindspore")
-
-
 def _missing_module_hint(import_errors: tuple[str, ...]) -> str:
     """What to do about `No module named 'x'`: hand in x.py, or do without the package."""
     names = sorted(set(re.findall(r"No module named '([\w.]+)'", " ".join(import_errors))))
-    names = [n for n in names if n.split(".")[0] not in OTHER_FRAMEWORK_MODULES]
+    names = [n for n in names if n.split(".")[0] not in OTHER_FRAMEWORKS]  # named by the not-PyTorch message
     if not names:
         return " Fix that error first."
     listed = ", ".join(f"'{n}'" for n in names)

@@ -29,7 +29,9 @@ from grader.grading.evaluation import Evaluator, PreparedData, prepare_data
 from grader.grading.metrics import json_float
 from grader.submission.load import find_checkpoints, load_submission, read_manifest
 from grader.grading.progress import ProgressState, ProgressTracker
-from grader.records.results import CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus
+from grader.records.results import (
+    CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus, failed_imports,
+)
 from grader.grading.sandbox import Limits, WorkerRun, run_worker
 from grader.grading.score import score, split_label
 from grader.spec import Assignment, Profile
@@ -69,13 +71,19 @@ def resolve_profile(assignment: Assignment, options: GradeOptions) -> tuple[Prof
 
 def grade_submission(path: str | Path, assignment: Assignment, options: GradeOptions = GradeOptions(),
                      submission_id: str | None = None,
-                     on_progress: Callable[[ProgressState], None] | None = None) -> SubmissionResult:
-    """`on_progress` receives where the worker has got to (grader.grading.progress) as it moves on."""
+                     on_progress: Callable[[ProgressState], None] | None = None, *, sha256: str | None = None,
+                     on_prepared: Callable[[Submission], None] | None = None) -> SubmissionResult:
+    """`on_progress` receives where the worker has got to (grader.grading.progress) as it moves on;
+    `sha256`: the submission's fingerprint when the caller has it (a batch's plan);
+    `on_prepared(submission)`: called once its importable copy is prepared, before any of its
+    code runs, for a caller that keeps something of it (a batch keeps its code)."""
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
     profile, profile_reason = resolve_profile(assignment, options)
     with tempfile.TemporaryDirectory(prefix="segrade-load-") as tmp:
-        submission = load_submission(path, Path(tmp), submission_id)
+        submission = load_submission(path, Path(tmp), submission_id, sha256)
+        if on_prepared is not None:
+            on_prepared(submission)
         manifest = read_manifest(submission, options.manifest, known_ids=[v.id for v in assignment.variants])
         weights = find_vgg16_weights(options.vgg16_weights)
         # Whether FCN backbones start from ImageNet weights: the checks build them so whenever the
@@ -225,7 +233,7 @@ def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
     """`modules`: the worker's import outcomes, failed ones marked `blocking` (grader.submission.candidates)."""
     failed = [m for m in modules if not m.get("ok")]
     # Files no variant depends on (an EDA script needing cv2) are no cause of a missing variant.
-    causes = [m for m in failed if m.get("blocking", True)] or failed
+    causes = failed_imports(modules, blocking=True) or failed
     import_errors = tuple(f"{m['path']}: {m['error']}" for m in causes)
     imported_any = any(m.get("ok") for m in modules)
     reference = load_figures(options.bands_folder, assignment.id)
