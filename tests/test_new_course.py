@@ -242,3 +242,12 @@ def test_size_and_cost_says_not_measured_without_the_course_s_figures():
     assert [r["reference"] for r in rows] == ["not measured", "–", "not measured"]
     rows = _figure_rows({"parameters": {"total": 10}, "reference": {"parameters": 20, "parameters_ratio": 0.5}})
     assert rows[0]["reference"] == "20" and rows[0]["ratio"] == "0.50×"
+
+
+def test_grade_and_bands_refuse_a_missing_dataset_before_running_anything(tmp_path, capsys):
+    spec = _course_spec(tmp_path, root="nowhere")
+    (tmp_path / "subs" / "a").mkdir(parents=True)
+    assert main(["grade", str(tmp_path / "subs"), "--spec", str(spec), "--out", str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().out and not (tmp_path / "out").exists()
+    assert main(["bands", "--spec", str(spec), "--profile", "smoke", "--out", str(tmp_path / "b")]) == 2
+    assert "does not exist" in capsys.readouterr().out and not (tmp_path / "b").exists()
