@@ -47,13 +47,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from grader.data.check import require_dataset
-    from grader.grading.bands import (BandsError, backbone_key, check_writable, measure_bands, reference_figures,
-                                      write_bands, write_figures)
+    from grader.grading.bands import BandsError, backbone_key, check_writable, reference_figures, write_figures
     from grader.grading.pipeline import GradeOptions, grade_submission, resolve_profile
     from grader.grading.weights import find_vgg16_weights
     from grader.report import make_console
     from grader.spec import SpecError, load_spec
-    from grader.submission.load import fingerprint
 
     console = make_console()
     if args.seeds < 2:
