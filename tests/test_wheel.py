@@ -58,6 +58,11 @@ def test_installed_package_is_self_contained(installed):
     variants = run(venv / "bin" / "python", "-c", "from grader.spec import load_spec; "
                    "print(' '.join(v.id for v in load_spec().variants))", cwd=tmp).split()
     assert len(variants) == 10 and variants[0] == "fcn32s_frozen"   # the bundled default spec parses
+    # the second shipped assignment parses and finds its reference inside the installed package
+    course = run(venv / "bin" / "python", "-c", "from grader.spec import load_spec; from grader.shared.resources "
+                 "import DEFAULT_SPEC; a = load_spec(DEFAULT_SPEC.parent / 'cityscapes_unet.toml'); "
+                 "print(a.reference_dir())", cwd=tmp).strip()
+    assert course.startswith(str(venv)) and (Path(course) / "unet.py").is_file()
 
 
 @pytest.mark.slow  # builds and installs a wheel, runs the installed worker
