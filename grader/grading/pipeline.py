@@ -20,7 +20,10 @@ from typing import Any, Callable
 
 from grader import __version__
 from grader.submission.answers import find_answers
-from grader.grading.bands import BandIdentity, backbone_key, compare_figures, load_bands, load_figures
+from grader.grading.bands import (BandIdentity, backbone_key, bands_folder, bands_path, compare_figures, load_bands,
+                                  load_figures)
+from grader.grading.reuse import CheckMemory, digest, file_digest
+from grader.submission.dependencies import SourceIndex, code_digest, files_digest, index_sources
 from grader.submission.candidates import mark_blocking
 from grader.grading.checks import WORKER_STATUS, check_learning, check_llm_declaration, check_skip_ablation, check_variant
 from grader.data.sources import secret_test_seed
@@ -54,6 +57,20 @@ class GradeOptions:
     cuda_memory_fraction: float | None = None  # cap of the worker's share of the GPU (jobs sharing it)
     test_seed: int | None = None      # the synthetic test split's seed; None: secret_test_seed(). A batch
                                       # sets one for all its submissions, so they share one test split
+    variants: tuple[str, ...] = ()    # check only these variant ids (empty: every variant)
+    keep_in: Path | None = None       # `segrade check` only: keep results in this output folder and reuse
+                                      # the unchanged variants' (grader.grading.reuse); never set by grade
+    fresh: bool = False               # with keep_in: ignore what was kept (still keep this run's)
+
+
+def selected_variants(assignment: Assignment, options: GradeOptions) -> list:
+    """The variants to check: all, or those `options.variants` names (an unknown id is an error)."""
+    known = [v.id for v in assignment.variants]
+    unknown = [vid for vid in options.variants if vid not in known]
+    if unknown:
+        raise ValueError(f"unknown variant {', '.join(map(repr, unknown))}: this assignment's variants are "
+                         f"{', '.join(known)}")
+    return [v for v in assignment.variants if not options.variants or v.id in options.variants]
 
 
 def resolve_profile(assignment: Assignment, options: GradeOptions) -> tuple[Profile | None, str]:
@@ -74,6 +91,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
     profile, profile_reason = resolve_profile(assignment, options)
+    selected = selected_variants(assignment, options)
     with tempfile.TemporaryDirectory(prefix="segrade-load-") as tmp:
         submission = load_submission(path, Path(tmp), submission_id)
         manifest = read_manifest(submission, options.manifest, known_ids=[v.id for v in assignment.variants])
@@ -81,41 +99,66 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         # Whether FCN backbones start from ImageNet weights: the checks build them so whenever the
         # weights exist; training does only when the profile asks for it.
         pretrained = weights.available and (profile is None or (profile.pretrained and not options.weights))
-        request = probe_request(assignment, submission, weights, manifest, options)
         data = evaluator = None
-        setup = weights.worker_setup()
+        checkpoints: dict[str, str] = {}
         if profile is not None:
             data = prepare_evaluation_data(assignment, profile, options, Path(tmp) / "data")
             evaluator = Evaluator(data, {v.id: v.family.id for v in assignment.variants}, assignment.num_classes,
                                   profile.grid_images)
             checkpoints = find_checkpoints(submission, [v.id for v in assignment.variants], manifest) \
                 if options.weights else {}
-            request["training"] = training_request(assignment, profile, data, options, pretrained, checkpoints)
-            setup["readable"] = (*setup.get("readable", ()), data.folder)
-        listeners = [evaluator] if evaluator is not None else []
-        if on_progress is not None:
-            listeners.append(ProgressTracker([v["id"] for v in request["variants"]], "training" in request,
-                                             on_progress))
+        bands = None
+        if profile is not None:
+            identity = BandIdentity(assignment.id, profile.id, profile.training_sha256, data.fingerprint,
+                                    data.evaluation)
+            bands = load_bands(profile, backbone_key(pretrained), [v.id for v in assignment.variants],
+                               options.bands_folder, identity=identity)
+        memo = None
+        if options.keep_in is not None:
+            memo = _open_memory(assignment, submission, profile, options, pretrained, manifest, data, checkpoints)
+        memory = memo.memory if memo is not None else None
+        reused = {v.id: kept for v in assignment.variants if memo is not None and (kept := memory.variants.get(v.id))
+                  is not None and kept.key == memo.key(v.id, kept.classes)}
+        to_run = [v for v in selected if v.id not in reused]
+        files = files_digest(submission.root) if memory is not None else None
+        if memory is not None and not to_run and memory.run.get("files") == files:
+            run = WorkerRun(**memory.run["worker"])     # nothing changed at all: not even the imports re-run
+        else:
+            request = probe_request(assignment, submission, weights, manifest, options, to_run)
+            setup = weights.worker_setup()
+            if profile is not None:
+                request["training"] = training_request(assignment, profile, data, options, pretrained, checkpoints)
+                setup["readable"] = (*setup.get("readable", ()), data.folder)
+            listeners = [evaluator] if evaluator is not None else []
+            if on_progress is not None:
+                listeners.append(ProgressTracker([v["id"] for v in request["variants"]], "training" in request,
+                                                 on_progress))
 
-        def on_message(message) -> None:  # the scoring of predictions, and the progress display
-            for listen in listeners:
-                listen(message)
+            def on_message(message) -> None:  # the scoring of predictions, and the progress display
+                for listen in listeners:
+                    listen(message)
 
-        run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
-                         on_message=on_message, **setup)
+            run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
+                             on_message=on_message, **setup)
         policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
         modules = mark_blocking(submission.root, run.modules, assignment.model_class_names)
         answers = find_answers(submission.root, assignment.rubric)
-    variants = check(assignment, run, modules, options)
+    fresh = check(assignment, run, modules, options, to_run)
     if profile is not None:
-        variants = evaluate(assignment, variants, run, evaluator, options.evaluation_split)
-        backbone = backbone_key(pretrained)
-        identity = BandIdentity(assignment.id, profile.id, profile.training_sha256, data.fingerprint,
-                                data.evaluation)
-        bands = load_bands(profile, backbone, [v.id for v in assignment.variants], options.bands_folder,
-                           identity=identity)
-    else:
-        bands = None
+        fresh = evaluate(assignment, fresh, run, evaluator, options.evaluation_split, bands)
+    grids = {vid: kept.grid for vid, kept in reused.items()}
+    if memory is not None:
+        for result in fresh:
+            classes = run.variants.get(result.variant_id, {}).get("classes")
+            key = memo.key(result.variant_id, classes)
+            ev = evaluator.variants.get(result.variant_id) if evaluator is not None else None
+            grid = ev.grid_predictions.numpy() if ev is not None and ev.grid_predictions is not None else None
+            memory.keep(result.variant_id, key, started_at, classes, result, grid)
+        memory.run = {"files": files, "worker": {k: v for k, v in vars(run).items() if k != "variants"}}
+        memory.save()
+    by_id = {r.variant_id: r for r in fresh}
+    by_id |= {vid: replace(kept.result, reused_since=kept.at) for vid, kept in reused.items()}
+    variants = tuple(by_id[v.id] for v in assignment.variants if v.id in by_id)
     variants, grade = score(assignment, variants, bands, options.evaluation_split)
 
     environment = {
@@ -136,15 +179,56 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         "isolation": run.isolation,
         "worker_problem": run.problem,
         "worker_restarts": run.restarts,
-        "worker_seconds": round(run.seconds, 2),
+        "worker_seconds": round(run.seconds, 2) if to_run else 0.0,
+        "reused_variants": sorted(reused),
+        # --variant: variants neither checked nor kept from an earlier self-check (absent from the results)
+        "not_checked": [v.id for v in assignment.variants if v.id not in by_id],
     }
     return SubmissionResult(
         submission=submission, assignment_id=assignment.id, spec_sha256=assignment.sha256,
         segrade_version=__version__, environment=environment, modules=tuple(modules), variants=variants,
         evaluation=None, grade=grade, worker_log=run.log, started_at=started_at,
         duration_s=round(time.perf_counter() - started, 2), checks=(policy,) if policy else (), answers=answers,
-        samples=_samples(assignment, data, evaluator) if data else None,
+        samples=_samples(assignment, data, evaluator, grids) if data else None,
     )
+
+
+@dataclass
+class _Memo:
+    """A self-check's memory, with what its keys are made of in this run."""
+
+    memory: CheckMemory
+    index: SourceIndex               # the submission's sources, by definition
+    weights: dict[str, str]          # variant id -> digest of its checkpoint (checkpoint mode)
+
+    def key(self, variant_id: str, classes: list[str] | None) -> str:
+        return digest({"context": self.memory.context, "variant": variant_id, "classes": classes,
+                       "code": code_digest(self.index, set(classes) if classes else None),
+                       "weights": self.weights.get(variant_id)})
+
+
+def _open_memory(assignment: Assignment, submission: Submission, profile: Profile | None, options: GradeOptions,
+                 pretrained: bool, manifest: dict | None, data: PreparedData | None,
+                 checkpoints: dict[str, str]) -> _Memo:
+    """A self-check's memory, opened under this run's context."""
+    import torch
+
+    folder = bands_folder(options.bands_folder)
+    context = digest({
+        "segrade": __version__, "torch": torch.__version__, "spec": assignment.sha256,
+        "profile": profile.sha256 if profile else None, "seed": _seed(profile, options),
+        "mode": "checks" if profile is None else "weights" if options.weights else "train",
+        "pretrained": pretrained, "device": resolve_device(options.device).type,
+        "data": [data.fingerprint, data.evaluation, data.test_source] if data else None,
+        "split": options.evaluation_split, "manifest": manifest, "limits": repr(options.limits),
+        "batch_size": options.batch_size,
+        "bands": file_digest(bands_path(profile.id, folder), folder / "figures.json") if profile else None})
+    # A hidden test split drawn afresh each run is never the same evaluation twice.
+    fresh = options.fresh or (data is not None and options.evaluation_split == "test" and options.test_seed is None
+                              and assignment.dataset.kind == "synthetic")
+    return _Memo(CheckMemory.open(options.keep_in, context, fresh=fresh),
+                 index_sources(submission.root, assignment.model_class_names),
+                 {vid: file_digest(submission.root / path) for vid, path in checkpoints.items()})
 
 
 def _describe_backbone(weights: BackboneWeights, profile: Profile | None, options: GradeOptions) -> str:
@@ -196,10 +280,10 @@ def training_request(assignment: Assignment, profile: Profile, data: PreparedDat
 
 
 def probe_request(assignment: Assignment, submission: Submission, weights: BackboneWeights,
-                  manifest: dict | None, options: GradeOptions) -> dict[str, Any]:
-    """What the worker is asked to do: import these modules, build every variant."""
+                  manifest: dict | None, options: GradeOptions, selected: list | None = None) -> dict[str, Any]:
+    """What the worker is asked to do: import these modules, build every variant (or `selected`)."""
     variants = []
-    for variant in assignment.variants:
+    for variant in assignment.variants if selected is None else selected:
         pretrained = weights.available if variant.family.pretrained_kwarg else None
         variants.append({"id": variant.id, "family": variant.family.id, "class_name": variant.class_name,
                          "aliases": list(variant.aliases), "traits": variant.traits,
@@ -213,7 +297,7 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
 
 
 def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
-          options: GradeOptions) -> tuple[VariantResult, ...]:
+          options: GradeOptions, selected: list | None = None) -> tuple[VariantResult, ...]:
     """`modules`: the worker's import outcomes, failed ones marked `blocking` (grader.submission.candidates)."""
     failed = [m for m in modules if not m.get("ok")]
     # Files no variant depends on (an EDA script needing cv2) are no cause of a missing variant.
@@ -222,7 +306,7 @@ def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
     imported_any = any(m.get("ok") for m in modules)
     reference = load_figures(options.bands_folder)
     results = []
-    for variant in assignment.variants:
+    for variant in assignment.variants if selected is None else selected:
         result = check_variant(variant, run.variants.get(variant.id, {"id": variant.id, "worker_status": "error",
                                                                       "message": "the worker did not report on it"}),
                                assignment, batch_size=options.batch_size, import_errors=import_errors,
@@ -234,7 +318,7 @@ def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
 
 
 def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: WorkerRun,
-             evaluator: Evaluator, split: str = "test") -> tuple[VariantResult, ...]:
+             evaluator: Evaluator, split: str = "test", bands: dict | None = None) -> tuple[VariantResult, ...]:
     """Attach what the grading process measured on labels the worker never sees (the hidden
     test split, or the validation split in a self-check), and the `learns` check."""
     label = split_label(split)
@@ -266,7 +350,8 @@ def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: W
     return tuple(out)
 
 
-def _samples(assignment: Assignment, data: PreparedData, evaluator: Evaluator) -> dict[str, Any]:
+def _samples(assignment: Assignment, data: PreparedData, evaluator: Evaluator,
+             kept: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fixed test images of the prediction grids, their labels and each variant's
     predictions (numpy arrays; written as samples.npz beside results.json)."""
     samples: dict[str, Any] = {}
@@ -277,4 +362,7 @@ def _samples(assignment: Assignment, data: PreparedData, evaluator: Evaluator) -
     for vid, ev in evaluator.variants.items():
         if ev.grid_predictions is not None:
             samples[f"pred_{vid}"] = ev.grid_predictions.numpy()
+    for vid, grid in (kept or {}).items():   # reused variants' grids, from the self-check's memory
+        if grid is not None:
+            samples[f"pred_{vid}"] = grid
     return samples

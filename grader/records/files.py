@@ -60,7 +60,7 @@ def variant_from_json(data: dict[str, Any]) -> VariantResult:
         figures=data.get("figures") or {}, adapter=data.get("adapter"), notes=tuple(data.get("notes") or ()),
         training=data.get("training"), metrics=data.get("metrics"), curves=data.get("curves"), band=band,
         points=data.get("points"), max_points=data.get("max_points") or 0.0,
-        points_detail=data.get("points_detail") or {})
+        points_detail=data.get("points_detail") or {}, reused_since=data.get("reused_since"))
 
 
 def write_results(result: SubmissionResult, out_dir: str | Path) -> Path:

@@ -103,6 +103,8 @@ class VariantResult:
     points: float | None = None
     max_points: float = 0.0
     points_detail: dict[str, Any] = field(default_factory=dict)  # checks and performance parts, flags
+    reused_since: str | None = None          # `segrade check` only: reused, unchanged since this grade's
+                                             # start (ISO time); None: checked in this run
 
     def check(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)

@@ -268,7 +268,7 @@ BACKBONE = Obj({}, {"kind": Opt(NAME), "how": Opt(NAME), "built": List(NAME, 64)
 OBSERVATION = Obj({"id": NAME}, {
     "unresolved": Str(choices=("missing", "ambiguous")), "message": TEXT,
     "looked_for": List(TEXT, 1000), "candidates": List(TEXT, 1000),
-    "mapping": Opt(TEXT), "adapter": Opt(NAME), "notes": List(TEXT, 100),
+    "mapping": Opt(TEXT), "adapter": Opt(NAME), "notes": List(TEXT, 100), "classes": List(NAME, 2000),
     "build": Obj({"ok": Bool()}, STEP | {"downloads": List(Str(2000), 64)}),
     "backbone_found": Measured(BACKBONE),
     "parameters": Obj({"total": Int(), "trainable": Int()}),
