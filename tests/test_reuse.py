@@ -4,6 +4,7 @@ real worker on a tiny submission (slow): unchanged variants are reused, edited o
 --fresh and --variant, and `segrade grade` never trusts a memory found in a submission."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -101,3 +102,72 @@ def test_a_class_in_another_file_is_followed_and_an_unknown_root_means_every_mod
     # Classes that are not the submission's own (a torchvision model) fall back to every model file
     index = index_sources(root, {"UNet"})
     assert code_digest(index, {"VGG"}) == code_digest(index, None)
+
+
+@pytest.fixture(scope="module")
+def unet_spec(tmp_path_factory):
+    """Two U-Nets, no architecture requirements (one-conv models), and a smoke profile cut to
+    3 steps on 8 images: what is tested is the loop, not the training."""
+    path = spec_with(["unet", "unet_noskip"], tmp_path_factory.mktemp("spec") / "spec.toml", architecture=False)
+    head, smoke = path.read_text().split("[profiles.smoke]", 1)
+    smoke, tail = smoke.split("[profiles.full]", 1)
+    for field, value in {"steps": 3, "train_images": 8, "val_images": 8, "test_images": 8, "eval_every": 3}.items():
+        smoke = re.sub(rf"^{field} = .*$", f"{field} = {value}", smoke, count=1, flags=re.M)
+    path.write_text(head + "[profiles.smoke]" + smoke + "[profiles.full]" + tail)
+    return path
+
+
+def check(root, out, spec, *extra):
+    code = main(["check", str(root), "--out", str(out), "--spec", str(spec), "--no-pdf", "--isolation", "process",
+                 *extra])
+    data = read_results(out)
+    return code, {v["variant_id"]: v for v in data["variants"]}, data["environment"]
+
+
+@pytest.mark.slow
+def test_the_self_check_loop_reuses_unchanged_variants_and_reruns_edited_ones(tmp_path, unet_spec, capsys):
+    root = write_submission(tmp_path / "student", {"models.py": MODELS})
+    out = tmp_path / "out"
+    _, first, env = check(root, out, unet_spec)
+    assert env["reused_variants"] == [] and all(v["reused_since"] is None for v in first.values())
+    assert first["unet"]["metrics"]["miou"] is not None
+
+    _, second, env = check(root, out, unet_spec)     # nothing changed: nothing runs, not even the worker
+    assert env["reused_variants"] == ["unet", "unet_noskip"] and env["worker_seconds"] == 0.0
+    assert second["unet"]["metrics"] == first["unet"]["metrics"]
+    assert second["unet"]["reused_since"] == first["unet"]["reused_since"] or second["unet"]["reused_since"]
+    assert "reused: unchanged since" in capsys.readouterr().out
+
+    (root / "models.py").write_text(MODELS.replace("return self.gate(self.conv(x))", "return self.conv(x) * 2"))
+    _, third, env = check(root, out, unet_spec)      # one variant edited: only it runs again
+    assert env["reused_variants"] == ["unet"]
+    assert third["unet_noskip"]["reused_since"] is None
+    assert third["unet_noskip"]["metrics"] != second["unet_noskip"]["metrics"]
+
+    _, fourth, env = check(root, out, unet_spec, "--fresh", "--variant", "unet_noskip")
+    # --fresh ignores what was kept; --variant runs only the variant asked for
+    assert env["reused_variants"] == [] and env["worker_seconds"] > 0
+    assert list(fourth) == ["unet_noskip"] and env["not_checked"] == ["unet"]
+    assert "unet" in json.loads((out / FOLDER / "index.json").read_text())["variants"]   # still kept
+    assert "not checked this time (--variant)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_grade_never_trusts_a_memory_found_in_a_submission(tmp_path, unet_spec):
+    """A student who ran `segrade check --out` inside their own folder hands in its memory, or
+    forges one: `segrade grade` (and so its Slurm jobs, which run grade_submission with the
+    batch's options) checks every variant itself."""
+    root = write_submission(tmp_path / "student", {"models.py": MODELS})
+    code, _, _ = check(root, root / "mine", unet_spec, "--checks-only")
+    index = json.loads((root / "mine" / FOLDER / "index.json").read_text())
+    for entry in index["variants"].values():        # forge: every check passes with full marks
+        entry["result"]["status"] = "passed"
+    (root / "mine" / FOLDER / "index.json").write_text(json.dumps(index))
+    shutil.copytree(root / "mine" / FOLDER, root / FOLDER)
+    (root / "models.py").write_text(MODELS.replace("return self.conv(x)\n", "return self.conv(x)[:, :, ::2]\n", 1))
+    result = grade_submission(root, load_spec(unet_spec), GradeOptions(profile=None, isolation="process"))
+    assert result.environment["reused_variants"] == []
+    assert {v.variant_id: v.status.value for v in result.variants}["unet"] == "failed"
+    # The batch's command line has no way to ask for it
+    with pytest.raises(SystemExit):
+        main(["grade", str(tmp_path), "--out", str(tmp_path / "g"), "--fresh"])

@@ -117,8 +117,9 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         if options.keep_in is not None:
             memo = _open_memory(assignment, submission, profile, options, pretrained, manifest, data, checkpoints)
         memory = memo.memory if memo is not None else None
-        reused = {v.id: kept for v in assignment.variants if memo is not None and (kept := memory.variants.get(v.id))
-                  is not None and kept.key == memo.key(v.id, kept.classes)}
+        # --fresh: nothing kept is reused (what is kept of variants not run this time stays kept)
+        reused = {v.id: kept for v in assignment.variants if memo is not None and not options.fresh
+                  and (kept := memory.variants.get(v.id)) is not None and kept.key == memo.key(v.id, kept.classes)}
         to_run = [v for v in selected if v.id not in reused]
         files = files_digest(submission.root) if memory is not None else None
         if memory is not None and not to_run and memory.run.get("files") == files:
@@ -143,12 +144,12 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
         modules = mark_blocking(submission.root, run.modules, assignment.model_class_names)
         answers = find_answers(submission.root, assignment.rubric)
-    fresh = check(assignment, run, modules, options, to_run)
+    checked = check(assignment, run, modules, options, to_run)
     if profile is not None:
-        fresh = evaluate(assignment, fresh, run, evaluator, options.evaluation_split, bands)
+        checked = evaluate(assignment, checked, run, evaluator, options.evaluation_split, bands)
     grids = {vid: kept.grid for vid, kept in reused.items()}
     if memory is not None:
-        for result in fresh:
+        for result in checked:
             classes = run.variants.get(result.variant_id, {}).get("classes")
             key = memo.key(result.variant_id, classes)
             ev = evaluator.variants.get(result.variant_id) if evaluator is not None else None
@@ -156,7 +157,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
             memory.keep(result.variant_id, key, started_at, classes, result, grid)
         memory.run = {"files": files, "worker": {k: v for k, v in vars(run).items() if k != "variants"}}
         memory.save()
-    by_id = {r.variant_id: r for r in fresh}
+    by_id = {r.variant_id: r for r in checked}
     by_id |= {vid: replace(kept.result, reused_since=kept.at) for vid, kept in reused.items()}
     variants = tuple(by_id[v.id] for v in assignment.variants if v.id in by_id)
     variants, grade = score(assignment, variants, bands, options.evaluation_split)
@@ -224,8 +225,8 @@ def _open_memory(assignment: Assignment, submission: Submission, profile: Profil
         "batch_size": options.batch_size,
         "bands": file_digest(bands_path(profile.id, folder), folder / "figures.json") if profile else None})
     # A hidden test split drawn afresh each run is never the same evaluation twice.
-    fresh = options.fresh or (data is not None and options.evaluation_split == "test" and options.test_seed is None
-                              and assignment.dataset.kind == "synthetic")
+    fresh = (data is not None and options.evaluation_split == "test" and options.test_seed is None
+             and assignment.dataset.kind == "synthetic")
     return _Memo(CheckMemory.open(options.keep_in, context, fresh=fresh),
                  index_sources(submission.root, assignment.model_class_names),
                  {vid: file_digest(submission.root / path) for vid, path in checkpoints.items()})
