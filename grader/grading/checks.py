@@ -131,8 +131,14 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
                "build_seconds": (observed.get("build") or {}).get("seconds"),
                "forward_seconds": (observed.get("forward") or {}).get("seconds"),
                "check_seconds": observed.get("check_seconds")}
+    notes = tuple(observed.get("notes", ()))
+    substituted = (observed.get("build") or {}).get("random_init_for")
+    if substituted:
+        notes += (f"the constructor's own code asked for pretrained weights ({', '.join(substituted)}); this profile "
+                  "starts every backbone from random init, so it got random-init weights instead of a download "
+                  "(a grade with ImageNet weights needs them offline, or builds with pretrained=False)",)
     return _result(variant, _status(observed) if failed else VariantStatus.PASSED, mapping, checks, figures,
-                   adapter=observed.get("adapter"), notes=tuple(observed.get("notes", ())))
+                   adapter=observed.get("adapter"), notes=notes)
 
 
 def _status(observed: dict[str, Any]) -> VariantStatus:

@@ -280,6 +280,15 @@ def training_request(assignment: Assignment, profile: Profile, data: PreparedDat
             "test_is_val": data.test_is_val}
 
 
+def random_init_run(options: GradeOptions, assignment: Assignment | None = None) -> bool:
+    """Whether this run starts every backbone from random init: a training profile that does
+    not use ImageNet weights, outside checkpoint mode. Not --checks-only (no profile says so)."""
+    if options.profile is None or options.weights or assignment is None:
+        return False
+    profile, _ = resolve_profile(assignment, options)
+    return not profile.pretrained
+
+
 def probe_request(assignment: Assignment, submission: Submission, weights: BackboneWeights,
                   manifest: dict | None, options: GradeOptions, selected: list | None = None) -> dict[str, Any]:
     """What the worker is asked to do: import these modules, build every variant (or `selected`)."""
@@ -294,7 +303,10 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
                          "num_classes_kwarg": assignment.contract.num_classes_kwarg})
     return {"modules": list(submission.modules), "sys_path": list(submission.sys_path), "manifest": manifest,
             "variants": variants, "batch_size": options.batch_size, "seed": 0, "device": options.device,
-            "threads": options.threads, "cuda_memory_fraction": options.cuda_memory_fraction}
+            "threads": options.threads, "cuda_memory_fraction": options.cuda_memory_fraction,
+            # Backbones start from random init in this run: a constructor's own request for
+            # pretrained weights gets random-init ones instead of a download (grader.worker.downloads)
+            "random_init_weights": random_init_run(options, assignment)}
 
 
 def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],

@@ -98,6 +98,10 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
     if reused:
         console.print("[dim]reused: the variant's code and everything that decides its result are unchanged since "
                       "that self-check, so its result was kept (--fresh checks everything again)[/]")
+    for variant in result.variants:   # said in the results too (variant notes) and in the report
+        for note in variant.notes:
+            if "random-init weights instead of a download" in note:
+                console.print(f"[dim]{variant.variant_id}: {escape(note)}[/]")
     if env.get("not_checked"):
         console.print(f"[yellow]not checked this time (--variant), and no result kept for them:[/] "
                       f"{', '.join(env['not_checked'])}")
