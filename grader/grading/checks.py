@@ -347,9 +347,12 @@ def _architecture(observed: dict[str, Any], variant: Variant) -> CheckResult:
 
 
 def check_learning(training: dict[str, Any] | None, losses: list[float | None], miou: float | None,
-                   untrained_miou: float | None, errors: list[str], label: str = "test mIoU") -> CheckResult:
+                   untrained_miou: float | None, errors: list[str], label: str = "test mIoU",
+                   untrained_max: float | None = None) -> CheckResult:
     """`learns`: the standardised training ran, its loss fell, and the evaluated mIoU (`label`:
     "test mIoU" on hidden labels, "val mIoU" in a self-check) beat the same model untrained
+    and, when the band records it, the highest mIoU the reference reached untrained over its
+    initialisation seeds (`untrained_max`): one model's own untrained figure can be low by luck
     (all measured by the grading process on labels the worker never sees)."""
     if training is None:
         return CheckResult("learns", CheckStatus.SKIP, "not trained: the model did not build or its output has "
@@ -381,6 +384,12 @@ def check_learning(training: dict[str, Any] | None, losses: list[float | None], 
     if untrained_miou is not None and miou <= untrained_miou:
         return CheckResult("learns", CheckStatus.FAIL, f"{label} {miou:.3f} is no better than the same model "
                            f"untrained ({untrained_miou:.3f})", details)
+    if untrained_max is not None:
+        details["untrained_max"] = round(untrained_max, 4)
+        if miou <= untrained_max:
+            return CheckResult("learns", CheckStatus.FAIL, f"{label} {miou:.3f} is no better than the reference "
+                               f"untrained (up to {untrained_max:.3f} over its initialisation seeds): the training "
+                               "did not teach it more than a random model can score by chance", details)
     base = f" (untrained {untrained_miou:.3f})" if untrained_miou is not None else ""
     return CheckResult("learns", CheckStatus.PASS, f"loss {start:.3f} -> {end:.3f}; {label} {miou:.3f}{base}",
                        details)

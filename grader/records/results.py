@@ -130,6 +130,8 @@ class Band:
     lower: float | None = None      # full performance marks at or above
     upper: float | None = None      # above: flagged for a human look
     untrained: float | None = None  # zero performance marks at or below
+    untrained_max: float | None = None  # the highest untrained mIoU over the reference's initialisation
+                                        # seeds: what `learns` must beat (None: not recorded)
     runs: int = 0
     source: str = ""                # the bands file and its provenance, one line
     refusal: str | None = None      # measured, but not for this grade: why, and what to run
