@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader.batch.grade import grade_batch
+from grader.batch.grade import BatchOptions, grade_batch
+from grader.report.outputs import ReportOptions
 from grader.grading.pipeline import GradeOptions
 from grader.shared.resources import reference_dir
 from grader.spec import load_spec
@@ -48,7 +49,8 @@ def main() -> None:
         for jobs in settings:
             out = Path(tmp) / f"out{jobs}"
             started = time.perf_counter()
-            summary = grade_batch(folder, out, assignment, options, jobs=jobs, pdf=args.pdf)
+            summary = grade_batch(folder, out, assignment, options,
+                                  BatchOptions(jobs=jobs, report=ReportOptions(pdf=args.pdf)))
             walls[jobs] = time.perf_counter() - started
             assert not summary.errors, summary.errors
             shares = []

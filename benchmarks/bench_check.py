@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader.grading.pipeline import GradeOptions, grade_submission  # noqa: E402
 from grader.grading.progress import ProgressState  # noqa: E402
-from grader.report.outputs import write_submission_report  # noqa: E402
+from grader.report.outputs import ReportOptions, write_submission_report  # noqa: E402
 from grader.records.files import write_results  # noqa: E402
 from grader.shared.resources import reference_dir  # noqa: E402
 from grader.spec import load_spec  # noqa: E402
@@ -96,7 +96,7 @@ def self_check(submission: Path, out: Path, spec, pdf: bool) -> tuple[float, flo
                                                              keep_in=out), on_progress=clock)
     graded = time.perf_counter()
     write_results(result, out)
-    write_submission_report(out, spec, pdf=pdf, workers=os.cpu_count() or 1)
+    write_submission_report(out, spec, ReportOptions(pdf=pdf), workers=os.cpu_count() or 1)
     return graded - started, time.perf_counter() - started, result, clock
 
 

@@ -26,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from grader.batch.backends.slurm import SlurmBackend, SlurmConfig  # noqa: E402
-from grader.batch.grade import grade_batch  # noqa: E402
+from grader.batch.grade import BatchOptions, grade_batch  # noqa: E402
+from grader.report.outputs import ReportOptions  # noqa: E402
 from grader.grading.pipeline import GradeOptions  # noqa: E402
 from grader.spec import load_spec  # noqa: E402
 from tiny_submission import contract_classes, spec_without_architecture, write_submission  # noqa: E402
@@ -79,8 +80,8 @@ def main() -> None:
                     backend = SlurmBackend(SlurmConfig(cpus=threads, mem_gb=3, time_min=30, parallel=args.jobs,
                                                        poll_s=args.poll, grace_s=10))
                 started = time.perf_counter()
-                summary = grade_batch(folder, tmp / f"out{i}-{name}", assignment, options, jobs=args.jobs, pdf=False,
-                                      backend=backend)
+                summary = grade_batch(folder, tmp / f"out{i}-{name}", assignment, options,
+                                      BatchOptions(jobs=args.jobs, report=ReportOptions(pdf=False), backend=backend))
                 walls[name].append(time.perf_counter() - started)
                 assert not summary.errors, summary.errors
                 print(f"  run {i + 1}: {name:5s} {walls[name][-1]:6.1f} s", flush=True)

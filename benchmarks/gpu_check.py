@@ -40,7 +40,8 @@ def _fmt(value, spec: str = ".3f") -> str:
 
 
 def run(argv: list[str] | None = None) -> dict:
-    from grader.batch.grade import grade_batch
+    from grader.batch.grade import BatchEvents, BatchOptions, grade_batch
+    from grader.report.outputs import ReportOptions
     from grader.shared.device import resolve_device
     from grader.grading.pipeline import GradeOptions
     from grader.spec import load_spec
@@ -84,9 +85,11 @@ def run(argv: list[str] | None = None) -> dict:
         print(f"gpu_check: {description}; profile {args.profile}; {args.seeds} reference runs + 1 submission, "
               f"{args.jobs} jobs at once; output {out}", flush=True)
         started = time.perf_counter()
-        summary = grade_batch(folder, out, assignment, options, jobs=args.jobs, pdf=False, band_seeds=args.seeds,
-                              reference=args.reference, on_note=lambda m: print(f"  {m}", flush=True),
-                              on_done=lambda o: print(f"  done: {o.id} ({o.seconds:.0f} s)", flush=True))
+        summary = grade_batch(folder, out, assignment, options,
+                              BatchOptions(jobs=args.jobs, report=ReportOptions(pdf=False), band_seeds=args.seeds,
+                                           reference=args.reference),
+                              BatchEvents(on_note=lambda m: print(f"  {m}", flush=True),
+                                          on_done=lambda o: print(f"  done: {o.id} ({o.seconds:.0f} s)", flush=True)))
         wall = time.perf_counter() - started
 
     bands_file = out / "bands" / f"{args.profile}.json"

@@ -1,7 +1,7 @@
 import pytest
 
 from grader.spec import load_spec
-from tiny_submission import spec_without_architecture
+from tiny_submission import spec_with, spec_without_architecture
 
 
 @pytest.fixture(scope="session")
@@ -10,6 +10,22 @@ def spec(tmp_path_factory):
     one-conv submissions of tiny_submission.py; the architecture check has its own tests
     (test_graph.py, test_checks.py)."""
     return load_spec(spec_without_architecture(tmp_path_factory.mktemp("spec") / "spec.toml"))
+
+
+@pytest.fixture(scope="session")
+def spec_for(tmp_path_factory):
+    """`spec_for("unet", ...)`: the default spec cut to these variants and without architecture
+    requirements (tiny_submission.spec_with), loaded once per run. A test that asserts on
+    one variant grades only that one: each variant is a build, a forward and a backward."""
+    loaded = {}
+
+    def cut(*variant_ids: str):
+        if variant_ids not in loaded:
+            path = tmp_path_factory.mktemp("spec") / "spec.toml"
+            loaded[variant_ids] = load_spec(spec_with(list(variant_ids), path, architecture=False))
+        return loaded[variant_ids]
+
+    return cut
 
 
 # The `slow` marker stays honest: a test that ran for more than SLOW_SECONDS without it is

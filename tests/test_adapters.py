@@ -1,4 +1,4 @@
-"""grader.adapters: mapping the assignment's variants to student code that follows no interface.
+"""grader.worker.adapters: mapping the assignment's variants to student code that follows no interface.
 
 The classes below are tiny stand-ins with the constructor signatures seen in real
 submissions (BRIEF §3); nothing here builds a real FCN or U-Net.

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch.grade import BatchError, find_entries, grade_batch
+from grader.batch.grade import BatchError, BatchEvents, BatchOptions, find_entries, grade_batch
+from grader.report.outputs import ReportOptions
 from grader.grading.pipeline import GradeOptions
 from grader.similarity import SimilarityOptions
 from grader.spec import load_spec
 from tiny_submission import contract_classes, spec_with, write_submission
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +60,7 @@ def test_entries_are_folders_zips_scripts_and_notebooks(tmp_path):
         find_entries(tmp_path / "nowhere")
 
 
+@pytest.mark.slow  # grades a batch
 def test_batch_writes_everything_and_regrades_only_what_changed(tmp_path, unet_spec):
     assignment = load_spec(unet_spec)
     folder = make_folder(tmp_path / "in", ["ann", "bo"])
@@ -68,9 +68,10 @@ def test_batch_writes_everything_and_regrades_only_what_changed(tmp_path, unet_s
     options = GradeOptions(profile="smoke", device="cpu")
     states: dict[str, str] = {}
     progress: dict[str, list] = {}
-    summary = grade_batch(folder, out, assignment, options, jobs=2, pdf=False,
-                          on_done=lambda o: states.__setitem__(o.id, o.state), similarity=SimilarityOptions(),
-                          on_progress=lambda entry, state: progress.setdefault(entry.id, []).append(state))
+    summary = grade_batch(folder, out, assignment, options, BatchOptions(jobs=2, report=ReportOptions(pdf=False),
+                                                                         similarity=SimilarityOptions()),
+                          BatchEvents(on_done=lambda o: states.__setitem__(o.id, o.state),
+                                      on_progress=lambda entry, state: progress.setdefault(entry.id, []).append(state)))
     assert states == {"ann": "graded", "bo": "graded", "broken": "error"}
     # Each running job said where it had got to (its progress file, read by the local backend
     # every second: a job this short may be seen only at its end).
@@ -103,11 +104,12 @@ def test_batch_writes_everything_and_regrades_only_what_changed(tmp_path, unet_s
     # Re-run: nothing regraded. Then change one submission: only it is regraded.
     ann_results = (out / "ann" / "results.json").stat().st_ino
     states.clear()
-    grade_batch(folder, out, assignment, options, jobs=2, pdf=False, on_done=lambda o: states.__setitem__(o.id, o.state))
+    grade_batch(folder, out, assignment, options, BatchOptions(jobs=2, report=ReportOptions(pdf=False)),
+                BatchEvents(on_done=lambda o: states.__setitem__(o.id, o.state)))
     assert states == {}
     (folder / "bo" / "models.py").write_text(contract_classes() + "\n# a change\n")
-    summary = grade_batch(folder, out, assignment, options, jobs=2, pdf=False,
-                          on_done=lambda o: states.__setitem__(o.id, o.state))
+    summary = grade_batch(folder, out, assignment, options, BatchOptions(jobs=2, report=ReportOptions(pdf=False)),
+                          BatchEvents(on_done=lambda o: states.__setitem__(o.id, o.state)))
     assert states == {"bo": "graded"}
     # Why bo's grade changed (or did not): its report and changes.csv say so.
     changes = list(csv.DictReader((out / "changes.csv").open()))
@@ -131,6 +133,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow  # the CLI in subprocesses
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the jobs' parent-death signal is Linux-only")
 def test_sigkill_mid_batch_then_rerun_finishes_without_regrading(tmp_path, unet_spec):
     folder = make_folder(tmp_path / "in", ["ann", "bo", "cy"])

@@ -9,11 +9,18 @@ import csv
 import json
 from pathlib import Path
 
-from grader.batch.changes import CHANGES_FILE, compare, note_changes, write_changes_csv
-from grader.report.outputs import write_submission_report
+from grader.batch.changes import CHANGES_FILE, note_changes, write_changes_csv
+from grader.batch.changes import compare as _compare
+from grader.records.files import ErrorRecord, write_error
+from grader.records.results import SubmissionResult
+from grader.report.outputs import ReportOptions, write_submission_report
 from grader.spec import load_spec
 
 DATA = Path(__file__).parent / "data"
+
+
+def compare(old: dict | None, new: dict):
+    return _compare(None if old is None else SubmissionResult.from_json(old), SubmissionResult.from_json(new))
 
 
 def _old_new():
@@ -27,7 +34,7 @@ def _old_new():
     next(c for c in unet["checks"] if c["id"] == "architecture")["status"] = "fail"
     if unet.get("band"):
         unet["band"] = {**unet["band"], "measured": True, "lower": 0.5, "upper": 0.7}
-    new["total"] = round(old["total"] - 2.5, 4)
+    new["total"] = new["grade"]["total"] = round(old["total"] - 2.5, 4)
     return old, new
 
 
@@ -54,9 +61,9 @@ def test_report_and_csv(tmp_path):
     staging = tmp_path / "staging"
     staging.mkdir()
     (staging / "results.json").write_text(json.dumps(new))
-    note_changes(tmp_path / "out" / "alice", staging)
+    note_changes(tmp_path / "out" / "alice", SubmissionResult.from_json(new), staging)
     assert (staging / CHANGES_FILE).is_file()
-    write_submission_report(staging, load_spec(None), pdf=False)
+    write_submission_report(staging, load_spec(None), ReportOptions(pdf=False))
     html = (staging / "report.html").read_text()
     assert "Why the grade changed" in html and "architecture: pass → fail" in html and "-2.5" in html
     (tmp_path / "out" / "alice").rename(tmp_path / "old")
@@ -72,13 +79,14 @@ def test_graded_after_an_error(tmp_path):
     """A submission that could not be graded before (error.json) and is graded now."""
     previous = tmp_path / "out" / "erin"
     previous.mkdir(parents=True)
-    (previous / "error.json").write_text(json.dumps({"error": "corrupt zip", "segrade_version": "0.1.0"}))
+    write_error(previous, ErrorRecord("erin", "/in/erin.zip", "fcn-unet-segmentation", "0.1.0", "corrupt zip"))
     staging = tmp_path / "staging"
     staging.mkdir()
     (staging / "results.json").write_text((DATA / "results_small.json").read_text())
-    changes = note_changes(previous, staging)
+    changes = note_changes(previous, SubmissionResult.from_json(json.loads((DATA / "results_small.json").read_text())),
+                           staging)
     assert changes["reasons"] == ["it could not be graded before: corrupt zip"] and changes["total"]["old"] is None
-    write_submission_report(staging, load_spec(None), pdf=False)
+    write_submission_report(staging, load_spec(None), ReportOptions(pdf=False))
     assert "it could not be graded before: corrupt zip" in (staging / "report.html").read_text()
 
 
@@ -86,5 +94,6 @@ def test_no_changes_file_for_a_first_grade(tmp_path):
     staging = tmp_path / "staging"
     staging.mkdir()
     (staging / "results.json").write_text((DATA / "results_small.json").read_text())
-    assert note_changes(tmp_path / "never_graded", staging) is None
+    new = SubmissionResult.from_json(json.loads((staging / "results.json").read_text()))
+    assert note_changes(tmp_path / "never_graded", new, staging) is None
     assert not (staging / CHANGES_FILE).exists()

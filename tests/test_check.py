@@ -1,7 +1,9 @@
 """`segrade check` on small hand-made submissions, through the real worker process.
 
 The models here are a single conv so each test takes about a second; the reference
-solution is checked end to end in test_reference_grade.py.
+solution is checked end to end in test_reference_grade.py. A test that asserts on some
+variants grades a spec cut to those (`spec_for`, conftest.py); hostile submissions (exits,
+time-outs, secrets, links) are test_hostile.py's.
 """
 
 import json
@@ -12,11 +14,7 @@ from grader.cli import main
 from grader.submission.load import SubmissionError, load_submission
 from grader.grading.pipeline import GradeOptions, grade_submission
 from grader.records.results import CheckStatus, VariantStatus
-from grader.grading.sandbox import Limits
 from tiny_submission import TINY, contract_classes, write_submission
-
-# Every test here runs the real worker (a sandboxed process building models): seconds each.
-pytestmark = pytest.mark.slow
 
 ALL_CLASSES = contract_classes().replace(TINY, "")
 
@@ -33,21 +31,8 @@ def by_id(result):
     return {v.variant_id: v for v in result.variants}
 
 
-def test_complete_submission_passes(tmp_path, spec):
-    root = make_submission(tmp_path, {"models.py": TINY + ALL_CLASSES})
-    result = grade(root, spec)
-    assert result.ok, [(v.variant_id, v.checks) for v in result.variants]
-    assert result.grade.passed_variants == 10
-    fcn = by_id(result)["fcn8s_frozen"]
-    assert fcn.mapping == ("FCN8s ← FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) from models.py, "
-                           "adapter: contract")
-    assert fcn.check("forward_shape").details["seen"] == [2, 13, 224, 224]
-    assert by_id(result)["unet"].check("forward_shape").details["seen"] == [2, 13, 256, 256]
-    assert result.environment["pretrained_backbone"] is False
-    assert "pretrained=False" in result.environment["backbone_weights"]
-
-
-def test_each_failure_is_named(tmp_path, spec):
+@pytest.mark.slow  # the real worker
+def test_each_failure_is_named(tmp_path, spec_for):
     root = make_submission(tmp_path, {
         "models.py": TINY + """
 class FCN32s(Tiny):
@@ -76,6 +61,8 @@ class ResidualUNet(Tiny):
         "other.py": "import torch.nn as nn\nclass AttentionUNet(nn.Module):\n    pass\n",
         "more.py": "import torch.nn as nn\nclass Attention_UNet(nn.Module):\n    pass\n",
     })
+    spec = spec_for("fcn32s_frozen", "fcn16s_frozen", "fcn8s_finetune", "unet", "unet_noskip", "unet_residual",
+                    "unet_attention")
     variants = by_id(grade(root, spec))
 
     shape = variants["fcn32s_frozen"].check("forward_shape")
@@ -95,12 +82,13 @@ class ResidualUNet(Tiny):
     assert "more.py" in ambiguous and "other.py" in ambiguous and "segrade.toml" in ambiguous
 
 
-def test_missing_variants_mention_import_errors(tmp_path, spec):
+@pytest.mark.slow  # the real worker
+def test_missing_variants_mention_import_errors(tmp_path, spec_for):
     root = make_submission(tmp_path, {
         "models.py": TINY + "class UNet(Tiny):\n    pass\n",
         "broken.py": "import albumentations_not_installed\n",
     })
-    result = grade(root, spec)
+    result = grade(root, spec_for("fcn8s_frozen", "unet"))
     variants = by_id(result)
     assert variants["unet"].status is VariantStatus.PASSED
     missing = variants["fcn8s_frozen"]
@@ -110,7 +98,8 @@ def test_missing_variants_mention_import_errors(tmp_path, spec):
     assert [m["ok"] for m in result.modules] == [False, True]
 
 
-def test_student_files_import_each_other_and_from_packages(tmp_path, spec):
+@pytest.mark.slow  # the real worker
+def test_student_files_import_each_other_and_from_packages(tmp_path, spec_for):
     root = make_submission(tmp_path, {
         "blocks.py": TINY,
         "models/__init__.py": "",
@@ -118,54 +107,16 @@ def test_student_files_import_each_other_and_from_packages(tmp_path, spec):
         "models/helpers.py": "WIDTH = 8\n",
         "train.py": "from models.unets import UNet\n",  # re-export: not a second candidate
     })
-    variants = by_id(grade(root, spec))
+    variants = by_id(grade(root, spec_for("unet")))
     assert variants["unet"].status is VariantStatus.PASSED
     assert variants["unet"].mapping.endswith("from models/unets.py, adapter: contract")
 
 
-def test_exit_at_import_and_hard_exit_are_contained(tmp_path, spec):
-    root = make_submission(tmp_path, {
-        "a_train.py": "import sys\nclass Boom:\n    print('training...')\n    sys.exit(0)\n",
-        "models.py": TINY + ALL_CLASSES.replace(
-            "class UNet(Tiny):\n    pass",
-            "class UNet(Tiny):\n    def __init__(self, num_classes, in_channels=3):\n        import os\n        os._exit(0)"),
-    })
-    result = grade(root, spec)
-    variants = by_id(result)
-    assert result.modules[0]["error"] == "SystemExit: 0"
-    assert variants["fcn8s_finetune"].status is VariantStatus.PASSED  # reported before the exit
-    assert variants["unet"].status is VariantStatus.ERROR
-    assert "exit code 0" in variants["unet"].checks[0].message
-    assert variants["unet_attention"].status is VariantStatus.PASSED  # a fresh worker carried on
-    assert "training..." in result.worker_log
-
-
-def test_timeout_is_reported(tmp_path, spec):
-    root = make_submission(tmp_path, {"models.py": "import time\nclass Slow:\n    time.sleep(60)\n"})
-    result = grade(root, spec, limits=Limits(phase_seconds={"start": 60, "import": 3}))
-    assert result.environment["worker_problem"] == "no progress within the 3 s limit of the import phase"
-    assert all(v.status is VariantStatus.TIMEOUT for v in result.variants)
-
-
-def test_worker_gets_a_copy_and_no_secrets(tmp_path, spec, monkeypatch):
-    monkeypatch.setenv("GRADER_SECRET_TOKEN", "s3cret")
-    root = make_submission(tmp_path, {"models.py": TINY + """
-import os, pathlib
-class UNet(Tiny):
-    def __init__(self, num_classes, in_channels=3):
-        pathlib.Path("written_by_student.txt").write_text("x")
-        raise RuntimeError("secret=%s home=%s" % (os.environ.get("GRADER_SECRET_TOKEN"), os.environ["HOME"]))
-"""})
-    message = by_id(grade(root, spec))["unet"].check("builds").message
-    assert "secret=None" in message
-    assert str(root) not in message
-    assert not (root / "written_by_student.txt").exists()
-
-
-def test_single_file_and_unreadable_inputs(tmp_path, spec):
+@pytest.mark.slow  # the real worker
+def test_single_file_and_unreadable_inputs(tmp_path, spec_for):
     single = tmp_path / "hw3.py"
     single.write_text(TINY + ALL_CLASSES)
-    result = grade(single, spec)
+    result = grade(single, spec_for("unet"))
     assert result.ok and result.submission.id == "hw3"
     with pytest.raises(SubmissionError, match="no such file"):
         load_submission(tmp_path / "absent", tmp_path / "w1")
@@ -177,22 +128,25 @@ def test_single_file_and_unreadable_inputs(tmp_path, spec):
         load_submission(tmp_path / "empty", tmp_path / "w3")
 
 
-def test_symlinks_are_not_followed(tmp_path, spec):
-    outside = tmp_path / "outside.py"
-    outside.write_text(TINY + ALL_CLASSES)
-    root = make_submission(tmp_path, {"readme.md": "hi", "local.py": "X = 1\n"})
-    (root / "linked.py").symlink_to(outside)
-    submission = load_submission(root, tmp_path / "work")
-    assert [m["path"] for m in submission.modules] == ["local.py"]
-
-
+@pytest.mark.slow  # the real worker
 def test_cli_exit_codes_and_results_json(tmp_path, capsys, spec):
+    """A complete submission passes every variant of the assignment, through the command a
+    student types; what results.json says of it; the exit codes."""
     good = make_submission(tmp_path, {"models.py": TINY + ALL_CLASSES})
     spec_file = str(spec.path)
     assert main(["check", str(good), "--checks-only", "--out", str(tmp_path / "out"), "--spec", spec_file]) == 0
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert data["schema"] == "segrade.results/3"
     assert [v["status"] for v in data["variants"]] == ["passed"] * 10
+    assert data["grade"]["passed_variants"] == 10
+    variants = {v["variant_id"]: v for v in data["variants"]}
+    assert variants["fcn8s_frozen"]["mapping"] == (
+        "FCN8s ← FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) from models.py, adapter: contract")
+    seen = {vid: next(c for c in v["checks"] if c["id"] == "forward_shape")["details"]["seen"]
+            for vid, v in variants.items()}
+    assert seen["fcn8s_frozen"] == [2, 13, 224, 224] and seen["unet"] == [2, 13, 256, 256]
+    assert data["environment"]["pretrained_backbone"] is False
+    assert "pretrained=False" in data["environment"]["backbone_weights"]
     # Checks only: every check's marks (half of each variant's share), no performance marks.
     assert data["total"] == 40.5 and data["max_total"] == 100 and data["grade"]["automatic_max"] == 81
     assert data["variants"][0]["checks"][1] == {
@@ -208,7 +162,9 @@ def test_cli_exit_codes_and_results_json(tmp_path, capsys, spec):
     assert "no such file" in capsys.readouterr().out
 
 
-def test_a_manifest_pins_what_the_adapters_cannot_decide(tmp_path, spec):
+@pytest.mark.slow  # the real worker
+def test_a_manifest_pins_what_the_adapters_cannot_decide(tmp_path, spec_for):
+    spec = spec_for("unet", "unet_noskip")   # unet_noskip: what the misspelt id below is told to be
     files = {"a.py": TINY + "class UNetA(Tiny):\n    pass\n", "b.py": TINY + "class UNet(Tiny):\n    pass\n",
              "c.py": TINY + "class UNet(Tiny):\n    depth = 4\n" + ALL_CLASSES.replace("class UNet(Tiny):\n    pass\n\n", "")}
     root = make_submission(tmp_path, files)
@@ -223,9 +179,9 @@ def test_a_manifest_pins_what_the_adapters_cannot_decide(tmp_path, spec):
         grade(root, spec)
 
 
-def test_llm_declaration_is_reported_not_scored(tmp_path, spec):
-    from grader.records.results import CheckStatus
-
+@pytest.mark.slow  # the real worker
+def test_llm_declaration_is_reported_not_scored(tmp_path, spec_for):
+    spec = spec_for("unet")
     declared = make_submission(tmp_path, {"models.py": "# Prompts used with ChatGPT: write a U-Net\n" + TINY + ALL_CLASSES})
     (check,) = grade(declared, spec).checks
     assert check.id == "llm_declaration" and check.status is CheckStatus.PASS
@@ -235,6 +191,7 @@ def test_llm_declaration_is_reported_not_scored(tmp_path, spec):
     assert result.checks[0].status is CheckStatus.WARN and result.ok
 
 
+@pytest.mark.slow  # the real worker, training
 def test_self_check_scores_the_public_val_split_and_writes_the_report_next_to_it(tmp_path, capsys):
     """A student's `segrade check`: trained and scored on the public validation split (no
     hidden labels on their machine), what to fix first, the report beside the submission,
@@ -263,6 +220,7 @@ def test_self_check_scores_the_public_val_split_and_writes_the_report_next_to_it
     assert not (root / "results.json").exists()  # nothing written inside the submission
 
 
+@pytest.mark.slow  # the real worker
 def test_the_specs_variant_kwargs_reach_the_constructor(tmp_path):
     """`[[variants]] kwargs` (a course's own options) are passed to the contract class."""
     from tiny_submission import spec_with
@@ -277,7 +235,9 @@ def test_the_specs_variant_kwargs_reach_the_constructor(tmp_path):
     assert main(["check", str(root), "--checks-only", "--spec", str(spec_file), "--no-report"]) == 0
 
 
-def test_bands_dir_is_where_check_reads_the_reference_figures(tmp_path, spec):
+@pytest.mark.slow  # the real worker
+def test_bands_dir_is_where_check_reads_the_reference_figures(tmp_path, spec_for):
+    spec = spec_for("fcn32s_frozen")
     good = make_submission(tmp_path, {"models.py": TINY + ALL_CLASSES})
     common = ["check", str(good), "--checks-only", "--spec", str(spec.path), "--no-pdf"]
     assert main(common + ["--out", str(tmp_path / "default")]) == 0

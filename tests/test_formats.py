@@ -1,4 +1,5 @@
-"""grader.submission.formats: folders, zips, notebooks and scripts turned into an importable folder."""
+"""grader.submission.formats and its steps (archive, notebooks, toplevel, imports): folders, zips,
+notebooks and scripts turned into an importable folder."""
 
 import json
 import os
@@ -16,9 +17,9 @@ from grader.submission.formats import (
     Module,
     SubmissionError,
     ZipLimits,
-    filter_source,
     prepare_submission,
 )
+from grader.submission.toplevel import filter_source
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
@@ -107,10 +108,10 @@ def test_folder_copy_skips_links_caches_and_environments(tmp_path):
 
 
 def test_folder_size_limits(tmp_path, monkeypatch):
-    from grader.submission import formats
+    from grader.submission import staging
 
-    monkeypatch.setattr(formats, "_MAX_FILE_BYTES", 100)
-    monkeypatch.setattr(formats, "_MAX_CHECKPOINT_BYTES", 1000)
+    monkeypatch.setattr(staging, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(staging, "MAX_CHECKPOINT_BYTES", 1000)
     src = _write(tmp_path / "s", {"model.py": "X = 1\n", "big.csv": "x" * 200, "w.pt": "x" * 500,
                                   "huge.pth": "x" * 2000})
     p = prepare_submission(src, tmp_path / "out")

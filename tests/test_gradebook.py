@@ -10,12 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from grader.report.gradebook import (
-    SUMMARY_COLUMNS,
-    gradebook,
-    gradebook_maxima,
-    write_gradebook,
-)
+from grader.records.files import unreadable
+from grader.records.results import SubmissionResult
+from grader.report.gradebook import SUMMARY_COLUMNS, gradebook_maxima, write_gradebook
+from grader.report.gradebook import gradebook as _gradebook
 from grader.spec import load_spec
 
 DATA = Path(__file__).parent / "data"
@@ -24,6 +22,17 @@ DATA = Path(__file__).parent / "data"
 @pytest.fixture(scope="module")
 def assignment():
     return load_spec()
+
+
+def records(items: list[dict]) -> list:
+    """The typed records of saved results data ({"submission": {"id"}, "error"}: one that could
+    not be graded)."""
+    return [unreadable(i["submission"]["id"], i["error"]) if "error" in i else SubmissionResult.from_json(i)
+            for i in items]
+
+
+def gradebook(items: list[dict], assignment):
+    return _gradebook(records(items), assignment)
 
 
 def load_results(sid: str = "student_042") -> dict:
@@ -102,7 +111,7 @@ def test_maxima(assignment):
 
 def test_csv_round_trip(assignment, tmp_path):
     results = [load_results("a"), load_results("b"), {"submission": {"id": "c"}, "error": "timed out, twice"}]
-    path = write_gradebook(results, assignment, tmp_path / "out" / "gradebook.csv")
+    path = write_gradebook(records(results), assignment, tmp_path / "out" / "gradebook.csv")
     assert [p.name for p in path.parent.iterdir()] == ["gradebook.csv"]  # no temporary file left
     back = pd.read_csv(path, keep_default_na=False, na_values=[""])
     expected = gradebook(results, assignment)

@@ -11,7 +11,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from grader.report.gradescope import VISIBILITIES, gradescope_results, write_gradescope
+from grader.records.results import SubmissionResult
+from grader.report.gradescope import VISIBILITIES, write_gradescope
+from grader.report.gradescope import gradescope_results as _gradescope_results
 
 DATA = Path(__file__).parent / "data"
 
@@ -26,6 +28,11 @@ def validator() -> jsonschema.Draft202012Validator:
     schema = json.loads((DATA / "gradescope_results.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
+
+
+def gradescope_results(data: dict, **kw) -> dict:
+    """Gradescope's file for saved results data (altered here as a grade would record it)."""
+    return _gradescope_results(SubmissionResult.from_json(data), **kw)
 
 
 def by_name(data: dict) -> dict[str, dict]:
@@ -187,7 +194,7 @@ def test_invalid_visibility_says_what_is_allowed(results):
 
 
 def test_write_gradescope(results, validator, tmp_path):
-    path = write_gradescope(results, tmp_path / "results" / "results.json", visibility="visible")
+    path = write_gradescope(SubmissionResult.from_json(results), tmp_path / "results" / "results.json", visibility="visible")
     assert path == tmp_path / "results" / "results.json"
     assert [p.name for p in path.parent.iterdir()] == ["results.json"]  # no temporary file left
     data = json.loads(path.read_text())

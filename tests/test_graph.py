@@ -1,13 +1,12 @@
 """grader.graph: architecture fingerprints from the dataflow graph of one forward pass (BRIEF §6).
 
-Reference models pass, planted defects fail with a message a student understands, and the
-example submissions raise no false alarm. Every case runs with both graph builders
-(torch.export and the dispatch recording): they must agree.
+Reference models pass, planted defects fail with a message a student understands, and
+Carol's notebook raises no false alarm (the other examples: test_submissions.py). Every case
+runs with both graph builders (torch.export and the dispatch recording): they must agree.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -49,6 +48,14 @@ def ref_unet():
 @pytest.fixture(scope="module")
 def ref_fcn():
     return _load(ROOT / "reference" / "fcn.py", "_graph_ref_fcn")
+
+
+@pytest.fixture
+def fast_init(monkeypatch):
+    """Skip the random init of VGG16's 120M classifier weights: structure is all that counts."""
+    for name in ("kaiming_normal_", "kaiming_uniform_", "normal_", "uniform_", "constant_", "zeros_",
+                 "xavier_uniform_"):
+        monkeypatch.setattr(nn.init, name, lambda tensor, *a, **k: tensor)
 
 
 def _check(model: nn.Module, variant: str, name: str | None = None) -> tuple[Fingerprint, str, str]:
@@ -334,75 +341,9 @@ def test_export_leaves_the_model_as_it_was():
 
 
 # --------------------------------------------------------------------------- example submissions
-
-
-def _fcn_unet_builders(sub: str):
-    """{variant: zero-argument builder} as the grader builds them (BRIEF §3, submissions/README).
-    alice_package is an example in submissions/; bob and dave are adapter fixtures in
-    tests/data/submissions/."""
-    folder = (ROOT / "submissions" if sub == "alice_package" else ROOT / "tests" / "data" / "submissions") / sub
-    if sub == "alice_package":
-        sys.path.insert(0, str(folder))
-        try:
-            seg = importlib.import_module("segmodels")
-        finally:
-            sys.path.remove(str(folder))
-        return {
-            **{v: (lambda v=v: seg.FCN(num_classes=13, variant=v, freeze_backbone=True, pretrained=False))
-               for v in ("fcn32s", "fcn16s", "fcn8s")},
-            "unet": lambda: seg.UNet(n_channels=3, n_classes=13),
-            "unet_noskip": lambda: seg.UNet(n_channels=3, n_classes=13, use_skip_connections=False),
-            "unet_residual": lambda: seg.UNet(n_channels=3, n_classes=13, use_residual_block=True),
-            "unet_attention": lambda: seg.UNet(n_channels=3, n_classes=13, use_gated_attention=True),
-        }
-    if sub == "bob_inverted_flag":
-        saved = sys.modules.pop("utils", None)
-        sys.path.insert(0, str(folder))
-        try:
-            bob = _load(folder / "models.py", "_graph_bob_models")
-        finally:
-            sys.path.remove(str(folder))
-            sys.modules.pop("utils", None)
-            if saved is not None:
-                sys.modules["utils"] = saved
-        fcn = dict(update_weights=False, pretrained_backbone=False)
-        return {
-            "fcn32s": lambda: bob.FCN32(13, **fcn), "fcn16s": lambda: bob.FCN16(13, **fcn),
-            "fcn8s": lambda: bob.FCN8(13, **fcn),
-            "unet": lambda: bob.VanillaUNet(3, 13), "unet_noskip": lambda: bob.NoSkipUNet(3, 13),
-            "unet_residual": lambda: bob.ResUNet(3, 13), "unet_attention": lambda: bob.AttentionUNet(3, 13),
-        }
-    assert sub == "dave_contract"
-    fcn = _load(folder / "fcn.py", "_graph_dave_fcn")
-    unets = _load(folder / "unets.py", "_graph_dave_unets")
-    return {
-        "fcn32s": lambda: fcn.FCN32s(13, freeze_backbone=True, pretrained=False),
-        "fcn16s": lambda: fcn.FCN16s(13, freeze_backbone=True, pretrained=False),
-        "fcn8s": lambda: fcn.FCN8s(13, freeze_backbone=True, pretrained=False),
-        "unet": lambda: unets.UNet(13), "unet_noskip": lambda: unets.UNetNoSkip(13),
-        "unet_residual": lambda: unets.ResidualUNet(13), "unet_attention": lambda: unets.AttentionUNet(13),
-    }
-
-
-@pytest.fixture
-def fast_init(monkeypatch):
-    """Skip the random init of VGG16's 120M classifier weights: structure is all that counts."""
-    for name in ("kaiming_normal_", "kaiming_uniform_", "normal_", "uniform_", "constant_", "zeros_",
-                 "xavier_uniform_"):
-        monkeypatch.setattr(nn.init, name, lambda tensor, *a, **k: tensor)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("sub", ["alice_package", "bob_inverted_flag", "dave_contract"])
-def test_no_false_alarm_on_submissions(sub, fast_init):
-    failures = []
-    for variant, build in _fcn_unet_builders(sub).items():
-        model = build()
-        fp, status, message = _check(model, variant)
-        if status != "pass":
-            failures.append((variant, message, fp))
-        del model
-    assert not failures, failures
+# That the example submissions raise no false alarm is test_submissions.py's every-variant test
+# (the architecture check through the real worker, with the spec's requirements, which are these).
+# Carol's notebook is checked here too: both graph builders must agree on a real submission.
 
 
 CAROL_SCRIPT = r"""

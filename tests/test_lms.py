@@ -32,7 +32,8 @@ def graded(tmp_path):
     results = json.loads((DATA / "results_small.json").read_text())
     for sid, total in (("alice", 61.5), ("bob", 40.0)):
         (tmp_path / sid).mkdir()
-        (tmp_path / sid / "results.json").write_text(json.dumps({**results, "total": total}))
+        (tmp_path / sid / "results.json").write_text(json.dumps({**results, "total": total,
+                                                                     "grade": {**results["grade"], "total": total}}))
     (tmp_path / "erin").mkdir()
     (tmp_path / "erin" / "error.json").write_text(json.dumps({"error": "corrupt zip"}))
     (tmp_path / "roster.csv").write_text(_doc_roster())

@@ -14,6 +14,7 @@ through the real worker: the mapping segrade chooses and the verdict of the chec
 | noah_vgg19            | FCN(backbone_name="vgg19")                                         |
 | olga_downloads_vgg19  | a constructor that always downloads VGG19 weights                  |
 | pete_keras            | a Keras submission                                                 |
+| dave_contract         | the contract's names and arguments, in a student's own style       |
 
 To stay fast, each test asks the worker for the variants it needs only, and for the mapping
 alone (`plan_only`) where nothing has to be built.
@@ -32,15 +33,12 @@ from grader.submission.candidates import mark_blocking
 from grader.grading.checks import check_variant
 from grader.submission.load import load_submission, read_manifest
 from grader.grading.pipeline import GradeOptions, probe_request
-from grader.report.terminal import package_notes
+from grader.records.view import package_notes
 from grader.records.results import CheckStatus, VariantStatus
 from grader.grading.sandbox import run_worker
 from grader.spec import load_spec
 from grader.grading.weights import BackboneWeights
 from tiny_submission import small_inputs
-
-# Every test here runs the real worker (a sandboxed process building models): seconds each.
-pytestmark = pytest.mark.slow
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "submissions"
 # The assignment at 64 px inputs: the same checks on inputs ~15x cheaper for a VGG16.
@@ -80,6 +78,7 @@ def explain(results) -> str:
 # --------------------------------------------------------------------------- 1. missing packages
 
 
+@pytest.mark.slow  # the real worker
 def test_missing_packages_are_stood_in_and_fail_only_where_used(tmp_path):
     run, results = observe(FIXTURES / "gina_extra_packages", ("unet", "unet_noskip"), tmp_path)
     assert all(m["ok"] for m in run.modules), run.modules
@@ -100,6 +99,7 @@ def test_missing_packages_are_stood_in_and_fail_only_where_used(tmp_path):
 # --------------------------------------------------------------------------- 2. Enum variant argument
 
 
+@pytest.mark.slow  # the real worker
 def test_enum_variant_argument_gets_a_member(tmp_path):
     run, results = observe(FIXTURES / "hana_enum_variant", FCN_IDS, tmp_path, plan_only=True)
     for vid in FCN_IDS:
@@ -109,12 +109,14 @@ def test_enum_variant_argument_gets_a_member(tmp_path):
         assert "guess" not in " ".join(run.variants[vid]["notes"])
 
 
+@pytest.mark.slow  # the real worker
 def test_enum_variant_builds_and_passes(tmp_path):
     run, results = observe(FIXTURES / "hana_enum_variant", ("fcn8s_frozen",), tmp_path)
     assert results["fcn8s_frozen"].status is VariantStatus.PASSED, explain(results)
     assert results["fcn8s_frozen"].figures["backbone"] == "VGG16 (from torchvision)"
 
 
+@pytest.mark.slow  # the real worker
 def test_a_manifest_names_an_enum_member(tmp_path):
     run, _ = observe(FIXTURES / "hana_enum_variant", ("fcn16s_frozen", "fcn8s_frozen"), tmp_path, plan_only=True,
                      manifest="""
@@ -134,6 +136,7 @@ def test_a_manifest_names_an_enum_member(tmp_path):
 # --------------------------------------------------------------------------- 3. sibling subprojects
 
 
+@pytest.mark.slow  # the real worker
 def test_sibling_subprojects_import_with_their_own_root(tmp_path):
     run, results = observe(FIXTURES / "ivan_subprojects", FCN_IDS + UNET_IDS, tmp_path, plan_only=True)
     assert all(m["ok"] for m in run.modules), run.modules
@@ -143,11 +146,13 @@ def test_sibling_subprojects_import_with_their_own_root(tmp_path):
     assert sources["unet_residual"] == sources["unet_attention"] == "UNet/src/unet.py"
 
 
+@pytest.mark.slow  # the real worker
 def test_sibling_subproject_builds_and_passes(tmp_path):
     run, results = observe(FIXTURES / "ivan_subprojects", ("unet_attention",), tmp_path)
     assert results["unet_attention"].status is VariantStatus.PASSED, explain(results)
 
 
+@pytest.mark.slow  # the real worker
 def test_a_missing_variant_names_the_file_that_defines_it(tmp_path):
     copy = tmp_path / "ivan"
     shutil.copytree(FIXTURES / "ivan_subprojects", copy)
@@ -164,6 +169,7 @@ def test_a_missing_variant_names_the_file_that_defines_it(tmp_path):
 # --------------------------------------------------------------------------- 4. abstract base
 
 
+@pytest.mark.slow  # the real worker
 def test_abstract_base_gives_way_to_concrete_classes(tmp_path):
     run, results = observe(FIXTURES / "jack_abstract_base", ("unet", "unet_noskip"), tmp_path)
     assert results["unet"].status is VariantStatus.PASSED, explain(results)
@@ -173,6 +179,7 @@ def test_abstract_base_gives_way_to_concrete_classes(tmp_path):
                                               "NotImplementedError; NoSkipUNet, VanillaUNet implement it)")
 
 
+@pytest.mark.slow  # the real worker
 def test_forward_raising_not_implemented_falls_back_to_the_next_candidate(tmp_path):
     sub = tmp_path / "sub"
     sub.mkdir()
@@ -204,6 +211,7 @@ def test_forward_raising_not_implemented_falls_back_to_the_next_candidate(tmp_pa
 # --------------------------------------------------------------------------- 5. class count by name
 
 
+@pytest.mark.slow  # the real worker
 def test_class_count_found_from_the_signature(tmp_path):
     run, results = observe(FIXTURES / "kate_class_count", ("unet",), tmp_path)
     assert results["unet"].mapping.startswith("UNet ← UNet(output_classes=13) from unet.py")
@@ -213,6 +221,7 @@ def test_class_count_found_from_the_signature(tmp_path):
 # --------------------------------------------------------------------------- 6. backbone by provenance
 
 
+@pytest.mark.slow  # the real worker
 def test_own_fc6_head_is_not_the_backbone(tmp_path):
     run, results = observe(FIXTURES / "liam_own_head", ("fcn32s_frozen",), tmp_path)
     result = results["fcn32s_frozen"]
@@ -223,6 +232,7 @@ def test_own_fc6_head_is_not_the_backbone(tmp_path):
     assert result.figures["backbone"] == "VGG16 (from torchvision)"
 
 
+@pytest.mark.slow  # the real worker
 def test_fcn_without_vgg_fails_the_backbone_check(tmp_path):
     run, results = observe(FIXTURES / "mia_no_vgg", ("fcn8s_frozen",), tmp_path)
     result = results["fcn8s_frozen"]
@@ -287,6 +297,7 @@ def test_the_architecture_table_names_the_backbone():
 # --------------------------------------------------------------------------- 7. backbone choice, downloads
 
 
+@pytest.mark.slow  # the real worker
 def test_backbone_choice_gets_vgg16(tmp_path):
     run, results = observe(FIXTURES / "noah_vgg19", ("fcn16s_finetune",), tmp_path)
     result = results["fcn16s_finetune"]
@@ -296,6 +307,7 @@ def test_backbone_choice_gets_vgg16(tmp_path):
     assert result.figures["backbone"] == "VGG16 (from torchvision)"
 
 
+@pytest.mark.slow  # the real worker
 def test_a_constructor_downloading_vgg19_is_told_so(tmp_path):
     # Under a profile that trains from ImageNet weights (full), a download is what it is: offline, a failure
     run, results = observe(FIXTURES / "olga_downloads_vgg19", ("fcn32s_frozen",), tmp_path,
@@ -322,8 +334,23 @@ def test_under_a_random_init_profile_a_constructors_own_download_gets_random_ini
 # --------------------------------------------------------------------------- 8. not PyTorch
 
 
+@pytest.mark.slow  # the real worker
 def test_a_keras_submission_is_told_it_is_not_pytorch(tmp_path):
     run, results = observe(FIXTURES / "pete_keras", ("unet",), tmp_path, plan_only=True)
     message = results["unet"].check("builds").message
     assert "This code is written for TensorFlow, not PyTorch (model.py imports it)" in message, message
     assert "tensorflow.py" not in message
+
+
+# --------------------------------------------------------------------------- 8. the contract
+
+
+@pytest.mark.slow  # the real worker
+def test_contract_names_need_no_guesswork(tmp_path):
+    """The contract's class names and arguments are taken as they are, for every variant (the
+    mapping alone: the reference self-check builds and checks a contract follower)."""
+    run, results = observe(FIXTURES / "dave_contract", FCN_IDS + UNET_IDS, tmp_path, plan_only=True)
+    for vid, result in results.items():
+        assert result.mapping.endswith("adapter: contract"), (vid, result.mapping)
+    assert "FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) from fcn.py" in results["fcn8s_frozen"].mapping
+    assert "UNetNoSkip(num_classes=13) from unets.py" in results["unet_noskip"].mapping

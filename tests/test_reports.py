@@ -12,9 +12,9 @@ import pytest
 
 from grader.submission.answers import find_answers
 from grader.cli import main
-from grader.report.files import read_results
+from grader.records.files import read_results
 from grader.report.html import html_to_pdf, render_html, render_markdown
-from grader.report.outputs import write_submission_report
+from grader.report.outputs import ReportOptions, write_submission_report
 from grader.spec import SpecError, load_spec
 from report_tools import SUBMISSION_BLUE, external_references, has_colour, pdf_pages, screenshot
 
@@ -111,7 +111,7 @@ def test_pdf_renderer_refuses_anything_outside_the_file(tmp_path):
 
 def test_html_report_in_a_browser(tmp_path):
     folder = small_results(tmp_path)
-    write_submission_report(folder, load_spec(), pdf=False)
+    write_submission_report(folder, load_spec(), ReportOptions(pdf=False))
     shot = screenshot(folder / "report.html", tmp_path / "shot.png")
     assert shot.shape[0] > 1000 and shot.min() < 50, "the browser drew text"
     assert has_colour(shot, (0x1E, 0x7B, 0x34)), "passed statuses are green"
@@ -213,3 +213,21 @@ def test_bold_lead_paragraphs_under_a_discussion_and_results_tables_are_not_answ
         "unet_attention_discussion": "README.md § Gated attention",
     }
     assert answers["unet_attention_discussion"]["markdown"] == "**Gated attention.** Gates focus on cars."
+
+
+def test_a_report_from_the_record_in_memory_is_the_one_from_its_files(tmp_path):
+    """A job renders the record it has just graded, without reading back what it wrote;
+    `segrade report` renders from the files. The same report, byte for byte."""
+    from dataclasses import replace
+
+    from grader.records.files import write_results
+    from grader.records.results import RESULTS_SCHEMA
+
+    folder = small_results(tmp_path)
+    samples = dict(np.load(folder / "samples.npz"))
+    fresh = replace(read_results(folder), samples=samples, schema=RESULTS_SCHEMA)  # as a grade makes it
+    write_results(fresh, tmp_path / "written")
+    spec = load_spec()
+    assert render_html(fresh, fresh.samples, spec) == render_html(read_results(tmp_path / "written"),
+                                                                  dict(np.load(tmp_path / "written" / "samples.npz")),
+                                                                  spec)

@@ -79,7 +79,9 @@ def test_a_variant_that_is_not_what_it_claims_earns_no_performance_marks(variant
     wrong, _ = _score(_fcn(variant_id, failing=(identity,)))
     assert wrong.points_detail["performance_points"] == 0
     assert wrong.points == pytest.approx(2 - 2 * 2 / 8)
-    assert f"the {identity} check failed, so this model is not" in wrong.points_detail["performance"]
+    title = SPEC.variant(variant_id).title   # e.g. "FCN-32s, frozen backbone"
+    assert wrong.points_detail["performance"].startswith(
+        f"no performance marks: the {identity} check failed, so this model is not {title}"), wrong.points_detail
     # The other backbone check is not this variant's: it neither scores nor gates.
     other = "finetuned_backbone" if identity == "frozen_backbone" else "frozen_backbone"
     assert _score(_fcn(variant_id, failing=(other,)))[0].points == pytest.approx(4)

@@ -131,7 +131,7 @@ def test_reference_never_counts(codes):
 
 
 def test_structure_catches_renamed_copy(codes):
-    tokens = {sid: {vid: variant_tokens({"figures": {"structure": {"layers": layers(m)}}})
+    tokens = {sid: {vid: variant_tokens({"structure": {"layers": layers(m)}})
                     for vid, m in _models(sid, codes[sid]).items()} for sid in _ids()}
     # Identifiers differ between alice_pkg and alice_copy, the layers are the same.
     assert tokens["alice_pkg"]["unet"] == tokens["alice_copy"]["unet"]
@@ -150,7 +150,7 @@ def test_reference_structure_never_counts(codes):
 
     reference = reference_tokens(load_spec(None))
     assert {"unet", "unet_attention", "fcn8s_frozen"} <= set(reference)
-    tokens = {sid: {vid: variant_tokens({"figures": {"structure": {"layers": layers(m)}}})
+    tokens = {sid: {vid: variant_tokens({"structure": {"layers": layers(m)}})
                     for vid, m in _models(sid, codes[sid]).items()} for sid in ("alice_pkg", "bob", "carol")}
     tokens["ref_a"] = tokens["ref_b"] = {"unet": set(reference["unet"])}
     with_reference = structural_similarity(tokens, boilerplate=reference)

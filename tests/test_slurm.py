@@ -22,7 +22,8 @@ import pytest
 
 from grader.batch.backends.slurm import SlurmBackend, SlurmConfig, _failure_outcome, _reason_from_log, _Task, \
     userns_reason
-from grader.batch.grade import BatchEntry, grade_batch
+from grader.batch.grade import BatchEntry, BatchEvents, BatchOptions, grade_batch
+from grader.report.outputs import ReportOptions
 from grader.grading.pipeline import GradeOptions
 from grader.spec import load_spec
 from slurm_cluster import SlurmCluster
@@ -34,8 +35,6 @@ def __init__(self, *args, **kwargs):
     time.sleep(400)
     super().__init__(*args, **kwargs)
 """
-
-pytestmark = pytest.mark.slow
 
 HOSTILE = contract_classes(UNet='''
 def forward(self, x):
@@ -89,21 +88,24 @@ def local_out(tmp_path_factory, folder, unet_spec):
     out = tmp_path_factory.mktemp("local") / "out"
     os.environ["SEGRADE_TEST_SEED"] = "1234"
     try:
-        grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu"), jobs=2, pdf=False)
+        grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu"),
+                    BatchOptions(jobs=2, report=ReportOptions(pdf=False)))
     finally:
         del os.environ["SEGRADE_TEST_SEED"]
     return out
 
 
+@pytest.mark.slow  # a Slurm cluster and a batch
 def test_slurm_array_tasks_grade_like_the_local_backend(slurm, tmp_path, folder, unet_spec, local_out, monkeypatch):
     monkeypatch.setenv("SEGRADE_TEST_SEED", "1234")
     out = tmp_path / "out"
     notes, started = [], []
     backend = SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=10, **FAST))
     progress: dict[str, list] = {}
-    summary = grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu"), pdf=False,
-                          backend=backend, on_note=notes.append, on_start=lambda e: started.append(e.id),
-                          on_progress=lambda entry, state: progress.setdefault(entry.id, []).append(state))
+    summary = grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu"),
+                          BatchOptions(report=ReportOptions(pdf=False), backend=backend),
+                          BatchEvents(on_note=notes.append, on_start=lambda e: started.append(e.id),
+                                      on_progress=lambda entry, state: progress.setdefault(entry.id, []).append(state)))
     assert {o.id: o.state for o in summary.outcomes} == {"ann": "graded", "bo": "graded", "mallory": "graded"}
     assert sorted(started) == ["ann", "bo", "mallory"]
     # A running task's progress file, written on the node, read at each squeue poll (issue 18).
@@ -124,6 +126,7 @@ def test_slurm_array_tasks_grade_like_the_local_backend(slurm, tmp_path, folder,
     assert (out / "summary.html").is_file() and (out / "gradebook.csv").is_file()
 
 
+@pytest.mark.slow  # a Slurm cluster
 def test_killed_submitter_then_rerun_loses_nothing_and_grades_nothing_twice(slurm, tmp_path, folder, unet_spec):
     out = tmp_path / "out"
     config = tmp_path / "slurm.toml"
@@ -162,6 +165,7 @@ def test_killed_submitter_then_rerun_loses_nothing_and_grades_nothing_twice(slur
     assert not (out / ".segrade-staging").exists()
 
 
+@pytest.mark.slow  # a Slurm cluster
 def test_a_cancelled_task_and_one_over_its_time_limit_are_errors_with_slurms_reason(slurm, tmp_path, unet_spec):
     """Real Slurm failures: `scancel` on one task, the time limit (1 minute) on the other.
     Both are that submission's error with Slurm's state, its log, and a segrade status;
@@ -176,9 +180,10 @@ def test_a_cancelled_task_and_one_over_its_time_limit_are_errors_with_slurms_rea
             job = json.loads((out / ".segrade-slurm" / "tasks.json").read_text())["tasks"][entry.id]["job"]
             subprocess.run(["scancel", job], check=True)
 
-    summary = grade_batch(root, out, load_spec(unet_spec), GradeOptions(profile=None, device="cpu"), pdf=False,
-                          backend=SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=1, **FAST)),
-                          on_start=cancel_when_running)
+    summary = grade_batch(root, out, load_spec(unet_spec), GradeOptions(profile=None, device="cpu"),
+                          BatchOptions(report=ReportOptions(pdf=False),
+                                       backend=SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=1, **FAST))),
+                          BatchEvents(on_start=cancel_when_running))
     outcomes = {o.id: o for o in summary.outcomes}
     assert outcomes["cancelled"].state == "error" and outcomes["cancelled"].status == "error"
     assert "CANCELLED" in outcomes["cancelled"].message and "a re-run submits it again" in outcomes["cancelled"].message
@@ -245,6 +250,7 @@ def test_slurm_config_file_and_options(tmp_path):
         SlurmConfig.load(path)
 
 
+@pytest.mark.slow  # a batch with training
 def test_rescore_after_a_band_change_without_retraining(tmp_path, folder, unet_spec, local_out):
     """A changed band: `segrade rescore` recomputes the points from the saved results, and
     `segrade grade` with the same band rescores instead of retraining."""
@@ -278,8 +284,8 @@ def test_rescore_after_a_band_change_without_retraining(tmp_path, folder, unet_s
     os.environ["SEGRADE_TEST_SEED"] = "1234"
     try:
         summary = grade_batch(folder, out, load_spec(unet_spec), GradeOptions(profile="smoke", device="cpu",
-                              bands_folder=bands), jobs=2, pdf=False, on_done=lambda o: states.update({o.id: o}),
-                              on_note=notes.append)
+                              bands_folder=bands), BatchOptions(jobs=2, report=ReportOptions(pdf=False)),
+                              BatchEvents(on_done=lambda o: states.update({o.id: o}), on_note=notes.append))
     finally:
         del os.environ["SEGRADE_TEST_SEED"]
     assert states == {}  # nothing graded
@@ -312,6 +318,7 @@ pretrained = false
     return path
 
 
+@pytest.mark.slow  # a batch with training
 def test_bands_measured_on_the_graders_own_hardware_in_the_batch(tmp_path, unet_spec, capsys):
     """No bands for the profile: the batch grades the reference K times as its own jobs,
     writes OUT/bands/<profile>.json with provenance and scores everyone against it; a re-run
@@ -351,8 +358,9 @@ def test_bands_measured_on_the_graders_own_hardware_in_the_batch(tmp_path, unet_
     # A re-run reuses the bands and grades nothing.
     notes, done = [], []
     options = GradeOptions(profile="tiny", device="cpu")
-    grade_batch(root, out, spec, options, jobs=2, pdf=False, band_seeds=2, reference=reference, on_note=notes.append,
-                on_done=lambda o: done.append(o.id))
+    grade_batch(root, out, spec, options, BatchOptions(jobs=2, report=ReportOptions(pdf=False), band_seeds=2,
+                                                       reference=reference),
+                BatchEvents(on_note=notes.append, on_done=lambda o: done.append(o.id)))
     assert done == [] and any("scoring against the bands measured for this batch" in n for n in notes), notes
 
     # --no-measure-bands: no reference runs, the default (absent) bands, "no band" as before
@@ -373,6 +381,7 @@ def test_tasks_of_a_command_killed_before_it_recorded_job_ids_are_found_by_name(
     assert _job_of({"name": "segrade-aaaa", "index": 0, "job": "39_0"}, live) == "39_0"
 
 
+@pytest.mark.slow  # a Slurm cluster
 def test_an_array_slurm_refuses_stops_the_batch_with_sbatchs_message(slurm, tmp_path, unet_spec):
     from grader.batch.grade import BatchError
 
@@ -381,7 +390,7 @@ def test_an_array_slurm_refuses_stops_the_batch_with_sbatchs_message(slurm, tmp_
     backend = SlurmBackend(SlurmConfig(partition="nosuch", cpus=1, mem_gb=2, time_min=10, **FAST))
     with pytest.raises(BatchError, match="Slurm refused the array.*(?i:partition)"):
         grade_batch(root, tmp_path / "out", load_spec(unet_spec), GradeOptions(profile=None, device="cpu"),
-                    pdf=False, backend=backend)
+                    BatchOptions(report=ReportOptions(pdf=False), backend=backend))
     assert json.loads((tmp_path / "out" / ".segrade-slurm" / "tasks.json").read_text())["tasks"] == {}
 
 

@@ -1,6 +1,10 @@
 """A plain, non-editable install works from any directory: build the wheel, install it into
 a fresh virtual environment (reusing this environment's torch through a .pth file rather
-than downloading it again), and run segrade from outside the source tree."""
+than downloading it again), and run segrade from outside the source tree.
+
+The installed segrade checks the bundled reference at 64 px inputs: what is tested here is
+the package (its files, its worker, its commands); the assignment's own 224/256 px are the
+reference self-check's (test_reference_grade.py)."""
 
 import json
 import subprocess
@@ -12,7 +16,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.slow
 
 
 def run(*command, cwd):
@@ -38,6 +41,7 @@ def installed(tmp_path_factory):
     return venv, tmp
 
 
+@pytest.mark.slow  # builds and installs a wheel
 def test_installed_package_is_self_contained(installed):
     venv, tmp = installed
     assert run(venv / "bin" / "segrade", "--version", cwd=tmp).strip() == "segrade 0.1.0"
@@ -50,11 +54,18 @@ def test_installed_package_is_self_contained(installed):
     reference = Path(where[1])
     assert {"fcn.py", "unet.py", "README.md"} <= {p.name for p in reference.iterdir()}
     assert Path(where[3]).is_file()
+    variants = run(venv / "bin" / "python", "-c", "from grader.spec import load_spec; "
+                   "print(' '.join(v.id for v in load_spec().variants))", cwd=tmp).split()
+    assert len(variants) == 10 and variants[0] == "fcn32s_frozen"   # the bundled default spec parses
 
 
+@pytest.mark.slow  # builds and installs a wheel, runs the installed worker
 def test_installed_segrade_checks_the_bundled_reference(installed):
+    from tiny_submission import small_inputs
+
     venv, tmp = installed
     reference = run(venv / "bin" / "python", "-c", "import grader.shared.resources as r; print(r.reference_dir())", cwd=tmp).strip()
-    run(venv / "bin" / "segrade", "check", reference, "--checks-only", "--out", tmp / "out", cwd=tmp)
+    spec = small_inputs(tmp / "spec_64px.toml")
+    run(venv / "bin" / "segrade", "check", reference, "--checks-only", "--spec", spec, "--out", tmp / "out", cwd=tmp)
     results = json.loads((tmp / "out" / "results.json").read_text())
     assert [v["status"] for v in results["variants"]] == ["passed"] * 10

@@ -38,16 +38,19 @@ def write_submission(root: Path, files: dict[str, str | bytes]) -> Path:
     return root
 
 
-def spec_with(variant_ids: list[str], path: Path, architecture: bool = True) -> Path:
+def spec_with(variant_ids: list[str], path: Path, architecture: bool = True, input_size: int | None = None) -> Path:
     """The default spec cut down to some of its variants: fewer builds when a test is about
     one family. Rubric items keep only those variants (items left with none are dropped,
     manual items stay); profiles and policy are kept. Without architecture requirements
-    if asked."""
+    if asked; with `input_size` px inputs for every family if given (see small_inputs)."""
     import re
 
     from grader.shared.resources import DEFAULT_SPEC
 
     text = DEFAULT_SPEC.read_text()
+    if input_size is not None:
+        text, count = re.subn(r"^input_size = \d+$", f"input_size = {input_size}", text, flags=re.M)
+        assert count >= 2, "the spec's families no longer say input_size: update spec_with"
     if not architecture:
         text = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("architecture = "))
     head, rest = text.split("[[variants]]", 1)

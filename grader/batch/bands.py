@@ -17,16 +17,11 @@ submission is scored on.
 
 from __future__ import annotations
 
-import platform
 import shutil
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
-
-from grader import __version__
 
 DEFAULT_SEEDS = 3
 BANDS_DIR = "bands"
@@ -75,7 +70,6 @@ def plan_bands(assignment, options, out: Path, device: str, *, measure: bool = T
     from grader.batch.job import BatchEntry
     from grader.grading.pipeline import resolve_profile
     from grader.shared.resources import reference_dir
-    from grader.spec import load_spec
     from grader.grading.weights import find_vgg16_weights
 
     profile, _ = resolve_profile(assignment, options)
@@ -83,7 +77,8 @@ def plan_bands(assignment, options, out: Path, device: str, *, measure: bool = T
         return BandsPlan(options.bands_folder)
     if options.bands_folder is not None:
         return BandsPlan(options.bands_folder, message=f"bands from {bands_path(profile.id, options.bands_folder)}")
-    backbone = backbone_key(profile.pretrained and find_vgg16_weights(options.vgg16_weights).available)
+    backbone = backbone_key(profile.pretrained and assignment.has_family_with_pretrained_backbone()
+                            and find_vgg16_weights(options.vgg16_weights).available)
     own = Path(out).resolve() / BANDS_DIR
     ok, _ = _applies(assignment, profile, own, backbone)
     if ok:
@@ -95,10 +90,12 @@ def plan_bands(assignment, options, out: Path, device: str, *, measure: bool = T
     base = f"the {profile.id!r} bands do not apply here ({why})"
     if not measure:
         return BandsPlan(None, message=f"{base}: performance marks are not scored (--no-measure-bands)")
-    if reference is None:
-        if assignment.id != load_spec().id:
+    if reference is None and not assignment.is_default:
+        reference = assignment.reference_dir()   # the spec's [assignment] reference
+        if reference is None:
             return BandsPlan(None, message=f"{base}, and this course's reference solution was not given: performance "
                                            "marks are not scored; pass --reference DIR to measure them in the batch")
+    elif reference is None:
         reference = reference_dir()
         # The reference's parameters and FLOPs (compared in every report) stay where the jobs look.
         figures = bands_folder() / FIGURES_FILE
@@ -115,21 +112,10 @@ def plan_bands(assignment, options, out: Path, device: str, *, measure: bool = T
                      measured_here=True, profile=profile, backbone=backbone, seeds=seed_list, reference=reference)
 
 
-def _as_result(data: dict[str, Any]) -> SimpleNamespace:
-    """A saved results.json, shaped as grader.grading.bands.summarise_runs reads a SubmissionResult."""
-    variants = []
-    for v in data["variants"]:
-        checks = [SimpleNamespace(status=SimpleNamespace(value=c["status"]), message=c["message"])
-                  for c in v.get("checks", [])]
-        variants.append(SimpleNamespace(variant_id=v["variant_id"], metrics=v.get("metrics"), checks=checks,
-                                        status=v.get("status")))
-    return SimpleNamespace(variants=variants, environment=data.get("environment", {}))
-
-
 def finish_bands(plan: BandsPlan, out: Path, assignment, options) -> str:
     """Summarise the reference runs of the batch into OUT/bands/<profile>.json; one line
     saying what was written, or why not (then the performance marks stay unscored)."""
-    from grader.grading.bands import BandIdentity, bands_path, summarise_runs, write_bands
+    from grader.grading.bands import bands_path, provenance, summarise_runs, write_bands
     from grader.batch.job import read_done
     from grader.submission.load import fingerprint
     from grader.records.files import ResultsError, read_results
@@ -142,47 +128,28 @@ def finish_bands(plan: BandsPlan, out: Path, assignment, options) -> str:
             problems.append(f"{entry.id} was not graded")
             continue
         try:
-            data = read_results(folder)
+            result = read_results(folder)
         except ResultsError as exc:
             problems.append(str(exc))
             continue
-        failed = [v["variant_id"] for v in data["variants"] if v.get("status") != "passed"]
+        failed = [v.variant_id for v in result.variants if v.status != "passed"]
         if failed:
             problems.append(f"{entry.id} failed {', '.join(failed)} (see {folder}/report.html)")
-        results.append(data)
+        results.append(result)
     if problems:
         return ("bands NOT measured for this batch: " + "; ".join(problems)
                 + ". Performance marks are not scored; fix the reference and run again")
     try:
-        variants = summarise_runs([_as_result(r) for r in results], assignment.class_names)
+        variants = summarise_runs(results, assignment.class_names)
     except RuntimeError as exc:
         return f"bands NOT measured for this batch: {exc}"
-    envs = [r.get("environment", {}) for r in results]
-    first = envs[0]
-    entry = {
-        "measured": True,
-        "variants": variants,
-        "provenance": {
-            "measured_for": "this batch (segrade grade measured the reference as jobs of the batch)",
-            "identity": BandIdentity.of_grade(assignment, plan.profile, first).to_json(),
-            "batch": str(out.resolve()),
-            "device": first.get("device"), "devices": sorted({str(e.get("device")) for e in envs}),
-            "torch": first.get("torch"), "python": first.get("python"), "segrade": __version__,
-            "host": platform.node() or None, "platform": platform.platform(),
-            "profile": plan.profile.id, "profile_sha256": plan.profile.sha256, "spec_sha256": assignment.sha256,
-            "dataset": assignment.dataset.kind, "dataset_fingerprint": first.get("dataset_fingerprint"),
-            "test_split": first.get("test_split"), "seeds": plan.seeds,
-            "pretrained_backbone": first.get("pretrained_backbone"), "backbone_weights": first.get("backbone_weights"),
-            "reference": str(plan.reference), "reference_sha256": fingerprint(plan.reference),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "duration_s": round(statistics.fsum(float(r.get("duration_s") or 0) for r in results), 1),
-            "runs": [str((out / e.target).resolve()) for e in plan.entries],
-        },
-    }
-    from grader.grading.bands import RULE
-
-    entry["provenance"]["rule"] = RULE
+    devices = sorted({str(r.environment.get("device")) for r in results})
+    entry = {"measured": True, "variants": variants, "provenance": provenance(
+        assignment, plan.profile, results, plan.seeds, statistics.fsum(float(r.duration_s) for r in results),
+        measured_for="this batch (segrade grade measured the reference as jobs of the batch)",
+        batch=str(out.resolve()), devices=devices, reference=str(plan.reference),
+        reference_sha256=fingerprint(plan.reference), runs=[str((out / e.target).resolve()) for e in plan.entries])}
     path = write_bands(assignment, plan.profile, plan.backbone, entry, plan.folder)
     assert path == bands_path(plan.profile.id, plan.folder)
     means = ", ".join(f"{vid} {s['mean']:.3f}±{s['std']:.3f}" for vid, s in variants.items())
-    return f"bands measured for this batch on {first.get('device')}: wrote {path} ({means})"
+    return f"bands measured for this batch on {results[0].environment.get('device')}: wrote {path} ({means})"

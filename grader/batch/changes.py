@@ -20,17 +20,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from grader.records.files import ErrorRecord, ResultsError, read_record, write_atomic
+from grader.records.results import Band, SubmissionResult
+
 CHANGES_FILE = "changes.json"
 CHANGES_CSV = "changes.csv"
 CSV_COLUMNS = ("submission", "variant", "old_points", "new_points", "delta", "old_status", "new_status", "checks",
                "reasons")
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _short(value: Any) -> str:
@@ -41,36 +37,32 @@ def _points(value: Any) -> float | None:
     return None if value is None else round(float(value), 4)
 
 
-def _band_text(band: dict | None) -> str:
-    if not band or not band.get("measured"):
-        return "no band"
-    return f"{band.get('lower', 0):.3f}–{band.get('upper', 0):.3f}"
+def _band_text(band: Band | None) -> str:
+    return band.range_text("–") if band is not None and band.measured else "no band"
 
 
-def reasons(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def reasons(old: SubmissionResult, new: SubmissionResult) -> list[str]:
     """What the two grades were made from, where it differs, in words."""
     out = []
-    old_sub, new_sub = old.get("submission") or {}, new.get("submission") or {}
-    if old_sub.get("sha256") != new_sub.get("sha256"):
-        out.append(f"the submission's content changed (sha256 {_short(old_sub.get('sha256'))} → "
-                   f"{_short(new_sub.get('sha256'))})")
-    if old.get("spec_sha256") != new.get("spec_sha256"):
-        out.append(f"the assignment spec changed (sha256 {_short(old.get('spec_sha256'))} → "
-                   f"{_short(new.get('spec_sha256'))})")
-    old_env, new_env = old.get("environment") or {}, new.get("environment") or {}
+    if old.submission.sha256 != new.submission.sha256:
+        out.append(f"the submission's content changed (sha256 {_short(old.submission.sha256)} → "
+                   f"{_short(new.submission.sha256)})")
+    if old.spec_sha256 != new.spec_sha256:
+        out.append(f"the assignment spec changed (sha256 {_short(old.spec_sha256)} → {_short(new.spec_sha256)})")
+    old_env, new_env = old.environment, new.environment
     profile = ("profile", "profile_sha256")
     if [old_env.get(k) for k in profile] != [new_env.get(k) for k in profile]:
         out.append(f"the training profile changed ({old_env.get('profile') or 'checks only'} "
                    f"{_short(old_env.get('profile_sha256'))} → {new_env.get('profile') or 'checks only'} "
                    f"{_short(new_env.get('profile_sha256'))})")
-    old_bands = {v["variant_id"]: v.get("band") for v in old.get("variants", [])}
-    moved = [f"{v['variant_id']} {_band_text(old_bands.get(v['variant_id']))} → {_band_text(v.get('band'))}"
-             for v in new.get("variants", []) if v["variant_id"] in old_bands
-             and _band_text(old_bands[v["variant_id"]]) != _band_text(v.get("band"))]
+    old_bands = {v.variant_id: v.band for v in old.variants}
+    moved = [f"{v.variant_id} {_band_text(old_bands[v.variant_id])} → {_band_text(v.band)}"
+             for v in new.variants if v.variant_id in old_bands
+             and _band_text(old_bands[v.variant_id]) != _band_text(v.band)]
     if moved:
         out.append("the reference bands changed: " + "; ".join(moved))
-    if old.get("segrade_version") != new.get("segrade_version"):
-        out.append(f"segrade {old.get('segrade_version')} → {new.get('segrade_version')}")
+    if old.segrade_version != new.segrade_version:
+        out.append(f"segrade {old.segrade_version} → {new.segrade_version}")
     for name, what in (("device", "the device"), ("backbone_weights", "the FCN backbone's start"),
                        ("training_seed", "the training seed"), ("evaluation_split", "the evaluation split")):
         if old_env.get(name) != new_env.get(name):
@@ -78,44 +70,43 @@ def reasons(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return out
 
 
-def compare(old: dict[str, Any] | None, new: dict[str, Any], old_error: dict[str, Any] | None = None
+def compare(old: SubmissionResult | None, new: SubmissionResult, old_error: ErrorRecord | None = None
             ) -> dict[str, Any] | None:
-    """changes.json's data, from the replaced results (`old`) or error (`old_error`) and the new
-    results; None when there was no previous grade."""
+    """changes.json's data, from the replaced grade (`old`) or error (`old_error`) and the new
+    grade; None when there was no previous grade."""
     if old is None and old_error is None:
         return None
-    new_total = _points(new.get("total"))
+    new_total = _points(new.total)
     if old is None:
         return {"schema": "segrade.changes/1",
-                "previous": {"started_at": None, "segrade_version": old_error.get("segrade_version"), "total": None,
-                             "error": old_error.get("error")},
-                "reasons": [f"it could not be graded before: {old_error.get('error')}"],
+                "previous": {"started_at": None, "segrade_version": old_error.segrade_version, "total": None,
+                             "error": old_error.error},
+                "reasons": [f"it could not be graded before: {old_error.error}"],
                 "total": {"old": None, "new": new_total, "delta": None},
-                "variants": [{"variant_id": v["variant_id"], "title": v.get("title", v["variant_id"]),
-                              "old_points": None, "new_points": _points(v.get("points")), "delta": None,
-                              "old_status": None, "new_status": v["status"], "checks": [], "old_miou": None,
-                              "new_miou": (v.get("metrics") or {}).get("miou")} for v in new.get("variants", [])]}
-    old_total = _points(old.get("total"))
-    old_variants = {v["variant_id"]: v for v in old.get("variants", [])}
+                "variants": [{"variant_id": v.variant_id, "title": v.title, "old_points": None,
+                              "new_points": _points(v.points), "delta": None, "old_status": None,
+                              "new_status": v.status.value, "checks": [], "old_miou": None, "new_miou": v.miou}
+                             for v in new.variants]}
+    old_total = _points(old.total)
     variants = []
-    for v in new.get("variants", []):
-        before = old_variants.get(v["variant_id"], {})
-        old_checks = {c["id"]: c["status"] for c in before.get("checks", [])}
-        new_checks = {c["id"]: c["status"] for c in v.get("checks", [])}
+    for v in new.variants:
+        before = old.variant(v.variant_id)
+        old_checks = {c.id: c.status.value for c in before.checks} if before else {}
+        new_checks = {c.id: c.status.value for c in v.checks}
         checks = [f"{cid}: {old_checks.get(cid, 'not run')} → {new_checks.get(cid, 'not run')}"
                   for cid in dict.fromkeys([*old_checks, *new_checks]) if old_checks.get(cid) != new_checks.get(cid)]
-        old_points, new_points = _points(before.get("points")), _points(v.get("points"))
-        if old_points == new_points and before.get("status") == v["status"] and not checks:
+        old_points, new_points = _points(before.points if before else None), _points(v.points)
+        old_status = before.status.value if before else None
+        if old_points == new_points and old_status == v.status and not checks:
             continue
-        variants.append({"variant_id": v["variant_id"], "title": v.get("title", v["variant_id"]),
-                         "old_points": old_points, "new_points": new_points,
+        variants.append({"variant_id": v.variant_id, "title": v.title, "old_points": old_points,
+                         "new_points": new_points,
                          "delta": None if old_points is None or new_points is None
                          else round(new_points - old_points, 4),
-                         "old_status": before.get("status"), "new_status": v["status"], "checks": checks,
-                         "old_miou": (before.get("metrics") or {}).get("miou"),
-                         "new_miou": (v.get("metrics") or {}).get("miou")})
+                         "old_status": old_status, "new_status": v.status.value, "checks": checks,
+                         "old_miou": before.miou if before else None, "new_miou": v.miou})
     return {"schema": "segrade.changes/1",
-            "previous": {"started_at": old.get("started_at"), "segrade_version": old.get("segrade_version"),
+            "previous": {"started_at": old.started_at, "segrade_version": old.segrade_version,
                          "total": old_total, "error": None},
             "reasons": reasons(old, new) or ["nothing segrade records differs (the same inputs graded again)"],
             "total": {"old": old_total, "new": new_total,
@@ -123,30 +114,31 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any], old_error: dict[str
             "variants": variants}
 
 
-def note_changes(previous: Path, staging: Path) -> dict[str, Any] | None:
-    """Compare the grade in `previous` (the folder being replaced) with the new one in
-    `staging`; write staging/changes.json when there was a previous grade."""
-    new = _read(staging / "results.json")
-    if new is None or not previous.is_dir():
+def note_changes(previous: Path, new: SubmissionResult, staging: Path) -> dict[str, Any] | None:
+    """Compare the grade in `previous` (the folder being replaced) with the `new` one; write
+    staging/changes.json when there was a previous grade it can read."""
+    if not previous.is_dir():
         return None
-    changes = compare(_read(previous / "results.json"), new,
-                      None if (previous / "results.json").is_file() else _read(previous / "error.json"))
+    try:
+        record = read_record(previous)
+    except ResultsError:  # nothing readable to compare with: said nowhere, as for a first grade
+        return None
+    changes = compare(*((None, new, record) if isinstance(record, ErrorRecord) else (record, new)))
     if changes is not None:
-        from grader.records.files import write_atomic
-
         write_atomic(staging / CHANGES_FILE, json.dumps(changes, indent=1) + "\n")
     return changes
 
 
 def read_changes(folder: Path) -> dict[str, Any] | None:
-    return _read(Path(folder) / CHANGES_FILE)
+    try:
+        return json.loads((Path(folder) / CHANGES_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def write_changes_csv(root: Path, ids: list[str]) -> Path:
     """changes.csv: per regraded submission of `ids` with a previous grade, one `total` row and
     one row per changed variant (old -> new points and status, checks that changed, and why)."""
-    from grader.records.files import write_atomic
-
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

@@ -22,22 +22,40 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from grader.shared.errors import BatchError
+from grader.batch.backends.base import Backend, BatchEvents
 from grader.batch.job import (  # noqa: F401  (BatchEntry, BatchOutcome, keys: re-exported, the batch's vocabulary)
     DONE_FILE, STAGING, BatchEntry, BatchOutcome, batch_key_parts, find_entries, grade_key, read_done,
     scoring_key, training_spec_sha256,
 )
+from grader.report.outputs import ReportOptions
 from grader.spec import Assignment
+from grader.submission.load import fingerprint
 
 LOCK = ".segrade-lock"
 
 
 SEED_FILE = ".segrade-test-seed"
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch runs, beside how each submission is graded (GradeOptions) and what the
+    command is told as it goes (BatchEvents)."""
+
+    jobs: int | None = None                 # at most this many jobs at once; None: the backend's default
+    manifests: Path | None = None           # the instructor's manifests, DIR/<id>.toml
+    report: ReportOptions = ReportOptions()  # each submission's reports: PDF or not, Gradescope visibility
+    backend: Backend | None = None          # where the jobs run (grader.batch.backends); None: local processes
+    measure_bands: bool = True              # measure the bands as jobs of the batch when none applies
+    band_seeds: int = 3                     # reference runs for those bands
+    reference: Path | None = None           # the reference solution to measure them from (another course's)
+    similarity: Any = None                  # grader.similarity.SimilarityOptions: compare the code, or None
+    lms: tuple[Path, str | None] | None = None  # (roster, column): the LMS import files (grader.report.lms)
 
 
 @dataclass
@@ -57,12 +75,15 @@ class BatchSummary:
         return [o for o in self.outcomes if o.state == "error"]
 
 
-def plan_batch(entries: list[BatchEntry], out: Path, assignment: Assignment, options, device: str
+def plan_batch(entries: list[BatchEntry], out: Path, shared: dict[str, Any], scoring: str
                ) -> tuple[list[tuple[BatchEntry, str]], list[BatchOutcome]]:
-    """Which entries to grade (with their key) and which are already done with the same key."""
+    """Which entries to grade (with their key) and which are already done with the same key.
+    `shared`: batch_key_parts(), read once per batch; `scoring`: the batch's scoring key. Each
+    entry to grade carries its content's hash and the scoring key, so that its job neither
+    hashes the submission again nor resolves the profile a second time."""
     todo, done = [], []
-    shared = batch_key_parts(assignment, options, device)
     for entry in entries:
+        entry = replace(entry, sha256=fingerprint(entry.path), scoring_key=scoring)
         key = grade_key(entry, shared)
         previous = read_done(out / entry.target)
         if previous and previous.get("key") == key:
@@ -72,27 +93,19 @@ def plan_batch(entries: list[BatchEntry], out: Path, assignment: Assignment, opt
     return todo, done
 
 
-def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, options, *, jobs: int | None = None,
-                manifests: str | Path | None = None, pdf: bool = True, visibility: str = "after_published",
-                backend=None, measure_bands: bool = True, band_seeds: int = 3, reference: str | Path | None = None,
-                on_plan: Callable[[list[BatchEntry], list[BatchOutcome]], None] | None = None,
-                on_start: Callable[[BatchEntry], None] | None = None,
-                on_progress: Callable[[BatchEntry, Any], None] | None = None,
-                on_done: Callable[[BatchOutcome], None] | None = None,
-                on_note: Callable[[str], None] | None = None, similarity=None,
-                lms: tuple[Path, str | None] | None = None) -> BatchSummary:
-    """Grade every submission of `folder` into `out`, then write the class outputs
-    (summary.html, gradebook.csv, index.html; with `similarity`, a
-    grader.similarity.SimilarityOptions, first similarity.html and similarity.csv; with `lms`,
-    (roster, column), the LMS import files of grader.report.lms). Never stops on one
-    submission's failure.
+def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, options,
+                batch: BatchOptions = BatchOptions(), events: BatchEvents = BatchEvents()) -> BatchSummary:
+    """Grade every submission of `folder` into `out` (each with GradeOptions `options`), then
+    write the class outputs (summary.html, gradebook.csv, index.html; with `batch.similarity`,
+    first similarity.html and similarity.csv; with `batch.lms`, the LMS import files of
+    grader.report.lms). Never stops on one submission's failure.
 
-    `backend`: where the jobs run (grader.batch.backends: local processes by default, or Slurm).
-    `measure_bands`: when the profile's bands do not apply and no --bands folder was given,
-    the reference is graded K times as jobs of this batch and every submission is scored
-    against the bands measured from them (OUT/bands/<profile>.json; grader.batch.bands).
-    Grades whose training key still matches but whose scoring key (bands, rubric) changed
-    are rescored from their saved results, not retrained (grader.batch.rescore)."""
+    `batch.backend`: where the jobs run (grader.batch.backends: local processes by default, or
+    Slurm). `batch.measure_bands`: when the profile's bands do not apply and no --bands folder
+    was given, the reference is graded `batch.band_seeds` times as jobs of this batch and every
+    submission is scored against the bands measured from them (OUT/bands/<profile>.json;
+    grader.batch.bands). Grades whose training key still matches but whose scoring key (bands,
+    rubric) changed are rescored from their saved results, not retrained (grader.batch.rescore)."""
     from grader.batch.backends.local import LocalBackend
     from grader.batch.bands import BANDS_DIR, finish_bands, plan_bands
     from grader.report.outputs import write_class_outputs
@@ -100,9 +113,10 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
 
     started = time.perf_counter()
     out = Path(out)
-    note = on_note or (lambda message: None)
-    backend = backend or LocalBackend()
-    entries = find_entries(folder, manifests)
+    note = events.note
+    backend = batch.backend or LocalBackend()
+    report = batch.report
+    entries = find_entries(folder, batch.manifests)
     if not entries:
         raise BatchError(f"{folder} holds no submission (subfolders, .zip, .py or .ipynb files)")
     device = backend.device(options)
@@ -111,48 +125,48 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
     summary = BatchSummary(out)
     with _lock(out):
         backend.clear_staging(out)  # what a killed run left half-written (not what live Slurm tasks write)
-        bands = plan_bands(assignment, options, out, device, measure=measure_bands, seeds=band_seeds,
-                           reference=reference)
+        bands = plan_bands(assignment, options, out, device, measure=batch.measure_bands, seeds=batch.band_seeds,
+                           reference=batch.reference)
         if bands.measured_here and any(e.id == BANDS_DIR for e in entries):
             raise BatchError(f"a submission is named {BANDS_DIR!r}, which clashes with {out / BANDS_DIR} (the bands "
                              "measured for this batch): rename it, or pass --bands DIR / --no-measure-bands")
         if bands.message:
             note(bands.message)
         options = replace(options, bands_folder=bands.folder)
-        reference_todo, _ = plan_batch(bands.entries, out, assignment, options, device)
-        todo, resumed = plan_batch(entries, out, assignment, options, device)
+        shared, scoring = batch_key_parts(assignment, options, device), scoring_key(assignment, options)
+        reference_todo, _ = plan_batch(bands.entries, out, shared, scoring)
+        todo, resumed = plan_batch(entries, out, shared, scoring)
         summary.outcomes += resumed
-        if on_plan:
-            on_plan([e for e, _ in reference_todo + todo], resumed)
-        jobs = jobs or backend.default_jobs(device, len(reference_todo) + len(todo))
+        if events.on_plan:
+            events.on_plan([e for e, _ in reference_todo + todo], resumed)
+        jobs = batch.jobs or backend.default_jobs(device, len(reference_todo) + len(todo))
         options = replace(options, **backend.resources(device, jobs), test_seed=_batch_test_seed(out, assignment))
         reference_ids = {e.id for e in bands.entries}
-        for outcome in backend.run(reference_todo + todo, out, assignment, options, jobs=jobs, device=device, pdf=pdf,
-                                   visibility=visibility, on_start=on_start, on_note=note,
-                                   on_progress=on_progress):
+        for outcome in backend.run(reference_todo + todo, out, assignment, options, report, jobs=jobs, device=device,
+                                   events=events):
             if outcome.id not in reference_ids:
                 summary.outcomes.append(outcome)
-            if on_done:
-                on_done(outcome)
+            if events.on_done:
+                events.on_done(outcome)
         if bands.entries:
             message = finish_bands(bands, out, assignment, options)
             note(message)
         rescored = rescore_batch_folder(out, assignment, options, [o for o in summary.outcomes if o.state != "error"],
-                                        pdf=pdf, visibility=visibility, batch_bands=bands.measured_here)
+                                        report)
         if rescored:
             note(f"rescored {len(rescored)} grade(s) against the current bands and rubric, without retraining: "
                  + ", ".join(sorted(rescored)))
             summary.outcomes = [rescored.get(o.id, o) for o in summary.outcomes]
         backend.clear_staging(out, finished=True)
         _changes_csv(out, [o.id for o in summary.outcomes if o.state == "graded"], summary)
-        if similarity is not None:
-            summary.similarity = _similarity(out, similarity, {e.id for e in entries}, assignment, summary)
-        if lms is not None:
+        if batch.similarity is not None:
+            summary.similarity = _similarity(out, batch.similarity, {e.id for e in entries}, assignment, summary)
+        if batch.lms is not None:
             from grader.report.lms import write_lms_files
 
-            summary.lms = write_lms_files(out, assignment, lms[0], column=lms[1], only={e.id for e in entries})
-        classes = write_class_outputs(out, assignment, pdf=pdf, visibility=visibility, reports=False,
-                                      only={e.id for e in entries})
+            summary.lms = write_lms_files(out, assignment, batch.lms[0], column=batch.lms[1],
+                                          only={e.id for e in entries})
+        classes = write_class_outputs(out, assignment, report, reports=False, only={e.id for e in entries})
     order = {e.id: i for i, e in enumerate(entries)}
     summary.outcomes.sort(key=lambda o: order.get(o.id, len(order)))
     summary.index, summary.summary, summary.gradebook = classes.index, classes.summary, classes.gradebook

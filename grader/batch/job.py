@@ -32,7 +32,8 @@ from typing import Any
 from grader import __version__
 from grader.shared.errors import BatchError
 from grader.grading.progress import Throttled, read_progress, write_progress
-from grader.records.results import CheckStatus
+from grader.records.view import first_problem_line
+from grader.report.outputs import ReportOptions
 from grader.spec import Assignment
 
 DONE_FILE = "done.json"
@@ -52,6 +53,9 @@ class BatchEntry:
     manifest: Path | None = None  # the instructor's manifest for it (--manifests DIR/<id>.toml)
     seed: int | None = None       # a training seed of its own (the reference's runs that measure bands)
     folder: str | None = None     # where its output goes under OUT (default: its id)
+    # Set by the batch's plan (grader.batch.grade.plan_batch), so that a job does not work them out again:
+    sha256: str | None = None       # the submission's content hash (grader.submission.load.fingerprint)
+    scoring_key: str | None = None  # the batch's scoring key (bands and rubric, `scoring_key`)
 
     @property
     def target(self) -> str:
@@ -154,7 +158,7 @@ def grade_key(entry: BatchEntry, shared: dict[str, Any]) -> str:
     `shared`: batch_key_parts()."""
     from grader.submission.load import fingerprint
 
-    parts = {**shared, "submission": fingerprint(entry.path),
+    parts = {**shared, "submission": entry.sha256 or fingerprint(entry.path),
              "manifest": hashlib.sha256(entry.manifest.read_bytes()).hexdigest() if entry.manifest else None}
     if entry.seed is not None:
         parts["seed"] = entry.seed
@@ -162,6 +166,8 @@ def grade_key(entry: BatchEntry, shared: dict[str, Any]) -> str:
 
 
 def read_done(folder: Path) -> dict[str, Any] | None:
+    """done.json of a committed folder: {"key", "scoring_key", "outcome", "segrade"}, or None
+    when there is none or it is of another version's shape."""
     try:
         data = json.loads((folder / DONE_FILE).read_text())
         BatchOutcome(**data["outcome"])  # the fields still match this version
@@ -170,8 +176,18 @@ def read_done(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, options, pdf: bool = True,
-                visibility: str = "after_published", note: str = "") -> BatchOutcome:
+def write_done(folder: Path, key: str, outcome: BatchOutcome, scoring: str | None) -> Path:
+    """done.json: the grade's training key, its scoring key and outcome. Written last by a
+    job (grader.batch.job.commit) and rewritten by a rescore (grader.batch.rescore): the one
+    writer of the file."""
+    from grader.records.files import write_atomic
+
+    done = {"key": key, "scoring_key": scoring, "outcome": asdict(outcome), "segrade": __version__}
+    return write_atomic(folder / DONE_FILE, json.dumps(done, indent=1) + "\n")
+
+
+def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, options, report: ReportOptions,
+                note: str = "") -> BatchOutcome:
     """Grade one submission and write its folder OUT/<id> (through staging). `note`: about
     where it ran, kept in its outcome (e.g. a Slurm node where bubblewrap cannot run)."""
     from grader.submission.load import SubmissionError
@@ -183,60 +199,62 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     options = replace(options, manifest=str(entry.manifest) if entry.manifest else None)
     if entry.seed is not None:
         options = replace(options, seed=entry.seed)
+    staging = staging_folder(out, entry)
     try:
         # Where it has got to, for the submitting command's display (grader.grading.progress).
         on_progress = Throttled(lambda state: write_progress(progress_file(out, entry), state))
-        result = grade_submission(entry.path, assignment, options, submission_id=entry.id, on_progress=on_progress)
+        result = grade_submission(entry.path, assignment, options, submission_id=entry.id, on_progress=on_progress,
+                                  sha256=entry.sha256, on_prepared=lambda submission: _keep_code(submission, staging))
     except SubmissionError as exc:  # the submission itself: the same content fails the same way
+        shutil.rmtree(staging, ignore_errors=True)
         outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=str(exc))
-        write_error_folder(out, entry, key, str(exc), outcome, assignment, pdf, visibility)
+        write_error_folder(out, entry, key, str(exc), outcome, assignment, report)
         return outcome
     except Exception as exc:  # a failure on the grading side: reported, and retried by a re-run
+        shutil.rmtree(staging, ignore_errors=True)
         why = f"segrade failed while grading {entry.id}: {type(exc).__name__}: {exc}"
         outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=why)
-        write_error_folder(out, entry, None, why, outcome, assignment, pdf, visibility,
-                            detail=traceback.format_exc())
+        write_error_folder(out, entry, None, why, outcome, assignment, report, detail=traceback.format_exc())
         return outcome
     if note:  # where it ran weakens what the report's isolation line says: say it there too
         result.environment["isolation"] = f"{result.environment.get('isolation')} ({note})"
     grade = result.grade
-    first_problem = next((f"{v.variant_id}: {failed.headline}" for v in result.variants
-                          if (failed := v.first_check(CheckStatus.FAIL))), "")
     outcome = BatchOutcome(entry.id, "graded", ok=result.ok, passed_variants=grade.passed_variants,
                            total_variants=grade.total_variants, points=grade.total, automatic_max=grade.automatic_max,
-                           message=first_problem, note=note)
-    staging = staging_folder(out, entry)
+                           message=first_problem_line(result), note=note)
     write_results(result, staging)
-    _keep_code(entry, staging)
-    _note_changes(out / entry.id, staging)
-    # The worker has ended: the job's share of the cores draws the report's charts.
-    write_submission_report(staging, assignment, pdf=pdf, visibility=visibility, workers=options.threads or 1)
+    changes = _note_changes(out / entry.id, result, staging)
+    # The worker has ended: the job's share of the cores draws the report's charts, from the
+    # record in memory.
+    write_submission_report(staging, assignment, report, result=result, changes=changes,
+                            workers=options.threads or 1)
     outcome.seconds = round(time.perf_counter() - started, 1)
-    commit(staging, out / entry.target, key, outcome, scoring=scoring_key(assignment, options))
+    commit(staging, out / entry.target, key, outcome, scoring=entry.scoring_key or scoring_key(assignment, options))
     return outcome
 
 
-def _keep_code(entry: BatchEntry, staging: Path) -> None:
+def _keep_code(submission, staging: Path) -> None:
     """OUT/<id>/code/: the code segrade extracted (notebooks converted, top-level code left
-    out), which the class's similarity compares. Cannot fail a grade."""
-    from grader.similarity.code import CODE_DIR, cache_tokens, extract_code
+    out), copied from the prepared submission the grade runs on (prepared once), which the
+    class's similarity compares. Cannot fail a grade."""
+    from grader.similarity.code import CODE_DIR, cache_tokens, copy_code
 
     try:
-        extract_code(entry.path, staging / CODE_DIR)
+        copy_code(submission.root, staging / CODE_DIR)
         cache_tokens(staging / CODE_DIR)
     except Exception:  # noqa: BLE001 (the grade stands; similarity says this code is missing)
         shutil.rmtree(staging / CODE_DIR, ignore_errors=True)
 
 
-def _note_changes(previous: Path, staging: Path) -> None:
+def _note_changes(previous: Path, result, staging: Path) -> dict[str, Any] | None:
     """changes.json when a previous grade is replaced (grader.batch.changes): what changed and by how
     many points. Cannot fail a grade."""
     from grader.batch.changes import note_changes
 
     try:
-        note_changes(previous, staging)
+        return note_changes(previous, result, staging)
     except Exception:  # noqa: BLE001 (the grade stands without its comparison)
-        pass
+        return None
 
 
 def progress_file(out: Path, entry: BatchEntry) -> Path:
@@ -260,8 +278,7 @@ def commit(staging: Path, final: Path, key: str | None, outcome: BatchOutcome, s
     rename: OUT/<id> is either the old complete folder, the new complete one, or (killed
     between the two renames) absent and regraded next time."""
     if key is not None:
-        done = {"key": key, "scoring_key": scoring, "outcome": asdict(outcome), "segrade": __version__}
-        (staging / DONE_FILE).write_text(json.dumps(done, indent=1) + "\n")
+        write_done(staging, key, outcome, scoring)
     final.parent.mkdir(parents=True, exist_ok=True)
     old = None
     if final.exists():
@@ -273,8 +290,8 @@ def commit(staging: Path, final: Path, key: str | None, outcome: BatchOutcome, s
 
 
 def write_error_folder(out: Path, entry: BatchEntry, key: str | None, why: str, outcome: BatchOutcome,
-                        assignment: Assignment, pdf: bool, visibility: str, *, detail: str = "",
-                        extra: dict[str, Any] | None = None) -> None:
+                       assignment: Assignment, report: ReportOptions, *, detail: str = "",
+                       extra: dict[str, Any] | None = None) -> None:
     """OUT/<id> for a submission that could not be graded: error.json, its own report and a
     Gradescope file with the message. With the grade's `key` (the same content would fail the
     same way) a re-run skips it; with None (a grading-side failure) a re-run tries again."""
@@ -285,5 +302,5 @@ def write_error_folder(out: Path, entry: BatchEntry, key: str | None, why: str, 
     record = ErrorRecord(entry.id, str(entry.path.resolve()), assignment.id, __version__, why, detail,
                          **(extra or {}))
     write_error(staging, record)
-    write_error_report(staging, record, assignment, pdf=pdf, visibility=visibility)
+    write_error_report(staging, record, assignment, report)
     commit(staging, out / entry.target, key, outcome)

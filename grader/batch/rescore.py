@@ -15,14 +15,14 @@ version of the profile, or for other variants than the spec's now.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from grader.records.files import variant_from_json
-from grader.records.results import _plain
+from grader.records.files import ResultsError, read_results, results_folders, write_results
+from grader.records.results import SubmissionResult
+from grader.report.outputs import ReportOptions
 from grader.spec import Assignment
 
 
@@ -47,17 +47,17 @@ def bands_note(bands_folder: Path | None, profile_id: str | None) -> str:
     return ""
 
 
-def rescore_results(data: dict[str, Any], assignment: Assignment, bands_folder: Path | None) -> dict[str, Any]:
-    """The saved results `data` scored again against the bands in `bands_folder` (None:
+def rescore_results(result: SubmissionResult, assignment: Assignment, bands_folder: Path | None) -> SubmissionResult:
+    """The saved grade `result` scored again against the bands in `bands_folder` (None:
     reference/bands) and the assignment's rubric now."""
     from grader.grading.bands import BandIdentity, backbone_key, load_bands
     from grader.grading.score import score
 
-    env = data.get("environment") or {}
-    if data.get("assignment_id") != assignment.id:
-        raise RescoreError(f"graded for assignment {data.get('assignment_id')!r}, not {assignment.id!r}: "
+    env = result.environment
+    if result.assignment_id != assignment.id:
+        raise RescoreError(f"graded for assignment {result.assignment_id!r}, not {assignment.id!r}: "
                            "pass that assignment's spec with --spec")
-    saved_ids = [v["variant_id"] for v in data["variants"]]
+    saved_ids = [v.variant_id for v in result.variants]
     if sorted(saved_ids) != sorted(v.id for v in assignment.variants):
         raise RescoreError("graded for other variants than the spec's now: grade again (segrade grade)")
     profile = None
@@ -66,59 +66,42 @@ def rescore_results(data: dict[str, Any], assignment: Assignment, bands_folder: 
         if profile is None or (env.get("profile_sha256") and profile.sha256 != env["profile_sha256"]):
             raise RescoreError(f"trained under another version of the {env['profile']!r} profile: grade again "
                                "(segrade grade); rescoring only changes points, never training")
-    variants = tuple(variant_from_json(v) for v in data["variants"])
     bands = None
     if profile is not None:
         identity = BandIdentity.of_grade(assignment, profile, env)
         bands = load_bands(profile, backbone_key(bool(env.get("pretrained_backbone"))), saved_ids, bands_folder,
                            identity=identity)
-    scored, grade = score(assignment, variants, bands, env.get("evaluation_split") or "test")
+    scored, grade = score(assignment, result.variants, bands, env.get("evaluation_split") or "test")
     note = bands_note(bands_folder, profile.id if profile else None)
     if note:
-        grade = grade.__class__(**{**asdict(grade), "manual": grade.manual,
-                                   "note": "; ".join(x for x in (grade.note, note) if x)})
-    out = dict(data)
-    out["variants"] = _plain([asdict(v) for v in scored])
-    out["grade"] = _plain(asdict(grade))
-    out["total"], out["max_total"] = grade.total, grade.max_total
-    out["spec_sha256"] = assignment.sha256
-    out["environment"] = {**env, "bands_folder": str(bands_folder) if bands_folder else None,
-                          "bands_note": note or None,
-                          "rescored_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    return out
+        grade = replace(grade, note="; ".join(x for x in (grade.note, note) if x))
+    environment = {**env, "bands_folder": str(bands_folder) if bands_folder else None, "bands_note": note or None,
+                   "rescored_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return replace(result, variants=scored, grade=grade, spec_sha256=assignment.sha256, environment=environment)
 
 
-def rescore_folder(folder: Path, assignment: Assignment, bands_folder: Path | None, *, pdf: bool = True,
-                   visibility: str = "after_published", scoring: str | None = None) -> dict[str, Any]:
+def rescore_folder(folder: Path, assignment: Assignment, bands_folder: Path | None, report: ReportOptions, *,
+                   scoring: str | None = None) -> SubmissionResult:
     """Rescore one submission's folder: results.json, reports, Gradescope file, done.json."""
-    from grader.batch.job import DONE_FILE
-    from grader.records.files import read_results, write_atomic
+    from grader.batch.job import BatchOutcome, read_done, write_done
     from grader.report.outputs import write_submission_report
 
-    data = rescore_results(read_results(folder), assignment, bands_folder)
-    write_atomic(folder / "results.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
-    write_submission_report(folder, assignment, pdf=pdf, visibility=visibility, results=data)
-    done_path = folder / DONE_FILE
-    try:
-        done = json.loads(done_path.read_text())
-    except (OSError, ValueError):
-        done = None
+    result = rescore_results(read_results(folder), assignment, bands_folder)
+    write_results(result, folder)
+    write_submission_report(folder, assignment, report, result=result)
+    done = read_done(folder)
     if done is not None:
-        grade = data["grade"]
-        done["outcome"] |= {"points": grade["total"], "automatic_max": grade["automatic_max"]}
-        if scoring is not None:
-            done["scoring_key"] = scoring
-        write_atomic(done_path, json.dumps(done, indent=1) + "\n")
-    return data
+        outcome = BatchOutcome(**{**done["outcome"], "points": result.grade.total,
+                                  "automatic_max": result.grade.automatic_max})
+        write_done(folder, done["key"], outcome, scoring if scoring is not None else done.get("scoring_key"))
+    return result
 
 
-def rescore_batch_folder(out: Path, assignment: Assignment, options, outcomes: list, *, pdf: bool = True,
-                         visibility: str = "after_published", batch_bands: bool = False) -> dict[str, Any]:
+def rescore_batch_folder(out: Path, assignment: Assignment, options, outcomes: list, report: ReportOptions
+                         ) -> dict[str, Any]:
     """After a batch: rescore every graded submission whose done.json has another scoring key
     than the batch's now (bands or rubric changed, or bands measured in this batch).
     Returns the updated outcomes by id."""
-    from dataclasses import replace
-
     from grader.batch.job import read_done, scoring_key
 
     current = scoring_key(assignment, options)
@@ -129,24 +112,22 @@ def rescore_batch_folder(out: Path, assignment: Assignment, options, outcomes: l
         if done is None or done.get("scoring_key") == current or not (folder / "results.json").is_file():
             continue
         try:
-            data = rescore_folder(folder, assignment, options.bands_folder, pdf=pdf, visibility=visibility,
-                                  scoring=current)
-        except (RescoreError, OSError, ValueError, KeyError, TypeError) as exc:
+            data = rescore_folder(folder, assignment, options.bands_folder, report, scoring=current)
+        except (RescoreError, ResultsError, OSError, ValueError, KeyError, TypeError) as exc:
             updated[outcome.id] = replace(outcome, message=f"could not be rescored: {exc}")
             continue
-        updated[outcome.id] = replace(outcome, points=data["grade"]["total"],
-                                      automatic_max=data["grade"]["automatic_max"])
+        updated[outcome.id] = replace(outcome, points=data.grade.total, automatic_max=data.grade.automatic_max)
     return updated
 
 
-def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, *, pdf: bool = True,
-                visibility: str = "after_published") -> tuple[list[str], list[str], Path | None]:
+def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, report: ReportOptions
+                ) -> tuple[list[str], list[str], Path | None]:
     """`segrade rescore OUT`: every submission folder of OUT, then the class outputs. Returns
     (rescored ids, problems, the bands folder used). Without --bands, a batch's own
     OUT/bands (bands measured for it) is used when it exists, else reference/bands."""
     from grader.batch.job import read_done
     from grader.batch.bands import BANDS_DIR
-    from grader.report.outputs import results_folders, write_class_outputs
+    from grader.report.outputs import write_class_outputs
 
     out = Path(out)
     if bands_folder is None and any((out / BANDS_DIR).glob("*.json")):
@@ -155,15 +136,14 @@ def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, *,
     folders = results_folders(out)
     for folder in folders:
         try:
-            data = json.loads((folder / "results.json").read_text())
-            profile = (data.get("environment") or {}).get("profile")
+            profile = read_results(folder).environment.get("profile")
             scoring = _scoring_for(assignment, profile, bands_folder) if read_done(folder) else None
-            rescore_folder(folder, assignment, bands_folder, pdf=pdf, visibility=visibility, scoring=scoring)
+            rescore_folder(folder, assignment, bands_folder, report, scoring=scoring)
             rescored.append(folder.name)
-        except (RescoreError, OSError, ValueError, KeyError, TypeError) as exc:
+        except (RescoreError, ResultsError, OSError, ValueError, KeyError, TypeError) as exc:
             problems.append(f"{folder.name}: {exc}")
     if not (out / "results.json").is_file():
-        outputs = write_class_outputs(out, assignment, pdf=pdf, visibility=visibility, reports=False)
+        outputs = write_class_outputs(out, assignment, report, reports=False)
         problems += outputs.problems
     return rescored, problems, bands_folder
 

@@ -1,8 +1,18 @@
-"""`segrade bands --profile P --seeds K`: grade the reference K times, write its bands.
+"""`segrade bands --spec S --reference R --profile P --out DIR`: everything `grade` and `check` need
+for one profile of a course, measured from its reference solution.
 
-The reference is segrade's own (`reference/`) unless `--reference DIR` names the course's;
-the bands go to `reference/bands/` unless `--out DIR` says otherwise, and never into another
-assignment's file."""
+- the test band (`DIR/<profile>.json`): the reference graded K times on the test split, what
+  `segrade grade` scores against;
+- the val band (`DIR/<profile>.val.json`): the same on the public validation split, what a
+  student's `segrade check` scores against (on the synthetic scenes both splits are draws from
+  one generator, so the test band serves both and no val band is measured);
+- the reference's size and cost (`DIR/figures.json`): parameters and FLOPs per variant, from a
+  checks-only grade, compared in every report.
+
+Three files, so nothing overwrites anything, each carrying the assignment's identity. The
+reference is the spec's `[assignment] reference` (segrade's own for the default assignment)
+unless `--reference DIR` names another; the bands go to `reference/bands/` (the default
+assignment's) unless `--out DIR` says otherwise, and never into another assignment's file."""
 
 from __future__ import annotations
 
@@ -20,24 +30,30 @@ def add_parser(commands) -> None:
     bands.add_argument("--out", metavar="DIR", help="folder of the bands files (default: reference/bands); "
                        "`check` and `grade` read it with --bands DIR")
     bands.add_argument("--reference", metavar="DIR", help="the reference solution to grade, shaped like a submission "
-                       "(default: segrade's reference/, which solves the default assignment)")
-    bands.add_argument("--split", choices=("test", "val"), default="test",
-                       help="what each run is evaluated on: test (default; what `grade` scores on) or val (the "
-                       "public validation split of a real dataset, for students' self-checks; on the synthetic "
-                       "scenes one band serves both)")
-    bands.add_argument("--figures", action="store_true", help="instead: measure the reference's parameters and FLOPs "
-                       "(checks only, no training) and write figures.json")
+                       "(default: the spec's [assignment] reference; segrade's reference/ for the default assignment)")
+    bands.add_argument("--split", choices=("both", "test", "val"), default="both",
+                       help="what the runs are evaluated on: both (default: the test band for `grade` and, on real "
+                       "data, the val band for students' self-checks; on the synthetic scenes the test band serves "
+                       "both), test, or val")
+    bands.add_argument("--figures", action="store_true", help="only the reference's parameters and FLOPs (checks "
+                       "only, no training): figures.json")
+    bands.add_argument("--no-figures", action="store_true", help="measure the bands only, not figures.json")
     bands.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from grader.grading.bands import BandsError, backbone_key, check_writable, measure_bands, write_bands
-    from grader.submission.load import fingerprint
+    from dataclasses import replace
+
+    from rich.markup import escape
+
+    from grader.data.check import require_dataset
+    from grader.grading.bands import (BandsError, backbone_key, check_writable, measure_bands, reference_figures,
+                                      write_bands, write_figures)
     from grader.grading.pipeline import GradeOptions, grade_submission, resolve_profile
-    from grader.report import make_console
-    from grader.shared.resources import reference_dir
-    from grader.spec import SpecError, load_spec
     from grader.grading.weights import find_vgg16_weights
+    from grader.report import make_console
+    from grader.spec import SpecError, load_spec
+    from grader.submission.load import fingerprint
 
     console = make_console()
     if args.seeds < 2:
@@ -45,34 +61,67 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         assignment = load_spec(args.spec)
-        options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, profile=args.profile,
-                               evaluation_split=args.split)
+        synthetic = assignment.dataset.kind == "synthetic"
+        splits = [] if args.figures else \
+            (["test"] if synthetic else ["test", "val"]) if args.split == "both" else [args.split]
+        require_dataset(assignment.dataset, ("train", "val", "test") if "test" in splits or args.figures
+                        else ("train", "val"), Path(args.spec) if args.spec else None)
+        options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, profile=args.profile)
         profile, reason = resolve_profile(assignment, options)
-        pretrained = profile.pretrained and find_vgg16_weights(args.vgg16_weights).available
+        pretrained = profile.pretrained and assignment.has_family_with_pretrained_backbone() \
+            and find_vgg16_weights(args.vgg16_weights).available
         folder = Path(args.out) if args.out else None
-        reference = Path(args.reference) if args.reference else reference_dir()
-        if not reference.exists():
+        paths = {split: check_writable(assignment, profile, folder, split) for split in splits}  # before training
+        reference = Path(args.reference) if args.reference else assignment.reference_dir()
+        if reference is not None and not reference.exists():
             raise FileNotFoundError(f"--reference {reference}: no such file or folder")
-        if not args.figures:
-            path = check_writable(assignment, profile, folder)  # before training, not after
+        if folder is None and not assignment.is_default:
+            raise BandsError(f"reference/bands/ holds the default assignment's bands, not {assignment.id!r}'s: "
+                             f"pass --out DIR (a folder of this course's bands), then `--bands DIR` to grade and check")
+        if reference is None:
+            raise FileNotFoundError(f"{assignment.path} names no reference solution: pass --reference DIR (a folder "
+                                    "shaped like a submission that solves this assignment), or set [assignment] "
+                                    "reference = \"DIR\" in the spec")
     except (SpecError, BandsError, FileNotFoundError, ValueError, KeyError) as exc:
-        console.print(f"[red]segrade:[/] {exc}")
+        console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 2
-    if args.figures:
-        from dataclasses import replace
-
-        from grader.grading.bands import reference_figures, write_figures
-
+    if not args.no_figures or args.figures:
+        console.print(f"measuring the reference's parameters and FLOPs: checks of {reference}")
         result = grade_submission(reference, assignment, replace(options, profile=None))
-        console.print(f"wrote {write_figures(reference_figures(result), folder)}")
-        return 0
+        failed = [v.variant_id for v in result.variants if v.status.value != "passed"]
+        if failed:
+            console.print(f"[red]segrade:[/] the reference {escape(str(reference))} fails the checks of "
+                          f"{', '.join(failed)}: fix it before measuring anything from it")
+            return 1
+        console.print(f"wrote {write_figures(reference_figures(result), folder, assignment)}")
+    if synthetic and args.split == "both" and not args.figures:
+        console.print("synthetic scenes: the validation and test splits are draws from one generator, so the test "
+                      "band serves the self-checks too (no val band)")
     backbone = backbone_key(pretrained)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    console.print(f"{reason}; backbone start: {backbone}; seeds {seeds}; grading {reference}; writing {path}")
+    for split in splits:
+        code = _measure(console, assignment, profile, replace(options, evaluation_split=split), reference, seeds,
+                        backbone, folder, split, f"{reason}; backbone start: {backbone}; seeds {seeds}; "
+                        f"{split} split; grading {reference}; writing {paths[split]}")
+        if code:
+            return code
+    return 0
+
+
+def _measure(console, assignment, profile, options, reference: Path, seeds: list[int], backbone: str,
+             folder: Path | None, split: str, intro: str) -> int:
+    """Grade the reference once per seed on `split` and write that split's bands file."""
+    from dataclasses import replace
+
+    from rich.markup import escape
+
+    from grader.grading.bands import BandsError, measure_bands, write_bands
+    from grader.grading.pipeline import grade_submission
+    from grader.submission.load import fingerprint
+
+    console.print(escape(intro))
 
     def grade(seed: int):
-        from dataclasses import replace
-
         result = grade_submission(reference, assignment, replace(options, profile=profile.id, seed=seed),
                                   submission_id=f"reference-seed{seed}")
         failed = [v.variant_id for v in result.variants if v.status.value != "passed"]
@@ -82,17 +131,19 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         entry = measure_bands(assignment, profile, seeds, grade, progress=console.print)
-        entry["provenance"] |= {"reference": str(reference.resolve()), "reference_sha256": fingerprint(reference)}
+        entry["provenance"] |= {"reference": str(reference.resolve()), "reference_sha256": fingerprint(reference),
+                                "split": split}
     except RuntimeError as exc:
-        console.print(f"[red]segrade:[/] {exc}")
+        console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 1
     try:
-        path = write_bands(assignment, profile, backbone, entry, folder)
+        path = write_bands(assignment, profile, backbone, entry, folder, split)
     except BandsError as exc:  # the file changed hands while the runs went on
-        console.print(f"[red]segrade:[/] {exc}")
+        console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 1
     for vid, stats in entry["variants"].items():
+        untrained = stats["untrained_mean"]
         console.print(f"{vid:16s} mean {stats['mean']:.3f} std {stats['std']:.3f} band {stats['lower']:.3f}.."
-                      f"{stats['upper']:.3f} untrained {stats['untrained_mean']:.3f}")
+                      f"{stats['upper']:.3f} untrained {'-' if untrained is None else f'{untrained:.3f}'}")
     console.print(f"wrote {path}")
     return 0

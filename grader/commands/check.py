@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from grader.commands import add_bands_argument, add_training_arguments
-from grader.commands.report import add_report_arguments
+from grader.commands.report import add_report_arguments, report_options
 from grader.grading.sandbox import Limits
 
 
@@ -58,11 +58,16 @@ def run(args: argparse.Namespace) -> int:
     from grader.report import make_console, print_summary, write_results
     from grader.report.outputs import write_submission_report
     from grader.report.progress import check_progress
+    from rich.markup import escape
+
+    from grader.data.check import require_dataset, splits_needed
     from grader.spec import SpecError, load_spec
 
     console = make_console()
     try:
         assignment = load_spec(args.spec)
+        # Before anything runs: a missing root or mismatched masks is the data's fault, said once.
+        require_dataset(assignment.dataset, splits_needed(args.split), Path(args.spec) if args.spec else None)
         out = None if args.no_report else Path(args.out) if args.out else None
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, limits=_limits(args),
                                profile=None if args.checks_only else args.profile, seed=args.seed,
@@ -77,14 +82,14 @@ def run(args: argparse.Namespace) -> int:
         with check_progress(console, f"segrade: {what} of {args.path}") as on_progress:
             result = grade_submission(args.path, assignment, options, on_progress=on_progress)
     except (SpecError, SubmissionError, FileNotFoundError, ValueError, KeyError) as exc:
-        console.print(f"[red]segrade:[/] {exc}")
+        console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 2
     print_summary(result, console)
     if not args.no_report:
         out = out or default_out(Path(args.path), result.submission.id)
         try:
             write_results(result, out)
-            write_submission_report(out, assignment, pdf=not args.no_pdf, visibility=args.visibility,
+            write_submission_report(out, assignment, report_options(args), result=result,
                                     workers=os.cpu_count() or 1)
         except OSError as exc:
             console.print(f"[red]segrade:[/] could not write the report to {out} ({exc}): pass --out DIR")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from grader.commands import add_bands_argument, add_training_arguments
 from grader.commands.exports import add_lms_arguments, lms_options, print_lms
-from grader.commands.report import add_report_arguments
+from grader.commands.report import add_report_arguments, report_options
 from grader.commands.similarity import add_similarity_arguments, print_similarity, similarity_options
 
 
@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.markup import escape
 
-    from grader.batch.grade import grade_batch
+    from grader.batch.grade import BatchEvents, BatchOptions, grade_batch
+    from grader.data.check import require_dataset
     from grader.shared.errors import BatchError
     from grader.grading.pipeline import GradeOptions
     from grader.report import make_console
@@ -142,22 +143,21 @@ def run(args: argparse.Namespace) -> int:
         if args.band_seeds < 2:
             raise ValueError("--band-seeds must be at least 2 (a band needs a spread)")
         assignment = load_spec(args.spec)
+        require_dataset(assignment.dataset, ("train", "val", "test"), Path(args.spec) if args.spec else None)
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device,
                                profile=None if args.checks_only else args.profile,
                                bands_folder=Path(args.bands) if args.bands else None,
                                isolation=None if args.isolation == "auto" else args.isolation)
-        similarity = None if args.no_similarity else similarity_options(args)
-        lms = lms_options(args)
+        batch = BatchOptions(jobs=args.jobs, manifests=Path(args.manifests) if args.manifests else None,
+                             report=report_options(args), backend=backend, measure_bands=not args.no_measure_bands,
+                             band_seeds=args.band_seeds, reference=Path(args.reference) if args.reference else None,
+                             similarity=None if args.no_similarity else similarity_options(args),
+                             lms=lms_options(args))
         with progress:
-            summary = grade_batch(args.submissions, args.out, assignment, options, jobs=args.jobs,
-                                  manifests=args.manifests, pdf=not args.no_pdf, visibility=args.visibility,
-                                  backend=backend, measure_bands=not args.no_measure_bands,
-                                  band_seeds=args.band_seeds, reference=args.reference,
-                                  on_plan=on_plan, on_start=on_start, on_progress=on_progress, on_done=on_done,
-                                  on_note=on_note,
-                                  similarity=similarity, lms=lms)
+            summary = grade_batch(args.submissions, args.out, assignment, options, batch,
+                                  BatchEvents(on_plan, on_start, on_progress, on_done, on_note))
     except (SpecError, BatchError, FileNotFoundError, ValueError, KeyError) as exc:
-        console.print(f"[red]segrade:[/] {exc}")
+        console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 2
     print_batch_summary(summary, console)
     if summary.similarity is not None:

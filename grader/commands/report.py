@@ -16,6 +16,13 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="visibility of the tests in results_gradescope.json (default: after_published)")
 
 
+def report_options(args: argparse.Namespace):
+    """The command line's report options (add_report_arguments) as the one object every writer takes."""
+    from grader.report.outputs import ReportOptions
+
+    return ReportOptions(pdf=not args.no_pdf, visibility=args.visibility)
+
+
 def add_parser(commands) -> None:
     report = commands.add_parser(
         "report", help="re-render reports (HTML, PDF, Gradescope, class summary, gradebook) from saved results",
@@ -45,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         assignment = load_spec(args.spec)
         if (root / "results.json").is_file():
-            for path in write_submission_report(root, assignment, pdf=not args.no_pdf, visibility=args.visibility,
-                                                workers=os.cpu_count() or 1):
+            for path in write_submission_report(root, assignment, report_options(args), workers=os.cpu_count() or 1):
                 console.print(f"wrote {path}")
             return 0
         if not results_folders(root):
@@ -56,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
         if lms_options(args) is not None:
             lms = write_lms_files(root, assignment, args.roster, column=args.lms_assignment)
         with console.status("rendering reports..."):
-            outputs = write_class_outputs(root, assignment, pdf=not args.no_pdf, visibility=args.visibility,
-                                          workers=os.cpu_count() or 1)
+            outputs = write_class_outputs(root, assignment, report_options(args), workers=os.cpu_count() or 1)
     except (SpecError, ResultsError, FileNotFoundError, RosterError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2

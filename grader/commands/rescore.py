@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from grader.commands.report import add_report_arguments
+from grader.commands.report import add_report_arguments, report_options
 
 
 def add_parser(commands) -> None:
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from grader.report import make_console
-    from grader.report.outputs import results_folders
+    from grader.records.files import results_folders
     from grader.batch.rescore import rescore_out
     from grader.spec import SpecError, load_spec
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{out} holds no results.json, nor folders holding one: grade first")
         with console.status("rescoring..."):
             rescored, problems, bands = rescore_out(out, assignment, Path(args.bands).resolve() if args.bands else None,
-                                                    pdf=not args.no_pdf, visibility=args.visibility)
+                                                    report_options(args))
     except (SpecError, FileNotFoundError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2

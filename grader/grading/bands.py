@@ -32,7 +32,7 @@ from typing import Any
 
 from grader import __version__
 from grader.records.files import write_atomic
-from grader.shared.resources import reference_dir
+from grader.shared.resources import DEFAULT_SPEC, reference_dir
 from grader.records.results import Band, SubmissionResult
 from grader.spec import Assignment, Profile
 
@@ -59,8 +59,43 @@ def bands_folder(folder: Path | None = None) -> Path:
     return folder or reference_dir() / "bands"
 
 
-def bands_path(profile_id: str, folder: Path | None = None) -> Path:
-    return bands_folder(folder) / f"{profile_id}.json"
+def bands_path(profile_id: str, folder: Path | None = None, split: str = "test") -> Path:
+    """`<profile>.json` holds the band measured on the test split (grading); `<profile>.val.json`
+    the one measured on the public validation split (students' self-checks on real data)."""
+    return bands_folder(folder) / (f"{profile_id}.val.json" if split == "val" else f"{profile_id}.json")
+
+
+def scoring_bands_path(profile_id: str, folder: Path | None = None, split: str = "test") -> Path:
+    """The file a grade evaluated on `split` is scored against: a self-check reads the val band
+    when one was measured, else the test band (which applies on the synthetic scenes, where
+    both splits are draws from one generator; on real data its identity refuses it)."""
+    if split == "val":
+        val = bands_path(profile_id, folder, "val")
+        if val.is_file():
+            return val
+    return bands_path(profile_id, folder)
+
+
+def bands_command(assignment: Assignment, profile_id: str, folder: Path | None = None,
+                  reference: Path | None = None, split: str | None = None) -> str:
+    """The exact `segrade bands` command that measures what a grade of `assignment` needs, with the
+    user's own spec, reference and bands folder (the default assignment's need none of them)."""
+    parts = ["segrade bands"]
+    if not assignment.is_default or assignment.path.resolve() != DEFAULT_SPEC.resolve():
+        parts.append(f"--spec {assignment.path}")
+    reference = reference or assignment.reference
+    if reference is not None:
+        parts.append(f"--reference {reference}")
+    elif not assignment.is_default:
+        parts.append("--reference REFERENCE_DIR")
+    parts.append(f"--profile {profile_id}")
+    if split:
+        parts.append(f"--split {split}")
+    if folder is not None:
+        parts.append(f"--out {folder}")
+    elif not assignment.is_default:
+        parts.append("--out BANDS_DIR")
+    return " ".join(parts)
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -108,48 +143,54 @@ class BandIdentity:
 IDENTITY_FIELDS = tuple(f.name for f in fields(BandIdentity))
 
 
-def _refusal(path: Path, identity: BandIdentity, measured: dict[str, Any], profile: Profile) -> str | None:
+def _refusal(path: Path, identity: BandIdentity, measured: dict[str, Any], profile: Profile,
+             command: str | None = None) -> str | None:
     """Why a band measured under `measured` (its provenance identity) does not apply to a
-    grade under `identity`, with what to run; None when it applies."""
+    grade under `identity`, with what to run (`command`: the exact `segrade bands` command for
+    this grade, grader.grading.bands.bands_command); None when it applies."""
+    run = command or f"segrade bands --profile {profile.id}"
     if not measured or set(measured) != set(IDENTITY_FIELDS):
-        return (f"{path.name} was measured before segrade recorded what identifies a band: run `segrade bands "
-                f"--profile {profile.id}` again")
+        return f"{path.name} was measured before segrade recorded what identifies a band: run `{run}` again"
     # A field the caller left empty is not known yet (a batch plans before any data is prepared).
     if identity.profile_training_sha256 and measured["profile_training_sha256"] != identity.profile_training_sha256:
         return (f"{path.name} was measured under another version of the {profile.id!r} profile (its training "
-                f"settings differ from this spec's): run `segrade bands --profile {profile.id}` again")
+                f"settings differ from this spec's): run `{run}` again")
     if identity.training_data and measured["training_data"] != identity.training_data:
         return (f"{path.name} was measured on other training data (dataset {_short(measured['training_data'])}, "
-                f"this grade's {_short(identity.training_data)}): run `segrade bands --profile {profile.id}` on "
-                "this data")
+                f"this grade's {_short(identity.training_data)}): run `{run}` on this data")
     if identity.evaluation and measured["evaluation"] != identity.evaluation:
+        if command is None:
+            run = f"segrade bands --profile {profile.id} --split val --out DIR` and pass `--bands DIR"
         return (f"{path.name} was measured on {measured['evaluation']}, and this grade evaluates on "
-                f"{identity.evaluation}: measure a band there with `segrade bands --profile {profile.id} --split "
-                f"val --out DIR` and pass `--bands DIR`")
+                f"{identity.evaluation}: measure the bands there with `{run}`")
     return None
 
 
 def load_bands(profile: Profile, backbone: str, variant_ids: list[str], folder: Path | None = None, *,
-               identity: BandIdentity | None = None) -> dict[str, Band]:
+               identity: BandIdentity | None = None, split: str = "test",
+               command: str | None = None) -> dict[str, Band]:
     """Each variant's band under `profile` and `backbone`, from one read of the profile's file.
     Given the grade's `identity`, a band measured for another assignment, profile version,
     training data or evaluation distribution does not apply: it comes back measured=False
-    with the `refusal` saying why and what to run. measured=False without a refusal: no band
-    was measured."""
-    path = bands_path(profile.id, folder)
+    with the `refusal` saying why and what to run (`command`, when the caller knows the exact
+    one). measured=False without a refusal: no band was measured. `split`: what the grade is
+    evaluated on ("val" for a self-check reads `<profile>.val.json` when there is one)."""
+    path = scoring_bands_path(profile.id, folder, split)
     missing = Band(measured=False, profile=profile.id, backbone=backbone, source=f"{path.name}: not measured")
     data = read_bands_file(path)
     entry = (data.get("backbones") or {}).get(backbone) or {}
     prov = entry.get("provenance", {})
     refusal = None
     if identity is not None and data.get("assignment") not in (None, identity.assignment):
+        run = command or "segrade bands --spec FILE --reference DIR --out DIR"
         refusal = (f"{path} was measured for assignment {data['assignment']!r}, not {identity.assignment!r}: "
-                   "measure this assignment's bands with `segrade bands --spec FILE --out DIR` and grade with "
-                   "`--bands DIR`")
+                   f"measure this assignment's bands with `{run}` and grade with `--bands DIR`")
     elif not entry.get("measured"):
-        missing = replace(missing, source=f"{path.name}: {entry.get('reason') or 'not measured'}")
+        reason = entry.get('reason') or 'not measured'
+        missing = replace(missing, source=f"{path.name}: {reason}" + (f"; measure them with `{command}`"
+                                                                      if command and not data else ""))
     elif identity is not None:
-        refusal = _refusal(path, identity, prov.get("identity") or {}, profile)
+        refusal = _refusal(path, identity, prov.get("identity") or {}, profile, command)
     if refusal is None and entry.get("measured"):
         measured = entry.get("variants") or {}
         return {vid: _band(profile, backbone, measured[vid], prov, path) if measured.get(vid) else missing
@@ -215,23 +256,28 @@ def measure_bands(assignment: Assignment, profile: Profile, seeds: list[int], gr
         progress(f"run {i}/{len(seeds)} (seed {seed}) took {time.perf_counter() - t:.0f} s: "
                  + ", ".join(f"{v.variant_id} {v.metrics['miou']:.3f}" for v in results[-1].variants
                              if v.metrics and v.metrics.get("miou") is not None))
-    first = results[0]
-    env = first.environment
+    return {"measured": True, "variants": summarise_runs(results, assignment.class_names),
+            "provenance": provenance(assignment, profile, results, seeds, time.perf_counter() - started)}
+
+
+def provenance(assignment: Assignment, profile: Profile, results: list[SubmissionResult], seeds: list[int],
+               duration_s: float, **extra: Any) -> dict[str, Any]:
+    """Where, when and from what a band was measured (the runs' `results`, the first one's
+    environment), for `segrade bands` and for bands measured in a batch (`extra`: what the
+    batch adds, e.g. its folder and runs)."""
+    env = results[0].environment
     return {
-        "measured": True,
-        "variants": summarise_runs(results, assignment.class_names),
-        "provenance": {
-            "device": env.get("device"), "torch": env.get("torch"), "python": env.get("python"),
-            "segrade": __version__, "host": platform.node() or None, "platform": platform.platform(),
-            "profile": profile.id, "profile_sha256": profile.sha256, "spec_sha256": assignment.sha256,
-            "identity": BandIdentity.of_grade(assignment, profile, env).to_json(),
-            "dataset": assignment.dataset.kind, "dataset_fingerprint": env.get("dataset_fingerprint"),
-            "test_split": env.get("test_split"), "seeds": list(seeds),
-            "pretrained_backbone": env.get("pretrained_backbone"), "backbone_weights": env.get("backbone_weights"),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "duration_s": round(time.perf_counter() - started, 1),
-            "rule": RULE,
-        },
+        "device": env.get("device"), "torch": env.get("torch"), "python": env.get("python"),
+        "segrade": __version__, "host": platform.node() or None, "platform": platform.platform(),
+        "profile": profile.id, "profile_sha256": profile.sha256, "spec_sha256": assignment.sha256,
+        "identity": BandIdentity.of_grade(assignment, profile, env).to_json(),
+        "dataset": assignment.dataset.kind, "dataset_fingerprint": env.get("dataset_fingerprint"),
+        "test_split": env.get("test_split"), "seeds": list(seeds),
+        "pretrained_backbone": env.get("pretrained_backbone"), "backbone_weights": env.get("backbone_weights"),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": round(duration_s, 1),
+        **extra,
+        "rule": RULE,
     }
 
 
@@ -251,21 +297,23 @@ def _refuse_another_assignments(path: Path, data: dict[str, Any], assignment: As
                          "assignment's bands to another folder with --out DIR, and grade with --bands DIR")
 
 
-def check_writable(assignment: Assignment, profile: Profile, folder: Path | None = None) -> Path:
+def check_writable(assignment: Assignment, profile: Profile, folder: Path | None = None, split: str = "test") -> Path:
     """The profile's bands file, after making sure it is not another assignment's (which
     `write_bands` would overwrite): raises BandsError naming the way out."""
-    path = bands_path(profile.id, folder)
+    path = bands_path(profile.id, folder, split)
     _refuse_another_assignments(path, read_bands_file(path), assignment)
     return path
 
 
 def write_bands(assignment: Assignment, profile: Profile, backbone: str, entry: dict[str, Any],
-                folder: Path | None = None) -> Path:
-    """Store one backbone start's entry in the profile's file, keeping the other's."""
-    path = bands_path(profile.id, folder)
+                folder: Path | None = None, split: str = "test") -> Path:
+    """Store one backbone start's entry in the profile's file for `split` (the test and the val
+    bands are two files), keeping the other backbone start's."""
+    path = bands_path(profile.id, folder, split)
     data = read_bands_file(path)
     _refuse_another_assignments(path, data, assignment)
     data = {"schema": BANDS_SCHEMA, "assignment": assignment.id, "profile": profile.id,
+            **({"split": "val"} if split == "val" else {}),
             "backbones": {key: {"measured": False, "reason": "not measured"} for key in BACKBONES}
             | data.get("backbones", {})}
     data["backbones"][backbone] = entry
@@ -290,17 +338,32 @@ def reference_figures(result: SubmissionResult) -> dict[str, Any]:
         "segrade": __version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
 
 
-def write_figures(figures: dict[str, Any], folder: Path | None = None) -> Path:
+def write_figures(figures: dict[str, Any], folder: Path | None = None, assignment: Assignment | None = None) -> Path:
+    """figures.json, with the assignment it belongs to (a course's figures are never read for another)."""
+    owner = {"assignment": assignment.id} if assignment is not None else {}
     return write_atomic(bands_folder(folder) / FIGURES_FILE,
-                        json.dumps({"schema": "segrade.figures/1", **figures}, indent=1) + "\n")
+                        json.dumps({"schema": "segrade.figures/1", **owner, **figures}, indent=1) + "\n")
 
 
-def load_figures(folder: Path | None = None) -> dict[str, dict[str, Any]]:
-    """The reference's figures per variant id; empty when never measured."""
+def figures_owner(data: dict[str, Any]) -> str:
+    """The assignment a figures file belongs to; a file from before figures carried one was
+    written for the default assignment (the only one segrade measured then)."""
+    from grader.spec import DEFAULT_ASSIGNMENT_ID
+
+    return data.get("assignment") or DEFAULT_ASSIGNMENT_ID
+
+
+def load_figures(folder: Path | None = None, assignment_id: str | None = None) -> dict[str, dict[str, Any]]:
+    """The reference's figures per variant id; empty when never measured, or (given
+    `assignment_id`) measured for another assignment: another course's reference is no
+    yardstick ("not measured" instead)."""
     try:
-        return json.loads((bands_folder(folder) / FIGURES_FILE).read_text()).get("variants", {})
+        data = json.loads((bands_folder(folder) / FIGURES_FILE).read_text())
     except (OSError, ValueError):
         return {}
+    if not isinstance(data, dict) or (assignment_id is not None and figures_owner(data) != assignment_id):
+        return {}
+    return data.get("variants", {})
 
 
 def compare_figures(figures: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, Any] | None:

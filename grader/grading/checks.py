@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.records.results import CheckResult, CheckStatus, VariantResult, VariantStatus
+from grader.submission.candidates import OTHER_FRAMEWORKS
 from grader.spec import Assignment, Variant
 
 # Checks whose failure makes the variant fail; `logits` and `llm_declaration` only inform.
@@ -27,14 +28,10 @@ WORKER_STATUS = {s.value: s for s in (VariantStatus.TIMEOUT, VariantStatus.OOM, 
                                       VariantStatus.ERROR)}
 
 
-# Frameworks segrade does not grade (as the worker names them), and their module names.
-OTHER_FRAMEWORK_MODULES = ("tensorflow", "keras", "tf_keras", "jax", "flax", "paddle", "mxnet", "mindspore")
-
-
 def _missing_module_hint(import_errors: tuple[str, ...]) -> str:
     """What to do about `No module named 'x'`: hand in x.py, or do without the package."""
     names = sorted(set(re.findall(r"No module named '([\w.]+)'", " ".join(import_errors))))
-    names = [n for n in names if n.split(".")[0] not in OTHER_FRAMEWORK_MODULES]
+    names = [n for n in names if n.split(".")[0] not in OTHER_FRAMEWORKS]  # named by the not-PyTorch message
     if not names:
         return " Fix that error first."
     listed = ", ".join(f"'{n}'" for n in names)
@@ -117,11 +114,12 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
     else:
         checks.append(CheckResult("forward_shape", CheckStatus.SKIP, "not run: the model did not build"))
     if checks[-1].status is CheckStatus.PASS:
-        checks += [_logits(observed), _gradients(observed)]
+        probe = _probe_input(assignment, variant)
+        checks += [_logits(observed), _gradients(observed, probe)]
         if variant.family.id == "fcn" and "frozen" in variant.traits:
-            checks.append(_backbone(observed, variant))
+            checks.append(_backbone(observed, variant, probe))
         if variant.architecture:
-            checks.append(_architecture(observed, variant))
+            checks.append(_architecture(observed, variant, probe))
     failed = any(c.status is CheckStatus.FAIL for c in checks if c.id in REQUIRED_CHECKS)
     figures = {"parameters": observed.get("parameters"),
                **{k: v for k, v in (observed.get("figures") or {}).items() if k != "traceback"},
@@ -238,10 +236,19 @@ def _logits(observed: dict[str, Any]) -> CheckResult:
     return CheckResult("logits", CheckStatus.PASS, "outputs are unnormalised scores (logits)", stats)
 
 
-def _gradients(observed: dict[str, Any]) -> CheckResult:
+def _probe_input(assignment: Assignment, variant: Variant) -> str:
+    """The probes' input, in words: a failure there names the size and why it is required."""
+    size = assignment.probe_size(variant.family.id)
+    why = "set by the spec's probe_size" if variant.family.probe_size is not None else \
+        f"the smallest size the spec runs the {variant.family.id} family at"
+    return f"a {size}x{size} input ({why})"
+
+
+def _gradients(observed: dict[str, Any], probe: str = "the probe input") -> CheckResult:
     grads = observed.get("gradients") or {}
     if "error" in grads:
-        return CheckResult("gradients", CheckStatus.FAIL, f"a training step raised {grads['error']}", grads)
+        return CheckResult("gradients", CheckStatus.FAIL, f"a training step on {probe} raised {grads['error']}",
+                           grads)
     if grads.get("nonfinite"):
         return CheckResult("gradients", CheckStatus.FAIL,
                            f"non-finite gradients in {_names(grads['nonfinite'])} after one cross-entropy step", grads)
@@ -279,13 +286,13 @@ def _parts_text(names: list[str], parts: dict[str, str]) -> str:
     return _names(seen, 6) if seen else _names(names)
 
 
-def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
+def _backbone(observed: dict[str, Any], variant: Variant, probe: str = "the probe input") -> CheckResult:
     frozen = bool(variant.traits["frozen"])
     check_id = "frozen_backbone" if frozen else "finetuned_backbone"
     info = observed.get("backbone") or {}
     found = observed.get("backbone_found")
     if "error" in info:
-        return CheckResult(check_id, CheckStatus.FAIL, f"a training step raised {info['error']}", info)
+        return CheckResult(check_id, CheckStatus.FAIL, f"a training step on {probe} raised {info['error']}", info)
     if not info.get("backbone_tensors"):
         if found is not None and "error" not in found:   # identified by provenance: there is none
             built = f" (the constructor built {', '.join(found['built'])} but uses none of its layers)" \
@@ -334,13 +341,14 @@ def _backbone(observed: dict[str, Any], variant: Variant) -> CheckResult:
                        f"(backbone: {kind})", info)
 
 
-def _architecture(observed: dict[str, Any], variant: Variant) -> CheckResult:
+def _architecture(observed: dict[str, Any], variant: Variant, probe: str = "the probe input") -> CheckResult:
     from grader.grading.architecture import Fingerprint, check_architecture
 
     seen = observed.get("architecture") or {}
     if "error" in seen:
         return CheckResult("architecture", CheckStatus.FAIL,
-                           f"the dataflow graph could not be recorded: {seen['error']}", seen)
+                           f"the dataflow graph of a forward pass on {probe} could not be recorded: {seen['error']}",
+                           seen)
     status, message = check_architecture(Fingerprint.from_json(seen), variant.architecture, variant.class_name)
     return CheckResult("architecture", CheckStatus(status), message,
                        {"fingerprint": seen, "required": variant.architecture})

@@ -20,8 +20,8 @@ from typing import Any, Callable
 
 from grader import __version__
 from grader.submission.answers import find_answers
-from grader.grading.bands import (BandIdentity, backbone_key, bands_folder, bands_path, compare_figures, load_bands,
-                                  load_figures)
+from grader.grading.bands import (BandIdentity, backbone_key, bands_command, bands_folder, compare_figures,
+                                  load_bands, load_figures)
 from grader.grading.reuse import CheckMemory, digest, file_digest
 from grader.submission.dependencies import SourceIndex, code_digest, files_digest, index_sources
 from grader.submission.candidates import mark_blocking
@@ -32,7 +32,9 @@ from grader.grading.evaluation import Evaluator, PreparedData, prepare_data
 from grader.grading.metrics import json_float
 from grader.submission.load import find_checkpoints, load_submission, read_manifest
 from grader.grading.progress import ProgressState, ProgressTracker
-from grader.records.results import CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus
+from grader.records.results import (
+    CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus, failed_imports,
+)
 from grader.grading.sandbox import Limits, WorkerRun, run_worker
 from grader.grading.score import score, split_label
 from grader.spec import Assignment, Profile
@@ -86,19 +88,28 @@ def resolve_profile(assignment: Assignment, options: GradeOptions) -> tuple[Prof
 
 def grade_submission(path: str | Path, assignment: Assignment, options: GradeOptions = GradeOptions(),
                      submission_id: str | None = None,
-                     on_progress: Callable[[ProgressState], None] | None = None) -> SubmissionResult:
-    """`on_progress` receives where the worker has got to (grader.grading.progress) as it moves on."""
+                     on_progress: Callable[[ProgressState], None] | None = None, *, sha256: str | None = None,
+                     on_prepared: Callable[[Submission], None] | None = None) -> SubmissionResult:
+    """`on_progress` receives where the worker has got to (grader.grading.progress) as it moves on;
+    `sha256`: the submission's fingerprint when the caller has it (a batch's plan);
+    `on_prepared(submission)`: called once its importable copy is prepared, before any of its
+    code runs, for a caller that keeps something of it (a batch keeps its code)."""
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
     profile, profile_reason = resolve_profile(assignment, options)
     selected = selected_variants(assignment, options)
     with tempfile.TemporaryDirectory(prefix="segrade-load-") as tmp:
-        submission = load_submission(path, Path(tmp), submission_id)
+        submission = load_submission(path, Path(tmp), submission_id, sha256)
+        if on_prepared is not None:
+            on_prepared(submission)
         manifest = read_manifest(submission, options.manifest, known_ids=[v.id for v in assignment.variants])
         weights = find_vgg16_weights(options.vgg16_weights)
         # Whether FCN backbones start from ImageNet weights: the checks build them so whenever the
         # weights exist; training does only when the profile asks for it.
-        pretrained = weights.available and (profile is None or (profile.pretrained and not options.weights))
+        # A course without such a family has no ImageNet backbone: its bands are "random_init" wherever
+        # they are measured, whatever weights the machine happens to hold.
+        pretrained = weights.available and assignment.has_family_with_pretrained_backbone() and (
+            profile is None or (profile.pretrained and not options.weights))
         data = evaluator = None
         checkpoints: dict[str, str] = {}
         if profile is not None:
@@ -112,7 +123,8 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
             identity = BandIdentity(assignment.id, profile.id, profile.training_sha256, data.fingerprint,
                                     data.evaluation)
             bands = load_bands(profile, backbone_key(pretrained), [v.id for v in assignment.variants],
-                               options.bands_folder, identity=identity)
+                               options.bands_folder, identity=identity, split=options.evaluation_split,
+                               command=bands_command(assignment, profile.id, options.bands_folder))
         memo = None
         if options.keep_in is not None:
             memo = _open_memory(assignment, submission, profile, options, pretrained, manifest, data, checkpoints)
@@ -171,7 +183,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         "training_seed": _seed(profile, options),
         "mode": "checks only" if profile is None else "weights" if options.weights else "train",
         "pretrained_backbone": pretrained,
-        "backbone_weights": _describe_backbone(weights, profile, options),
+        "backbone_weights": _describe_backbone(assignment, weights, profile, options),
         "dataset": assignment.dataset.kind,
         "dataset_fingerprint": data.fingerprint if data else None,
         "evaluation_distribution": data.evaluation if data else None,
@@ -223,7 +235,7 @@ def _open_memory(assignment: Assignment, submission: Submission, profile: Profil
         "data": [data.fingerprint, data.evaluation, data.test_source] if data else None,
         "split": options.evaluation_split, "manifest": manifest, "limits": repr(options.limits),
         "batch_size": options.batch_size,
-        "bands": file_digest(bands_path(profile.id, folder), folder / "figures.json") if profile else None})
+        "bands": file_digest(*sorted(folder.glob("*.json"))) if profile else None})
     # A hidden test split drawn afresh each run is never the same evaluation twice.
     fresh = (data is not None and options.evaluation_split == "test" and options.test_seed is None
              and assignment.dataset.kind == "synthetic")
@@ -232,7 +244,10 @@ def _open_memory(assignment: Assignment, submission: Submission, profile: Profil
                  {vid: file_digest(submission.root / path) for vid, path in checkpoints.items()})
 
 
-def _describe_backbone(weights: BackboneWeights, profile: Profile | None, options: GradeOptions) -> str:
+def _describe_backbone(assignment: Assignment, weights: BackboneWeights, profile: Profile | None,
+                       options: GradeOptions) -> str:
+    if not assignment.has_family_with_pretrained_backbone():
+        return "no ImageNet backbone in this assignment"
     if profile is not None and options.weights:
         return "checkpoint mode: the submission's own trained weights"
     if profile is not None and not profile.pretrained:
@@ -299,6 +314,7 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
                          "aliases": list(variant.aliases), "traits": variant.traits,
                          "num_classes": assignment.num_classes, "pretrained": pretrained,
                          "input_size": variant.family.input_size, "kwargs": dict(variant.kwargs),
+                         "probe_size": assignment.probe_size(variant.family.id),
                          "pretrained_kwarg": variant.family.pretrained_kwarg or "pretrained",
                          "num_classes_kwarg": assignment.contract.num_classes_kwarg})
     return {"modules": list(submission.modules), "sys_path": list(submission.sys_path), "manifest": manifest,
@@ -314,10 +330,10 @@ def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
     """`modules`: the worker's import outcomes, failed ones marked `blocking` (grader.submission.candidates)."""
     failed = [m for m in modules if not m.get("ok")]
     # Files no variant depends on (an EDA script needing cv2) are no cause of a missing variant.
-    causes = [m for m in failed if m.get("blocking", True)] or failed
+    causes = failed_imports(modules, blocking=True) or failed
     import_errors = tuple(f"{m['path']}: {m['error']}" for m in causes)
     imported_any = any(m.get("ok") for m in modules)
-    reference = load_figures(options.bands_folder)
+    reference = load_figures(options.bands_folder, assignment.id)
     results = []
     for variant in assignment.variants if selected is None else selected:
         result = check_variant(variant, run.variants.get(variant.id, {"id": variant.id, "worker_status": "error",

@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from grader.records.files import variant_from_json, write_atomic
-from grader.records.results import VariantResult, _plain
+from grader.records.files import write_atomic
+from grader.records.results import VariantResult
 
 FOLDER = ".segrade-check"
 SCHEMA = "segrade.check-memory/1"
@@ -80,8 +80,8 @@ class CheckMemory:
                     with np.load(memory.folder / entry["grid"], allow_pickle=False) as npz:
                         grid = npz["grid"]
                 memory.variants[vid] = Kept(entry["key"], entry["at"], entry.get("classes"),
-                                            variant_from_json(entry["result"]), grid)
-        except (OSError, ValueError, KeyError, TypeError):
+                                            VariantResult.from_json(entry["result"]), grid)
+        except (OSError, ValueError, KeyError, TypeError):   # RecordError is a ValueError
             return cls(Path(out) / FOLDER, context)
         return memory
 
@@ -106,15 +106,9 @@ class CheckMemory:
                 np.savez_compressed(tmp, grid=kept.grid)
                 tmp.replace(self.folder / grid_file)
             entries[vid] = {"key": kept.key, "at": kept.at, "classes": kept.classes, "grid": grid_file,
-                            "result": _plain(_as_dict(kept.result))}
+                            "result": kept.result.to_json()}
         write_atomic(self.folder / "index.json", json.dumps(
             {"schema": SCHEMA, "context": self.context, "run": self.run, "variants": entries}, allow_nan=True))
-
-
-def _as_dict(result: VariantResult) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(result)
 
 
 def since(iso: str) -> str:

@@ -60,8 +60,7 @@ def score_variant(result: VariantResult, assignment: Assignment, band: Band | No
     share = item.marks / len(item.variants)
     perf_max = share * item.performance_share
     marks = check_marks(variant, item, share - perf_max)
-    earned = {cid: (most if (c := result.check(cid)) is not None and c.status in (CheckStatus.PASS,
-                                                                                 CheckStatus.WARN) else 0.0)
+    earned = {cid: (most if (c := result.check(cid)) is not None and c.status.passes else 0.0)
               for cid, most in marks.items()}
     checks_points = sum(earned.values())
 
@@ -88,7 +87,7 @@ def score_variant(result: VariantResult, assignment: Assignment, band: Band | No
     else:
         fraction = performance_fraction(miou, band)
         perf = perf_max * fraction
-        reason = (f"{label} {miou:.3f} against the band {band.lower:.3f}..{band.upper:.3f} "
+        reason = (f"{label} {miou:.3f} against the band {band.range_text()} "
                   f"(untrained {band.untrained:.3f}): {fraction:.0%} of the performance marks")
         if miou > band.upper:
             detail["flags"].append(f"{label} {miou:.3f} is above the reference band's upper edge "

@@ -18,15 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.records.results import (
-    RESULTS_SCHEMA, Band, CheckResult, CheckStatus, SubmissionResult, VariantResult, VariantStatus,
-)
+from grader.records.results import READABLE_SCHEMAS, RecordError, SubmissionResult
 
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.npz"
 ERROR_FILE = "error.json"
 ERROR_SCHEMA = "segrade.error/1"
-READABLE_SCHEMAS = ("segrade.results/2", RESULTS_SCHEMA)
 
 
 class ResultsError(Exception):
@@ -49,20 +46,6 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
 
 # --------------------------------------------------------------------------- results.json
 
-def variant_from_json(data: dict[str, Any]) -> VariantResult:
-    """A saved variant (results.json `variants[]`) as the typed record it was written from."""
-    checks = tuple(CheckResult(c["id"], CheckStatus(c["status"]), c.get("message", ""), c.get("details") or {})
-                   for c in data.get("checks", []))
-    band = Band(**data["band"]) if data.get("band") else None
-    return VariantResult(
-        variant_id=data["variant_id"], title=data.get("title", data["variant_id"]),
-        status=VariantStatus(data["status"]), mapping=data.get("mapping"), checks=checks,
-        figures=data.get("figures") or {}, adapter=data.get("adapter"), notes=tuple(data.get("notes") or ()),
-        training=data.get("training"), metrics=data.get("metrics"), curves=data.get("curves"), band=band,
-        points=data.get("points"), max_points=data.get("max_points") or 0.0,
-        points_detail=data.get("points_detail") or {}, reused_since=data.get("reused_since"))
-
-
 def write_results(result: SubmissionResult, out_dir: str | Path) -> Path:
     """DIR/results.json, and DIR/samples.npz (the prediction grids' images, labels and
     predictions) when the submission was trained and evaluated."""
@@ -77,8 +60,9 @@ def write_results(result: SubmissionResult, out_dir: str | Path) -> Path:
     return path
 
 
-def read_results(folder: str | Path) -> dict[str, Any]:
-    """The results.json of `folder` as plain data."""
+def read_results(folder: str | Path) -> SubmissionResult:
+    """The results.json of `folder` as the typed record it was written from (schema-checked:
+    any of READABLE_SCHEMAS; a file of another shape is a ResultsError that says what to do)."""
     path = Path(folder) / RESULTS_FILE
     try:
         data = json.loads(path.read_text())
@@ -91,7 +75,10 @@ def read_results(folder: str | Path) -> dict[str, Any]:
         schema = data.get("schema") if isinstance(data, dict) else None
         raise ResultsError(f"{path} has schema {schema!r}; this segrade reads "
                            f"{', '.join(READABLE_SCHEMAS)}: grade the submission again")
-    return data
+    try:
+        return SubmissionResult.from_json(data)
+    except RecordError as exc:
+        raise ResultsError(f"{path} is not a grade this segrade can read ({exc}): grade the submission again") from None
 
 
 def read_samples(folder: str | Path) -> dict[str, Any]:
@@ -131,6 +118,10 @@ class ErrorRecord:
     status: str = "error"
     slurm: dict[str, Any] | None = None
 
+    @property
+    def id(self) -> str:
+        return self.submission_id
+
     def to_json(self) -> dict[str, Any]:
         data = {"schema": ERROR_SCHEMA, "submission": {"id": self.submission_id, "source": self.source},
                 "assignment_id": self.assignment_id, "segrade_version": self.segrade_version,
@@ -168,6 +159,20 @@ def read_error(folder: str | Path) -> ErrorRecord:
         return ErrorRecord.from_json(json.loads(path.read_text()))
     except (OSError, ValueError) as exc:
         raise ResultsError(f"{path} cannot be read ({exc}): grade the submission again") from None
+
+
+def read_record(folder: str | Path) -> SubmissionResult | ErrorRecord:
+    """What a graded folder holds: its grade (results.json) or, when it could not be graded,
+    why (error.json). ResultsError when neither can be read."""
+    if not (Path(folder) / RESULTS_FILE).is_file() and (Path(folder) / ERROR_FILE).is_file():
+        return read_error(folder)
+    return read_results(folder)
+
+
+def unreadable(folder: str | Path, why: str) -> ErrorRecord:
+    """A stand-in for a folder whose record cannot be read, so that the class outputs give it
+    a row with the reason rather than leave it out."""
+    return ErrorRecord(Path(folder).name, "", "", "", why)
 
 
 def error_folders(root: str | Path, only: set[str] | None = None) -> dict[str, str]:

@@ -7,12 +7,18 @@ score -> `Grade`; all of it -> `SubmissionResult`, which the report step writes 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 RESULTS_SCHEMA = "segrade.results/3"
+# What this segrade reads: 2 lacks `answers` and the band's `per_class_iou` (read as empty).
+READABLE_SCHEMAS = ("segrade.results/2", RESULTS_SCHEMA)
+
+
+class RecordError(ValueError):
+    """A saved record (results.json) of the wrong shape; the message names the field."""
 
 
 class CheckStatus(StrEnum):
@@ -20,6 +26,11 @@ class CheckStatus(StrEnum):
     WARN = "warn"
     FAIL = "fail"
     SKIP = "skip"  # could not run because an earlier check failed
+
+    @property
+    def passes(self) -> bool:
+        """The scoring rule: a passed or warned check earns its marks; `warn` never fails."""
+        return self in (CheckStatus.PASS, CheckStatus.WARN)
 
 
 class VariantStatus(StrEnum):
@@ -63,11 +74,21 @@ class Submission:
     id: str
     source: Path                   # what was handed in: a folder, .zip, .py or .ipynb
     sha256: str                    # over the source's file names and contents
-    root: Path                     # the prepared, importable copy (grader.submission.formats)
+    root: Path | None              # the prepared, importable copy (grader.submission.formats);
+                                   # None for a record read back from results.json (it is gone)
     modules: tuple[dict[str, str], ...]  # {"path", "name"} for the worker to import, in order
     sys_path: tuple[str, ...]      # folders of `root` put first on the worker's sys.path
     skipped: dict[str, list[str]]  # per file: top-level statements left out (training code...)
     notes: tuple[str, ...]         # what loading did (extracted, converted, skipped files)
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "submission") -> Submission:
+        data = _object(data, where)
+        return cls(id=_take(data, "id", str, where), source=Path(_take(data, "source", str, where, "")),
+                   sha256=_take(data, "sha256", str, where, ""), root=None,
+                   modules=tuple(_objects(data, "modules", where)),
+                   sys_path=tuple(_take(data, "sys_path", list, where, [])),
+                   skipped=_take(data, "skipped", dict, where, {}), notes=tuple(_take(data, "notes", list, where, [])))
 
 
 @dataclass(frozen=True)
@@ -82,6 +103,12 @@ class CheckResult:
         """The message's first paragraph: what the terminal shows (the report shows all of
         it, e.g. a manifest template after a blank line)."""
         return self.message.split("\n\n", 1)[0]
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "check") -> CheckResult:
+        data = _object(data, where)
+        return cls(_take(data, "id", str, where), _enum(CheckStatus, data, "status", where),
+                   _take(data, "message", str, where, ""), _take(data, "details", dict, where, {}))
 
 
 @dataclass(frozen=True)
@@ -113,6 +140,45 @@ class VariantResult:
         """The first check that ended with `status` (e.g. the first failure: what to fix)."""
         return next((c for c in self.checks if c.status is status), None)
 
+    @property
+    def first_problem(self) -> CheckResult | None:
+        """The first failing check: what to fix first in this variant."""
+        return self.first_check(CheckStatus.FAIL)
+
+    @property
+    def miou(self) -> float | None:
+        return (self.metrics or {}).get("miou")
+
+    def to_json(self) -> dict[str, Any]:
+        """As results.json holds it (`variants[]`); `reused_since` only when it was reused."""
+        data = _plain(asdict(self))
+        if data.get("reused_since") is None:
+            del data["reused_since"]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "variant") -> VariantResult:
+        """A saved variant (results.json `variants[]`) as the typed record it was written from."""
+        data = _object(data, where)
+        vid = _take(data, "variant_id", str, where)
+        where = f"{where} {vid!r}"
+        band = _take(data, "band", (dict, type(None)), where, None)
+        return cls(
+            variant_id=vid, title=_take(data, "title", str, where, vid), status=_enum(VariantStatus, data, "status", where),
+            mapping=_take(data, "mapping", (str, type(None)), where, None),
+            checks=tuple(CheckResult.from_json(c, f"{where}, checks[{i}]")
+                         for i, c in enumerate(_take(data, "checks", list, where, []))),
+            figures=_take(data, "figures", dict, where, {}), adapter=_take(data, "adapter", (str, type(None)), where, None),
+            notes=tuple(_take(data, "notes", list, where, [])),
+            training=_take(data, "training", (dict, type(None)), where, None),
+            metrics=_take(data, "metrics", (dict, type(None)), where, None),
+            curves=_take(data, "curves", (dict, type(None)), where, None),
+            band=None if band is None else Band.from_json(band, f"{where}, band"),
+            points=_take(data, "points", (int, float, type(None)), where, None),
+            max_points=_take(data, "max_points", (int, float), where, 0.0),
+            points_detail=_take(data, "points_detail", dict, where, {}),
+            reused_since=_take(data, "reused_since", (str, type(None)), where, None))
+
 
 @dataclass(frozen=True)
 class Band:
@@ -137,6 +203,27 @@ class Band:
     refusal: str | None = None      # measured, but not for this grade: why, and what to run
     per_class_iou: dict[str, float] | None = None  # the reference's mean IoU per class name
 
+    @classmethod
+    def from_json(cls, data: Any, where: str = "band") -> Band:
+        data = _object(data, where)
+        _take(data, "measured", bool, where)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def range_text(self, sep: str = "..") -> str:
+        """'0.512..0.640': the band's edges, as every report shows them."""
+        return f"{self.lower:.3f}{sep}{self.upper:.3f}"
+
+
+def band_text(band: Band | None, sep: str = "–", absent: str = "–") -> str:
+    """The band column of a report: its edges when measured, else whether one was measured
+    for something else ("does not apply") or none at all; `absent` when the variant has none."""
+    if band is None:
+        return absent
+    if band.measured:
+        return band.range_text(sep)
+    return "does not apply" if band.refusal else "not measured"
+
 
 @dataclass(frozen=True)
 class ManualItem:
@@ -148,6 +235,13 @@ class ManualItem:
     prompts: tuple[str, ...] = ()
     points: float | None = None
 
+    @classmethod
+    def from_json(cls, data: Any, where: str = "manual item") -> ManualItem:
+        data = _object(data, where)
+        return cls(_take(data, "id", str, where), _take(data, "title", str, where, ""),
+                   _take(data, "max_points", (int, float), where), tuple(_take(data, "prompts", list, where, [])),
+                   _take(data, "points", (int, float, type(None)), where, None))
+
 
 @dataclass(frozen=True)
 class Grade:
@@ -158,6 +252,19 @@ class Grade:
     total_variants: int
     manual: tuple[ManualItem, ...]
     note: str
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "grade") -> Grade:
+        data = _object(data, where)
+        number = (int, float)
+        return cls(total=_take(data, "total", (*number, type(None)), where),
+                   max_total=_take(data, "max_total", number, where),
+                   automatic_max=_take(data, "automatic_max", number, where),
+                   passed_variants=_take(data, "passed_variants", int, where),
+                   total_variants=_take(data, "total_variants", int, where),
+                   manual=tuple(ManualItem.from_json(m, f"{where}, manual[{i}]")
+                                for i, m in enumerate(_take(data, "manual", list, where, []))),
+                   note=_take(data, "note", str, where, ""))
 
 
 @dataclass(frozen=True)
@@ -184,13 +291,113 @@ class SubmissionResult:
         return all(v.status is VariantStatus.PASSED for v in self.variants)
 
     samples: dict[str, Any] | None = field(default=None, compare=False)  # grid arrays: samples.npz, not JSON
+    # The schema of the file it was read from (a record written now: the current one). Written
+    # back, a record is always the current schema: reading an older one fills what it lacked.
+    schema: str = field(default=RESULTS_SCHEMA, compare=False)
+
+    @property
+    def id(self) -> str:
+        return self.submission.id
+
+    @property
+    def total(self) -> float | None:
+        return self.grade.total
+
+    def variant(self, variant_id: str) -> VariantResult | None:
+        return next((v for v in self.variants if v.variant_id == variant_id), None)
+
+    def failed_imports(self, blocking: bool) -> list[dict[str, Any]]:
+        """The files that did not import: the blocking ones (a variant depends on them: what to
+        fix) or the informational ones (no model depends on them)."""
+        return failed_imports(self.modules, blocking)
+
+    @property
+    def first_problem(self) -> tuple[VariantResult, CheckResult] | None:
+        """The first variant (in spec order) with a failing check, and that check."""
+        return next(((v, c) for v in self.variants if (c := v.first_problem) is not None), None)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         del data["submission"]["root"]  # a temporary folder, gone after grading
-        del data["samples"]
+        del data["samples"], data["schema"]
+        data["variants"] = [v.to_json() for v in self.variants]
         return {"schema": RESULTS_SCHEMA, "total": self.grade.total, "max_total": self.grade.max_total,
                 **_plain(data)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> SubmissionResult:
+        """A saved results.json (any of READABLE_SCHEMAS) as the typed record it was written
+        from. Checked: raises RecordError naming the first field of the wrong shape."""
+        if not isinstance(data, dict):
+            raise RecordError(f"not a JSON object but {type(data).__name__}")
+        schema = data.get("schema")
+        if schema not in READABLE_SCHEMAS:
+            raise RecordError(f"schema {schema!r}; this segrade reads {', '.join(READABLE_SCHEMAS)}")
+        where = "results"
+        evaluation = _take(data, "evaluation", (dict, type(None)), where, None)
+        return cls(
+            submission=Submission.from_json(_take(data, "submission", dict, where)),
+            assignment_id=_take(data, "assignment_id", str, where), spec_sha256=_take(data, "spec_sha256", str, where, ""),
+            segrade_version=_take(data, "segrade_version", str, where, ""),
+            environment=_take(data, "environment", dict, where, {}), modules=tuple(_objects(data, "modules", where)),
+            variants=tuple(VariantResult.from_json(v, f"variants[{i}]")
+                           for i, v in enumerate(_take(data, "variants", list, where))),
+            evaluation=evaluation, grade=Grade.from_json(_take(data, "grade", dict, where)),
+            worker_log=_take(data, "worker_log", str, where, ""), started_at=_take(data, "started_at", str, where, ""),
+            duration_s=_take(data, "duration_s", (int, float), where, 0.0),
+            checks=tuple(CheckResult.from_json(c, f"checks[{i}]") for i, c in enumerate(_take(data, "checks", list,
+                                                                                                where, []))),
+            answers=_take(data, "answers", dict, where, {}), schema=schema)
+
+
+def failed_imports(modules: tuple[dict[str, Any], ...] | list[dict[str, Any]], blocking: bool) -> list[dict[str, Any]]:
+    """The import outcomes that failed, blocking (a variant depends on the file; unmarked
+    outcomes count as blocking) or informational (grader.submission.candidates.mark_blocking)."""
+    return [m for m in modules if not m.get("ok") and is_blocking(m) is blocking]
+
+
+def is_blocking(module: dict[str, Any]) -> bool:
+    """Whether a failed import outcome blocks a variant (outcomes recorded before segrade
+    marked them count as blocking)."""
+    return bool(module.get("blocking", True))
+
+
+_REQUIRED = object()
+
+
+def _object(data: Any, where: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise RecordError(f"{where} is {type(data).__name__}, not an object")
+    return data
+
+
+def _take(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = _REQUIRED) -> Any:
+    """data[key], checked to be of `kind` (a missing key: `default`, or an error when required)."""
+    if key not in data:
+        if default is _REQUIRED:
+            raise RecordError(f"{where}: {key!r} is missing")
+        return default
+    value = data[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+        raise RecordError(f"{where}: {key!r} is {type(value).__name__}, not {names}")
+    return value
+
+
+def _objects(data: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+    items = _take(data, key, list, where, [])
+    for i, item in enumerate(items):
+        _object(item, f"{where}, {key}[{i}]")
+    return items
+
+
+def _enum(enum: type[StrEnum], data: dict[str, Any], key: str, where: str) -> Any:
+    value = _take(data, key, str, where)
+    try:
+        return enum(value)
+    except ValueError:
+        raise RecordError(f"{where}: {key!r} is {value!r}, not one of {', '.join(e.value for e in enum)}") from None
 
 
 def _plain(value: Any) -> Any:

@@ -25,6 +25,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from grader.records.results import Band  # noqa: E402
+
 plt.rcParams.update({
     "font.size": 8, "axes.titlesize": 9, "axes.spines.top": False, "axes.spines.right": False,
     "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 100,
@@ -78,13 +80,13 @@ def _png(array: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def curves_chart(curves: dict, miou: float | None = None, band: dict | None = None, split: str = "test") -> str | None:
+def curves_chart(curves: dict, miou: float | None = None, band: Band | None = None, split: str = "test") -> str | None:
     """Three panels: training loss per step; validation mIoU and pixel accuracy per interval;
     the final mIoU on `split` (diamond) on the reference band (shaded, with its mean and the
     untrained baseline) when a band applies."""
     if not curves or not curves.get("loss"):
         return None
-    with_band = miou is not None and bool(band) and bool(band.get("measured"))
+    with_band = miou is not None and band is not None and band.measured
     fig, axes = plt.subplots(1, 3 if with_band else 2, figsize=(7.2, 2.0),
                              width_ratios=[3, 3, 1.1] if with_band else [1, 1])
     # Fixed margins rather than a layout engine: one draw per figure instead of two.
@@ -110,11 +112,11 @@ def curves_chart(curves: dict, miou: float | None = None, band: dict | None = No
     return _chart(fig)
 
 
-def _band_panel(ax, miou: float, band: dict, split: str) -> None:
-    lower, upper, untrained = band["lower"], band["upper"], band.get("untrained")
+def _band_panel(ax, miou: float, band: Band, split: str) -> None:
+    lower, upper, untrained = band.lower, band.upper, band.untrained
     values = [miou, lower, upper, *([untrained] if untrained is not None else [])]
     ax.axhspan(lower, upper, color=BAND)
-    ax.axhline(band["mean"], color=REFERENCE, lw=1.5)
+    ax.axhline(band.mean, color=REFERENCE, lw=1.5)
     if untrained is not None:
         ax.plot(0, untrained, "x", color=REFERENCE, ms=6)
     ax.plot(0, miou, "D", color=SUBMISSION if miou >= lower else BAD, ms=7)
@@ -185,7 +187,7 @@ def histogram_chart(values: Sequence[float], maximum: float, xlabel: str) -> str
     return _chart(fig)
 
 
-def distribution_chart(mious: dict[str, list[float]], bands: dict[str, dict | None], titles: dict[str, str],
+def distribution_chart(mious: dict[str, list[float]], bands: dict[str, Band | None], titles: dict[str, str],
                        label: str = "test mIoU") -> str | None:
     """Per variant: every submission's mIoU (dots) over the reference band (shaded)."""
     variants = list(mious)
@@ -197,9 +199,9 @@ def distribution_chart(mious: dict[str, list[float]], bands: dict[str, dict | No
     rng = np.random.default_rng(0)  # jitter only, fixed so the chart is stable
     for i, vid in enumerate(variants):
         band = bands.get(vid)
-        if band and band.get("measured"):
-            ax.fill_betweenx([i - 0.35, i + 0.35], band["lower"], band["upper"], color=BAND)
-            ax.plot([band["mean"]] * 2, [i - 0.35, i + 0.35], color=REFERENCE, lw=1.5)
+        if band is not None and band.measured:
+            ax.fill_betweenx([i - 0.35, i + 0.35], band.lower, band.upper, color=BAND)
+            ax.plot([band.mean] * 2, [i - 0.35, i + 0.35], color=REFERENCE, lw=1.5)
         values = mious[vid]
         if values:
             ax.plot(values, i + rng.uniform(-0.2, 0.2, len(values)), "o", color=SUBMISSION, ms=3.5, alpha=0.8)

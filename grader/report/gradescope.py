@@ -13,18 +13,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grader.records.files import ErrorRecord
-from grader.records.results import NOT_RUN_BECAUSE, variants_passing
-from grader.report.files import first_check, write_atomic
+from grader.records.files import ErrorRecord, write_atomic
+from grader.records.results import NOT_RUN_BECAUSE, CheckResult, SubmissionResult, VariantResult
+from grader.records.view import summary_lines
 from grader.grading.score import split_label
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 
-# Why the scored checks that are absent from a variant's checks were not run, by variant status.
-NOT_RUN = {status.value: why for status, why in NOT_RUN_BECAUSE.items()}
 
-
-def gradescope_results(results: dict[str, Any], visibility: str = "after_published",
+def gradescope_results(result: SubmissionResult, visibility: str = "after_published",
                        stdout_visibility: str = "hidden") -> dict[str, Any]:
     """Gradescope's results.json data for one submission's segrade results.
 
@@ -32,14 +29,14 @@ def gradescope_results(results: dict[str, Any], visibility: str = "after_publish
     left out, so that Gradescope sums the tests."""
     _check_visibility("visibility", visibility)
     _check_visibility("stdout_visibility", stdout_visibility)
-    tests = _submission_tests(results.get("checks") or [])
-    label = split_label((results.get("environment") or {}).get("evaluation_split") or "test")
-    for index, variant in enumerate(results["variants"], start=1):
+    tests = _submission_tests(result.checks)
+    label = split_label(result.environment.get("evaluation_split") or "test")
+    for index, variant in enumerate(result.variants, start=1):
         tests += _variant_tests(variant, index, label)
     data: dict[str, Any] = {}
-    if results["total"] is not None:
-        data["score"] = results["total"]
-    data.update(execution_time=round(float(results["duration_s"]), 2), output=_summary(results),
+    if result.total is not None:
+        data["score"] = result.total
+    data.update(execution_time=round(float(result.duration_s), 2), output="\n".join(summary_lines(result)),
                 visibility=visibility, stdout_visibility=stdout_visibility, tests=tests)
     return data
 
@@ -57,10 +54,10 @@ def _check_visibility(name: str, value: str) -> None:
         raise ValueError(f"{name} {value!r} is not one Gradescope knows: use one of {', '.join(VISIBILITIES)}")
 
 
-def write_gradescope(results: dict[str, Any], path: Path, **kw: str) -> Path:
-    """Write gradescope_results(results, **kw) to `path` (Gradescope reads
+def write_gradescope(result: SubmissionResult, path: Path, **kw: str) -> Path:
+    """Write gradescope_results(result, **kw) to `path` (Gradescope reads
     /autograder/results/results.json) atomically: a killed write leaves no half file."""
-    return write_atomic(path, json.dumps(gradescope_results(results, **kw), allow_nan=False, indent=2) + "\n")
+    return write_atomic(path, json.dumps(gradescope_results(result, **kw), allow_nan=False, indent=2) + "\n")
 
 
 def _test(name: str, number: str, score: float, max_score: float, passed: bool, output: str,
@@ -69,34 +66,32 @@ def _test(name: str, number: str, score: float, max_score: float, passed: bool, 
             "status": "passed" if passed else "failed", "output": output, "output_format": "text", "tags": tags}
 
 
-def _submission_tests(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _submission_tests(checks: tuple[CheckResult, ...]) -> list[dict[str, Any]]:
     """Checks about the submission as a whole (course policy): informational, no marks."""
-    return [_test(f"submission · {c['id']}", f"0.{j}", 0.0, 0.0, c["status"] in ("pass", "warn"),
-                  _check_output(c), ["submission", c["id"]])
+    return [_test(f"submission · {c.id}", f"0.{j}", 0.0, 0.0, c.status.passes, _check_output(c), ["submission", c.id])
             for j, c in enumerate(checks, start=1)]
 
 
-def _variant_tests(variant: dict[str, Any], index: int, label: str) -> list[dict[str, Any]]:
+def _variant_tests(variant: VariantResult, index: int, label: str) -> list[dict[str, Any]]:
     """The scored checks first (in the rubric's order, run or not), then the other checks the
     variant has, then its performance."""
-    vid = variant["variant_id"]
-    detail = variant.get("points_detail") or {}
+    vid = variant.variant_id
+    detail = variant.points_detail
     earned: dict[str, float] = detail.get("checks") or {}
     # Each check's own most (weighted); results written before check weights split evenly.
     most = detail.get("checks_max_each") or {cid: round(detail["checks_max"] / len(earned), 4) for cid in earned}
-    by_id = {c["id"]: c for c in variant["checks"]}
-    first_failure = first_check(variant, "fail")
+    by_id = {c.id: c for c in variant.checks}
+    first_failure = variant.first_problem
     tests = []
     for cid in [*earned, *(c for c in by_id if c not in earned)]:
         number = f"{index}.{len(tests) + 1}"
         check = by_id.get(cid)
         if check is None:
-            why = NOT_RUN.get(variant["status"], f"the variant's status is {variant['status']}")
-            output = f"not run: {why}" + (f" ({first_failure['id']}: {first_failure['message']})"
-                                          if first_failure else "")
+            why = NOT_RUN_BECAUSE.get(variant.status, f"the variant's status is {variant.status.value}")
+            output = f"not run: {why}" + (f" ({first_failure.id}: {first_failure.message})" if first_failure else "")
             passed = False
         else:
-            output, passed = _check_output(check), check["status"] in ("pass", "warn")
+            output, passed = _check_output(check), check.status.passes
         if cid in earned:
             output += f"\n{earned[cid]:g} of {most[cid]:g} points."
         tests.append(_test(f"{vid} · {cid}", number, earned.get(cid, 0.0), most[cid] if cid in earned else 0.0,
@@ -105,57 +100,28 @@ def _variant_tests(variant: dict[str, Any], index: int, label: str) -> list[dict
     return tests
 
 
-def _check_output(check: dict[str, Any]) -> str:
-    return ("warning: " if check["status"] == "warn" else "") + check["message"]
+def _check_output(check: CheckResult) -> str:
+    return ("warning: " if check.status == "warn" else "") + check.message
 
 
-def _performance_test(variant: dict[str, Any], number: str, label: str) -> dict[str, Any]:
-    vid = variant["variant_id"]
-    detail = variant.get("points_detail") or {}
+def _performance_test(variant: VariantResult, number: str, label: str) -> dict[str, Any]:
+    vid = variant.variant_id
+    detail = variant.points_detail
     points, most = detail.get("performance_points"), detail.get("performance_max", 0.0)
     lines = [detail.get("performance") or "not scored: the rubric gives this variant no marks"]
-    miou = (variant.get("metrics") or {}).get("miou")
-    band = variant.get("band") or {}
+    miou, band = variant.miou, variant.band
     if miou is not None:
-        untrained = "" if band.get("untrained") is None else f"untrained {band['untrained']:.3f}, "
+        untrained = "" if band is None or band.untrained is None else f"untrained {band.untrained:.3f}, "
         lines.append(f"{label[0].upper()}{label[1:]} {miou:.3f}" + (
-            f"; reference band {band['lower']:.3f}..{band['upper']:.3f} ({untrained}{band['runs']} runs)."
-            if band.get("measured") else f"; the reference band does not apply: {band['refusal']}"
-            if band.get("refusal") else "; no reference band was measured."))
+            f"; reference band {band.range_text()} ({untrained}{band.runs} runs)." if band and band.measured
+            else f"; the reference band does not apply: {band.refusal}" if band and band.refusal
+            else "; no reference band was measured."))
     lines += [f"flag: {flag}" for flag in detail.get("flags", [])]
     if points is None:
         if most:
             lines.append(f"Its {most:g} points are not in the automatic total.")
-        return _test(f"{vid} · performance", number, 0.0, 0.0, variant["status"] == "passed", "\n".join(lines),
+        return _test(f"{vid} · performance", number, 0.0, 0.0, variant.status == "passed", "\n".join(lines),
                      [vid, "performance"])
     lines.append(f"{points:g} of {most:g} points.")
     return _test(f"{vid} · performance", number, points, most, points >= most, "\n".join(lines),
                  [vid, "performance"])
-
-
-def _summary(results: dict[str, Any]) -> str:
-    grade = results["grade"]
-    env = results.get("environment") or {}
-    points = ("not scored (checks only)" if grade["total"] is None else
-              f"{grade['total']:g} of {grade['automatic_max']:g}")
-    lines = [(f"segrade {results.get('segrade_version', '?')} · {results['assignment_id']} · "
-              f"submission {results['submission']['id']}"),
-             (f"{variants_passing(grade['passed_variants'], grade['total_variants'])}. "
-              f"Automatic points: {points} ({grade['max_total']:g} marks in all).")]
-    if grade.get("note"):
-        lines.append(grade["note"])
-    if env.get("worker_problem"):
-        lines.append(f"Worker problem: {env['worker_problem']}")
-    lines += [f"Import failed: {m['path']}: {m['error']}" + ("" if m.get("blocking", True) else
-                                                             " (informational: no model depends on it)")
-              for m in results.get("modules", []) if not m.get("ok")]
-    for variant in results["variants"]:
-        if variant["status"] != "passed":
-            failure = first_check(variant, "fail")
-            lines.append(f"{variant['variant_id']} ({variant['title']}): {variant['status']}"
-                         + (f", {failure['id']}: {failure['message']}" if failure else ""))
-    manual = grade.get("manual") or []
-    if manual:
-        lines.append(f"Graded by hand ({sum(m['max_points'] for m in manual):g} marks, not in these points):")
-        lines += [f"- {m['title']} ({m['max_points']:g} marks)" for m in manual]
-    return "\n".join(lines)

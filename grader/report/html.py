@@ -1,9 +1,10 @@
-"""The per-submission report: results.json (+ samples.npz) -> report.html and report.pdf.
+"""The per-submission report: a graded record (+ its prediction grids) -> report.html and report.pdf.
 
-`report_context` turns the saved results into what the templates show (tables, figures
-as data: URIs, rendered answers); `templates/report.html.j2` holds the layout, with print
-CSS so that WeasyPrint makes the PDF from the same HTML. The report needs only the results
-folder and the assignment spec, so `segrade report` can re-render without regrading.
+`report_context` turns the typed record (grader.records.results.SubmissionResult: the one a
+grade has just made, or one read back from results.json) into what the templates show
+(tables, figures as data: URIs, rendered answers); `templates/report.html.j2` holds the
+layout, with print CSS so that WeasyPrint makes the PDF from the same HTML. The report needs
+only the record and the assignment spec, so `segrade report` can re-render without regrading.
 
 Nothing is fetched from anywhere: figures are embedded, the CSS is inline, and the PDF
 renderer is given a URL fetcher that refuses every URL (a student's Markdown cannot make
@@ -23,10 +24,10 @@ from markupsafe import Markup
 
 from grader.grading.architecture import format_scale
 from grader.report import figures
-from grader.report.files import first_check, write_atomic
-from grader.report.terminal import package_notes
+from grader.records.files import write_atomic
+from grader.records.results import STATUS_ORDER, SubmissionResult, VariantResult, band_text
+from grader.records.view import package_notes, problem_text
 from grader.shared.resources import templates_dir
-from grader.records.results import STATUS_ORDER
 from grader.grading.score import split_label
 from grader.spec import Assignment
 
@@ -87,30 +88,30 @@ def _si(value: float | None) -> str:
     return f"{value:g}"
 
 
-def report_context(results: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment,
+def report_context(result: SubmissionResult, samples: dict[str, np.ndarray], assignment: Assignment,
                    workers: int = 1) -> dict[str, Any]:
-    """Everything the report template shows, computed from the saved results; the charts
+    """Everything the report template shows, computed from the graded record; the charts
     drawn in `workers` processes (figures.draw_all)."""
-    env = results["environment"]
+    env = result.environment
     split = env.get("evaluation_split") or "test"
-    titles = {v["variant_id"]: v["title"] for v in results["variants"]}
-    by_id = {v["variant_id"]: v for v in results["variants"]}
-    charts = _charts(results["variants"], by_id, titles, assignment, split, workers)
-    variants = [_variant(v, samples, assignment, split, charts) for v in results["variants"]]
+    titles = {v.variant_id: v.title for v in result.variants}
+    by_id = {v.variant_id: v for v in result.variants}
+    charts = _charts(result.variants, by_id, titles, assignment, split, workers)
+    variants = [_variant(v, samples, assignment, split, charts) for v in result.variants]
     label = miou_label(env)
     comparisons = [_comparison(c, by_id, titles, assignment, label, charts.get(("comparison", c.id)))
                    for c in assignment.comparisons]
-    answers = results.get("answers") or {}
-    discussions = [{"id": m["id"], "title": m["title"], "max_points": m["max_points"], "prompts": m["prompts"],
-                    "answer": render_markdown(answers[m["id"]]["markdown"]) if m["id"] in answers else None,
-                    "answer_source": answers.get(m["id"], {}).get("source"),
-                    "comparisons": [c for c in comparisons if c["discussion"] == m["id"]]}
-                   for m in results["grade"]["manual"]]
+    answers = result.answers
+    discussions = [{"id": m.id, "title": m.title, "max_points": m.max_points, "prompts": list(m.prompts),
+                    "answer": render_markdown(answers[m.id]["markdown"]) if m.id in answers else None,
+                    "answer_source": answers.get(m.id, {}).get("source"),
+                    "comparisons": [c for c in comparisons if c["discussion"] == m.id]}
+                   for m in result.grade.manual]
     discussed = {c["id"] for d in discussions for c in d["comparisons"]}
-    log_tail = "\n".join(results.get("worker_log", "").strip().splitlines()[-LOG_TAIL_LINES:])
+    log_tail = "\n".join(result.worker_log.strip().splitlines()[-LOG_TAIL_LINES:])
     return {
-        "package_notes": package_notes(env), "r": results, "env": env, "grade": results["grade"], "assignment": assignment,
-        "submission": results["submission"],
+        "package_notes": package_notes(env), "r": result, "env": env, "grade": result.grade, "assignment": assignment,
+        "submission": result.submission,
         "summary": sorted(variants, key=lambda v: (FAILURE_ORDER.index(v["status"])
                                                    if v["status"] in FAILURE_ORDER else 0)),
         "variants": variants,
@@ -122,26 +123,25 @@ def report_context(results: dict[str, Any], samples: dict[str, np.ndarray], assi
         "legend": [{"name": n, "colour": "#%02x%02x%02x" % tuple(c)} for n, c in
                    zip(assignment.class_names, assignment.palette)],
         "thin": assignment.dataset.thin_classes,
-        "import_errors": [m for m in results.get("modules", []) if not m.get("ok") and m.get("blocking", True)],
-        "other_import_errors": [m for m in results.get("modules", []) if not m.get("ok") and not m.get("blocking", True)],
+        "import_errors": result.failed_imports(blocking=True),
+        "other_import_errors": result.failed_imports(blocking=False),
         "comparison_caveat": comparison_caveat(assignment, env.get("profile")),
         "show_log": bool(env.get("worker_problem") or any(v["failed"] for v in variants)),
         "log_tail": log_tail,
-        "policy_checks": results.get("checks", []),
+        "policy_checks": result.checks,
     }
 
 
-def _charts(variants: list[dict[str, Any]], by_id: dict[str, dict], titles: dict[str, str], assignment: Assignment,
-            split: str, workers: int) -> dict[tuple[str, str], str | None]:
+def _charts(variants: tuple[VariantResult, ...], by_id: dict[str, VariantResult], titles: dict[str, str],
+            assignment: Assignment, split: str, workers: int) -> dict[tuple[str, str], str | None]:
     """Every chart of the report, drawn at once: {(kind, variant or comparison id): data URI}."""
     thin = assignment.dataset.thin_classes
     wanted: dict[tuple[str, str], figures.Chart] = {}
     for v in variants:
-        metrics, band = v.get("metrics") or {}, v.get("band")
-        wanted[("curves", v["variant_id"])] = (figures.curves_chart, (v.get("curves") or {}, metrics.get("miou"),
-                                                                      band, split))
-        wanted[("per_class", v["variant_id"])] = (figures.per_class_chart, (
-            metrics.get("per_class_iou") or {}, (band or {}).get("per_class_iou"), thin, split))
+        metrics = v.metrics or {}
+        wanted[("curves", v.variant_id)] = (figures.curves_chart, (v.curves or {}, metrics.get("miou"), v.band, split))
+        wanted[("per_class", v.variant_id)] = (figures.per_class_chart, (
+            metrics.get("per_class_iou") or {}, v.band.per_class_iou if v.band else None, thin, split))
     for comparison in assignment.comparisons:
         if not comparison.pairs:
             wanted[("comparison", comparison.id)] = (figures.comparison_chart, (
@@ -149,46 +149,40 @@ def _charts(variants: list[dict[str, Any]], by_id: dict[str, dict], titles: dict
     return dict(zip(wanted, figures.draw_all(list(wanted.values()), workers)))
 
 
-def _per_class(by_id: dict[str, dict], vid: str) -> dict[str, float | None]:
-    return ((by_id.get(vid) or {}).get("metrics") or {}).get("per_class_iou") or {}
+def _per_class(by_id: dict[str, VariantResult], vid: str) -> dict[str, float | None]:
+    variant = by_id.get(vid)
+    return ((variant.metrics if variant else None) or {}).get("per_class_iou") or {}
 
 
-def _variant(v: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment,
+def _variant(v: VariantResult, samples: dict[str, np.ndarray], assignment: Assignment,
              split: str, charts: dict[tuple[str, str], str | None]) -> dict[str, Any]:
-    spec = next((s for s in assignment.variants if s.id == v["variant_id"]), None)
+    """One variant as the template reads it: its saved fields as plain data, and what the
+    report computes from them."""
+    spec = next((s for s in assignment.variants if s.id == v.variant_id), None)
     family = spec.family.id if spec else None
-    metrics = v.get("metrics") or {}
-    band = v.get("band")
-    checks = v.get("checks", [])
-    failing, warning = first_check(v, "fail"), first_check(v, "warn")
     grid = None
-    pred = samples.get(f"pred_{v['variant_id']}")
+    pred = samples.get(f"pred_{v.variant_id}")
     if pred is not None and family and f"images_{family}" in samples:
         grid = figures.prediction_grid(samples[f"images_{family}"], samples[f"masks_{family}"], pred,
                                        assignment.palette)
-    figs = v.get("figures") or {}
-    arch = figs.get("architecture") or (_check_details(checks, "architecture").get("fingerprint"))
+    figs = v.figures
+    architecture = v.check("architecture")
+    arch = figs.get("architecture") or (architecture.details.get("fingerprint") if architecture else None)
     return {
-        **v,
+        **v.to_json(),
         "family": family,
-        "failed": v["status"] != "passed",
-        "first_problem": failing["message"] if failing else (f"warning ({warning['id']}): {warning['message']}"
-                                                               if warning else ""),
-        "flags": (v.get("points_detail") or {}).get("flags", []),
-        "miou": metrics.get("miou"),
-        "band_text": (f"{band['lower']:.3f}–{band['upper']:.3f}" if band and band.get("measured")
-                      else "does not apply" if band and band.get("refusal") else "not measured" if band else "–"),
+        "failed": v.status != "passed",
+        "first_problem": problem_text(v),
+        "flags": v.points_detail.get("flags", []),
+        "miou": v.miou,
+        "band_text": band_text(v.band, "–", absent="–"),
         "architecture_rows": _architecture_rows(arch, spec.architecture if spec else {}, figs.get("backbone"),
                                                 family),
         "figures_rows": _figure_rows(figs),
-        "curves_chart": charts.get(("curves", v["variant_id"])),
-        "per_class_chart": charts.get(("per_class", v["variant_id"])),
+        "curves_chart": charts.get(("curves", v.variant_id)),
+        "per_class_chart": charts.get(("per_class", v.variant_id)),
         "grid": grid,
     }
-
-
-def _check_details(checks: list[dict], check_id: str) -> dict:
-    return next((c.get("details") or {} for c in checks if c["id"] == check_id), {})
 
 
 def _architecture_rows(fp: dict | None, required: dict, backbone: str | None = None,
@@ -260,21 +254,21 @@ def miou_label(env: dict[str, Any]) -> str:
     return split_label(env.get("evaluation_split") or "test")
 
 
-def _comparison(comparison, by_id: dict[str, dict], titles: dict[str, str], assignment: Assignment,
+def _comparison(comparison, by_id: dict[str, VariantResult], titles: dict[str, str], assignment: Assignment,
                 label: str = "test mIoU", chart: str | None = None) -> dict[str, Any]:
     thin = assignment.dataset.thin_classes
 
     def miou(vid):
-        return ((by_id.get(vid) or {}).get("metrics") or {}).get("miou")
+        return by_id[vid].miou if vid in by_id else None
 
     def per_class(vid):
         return _per_class(by_id, vid)
 
     def params(vid):
-        return (((by_id.get(vid) or {}).get("figures") or {}).get("parameters") or {})
+        return by_id[vid].figures.get("parameters") or {} if vid in by_id else {}
 
     def seconds(vid):
-        return ((by_id.get(vid) or {}).get("training") or {}).get("train_seconds")
+        return (by_id[vid].training or {}).get("train_seconds") if vid in by_id else None
 
     out: dict[str, Any] = {"id": comparison.id, "title": comparison.title, "discussion": comparison.discussion,
                            "pairs": [], "columns": [], "rows": [], "chart": chart}
@@ -301,12 +295,12 @@ def _comparison(comparison, by_id: dict[str, dict], titles: dict[str, str], assi
     return out
 
 
-def render_html(results: dict[str, Any], samples: dict[str, np.ndarray], assignment: Assignment,
+def render_html(result: SubmissionResult, samples: dict[str, np.ndarray], assignment: Assignment,
                 changes: dict[str, Any] | None = None, workers: int = 1) -> str:
     """`changes`: what changed since the grade this one replaced (grader.batch.changes), if any;
     `workers`: processes that draw the charts (the cores the caller has to itself)."""
     return environment().get_template("report.html.j2").render(
-        **report_context(results, samples, assignment, workers), changes=changes)
+        **report_context(result, samples, assignment, workers), changes=changes)
 
 
 def html_to_pdf(html: str, path: Path) -> Path:

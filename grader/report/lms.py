@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.report.files import write_atomic
+from grader.records.files import ResultsError, error_folders, read_results, results_folders, write_atomic
 from grader.spec import Assignment
 
 CANVAS_FILE = "canvas_gradebook.csv"
@@ -89,22 +88,20 @@ def _points(root: Path, only: set[str] | None) -> tuple[dict[str, float | None],
     """Automatic total per graded submission (None with checks only), and why the others have none."""
     points: dict[str, float | None] = {}
     missing: dict[str, str] = {}
-    for path in sorted(root.glob("*/results.json")):
-        sid = path.parent.name
+    for folder in results_folders(root):
+        sid = folder.name
         if only is not None and sid not in only:
             continue
         try:
-            total = json.loads(path.read_text()).get("total")
-        except (OSError, ValueError) as exc:
+            total = read_results(folder).total
+        except ResultsError as exc:
             missing[sid] = f"its results cannot be read ({exc})"
             continue
         points[sid] = total
         if total is None:
             missing[sid] = "graded without points (--checks-only)"
-    for path in sorted(root.glob("*/error.json")):
-        sid = path.parent.name
-        if sid not in points and (only is None or sid in only):
-            missing[sid] = "could not be graded (error.json)"
+    for sid in error_folders(root, only):
+        missing[sid] = "could not be graded (error.json)"
     return points, missing
 
 

@@ -7,7 +7,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from grader.grading.reuse import since
-from grader.records.results import CheckResult, CheckStatus, SubmissionResult, VariantStatus, variants_passing
+from grader.records.results import CheckStatus, SubmissionResult, VariantStatus, band_text
+from grader.records.view import package_notes, problem_text, verdict
 
 STATUS_STYLE = {VariantStatus.PASSED: "green", VariantStatus.MISSING: "yellow", VariantStatus.AMBIGUOUS: "yellow"}
 
@@ -15,20 +16,6 @@ STATUS_STYLE = {VariantStatus.PASSED: "green", VariantStatus.MISSING: "yellow", 
 def make_console() -> Console:
     # Wide enough for the table when output goes to a file or a CI log.
     return Console(width=None if Console().is_terminal else 140)
-
-
-def package_notes(environment: dict) -> list[str]:
-    """The packages the worker did not have and replaced: stood-in packages (they fail where the
-    code really uses them) and no-op stubs for logging ones. Shown in the terminal and report."""
-    lines = []
-    stood = environment.get("stood_in") or {}
-    if stood:
-        listed = ", ".join(f"{name} ({', '.join(files)})" if files else name for name, files in sorted(stood.items()))
-        lines.append(f"not installed, stood in (the code imports; it fails only where it really uses them): {listed}")
-    stubbed = environment.get("stubbed") or []
-    if stubbed:
-        lines.append(f"not installed, replaced by no-op stubs (logging, progress, notebooks): {', '.join(stubbed)}")
-    return lines
 
 
 def print_summary(result: SubmissionResult, console: Console) -> None:
@@ -44,12 +31,11 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
     for path, lines in result.submission.skipped.items():
         console.print(f"[dim]{path}: {len(lines)} top-level statement(s) not run (training, plotting...): "
                       f"{lines[0]}{' ...' if len(lines) > 1 else ''}[/]")
-    for module in result.modules:
-        if not module.get("ok") and module.get("blocking", True):
-            console.print(f"[red]import failed[/] {escape(module['path'])}: {escape(module['error'])}")
-        elif not module.get("ok"):
-            console.print(f"[dim]import failed (informational: defines no model, no model file imports it) "
-                          f"{escape(module['path'])}: {escape(module['error'])}[/]")
+    for module in result.failed_imports(blocking=True):
+        console.print(f"[red]import failed[/] {escape(module['path'])}: {escape(module['error'])}")
+    for module in result.failed_imports(blocking=False):
+        console.print(f"[dim]import failed (informational: defines no model, no model file imports it) "
+                      f"{escape(module['path'])}: {escape(module['error'])}[/]")
     if env.get("worker_problem"):
         console.print(f"[red]worker:[/] {escape(env['worker_problem'])}")
         tail = result.worker_log.strip().splitlines()[-12:]
@@ -73,26 +59,22 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
         table.add_column("this run", no_wrap=True)
     table.add_column("what to fix", overflow="fold", ratio=1)
     for variant in sorted(result.variants, key=lambda v: v.status is VariantStatus.PASSED):
-        failing = variant.first_check(CheckStatus.FAIL)
-        if failing and failing.details.get("import_failed"):  # said once, above the table
-            failing = CheckResult(failing.id, failing.status, "not built: the code did not import (above)")
-        warning = variant.first_check(CheckStatus.WARN)
+        failing = variant.first_problem
+        # A variant the code's import failure left unbuilt: said once, above the table.
+        fix = ("not built: the code did not import (above)" if failing and failing.details.get("import_failed")
+               else problem_text(variant, headline=True) or "; ".join(variant.points_detail.get("flags", [])))
         shape = variant.check("forward_shape")
         seen = shape.details.get("seen") if shape else None
-        miou = (variant.metrics or {}).get("miou")
-        band = variant.band
+        miou = variant.miou
         cells = [variant.variant_id, f"[{STATUS_STYLE.get(variant.status, 'red')}]{variant.status.value}[/]",
                  _class_and_file(variant), "x".join(map(str, seen)) if seen else "-"]
         if trained:
-            cells += ["-" if miou is None else f"{miou:.3f}",
-                      f"{band.lower:.3f}..{band.upper:.3f}" if band and band.measured
-                      else "does not apply" if band and band.refusal else "not measured"]
+            cells += ["-" if miou is None else f"{miou:.3f}", band_text(variant.band, "..", absent="not measured")]
         cells += ["-" if variant.points is None else f"{variant.points:g}/{variant.max_points:g}"]
         if reused:
             cells += [f"[dim]reused: unchanged since {since(variant.reused_since)}[/]" if variant.reused_since
                       else "checked"]
-        cells += [escape(failing.headline if failing else f"warning ({warning.id}): {warning.message}" if warning else
-                         "; ".join(variant.points_detail.get("flags", [])))]
+        cells += [escape(fix)]
         table.add_row(*cells)
     console.print(table)
     if reused:
@@ -116,10 +98,7 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
     for check in result.checks:
         colour = "green" if check.status is CheckStatus.PASS else "yellow"
         console.print(f"[{colour}]{check.id}[/]: {escape(check.message)}")
-    grade = result.grade
-    console.print(f"{variants_passing(grade.passed_variants, grade.total_variants)} "
-                  f"({result.duration_s:.0f} s). Automatic points: [bold]{grade.total:g}[/] of "
-                  f"{grade.automatic_max:g} ({grade.max_total:g} in all). {grade.note}")
+    console.print(escape(f"{verdict(result.grade, result.duration_s)} {result.grade.note}".rstrip()))
 
 
 def what_to_fix_first(result: SubmissionResult, limit: int = 5) -> list[str]:
@@ -127,18 +106,18 @@ def what_to_fix_first(result: SubmissionResult, limit: int = 5) -> list[str]:
     failing variant with its first failing check, and each import error of a file a variant
     depends on, at stake the points of the variants it left unbuilt; then warnings."""
     problems, warnings = [], []
-    not_imported = [v for v in result.variants if (failed := v.first_check(CheckStatus.FAIL)) is not None
+    not_imported = [v for v in result.variants if (failed := v.first_problem) is not None
                     and failed.details.get("import_failed")]
     # A variant nothing builds may be defined in a file that did not import: at stake there too.
     unbuilt = not_imported + [v for v in result.variants if v.status is VariantStatus.MISSING]
-    blocking = [m for m in result.modules if not m.get("ok") and m.get("blocking", True)]
+    blocking = result.failed_imports(blocking=True)
     for module in blocking:
         # Variants not built because nothing imported are said once, by the import lines.
         lost = round(sum((v.max_points or 0) - (v.points or 0) for v in unbuilt) / len(blocking), 2)
         problems.append((-lost, 0, module["path"], f"{module['path']} did not import ({module['error']}): the "
                          f"variants defined in it cannot be built{f', {lost:g} points at stake' if lost else ''}"))
     for variant in result.variants:
-        failed = variant.first_check(CheckStatus.FAIL)
+        failed = variant.first_problem
         warned = variant.first_check(CheckStatus.WARN)
         lost = (variant.max_points or 0) - (variant.points or 0)
         if variant.status is not VariantStatus.PASSED:

@@ -24,6 +24,11 @@ def _bundled(name: str) -> Path:
     )
 
 
+def bundled_root() -> Path:
+    """The folder holding the bundled folders (reference/, templates/, courses/)."""
+    return _bundled("reference").parent
+
+
 def reference_dir() -> Path:
     """The reference solution, shaped like a submission that follows the contract."""
     return _bundled("reference")

@@ -22,17 +22,22 @@ def extract_code(source: str | Path, dest: str | Path) -> list[Path]:
     grader.submission.load.SubmissionError when the submission cannot be read."""
     from grader.submission.formats import prepare_submission
 
-    dest = Path(dest)
-    written = []
     with tempfile.TemporaryDirectory(prefix="segrade-code-") as tmp:
-        prepared = prepare_submission(Path(source), Path(tmp) / "prepared")
-        for path in sorted(prepared.root.rglob("*.py")):
-            if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_FILE_BYTES:
-                continue
-            target = dest / path.relative_to(prepared.root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-            written.append(target)
+        return copy_code(prepare_submission(Path(source), Path(tmp) / "prepared").root, dest)
+
+
+def copy_code(root: str | Path, dest: str | Path) -> list[Path]:
+    """Copy the .py files of a prepared submission (`root`: grader.submission.formats'
+    importable copy) into `dest`, relative paths kept; symlinks and oversize files left out."""
+    root, dest = Path(root), Path(dest)
+    written = []
+    for path in sorted(root.rglob("*.py")):
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_FILE_BYTES:
+            continue
+        target = dest / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        written.append(target)
     return written
 
 

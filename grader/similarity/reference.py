@@ -49,7 +49,7 @@ def _reference_tokens(assignment) -> dict[str, set[str]]:
         if variant.family.pretrained_kwarg:
             kwargs[variant.family.pretrained_kwarg] = False
         try:
-            out[variant.id] = {t for t in variant_tokens({"figures": {"structure": {"layers": _layers(cls, kwargs)}}})
+            out[variant.id] = {t for t in variant_tokens({"structure": {"layers": _layers(cls, kwargs)}})
                                if not t.startswith("A:")}
         except Exception:  # noqa: BLE001 (then that variant has no structural boilerplate)
             continue

@@ -3,12 +3,13 @@ and the CSV (grader.report.similarity). See grader/similarity/__init__.py."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.records.files import ERROR_FILE, RESULTS_FILE, ResultsError, read_results
+from grader.records.results import SubmissionResult
 from grader.similarity.code import CODE_DIR, code_of, load_tokens, read_code, save_tokens
 from grader.similarity.structural import structural_similarity, variant_tokens
 from grader.similarity.textual import TextMatch, text_key, text_similarity, tokenize_all
@@ -60,14 +61,17 @@ class SimilarityResult:
 
 
 def _graded_folders(root: Path, only: set[str] | None) -> list[Path]:
-    folders = sorted({p.parent for name in ("results.json", "error.json", CODE_DIR) for p in root.glob(f"*/{name}")})
+    folders = sorted({p.parent for name in (RESULTS_FILE, ERROR_FILE, CODE_DIR) for p in root.glob(f"*/{name}")})
     return [f for f in folders if not f.name.startswith(".") and (only is None or f.name in only)]
 
 
-def _read_results(folder: Path) -> dict[str, Any] | None:
+def _read_results(folder: Path, notes: list[str]) -> SubmissionResult | None:
+    if not (folder / RESULTS_FILE).is_file():
+        return None
     try:
-        return json.loads((folder / "results.json").read_text())
-    except (OSError, ValueError):
+        return read_results(folder)
+    except ResultsError as exc:
+        notes.append(f"{folder.name}: its results cannot be read, its structure is not compared ({exc})")
         return None
 
 
@@ -76,15 +80,15 @@ def _collect(folder: Path, prefix: str, texts: dict, tokens: dict, notes: list[s
     """One graded submission folder: its code (code/, else re-extracted from the source the
     results name) and its variants' structure tokens."""
     key = prefix + folder.name
-    results = _read_results(folder)
+    results = _read_results(folder, notes)
     if (folder / CODE_DIR).is_dir():
         texts[key] = read_code(folder / CODE_DIR)
         kept = load_tokens(folder / CODE_DIR, texts[key]) if cached is not None else None
         if kept is not None:
             cached[text_key(texts[key])] = kept
     else:
-        source = Path(str(((results or {}).get("submission") or {}).get("source") or ""))
-        if results and source.exists():
+        source = results.submission.source if results else None
+        if source is not None and str(source) and source.exists():
             try:
                 texts[key] = code_of(source)
                 notes.append(f"{key}: no {CODE_DIR}/ folder (graded by an older segrade): its code was extracted "
@@ -94,7 +98,7 @@ def _collect(folder: Path, prefix: str, texts: dict, tokens: dict, notes: list[s
         else:
             notes.append(f"{key}: no extracted code ({CODE_DIR}/) and no source to read it from: structure only")
     if results:
-        tokens[key] = {v["variant_id"]: t for v in results.get("variants", []) if (t := variant_tokens(v))}
+        tokens[key] = {v.variant_id: t for v in results.variants if (t := variant_tokens(v.figures))}
 
 
 def _collect_earlier(folder: Path, texts: dict, tokens: dict, notes: list[str]) -> int:

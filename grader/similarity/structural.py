@@ -33,9 +33,9 @@ import numpy as np
 MIN_POPULATION = 4
 
 
-def variant_tokens(variant: dict[str, Any]) -> set[str]:
-    """The tokens of one variant of one results.json; empty when the model did not build."""
-    figures = variant.get("figures") or {}
+def variant_tokens(figures: dict[str, Any]) -> set[str]:
+    """The tokens of one variant's figures (results.json `variants[].figures`); empty when the
+    model did not build."""
     tokens: set[str] = set()
     layers = ((figures.get("structure") or {}).get("layers")) or []
     seen: dict[str, int] = {}

@@ -22,6 +22,7 @@ class SpecError(ValueError):
 
 
 DATASET_KINDS = ("synthetic", "folders", "carla", "cityscapes")
+DEFAULT_ASSIGNMENT_ID = "fcn-unet-segmentation"  # grader/spec/default.toml
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class Family:
     title: str
     input_size: int
     pretrained_kwarg: str | None = None
+    # The size of the training probes (gradients, backbone steps, dataflow graph, skip
+    # ablation), when the spec sets one; else Assignment.probe_size derives it.
+    probe_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,37 @@ class Assignment:
     sha256: str
     profiles: dict[str, Profile] = field(default_factory=dict)
     comparisons: tuple[Comparison, ...] = ()
+    reference: Path | None = None   # the course's reference solution ([assignment] reference); None: segrade's
+
+    @property
+    def is_default(self) -> bool:
+        """The assignment segrade ships as its default (its reference, bands and figures are segrade's)."""
+        return self.id == DEFAULT_ASSIGNMENT_ID
+
+    def reference_dir(self) -> Path | None:
+        """The reference solution that sets this assignment's bands: the spec's own, segrade's for
+        the default assignment, None when a course's spec names none."""
+        if self.reference is not None:
+            return self.reference
+        if self.is_default:
+            from grader.shared.resources import reference_dir
+
+            return reference_dir()
+        return None
+
+    def has_family_with_pretrained_backbone(self) -> bool:
+        """Whether any family takes ImageNet backbone weights (so weights messages concern it)."""
+        return any(f.pretrained_kwarg for f in self.families.values())
+
+    def probe_size(self, family_id: str) -> int:
+        """The input size of a family's training probes: the spec's `probe_size`, else the
+        smallest size the spec runs the family at (its input_size, every profile's image size).
+        The default assignment's is 64 (its smoke profile); a course whose every size is 256
+        probes at 256, so a model that works there is never failed at a size nobody asked for."""
+        family = self.families[family_id]
+        if family.probe_size is not None:
+            return family.probe_size
+        return min([family.input_size, *(p.image_size[family_id] for p in self.profiles.values())])
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -334,7 +369,13 @@ def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
         size = _integer(f["input_size"], f"{path}: [families.{fid}]", "input_size")
         if size < 64 or size % 32:
             raise SpecError(f"{path}: [families.{fid}] input_size is {size}: use a multiple of 32, at least 64")
-        families[fid] = Family(fid, f.get("title", fid), size, f.get("pretrained_kwarg"))
+        probe = f.get("probe_size")
+        if probe is not None:
+            probe = _integer(probe, f"{path}: [families.{fid}]", "probe_size")
+            if probe < 32 or probe % 32 or probe > size:
+                raise SpecError(f"{path}: [families.{fid}] probe_size is {probe}: use a multiple of 32 from 32 up to "
+                                f"the family's input_size ({size})")
+        families[fid] = Family(fid, f.get("title", fid), size, f.get("pretrained_kwarg"), probe)
     c = data["contract"]
     contract = Contract(c["input"], c["output"], c.get("num_classes_kwarg", "num_classes"), dict(c["classes"]))
 
@@ -374,8 +415,24 @@ def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
     return Assignment(
         id=a["id"], title=a.get("title", a["id"]), dataset=dataset, families=families, contract=contract, variants=tuple(variants), rubric=rubric,
         policy=dict(data.get("policy", {})), path=path, sha256=sha256, profiles=profiles,
-        comparisons=comparisons,
+        comparisons=comparisons, reference=_reference(a.get("reference"), path),
     )
+
+
+def _reference(value: Any, path: Path) -> Path | None:
+    """[assignment] reference: a folder relative to the spec file; for the specs shipped in
+    grader/spec/, relative to segrade's bundled files (the reference solutions travel there)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"{path}: [assignment] reference must be the path of the reference solution, got {value!r}")
+    folder = Path(value).expanduser()
+    if not folder.is_absolute():
+        from grader.shared.resources import bundled_root
+
+        shipped = path.resolve().parent == DEFAULT_SPEC.resolve().parent
+        folder = (bundled_root() if shipped else path.parent) / folder
+    return folder
 
 
 def _parse_rubric_item(r: dict[str, Any], path: Path) -> RubricItem:

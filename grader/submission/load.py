@@ -8,14 +8,15 @@ import hashlib
 from pathlib import Path
 
 from grader.shared.errors import SubmissionError  # noqa: F401  (re-exported)
+from grader.shared.manifest import MANIFEST_NAME
 from grader.records.results import Submission
 
 
-MANIFEST_NAME = "segrade.toml"
-
-
-def load_submission(path: str | Path, workdir: Path, submission_id: str | None = None) -> Submission:
-    """Prepare `path` (a folder, .zip, .py or .ipynb) in `workdir`, which the caller owns."""
+def load_submission(path: str | Path, workdir: Path, submission_id: str | None = None,
+                    sha256: str | None = None) -> Submission:
+    """Prepare `path` (a folder, .zip, .py or .ipynb) in `workdir`, which the caller owns.
+    `sha256`: its fingerprint when the caller has it already (a batch hashes each submission
+    once, to plan)."""
     from grader.submission.formats import prepare_submission
 
     path = Path(path)
@@ -27,7 +28,7 @@ def load_submission(path: str | Path, workdir: Path, submission_id: str | None =
     return Submission(
         id=submission_id or default_id(path),
         source=path.resolve(),
-        sha256=fingerprint(path),
+        sha256=sha256 or fingerprint(path),
         root=prepared.root,
         modules=tuple({"path": m.path, "name": m.name, **({"root": m.root} if m.root != "." else {})}
                       for m in prepared.modules),

@@ -331,22 +331,24 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
     # The checks' measurements: other sizes, gradients, the backbone under training, cost.
     channel.send("phase", phase="check", id=variant["id"])
     size = variant["input_size"]
+    probe_size = int(variant.get("probe_size") or probes.PROBE_SIZE)  # the grading side's, from the spec
     measurements = {
         # batch 1 in eval mode, another size, not square (forward was batch 2 at `size`)
         "sizes": lambda: probes.shapes_at(model, to_logits, [(1, size - 32, size + 32), (2, size - 32, size - 32)],
                                           device),
         "figures": lambda: probes.figures(model, to_logits, size, device),
-        "gradients": lambda: probes.gradients(model, to_logits, variant["num_classes"], device),
+        "gradients": lambda: probes.gradients(model, to_logits, variant["num_classes"], device, probe_size),
     }
     if variant.get("family") == "fcn":   # the gradients come from the backbone's first training step
         del measurements["gradients"]
 
         def backbone() -> dict[str, Any]:
-            seen, result["gradients"] = probes.backbone_training(model, variant["num_classes"], device, identified)
+            seen, result["gradients"] = probes.backbone_training(model, variant["num_classes"], device, identified,
+                                                                 probe_size)
             return seen
 
         measurements["backbone"] = backbone
-    measurements["architecture"] = lambda: graph.fingerprint(model, probes.PROBE_SIZE).to_json()
+    measurements["architecture"] = lambda: graph.fingerprint(model, probe_size).to_json()
     measurements["structure"] = lambda: {"layers": structure.layers(model)}  # for grader.similarity
     seconds: dict[str, float] = {}
     for name, measure in measurements.items():
@@ -457,7 +459,7 @@ def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], chan
     try:
         from grader.worker import graph, probes
 
-        result["skip_ablation"] = graph.skip_ablation(model, probes.PROBE_SIZE)
+        result["skip_ablation"] = graph.skip_ablation(model, int(variant.get("probe_size") or probes.PROBE_SIZE))
     except Exception as exc:
         result["skip_ablation"] = {"error": _short_error(exc)}
     return result | {"seconds": round(time.perf_counter() - started, 2)}

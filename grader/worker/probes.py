@@ -18,7 +18,10 @@ VGG16_CONV_SHAPES = {(64, 3, 3, 3), (64, 64, 3, 3), (128, 64, 3, 3), (128, 128, 
                      (256, 256, 3, 3), (512, 256, 3, 3), (512, 512, 3, 3)}
 VGG16_FC_SHAPES = {(4096, 512, 7, 7), (4096, 25088), (4096, 4096, 1, 1), (4096, 4096)}
 BACKBONE_STEPS = 3
-PROBE_SIZE = 64  # small inputs for the training probes: a multiple of 32, cheap on a CPU
+# The training probes' input size when the request names none. The grading side sends one per
+# family (grader.spec.Assignment.probe_size: the smallest size the spec runs that family at),
+# so a model that works at the course's sizes is never failed for the probe's.
+PROBE_SIZE = 64
 
 
 def shapes_at(model: nn.Module, to_logits, sizes: list[tuple[int, int, int]], device) -> list[dict[str, Any]]:
@@ -44,15 +47,15 @@ def output_statistics(out: torch.Tensor) -> dict[str, float]:
             "sum_to_one": float((out.sum(dim=1) - 1).abs().mean()) if out.dim() == 4 else float("nan")}
 
 
-def gradients(model: nn.Module, to_logits, num_classes: int, device) -> dict[str, Any]:
+def gradients(model: nn.Module, to_logits, num_classes: int, device, size: int = PROBE_SIZE) -> dict[str, Any]:
     """One real cross-entropy backward in train mode: which trainable parameters got no
     gradient, a zero one, or a non-finite one; and which parameters form the head (the
     last parameterised layer to run)."""
     model.train()
     model.zero_grad(set_to_none=True)
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 3, PROBE_SIZE, PROBE_SIZE, generator=g).to(device)
-    y = torch.randint(0, num_classes, (2, PROBE_SIZE, PROBE_SIZE), generator=g).to(device)
+    x = torch.randn(2, 3, size, size, generator=g).to(device)
+    y = torch.randint(0, num_classes, (2, size, size), generator=g).to(device)
     with _call_order(model) as order:
         nn.functional.cross_entropy(to_logits(model(x)), y).backward()
     seen = _gradient_report(model, order)
@@ -289,7 +292,8 @@ def backbone_tensors(model: nn.Module) -> list[str]:
 
 
 def backbone_training(model: nn.Module, num_classes: int, device,
-                      identified: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                      identified: dict[str, Any] | None = None,
+                      size: int = PROBE_SIZE) -> tuple[dict[str, Any], dict[str, Any]]:
     """A few real steps of the grader's training loop; which tensors changed. The backbone is
     what `identify_backbone` found (by provenance); without it, VGG16-shaped layers. Also
     returns what `gradients` reports, taken from the first step's backward (for a VGG16 FCN
@@ -302,8 +306,8 @@ def backbone_training(model: nn.Module, num_classes: int, device,
     backbone = set(parts) if identified is not None else set(backbone_tensors(model))
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     g = torch.Generator().manual_seed(1)
-    data = TensorDataset(torch.randn(2 * BACKBONE_STEPS, 3, PROBE_SIZE, PROBE_SIZE, generator=g),
-                         torch.randint(0, num_classes, (2 * BACKBONE_STEPS, PROBE_SIZE, PROBE_SIZE), generator=g))
+    data = TensorDataset(torch.randn(2 * BACKBONE_STEPS, 3, size, size, generator=g),
+                         torch.randint(0, num_classes, (2 * BACKBONE_STEPS, size, size), generator=g))
     started = time.perf_counter()
     first: dict[str, Any] = {}
     with _call_order(model) as order:

@@ -5,10 +5,28 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.batch.job import STAGING
+from grader.batch.job import STAGING, BatchEntry, BatchOutcome
+
+
+@dataclass(frozen=True)
+class BatchEvents:
+    """What the command that runs a batch is told as it goes (each optional): the plan (to
+    grade, already done), each job's start, its progress now and then
+    (grader.grading.progress.ProgressState), each outcome as it ends, and notes."""
+
+    on_plan: Callable[[list[BatchEntry], list[BatchOutcome]], None] | None = None
+    on_start: Callable[[BatchEntry], None] | None = None
+    on_progress: Callable[[BatchEntry, Any], None] | None = None
+    on_done: Callable[[BatchOutcome], None] | None = None
+    on_note: Callable[[str], None] | None = None
+
+    def note(self, message: str) -> None:
+        if self.on_note is not None:
+            self.on_note(message)
 
 
 class Backend:
@@ -29,9 +47,10 @@ class Backend:
         """Remove what killed jobs left half-written in OUT's staging folder."""
         shutil.rmtree(out / STAGING, ignore_errors=True)
 
-    def run(self, todo, out: Path, assignment, options, *, jobs: int, device: str, pdf: bool, visibility: str,
-            on_start: Callable | None = None, on_note: Callable[[str], None] | None = None,
-            on_progress: Callable | None = None) -> Iterator:
-        """Yield each submission's BatchOutcome as it ends. `on_progress(entry, ProgressState)`:
-        now and then, where each running job has got to (grader.grading.progress)."""
+    def run(self, todo, out: Path, assignment, options, report, *, jobs: int, device: str,
+            events: BatchEvents) -> Iterator:
+        """Yield each submission's BatchOutcome as it ends, graded with GradeOptions `options`
+        and written with ReportOptions `report`; `events.on_start` as each starts and
+        `events.on_progress(entry, ProgressState)` now and then, where each running job has got
+        to (grader.grading.progress)."""
         raise NotImplementedError

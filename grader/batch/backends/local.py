@@ -11,8 +11,9 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from grader.batch.backends.base import Backend
+from grader.batch.backends.base import Backend, BatchEvents
 from grader.batch.job import BatchEntry, BatchOutcome, grade_entry, read_entry_progress, write_error_folder
+from grader.report.outputs import ReportOptions
 from grader.spec import Assignment
 
 GB = 1024**3
@@ -52,8 +53,8 @@ def _job_resources(device: str, jobs: int) -> dict[str, Any]:
     return share
 
 
-def _run_jobs(todo, out: Path, assignment: Assignment, options, jobs: int, device: str, pdf: bool,
-              visibility: str, on_start, on_progress=None):
+def _run_jobs(todo, out: Path, assignment: Assignment, options, report: ReportOptions, jobs: int, device: str,
+              events: BatchEvents):
     """One process per submission, at most `jobs` at a time; yields outcomes as they end.
     A job that dies without reporting (a crash of the grading side itself) becomes an
     error outcome: the batch goes on."""
@@ -73,17 +74,17 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, jobs: int, devic
             receive, send = context.Pipe(duplex=False)
             job_options = replace(options, device=gpu) if gpu else options
             process = context.Process(target=_job, name=f"segrade-{entry.id}",
-                                      args=(send, entry, key, out, assignment, job_options, pdf, visibility))
+                                      args=(send, entry, key, out, assignment, job_options, report))
             process.start()
             send.close()
             running[process.sentinel] = (process, receive, entry, time.perf_counter(), gpu)
-            if on_start:
-                on_start(entry)
-        ended = wait(list(running), timeout=1.0 if on_progress else None)
-        if on_progress:  # what each running job wrote of its progress (grader.batch.job.progress_file)
+            if events.on_start:
+                events.on_start(entry)
+        ended = wait(list(running), timeout=1.0 if events.on_progress else None)
+        if events.on_progress:  # what each running job wrote of its progress (grader.batch.job.progress_file)
             for sentinel, (_, _, entry, _, _) in running.items():
                 if sentinel not in ended and (progress := read_entry_progress(out, entry)) is not None:
-                    on_progress(entry, progress)
+                    events.on_progress(entry, progress)
         for sentinel in ended:
             process, receive, entry, began, _ = running.pop(sentinel)
             process.join()
@@ -96,20 +97,14 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, jobs: int, devic
                 why = f"the grading job for {entry.id} died (exit code {process.exitcode}) before reporting"
                 outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - began, 1), message=why)
                 try:
-                    write_error_folder(out, entry, None, why, outcome, assignment, pdf, visibility)
+                    write_error_folder(out, entry, None, why, outcome, assignment, report)
                 except Exception as exc:  # noqa: BLE001 (the batch goes on; the summary still lists it)
                     outcome.message += f" (and its error report could not be written: {exc})"
             yield outcome
 
 
-def run_local_jobs(todo, out: Path, assignment: Assignment, options, *, jobs: int, device: str, pdf: bool,
-                   visibility: str, on_start=None, on_note=None, on_progress=None):
-    """The local backend (grader.batch.backends.LocalBackend): job processes on this machine."""
-    return _run_jobs(todo, out, assignment, options, jobs, device, pdf, visibility, on_start, on_progress)
-
-
-def _job(connection, entry: BatchEntry, key: str, out: Path, assignment: Assignment, options, pdf: bool,
-         visibility: str) -> None:
+def _job(connection, entry: BatchEntry, key: str, out: Path, assignment: Assignment, options,
+         report: ReportOptions) -> None:
     """In the job process: grade one submission into staging, then move it into place."""
     from grader.grading.sandbox import die_with_parent
 
@@ -118,7 +113,7 @@ def _job(connection, entry: BatchEntry, key: str, out: Path, assignment: Assignm
         import torch
 
         torch.set_num_threads(options.threads)
-    connection.send(grade_entry(entry, key, out, assignment, options, pdf, visibility))
+    connection.send(grade_entry(entry, key, out, assignment, options, report))
     connection.close()
 
 
@@ -138,7 +133,5 @@ class LocalBackend(Backend):
     def resources(self, device: str, jobs: int) -> dict[str, Any]:
         return _job_resources(device, jobs)
 
-    def run(self, todo, out, assignment, options, *, jobs, device, pdf, visibility, on_start=None, on_note=None,
-            on_progress=None):
-        return run_local_jobs(todo, out, assignment, options, jobs=jobs, device=device, pdf=pdf,
-                              visibility=visibility, on_start=on_start, on_note=on_note, on_progress=on_progress)
+    def run(self, todo, out, assignment, options, report, *, jobs, device, events):
+        return _run_jobs(todo, out, assignment, options, report, jobs, device, events)

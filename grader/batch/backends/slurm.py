@@ -170,11 +170,10 @@ class SlurmBackend(Backend):
         if not any(staging.iterdir()):
             staging.rmdir()
 
-    def run(self, todo, out, assignment, options, *, jobs, device, pdf, visibility, on_start=None, on_note=None,
-            on_progress=None):
+    def run(self, todo, out, assignment, options, report, *, jobs, device, events):
         from grader.batch.job import read_done
 
-        note = on_note or (lambda message: None)
+        note = events.note
         if not shutil.which("sbatch"):
             from grader.shared.errors import BatchError
 
@@ -202,14 +201,14 @@ class SlurmBackend(Backend):
             note(f"Slurm: {len(tasks)} task(s) of an earlier run still queued or running, not submitted again "
                  f"({', '.join(sorted(t.entry.id for t in tasks.values()))})")
         if to_submit:
-            for (entry, key), job in zip(to_submit, self._submit(to_submit, out, assignment, options, pdf, visibility,
+            for (entry, key), job in zip(to_submit, self._submit(to_submit, out, assignment, options, report,
                                                                  records)):
                 tasks[entry.target] = _Task(entry, key, job)
             array = sorted({t.job.split("_")[0] for t in tasks.values() if t.job})
             note(f"Slurm: submitted {len(to_submit)} array task(s) (job {', '.join(array)}); logs in {logs}; "
                  f"progress: squeue --name {records[to_submit[0][0].target]['name']}")
         try:
-            yield from self._wait(tasks, out, assignment, pdf, visibility, on_start, note, on_progress)
+            yield from self._wait(tasks, out, assignment, report, events)
         except KeyboardInterrupt:
             names = sorted({r["name"] for r in _read_records(out).values()})
             note(f"Slurm: stopped waiting; the tasks go on under Slurm. Run the same command again to collect them "
@@ -217,8 +216,7 @@ class SlurmBackend(Backend):
             raise
 
     # -- submitting
-    def _submit(self, todo, out: Path, assignment, options, pdf: bool, visibility: str,
-                records: dict[str, dict[str, Any]]) -> list[str]:
+    def _submit(self, todo, out: Path, assignment, options, report, records: dict[str, dict[str, Any]]) -> list[str]:
         import submitit
 
         name = f"segrade-{uuid.uuid4().hex[:8]}"
@@ -234,7 +232,7 @@ class SlurmBackend(Backend):
                           vgg16_weights=str(Path(options.vgg16_weights).resolve()) if options.vgg16_weights else None)
         args = [(replace(entry, path=Path(entry.path).resolve(),
                          manifest=Path(entry.manifest).resolve() if entry.manifest else None),
-                 key, out, assignment, options, pdf, visibility) for entry, key in todo]
+                 key, out, assignment, options, report) for entry, key in todo]
         try:
             executor = submitit.AutoExecutor(folder=out / STATE / "logs", cluster="slurm")
             executor.update_parameters(**self.config.executor_parameters(name))
@@ -258,9 +256,10 @@ class SlurmBackend(Backend):
         return ids
 
     # -- waiting
-    def _wait(self, tasks: dict[str, _Task], out: Path, assignment, pdf: bool, visibility: str, on_start, note,
-              on_progress=None):
+    def _wait(self, tasks: dict[str, _Task], out: Path, assignment, report, events):
         from grader.batch.job import BatchOutcome, read_done, read_entry_progress, write_error_folder
+
+        on_start, on_progress, note = events.on_start, events.on_progress, events.note
 
         names = sorted({r["name"] for r in _read_records(out).values()})
         last_line = 0.0
@@ -295,8 +294,8 @@ class SlurmBackend(Backend):
                 outcome = _failure_outcome(task, ended, out)
                 extra = {"status": outcome.status, "slurm": ended}
                 try:
-                    write_error_folder(out, task.entry, None, outcome.message, outcome, assignment, pdf, visibility,
-                                        detail=ended.get("log_tail", ""), extra=extra)
+                    write_error_folder(out, task.entry, None, outcome.message, outcome, assignment, report,
+                                       detail=ended.get("log_tail", ""), extra=extra)
                 except Exception as exc:  # noqa: BLE001 (the batch goes on)
                     outcome.message += f" (and its error report could not be written: {exc})"
                 if on_start and not task.started:
@@ -314,7 +313,7 @@ class SlurmBackend(Backend):
                 time.sleep(self.config.poll_s)
 
 
-def slurm_task(entry, key: str, out: Path, assignment, options, pdf: bool, visibility: str):
+def slurm_task(entry, key: str, out: Path, assignment, options, report):
     """One array task, on the node: grade one submission into OUT/<id> (grader.batch.job.grade_entry)."""
     from grader.batch.job import grade_entry
 
@@ -325,7 +324,7 @@ def slurm_task(entry, key: str, out: Path, assignment, options, pdf: bool, visib
     note = ""
     if options.isolation in (None, "bubblewrap"):
         note = bubblewrap_problem() or ""
-    return grade_entry(entry, key, Path(out), assignment, options, pdf, visibility, note=note)
+    return grade_entry(entry, key, Path(out), assignment, options, report, note=note)
 
 
 def bubblewrap_problem(sys_root: Path = Path("/proc/sys")) -> str | None:

@@ -1,0 +1,78 @@
+"""One view of a graded submission, computed once from its typed record
+(grader.records.results.SubmissionResult) for every place that shows it: the terminal, the
+HTML and PDF report, the Gradescope file, the batch's outcome line and the class summary.
+
+Each medium keeps its own layout (rich markup, HTML, plain text); the facts and the words
+for them are here: what to look at first in a variant, the first problem of a submission,
+the one-line verdict, the packages the worker stood in, and the plain-text summary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grader.records.results import CheckStatus, Grade, SubmissionResult, VariantResult, is_blocking, variants_passing
+
+
+def problem_text(variant: VariantResult, headline: bool = False) -> str:
+    """What to look at first in a variant: its first failing check's message (only the first
+    paragraph with `headline`), else its first warning, else ''."""
+    failing = variant.first_problem
+    if failing is not None:
+        return failing.headline if headline else failing.message
+    warning = variant.first_check(CheckStatus.WARN)
+    return f"warning ({warning.id}): {warning.message}" if warning else ""
+
+
+def first_problem_line(result: SubmissionResult) -> str:
+    """The submission's first problem in one line ('unet: ...'), or '' when no check failed."""
+    found = result.first_problem
+    return f"{found[0].variant_id}: {found[1].headline}" if found else ""
+
+
+def verdict(grade: Grade, seconds: float | None = None) -> str:
+    """The one-sentence verdict with the points: '6/10 variants pass every required check.
+    Automatic points: 41 of 81 (100 marks in all).'"""
+    points = "not scored (checks only)" if grade.total is None else f"{grade.total:g} of {grade.automatic_max:g}"
+    took = "" if seconds is None else f" ({seconds:.0f} s)"
+    return (f"{variants_passing(grade.passed_variants, grade.total_variants)}{took}. "
+            f"Automatic points: {points} ({grade.max_total:g} marks in all).")
+
+
+def package_notes(environment: dict[str, Any]) -> list[str]:
+    """The packages the worker did not have and replaced: stood-in packages (they fail where the
+    code really uses them) and no-op stubs for logging ones. Shown in the terminal and report."""
+    lines = []
+    stood = environment.get("stood_in") or {}
+    if stood:
+        listed = ", ".join(f"{name} ({', '.join(files)})" if files else name for name, files in sorted(stood.items()))
+        lines.append(f"not installed, stood in (the code imports; it fails only where it really uses them): {listed}")
+    stubbed = environment.get("stubbed") or []
+    if stubbed:
+        lines.append(f"not installed, replaced by no-op stubs (logging, progress, notebooks): {', '.join(stubbed)}")
+    return lines
+
+
+def summary_lines(result: SubmissionResult) -> list[str]:
+    """The one-submission summary in plain text (Gradescope's `output`): who, the verdict,
+    what stopped the worker, the imports that failed, each variant that did not pass with
+    its first failing check, and the marks left to a human grader."""
+    grade = result.grade
+    lines = [f"segrade {result.segrade_version or '?'} · {result.assignment_id} · submission {result.id}",
+             verdict(grade)]
+    if grade.note:
+        lines.append(grade.note)
+    if result.environment.get("worker_problem"):
+        lines.append(f"Worker problem: {result.environment['worker_problem']}")
+    lines += [f"Import failed: {m['path']}: {m['error']}" + ("" if is_blocking(m) else
+                                                             " (informational: no model depends on it)")
+              for m in result.modules if not m.get("ok")]
+    for variant in result.variants:
+        if variant.status != "passed":
+            failure = variant.first_problem
+            lines.append(f"{variant.variant_id} ({variant.title}): {variant.status.value}"
+                         + (f", {failure.id}: {failure.message}" if failure else ""))
+    if grade.manual:
+        lines.append(f"Graded by hand ({sum(m.max_points for m in grade.manual):g} marks, not in these points):")
+        lines += [f"- {m.title} ({m.max_points:g} marks)" for m in grade.manual]
+    return lines

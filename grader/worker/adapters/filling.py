@@ -1,0 +1,330 @@
+"""Filling a candidate's arguments from its signature: the class count under any of its usual
+names, RGB input channels, the pretrained switch (the grader runs offline), the frozen
+backbone (flag, inverted flag, method or nothing), the VGG16 backbone, the stride and the
+U-Net flags; then the call, split into positional and keyword arguments.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import re
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from grader.shared.names import name_tokens, normalise_name
+from grader.worker.adapters.heuristics import (
+    find_method,
+    freeze_flag,
+    stride_value,
+    string_constants,
+    unet_flag,
+    unet_traits_from_name,
+    variant_param,
+)
+from grader.worker.adapters.known_names import (
+    BACKBONE_ARG_NAMES,
+    CLASS_COUNT_NAMES,
+    FREEZE_FLAG_NAMES,
+    FREEZE_METHOD_NAMES,
+    INVERTED_FREEZE_FLAG_NAMES,
+    IN_CHANNEL_NAMES,
+    PRETRAINED_NAMES,
+    PRETRAINED_WEIGHTS_VALUE,
+    TRAIT_WORDS,
+    UNET_FLAG_EXAMPLES,
+    UNFREEZE_METHOD_NAMES,
+    WEIGHTS_NAMES,
+)
+from grader.worker.adapters.plans import Candidate, VariantRequest
+from grader.worker.adapters.signatures import (
+    NotUsable,
+    Sig,
+    annotation_text,
+    boolish,
+    count_like,
+    first_param,
+    literal_choices,
+    value_text,
+)
+
+
+@dataclass
+class Filled:
+    values: dict[str, Any]
+    after: list[tuple[str, dict]]
+    mechanisms: list[str]
+    notes: list[str]
+    auto: set[str]          # parameter names segrade fills itself (class count, channels, pretrained)
+
+
+@dataclass
+class Option:
+    rank: tuple[int, int, int]
+    tier: str
+    candidate: Candidate
+    sig: Sig
+    filled: Filled
+
+
+def fill(request: VariantRequest, candidate: Candidate, tier: str, sig: Sig) -> Filled:
+    """Keyword arguments for this candidate; raises NotUsable when it cannot build the variant."""
+    name, obj, traits = candidate.name, candidate.obj, request.traits
+    blind = sig.var_kw is not None and tier in ("contract", "alias")   # **kwargs: pass the contract's names
+    contract = request.contract_kwargs()
+    out = Filled({}, [], [], [], set())
+    values = out.values
+
+    fill_common(request, name, sig, out, blind)
+
+    if "stride" in traits:
+        p = variant_param(sig)
+        if p is not None and (tier == "variant argument" or p.default is p.empty):
+            values[p.name], guessed = stride_value(obj, p, int(traits["stride"]))
+            if guessed:
+                out.notes.append(guessed)
+
+    if "frozen" in traits:
+        _fill_freeze(request, candidate, sig, out, blind, contract)
+
+    if request.family == "fcn" or "stride" in traits:
+        _fill_backbone_choice(candidate, sig, out)
+
+    unet_traits = [t for t in ("skip", "residual", "attention") if t in traits]
+    flagged = False
+    for trait in unet_traits:
+        want = bool(traits[trait])
+        flags = [(p, kind[1]) for p in sig.params if (kind := unet_flag(p.name)) and kind[0] == trait and boolish(p)]
+        for p, inverted in flags:
+            values[p.name] = (not want) if inverted else want
+            flagged = True
+        if not flags and tier == "flags":
+            default = unet_traits_from_name(normalise_name(name))[trait]
+            if default != want:
+                raise NotUsable(f"{sig.text(name)} has no {TRAIT_WORDS[trait]} flag "
+                                 f"(looked for {', '.join(UNET_FLAG_EXAMPLES[trait][:6])}...)")
+    if flagged and tier != "flags":
+        out.mechanisms.append("flags")
+
+    # The spec's other contract kwargs (a course's own options), where the class takes them.
+    recognised = set(CLASS_COUNT_NAMES) | set(PRETRAINED_NAMES) | set(WEIGHTS_NAMES) | set(FREEZE_FLAG_NAMES) | set(
+        INVERTED_FREEZE_FLAG_NAMES) | {request.pretrained_kwarg, request.num_classes_kwarg}
+    for key, value in request.kwargs.items():
+        if key in recognised or key in values:
+            continue
+        if sig.get(key) is not None or blind:
+            values[key] = value
+        else:
+            out.notes.append(f"{name} has no `{key}` argument: the spec's {key}={value!r} was left out")
+
+    missing = [p.name for p in sig.params if p.default is p.empty and p.name not in values]
+    if missing:
+        needs = ", ".join(f"`{m}`" for m in missing)
+        raise NotUsable(f"{sig.text(name)} needs {needs}, which segrade can't guess: add a manifest")
+    if sig.var_pos and not sig.params and not sig.var_kw:
+        raise NotUsable(f"{sig.text(name)} takes only positional *{sig.var_pos}: add a manifest")
+    if blind:
+        passed = [k for k in values if sig.get(k) is None]
+        if passed:
+            out.notes.append(f"{name} takes **{sig.var_kw}: passed {', '.join(passed)} as the contract names "
+                             "them, without seeing its parameters")
+    return out
+
+
+def _by_pattern(sig: Sig, matches: typing.Callable[[str], bool]) -> inspect.Parameter | None:
+    """The first count-like parameter (an int default, None, or required; an `int` annotation
+    or none) whose name matches: the class count or input channels under a name not listed."""
+    for p in sig.params:
+        if not matches(p.name) or not count_like(p) or isinstance(p.default, bool):
+            continue
+        ann = annotation_text(p).replace("typing.", "")
+        if ann in ("", "int", "Optional[int]", "int | None"):
+            return p
+    return None
+
+
+def _is_class_count_name(name: str) -> bool:
+    """output_classes, nb_classes, number_of_classes, n_labels, num_outputs, out_dim..."""
+    words = name_tokens(name)
+    if any(w in ("weight", "weights", "names", "name", "map", "mapping", "ids", "idx", "index") for w in words):
+        return False
+    if any(w in ("class", "classes", "cls", "label", "labels", "categories", "category") for w in words):
+        return True
+    return bool(words) and words[0] in ("out", "output", "outputs", "nout", "num", "n", "nb") and any(
+        w in ("out", "output", "outputs", "dim", "dims", "channels", "chans", "ch", "planes") for w in words[1:]) \
+        and "in" not in words
+
+
+def _is_in_channel_name(name: str) -> bool:
+    """image_channels, img_channels, in_dim, input_dim, num_channels, n_channel, in_planes..."""
+    words = name_tokens(name)
+    channel = any(w in ("channel", "channels", "chans", "ch", "chs", "dim", "planes") for w in words)
+    source = any(w in ("in", "input", "inputs", "img", "image", "images", "rgb") for w in words)
+    return channel and (source or name in ("channels", "num_channels", "n_channel", "nchannels"))
+
+
+def fill_common(request: VariantRequest, name: str, sig: Sig, out: Filled, blind: bool) -> None:
+    """Class count, input channels and the pretrained switch (used by the manifest too)."""
+    values = out.values
+    p = first_param(sig, CLASS_COUNT_NAMES, count_like) or _by_pattern(sig, _is_class_count_name)
+    if p is not None:
+        values[p.name] = request.num_classes
+        out.auto.add(p.name)
+    elif blind:
+        values[request.num_classes_kwarg] = request.num_classes
+        out.auto.add(request.num_classes_kwarg)
+    else:
+        out.notes.append(f"{name} takes no class-count argument: assumed to output {request.num_classes} classes")
+
+    p = first_param(sig, IN_CHANNEL_NAMES, count_like) or _by_pattern(sig, _is_in_channel_name)
+    if p is not None:
+        if p.default is p.empty or p.default is None:
+            values[p.name] = 3
+            out.auto.add(p.name)
+        elif isinstance(p.default, int) and p.default < 8 and p.default != 3:   # 1 or 4; 64 is a width
+            values[p.name] = 3
+            out.auto.add(p.name)
+            out.notes.append(f"{p.name}=3 instead of its default {p.default!r}: the inputs are RGB images")
+
+    if request.pretrained is None:
+        return
+    switches = [p for p in sig.params if p.name in PRETRAINED_NAMES or p.name in WEIGHTS_NAMES]
+    for p in switches:
+        if p.name in WEIGHTS_NAMES:
+            if not request.pretrained:
+                values[p.name] = None
+            elif p.default is p.empty or p.default is None:
+                values[p.name] = PRETRAINED_WEIGHTS_VALUE
+            else:
+                continue   # its own default already asks for pretrained weights
+        else:
+            values[p.name] = bool(request.pretrained)
+        out.auto.add(p.name)
+    if not switches:
+        if blind:
+            values[request.pretrained_kwarg] = request.pretrained
+            out.auto.add(request.pretrained_kwarg)
+        elif not request.pretrained:
+            out.notes.append(f"{name} has no pretrained switch: if it loads ImageNet weights itself, "
+                             "that fails offline")
+
+
+def _fill_freeze(request: VariantRequest, candidate: Candidate, sig: Sig, out: Filled, blind: bool,
+                 contract: dict[str, Any]) -> None:
+    frozen = bool(request.traits["frozen"])
+    name, obj, values = candidate.name, candidate.obj, out.values
+    contract_names = {k for k in contract if k in FREEZE_FLAG_NAMES or k in INVERTED_FREEZE_FLAG_NAMES}
+    flags = [(p, kind) for p in sig.params if (kind := freeze_flag(p)) is not None]
+    direct = [p for p, kind in flags if kind]
+    inverted = [p for p, kind in flags if not kind]
+    if direct:
+        values[direct[0].name] = frozen
+        if direct[0].name not in contract_names:
+            out.mechanisms.append("freeze flag")
+        return
+    if inverted:
+        values[inverted[0].name] = not frozen
+        out.mechanisms.append("inverted freeze flag")
+        return
+    if blind and contract_names:
+        for key in contract_names:
+            values[key] = contract[key]
+        return
+    if inspect.isclass(obj):
+        if frozen:
+            method = find_method(obj, FREEZE_METHOD_NAMES, True)
+            if method:
+                out.after.append(method)
+                out.mechanisms.append("freeze method")
+                return
+        else:
+            method = find_method(obj, UNFREEZE_METHOD_NAMES, False)
+            if method:
+                out.after.append(method)
+                out.mechanisms.append("unfreeze method")
+                return
+            freezer = find_method(obj, FREEZE_METHOD_NAMES, True)
+            if freezer:
+                out.notes.append(f"fine-tuned: built as the class defaults, without calling {freezer[0]}()")
+                return
+    out.mechanisms.append("no freeze option")
+    out.notes.append(f"no freeze option found in {name} (no flag, no freeze method): built as the class defaults; "
+                     "the frozen-backbone check shows whether the backbone "
+                     + ("is frozen" if frozen else "trains"))
+
+
+_VGG16_TEXT = re.compile(r"vgg[-_ ]?16(?!\d)", re.IGNORECASE)
+
+
+_VGG_TEXT = re.compile(r"vgg[-_ ]?(\d+)", re.IGNORECASE)
+
+
+def _fill_backbone_choice(candidate: Candidate, sig: Sig, out: Filled) -> None:
+    """A backbone-choice argument (`backbone_name="vgg19"`, `backbone="resnet50"`) gets VGG16,
+    the assignment's backbone, in the form the class uses; left alone when no VGG16 form is
+    found (and said so)."""
+    for p in sig.params:
+        if p.name not in BACKBONE_ARG_NAMES or p.name in out.values or annotation_text(p) == "bool":
+            continue
+        default = p.default if p.default is not p.empty else None
+        if isinstance(default, bool) or isinstance(default, (int, float)):
+            continue
+        value = _vgg16_value(candidate.obj, p, default)
+        if value is None:
+            if default is not None and not (isinstance(default, str) and _VGG16_TEXT.search(default)):
+                out.notes.append(f"{candidate.name}'s {p.name} defaults to {value_text(default)} and segrade found no "
+                                 f"VGG16 value for it: built with that backbone")
+            continue
+        if default is not None and (value is default or value == default):
+            return   # already VGG16
+        out.values[p.name] = value
+        out.mechanisms.append("backbone argument")
+        was = f" instead of its default {value_text(default)}" if default is not None else ""
+        out.notes.append(f"{p.name}={value_text(value)}{was}: the assignment's backbone is VGG16")
+        return
+
+
+def _vgg16_value(obj: Any, p: inspect.Parameter, default: Any) -> Any:
+    """VGG16 in the style of this parameter: a Literal/Enum choice, a string of the class's
+    source, the default restyled (vgg19 -> vgg16), or torchvision's vgg16 builder."""
+    for choice in literal_choices(p):
+        text = choice.name if isinstance(choice, enum.Enum) else choice
+        if isinstance(text, str) and _VGG16_TEXT.search(text) and "bn" not in text.lower():
+            return choice
+    if callable(default) and getattr(default, "__module__", "").startswith("torchvision.models"):
+        match = _VGG_TEXT.search(getattr(default, "__name__", ""))
+        if match:
+            import torchvision
+
+            return getattr(torchvision.models, _VGG_TEXT.sub("vgg16", default.__name__, count=1), None)
+        return None
+    if isinstance(default, str) and _VGG16_TEXT.search(default):
+        return default
+    if isinstance(default, str) and _VGG_TEXT.search(default):
+        return _VGG_TEXT.sub(lambda m: m.group(0)[:-len(m.group(1))] + "16", default, count=1)
+    texts = [t for t in string_constants(obj) if _VGG16_TEXT.fullmatch(t.strip())]
+    if texts and (default is None or isinstance(default, str)):
+        return texts[0]
+    return None
+
+
+def split_call(sig: Sig, values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Positional-only parameters go in args; the rest stays keyword, in signature order."""
+    kwargs = dict(values)
+    positional = [p for p in sig.params if p.kind is p.POSITIONAL_ONLY]
+    last = max((i for i, p in enumerate(positional) if p.name in kwargs), default=-1)
+    args = []
+    for p in positional[:last + 1]:
+        args.append(kwargs.pop(p.name) if p.name in kwargs else p.default)
+    order = {p.name: i for i, p in enumerate(sig.params)}
+    ordered = dict(sorted(kwargs.items(), key=lambda kv: order.get(kv[0], len(order))))
+    return tuple(args), ordered
+
+
+def call_text(name: str, args: tuple, kwargs: dict[str, Any], after: typing.Iterable[tuple[str, dict]]) -> str:
+    parts = [value_text(a) for a in args] + [f"{k}={value_text(v)}" for k, v in kwargs.items()]
+    text = f"{name}({', '.join(parts)})"
+    for method, kw in after:
+        text += f".{method}({', '.join(f'{k}={value_text(v)}' for k, v in kw.items())})"
+    return text
