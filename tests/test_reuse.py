@@ -171,3 +171,24 @@ def test_grade_never_trusts_a_memory_found_in_a_submission(tmp_path, unet_spec):
     # The batch's command line has no way to ask for it
     with pytest.raises(SystemExit):
         main(["grade", str(tmp_path), "--out", str(tmp_path / "g"), "--fresh"])
+
+
+def test_an_unknown_variant_is_named_with_the_known_ones():
+    from grader.grading.pipeline import selected_variants
+
+    spec = load_spec()
+    assert [v.id for v in selected_variants(spec, GradeOptions(variants=("unet_noskip",)))] == ["unet_noskip"]
+    assert len(selected_variants(spec, GradeOptions())) == len(spec.variants)
+    with pytest.raises(ValueError, match="unknown variant 'unet_no_skip': this assignment's variants are .*unet_noskip"):
+        selected_variants(spec, GradeOptions(variants=("unet_no_skip",)))
+
+
+def test_a_damaged_memory_is_only_a_slower_run(tmp_path):
+    from grader.grading.reuse import CheckMemory
+
+    (tmp_path / FOLDER).mkdir()
+    (tmp_path / FOLDER / "index.json").write_text('{"schema": "segrade.check-memory/1", "context": "c", '
+                                                  '"variants": {"unet": {"key": 1}}}')
+    assert CheckMemory.open(tmp_path, "c").variants == {}
+    (tmp_path / FOLDER / "index.json").write_text("not json")
+    assert CheckMemory.open(tmp_path, "c").variants == {}
