@@ -121,7 +121,7 @@ def check(root, out, spec, *extra):
     code = main(["check", str(root), "--out", str(out), "--spec", str(spec), "--no-pdf", "--isolation", "process",
                  *extra])
     data = read_results(out)
-    return code, {v["variant_id"]: v for v in data["variants"]}, data["environment"]
+    return code, {v.variant_id: v for v in data.variants}, data.environment
 
 
 @pytest.mark.slow
@@ -129,20 +129,20 @@ def test_the_self_check_loop_reuses_unchanged_variants_and_reruns_edited_ones(tm
     root = write_submission(tmp_path / "student", {"models.py": MODELS})
     out = tmp_path / "out"
     _, first, env = check(root, out, unet_spec)
-    assert env["reused_variants"] == [] and all(v["reused_since"] is None for v in first.values())
-    assert first["unet"]["metrics"]["miou"] is not None
+    assert env["reused_variants"] == [] and all(v.reused_since is None for v in first.values())
+    assert first["unet"].miou is not None
 
     _, second, env = check(root, out, unet_spec)     # nothing changed: nothing runs, not even the worker
     assert env["reused_variants"] == ["unet", "unet_noskip"] and env["worker_seconds"] == 0.0
-    assert second["unet"]["metrics"] == first["unet"]["metrics"]
-    assert second["unet"]["reused_since"] == first["unet"]["reused_since"] or second["unet"]["reused_since"]
+    assert second["unet"].metrics == first["unet"].metrics and second["unet"].curves == first["unet"].curves
+    assert second["unet"].reused_since is not None and second["unet"].points == first["unet"].points
     assert "reused: unchanged since" in capsys.readouterr().out
 
     (root / "models.py").write_text(MODELS.replace("return self.gate(self.conv(x))", "return self.conv(x) * 2"))
     _, third, env = check(root, out, unet_spec)      # one variant edited: only it runs again
     assert env["reused_variants"] == ["unet"]
-    assert third["unet_noskip"]["reused_since"] is None
-    assert third["unet_noskip"]["metrics"] != second["unet_noskip"]["metrics"]
+    assert third["unet_noskip"].reused_since is None and third["unet"].reused_since == second["unet"].reused_since
+    assert third["unet_noskip"].metrics != second["unet_noskip"].metrics
 
     _, fourth, env = check(root, out, unet_spec, "--fresh", "--variant", "unet_noskip")
     # --fresh ignores what was kept; --variant runs only the variant asked for
