@@ -11,6 +11,7 @@ test labels: it sends predictions, and `evaluate` scores them here.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -63,6 +64,9 @@ class GradeOptions:
     keep_in: Path | None = None       # `segrade check` only: keep results in this output folder and reuse
                                       # the unchanged variants' (grader.grading.reuse); never set by grade
     fresh: bool = False               # with keep_in: ignore what was kept (still keep this run's)
+
+
+MACHINE_STATUSES = frozenset({VariantStatus.TIMEOUT, VariantStatus.OOM, VariantStatus.CRASHED})
 
 
 def selected_variants(assignment: Assignment, options: GradeOptions) -> list:
@@ -127,11 +131,14 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
                                command=bands_command(assignment, profile.id, options.bands_folder))
         memo = None
         if options.keep_in is not None:
-            memo = _open_memory(assignment, submission, profile, options, pretrained, manifest, data, checkpoints)
+            memo = _open_memory(assignment, submission, profile, options, pretrained, manifest, data, checkpoints,
+                                weights.path)
         memory = memo.memory if memo is not None else None
-        # --fresh: nothing kept is reused (what is kept of variants not run this time stays kept)
+        # --fresh: nothing kept is reused (what is kept of variants not run this time stays kept). A
+        # timeout, out-of-memory or crash says as much about the machine's load as about the code: run again.
         reused = {v.id: kept for v in assignment.variants if memo is not None and not options.fresh
-                  and (kept := memory.variants.get(v.id)) is not None and kept.key == memo.key(v.id, kept.classes)}
+                  and (kept := memory.variants.get(v.id)) is not None and kept.result.status not in MACHINE_STATUSES
+                  and kept.key == memo.key(v.id, kept.classes)}
         to_run = [v for v in selected if v.id not in reused]
         files = files_digest(submission.root) if memory is not None else None
         if memory is not None and not to_run and memory.run.get("files") == files:
@@ -220,9 +227,15 @@ class _Memo:
                        "weights": self.weights.get(variant_id)})
 
 
+def _installed_packages() -> list[str]:
+    from importlib.metadata import distributions
+
+    return sorted(f"{d.metadata['Name']}=={d.version}" for d in distributions())
+
+
 def _open_memory(assignment: Assignment, submission: Submission, profile: Profile | None, options: GradeOptions,
                  pretrained: bool, manifest: dict | None, data: PreparedData | None,
-                 checkpoints: dict[str, str]) -> _Memo:
+                 checkpoints: dict[str, str], weights_path: Path | None = None) -> _Memo:
     """A self-check's memory, opened under this run's context."""
     import torch
 
@@ -235,7 +248,10 @@ def _open_memory(assignment: Assignment, submission: Submission, profile: Profil
         "data": [data.fingerprint, data.evaluation, data.test_source] if data else None,
         "split": options.evaluation_split, "manifest": manifest, "limits": repr(options.limits),
         "batch_size": options.batch_size,
-        "bands": file_digest(*sorted(folder.glob("*.json"))) if profile else None})
+        "bands": file_digest(*sorted(folder.glob("*.json"))) if profile else None,
+        # Installing a package the code imports (or another torchvision) changes what builds
+        "packages": _installed_packages(), "python": sys.version,
+        "vgg16_weights": str(weights_path) if weights_path else None})
     # A hidden test split drawn afresh each run is never the same evaluation twice.
     fresh = (data is not None and options.evaluation_split == "test" and options.test_seed is None
              and assignment.dataset.kind == "synthetic")
