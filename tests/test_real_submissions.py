@@ -318,6 +318,7 @@ def test_a_constructor_downloading_vgg19_is_told_so(tmp_path):
     assert "pretrained` flag" not in builds.message
 
 
+@pytest.mark.slow  # the real worker
 def test_under_a_random_init_profile_a_constructors_own_download_gets_random_init_weights(tmp_path):
     """The smoke profile starts every backbone from random init: the constructor's own
     `vgg19(weights=VGG19_Weights.IMAGENET1K_V1)` gets random-init weights, offline, and the
