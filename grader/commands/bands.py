@@ -171,9 +171,12 @@ def _measure(console, assignment, profile, options, reference: Path, seeds: list
         console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 1
     for vid, stats in entry["variants"].items():
-        untrained = stats["untrained_mean"]
+        untrained, highest = stats["untrained_mean"], stats.get("untrained_max")
+        # The band's lower edge should clear the highest untrained figure, or `learns` cannot tell them apart
+        clear = "" if highest is None else " (max {:.3f}{})".format(
+            highest, "" if stats["lower"] > highest else ": the band's lower edge does not clear it")
         console.print(f"{vid:16s} mean {stats['mean']:.3f} std {stats['std']:.3f} band {stats['lower']:.3f}.."
-                      f"{stats['upper']:.3f} untrained {'-' if untrained is None else f'{untrained:.3f}'}")
+                      f"{stats['upper']:.3f} untrained {'-' if untrained is None else f'{untrained:.3f}'}{clear}")
     console.print(f"wrote {path}")
     return 0
 
