@@ -22,6 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "sinfo")
@@ -35,7 +36,7 @@ def _free_port() -> int:
 
 class SlurmCluster:
     def __init__(self, folder: str | Path, *, cpus: int | None = None, memory_mb: int = 8000,
-                 max_time: str = "30") -> None:
+                 max_time: str = "30", node: str | None = None, partitions: dict[str, str] | None = None) -> None:
         self.folder = Path(folder).resolve()
         self.cpus = cpus or os.cpu_count() or 1
         try:  # slurmd refuses a node that claims more memory than it has
@@ -44,7 +45,11 @@ class SlurmCluster:
             physical = memory_mb
         self.memory_mb = max(1024, min(memory_mb, physical - 512))
         self.max_time = max_time
-        self.node = socket.gethostname().split(".")[0]
+        self.partitions = partitions or {}  # more partitions of the node: name -> its limits (`MaxCPUsPerNode=1 ...`)
+        self.host = socket.gethostname().split(".")[0]
+        # A node name of its own (slurmd -N): two test clusters on one host (the coordinator's
+        # run beside an engineer's) never share a node name, a port or a folder.
+        self.node = node or f"segrade-{uuid.uuid4().hex[:6]}"
         self.processes: list[int] = []
         self._old_conf: str | None = None
         self.munge = self.folder / "munge"
@@ -69,6 +74,8 @@ class SlurmCluster:
 
     def _write(self) -> None:
         f = self.folder
+        for sub in ("state", "spool"):  # nothing of an earlier attempt's daemons
+            shutil.rmtree(f / sub, ignore_errors=True)
         for sub in ("state", "spool", "log", "run"):
             (f / sub).mkdir(parents=True, exist_ok=True)
         # munged runs as `munge`, which must reach its folder (pytest's tmp folders are 0700
@@ -83,7 +90,7 @@ class SlurmCluster:
         os.chmod(key, 0o600)
         self.conf.write_text(f"""\
 ClusterName=segradetest
-SlurmctldHost={self.node}(127.0.0.1)
+SlurmctldHost={self.host}(127.0.0.1)
 SlurmctldPort={_free_port()}
 SlurmdPort={_free_port()}
 SlurmUser=root
@@ -113,11 +120,24 @@ SlurmdTimeout=30
 InactiveLimit=0
 KillWait=5
 MpiDefault=none
-NodeName={self.node} NodeAddr=127.0.0.1 NodeHostname={self.node} CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN
+NodeName={self.node} NodeAddr=127.0.0.1 NodeHostname={self.host} CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN
 PartitionName=debug Nodes={self.node} Default=YES MaxTime={self.max_time} State=UP
-""")
+""" + "".join(f"PartitionName={name} Nodes={self.node} {limits} State=UP\n" for name, limits in self.partitions.items()))
 
-    def start(self, timeout: float = 60) -> "SlurmCluster":
+    def start(self, timeout: float = 60, tries: int = 3) -> "SlurmCluster":
+        """Start the daemons; again with other ports when one was taken meanwhile (the ports
+        are picked free, then bound by the daemons: another cluster may get there first)."""
+        for attempt in range(tries):
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                self.stop()
+                if attempt == tries - 1:
+                    raise
+        return self
+
+    def _start(self, timeout: float) -> "SlurmCluster":
+        self._popen = []
         self._write()
         f = self.folder
         munge = self.munge
@@ -137,7 +157,8 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime={self.max_time} State=
 
     def _idle(self) -> bool:
         probe = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True)
-        return probe.returncode == 0 and probe.stdout.strip() in ("idle", "mixed", "allocated")
+        states = probe.stdout.split()  # one line per partition the node is in
+        return probe.returncode == 0 and bool(states) and all(s in ("idle", "mixed", "allocated") for s in states)
 
     def _spawn(self, command: list[str], log: Path, env: dict | None = None) -> None:
         with open(log, "ab") as out:
@@ -163,6 +184,7 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime={self.max_time} State=
 
     def stop(self) -> None:
         if not any(p.poll() is None for p in getattr(self, "_popen", [])):
+            shutil.rmtree(self.munge, ignore_errors=True)
             return
         subprocess.run(["scancel", "--full", "--user", "root"], capture_output=True, timeout=30,
                        env={**os.environ, "SLURM_CONF": str(self.conf)})

@@ -48,6 +48,8 @@ def forward(self, x):
     os._exit(0)
 ''')
 FAST = {"poll_s": 1.0, "grace_s": 3.0}
+# A partition too small for the default request (4 CPUs, 16 GB, 60 min), whatever the machine.
+SMALL = "MaxCPUsPerNode=1 MaxMemPerNode=3000 MaxTime=20"
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +58,8 @@ def slurm(tmp_path_factory):
     why = SlurmCluster.unavailable()
     if why:
         pytest.skip(why)
-    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=os.cpu_count() or 2, memory_mb=8000)
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=os.cpu_count() or 2, memory_mb=8000,
+                           partitions={"small": SMALL})
     cluster.start()
     yield cluster
     cluster.stop()
@@ -387,8 +390,15 @@ def test_an_array_slurm_refuses_stops_the_batch_with_sbatchs_message(slurm, tmp_
 
     root = tmp_path / "in"
     write_submission(root / "ann", {"models.py": contract_classes()})
+    # a partition that does not exist: refused before sbatch, naming the partitions there are
     backend = SlurmBackend(SlurmConfig(partition="nosuch", cpus=1, mem_gb=2, time_min=10, **FAST))
-    with pytest.raises(BatchError, match="Slurm refused the array.*(?i:partition)"):
+    with pytest.raises(BatchError, match=r"no such partition \(partitions: debug \(default\), small\)"):
+        grade_batch(root, tmp_path / "out", load_spec(unet_spec), GradeOptions(profile=None, device="cpu"),
+                    BatchOptions(report=ReportOptions(pdf=False), backend=backend))
+    assert not (tmp_path / "out" / ".segrade-slurm").exists()
+    # an option sbatch itself refuses: its message, and no task recorded
+    backend = SlurmBackend(SlurmConfig(cpus=1, mem_gb=2, time_min=10, extra={"gres": "nosuch:1"}, **FAST))
+    with pytest.raises(BatchError, match="Slurm refused the array.*(?i:gres)"):
         grade_batch(root, tmp_path / "out", load_spec(unet_spec), GradeOptions(profile=None, device="cpu"),
                     BatchOptions(report=ReportOptions(pdf=False), backend=backend))
     assert json.loads((tmp_path / "out" / ".segrade-slurm" / "tasks.json").read_text())["tasks"] == {}
@@ -433,3 +443,141 @@ def test_a_silent_controller_is_never_read_as_ended_tasks(monkeypatch, tmp_path)
     slurm_backend._write_records(tmp_path, {"ann": {"id": "ann", "target": "ann", "key": "k", "name": "segrade-x",
                                                     "index": 0, "job": "5_0"}})
     assert [r["id"] for r in slurm_backend._live_records(tmp_path)] == ["ann"]  # cannot tell: kept
+
+
+# -- requests that fit, pending reasons, bands on the cluster (issue 29), through the README's commands
+def _segrade(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
+    """`segrade ARGS` in this process (the command's own parser and printing, without the
+    seconds a new interpreter costs): its exit code and what it printed, on one line."""
+    from grader.cli import main
+
+    monkeypatch.setenv("COLUMNS", "300")
+    capsys.readouterr()
+    code = main(args)
+    return code, " ".join(capsys.readouterr().out.split())
+
+
+def _segrade_jobs() -> list[str]:
+    return [line for line in subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True,
+                                            text=True).stdout.splitlines() if "segrade-" in line]
+
+
+@pytest.mark.slow  # a Slurm cluster
+def test_a_request_too_large_is_refused_before_anything_is_submitted(slurm, tmp_path, unet_spec, capsys,
+                                                                     monkeypatch):
+    """`segrade grade DIR --out OUT --backend slurm ...` on the partition `small` (1 CPU, 3000 MB
+    and 20 minutes per task): --slurm-mem 64 and --slurm-time 90 can never run: exit 2 before
+    anything is submitted, with the numbers and the options."""
+    root = tmp_path / "in"
+    write_submission(root / "ann", {"models.py": contract_classes()})
+    out = tmp_path / "out"
+    command = ["grade", str(root), "--out", str(out), "--backend", "slurm", "--slurm-partition", "small",
+               "--checks-only", "--spec", str(unet_spec), "--no-pdf", "--no-similarity"]
+    before = _segrade_jobs()
+    code, printed = _segrade(command + ["--slurm-mem", "64", "--slurm-time", "90"], capsys, monkeypatch)
+    assert code == 2, printed
+    assert "can never run, nothing was submitted" in printed
+    assert "--slurm-mem 64: partition small gives at most 2.9 GB per task" in printed and "MaxMemPerNode 3000" in printed
+    assert "--slurm-time 90: partition small allows at most 20 min" in printed
+    assert _segrade_jobs() == before and not (out / ".segrade-slurm").exists()
+
+
+@pytest.mark.slow  # a Slurm cluster
+def test_the_wait_says_why_and_a_node_drained_for_good_stops_it(slurm, tmp_path, unet_spec, capsys, monkeypatch):
+    """On the partition `small` (1 CPU, 3000 MB, 20 minutes per task) with the default request:
+    it is fitted to the partition and said. The node busy with another job: the command shows
+    the task pending for Resources and how long; the node drained meanwhile: it stops (exit 2),
+    says so with the admin's reason, and cancels its task; after the node is resumed the same
+    command submits it again, with the fitted request, and grades it."""
+    import threading
+
+    root = tmp_path / "in"
+    write_submission(root / "ann", {"models.py": contract_classes()})
+    out = tmp_path / "out"
+    command = ["grade", str(root), "--out", str(out), "--backend", "slurm", "--slurm-partition", "small",
+               "--slurm-config", str(_fast_config(tmp_path)), "--checks-only", "--spec", str(unet_spec), "--no-pdf",
+               "--no-similarity"]
+    blocker = subprocess.run(["sbatch", "--parsable", "--exclusive", "-p", "debug", "-J", "blocker", "-o", "/dev/null",
+                              "--wrap", "sleep 600"], capture_output=True, text=True, check=True).stdout.strip()
+    lines: list[str] = []
+    batch = None
+    try:
+        deadline = time.monotonic() + 60
+        while "RUNNING" not in subprocess.run(["squeue", "-h", "-j", blocker, "-o", "%T"], capture_output=True,
+                                              text=True).stdout:
+            assert time.monotonic() < deadline, "the blocking job did not start"
+            time.sleep(0.5)
+        batch = subprocess.Popen([sys.executable, "-m", "grader", *command], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "300"})
+        reader = threading.Thread(target=lambda: lines.extend(batch.stdout), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 120
+        while not any("pending: 1 Resources" in line for line in lines):
+            assert batch.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.3)
+        assert any("ann, waiting" in line for line in lines if "Resources" in line), lines
+        subprocess.run(["scontrol", "update", f"nodename={slurm.node}", "state=drain", "reason=disk replaced"],
+                       check=True)
+        assert batch.wait(timeout=60) == 2, "".join(lines)
+        reader.join(timeout=10)
+        printed = " ".join("".join(lines).split())
+        assert "the default request does not fit partition small" in printed, printed
+        assert "--slurm-cpus 4 -> 1 CPUs, --slurm-mem 16 -> 2.9 GB, --slurm-time 60 -> 20 min" in printed, printed
+        assert "1 pending task(s) can never start (ann)" in printed, printed
+        assert f"{slurm.node} is ALLOCATED+DRAIN (disk replaced" in printed and "cancelled them" in printed, printed
+        assert "run the same command again" in printed
+        first = json.loads((out / ".segrade-slurm" / "tasks.json").read_text())["tasks"]["ann"]["job"]
+        assert not [job for job in _segrade_jobs() if not job.startswith(blocker)], "its task was not cancelled"
+        assert not (out / "ann").exists()  # no error grade: a re-run submits it
+    finally:
+        if batch is not None and batch.poll() is None:
+            batch.kill()
+        subprocess.run(["scancel", blocker], capture_output=True)
+        subprocess.run(["scontrol", "update", f"nodename={slurm.node}", "state=resume"], capture_output=True)
+    code, printed = _segrade(command, capsys, monkeypatch)
+    assert code == 0, printed
+    assert json.loads((out / "ann" / "done.json").read_text())["outcome"]["state"] == "graded"
+    second = json.loads((out / ".segrade-slurm" / "tasks.json").read_text())["tasks"]["ann"]["job"]
+    assert second != first
+    # what sbatch was given: the fitted request
+    sbatch = next((out / ".segrade-slurm" / "logs").glob(f"{second.split('_')[0]}_submission.sh")).read_text()
+    assert "--cpus-per-task=1" in sbatch and "--mem=2969MB" in sbatch and "--time=20" in sbatch
+    assert "--partition=small" in sbatch
+
+
+@pytest.mark.slow  # a Slurm cluster
+def test_bands_on_the_cluster_are_array_tasks_and_the_full_ones_ask_for_a_gpu(slurm, tmp_path, unet_spec, capsys,
+                                                                               monkeypatch):
+    """`segrade bands --backend slurm`: one task per seed, the same figures as the in-process
+    run of the same seed; the `full` bands ask for a GPU, which this cluster has not: refused."""
+    from grader.grading.pipeline import grade_submission
+
+    spec_path = tiny_profile_spec(tmp_path / "spec.toml", unet_spec)
+    reference = write_submission(tmp_path / "reference", {"models.py": contract_classes()})
+    bands = tmp_path / "bands"
+    code, printed = _segrade(["bands", "--backend", "slurm", "--profile", "full", "--spec", str(spec_path),
+                              "--reference", str(reference), "--out", str(bands)], capsys, monkeypatch)
+    assert code == 2 and "asking for 1 GPU per task" in printed, printed
+    assert "partition debug has no GPUs" in printed and "--slurm-gpus 0" in printed, printed
+
+    monkeypatch.setenv("SEGRADE_TEST_SEED", "7")  # one test split for the tasks and the run here
+    code, printed = _segrade(["bands", "--backend", "slurm", "--profile", "tiny", "--seeds", "2", "--spec",
+                              str(spec_path), "--reference", str(reference), "--out", str(bands), "--no-figures", "--slurm-cpus", "1",
+                              "--slurm-mem", "2", "--slurm-time", "10", "--slurm-config", str(_fast_config(tmp_path))],
+                             capsys, monkeypatch)
+    assert code == 0, printed
+    assert "submitted 2 array task(s)" in printed and f"wrote {bands / 'tiny.json'}" in printed
+    entry = json.loads((bands / "tiny.json").read_text())["backbones"]["random_init"]
+    assert entry["provenance"]["backend"] == "slurm" and entry["provenance"]["seeds"] == [1, 2]
+    runs = entry["variants"]["unet"]["runs"]
+    assert len(runs) == 2 and all((bands / "runs" / f"tiny-test-seed{s}" / "done.json").is_file() for s in (1, 2))
+    local = grade_submission(reference, load_spec(spec_path), GradeOptions(profile="tiny", device="cpu", seed=1,
+                                                                           threads=1))
+    assert round(local.variants[0].metrics["miou"], 6) == runs[0]
+
+
+def _fast_config(folder: Path) -> Path:
+    path = folder / "fast.toml"
+    path.write_text("[slurm]\npoll_s = 1.0\ngrace_s = 3.0\n")
+    return path

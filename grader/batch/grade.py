@@ -119,6 +119,7 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
     entries = find_entries(folder, batch.manifests)
     if not entries:
         raise BatchError(f"{folder} holds no submission (subfolders, .zip, .py or .ipynb files)")
+    backend.prepare(options, note)  # Slurm: the request checked against the partition, before anything else
     device = backend.device(options)
     options = replace(options, device=device)  # the jobs' device, also where the profile is resolved
     out.mkdir(parents=True, exist_ok=True)

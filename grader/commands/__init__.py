@@ -15,3 +15,31 @@ def add_bands_argument(parser) -> None:
     """Where `check` and `grade` read the expected mIoU bands and the reference's figures."""
     parser.add_argument("--bands", metavar="DIR", help="folder of the bands files, as written by `segrade bands "
                         "--out DIR` (default: reference/bands, the default assignment's)")
+
+
+def add_backend_arguments(parser, local: str) -> None:
+    """--backend and the Slurm request (docs/cluster.md); `local` says what the local backend does."""
+    cluster = parser.add_argument_group("where the jobs run (docs/cluster.md)")
+    cluster.add_argument("--backend", choices=("local", "slurm"), default="local", help=f"local (default): {local}")
+    cluster.add_argument("--slurm-config", metavar="TOML", help="a file with a [slurm] table: partition, gpus, cpus, "
+                         "mem_gb, time_min, parallel, account, qos, constraint, setup, extra (options below win)")
+    cluster.add_argument("--slurm-partition", metavar="NAME", help="partition (default: the cluster's default)")
+    cluster.add_argument("--slurm-gpus", type=int, metavar="N", help="GPUs per task (default 0; 1 for the full profile)")
+    cluster.add_argument("--slurm-cpus", type=int, metavar="N", help="CPU cores per task (default 4, or what the "
+                         "partition's nodes have when fewer)")
+    cluster.add_argument("--slurm-mem", type=float, metavar="GB", help="memory per task (default 16, or what the "
+                         "partition's nodes have when less)")
+    cluster.add_argument("--slurm-time", type=int, metavar="MIN", help="time limit per task, minutes (default 60, or "
+                         "the partition's MaxTime when shorter)")
+    cluster.add_argument("--slurm-parallel", type=int, metavar="N",
+                         help="array tasks running at once (default: as many as Slurm allows)")
+
+
+def backend_settings(args, parallel: int | None = None) -> dict:
+    """make_backend's settings from add_backend_arguments' options (a value not given is left
+    to the config file, then to the default)."""
+    if args.backend != "slurm":
+        return {}
+    return {"config_file": args.slurm_config, "partition": args.slurm_partition, "gpus": args.slurm_gpus,
+            "cpus": args.slurm_cpus, "mem_gb": args.slurm_mem, "time_min": args.slurm_time,
+            "parallel": args.slurm_parallel or parallel}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from grader.commands import add_training_arguments
+from grader.commands import add_backend_arguments, add_training_arguments, backend_settings
 
 
 def add_parser(commands) -> None:
@@ -38,6 +38,10 @@ def add_parser(commands) -> None:
     bands.add_argument("--figures", action="store_true", help="only the reference's parameters and FLOPs (checks "
                        "only, no training): figures.json")
     bands.add_argument("--no-figures", action="store_true", help="measure the bands only, not figures.json")
+    add_backend_arguments(bands, "the runs one after the other in this process; slurm: one Slurm array task per "
+                                 "seed (the full profile asks for a GPU per task); figures.json is measured here")
+    bands.add_argument("--work", metavar="DIR", help="with --backend slurm: where the tasks write their runs, on a "
+                       "filesystem the nodes share (default: the bands folder's runs/)")
     bands.set_defaults(run=run)
 
 
@@ -47,13 +51,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from grader.data.check import require_dataset
-    from grader.grading.bands import (BandsError, backbone_key, check_writable, measure_bands, reference_figures,
-                                      write_bands, write_figures)
+    from grader.grading.bands import BandsError, backbone_key, check_writable, reference_figures, write_figures
     from grader.grading.pipeline import GradeOptions, grade_submission, resolve_profile
     from grader.grading.weights import find_vgg16_weights
     from grader.report import make_console
+    from grader.shared.errors import BatchError
     from grader.spec import SpecError, load_spec
-    from grader.submission.load import fingerprint
 
     console = make_console()
     if args.seeds < 2:
@@ -67,6 +70,15 @@ def run(args: argparse.Namespace) -> int:
         require_dataset(assignment.dataset, ("train", "val", "test") if "test" in splits or args.figures
                         else ("train", "val"), Path(args.spec) if args.spec else None)
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, profile=args.profile)
+        backend = None
+        if args.backend != "local" and splits:
+            from grader.batch.backends import make_backend
+
+            # The runs' request, checked against the partition before anything runs; the
+            # profile is then resolved for the tasks' device (auto: full on a GPU task).
+            backend = make_backend(args.backend, **backend_settings(args))
+            backend.prepare(options, lambda message: console.print(f"[cyan]•[/] {escape(message)}"))
+            options = replace(options, device=backend.device(options))
         profile, reason = resolve_profile(assignment, options)
         pretrained = profile.pretrained and assignment.has_family_with_pretrained_backbone() \
             and find_vgg16_weights(args.vgg16_weights).available
@@ -82,16 +94,18 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{assignment.path} names no reference solution: pass --reference DIR (a folder "
                                     "shaped like a submission that solves this assignment), or set [assignment] "
                                     "reference = \"DIR\" in the spec")
-    except (SpecError, BandsError, FileNotFoundError, ValueError, KeyError) as exc:
+    except (SpecError, BandsError, BatchError, FileNotFoundError, ValueError, KeyError) as exc:
         console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 2
     if not args.no_figures or args.figures:
         console.print(f"measuring the reference's parameters and FLOPs: checks of {reference}")
-        result = grade_submission(reference, assignment, replace(options, profile=None))
-        failed = [v.variant_id for v in result.variants if v.status.value != "passed"]
+        result = grade_submission(reference, assignment, replace(options, profile=None, device=args.device))
+        failed = [v for v in result.variants if v.status.value != "passed"]
         if failed:
-            console.print(f"[red]segrade:[/] the reference {escape(str(reference))} fails the checks of "
-                          f"{', '.join(failed)}: fix it before measuring anything from it")
+            why = "; ".join(f"{v.variant_id} {v.status.value}: " + ", ".join(
+                f"{c.id}: {c.message}" for c in v.checks if c.status.value == "fail") for v in failed)
+            console.print(f"[red]segrade:[/] the reference {escape(str(reference))} fails its checks ({escape(why)}): "
+                          "fix it before measuring anything from it")
             return 1
         console.print(f"wrote {write_figures(reference_figures(result), folder, assignment)}")
     if synthetic and args.split == "both" and not args.figures:
@@ -102,48 +116,101 @@ def run(args: argparse.Namespace) -> int:
     for split in splits:
         code = _measure(console, assignment, profile, replace(options, evaluation_split=split), reference, seeds,
                         backbone, folder, split, f"{reason}; backbone start: {backbone}; seeds {seeds}; "
-                        f"{split} split; grading {reference}; writing {paths[split]}")
+                        f"{split} split; grading {reference}; writing {paths[split]}"
+                        + (f"; as {backend.name} tasks" if backend else ""), backend,
+                        Path(args.work) if args.work else None)
         if code:
             return code
     return 0
 
 
 def _measure(console, assignment, profile, options, reference: Path, seeds: list[int], backbone: str,
-             folder: Path | None, split: str, intro: str) -> int:
-    """Grade the reference once per seed on `split` and write that split's bands file."""
+             folder: Path | None, split: str, intro: str, backend=None, work: Path | None = None) -> int:
+    """Grade the reference once per seed on `split` and write that split's bands file: here,
+    or as tasks of `backend` (grader.batch.reference_runs) writing their runs to `work`."""
     from dataclasses import replace
 
     from rich.markup import escape
 
     from grader.grading.bands import BandsError, measure_bands, write_bands
     from grader.grading.pipeline import grade_submission
+    from grader.shared.errors import BatchError
     from grader.submission.load import fingerprint
 
     console.print(escape(intro))
+    split = options.evaluation_split
 
     def grade(seed: int):
         result = grade_submission(reference, assignment, replace(options, profile=profile.id, seed=seed),
                                   submission_id=f"reference-seed{seed}")
-        failed = [v.variant_id for v in result.variants if v.status.value != "passed"]
+        failed = [v for v in result.variants if v.status.value != "passed"]
         if failed:
-            raise RuntimeError(f"the reference failed {', '.join(failed)} with seed {seed}: fix it before measuring bands")
+            why = "; ".join(f"{v.variant_id} {v.status.value}: " + (", ".join(
+                f"{c.id}: {c.message}" for c in v.checks if c.status.value == "fail") or "no check failed")
+                for v in failed)
+            raise RuntimeError(f"the reference failed with seed {seed} on the {split} split ({why}): fix it before "
+                               "measuring bands")
         return result
 
     try:
-        entry = measure_bands(assignment, profile, seeds, grade, progress=console.print)
+        if backend is not None:
+            entry = _on_backend(console, backend, assignment, profile, options, reference, seeds, folder, split, work)
+        else:
+            entry = measure_bands(assignment, profile, seeds, grade, progress=console.print)
         entry["provenance"] |= {"reference": str(reference.resolve()), "reference_sha256": fingerprint(reference),
                                 "split": split}
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # a run failed (reference_runs.ReferenceFailed is one)
         console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 1
+    except BatchError as exc:  # the backend refused, or a task can never start
+        console.print(f"[red]segrade:[/] {escape(str(exc))}")
+        return 2
     try:
         path = write_bands(assignment, profile, backbone, entry, folder, split)
     except BandsError as exc:  # the file changed hands while the runs went on
         console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 1
     for vid, stats in entry["variants"].items():
-        untrained = stats["untrained_mean"]
+        untrained, highest = stats["untrained_mean"], stats.get("untrained_max")
+        # The band's lower edge should clear the highest untrained figure, or `learns` cannot tell them apart
+        clear = "" if highest is None else " (max {:.3f}{})".format(
+            highest, "" if stats["lower"] > highest else ": the band's lower edge does not clear it")
         console.print(f"{vid:16s} mean {stats['mean']:.3f} std {stats['std']:.3f} band {stats['lower']:.3f}.."
-                      f"{stats['upper']:.3f} untrained {'-' if untrained is None else f'{untrained:.3f}'}")
+                      f"{stats['upper']:.3f} untrained {'-' if untrained is None else f'{untrained:.3f}'}{clear}")
     console.print(f"wrote {path}")
     return 0
+
+
+def _on_backend(console, backend, assignment, profile, options, reference: Path, seeds: list[int],
+                folder: Path | None, split: str, work: Path | None) -> dict:
+    """The runs as tasks of `backend` (one Slurm array task per seed), summarised like the
+    in-process runs; the bands entry."""
+    from dataclasses import replace
+
+    from rich.markup import escape
+
+    from grader.batch.backends.base import BatchEvents
+    from grader.batch.backends.slurm_pending import describe
+    from grader.batch.reference_runs import measure_reference_runs
+    from grader.grading.bands import bands_folder
+
+    shown = {"reasons": None}
+
+    def note(message: str) -> None:
+        console.print(f"[cyan]•[/] {escape(message)}")
+
+    def on_wait(pending) -> None:  # a line when the reasons change
+        reasons = sorted((p.short_reason, p.id) for p in pending)
+        if pending and reasons != shown["reasons"] and not all(p.short_reason == "None" for p in pending):
+            note(f"Slurm: {describe(pending)}")
+        shown["reasons"] = reasons
+
+    def on_done(outcome) -> None:
+        if outcome.state == "error":
+            console.print(f"[red]✗ {escape(outcome.id)}[/] {escape(outcome.message)}")
+
+    runs = measure_reference_runs(backend, assignment, replace(options, profile=profile.id), seeds=seeds,
+                                  reference=reference, work=work or bands_folder(folder) / "runs",
+                                  label=f"{profile.id}-{split}",
+                                  events=BatchEvents(on_done=on_done, on_note=note, on_wait=on_wait))
+    return runs.entry

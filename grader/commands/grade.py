@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from grader.commands import add_bands_argument, add_training_arguments
+from grader.commands import add_backend_arguments, add_bands_argument, add_training_arguments, backend_settings
 from grader.commands.exports import add_lms_arguments, lms_options, print_lms
 from grader.commands.report import add_report_arguments, report_options
 from grader.commands.similarity import add_similarity_arguments, print_similarity, similarity_options
@@ -42,19 +42,8 @@ def add_parser(commands) -> None:
                        help="reference runs when bands are measured in the batch (default 3)")
     bands.add_argument("--reference", metavar="DIR", help="the course's reference solution, for bands measured in "
                        "the batch (default: segrade's reference/, for the default assignment)")
-    cluster = grade.add_argument_group("where the jobs run (docs/cluster.md)")
-    cluster.add_argument("--backend", choices=("local", "slurm"), default="local",
-                         help="local (default): job processes here; slurm: one Slurm array task per submission, "
-                              "via submitit (OUT and the venv on a filesystem the nodes share)")
-    cluster.add_argument("--slurm-config", metavar="TOML", help="a file with a [slurm] table: partition, gpus, cpus, "
-                         "mem_gb, time_min, parallel, account, qos, constraint, setup, extra (options below win)")
-    cluster.add_argument("--slurm-partition", metavar="NAME")
-    cluster.add_argument("--slurm-gpus", type=int, metavar="N", help="GPUs per task (default 0)")
-    cluster.add_argument("--slurm-cpus", type=int, metavar="N", help="CPU cores per task (default 4)")
-    cluster.add_argument("--slurm-mem", type=float, metavar="GB", help="memory per task (default 16)")
-    cluster.add_argument("--slurm-time", type=int, metavar="MIN", help="time limit per task, minutes (default 60)")
-    cluster.add_argument("--slurm-parallel", type=int, metavar="N",
-                         help="array tasks running at once (default: as many as Slurm allows)")
+    add_backend_arguments(grade, "job processes here; slurm: one Slurm array task per submission, via submitit "
+                                 "(OUT and the venv on a filesystem the nodes share)")
     add_similarity_arguments(grade, in_grade=True)
     add_lms_arguments(grade)
     grade.set_defaults(run=run)
@@ -133,15 +122,35 @@ def run(args: argparse.Namespace) -> int:
     def on_note(message: str) -> None:
         progress.console.print(f"[cyan]•[/] {escape(message)}")
 
+    # Slurm tasks not started yet: a line of their reasons and waits (a terminal), or a
+    # printed line when the reasons change and every 5 minutes otherwise (a log).
+    waiting = {"row": None, "shape": None, "at": 0.0}
+
+    def on_wait(pending) -> None:
+        from grader.batch.backends.slurm_pending import describe
+
+        if not pending:
+            if waiting["row"] is not None:
+                progress.remove_task(waiting["row"])
+            waiting.update(row=None, shape=None)
+            return
+        line = describe(pending)
+        if live:
+            if waiting["row"] is None:
+                waiting["row"] = progress.add_task("", total=None, count="", left="")
+            progress.update(waiting["row"], description=f"  [yellow]{escape(line)}[/]")
+            return
+        shape = sorted((p.short_reason, p.id) for p in pending)
+        if all(p.short_reason == "None" for p in pending):
+            return  # about to start: nothing to tell a log
+        if shape != waiting["shape"] or time.monotonic() - waiting["at"] > 300:
+            progress.console.print(f"[cyan]•[/] Slurm: {escape(line)}")
+            waiting.update(shape=shape, at=time.monotonic())
+
     try:
         from grader.batch.backends import make_backend
 
-        settings = {}
-        if args.backend == "slurm":
-            settings = {"config_file": args.slurm_config, "partition": args.slurm_partition, "gpus": args.slurm_gpus,
-                        "cpus": args.slurm_cpus, "mem_gb": args.slurm_mem, "time_min": args.slurm_time,
-                        "parallel": args.slurm_parallel or args.jobs}  # --jobs N: N tasks at once
-        backend = make_backend(args.backend, **settings)
+        backend = make_backend(args.backend, **backend_settings(args, parallel=args.jobs))  # --jobs N: N tasks at once
         if args.band_seeds < 2:
             raise ValueError("--band-seeds must be at least 2 (a band needs a spread)")
         assignment = load_spec(args.spec)
@@ -158,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
                              lms=lms_options(args))
         with progress:
             summary = grade_batch(args.submissions, args.out, assignment, options, batch,
-                                  BatchEvents(on_plan, on_start, on_progress, on_done, on_note))
+                                  BatchEvents(on_plan, on_start, on_progress, on_done, on_note, on_wait))
     except (SpecError, BatchError, FileNotFoundError, ValueError, KeyError) as exc:
         console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 2

@@ -23,6 +23,9 @@ class BatchEvents:
     on_progress: Callable[[BatchEntry, Any], None] | None = None
     on_done: Callable[[BatchOutcome], None] | None = None
     on_note: Callable[[str], None] | None = None
+    # Slurm tasks not started yet, at each look at the queue: [slurm_pending.Pending] (their
+    # reasons and waits); an empty list once none waits. A local backend never calls it.
+    on_wait: Callable[[list], None] | None = None
 
     def note(self, message: str) -> None:
         if self.on_note is not None:
@@ -31,6 +34,10 @@ class BatchEvents:
 
 class Backend:
     name = "?"
+
+    def prepare(self, options, note: Callable[[str], None]) -> None:
+        """Before the batch is planned: settle the request with the resources (Slurm reads its
+        partition here, and refuses a request that can never run)."""
 
     def device(self, options) -> str:
         """The device the jobs grade on (part of the grade key)."""

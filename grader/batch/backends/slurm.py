@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.batch.backends.base import Backend
+from grader.batch.backends.slurm_pending import Pending, describe, never_starts, waited_since
 
 STATE = ".segrade-slurm"
 TASKS_FILE = "tasks.json"
@@ -84,6 +85,9 @@ class SlurmConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # any other sbatch option, e.g. {"exclude": "node7"}
     poll_s: float = 10.0          # how often the waiting command looks at squeue and OUT
     grace_s: float = 60.0         # how long a finished task's done.json may take to show on a shared FS
+    # The settings the user set (config file or command line): a chosen value the partition
+    # cannot give is refused; a default is fitted to it (grader.batch.backends.slurm_partition).
+    chosen: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, **overrides: Any) -> "SlurmConfig":
@@ -94,8 +98,8 @@ class SlurmConfig:
                 data = tomllib.loads(path.read_text())
             except (OSError, ValueError) as exc:
                 raise ValueError(f"--slurm-config {path}: {exc}") from None
-            values = data.get("slurm", data)
-            known = {f.name for f in fields(cls)}
+            values = dict(data.get("slurm", data))
+            known = {f.name for f in fields(cls)} - {"chosen"}
             unknown = sorted(set(values) - known)
             if unknown:
                 raise ValueError(f"--slurm-config {path}: unknown setting(s) {', '.join(unknown)}; "
@@ -103,7 +107,7 @@ class SlurmConfig:
         values |= {k: v for k, v in overrides.items() if v is not None}
         if "setup" in values:
             values["setup"] = tuple(values["setup"])
-        config = cls(**values)
+        config = cls(**values, chosen=frozenset(values))
         if config.cpus < 1 or config.gpus < 0 or config.mem_gb <= 0 or config.time_min < 1:
             raise ValueError("Slurm resources must be positive: --slurm-cpus >= 1, --slurm-gpus >= 0, "
                              "--slurm-mem > 0, --slurm-time >= 1")
@@ -142,6 +146,31 @@ class SlurmBackend(Backend):
         self.config = config
 
     # -- what the batch asks of a backend
+    def prepare(self, options, note) -> None:
+        """Before anything is planned or submitted: a GPU for GPU work, and the request
+        checked against what the partition can give (slurm_partition.fit_request): a chosen
+        value that can never run raises RequestError (exit 2), a default is fitted, said in
+        `note`."""
+        from grader.batch.backends.slurm_partition import fit_request, read_partitions
+
+        _need_sbatch()
+        config = self.config
+        gpu_work = options.device == "cuda" or options.profile == "full"
+        if gpu_work and not config.gpus and "gpus" not in config.chosen:
+            config = replace(config, gpus=1)
+            note("Slurm: the full profile trains on a GPU: asking for 1 GPU per task (--slurm-gpus 0 to train on "
+                 "the nodes' CPUs instead)")
+        try:
+            partitions = read_partitions()
+        except OSError as exc:
+            note(f"Slurm: could not read what the partition can give ({exc}); submitting the request unchecked")
+        else:
+            fit = fit_request(config, partitions)
+            for line in fit.notes:
+                note(f"Slurm: {line}")
+            config = fit.config
+        self.config = config
+
     def device(self, options) -> str:
         if options.device != "auto":
             return options.device
@@ -174,11 +203,7 @@ class SlurmBackend(Backend):
         from grader.batch.job import read_done
 
         note = events.note
-        if not shutil.which("sbatch"):
-            from grader.shared.errors import BatchError
-
-            raise BatchError("--backend slurm: `sbatch` is not found here: run segrade grade on a machine that "
-                             "submits Slurm jobs (a login node), or use --backend local")
+        _need_sbatch()
         out = Path(out).resolve()
         state = out / STATE
         logs = state / "logs"
@@ -268,6 +293,12 @@ class SlurmBackend(Backend):
             if live is None:  # the controller did not answer: ask again later, conclude nothing
                 time.sleep(self.config.poll_s)
                 continue
+            pending = [Pending(t.entry.id, t.job, live[t.job]["reason"], waited_since(live[t.job].get("submitted", "")))
+                       for t in tasks.values() if t.job in live and live[t.job]["state"] == "PENDING"]
+            if pending:
+                self._stop_if_never_starting(pending, live, names)
+            if events.on_wait:
+                events.on_wait(pending)
             for target, task in list(tasks.items()):
                 status = live.get(task.job or "")
                 if status is not None:
@@ -303,14 +334,61 @@ class SlurmBackend(Backend):
                 del tasks[target]
                 yield outcome
             if tasks:
-                if time.monotonic() - last_line > 300:  # a line now and then for logs that are not a terminal
+                # A line now and then for logs that are not a terminal (a caller with on_wait shows it itself).
+                if not events.on_wait and time.monotonic() - last_line > 300:
                     counts: dict[str, int] = {}
                     for task in tasks.values():
                         st = (live.get(task.job or "") or {}).get("state", "ENDING")
                         counts[st] = counts.get(st, 0) + 1
-                    note("Slurm: waiting for " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())))
+                    note("Slurm: waiting for " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+                         + (f"; {describe(pending)}" if pending else ""))
                     last_line = time.monotonic()
                 time.sleep(self.config.poll_s)
+
+    def _stop_if_never_starting(self, pending: list[Pending], live: dict[str, dict[str, str]], names: list[str]):
+        """Tasks that can never start by themselves (slurm_pending.never_starts): cancel every
+        pending task of the batch (they share the request and the partition) and stop, saying
+        what to change; running tasks go on, and a re-run collects them and resubmits the rest."""
+        from grader.batch.backends.slurm_partition import read_partitions
+        from grader.shared.errors import BatchError
+
+        nodes_by_partition = None
+        why = None
+        for p in pending:
+            nodes = None
+            if p.short_reason == "ReqNodeNotAvail":
+                if nodes_by_partition is None:
+                    try:
+                        nodes_by_partition = {k: list(v.nodes) for k, v in read_partitions().items()}
+                    except OSError:
+                        nodes_by_partition = {}
+                nodes = nodes_by_partition.get(live[p.job].get("partition", ""))
+            why = never_starts(p, nodes)
+            if why:
+                break
+        if not why:
+            return
+        jobs = [p.job for p in pending]
+        cancel = subprocess.run(["scancel", *jobs], capture_output=True, text=True, timeout=60)
+        cancelled = ("cancelled them" if cancel.returncode == 0
+                     else f"cancelling them failed ({cancel.stderr.strip()[-300:]}): scancel --name {','.join(names)}")
+        running = sum(1 for s in live.values() if s["state"] != "PENDING")
+        raise BatchError(
+            f"Slurm: {len(pending)} pending task(s) can never start ({', '.join(p.id for p in pending[:8])}"
+            f"{' ...' if len(pending) > 8 else ''}): {why}. Stopped waiting and {cancelled} ({', '.join(jobs[:8])}"
+            f"{' ...' if len(jobs) > 8 else ''})"
+            + (f"; {running} running task(s) go on and a re-run collects them" if running else "")
+            + ". Fix the option and run the same command again: the cancelled tasks are submitted again.")
+
+
+def _need_sbatch() -> None:
+    if not shutil.which("sbatch"):
+        from grader.shared.errors import BatchError
+
+        raise BatchError("--backend slurm: `sbatch` is not found here: run segrade on a machine that submits Slurm "
+                         "jobs (a login node), or use --backend local")
+
+
 
 
 def slurm_task(entry, key: str, out: Path, assignment, options, report):
@@ -366,18 +444,27 @@ def squeue(names: list[str]) -> dict[str, dict[str, str]] | None:
     if not names:
         return {}
     try:
-        probe = subprocess.run(["squeue", "-h", "-r", "-n", ",".join(names), "-o", "%i|%T|%r|%N|%j|%K"],
+        probe = subprocess.run(["squeue", "-h", "-r", "-n", ",".join(names), "-o", SQUEUE_FORMAT],
                                capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if probe.returncode != 0:
         return None
+    return parse_squeue(probe.stdout)
+
+
+SQUEUE_FORMAT = "%i|%T|%N|%j|%K|%V|%P|%r"  # the reason last: it may hold anything
+
+
+def parse_squeue(text: str) -> dict[str, dict[str, str]]:
+    """squeue -o SQUEUE_FORMAT -> job id -> state, node, name, array index, submit time,
+    partition, reason; only the tasks not over yet."""
     found = {}
-    for line in probe.stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) == 6 and parts[1] in LIVE_STATES:
-            found[parts[0]] = {"state": parts[1], "reason": parts[2], "node": parts[3], "name": parts[4],
-                               "index": parts[5]}
+    for line in text.splitlines():
+        parts = line.strip().split("|", 7)
+        if len(parts) == 8 and parts[1] in LIVE_STATES:
+            found[parts[0]] = {"state": parts[1], "node": parts[2], "name": parts[3], "index": parts[4],
+                               "submitted": parts[5], "partition": parts[6], "reason": parts[7]}
     return found
 
 
