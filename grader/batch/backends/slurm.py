@@ -393,8 +393,15 @@ def _need_sbatch() -> None:
 
 def slurm_task(entry, key: str, out: Path, assignment, options, report):
     """One array task, on the node: grade one submission into OUT/<id> (grader.batch.job.grade_entry)."""
+    import signal
+
     from grader.batch.job import grade_entry
 
+    # Slurm ends a task (time limit, scancel, preemption) with SIGTERM to every process of it,
+    # the sandboxed worker included; submitit ignores SIGTERM, so the task would go on and
+    # commit "the worker crashed with SIGTERM" as the student's grade. End uncommitted instead:
+    # the waiting command reports Slurm's state (TIMEOUT, CANCELLED...) and a re-run submits it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(128 + signum))
     if options.threads:
         import torch
 
