@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from grader.worker.graph import fingerprint
+from grader.measure.graph import fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from grader.data.transforms import TransformedDataset, eval_transform, train_tra
 from grader.grading.metrics import ConfusionMatrix
 from grader.shared.resources import reference_dir
 from grader.spec import load_spec
-from grader.worker.train import TrainConfig, predict, train
+from grader.measure.train import TrainConfig, predict, train
 
 THIN = ("RoadLine", "Pole", "TrafficSign")
 

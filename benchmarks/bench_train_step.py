@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader.shared.device import describe, resolve_device  # noqa: E402
 from grader.spec import load_spec  # noqa: E402
-from grader.worker.train import SegmentationTensors, TrainConfig, train  # noqa: E402
+from grader.measure.train import SegmentationTensors, TrainConfig, train  # noqa: E402
 from reference import fcn, unet  # noqa: E402
 
 BUILDERS = {

@@ -11,7 +11,7 @@ from grader.data.synthetic import SyntheticRoadScenes
 from grader.data.transforms import TransformedDataset, eval_transform, train_transform
 from grader.grading.metrics import ConfusionMatrix
 from grader.shared.resources import reference_dir
-from grader.worker.train import TrainConfig, predict, train
+from grader.measure.train import TrainConfig, predict, train
 
 C = 13
 

@@ -2,8 +2,15 @@
 
 Rules by folder, with no lists of exceptions:
 
-- grader/worker/ runs beside student code: it imports only itself, grader/shared/ and the
-  package face (`grader`, for __version__);
+- grader/worker/ runs beside student code: it imports only itself, grader/measure/, grader/shared/
+  and the package face (`grader`, for __version__);
+- grader/verifier/ measures captured programs and never runs student code: it imports only
+  itself, grader/measure/, grader/shared/ and the face; never grader/worker/ (the stubs, the
+  stand-ins, the adapters that import submissions) nor grader/submission/;
+- grader/measure/ (measurements both the verifier and the worker take) imports only itself and
+  grader/shared/;
+- the grading side (everything else) imports neither grader/verifier/ nor grader/measure/: it
+  starts the verifier as a process, like the worker;
 - grader/shared/ is neutral: it imports nothing of segrade outside grader/shared/;
 - nothing outside grader/worker/ imports grader/worker/ (the worker is a separate process);
 - the engine (shared, spec, data, submission, grading, records, similarity) never imports
@@ -59,13 +66,16 @@ def test_the_top_of_the_package_holds_only_its_face_and_folders():
     top = {p.name for p in PACKAGE.iterdir() if p.suffix == ".py"}
     assert top == {"__init__.py", "__main__.py", "cli.py"}
     assert "grader.worker.__main__" in MODULES and "grader.shared.protocol" in MODULES
-    for name in ("probes", "stubs", "train", "adapters", "graph"):
+    for name in ("stubs", "adapters", "capture"):
         assert f"grader.worker.{name}" in MODULES
+    for name in ("probes", "train", "graph", "observe", "captured"):
+        assert f"grader.measure.{name}" in MODULES
+    assert "grader.verifier.__main__" in MODULES and "grader.verifier.load" in MODULES
 
 
 def test_every_module_lives_in_a_folder_with_a_rule():
     folders = {name.split(".")[1] for name in MODULES if name not in FACE}
-    assert folders <= set(ENGINE) | {"worker", "batch", "report", "commands"}
+    assert folders <= set(ENGINE) | {"worker", "verifier", "measure", "batch", "report", "commands"}
 
 
 def test_the_grading_side_never_imports_the_worker_package():
@@ -74,9 +84,32 @@ def test_the_grading_side_never_imports_the_worker_package():
     assert {k: v for k, v in bad.items() if v} == {}
 
 
-def test_the_worker_imports_only_itself_shared_and_the_package_face():
-    bad = {name: sorted(i for i in imported if not (_in(i, "worker") or _in(i, "shared") or i == "grader"))
+def test_the_worker_imports_only_itself_measure_shared_and_the_package_face():
+    bad = {name: sorted(i for i in imported if not (_in(i, "worker") or _in(i, "measure") or _in(i, "shared")
+                                                    or i == "grader"))
            for name, imported in IMPORTS.items() if _in(name, "worker")}
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_the_verifier_imports_only_itself_measure_shared_and_the_package_face():
+    """Never the worker (stubs, stand-ins, adapters) nor the submission loader: nothing that
+    could bring student code into the process that measures the captured programs."""
+    bad = {name: sorted(i for i in imported if not (_in(i, "verifier") or _in(i, "measure") or _in(i, "shared")
+                                                    or i == "grader"))
+           for name, imported in IMPORTS.items() if _in(name, "verifier")}
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_measure_imports_only_itself_and_shared():
+    bad = {name: sorted(i for i in imported if not (_in(i, "measure") or _in(i, "shared")))
+           for name, imported in IMPORTS.items() if _in(name, "measure")}
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_the_grading_side_starts_the_verifier_and_never_imports_it_or_measure():
+    bad = {name: sorted(i for i in imported if _in(i, "verifier") or _in(i, "measure"))
+           for name, imported in IMPORTS.items()
+           if not any(_in(name, f) for f in ("worker", "verifier", "measure"))}
     assert {k: v for k, v in bad.items() if v} == {}
 
 
@@ -118,4 +151,4 @@ def test_no_import_circles():
 def test_the_import_reader_sees_lazy_imports():
     """A guard on the guard: the checker finds imports inside functions too."""
     assert "grader.records.files" in IMPORTS["grader.batch.job"]            # imported inside a function there
-    assert "grader.worker.graph" in IMPORTS["grader.worker.__main__"]
+    assert "grader.measure.observe" in IMPORTS["grader.worker.__main__"]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from grader.grading.architecture import Fingerprint, check_architecture, format_scale
-from grader.worker.graph import ExportFailed, GraphError, fingerprint
+from grader.measure.graph import ExportFailed, GraphError, fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -357,7 +357,7 @@ for name in ("kaiming_normal_", "kaiming_uniform_", "normal_", "uniform_", "cons
 sys.path.insert(0, sys.argv[2])
 import hw3
 from grader.grading.architecture import check_architecture
-from grader.worker.graph import fingerprint
+from grader.measure.graph import fingerprint
 requirements = json.loads(sys.argv[3])
 def frozen_fcn32s():
     model = hw3.FCN_32s(13, pretrained=False)

@@ -266,7 +266,7 @@ def test_weights_the_model_loads_itself_are_found_by_two_builds():
     import torch
     from torch import nn
 
-    from grader.worker.probes import identify_loaded_weights
+    from grader.measure.probes import identify_loaded_weights
 
     class Net(nn.Module):
         def __init__(self):

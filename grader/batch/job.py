@@ -199,7 +199,10 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     options = replace(options, manifest=str(entry.manifest) if entry.manifest else None)
     if entry.seed is not None:
         options = replace(options, seed=entry.seed)
+    # The captured programs that were graded go into the submission's folder (OUT/<id>/programs)
     staging = staging_folder(out, entry)
+    if options.capture:
+        options = replace(options, programs_folder=staging / "programs")
     try:
         # Where it has got to, for the submitting command's display (grader.grading.progress).
         on_progress = Throttled(lambda state: write_progress(progress_file(out, entry), state))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from grader.commands import add_bands_argument, add_training_arguments
@@ -35,6 +37,8 @@ def add_parser(commands) -> None:
                        "(default: the submission's own segrade.toml, if any)")
     check.add_argument("--isolation", choices=("auto", "bubblewrap", "process"), default="auto",
                        help="auto (default): bubblewrap when installed, else a plain process")
+    check.add_argument("--no-capture", action="store_true", help="measure and train every model in the worker, "
+                       "beside the student's code, instead of its captured program in the verifier (docs/security.md)")
     check.add_argument("--memory-gb", type=float, default=Limits.memory_gb, help="worker address-space limit")
     check.add_argument("--phase-timeout", action="append", default=[], metavar="PHASE=S",
                        help="deadline of one phase in seconds (phases: start, import, build, forward, check, train, evaluate); repeatable")
@@ -64,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from grader.spec import SpecError, load_spec
 
     console = make_console()
+    # The programs that were graded, kept with the report (moved there once it is written)
+    programs = Path(tempfile.mkdtemp(prefix="segrade-programs-")) / "programs"
     try:
         assignment = load_spec(args.spec)
         # Before anything runs: a missing root or mismatched masks is the data's fault, said once.
@@ -74,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
                                weights=args.weights, manifest=args.manifest, evaluation_split=args.split,
                                bands_folder=Path(args.bands) if args.bands else None,
                                isolation=None if args.isolation == "auto" else args.isolation,
+                               capture=not args.no_capture,
+                               programs_folder=None if args.no_report or args.no_capture else programs,
                                variants=tuple(dict.fromkeys(args.variant)), fresh=args.fresh,
                                # Kept beside the output: with --no-report nothing is written, so nothing is kept.
                                keep_in=None if args.no_report else out or default_out(Path(args.path), None))
@@ -89,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         out = out or default_out(Path(args.path), result.submission.id)
         try:
             write_results(result, out)
+            if programs.is_dir():   # file by file: a reused variant's programs (same names) stay
+                (out / "programs").mkdir(parents=True, exist_ok=True)
+                for file in programs.iterdir():
+                    shutil.move(str(file), str(out / "programs" / file.name))
             write_submission_report(out, assignment, report_options(args), result=result,
                                     workers=os.cpu_count() or 1)
         except OSError as exc:
@@ -96,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         console.print(f"report: {out / 'report.html'}{'' if args.no_pdf else ' and report.pdf'}; results: "
                       f"{out / 'results.json'}")
+    shutil.rmtree(programs.parent, ignore_errors=True)
     return 0 if result.ok else 1
 
 

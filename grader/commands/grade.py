@@ -32,6 +32,8 @@ def add_parser(commands) -> None:
     grade.add_argument("--checks-only", action="store_true", help="only the checks, no training")
     grade.add_argument("--isolation", choices=("auto", "bubblewrap", "process"), default="auto",
                        help="auto (default): bubblewrap when installed, else a plain process")
+    grade.add_argument("--no-capture", action="store_true", help="measure and train every model in the worker, "
+                       "beside the student's code, instead of its captured program in the verifier (docs/security.md)")
     add_report_arguments(grade)
     bands = grade.add_argument_group("bands measured for the batch (when the profile's bands do not apply)")
     bands.add_argument("--no-measure-bands", action="store_true",
@@ -156,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device,
                                profile=None if args.checks_only else args.profile,
                                bands_folder=Path(args.bands) if args.bands else None,
-                               isolation=None if args.isolation == "auto" else args.isolation)
+                               isolation=None if args.isolation == "auto" else args.isolation,
+                               capture=not args.no_capture)
         batch = BatchOptions(jobs=args.jobs, manifests=Path(args.manifests) if args.manifests else None,
                              report=report_options(args), backend=backend, measure_bands=not args.no_measure_bands,
                              band_seeds=args.band_seeds, reference=Path(args.reference) if args.reference else None,

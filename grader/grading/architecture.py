@@ -1,5 +1,5 @@
 """Architecture rules, on the grading side: a variant's fingerprint (measured in the worker
-by grader.worker.graph, sent as grader.shared.protocol.Fingerprint) against the spec's
+by grader.measure.graph, sent as grader.shared.protocol.Fingerprint) against the spec's
 `architecture` requirement for it (BRIEF section 6)."""
 
 from __future__ import annotations

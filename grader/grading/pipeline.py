@@ -11,6 +11,7 @@ test labels: it sends predictions, and `evaluate` scores them here.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -33,6 +34,7 @@ from grader.grading.evaluation import Evaluator, PreparedData, prepare_data
 from grader.grading.metrics import json_float
 from grader.submission.load import find_checkpoints, load_submission, read_manifest
 from grader.grading.progress import ProgressState, ProgressTracker
+from grader.shared.protocol import Done
 from grader.records.results import (
     CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus, failed_imports,
 )
@@ -60,6 +62,9 @@ class GradeOptions:
     cuda_memory_fraction: float | None = None  # cap of the worker's share of the GPU (jobs sharing it)
     test_seed: int | None = None      # the synthetic test split's seed; None: secret_test_seed(). A batch
                                       # sets one for all its submissions, so they share one test split
+    capture: bool = True              # measure and train captured programs in the verifier (issue 26);
+                                      # False: everything in the worker, beside student code (the old path)
+    programs_folder: Path | None = None  # where the captured programs are kept; None: discarded after grading
     variants: tuple[str, ...] = ()    # check only these variant ids (empty: every variant)
     keep_in: Path | None = None       # `segrade check` only: keep results in this output folder and reuse
                                       # the unchanged variants' (grader.grading.reuse); never set by grade
@@ -158,12 +163,23 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
                 for listen in listeners:
                     listen(message)
 
+
+            def from_worker(message) -> None:  # with capture, the verifier's `done` ends the display
+                if not (options.capture and isinstance(message, Done)):
+                    on_message(message)
+
+            programs = Path(options.programs_folder) if options.programs_folder else Path(tmp) / "programs"
+            if options.capture and programs.is_dir():   # a regrade: the programs of the previous grade go
+                shutil.rmtree(programs)
             run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
-                             on_message=on_message, **setup)
+                             on_message=from_worker, captures=programs if options.capture else None, **setup)
+            if options.capture:
+                verify(run, request, programs, weights, options, on_message)
         policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
         modules = mark_blocking(submission.root, run.modules, assignment.model_class_names)
         answers = find_answers(submission.root, assignment.rubric)
     checked = check(assignment, run, modules, options, to_run)
+    checked = tuple(replace(v, program=run.variants.get(v.variant_id, {}).get("program")) for v in checked)
     if profile is not None:
         checked = evaluate(assignment, checked, run, evaluator, options.evaluation_split, bands)
     grids = {vid: kept.grid for vid, kept in reused.items()}
@@ -203,6 +219,8 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         "reused_variants": sorted(reused),
         # --variant: variants neither checked nor kept from an earlier self-check (absent from the results)
         "not_checked": [v.id for v in assignment.variants if v.id not in by_id],
+        "verifier_seconds": run.environment.get("verifier_seconds"),
+        "measured_in": _measured_in(variants),
     }
     return SubmissionResult(
         submission=submission, assignment_id=assignment.id, spec_sha256=assignment.sha256,
@@ -211,6 +229,88 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         duration_s=round(time.perf_counter() - started, 2), checks=(policy,) if policy else (), answers=answers,
         samples=_samples(assignment, data, evaluator, grids) if data else None,
     )
+
+
+VERIFIER_LOAD_SECONDS = 180.0
+# Observation keys the verifier measures on the captured program (they replace the worker's).
+# The worker's `build` (how the student's code built it) stays unless the program was refused.
+VERIFIED_KEYS = ("backbone_found", "parameters", "forward", "output_statistics", "sizes", "figures",
+                 "gradients", "backbone", "architecture", "check_seconds", "verifier")
+
+
+def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: BackboneWeights, options: GradeOptions,
+           on_message: Callable | None) -> None:
+    # on_message: the evaluator (it scores the verifier's predictions) and the progress display
+    """Run the verifier (grader.verifier) on the programs the worker captured and put what it
+    measured in place of the worker's observations; mark every variant with where it was
+    measured. The verifier runs in the same sandbox, under the same limits, with only the
+    programs (linked into its job folder), the evaluation data and the VGG16 weights readable."""
+    targets = []
+    for vid, observed in run.variants.items():
+        captured = run.captures.get(vid, {})
+        check, train = captured.get("check"), captured.get("train")
+        if check and check.get("ok") and not observed.get("worker_status"):
+            entry = next(v for v in request["variants"] if v["id"] == vid)
+            # file names relative to the verifier's job folder, where the programs are linked
+            targets.append({**entry, "programs": check["programs"],
+                            "train_programs": train["programs"] if train and train.get("ok") else None,
+                            "weights": (train or check).get("weights")})
+            observed["program"] = {"measured_in": "captured program", "programs": check["programs"],
+                                   "capture_seconds": check.get("seconds")}
+            if train and train.get("ok"):
+                observed["program"]["training_programs"] = train["programs"]
+        elif observed.get("build", {}).get("ok"):
+            reason = (check or {}).get("error") or "the worker did not capture it"
+            observed["program"] = {"measured_in": "student process", "reason": reason}
+        if train and not train.get("ok") and observed.get("program", {}).get("measured_in") == "captured program":
+            observed["program"]["training_measured_in"] = "student process"
+            observed["program"]["training_reason"] = train.get("error")
+    if not targets:
+        return
+    verifier_request = {k: v for k, v in request.items() if k not in ("modules", "sys_path", "manifest", "variants")}
+    verifier_request["variants"] = targets
+    verifier_request["vgg16_weights"] = str(weights.path) if weights.available else None
+    # With capture the worker reports a training only when it trained the model itself (its
+    # training build could not be captured) or could not build it (e.g. unreadable weights):
+    # either way that report stands, and the verifier does not train that variant.
+    for target in targets:
+        target["train"] = "training" not in run.variants[target["id"]]
+    readable = (*((weights.path,) if weights.available else ()),
+                *((Path(p) for p in request["training"]["data"].values()) if request.get("training") else ()))
+    # The same limits, except that the verifier's build phase is loading programs (0.5 GB for an
+    # FCN, seconds): it gets at least VERIFIER_LOAD_SECONDS whatever the worker's build deadline.
+    limits = replace(options.limits, phase_seconds={**options.limits.phase_seconds,
+                                                    "build": max(options.limits.deadline("build"), VERIFIER_LOAD_SECONDS)})
+    verified = run_worker(programs, verifier_request, limits=limits, isolation=options.isolation,
+                          on_message=on_message, readable=tuple(readable), entry="grader.verifier", link=True)
+    run.environment["verifier_seconds"] = round(verified.seconds, 2)
+    run.log += "\n[--- verifier ---]\n" + verified.log
+    for target in targets:
+        vid = target["id"]
+        observed, measured = run.variants[vid], verified.variants.get(vid, {})
+        if measured.get("worker_status"):   # the verifier died or overran on it: that is its status
+            measured = {**measured, "message": "measuring the captured program: " + str(measured.get("message", ""))
+                        .replace("the worker", "the verifier").replace(
+                            "student code called sys.exit/os._exit or closed the grader's channel",
+                            "it failed (the verifier's part of the worker log says why)")}
+            run.variants[vid] = {k: v for k, v in observed.items() if k in ("id", "mapping", "adapter", "notes",
+                                                                              "program", "structure")} | measured
+            continue
+        kept = {k: v for k, v in observed.items() if k not in VERIFIED_KEYS and k != "training"}
+        run.variants[vid] = kept | {k: v for k, v in measured.items() if k in VERIFIED_KEYS or k == "training"}
+        if not (measured.get("build") or {}).get("ok", False):   # refused or not loadable: that is its build
+            run.variants[vid]["build"] = measured.get("build") or {"ok": False, "error": "the verifier did not report"}
+        if "training" in observed and "training" not in measured:
+            run.variants[vid]["training"] = observed["training"]
+
+
+def _measured_in(variants) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in variants:
+        where = (v.program or {}).get("measured_in")
+        if where:
+            counts[where] = counts.get(where, 0) + 1
+    return counts
 
 
 @dataclass
@@ -247,7 +347,7 @@ def _open_memory(assignment: Assignment, submission: Submission, profile: Profil
         "pretrained": pretrained, "device": resolve_device(options.device).type,
         "data": [data.fingerprint, data.evaluation, data.test_source] if data else None,
         "split": options.evaluation_split, "manifest": manifest, "limits": repr(options.limits),
-        "batch_size": options.batch_size,
+        "batch_size": options.batch_size, "capture": options.capture,
         "bands": file_digest(*sorted(folder.glob("*.json"))) if profile else None,
         # Installing a package the code imports (or another torchvision) changes what builds
         "packages": _installed_packages(), "python": sys.version,

@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from grader.shared.processes import die_with_parent
-from grader.shared.protocol import (MAX_LINE_BYTES, Done, Environment, Message, ModuleReport, Packages, PhaseStarted,
-                             ProtocolError, Reader, TrainingReport, VariantReport)
+from grader.shared.protocol import (MAX_LINE_BYTES, PROGRAM, Capture, Done, Environment, Message, ModuleReport,
+                                    Packages, PhaseStarted, ProtocolError, Reader, TrainingReport, VariantReport)
 from grader.records.results import VariantStatus
 
 # Variables the worker may inherit; everything else (tokens, keys, paths to grading
@@ -68,7 +68,8 @@ class Limits:
     open_files: int = 1024
     log_bytes: int = 1_000_000     # worker output kept for the report (the tail)
     phase_seconds: dict[str, float] = field(default_factory=lambda: {
-        "start": 60, "import": 120, "build": 180, "forward": 120, "check": 300, "train": 1800, "evaluate": 600})
+        "start": 60, "import": 120, "build": 180, "forward": 120, "check": 300, "train": 1800, "evaluate": 600,
+        "capture": 300})
 
     def deadline(self, phase: str) -> float:
         return float(self.phase_seconds.get(phase, 300))
@@ -87,6 +88,7 @@ class WorkerRun:
     problem_status: str = ERROR
     seconds: float = 0.0
     restarts: int = 0
+    captures: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # id -> purpose -> capture message
 
 
 def isolation_available() -> str:
@@ -156,7 +158,8 @@ def describe_isolation(kind: str) -> str:
 def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits = Limits(),
                readable: tuple[Path, ...] = (), extra_env: dict[str, str] | None = None,
                torch_cache: dict[str, Path] | None = None, isolation: str | None = None,
-               on_message: Callable[[Message], None] | None = None) -> WorkerRun:
+               on_message: Callable[[Message], None] | None = None, entry: str = "grader.worker",
+               captures: Path | None = None, link: bool = False) -> WorkerRun:
     """Run the worker over request["variants"] on a copy of `submission_dir`.
 
     `readable`: extra files or folders the worker may read (a weights file, the
@@ -164,7 +167,14 @@ def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits 
     torch hub cache (TORCH_HOME), so student code calling torchvision's own weight
     loading finds them offline. `on_message` receives every accepted message as it arrives:
     the bulky predictions are scored there (grader.grading.evaluation) and not kept here, and the
-    progress display follows the phases (grader.grading.progress)."""
+    progress display follows the phases (grader.grading.progress).
+
+    `entry`: the module to run, the worker or the verifier (grader.verifier, which reads only
+    `readable` and its job folder). With `link` the folder's files are hard-linked into the job
+    folder instead of copied: the verifier's programs, never a submission (student code may
+    change its copy).
+    `captures`: a folder that receives the programs the worker captured (its capture folder
+    is emptied into it, plain files only, when each worker process has ended)."""
     isolation = isolation or isolation_available()
     run = WorkerRun(isolation=describe_isolation(isolation))
     started = time.perf_counter()
@@ -173,10 +183,12 @@ def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits 
     first = True
     while first or pending:
         with tempfile.TemporaryDirectory(prefix="segrade-") as tmp:
-            job = _prepare_job(Path(tmp), submission_dir, torch_cache, runs_as_nobody(isolation))
+            job = _prepare_job(Path(tmp), submission_dir, torch_cache, runs_as_nobody(isolation), link)
             outcome = _run_once(job, {**request, "variants": pending}, limits, readable,
-                                extra_env or {}, isolation, run, first, on_message)
+                                extra_env or {}, isolation, run, first, on_message, entry, captures is not None)
             logs.append(_tail(job / "worker.log", limits.log_bytes))
+            if captures is not None:
+                _collect_captures(job / "captures", captures)
         first = False
         finished = {v["id"] for v in pending if v["id"] in run.variants}
         pending = [v for v in pending if v["id"] not in finished]
@@ -191,11 +203,36 @@ def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits 
     return run
 
 
-def _prepare_job(tmp: Path, submission_dir: Path, torch_cache: dict[str, Path] | None, as_nobody: bool) -> Path:
+def _collect_captures(folder: Path, into: Path) -> None:
+    """Move the worker's capture files out of its job folder (it has ended: nothing writes
+    them any more). Only plain files with a program's name; links and the rest stay behind."""
+    into.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        return
+    pattern = PROGRAM.required["file"]
+    for path in folder.iterdir():
+        try:
+            pattern.check(path.name, "file", 0)
+        except ProtocolError:
+            continue
+        if path.is_file() and not path.is_symlink():
+            shutil.move(str(path), str(into / path.name))
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:   # another file system
+        shutil.copy2(source, target)
+
+
+def _prepare_job(tmp: Path, submission_dir: Path, torch_cache: dict[str, Path] | None, as_nobody: bool,
+                 link: bool = False) -> Path:
     workdir = tmp / "submission"
     # Links are never followed: a submission cannot pull in files from outside itself.
-    shutil.copytree(submission_dir, workdir, symlinks=True,
+    shutil.copytree(submission_dir, workdir, symlinks=True, copy_function=_link_or_copy if link else shutil.copy2,
                     ignore=lambda d, names: [n for n in names if (Path(d) / n).is_symlink()])
+    (tmp / "captures").mkdir()
     checkpoints = tmp / "torch" / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     for name, target in (torch_cache or {}).items():
@@ -208,15 +245,17 @@ def _prepare_job(tmp: Path, submission_dir: Path, torch_cache: dict[str, Path] |
 
 def _run_once(job: Path, request: dict[str, Any], limits: Limits, readable: tuple[Path, ...],
               extra_env: dict[str, str], isolation: str, run: WorkerRun, first: bool,
-              on_message: Callable[[Message], None] | None) -> str:
+              on_message: Callable[[Message], None] | None, entry: str = "grader.worker",
+              capture: bool = False) -> str:
     """One worker process. Returns 'stop' when no other worker should be tried."""
     drop = runs_as_nobody(isolation)
-    (job / "request.json").write_text(json.dumps({**request, "drop_to": NOBODY if drop else None}))
+    extra = {"capture_folder": str(job / "captures")} if capture else {}
+    (job / "request.json").write_text(json.dumps({**request, **extra, "drop_to": NOBODY if drop else None}))
     read_fd, write_fd = os.pipe()
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
     env |= {"HOME": str(job / "submission"), "TMPDIR": str(job), "TORCH_HOME": str(job / "torch"),
             "MPLBACKEND": "Agg"} | extra_env
-    command = [sys.executable, "-I", "-u", "-B", "-m", "grader.worker", str(job / "request.json"), str(write_fd)]
+    command = [sys.executable, "-I", "-u", "-B", "-m", entry, str(job / "request.json"), str(write_fd)]
     if isolation == "bubblewrap":
         command = _bwrap_prefix(job, readable, write_fd) + command
     with open(job / "worker.log", "wb") as log:
@@ -225,7 +264,7 @@ def _run_once(job: Path, request: dict[str, Any], limits: Limits, readable: tupl
                                 preexec_fn=lambda: _set_limits(limits, drop))
     os.close(write_fd)
     try:
-        reader = Reader([v["id"] for v in request["variants"]], [m["path"] for m in request["modules"]],
+        reader = Reader([v["id"] for v in request["variants"]], [m["path"] for m in request.get("modules", [])],
                         (request.get("training") or {}).get("mode"), _expected_environment(request))
         return _follow(proc, read_fd, limits, run, first, on_message, reader)
     finally:
@@ -301,6 +340,10 @@ def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun
                 deadline = time.monotonic() + limits.deadline(phase)
             elif isinstance(message, VariantReport):
                 run.variants[message.variant] = message.observation
+            elif isinstance(message, Capture):
+                run.captures.setdefault(message.variant, {})[message.purpose] = {
+                    "ok": message.ok, "programs": message.programs, "seconds": message.seconds,
+                    "error": message.error, "weights": message.weights}
             elif isinstance(message, TrainingReport):
                 # The mode is the one the grading process asked for (the reader checked any the worker sent).
                 run.variants[message.variant]["training"] = {**message.training, "mode": mode}

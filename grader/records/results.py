@@ -132,6 +132,9 @@ class VariantResult:
     points_detail: dict[str, Any] = field(default_factory=dict)  # checks and performance parts, flags
     reused_since: str | None = None          # `segrade check` only: reused, unchanged since this grade's
                                              # start (ISO time); None: checked in this run
+    # What was measured and graded (issue 26): {"measured_in": "captured program" | "student process",
+    # "programs": {mode: {file, sha256, bytes}}, "capture_seconds", "reason" (why not captured)}
+    program: dict[str, Any] | None = None
 
     def check(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)
@@ -177,6 +180,7 @@ class VariantResult:
             points=_take(data, "points", (int, float, type(None)), where, None),
             max_points=_take(data, "max_points", (int, float), where, 0.0),
             points_detail=_take(data, "points_detail", dict, where, {}),
+            program=_take(data, "program", (dict, type(None)), where, None),
             reused_since=_take(data, "reused_since", (str, type(None)), where, None))
 
 

@@ -64,6 +64,9 @@ def summary_lines(result: SubmissionResult) -> list[str]:
         lines.append(grade.note)
     if result.environment.get("worker_problem"):
         lines.append(f"Worker problem: {result.environment['worker_problem']}")
+    student = in_student_process(result)
+    if student:
+        lines.append(f"Measured in the student's process (could not be captured): {', '.join(student)}")
     lines += [f"Import failed: {m['path']}: {m['error']}" + ("" if is_blocking(m) else
                                                              " (informational: no model depends on it)")
               for m in result.modules if not m.get("ok")]
@@ -76,3 +79,37 @@ def summary_lines(result: SubmissionResult) -> list[str]:
         lines.append(f"Graded by hand ({sum(m.max_points for m in grade.manual):g} marks, not in these points):")
         lines += [f"- {m.title} ({m.max_points:g} marks)" for m in grade.manual]
     return lines
+
+
+# --------------------------------------------------------------------------- what was graded (issue 26)
+
+STUDENT_PROCESS = "student process"
+
+
+def program_line(program: dict[str, Any] | None) -> str | None:
+    """One sentence for a variant's `program` record (results.json); None when there is none
+    (not built, or graded before capture existed)."""
+    if not program:
+        return None
+    if program.get("measured_in") == STUDENT_PROCESS:
+        return f"Measured in the student's process: {program.get('reason') or 'not captured'}"
+    programs = program.get("programs") or {}
+    hashes = {mode: (info or {}).get("sha256", "") for mode, info in programs.items()}
+    if hashes and len(set(hashes.values())) == 1:
+        what = f"sha256 {next(iter(hashes.values()))}"
+    else:
+        what = ", ".join(f"{mode} sha256 {digest}" for mode, digest in sorted(hashes.items()))
+    line = f"Graded program (captured with torch.export, measured by the verifier): {what}"
+    training = program.get("training_programs")
+    if training:
+        line += "; trained from " + ", ".join(f"{m} sha256 {(i or {}).get('sha256', '')}"
+                                              for m, i in sorted(training.items()))
+    if program.get("training_measured_in") == STUDENT_PROCESS:
+        line += f"; trained in the student's process: {program.get('training_reason') or 'not captured'}"
+    return line
+
+
+def in_student_process(result: SubmissionResult) -> list[str]:
+    """The variants of one grade measured (or trained) in the student's process."""
+    return [v.variant_id for v in result.variants
+            if STUDENT_PROCESS in ((v.program or {}).get("measured_in"), (v.program or {}).get("training_measured_in"))]

@@ -15,7 +15,7 @@ from typing import Any
 
 from grader.records.files import ErrorRecord, write_atomic
 from grader.records.results import NOT_RUN_BECAUSE, CheckResult, SubmissionResult, VariantResult
-from grader.records.view import summary_lines
+from grader.records.view import program_line, summary_lines
 from grader.grading.score import split_label
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
@@ -117,6 +117,9 @@ def _performance_test(variant: VariantResult, number: str, label: str) -> dict[s
             else f"; the reference band does not apply: {band.refusal}" if band and band.refusal
             else "; no reference band was measured."))
     lines += [f"flag: {flag}" for flag in detail.get("flags", [])]
+    program = program_line(variant.program)
+    if program:
+        lines.append(program)
     if points is None:
         if most:
             lines.append(f"Its {most:g} points are not in the automatic total.")

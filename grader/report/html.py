@@ -26,7 +26,7 @@ from grader.grading.architecture import format_scale
 from grader.report import figures
 from grader.records.files import write_atomic
 from grader.records.results import STATUS_ORDER, SubmissionResult, VariantResult, band_text
-from grader.records.view import package_notes, problem_text
+from grader.records.view import package_notes, problem_text, program_line
 from grader.shared.resources import templates_dir
 from grader.grading.score import split_label
 from grader.spec import Assignment
@@ -174,6 +174,7 @@ def _variant(v: VariantResult, samples: dict[str, np.ndarray], assignment: Assig
         "failed": v.status != "passed",
         "first_problem": problem_text(v),
         "flags": v.points_detail.get("flags", []),
+        "program_text": program_line(v.program),
         "miou": v.miou,
         "band_text": band_text(v.band, "–", absent="–"),
         "architecture_rows": _architecture_rows(arch, spec.architecture if spec else {}, figs.get("backbone"),

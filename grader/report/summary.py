@@ -18,6 +18,7 @@ from grader import __version__
 from grader.report import figures
 from grader.records.files import ErrorRecord
 from grader.records.results import PROBLEM_STATUSES, Band, SubmissionResult
+from grader.records.view import in_student_process
 from grader.spec import Assignment
 
 
@@ -28,6 +29,7 @@ def summary_context(records: list[SubmissionResult | ErrorRecord], assignment: A
     graded = [r for r in records if isinstance(r, SubmissionResult)]
     titles = {v.id: v.title for v in assignment.variants}
     rows, flagged, failed_checks = [], [], Counter()
+    in_student = 0   # variants measured beside student code (grader.records.view.in_student_process)
     for r in sorted(records, key=lambda r: str(r.id)):
         sid = str(r.id)
         if isinstance(r, ErrorRecord):
@@ -39,6 +41,11 @@ def summary_context(records: list[SubmissionResult | ErrorRecord], assignment: A
                      "of": r.grade.total_variants, "points": points, "links": links.get(sid, {})})
         if r.environment.get("worker_problem"):
             flagged.append({"id": sid, "what": f"worker: {r.environment['worker_problem']}"})
+        student = in_student_process(r)
+        if student:
+            in_student += len(student)
+            flagged.append({"id": sid, "what": "measured in the student's process (not captured): "
+                                               + ", ".join(titles.get(v, v) for v in student)})
         for v in r.variants:
             if v.status in PROBLEM_STATUSES:
                 failure = v.first_problem
@@ -68,6 +75,7 @@ def summary_context(records: list[SubmissionResult | ErrorRecord], assignment: A
         "failed_checks": [{"variant": titles.get(vid, vid), "check": cid, "count": n}
                           for (vid, cid), n in failed_checks.most_common(12)],
         "flagged": flagged,
+        "in_student_process": in_student,
         "profiles": sorted({r.environment.get("profile") or "checks only" for r in graded}),
         # bands measured for this batch on the grader's hardware (grader.batch.bands), said once
         "bands_notes": sorted({n for r in graded if (n := r.environment.get("bands_note"))}),

@@ -24,6 +24,14 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
                   f"submission [bold]{escape(result.submission.id)}[/] · device {escape(str(env.get('device', '?')))}")
     console.print(f"[dim]{env.get('profile_reason', '')} · {env['backbone_weights']}[/]")
     console.print(f"[dim]isolation: {env['isolation']}[/]")
+    measured = env.get("measured_in") or {}
+    if measured:
+        console.print("[dim]measured: " + ", ".join(f"{n} in the {where}" for where, n in sorted(measured.items()))
+                      + "[/]")
+    for v in result.variants:
+        if (v.program or {}).get("measured_in") == "student process":
+            console.print(f"[yellow]{escape(v.variant_id)}: measured in the student's process, not captured: "
+                          f"{escape(str(v.program.get('reason')))}[/]")
     for note in result.submission.notes:
         console.print(f"[dim]{note}[/]")
     for line in package_notes(env):

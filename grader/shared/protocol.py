@@ -47,11 +47,13 @@ MAX_INT = 2**53                       # counts (parameters, FLOPs) stay exact in
 MAX_SECONDS = 1e7
 MAX_DEPTH = 16                        # nesting of one message
 
-PHASES = ("import", "build", "forward", "check", "train", "evaluate")
+PHASES = ("import", "build", "forward", "check", "train", "evaluate", "capture")
 VARIANT_PHASES = ("build", "forward", "check")     # before the variant's result
 TRAINING_PHASES = ("evaluate", "train")            # after it
 SPLITS = ("test_untrained", "val", "test")
 MODES = ("train", "weights")                       # what the grading process may ask for
+CAPTURE_PURPOSES = ("check", "train")              # the checks' build; the training build where it differs
+MAX_PROGRAM_BYTES = 2**40                          # a size the capture message may state (limits: verifier)
 
 
 class ProtocolError(ValueError):
@@ -262,7 +264,7 @@ FINGERPRINT = Obj(
      "ungated_attention": Int(0, 10**6)},
     {"gated_long_skips": List(SCALE, 1024), "long_skip_ops": List(Str(16), 1024), "export_error": TEXT})
 
-# Which backbone a model really uses, identified by provenance (grader.worker.probes.identify_backbone).
+# Which backbone a model really uses, identified by provenance (grader.measure.probes.identify_backbone).
 BACKBONE = Obj({}, {"kind": Opt(NAME), "how": Opt(NAME), "built": List(NAME, 64), "fc_from_vgg": Bool()})
 
 OBSERVATION = Obj({"id": NAME}, {
@@ -287,6 +289,11 @@ OBSERVATION = Obj({"id": NAME}, {
     "architecture": Measured(FINGERPRINT),
     "structure": Measured(Obj({"layers": List(Str(400), 2000)})),   # grader.shared.structure.layers
     "check_seconds": Map(SECONDS),
+    # The verifier's account of the captured program it measured (grader.verifier).
+    "verifier": Obj({}, {"refused": Str(choices=("oversize", "hash", "corrupt", "payload", "op", "unloadable",
+                                                 "mismatch")),
+                         "message": TEXT, "ops": List(Str(120), 5000), "load_seconds": SECONDS,
+                         "backbone_how": Opt(NAME)}),
 })
 
 TRAINING = Obj({"ok": Bool()}, {
@@ -308,7 +315,7 @@ PACKAGE = Str(100, pattern=r"[A-Za-z_][A-Za-z0-9_]{0,99}")  # a top-level packag
 
 # --------------------------------------------------------------------------- typed messages
 
-# The architecture fingerprint of one forward pass (grader.worker.graph measures it,
+# The architecture fingerprint of one forward pass (grader.measure.graph measures it,
 # grader.grading.architecture judges it).
 @dataclass(frozen=True)
 class Fingerprint:
@@ -415,6 +422,22 @@ class Done:
 
 
 @dataclass(frozen=True)
+class Capture:
+    """A variant's build captured as programs (grader.worker.capture): for `purpose` "check"
+    the checks' build, "train" the training build where it differs (another pretrained
+    switch, the submission's weights). `programs` maps "train"/"eval" to {"file", "sha256",
+    "bytes"}; `ok` False with `error`: the model could not be captured, it is measured in the
+    worker. A claim: the grading side hashes the files itself and the verifier checks them."""
+    variant: str
+    purpose: str
+    ok: bool
+    programs: dict[str, dict[str, Any]]
+    seconds: float | None = None
+    error: str | None = None
+    weights: str | None = None
+
+
+@dataclass(frozen=True)
 class Packages:
     """Missing third-party packages the worker replaced while importing: `stubbed` (logging,
     no-ops) and `stood_in` (package -> the submission's files that import it; they fail where
@@ -424,7 +447,11 @@ class Packages:
 
 
 Message = Union[Environment, ModuleReport, PhaseStarted, VariantReport, TrainingReport, Predictions, Step, Packages,
-                Done]
+                Capture, Done]
+
+# One captured program: a plain file name in the job's capture folder, its sha256, its size.
+PROGRAM = Obj({"file": Str(200, pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,190}\.pt2"),
+               "sha256": Str(64, pattern=r"[0-9a-f]{64}"), "bytes": Int(1, MAX_PROGRAM_BYTES)})
 
 _MESSAGES: dict[str, Obj] = {
     "environment": Obj({"event": Str(), "environment": ENVIRONMENT}),
@@ -439,6 +466,9 @@ _MESSAGES: dict[str, Obj] = {
                         "losses": List(Opt(Num(nonfinite=True)), 10**6)}),
     "step": Obj({"event": Str(), "id": NAME, "step": Int(0, 10**9), "steps": Int(1, 10**9)}),
     "packages": Obj({"event": Str(), "stubbed": List(PACKAGE, 256), "stood_in": Map(List(NAME, 256), 256)}),
+    "capture": Obj({"event": Str(), "id": NAME, "purpose": Str(choices=CAPTURE_PURPOSES), "ok": Bool()},
+                   {"programs": Obj({"train": PROGRAM, "eval": PROGRAM}), "seconds": SECONDS, "error": TEXT,
+                    "weights": Opt(NAME)}),
     "done": Obj({"event": Str()}),
 }
 
@@ -492,6 +522,11 @@ def parse(raw: bytes | str) -> Message:
         losses = tuple(x if x is not None and math.isfinite(x) else None for x in data.get("losses", ()))
         return Predictions(data["id"], data["split"], tuple(data["shape"]), data["data"], data.get("step"),
                            data.get("seconds"), losses, data.get("train_seconds"))
+    if kind == "capture":
+        if data["ok"] != ("programs" in data) or (not data["ok"] and "error" not in data):
+            raise ProtocolError("capture message: programs when ok, an error when not")
+        return Capture(data["id"], data["purpose"], data["ok"], data.get("programs", {}), data.get("seconds"),
+                       data.get("error"), data.get("weights"))
     if kind == "step":
         return Step(data["id"], data["step"], data["steps"])
     if kind == "packages":
@@ -510,6 +545,7 @@ class _VariantState:
     trained: bool = False
     splits: list[str] = field(default_factory=list)
     step: int = 0
+    captured: set[str] = field(default_factory=set)   # capture purposes reported since the last build
 
 
 class Reader:
@@ -540,7 +576,7 @@ class Reader:
         if self.current is None:
             return None
         state = self.variants[self.current]
-        if not state.reported or (state.phase in TRAINING_PHASES and not state.trained):
+        if not state.reported or (state.phase in (*TRAINING_PHASES, "capture") and not state.trained):
             return self.current
         return None
 
@@ -608,6 +644,15 @@ class Reader:
                 raise ProtocolError(f"training.mode {m.training['mode']!r}, but {self.mode!r} was asked for")
             state.trained = True
             self.current = None
+        elif isinstance(m, Capture):
+            state = self._variant(m.variant, "a capture")
+            if m.variant != self.current or m.purpose in state.captured or state.trained:
+                raise ProtocolError(f"a {m.purpose} capture for variant {m.variant!r} out of order or repeated")
+            if m.purpose == "check" and (state.reported or state.phase not in VARIANT_PHASES):
+                raise ProtocolError(f"a check capture for variant {m.variant!r} after its result")
+            if m.purpose == "train" and (not state.reported or state.phase != "capture"):
+                raise ProtocolError(f"a train capture for variant {m.variant!r} outside its capture phase")
+            state.captured.add(m.purpose)
         elif isinstance(m, Packages):
             if self.phase != "import" or self.packages:
                 raise ProtocolError("a packages message outside the import phase, or a second one")
@@ -633,6 +678,7 @@ class Reader:
                 raise ProtocolError(f"a build phase for variant {m.variant!r}, which was reported already")
             # The same variant built again is the worker trying its next candidate (the first
             # one's forward raised NotImplementedError): allowed before its result.
+            state.captured.clear()
             if self.current is not None and self.current != m.variant and not self.variants[self.current].reported:
                 raise ProtocolError(f"a build phase for {m.variant!r} while {self.current!r} was unfinished")
             self.current = m.variant
@@ -640,6 +686,10 @@ class Reader:
             if m.variant != self.current or state.reported \
                     or VARIANT_PHASES.index(m.phase) < VARIANT_PHASES.index(state.phase):
                 raise ProtocolError(f"a {m.phase} phase for variant {m.variant!r} out of order")
+        elif m.phase == "capture":   # the training build, captured after the variant's result
+            if self.mode is None or m.variant != self.current or not state.reported or state.trained \
+                    or state.phase not in VARIANT_PHASES:
+                raise ProtocolError(f"a capture phase for variant {m.variant!r} out of order")
         else:  # evaluate, train
             if self.mode is None:
                 raise ProtocolError(f"a {m.phase} phase although no training was asked for")

@@ -15,7 +15,6 @@ enforces a deadline per phase), {"event": "result", "result": {...}} per variant
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -24,6 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from grader.measure import observe
 from grader.shared import protocol
 
 
@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     from grader.shared import structure  # noqa: F401  (imported before student code can shadow anything)
-    from grader.worker import graph, probes  # noqa: F401
+    from grader.measure import graph, probes  # noqa: F401
 
     probes.install_vgg_recorder()
     if request.get("random_init_weights"):   # a random-init profile: downloads get random-init weights
@@ -139,8 +139,12 @@ def main(argv: list[str]) -> int:
             train_plan = plan_variant(VariantRequest.from_json({**variant, "pretrained": training["pretrained"]
                                                                 if variant.get("pretrained") is not None else None}),
                                       candidates, manifest, exclude=[t.factory for t in tried])
-            channel.send("training", id=variant["id"],
-                         training=_train(train_plan, variant, device, training, channel, guard))
+            variant["train_capture"] = (training.get("mode") == "weights" or variant.get("pretrained") is not None
+                                        and bool(training["pretrained"]) != bool(variant["pretrained"])
+                                        or training["config"][variant["family"]]["seed"] != request.get("seed", 0))
+            trained = _train(train_plan, variant, device, training, channel, guard, request)
+            if trained is not None:
+                channel.send("training", id=variant["id"], training=trained)
     channel.send("done")
     return 0
 
@@ -253,10 +257,10 @@ def _describe_plan(plan, variant: dict[str, Any]) -> dict[str, Any]:
 
 def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch, channel: Channel,
            guard: TorchGuard) -> dict[str, Any]:
-    """Build one variant and run one forward pass; record what happened."""
-    from grader.shared import structure
-    from grader.worker import graph, probes
-    from grader.worker.adapters import Unresolved, to_logits
+    """Build one variant; capture it for the verifier, or (when it cannot be captured)
+    measure it here; record what happened."""
+    from grader.measure import probes
+    from grader.worker.adapters import Unresolved
 
     result: dict[str, Any] = {"id": variant["id"]}
     if isinstance(plan, Unresolved):
@@ -265,7 +269,7 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
     result |= {"mapping": plan.description, "adapter": plan.adapter, "notes": list(plan.notes)}
 
     torch.manual_seed(request.get("seed", 0))
-    started = checks_started = time.perf_counter()
+    started = time.perf_counter()
     from grader.worker.downloads import SUBSTITUTED
 
     SUBSTITUTED.clear()
@@ -301,9 +305,49 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
     else:
         result["backbone_found"] = {k: v for k, v in identified.items() if k != "tensors"}
     vggs.clear()
-    params = list(model.parameters())
-    result["parameters"] = {"total": sum(p.numel() for p in params),
-                            "trainable": sum(p.numel() for p in params if p.requires_grad)}
+    if request.get("capture_folder"):
+        captured = _capture(model, variant, request, channel, "check")
+        variant["captured"] = bool(captured.get("ok"))
+        if captured.get("ok"):
+            # The verifier measures the captured program; here only what the build did.
+            params = list(model.parameters())
+            result["parameters"] = {"total": sum(p.numel() for p in params),
+                                    "trainable": sum(p.numel() for p in params if p.requires_grad)}
+            # The layers for structural similarity stay a reading of the built model: evidence for a
+            # person, no mark rests on them.
+            from grader.shared import structure
+
+            result["structure"] = {"layers": structure.layers(model)}
+            return result | _forward_only(model, variant, device, request, torch, channel)
+    from grader.shared import structure
+
+    return result | observe.measure_checks(model, variant, device, request.get("batch_size", 2), channel.send,
+                                           guard.restore, identified, structure.layers)
+
+
+def _capture(model, variant: dict[str, Any], request: dict[str, Any], channel: Channel, purpose: str,
+             weights: str | None = None) -> dict[str, Any]:
+    """Capture the built model for the verifier (grader.worker.capture); the capture message
+    says what was written, or why the model could not be captured."""
+    from grader.worker.capture import capture
+
+    try:
+        captured = capture(model, variant["input_size"], Path(request["capture_folder"]), f"{variant['id']}.{purpose}",
+                           batch_size=request.get("batch_size", 2))
+    except Exception as exc:   # saving failed (disk, file size limit...): measured here instead
+        captured = {"ok": False, "error": f"the captured program could not be saved: {_short_error(exc)}"}
+    channel.send("capture", id=variant["id"], purpose=purpose, **captured,
+                 **({"weights": weights} if weights else {}))
+    return captured
+
+
+def _forward_only(model, variant: dict[str, Any], device, request: dict[str, Any], torch,
+                  channel: Channel) -> dict[str, Any]:
+    """One forward pass, as the measurements' first (a forward that raises
+    NotImplementedError makes the worker try the next candidate; its output shape decides
+    whether the variant is trained). The verifier measures the program again."""
+    from grader.measure import probes
+    from grader.measure.logits import to_logits
 
     channel.send("phase", phase="forward", id=variant["id"])
     x = torch.randn(request.get("batch_size", 2), 3, variant["input_size"], variant["input_size"],
@@ -313,56 +357,14 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
     try:
         model.to(device).eval()
         with torch.no_grad():
-            raw = model(x.to(device))
+            out = to_logits(model(x.to(device)))
     except BaseException as exc:
-        return result | {"forward": forward | _failure(exc)}
-    forward |= {"ok": True, "seconds": round(time.perf_counter() - started, 3), "output_type": type(raw).__name__}
-    try:
-        out = to_logits(raw)  # a dict with "out" or a tuple is accepted; anything else is reported
-    except TypeError as exc:
-        return result | {"forward": forward | {"output_error": str(exc)}}
-    forward |= {"output_shape": list(out.shape),
-                "dtype": str(out.dtype).removeprefix("torch."),
+        return {"forward": forward | _failure(exc)}
+    forward |= {"ok": True, "seconds": round(time.perf_counter() - started, 3), "output_type": type(out).__name__,
+                "output_shape": list(out.shape), "dtype": str(out.dtype).removeprefix("torch."),
                 "finite": bool(torch.isfinite(out).all()) if out.is_floating_point() else None}
-    result["forward"] = forward
-    if out.is_floating_point():
-        result["output_statistics"] = probes.output_statistics(out)
-
-    # The checks' measurements: other sizes, gradients, the backbone under training, cost.
-    channel.send("phase", phase="check", id=variant["id"])
-    size = variant["input_size"]
-    probe_size = int(variant.get("probe_size") or probes.PROBE_SIZE)  # the grading side's, from the spec
-    measurements = {
-        # batch 1 in eval mode, another size, not square (forward was batch 2 at `size`)
-        "sizes": lambda: probes.shapes_at(model, to_logits, [(1, size - 32, size + 32), (2, size - 32, size - 32)],
-                                          device),
-        "figures": lambda: probes.figures(model, to_logits, size, device),
-        "gradients": lambda: probes.gradients(model, to_logits, variant["num_classes"], device, probe_size),
-    }
-    if variant.get("family") == "fcn":   # the gradients come from the backbone's first training step
-        del measurements["gradients"]
-
-        def backbone() -> dict[str, Any]:
-            seen, result["gradients"] = probes.backbone_training(model, variant["num_classes"], device, identified,
-                                                                 probe_size)
-            return seen
-
-        measurements["backbone"] = backbone
-    measurements["architecture"] = lambda: graph.fingerprint(model, probe_size).to_json()
-    measurements["structure"] = lambda: {"layers": structure.layers(model)}  # for grader.similarity
-    seconds: dict[str, float] = {}
-    for name, measure in measurements.items():
-        guard.restore()
-        started = time.perf_counter()
-        try:
-            result[name] = measure()
-        except Exception as exc:
-            result[name] = {"error": _short_error(exc), "traceback": _traceback_tail(), "oom": _is_oom(exc)}
-        seconds[name] = round(time.perf_counter() - started, 3)
-    if "error" in (result.get("backbone") or {}) and "gradients" not in result:
-        result["gradients"] = result["backbone"]   # the step that would have measured them failed
-    result["check_seconds"] = {"total": round(time.perf_counter() - checks_started, 3), **seconds}
-    return result
+    return {"forward": forward} | ({"output_statistics": probes.output_statistics(out)}
+                                   if out.is_floating_point() else {})
 
 
 def _not_implemented(result: dict[str, Any]) -> bool:
@@ -370,108 +372,36 @@ def _not_implemented(result: dict[str, Any]) -> bool:
                for step in ("build", "forward"))
 
 
-def _trainable(result: dict[str, Any]) -> bool:
-    """Worth training: it built and its forward pass gave N x C x H x W floating logits."""
-    forward = result.get("forward") or {}
-    shape = forward.get("output_shape") or []
-    return bool(forward.get("ok")) and forward.get("finite") is not None and len(shape) == 4 \
-        and shape[2:] == forward.get("input_shape", [])[2:]
+_trainable = observe.trainable
 
 
 def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], channel: Channel,
-           guard: TorchGuard) -> dict[str, Any]:
-    """The standardised training (or, in checkpoint mode, the student's weights) and the
-    predictions the grading process scores: on the validation images at every evaluation
-    interval, on the test images before training (the untrained baseline) and at the end.
-    The worker holds no validation or test labels."""
+           guard: TorchGuard, request: dict[str, Any]) -> dict[str, Any] | None:
+    """The standardised training and the predictions (grader.measure.observe), in this
+    process only for a model that could not be captured. With capture, the training build is
+    captured (when it differs from the checks' build: another pretrained switch, or the
+    submission's own weights loaded) and the verifier trains it; None then: nothing to report."""
     import torch
 
-    from grader.shared.protocol import encode_predictions
-    from grader.worker.probes import LogitsOnly
-    from grader.worker.train import SegmentationTensors, TrainConfig, predict, train
+    def build():
+        model = plan.build()
+        source = _load_weights(model, training.get("weights", {}).get(variant["id"])) \
+            if training.get("mode") == "weights" else None
+        return model, source
 
-    vid, family = variant["id"], variant["family"]
-    folder = Path(training["data"][family])
-    config = TrainConfig(**training["config"][family])
-    started = time.perf_counter()
-    try:
-        data = _evaluation_data(str(folder))
-        torch.manual_seed(config.seed)
-        model = LogitsOnly(plan.build())
-        if training.get("mode") == "weights":
-            source = _load_weights(model.model, training.get("weights", {}).get(vid))
-    except BaseException as exc:
-        return {"stage": "setup"} | _failure(exc)
-    val = SegmentationTensors(data["val"]["images"])
-    test = SegmentationTensors(data["test"]["images"])
-    batch = int(training.get("predict_batch", 16))
-
-    def send(split: str, dataset, encoded: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-        if encoded is None:
-            guard.restore()
-            encoded = encode_predictions(predict(model, dataset, batch_size=batch, device=device))
-        channel.send("predictions", id=vid, split=split, **extra, **encoded)
-        return encoded
-
-    try:
-        if training.get("mode") == "weights":
-            channel.send("phase", phase="evaluate", id=vid)
-            send("test", test, train_seconds=0.0)
-            return {"ok": True, "mode": "weights", "weights": source, "seconds": round(time.perf_counter() - started, 2)}
-        channel.send("phase", phase="evaluate", id=vid)
-        send("test_untrained", test)
-        channel.send("phase", phase="train", id=vid)
-        reported = 0
-        last_val: dict[str, Any] | None = None
-
-        def on_eval(step: int, log) -> None:
-            nonlocal reported, last_val
-            last_val = send("val", val, step=step, seconds=round(log.seconds, 3), losses=log.losses[reported:])
-            reported = len(log.losses)
-
-        guard.restore()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        last_sent = time.monotonic()
-
-        def on_step(step: int) -> None:  # at most twice a second: the display needs no more
-            nonlocal last_sent
-            if step == config.steps or time.monotonic() - last_sent >= 0.5:
-                last_sent = time.monotonic()
-                channel.send("step", id=vid, step=step, steps=config.steps)
-
-        channel.send("step", id=vid, step=0, steps=config.steps)
-        log = train(model, SegmentationTensors(data["train"]["images"], data["train"]["masks"]), config, device,
-                    on_eval=on_eval, on_step=on_step)
-        peak_mb = round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None
-        channel.send("phase", phase="evaluate", id=vid)
-        # A self-check scores the validation images (the grading process says so): the last
-        # step's validation predictions are the final ones, from the same weights; not run twice.
-        final = last_val if training.get("test_is_val") and len(log.losses) == config.steps else None
-        send("test", test, final, train_seconds=round(log.seconds, 3))
-    except BaseException as exc:
-        return {"stage": "train"} | _failure(exc)
-    result = {"ok": True, "mode": "train", "steps": len(log.losses), "train_seconds": round(log.seconds, 3),
-              "peak_gpu_memory_mb": peak_mb}
-    # Skip ablation on the trained model (at init, zero-initialised score layers or deep
-    # skips barely register): zero each long skip's encoder operand, measure the change.
-    guard.restore()
-    try:
-        from grader.worker import graph, probes
-
-        result["skip_ablation"] = graph.skip_ablation(model, int(variant.get("probe_size") or probes.PROBE_SIZE))
-    except Exception as exc:
-        result["skip_ablation"] = {"error": _short_error(exc)}
-    return result | {"seconds": round(time.perf_counter() - started, 2)}
-
-
-@functools.cache
-def _evaluation_data(folder: str) -> dict[str, dict[str, Any]]:
-    """The family's splits, read once per worker (every variant of a family shares them).
-    Only a submission's own later variants could see a change made to them."""
-    import torch
-
-    return {split: torch.load(Path(folder) / f"{split}.pt", weights_only=True) for split in ("train", "val", "test")}
+    if request.get("capture_folder") and variant.get("captured"):
+        if not variant.get("train_capture"):   # the checks' program is also the one to train
+            return None
+        channel.send("phase", phase="capture", id=variant["id"])
+        try:
+            torch.manual_seed(training["config"][variant["family"]]["seed"])
+            model, source = build()
+        except BaseException as exc:
+            return {"stage": "setup"} | _failure(exc)
+        captured = _capture(model, variant, request, channel, "train", weights=source)
+        if captured.get("ok"):
+            return None
+    return observe.train_and_predict(build, variant, device, training, channel.send, guard.restore)
 
 
 def _load_weights(model, path: str | None) -> str:
@@ -512,21 +442,8 @@ def _downloads(exc: BaseException) -> dict[str, Any]:
     return {"downloads": urls} if urls else {}
 
 
-def _failure(exc: BaseException) -> dict[str, Any]:
-    return {"ok": False, "error": _short_error(exc), "traceback": _traceback_tail(), "oom": _is_oom(exc)}
-
-
-def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "out of memory" in str(exc)
-
-
-def _traceback_tail(lines: int = 12, chars: int = 8000) -> str:
-    return "".join(traceback.format_exc().splitlines(keepends=True)[-lines:])[-chars:]
-
-
-def _short_error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text if len(text) <= 500 else text[:497] + "..."
+_failure, _is_oom, _traceback_tail, _short_error = (observe.failure, observe.is_oom, observe.traceback_tail,
+                                                     observe.short_error)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Measurements the worker takes on a built model, beyond the first forward pass.
 
-Runs inside the worker (grader.worker). Each probe returns plain data: what was
-seen, never a verdict; grader.grading.checks judges it in the grading process.
+Runs in the verifier on a captured program (grader.verifier) or, for a model that could not be
+captured, in the worker (grader.worker). Each probe returns plain data: what was seen, never
+a verdict; grader.grading.checks judges it in the grading process.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ class _call_order:
         self.model, self.order = model, []
 
     def __enter__(self) -> list[str]:
+        preset = getattr(self.model, "segrade_call_order", None)
+        if preset is not None:   # a captured program: the graph's order (its submodules are never called)
+            self.hooks = []
+            self.order.extend(preset)
+            return self.order
         self.hooks = [m.register_forward_hook(lambda mod, i, o, name=name: self.order.append(name))
                       for name, m in self.model.named_modules() if any(True for _ in m.parameters(recurse=False))]
         return self.order
@@ -300,7 +306,7 @@ def backbone_training(model: nn.Module, num_classes: int, device,
     one more forward and backward of its own costs a second on a CPU)."""
     from torch.utils.data import TensorDataset
 
-    from grader.worker.train import TrainConfig, train
+    from grader.measure.train import TrainConfig, train
 
     parts = dict((identified or {}).get("tensors") or {}) if identified is not None else {}
     backbone = set(parts) if identified is not None else set(backbone_tensors(model))
@@ -337,7 +343,7 @@ class LogitsOnly(nn.Module):
         self.model = model
 
     def forward(self, x):
-        from grader.worker.adapters import to_logits
+        from grader.measure.logits import to_logits
 
         return to_logits(self.model(x))
 

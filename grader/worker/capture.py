@@ -1,0 +1,125 @@
+"""Capture a built model as a program (torch.export), for the verifier to measure and grade.
+
+Runs in the worker, right after a variant is built. `capture(model, ...)` exports the model
+once in train mode and once in eval mode (they differ where BatchNorm or dropout behave
+differently; when the two graphs are the same one file serves both; when they differ the
+eval program's file holds the graph and only placeholders of the weights, which are the
+train program's), non-strict, with a
+dynamic batch and a dynamic image size (multiples of 32), saves each with torch.export.save
+into the job's capture folder and returns what the `capture` message reports: the files,
+their sha256 and size, the time taken, or why the model could not be captured (then the
+worker measures it in its own process, and the grade says so).
+
+Nothing here is trusted by the grading side: the files are what is graded, whoever wrote
+them; the verifier checks them before loading (grader.verifier.load).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import io
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+MAX_BATCH = 64
+MAX_SIDE_BLOCKS = 64   # sides up to 64 x 32 = 2048 pixels
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:480]
+
+
+def _dynamic_shapes():
+    from torch.export import Dim
+
+    # Dims are named per call: export refuses two dims of one name with other bounds.
+    return {"x": {0: Dim("n", min=1, max=MAX_BATCH), 2: 32 * Dim("h", min=2, max=MAX_SIDE_BLOCKS),
+                  3: 32 * Dim("w", min=2, max=MAX_SIDE_BLOCKS)}}
+
+
+def _graph_signature(program) -> tuple[str, ...]:
+    return tuple(f"{n.op}:{n.target}" for n in program.graph.nodes)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def capture(model, input_size: int, folder: Path, stem: str, batch_size: int = 2) -> dict[str, Any]:
+    """Export `model` in train and eval mode and save the programs as folder/stem.{mode}.pt2.
+    Returns {"ok": True, "programs": {mode: {"file", "sha256", "bytes"}}, "seconds"} or
+    {"ok": False, "error": why, "seconds"}. The model is left as it was (mode, attributes)."""
+    import torch
+
+    started = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    x = torch.randn(batch_size, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    try:
+        x = x.to(next(model.parameters()).device)
+    except StopIteration:
+        pass
+    was_training = model.training
+    saved = [(module, dict(vars(module))) for module in model.modules()]
+    quiet = io.StringIO()
+    exported = {}
+    try:
+        # export prints partial graphs and the forward's own prints would show fake tensors
+        with warnings.catch_warnings(), contextlib.redirect_stderr(quiet), contextlib.redirect_stdout(quiet):
+            warnings.simplefilter("ignore")
+            for mode in ("train", "eval"):
+                model.train(mode == "train")
+                exported[mode] = torch.export.export(model, (x,), dynamic_shapes=_dynamic_shapes_for(model),
+                                                     strict=False)
+    except Exception as error:
+        return {"ok": False, "error": f"torch.export could not capture the model with a dynamic batch and image "
+                                      f"size: {_first_line(error)}", "seconds": round(time.perf_counter() - started, 3)}
+    finally:
+        # The forward ran on fake tensors: attributes it assigned (self.alpha = ...) hold them.
+        for module, attributes in saved:
+            vars(module).clear()
+            vars(module).update(attributes)
+        model.train(was_training)
+    same = _graph_signature(exported["train"]) == _graph_signature(exported["eval"])
+    if not same:
+        _weights_once(exported["eval"])
+    programs: dict[str, dict[str, Any]] = {}
+    for mode in ("train",) if same else ("train", "eval"):
+        path = folder / f"{stem}.{mode}.pt2"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.export.save(exported[mode], path)
+        programs[mode] = {"file": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size}
+    if same:
+        programs["eval"] = dict(programs["train"])
+    exported.clear()   # the programs hold the graph and fake tensors: free them before the next variant
+    gc.collect()
+    return {"ok": True, "programs": programs, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _weights_once(program) -> None:
+    """The eval program's parameters and buffers are the train program's (the verifier ties
+    them: grader.measure.captured), so its file holds only their shapes: each becomes a
+    one-element placeholder expanded to its shape (a few bytes instead of 0.5 GB for an FCN's
+    fc6/fc7). The program's own tensors are untouched: its state_dict entries are replaced."""
+    import torch
+
+    state = program.state_dict
+    for name, tensor in list(state.items()):
+        placeholder = torch.zeros((), dtype=tensor.dtype).expand(tensor.shape)
+        state[name] = torch.nn.Parameter(placeholder, requires_grad=tensor.requires_grad) \
+            if isinstance(tensor, torch.nn.Parameter) else placeholder
+
+
+def _dynamic_shapes_for(model):
+    """dynamic_shapes for forward(x, ...): a tuple, positionally, so the name of forward's
+    first argument does not matter."""
+    return (_dynamic_shapes()["x"],)

@@ -1,0 +1,331 @@
+"""Captured programs (issue 26): the capture in the worker, the safe loading in the verifier,
+the captured model that the measurements use, and the capture message of the protocol.
+
+Fast: one tiny model (conv, BatchNorm, dropout) is captured once for the whole file; crafted
+files are made from its archive.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from grader.measure.captured import as_model
+from grader.shared.protocol import ProtocolError, Reader, parse
+from grader.verifier.load import ProgramLimits, ProgramRefused, check_ops, load_program, sha256_of
+from grader.worker.capture import capture
+
+
+class Small(nn.Module):
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.drop = nn.Dropout2d(0.5)
+        self.head = nn.Conv2d(8, num_classes, 1)
+
+    def forward(self, x):
+        return self.head(self.drop(nn.functional.max_pool2d(self.enc(x), 2).repeat_interleave(2, -1)
+                                   .repeat_interleave(2, -2)))
+
+
+class Prints(Small):
+    def forward(self, x):
+        torch.ops.aten._print("hello from the program")
+        return super().forward(x)
+
+
+class DataDependent(Small):
+    def forward(self, x):
+        if x.mean().item() > 0:   # data-dependent control flow: not capturable
+            return super().forward(x)
+        return super().forward(-x)
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("captured")
+    torch.manual_seed(0)
+    model = Small()
+    info = capture(model, 64, folder, "small.check")
+    assert info["ok"], info
+    return model, folder, info
+
+
+def _program(folder: Path, info, mode="train") -> tuple[Path, str]:
+    entry = info["programs"][mode]
+    return folder / entry["file"], entry["sha256"]
+
+
+def _rewrite(source: Path, target: Path, change) -> Path:
+    """A copy of an archive with entries changed: change(name, data) -> new data, or None to
+    drop; extra entries come back from change("__extra__", None) as a dict."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as zout:
+        root = zin.namelist()[0].split("/")[0]
+        for item in zin.infolist():
+            data = change(item.filename[len(root) + 1:], zin.read(item.filename))
+            if data is not None:
+                zout.writestr(item.filename, data)
+        for name, data in (change("__extra__", None) or {}).items():
+            zout.writestr(f"{root}/{name}", data)
+    return target
+
+
+class _Payload:
+    """A pickle that, unpickled, writes a marker file (what a malicious checkpoint does)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "pwned"))
+
+
+def test_capture_writes_train_and_eval_programs_with_their_hash(captured):
+    model, folder, info = captured
+    programs = info["programs"]
+    assert set(programs) == {"train", "eval"} and programs["train"]["file"] != programs["eval"]["file"]
+    for entry in programs.values():
+        assert sha256_of(folder / entry["file"]) == entry["sha256"]
+        assert entry["bytes"] == (folder / entry["file"]).stat().st_size
+    assert info["seconds"] > 0
+    assert model.training   # left as it was
+
+
+def test_the_captured_model_is_the_model_at_other_sizes_in_both_modes(captured):
+    model, folder, info = captured
+    train_path, train_hash = _program(folder, info, "train")
+    eval_path, eval_hash = _program(folder, info, "eval")
+    program = as_model(load_program(train_path, train_hash), load_program(eval_path, eval_hash))
+    assert [n for n, _ in program.named_parameters()] == [n for n, _ in model.named_parameters()]
+    model.eval()
+    program.eval()
+    x = torch.randn(3, 3, 96, 128)
+    with torch.no_grad():
+        assert torch.allclose(program(x), model(x), atol=1e-5)
+    # train mode: BatchNorm statistics move in the program's own buffers, dropout drops
+    program.train()
+    before = program.state_dict()["enc.1.running_mean"].clone()
+    out = program(torch.randn(2, 3, 64, 64))
+    out.sum().backward()
+    assert not torch.equal(program.state_dict()["enc.1.running_mean"], before)
+    assert program.head.weight.grad is not None
+    assert program.segrade_call_order == ["enc.0", "enc.1", "head"]
+    model.train()
+
+
+def test_a_model_that_cannot_be_captured_says_why(tmp_path):
+    info = capture(DataDependent(), 64, tmp_path, "dd.check")
+    assert not info["ok"] and "torch.export could not capture" in info["error"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_program_whose_hash_changed_is_refused(captured):
+    _, folder, info = captured
+    path, _ = _program(folder, info)
+    with pytest.raises(ProgramRefused) as refused:
+        load_program(path, "0" * 64)
+    assert refused.value.reason == "hash" and "changed after capture" in refused.value.message
+
+
+def test_a_truncated_program_is_refused(captured, tmp_path):
+    _, folder, info = captured
+    path, _ = _program(folder, info)
+    cut = tmp_path / "cut.pt2"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ProgramRefused) as refused:
+        load_program(cut, sha256_of(cut))
+    assert refused.value.reason == "corrupt" and "truncated or damaged" in refused.value.message
+
+
+def test_an_oversize_program_is_refused(captured):
+    _, folder, info = captured
+    path, digest = _program(folder, info)
+    with pytest.raises(ProgramRefused) as refused:
+        load_program(path, digest, ProgramLimits(max_file_bytes=1000))
+    assert refused.value.reason == "oversize" and "limit" in refused.value.message
+    with pytest.raises(ProgramRefused) as refused:
+        load_program(path, digest, ProgramLimits(max_unpacked_bytes=1000))
+    assert refused.value.reason == "oversize"
+
+
+def test_a_pickled_weight_is_refused_and_never_unpickled(captured, tmp_path):
+    _, folder, info = captured
+    path, _ = _program(folder, info)
+    marker = tmp_path / "marker"
+    payload = pickle.dumps(_Payload(marker))
+
+    def pickled(name, data):
+        if name == "data/weights/model_weights_config.json":
+            config = json.loads(data)
+            first = next(iter(config["config"].values()))
+            first["use_pickle"] = True
+            return json.dumps(config).encode()
+        if name == "data/weights/weight_0":
+            return payload
+        return data if name != "__extra__" else None
+
+    crafted = _rewrite(path, tmp_path / "pickled.pt2", pickled)
+    with pytest.raises(ProgramRefused) as refused:
+        load_program(crafted, sha256_of(crafted))
+    assert refused.value.reason == "payload" and "pickled object" in refused.value.message
+    assert not marker.exists()
+
+
+def test_a_pickle_in_the_sample_inputs_is_not_run(captured, tmp_path):
+    """torch's loader retries a refused torch.load with weights_only=False: not here."""
+    _, folder, info = captured
+    path, _ = _program(folder, info)
+    marker = tmp_path / "marker"
+    buffer = io.BytesIO()
+    torch.save(_Payload(marker), buffer)   # a torch.save zip whose data.pkl runs code
+
+    def inputs(name, data):
+        if name == "data/sample_inputs/model.pt":
+            return buffer.getvalue()
+        return data if name != "__extra__" else None
+
+    crafted = _rewrite(path, tmp_path / "inputs.pt2", inputs)
+    with pytest.raises(ProgramRefused) as refused:
+        load_program(crafted, sha256_of(crafted))
+    assert refused.value.reason in ("payload", "unloadable")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("entry", ["data/aotinductor/model/model.so", "extra/notes.txt", "data/constants/custom_obj_0",
+                                   "../escape"])
+def test_entries_torch_export_save_does_not_write_are_refused(captured, tmp_path, entry):
+    _, folder, info = captured
+    path, _ = _program(folder, info)
+    crafted = _rewrite(path, tmp_path / "extra.pt2", lambda name, data: {entry: b"x"} if name == "__extra__" else data)
+    with pytest.raises(ProgramRefused) as refused:
+        load_program(crafted, sha256_of(crafted))
+    assert refused.value.reason == "payload" and "not part of a program saved by torch.export.save" \
+        in refused.value.message
+
+
+def test_an_operator_the_verifier_refuses(tmp_path):
+    info = capture(Prints(), 64, tmp_path, "prints.check")
+    assert info["ok"], info
+    path = tmp_path / info["programs"]["train"]["file"]
+    with pytest.raises(ProgramRefused) as refused:
+        load_program(path, info["programs"]["train"]["sha256"])
+    assert refused.value.reason == "op" and "aten._print" in refused.value.message
+
+
+def test_the_ops_of_an_honest_program(captured):
+    _, folder, info = captured
+    ops = check_ops(load_program(*_program(folder, info, "eval")))
+    assert "aten.conv2d" in ops and "aten.batch_norm" in ops or "aten._native_batch_norm_legit_no_training" in ops
+
+
+def test_eval_and_train_programs_of_different_models_do_not_pair(captured, tmp_path):
+    _, folder, info = captured
+    other = capture(nn.Sequential(nn.Conv2d(3, 3, 1)), 64, tmp_path, "other.check")
+    with pytest.raises(ValueError, match="not the train-mode program's"):
+        as_model(load_program(*_program(folder, info)), load_program(tmp_path / other["programs"]["eval"]["file"],
+                                                                     other["programs"]["eval"]["sha256"]))
+
+
+# --------------------------------------------------------------------------- the protocol
+
+PROGRAM = {"file": "unet.check.train.pt2", "sha256": "a" * 64, "bytes": 10}
+
+
+def _line(**data):
+    return json.dumps({"event": "capture", "id": "unet", "purpose": "check", **data})
+
+
+@pytest.mark.parametrize("bad", [
+    {"ok": True},                                                              # no programs
+    {"ok": False},                                                             # no error
+    {"ok": True, "programs": {"train": PROGRAM | {"file": "../x.pt2"}, "eval": PROGRAM}},
+    {"ok": True, "programs": {"train": PROGRAM | {"sha256": "zz"}, "eval": PROGRAM}},
+    {"ok": True, "programs": {"train": PROGRAM}},
+    {"ok": True, "programs": {"train": PROGRAM, "eval": PROGRAM}, "purpose": "other"},
+])
+def test_malformed_capture_messages_are_rejected(bad):
+    with pytest.raises(ProtocolError):
+        parse(_line(**bad))
+
+
+def test_capture_messages_keep_the_reader_s_order():
+    def reader():
+        r = Reader(["unet"], [], "train")
+        for m in ({"event": "phase", "phase": "import"}, {"event": "phase", "phase": "build", "id": "unet"}):
+            r.read(json.dumps(m))
+        return r
+
+    good = _line(ok=True, programs={"train": PROGRAM, "eval": PROGRAM})
+    r = reader()
+    r.read(good)
+    with pytest.raises(ProtocolError, match="repeated"):
+        r.read(good)
+    r.read(json.dumps({"event": "result", "result": {"id": "unet"}}))
+    with pytest.raises(ProtocolError):   # a train capture outside the capture phase
+        reader().read(_line(purpose="train", ok=False, error="x"))
+    r.read(json.dumps({"event": "phase", "phase": "capture", "id": "unet"}))
+    r.read(_line(purpose="train", ok=False, error="the model could not be captured"))
+    # a new build of the same variant (its next candidate) may capture again
+    r2 = reader()
+    r2.read(good)
+    r2.read(json.dumps({"event": "phase", "phase": "build", "id": "unet"}))
+    r2.read(good)
+
+
+# --------------------------------------------------------------------------- what the records say
+
+def test_the_graded_program_and_the_fallback_are_named_in_gradescope_and_the_summary(monkeypatch):
+    from grader.records.results import SubmissionResult
+    from grader.records.view import program_line
+    from grader.report.gradescope import gradescope_results
+    from grader.report.summary import summary_context
+    from grader.spec import load_spec
+
+    data = json.loads((Path(__file__).parent / "data" / "results_small.json").read_text())
+    digest = "ab" * 32
+    captured = {"measured_in": "captured program", "capture_seconds": 1.2,
+                "programs": {"train": {"file": "unet.check.train.pt2", "sha256": digest, "bytes": 9},
+                             "eval": {"file": "unet.check.eval.pt2", "sha256": "cd" * 32, "bytes": 9}}}
+    data["variants"][0]["program"] = {"measured_in": "student process",
+                                      "reason": "torch.export could not capture the model: data-dependent"}
+    data["variants"][1]["program"] = captured
+    assert digest in program_line(captured) and "cd" * 32 in program_line(captured)
+    record = SubmissionResult.from_json(data)
+    text = json.dumps(gradescope_results(record))
+    assert digest in text and "Measured in the student's process" in text and "data-dependent" in text
+    for chart in ("histogram_chart", "distribution_chart"):   # the charts are not what is tested here
+        monkeypatch.setattr(f"grader.report.figures.{chart}", lambda *args, **kwargs: None)
+    summary = summary_context([record], load_spec())
+    assert summary["in_student_process"] == 1
+    assert any("measured in the student's process" in f["what"] for f in summary["flagged"])
+    assert program_line(None) is None
+
+
+@pytest.mark.slow
+def test_the_verifier_process_refuses_one_program_and_measures_the_other(captured, tmp_path):
+    """The real verifier (python -I -m grader.verifier, sandboxed): a program whose hash is not
+    the one announced gets that variant a precise error; the other variant is measured."""
+    from grader.grading.sandbox import run_worker
+
+    _, folder, info = captured
+    programs = info["programs"]   # file names in the verifier's job folder, where the folder is linked
+    tampered = {mode: {**entry, "sha256": "0" * 64} for mode, entry in programs.items()}
+    base = {"family": "unet", "num_classes": 3, "input_size": 64, "pretrained": None}
+    request = {"variants": [{"id": "good", **base, "programs": programs},
+                            {"id": "bad", **base, "programs": tampered}],
+               "batch_size": 2, "device": "cpu", "threads": 1}
+    run = run_worker(folder, request, entry="grader.verifier", link=True)
+    good, bad = run.variants["good"], run.variants["bad"]
+    assert bad["verifier"]["refused"] == "hash" and "changed after capture" in bad["build"]["error"]
+    assert "forward" not in bad
+    assert good["build"]["ok"] and good["forward"]["output_shape"] == [2, 3, 64, 64]
+    assert good["architecture"]["bypass_scale"] == 0.5 and "aten.conv2d" in good["verifier"]["ops"]
+    assert good["gradients"]["head"] == "head" and good["gradients"]["none"] == []
+    assert run.problem is None

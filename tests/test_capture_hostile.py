@@ -1,0 +1,117 @@
+"""A submission that patches segrade's worker-side modules (tests/data/hostile/patcher/models.py:
+at import, from the constructor, from forward and from a thread; the measurement functions,
+the dataflow recorder, the training loop, the channel writer) against the checks it tries to
+defeat: a frozen FCN-32s whose backbone trains (frozen_backbone) and a no-skip U-Net with a
+full-resolution skip (architecture).
+
+Measured in the student's process (--no-capture) the patches win: that is the hole issue 26
+closes. Measured on the captured program in the verifier they fail; the honest file passes;
+a patched capture that claims failure only moves the variant to the visible fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader.grading.pipeline import GradeOptions, grade_submission
+from grader.spec import load_spec
+from tiny_submission import spec_with
+
+pytestmark = pytest.mark.slow
+
+HOSTILE = Path(__file__).parent / "data" / "hostile" / "patcher"
+VARIANTS = ["fcn32s_frozen", "unet_noskip"]
+
+
+@pytest.fixture(scope="module")
+def spec_file(tmp_path_factory):
+    return spec_with(VARIANTS, tmp_path_factory.mktemp("spec") / "spec.toml")
+
+
+def _submission(tmp_path: Path, name: str, cheat: bool = True, suppress: str | None = None) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(HOSTILE, folder)
+    text = (folder / "models.py").read_text()
+    if not cheat:
+        text = text.replace("CHEAT = True", "CHEAT = False")
+    if suppress:   # the capture itself, patched to claim that this class cannot be captured
+        text += f'''
+
+def _no_capture():
+    capture = sys.modules.get("grader.worker.capture")
+    if capture is not None and not getattr(capture.capture, "patched", False):
+        real = capture.capture
+
+        def fake(model, *args, **kwargs):
+            if type(model).__name__ == "{suppress}":
+                return {{"ok": False, "error": "torch.export could not capture the model: (claimed by the model)"}}
+            return real(model, *args, **kwargs)
+
+        fake.patched = True
+        capture.capture = fake
+
+
+_real_patch = _patch
+
+
+def _patch():
+    _real_patch()
+    _no_capture()
+'''
+    (folder / "models.py").write_text(text)
+    return folder
+
+
+def _checks(result) -> dict[str, dict[str, str]]:
+    return {v.variant_id: {c.id: c.status.value for c in v.checks} for v in result.variants}
+
+
+def test_patching_the_worker_defeats_only_the_in_process_measurements(tmp_path, spec_file):
+    spec = load_spec(spec_file)
+    cheat = _submission(tmp_path, "cheat")
+    # Without capture the patches win: the fixture really attacks what it claims to attack.
+    old = grade_submission(cheat, spec, GradeOptions(profile=None, capture=False))
+    assert _checks(old)["fcn32s_frozen"]["frozen_backbone"] == "pass"
+    assert _checks(old)["unet_noskip"]["architecture"] == "pass"
+
+    honest = grade_submission(_submission(tmp_path, "honest", cheat=False), spec, GradeOptions(profile=None))
+    for v in honest.variants:
+        assert v.program["measured_in"] == "captured program", v.program
+        assert len(v.program["programs"]["train"]["sha256"]) == 64
+    assert _checks(honest)["fcn32s_frozen"]["frozen_backbone"] == "pass"
+    assert _checks(honest)["unet_noskip"]["architecture"] == "pass"
+
+    # A capture patched to fail for one class moves that class to the visible fallback.
+    suppressed = grade_submission(_submission(tmp_path, "suppressed", suppress="UNetNoSkip"), spec,
+                                  GradeOptions(profile=None))
+    by_id = {v.variant_id: v for v in suppressed.variants}
+    assert by_id["unet_noskip"].program["measured_in"] == "student process"
+    assert "claimed by the model" in by_id["unet_noskip"].program["reason"]
+    assert suppressed.environment["measured_in"] == {"captured program": 1, "student process": 1}
+    assert _checks(suppressed)["fcn32s_frozen"]["frozen_backbone"] == "fail"
+
+
+def test_segrade_check_on_the_patching_submission(tmp_path, spec_file):
+    """The command a student types (README): the checks the patches target fail, and the
+    report and Gradescope file name the graded programs."""
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "grader", "check", str(_submission(tmp_path, "cheat")),
+                           "--checks-only", "--spec", str(spec_file), "--out", str(out), "--no-pdf"],
+                          capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 1, done.stdout + done.stderr
+    results = json.loads((out / "results.json").read_text())
+    checks = {v["variant_id"]: {c["id"]: c for c in v["checks"]} for v in results["variants"]}
+    frozen = checks["fcn32s_frozen"]["frozen_backbone"]
+    assert frozen["status"] == "fail" and "backbone tensors changed" in frozen["message"]
+    assert checks["unet_noskip"]["architecture"]["status"] == "fail"
+    for v in results["variants"]:
+        digest = v["program"]["programs"]["train"]["sha256"]
+        assert (out / "programs" / v["program"]["programs"]["train"]["file"]).is_file()
+        assert digest in (out / "report.html").read_text()
+        assert digest in (out / "results_gradescope.json").read_text()
