@@ -326,7 +326,7 @@ def test_files_outside_the_copy_and_secrets_stay_hidden(tmp_path, spec, monkeypa
     text = json.dumps(result.to_json())
     assert "FOUND:" in text
     assert "PLANTED-SECRET-4242" not in text and "ENV-SECRET-9191" not in text and "root:" not in text
-    assert str(root) not in text and not (root / "written_by_student.txt").exists()
+    assert str(root) not in message(result, "unet") and not (root / "written_by_student.txt").exists()
 
 
 @slow

@@ -93,7 +93,7 @@ def test_probe_size_is_the_smallest_size_the_spec_runs_a_family_at(tmp_path):
     assert load_spec(SPEC).probe_size("unet") == 128
     spec = _course_spec(tmp_path)
     assert load_spec(spec).probe_size("unet") == 160
-    spec.write_text(spec.read_text().replace("input_size = 256", "input_size = 256\nprobe_size = 192"))
+    spec.write_text(spec.read_text().replace("input_size = 192", "input_size = 192\nprobe_size = 192"))
     assert load_spec(spec).probe_size("unet") == 192
     spec.write_text(spec.read_text().replace("probe_size = 192", "probe_size = 320"))
     with pytest.raises(SpecError, match="probe_size is 320: use a multiple of 32 from 32 up to the family's input_size"):
@@ -106,7 +106,7 @@ def test_a_probe_failure_names_the_size_and_why_the_spec_requires_it(tmp_path):
     assignment = load_spec(_course_spec(tmp_path))
     error = "RuntimeError: Calculated padded input size per channel: (1 x 1). Kernel size: (5 x 5)."
     observed = {"id": "unet", "mapping": "UNet", "build": {"ok": True},
-                "forward": {"ok": True, "input_shape": [2, 3, 256, 256], "output_shape": [2, 19, 256, 256],
+                "forward": {"ok": True, "input_shape": [2, 3, 192, 192], "output_shape": [2, 19, 192, 192],
                             "finite": True, "dtype": "float32"},
                 "output_statistics": {"min": -3.0, "max": 3.0, "sum_to_one": 2.0},
                 "gradients": {"error": error}, "architecture": {"error": error}}
@@ -177,7 +177,7 @@ def test_new_course_doc_runs_as_written(tmp_path, monkeypatch, capsys):
             != val_band["backbones"]["random_init"]["provenance"]["identity"]["evaluation"])
     assert figures["variants"]["unet"]["parameters"] == 486_715   # the course's reference (width 8 here), not 31.0M
 
-    # The student's self-check: alice's U-Net needs 144 px; the spec's sizes are 160 and 256.
+    # The student's self-check: alice's U-Net needs 144 px; the spec's sizes are 160 and 192 (-32, +32).
     main(self_check)
     capsys.readouterr()
     result = json.loads((tmp_path / "alice_check" / "results.json").read_text())
@@ -233,3 +233,21 @@ def test_a_batch_measures_a_course_s_missing_bands_with_the_spec_s_reference(tmp
     course = load_spec(_course_spec(tmp_path))
     plan = plan_bands(course, GradeOptions(profile="smoke"), tmp_path / "out", "cpu")
     assert plan.reference == (tmp_path / "reference").resolve() and len(plan.entries) == 3
+
+
+def test_size_and_cost_says_not_measured_without_the_course_s_figures():
+    from grader.report.html import _figure_rows
+
+    rows = _figure_rows({"parameters": {"total": 486715, "trainable": 486715}, "flops": 10**9})
+    assert [r["reference"] for r in rows] == ["not measured", "–", "not measured"]
+    rows = _figure_rows({"parameters": {"total": 10}, "reference": {"parameters": 20, "parameters_ratio": 0.5}})
+    assert rows[0]["reference"] == "20" and rows[0]["ratio"] == "0.50×"
+
+
+def test_grade_and_bands_refuse_a_missing_dataset_before_running_anything(tmp_path, capsys):
+    spec = _course_spec(tmp_path, root="nowhere")
+    (tmp_path / "subs" / "a").mkdir(parents=True)
+    assert main(["grade", str(tmp_path / "subs"), "--spec", str(spec), "--out", str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().out and not (tmp_path / "out").exists()
+    assert main(["bands", "--spec", str(spec), "--profile", "smoke", "--out", str(tmp_path / "b")]) == 2
+    assert "does not exist" in capsys.readouterr().out and not (tmp_path / "b").exists()

@@ -47,7 +47,8 @@ FCN_IDS = ("fcn32s_frozen", "fcn16s_frozen", "fcn8s_frozen", "fcn32s_finetune", 
 UNET_IDS = ("unet", "unet_noskip", "unet_residual", "unet_attention")
 
 
-def observe(path: Path, ids, tmp_path: Path, *, plan_only: bool = False, manifest: str | None = None):
+def observe(path: Path, ids, tmp_path: Path, *, plan_only: bool = False, manifest: str | None = None,
+            options: GradeOptions = GradeOptions()):
     """Run the worker on some variants of a submission, offline (no ImageNet weights); return
     the worker run and each variant's judged result."""
     sub = load_submission(path, tmp_path / "load")
@@ -55,7 +56,7 @@ def observe(path: Path, ids, tmp_path: Path, *, plan_only: bool = False, manifes
         (tmp_path / "manifest.toml").write_text(textwrap.dedent(manifest))
     man = read_manifest(sub, tmp_path / "manifest.toml" if manifest is not None else None,
                         [v.id for v in SPEC.variants])
-    request = probe_request(SPEC, sub, BackboneWeights(None), man, GradeOptions())
+    request = probe_request(SPEC, sub, BackboneWeights(None), man, options)
     request["variants"] = [v for v in request["variants"] if v["id"] in ids]
     request["plan_only"] = plan_only
     run = run_worker(sub.root, request)
@@ -308,11 +309,27 @@ def test_backbone_choice_gets_vgg16(tmp_path):
 
 @pytest.mark.slow  # the real worker
 def test_a_constructor_downloading_vgg19_is_told_so(tmp_path):
-    run, results = observe(FIXTURES / "olga_downloads_vgg19", ("fcn32s_frozen",), tmp_path)
+    # Under a profile that trains from ImageNet weights (full), a download is what it is: offline, a failure
+    run, results = observe(FIXTURES / "olga_downloads_vgg19", ("fcn32s_frozen",), tmp_path,
+                           options=GradeOptions(profile="full"))
     builds = results["fcn32s_frozen"].check("builds")
     assert builds.status is CheckStatus.FAIL
     assert "The constructor's own code asked for VGG19 ImageNet weights (vgg19-dcbb9e9d.pth)" in builds.message
     assert "pretrained` flag" not in builds.message
+
+
+@pytest.mark.slow  # the real worker
+def test_under_a_random_init_profile_a_constructors_own_download_gets_random_init_weights(tmp_path):
+    """The smoke profile starts every backbone from random init: the constructor's own
+    `vgg19(weights=VGG19_Weights.IMAGENET1K_V1)` gets random-init weights, offline, and the
+    results say so; what the model is (a VGG19 backbone) is still judged as before."""
+    run, results = observe(FIXTURES / "olga_downloads_vgg19", ("fcn32s_frozen",), tmp_path,
+                           options=GradeOptions(profile="smoke"))
+    result = results["fcn32s_frozen"]
+    assert result.check("builds").status is CheckStatus.PASS, explain(results)
+    assert run.variants["fcn32s_frozen"]["build"]["random_init_for"] == ["vgg19-dcbb9e9d.pth"]
+    assert any("asked for pretrained weights (vgg19-dcbb9e9d.pth)" in n and "random-init weights" in n
+               for n in result.notes)
 
 
 # --------------------------------------------------------------------------- 8. not PyTorch

@@ -109,6 +109,7 @@ def test_pdf_renderer_refuses_anything_outside_the_file(tmp_path):
     assert not (tmp_path / "x.pdf").exists()
 
 
+@pytest.mark.slow  # starts chromium
 def test_html_report_in_a_browser(tmp_path):
     folder = small_results(tmp_path)
     write_submission_report(folder, load_spec(), ReportOptions(pdf=False))

@@ -42,7 +42,9 @@ def test_lookup_order(tmp_path, monkeypatch):
         find_vgg16_weights()
 
 
-def test_worker_builds_fcns_pretrained_when_weights_exist(tmp_path, spec):
+@pytest.mark.slow  # the real worker
+def test_worker_builds_fcns_pretrained_when_weights_exist(tmp_path, spec_for):
+    spec = spec_for("fcn8s_frozen")   # the variant asserted on
     weights = tmp_path / "vgg16.pth"
     weights.write_bytes(b"not read by the grader itself")
     root = tmp_path / "student"

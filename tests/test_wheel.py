@@ -2,8 +2,9 @@
 a fresh virtual environment (reusing this environment's torch through a .pth file rather
 than downloading it again), and run segrade from outside the source tree.
 
-The installed segrade checks the bundled reference at 64 px inputs: what is tested here is
-the package (its files, its worker, its commands); the assignment's own 224/256 px are the
+The installed segrade checks the bundled reference's FCN-8s (frozen) and U-Net at 64 px
+inputs, one variant from each of its files: what is tested here is the package (its files,
+its worker, its commands); all ten variants at the assignment's own 224/256 px are the
 reference self-check's (test_reference_grade.py)."""
 
 import json
@@ -57,15 +58,20 @@ def test_installed_package_is_self_contained(installed):
     variants = run(venv / "bin" / "python", "-c", "from grader.spec import load_spec; "
                    "print(' '.join(v.id for v in load_spec().variants))", cwd=tmp).split()
     assert len(variants) == 10 and variants[0] == "fcn32s_frozen"   # the bundled default spec parses
+    # the second shipped assignment parses and finds its reference inside the installed package
+    course = run(venv / "bin" / "python", "-c", "from grader.spec import load_spec; from grader.shared.resources "
+                 "import DEFAULT_SPEC; a = load_spec(DEFAULT_SPEC.parent / 'cityscapes_unet.toml'); "
+                 "print(a.reference_dir())", cwd=tmp).strip()
+    assert course.startswith(str(venv)) and (Path(course) / "unet.py").is_file()
 
 
 @pytest.mark.slow  # builds and installs a wheel, runs the installed worker
 def test_installed_segrade_checks_the_bundled_reference(installed):
-    from tiny_submission import small_inputs
+    from tiny_submission import spec_with
 
     venv, tmp = installed
     reference = run(venv / "bin" / "python", "-c", "import grader.shared.resources as r; print(r.reference_dir())", cwd=tmp).strip()
-    spec = small_inputs(tmp / "spec_64px.toml")
+    spec = spec_with(["fcn8s_frozen", "unet"], tmp / "spec.toml", input_size=64)
     run(venv / "bin" / "segrade", "check", reference, "--checks-only", "--spec", spec, "--out", tmp / "out", cwd=tmp)
     results = json.loads((tmp / "out" / "results.json").read_text())
-    assert [v["status"] for v in results["variants"]] == ["passed"] * 10
+    assert {v["variant_id"]: v["status"] for v in results["variants"]} == {"fcn8s_frozen": "passed", "unet": "passed"}

@@ -98,8 +98,7 @@ def small_inputs(path: Path, size: int = 64) -> Path:
     """The default spec with families that take `size` px inputs instead of
     224 (FCN) and 256 (U-Net). For tests about reading submissions and judging them: the
     checks are the same, on inputs ~15x cheaper for a VGG16. The assignment's own sizes are
-    exercised end to end by the reference self-check (test_reference_grade.py) and the
-    installed package's check of the bundled reference (test_wheel.py)."""
+    exercised end to end by the reference self-check (test_reference_grade.py)."""
     import re
 
     from grader.shared.resources import DEFAULT_SPEC

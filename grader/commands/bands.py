@@ -51,14 +51,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from grader.data.check import require_dataset
-    from grader.grading.bands import (BandsError, backbone_key, check_writable, measure_bands, reference_figures,
-                                      write_bands, write_figures)
+    from grader.grading.bands import BandsError, backbone_key, check_writable, reference_figures, write_figures
     from grader.grading.pipeline import GradeOptions, grade_submission, resolve_profile
     from grader.grading.weights import find_vgg16_weights
     from grader.report import make_console
     from grader.shared.errors import BatchError
     from grader.spec import SpecError, load_spec
-    from grader.submission.load import fingerprint
 
     console = make_console()
     if args.seeds < 2:
@@ -85,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
         pretrained = profile.pretrained and assignment.has_family_with_pretrained_backbone() \
             and find_vgg16_weights(args.vgg16_weights).available
         folder = Path(args.out) if args.out else None
-        paths = {split: check_writable(assignment, profile, folder, split) for split in splits}  # before training
         reference = Path(args.reference) if args.reference else assignment.reference_dir()
         if reference is not None and not reference.exists():
             raise FileNotFoundError(f"--reference {reference}: no such file or folder")
+        paths = {split: check_writable(assignment, profile, folder, split) for split in splits}  # before training
         if folder is None and not assignment.is_default:
             raise BandsError(f"reference/bands/ holds the default assignment's bands, not {assignment.id!r}'s: "
                              f"pass --out DIR (a folder of this course's bands), then `--bands DIR` to grade and check")
@@ -102,10 +100,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_figures or args.figures:
         console.print(f"measuring the reference's parameters and FLOPs: checks of {reference}")
         result = grade_submission(reference, assignment, replace(options, profile=None, device=args.device))
-        failed = [v.variant_id for v in result.variants if v.status.value != "passed"]
+        failed = [v for v in result.variants if v.status.value != "passed"]
         if failed:
-            console.print(f"[red]segrade:[/] the reference {escape(str(reference))} fails the checks of "
-                          f"{', '.join(failed)}: fix it before measuring anything from it")
+            why = "; ".join(f"{v.variant_id} {v.status.value}: " + ", ".join(
+                f"{c.id}: {c.message}" for c in v.checks if c.status.value == "fail") for v in failed)
+            console.print(f"[red]segrade:[/] the reference {escape(str(reference))} fails its checks ({escape(why)}): "
+                          "fix it before measuring anything from it")
             return 1
         console.print(f"wrote {write_figures(reference_figures(result), folder, assignment)}")
     if synthetic and args.split == "both" and not args.figures:
@@ -138,13 +138,18 @@ def _measure(console, assignment, profile, options, reference: Path, seeds: list
     from grader.submission.load import fingerprint
 
     console.print(escape(intro))
+    split = options.evaluation_split
 
     def grade(seed: int):
         result = grade_submission(reference, assignment, replace(options, profile=profile.id, seed=seed),
                                   submission_id=f"reference-seed{seed}")
-        failed = [v.variant_id for v in result.variants if v.status.value != "passed"]
+        failed = [v for v in result.variants if v.status.value != "passed"]
         if failed:
-            raise RuntimeError(f"the reference failed {', '.join(failed)} with seed {seed}: fix it before measuring bands")
+            why = "; ".join(f"{v.variant_id} {v.status.value}: " + (", ".join(
+                f"{c.id}: {c.message}" for c in v.checks if c.status.value == "fail") or "no check failed")
+                for v in failed)
+            raise RuntimeError(f"the reference failed with seed {seed} on the {split} split ({why}): fix it before "
+                               "measuring bands")
         return result
 
     try:
@@ -166,9 +171,12 @@ def _measure(console, assignment, profile, options, reference: Path, seeds: list
         console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 1
     for vid, stats in entry["variants"].items():
-        untrained = stats["untrained_mean"]
+        untrained, highest = stats["untrained_mean"], stats.get("untrained_max")
+        # The band's lower edge should clear the highest untrained figure, or `learns` cannot tell them apart
+        clear = "" if highest is None else " (max {:.3f}{})".format(
+            highest, "" if stats["lower"] > highest else ": the band's lower edge does not clear it")
         console.print(f"{vid:16s} mean {stats['mean']:.3f} std {stats['std']:.3f} band {stats['lower']:.3f}.."
-                      f"{stats['upper']:.3f} untrained {'-' if untrained is None else f'{untrained:.3f}'}")
+                      f"{stats['upper']:.3f} untrained {'-' if untrained is None else f'{untrained:.3f}'}{clear}")
     console.print(f"wrote {path}")
     return 0
 

@@ -24,6 +24,10 @@ def add_parser(commands) -> None:
     check.add_argument("--weights", action="store_true", help="checkpoint mode: evaluate the trained weights in "
                        "the submission (weights/<variant id>.pt or .safetensors) instead of training")
     check.add_argument("--seed", type=int, help="training seed (default: the profile's)")
+    check.add_argument("--variant", action="append", default=[], metavar="ID",
+                       help="check only this variant (repeatable); the others keep their last result when unchanged")
+    check.add_argument("--fresh", action="store_true", help="check every variant again, ignoring the results "
+                       "kept from the last self-check in the output folder (unchanged variants are reused otherwise)")
     check.add_argument("--split", choices=("val", "test"), default="val",
                        help="where the final mIoU is measured: val (default: the public validation split, a "
                        "student's self-check) or test (the hidden test split, as `segrade grade` does)")
@@ -64,11 +68,15 @@ def run(args: argparse.Namespace) -> int:
         assignment = load_spec(args.spec)
         # Before anything runs: a missing root or mismatched masks is the data's fault, said once.
         require_dataset(assignment.dataset, splits_needed(args.split), Path(args.spec) if args.spec else None)
+        out = None if args.no_report else Path(args.out) if args.out else None
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, limits=_limits(args),
                                profile=None if args.checks_only else args.profile, seed=args.seed,
                                weights=args.weights, manifest=args.manifest, evaluation_split=args.split,
                                bands_folder=Path(args.bands) if args.bands else None,
-                               isolation=None if args.isolation == "auto" else args.isolation)
+                               isolation=None if args.isolation == "auto" else args.isolation,
+                               variants=tuple(dict.fromkeys(args.variant)), fresh=args.fresh,
+                               # Kept beside the output: with --no-report nothing is written, so nothing is kept.
+                               keep_in=None if args.no_report else out or default_out(Path(args.path), None))
         what = "checking every variant (no training)" if args.checks_only else \
             "checking, training and evaluating every variant"
         with check_progress(console, f"segrade: {what} of {args.path}") as on_progress:
@@ -78,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print_summary(result, console)
     if not args.no_report:
-        out = Path(args.out) if args.out else default_out(Path(args.path), result.submission.id)
+        out = out or default_out(Path(args.path), result.submission.id)
         try:
             write_results(result, out)
             write_submission_report(out, assignment, report_options(args), result=result,
@@ -91,6 +99,13 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def default_out(submission: Path, submission_id: str) -> Path:
-    """Next to the submission, never inside it (that would change what is graded next time)."""
-    return submission.resolve().parent / f"{submission_id}_segrade"
+def default_out(submission: Path, submission_id: str | None) -> Path:
+    """Next to the submission, never inside it (that would change what is graded next time).
+    The id is the submission's name (grader.submission.load) unless one was given."""
+    return submission.resolve().parent / f"{submission_id or submission_stem(submission)}_segrade"
+
+
+def submission_stem(path: Path) -> str:
+    from grader.submission.load import default_id
+
+    return default_id(path)

@@ -210,6 +210,7 @@ def _band(profile: Profile, backbone: str, stats: dict[str, Any], prov: dict[str
     runs = len(stats.get("runs", []))
     return Band(measured=True, profile=profile.id, backbone=backbone, mean=stats["mean"], std=stats["std"],
                 min=stats["min"], max=stats["max"], lower=lower, upper=upper, untrained=stats.get("untrained_mean"),
+                untrained_max=stats.get("untrained_max"),
                 runs=runs, source=f"{path.name}: {runs} runs on {prov.get('device', '?')}, {prov.get('date', '?')[:10]}",
                 per_class_iou={name: s["mean"] for name, s in (stats.get("per_class_iou") or {}).items() if s} or None)
 
@@ -235,6 +236,10 @@ def summarise_runs(results: list[SubmissionResult], class_names: tuple[str, ...]
         variants[vid] = stats | {
             "lower": lower, "upper": upper,
             "untrained_mean": round(statistics.fmean(untrained), 6) if untrained else None,
+            # The spread of untrained models across initialisations (the runs' seeds, in provenance):
+            # a trained model must beat the highest of them to count as learning (checks.check_learning)
+            "untrained_max": round(max(untrained), 6) if untrained else None,
+            "untrained_runs": [round(x, 6) for x in untrained],
             "runs": [round(x, 6) for x in mious], "per_class_iou": per_class,
         }
     return variants

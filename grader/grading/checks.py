@@ -129,8 +129,14 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
                "build_seconds": (observed.get("build") or {}).get("seconds"),
                "forward_seconds": (observed.get("forward") or {}).get("seconds"),
                "check_seconds": observed.get("check_seconds")}
+    notes = tuple(observed.get("notes", ()))
+    substituted = (observed.get("build") or {}).get("random_init_for")
+    if substituted:
+        notes += (f"the constructor's own code asked for pretrained weights ({', '.join(substituted)}); this profile "
+                  "starts every backbone from random init, so it got random-init weights instead of a download "
+                  "(a grade with ImageNet weights needs them offline, or builds with pretrained=False)",)
     return _result(variant, _status(observed) if failed else VariantStatus.PASSED, mapping, checks, figures,
-                   adapter=observed.get("adapter"), notes=tuple(observed.get("notes", ())))
+                   adapter=observed.get("adapter"), notes=notes)
 
 
 def _status(observed: dict[str, Any]) -> VariantStatus:
@@ -349,9 +355,12 @@ def _architecture(observed: dict[str, Any], variant: Variant, probe: str = "the 
 
 
 def check_learning(training: dict[str, Any] | None, losses: list[float | None], miou: float | None,
-                   untrained_miou: float | None, errors: list[str], label: str = "test mIoU") -> CheckResult:
+                   untrained_miou: float | None, errors: list[str], label: str = "test mIoU",
+                   untrained_max: float | None = None) -> CheckResult:
     """`learns`: the standardised training ran, its loss fell, and the evaluated mIoU (`label`:
     "test mIoU" on hidden labels, "val mIoU" in a self-check) beat the same model untrained
+    and, when the band records it, the highest mIoU the reference reached untrained over its
+    initialisation seeds (`untrained_max`): one model's own untrained figure can be low by luck
     (all measured by the grading process on labels the worker never sees)."""
     if training is None:
         return CheckResult("learns", CheckStatus.SKIP, "not trained: the model did not build or its output has "
@@ -383,6 +392,12 @@ def check_learning(training: dict[str, Any] | None, losses: list[float | None], 
     if untrained_miou is not None and miou <= untrained_miou:
         return CheckResult("learns", CheckStatus.FAIL, f"{label} {miou:.3f} is no better than the same model "
                            f"untrained ({untrained_miou:.3f})", details)
+    if untrained_max is not None:
+        details["untrained_max"] = round(untrained_max, 4)
+        if miou <= untrained_max:
+            return CheckResult("learns", CheckStatus.FAIL, f"{label} {miou:.3f} is no better than the reference "
+                               f"untrained (up to {untrained_max:.3f} over its initialisation seeds): the training "
+                               "did not teach it more than a random model can score by chance", details)
     base = f" (untrained {untrained_miou:.3f})" if untrained_miou is not None else ""
     return CheckResult("learns", CheckStatus.PASS, f"loss {start:.3f} -> {end:.3f}; {label} {miou:.3f}{base}",
                        details)

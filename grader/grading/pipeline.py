@@ -11,6 +11,7 @@ test labels: it sends predictions, and `evaluate` scores them here.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -20,7 +21,10 @@ from typing import Any, Callable
 
 from grader import __version__
 from grader.submission.answers import find_answers
-from grader.grading.bands import BandIdentity, backbone_key, bands_command, compare_figures, load_bands, load_figures
+from grader.grading.bands import (BandIdentity, backbone_key, bands_command, bands_folder, compare_figures,
+                                  load_bands, load_figures)
+from grader.grading.reuse import CheckMemory, digest, file_digest
+from grader.submission.dependencies import SourceIndex, code_digest, files_digest, index_sources
 from grader.submission.candidates import mark_blocking
 from grader.grading.checks import WORKER_STATUS, check_learning, check_llm_declaration, check_skip_ablation, check_variant
 from grader.data.sources import secret_test_seed
@@ -56,6 +60,23 @@ class GradeOptions:
     cuda_memory_fraction: float | None = None  # cap of the worker's share of the GPU (jobs sharing it)
     test_seed: int | None = None      # the synthetic test split's seed; None: secret_test_seed(). A batch
                                       # sets one for all its submissions, so they share one test split
+    variants: tuple[str, ...] = ()    # check only these variant ids (empty: every variant)
+    keep_in: Path | None = None       # `segrade check` only: keep results in this output folder and reuse
+                                      # the unchanged variants' (grader.grading.reuse); never set by grade
+    fresh: bool = False               # with keep_in: ignore what was kept (still keep this run's)
+
+
+MACHINE_STATUSES = frozenset({VariantStatus.TIMEOUT, VariantStatus.OOM, VariantStatus.CRASHED})
+
+
+def selected_variants(assignment: Assignment, options: GradeOptions) -> list:
+    """The variants to check: all, or those `options.variants` names (an unknown id is an error)."""
+    known = [v.id for v in assignment.variants]
+    unknown = [vid for vid in options.variants if vid not in known]
+    if unknown:
+        raise ValueError(f"unknown variant {', '.join(map(repr, unknown))}: this assignment's variants are "
+                         f"{', '.join(known)}")
+    return [v for v in assignment.variants if not options.variants or v.id in options.variants]
 
 
 def resolve_profile(assignment: Assignment, options: GradeOptions) -> tuple[Profile | None, str]:
@@ -80,6 +101,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
     profile, profile_reason = resolve_profile(assignment, options)
+    selected = selected_variants(assignment, options)
     with tempfile.TemporaryDirectory(prefix="segrade-load-") as tmp:
         submission = load_submission(path, Path(tmp), submission_id, sha256)
         if on_prepared is not None:
@@ -92,42 +114,71 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         # they are measured, whatever weights the machine happens to hold.
         pretrained = weights.available and assignment.has_family_with_pretrained_backbone() and (
             profile is None or (profile.pretrained and not options.weights))
-        request = probe_request(assignment, submission, weights, manifest, options)
         data = evaluator = None
-        setup = weights.worker_setup()
+        checkpoints: dict[str, str] = {}
         if profile is not None:
             data = prepare_evaluation_data(assignment, profile, options, Path(tmp) / "data")
             evaluator = Evaluator(data, {v.id: v.family.id for v in assignment.variants}, assignment.num_classes,
                                   profile.grid_images)
             checkpoints = find_checkpoints(submission, [v.id for v in assignment.variants], manifest) \
                 if options.weights else {}
-            request["training"] = training_request(assignment, profile, data, options, pretrained, checkpoints)
-            setup["readable"] = (*setup.get("readable", ()), data.folder)
-        listeners = [evaluator] if evaluator is not None else []
-        if on_progress is not None:
-            listeners.append(ProgressTracker([v["id"] for v in request["variants"]], "training" in request,
-                                             on_progress))
+        bands = None
+        if profile is not None:
+            identity = BandIdentity(assignment.id, profile.id, profile.training_sha256, data.fingerprint,
+                                    data.evaluation)
+            bands = load_bands(profile, backbone_key(pretrained), [v.id for v in assignment.variants],
+                               options.bands_folder, identity=identity, split=options.evaluation_split,
+                               command=bands_command(assignment, profile.id, options.bands_folder))
+        memo = None
+        if options.keep_in is not None:
+            memo = _open_memory(assignment, submission, profile, options, pretrained, manifest, data, checkpoints,
+                                weights.path)
+        memory = memo.memory if memo is not None else None
+        # --fresh: nothing kept is reused (what is kept of variants not run this time stays kept). A
+        # timeout, out-of-memory or crash says as much about the machine's load as about the code: run again.
+        reused = {v.id: kept for v in assignment.variants if memo is not None and not options.fresh
+                  and (kept := memory.variants.get(v.id)) is not None and kept.result.status not in MACHINE_STATUSES
+                  and kept.key == memo.key(v.id, kept.classes)}
+        to_run = [v for v in selected if v.id not in reused]
+        files = files_digest(submission.root) if memory is not None else None
+        if memory is not None and not to_run and memory.run.get("files") == files:
+            run = WorkerRun(**memory.run["worker"])     # nothing changed at all: not even the imports re-run
+        else:
+            request = probe_request(assignment, submission, weights, manifest, options, to_run)
+            setup = weights.worker_setup()
+            if profile is not None:
+                request["training"] = training_request(assignment, profile, data, options, pretrained, checkpoints)
+                setup["readable"] = (*setup.get("readable", ()), data.folder)
+            listeners = [evaluator] if evaluator is not None else []
+            if on_progress is not None:
+                listeners.append(ProgressTracker([v["id"] for v in request["variants"]], "training" in request,
+                                                 on_progress))
 
-        def on_message(message) -> None:  # the scoring of predictions, and the progress display
-            for listen in listeners:
-                listen(message)
+            def on_message(message) -> None:  # the scoring of predictions, and the progress display
+                for listen in listeners:
+                    listen(message)
 
-        run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
-                         on_message=on_message, **setup)
+            run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
+                             on_message=on_message, **setup)
         policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
         modules = mark_blocking(submission.root, run.modules, assignment.model_class_names)
         answers = find_answers(submission.root, assignment.rubric)
-    variants = check(assignment, run, modules, options)
+    checked = check(assignment, run, modules, options, to_run)
     if profile is not None:
-        variants = evaluate(assignment, variants, run, evaluator, options.evaluation_split)
-        backbone = backbone_key(pretrained)
-        identity = BandIdentity(assignment.id, profile.id, profile.training_sha256, data.fingerprint,
-                                data.evaluation)
-        bands = load_bands(profile, backbone, [v.id for v in assignment.variants], options.bands_folder,
-                           identity=identity, split=options.evaluation_split,
-                           command=bands_command(assignment, profile.id, options.bands_folder))
-    else:
-        bands = None
+        checked = evaluate(assignment, checked, run, evaluator, options.evaluation_split, bands)
+    grids = {vid: kept.grid for vid, kept in reused.items()}
+    if memory is not None:
+        for result in checked:
+            classes = run.variants.get(result.variant_id, {}).get("classes")
+            key = memo.key(result.variant_id, classes)
+            ev = evaluator.variants.get(result.variant_id) if evaluator is not None else None
+            grid = ev.grid_predictions.numpy() if ev is not None and ev.grid_predictions is not None else None
+            memory.keep(result.variant_id, key, started_at, classes, result, grid)
+        memory.run = {"files": files, "worker": {k: v for k, v in vars(run).items() if k != "variants"}}
+        memory.save()
+    by_id = {r.variant_id: r for r in checked}
+    by_id |= {vid: replace(kept.result, reused_since=kept.at) for vid, kept in reused.items()}
+    variants = tuple(by_id[v.id] for v in assignment.variants if v.id in by_id)
     variants, grade = score(assignment, variants, bands, options.evaluation_split)
 
     environment = {
@@ -148,15 +199,65 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         "isolation": run.isolation,
         "worker_problem": run.problem,
         "worker_restarts": run.restarts,
-        "worker_seconds": round(run.seconds, 2),
+        "worker_seconds": round(run.seconds, 2) if to_run else 0.0,
+        "reused_variants": sorted(reused),
+        # --variant: variants neither checked nor kept from an earlier self-check (absent from the results)
+        "not_checked": [v.id for v in assignment.variants if v.id not in by_id],
     }
     return SubmissionResult(
         submission=submission, assignment_id=assignment.id, spec_sha256=assignment.sha256,
         segrade_version=__version__, environment=environment, modules=tuple(modules), variants=variants,
         evaluation=None, grade=grade, worker_log=run.log, started_at=started_at,
         duration_s=round(time.perf_counter() - started, 2), checks=(policy,) if policy else (), answers=answers,
-        samples=_samples(assignment, data, evaluator) if data else None,
+        samples=_samples(assignment, data, evaluator, grids) if data else None,
     )
+
+
+@dataclass
+class _Memo:
+    """A self-check's memory, with what its keys are made of in this run."""
+
+    memory: CheckMemory
+    index: SourceIndex               # the submission's sources, by definition
+    weights: dict[str, str]          # variant id -> digest of its checkpoint (checkpoint mode)
+
+    def key(self, variant_id: str, classes: list[str] | None) -> str:
+        return digest({"context": self.memory.context, "variant": variant_id, "classes": classes,
+                       "code": code_digest(self.index, set(classes) if classes else None),
+                       "weights": self.weights.get(variant_id)})
+
+
+def _installed_packages() -> list[str]:
+    from importlib.metadata import distributions
+
+    return sorted(f"{d.metadata['Name']}=={d.version}" for d in distributions())
+
+
+def _open_memory(assignment: Assignment, submission: Submission, profile: Profile | None, options: GradeOptions,
+                 pretrained: bool, manifest: dict | None, data: PreparedData | None,
+                 checkpoints: dict[str, str], weights_path: Path | None = None) -> _Memo:
+    """A self-check's memory, opened under this run's context."""
+    import torch
+
+    folder = bands_folder(options.bands_folder)
+    context = digest({
+        "segrade": __version__, "torch": torch.__version__, "spec": assignment.sha256,
+        "profile": profile.sha256 if profile else None, "seed": _seed(profile, options),
+        "mode": "checks" if profile is None else "weights" if options.weights else "train",
+        "pretrained": pretrained, "device": resolve_device(options.device).type,
+        "data": [data.fingerprint, data.evaluation, data.test_source] if data else None,
+        "split": options.evaluation_split, "manifest": manifest, "limits": repr(options.limits),
+        "batch_size": options.batch_size,
+        "bands": file_digest(*sorted(folder.glob("*.json"))) if profile else None,
+        # Installing a package the code imports (or another torchvision) changes what builds
+        "packages": _installed_packages(), "python": sys.version,
+        "vgg16_weights": str(weights_path) if weights_path else None})
+    # A hidden test split drawn afresh each run is never the same evaluation twice.
+    fresh = (data is not None and options.evaluation_split == "test" and options.test_seed is None
+             and assignment.dataset.kind == "synthetic")
+    return _Memo(CheckMemory.open(options.keep_in, context, fresh=fresh),
+                 index_sources(submission.root, assignment.model_class_names),
+                 {vid: file_digest(submission.root / path) for vid, path in checkpoints.items()})
 
 
 def _describe_backbone(assignment: Assignment, weights: BackboneWeights, profile: Profile | None,
@@ -210,11 +311,20 @@ def training_request(assignment: Assignment, profile: Profile, data: PreparedDat
             "test_is_val": data.test_is_val}
 
 
+def random_init_run(options: GradeOptions, assignment: Assignment | None = None) -> bool:
+    """Whether this run starts every backbone from random init: a training profile that does
+    not use ImageNet weights, outside checkpoint mode. Not --checks-only (no profile says so)."""
+    if options.profile is None or options.weights or assignment is None:
+        return False
+    profile, _ = resolve_profile(assignment, options)
+    return not profile.pretrained
+
+
 def probe_request(assignment: Assignment, submission: Submission, weights: BackboneWeights,
-                  manifest: dict | None, options: GradeOptions) -> dict[str, Any]:
-    """What the worker is asked to do: import these modules, build every variant."""
+                  manifest: dict | None, options: GradeOptions, selected: list | None = None) -> dict[str, Any]:
+    """What the worker is asked to do: import these modules, build every variant (or `selected`)."""
     variants = []
-    for variant in assignment.variants:
+    for variant in assignment.variants if selected is None else selected:
         pretrained = weights.available if variant.family.pretrained_kwarg else None
         variants.append({"id": variant.id, "family": variant.family.id, "class_name": variant.class_name,
                          "aliases": list(variant.aliases), "traits": variant.traits,
@@ -225,11 +335,14 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
                          "num_classes_kwarg": assignment.contract.num_classes_kwarg})
     return {"modules": list(submission.modules), "sys_path": list(submission.sys_path), "manifest": manifest,
             "variants": variants, "batch_size": options.batch_size, "seed": 0, "device": options.device,
-            "threads": options.threads, "cuda_memory_fraction": options.cuda_memory_fraction}
+            "threads": options.threads, "cuda_memory_fraction": options.cuda_memory_fraction,
+            # Backbones start from random init in this run: a constructor's own request for
+            # pretrained weights gets random-init ones instead of a download (grader.worker.downloads)
+            "random_init_weights": random_init_run(options, assignment)}
 
 
 def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
-          options: GradeOptions) -> tuple[VariantResult, ...]:
+          options: GradeOptions, selected: list | None = None) -> tuple[VariantResult, ...]:
     """`modules`: the worker's import outcomes, failed ones marked `blocking` (grader.submission.candidates)."""
     failed = [m for m in modules if not m.get("ok")]
     # Files no variant depends on (an EDA script needing cv2) are no cause of a missing variant.
@@ -238,7 +351,7 @@ def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
     imported_any = any(m.get("ok") for m in modules)
     reference = load_figures(options.bands_folder, assignment.id)
     results = []
-    for variant in assignment.variants:
+    for variant in assignment.variants if selected is None else selected:
         result = check_variant(variant, run.variants.get(variant.id, {"id": variant.id, "worker_status": "error",
                                                                       "message": "the worker did not report on it"}),
                                assignment, batch_size=options.batch_size, import_errors=import_errors,
@@ -250,7 +363,7 @@ def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
 
 
 def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: WorkerRun,
-             evaluator: Evaluator, split: str = "test") -> tuple[VariantResult, ...]:
+             evaluator: Evaluator, split: str = "test", bands: dict | None = None) -> tuple[VariantResult, ...]:
     """Attach what the grading process measured on labels the worker never sees (the hidden
     test split, or the validation split in a self-check), and the `learns` check."""
     label = split_label(split)
@@ -261,8 +374,10 @@ def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: W
         ev = evaluator.variants.get(result.variant_id)
         test = ev.test if ev else None
         untrained = ev.untrained if ev else None
+        band = (bands or {}).get(result.variant_id)
         added = [check_learning(training, ev.curves.loss if ev else [], test.miou if test else None,
-                                untrained.miou if untrained else None, ev.errors if ev else [], label),
+                                untrained.miou if untrained else None, ev.errors if ev else [], label,
+                                band.untrained_max if band is not None and band.measured else None),
                  check_skip_ablation(assignment.variant(result.variant_id), training)]
         added = [c for c in added if c is not None]
         status = result.status
@@ -282,7 +397,8 @@ def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: W
     return tuple(out)
 
 
-def _samples(assignment: Assignment, data: PreparedData, evaluator: Evaluator) -> dict[str, Any]:
+def _samples(assignment: Assignment, data: PreparedData, evaluator: Evaluator,
+             kept: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fixed test images of the prediction grids, their labels and each variant's
     predictions (numpy arrays; written as samples.npz beside results.json)."""
     samples: dict[str, Any] = {}
@@ -293,4 +409,7 @@ def _samples(assignment: Assignment, data: PreparedData, evaluator: Evaluator) -
     for vid, ev in evaluator.variants.items():
         if ev.grid_predictions is not None:
             samples[f"pred_{vid}"] = ev.grid_predictions.numpy()
+    for vid, grid in (kept or {}).items():   # reused variants' grids, from the self-check's memory
+        if grid is not None:
+            samples[f"pred_{vid}"] = grid
     return samples

@@ -130,6 +130,8 @@ class VariantResult:
     points: float | None = None
     max_points: float = 0.0
     points_detail: dict[str, Any] = field(default_factory=dict)  # checks and performance parts, flags
+    reused_since: str | None = None          # `segrade check` only: reused, unchanged since this grade's
+                                             # start (ISO time); None: checked in this run
 
     def check(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)
@@ -148,8 +150,11 @@ class VariantResult:
         return (self.metrics or {}).get("miou")
 
     def to_json(self) -> dict[str, Any]:
-        """As results.json holds it (`variants[]`)."""
-        return _plain(asdict(self))
+        """As results.json holds it (`variants[]`); `reused_since` only when it was reused."""
+        data = _plain(asdict(self))
+        if data.get("reused_since") is None:
+            del data["reused_since"]
+        return data
 
     @classmethod
     def from_json(cls, data: Any, where: str = "variant") -> VariantResult:
@@ -171,7 +176,8 @@ class VariantResult:
             band=None if band is None else Band.from_json(band, f"{where}, band"),
             points=_take(data, "points", (int, float, type(None)), where, None),
             max_points=_take(data, "max_points", (int, float), where, 0.0),
-            points_detail=_take(data, "points_detail", dict, where, {}))
+            points_detail=_take(data, "points_detail", dict, where, {}),
+            reused_since=_take(data, "reused_since", (str, type(None)), where, None))
 
 
 @dataclass(frozen=True)
@@ -190,6 +196,8 @@ class Band:
     lower: float | None = None      # full performance marks at or above
     upper: float | None = None      # above: flagged for a human look
     untrained: float | None = None  # zero performance marks at or below
+    untrained_max: float | None = None  # the highest untrained mIoU over the reference's initialisation
+                                        # seeds: what `learns` must beat (None: not recorded)
     runs: int = 0
     source: str = ""                # the bands file and its provenance, one line
     refusal: str | None = None      # measured, but not for this grade: why, and what to run
@@ -312,6 +320,7 @@ class SubmissionResult:
         data = asdict(self)
         del data["submission"]["root"]  # a temporary folder, gone after grading
         del data["samples"], data["schema"]
+        data["variants"] = [v.to_json() for v in self.variants]
         return {"schema": RESULTS_SCHEMA, "total": self.grade.total, "max_total": self.grade.max_total,
                 **_plain(data)}
 

@@ -230,7 +230,9 @@ def _figure_rows(figs: dict) -> list[dict[str, str]]:
     rows = [("parameters", params.get("total"), ref.get("parameters"), ref.get("parameters_ratio")),
             ("trainable parameters", params.get("trainable"), None, None),
             ("FLOPs per image", figs.get("flops"), ref.get("flops"), ref.get("flops_ratio"))]
-    out = [{"name": n, "value": _si(v), "reference": _si(r) if r else "–",
+    # No figures of this assignment's reference (another course's are never read): say so.
+    unmeasured = "not measured" if not ref else "–"
+    out = [{"name": n, "value": _si(v), "reference": _si(r) if r else (unmeasured if n != "trainable parameters" else "–"),
             "ratio": f"{q:.2f}×" if q else "–"} for n, v, r, q in rows if v is not None]
     if figs.get("latency_ms") is not None:
         out.append({"name": "forward latency (this machine)", "value": f"{figs['latency_ms']:.0f} ms",

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from grader.grading.reuse import since
 from grader.records.results import CheckStatus, SubmissionResult, VariantStatus, band_text
 from grader.records.view import package_notes, problem_text, verdict
 
@@ -53,6 +54,9 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
         table.add_column("val mIoU" if self_check else "test mIoU", no_wrap=True, justify="right")
         table.add_column("band", no_wrap=True)
     table.add_column("points", no_wrap=True, justify="right")
+    reused = any(v.reused_since for v in result.variants)
+    if reused:   # segrade check kept these from an earlier self-check (grader.grading.reuse)
+        table.add_column("this run", no_wrap=True)
     table.add_column("what to fix", overflow="fold", ratio=1)
     for variant in sorted(result.variants, key=lambda v: v.status is VariantStatus.PASSED):
         failing = variant.first_problem
@@ -66,9 +70,23 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
                  _class_and_file(variant), "x".join(map(str, seen)) if seen else "-"]
         if trained:
             cells += ["-" if miou is None else f"{miou:.3f}", band_text(variant.band, "..", absent="not measured")]
-        cells += ["-" if variant.points is None else f"{variant.points:g}/{variant.max_points:g}", escape(fix)]
+        cells += ["-" if variant.points is None else f"{variant.points:g}/{variant.max_points:g}"]
+        if reused:
+            cells += [f"[dim]reused: unchanged since {since(variant.reused_since)}[/]" if variant.reused_since
+                      else "checked"]
+        cells += [escape(fix)]
         table.add_row(*cells)
     console.print(table)
+    if reused:
+        console.print("[dim]reused: the variant's code and everything that decides its result are unchanged since "
+                      "that self-check, so its result was kept (--fresh checks everything again)[/]")
+    for variant in result.variants:   # said in the results too (variant notes) and in the report
+        for note in variant.notes:
+            if "random-init weights instead of a download" in note:
+                console.print(f"[dim]{variant.variant_id}: {escape(note)}[/]")
+    if env.get("not_checked"):
+        console.print(f"[yellow]not checked this time (--variant), and no result kept for them:[/] "
+                      f"{', '.join(env['not_checked'])}")
     if trained and self_check:
         console.print("[dim]self-check: val mIoU on the public validation split, scored against the reference band "
                       "with the same rule as the grade; the instructor's grade uses the hidden test labels[/]")

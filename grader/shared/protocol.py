@@ -268,8 +268,8 @@ BACKBONE = Obj({}, {"kind": Opt(NAME), "how": Opt(NAME), "built": List(NAME, 64)
 OBSERVATION = Obj({"id": NAME}, {
     "unresolved": Str(choices=("missing", "ambiguous")), "message": TEXT,
     "looked_for": List(TEXT, 1000), "candidates": List(TEXT, 1000),
-    "mapping": Opt(TEXT), "adapter": Opt(NAME), "notes": List(TEXT, 100),
-    "build": Obj({"ok": Bool()}, STEP | {"downloads": List(Str(2000), 64)}),
+    "mapping": Opt(TEXT), "adapter": Opt(NAME), "notes": List(TEXT, 100), "classes": List(NAME, 2000),
+    "build": Obj({"ok": Bool()}, STEP | {"downloads": List(Str(2000), 64), "random_init_for": List(NAME, 64)}),
     "backbone_found": Measured(BACKBONE),
     "parameters": Obj({"total": Int(), "trainable": Int()}),
     "forward": Obj({}, STEP | {"input_shape": SHAPE, "output_type": NAME, "output_error": TEXT,

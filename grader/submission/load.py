@@ -25,9 +25,8 @@ def load_submission(path: str | Path, workdir: Path, submission_id: str | None =
     prepared = prepare_submission(path, workdir / "prepared")
     if not prepared.modules:
         raise SubmissionError(f"{path}: no Python code found (looked for .py files and .ipynb notebooks)")
-    default_id = path.stem if path.is_file() else path.resolve().name
     return Submission(
-        id=submission_id or default_id,
+        id=submission_id or default_id(path),
         source=path.resolve(),
         sha256=sha256 or fingerprint(path),
         root=prepared.root,
@@ -37,6 +36,11 @@ def load_submission(path: str | Path, workdir: Path, submission_id: str | None =
         skipped=dict(prepared.skipped),
         notes=tuple(prepared.notes),
     )
+
+
+def default_id(path: Path) -> str:
+    """A submission's id when none is given: its file's stem or its folder's name."""
+    return path.stem if path.is_file() else path.resolve().name
 
 
 def read_manifest(submission: Submission, instructor_manifest: str | Path | None = None,

@@ -70,6 +70,10 @@ def main(argv: list[str]) -> int:
     from grader.worker import graph, probes  # noqa: F401
 
     probes.install_vgg_recorder()
+    if request.get("random_init_weights"):   # a random-init profile: downloads get random-init weights
+        from grader.worker import downloads
+
+        downloads.install_random_init()
     from grader.worker.adapters import Candidate, Unresolved, VariantRequest, plan_variant
     from grader.shared.device import describe, resolve_device
     from grader.worker.stubs import install_stub_finder, stood_in
@@ -262,15 +266,23 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
 
     torch.manual_seed(request.get("seed", 0))
     started = checks_started = time.perf_counter()
+    from grader.worker.downloads import SUBSTITUTED
+
+    SUBSTITUTED.clear()
     try:
         with probes.recording_vggs() as vggs:
             model = plan.build()
     except BaseException as exc:
         return result | {"build": _failure(exc) | _downloads(exc)}
     result["build"] = {"ok": True, "seconds": round(time.perf_counter() - started, 3)}
+    if SUBSTITUTED:   # the constructor asked for pretrained weights and got random-init ones (downloads.py)
+        result["build"]["random_init_for"] = sorted(set(SUBSTITUTED))[:64]
     if not isinstance(model, torch.nn.Module):
         result["build"] = {"ok": False, "error": f"the factory returned {type(model).__name__}, not an nn.Module"}
         return result
+    # The classes the model is made of: where a self-check looks for what changed (grader.submission.dependencies)
+    result["classes"] = sorted({type(m).__name__ for m in model.modules()}
+                               | {getattr(plan.factory, "__name__", type(model).__name__)})[:2000]
     try:   # before any measurement trains it: copies of VGG weights are recognised by value
         identified = probes.identify_backbone(model, list(vggs))
         if identified.get("how") != "torchvision" and variant.get("pretrained"):
