@@ -59,6 +59,9 @@ LOG_REASONS = (  # what slurmstepd (and submitit, on Slurm's warning signal) wri
     # submitit ends a task itself when Slurm's warning signal (USR2, 90 s before the limit)
     # arrives: Slurm then records COMPLETED, and only the log says why.
     (re.compile(r"this job is timed-out"), "TIMEOUT"),
+    # ... and when that signal comes before submitit has set its handler (a time limit under
+    # 90 s, or a slow start), it kills the task: Slurm records FAILED, exit code 140.
+    (re.compile(r"User defined signal 2"), "TIMEOUT"),
     (re.compile(r"this job is preempted"), "PREEMPTED"),
     (re.compile(r"DUE TO PREEMPTION"), "PREEMPTED"),
     (re.compile(r"DUE TO NODE FAIL"), "NODE_FAIL"),
@@ -321,6 +324,8 @@ class SlurmBackend(Backend):
                     task.ended_at = task.ended_at or time.monotonic()
                     if time.monotonic() - task.ended_at < self.config.grace_s:
                         continue  # a shared filesystem may show done.json a little later
+                    ended = {**ended, **_reason_from_log(out, task.job)}
+                elif ended["state"] == "FAILED":  # killed by a signal the log names (time-limit warning, OOM)?
                     ended = {**ended, **_reason_from_log(out, task.job)}
                 outcome = _failure_outcome(task, ended, out)
                 extra = {"status": outcome.status, "slurm": ended}
