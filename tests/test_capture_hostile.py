@@ -23,8 +23,6 @@ from grader.grading.pipeline import GradeOptions, grade_submission
 from grader.spec import load_spec
 from tiny_submission import spec_with
 
-pytestmark = pytest.mark.slow
-
 HOSTILE = Path(__file__).parent / "data" / "hostile" / "patcher"
 VARIANTS = ["fcn32s_frozen", "unet_noskip"]
 
@@ -72,6 +70,7 @@ def _checks(result) -> dict[str, dict[str, str]]:
     return {v.variant_id: {c.id: c.status.value for c in v.checks} for v in result.variants}
 
 
+@pytest.mark.slow  # the real worker
 def test_patching_the_worker_defeats_only_the_in_process_measurements(tmp_path, spec_file):
     spec = load_spec(spec_file)
     cheat = _submission(tmp_path, "cheat")
@@ -97,6 +96,7 @@ def test_patching_the_worker_defeats_only_the_in_process_measurements(tmp_path, 
     assert _checks(suppressed)["fcn32s_frozen"]["frozen_backbone"] == "fail"
 
 
+@pytest.mark.slow  # the CLI and the real worker
 def test_segrade_check_on_the_patching_submission(tmp_path, spec_file):
     """The command a student types (README): the checks the patches target fail, and the
     report and Gradescope file name the graded programs."""

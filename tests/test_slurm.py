@@ -204,6 +204,7 @@ def test_a_cancelled_task_and_one_over_its_time_limit_are_errors_with_slurms_rea
     ("submitit WARNING (2026-12-01 10:06:31,018) - Caught signal SIGUSR2 on n1: this job is timed-out.", "TIMEOUT",
      "timeout"),
     ("slurmstepd: error: Detected 1 oom-kill event(s) in StepId=7.0", "OUT_OF_MEMORY", "oom"),
+    ("srun: error: n1: task 0: User defined signal 2", "TIMEOUT", "timeout"),
     ("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-01-01T00:00:00 DUE TO NODE FAILURE ***", "NODE_FAIL",
      "crashed"),
     ("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-01-01T00:00:00 DUE TO PREEMPTION ***", "PREEMPTED", "error"),

@@ -83,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
         pretrained = profile.pretrained and assignment.has_family_with_pretrained_backbone() \
             and find_vgg16_weights(args.vgg16_weights).available
         folder = Path(args.out) if args.out else None
-        paths = {split: check_writable(assignment, profile, folder, split) for split in splits}  # before training
         reference = Path(args.reference) if args.reference else assignment.reference_dir()
         if reference is not None and not reference.exists():
             raise FileNotFoundError(f"--reference {reference}: no such file or folder")
+        paths = {split: check_writable(assignment, profile, folder, split) for split in splits}  # before training
         if folder is None and not assignment.is_default:
             raise BandsError(f"reference/bands/ holds the default assignment's bands, not {assignment.id!r}'s: "
                              f"pass --out DIR (a folder of this course's bands), then `--bands DIR` to grade and check")

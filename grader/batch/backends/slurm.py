@@ -59,6 +59,9 @@ LOG_REASONS = (  # what slurmstepd (and submitit, on Slurm's warning signal) wri
     # submitit ends a task itself when Slurm's warning signal (USR2, 90 s before the limit)
     # arrives: Slurm then records COMPLETED, and only the log says why.
     (re.compile(r"this job is timed-out"), "TIMEOUT"),
+    # ... and when that signal comes before submitit has set its handler (a time limit under
+    # 90 s, or a slow start), it kills the task: Slurm records FAILED, exit code 140.
+    (re.compile(r"User defined signal 2"), "TIMEOUT"),
     (re.compile(r"this job is preempted"), "PREEMPTED"),
     (re.compile(r"DUE TO PREEMPTION"), "PREEMPTED"),
     (re.compile(r"DUE TO NODE FAIL"), "NODE_FAIL"),
@@ -322,6 +325,8 @@ class SlurmBackend(Backend):
                     if time.monotonic() - task.ended_at < self.config.grace_s:
                         continue  # a shared filesystem may show done.json a little later
                     ended = {**ended, **_reason_from_log(out, task.job)}
+                elif ended["state"] == "FAILED":  # killed by a signal the log names (time-limit warning, OOM)?
+                    ended = {**ended, **_reason_from_log(out, task.job)}
                 outcome = _failure_outcome(task, ended, out)
                 extra = {"status": outcome.status, "slurm": ended}
                 try:
@@ -393,8 +398,15 @@ def _need_sbatch() -> None:
 
 def slurm_task(entry, key: str, out: Path, assignment, options, report):
     """One array task, on the node: grade one submission into OUT/<id> (grader.batch.job.grade_entry)."""
+    import signal
+
     from grader.batch.job import grade_entry
 
+    # Slurm ends a task (time limit, scancel, preemption) with SIGTERM to every process of it,
+    # the sandboxed worker included; submitit ignores SIGTERM, so the task would go on and
+    # commit "the worker crashed with SIGTERM" as the student's grade. End uncommitted instead:
+    # the waiting command reports Slurm's state (TIMEOUT, CANCELLED...) and a re-run submits it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(128 + signum))
     if options.threads:
         import torch
 
