@@ -362,6 +362,11 @@ def _exited(proc: subprocess.Popen, limits: Limits) -> bool:
         return False
 
 
+# What a phase runs of the student's code beyond its name (said when it times out).
+PHASE_NOTES = {"build": " (the constructor, then torch.export's capture of the model, which runs its forward once)",
+               "capture": " (torch.export's capture of the trained build, which runs its forward once)"}
+
+
 def _ended(proc: subprocess.Popen, run: WorkerRun, phase: str, current: str | None, *, timed_out: bool,
            limits: Limits, reason: str | None = None) -> str:
     """Turn an unfinished worker into a status on the variant it was working on."""
@@ -369,7 +374,8 @@ def _ended(proc: subprocess.Popen, run: WorkerRun, phase: str, current: str | No
     if code is not None and code > 128 and isolation_signal(code - 128):
         code = -(code - 128)  # bwrap's init reports a child killed by signal N as exit code 128 + N
     if timed_out:
-        status, message = TIMEOUT, f"no progress within the {limits.deadline(phase):.0f} s limit of the {phase} phase"
+        status, message = TIMEOUT, (f"no progress within the {limits.deadline(phase):.0f} s limit of the {phase} phase"
+                                    + PHASE_NOTES.get(phase, ""))
     elif code is not None and code < 0:
         sig = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         if -code == signal.SIGKILL:
