@@ -206,16 +206,18 @@ class FCN8s(_Reference8s):
     assert checks["frozen_backbone"].status is CheckStatus.FAIL
 
 
-def test_learns_must_beat_the_references_highest_untrained_figure_when_the_band_records_it():
-    """One model's own untrained mIoU can be low by luck; the band's `untrained_max` (the highest
-    the reference reached untrained over its initialisation seeds) is the margin to clear."""
+def test_learns_warns_below_the_references_highest_untrained_figure_when_the_band_records_it():
+    """One model's own untrained mIoU can be low by luck; below the band's `untrained_max` (the
+    highest the reference reached untrained over its initialisation seeds) is a warning until the
+    smoke profile is shown to separate every variant (issue 28); below its own untrained figure
+    it still fails."""
     from grader.grading.checks import check_learning
 
     training = {"ok": True, "mode": "train"}
     losses = [2.5, 2.4, 2.2, 2.0, 1.8]
     assert check_learning(training, losses, 0.095, 0.03, [], "val mIoU").status is CheckStatus.PASS
     lucky = check_learning(training, losses, 0.095, 0.03, [], "val mIoU", untrained_max=0.097)
-    assert lucky.status is CheckStatus.FAIL
+    assert lucky.status is CheckStatus.WARN
     assert "no better than the reference untrained (up to 0.097" in lucky.message
     assert lucky.details["untrained_max"] == 0.097
     clear = check_learning(training, losses, 0.2, 0.03, [], "val mIoU", untrained_max=0.097)

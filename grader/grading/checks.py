@@ -395,9 +395,11 @@ def check_learning(training: dict[str, Any] | None, losses: list[float | None], 
     if untrained_max is not None:
         details["untrained_max"] = round(untrained_max, 4)
         if miou <= untrained_max:
-            return CheckResult("learns", CheckStatus.FAIL, f"{label} {miou:.3f} is no better than the reference "
+            # A warning until the smoke profile is shown to separate every variant (issue 28): a
+            # correct model unlike the reference can learn slower in a short CPU profile.
+            return CheckResult("learns", CheckStatus.WARN, f"{label} {miou:.3f} is no better than the reference "
                                f"untrained (up to {untrained_max:.3f} over its initialisation seeds): the training "
-                               "did not teach it more than a random model can score by chance", details)
+                               "may not have taught it more than a random model can score by chance", details)
     base = f" (untrained {untrained_miou:.3f})" if untrained_miou is not None else ""
     return CheckResult("learns", CheckStatus.PASS, f"loss {start:.3f} -> {end:.3f}; {label} {miou:.3f}{base}",
                        details)
