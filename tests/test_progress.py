@@ -194,3 +194,14 @@ def test_the_training_line_waits_for_the_step_count():
     lines(ProgressState(total=1, index=1, variant="unet", phase="train", elapsed=5.0))
     lines(ProgressState(total=1, index=1, variant="unet", phase="train", step=0, steps=30, elapsed=5.0))
     assert out.getvalue().splitlines() == ["[     5 s] variant 1 of 1, unet: training step 0/30 (estimating time left)"]
+
+
+def test_the_verifier_going_through_a_variant_again_never_moves_the_bar_back():
+    """With capture the worker builds and captures each variant, then the verifier runs the same
+    phases again (build, forward, check, train): the fraction only grows."""
+    tracker, states, _ = _track()
+    worker = [PhaseStarted("build", "fcn32s_frozen"), PhaseStarted("forward", "fcn32s_frozen")]
+    for message in [*worker, *_messages_of_one_variant("fcn32s_frozen")]:
+        tracker(message)
+    fractions = [s.fraction for s in states]
+    assert fractions == sorted(fractions) and states[-1].phase != "build"

@@ -87,10 +87,11 @@ class ProgressTracker:
                     phase = "final"  # the evaluation after training
                 s = replace(s, index=self.order[message.variant] + 1, variant=message.variant, step=None,
                             steps=None, phase=phase)
-                s = replace(s, fraction=self._fraction(s))
+                # Never back: with capture the verifier goes through a variant's phases again.
+                s = replace(s, fraction=max(s.fraction, self._fraction(s)))
         elif isinstance(message, Step) and message.variant == s.variant:
             s = replace(s, step=message.step, steps=message.steps)
-            s = replace(s, fraction=self._fraction(s))
+            s = replace(s, fraction=max(s.fraction, self._fraction(s)))
         elif isinstance(message, (VariantReport, TrainingReport)) and message.variant in self.order:
             if isinstance(message, TrainingReport) or self.weights is _CHECKS_ONLY:
                 s = replace(s, fraction=(self.order[message.variant] + 1) / max(1, s.total))
