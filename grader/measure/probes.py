@@ -7,6 +7,7 @@ a verdict; grader.grading.checks judges it in the grading process.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -114,10 +115,49 @@ VGG19_CONV_SEQUENCE = VGG16_CONV_SEQUENCE[:7] + [(256, 256)] + VGG16_CONV_SEQUEN
     + VGG16_CONV_SEQUENCE[10:] + [(512, 512)]
 
 
+# The grader's mark on the VGG layers a constructor builds: the first FINGERPRINT_LENGTH values
+# of each layer's weight are drawn from a generator seeded by (the build's seed, the layer's part
+# name), with the spread torchvision's own initialisation gives that layer. The verifier, which
+# never sees the student's VGG instance, recognises a layer copied from it (fc6/fc7 reshaped into
+# convolutions) by those values, as it recognises ImageNet weights by theirs.
+FINGERPRINT_LENGTH = 65536
+_FINGERPRINT_SEED: list[int | None] = [None]
+_BLOCK_WIDTH = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
+
+
+def fingerprint(part: str, seed: int) -> torch.Tensor:
+    """The FINGERPRINT_LENGTH values that begin the weight of VGG part `part` ("conv3_2", "fc6")
+    in a build seeded `seed` (float32, CPU). Conv parts get torchvision's Kaiming spread
+    (fan_out, 3x3), fc parts its N(0, 0.01)."""
+    if part.startswith("conv"):
+        std = (2.0 / (_BLOCK_WIDTH[int(part[4])] * 9)) ** 0.5
+    else:
+        std = 0.01
+    key = int.from_bytes(hashlib.sha256(f"segrade-vgg:{seed}:{part}".encode()).digest()[:8], "little") >> 1
+    generator = torch.Generator().manual_seed(key)
+    return torch.randn(FINGERPRINT_LENGTH, generator=generator) * std
+
+
+def _mark(vgg: nn.Module, seed: int) -> None:
+    """Write the fingerprint of `seed` into a freshly built VGG's layers (see fingerprint)."""
+    _, parts = _vgg_parts(vgg)
+    with torch.no_grad():
+        for module in vgg.modules():
+            part = parts.get(id(module))
+            weight = getattr(module, "weight", None)
+            if part is None or "BatchNorm" in part or part == "fc8" or not isinstance(weight, torch.Tensor):
+                continue
+            flat = weight.view(-1)
+            n = min(flat.numel(), FINGERPRINT_LENGTH)
+            flat[:n] = fingerprint(part, seed)[:n].to(flat.dtype)
+
+
 def install_vgg_recorder() -> bool:
     """Wrap torchvision's VGG constructor (in the worker, before student code runs) so that the
     VGG instances a model's constructor makes are known: what the model took from one is its
-    backbone, whatever the student named it. False when torchvision is missing."""
+    backbone, whatever the student named it; inside recording_vggs(seed) each is also marked
+    with the grader's fingerprint (weights loaded into it afterwards, ImageNet's, replace the
+    mark: those the verifier knows by value too). False when torchvision is missing."""
     try:
         from torchvision.models import vgg
     except ImportError:  # pragma: no cover - torchvision is a dependency
@@ -130,6 +170,8 @@ def install_vgg_recorder() -> bool:
         original(self, *args, **kwargs)
         if _RECORDING[0]:
             _VGG_BUILT.append(self)
+            if _FINGERPRINT_SEED[0] is not None:
+                _mark(self, _FINGERPRINT_SEED[0])
 
     __init__.__segrade_recorder__ = True
     vgg.VGG.__init__ = __init__
@@ -137,15 +179,21 @@ def install_vgg_recorder() -> bool:
 
 
 class recording_vggs:
-    """`with recording_vggs() as built:` the VGG instances made inside, in order."""
+    """`with recording_vggs(seed) as built:` the VGG instances made inside, in order, each
+    marked with the fingerprint of `seed` (none when seed is None)."""
+
+    def __init__(self, seed: int | None = None):
+        self.seed = seed
 
     def __enter__(self) -> list[nn.Module]:
         _VGG_BUILT.clear()
         _RECORDING[0] = True
+        _FINGERPRINT_SEED[0] = self.seed
         return _VGG_BUILT
 
     def __exit__(self, *exc) -> None:
         _RECORDING[0] = False
+        _FINGERPRINT_SEED[0] = None
 
 
 def _vgg_parts(vgg: nn.Module) -> tuple[str, dict[int, str]]:

@@ -122,7 +122,7 @@ def _check(variant: dict[str, Any], device, request: dict[str, Any], channel: Ch
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     identified = None
     try:
-        identified = identify(eval_program, model, imagenet)
+        identified = identify(eval_program, model, imagenet, request.get("seed", 0))
         result["backbone_found"] = {k: v for k, v in identified.items() if k != "tensors"}
     except Exception as exc:
         result["backbone_found"] = {"error": observe.short_error(exc)}

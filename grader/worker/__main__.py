@@ -274,7 +274,7 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
 
     SUBSTITUTED.clear()
     try:
-        with probes.recording_vggs() as vggs:
+        with probes.recording_vggs(request.get("seed", 0)) as vggs:
             model = plan.build()
     except BaseException as exc:
         return result | {"build": _failure(exc) | _downloads(exc)}
@@ -294,7 +294,7 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
             # another seed shares with the first was loaded by the model itself.
             vggs.clear()
             torch.manual_seed(request.get("seed", 0) + 1)
-            with probes.recording_vggs():
+            with probes.recording_vggs(request.get("seed", 0) + 1):
                 other = plan.build()
             loaded = probes.identify_loaded_weights(model, other) if isinstance(other, torch.nn.Module) else None
             del other
