@@ -6,7 +6,8 @@ full-resolution skip (architecture).
 
 Measured in the student's process (--no-capture) the patches win: that is the hole issue 26
 closes. Measured on the captured program in the verifier they fail; the honest file passes;
-a patched capture that claims failure only moves the variant to the visible fallback.
+a patched capture that claims failure only moves the variant to the visible fallback, where the
+checks the patches forge are held for review and earn nothing.
 """
 
 from __future__ import annotations
@@ -94,6 +95,11 @@ def test_patching_the_worker_defeats_only_the_in_process_measurements(tmp_path, 
     assert "claimed by the model" in by_id["unet_noskip"].program["reason"]
     assert suppressed.environment["measured_in"] == {"captured program": 1, "student process": 1}
     assert _checks(suppressed)["fcn32s_frozen"]["frozen_backbone"] == "fail"
+    # There the patches win the measurement, but not the grade: the check they forge is held for review
+    # and earns nothing; an instructor who has looked can trust it (segrade rescore --trust-student-process).
+    assert _checks(suppressed)["unet_noskip"]["architecture"] == "held"
+    assert by_id["unet_noskip"].status.value == "held"
+    assert by_id["unet_noskip"].points_detail["checks"]["architecture"] == 0
 
 
 @pytest.mark.slow  # the CLI and the real worker

@@ -262,3 +262,54 @@ def test_segrade_bands_refuses_another_assignments_file_before_training(tmp_path
     assert (Path(__file__).parents[1] / "reference" / "bands" / "smoke.json").read_bytes() == before
     assert main(["bands", "--spec", str(spec_file), "--reference", str(tmp_path / "absent"), "--seeds", "2"]) == 2
     assert "no such file or folder" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- what rests on the student's process
+
+FALLBACK = {"measured_in": "student process", "reason": "torch.export could not capture the model: data-dependent"}
+
+
+def test_identity_checks_measured_in_the_student_s_process_are_held_and_earn_nothing():
+    held, grade = _score(replace(_unet(0.45), program=FALLBACK))
+    checks = {c.id: c for c in held.checks}
+    assert {cid for cid, c in checks.items() if c.status is CheckStatus.HELD} == {"architecture", "skip_ablation",
+                                                                                  "learns"}
+    assert held.status is VariantStatus.HELD and grade.passed_variants == 0
+    assert "data-dependent" in checks["architecture"].message and "--trust-student-process" in checks["architecture"].message
+    # builds, forward_shape and gradients earn theirs; the architecture's part and performance do not
+    assert held.points == pytest.approx(12.5 * 3 / 6)
+    assert held.points_detail["performance_points"] == 0
+    assert "held" in held.points_detail["performance"]
+    assert held.first_problem.id == "architecture"
+
+
+def test_trusting_the_student_s_process_gives_back_what_was_held():
+    held, _ = _score(replace(_unet(0.45), program=FALLBACK))
+    trusted, grade = score(SPEC, (held,), {"unet": BAND}, trust=True)
+    assert trusted[0].points == 25 and trusted[0].status is VariantStatus.PASSED and grade.passed_variants == 1
+    assert all(c.status is CheckStatus.PASS and "Held" not in c.message and "held_from" not in c.details
+               for c in trusted[0].checks)
+    again, _ = _score(held)   # holding twice changes nothing
+    assert again.checks == held.checks and again.points == held.points
+
+
+def test_a_failure_measured_in_the_student_s_process_stays_a_failure():
+    failed, _ = _score(replace(_unet(0.45, failing=("architecture",)), program=FALLBACK))
+    checks = {c.id: c.status for c in failed.checks}
+    assert checks["architecture"] is CheckStatus.FAIL and failed.status is VariantStatus.FAILED
+    assert "architecture check failed" in failed.points_detail["performance"]
+
+
+def test_only_the_training_in_the_student_s_process_holds_what_training_measured():
+    program = {"measured_in": "captured program", "training_measured_in": "student process",
+               "training_reason": "the training build could not be captured"}
+    held, _ = _score(replace(_unet(0.45), program=program))
+    statuses = {c.id: c.status for c in held.checks}
+    assert statuses["architecture"] is CheckStatus.PASS
+    assert statuses["learns"] is CheckStatus.HELD and statuses["skip_ablation"] is CheckStatus.HELD
+    assert held.points_detail["performance_points"] == 0
+
+
+def test_a_captured_variant_is_never_held():
+    captured, _ = _score(replace(_unet(0.45), program={"measured_in": "captured program"}))
+    assert captured.points == 25 and captured.status is VariantStatus.PASSED

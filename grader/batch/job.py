@@ -141,7 +141,7 @@ def training_spec_sha256(assignment: Assignment) -> str:
 
 def scoring_key(assignment: Assignment, options) -> str:
     """What the points depend on beyond the saved results: the bands file of the profile
-    (from the folder the grade reads) and the spec's rubric. A done.json with the same
+    (from the folder the grade reads), the spec's rubric and --trust-student-process. A done.json with the same
     training key but another scoring key is rescored, not regraded."""
     from grader.grading.bands import bands_path
     from grader.grading.pipeline import resolve_profile
@@ -149,7 +149,7 @@ def scoring_key(assignment: Assignment, options) -> str:
     profile, _ = resolve_profile(assignment, options)
     band_file = bands_path(profile.id, options.bands_folder) if profile else None
     parts = {"bands": hashlib.sha256(band_file.read_bytes()).hexdigest() if band_file and band_file.is_file() else None,
-             "spec": assignment.sha256}
+             "spec": assignment.sha256, "trust_student_process": options.trust_student_process}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

@@ -47,9 +47,10 @@ def bands_note(bands_folder: Path | None, profile_id: str | None) -> str:
     return ""
 
 
-def rescore_results(result: SubmissionResult, assignment: Assignment, bands_folder: Path | None) -> SubmissionResult:
+def rescore_results(result: SubmissionResult, assignment: Assignment, bands_folder: Path | None,
+                    trust: bool = False) -> SubmissionResult:
     """The saved grade `result` scored again against the bands in `bands_folder` (None:
-    reference/bands) and the assignment's rubric now."""
+    reference/bands) and the assignment's rubric now; `trust`: --trust-student-process."""
     from grader.grading.bands import BandIdentity, backbone_key, load_bands
     from grader.grading.score import score
 
@@ -71,7 +72,7 @@ def rescore_results(result: SubmissionResult, assignment: Assignment, bands_fold
         identity = BandIdentity.of_grade(assignment, profile, env)
         bands = load_bands(profile, backbone_key(bool(env.get("pretrained_backbone"))), saved_ids, bands_folder,
                            identity=identity)
-    scored, grade = score(assignment, result.variants, bands, env.get("evaluation_split") or "test")
+    scored, grade = score(assignment, result.variants, bands, env.get("evaluation_split") or "test", trust)
     note = bands_note(bands_folder, profile.id if profile else None)
     if note:
         grade = replace(grade, note="; ".join(x for x in (grade.note, note) if x))
@@ -81,12 +82,12 @@ def rescore_results(result: SubmissionResult, assignment: Assignment, bands_fold
 
 
 def rescore_folder(folder: Path, assignment: Assignment, bands_folder: Path | None, report: ReportOptions, *,
-                   scoring: str | None = None) -> SubmissionResult:
+                   scoring: str | None = None, trust: bool = False) -> SubmissionResult:
     """Rescore one submission's folder: results.json, reports, Gradescope file, done.json."""
     from grader.batch.job import BatchOutcome, read_done, write_done
     from grader.report.outputs import write_submission_report
 
-    result = rescore_results(read_results(folder), assignment, bands_folder)
+    result = rescore_results(read_results(folder), assignment, bands_folder, trust)
     write_results(result, folder)
     write_submission_report(folder, assignment, report, result=result)
     done = read_done(folder)
@@ -112,7 +113,8 @@ def rescore_batch_folder(out: Path, assignment: Assignment, options, outcomes: l
         if done is None or done.get("scoring_key") == current or not (folder / "results.json").is_file():
             continue
         try:
-            data = rescore_folder(folder, assignment, options.bands_folder, report, scoring=current)
+            data = rescore_folder(folder, assignment, options.bands_folder, report, scoring=current,
+                                  trust=options.trust_student_process)
         except (RescoreError, ResultsError, OSError, ValueError, KeyError, TypeError) as exc:
             updated[outcome.id] = replace(outcome, message=f"could not be rescored: {exc}")
             continue
@@ -120,8 +122,8 @@ def rescore_batch_folder(out: Path, assignment: Assignment, options, outcomes: l
     return updated
 
 
-def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, report: ReportOptions
-                ) -> tuple[list[str], list[str], Path | None]:
+def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, report: ReportOptions,
+                trust: bool = False) -> tuple[list[str], list[str], Path | None]:
     """`segrade rescore OUT`: every submission folder of OUT, then the class outputs. Returns
     (rescored ids, problems, the bands folder used). Without --bands, a batch's own
     OUT/bands (bands measured for it) is used when it exists, else reference/bands."""
@@ -137,8 +139,8 @@ def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, re
     for folder in folders:
         try:
             profile = read_results(folder).environment.get("profile")
-            scoring = _scoring_for(assignment, profile, bands_folder) if read_done(folder) else None
-            rescore_folder(folder, assignment, bands_folder, report, scoring=scoring)
+            scoring = _scoring_for(assignment, profile, bands_folder, trust) if read_done(folder) else None
+            rescore_folder(folder, assignment, bands_folder, report, scoring=scoring, trust=trust)
             rescored.append(folder.name)
         except (RescoreError, ResultsError, OSError, ValueError, KeyError, TypeError) as exc:
             problems.append(f"{folder.name}: {exc}")
@@ -148,8 +150,9 @@ def rescore_out(out: Path, assignment: Assignment, bands_folder: Path | None, re
     return rescored, problems, bands_folder
 
 
-def _scoring_for(assignment: Assignment, profile: str | None, bands_folder: Path | None) -> str:
+def _scoring_for(assignment: Assignment, profile: str | None, bands_folder: Path | None, trust: bool) -> str:
     from grader.batch.job import scoring_key
     from grader.grading.pipeline import GradeOptions
 
-    return scoring_key(assignment, GradeOptions(profile=profile, device="cpu", bands_folder=bands_folder))
+    return scoring_key(assignment, GradeOptions(profile=profile, device="cpu", bands_folder=bands_folder,
+                                                trust_student_process=trust))

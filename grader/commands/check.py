@@ -39,6 +39,9 @@ def add_parser(commands) -> None:
                        help="auto (default): bubblewrap when installed, else a plain process")
     check.add_argument("--no-capture", action="store_true", help="measure and train every model in the worker, "
                        "beside the student's code, instead of its captured program in the verifier (docs/security.md)")
+    check.add_argument("--trust-student-process", action="store_true",
+                       help="grade what was measured in the student's process (models that could not be captured) as it "
+                       "came, instead of holding its identity checks for review: after a person has looked (docs/security.md)")
     check.add_argument("--memory-gb", type=float, default=Limits.memory_gb, help="worker address-space limit")
     check.add_argument("--phase-timeout", action="append", default=[], metavar="PHASE=S",
                        help="deadline of one phase in seconds (phases: start, import, build, forward, check, train, evaluate); repeatable")
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                                weights=args.weights, manifest=args.manifest, evaluation_split=args.split,
                                bands_folder=Path(args.bands) if args.bands else None,
                                isolation=None if args.isolation == "auto" else args.isolation,
-                               capture=not args.no_capture,
+                               capture=not args.no_capture, trust_student_process=args.trust_student_process,
                                programs_folder=None if args.no_report or args.no_capture else programs,
                                variants=tuple(dict.fromkeys(args.variant)), fresh=args.fresh,
                                # Kept beside the output: with --no-report nothing is written, so nothing is kept.

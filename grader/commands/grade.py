@@ -34,6 +34,9 @@ def add_parser(commands) -> None:
                        help="auto (default): bubblewrap when installed, else a plain process")
     grade.add_argument("--no-capture", action="store_true", help="measure and train every model in the worker, "
                        "beside the student's code, instead of its captured program in the verifier (docs/security.md)")
+    grade.add_argument("--trust-student-process", action="store_true",
+                       help="grade what was measured in the student's process (models that could not be captured) as it "
+                       "came, instead of holding its identity checks for review: after a person has looked (docs/security.md)")
     add_report_arguments(grade)
     bands = grade.add_argument_group("bands measured for the batch (when the profile's bands do not apply)")
     bands.add_argument("--no-measure-bands", action="store_true",
@@ -159,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
                                profile=None if args.checks_only else args.profile,
                                bands_folder=Path(args.bands) if args.bands else None,
                                isolation=None if args.isolation == "auto" else args.isolation,
-                               capture=not args.no_capture)
+                               capture=not args.no_capture, trust_student_process=args.trust_student_process)
         batch = BatchOptions(jobs=args.jobs, manifests=Path(args.manifests) if args.manifests else None,
                              report=report_options(args), backend=backend, measure_bands=not args.no_measure_bands,
                              band_seeds=args.band_seeds, reference=Path(args.reference) if args.reference else None,

@@ -19,6 +19,9 @@ def add_parser(commands) -> None:
                          "measured its own, else reference/bands)")
     rescore.add_argument("--spec", metavar="TOML", help="the assignment spec, e.g. with new rubric marks "
                          "(default: segrade's default assignment)")
+    rescore.add_argument("--trust-student-process", action="store_true",
+                         help="grade what was measured in the student's process (models that could not be captured) as it "
+                         "came, instead of holding its identity checks for review: after a person has looked (docs/security.md)")
     add_report_arguments(rescore)
     rescore.set_defaults(run=run)
 
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{out} holds no results.json, nor folders holding one: grade first")
         with console.status("rescoring..."):
             rescored, problems, bands = rescore_out(out, assignment, Path(args.bands).resolve() if args.bands else None,
-                                                    report_options(args))
+                                                    report_options(args), trust=args.trust_student_process)
     except (SpecError, FileNotFoundError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2

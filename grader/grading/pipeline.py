@@ -64,6 +64,8 @@ class GradeOptions:
                                       # sets one for all its submissions, so they share one test split
     capture: bool = True              # measure and train captured programs in the verifier (issue 26);
                                       # False: everything in the worker, beside student code (the old path)
+    trust_student_process: bool = False  # grade what could only be measured beside student code as it came
+                                      # (grader.grading.score: otherwise those checks are held for review)
     programs_folder: Path | None = None  # where the captured programs are kept; None: discarded after grading
     variants: tuple[str, ...] = ()    # check only these variant ids (empty: every variant)
     keep_in: Path | None = None       # `segrade check` only: keep results in this output folder and reuse
@@ -195,7 +197,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
     by_id = {r.variant_id: r for r in checked}
     by_id |= {vid: replace(kept.result, reused_since=kept.at) for vid, kept in reused.items()}
     variants = tuple(by_id[v.id] for v in assignment.variants if v.id in by_id)
-    variants, grade = score(assignment, variants, bands, options.evaluation_split)
+    variants, grade = score(assignment, variants, bands, options.evaluation_split, options.trust_student_process)
 
     environment = {
         **run.environment,

@@ -17,6 +17,15 @@ variant gets an equal share of the item's marks, split in two:
   Without a band that applies, or with --checks-only, the performance part is not
   scored (None) and the note says why.
 
+Trust (issue 26): a check that makes a variant *that* variant, measured where submitted code
+could forge it, earns nothing until a person has looked. A variant measured in the student's
+process (its model could not be captured) has its identity checks and `learns` that passed or
+warned there HELD; one only trained there (its training build could not be captured) has
+`learns` and `skip_ablation` held. A held check earns no marks, and a variant with one earns no
+performance marks; its status is `held`. Failures stay failures (a forged failure only costs its
+forger). `--trust-student-process` (grade, check, rescore) grades those measurements as they
+came, after a person has reviewed them; a held check keeps its first status to return to.
+
 Items without variants are manual: their marks are listed, blank, for the grader.
 """
 
@@ -24,7 +33,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from grader.records.results import Band, CheckStatus, Grade, ManualItem, VariantResult, VariantStatus
+from grader.records.results import (STUDENT_PROCESS, Band, CheckResult, CheckStatus, Grade, ManualItem, VariantResult,
+                                    VariantStatus)
 from grader.spec import Assignment, RubricItem, Variant
 
 
@@ -50,10 +60,50 @@ def check_marks(variant: Variant, item: RubricItem, checks_max: float) -> dict[s
     return {cid: (checks_max * w / total if total else 0.0) for cid, w in weights.items()}
 
 
+def held_checks(result: VariantResult, variant: Variant) -> tuple[set[str], str]:
+    """The checks of `result` that rest on the student's process, and why (see the rule above)."""
+    program = result.program or {}
+    if program.get("measured_in") == STUDENT_PROCESS:
+        return ({*variant.identity_checks, "learns"},
+                f"measured in the student's process, because the model could not be captured "
+                f"({program.get('reason') or 'no reason given'})")
+    if program.get("training_measured_in") == STUDENT_PROCESS:
+        return ({"learns", "skip_ablation"},
+                f"trained in the student's process, because the training build could not be captured "
+                f"({program.get('training_reason') or 'no reason given'})")
+    return set(), ""
+
+
+def hold_unverified(result: VariantResult, variant: Variant, trust: bool) -> VariantResult:
+    """`result` with the checks that rest on the student's process held (trust False) or given
+    back their first status (trust True). Idempotent either way."""
+    held, why = held_checks(result, variant)
+    checks = []
+    for c in result.checks:
+        first = c.details.get("held_from")
+        if first and trust:
+            details = {k: v for k, v in c.details.items() if k not in ("held_from", "held_message")}
+            c = CheckResult(c.id, CheckStatus(first), c.details.get("held_message", c.message), details)
+        elif c.id in held and not first and not trust and c.status.passes:
+            c = CheckResult(c.id, CheckStatus.HELD,
+                            f"{c.message}\n\nHeld for review: {why}. Code the submission runs in that process "
+                            "could have forged this measurement, so it earns no marks until a person has looked. "
+                            "Make the model capturable by torch.export (docs/security.md), or an instructor who "
+                            "accepts it runs `segrade rescore OUT --trust-student-process`.",
+                            {**c.details, "held_from": c.status.value, "held_message": c.message})
+        checks.append(c)
+    status = result.status
+    if any(c.status is CheckStatus.HELD for c in checks):
+        status = VariantStatus.HELD if status in (VariantStatus.PASSED, VariantStatus.HELD) else status
+    elif status is VariantStatus.HELD:
+        status = VariantStatus.PASSED
+    return replace(result, checks=tuple(checks), status=status)
+
+
 def score_variant(result: VariantResult, assignment: Assignment, band: Band | None, trained: bool,
-                  split: str = "test") -> VariantResult:
+                  split: str = "test", trust: bool = False) -> VariantResult:
     variant = assignment.variant(result.variant_id)
-    result = replace(result, band=band)
+    result = replace(hold_unverified(result, variant, trust), band=band)
     item = assignment.rubric_item(variant.id)
     if item is None:  # a variant the rubric gives no marks
         return replace(result, points=0.0, max_points=0.0, points_detail={"rubric_item": None})
@@ -73,12 +123,17 @@ def score_variant(result: VariantResult, assignment: Assignment, band: Band | No
     miou = (result.metrics or {}).get("miou")
     not_this = next((c for cid in variant.identity_checks
                      if (c := result.check(cid)) is not None and c.status is CheckStatus.FAIL), None)
+    held = next((c for c in result.checks if c.status is CheckStatus.HELD), None)
     if not trained:
         perf, reason = None, "not scored: no training was run (--checks-only)"
     elif not_this is not None:
         perf, reason = 0.0, (f"no performance marks: the {not_this.id} check failed, so this model is not "
                              f"{variant.title} and its {label} says nothing about that variant "
                              f"({not_this.headline.split('. ')[0].rstrip('.')})")
+    elif held is not None and miou is not None:
+        perf, reason = 0.0, (f"no performance marks until reviewed: the {held.id} check is held "
+                             f"({held_checks(result, variant)[1]})")
+        detail["flags"].append(f"held for review: {held_checks(result, variant)[1]}")
     elif miou is None or (learns is not None and learns.status is CheckStatus.FAIL):
         why = learns.message if learns is not None else f"no {label.split()[0]} predictions"
         perf, reason = 0.0, f"no performance marks: training or evaluation failed ({why})"
@@ -108,11 +163,13 @@ def band_problem(band: Band | None) -> str:
 
 
 def score(assignment: Assignment, variants: tuple[VariantResult, ...], bands: dict[str, Band] | None,
-          split: str = "test") -> tuple[tuple[VariantResult, ...], Grade]:
+          split: str = "test", trust: bool = False) -> tuple[tuple[VariantResult, ...], Grade]:
     """`bands`: per variant id, the reference band (measured or not); None when nothing was
-    trained (--checks-only). `split`: what the mIoU was measured on ("test" or "val")."""
+    trained (--checks-only). `split`: what the mIoU was measured on ("test" or "val").
+    `trust`: grade what was measured in the student's process as it came (--trust-student-process)."""
     trained = bands is not None
-    scored = tuple(score_variant(v, assignment, (bands or {}).get(v.variant_id), trained, split) for v in variants)
+    scored = tuple(score_variant(v, assignment, (bands or {}).get(v.variant_id), trained, split, trust)
+                   for v in variants)
     manual = tuple(ManualItem(item.id, item.title, item.marks, item.prompts) for item in assignment.rubric
                    if item.manual)
     unscored = [v for v in scored if v.points_detail.get("rubric_item")

@@ -26,6 +26,7 @@ class CheckStatus(StrEnum):
     WARN = "warn"
     FAIL = "fail"
     SKIP = "skip"  # could not run because an earlier check failed
+    HELD = "held"  # passed where submitted code could forge it (the student's process): for a person to review
 
     @property
     def passes(self) -> bool:
@@ -35,6 +36,8 @@ class CheckStatus(StrEnum):
 
 class VariantStatus(StrEnum):
     PASSED = "passed"        # every required check passed
+    HELD = "held"            # none failed, but a check that makes it this variant was measured in the
+                             # student's process (its model could not be captured): held for review
     FAILED = "failed"        # built and ran, but a required check failed
     MISSING = "missing"      # nothing in the submission builds this variant
     AMBIGUOUS = "ambiguous"  # several candidates; a manifest must pin one
@@ -48,10 +51,11 @@ class VariantStatus(StrEnum):
 # the order reports list variants in (worst first); the ones where the code could not be judged
 # (it did not run to the end, or was not found); why checks were not run, per status.
 STATUS_ORDER = tuple(VariantStatus(s) for s in ("error", "crashed", "timeout", "oom", "failed", "ambiguous",
-                                                "missing", "passed"))
+                                                "missing", "held", "passed"))
 PROBLEM_STATUSES = frozenset(VariantStatus(s) for s in ("error", "crashed", "timeout", "oom", "missing", "ambiguous"))
 NOT_RUN_BECAUSE = {
     VariantStatus.PASSED: "the grader did not run it",
+    VariantStatus.HELD: "the grader did not run it",
     VariantStatus.FAILED: "an earlier required check failed",
     VariantStatus.MISSING: "nothing in the submission builds this variant",
     VariantStatus.AMBIGUOUS: "several classes could be this variant",
@@ -89,6 +93,12 @@ class Submission:
                    modules=tuple(_objects(data, "modules", where)),
                    sys_path=tuple(_take(data, "sys_path", list, where, [])),
                    skipped=_take(data, "skipped", dict, where, {}), notes=tuple(_take(data, "notes", list, where, [])))
+
+
+# Where a variant was measured (VariantResult.program["measured_in"]): on the program the worker
+# captured, in the verifier, or beside student code when it could not be captured (issue 26).
+CAPTURED_PROGRAM = "captured program"
+STUDENT_PROCESS = "student process"
 
 
 @dataclass(frozen=True)
@@ -145,8 +155,8 @@ class VariantResult:
 
     @property
     def first_problem(self) -> CheckResult | None:
-        """The first failing check: what to fix first in this variant."""
-        return self.first_check(CheckStatus.FAIL)
+        """The first failing check, else the first held one: what to look at first in this variant."""
+        return self.first_check(CheckStatus.FAIL) or self.first_check(CheckStatus.HELD)
 
     @property
     def miou(self) -> float | None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from grader.records.results import CheckStatus, Grade, SubmissionResult, VariantResult, is_blocking, variants_passing
+from grader.records.results import (STUDENT_PROCESS, CheckStatus, Grade, SubmissionResult, VariantResult, is_blocking,
+                                    variants_passing)
 
 
 def problem_text(variant: VariantResult, headline: bool = False) -> str:
@@ -83,7 +84,6 @@ def summary_lines(result: SubmissionResult) -> list[str]:
 
 # --------------------------------------------------------------------------- what was graded (issue 26)
 
-STUDENT_PROCESS = "student process"
 
 
 def program_line(program: dict[str, Any] | None) -> str | None:
