@@ -279,6 +279,45 @@ def test_capture_messages_keep_the_reader_s_order():
     r2.read(good)
 
 
+# --------------------------------------------------------------------------- whose training counts
+
+def _capture(variant, purpose, ok):
+    from grader.shared.protocol import Capture
+
+    return Capture(variant=variant, purpose=purpose, ok=ok, programs={})
+
+
+def _predictions(variant):
+    from grader.shared.protocol import Predictions
+
+    return Predictions(variant=variant, split="test", shape=(1, 2, 2), data="")
+
+
+def test_the_worker_s_predictions_of_a_captured_variant_are_dropped():
+    """A worker that sends a training of its own for a variant the verifier trains (a patched
+    channel, forged predictions) is not listened to: only the verifier's predictions count."""
+    from grader.grading.pipeline import WorkerMessages
+
+    heard = []
+    listen = WorkerMessages(heard.append, capture=True)
+    for message in (_capture("a", "check", True), _capture("b", "check", False), _capture("c", "check", True),
+                    _capture("c", "train", False), _predictions("a"), _predictions("b"), _predictions("c"),
+                    _predictions("not_captured")):
+        listen(message)
+    assert [m.variant for m in heard if type(m).__name__ == "Predictions"] == ["b", "c", "not_captured"]
+
+
+def test_the_verifier_trains_a_captured_variant_whatever_the_worker_claims():
+    from grader.grading.pipeline import verifier_trains
+
+    ok = {"check": {"ok": True}}
+    assert verifier_trains(ok, None)
+    assert verifier_trains(ok, {"ok": True, "steps": 30})           # a success claimed by the worker: ignored
+    assert not verifier_trains(ok, {"ok": False, "error": "unreadable weights"})   # a failure stands
+    assert not verifier_trains(ok | {"train": {"ok": False}}, None)  # the worker trained it: student process
+    assert verifier_trains(ok | {"train": {"ok": True}}, None)
+
+
 # --------------------------------------------------------------------------- what the records say
 
 def test_the_graded_program_and_the_fallback_are_named_in_gradescope_and_the_summary(monkeypatch):

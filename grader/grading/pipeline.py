@@ -34,8 +34,9 @@ from grader.grading.evaluation import Evaluator, PreparedData, prepare_data
 from grader.grading.metrics import json_float
 from grader.submission.load import find_checkpoints, load_submission, read_manifest
 from grader.grading.progress import ProgressState, ProgressTracker
-from grader.shared.protocol import Done
+from grader.shared.protocol import Capture, Done, Predictions
 from grader.records.results import (
+    CAPTURED_PROGRAM, STUDENT_PROCESS,
     CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus, failed_imports,
 )
 from grader.grading.sandbox import Limits, WorkerRun, run_worker
@@ -166,9 +167,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
                     listen(message)
 
 
-            def from_worker(message) -> None:  # with capture, the verifier's `done` ends the display
-                if not (options.capture and isinstance(message, Done)):
-                    on_message(message)
+            from_worker = WorkerMessages(on_message, options.capture)
 
             programs = Path(options.programs_folder) if options.programs_folder else Path(tmp) / "programs"
             if options.capture and programs.is_dir():   # a regrade: the programs of the previous grade go
@@ -240,6 +239,41 @@ VERIFIED_KEYS = ("backbone_found", "parameters", "forward", "output_statistics",
                  "gradients", "backbone", "architecture", "check_seconds", "verifier")
 
 
+def worker_trains(captures: dict[str, bool]) -> bool:
+    """Whether the worker's own training (and predictions) of a variant count, from its capture
+    outcomes by purpose: only when its checks' build was not captured, or its training build
+    failed to capture; otherwise the verifier trains the captured program and whatever the
+    worker sends for it is ignored."""
+    return not captures.get("check") or captures.get("train") is False
+
+
+def verifier_trains(captures: dict[str, dict[str, Any]], claimed: dict[str, Any] | None) -> bool:
+    """Whether the verifier trains a captured variant: unless its training build could not be
+    captured (the worker trained it, in the student's process), or the worker reports that it
+    could not train it (e.g. unreadable weights: a failure only costs its sender). A success
+    the worker claims for a captured variant is ignored."""
+    outcomes = {"check": True, **{purpose: bool(c.get("ok")) for purpose, c in captures.items()}}
+    return not worker_trains(outcomes) and not (claimed is not None and not claimed.get("ok"))
+
+
+class WorkerMessages:
+    """The worker's messages as the grading process listens to them: its predictions of a
+    captured variant are dropped (the verifier's count), and with capture the verifier's `done`
+    ends the display, not the worker's."""
+
+    def __init__(self, listener: Callable, capture: bool) -> None:
+        self.listener, self.capture = listener, capture
+        self.captured: dict[str, dict[str, bool]] = {}   # variant -> purpose -> captured
+
+    def __call__(self, message) -> None:
+        if isinstance(message, Capture):
+            self.captured.setdefault(message.variant, {})[message.purpose] = message.ok
+        if isinstance(message, Predictions) and not worker_trains(self.captured.get(message.variant, {})):
+            return
+        if not (self.capture and isinstance(message, Done)):
+            self.listener(message)
+
+
 def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: BackboneWeights, options: GradeOptions,
            on_message: Callable | None) -> None:
     # on_message: the evaluator (it scores the verifier's predictions) and the progress display
@@ -257,26 +291,25 @@ def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: Bac
             targets.append({**entry, "programs": check["programs"],
                             "train_programs": train["programs"] if train and train.get("ok") else None,
                             "weights": (train or check).get("weights")})
-            observed["program"] = {"measured_in": "captured program", "programs": check["programs"],
+            observed["program"] = {"measured_in": CAPTURED_PROGRAM, "programs": check["programs"],
                                    "capture_seconds": check.get("seconds")}
             if train and train.get("ok"):
                 observed["program"]["training_programs"] = train["programs"]
         elif observed.get("build", {}).get("ok"):
             reason = (check or {}).get("error") or "the worker did not capture it"
-            observed["program"] = {"measured_in": "student process", "reason": reason}
-        if train and not train.get("ok") and observed.get("program", {}).get("measured_in") == "captured program":
-            observed["program"]["training_measured_in"] = "student process"
+            observed["program"] = {"measured_in": STUDENT_PROCESS, "reason": reason}
+        if train and not train.get("ok") and observed.get("program", {}).get("measured_in") == CAPTURED_PROGRAM:
+            observed["program"]["training_measured_in"] = STUDENT_PROCESS
             observed["program"]["training_reason"] = train.get("error")
     if not targets:
         return
     verifier_request = {k: v for k, v in request.items() if k not in ("modules", "sys_path", "manifest", "variants")}
     verifier_request["variants"] = targets
     verifier_request["vgg16_weights"] = str(weights.path) if weights.available else None
-    # With capture the worker reports a training only when it trained the model itself (its
-    # training build could not be captured) or could not build it (e.g. unreadable weights):
-    # either way that report stands, and the verifier does not train that variant.
     for target in targets:
-        target["train"] = "training" not in run.variants[target["id"]]
+        target["train"] = verifier_trains(run.captures.get(target["id"], {}), run.variants[target["id"]].get("training"))
+        if target["train"]:
+            run.variants[target["id"]].pop("training", None)
     readable = (*((weights.path,) if weights.available else ()),
                 *((Path(p) for p in request["training"]["data"].values()) if request.get("training") else ()))
     # The same limits, except that the verifier's build phase is loading programs (0.5 GB for an
