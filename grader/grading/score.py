@@ -86,10 +86,11 @@ def hold_unverified(result: VariantResult, variant: Variant, trust: bool) -> Var
             c = CheckResult(c.id, CheckStatus(first), c.details.get("held_message", c.message), details)
         elif c.id in held and not first and not trust and c.status.passes:
             c = CheckResult(c.id, CheckStatus.HELD,
-                            f"{c.message}\n\nHeld for review: {why}. Code the submission runs in that process "
-                            "could have forged this measurement, so it earns no marks until a person has looked. "
-                            "Make the model capturable by torch.export (docs/security.md), or an instructor who "
-                            "accepts it runs `segrade rescore OUT --trust-student-process`.",
+                            f"held for review: it {'passed' if c.status is CheckStatus.PASS else 'passed with a warning'}, "
+                            f"{why}, where the submission's own code could "
+                            f"have forged it; no marks until a person has looked. What was seen: {c.message}\n\n"
+                            "Make the model capturable by torch.export (docs/security.md: the fallback), or an "
+                            "instructor who accepts it runs `segrade rescore OUT --trust-student-process`.",
                             {**c.details, "held_from": c.status.value, "held_message": c.message})
         checks.append(c)
     status = result.status

@@ -10,7 +10,8 @@ from grader.grading.reuse import since
 from grader.records.results import CheckStatus, SubmissionResult, VariantStatus, band_text
 from grader.records.view import package_notes, problem_text, verdict
 
-STATUS_STYLE = {VariantStatus.PASSED: "green", VariantStatus.MISSING: "yellow", VariantStatus.AMBIGUOUS: "yellow"}
+STATUS_STYLE = {VariantStatus.PASSED: "green", VariantStatus.MISSING: "yellow", VariantStatus.AMBIGUOUS: "yellow",
+                VariantStatus.HELD: "yellow"}
 
 
 def make_console() -> Console:
