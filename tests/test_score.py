@@ -313,3 +313,32 @@ def test_only_the_training_in_the_student_s_process_holds_what_training_measured
 def test_a_captured_variant_is_never_held():
     captured, _ = _score(replace(_unet(0.45), program={"measured_in": "captured program"}))
     assert captured.points == 25 and captured.status is VariantStatus.PASSED
+
+
+@pytest.mark.slow  # the CLI, reports included
+def test_segrade_rescore_trust_student_process_as_the_instructor_types_it(tmp_path):
+    """An instructor who has looked at a held variant gives it its marks back with the command
+    docs/security.md names; without the flag the hold comes back."""
+    from grader.cli import main
+    from tiny_submission import spec_with
+
+    data = json.loads((Path(__file__).parent / "data" / "results_small.json").read_text())
+    ids = [v["variant_id"] for v in data["variants"]]
+    spec = spec_with(ids, tmp_path / "spec.toml")
+    data["variants"][1]["program"] = FALLBACK   # the vanilla U-Net, passed in the student's process
+    out = tmp_path / "OUT" / "s1"
+    out.mkdir(parents=True)
+    (out / "results.json").write_text(json.dumps(data))
+
+    def unet() -> dict:
+        saved = json.loads((out / "results.json").read_text())
+        return next(v for v in saved["variants"] if v["variant_id"] == "unet")
+
+    assert main(["rescore", str(tmp_path / "OUT"), "--spec", str(spec), "--no-pdf"]) == 0
+    held = unet()
+    assert held["status"] == "held" and {c["id"]: c["status"] for c in held["checks"]}["architecture"] == "held"
+    assert "held for review" in (out / "report.html").read_text()
+    assert main(["rescore", str(tmp_path / "OUT"), "--spec", str(spec), "--no-pdf", "--trust-student-process"]) == 0
+    trusted = unet()
+    assert trusted["status"] == "passed" and trusted["points"] > held["points"]
+    assert all(c["status"] != "held" for c in trusted["checks"])
