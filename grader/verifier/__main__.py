@@ -13,35 +13,20 @@ and reports them over file descriptor FD with the worker's own messages (grader.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from grader.shared import protocol
-
-
-class Channel:
-    def __init__(self, fd: int) -> None:
-        self._file = os.fdopen(fd, "w", buffering=1)
-
-    def send(self, event: str, **data: Any) -> None:
-        self._file.write(protocol.line(event, **data))
-        self._file.flush()
+from grader.shared.channel import Channel
+from grader.shared.processes import drop_privileges
 
 
 def main(argv: list[str]) -> int:
     request = json.loads(Path(argv[0]).read_text())
     channel = Channel(int(argv[1]))
-    if request.get("drop_to") is not None and os.geteuid() == 0:
-        uid = int(request["drop_to"])
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        from grader.shared.processes import die_with_parent
-
-        die_with_parent()  # the uid change cleared it
+    if request.get("drop_to") is not None:
+        drop_privileges(int(request["drop_to"]))
 
     import torch
 

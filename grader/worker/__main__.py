@@ -16,7 +16,6 @@ enforces a deadline per phase), {"event": "result", "result": {...}} per variant
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import traceback
@@ -24,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from grader.measure import observe
-from grader.shared import protocol
+from grader.shared.channel import Channel
+from grader.shared.processes import drop_privileges
 
 
 class TorchGuard:
@@ -49,20 +49,11 @@ class TorchGuard:
                     pass
 
 
-class Channel:
-    def __init__(self, fd: int) -> None:
-        self._file = os.fdopen(fd, "w", buffering=1)
-
-    def send(self, event: str, **data: Any) -> None:
-        self._file.write(protocol.line(event, **data))
-        self._file.flush()
-
-
 def main(argv: list[str]) -> int:
     request = json.loads(Path(argv[0]).read_text())
     channel = Channel(int(argv[1]))
     if request.get("drop_to") is not None:
-        _drop_privileges(int(request["drop_to"]))
+        drop_privileges(int(request["drop_to"]))
 
     import torch
 
@@ -147,17 +138,6 @@ def main(argv: list[str]) -> int:
                 channel.send("training", id=variant["id"], training=trained)
     channel.send("done")
     return 0
-
-
-def _drop_privileges(uid: int) -> None:
-    """Started as root (inside the sandbox): become `uid` before touching student code."""
-    if os.geteuid() == 0:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        from grader.shared.processes import die_with_parent
-
-        die_with_parent()  # the uid change cleared it
 
 
 class _Roots:
