@@ -26,6 +26,12 @@ Messages (worker -> grading process), in order:
                          test only (weights mode). During the train phase, `step` messages
                          (step s of S, never going back) feed the progress display only.
     done                 once, after a result for every variant; nothing may follow
+The request (grading process -> worker, or verifier), written to a file before either starts:
+    WorkerRequest        the files to import, the variants to build (VariantRequest each), how
+                         to run, the training (TrainingRequest) or none
+    VerifierRequest      the same settings, the captured variants (VerifierVariant each)
+Requests and their parts are `Record`s: one declaration gives the dataclass, its schema and its
+JSON form; the worker and the verifier read theirs with `from_json`, which checks it first.
 This module imports nothing from the rest of segrade (and not torch at import time).
 """
 
@@ -34,8 +40,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from typing import Any, Union
 
 MAX_LINE_BYTES = 768 * 1024**2        # one message line (predictions are the largest, compressed)
@@ -313,6 +319,239 @@ ENVIRONMENT = Obj({"device": Str(200, pattern=r"(cpu \(\d{1,5} threads\)|cuda \(
 
 PACKAGE = Str(100, pattern=r"[A-Za-z_][A-Za-z0-9_]{0,99}")  # a top-level package name
 
+# One captured program: a plain file name in the job's capture folder, its sha256, its size.
+PROGRAM = Obj({"file": Str(200, pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,190}\.pt2"),
+               "sha256": Str(64, pattern=r"[0-9a-f]{64}"), "bytes": Int(1, MAX_PROGRAM_BYTES)})
+PROGRAMS = Obj({"train": PROGRAM, "eval": PROGRAM})   # a build's training-mode and eval-mode programs
+
+
+class Plain(_Schema):
+    """Any JSON value, kept as it is (keyword arguments of a spec or a manifest): sizes and
+    nesting bounded like every other value."""
+
+    what = "a JSON value"
+
+    def check(self, value, where, depth):
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, str):
+            return TEXT.check(value, where, depth)
+        if isinstance(value, list):
+            return List(self).check(value, where, depth)
+        if isinstance(value, dict):
+            return Map(self, MAX_ITEMS).check(value, where, depth)
+        raise _fail(where, self.what, value)
+
+
+PLAIN = Plain()
+PATH = Str(4096)                  # a file or folder of the grading machine
+SEED = Int(-2**63, 2**64 - 1)
+
+# The manifest as grader.shared.manifest.parse_manifest gives it: variant id -> how to build it.
+MANIFEST = Map(Obj({"factory": NAME, "kwargs": Map(PLAIN, 256),
+                    "after": List(Obj({"method": NAME, "kwargs": Map(PLAIN, 256)}), 256), "origin": PATH},
+                   {"weights": Opt(NAME)}), 1000)
+
+
+# --------------------------------------------------------------------------- records
+
+def _field(schema: _Schema, default: Any = MISSING, *, key: str | None = None,
+           load: Callable[[Any], Any] | None = None) -> Any:
+    """A record field and its JSON form in one declaration: `schema` checks it, `key` names it
+    in JSON where the name differs, `load` turns the checked JSON into the field's value (a
+    list becomes a tuple without it). A field with a default is an optional key."""
+    metadata = {"schema": schema, "key": key or None, "load": load}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.to_json()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def records(cls: type[Record]) -> Callable[[Any], Any]:
+    """`load` for a list of records: a tuple of them."""
+    return lambda items: tuple(cls.from_checked(item) for item in items)
+
+
+def record_map(cls: type[Record]) -> Callable[[Any], Any]:
+    """`load` for an object of records under free keys."""
+    return lambda items: {key: cls.from_checked(item) for key, item in items.items()}
+
+
+class Record:
+    """A frozen dataclass whose fields declare their JSON form (`_field`): its schema, its
+    reader `from_json` (checked against that schema: never raw data) and `to_json` all come
+    from that one declaration."""
+
+    @classmethod
+    def _json_fields(cls) -> list[Field]:
+        return [f for f in fields(cls) if "schema" in f.metadata]
+
+    @classmethod
+    def schema(cls) -> Obj:
+        if "_schema" not in cls.__dict__:
+            required: dict[str, _Schema] = {}
+            optional: dict[str, _Schema] = {}
+            for f in cls._json_fields():
+                given = f.default is not MISSING or f.default_factory is not MISSING
+                (optional if given else required)[f.metadata["key"] or f.name] = f.metadata["schema"]
+            cls._schema = Obj(required, optional)
+        return cls._schema
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "") -> Any:
+        return cls.from_checked(cls.schema().check(data, where, 0))
+
+    @classmethod
+    def from_checked(cls, data: dict[str, Any]) -> Any:
+        """From JSON already checked against `schema()` (a part of a larger checked record)."""
+        values = {}
+        for f in cls._json_fields():
+            key = f.metadata["key"] or f.name
+            if key in data:
+                value, load = data[key], f.metadata["load"]
+                values[f.name] = value if value is None else load(value) if load else \
+                    tuple(value) if isinstance(value, list) else value
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.metadata["key"] or f.name: _plain(getattr(self, f.name)) for f in self._json_fields()}
+
+
+# --------------------------------------------------------------------------- the request (grading process -> worker)
+
+@dataclass(frozen=True)
+class ModuleRequest(Record):
+    """One submission file for the worker to import: its path, its dotted name (empty:
+    imported by path under a private name), the subproject root it belongs to."""
+    path: str = _field(NAME)
+    name: str = _field(NAME, "")
+    root: str = _field(NAME, ".")
+
+
+@dataclass(frozen=True)
+class VariantRequest(Record):
+    """One variant to build (grader.grading.pipeline.variant_request makes it from the spec): what
+    the adapters match against student code (grader.worker.adapters) and what the
+    measurements need (its input and probe sizes)."""
+    id: str = _field(NAME)                                  # "unet_noskip"
+    family: str = _field(NAME)                              # "fcn" | "unet"
+    class_name: str = _field(NAME)                          # contract name, "UNetNoSkip"
+    aliases: tuple[str, ...] = _field(List(NAME, 256))
+    traits: dict[str, Any] = _field(Map(PLAIN, 256))        # fcn: {"stride": 8, "frozen": True}; unet: {"skip": False}
+    num_classes: int = _field(Int(1, 10**6))
+    pretrained: bool | None = _field(Opt(Bool()))           # None for families without a pretrained switch (unet)
+    input_size: int = _field(Int(1, 2**16))                 # the family's input size (the checks' forward pass)
+    # The spec's contract kwargs (e.g. {"freeze_backbone": True}); when empty they are
+    # derived from the traits. Passed as they are to contract classes that take **kwargs.
+    kwargs: dict[str, Any] = _field(Map(PLAIN, 256), {})
+    pretrained_kwarg: str = _field(NAME, "pretrained")
+    num_classes_kwarg: str = _field(NAME, "num_classes")
+    probe_size: int | None = _field(Opt(Int(1, 2**16)), None)   # of the training probes; None: the measure's default
+
+    def contract_kwargs(self) -> dict[str, Any]:
+        """What the contract constructor receives: class count, the spec's kwargs, pretrained."""
+        kwargs: dict[str, Any] = {self.num_classes_kwarg: self.num_classes}
+        if self.kwargs:
+            kwargs |= self.kwargs
+        elif "frozen" in self.traits:
+            kwargs["freeze_backbone"] = bool(self.traits["frozen"])
+        if self.pretrained is not None:
+            kwargs[self.pretrained_kwarg] = self.pretrained
+        return kwargs
+
+
+@dataclass(frozen=True)
+class FamilyTraining(Record):
+    """The training profile's settings for one family (grader.measure.train.TrainConfig)."""
+    steps: int = _field(Int(0, 10**9))
+    batch_size: int = _field(Int(1, 10**6))
+    lr: float = _field(Num())
+    weight_decay: float = _field(Num())
+    optimizer: str = _field(Str(40))
+    eval_every: int = _field(Int(0, 10**9))
+    seed: int = _field(SEED)
+
+
+@dataclass(frozen=True)
+class TrainingRequest(Record):
+    """The standardised training: how (`mode`: train, or evaluate the submission's weights),
+    each family's settings and prepared data (train images and labels; val and test images only)."""
+    mode: str = _field(Str(choices=MODES))
+    profile: str = _field(NAME)
+    config: dict[str, FamilyTraining] = _field(Map(FamilyTraining.schema(), 1000), load=record_map(FamilyTraining))
+    data: dict[str, str] = _field(Map(PATH, 1000))          # family -> folder of its prepared splits
+    pretrained: bool = _field(Bool())                       # FCN backbones start from ImageNet weights
+    weights: dict[str, str] = _field(Map(NAME, 1000), {})   # variant id -> its checkpoint (checkpoint mode)
+    predict_batch: int = _field(Int(1, 10**6), 16)
+    test_is_val: bool = _field(Bool(), False)               # a self-check: the final score is on the val images
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRequest(Record):
+    """What the worker and the verifier are both told: how to run, and the training (None:
+    checks only). `drop_to` is set by the sandbox (the uid to become when started as root)."""
+    batch_size: int = _field(Int(1, 4096), 2)               # of the checks' forward pass
+    seed: int = _field(SEED, 0)
+    device: str = _field(Str(100), "auto")
+    threads: int | None = _field(Opt(Int(0, 4096)), None)  # CPU threads; None: torch's default
+    cuda_memory_fraction: float | None = _field(Opt(Num(0.0, 1.0)), None)
+    training: TrainingRequest | None = _field(Opt(TrainingRequest.schema()), None, load=TrainingRequest.from_checked)
+    drop_to: int | None = _field(Opt(Int(0, 2**32)), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerRequest(RunRequest):
+    """What the grading process asks of the worker (built by grader.grading.pipeline.probe_request):
+    import these files, build and probe these variants, and train them when `training` says so.
+    `capture_folder` (set by the sandbox): where captured programs go; none: measured here."""
+    modules: tuple[ModuleRequest, ...] = _field(List(ModuleRequest.schema(), 10_000), load=records(ModuleRequest))
+    sys_path: tuple[str, ...] = _field(List(PATH, 1000), (".",))
+    manifest: dict[str, dict[str, Any]] | None = _field(Opt(MANIFEST), None)
+    variants: tuple[VariantRequest, ...] = _field(List(VariantRequest.schema(), 1000), load=records(VariantRequest))
+    # Backbones start from random init in this run: a constructor's own request for pretrained
+    # weights gets random-init ones instead of a download (grader.worker.downloads).
+    random_init_weights: bool = _field(Bool(), False)
+    plan_only: bool = _field(Bool(), False)                 # how each variant would be built, nothing built
+    capture_folder: str | None = _field(Opt(PATH), None)
+
+    def for_verifier(self, variants: tuple[VerifierVariant, ...], vgg16_weights: str | None) -> VerifierRequest:
+        """The verifier's request: this run's settings, the captured variants."""
+        shared = {f.name: getattr(self, f.name) for f in fields(RunRequest)}
+        return VerifierRequest(**shared, variants=variants, vgg16_weights=vgg16_weights)
+
+
+@dataclass(frozen=True)
+class VerifierVariant(Record):
+    """One variant for the verifier: its request, the programs the worker captured of the
+    checks' build and (where it differs) of the training build, the weights that build
+    loaded, and whether the verifier trains it (not when the worker reported a training)."""
+    variant: VariantRequest = _field(VariantRequest.schema(), load=VariantRequest.from_checked)
+    programs: dict[str, dict[str, Any]] = _field(PROGRAMS)   # file names relative to the verifier's job folder
+    train_programs: dict[str, dict[str, Any]] | None = _field(Opt(PROGRAMS), None)
+    weights: str | None = _field(Opt(NAME), None)
+    train: bool = _field(Bool(), True)
+
+    @property
+    def id(self) -> str:
+        return self.variant.id
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifierRequest(RunRequest):
+    """What the grading process asks of the verifier (WorkerRequest.for_verifier)."""
+    variants: tuple[VerifierVariant, ...] = _field(List(VerifierVariant.schema(), 1000), load=records(VerifierVariant))
+    vgg16_weights: str | None = _field(Opt(PATH), None)     # ImageNet's VGG16, to identify copied backbones
+
+
 # --------------------------------------------------------------------------- typed messages
 
 # The architecture fingerprint of one forward pass (grader.measure.graph measures it,
@@ -449,10 +688,6 @@ class Packages:
 Message = Union[Environment, ModuleReport, PhaseStarted, VariantReport, TrainingReport, Predictions, Step, Packages,
                 Capture, Done]
 
-# One captured program: a plain file name in the job's capture folder, its sha256, its size.
-PROGRAM = Obj({"file": Str(200, pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,190}\.pt2"),
-               "sha256": Str(64, pattern=r"[0-9a-f]{64}"), "bytes": Int(1, MAX_PROGRAM_BYTES)})
-
 _MESSAGES: dict[str, Obj] = {
     "environment": Obj({"event": Str(), "environment": ENVIRONMENT}),
     "module": Obj({"event": Str(), "path": NAME, "ok": Bool()},
@@ -467,7 +702,7 @@ _MESSAGES: dict[str, Obj] = {
     "step": Obj({"event": Str(), "id": NAME, "step": Int(0, 10**9), "steps": Int(1, 10**9)}),
     "packages": Obj({"event": Str(), "stubbed": List(PACKAGE, 256), "stood_in": Map(List(NAME, 256), 256)}),
     "capture": Obj({"event": Str(), "id": NAME, "purpose": Str(choices=CAPTURE_PURPOSES), "ok": Bool()},
-                   {"programs": Obj({"train": PROGRAM, "eval": PROGRAM}), "seconds": SECONDS, "error": TEXT,
+                   {"programs": PROGRAMS, "seconds": SECONDS, "error": TEXT,
                     "weights": Opt(NAME)}),
     "done": Obj({"event": Str()}),
 }
