@@ -399,7 +399,8 @@ def training_request(assignment: Assignment, profile: Profile, data: PreparedDat
     """What the worker needs to train: the profile's settings per family and where the data is."""
     seed = _seed(profile, options)
     config = {fid: FamilyTraining(steps=int(profile.get("steps", fid)), batch_size=int(profile.get("batch_size", fid)),
-                                  lr=float(profile.get("lr", fid)), weight_decay=float(profile.get("weight_decay", fid)),
+                                  lr=float(profile.get("lr", fid)),
+                                  weight_decay=float(profile.get("weight_decay", fid)),
                                   optimizer=str(profile.get("optimizer", fid)),
                                   eval_every=int(profile.get("eval_every", fid)), seed=seed)
               for fid in assignment.families}

@@ -270,6 +270,7 @@ def _field(schema: _Schema, default: Any = MISSING, *, key: str | None = None,
 
 
 def _plain(value: Any) -> Any:
+    """A field's value as JSON: records as objects, tuples as lists."""
     if isinstance(value, Record):
         return value.to_json()
     if isinstance(value, (tuple, list)):
@@ -279,12 +280,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def records(cls: type[Record]) -> Callable[[Any], Any]:
+def _records(cls: type[Record]) -> Callable[[Any], Any]:
     """`load` for a list of records: a tuple of them."""
     return lambda items: tuple(cls.from_checked(item) for item in items)
 
 
-def record_map(cls: type[Record]) -> Callable[[Any], Any]:
+def _record_map(cls: type[Record]) -> Callable[[Any], Any]:
     """`load` for an object of records under free keys."""
     return lambda items: {key: cls.from_checked(item) for key, item in items.items()}
 
@@ -321,8 +322,9 @@ class Record:
             key = f.metadata["key"] or f.name
             if key in data:
                 value, load = data[key], f.metadata["load"]
-                values[f.name] = value if value is None else load(value) if load else \
-                    tuple(value) if isinstance(value, list) else value
+                if value is not None:
+                    value = load(value) if load else tuple(value) if isinstance(value, list) else value
+                values[f.name] = value
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
@@ -510,7 +512,7 @@ class TrainingRequest(Record):
     each family's settings and prepared data (train images and labels; val and test images only)."""
     mode: str = _field(Str(choices=MODES))
     profile: str = _field(NAME)
-    config: dict[str, FamilyTraining] = _field(Map(FamilyTraining.schema(), 1000), load=record_map(FamilyTraining))
+    config: dict[str, FamilyTraining] = _field(Map(FamilyTraining.schema(), 1000), load=_record_map(FamilyTraining))
     data: dict[str, str] = _field(Map(PATH, 1000))          # family -> folder of its prepared splits
     pretrained: bool = _field(Bool())                       # FCN backbones start from ImageNet weights
     weights: dict[str, str] = _field(Map(NAME, 1000), {})   # variant id -> its checkpoint (checkpoint mode)
@@ -536,10 +538,10 @@ class WorkerRequest(RunRequest):
     """What the grading process asks of the worker (built by grader.grading.pipeline.probe_request):
     import these files, build and probe these variants, and train them when `training` says so.
     `capture_folder` (set by the sandbox): where captured programs go; none: measured here."""
-    modules: tuple[ModuleRequest, ...] = _field(List(ModuleRequest.schema(), 10_000), load=records(ModuleRequest))
+    modules: tuple[ModuleRequest, ...] = _field(List(ModuleRequest.schema(), 10_000), load=_records(ModuleRequest))
     sys_path: tuple[str, ...] = _field(List(PATH, 1000), (".",))
     manifest: dict[str, dict[str, Any]] | None = _field(Opt(MANIFEST), None)
-    variants: tuple[VariantRequest, ...] = _field(List(VariantRequest.schema(), 1000), load=records(VariantRequest))
+    variants: tuple[VariantRequest, ...] = _field(List(VariantRequest.schema(), 1000), load=_records(VariantRequest))
     # Backbones start from random init in this run: a constructor's own request for pretrained
     # weights gets random-init ones instead of a download (grader.worker.downloads).
     random_init_weights: bool = _field(Bool(), False)
@@ -571,7 +573,7 @@ class VerifierVariant(Record):
 @dataclass(frozen=True, kw_only=True)
 class VerifierRequest(RunRequest):
     """What the grading process asks of the verifier (WorkerRequest.for_verifier)."""
-    variants: tuple[VerifierVariant, ...] = _field(List(VerifierVariant.schema(), 1000), load=records(VerifierVariant))
+    variants: tuple[VerifierVariant, ...] = _field(List(VerifierVariant.schema(), 1000), load=_records(VerifierVariant))
     vgg16_weights: str | None = _field(Opt(PATH), None)     # ImageNet's VGG16, to identify copied backbones
 
 
