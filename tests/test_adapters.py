@@ -25,6 +25,8 @@ from grader.worker.adapters import (
     plan_variant,
     to_logits,
 )
+from grader.grading.pipeline import variant_request
+from grader.shared.protocol import ProtocolError
 from grader.spec import load_spec
 
 SPEC = load_spec()
@@ -32,7 +34,7 @@ IDS = [v.id for v in SPEC.variants]
 
 
 def request(variant_id: str, pretrained: bool = False) -> VariantRequest:
-    return VariantRequest.from_spec(SPEC.variant(variant_id), SPEC.num_classes, pretrained)
+    return variant_request(SPEC, SPEC.variant(variant_id), pretrained)
 
 
 def plan(variant_id: str, *candidates: Candidate, manifest=None, pretrained: bool = False):
@@ -665,12 +667,10 @@ def test_variant_request_from_json():
     new = VariantRequest.from_json({"id": "fcn8s_frozen", "family": "fcn", "class_name": "FCN8s", "aliases": [],
                                     "traits": {"stride": 8, "frozen": True}, "num_classes": 13, "pretrained": False,
                                     "input_size": 224})
-    assert new == VariantRequest("fcn8s_frozen", "fcn", "FCN8s", (), {"stride": 8, "frozen": True}, 13, False)
+    assert new == VariantRequest("fcn8s_frozen", "fcn", "FCN8s", (), {"stride": 8, "frozen": True}, 13, False, 224)
     assert new.contract_kwargs() == {"num_classes": 13, "freeze_backbone": True, "pretrained": False}
-    old = VariantRequest.from_json({"id": "fcn8s_frozen", "class_name": "FCN8s", "traits": {"stride": 8, "frozen": True},
-                                    "kwargs": {"num_classes": 13, "freeze_backbone": True, "pretrained": False}})
-    assert old.family == "fcn" and old.num_classes == 13 and old.pretrained is False
-    assert old.kwargs == {"freeze_backbone": True}
+    with pytest.raises(ProtocolError, match="unknown key 'class'"):   # checked against its schema
+        VariantRequest.from_json({**new.to_json(), "class": "FCN8s"})
     assert VariantRequest.from_json(request("unet").to_json()) == request("unet")
 
 

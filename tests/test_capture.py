@@ -352,14 +352,16 @@ def test_the_verifier_process_refuses_one_program_and_measures_the_other(capture
     """The real verifier (python -I -m grader.verifier, sandboxed): a program whose hash is not
     the one announced gets that variant a precise error; the other variant is measured."""
     from grader.grading.sandbox import run_worker
+    from grader.shared.protocol import VariantRequest, VerifierRequest, VerifierVariant
 
     _, folder, info = captured
     programs = info["programs"]   # file names in the verifier's job folder, where the folder is linked
     tampered = {mode: {**entry, "sha256": "0" * 64} for mode, entry in programs.items()}
-    base = {"family": "unet", "num_classes": 3, "input_size": 64, "pretrained": None}
-    request = {"variants": [{"id": "good", **base, "programs": programs},
-                            {"id": "bad", **base, "programs": tampered}],
-               "batch_size": 2, "device": "cpu", "threads": 1}
+    def variant(vid):
+        return VariantRequest(vid, "unet", "UNet", (), {}, 3, None, 64)
+    request = VerifierRequest(variants=(VerifierVariant(variant("good"), programs),
+                                        VerifierVariant(variant("bad"), tampered)),
+                              batch_size=2, device="cpu", threads=1)
     run = run_worker(folder, request, entry="grader.verifier", link=True)
     good, bad = run.variants["good"], run.variants["bad"]
     assert bad["verifier"]["refused"] == "hash" and "changed after capture" in bad["build"]["error"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,7 @@ def observe(path: Path, ids, tmp_path: Path, *, plan_only: bool = False, manifes
     man = read_manifest(sub, tmp_path / "manifest.toml" if manifest is not None else None,
                         [v.id for v in SPEC.variants])
     request = probe_request(SPEC, sub, BackboneWeights(None), man, options)
-    request["variants"] = [v for v in request["variants"] if v["id"] in ids]
-    request["plan_only"] = plan_only
+    request = replace(request, variants=tuple(v for v in request.variants if v.id in ids), plan_only=plan_only)
     run = run_worker(sub.root, request)
     # As the pipeline does: the grading process reads what each failed file defines from its source.
     failed = tuple(m for m in mark_blocking(sub.root, run.modules, SPEC.model_class_names) if not m.get("ok"))

@@ -34,7 +34,8 @@ from grader.grading.evaluation import Evaluator, PreparedData, prepare_data
 from grader.grading.metrics import json_float
 from grader.submission.load import find_checkpoints, load_submission, read_manifest
 from grader.grading.progress import ProgressState, ProgressTracker
-from grader.shared.protocol import Capture, Done, Predictions
+from grader.shared.protocol import (Capture, Done, FamilyTraining, ModuleRequest, Predictions, TrainingRequest,
+                                    VariantRequest, VerifierVariant, WorkerRequest)
 from grader.records.results import (
     CAPTURED_PROGRAM, STUDENT_PROCESS,
     CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus, failed_imports,
@@ -152,14 +153,15 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         if memory is not None and not to_run and memory.run.get("files") == files:
             run = WorkerRun(**memory.run["worker"])     # nothing changed at all: not even the imports re-run
         else:
-            request = probe_request(assignment, submission, weights, manifest, options, to_run)
+            training = None
             setup = weights.worker_setup()
             if profile is not None:
-                request["training"] = training_request(assignment, profile, data, options, pretrained, checkpoints)
+                training = training_request(assignment, profile, data, options, pretrained, checkpoints)
                 setup["readable"] = (*setup.get("readable", ()), data.folder)
+            request = probe_request(assignment, submission, weights, manifest, options, to_run, training)
             listeners = [evaluator] if evaluator is not None else []
             if on_progress is not None:
-                listeners.append(ProgressTracker([v["id"] for v in request["variants"]], "training" in request,
+                listeners.append(ProgressTracker([v.id for v in request.variants], request.training is not None,
                                                  on_progress))
 
             def on_message(message) -> None:  # the scoring of predictions, and the progress display
@@ -274,7 +276,7 @@ class WorkerMessages:
             self.listener(message)
 
 
-def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: BackboneWeights, options: GradeOptions,
+def verify(run: WorkerRun, request: WorkerRequest, programs: Path, weights: BackboneWeights, options: GradeOptions,
            on_message: Callable | None) -> None:
     # on_message: the evaluator (it scores the verifier's predictions) and the progress display
     """Run the verifier (grader.verifier) on the programs the worker captured and put what it
@@ -286,11 +288,14 @@ def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: Bac
         captured = run.captures.get(vid, {})
         check, train = captured.get("check"), captured.get("train")
         if check and check.get("ok") and not observed.get("worker_status"):
-            entry = next(v for v in request["variants"] if v["id"] == vid)
-            # file names relative to the verifier's job folder, where the programs are linked
-            targets.append({**entry, "programs": check["programs"],
-                            "train_programs": train["programs"] if train and train.get("ok") else None,
-                            "weights": (train or check).get("weights")})
+            entry = next(v for v in request.variants if v.id == vid)
+            # File names relative to the verifier's job folder, where the programs are linked.
+            targets.append(VerifierVariant(entry, check["programs"],
+                                           train["programs"] if train and train.get("ok") else None,
+                                           (train or check).get("weights"),
+                                           train=verifier_trains(captured, observed.get("training"))))
+            if targets[-1].train:   # the verifier trains it: a training the worker claims is not its
+                observed.pop("training", None)
             observed["program"] = {"measured_in": CAPTURED_PROGRAM, "programs": check["programs"],
                                    "capture_seconds": check.get("seconds")}
             if train and train.get("ok"):
@@ -303,15 +308,9 @@ def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: Bac
             observed["program"]["training_reason"] = train.get("error")
     if not targets:
         return
-    verifier_request = {k: v for k, v in request.items() if k not in ("modules", "sys_path", "manifest", "variants")}
-    verifier_request["variants"] = targets
-    verifier_request["vgg16_weights"] = str(weights.path) if weights.available else None
-    for target in targets:
-        target["train"] = verifier_trains(run.captures.get(target["id"], {}), run.variants[target["id"]].get("training"))
-        if target["train"]:
-            run.variants[target["id"]].pop("training", None)
+    verifier_request = request.for_verifier(tuple(targets), str(weights.path) if weights.available else None)
     readable = (*((weights.path,) if weights.available else ()),
-                *((Path(p) for p in request["training"]["data"].values()) if request.get("training") else ()))
+                *((Path(p) for p in request.training.data.values()) if request.training else ()))
     # The same limits, except that the verifier's build phase is loading programs (0.5 GB for an
     # FCN, seconds): it gets at least VERIFIER_LOAD_SECONDS whatever the worker's build deadline.
     limits = replace(options.limits, phase_seconds={**options.limits.phase_seconds,
@@ -321,7 +320,7 @@ def verify(run: WorkerRun, request: dict[str, Any], programs: Path, weights: Bac
     run.environment["verifier_seconds"] = round(verified.seconds, 2)
     run.log += "\n[--- verifier ---]\n" + verified.log
     for target in targets:
-        vid = target["id"]
+        vid = target.id
         observed, measured = run.variants[vid], verified.variants.get(vid, {})
         if measured.get("worker_status"):   # the verifier died or overran on it: that is its status
             measured = {**measured, "message": "measuring the captured program: " + str(measured.get("message", ""))
@@ -432,18 +431,19 @@ def prepare_evaluation_data(assignment: Assignment, profile: Profile, options: G
 
 
 def training_request(assignment: Assignment, profile: Profile, data: PreparedData, options: GradeOptions,
-                     pretrained: bool, checkpoints: dict[str, str]) -> dict[str, Any]:
+                     pretrained: bool, checkpoints: dict[str, str]) -> TrainingRequest:
     """What the worker needs to train: the profile's settings per family and where the data is."""
     seed = _seed(profile, options)
-    config = {fid: {"steps": int(profile.get("steps", fid)), "batch_size": int(profile.get("batch_size", fid)),
-                    "lr": float(profile.get("lr", fid)), "weight_decay": float(profile.get("weight_decay", fid)),
-                    "optimizer": str(profile.get("optimizer", fid)), "eval_every": int(profile.get("eval_every", fid)),
-                    "seed": seed}
+    config = {fid: FamilyTraining(steps=int(profile.get("steps", fid)), batch_size=int(profile.get("batch_size", fid)),
+                                  lr=float(profile.get("lr", fid)),
+                                  weight_decay=float(profile.get("weight_decay", fid)),
+                                  optimizer=str(profile.get("optimizer", fid)),
+                                  eval_every=int(profile.get("eval_every", fid)), seed=seed)
               for fid in assignment.families}
-    return {"mode": "weights" if options.weights else "train", "profile": profile.id, "config": config,
-            "data": data.worker_paths(), "pretrained": pretrained, "weights": checkpoints, "predict_batch": 16,
-            # In a self-check the final score is on the validation images themselves (prepare_data)
-            "test_is_val": data.test_is_val}
+    return TrainingRequest(mode="weights" if options.weights else "train", profile=profile.id, config=config,
+                           data=data.worker_paths(), pretrained=pretrained, weights=dict(checkpoints), predict_batch=16,
+                           # In a self-check the final score is on the validation images themselves (prepare_data)
+                           test_is_val=data.test_is_val)
 
 
 def random_init_run(options: GradeOptions, assignment: Assignment | None = None) -> bool:
@@ -455,25 +455,31 @@ def random_init_run(options: GradeOptions, assignment: Assignment | None = None)
     return not profile.pretrained
 
 
+def variant_request(assignment: Assignment, variant, pretrained_available: bool) -> VariantRequest:
+    """One variant as the worker is asked to build it; `pretrained_available`: ImageNet weights are on hand."""
+    family = variant.family
+    return VariantRequest(id=variant.id, family=family.id, class_name=variant.class_name,
+                          aliases=tuple(variant.aliases), traits=dict(variant.traits),
+                          num_classes=assignment.num_classes,
+                          pretrained=bool(pretrained_available) if family.pretrained_kwarg else None,
+                          input_size=family.input_size, kwargs=dict(variant.kwargs),
+                          pretrained_kwarg=family.pretrained_kwarg or "pretrained",
+                          num_classes_kwarg=assignment.contract.num_classes_kwarg,
+                          probe_size=assignment.probe_size(family.id))
+
+
 def probe_request(assignment: Assignment, submission: Submission, weights: BackboneWeights,
-                  manifest: dict | None, options: GradeOptions, selected: list | None = None) -> dict[str, Any]:
-    """What the worker is asked to do: import these modules, build every variant (or `selected`)."""
-    variants = []
-    for variant in assignment.variants if selected is None else selected:
-        pretrained = weights.available if variant.family.pretrained_kwarg else None
-        variants.append({"id": variant.id, "family": variant.family.id, "class_name": variant.class_name,
-                         "aliases": list(variant.aliases), "traits": variant.traits,
-                         "num_classes": assignment.num_classes, "pretrained": pretrained,
-                         "input_size": variant.family.input_size, "kwargs": dict(variant.kwargs),
-                         "probe_size": assignment.probe_size(variant.family.id),
-                         "pretrained_kwarg": variant.family.pretrained_kwarg or "pretrained",
-                         "num_classes_kwarg": assignment.contract.num_classes_kwarg})
-    return {"modules": list(submission.modules), "sys_path": list(submission.sys_path), "manifest": manifest,
-            "variants": variants, "batch_size": options.batch_size, "seed": 0, "device": options.device,
-            "threads": options.threads, "cuda_memory_fraction": options.cuda_memory_fraction,
-            # Backbones start from random init in this run: a constructor's own request for
-            # pretrained weights gets random-init ones instead of a download (grader.worker.downloads)
-            "random_init_weights": random_init_run(options, assignment)}
+                  manifest: dict | None, options: GradeOptions, selected: list | None = None,
+                  training: TrainingRequest | None = None) -> WorkerRequest:
+    """What the worker is asked to do: import these modules, build every variant (or `selected`),
+    and train them when `training` is given."""
+    variants = tuple(variant_request(assignment, v, weights.available)
+                     for v in (assignment.variants if selected is None else selected))
+    return WorkerRequest(modules=tuple(ModuleRequest(**m) for m in submission.modules),
+                         sys_path=tuple(submission.sys_path), manifest=manifest, variants=variants,
+                         batch_size=options.batch_size, seed=0, device=options.device, threads=options.threads,
+                         cuda_memory_fraction=options.cuda_memory_fraction, training=training,
+                         random_init_weights=random_init_run(options, assignment))
 
 
 def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],

@@ -36,13 +36,14 @@ import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from grader.shared.processes import die_with_parent
 from grader.shared.protocol import (MAX_LINE_BYTES, PROGRAM, Capture, Done, Environment, Message, ModuleReport,
-                                    Packages, PhaseStarted, ProtocolError, Reader, TrainingReport, VariantReport)
+                                    Packages, PhaseStarted, ProtocolError, Reader, TrainingReport, VariantReport,
+                                    VerifierRequest, WorkerRequest)
 from grader.records.results import VariantStatus
 
 # Variables the worker may inherit; everything else (tokens, keys, paths to grading
@@ -155,12 +156,13 @@ def describe_isolation(kind: str) -> str:
     return "; ".join(parts)
 
 
-def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits = Limits(),
+def run_worker(submission_dir: Path, request: WorkerRequest | VerifierRequest, *, limits: Limits = Limits(),
                readable: tuple[Path, ...] = (), extra_env: dict[str, str] | None = None,
                torch_cache: dict[str, Path] | None = None, isolation: str | None = None,
                on_message: Callable[[Message], None] | None = None, entry: str = "grader.worker",
                captures: Path | None = None, link: bool = False) -> WorkerRun:
-    """Run the worker over request["variants"] on a copy of `submission_dir`.
+    """Run the worker (or, for a VerifierRequest, the verifier) over `request.variants` on a
+    copy of `submission_dir`.
 
     `readable`: extra files or folders the worker may read (a weights file, the
     evaluation data). `torch_cache` maps file names to files placed in the worker's
@@ -178,25 +180,25 @@ def run_worker(submission_dir: Path, request: dict[str, Any], *, limits: Limits 
     isolation = isolation or isolation_available()
     run = WorkerRun(isolation=describe_isolation(isolation))
     started = time.perf_counter()
-    pending = list(request["variants"])
+    pending = list(request.variants)
     logs: list[str] = []
     first = True
     while first or pending:
         with tempfile.TemporaryDirectory(prefix="segrade-") as tmp:
             job = _prepare_job(Path(tmp), submission_dir, torch_cache, runs_as_nobody(isolation), link)
-            outcome = _run_once(job, {**request, "variants": pending}, limits, readable,
+            outcome = _run_once(job, replace(request, variants=tuple(pending)), limits, readable,
                                 extra_env or {}, isolation, run, first, on_message, entry, captures is not None)
             logs.append(_tail(job / "worker.log", limits.log_bytes))
             if captures is not None:
                 _collect_captures(job / "captures", captures)
         first = False
-        finished = {v["id"] for v in pending if v["id"] in run.variants}
-        pending = [v for v in pending if v["id"] not in finished]
+        finished = {v.id for v in pending if v.id in run.variants}
+        pending = [v for v in pending if v.id not in finished]
         if outcome == "stop":
             break
         run.restarts += 1 if pending else 0
     for variant in pending:  # only after a failure that every variant shares
-        run.variants[variant["id"]] = {"id": variant["id"], "worker_status": run.problem_status,
+        run.variants[variant.id] = {"id": variant.id, "worker_status": run.problem_status,
                                        "message": run.problem}
     run.log = _join_logs(logs, limits.log_bytes)
     run.seconds = time.perf_counter() - started
@@ -243,14 +245,15 @@ def _prepare_job(tmp: Path, submission_dir: Path, torch_cache: dict[str, Path] |
     return tmp
 
 
-def _run_once(job: Path, request: dict[str, Any], limits: Limits, readable: tuple[Path, ...],
+def _run_once(job: Path, request: WorkerRequest | VerifierRequest, limits: Limits, readable: tuple[Path, ...],
               extra_env: dict[str, str], isolation: str, run: WorkerRun, first: bool,
               on_message: Callable[[Message], None] | None, entry: str = "grader.worker",
               capture: bool = False) -> str:
     """One worker process. Returns 'stop' when no other worker should be tried."""
     drop = runs_as_nobody(isolation)
     extra = {"capture_folder": str(job / "captures")} if capture else {}
-    (job / "request.json").write_text(json.dumps({**request, **extra, "drop_to": NOBODY if drop else None}))
+    request = replace(request, **extra, drop_to=NOBODY if drop else None)
+    (job / "request.json").write_text(json.dumps(request.to_json()))
     read_fd, write_fd = os.pipe()
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
     env |= {"HOME": str(job / "submission"), "TMPDIR": str(job), "TORCH_HOME": str(job / "torch"),
@@ -264,15 +267,16 @@ def _run_once(job: Path, request: dict[str, Any], limits: Limits, readable: tupl
                                 preexec_fn=lambda: _set_limits(limits, drop))
     os.close(write_fd)
     try:
-        reader = Reader([v["id"] for v in request["variants"]], [m["path"] for m in request.get("modules", [])],
-                        (request.get("training") or {}).get("mode"), _expected_environment(request))
+        modules = request.modules if isinstance(request, WorkerRequest) else ()
+        reader = Reader([v.id for v in request.variants], [m.path for m in modules],
+                        request.training.mode if request.training else None, _expected_environment(request))
         return _follow(proc, read_fd, limits, run, first, on_message, reader)
     finally:
         os.close(read_fd)
         _kill(proc)
 
 
-def _expected_environment(request: dict[str, Any]) -> dict[str, str]:
+def _expected_environment(request: WorkerRequest | VerifierRequest) -> dict[str, str]:
     """What the grading process knows of the worker's environment itself: it runs the same
     interpreter and torch, on the device type it was asked for."""
     import torch
@@ -280,7 +284,7 @@ def _expected_environment(request: dict[str, Any]) -> dict[str, str]:
     from grader.shared.device import resolve_device
 
     return {"torch": torch.__version__, "python": sys.version.split()[0],
-            "device_type": resolve_device(request.get("device", "auto")).type}
+            "device_type": resolve_device(request.device).type}
 
 
 def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun, first: bool,

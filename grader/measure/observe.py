@@ -13,8 +13,11 @@ import functools
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from grader.shared.protocol import TrainingRequest, VariantRequest
 
 Send = Callable[..., None]
 
@@ -36,7 +39,7 @@ def failure(exc: BaseException) -> dict[str, Any]:
     return {"ok": False, "error": short_error(exc), "traceback": traceback_tail(), "oom": is_oom(exc)}
 
 
-def measure_checks(model, variant: dict[str, Any], device, batch_size: int, send: Send,
+def measure_checks(model, variant: VariantRequest, device, batch_size: int, send: Send,
                    restore: Callable[[], None], identified: dict[str, Any] | None,
                    structure: Callable[[Any], list[str]] | None = None) -> dict[str, Any]:
     """The checks' observations on a built model: parameters, one forward pass (batch
@@ -53,8 +56,8 @@ def measure_checks(model, variant: dict[str, Any], device, batch_size: int, send
     params = list(model.parameters())
     result["parameters"] = {"total": sum(p.numel() for p in params),
                             "trainable": sum(p.numel() for p in params if p.requires_grad)}
-    send("phase", phase="forward", id=variant["id"])
-    x = torch.randn(batch_size, 3, variant["input_size"], variant["input_size"],
+    send("phase", phase="forward", id=variant.id)
+    x = torch.randn(batch_size, 3, variant.input_size, variant.input_size,
                     generator=torch.Generator().manual_seed(0))
     started = time.perf_counter()
     forward: dict[str, Any] = {"input_shape": list(x.shape)}
@@ -77,22 +80,22 @@ def measure_checks(model, variant: dict[str, Any], device, batch_size: int, send
         result["output_statistics"] = probes.output_statistics(out)
 
     # The checks' measurements: other sizes, gradients, the backbone under training, cost.
-    send("phase", phase="check", id=variant["id"])
+    send("phase", phase="check", id=variant.id)
     checks_started = time.perf_counter()
-    size = variant["input_size"]
-    probe_size = int(variant.get("probe_size") or probes.PROBE_SIZE)  # the grading side's, from the spec
+    size = variant.input_size
+    probe_size = variant.probe_size or probes.PROBE_SIZE  # the grading side's, from the spec
     measurements = {
         # batch 1 in eval mode, another size, not square (forward was batch 2 at `size`)
         "sizes": lambda: probes.shapes_at(model, to_logits, [(1, size - 32, size + 32), (2, size - 32, size - 32)],
                                           device),
         "figures": lambda: probes.figures(model, to_logits, size, device),
-        "gradients": lambda: probes.gradients(model, to_logits, variant["num_classes"], device, probe_size),
+        "gradients": lambda: probes.gradients(model, to_logits, variant.num_classes, device, probe_size),
     }
-    if variant.get("family") == "fcn":   # the gradients come from the backbone's first training step
+    if variant.family == "fcn":   # the gradients come from the backbone's first training step
         del measurements["gradients"]
 
         def backbone() -> dict[str, Any]:
-            seen, result["gradients"] = probes.backbone_training(model, variant["num_classes"], device, identified,
+            seen, result["gradients"] = probes.backbone_training(model, variant.num_classes, device, identified,
                                                                  probe_size)
             return seen
 
@@ -123,7 +126,7 @@ def trainable(result: dict[str, Any]) -> bool:
         and shape[2:] == forward.get("input_shape", [])[2:]
 
 
-def train_and_predict(build: Callable[[], Any], variant: dict[str, Any], device, training: dict[str, Any],
+def train_and_predict(build: Callable[[], Any], variant: VariantRequest, device, training: TrainingRequest,
                       send: Send, restore: Callable[[], None]) -> dict[str, Any]:
     """The standardised training (or, in checkpoint mode, the model as built, its weights
     loaded) and the predictions the grading process scores: on the validation images at every
@@ -136,9 +139,9 @@ def train_and_predict(build: Callable[[], Any], variant: dict[str, Any], device,
     from grader.measure.train import SegmentationTensors, TrainConfig, predict, train
     from grader.shared.protocol import encode_predictions
 
-    vid, family = variant["id"], variant["family"]
-    folder = Path(training["data"][family])
-    config = TrainConfig(**training["config"][family])
+    vid, family = variant.id, variant.family
+    folder = Path(training.data[family])
+    config = TrainConfig(**asdict(training.config[family]))
     started = time.perf_counter()
     try:
         data = evaluation_data(str(folder))
@@ -149,7 +152,7 @@ def train_and_predict(build: Callable[[], Any], variant: dict[str, Any], device,
         return {"stage": "setup"} | failure(exc)
     val = SegmentationTensors(data["val"]["images"])
     test = SegmentationTensors(data["test"]["images"])
-    batch = int(training.get("predict_batch", 16))
+    batch = training.predict_batch
 
     def predictions(split: str, dataset, encoded: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
         if encoded is None:
@@ -159,7 +162,7 @@ def train_and_predict(build: Callable[[], Any], variant: dict[str, Any], device,
         return encoded
 
     try:
-        if training.get("mode") == "weights":
+        if training.mode == "weights":
             send("phase", phase="evaluate", id=vid)
             predictions("test", test, train_seconds=0.0)
             return {"ok": True, "mode": "weights", "weights": source, "seconds": round(time.perf_counter() - started, 2)}
@@ -192,7 +195,7 @@ def train_and_predict(build: Callable[[], Any], variant: dict[str, Any], device,
         send("phase", phase="evaluate", id=vid)
         # A self-check scores the validation images (the grading process says so): the last
         # step's validation predictions are the final ones, from the same weights; not run twice.
-        final = last_val if training.get("test_is_val") and len(log.losses) == config.steps else None
+        final = last_val if training.test_is_val and len(log.losses) == config.steps else None
         predictions("test", test, final, train_seconds=round(log.seconds, 3))
     except BaseException as exc:
         return {"stage": "train"} | failure(exc)
@@ -204,7 +207,7 @@ def train_and_predict(build: Callable[[], Any], variant: dict[str, Any], device,
     try:
         from grader.measure import graph, probes
 
-        result["skip_ablation"] = graph.skip_ablation(model, int(variant.get("probe_size") or probes.PROBE_SIZE))
+        result["skip_ablation"] = graph.skip_ablation(model, variant.probe_size or probes.PROBE_SIZE)
     except Exception as exc:
         result["skip_ablation"] = {"error": short_error(exc)}
     return result | {"seconds": round(time.perf_counter() - started, 2)}

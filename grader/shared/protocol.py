@@ -26,6 +26,13 @@ Messages (worker -> grading process), in order:
                          test only (weights mode). During the train phase, `step` messages
                          (step s of S, never going back) feed the progress display only.
     done                 once, after a result for every variant; nothing may follow
+The request (grading process -> worker, or verifier), written to a file before either starts:
+    WorkerRequest        the files to import, the variants to build (VariantRequest each), how
+                         to run, the training (TrainingRequest) or none
+    VerifierRequest      the same settings, the captured variants (VerifierVariant each)
+Requests and messages are `Record`s: one declaration of each (its fields, each with its schema)
+gives the dataclass, its schema and its JSON form; requests are read with `from_json`, messages
+with `parse`, each checked against its schema first.
 This module imports nothing from the rest of segrade (and not torch at import time).
 """
 
@@ -34,9 +41,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Union
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from typing import Any, ClassVar, Union
 
 MAX_LINE_BYTES = 768 * 1024**2        # one message line (predictions are the largest, compressed)
 MAX_PREDICTION_BYTES = 512 * 1024**2  # the base64 text of one predictions message
@@ -249,6 +256,81 @@ def _deep(where: str, depth: int) -> None:
         raise ProtocolError(f"{where}: nested deeper than {MAX_DEPTH} levels")
 
 
+# --------------------------------------------------------------------------- records
+
+def _field(schema: _Schema, default: Any = MISSING, *, key: str | None = None,
+           load: Callable[[Any], Any] | None = None) -> Any:
+    """A record field and its JSON form in one declaration: `schema` checks it, `key` names it
+    in JSON where the name differs, `load` turns the checked JSON into the field's value (a
+    list becomes a tuple without it). A field with a default is an optional key."""
+    metadata = {"schema": schema, "key": key or None, "load": load}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _plain(value: Any) -> Any:
+    """A field's value as JSON: records as objects, tuples as lists."""
+    if isinstance(value, Record):
+        return value.to_json()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _records(cls: type[Record]) -> Callable[[Any], Any]:
+    """`load` for a list of records: a tuple of them."""
+    return lambda items: tuple(cls.from_checked(item) for item in items)
+
+
+def _record_map(cls: type[Record]) -> Callable[[Any], Any]:
+    """`load` for an object of records under free keys."""
+    return lambda items: {key: cls.from_checked(item) for key, item in items.items()}
+
+
+class Record:
+    """A frozen dataclass whose fields declare their JSON form (`_field`): its schema, its
+    reader `from_json` (checked against that schema: never raw data) and `to_json` all come
+    from that one declaration."""
+
+    @classmethod
+    def _json_fields(cls) -> list[Field]:
+        return [f for f in fields(cls) if "schema" in f.metadata]
+
+    @classmethod
+    def schema(cls) -> Obj:
+        if "_schema" not in cls.__dict__:
+            required: dict[str, _Schema] = {}
+            optional: dict[str, _Schema] = {}
+            for f in cls._json_fields():
+                given = f.default is not MISSING or f.default_factory is not MISSING
+                (optional if given else required)[f.metadata["key"] or f.name] = f.metadata["schema"]
+            cls._schema = Obj(required, optional)
+        return cls._schema
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "") -> Any:
+        return cls.from_checked(cls.schema().check(data, where, 0))
+
+    @classmethod
+    def from_checked(cls, data: dict[str, Any]) -> Any:
+        """From JSON already checked against `schema()` (a part of a larger checked record)."""
+        values = {}
+        for f in cls._json_fields():
+            key = f.metadata["key"] or f.name
+            if key in data:
+                value, load = data[key], f.metadata["load"]
+                if value is not None:
+                    value = load(value) if load else tuple(value) if isinstance(value, list) else value
+                values[f.name] = value
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.metadata["key"] or f.name: _plain(getattr(self, f.name)) for f in self._json_fields()}
+
+
 # --------------------------------------------------------------------------- observation schemas
 
 TEXT, NAME, SECONDS = Str(MAX_TEXT), Str(MAX_NAME), Num(0.0, MAX_SECONDS)
@@ -258,11 +340,40 @@ SHAPE = List(Int(0, 2**40), max_items=16)
 RAISED = Obj({"error": TEXT}, {"traceback": Opt(TEXT), "oom": Bool()})
 STEP = {"ok": Bool(), "seconds": SECONDS, "error": TEXT, "traceback": Opt(TEXT), "oom": Bool()}
 SCALE = Num(1e-12, 1e12)  # powers of two; never 0 (the checks take logarithms)
-FINGERPRINT = Obj(
-    {"method": Str(choices=("export", "dispatch")), "bypass_scale": SCALE, "downsampling_levels": Int(0, 64),
-     "long_skips": List(SCALE, 1024), "residual_adds": Int(0, 10**6), "gated_multiplies": List(SCALE, 10**5),
-     "ungated_attention": Int(0, 10**6)},
-    {"gated_long_skips": List(SCALE, 1024), "long_skip_ops": List(Str(16), 1024), "export_error": TEXT})
+# The architecture fingerprint of one forward pass (grader.measure.graph measures it,
+# grader.grading.architecture judges it).
+@dataclass(frozen=True)
+class Fingerprint(Record):
+    method: str = _field(Str(choices=("export", "dispatch")))   # how the graph was built
+    bypass_scale: float = _field(SCALE)
+    downsampling_levels: int = _field(Int(0, 64))
+    long_skips: tuple[float, ...] = _field(List(SCALE, 1024))         # sorted descending
+    residual_adds: int = _field(Int(0, 10**6))
+    gated_multiplies: tuple[float, ...] = _field(List(SCALE, 10**5))  # sorted descending, one per gated multiply
+    ungated_attention: int = _field(Int(0, 10**6))
+    # Extra (not in the original sketch): long-skip scales whose encoder operand is gated.
+    gated_long_skips: tuple[float, ...] = _field(List(SCALE, 1024), ())
+    # How each long-skip join happens: "cat" or "add", aligned with long_skips.
+    long_skip_ops: tuple[str, ...] = _field(List(Str(16), 1024), ())
+    # Where each long-skip join happens in the recording: (scale, op index, argument positions
+    # of the encoder operand), for skip ablation. Not part of the JSON.
+    skip_joins: tuple[tuple[float, int, tuple[int, ...]], ...] = ()
+    # Why torch.export was not used ("" when method == "export").
+    export_error: str = _field(TEXT, "")
+
+    def same_architecture(self, other: Fingerprint) -> bool:
+        """Equal in everything measured, whichever way each graph was built (skip_joins are
+        op indices of one recording)."""
+        how = dict(method="", skip_joins=(), export_error="")
+        return replace(self, **how) == replace(other, **how)
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "architecture") -> Fingerprint:
+        """From a fingerprint as sent (checked against its schema first: never raw data)."""
+        return super().from_json(data, where)
+
+
+FINGERPRINT = Fingerprint.schema()
 
 # Which backbone a model really uses, identified by provenance (grader.measure.probes.identify_backbone).
 BACKBONE = Obj({}, {"kind": Opt(NAME), "how": Opt(NAME), "built": List(NAME, 64), "fc_from_vgg": Bool()})
@@ -304,173 +415,315 @@ TRAINING = Obj({"ok": Bool()}, {
                               Obj({"error": TEXT})),
 })
 
-# The only environment keys a worker may report, each a short line of a known form.
-# (No markup characters: the device line is printed on the terminal and in reports.)
-ENVIRONMENT = Obj({"device": Str(200, pattern=r"(cpu \(\d{1,5} threads\)|cuda \([\w .+/-]{1,150}\)|[a-z]{2,10})"),
-                   "torch": Str(64, pattern=r"[0-9A-Za-z.+_-]{1,64}"),
-                   "python": Str(32, pattern=r"[0-9A-Za-z.+_-]{1,32}")})
-
-
 PACKAGE = Str(100, pattern=r"[A-Za-z_][A-Za-z0-9_]{0,99}")  # a top-level package name
+
+# One captured program: a plain file name in the job's capture folder, its sha256, its size.
+PROGRAM = Obj({"file": Str(200, pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,190}\.pt2"),
+               "sha256": Str(64, pattern=r"[0-9a-f]{64}"), "bytes": Int(1, MAX_PROGRAM_BYTES)})
+PROGRAMS = Obj({"train": PROGRAM, "eval": PROGRAM})   # a build's training-mode and eval-mode programs
+
+
+class Plain(_Schema):
+    """Any JSON value, kept as it is (keyword arguments of a spec or a manifest): sizes and
+    nesting bounded like every other value."""
+
+    what = "a JSON value"
+
+    def check(self, value, where, depth):
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, str):
+            return TEXT.check(value, where, depth)
+        if isinstance(value, list):
+            return List(self).check(value, where, depth)
+        if isinstance(value, dict):
+            return Map(self, MAX_ITEMS).check(value, where, depth)
+        raise _fail(where, self.what, value)
+
+
+PLAIN = Plain()
+PATH = Str(4096)                  # a file or folder of the grading machine
+SEED = Int(-2**63, 2**64 - 1)
+
+# The manifest as grader.shared.manifest.parse_manifest gives it: variant id -> how to build it.
+MANIFEST = Map(Obj({"factory": NAME, "kwargs": Map(PLAIN, 256),
+                    "after": List(Obj({"method": NAME, "kwargs": Map(PLAIN, 256)}), 256), "origin": PATH},
+                   {"weights": Opt(NAME)}), 1000)
+
+
+# --------------------------------------------------------------------------- the request (grading process -> worker)
+
+@dataclass(frozen=True)
+class ModuleRequest(Record):
+    """One submission file for the worker to import: its path, its dotted name (empty:
+    imported by path under a private name), the subproject root it belongs to."""
+    path: str = _field(NAME)
+    name: str = _field(NAME, "")
+    root: str = _field(NAME, ".")
+
+
+@dataclass(frozen=True)
+class VariantRequest(Record):
+    """One variant to build (grader.grading.pipeline.variant_request makes it from the spec): what
+    the adapters match against student code (grader.worker.adapters) and what the
+    measurements need (its input and probe sizes)."""
+    id: str = _field(NAME)                                  # "unet_noskip"
+    family: str = _field(NAME)                              # "fcn" | "unet"
+    class_name: str = _field(NAME)                          # contract name, "UNetNoSkip"
+    aliases: tuple[str, ...] = _field(List(NAME, 256))
+    traits: dict[str, Any] = _field(Map(PLAIN, 256))        # fcn: {"stride": 8, "frozen": True}; unet: {"skip": False}
+    num_classes: int = _field(Int(1, 10**6))
+    pretrained: bool | None = _field(Opt(Bool()))           # None for families without a pretrained switch (unet)
+    input_size: int = _field(Int(1, 2**16))                 # the family's input size (the checks' forward pass)
+    # The spec's contract kwargs (e.g. {"freeze_backbone": True}); when empty they are
+    # derived from the traits. Passed as they are to contract classes that take **kwargs.
+    kwargs: dict[str, Any] = _field(Map(PLAIN, 256), {})
+    pretrained_kwarg: str = _field(NAME, "pretrained")
+    num_classes_kwarg: str = _field(NAME, "num_classes")
+    probe_size: int | None = _field(Opt(Int(1, 2**16)), None)   # of the training probes; None: the measure's default
+
+    def contract_kwargs(self) -> dict[str, Any]:
+        """What the contract constructor receives: class count, the spec's kwargs, pretrained."""
+        kwargs: dict[str, Any] = {self.num_classes_kwarg: self.num_classes}
+        if self.kwargs:
+            kwargs |= self.kwargs
+        elif "frozen" in self.traits:
+            kwargs["freeze_backbone"] = bool(self.traits["frozen"])
+        if self.pretrained is not None:
+            kwargs[self.pretrained_kwarg] = self.pretrained
+        return kwargs
+
+
+@dataclass(frozen=True)
+class FamilyTraining(Record):
+    """The training profile's settings for one family (grader.measure.train.TrainConfig)."""
+    steps: int = _field(Int(0, 10**9))
+    batch_size: int = _field(Int(1, 10**6))
+    lr: float = _field(Num())
+    weight_decay: float = _field(Num())
+    optimizer: str = _field(Str(40))
+    eval_every: int = _field(Int(0, 10**9))
+    seed: int = _field(SEED)
+
+
+@dataclass(frozen=True)
+class TrainingRequest(Record):
+    """The standardised training: how (`mode`: train, or evaluate the submission's weights),
+    each family's settings and prepared data (train images and labels; val and test images only)."""
+    mode: str = _field(Str(choices=MODES))
+    profile: str = _field(NAME)
+    config: dict[str, FamilyTraining] = _field(Map(FamilyTraining.schema(), 1000), load=_record_map(FamilyTraining))
+    data: dict[str, str] = _field(Map(PATH, 1000))          # family -> folder of its prepared splits
+    pretrained: bool = _field(Bool())                       # FCN backbones start from ImageNet weights
+    weights: dict[str, str] = _field(Map(NAME, 1000), {})   # variant id -> its checkpoint (checkpoint mode)
+    predict_batch: int = _field(Int(1, 10**6), 16)
+    test_is_val: bool = _field(Bool(), False)               # a self-check: the final score is on the val images
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRequest(Record):
+    """What the worker and the verifier are both told: how to run, and the training (None:
+    checks only). `drop_to` is set by the sandbox (the uid to become when started as root)."""
+    batch_size: int = _field(Int(1, 4096), 2)               # of the checks' forward pass
+    seed: int = _field(SEED, 0)
+    device: str = _field(Str(100), "auto")
+    threads: int | None = _field(Opt(Int(0, 4096)), None)  # CPU threads; None: torch's default
+    cuda_memory_fraction: float | None = _field(Opt(Num(0.0, 1.0)), None)
+    training: TrainingRequest | None = _field(Opt(TrainingRequest.schema()), None, load=TrainingRequest.from_checked)
+    drop_to: int | None = _field(Opt(Int(0, 2**32)), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerRequest(RunRequest):
+    """What the grading process asks of the worker (built by grader.grading.pipeline.probe_request):
+    import these files, build and probe these variants, and train them when `training` says so.
+    `capture_folder` (set by the sandbox): where captured programs go; none: measured here."""
+    modules: tuple[ModuleRequest, ...] = _field(List(ModuleRequest.schema(), 10_000), load=_records(ModuleRequest))
+    sys_path: tuple[str, ...] = _field(List(PATH, 1000), (".",))
+    manifest: dict[str, dict[str, Any]] | None = _field(Opt(MANIFEST), None)
+    variants: tuple[VariantRequest, ...] = _field(List(VariantRequest.schema(), 1000), load=_records(VariantRequest))
+    # Backbones start from random init in this run: a constructor's own request for pretrained
+    # weights gets random-init ones instead of a download (grader.worker.downloads).
+    random_init_weights: bool = _field(Bool(), False)
+    plan_only: bool = _field(Bool(), False)                 # how each variant would be built, nothing built
+    capture_folder: str | None = _field(Opt(PATH), None)
+
+    def for_verifier(self, variants: tuple[VerifierVariant, ...], vgg16_weights: str | None) -> VerifierRequest:
+        """The verifier's request: this run's settings, the captured variants."""
+        shared = {f.name: getattr(self, f.name) for f in fields(RunRequest)}
+        return VerifierRequest(**shared, variants=variants, vgg16_weights=vgg16_weights)
+
+
+@dataclass(frozen=True)
+class VerifierVariant(Record):
+    """One variant for the verifier: its request, the programs the worker captured of the
+    checks' build and (where it differs) of the training build, the weights that build
+    loaded, and whether the verifier trains it (grader.grading.pipeline.verifier_trains)."""
+    variant: VariantRequest = _field(VariantRequest.schema(), load=VariantRequest.from_checked)
+    programs: dict[str, dict[str, Any]] = _field(PROGRAMS)   # file names relative to the verifier's job folder
+    train_programs: dict[str, dict[str, Any]] | None = _field(Opt(PROGRAMS), None)
+    weights: str | None = _field(Opt(NAME), None)
+    train: bool = _field(Bool(), True)
+
+    @property
+    def id(self) -> str:
+        return self.variant.id
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifierRequest(RunRequest):
+    """What the grading process asks of the verifier (WorkerRequest.for_verifier)."""
+    variants: tuple[VerifierVariant, ...] = _field(List(VerifierVariant.schema(), 1000), load=_records(VerifierVariant))
+    vgg16_weights: str | None = _field(Opt(PATH), None)     # ImageNet's VGG16, to identify copied backbones
+
 
 # --------------------------------------------------------------------------- typed messages
 
-# The architecture fingerprint of one forward pass (grader.measure.graph measures it,
-# grader.grading.architecture judges it).
-@dataclass(frozen=True)
-class Fingerprint:
-    method: str                           # "export" or "dispatch": how the graph was built
-    bypass_scale: float
-    downsampling_levels: int
-    long_skips: tuple[float, ...]         # sorted descending
-    residual_adds: int
-    gated_multiplies: tuple[float, ...]   # sorted descending, one entry per gated multiply
-    ungated_attention: int
-    # Extra (not in the original sketch): long-skip scales whose encoder operand is gated.
-    gated_long_skips: tuple[float, ...] = ()
-    # How each long-skip scale joins: "cat" or "add", aligned with long_skips.
-    long_skip_ops: tuple[str, ...] = ()
-    # Where each long-skip join happens in the recording: (scale, op index, argument positions
-    # of the encoder operand), for skip ablation. Not part of the JSON.
-    skip_joins: tuple[tuple[float, int, tuple[int, ...]], ...] = ()
-    # Why torch.export was not used ("" when method == "export").
-    export_error: str = ""
+class _Message(Record):
+    """A message, declared once: its fields with their schemas (a field's `key` is its name in
+    the message where the two differ); `EVENT` names it; `WRAP`: the key its fields sit under
+    ({"event": "environment", "environment": {...}}), else they sit beside "event"."""
 
-    def same_architecture(self, other: Fingerprint) -> bool:
-        """Equal in everything measured, whichever way each graph was built (skip_joins are
-        op indices of one recording)."""
-        how = dict(method="", skip_joins=(), export_error="")
-        return replace(self, **how) == replace(other, **how)
+    EVENT: ClassVar[str] = ""
+    WRAP: ClassVar[str] = ""
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Fingerprint:
-        """From a fingerprint as sent (checked against FINGERPRINT first: never raw data)."""
-        data = FINGERPRINT.check(data, "architecture", 0)
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    def message_schema(cls) -> Obj:
+        schema = cls.schema()
+        if cls.WRAP:
+            return Obj({"event": Str(), cls.WRAP: schema})
+        return Obj({"event": Str(), **schema.required}, schema.optional)
 
-    def to_json(self) -> dict:
-        data = asdict(self)
-        del data["skip_joins"]
-        for name in ("long_skips", "gated_multiplies", "gated_long_skips", "long_skip_ops"):
-            data[name] = list(data[name])
-        return data
-
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> Message:
+        """From a message checked against `message_schema()`."""
+        return cls.from_checked(data[cls.WRAP] if cls.WRAP else data)
 
 
 @dataclass(frozen=True)
-class Environment:
-    device: str
-    torch: str
-    python: str
+class Environment(_Message):
+    """The only environment keys a worker may report, each a short line of a known form.
+    (No markup characters: the device line is printed on the terminal and in reports.)"""
+    EVENT = WRAP = "environment"
+    device: str = _field(Str(200, pattern=r"(cpu \(\d{1,5} threads\)|cuda \([\w .+/-]{1,150}\)|[a-z]{2,10})"))
+    torch: str = _field(Str(64, pattern=r"[0-9A-Za-z.+_-]{1,64}"))
+    python: str = _field(Str(32, pattern=r"[0-9A-Za-z.+_-]{1,32}"))
 
 
 @dataclass(frozen=True)
-class ModuleReport:
-    path: str
-    ok: bool
-    error: str | None = None
-    traceback: str | None = None
-    seconds: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "ok": self.ok, "error": self.error, "traceback": self.traceback,
-                "seconds": self.seconds}
+class ModuleReport(_Message):
+    EVENT = "module"
+    path: str = _field(NAME)
+    ok: bool = _field(Bool())
+    error: str | None = _field(Opt(TEXT), None)
+    traceback: str | None = _field(Opt(TEXT), None)
+    seconds: float | None = _field(Opt(SECONDS), None)
 
 
 @dataclass(frozen=True)
-class PhaseStarted:
-    phase: str
-    variant: str | None
+class PhaseStarted(_Message):
+    EVENT = "phase"
+    phase: str = _field(Str(choices=PHASES))
+    variant: str | None = _field(Opt(NAME), None, key="id")
 
 
 @dataclass(frozen=True)
-class VariantReport:
+class VariantReport(_Message):
     """What the worker observed building and probing one variant (validated, plain data)."""
-    variant: str
-    observation: dict[str, Any]
+    EVENT = "result"
+    variant: str                                           # the observation's id
+    observation: dict[str, Any] = _field(OBSERVATION, key="result")
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> VariantReport:
+        return cls(data["result"]["id"], data["result"])
 
 
 @dataclass(frozen=True)
-class TrainingReport:
-    variant: str
-    training: dict[str, Any]
+class TrainingReport(_Message):
+    EVENT = "training"
+    variant: str = _field(NAME, key="id")
+    training: dict[str, Any] = _field(TRAINING)
+
+
+def _finite_or_none(losses: list[float]) -> tuple[float | None, ...]:
+    return tuple(x if x is not None and math.isfinite(x) else None for x in losses)
 
 
 @dataclass(frozen=True)
-class Predictions:
-    variant: str
-    split: str
-    shape: tuple[int, int, int]
-    data: str
-    step: int | None = None
-    seconds: float | None = None
-    losses: tuple[float | None, ...] = ()   # training losses since the previous message; None: not finite
-    train_seconds: float | None = None
+class Predictions(_Message):
+    EVENT = "predictions"
+    variant: str = _field(NAME, key="id")
+    split: str = _field(Str(choices=SPLITS))
+    shape: tuple[int, int, int] = _field(List(Int(1, 10**6), 3, 3))
+    data: str = _field(Str(MAX_PREDICTION_BYTES))
+    step: int | None = _field(Int(0, 10**9), None)
+    seconds: float | None = _field(SECONDS, None)
+    # training losses since the previous message; None: not finite
+    losses: tuple[float | None, ...] = _field(List(Opt(Num(nonfinite=True)), 10**6), (), load=_finite_or_none)
+    train_seconds: float | None = _field(SECONDS, None)
 
 
 @dataclass(frozen=True)
-class Step:
+class Step(_Message):
     """Training reached `step` of `steps` (for the progress display; changes no figure)."""
-    variant: str
-    step: int
-    steps: int
+    EVENT = "step"
+    variant: str = _field(NAME, key="id")
+    step: int = _field(Int(0, 10**9))
+    steps: int = _field(Int(1, 10**9))
 
 
 @dataclass(frozen=True)
-class Done:
-    pass
+class Done(_Message):
+    EVENT = "done"
 
 
 @dataclass(frozen=True)
-class Capture:
+class Capture(_Message):
     """A variant's build captured as programs (grader.worker.capture): for `purpose` "check"
     the checks' build, "train" the training build where it differs (another pretrained
     switch, the submission's weights). `programs` maps "train"/"eval" to {"file", "sha256",
     "bytes"}; `ok` False with `error`: the model could not be captured, it is measured in the
     worker. A claim: the grading side hashes the files itself and the verifier checks them."""
-    variant: str
-    purpose: str
-    ok: bool
-    programs: dict[str, dict[str, Any]]
-    seconds: float | None = None
-    error: str | None = None
-    weights: str | None = None
+    EVENT = "capture"
+    variant: str = _field(NAME, key="id")
+    purpose: str = _field(Str(choices=CAPTURE_PURPOSES))
+    ok: bool = _field(Bool())
+    programs: dict[str, dict[str, Any]] = _field(PROGRAMS, {})
+    seconds: float | None = _field(SECONDS, None)
+    error: str | None = _field(TEXT, None)
+    weights: str | None = _field(Opt(NAME), None)
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> Capture:
+        if data["ok"] != ("programs" in data) or (not data["ok"] and "error" not in data):
+            raise ProtocolError("capture message: programs when ok, an error when not")
+        return super().from_message(data)
 
 
 @dataclass(frozen=True)
-class Packages:
+class Packages(_Message):
     """Missing third-party packages the worker replaced while importing: `stubbed` (logging,
     no-ops) and `stood_in` (package -> the submission's files that import it; they fail where
     used). Informational: what the student's code needed that segrade does not offer."""
-    stubbed: tuple[str, ...]
-    stood_in: dict[str, tuple[str, ...]]
+    EVENT = "packages"
+    stubbed: tuple[str, ...] = _field(List(PACKAGE, 256))
+    stood_in: dict[str, tuple[str, ...]] = _field(Map(List(NAME, 256), 256),
+                                                  load=lambda d: {k: tuple(v) for k, v in d.items()})
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> Packages:
+        for name in data["stood_in"]:
+            PACKAGE.check(name, "packages.stood_in", 1)
+        return super().from_message(data)
 
 
 Message = Union[Environment, ModuleReport, PhaseStarted, VariantReport, TrainingReport, Predictions, Step, Packages,
                 Capture, Done]
-
-# One captured program: a plain file name in the job's capture folder, its sha256, its size.
-PROGRAM = Obj({"file": Str(200, pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,190}\.pt2"),
-               "sha256": Str(64, pattern=r"[0-9a-f]{64}"), "bytes": Int(1, MAX_PROGRAM_BYTES)})
-
-_MESSAGES: dict[str, Obj] = {
-    "environment": Obj({"event": Str(), "environment": ENVIRONMENT}),
-    "module": Obj({"event": Str(), "path": NAME, "ok": Bool()},
-                  {"error": Opt(TEXT), "traceback": Opt(TEXT), "seconds": Opt(SECONDS)}),
-    "phase": Obj({"event": Str(), "phase": Str(choices=PHASES)}, {"id": Opt(NAME)}),
-    "result": Obj({"event": Str(), "result": OBSERVATION}),
-    "training": Obj({"event": Str(), "id": NAME, "training": TRAINING}),
-    "predictions": Obj({"event": Str(), "id": NAME, "split": Str(choices=SPLITS),
-                        "shape": List(Int(1, 10**6), 3, 3), "data": Str(MAX_PREDICTION_BYTES)},
-                       {"step": Int(0, 10**9), "seconds": SECONDS, "train_seconds": SECONDS,
-                        "losses": List(Opt(Num(nonfinite=True)), 10**6)}),
-    "step": Obj({"event": Str(), "id": NAME, "step": Int(0, 10**9), "steps": Int(1, 10**9)}),
-    "packages": Obj({"event": Str(), "stubbed": List(PACKAGE, 256), "stood_in": Map(List(NAME, 256), 256)}),
-    "capture": Obj({"event": Str(), "id": NAME, "purpose": Str(choices=CAPTURE_PURPOSES), "ok": Bool()},
-                   {"programs": Obj({"train": PROGRAM, "eval": PROGRAM}), "seconds": SECONDS, "error": TEXT,
-                    "weights": Opt(NAME)}),
-    "done": Obj({"event": Str()}),
-}
+_MESSAGES: dict[str, type[_Message]] = {m.EVENT: m for m in (Environment, ModuleReport, PhaseStarted, VariantReport,
+                                                             TrainingReport, Predictions, Step, Packages, Capture,
+                                                             Done)}
+_SCHEMAS: dict[str, Obj] = {event: m.message_schema() for event, m in _MESSAGES.items()}
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -505,35 +758,10 @@ def parse(raw: bytes | str) -> Message:
     if not isinstance(kind, str) or kind not in _MESSAGES:
         raise ProtocolError(f"unknown event {str(kind)[:40]!r}" if kind is not None else "no 'event' key")
     try:
-        data = _MESSAGES[kind].check(data, "", 0)
+        data = _SCHEMAS[kind].check(data, "", 0)
     except ProtocolError as exc:
         raise ProtocolError(f"{kind} message: {exc}") from None
-    if kind == "environment":
-        return Environment(**data["environment"])
-    if kind == "module":
-        return ModuleReport(data["path"], data["ok"], data.get("error"), data.get("traceback"), data.get("seconds"))
-    if kind == "phase":
-        return PhaseStarted(data["phase"], data.get("id"))
-    if kind == "result":
-        return VariantReport(data["result"]["id"], data["result"])
-    if kind == "training":
-        return TrainingReport(data["id"], data["training"])
-    if kind == "predictions":
-        losses = tuple(x if x is not None and math.isfinite(x) else None for x in data.get("losses", ()))
-        return Predictions(data["id"], data["split"], tuple(data["shape"]), data["data"], data.get("step"),
-                           data.get("seconds"), losses, data.get("train_seconds"))
-    if kind == "capture":
-        if data["ok"] != ("programs" in data) or (not data["ok"] and "error" not in data):
-            raise ProtocolError("capture message: programs when ok, an error when not")
-        return Capture(data["id"], data["purpose"], data["ok"], data.get("programs", {}), data.get("seconds"),
-                       data.get("error"), data.get("weights"))
-    if kind == "step":
-        return Step(data["id"], data["step"], data["steps"])
-    if kind == "packages":
-        for name in data["stood_in"]:
-            PACKAGE.check(name, "packages.stood_in", 1)
-        return Packages(tuple(data["stubbed"]), {k: tuple(v) for k, v in data["stood_in"].items()})
-    return Done()
+    return _MESSAGES[kind].from_message(data)
 
 
 # --------------------------------------------------------------------------- the grading side

@@ -13,35 +13,21 @@ and reports them over file descriptor FD with the worker's own messages (grader.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from grader.shared import protocol
-
-
-class Channel:
-    def __init__(self, fd: int) -> None:
-        self._file = os.fdopen(fd, "w", buffering=1)
-
-    def send(self, event: str, **data: Any) -> None:
-        self._file.write(protocol.line(event, **data))
-        self._file.flush()
+from grader.shared.channel import Channel
+from grader.shared.processes import drop_privileges
+from grader.shared.protocol import VerifierRequest, VerifierVariant
 
 
 def main(argv: list[str]) -> int:
-    request = json.loads(Path(argv[0]).read_text())
+    request = VerifierRequest.from_json(json.loads(Path(argv[0]).read_text()), "request")
     channel = Channel(int(argv[1]))
-    if request.get("drop_to") is not None and os.geteuid() == 0:
-        uid = int(request["drop_to"])
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        from grader.shared.processes import die_with_parent
-
-        die_with_parent()  # the uid change cleared it
+    if request.drop_to is not None:
+        drop_privileges(request.drop_to)
 
     import torch
 
@@ -49,39 +35,40 @@ def main(argv: list[str]) -> int:
     from grader.shared.device import describe, resolve_device
     from grader.verifier.load import ProgramLimits
 
-    device = resolve_device(request.get("device", "auto"))
-    if request.get("threads"):
-        torch.set_num_threads(int(request["threads"]))
-    if device.type == "cuda" and request.get("cuda_memory_fraction"):
-        torch.cuda.set_per_process_memory_fraction(float(request["cuda_memory_fraction"]), device)
+    device = resolve_device(request.device)
+    if request.threads:
+        torch.set_num_threads(request.threads)
+    if device.type == "cuda" and request.cuda_memory_fraction:
+        torch.cuda.set_per_process_memory_fraction(request.cuda_memory_fraction, device)
     channel.send("environment", environment={
         "device": describe(device), "torch": torch.__version__, "python": sys.version.split()[0]})
     channel.send("phase", phase="import")   # nothing to import: the programs are loaded per variant
-    limits = ProgramLimits(**request.get("program_limits", {}))
+    limits = ProgramLimits()
     imagenet = None
-    training = request.get("training")
-    for variant in request["variants"]:
-        channel.send("phase", phase="build", id=variant["id"])
-        if imagenet is None and variant.get("family") == "fcn" and request.get("vgg16_weights"):
+    training = request.training
+    for target in request.variants:
+        variant = target.variant
+        channel.send("phase", phase="build", id=variant.id)
+        if imagenet is None and variant.family == "fcn" and request.vgg16_weights:
             from grader.verifier.provenance import imagenet_vgg16
 
             try:
-                imagenet = imagenet_vgg16(request["vgg16_weights"])
+                imagenet = imagenet_vgg16(request.vgg16_weights)
             except Exception as exc:   # not a VGG16 state dict: provenance by layers only
                 print(f"[verifier] the VGG16 weights file could not be read ({observe.short_error(exc)}): "
                       "backbones are identified by their layers only")
                 imagenet = {}
         try:
-            result, loaded = _check(variant, device, request, channel, limits, imagenet)
+            result, loaded = _check(target, device, request, channel, limits, imagenet)
         except Exception as exc:   # the verifier's own failure on this program: that variant's error
-            result, loaded = {"id": variant["id"], "build": {"ok": False, "error": "the verifier failed on the "
+            result, loaded = {"id": variant.id, "build": {"ok": False, "error": "the verifier failed on the "
                                                              f"captured program: {observe.short_error(exc)}",
                                                              "traceback": observe.traceback_tail()}}, None
         channel.send("result", result=result)
-        if training and loaded is not None and observe.trainable(result) and variant.get("train", True):
-            trained = observe.train_and_predict(lambda: _training_model(variant, loaded, limits), variant, device,
+        if training and loaded is not None and observe.trainable(result) and target.train:
+            trained = observe.train_and_predict(lambda: _training_model(target, loaded, limits), variant, device,
                                                 training, channel.send, lambda: None)
-            channel.send("training", id=variant["id"], training=trained)
+            channel.send("training", id=variant.id, training=trained)
     channel.send("done")
     return 0
 
@@ -95,7 +82,7 @@ def _load_pair(programs: dict[str, dict[str, Any]], limits) -> tuple[Any, Any]:
     return train, load_program(Path(programs["eval"]["file"]), programs["eval"]["sha256"], limits)
 
 
-def _check(variant: dict[str, Any], device, request: dict[str, Any], channel: Channel, limits,
+def _check(target: VerifierVariant, device, request: VerifierRequest, channel: Channel, limits,
            imagenet) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Load the checks' programs, identify the backbone, measure. Returns the observation
     and what training needs (the loaded programs and their initial state), None when the
@@ -105,10 +92,10 @@ def _check(variant: dict[str, Any], device, request: dict[str, Any], channel: Ch
     from grader.verifier.load import ProgramRefused, check_ops
     from grader.verifier.provenance import identify
 
-    result: dict[str, Any] = {"id": variant["id"]}
+    result: dict[str, Any] = {"id": target.id}
     started = time.perf_counter()
     try:
-        train_program, eval_program = _load_pair(variant["programs"], limits)
+        train_program, eval_program = _load_pair(target.programs, limits)
         ops = sorted(set(check_ops(train_program)) | set(check_ops(eval_program)))
         model = as_model(train_program, eval_program)
     except ProgramRefused as refused:
@@ -122,11 +109,11 @@ def _check(variant: dict[str, Any], device, request: dict[str, Any], channel: Ch
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     identified = None
     try:
-        identified = identify(eval_program, model, imagenet, request.get("seed", 0))
+        identified = identify(eval_program, model, imagenet, request.seed)
         result["backbone_found"] = {k: v for k, v in identified.items() if k != "tensors"}
     except Exception as exc:
         result["backbone_found"] = {"error": observe.short_error(exc)}
-    result |= observe.measure_checks(model, variant, device, request.get("batch_size", 2), channel.send,
+    result |= observe.measure_checks(model, target.variant, device, request.batch_size, channel.send,
                                      lambda: None, identified)
     result["verifier"] = {"ops": ops[:5000], "load_seconds": load_seconds,
                           "backbone_how": (identified or {}).get("how")}
@@ -134,18 +121,18 @@ def _check(variant: dict[str, Any], device, request: dict[str, Any], channel: Ch
     return result, loaded
 
 
-def _training_model(variant: dict[str, Any], loaded: dict[str, Any], limits) -> tuple[Any, str | None]:
+def _training_model(target: VerifierVariant, loaded: dict[str, Any], limits) -> tuple[Any, str | None]:
     """The model to train: the training build's programs when the worker captured one (another
     pretrained switch, the submission's weights), else the checks' programs at their
     captured state (the checks' measurements trained that model a little)."""
     from grader.measure.captured import as_model
 
-    if variant.get("train_programs"):
-        train, evaluate = _load_pair(variant["train_programs"], limits)
-        return as_model(train, evaluate), variant.get("weights")
+    if target.train_programs:
+        train, evaluate = _load_pair(target.train_programs, limits)
+        return as_model(train, evaluate), target.weights
     model = as_model(*loaded["programs"])
     model.load_state_dict(loaded["initial"])
-    return model, variant.get("weights")
+    return model, target.weights
 
 
 if __name__ == "__main__":

@@ -16,15 +16,17 @@ enforces a deadline per phase), {"event": "result", "result": {...}} per variant
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from grader.measure import observe
-from grader.shared import protocol
+from grader.shared.channel import Channel
+from grader.shared.processes import drop_privileges
+from grader.shared.protocol import ModuleRequest, TrainingRequest, VariantRequest, WorkerRequest
 
 
 class TorchGuard:
@@ -49,20 +51,11 @@ class TorchGuard:
                     pass
 
 
-class Channel:
-    def __init__(self, fd: int) -> None:
-        self._file = os.fdopen(fd, "w", buffering=1)
-
-    def send(self, event: str, **data: Any) -> None:
-        self._file.write(protocol.line(event, **data))
-        self._file.flush()
-
-
 def main(argv: list[str]) -> int:
-    request = json.loads(Path(argv[0]).read_text())
+    request = WorkerRequest.from_json(json.loads(Path(argv[0]).read_text()), "request")
     channel = Channel(int(argv[1]))
-    if request.get("drop_to") is not None:
-        _drop_privileges(int(request["drop_to"]))
+    if request.drop_to is not None:
+        drop_privileges(request.drop_to)
 
     import torch
 
@@ -70,33 +63,33 @@ def main(argv: list[str]) -> int:
     from grader.measure import graph, probes  # noqa: F401
 
     probes.install_vgg_recorder()
-    if request.get("random_init_weights"):   # a random-init profile: downloads get random-init weights
+    if request.random_init_weights:   # a random-init profile: downloads get random-init weights
         from grader.worker import downloads
 
         downloads.install_random_init()
-    from grader.worker.adapters import Candidate, Unresolved, VariantRequest, plan_variant
+    from grader.worker.adapters import Candidate, Unresolved, plan_variant
     from grader.shared.device import describe, resolve_device
     from grader.worker.stubs import install_stub_finder, stood_in
 
-    device = resolve_device(request.get("device", "auto"))
-    if request.get("threads"):  # a batch runs several workers side by side
-        torch.set_num_threads(int(request["threads"]))
-    if device.type == "cuda" and request.get("cuda_memory_fraction"):  # jobs sharing one GPU
-        torch.cuda.set_per_process_memory_fraction(float(request["cuda_memory_fraction"]), device)
+    device = resolve_device(request.device)
+    if request.threads:  # a batch runs several workers side by side
+        torch.set_num_threads(request.threads)
+    if device.type == "cuda" and request.cuda_memory_fraction:  # jobs sharing one GPU
+        torch.cuda.set_per_process_memory_fraction(request.cuda_memory_fraction, device)
     channel.send("environment", environment={
         "device": describe(device), "torch": torch.__version__, "python": sys.version.split()[0]})
 
     # Student files import each other by plain name (`from model import UNet`); logging-only
     # packages that are not installed (wandb, icecream, google.colab...) become stubs.
-    for entry in reversed(request.get("sys_path", ["."])):
+    for entry in reversed(request.sys_path):
         sys.path.insert(0, str((Path.cwd() / entry).resolve()))
     stubbed = install_stub_finder()
     guard = TorchGuard(torch)
     candidates: list[Candidate] = []
     channel.send("phase", phase="import")
-    roots = _Roots(request.get("sys_path", ["."]))
-    for module in request["modules"]:
-        roots.activate(module.get("root", "."))
+    roots = _Roots(request.sys_path)
+    for module in request.modules:
+        roots.activate(module.root)
         channel.send("module", **_import(module, candidates, torch.nn.Module))
     if stubbed:
         print(f"[segrade] missing logging-only packages replaced by stubs: {', '.join(sorted(set(stubbed)))}")
@@ -105,23 +98,22 @@ def main(argv: list[str]) -> int:
         print(f"[segrade] missing packages stood in (they fail only where used): {', '.join(sorted(standing_in))}")
     channel.send("packages", stubbed=sorted({n.split(".")[0] for n in stubbed}), stood_in=standing_in)
 
-    manifest = request.get("manifest")
-    training = request.get("training")
-    for variant in request["variants"]:
+    manifest, training = request.manifest, request.training
+    captured: set[str] = set()   # the variants whose checks' build the verifier measures
+    for variant in request.variants:
         guard.restore()
-        channel.send("phase", phase="build", id=variant["id"])
-        plan = plan_variant(VariantRequest.from_json(variant), candidates, manifest)
-        if request.get("plan_only"):   # how each variant would be built, nothing built (tests, tools)
+        channel.send("phase", phase="build", id=variant.id)
+        plan = plan_variant(variant, candidates, manifest)
+        if request.plan_only:   # how each variant would be built, nothing built (tests, tools)
             channel.send("result", result=_describe_plan(plan, variant))
             continue
-        result = _probe(plan, variant, device, request, torch, channel, guard)
+        result = _probe(plan, variant, device, request, torch, channel, guard, captured)
         # A candidate whose forward raises NotImplementedError (an abstract base segrade could
         # not tell from its source) gives way to the next one that fits.
         tried: list[Any] = []
         while _not_implemented(result) and not isinstance(plan, Unresolved) and plan.adapter != "manifest":
             tried.append(plan)
-            following = plan_variant(VariantRequest.from_json(variant), candidates, manifest,
-                                     exclude=[t.factory for t in tried])
+            following = plan_variant(variant, candidates, manifest, exclude=[t.factory for t in tried])
             if isinstance(following, Unresolved):
                 break
             skipped = "; ".join(f"{getattr(t.factory, '__name__', t.factory)} in {t.source} not used: its forward "
@@ -130,34 +122,25 @@ def main(argv: list[str]) -> int:
             following.notes = (skipped, *following.notes)
             plan = following
             guard.restore()
-            result = _probe(plan, variant, device, request, torch, channel, guard)
+            result = _probe(plan, variant, device, request, torch, channel, guard, captured)
         channel.send("result", result=result)
         if training and _trainable(result):
             guard.restore()
             # Built again for training: the checks' measurements have trained it a little, and
             # the profile decides whether the backbone starts from ImageNet weights.
-            train_plan = plan_variant(VariantRequest.from_json({**variant, "pretrained": training["pretrained"]
-                                                                if variant.get("pretrained") is not None else None}),
+            train_plan = plan_variant(replace(variant, pretrained=training.pretrained
+                                              if variant.pretrained is not None else None),
                                       candidates, manifest, exclude=[t.factory for t in tried])
-            variant["train_capture"] = (training.get("mode") == "weights" or variant.get("pretrained") is not None
-                                        and bool(training["pretrained"]) != bool(variant["pretrained"])
-                                        or training["config"][variant["family"]]["seed"] != request.get("seed", 0))
-            trained = _train(train_plan, variant, device, training, channel, guard, request)
+            # The training build differs from the checks' build: captured again.
+            differs = (training.mode == "weights" or variant.pretrained is not None
+                       and training.pretrained != variant.pretrained
+                       or training.config[variant.family].seed != request.seed)
+            trained = _train(train_plan, variant, device, training, channel, guard, request,
+                             variant.id in captured, differs)
             if trained is not None:
-                channel.send("training", id=variant["id"], training=trained)
+                channel.send("training", id=variant.id, training=trained)
     channel.send("done")
     return 0
-
-
-def _drop_privileges(uid: int) -> None:
-    """Started as root (inside the sandbox): become `uid` before touching student code."""
-    if os.geteuid() == 0:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        from grader.shared.processes import die_with_parent
-
-        die_with_parent()  # the uid change cleared it
 
 
 class _Roots:
@@ -205,22 +188,22 @@ def _in_folder(module: Any, folder: Path) -> bool:
     return any(f and folder in Path(f).resolve().parents for f in files)
 
 
-def _import(module: dict[str, str], candidates: list, module_base: type) -> dict[str, Any]:
+def _import(module: ModuleRequest, candidates: list, module_base: type) -> dict[str, Any]:
     from grader.worker.adapters import Candidate
 
     started = time.perf_counter()
     try:
-        loaded = _import_module(module["path"], module.get("name", ""))
+        loaded = _import_module(module.path, module.name)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt from student code too
-        return {"path": module["path"], "ok": False, "error": _short_error(exc),
+        return {"path": module.path, "ok": False, "error": _short_error(exc),
                 "traceback": _traceback_tail()}
     for attr, value in list(vars(loaded).items()):
         defined_here = getattr(value, "__module__", None) == loaded.__name__
         is_model_class = isinstance(value, type) and issubclass(value, module_base)
         is_function = callable(value) and not isinstance(value, (type, module_base))  # not model instances
         if defined_here and (is_model_class or is_function):
-            candidates.append(Candidate(attr, value, module["path"]))
-    return {"path": module["path"], "ok": True, "error": None, "seconds": round(time.perf_counter() - started, 3)}
+            candidates.append(Candidate(attr, value, module.path))
+    return {"path": module.path, "ok": True, "error": None, "seconds": round(time.perf_counter() - started, 3)}
 
 
 def _import_module(path: str, name: str):
@@ -246,35 +229,35 @@ def _import_module(path: str, name: str):
     return module
 
 
-def _describe_plan(plan, variant: dict[str, Any]) -> dict[str, Any]:
+def _describe_plan(plan, variant: VariantRequest) -> dict[str, Any]:
     from grader.worker.adapters import Unresolved
 
     if isinstance(plan, Unresolved):
-        return {"id": variant["id"], "unresolved": plan.status, "message": plan.message,
+        return {"id": variant.id, "unresolved": plan.status, "message": plan.message,
                 "looked_for": list(plan.looked_for), "candidates": list(plan.candidates)}
-    return {"id": variant["id"], "mapping": plan.description, "adapter": plan.adapter, "notes": list(plan.notes)}
+    return {"id": variant.id, "mapping": plan.description, "adapter": plan.adapter, "notes": list(plan.notes)}
 
 
-def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch, channel: Channel,
-           guard: TorchGuard) -> dict[str, Any]:
-    """Build one variant; capture it for the verifier, or (when it cannot be captured)
-    measure it here; record what happened."""
+def _probe(plan, variant: VariantRequest, device, request: WorkerRequest, torch, channel: Channel,
+           guard: TorchGuard, captured: set[str]) -> dict[str, Any]:
+    """Build one variant; capture it for the verifier (its id then joins `captured`), or (when
+    it cannot be captured) measure it here; record what happened."""
     from grader.measure import probes
     from grader.worker.adapters import Unresolved
 
-    result: dict[str, Any] = {"id": variant["id"]}
+    result: dict[str, Any] = {"id": variant.id}
     if isinstance(plan, Unresolved):
         return result | {"unresolved": plan.status, "message": plan.message,
                          "looked_for": list(plan.looked_for), "candidates": list(plan.candidates)}
     result |= {"mapping": plan.description, "adapter": plan.adapter, "notes": list(plan.notes)}
 
-    torch.manual_seed(request.get("seed", 0))
+    torch.manual_seed(request.seed)
     started = time.perf_counter()
     from grader.worker.downloads import SUBSTITUTED
 
     SUBSTITUTED.clear()
     try:
-        with probes.recording_vggs(request.get("seed", 0)) as vggs:
+        with probes.recording_vggs(request.seed) as vggs:
             model = plan.build()
     except BaseException as exc:
         return result | {"build": _failure(exc) | _downloads(exc)}
@@ -289,12 +272,12 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
                                | {getattr(plan.factory, "__name__", type(model).__name__)})[:2000]
     try:   # before any measurement trains it: copies of VGG weights are recognised by value
         identified = probes.identify_backbone(model, list(vggs))
-        if identified.get("how") != "torchvision" and variant.get("pretrained"):
+        if identified.get("how") != "torchvision" and variant.pretrained:
             # ImageNet weights supplied, no torchvision VGG built: what a second build with
             # another seed shares with the first was loaded by the model itself.
             vggs.clear()
-            torch.manual_seed(request.get("seed", 0) + 1)
-            with probes.recording_vggs(request.get("seed", 0) + 1):
+            torch.manual_seed(request.seed + 1)
+            with probes.recording_vggs(request.seed + 1):
                 other = plan.build()
             loaded = probes.identify_loaded_weights(model, other) if isinstance(other, torch.nn.Module) else None
             del other
@@ -305,10 +288,11 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
     else:
         result["backbone_found"] = {k: v for k, v in identified.items() if k != "tensors"}
     vggs.clear()
-    if request.get("capture_folder"):
-        captured = _capture(model, variant, request, channel, "check")
-        variant["captured"] = bool(captured.get("ok"))
-        if captured.get("ok"):
+    captured.discard(variant.id)
+    if request.capture_folder:
+        capture = _capture(model, variant, request, channel, "check")
+        if capture.get("ok"):
+            captured.add(variant.id)
             # The verifier measures the captured program; here only what the build did.
             params = list(model.parameters())
             result["parameters"] = {"total": sum(p.numel() for p in params),
@@ -321,27 +305,27 @@ def _probe(plan, variant: dict[str, Any], device, request: dict[str, Any], torch
             return result | _forward_only(model, variant, device, request, torch, channel)
     from grader.shared import structure
 
-    return result | observe.measure_checks(model, variant, device, request.get("batch_size", 2), channel.send,
+    return result | observe.measure_checks(model, variant, device, request.batch_size, channel.send,
                                            guard.restore, identified, structure.layers)
 
 
-def _capture(model, variant: dict[str, Any], request: dict[str, Any], channel: Channel, purpose: str,
+def _capture(model, variant: VariantRequest, request: WorkerRequest, channel: Channel, purpose: str,
              weights: str | None = None) -> dict[str, Any]:
     """Capture the built model for the verifier (grader.worker.capture); the capture message
     says what was written, or why the model could not be captured."""
     from grader.worker.capture import capture
 
     try:
-        captured = capture(model, variant["input_size"], Path(request["capture_folder"]), f"{variant['id']}.{purpose}",
-                           batch_size=request.get("batch_size", 2))
+        captured = capture(model, variant.input_size, Path(request.capture_folder), f"{variant.id}.{purpose}",
+                           batch_size=request.batch_size)
     except Exception as exc:   # saving failed (disk, file size limit...): measured here instead
         captured = {"ok": False, "error": f"the captured program could not be saved: {_short_error(exc)}"}
-    channel.send("capture", id=variant["id"], purpose=purpose, **captured,
+    channel.send("capture", id=variant.id, purpose=purpose, **captured,
                  **({"weights": weights} if weights else {}))
     return captured
 
 
-def _forward_only(model, variant: dict[str, Any], device, request: dict[str, Any], torch,
+def _forward_only(model, variant: VariantRequest, device, request: WorkerRequest, torch,
                   channel: Channel) -> dict[str, Any]:
     """One forward pass, as the measurements' first (a forward that raises
     NotImplementedError makes the worker try the next candidate; its output shape decides
@@ -349,8 +333,8 @@ def _forward_only(model, variant: dict[str, Any], device, request: dict[str, Any
     from grader.measure import probes
     from grader.measure.logits import to_logits
 
-    channel.send("phase", phase="forward", id=variant["id"])
-    x = torch.randn(request.get("batch_size", 2), 3, variant["input_size"], variant["input_size"],
+    channel.send("phase", phase="forward", id=variant.id)
+    x = torch.randn(request.batch_size, 3, variant.input_size, variant.input_size,
                     generator=torch.Generator().manual_seed(0))
     started = time.perf_counter()
     forward: dict[str, Any] = {"input_shape": list(x.shape)}
@@ -375,26 +359,26 @@ def _not_implemented(result: dict[str, Any]) -> bool:
 _trainable = observe.trainable
 
 
-def _train(plan, variant: dict[str, Any], device, training: dict[str, Any], channel: Channel,
-           guard: TorchGuard, request: dict[str, Any]) -> dict[str, Any] | None:
+def _train(plan, variant: VariantRequest, device, training: TrainingRequest, channel: Channel,
+           guard: TorchGuard, request: WorkerRequest, captured: bool, differs: bool) -> dict[str, Any] | None:
     """The standardised training and the predictions (grader.measure.observe), in this
     process only for a model that could not be captured. With capture, the training build is
-    captured (when it differs from the checks' build: another pretrained switch, or the
-    submission's own weights loaded) and the verifier trains it; None then: nothing to report."""
+    captured (when it `differs` from the checks' build: another pretrained switch, the
+    submission's own weights loaded, another seed) and the verifier trains it; None then:
+    nothing to report. `captured`: the checks' build was captured."""
     import torch
 
     def build():
         model = plan.build()
-        source = _load_weights(model, training.get("weights", {}).get(variant["id"])) \
-            if training.get("mode") == "weights" else None
+        source = _load_weights(model, training.weights.get(variant.id)) if training.mode == "weights" else None
         return model, source
 
-    if request.get("capture_folder") and variant.get("captured"):
-        if not variant.get("train_capture"):   # the checks' program is also the one to train
+    if request.capture_folder and captured:
+        if not differs:   # the checks' program is also the one to train
             return None
-        channel.send("phase", phase="capture", id=variant["id"])
+        channel.send("phase", phase="capture", id=variant.id)
         try:
-            torch.manual_seed(training["config"][variant["family"]]["seed"])
+            torch.manual_seed(training.config[variant.family].seed)
             model, source = build()
         except BaseException as exc:
             return {"stage": "setup"} | _failure(exc)
