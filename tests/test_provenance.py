@@ -59,6 +59,7 @@ def copied(tmp_path_factory):
     return _captured(tmp_path_factory.mktemp("copied"), own_head=False)
 
 
+@pytest.mark.slow  # a real VGG16 built (and captured)
 def test_fc6_and_fc7_copied_from_the_constructor_s_vgg_are_backbone(copied):
     program, model = copied
     found = identify(program, model, None, SEED)
@@ -71,6 +72,7 @@ def test_fc6_and_fc7_copied_from_the_constructor_s_vgg_are_backbone(copied):
     assert len(found["tensors"]) == 30, sorted(found["tensors"])
 
 
+@pytest.mark.slow  # a real VGG16 built (and captured)
 def test_without_the_build_s_seed_the_copies_are_not_recognised(copied):
     """The fingerprint is what proves the copy: another seed's marks do not match, and only the
     layers inside the VGG module count (the convolutions)."""
@@ -80,6 +82,7 @@ def test_without_the_build_s_seed_the_copies_are_not_recognised(copied):
     assert len(found["tensors"]) == 26
 
 
+@pytest.mark.slow  # a real VGG16 built (and captured)
 def test_a_7x7_head_of_the_student_s_own_is_not_fc6(tmp_path):
     program, model = _captured(tmp_path, own_head=True)
     found = identify(program, model, None, SEED)
@@ -97,6 +100,7 @@ def test_imagenet_values_with_noise_added_are_still_imagenet_s():
     assert found == {"a": "conv1_1"} and was_imagenet
 
 
+@pytest.mark.slow  # a real VGG16 built (and captured)
 def test_a_marked_vgg_keeps_torchvision_s_spread():
     """The fingerprint replaces initial values with values of the same spread, so training is
     unchanged in distribution."""
