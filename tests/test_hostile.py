@@ -579,3 +579,28 @@ def test_check_and_grade_write_results_and_reports_for_a_channel_forger(tmp_path
     saved = json.loads((out / "results.json").read_text())
     assert {v["variant_id"]: v["status"] for v in saved["variants"]} == {"unet": "error", "unet_noskip": "passed"}
     assert (out / "report.html").is_file() and (tmp_path / "grade" / "gradebook.csv").is_file()
+
+
+def test_a_job_folder_still_being_written_after_its_worker_was_killed_is_removed_without_failing(tmp_path):
+    """A killed worker's last writes can land while its job folder is removed ('Directory not
+    empty', seen with the channel forgers): removal retries and never fails the grade."""
+    import threading
+    import time
+    from pathlib import Path
+
+    from grader.shared.processes import scratch_folder
+
+    with scratch_folder("segrade-test-") as folder:
+        stop = time.monotonic() + 0.5
+
+        def writer():   # what a dying process does: more files, for a moment
+            i = 0
+            while time.monotonic() < stop:
+                (Path(folder) / f"late-{i}").write_text("x")
+                i += 1
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        time.sleep(0.05)
+    thread.join()
+    assert not Path(folder).exists()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -30,6 +29,7 @@ from grader.submission.candidates import mark_blocking
 from grader.grading.checks import WORKER_STATUS, check_learning, check_llm_declaration, check_skip_ablation, check_variant
 from grader.data.sources import secret_test_seed
 from grader.shared.device import resolve_device
+from grader.shared.processes import scratch_folder
 from grader.grading.evaluation import Evaluator, PreparedData, prepare_data
 from grader.grading.metrics import json_float
 from grader.submission.load import find_checkpoints, load_submission, read_manifest
@@ -111,7 +111,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
     started = time.perf_counter()
     profile, profile_reason = resolve_profile(assignment, options)
     selected = selected_variants(assignment, options)
-    with tempfile.TemporaryDirectory(prefix="segrade-load-") as tmp:
+    with scratch_folder("segrade-load-") as tmp:
         submission = load_submission(path, Path(tmp), submission_id, sha256)
         if on_prepared is not None:
             on_prepared(submission)

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from grader.shared.processes import die_with_parent
+from grader.shared.processes import die_with_parent, scratch_folder
 from grader.shared.protocol import (MAX_LINE_BYTES, PROGRAM, Capture, Done, Environment, Message, ModuleReport,
                                     Packages, PhaseStarted, ProtocolError, Reader, TrainingReport, VariantReport,
                                     VerifierRequest, WorkerRequest)
@@ -184,7 +184,7 @@ def run_worker(submission_dir: Path, request: WorkerRequest | VerifierRequest, *
     logs: list[str] = []
     first = True
     while first or pending:
-        with tempfile.TemporaryDirectory(prefix="segrade-") as tmp:
+        with scratch_folder("segrade-") as tmp:
             job = _prepare_job(Path(tmp), submission_dir, torch_cache, runs_as_nobody(isolation), link)
             outcome = _run_once(job, replace(request, variants=tuple(pending)), limits, readable,
                                 extra_env or {}, isolation, run, first, on_message, entry, captures is not None)

@@ -30,3 +30,34 @@ def drop_privileges(uid: int) -> None:
         os.setgid(uid)
         os.setuid(uid)
         die_with_parent()  # the uid change cleared it
+
+
+class scratch_folder:
+    """`with scratch_folder("segrade-") as path:` a temporary folder that is removed on exit even
+    while a process that was just killed still has files being written or closed in it (a
+    sandboxed worker's last writes land after its group is killed): removal is retried for a
+    few seconds, and what cannot be removed is left in the temporary directory rather than
+    failing the grade."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def __enter__(self) -> str:
+        import tempfile
+
+        self.path = tempfile.mkdtemp(prefix=self.prefix)
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        import shutil
+        import time
+
+        for attempt in range(6):
+            try:
+                shutil.rmtree(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.1 * 2 ** attempt)
+        shutil.rmtree(self.path, ignore_errors=True)
