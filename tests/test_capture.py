@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -370,3 +371,33 @@ def test_the_verifier_process_refuses_one_program_and_measures_the_other(capture
     assert good["architecture"]["bypass_scale"] == 0.5 and "aten.conv2d" in good["verifier"]["ops"]
     assert good["gradients"]["head"] == "head" and good["gradients"]["none"] == []
     assert run.problem is None
+
+
+# --------------------------------------------------------------------------- appeals: re-measuring a kept grade
+
+@pytest.mark.slow  # the CLI: the worker, then the verifier twice
+def test_segrade_verify_re_measures_a_kept_grade_and_names_a_tampered_program(tmp_path):
+    """`segrade check SUB --checks-only --out OUT`, then `segrade verify OUT` as the README writes
+    it: the kept programs are measured again without the submission and every check agrees; a
+    program changed on disk afterwards is refused by its hash, and verify says that check differs."""
+    from grader.cli import main
+    from tiny_submission import contract_classes, spec_with, write_submission
+
+    spec = spec_with(["unet"], tmp_path / "spec.toml", architecture=False)
+    submission = write_submission(tmp_path / "student", {"models.py": contract_classes()})
+    out = tmp_path / "out"
+    assert main(["check", str(submission), "--checks-only", "--spec", str(spec), "--out", str(out), "--no-pdf"]) == 0
+    shutil.rmtree(submission)   # an appeal never needs the code again
+    assert main(["verify", str(out), "--spec", str(spec)]) == 0
+    verified = json.loads((out / "verified.json").read_text())["variants"]
+    assert [v["variant_id"] for v in verified] == ["unet"] and not verified[0]["changed"]
+    assert verified[0]["measured"]["gradients"] == "pass"
+
+    program = next((out / "programs").glob("unet.check.train.pt2"))
+    data = bytearray(program.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    program.write_bytes(bytes(data))
+    assert main(["verify", str(out), "--spec", str(spec)]) == 1
+    changed = json.loads((out / "verified.json").read_text())["variants"][0]
+    assert changed["changed"]["builds"] == ["pass", "fail"]
+    assert "sha256" in changed["messages"]["builds"] or "hash" in changed["messages"]["builds"]
