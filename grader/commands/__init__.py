@@ -11,6 +11,23 @@ def add_training_arguments(parser) -> None:
                         "(default: full on CUDA, smoke otherwise)")
 
 
+def add_trust_argument(parser) -> None:
+    """--trust-student-process (grade, check, rescore): grader.grading.score's hold, lifted."""
+    parser.add_argument("--trust-student-process", action="store_true",
+                        help="grade what was measured in the student's process (models that could not be captured) "
+                        "as it came, instead of holding its identity checks for review: after a person has looked "
+                        "(docs/security.md)")
+
+
+def add_sandbox_arguments(parser) -> None:
+    """Where student code runs and what is graded (check, grade; docs/security.md)."""
+    parser.add_argument("--isolation", choices=("auto", "bubblewrap", "process"), default="auto",
+                        help="auto (default): bubblewrap when installed, else a plain process")
+    parser.add_argument("--no-capture", action="store_true", help="measure and train every model in the worker, "
+                        "beside the student's code, instead of its captured program in the verifier (docs/security.md)")
+    add_trust_argument(parser)
+
+
 def add_bands_argument(parser) -> None:
     """Where `check` and `grade` read the expected mIoU bands and the reference's figures."""
     parser.add_argument("--bands", metavar="DIR", help="folder of the bands files, as written by `segrade bands "

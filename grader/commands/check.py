@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from grader.commands import add_bands_argument, add_training_arguments
+from grader.commands import add_bands_argument, add_sandbox_arguments, add_training_arguments
 from grader.commands.report import add_report_arguments, report_options
 from grader.grading.sandbox import Limits
 
@@ -35,13 +35,7 @@ def add_parser(commands) -> None:
                        "student's self-check) or test (the hidden test split, as `segrade grade` does)")
     check.add_argument("--manifest", metavar="TOML", help="a manifest saying how to build each variant "
                        "(default: the submission's own segrade.toml, if any)")
-    check.add_argument("--isolation", choices=("auto", "bubblewrap", "process"), default="auto",
-                       help="auto (default): bubblewrap when installed, else a plain process")
-    check.add_argument("--no-capture", action="store_true", help="measure and train every model in the worker, "
-                       "beside the student's code, instead of its captured program in the verifier (docs/security.md)")
-    check.add_argument("--trust-student-process", action="store_true",
-                       help="grade what was measured in the student's process (models that could not be captured) as it "
-                       "came, instead of holding its identity checks for review: after a person has looked (docs/security.md)")
+    add_sandbox_arguments(check)
     check.add_argument("--memory-gb", type=float, default=Limits.memory_gb, help="worker address-space limit")
     check.add_argument("--phase-timeout", action="append", default=[], metavar="PHASE=S",
                        help="deadline of one phase in seconds (phases: start, import, build, forward, check, train, evaluate); repeatable")

@@ -6,7 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from grader.commands import add_backend_arguments, add_bands_argument, add_training_arguments, backend_settings
+from grader.commands import (add_backend_arguments, add_bands_argument, add_sandbox_arguments, add_training_arguments,
+                             backend_settings)
 from grader.commands.exports import add_lms_arguments, lms_options, print_lms
 from grader.commands.report import add_report_arguments, report_options
 from grader.commands.similarity import add_similarity_arguments, print_similarity, similarity_options
@@ -30,13 +31,7 @@ def add_parser(commands) -> None:
     add_training_arguments(grade)
     add_bands_argument(grade)
     grade.add_argument("--checks-only", action="store_true", help="only the checks, no training")
-    grade.add_argument("--isolation", choices=("auto", "bubblewrap", "process"), default="auto",
-                       help="auto (default): bubblewrap when installed, else a plain process")
-    grade.add_argument("--no-capture", action="store_true", help="measure and train every model in the worker, "
-                       "beside the student's code, instead of its captured program in the verifier (docs/security.md)")
-    grade.add_argument("--trust-student-process", action="store_true",
-                       help="grade what was measured in the student's process (models that could not be captured) as it "
-                       "came, instead of holding its identity checks for review: after a person has looked (docs/security.md)")
+    add_sandbox_arguments(grade)
     add_report_arguments(grade)
     bands = grade.add_argument_group("bands measured for the batch (when the profile's bands do not apply)")
     bands.add_argument("--no-measure-bands", action="store_true",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from grader.commands import add_trust_argument
 from grader.commands.report import add_report_arguments, report_options
 
 
@@ -19,9 +20,7 @@ def add_parser(commands) -> None:
                          "measured its own, else reference/bands)")
     rescore.add_argument("--spec", metavar="TOML", help="the assignment spec, e.g. with new rubric marks "
                          "(default: segrade's default assignment)")
-    rescore.add_argument("--trust-student-process", action="store_true",
-                         help="grade what was measured in the student's process (models that could not be captured) as it "
-                         "came, instead of holding its identity checks for review: after a person has looked (docs/security.md)")
+    add_trust_argument(rescore)
     add_report_arguments(rescore)
     rescore.set_defaults(run=run)
 
