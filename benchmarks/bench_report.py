@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.report.files import read_results, read_samples
+from grader.records.files import read_results, read_samples
 from grader.report.html import html_to_pdf, render_html
 from grader.spec import load_spec
 
@@ -75,7 +75,7 @@ def main() -> None:
         html_s, html = best(lambda: render_html(results, samples, spec, workers=workers), args.repeats)
         pdf_s, _ = best(lambda: html_to_pdf(html, tmp / "report.pdf"), args.repeats)
     total = html_s + pdf_s
-    print(f"results: {folder if args.results else 'synthetic, 10 variants'}; {len(results['variants'])} variants, "
+    print(f"results: {folder if args.results else 'synthetic, 10 variants'}; {len(results.variants)} variants, "
           f"HTML {len(html) / 1e6:.1f} MB")
     print(f"baseline (one-page PDF):  {baseline:6.2f} s")
     print(f"figures + HTML, 1 process: {serial_s:5.2f} s")

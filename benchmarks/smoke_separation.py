@@ -8,7 +8,7 @@ profile's training, both on the profile's validation images (issue 28).
 
 The work is the grader's own: the profile's data (grader.grading.pipeline.prepare_evaluation_data),
 the reference models built the way the worker builds them (seeded with the training seed,
-pretrained=False), the grader's training loop and prediction (grader.worker.train) and metric
+pretrained=False), the grader's training loop and prediction (grader.measure.train) and metric
 (grader.grading.metrics), in this process without the sandbox or the checks. `--set` tries a
 change to the profile without editing the spec (FAMILY.FIELD=VALUE; fields: steps, batch_size, lr,
 weight_decay, optimizer, image_size). Each (variant, seed) is appended to the log as it ends, so
@@ -39,7 +39,7 @@ from grader.grading.evaluation import prepare_data  # noqa: E402
 from grader.grading.metrics import confusion_matrix, scores_from_confusion  # noqa: E402
 from grader.shared.resources import reference_dir  # noqa: E402
 from grader.spec import load_spec  # noqa: E402
-from grader.worker.train import SegmentationTensors, TrainConfig, predict, train  # noqa: E402
+from grader.measure.train import SegmentationTensors, TrainConfig, predict, train  # noqa: E402
 
 FIELDS = {"steps": int, "batch_size": int, "lr": float, "weight_decay": float, "optimizer": str, "image_size": int}
 
