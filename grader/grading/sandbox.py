@@ -184,13 +184,14 @@ def run_worker(submission_dir: Path, request: WorkerRequest | VerifierRequest, *
     logs: list[str] = []
     first = True
     while first or pending:
-        with tempfile.TemporaryDirectory(prefix="segrade-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="segrade-", ignore_cleanup_errors=True) as tmp:
             job = _prepare_job(Path(tmp), submission_dir, torch_cache, runs_as_nobody(isolation), link)
             outcome = _run_once(job, replace(request, variants=tuple(pending)), limits, readable,
                                 extra_env or {}, isolation, run, first, on_message, entry, captures is not None)
             logs.append(_tail(job / "worker.log", limits.log_bytes))
             if captures is not None:
                 _collect_captures(job / "captures", captures)
+        _remove_job(Path(tmp))
         first = False
         finished = {v.id for v in pending if v.id in run.variants}
         pending = [v for v in pending if v.id not in finished]
@@ -203,6 +204,17 @@ def run_worker(submission_dir: Path, request: WorkerRequest | VerifierRequest, *
     run.log = _join_logs(logs, limits.log_bytes)
     run.seconds = time.perf_counter() - started
     return run
+
+
+def _remove_job(folder: Path) -> None:
+    """Remove what the job folder's cleanup left. In bubblewrap a stopped worker dies a moment
+    after bwrap (--die-with-parent) and may write there (its TMPDIR) until then: a grade that
+    stopped it ended on "Directory not empty"."""
+    for _ in range(100):
+        if not folder.exists():
+            return
+        time.sleep(0.05)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _collect_captures(folder: Path, into: Path) -> None:
