@@ -276,6 +276,13 @@ class WorkerMessages:
             self.listener(message)
 
 
+def verifier_limits(limits: Limits) -> Limits:
+    """The worker's limits, except that the verifier's build phase is loading programs (0.5 GB
+    for an FCN, seconds): it gets at least VERIFIER_LOAD_SECONDS whatever the build deadline."""
+    return replace(limits, phase_seconds={**limits.phase_seconds,
+                                          "build": max(limits.deadline("build"), VERIFIER_LOAD_SECONDS)})
+
+
 def verify(run: WorkerRun, request: WorkerRequest, programs: Path, weights: BackboneWeights, options: GradeOptions,
            on_message: Callable | None) -> None:
     # on_message: the evaluator (it scores the verifier's predictions) and the progress display
@@ -311,11 +318,7 @@ def verify(run: WorkerRun, request: WorkerRequest, programs: Path, weights: Back
     verifier_request = request.for_verifier(tuple(targets), str(weights.path) if weights.available else None)
     readable = (*((weights.path,) if weights.available else ()),
                 *((Path(p) for p in request.training.data.values()) if request.training else ()))
-    # The same limits, except that the verifier's build phase is loading programs (0.5 GB for an
-    # FCN, seconds): it gets at least VERIFIER_LOAD_SECONDS whatever the worker's build deadline.
-    limits = replace(options.limits, phase_seconds={**options.limits.phase_seconds,
-                                                    "build": max(options.limits.deadline("build"), VERIFIER_LOAD_SECONDS)})
-    verified = run_worker(programs, verifier_request, limits=limits, isolation=options.isolation,
+    verified = run_worker(programs, verifier_request, limits=verifier_limits(options.limits), isolation=options.isolation,
                           on_message=on_message, readable=tuple(readable), entry="grader.verifier", link=True)
     run.environment["verifier_seconds"] = round(verified.seconds, 2)
     run.log += "\n[--- verifier ---]\n" + verified.log

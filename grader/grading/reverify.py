@@ -60,7 +60,7 @@ class ReverifyError(ValueError):
 def reverify(folder: Path, assignment: Assignment, options) -> list[Reverified]:
     """Re-measure the checks of the grade in `folder` (a results.json beside its programs/).
     `options`: a grader.grading.pipeline.GradeOptions (isolation, limits, device, weights)."""
-    from grader.grading.pipeline import variant_request, VERIFIER_LOAD_SECONDS
+    from grader.grading.pipeline import variant_request, verifier_limits
 
     result = read_results(folder)
     if result.assignment_id != assignment.id:
@@ -95,12 +95,7 @@ def reverify(folder: Path, assignment: Assignment, options) -> list[Reverified]:
         base = WorkerRequest(modules=(), variants=(), batch_size=options.batch_size, seed=0, device=options.device,
                              threads=options.threads, cuda_memory_fraction=options.cuda_memory_fraction)
         request = base.for_verifier(tuple(targets), str(weights.path) if weights.available else None)
-        from dataclasses import replace
-
-        limits = replace(options.limits, phase_seconds={**options.limits.phase_seconds,
-                                                        "build": max(options.limits.deadline("build"),
-                                                                     VERIFIER_LOAD_SECONDS)})
-        run = run_worker(programs, request, limits=limits, isolation=options.isolation,
+        run = run_worker(programs, request, limits=verifier_limits(options.limits), isolation=options.isolation,
                          readable=(weights.path,) if weights.available else (), entry="grader.verifier", link=True)
         for target in targets:
             observed = run.variants.get(target.id) or {"id": target.id, "worker_status": "error",

@@ -132,9 +132,9 @@ def score_variant(result: VariantResult, assignment: Assignment, band: Band | No
                              f"{variant.title} and its {label} says nothing about that variant "
                              f"({not_this.headline.split('. ')[0].rstrip('.')})")
     elif held is not None and miou is not None:
-        perf, reason = 0.0, (f"no performance marks until reviewed: the {held.id} check is held "
-                             f"({held_checks(result, variant)[1]})")
-        detail["flags"].append(f"held for review: {held_checks(result, variant)[1]}")
+        why = held_checks(result, variant)[1]
+        perf, reason = 0.0, f"no performance marks until reviewed: the {held.id} check is held ({why})"
+        detail["flags"].append(f"held for review: {why}")
     elif miou is None or (learns is not None and learns.status is CheckStatus.FAIL):
         why = learns.message if learns is not None else f"no {label.split()[0]} predictions"
         perf, reason = 0.0, f"no performance marks: training or evaluation failed ({why})"
