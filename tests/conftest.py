@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from grader.spec import load_spec
@@ -26,6 +28,18 @@ def spec_for(tmp_path_factory):
         return loaded[variant_ids]
 
     return cut
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`-n 2`) each test process trains with one CPU thread, and so do the
+    sandboxed workers and verifiers it starts (OMP_NUM_THREADS is passed to them): two test
+    processes of torch's default two threads each on 2 cores ran a training test 19x slower
+    (56 s -> 1066 s, measured), threads spinning against each other."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
 
 
 # The `slow` marker stays honest: a test that ran for more than SLOW_SECONDS without it is

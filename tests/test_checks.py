@@ -38,8 +38,9 @@ def only_failing(checks, check_id, status=CheckStatus.FAIL):
 # counts, and they see a frozen or moving backbone at any size (224 px is the self-check's).
 @pytest.fixture(scope="module")
 def fcn8s_spec(tmp_path_factory):
-    return load_spec(spec_with(["fcn8s_frozen", "fcn8s_finetune"], tmp_path_factory.mktemp("spec") / "fcn8s.toml",
-                               input_size=64))
+    """The frozen FCN-8s alone: what these tests defeat is its frozen-backbone check (that the
+    same class with the flag off passes as fine-tuned is what the examples show, test_submissions)."""
+    return load_spec(spec_with(["fcn8s_frozen"], tmp_path_factory.mktemp("spec") / "fcn8s.toml", input_size=64))
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,6 @@ class FCN8s(_Reference8s):
     only_failing(checks, "frozen_backbone")
     assert "backbone tensors changed during 3 training steps" in checks["frozen_backbone"].message
     assert "requires_grad=False" in checks["frozen_backbone"].message
-    assert checks_of(result, "fcn8s_finetune")[0] is VariantStatus.PASSED
 
 
 @pytest.mark.slow  # the real worker
@@ -167,23 +167,6 @@ def test_softmax_in_forward_is_a_warning(unet_spec):
     assert status is VariantStatus.PASSED
     only_failing(checks, "logits", CheckStatus.WARN)
     assert "softmax" in checks["logits"].message
-
-
-@pytest.mark.slow  # the real worker
-def test_no_skip_unet_that_still_has_skips(tmp_path):
-    spec = load_spec(spec_with(["unet_noskip"], tmp_path / "noskip.toml"))
-    source = (reference_dir() / "unet.py").read_text() + '''
-_Vanilla = UNet
-
-
-class UNetNoSkip(_Vanilla):  # "removed" the skips by renaming the class
-    pass
-'''
-    status, checks = checks_of(grade(tmp_path, {"unet.py": source}, spec), "unet_noskip")
-    assert status is VariantStatus.FAILED
-    only_failing(checks, "architecture")
-    assert checks["architecture"].message == (
-        "UNetNoSkip still concatenates encoder features at 1/1, 1/2, 1/4, 1/8: it has skip connections")
 
 
 @pytest.mark.slow  # the real worker

@@ -25,21 +25,17 @@ from __future__ import annotations
 import shutil
 import tempfile
 import textwrap
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from grader.submission.candidates import mark_blocking
 from grader.grading.checks import check_variant
-from grader.submission.load import load_submission, read_manifest
-from grader.grading.pipeline import GradeOptions, probe_request
+from grader.grading.pipeline import GradeOptions
 from grader.records.view import package_notes
 from grader.records.results import CheckStatus, VariantStatus
-from grader.grading.sandbox import run_worker
 from grader.spec import load_spec
-from grader.grading.weights import BackboneWeights
-from tiny_submission import small_inputs
+from tiny_submission import small_inputs, worker_run
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "submissions"
 # The assignment at 64 px inputs: the same checks on inputs ~15x cheaper for a VGG16.
@@ -52,14 +48,10 @@ def observe(path: Path, ids, tmp_path: Path, *, plan_only: bool = False, manifes
             options: GradeOptions = GradeOptions()):
     """Run the worker on some variants of a submission, offline (no ImageNet weights); return
     the worker run and each variant's judged result."""
-    sub = load_submission(path, tmp_path / "load")
     if manifest is not None:
         (tmp_path / "manifest.toml").write_text(textwrap.dedent(manifest))
-    man = read_manifest(sub, tmp_path / "manifest.toml" if manifest is not None else None,
-                        [v.id for v in SPEC.variants])
-    request = probe_request(SPEC, sub, BackboneWeights(None), man, options)
-    request = replace(request, variants=tuple(v for v in request.variants if v.id in ids), plan_only=plan_only)
-    run = run_worker(sub.root, request)
+    run, sub = worker_run(path, SPEC, tmp_path, ids, plan_only=plan_only, options=options,
+                          manifest=tmp_path / "manifest.toml" if manifest is not None else None)
     # As the pipeline does: the grading process reads what each failed file defines from its source.
     failed = tuple(m for m in mark_blocking(sub.root, run.modules, SPEC.model_class_names) if not m.get("ok"))
     errors = tuple(f"{m['path']}: {m['error']}" for m in failed)

@@ -177,6 +177,18 @@ def test_unfrozen_backbone_changes_after_a_step(fcn_models):
         assert not torch.equal(after[key], before[key]), f"{key} did not train"
 
 
+@pytest.mark.parametrize("name", FCN_NAMES)
+def test_fcn_parameter_counts_frozen_and_fine_tuned(name, fcn_models):
+    """The assignment's counts (the self-check in test_reference_grade.py builds one FCN
+    through the worker): ~134M parameters, all trainable when fine-tuned, under 1M (score
+    layers and upsampling) when frozen."""
+    total = sum(p.numel() for p in fcn_models[name].parameters())
+    assert all(p.requires_grad for p in fcn_models[name].parameters())
+    frozen = build_fcn(name, freeze_backbone=True)
+    assert sum(p.numel() for p in frozen.parameters()) == total > 130e6
+    assert sum(p.numel() for p in frozen.parameters() if p.requires_grad) < 1e6
+
+
 def test_frozen_backbone_stays_in_eval_mode(fcn_models):
     model = build_fcn("FCN32s", freeze_backbone=True).train()
     assert all(not m.training for part in model.backbone_modules() for m in part.modules())

@@ -108,3 +108,28 @@ def small_inputs(path: Path, size: int = 64) -> Path:
     assert count >= 2, "the spec's families no longer say input_size: update small_inputs"
     path.write_text(text)
     return path
+
+
+def worker_run(path: Path, spec, tmp: Path, ids=None, *, plan_only: bool = False, manifest: Path | None = None,
+               options=None):
+    """The real worker on a submission's variants (`ids`, default all), as the pipeline asks it,
+    without the verifier or any judgment: (the worker run, the loaded submission). With
+    `plan_only`, how each variant would be built (its mapping), nothing built."""
+    from dataclasses import replace
+
+    from grader.grading.pipeline import GradeOptions, probe_request
+    from grader.grading.sandbox import run_worker
+    from grader.grading.weights import BackboneWeights
+    from grader.submission.load import load_submission, read_manifest
+
+    sub = load_submission(path, tmp / "load")
+    man = read_manifest(sub, manifest, [v.id for v in spec.variants])
+    request = probe_request(spec, sub, BackboneWeights(None), man, options or GradeOptions())
+    if ids is not None:
+        request = replace(request, variants=tuple(v for v in request.variants if v.id in ids))
+    return run_worker(sub.root, replace(request, plan_only=plan_only)), sub
+
+
+def worker_plan(path: Path, spec, tmp: Path):
+    """How the worker maps every variant of a submission, nothing built (see worker_run)."""
+    return worker_run(path, spec, tmp, plan_only=True)

@@ -303,8 +303,10 @@ def verify(run: WorkerRun, request: WorkerRequest, programs: Path, weights: Back
                                            train=verifier_trains(captured, observed.get("training"))))
             if targets[-1].train:   # the verifier trains it: a training the worker claims is not its
                 observed.pop("training", None)
+            # build_seed: the seed the program was built with, which its VGG fingerprint
+            # carries (grader.verifier.provenance); `segrade verify` measures it with the same.
             observed["program"] = {"measured_in": CAPTURED_PROGRAM, "programs": check["programs"],
-                                   "capture_seconds": check.get("seconds")}
+                                   "capture_seconds": check.get("seconds"), "build_seed": request.seed}
             if train and train.get("ok"):
                 observed["program"]["training_programs"] = train["programs"]
         elif observed.get("build", {}).get("ok"):
@@ -478,9 +480,13 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
     and train them when `training` is given."""
     variants = tuple(variant_request(assignment, v, weights.available)
                      for v in (assignment.variants if selected is None else selected))
+    # The checks' build uses the training seed, so one build (and one captured program of
+    # 0.5 GB for a VGG16 FCN) serves the checks and the training; checks only: seed 0.
+    seeds = {family.seed for family in training.config.values()} if training is not None else set()
+    seed = seeds.pop() if len(seeds) == 1 else 0
     return WorkerRequest(modules=tuple(ModuleRequest(**m) for m in submission.modules),
                          sys_path=tuple(submission.sys_path), manifest=manifest, variants=variants,
-                         batch_size=options.batch_size, seed=0, device=options.device, threads=options.threads,
+                         batch_size=options.batch_size, seed=seed, device=options.device, threads=options.threads,
                          cuda_memory_fraction=options.cuda_memory_fraction, training=training,
                          random_init_weights=random_init_run(options, assignment))
 

@@ -92,7 +92,9 @@ def reverify(folder: Path, assignment: Assignment, options) -> list[Reverified]:
         targets.append(VerifierVariant(request, program["programs"], None, None, train=False))
         out[v.variant_id] = Reverified(v.variant_id, recorded)
     if targets:
-        base = WorkerRequest(modules=(), variants=(), batch_size=options.batch_size, seed=0, device=options.device,
+        # The programs' build seed (older results: 0, the seed checks were built with then).
+        seed = next((int(v.program.get("build_seed") or 0) for v in result.variants if v.program), 0)
+        base = WorkerRequest(modules=(), variants=(), batch_size=options.batch_size, seed=seed, device=options.device,
                              threads=options.threads, cuda_memory_fraction=options.cuda_memory_fraction)
         request = base.for_verifier(tuple(targets), str(weights.path) if weights.available else None)
         run = run_worker(programs, request, limits=verifier_limits(options.limits), isolation=options.isolation,

@@ -143,7 +143,8 @@ class VariantResult:
     reused_since: str | None = None          # `segrade check` only: reused, unchanged since this grade's
                                              # start (ISO time); None: checked in this run
     # What was measured and graded (issue 26): {"measured_in": "captured program" | "student process",
-    # "programs": {mode: {file, sha256, bytes}}, "capture_seconds", "reason" (why not captured)}
+    # "programs": {mode: {file, sha256, bytes}}, "capture_seconds", "build_seed" (the seed it was
+    # built with), "reason" (why not captured)}
     program: dict[str, Any] | None = None
 
     def check(self, check_id: str) -> CheckResult | None:
