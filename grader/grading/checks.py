@@ -319,7 +319,8 @@ def _backbone(observed: Observation, variant: Variant, probe: str = "the probe i
                                    + ". The assignment's FCNs are built on ImageNet VGG16",
                                    info | {"found": found.to_json()})
             return CheckResult(check_id, CheckStatus.WARN, f"{text}, so segrade cannot tell a backbone apart from the "
-                               "head. The assignment's FCNs are built on ImageNet VGG16", info | {"found": found.to_json()})
+                               "head. The assignment's FCNs are built on ImageNet VGG16",
+                               info | {"found": found.to_json()})
         return CheckResult(check_id, CheckStatus.WARN, "no VGG16-shaped layers found, so segrade cannot tell "
                            "the backbone apart from the head", info)
     kind = backbone_text(found) or "VGG16-shaped layers"

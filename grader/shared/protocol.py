@@ -32,7 +32,8 @@ The request (grading process -> worker, or verifier), written to a file before e
     VerifierRequest      the same settings, the captured variants (VerifierVariant each)
 Requests and messages are `Record`s: one declaration of each (its fields, each with its schema)
 gives the dataclass, its schema and its JSON form; requests are read with `from_json`, messages
-with `parse`, each checked against its schema first.
+with `parse`, each checked against its schema first. So is the observation a `result` carries
+(`Observation`, with a record per part): the grading side reads its fields, never a dict.
 This module imports nothing from the rest of segrade (and not torch at import time).
 """
 
