@@ -31,7 +31,7 @@ def record(case: str, tmp: Path) -> dict:
     submission = load_submission(root, tmp / "load")
     request = probe_request(spec, submission, BackboneWeights(None), None, GradeOptions())
     run = run_worker(submission.root, request)
-    return {"source_sha256": source_sha256(case), "segrade": __version__, "observation": run.variants["unet"]}
+    return {"source_sha256": source_sha256(case), "segrade": __version__, "observation": run.variants["unet"].to_json()}
 
 
 def main(cases: list[str]) -> None:

@@ -365,11 +365,11 @@ def test_the_verifier_process_refuses_one_program_and_measures_the_other(capture
                               batch_size=2, device="cpu", threads=1)
     run = run_worker(folder, request, entry="grader.verifier", link=True)
     good, bad = run.variants["good"], run.variants["bad"]
-    assert bad["verifier"]["refused"] == "hash" and "changed after capture" in bad["build"]["error"]
-    assert "forward" not in bad
-    assert good["build"]["ok"] and good["forward"]["output_shape"] == [2, 3, 64, 64]
-    assert good["architecture"]["bypass_scale"] == 0.5 and "aten.conv2d" in good["verifier"]["ops"]
-    assert good["gradients"]["head"] == "head" and good["gradients"]["none"] == []
+    assert bad.verifier.refused == "hash" and "changed after capture" in bad.build.error
+    assert bad.forward is None
+    assert good.build.ok and good.forward.output_shape == (2, 3, 64, 64)
+    assert good.architecture.bypass_scale == 0.5 and "aten.conv2d" in good.verifier.ops
+    assert good.gradients.head == "head" and good.gradients.none == ()
     assert run.problem is None
 
 

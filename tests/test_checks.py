@@ -11,7 +11,7 @@ import pytest
 
 from grader.grading.checks import check_variant
 from grader.grading.pipeline import GradeOptions, grade_submission
-from grader.shared.protocol import line, parse
+from grader.shared.protocol import Observation, line, parse
 from grader.shared.resources import reference_dir
 from grader.records.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
@@ -117,7 +117,8 @@ def judge(case, unet_spec):
     data = recording(case)
     assert data["source_sha256"] == source_sha256(case), \
         f"tests/planted.py changed the {case!r} source since it was recorded: run {RECORD_COMMAND} {case}"
-    result = check_variant(unet_spec.variant("unet"), data["observation"], unet_spec, batch_size=2)
+    result = check_variant(unet_spec.variant("unet"), Observation.from_json(data["observation"]), unet_spec,
+                           batch_size=2)
     return result.status, {c.id: c for c in result.checks}
 
 

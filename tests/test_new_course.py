@@ -102,6 +102,7 @@ def test_probe_size_is_the_smallest_size_the_spec_runs_a_family_at(tmp_path):
 
 def test_a_probe_failure_names_the_size_and_why_the_spec_requires_it(tmp_path):
     from grader.grading.checks import check_variant
+    from grader.shared.protocol import Observation
 
     assignment = load_spec(_course_spec(tmp_path))
     error = "RuntimeError: Calculated padded input size per channel: (1 x 1). Kernel size: (5 x 5)."
@@ -110,7 +111,7 @@ def test_a_probe_failure_names_the_size_and_why_the_spec_requires_it(tmp_path):
                             "finite": True, "dtype": "float32"},
                 "output_statistics": {"min": -3.0, "max": 3.0, "sum_to_one": 2.0},
                 "gradients": {"error": error}, "architecture": {"error": error}}
-    result = check_variant(assignment.variant("unet"), observed, assignment, batch_size=2)
+    result = check_variant(assignment.variant("unet"), Observation.from_json(observed), assignment, batch_size=2)
     checks = {c.id: c.message for c in result.checks}
     assert checks["gradients"] == ("a training step on a 160x160 input (the smallest size the spec runs the unet "
                                    f"family at) raised {error}")

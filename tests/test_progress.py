@@ -9,7 +9,8 @@ import pytest
 from rich.console import Console
 
 from grader.grading.progress import ProgressState, ProgressTracker, Throttled, read_progress, write_progress
-from grader.shared.protocol import Done, PhaseStarted, ProtocolError, Reader, Step, TrainingReport, VariantReport, line
+from grader.shared.protocol import (Done, Observation, PhaseStarted, ProtocolError, Reader, Step, TrainingReport,
+                                    VariantReport, line)
 from grader.report.progress import PlainLines, check_progress, time_left
 
 VARIANTS = ["fcn32s_frozen", "unet"]
@@ -33,7 +34,7 @@ def _messages_of_one_variant(vid, steps=30):
     yield PhaseStarted("build", vid)
     yield PhaseStarted("forward", vid)
     yield PhaseStarted("check", vid)
-    yield VariantReport(vid, {"id": vid})
+    yield VariantReport(vid, Observation.from_json({"id": vid}))
     yield PhaseStarted("evaluate", vid)
     yield PhaseStarted("train", vid)
     for s in range(0, steps + 1, 10):
@@ -70,7 +71,7 @@ def test_no_estimate_before_five_percent_and_checks_only_counts_results():
     tracker(PhaseStarted("build", "fcn32s_frozen"))
     assert states[-1].remaining is None and time_left(states[-1]) == "estimating time left"
     clock.now = 10
-    tracker(VariantReport("fcn32s_frozen", {}))
+    tracker(VariantReport("fcn32s_frozen", Observation.from_json({"id": "fcn32s_frozen"})))
     assert states[-1].fraction == 0.5 and states[-1].remaining == 10.0
     assert time_left(states[-1]) == "about 10 s left"
     assert time_left(ProgressState(total=1, remaining=125.0)) == "about 2 min 05 s left"

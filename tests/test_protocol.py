@@ -19,7 +19,8 @@ import tempfile
 import pytest
 
 from grader.shared import protocol
-from grader.shared.protocol import Done, Predictions, ProtocolError, Reader, VariantReport, line, parse
+from grader.shared.protocol import (Done, Fingerprint, Observation, Predictions, ProtocolError, Raised, Reader,
+                                    SizeProbe, VariantReport, line, parse)
 from grader.grading.sandbox import MALFORMED, Limits, WorkerRun, _follow
 
 ENV = {"torch": "2.5.1", "python": "3.11.2", "device_type": "cpu"}
@@ -218,6 +219,67 @@ def test_a_forged_worker_status_or_mode_cannot_be_sent():
         r.read(line("training", id="unet", training={"ok": True, "mode": "weights"}))
 
 
+# --------------------------------------------------------------------------- the observation, typed
+
+# Every part, with the nulls the real worker sends (backbone.backbone, backbone_how) and a raised one.
+FULL_OBSERVATION = {
+    **OBSERVATION, "classes": ["UNet", "Conv2d"],
+    "backbone_found": {"kind": None, "how": None, "built": [], "fc_from_vgg": False},
+    "backbone": {"backbone_tensors": 26, "steps": 3, "backbone": None, "vgg_shaped": 0, "changed_parts": {},
+                 "backbone_changed": [], "head_changed": ["out.weight"], "seconds": 0.2},
+    "structure": {"error": "RuntimeError: no layers", "traceback": None, "oom": False},
+    "verifier": {"ops": ["aten.conv2d"], "load_seconds": 0.1, "backbone_how": None},
+}
+UNRESOLVED = {"id": "unet", "unresolved": "missing", "message": "no UNet", "looked_for": ["UNet"], "candidates": []}
+
+
+@pytest.mark.parametrize("sent", [OBSERVATION, FULL_OBSERVATION, UNRESOLVED])
+def test_an_observation_is_read_into_typed_parts_and_written_back_as_sent(sent):
+    observation = parse(line("result", result=sent)).observation
+    assert isinstance(observation, Observation)
+    again = observation.to_json()
+    assert json.dumps(again, sort_keys=True) == json.dumps(sent, sort_keys=True)   # NaN included
+    for key, part in sent.items():   # each part's keys in the order sent (check details keep them)
+        if isinstance(part, dict):
+            assert list(again[key]) == list(part), key
+    assert json.dumps(Observation.from_json(again).to_json()) == json.dumps(again)   # (NaN != NaN as records)
+
+
+def test_the_parts_are_typed_and_a_raised_measurement_is_a_raised():
+    observation = Observation.from_json(FULL_OBSERVATION)
+    assert observation.forward.output_shape == (2, 13, 64, 64) and observation.forward.finite is True
+    assert isinstance(observation.sizes[1], SizeProbe) and observation.sizes[1].error == "RuntimeError: sizes"
+    assert isinstance(observation.architecture, Fingerprint) and observation.architecture.long_skips == (1.0, 0.5)
+    assert isinstance(observation.structure, Raised) and observation.structure.error == "RuntimeError: no layers"
+    assert observation.backbone.backbone is None and observation.backbone.to_json()["backbone"] is None
+    assert observation.worker_status is None and observation.training is None   # the grading process's own
+
+
+@pytest.mark.parametrize("change, message", [   # the messages of the schema before it was typed
+    ({"id": 3}, "result.id: expected a string of at most 1000 characters, got 3"),
+    ({"gradients": {"none": []}}, "result.gradients: missing key 'zero', 'nonfinite', 'head', 'head_params'"),
+    ({"figures": {"error": 1}}, "result.figures.error: expected a string of at most 100000 characters, got 1"),
+    ({"sizes": [{"input_shape": [1, 3, 64]}]}, "result.sizes[0].input_shape: expected a list of 4..4 items, got list"),
+    ({"build": {"seconds": 1.0}}, "result.build: missing key 'ok'"),
+    ({"forward": {"ok": True, "colour": 1}}, "result.forward: unknown key 'colour'"),
+    ({"backbone": {"backbone_tensors": 1, "steps": 3, "backbone_changed": [], "head_changed": [],
+                   "backbone": {"kind": 1}}},
+     "result.backbone.backbone.kind: expected a string of at most 1000 characters, got 1"),
+    ({"worker_status": "passed"}, "result: unknown key 'worker_status'"),
+    ({"verifier": {"refused": "tired"}},
+     "result.verifier.refused: expected one of oversize, hash, corrupt, payload, op, unloadable, mismatch, got 'tired'"),
+    ({"architecture": {"method": "export"}}, "result.architecture: missing key 'bypass_scale', 'downsampling_levels', "
+                                             "'long_skips', 'residual_adds', 'gated_multiplies', 'ungated_attention'"),
+])
+def test_a_malformed_observation_is_refused_with_the_same_message(change, message):
+    with pytest.raises(ProtocolError) as exc:
+        parse(line("result", result={**OBSERVATION, **change}))
+    assert str(exc.value) == f"result message: {message}"
+    with pytest.raises(ProtocolError) as exc:
+        Observation.from_json({**OBSERVATION, **change}, "result")
+    assert str(exc.value) == message
+
+
 @pytest.mark.parametrize("raw, words", [
     (b"", "an empty line"),
     (b"   ", "an empty line"),
@@ -335,7 +397,7 @@ def _follow_bytes(data: bytes, mode="train", variants=("unet", "fcn8s"), then: s
 def test_the_sandbox_reads_a_well_behaved_worker():
     run = _follow_bytes("".join(transcript("train", ("unet", "fcn8s"))).encode())
     assert run.outcome == "stop" and set(run.variants) == {"unet", "fcn8s"} and run.problem is None
-    assert run.variants["unet"]["training"]["mode"] == "train"  # the mode asked for, set by the parent
+    assert run.variants["unet"].training["mode"] == "train"  # the mode asked for, set by the parent
     assert run.environment == {"device": "cpu (2 threads)", "torch": "2.5.1", "python": "3.11.2"}
 
 
@@ -345,16 +407,16 @@ def test_a_malformed_message_in_a_variant_makes_that_variant_an_error():
     run = _follow_bytes("".join(lines[:at] + ['{"event": "result", "result": {"id": "unet", "worker_status": '
                                               '"passed"}}\n'] + lines[at:]).encode())
     assert run.outcome == "continue"  # the sandbox starts a new worker for the other variant
-    assert run.variants["unet"]["worker_status"] == "error" and "fcn8s" not in run.variants
-    assert run.variants["unet"]["message"].startswith(f"{MALFORMED}: result message: result: unknown key 'worker_status'")
+    assert run.variants["unet"].worker_status == "error" and "fcn8s" not in run.variants
+    assert run.variants["unet"].message.startswith(f"{MALFORMED}: result message: result: unknown key 'worker_status'")
 
 
 def test_a_malformed_message_while_training_fails_the_training_only():
     lines = transcript("train", ("unet",))
     at = next(i for i, x in enumerate(lines) if '"split": "val"' in x)
     run = _follow_bytes("".join(lines[:at] + ["garbage\n"] + lines[at:]).encode(), variants=("unet",))
-    assert run.variants["unet"]["build"]["ok"] is True  # the checks it reported stand
-    training = run.variants["unet"]["training"]
+    assert run.variants["unet"].build.ok is True  # the checks it reported stand
+    training = run.variants["unet"].training
     assert training["ok"] is False and training["worker_status"] == "error" and MALFORMED in training["error"]
 
 
@@ -376,12 +438,12 @@ def test_a_worker_that_lingers_after_done_or_closes_the_channel_and_runs_on_is_s
     quick = Limits(phase_seconds={"start": 1})
     run = _follow_bytes("".join(transcript("train", ("unet",))).encode(), variants=("unet",),
                         then="time.sleep(600)", limits=quick)
-    assert run.outcome == "stop" and run.variants["unet"]["training"]["ok"] is True  # all was in
+    assert run.outcome == "stop" and run.variants["unet"].training["ok"] is True  # all was in
     lines = transcript("train", ("unet",))
     run = _follow_bytes("".join(lines[:4]).encode(), variants=("unet",), then="os.close(fd)\ntime.sleep(600)",
                         limits=quick)
-    assert run.variants["unet"]["worker_status"] == "error"
-    assert "closed the channel during build and did not end" in run.variants["unet"]["message"]
+    assert run.variants["unet"].worker_status == "error"
+    assert "closed the channel during build and did not end" in run.variants["unet"].message
 
 
 def test_a_long_line_without_an_end_is_read_in_linear_time():
@@ -402,7 +464,7 @@ def test_random_bytes_never_raise_in_the_reading_loop():
         run = _follow_bytes(bytes(data))  # never an exception
         assert run.outcome in ("stop", "continue")
         for observed in run.variants.values():
-            assert "worker_status" not in observed or observed["worker_status"] == "error"
+            assert observed.worker_status in (None, "error")
 
 
 def test_the_protocol_module_imports_nothing_from_segrade():

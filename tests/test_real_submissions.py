@@ -34,6 +34,7 @@ from grader.grading.checks import check_variant
 from grader.grading.pipeline import GradeOptions
 from grader.records.view import package_notes
 from grader.records.results import CheckStatus, VariantStatus
+from grader.shared.protocol import Observation
 from grader.spec import load_spec
 from tiny_submission import small_inputs, worker_run
 
@@ -96,9 +97,9 @@ def test_enum_variant_argument_gets_a_member(tmp_path):
     run, results = observe(FIXTURES / "hana_enum_variant", FCN_IDS, tmp_path, plan_only=True)
     for vid in FCN_IDS:
         stride = vid[3:vid.index("s_")]
-        mapping = run.variants[vid]["mapping"]
+        mapping = run.variants[vid].mapping
         assert f"FCN(variant=FCNVariant.FCN{stride}S, num_classes=13, freeze_backbone=" in mapping, mapping
-        assert "guess" not in " ".join(run.variants[vid]["notes"])
+        assert "guess" not in " ".join(run.variants[vid].notes)
 
 
 @pytest.mark.slow  # the real worker
@@ -120,9 +121,9 @@ def test_a_manifest_names_an_enum_member(tmp_path):
                          factory = "fcn.py:FCN"
                          kwargs = { variant = "fcn32s" }
                      """)
-    assert "FCN(variant=FCNVariant.FCN16S, num_classes=13" in run.variants["fcn16s_frozen"]["mapping"]
+    assert "FCN(variant=FCNVariant.FCN16S, num_classes=13" in run.variants["fcn16s_frozen"].mapping
     # a value works as well as a name (here deliberately the wrong variant: the manifest wins)
-    assert "FCN(variant=FCNVariant.FCN32S" in run.variants["fcn8s_frozen"]["mapping"]
+    assert "FCN(variant=FCNVariant.FCN32S" in run.variants["fcn8s_frozen"].mapping
 
 
 # --------------------------------------------------------------------------- 3. sibling subprojects
@@ -132,7 +133,7 @@ def test_a_manifest_names_an_enum_member(tmp_path):
 def test_sibling_subprojects_import_with_their_own_root(tmp_path):
     run, results = observe(FIXTURES / "ivan_subprojects", FCN_IDS + UNET_IDS, tmp_path, plan_only=True)
     assert all(m["ok"] for m in run.modules), run.modules
-    sources = {vid: run.variants[vid]["mapping"].rsplit(" from ", 1)[1].split(",")[0] for vid in FCN_IDS + UNET_IDS}
+    sources = {vid: run.variants[vid].mapping.rsplit(" from ", 1)[1].split(",")[0] for vid in FCN_IDS + UNET_IDS}
     assert {sources[v] for v in FCN_IDS} == {"FCN/src/model.py"}
     assert sources["unet"] == sources["unet_noskip"] == "UNet/src/model.py"
     assert sources["unet_residual"] == sources["unet_attention"] == "UNet/src/unet.py"
@@ -239,10 +240,11 @@ def test_a_partial_move_names_the_layers_and_advises_from_what_moved():
 
     parts = {"features.24.weight": "conv5_1", "features.24.bias": "conv5_1", "features.26.weight": "conv5_2",
              "features.1.running_mean": "conv1_1 BatchNorm"}
-    observed = {"backbone_found": {"kind": "VGG16-BN", "how": "torchvision", "built": ["VGG16-BN"]},
+    observed = {"id": "fcn8s_frozen",
+                "backbone_found": {"kind": "VGG16-BN", "how": "torchvision", "built": ["VGG16-BN"]},
                 "backbone": {"backbone_tensors": 91, "steps": 3, "backbone_changed": list(parts),
                              "changed_parts": parts, "head_changed": ["score.weight"]}}
-    check = _backbone(observed, SPEC.variant("fcn8s_frozen"))
+    check = _backbone(Observation.from_json(observed), SPEC.variant("fcn8s_frozen"))
     assert check.status is CheckStatus.FAIL
     assert ("4 of 91 backbone tensors changed during 3 training steps although the backbone should be frozen "
             "(backbone: VGG16-BN (from torchvision)): the weights of conv5_1, conv5_2 and the BatchNorm statistics of "
@@ -250,7 +252,7 @@ def test_a_partial_move_names_the_layers_and_advises_from_what_moved():
     assert "requires_grad=False" in check.message and "BatchNorm layers in eval mode" in check.message
     only_weights = {k: v for k, v in parts.items() if "running" not in k}
     observed["backbone"] |= {"backbone_changed": list(only_weights), "changed_parts": only_weights}
-    message = _backbone(observed, SPEC.variant("fcn8s_frozen")).message
+    message = _backbone(Observation.from_json(observed), SPEC.variant("fcn8s_frozen")).message
     assert "the weights of conv5_1, conv5_2 moved" in message and "eval mode" not in message
 
 
@@ -319,7 +321,7 @@ def test_under_a_random_init_profile_a_constructors_own_download_gets_random_ini
                            options=GradeOptions(profile="smoke"))
     result = results["fcn32s_frozen"]
     assert result.check("builds").status is CheckStatus.PASS, explain(results)
-    assert run.variants["fcn32s_frozen"]["build"]["random_init_for"] == ["vgg19-dcbb9e9d.pth"]
+    assert run.variants["fcn32s_frozen"].build.random_init_for == ("vgg19-dcbb9e9d.pth",)
     assert any("asked for pretrained weights (vgg19-dcbb9e9d.pth)" in n and "random-init weights" in n
                for n in result.notes)
 

@@ -97,7 +97,7 @@ def planned(spec, tmp_path_factory):
             with pytest.MonkeyPatch.context() as mp:
                 mp.delenv("SEGRADE_VGG16_WEIGHTS", raising=False)
                 run, _ = worker_plan(SUBMISSIONS[name], spec, tmp_path_factory.mktemp(name))
-            plans[name] = {vid: v.get("mapping") or f"unresolved: {v.get('message')}" for vid, v in run.variants.items()}
+            plans[name] = {vid: v.mapping or f"unresolved: {v.message}" for vid, v in run.variants.items()}
         return plans[name]
 
     return plan

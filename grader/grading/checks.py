@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.records.results import CheckResult, CheckStatus, VariantResult, VariantStatus
+from grader.shared.protocol import BackboneFound, ForwardStep, Gradients, Observation, Raised, Record
 from grader.submission.candidates import OTHER_FRAMEWORKS
 from grader.spec import Assignment, Variant
 
@@ -70,20 +71,20 @@ def _defining_files(variant: Variant, failed_modules: tuple[dict[str, Any], ...]
     return named or family_like
 
 
-def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assignment, *, batch_size: int,
+def check_variant(variant: Variant, observed: Observation, assignment: Assignment, *, batch_size: int,
                   import_errors: tuple[str, ...] = (), imported_any: bool = True,
                   failed_modules: tuple[dict[str, Any], ...] = ()) -> VariantResult:
     """Judge one variant from what the worker observed. `failed_modules`: the worker's reports
     on the files that failed to import (with what each defines, read from its source)."""
-    if "worker_status" in observed:
-        status = WORKER_STATUS.get(observed["worker_status"], VariantStatus.ERROR)
-        return _result(variant, status, observed.get("mapping"),
-                       [CheckResult("builds", CheckStatus.FAIL, observed.get("message") or status.value,
-                                    {"phase": observed.get("phase")})])
-    if "unresolved" in observed:
-        status = VariantStatus.AMBIGUOUS if observed["unresolved"] == "ambiguous" else VariantStatus.MISSING
-        message = observed.get("message", "not found")
-        details = {"looked_for": observed.get("looked_for", []), "candidates": observed.get("candidates", [])}
+    if observed.worker_status is not None:
+        status = WORKER_STATUS.get(observed.worker_status, VariantStatus.ERROR)
+        return _result(variant, status, observed.mapping,
+                       [CheckResult("builds", CheckStatus.FAIL, observed.message or status.value,
+                                    {"phase": observed.phase})])
+    if observed.unresolved is not None:
+        status = VariantStatus.AMBIGUOUS if observed.unresolved == "ambiguous" else VariantStatus.MISSING
+        message = observed.message if observed.message is not None else "not found"
+        details = {"looked_for": list(observed.looked_for), "candidates": list(observed.candidates)}
         other = _not_pytorch(failed_modules) if status is VariantStatus.MISSING else None
         defining = _defining_files(variant, failed_modules) if status is VariantStatus.MISSING else []
         if other:
@@ -107,7 +108,7 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
             message += f"\n\nFiles that failed to import: {'; '.join(import_errors)}."
         return _result(variant, status, None, [CheckResult("builds", CheckStatus.FAIL, message, details)])
 
-    mapping = observed.get("mapping")
+    mapping = observed.mapping
     checks = [_builds(observed)]
     if checks[0].status is CheckStatus.PASS:
         checks.append(_forward_shape(observed, variant, assignment.num_classes, batch_size))
@@ -121,40 +122,44 @@ def check_variant(variant: Variant, observed: dict[str, Any], assignment: Assign
         if variant.architecture:
             checks.append(_architecture(observed, variant, probe))
     failed = any(c.status is CheckStatus.FAIL for c in checks if c.id in REQUIRED_CHECKS)
-    figures = {"parameters": observed.get("parameters"),
-               **{k: v for k, v in (observed.get("figures") or {}).items() if k != "traceback"},
-               "architecture": observed.get("architecture"),
-               "backbone": backbone_text(observed.get("backbone_found")),
-               "structure": observed.get("structure"),
-               "build_seconds": (observed.get("build") or {}).get("seconds"),
-               "forward_seconds": (observed.get("forward") or {}).get("seconds"),
-               "check_seconds": observed.get("check_seconds")}
-    notes = tuple(observed.get("notes", ()))
-    substituted = (observed.get("build") or {}).get("random_init_for")
+    figures = {"parameters": _sent(observed.parameters),
+               **{k: v for k, v in (_sent(observed.figures) or {}).items() if k != "traceback"},
+               "architecture": _sent(observed.architecture),
+               "backbone": backbone_text(observed.backbone_found),
+               "structure": _sent(observed.structure),
+               "build_seconds": observed.build.seconds if observed.build else None,
+               "forward_seconds": observed.forward.seconds if observed.forward else None,
+               "check_seconds": observed.check_seconds}
+    notes = tuple(observed.notes)
+    substituted = observed.build.random_init_for if observed.build else None
     if substituted:
         notes += (f"the constructor's own code asked for pretrained weights ({', '.join(substituted)}); this profile "
                   "starts every backbone from random init, so it got random-init weights instead of a download "
                   "(a grade with ImageNet weights needs them offline, or builds with pretrained=False)",)
     return _result(variant, _status(observed) if failed else VariantStatus.PASSED, mapping, checks, figures,
-                   adapter=observed.get("adapter"), notes=notes)
+                   adapter=observed.adapter, notes=notes)
 
 
-def _status(observed: dict[str, Any]) -> VariantStatus:
+def _sent(part: Record | None) -> dict[str, Any] | None:
+    """A part of the observation as it was sent (results.json keeps it so), None when absent."""
+    return None if part is None else part.to_json()
+
+
+def _status(observed: Observation) -> VariantStatus:
     """A raised exception is an error (or oom); a wrong result is a failure."""
-    for step in ("build", "forward"):
-        info = observed.get(step) or {}
-        if info and not info.get("ok"):
-            return VariantStatus.OOM if info.get("oom") else VariantStatus.ERROR
+    for step in (observed.build, observed.forward):
+        if _sent(step) and not step.ok:   # a step sent without any key raised nothing
+            return VariantStatus.OOM if step.oom else VariantStatus.ERROR
     return VariantStatus.FAILED
 
 
-def _builds(observed: dict[str, Any]) -> CheckResult:
-    build = observed.get("build") or {}
-    if build.get("ok"):
-        return CheckResult("builds", CheckStatus.PASS, f"built as {observed.get('mapping')}")
-    error = build.get("error", "the worker reported no build result")
-    message = f"building {observed.get('mapping')} raised {error}"
-    downloads = build.get("downloads") or []
+def _builds(observed: Observation) -> CheckResult:
+    build = observed.build
+    if build is not None and build.ok:
+        return CheckResult("builds", CheckStatus.PASS, f"built as {observed.mapping}")
+    error = build.error if build is not None and build.error is not None else "the worker reported no build result"
+    message = f"building {observed.mapping} raised {error}"
+    downloads = list(build.downloads) if build is not None else []
     file = downloads[-1].rsplit("/", 1)[-1] if downloads else None
     arch = re.match(r"([a-z0-9_]+?)-[0-9a-f]{6,}\.pth$", file or "")
     name = arch.group(1).upper().replace("_BN", "-BN") if arch else None
@@ -163,13 +168,13 @@ def _builds(observed: dict[str, Any]) -> CheckResult:
                     "grading runs offline, and the assignment's backbone is VGG16, whose weights segrade supplies "
                     "when the instructor has them. Build the backbone with torchvision.models.vgg16 and load "
                     "weights only when `pretrained` is true")
-        return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.get("traceback"),
+        return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.traceback,
                                                                 "downloads": downloads})
     if _is_network_failure(error):
         message += (f". The constructor tried to download weights{f' ({file})' if file else ''}, but grading runs "
                     "offline: download only when `pretrained` is true (segrade passes pretrained=False unless the "
                     "instructor supplies ImageNet weights with --vgg16-weights or SEGRADE_VGG16_WEIGHTS)")
-    return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.get("traceback")})
+    return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.traceback if build else None})
 
 
 def _is_network_failure(error: str) -> bool:
@@ -179,56 +184,58 @@ def _is_network_failure(error: str) -> bool:
     return any(word in error for word in network)
 
 
-def _forward_shape(observed: dict[str, Any], variant: Variant, num_classes: int, batch_size: int) -> CheckResult:
+def _forward_shape(observed: Observation, variant: Variant, num_classes: int, batch_size: int) -> CheckResult:
     size = variant.family.input_size
     expected = [batch_size, num_classes, size, size]
-    forward = observed.get("forward") or {}
-    details = {"expected": expected, "input_shape": forward.get("input_shape")}
-    if not forward.get("ok"):
+    forward = observed.forward or ForwardStep()
+    details = {"expected": expected, "input_shape": _listed(forward.input_shape)}
+    if not forward.ok:
+        error = forward.error if forward.error is not None else "an unknown error"
         return CheckResult("forward_shape", CheckStatus.FAIL,
-                           f"forward on a {_shape(forward.get('input_shape'))} input raised "
-                           f"{forward.get('error', 'an unknown error')}",
-                           details | {"traceback": forward.get("traceback")})
-    if "output_shape" not in forward:
-        return CheckResult("forward_shape", CheckStatus.FAIL, forward.get("output_error") or (
-                           f"forward returned a {forward.get('output_type')}; it must return one "
+                           f"forward on a {_shape(forward.input_shape)} input raised {error}",
+                           details | {"traceback": forward.traceback})
+    if forward.output_shape is None:
+        return CheckResult("forward_shape", CheckStatus.FAIL, forward.output_error or (
+                           f"forward returned a {forward.output_type}; it must return one "
                            "tensor of logits shaped N x num_classes x H x W"), details)
-    seen = forward["output_shape"]
+    seen = list(forward.output_shape)
     details["seen"] = seen
     if seen != expected:
         return CheckResult("forward_shape", CheckStatus.FAIL,
-                           f"output shape {_shape(seen)} for a {_shape(forward['input_shape'])} input; "
+                           f"output shape {_shape(seen)} for a {_shape(forward.input_shape)} input; "
                            f"expected {_shape(expected)} (N x num_classes x H x W, at the input size)", details)
-    if not forward.get("dtype", "").startswith(("float", "bfloat")):
+    if not (forward.dtype if forward.dtype is not None else "").startswith(("float", "bfloat")):
         return CheckResult("forward_shape", CheckStatus.FAIL,
-                           f"output dtype is {forward.get('dtype')}; logits must be floating point", details)
-    if forward.get("finite") is False:
+                           f"output dtype is {forward.dtype}; logits must be floating point", details)
+    if forward.finite is False:
         return CheckResult("forward_shape", CheckStatus.FAIL,
                            "output contains NaN or infinite values on a random input", details)
-    for other in observed.get("sizes") or []:
-        batch, _, height, width = other["input_shape"]
+    sizes = observed.sizes or ()
+    for other in sizes:   # a Raised is not iterable: it stops the grade, as the raw dict always did
+        batch, _, height, width = other.input_shape
         want = [batch, num_classes, height, width]
-        if "error" in other:
+        if other.error is not None:
             return CheckResult("forward_shape", CheckStatus.FAIL,
-                               f"forward on a {_shape(other['input_shape'])} input raised {other['error']}", details)
-        if other["output_shape"] != want:
+                               f"forward on a {_shape(other.input_shape)} input raised {other.error}", details)
+        if list(other.output_shape) != want:
             return CheckResult("forward_shape", CheckStatus.FAIL,
-                               f"output shape {_shape(other['output_shape'])} for a {_shape(other['input_shape'])} "
+                               f"output shape {_shape(other.output_shape)} for a {_shape(other.input_shape)} "
                                f"input; expected {_shape(want)} (any size that is a multiple of 32, batch size 1 "
                                "in eval mode included)", details)
-        if other.get("finite") is False:
+        if other.finite is False:
             return CheckResult("forward_shape", CheckStatus.FAIL,
-                               f"output contains NaN or infinite values for a {_shape(other['input_shape'])} input",
+                               f"output contains NaN or infinite values for a {_shape(other.input_shape)} input",
                                details)
-    sizes = ", ".join(_shape(o["input_shape"]) for o in observed.get("sizes") or [])
+    sizes = ", ".join(_shape(o.input_shape) for o in sizes)
     return CheckResult("forward_shape", CheckStatus.PASS,
                        f"output {_shape(seen)} as expected" + (f"; also right for {sizes}" if sizes else ""), details)
 
 
-def _logits(observed: dict[str, Any]) -> CheckResult:
-    stats = observed.get("output_statistics") or {}
-    if stats and 0.0 <= stats["min"] and stats["max"] <= 1.0:
-        applied = "softmax" if stats.get("sum_to_one", 1.0) < 1e-3 else "sigmoid"
+def _logits(observed: Observation) -> CheckResult:
+    found = observed.output_statistics
+    stats = _sent(found) or {}
+    if stats and 0.0 <= found.min and found.max <= 1.0:
+        applied = "softmax" if found.sum_to_one < 1e-3 else "sigmoid"
         return CheckResult("logits", CheckStatus.WARN,
                            f"outputs lie in [0, 1]{' and sum to 1 over classes' if applied == 'softmax' else ''}: "
                            f"forward seems to apply {applied}. Return raw logits; cross-entropy applies its own "
@@ -244,20 +251,23 @@ def _probe_input(assignment: Assignment, variant: Variant) -> str:
     return f"a {size}x{size} input ({why})"
 
 
-def _gradients(observed: dict[str, Any], probe: str = "the probe input") -> CheckResult:
-    grads = observed.get("gradients") or {}
-    if "error" in grads:
-        return CheckResult("gradients", CheckStatus.FAIL, f"a training step on {probe} raised {grads['error']}",
+def _gradients(observed: Observation, probe: str = "the probe input") -> CheckResult:
+    found = observed.gradients
+    grads = _sent(found) or {}   # the details: as sent
+    if isinstance(found, Raised):
+        return CheckResult("gradients", CheckStatus.FAIL, f"a training step on {probe} raised {found.error}",
                            grads)
-    if grads.get("nonfinite"):
+    if found is None:
+        found = Gradients(none=(), zero=(), nonfinite=(), head=None, head_params=())   # not measured: nothing seen
+    if found.nonfinite:
         return CheckResult("gradients", CheckStatus.FAIL,
-                           f"non-finite gradients in {_names(grads['nonfinite'])} after one cross-entropy step", grads)
-    head_without = [p for p in grads.get("head_params", []) if p in grads.get("none", [])]
+                           f"non-finite gradients in {_names(found.nonfinite)} after one cross-entropy step", grads)
+    head_without = [p for p in found.head_params if p in found.none]
     if head_without:
         return CheckResult("gradients", CheckStatus.FAIL,
-                           f"the output layer ({grads.get('head')}) gets no gradient: the output is detached from "
+                           f"the output layer ({found.head}) gets no gradient: the output is detached from "
                            f"it ({_names(head_without)})", grads)
-    unused = grads.get("none", [])
+    unused = found.none
     if unused:
         return CheckResult("gradients", CheckStatus.WARN,
                            f"{len(unused)} trainable parameter(s) get no gradient, so they never train: "
@@ -265,15 +275,15 @@ def _gradients(observed: dict[str, Any], probe: str = "the probe input") -> Chec
     return CheckResult("gradients", CheckStatus.PASS, "every trainable parameter gets a finite gradient", grads)
 
 
-def backbone_text(found: dict[str, Any] | None) -> str | None:
+def backbone_text(found: BackboneFound | Raised | None) -> str | None:
     """What the worker found the backbone to be, in words: "VGG16 (torchvision)", "none"."""
-    if not found or "error" in found:
+    if not _sent(found) or isinstance(found, Raised):   # absent, sent empty, or raised
         return None
-    if not found.get("kind"):
+    if not found.kind:
         return "none"
     how = {"torchvision": "from torchvision", "layer sequence": "hand-written: recognised by its layer sequence",
            "loaded weights": "weights the model loads itself: identical in two builds"}
-    return f"{found['kind']} ({how.get(found.get('how'), found.get('how'))})"
+    return f"{found.kind} ({how.get(found.how, found.how)})"
 
 
 def _parts_text(names: list[str], parts: dict[str, str]) -> str:
@@ -286,33 +296,36 @@ def _parts_text(names: list[str], parts: dict[str, str]) -> str:
     return _names(seen, 6) if seen else _names(names)
 
 
-def _backbone(observed: dict[str, Any], variant: Variant, probe: str = "the probe input") -> CheckResult:
+def _backbone(observed: Observation, variant: Variant, probe: str = "the probe input") -> CheckResult:
     frozen = bool(variant.traits["frozen"])
     check_id = "frozen_backbone" if frozen else "finetuned_backbone"
-    info = observed.get("backbone") or {}
-    found = observed.get("backbone_found")
-    if "error" in info:
-        return CheckResult(check_id, CheckStatus.FAIL, f"a training step on {probe} raised {info['error']}", info)
-    if not info.get("backbone_tensors"):
-        if found is not None and "error" not in found:   # identified by provenance: there is none
-            built = f" (the constructor built {', '.join(found['built'])} but uses none of its layers)" \
-                if found.get("built") else ""
+    trained, found = observed.backbone, observed.backbone_found
+    info = _sent(trained) or {}   # the details: as sent
+    if isinstance(trained, Raised):
+        return CheckResult(check_id, CheckStatus.FAIL, f"a training step on {probe} raised {trained.error}", info)
+    if trained is None or not trained.backbone_tensors:
+        vgg_shaped = trained.vgg_shaped if trained is not None else None
+        if found is not None and not isinstance(found, Raised):   # identified by provenance: there is none
+            built = f" (the constructor built {', '.join(found.built)} but uses none of its layers)" \
+                if found.built else ""
             text = (f"{variant.class_name} has no VGG backbone{built}: no layer comes from a torchvision VGG "
                     "(torchvision.models.vgg16) and its convolutions do not follow VGG16's 13-layer sequence")
-            if info.get("vgg_shaped") or found.get("built"):
+            if vgg_shaped or found.built:
                 # VGG16-shaped layers of its own (or an unused VGG): not the assignment's backbone
                 return CheckResult(check_id, CheckStatus.FAIL,
-                                   f"{text}, although {info.get('vgg_shaped') or 'some'} of its tensors have VGG16's "
+                                   f"{text}, although {vgg_shaped or 'some'} of its tensors have VGG16's "
                                    "shapes: an encoder of its own, so there is no backbone to "
                                    + ("freeze" if frozen else "fine-tune")
-                                   + ". The assignment's FCNs are built on ImageNet VGG16", info | {"found": found})
+                                   + ". The assignment's FCNs are built on ImageNet VGG16",
+                                   info | {"found": found.to_json()})
             return CheckResult(check_id, CheckStatus.WARN, f"{text}, so segrade cannot tell a backbone apart from the "
-                               "head. The assignment's FCNs are built on ImageNet VGG16", info | {"found": found})
+                               "head. The assignment's FCNs are built on ImageNet VGG16",
+                               info | {"found": found.to_json()})
         return CheckResult(check_id, CheckStatus.WARN, "no VGG16-shaped layers found, so segrade cannot tell "
                            "the backbone apart from the head", info)
     kind = backbone_text(found) or "VGG16-shaped layers"
-    changed, steps = info.get("backbone_changed", []), info.get("steps")
-    parts = info.get("changed_parts") or {}
+    changed, steps = list(trained.backbone_changed), trained.steps
+    parts = trained.changed_parts or {}
     if frozen and changed:
         stats = [n for n in changed if n.endswith(("running_mean", "running_var", "num_batches_tracked"))]
         weights = [n for n in changed if n not in stats]
@@ -326,10 +339,10 @@ def _backbone(observed: dict[str, Any], variant: Variant, probe: str = "the prob
             advice.append("Keep the backbone's BatchNorm layers in eval mode (their running statistics move in "
                           "train mode even when their parameters are frozen).")
         return CheckResult(check_id, CheckStatus.FAIL,
-                           f"{len(changed)} of {info['backbone_tensors']} backbone tensors changed during "
+                           f"{len(changed)} of {trained.backbone_tensors} backbone tensors changed during "
                            f"{steps} training steps although the backbone should be frozen (backbone: {kind}): "
                            f"{' and '.join(moved)} moved ({_names(changed)}). {' '.join(advice)}", info)
-    if frozen and not info.get("head_changed"):
+    if frozen and not trained.head_changed:
         return CheckResult(check_id, CheckStatus.FAIL, f"nothing outside the backbone changed during {steps} "
                            "training steps: the head does not train", info)
     if not frozen and not changed:
@@ -337,21 +350,23 @@ def _backbone(observed: dict[str, Any], variant: Variant, probe: str = "the prob
                            f"although this variant fine-tunes it: it is frozen (backbone: {kind})", info)
     what = "bit-identical, while the head trained" if frozen else "changed, as fine-tuning should"
     return CheckResult(check_id, CheckStatus.PASS,
-                       f"after {steps} real training steps the {info['backbone_tensors']} backbone tensors are {what} "
+                       f"after {steps} real training steps the {trained.backbone_tensors} backbone tensors are {what} "
                        f"(backbone: {kind})", info)
 
 
-def _architecture(observed: dict[str, Any], variant: Variant, probe: str = "the probe input") -> CheckResult:
+def _architecture(observed: Observation, variant: Variant, probe: str = "the probe input") -> CheckResult:
     from grader.grading.architecture import Fingerprint, check_architecture
 
-    seen = observed.get("architecture") or {}
-    if "error" in seen:
+    seen = observed.architecture
+    if isinstance(seen, Raised):
         return CheckResult("architecture", CheckStatus.FAIL,
-                           f"the dataflow graph of a forward pass on {probe} could not be recorded: {seen['error']}",
-                           seen)
-    status, message = check_architecture(Fingerprint.from_json(seen), variant.architecture, variant.class_name)
+                           f"the dataflow graph of a forward pass on {probe} could not be recorded: {seen.error}",
+                           seen.to_json())
+    if seen is None:   # not measured although the forward pass was: refused, as it always was
+        seen = Fingerprint.from_json({})
+    status, message = check_architecture(seen, variant.architecture, variant.class_name)
     return CheckResult("architecture", CheckStatus(status), message,
-                       {"fingerprint": seen, "required": variant.architecture})
+                       {"fingerprint": seen.to_json(), "required": variant.architecture})
 
 
 def check_learning(training: dict[str, Any] | None, losses: list[float | None], miou: float | None,
@@ -457,7 +472,11 @@ def _names(names: list[str], shown: int = 4) -> str:
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
-def _shape(shape: list[int] | None) -> str:
+def _listed(shape: tuple[int, ...] | None) -> list[int] | None:
+    return None if shape is None else list(shape)
+
+
+def _shape(shape: tuple[int, ...] | list[int] | None) -> str:
     return "x".join(map(str, shape)) if shape else "?"
 
 

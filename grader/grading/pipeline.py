@@ -34,8 +34,8 @@ from grader.grading.evaluation import Evaluator, PreparedData, prepare_data
 from grader.grading.metrics import json_float
 from grader.submission.load import find_checkpoints, load_submission, read_manifest
 from grader.grading.progress import ProgressState, ProgressTracker
-from grader.shared.protocol import (Capture, Done, FamilyTraining, ModuleRequest, Predictions, TrainingRequest,
-                                    VariantRequest, VerifierVariant, WorkerRequest)
+from grader.shared.protocol import (BuildStep, Capture, Done, FamilyTraining, ModuleRequest, Observation, Predictions,
+                                    TrainingRequest, VariantRequest, VerifierVariant, WorkerRequest)
 from grader.records.results import (
     CAPTURED_PROGRAM, STUDENT_PROCESS,
     CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus, failed_imports,
@@ -182,13 +182,14 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         modules = mark_blocking(submission.root, run.modules, assignment.model_class_names)
         answers = find_answers(submission.root, assignment.rubric)
     checked = check(assignment, run, modules, options, to_run)
-    checked = tuple(replace(v, program=run.variants.get(v.variant_id, {}).get("program")) for v in checked)
+    checked = tuple(replace(v, program=getattr(run.variants.get(v.variant_id), "program", None)) for v in checked)
     if profile is not None:
         checked = evaluate(assignment, checked, run, evaluator, options.evaluation_split, bands)
     grids = {vid: kept.grid for vid, kept in reused.items()}
     if memory is not None:
         for result in checked:
-            classes = run.variants.get(result.variant_id, {}).get("classes")
+            observed = run.variants.get(result.variant_id)
+            classes = list(observed.classes) if observed and observed.classes is not None else None
             key = memo.key(result.variant_id, classes)
             ev = evaluator.variants.get(result.variant_id) if evaluator is not None else None
             grid = ev.grid_predictions.numpy() if ev is not None and ev.grid_predictions is not None else None
@@ -294,27 +295,29 @@ def verify(run: WorkerRun, request: WorkerRequest, programs: Path, weights: Back
     for vid, observed in run.variants.items():
         captured = run.captures.get(vid, {})
         check, train = captured.get("check"), captured.get("train")
-        if check and check.get("ok") and not observed.get("worker_status"):
+        program = observed.program
+        if check and check.get("ok") and not observed.worker_status:
             entry = next(v for v in request.variants if v.id == vid)
             # File names relative to the verifier's job folder, where the programs are linked.
             targets.append(VerifierVariant(entry, check["programs"],
                                            train["programs"] if train and train.get("ok") else None,
                                            (train or check).get("weights"),
-                                           train=verifier_trains(captured, observed.get("training"))))
+                                           train=verifier_trains(captured, observed.training)))
             if targets[-1].train:   # the verifier trains it: a training the worker claims is not its
-                observed.pop("training", None)
+                observed = replace(observed, training=None)
             # build_seed: the seed the program was built with, which its VGG fingerprint
             # carries (grader.verifier.provenance); `segrade verify` measures it with the same.
-            observed["program"] = {"measured_in": CAPTURED_PROGRAM, "programs": check["programs"],
-                                   "capture_seconds": check.get("seconds"), "build_seed": request.seed}
+            program = {"measured_in": CAPTURED_PROGRAM, "programs": check["programs"],
+                       "capture_seconds": check.get("seconds"), "build_seed": request.seed}
             if train and train.get("ok"):
-                observed["program"]["training_programs"] = train["programs"]
-        elif observed.get("build", {}).get("ok"):
+                program["training_programs"] = train["programs"]
+        elif observed.build is not None and observed.build.ok:
             reason = (check or {}).get("error") or "the worker did not capture it"
-            observed["program"] = {"measured_in": STUDENT_PROCESS, "reason": reason}
-        if train and not train.get("ok") and observed.get("program", {}).get("measured_in") == CAPTURED_PROGRAM:
-            observed["program"]["training_measured_in"] = STUDENT_PROCESS
-            observed["program"]["training_reason"] = train.get("error")
+            program = {"measured_in": STUDENT_PROCESS, "reason": reason}
+        if train and not train.get("ok") and (program or {}).get("measured_in") == CAPTURED_PROGRAM:
+            program["training_measured_in"] = STUDENT_PROCESS
+            program["training_reason"] = train.get("error")
+        run.variants[vid] = replace(observed, program=program)
     if not targets:
         return
     verifier_request = request.for_verifier(tuple(targets), str(weights.path) if weights.available else None)
@@ -326,21 +329,21 @@ def verify(run: WorkerRun, request: WorkerRequest, programs: Path, weights: Back
     run.log += "\n[--- verifier ---]\n" + verified.log
     for target in targets:
         vid = target.id
-        observed, measured = run.variants[vid], verified.variants.get(vid, {})
-        if measured.get("worker_status"):   # the verifier died or overran on it: that is its status
-            measured = {**measured, "message": "measuring the captured program: " + str(measured.get("message", ""))
-                        .replace("the worker", "the verifier").replace(
-                            "student code called sys.exit/os._exit or closed the grader's channel",
-                            "it failed (the verifier's part of the worker log says why)")}
-            run.variants[vid] = {k: v for k, v in observed.items() if k in ("id", "mapping", "adapter", "notes",
-                                                                              "program", "structure")} | measured
+        observed, measured = run.variants[vid], verified.variants.get(vid) or Observation(id=vid)
+        if measured.worker_status:   # the verifier died or overran on it: that is its status
+            message = ("measuring the captured program: " + str(measured.message)
+                       .replace("the worker", "the verifier").replace(
+                           "student code called sys.exit/os._exit or closed the grader's channel",
+                           "it failed (the verifier's part of the worker log says why)"))
+            # What the worker saw of how it was built stays; the rest is the verifier's.
+            run.variants[vid] = replace(measured.taking(observed, ("mapping", "adapter", "notes", "structure")),
+                                        message=message, program=observed.program)
             continue
-        kept = {k: v for k, v in observed.items() if k not in VERIFIED_KEYS and k != "training"}
-        run.variants[vid] = kept | {k: v for k, v in measured.items() if k in VERIFIED_KEYS or k == "training"}
-        if not (measured.get("build") or {}).get("ok", False):   # refused or not loadable: that is its build
-            run.variants[vid]["build"] = measured.get("build") or {"ok": False, "error": "the verifier did not report"}
-        if "training" in observed and "training" not in measured:
-            run.variants[vid]["training"] = observed["training"]
+        merged = replace(observed.taking(measured, VERIFIED_KEYS),
+                         training=measured.training if measured.training is not None else observed.training)
+        if not (measured.build is not None and measured.build.ok):   # refused or not loadable: that is its build
+            merged = replace(merged, build=measured.build or BuildStep(ok=False, error="the verifier did not report"))
+        run.variants[vid] = merged
 
 
 def _measured_in(variants) -> dict[str, int]:
@@ -502,8 +505,9 @@ def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
     reference = load_figures(options.bands_folder, assignment.id)
     results = []
     for variant in assignment.variants if selected is None else selected:
-        result = check_variant(variant, run.variants.get(variant.id, {"id": variant.id, "worker_status": "error",
-                                                                      "message": "the worker did not report on it"}),
+        observed = run.variants.get(variant.id) or Observation.unfinished(variant.id, "error",
+                                                                          "the worker did not report on it")
+        result = check_variant(variant, observed,
                                assignment, batch_size=options.batch_size, import_errors=import_errors,
                                imported_any=imported_any,
                                failed_modules=tuple(failed))
@@ -519,8 +523,8 @@ def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: W
     label = split_label(split)
     out = []
     for result in variants:
-        observed = run.variants.get(result.variant_id, {})
-        training = observed.get("training")
+        observed = run.variants.get(result.variant_id)
+        training = observed.training if observed is not None else None
         ev = evaluator.variants.get(result.variant_id)
         test = ev.test if ev else None
         untrained = ev.untrained if ev else None

@@ -25,7 +25,7 @@ from grader.grading.sandbox import run_worker
 from grader.grading.weights import find_vgg16_weights
 from grader.records.files import read_results
 from grader.records.results import CAPTURED_PROGRAM
-from grader.shared.protocol import VerifierVariant, WorkerRequest
+from grader.shared.protocol import Observation, VerifierVariant, WorkerRequest
 from grader.spec import Assignment
 
 VERIFIED_NAME = "verified.json"
@@ -100,8 +100,8 @@ def reverify(folder: Path, assignment: Assignment, options) -> list[Reverified]:
         run = run_worker(programs, request, limits=verifier_limits(options.limits), isolation=options.isolation,
                          readable=(weights.path,) if weights.available else (), entry="grader.verifier", link=True)
         for target in targets:
-            observed = run.variants.get(target.id) or {"id": target.id, "worker_status": "error",
-                                                        "message": run.problem or "the verifier did not report on it"}
+            observed = run.variants.get(target.id) or Observation.unfinished(
+                target.id, "error", run.problem or "the verifier did not report on it")
             judged = check_variant(assignment.variant(target.id), observed, assignment, batch_size=options.batch_size)
             out[target.id] = Reverified(target.id, out[target.id].recorded,
                                         {c.id: c.status.value for c in judged.checks},

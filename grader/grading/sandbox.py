@@ -42,8 +42,8 @@ from typing import Any
 
 from grader.shared.processes import die_with_parent, scratch_folder
 from grader.shared.protocol import (MAX_LINE_BYTES, PROGRAM, Capture, Done, Environment, Message, ModuleReport,
-                                    Packages, PhaseStarted, ProtocolError, Reader, TrainingReport, VariantReport,
-                                    VerifierRequest, WorkerRequest)
+                                    Observation, Packages, PhaseStarted, ProtocolError, Reader, TrainingReport,
+                                    VariantReport, VerifierRequest, WorkerRequest)
 from grader.records.results import VariantStatus
 
 # Variables the worker may inherit; everything else (tokens, keys, paths to grading
@@ -82,7 +82,7 @@ class WorkerRun:
 
     environment: dict[str, Any] = field(default_factory=dict)  # the worker's own report, validated (device...)
     modules: list[dict[str, Any]] = field(default_factory=list)
-    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> observation
+    variants: dict[str, Observation] = field(default_factory=dict)  # id -> observation
     log: str = ""
     isolation: str = ""
     problem: str | None = None      # a failure that hit every variant (e.g. at import)
@@ -198,8 +198,7 @@ def run_worker(submission_dir: Path, request: WorkerRequest | VerifierRequest, *
             break
         run.restarts += 1 if pending else 0
     for variant in pending:  # only after a failure that every variant shares
-        run.variants[variant.id] = {"id": variant.id, "worker_status": run.problem_status,
-                                       "message": run.problem}
+        run.variants[variant.id] = Observation.unfinished(variant.id, run.problem_status, run.problem)
     run.log = _join_logs(logs, limits.log_bytes)
     run.seconds = time.perf_counter() - started
     return run
@@ -350,7 +349,8 @@ def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun
                     "error": message.error, "weights": message.weights}
             elif isinstance(message, TrainingReport):
                 # The mode is the one the grading process asked for (the reader checked any the worker sent).
-                run.variants[message.variant]["training"] = {**message.training, "mode": mode}
+                run.variants[message.variant] = replace(run.variants[message.variant],
+                                                        training={**message.training, "mode": mode})
             elif isinstance(message, Done):
                 _exited(proc, limits)  # everything is in; one that lingers (a student thread) is stopped
                 return "stop"
@@ -400,10 +400,11 @@ def _ended(proc: subprocess.Popen, run: WorkerRun, phase: str, current: str | No
     if reason is not None:
         status, message = ERROR, reason
     if current is not None and current in run.variants:  # checked already; it died training or evaluating
-        run.variants[current]["training"] = {"ok": False, "worker_status": status, "stage": phase, "error": message}
+        run.variants[current] = replace(run.variants[current], training={"ok": False, "worker_status": status,
+                                                                         "stage": phase, "error": message})
         return "continue"
     if current is not None:
-        run.variants[current] = {"id": current, "worker_status": status, "phase": phase, "message": message}
+        run.variants[current] = Observation.unfinished(current, status, message, phase)
         return "continue"
     # Outside any variant (start-up or import): every remaining variant shares the failure.
     run.problem, run.problem_status = message, status

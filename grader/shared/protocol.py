@@ -32,7 +32,8 @@ The request (grading process -> worker, or verifier), written to a file before e
     VerifierRequest      the same settings, the captured variants (VerifierVariant each)
 Requests and messages are `Record`s: one declaration of each (its fields, each with its schema)
 gives the dataclass, its schema and its JSON form; requests are read with `from_json`, messages
-with `parse`, each checked against its schema first.
+with `parse`, each checked against its schema first. So is the observation a `result` carries
+(`Observation`, with a record per part): the grading side reads its fields, never a dict.
 This module imports nothing from the rest of segrade (and not torch at import time).
 """
 
@@ -317,6 +318,10 @@ class Record:
     @classmethod
     def from_checked(cls, data: dict[str, Any]) -> Any:
         """From JSON already checked against `schema()` (a part of a larger checked record)."""
+        return cls(**cls._values(data))
+
+    @classmethod
+    def _values(cls, data: dict[str, Any]) -> dict[str, Any]:
         values = {}
         for f in cls._json_fields():
             key = f.metadata["key"] or f.name
@@ -325,7 +330,7 @@ class Record:
                 if value is not None:
                     value = load(value) if load else tuple(value) if isinstance(value, list) else value
                 values[f.name] = value
-        return cls(**values)
+        return values
 
     def to_json(self) -> dict[str, Any]:
         return {f.metadata["key"] or f.name: _plain(getattr(self, f.name)) for f in self._json_fields()}
@@ -336,9 +341,6 @@ class Record:
 TEXT, NAME, SECONDS = Str(MAX_TEXT), Str(MAX_NAME), Num(0.0, MAX_SECONDS)
 NAMES = List(NAME)
 SHAPE = List(Int(0, 2**40), max_items=16)
-# A measurement that raised: what the worker saw of the exception.
-RAISED = Obj({"error": TEXT}, {"traceback": Opt(TEXT), "oom": Bool()})
-STEP = {"ok": Bool(), "seconds": SECONDS, "error": TEXT, "traceback": Opt(TEXT), "oom": Bool()}
 SCALE = Num(1e-12, 1e12)  # powers of two; never 0 (the checks take logarithms)
 # The architecture fingerprint of one forward pass (grader.measure.graph measures it,
 # grader.grading.architecture judges it).
@@ -375,37 +377,223 @@ class Fingerprint(Record):
 
 FINGERPRINT = Fingerprint.schema()
 
-# Which backbone a model really uses, identified by provenance (grader.measure.probes.identify_backbone).
-BACKBONE = Obj({}, {"kind": Opt(NAME), "how": Opt(NAME), "built": List(NAME, 64), "fc_from_vgg": Bool()})
+# --------------------------------------------------------------------------- the observation, typed
 
-OBSERVATION = Obj({"id": NAME}, {
-    "unresolved": Str(choices=("missing", "ambiguous")), "message": TEXT,
-    "looked_for": List(TEXT, 1000), "candidates": List(TEXT, 1000),
-    "mapping": Opt(TEXT), "adapter": Opt(NAME), "notes": List(TEXT, 100), "classes": List(NAME, 2000),
-    "build": Obj({"ok": Bool()}, STEP | {"downloads": List(Str(2000), 64), "random_init_for": List(NAME, 64)}),
-    "backbone_found": Measured(BACKBONE),
-    "parameters": Obj({"total": Int(), "trainable": Int()}),
-    "forward": Obj({}, STEP | {"input_shape": SHAPE, "output_type": NAME, "output_error": TEXT,
-                               "output_shape": SHAPE, "dtype": Str(40), "finite": Opt(Bool())}),
-    "output_statistics": Obj({"min": Num(nonfinite=True), "max": Num(nonfinite=True),
-                              "sum_to_one": Num(nonfinite=True)}),
-    "sizes": Measured(List(Obj({"input_shape": List(Int(0, 2**40), 4, 4)},
-                            {"output_shape": SHAPE, "finite": Bool(), "error": TEXT}), 16)),
-    "figures": Measured(Obj({"flops": Int(), "latency_ms": Num(0.0, MAX_SECONDS * 1000)})),
-    "gradients": Measured(Obj({"none": NAMES, "zero": NAMES, "nonfinite": NAMES, "head": Opt(NAME),
-                            "head_params": NAMES})),
-    "backbone": Measured(Obj({"backbone_tensors": Int(), "steps": Int(0, 10**6), "backbone_changed": NAMES,
-                           "head_changed": NAMES}, {"seconds": SECONDS, "backbone": Opt(BACKBONE),
-                                                    "vgg_shaped": Int(), "changed_parts": Map(NAME, MAX_ITEMS)})),
-    "architecture": Measured(FINGERPRINT),
-    "structure": Measured(Obj({"layers": List(Str(400), 2000)})),   # grader.shared.structure.layers
-    "check_seconds": Map(SECONDS),
-    # The verifier's account of the captured program it measured (grader.verifier).
-    "verifier": Obj({}, {"refused": Str(choices=("oversize", "hash", "corrupt", "payload", "op", "unloadable",
-                                                 "mismatch")),
-                         "message": TEXT, "ops": List(Str(120), 5000), "load_seconds": SECONDS,
-                         "backbone_how": Opt(NAME)}),
-})
+def _required(f: Field) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def _default(f: Field) -> Any:
+    return f.default if f.default is not MISSING else f.default_factory()
+
+
+@dataclass(frozen=True)
+class _Observed(Record):
+    """A part of an observation, as it was sent. An optional key may be absent (its field then
+    holds the default) or, where the schema allows it, null; `given` remembers which keys came,
+    so `to_json` writes back the object that was read (check details keep parts as sent)."""
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False, kw_only=True)
+
+    @classmethod
+    def from_checked(cls, data: dict[str, Any]) -> Any:
+        return cls(**cls._values(data), given=frozenset(data))
+
+    def to_json(self) -> dict[str, Any]:
+        out = {}
+        for f in self._json_fields():
+            key, value = f.metadata["key"] or f.name, getattr(self, f.name)
+            if key in self.given or _required(f) or value != _default(f):   # else: not sent
+                out[key] = _plain(value)
+        return out
+
+    def taking(self, other: _Observed, names: Iterable[str]) -> Any:
+        """This part with the fields `names` as `other` has them (sent or not there alike)."""
+        names = tuple(names)
+        return replace(self, **{n: getattr(other, n) for n in names},
+                       given=(self.given - set(names)) | (other.given & set(names)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Raised(_Observed):
+    """A measurement that raised: what the worker saw of the exception (the other form of a
+    `Measured` field: readers ask isinstance(part, Raised))."""
+    error: str = _field(TEXT)
+    traceback: str | None = _field(Opt(TEXT), None)
+    oom: bool = _field(Bool(), False)
+
+
+RAISED = Raised.schema()
+
+
+def _measured(load: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`load` for a Measured field: a Raised where it raised (Measured.check's rule), else `load`'s."""
+    return lambda value: Raised.from_checked(value) if isinstance(value, dict) and "error" in value else load(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildStep(_Observed):
+    """Building the model (the worker), or loading its captured program (the verifier)."""
+    ok: bool = _field(Bool())
+    seconds: float | None = _field(SECONDS, None)
+    error: str | None = _field(TEXT, None)
+    traceback: str | None = _field(Opt(TEXT), None)
+    oom: bool = _field(Bool(), False)
+    downloads: tuple[str, ...] = _field(List(Str(2000), 64), ())       # weights URLs a failed build fetched
+    random_init_for: tuple[str, ...] = _field(List(NAME, 64), ())      # pretrained weights asked for, not given
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForwardStep(_Observed):
+    """The checks' forward pass (every key optional: what got that far)."""
+    input_shape: tuple[int, ...] | None = _field(SHAPE, None)
+    ok: bool = _field(Bool(), False)
+    seconds: float | None = _field(SECONDS, None)
+    output_type: str | None = _field(NAME, None)
+    output_error: str | None = _field(TEXT, None)        # the output is no tensor of logits: why
+    output_shape: tuple[int, ...] | None = _field(SHAPE, None)
+    dtype: str | None = _field(Str(40), None)
+    finite: bool | None = _field(Opt(Bool()), None)      # null: not floating point
+    error: str | None = _field(TEXT, None)
+    traceback: str | None = _field(Opt(TEXT), None)
+    oom: bool = _field(Bool(), False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parameters(_Observed):
+    total: int = _field(Int())
+    trainable: int = _field(Int())
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputStatistics(_Observed):
+    """Enough to tell logits from probabilities (grader.measure.probes.output_statistics)."""
+    min: float = _field(Num(nonfinite=True))
+    max: float = _field(Num(nonfinite=True))
+    sum_to_one: float = _field(Num(nonfinite=True))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SizeProbe(_Observed):
+    """A forward pass at another input size: its output's shape, or the error it raised."""
+    input_shape: tuple[int, int, int, int] = _field(List(Int(0, 2**40), 4, 4))
+    output_shape: tuple[int, ...] | None = _field(SHAPE, None)
+    finite: bool | None = _field(Bool(), None)
+    error: str | None = _field(TEXT, None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figures(_Observed):
+    flops: int = _field(Int())
+    latency_ms: float = _field(Num(0.0, MAX_SECONDS * 1000))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gradients(_Observed):
+    """One cross-entropy backward: the trainable parameters that got no, a zero or a non-finite
+    gradient, and the head (the last parameterised layer to run) with its parameters."""
+    none: tuple[str, ...] = _field(NAMES)
+    zero: tuple[str, ...] = _field(NAMES)
+    nonfinite: tuple[str, ...] = _field(NAMES)
+    head: str | None = _field(Opt(NAME))
+    head_params: tuple[str, ...] = _field(NAMES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackboneFound(_Observed):
+    """Which backbone a model really uses, identified by provenance
+    (grader.measure.probes.identify_backbone, grader.verifier.provenance.identify)."""
+    kind: str | None = _field(Opt(NAME), None)
+    how: str | None = _field(Opt(NAME), None)
+    built: tuple[str, ...] = _field(List(NAME, 64), ())     # VGGs the constructor built
+    fc_from_vgg: bool = _field(Bool(), False)
+
+
+BACKBONE = BackboneFound.schema()
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackboneSteps(_Observed):
+    """A few real training steps (grader.measure.probes.backbone_training): which of the
+    backbone's tensors and which others changed."""
+    backbone_tensors: int = _field(Int())
+    steps: int = _field(Int(0, 10**6))
+    backbone: BackboneFound | None = _field(Opt(BACKBONE), None, load=BackboneFound.from_checked)
+    vgg_shaped: int | None = _field(Int(), None)     # VGG16-shaped tensors where no backbone was found
+    changed_parts: dict[str, str] | None = _field(Map(NAME, MAX_ITEMS), None)   # tensor -> its VGG layer
+    backbone_changed: tuple[str, ...] = _field(NAMES)
+    head_changed: tuple[str, ...] = _field(NAMES)
+    seconds: float | None = _field(SECONDS, None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Structure(_Observed):
+    layers: tuple[str, ...] = _field(List(Str(400), 2000))   # grader.shared.structure.layers
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifierAccount(_Observed):
+    """The verifier's account of the captured program it measured (grader.verifier)."""
+    refused: str | None = _field(Str(choices=("oversize", "hash", "corrupt", "payload", "op", "unloadable",
+                                              "mismatch")), None)
+    message: str | None = _field(TEXT, None)
+    ops: tuple[str, ...] = _field(List(Str(120), 5000), ())
+    load_seconds: float | None = _field(SECONDS, None)
+    backbone_how: str | None = _field(Opt(NAME), None)
+
+
+def _part(cls: type[Record]) -> Any:
+    """An optional part that is one record."""
+    return _field(cls.schema(), None, load=cls.from_checked)
+
+
+def _measured_part(cls: type[Record]) -> Any:
+    """An optional part that is one record, or a Raised where its measurement raised."""
+    return _field(Measured(cls.schema()), None, load=_measured(cls.from_checked))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observation(_Observed):
+    """What the worker (or the verifier, on the captured program) observed of one variant: how
+    it was found and built, then each measurement (grader.measure.observe), a part each. Sent as
+    the `result` message, checked against this schema on arrival, then read through these fields
+    only (grader.grading.checks judges it). Absent parts are None; a measurement that raised is
+    a Raised. A variant the worker could not find has `unresolved` and `message`, nothing else."""
+    id: str = _field(NAME)
+    unresolved: str | None = _field(Str(choices=("missing", "ambiguous")), None)
+    message: str | None = _field(TEXT, None)
+    looked_for: tuple[str, ...] = _field(List(TEXT, 1000), ())
+    candidates: tuple[str, ...] = _field(List(TEXT, 1000), ())
+    mapping: str | None = _field(Opt(TEXT), None)          # how it was built, in words
+    adapter: str | None = _field(Opt(NAME), None)
+    notes: tuple[str, ...] = _field(List(TEXT, 100), ())
+    classes: tuple[str, ...] | None = _field(List(NAME, 2000), None)   # what the model is made of
+    build: BuildStep | None = _part(BuildStep)
+    backbone_found: BackboneFound | Raised | None = _measured_part(BackboneFound)
+    parameters: Parameters | None = _part(Parameters)
+    forward: ForwardStep | None = _part(ForwardStep)
+    output_statistics: OutputStatistics | None = _part(OutputStatistics)
+    sizes: tuple[SizeProbe, ...] | Raised | None = _field(Measured(List(SizeProbe.schema(), 16)), None,
+                                                          load=_measured(_records(SizeProbe)))
+    figures: Figures | Raised | None = _measured_part(Figures)
+    gradients: Gradients | Raised | None = _measured_part(Gradients)
+    backbone: BackboneSteps | Raised | None = _measured_part(BackboneSteps)
+    architecture: Fingerprint | Raised | None = _measured_part(Fingerprint)
+    structure: Structure | Raised | None = _measured_part(Structure)
+    check_seconds: dict[str, float] | None = _field(Map(SECONDS), None)
+    verifier: VerifierAccount | None = _part(VerifierAccount)
+    # Set by the grading process, never sent: not in the schema, so a worker cannot claim them.
+    worker_status: str | None = None        # why the worker (or verifier) did not finish it (grader.grading.sandbox)
+    phase: str | None = None                # the phase it was in then
+    training: dict[str, Any] | None = None  # its training report (TRAINING, with the mode asked for), or how it ended
+    program: dict[str, Any] | None = None   # where it was measured (grader.grading.pipeline.verify)
+
+    @classmethod
+    def unfinished(cls, vid: str, status: str, message: str, phase: str | None = None) -> Observation:
+        """A variant the worker (or the verifier) did not finish, as the grading process records it."""
+        return cls(id=vid, message=message, worker_status=status, phase=phase)
+
+
+OBSERVATION = Observation.schema()
 
 TRAINING = Obj({"ok": Bool()}, {
     "stage": Str(choices=("setup", "train")), "error": TEXT, "traceback": Opt(TEXT), "oom": Bool(),
@@ -629,14 +817,14 @@ class PhaseStarted(_Message):
 
 @dataclass(frozen=True)
 class VariantReport(_Message):
-    """What the worker observed building and probing one variant (validated, plain data)."""
+    """What the worker observed building and probing one variant (validated, then typed)."""
     EVENT = "result"
     variant: str                                           # the observation's id
-    observation: dict[str, Any] = _field(OBSERVATION, key="result")
+    observation: Observation = _field(OBSERVATION, key="result", load=Observation.from_checked)
 
     @classmethod
     def from_message(cls, data: dict[str, Any]) -> VariantReport:
-        return cls(data["result"]["id"], data["result"])
+        return cls(data["result"]["id"], Observation.from_checked(data["result"]))
 
 
 @dataclass(frozen=True)
