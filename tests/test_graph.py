@@ -90,6 +90,7 @@ def test_reference_unets(ref_unet):
         assert fp.to_json()["long_skips"] == list(fp.long_skips)
 
 
+@pytest.mark.slow  # three VGG16 FCNs recorded twice
 def test_reference_fcns(ref_fcn):
     expected = {"fcn32s": (ref_fcn.FCN32s, ()), "fcn16s": (ref_fcn.FCN16s, (1 / 16,)),
                 "fcn8s": (ref_fcn.FCN8s, (1 / 8, 1 / 16))}
@@ -240,6 +241,7 @@ def test_fcn8s_wired_as_16s_fails(ref_fcn):
                        "it is wired as FCN-16s (FCN-8s must also fuse pool3 at 1/8)")
 
 
+@pytest.mark.slow  # a VGG16 recorded at 512 px
 def test_caffe_style_fcn_with_padding_100(fast_init):
     """wkentaro/pytorch-fcn style: conv1_1 padding=100, unpadded 7x7 fc6, offset crops. At 64 px
     the padding shifts the rounded scales; fingerprint() re-records at 512 px."""
