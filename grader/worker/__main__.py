@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
