@@ -4,8 +4,8 @@ than downloading it again), and run segrade from outside the source tree.
 
 The installed segrade checks the bundled reference's FCN-8s (frozen) and U-Net at 64 px
 inputs, one variant from each of its files: what is tested here is the package (its files,
-its worker, its commands); all ten variants at the assignment's own 224/256 px are the
-reference self-check's (test_reference_grade.py)."""
+its worker, its commands); the assignment's own 224/256 px are the reference self-check's
+(test_reference_grade.py, three variants; benchmarks/bench_check.py, all ten)."""
 
 import json
 import subprocess
