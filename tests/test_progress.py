@@ -65,6 +65,33 @@ def test_tracker_walks_variant_phase_and_step_and_only_moves_forward():
     assert halfway.remaining == pytest.approx(halfway.elapsed)
 
 
+def test_with_capture_the_workers_pass_is_a_share_and_the_verifiers_pass_the_rest():
+    """The worker builds and captures every variant, then the verifier goes through them again:
+    the first pass must not claim the work is nearly done, and the lines say which pass it is."""
+    states, clock = [], Clock()
+    tracker = ProgressTracker(VARIANTS, True, states.append, clock, capture=True)
+    for vid in VARIANTS:
+        clock.now += 5
+        tracker(PhaseStarted("build", vid))
+        tracker(VariantReport(vid, Observation.from_json({"id": vid})))
+    tracker(Done())
+    captured = states[-1]
+    assert captured.fraction == pytest.approx(0.17) and captured.remaining > captured.elapsed
+    assert "variant 2 of 2, unet: building and capturing" in [s.describe() for s in states]
+    tracker.verifying()
+    assert states[-1].describe() == "starting the verifier" and states[-1].fraction == pytest.approx(0.17)
+    for vid in VARIANTS:
+        for message in _messages_of_one_variant(vid):
+            clock.now += 1
+            tracker(message)
+    tracker(Done())
+    fractions = [s.fraction for s in states]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    described = [s.describe() for s in states]
+    assert "variant 1 of 2, fcn32s_frozen: loading its captured program" in described
+    assert "variant 2 of 2, unet: training step 20/30" in described
+
+
 def test_no_estimate_before_five_percent_and_checks_only_counts_results():
     tracker, states, clock = _track(training=False)
     clock.now = 3

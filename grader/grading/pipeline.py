@@ -160,9 +160,11 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
                 setup["readable"] = (*setup.get("readable", ()), data.folder)
             request = probe_request(assignment, submission, weights, manifest, options, to_run, training)
             listeners = [evaluator] if evaluator is not None else []
+            tracker = None
             if on_progress is not None:
-                listeners.append(ProgressTracker([v.id for v in request.variants], request.training is not None,
-                                                 on_progress))
+                tracker = ProgressTracker([v.id for v in request.variants], request.training is not None,
+                                          on_progress, capture=options.capture)
+                listeners.append(tracker)
 
             def on_message(message) -> None:  # the scoring of predictions, and the progress display
                 for listen in listeners:
@@ -177,6 +179,8 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
             run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
                              on_message=from_worker, captures=programs if options.capture else None, **setup)
             if options.capture:
+                if tracker is not None:
+                    tracker.verifying()
                 verify(run, request, programs, weights, options, on_message)
         policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
         modules = mark_blocking(submission.root, run.modules, assignment.model_class_names)

@@ -27,6 +27,11 @@ from grader.shared.protocol import Done, Message, PhaseStarted, Step, TrainingRe
 _WITH_TRAINING = {"build": 0.0, "forward": 0.03, "check": 0.06, "evaluate": 0.27, "train": 0.32, "final": 0.98}
 _CHECKS_ONLY = {"build": 0.0, "forward": 0.18, "check": 0.25}
 _TRAIN_SPAN = 0.66  # of a variant, the training steps (from "train" to "final")
+# With capture the worker first builds and captures every variant, then the verifier goes
+# through them all again (loading, checks, training): the worker's share of the whole, from
+# the reference's self-check on 2 cores (benchmarks/bench_check.py, 2026-12-05: ~62 of 363 s
+# with training; ~54 of 130 s with checks only).
+_CAPTURE_SHARE = {True: 0.17, False: 0.4}
 
 PHASE_WORDS = {"start": "starting the worker", "import": "importing the submission", "build": "building",
                "forward": "forward pass", "check": "running the checks",  # short: an 80-column terminal shows the bar too
@@ -45,13 +50,20 @@ class ProgressState:
     fraction: float = 0.0           # of the whole submission's work, 0..1
     elapsed: float = 0.0            # seconds since the worker started
     remaining: float | None = None  # estimated seconds left; None until an estimate means something
+    stage: str = ""                 # with capture: "capture" (the worker), then "verify" (the verifier)
 
     def describe(self) -> str:
         """One line: 'variant 3 of 10, fcn8s_frozen: training step 20/30'."""
+        if self.stage == "verify" and self.phase == "start":
+            return "starting the verifier"
         if self.phase in ("start", "import", "done") or self.variant is None:
             return PHASE_WORDS.get(self.phase, self.phase)
         what = PHASE_WORDS.get(self.phase, self.phase)
-        if self.phase == "train" and self.steps:
+        if self.stage == "capture" and self.phase in ("build", "forward"):
+            what = "building and capturing"
+        elif self.stage == "verify" and self.phase == "build":
+            what = "loading its captured program"
+        elif self.phase == "train" and self.steps:
             what = f"training step {self.step or 0}/{self.steps}"
         return f"variant {self.index} of {self.total}, {self.variant}: {what}"
 
@@ -68,13 +80,22 @@ class ProgressTracker:
     with the new state whenever something a person would see changed."""
 
     def __init__(self, variants: Sequence[str], training: bool, on_update: Callable[[ProgressState], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, capture: bool = False) -> None:
         self.order = {vid: i for i, vid in enumerate(variants)}
         self.weights = _WITH_TRAINING if training else _CHECKS_ONLY
         self.on_update = on_update
         self.clock = clock
         self.started = clock()
-        self.state = ProgressState(total=len(self.order))
+        # With capture, the stage's span of the whole: (start, width).
+        self.share = _CAPTURE_SHARE[training] if capture else 1.0
+        self.span = (0.0, self.share)
+        self.state = ProgressState(total=len(self.order), stage="capture" if capture else "")
+
+    def verifying(self) -> None:
+        """The worker has captured every variant; the verifier goes through them again."""
+        self.span = (self.share, 1.0 - self.share)
+        self._publish(replace(self.state, stage="verify", phase="start", index=0, variant=None, step=None,
+                              steps=None, fraction=self.share))
 
     def __call__(self, message: Message) -> None:
         s = self.state
@@ -94,9 +115,9 @@ class ProgressTracker:
             s = replace(s, fraction=max(s.fraction, self._fraction(s)))
         elif isinstance(message, (VariantReport, TrainingReport)) and message.variant in self.order:
             if isinstance(message, TrainingReport) or self.weights is _CHECKS_ONLY:
-                s = replace(s, fraction=(self.order[message.variant] + 1) / max(1, s.total))
+                s = replace(s, fraction=self._scaled((self.order[message.variant] + 1) / max(1, s.total)))
         elif isinstance(message, Done):
-            s = replace(s, phase="done", variant=None, fraction=1.0)
+            s = replace(s, phase="done", variant=None, fraction=self._scaled(1.0))
         else:
             return
         self._publish(s)
@@ -118,7 +139,12 @@ class ProgressTracker:
         if s.phase == "train" and s.steps:
             within += _TRAIN_SPAN * min(1.0, (s.step or 0) / s.steps)
         done = self.order.get(s.variant, 0) if s.variant else 0
-        return min(1.0, (done + within) / max(1, s.total))
+        return self._scaled(min(1.0, (done + within) / max(1, s.total)))
+
+    def _scaled(self, fraction: float) -> float:
+        """A fraction of the current stage as a fraction of the whole."""
+        start, width = self.span
+        return min(1.0, start + width * fraction)
 
 
 # --------------------------------------------------------------------------- batch jobs' files
