@@ -31,7 +31,7 @@ def spec_for(tmp_path_factory):
 
 
 def pytest_configure(config):
-    """Under pytest-xdist (`-n 2`) each test process trains with one CPU thread, and so do the
+    """Under pytest-xdist (`-n auto` in pyproject.toml) each test process trains with one CPU thread, and so do the
     sandboxed workers and verifiers it starts (OMP_NUM_THREADS is passed to them): two test
     processes of torch's default two threads each on 2 cores ran a training test 19x slower
     (56 s -> 1066 s, measured), threads spinning against each other."""

@@ -24,9 +24,9 @@ class Clock:
         return self.now
 
 
-def _track(training=True):
+def _track(training=True, capture=False):
     states, clock = [], Clock()
-    tracker = ProgressTracker(VARIANTS, training, states.append, clock)
+    tracker = ProgressTracker(VARIANTS, training, states.append, clock, capture=capture)
     return tracker, states, clock
 
 
@@ -43,14 +43,19 @@ def _messages_of_one_variant(vid, steps=30):
     yield TrainingReport(vid, {"ok": True})
 
 
-def test_tracker_walks_variant_phase_and_step_and_only_moves_forward():
-    tracker, states, clock = _track()
-    tracker(PhaseStarted("import", None))
+def _every_variant_then_done(tracker, clock):
+    """Every variant's messages, a second apart, then the end."""
     for vid in VARIANTS:
         for message in _messages_of_one_variant(vid):
             clock.now += 1
             tracker(message)
     tracker(Done())
+
+
+def test_tracker_walks_variant_phase_and_step_and_only_moves_forward():
+    tracker, states, clock = _track()
+    tracker(PhaseStarted("import", None))
+    _every_variant_then_done(tracker, clock)
     fractions = [s.fraction for s in states]
     assert fractions == sorted(fractions), "progress never goes back"
     assert states[-1].fraction == 1.0 and states[-1].remaining == 0.0 and states[-1].phase == "done"
@@ -68,8 +73,7 @@ def test_tracker_walks_variant_phase_and_step_and_only_moves_forward():
 def test_with_capture_the_workers_pass_is_a_share_and_the_verifiers_pass_the_rest():
     """The worker builds and captures every variant, then the verifier goes through them again:
     the first pass must not claim the work is nearly done, and the lines say which pass it is."""
-    states, clock = [], Clock()
-    tracker = ProgressTracker(VARIANTS, True, states.append, clock, capture=True)
+    tracker, states, clock = _track(capture=True)
     for vid in VARIANTS:
         clock.now += 5
         tracker(PhaseStarted("build", vid))
@@ -80,11 +84,7 @@ def test_with_capture_the_workers_pass_is_a_share_and_the_verifiers_pass_the_res
     assert "variant 2 of 2, unet: building and capturing" in [s.describe() for s in states]
     tracker.verifying()
     assert states[-1].describe() == "starting the verifier" and states[-1].fraction == pytest.approx(0.17)
-    for vid in VARIANTS:
-        for message in _messages_of_one_variant(vid):
-            clock.now += 1
-            tracker(message)
-    tracker(Done())
+    _every_variant_then_done(tracker, clock)
     fractions = [s.fraction for s in states]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     described = [s.describe() for s in states]
