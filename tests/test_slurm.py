@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch.backends.slurm import SlurmBackend, SlurmConfig, _failure_outcome, _reason_from_log, _Task, \
+from grader.batch.backends.slurm import TIME_LIMIT_LINE, SlurmBackend, SlurmConfig, _failure_outcome, _reason_from_log, _Task, \
     userns_reason
 from grader.batch.grade import BatchEntry, BatchEvents, BatchOptions, grade_batch
 from grader.report.outputs import ReportOptions
@@ -205,6 +205,7 @@ def test_a_cancelled_task_and_one_over_its_time_limit_are_errors_with_slurms_rea
      "timeout"),
     ("slurmstepd: error: Detected 1 oom-kill event(s) in StepId=7.0", "OUT_OF_MEMORY", "oom"),
     ("srun: error: n1: task 0: User defined signal 2", "TIMEOUT", "timeout"),
+    (TIME_LIMIT_LINE.decode().strip(), "TIMEOUT", "timeout"),   # slurm_task's own USR2 handler
     ("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-01-01T00:00:00 DUE TO NODE FAILURE ***", "NODE_FAIL",
      "crashed"),
     ("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-01-01T00:00:00 DUE TO PREEMPTION ***", "PREEMPTED", "error"),

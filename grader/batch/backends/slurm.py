@@ -407,6 +407,11 @@ def slurm_task(entry, key: str, out: Path, assignment, options, report):
     # commit "the worker crashed with SIGTERM" as the student's grade. End uncommitted instead:
     # the waiting command reports Slurm's state (TIMEOUT, CANCELLED...) and a re-run submits it.
     signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(128 + signum))
+    # Slurm's time-limit warning (USR2, 90 s before the limit) also reaches every process of
+    # the task: the worker dies of it. submitit's own handler raises an exception that a second
+    # signal arriving meanwhile can swallow (seen: the task then committed "the worker crashed
+    # with SIGUSR2"). End here too, with the line LOG_REASONS reads as TIMEOUT.
+    signal.signal(signal.SIGUSR2, _end_on_time_limit_warning)
     if options.threads:
         import torch
 
@@ -415,6 +420,14 @@ def slurm_task(entry, key: str, out: Path, assignment, options, report):
     if options.isolation in (None, "bubblewrap"):
         note = bubblewrap_problem() or ""
     return grade_entry(entry, key, Path(out), assignment, options, report, note=note)
+
+
+TIME_LIMIT_LINE = b"segrade: Slurm's time-limit warning (SIGUSR2) arrived: this job is timed-out\n"
+
+
+def _end_on_time_limit_warning(signum, frame) -> None:
+    os.write(2, TIME_LIMIT_LINE)   # async-signal-safe, unlike logging
+    os._exit(128 + signum)
 
 
 def bubblewrap_problem(sys_root: Path = Path("/proc/sys")) -> str | None:
