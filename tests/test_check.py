@@ -14,6 +14,7 @@ from grader.cli import main
 from grader.submission.load import SubmissionError, load_submission
 from grader.grading.pipeline import GradeOptions, grade_submission
 from grader.records.results import CheckStatus, VariantStatus
+from grader.grading.checks import check_llm_declaration
 from tiny_submission import TINY, contract_classes, write_submission
 
 ALL_CLASSES = contract_classes().replace(TINY, "")
@@ -181,12 +182,16 @@ def test_a_manifest_pins_what_the_adapters_cannot_decide(tmp_path, spec_for):
 
 @pytest.mark.slow  # the real worker
 def test_llm_declaration_is_reported_not_scored(tmp_path, spec_for):
+    """The judgment on both kinds of file, then one grade: a missing declaration is a warning
+    in the results that costs nothing (a declared one, graded whole: test_submissions' erin)."""
     spec = spec_for("unet")
+    pattern = spec.policy["llm_declaration_pattern"]
     declared = make_submission(tmp_path, {"models.py": "# Prompts used with ChatGPT: write a U-Net\n" + TINY + ALL_CLASSES})
-    (check,) = grade(declared, spec).checks
+    check = check_llm_declaration(declared, pattern)
     assert check.id == "llm_declaration" and check.status is CheckStatus.PASS
     assert "models.py line 1" in check.message
     silent = write_submission(tmp_path / "silent", {"models.py": TINY + ALL_CLASSES})
+    assert check_llm_declaration(silent, pattern).status is CheckStatus.WARN
     result = grade(silent, spec)
     assert result.checks[0].status is CheckStatus.WARN and result.ok
 
