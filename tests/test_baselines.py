@@ -42,7 +42,9 @@ def test_majority_baseline_predicts_the_most_frequent_class():
 
 @pytest.mark.slow
 def test_colour_lookup_scores_far_below_a_trained_unet():
-    raw_train, raw_val = SyntheticRoadScenes(101, 400, 64), SyntheticRoadScenes(102, 100, 64)
+    # 48 px and 250 steps (was 64 px and 350): U-Net 0.344 with one thread, 0.331 with two,
+    # against the lookup's 0.216; at 32 px the U-Net reached only 0.315 against 0.209.
+    raw_train, raw_val = SyntheticRoadScenes(101, 400, 48), SyntheticRoadScenes(102, 100, 48)
     colour = score_colour_lookup(fit_colour_lookup(raw_train, C), raw_val, C).miou
 
     spec = importlib.util.spec_from_file_location("reference_unet", reference_dir() / "unet.py")
@@ -50,12 +52,12 @@ def test_colour_lookup_scores_far_below_a_trained_unet():
     spec.loader.exec_module(module)
     torch.manual_seed(0)
     model = module.UNet(C, base_channels=16)
-    train(model, TransformedDataset(raw_train, train_transform(64)), TrainConfig(steps=350, batch_size=16, lr=3e-3))
-    val = TransformedDataset(raw_val, eval_transform(64))
+    train(model, TransformedDataset(raw_train, train_transform(48)), TrainConfig(steps=250, batch_size=16, lr=3e-3))
+    val = TransformedDataset(raw_val, eval_transform(48))
     cm = ConfusionMatrix(C)
     cm.update(predict(model, val), torch.stack([mask for _, mask in val]))
     unet = cm.compute().miou
 
-    print(f"colour lookup mIoU {colour:.3f}, U-Net (350 steps, width 16) mIoU {unet:.3f}")
+    print(f"colour lookup mIoU {colour:.3f}, U-Net (250 steps, width 16, 48 px) mIoU {unet:.3f}")
     assert colour < 0.3
     assert unet > colour + 0.1

@@ -5,6 +5,9 @@ The submissions are the one-conv models of tiny_submission.py on a spec cut down
 U-Net, trained in the smoke profile: seconds per submission. The cluster's node has the
 machine's cores; each task asks for 1 CPU so the local backend (2 jobs on 2 cores: one
 thread each) and Slurm train with the same thread count and give the same numbers.
+The tests of the backend's own behaviour (a killed submitter, a drained node) grade with
+`--no-capture`, in the worker alone: what they assert does not depend on the verifier, whose
+start-up is a few seconds a task; the array test grades as `segrade grade` does.
 """
 
 from __future__ import annotations
@@ -135,7 +138,7 @@ def test_killed_submitter_then_rerun_loses_nothing_and_grades_nothing_twice(slur
     config = tmp_path / "slurm.toml"
     config.write_text("[slurm]\ncpus = 1\nmem_gb = 2\ntime_min = 10\nparallel = 2\npoll_s = 1.0\ngrace_s = 3.0\n")
     command = [sys.executable, "-m", "grader", "grade", str(folder), "--out", str(out), "--spec", str(unet_spec),
-               "--checks-only", "--no-pdf", "--backend", "slurm", "--slurm-config", str(config)]
+               "--checks-only", "--no-capture", "--no-pdf", "--backend", "slurm", "--slurm-config", str(config)]
     env = {**os.environ, "SEGRADE_TEST_SEED": "99"}
     batch = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
@@ -497,8 +500,8 @@ def test_the_wait_says_why_and_a_node_drained_for_good_stops_it(slurm, tmp_path,
     write_submission(root / "ann", {"models.py": contract_classes()})
     out = tmp_path / "out"
     command = ["grade", str(root), "--out", str(out), "--backend", "slurm", "--slurm-partition", "small",
-               "--slurm-config", str(_fast_config(tmp_path)), "--checks-only", "--spec", str(unet_spec), "--no-pdf",
-               "--no-similarity"]
+               "--slurm-config", str(_fast_config(tmp_path)), "--checks-only", "--no-capture", "--spec", str(unet_spec),
+               "--no-pdf", "--no-similarity"]
     blocker = subprocess.run(["sbatch", "--parsable", "--exclusive", "-p", "debug", "-J", "blocker", "-o", "/dev/null",
                               "--wrap", "sleep 600"], capture_output=True, text=True, check=True).stdout.strip()
     lines: list[str] = []
