@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from grader.measure.captured import as_model
-from grader.shared.protocol import ProtocolError, Reader, parse
+from grader.shared.protocol import ProtocolError, Reader, TrainingOutcome, parse
 from grader.verifier.load import ProgramLimits, ProgramRefused, check_ops, load_program, sha256_of
 from grader.worker.capture import capture
 
@@ -313,8 +313,8 @@ def test_the_verifier_trains_a_captured_variant_whatever_the_worker_claims():
 
     ok = {"check": {"ok": True}}
     assert verifier_trains(ok, None)
-    assert verifier_trains(ok, {"ok": True, "steps": 30})           # a success claimed by the worker: ignored
-    assert not verifier_trains(ok, {"ok": False, "error": "unreadable weights"})   # a failure stands
+    assert verifier_trains(ok, TrainingOutcome(ok=True, steps=30))           # a success claimed by the worker: ignored
+    assert not verifier_trains(ok, TrainingOutcome(ok=False, error="unreadable weights"))   # a failure stands
     assert not verifier_trains(ok | {"train": {"ok": False}}, None)  # the worker trained it: student process
     assert verifier_trains(ok | {"train": {"ok": True}}, None)
 

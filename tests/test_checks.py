@@ -196,8 +196,9 @@ def test_learns_warns_below_the_references_highest_untrained_figure_when_the_ban
     smoke profile is shown to separate every variant (issue 28); below its own untrained figure
     it still fails."""
     from grader.grading.checks import check_learning
+    from grader.shared.protocol import TrainingOutcome
 
-    training = {"ok": True, "mode": "train"}
+    training = TrainingOutcome(ok=True, mode="train")
     losses = [2.5, 2.4, 2.2, 2.0, 1.8]
     assert check_learning(training, losses, 0.095, 0.03, [], "val mIoU").status is CheckStatus.PASS
     lucky = check_learning(training, losses, 0.095, 0.03, [], "val mIoU", untrained_max=0.097)

@@ -397,7 +397,7 @@ def _follow_bytes(data: bytes, mode="train", variants=("unet", "fcn8s"), then: s
 def test_the_sandbox_reads_a_well_behaved_worker():
     run = _follow_bytes("".join(transcript("train", ("unet", "fcn8s"))).encode())
     assert run.outcome == "stop" and set(run.variants) == {"unet", "fcn8s"} and run.problem is None
-    assert run.variants["unet"].training["mode"] == "train"  # the mode asked for, set by the parent
+    assert run.variants["unet"].training.mode == "train"  # the mode asked for, set by the parent
     assert run.environment == {"device": "cpu (2 threads)", "torch": "2.5.1", "python": "3.11.2"}
 
 
@@ -417,7 +417,7 @@ def test_a_malformed_message_while_training_fails_the_training_only():
     run = _follow_bytes("".join(lines[:at] + ["garbage\n"] + lines[at:]).encode(), variants=("unet",))
     assert run.variants["unet"].build.ok is True  # the checks it reported stand
     training = run.variants["unet"].training
-    assert training["ok"] is False and training["worker_status"] == "error" and MALFORMED in training["error"]
+    assert training.ok is False and training.worker_status == "error" and MALFORMED in training.error
 
 
 @pytest.mark.parametrize("data, words", [
@@ -438,7 +438,7 @@ def test_a_worker_that_lingers_after_done_or_closes_the_channel_and_runs_on_is_s
     quick = Limits(phase_seconds={"start": 1})
     run = _follow_bytes("".join(transcript("train", ("unet",))).encode(), variants=("unet",),
                         then="time.sleep(600)", limits=quick)
-    assert run.outcome == "stop" and run.variants["unet"].training["ok"] is True  # all was in
+    assert run.outcome == "stop" and run.variants["unet"].training.ok is True  # all was in
     lines = transcript("train", ("unet",))
     run = _follow_bytes("".join(lines[:4]).encode(), variants=("unet",), then="os.close(fd)\ntime.sleep(600)",
                         limits=quick)

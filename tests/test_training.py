@@ -242,6 +242,7 @@ class _TwoLevel(nn.Module):
 def test_skip_ablation_tells_a_live_skip_from_a_dead_one():
     from grader.grading.checks import check_skip_ablation
     from grader.measure.graph import skip_ablation
+    from grader.shared.protocol import TrainingOutcome
 
     spec = load_spec()
     variant = spec.variant("unet")
@@ -250,9 +251,11 @@ def test_skip_ablation_tells_a_live_skip_from_a_dead_one():
     dead = skip_ablation(_TwoLevel(dead=True), 64)
     assert [j["scale"] for j in live] == [1.0] and live[0]["relative_change"] > 1e-3
     assert [j["scale"] for j in dead] == [1.0] and dead[0]["relative_change"] == 0.0
-    trained = {"ok": True, "mode": "train"}
-    assert check_skip_ablation(variant, trained | {"skip_ablation": live}).status is CheckStatus.PASS
-    failed = check_skip_ablation(variant, trained | {"skip_ablation": dead})
+    trained = TrainingOutcome(ok=True, mode="train")
+    sent = {"ok": True, "mode": "train"}   # as the training message carries them
+    assert check_skip_ablation(variant, TrainingOutcome.from_json(sent | {"skip_ablation": live})).status \
+        is CheckStatus.PASS
+    failed = check_skip_ablation(variant, TrainingOutcome.from_json(sent | {"skip_ablation": dead}))
     assert failed.status is CheckStatus.FAIL and "skip at 1/1 changes nothing" in failed.message
     assert check_skip_ablation(variant, None).status is CheckStatus.SKIP
     assert check_skip_ablation(spec.variant("unet_noskip"), trained) is None

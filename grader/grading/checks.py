@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.records.results import CheckResult, CheckStatus, VariantResult, VariantStatus
-from grader.shared.protocol import BackboneFound, ForwardStep, Gradients, Observation, Raised, Record
+from grader.shared.protocol import BackboneFound, ForwardStep, Gradients, Observation, Raised, Record, TrainingOutcome
 from grader.submission.candidates import OTHER_FRAMEWORKS
 from grader.spec import Assignment, Variant
 
@@ -369,7 +369,7 @@ def _architecture(observed: Observation, variant: Variant, probe: str = "the pro
                        {"fingerprint": seen.to_json(), "required": variant.architecture})
 
 
-def check_learning(training: dict[str, Any] | None, losses: list[float | None], miou: float | None,
+def check_learning(training: TrainingOutcome | None, losses: list[float | None], miou: float | None,
                    untrained_miou: float | None, errors: list[str], label: str = "test mIoU",
                    untrained_max: float | None = None) -> CheckResult:
     """`learns`: the standardised training ran, its loss fell, and the evaluated mIoU (`label`:
@@ -380,17 +380,17 @@ def check_learning(training: dict[str, Any] | None, losses: list[float | None], 
     if training is None:
         return CheckResult("learns", CheckStatus.SKIP, "not trained: the model did not build or its output has "
                            "the wrong shape (see forward_shape)")
-    if not training.get("ok"):
-        where = training.get("stage", "training")
-        return CheckResult("learns", CheckStatus.FAIL, f"{where} failed: {training.get('error') or 'no reason given'}",
-                           {"traceback": training.get("traceback")})
+    if not training.ok:
+        where = training.stage or "training"
+        return CheckResult("learns", CheckStatus.FAIL, f"{where} failed: {training.error or 'no reason given'}",
+                           {"traceback": training.traceback})
     if errors:
         return CheckResult("learns", CheckStatus.FAIL, "; ".join(errors))
     if miou is None:
         return CheckResult("learns", CheckStatus.FAIL, f"no predictions for the {label.split()[0]} split came back "
                            "from the worker")
-    if training.get("mode") == "weights":
-        return CheckResult("learns", CheckStatus.PASS, f"submitted weights {training.get('weights')}: "
+    if training.mode == "weights":
+        return CheckResult("learns", CheckStatus.PASS, f"submitted weights {training.weights}: "
                            f"{label} {miou:.3f}")
     finite = [x for x in losses if x is not None]
     if not losses or len(finite) < len(losses):
@@ -420,7 +420,7 @@ def check_learning(training: dict[str, Any] | None, losses: list[float | None], 
                        details)
 
 
-def check_skip_ablation(variant: Variant, training: dict[str, Any] | None) -> CheckResult | None:
+def check_skip_ablation(variant: Variant, training: TrainingOutcome | None) -> CheckResult | None:
     """`skip_ablation` (variants whose spec requires long skips): after training, zeroing the
     encoder operand of each long skip must change the output. None when not applicable."""
     from grader.grading.architecture import format_scale
@@ -428,16 +428,16 @@ def check_skip_ablation(variant: Variant, training: dict[str, Any] | None) -> Ch
     required = variant.architecture.get("long_skips")
     if not required:
         return None
-    measured = (training or {}).get("skip_ablation")
-    if not training or not training.get("ok") or training.get("mode") != "train":
+    if not training or not training.ok or training.mode != "train":
         return CheckResult("skip_ablation", CheckStatus.SKIP, "not run: it needs the trained model")
-    if not isinstance(measured, list):
+    measured = training.skip_ablation
+    if measured is None or isinstance(measured, Raised):
         return CheckResult("skip_ablation", CheckStatus.WARN, "could not run: "
-                           + str((measured or {}).get("error", "no measurement")))
+                           + (measured.error if measured is not None else "no measurement"))
     alive: dict[float, float] = {}
     for join in measured:
-        scale, change = float(join.get("scale", 0)), float(join.get("relative_change", 0))
-        alive[scale] = max(alive.get(scale, 0.0), change)
+        scale = float(join.scale)
+        alive[scale] = max(alive.get(scale, 0.0), float(join.relative_change))
     dead = [s for s in required if alive.get(float(s), 0.0) <= DEAD_SKIP_CHANGE and float(s) in alive]
     details = {"relative_change": {format_scale(s): alive[s] for s in sorted(alive, reverse=True)}}
     if dead:

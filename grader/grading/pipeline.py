@@ -35,7 +35,7 @@ from grader.grading.metrics import json_float
 from grader.submission.load import find_checkpoints, load_submission, read_manifest
 from grader.grading.progress import ProgressState, ProgressTracker
 from grader.shared.protocol import (BuildStep, Capture, Done, FamilyTraining, ModuleRequest, Observation, Predictions,
-                                    TrainingRequest, VariantRequest, VerifierVariant, WorkerRequest)
+                                    TrainingOutcome, TrainingRequest, VariantRequest, VerifierVariant, WorkerRequest)
 from grader.records.results import (
     CAPTURED_PROGRAM, STUDENT_PROCESS,
     CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus, failed_imports,
@@ -254,13 +254,13 @@ def worker_trains(captures: dict[str, bool]) -> bool:
     return not captures.get("check") or captures.get("train") is False
 
 
-def verifier_trains(captures: dict[str, dict[str, Any]], claimed: dict[str, Any] | None) -> bool:
+def verifier_trains(captures: dict[str, dict[str, Any]], claimed: TrainingOutcome | None) -> bool:
     """Whether the verifier trains a captured variant: unless its training build could not be
     captured (the worker trained it, in the student's process), or the worker reports that it
     could not train it (e.g. unreadable weights: a failure only costs its sender). A success
     the worker claims for a captured variant is ignored."""
     outcomes = {"check": True, **{purpose: bool(c.get("ok")) for purpose, c in captures.items()}}
-    return not worker_trains(outcomes) and not (claimed is not None and not claimed.get("ok"))
+    return not worker_trains(outcomes) and not (claimed is not None and not claimed.ok)
 
 
 class WorkerMessages:
@@ -541,15 +541,13 @@ def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: W
         status = result.status
         if status is VariantStatus.PASSED and any(c.status is CheckStatus.FAIL for c in added):
             # A worker that died while training says how; otherwise the model trained wrongly.
-            status = WORKER_STATUS.get((training or {}).get("worker_status"), VariantStatus.FAILED)
+            status = WORKER_STATUS.get(training.worker_status if training else None, VariantStatus.FAILED)
         metrics = None
         if test is not None:
             metrics = test.to_json()
             metrics["per_class_iou"] = dict(zip(assignment.class_names, metrics["per_class_iou"]))
             metrics["untrained_miou"] = json_float(untrained.miou) if untrained else None
-        info = None if training is None else {
-            **{k: v for k, v in training.items() if k not in ("traceback", "skip_ablation")},
-            "image_size": ev.size if ev else None}
+        info = None if training is None else {**training.summary(), "image_size": ev.size if ev else None}
         out.append(replace(result, status=status, checks=(*result.checks, *added), training=info, metrics=metrics,
                            curves=ev.curves.to_json() if ev else None))
     return tuple(out)

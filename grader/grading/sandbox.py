@@ -42,7 +42,7 @@ from typing import Any
 
 from grader.shared.processes import die_with_parent, scratch_folder
 from grader.shared.protocol import (MAX_LINE_BYTES, PROGRAM, Capture, Done, Environment, Message, ModuleReport,
-                                    Observation, Packages, PhaseStarted, ProtocolError, Reader, TrainingReport,
+                                    Observation, Packages, PhaseStarted, ProtocolError, Reader, TrainingOutcome, TrainingReport,
                                     VariantReport, VerifierRequest, WorkerRequest)
 from grader.records.results import VariantStatus
 
@@ -350,7 +350,7 @@ def _follow(proc: subprocess.Popen, read_fd: int, limits: Limits, run: WorkerRun
             elif isinstance(message, TrainingReport):
                 # The mode is the one the grading process asked for (the reader checked any the worker sent).
                 run.variants[message.variant] = replace(run.variants[message.variant],
-                                                        training={**message.training, "mode": mode})
+                                                        training=message.training.as_asked(mode))
             elif isinstance(message, Done):
                 _exited(proc, limits)  # everything is in; one that lingers (a student thread) is stopped
                 return "stop"
@@ -400,8 +400,7 @@ def _ended(proc: subprocess.Popen, run: WorkerRun, phase: str, current: str | No
     if reason is not None:
         status, message = ERROR, reason
     if current is not None and current in run.variants:  # checked already; it died training or evaluating
-        run.variants[current] = replace(run.variants[current], training={"ok": False, "worker_status": status,
-                                                                         "stage": phase, "error": message})
+        run.variants[current] = replace(run.variants[current], training=TrainingOutcome.ended(status, phase, message))
         return "continue"
     if current is not None:
         run.variants[current] = Observation.unfinished(current, status, message, phase)

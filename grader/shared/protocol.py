@@ -584,7 +584,7 @@ class Observation(_Observed):
     # Set by the grading process, never sent: not in the schema, so a worker cannot claim them.
     worker_status: str | None = None        # why the worker (or verifier) did not finish it (grader.grading.sandbox)
     phase: str | None = None                # the phase it was in then
-    training: dict[str, Any] | None = None  # its training report (TRAINING, with the mode asked for), or how it ended
+    training: TrainingOutcome | None = None  # its training report (with the mode asked for), or how it ended
     program: dict[str, Any] | None = None   # where it was measured (grader.grading.pipeline.verify)
 
     @classmethod
@@ -595,13 +595,51 @@ class Observation(_Observed):
 
 OBSERVATION = Observation.schema()
 
-TRAINING = Obj({"ok": Bool()}, {
-    "stage": Str(choices=("setup", "train")), "error": TEXT, "traceback": Opt(TEXT), "oom": Bool(),
-    "mode": Str(choices=MODES), "weights": Opt(NAME), "seconds": SECONDS, "steps": Int(0, 10**9),
-    "train_seconds": SECONDS, "peak_gpu_memory_mb": Opt(Num(0.0, 1e9)),
-    "skip_ablation": Measured(List(Obj({"scale": SCALE, "op": NAME, "relative_change": Num(nonfinite=True)}), 1024),
-                              Obj({"error": TEXT})),
-})
+@dataclass(frozen=True, kw_only=True)
+class SkipProbe(_Observed):
+    """One long skip of the trained model with its encoder operand zeroed
+    (grader.measure.graph.skip_ablation): how much the output changed."""
+    scale: float = _field(SCALE)
+    op: str = _field(NAME)
+    relative_change: float = _field(Num(nonfinite=True))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingOutcome(_Observed):
+    """The standardised training of one variant as reported (the `training` message), or how it
+    ended: `ok`, else the `stage` that failed and why. The grading process sets `mode` to the
+    one it asked for, and `worker_status` (never sent) when the worker or verifier died in it."""
+    ok: bool = _field(Bool())
+    stage: str | None = _field(Str(choices=("setup", "train")), None)
+    error: str | None = _field(TEXT, None)
+    traceback: str | None = _field(Opt(TEXT), None)
+    oom: bool = _field(Bool(), False)
+    mode: str | None = _field(Str(choices=MODES), None)
+    weights: str | None = _field(Opt(NAME), None)      # checkpoint mode: the file the weights came from
+    seconds: float | None = _field(SECONDS, None)
+    steps: int | None = _field(Int(0, 10**9), None)
+    train_seconds: float | None = _field(SECONDS, None)
+    peak_gpu_memory_mb: float | None = _field(Opt(Num(0.0, 1e9)), None)
+    skip_ablation: tuple[SkipProbe, ...] | Raised | None = _field(
+        Measured(List(SkipProbe.schema(), 1024), Obj({"error": TEXT})), None, load=_measured(_records(SkipProbe)))
+    worker_status: str | None = None   # set by the grading process (grader.grading.sandbox), never sent
+
+    @classmethod
+    def ended(cls, status: str, stage: str, error: str) -> TrainingOutcome:
+        """A training the worker (or the verifier) did not finish, as the grading process records it."""
+        return cls(ok=False, stage=stage, error=error, worker_status=status, given=frozenset({"ok", "stage", "error"}))
+
+    def as_asked(self, mode: str | None) -> TrainingOutcome:
+        """With the mode the grading process asked for (the reader refused any other)."""
+        return replace(self, mode=mode, given=self.given | {"mode"})
+
+    def summary(self) -> dict[str, Any]:
+        """What results.json keeps of it: all but the traceback and the ablation (checks of their own)."""
+        out = {k: v for k, v in self.to_json().items() if k not in ("traceback", "skip_ablation")}
+        return out | ({"worker_status": self.worker_status} if self.worker_status else {})
+
+
+TRAINING = TrainingOutcome.schema()
 
 PACKAGE = Str(100, pattern=r"[A-Za-z_][A-Za-z0-9_]{0,99}")  # a top-level package name
 
@@ -831,7 +869,7 @@ class VariantReport(_Message):
 class TrainingReport(_Message):
     EVENT = "training"
     variant: str = _field(NAME, key="id")
-    training: dict[str, Any] = _field(TRAINING)
+    training: TrainingOutcome = _field(TRAINING, load=TrainingOutcome.from_checked)
 
 
 def _finite_or_none(losses: list[float]) -> tuple[float | None, ...]:
@@ -1056,8 +1094,8 @@ class Reader:
                 raise ProtocolError(f"a second training report for variant {m.variant!r}")
             if not state.reported or m.variant != self.current:
                 raise ProtocolError(f"a training report for variant {m.variant!r} before its result")
-            if m.training.get("mode", self.mode) != self.mode:
-                raise ProtocolError(f"training.mode {m.training['mode']!r}, but {self.mode!r} was asked for")
+            if (m.training.mode or self.mode) != self.mode:
+                raise ProtocolError(f"training.mode {m.training.mode!r}, but {self.mode!r} was asked for")
             state.trained = True
             self.current = None
         elif isinstance(m, Capture):
