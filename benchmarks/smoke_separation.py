@@ -2,7 +2,7 @@
 variant and every initialisation seed: the mIoU of the model as built (untrained) and after the
 profile's training, both on the profile's validation images (issue 28).
 
-    nice -n 10 .venv/bin/python benchmarks/smoke_separation.py [--profile smoke] [--seeds 10]
+    nice -n 10 .venv/bin/python benchmarks/smoke_separation.py [--profile smoke] [--seeds 10] [--first-seed 1]
         [--variants fcn8s_frozen,unet] [--untrained-only] [--set fcn.lr=1e-4 --set unet.image_size=96]
         [--log FILE.jsonl]
 
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--spec")
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--seeds", type=int, default=10, help="initialisation seeds 1..N (default 10)")
+    parser.add_argument("--first-seed", type=int, default=1, help="start at this seed (to extend a logged run)")
     parser.add_argument("--variants", help="comma-separated variant ids (default: all)")
     parser.add_argument("--untrained-only", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="FAMILY.FIELD=VALUE")
@@ -98,7 +99,7 @@ def main() -> None:
             s = per_family[variant.family.id]
             split = data.splits[s["image_size"]]
             train_set = SegmentationTensors(split["train"].images, split["train"].masks)
-            for seed in range(1, args.seeds + 1):
+            for seed in range(args.first_seed, args.seeds + 1):
                 started = time.perf_counter()
                 torch.manual_seed(seed)
                 model = build(variant.id, spec.num_classes)
