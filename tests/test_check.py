@@ -15,7 +15,7 @@ from grader.submission.load import SubmissionError, load_submission
 from grader.grading.pipeline import GradeOptions, grade_submission
 from grader.records.results import CheckStatus, VariantStatus
 from grader.grading.checks import check_llm_declaration
-from tiny_submission import TINY, contract_classes, write_submission
+from tiny_submission import IN_WORKER, TINY, contract_classes, write_submission
 
 ALL_CLASSES = contract_classes().replace(TINY, "")
 
@@ -29,7 +29,7 @@ def grade(path, spec, *, in_worker: bool = False, **options):
     worker decides before any measurement: no capture and no verifier (~4 s less a grade),
     what the worker measured trusted."""
     if in_worker:
-        options = {"capture": False, "trust_student_process": True, **options}
+        options = {**IN_WORKER, **options}
     return grade_submission(path, spec, GradeOptions(**{"profile": None, **options}))
 
 

@@ -22,7 +22,7 @@ from grader.grading.pipeline import GradeOptions, grade_submission
 from grader.report import write_results
 from grader.records.results import VariantStatus
 from grader.grading.sandbox import Limits, isolation_available, runs_as_nobody
-from tiny_submission import TINY, contract_classes, write_submission
+from tiny_submission import IN_WORKER, TINY, contract_classes, write_submission
 
 # A test that grades runs the real worker (a sandboxed process building models): seconds each,
 # marked slow one by one.
@@ -65,7 +65,7 @@ def grade(path, spec, *, default_path: bool = False, **options):
     options.setdefault("limits", FAST)
     options.setdefault("isolation", FORCED)
     if not default_path:
-        options = {"capture": False, "trust_student_process": True, **options}
+        options = {**IN_WORKER, **options}
     return grade_submission(path, spec, GradeOptions(**{"profile": None, **options}))
 
 

@@ -16,6 +16,9 @@ class Tiny(nn.Module):
     def forward(self, x):
         return self.conv(x)
 '''
+# Grade in the worker alone: no capture, no verifier (~4 s less a grade), what the worker measured
+# trusted. For tests whose subject the worker decides (loading, mapping, hostile code in it).
+IN_WORKER = {"capture": False, "trust_student_process": True}
 CONTRACT_NAMES = ("FCN32s", "FCN16s", "FCN8s", "UNet", "UNetNoSkip", "ResidualUNet", "AttentionUNet")
 
 

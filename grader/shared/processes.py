@@ -61,3 +61,12 @@ class scratch_folder:
             except OSError:
                 time.sleep(0.1 * 2 ** attempt)
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def end_now(status: int) -> None:
+    """End the worker or the verifier once everything is sent: the interpreter's teardown with
+    torch loaded (and any thread or atexit hook student code left) takes most of a second that
+    the grade would wait on."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

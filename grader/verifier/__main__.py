@@ -13,14 +13,13 @@ and reports them over file descriptor FD with the worker's own messages (grader.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from grader.shared.channel import Channel
-from grader.shared.processes import drop_privileges
+from grader.shared.processes import drop_privileges, end_now
 from grader.shared.protocol import VerifierRequest, VerifierVariant
 
 
@@ -137,9 +136,4 @@ def _training_model(target: VerifierVariant, loaded: dict[str, Any], limits) -> 
 
 
 if __name__ == "__main__":
-    status = main(sys.argv[1:])
-    # Everything is sent; the interpreter's teardown with torch loaded (and any thread or atexit
-    # hook student code left) takes most of a second that the grade would wait on.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    end_now(main(sys.argv[1:]))

@@ -16,7 +16,6 @@ enforces a deadline per phase), {"event": "result", "result": {...}} per variant
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import replace
@@ -25,7 +24,7 @@ from typing import Any
 
 from grader.measure import observe
 from grader.shared.channel import Channel
-from grader.shared.processes import drop_privileges
+from grader.shared.processes import drop_privileges, end_now
 from grader.shared.protocol import ModuleRequest, TrainingRequest, VariantRequest, WorkerRequest
 
 
@@ -431,9 +430,4 @@ _failure, _is_oom, _traceback_tail, _short_error = (observe.failure, observe.is_
 
 
 if __name__ == "__main__":
-    status = main(sys.argv[1:])
-    # Everything is sent; the interpreter's teardown with torch loaded (and any thread or atexit
-    # hook student code left) takes most of a second that the grade would wait on.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    end_now(main(sys.argv[1:]))
