@@ -252,6 +252,9 @@ def test_slurm_config_file_and_options(tmp_path):
     params = config.executor_parameters("segrade-x")
     assert params["gpus_per_node"] == 1 and params["slurm_partition"] == "gpu"
     assert params["slurm_additional_parameters"] == {"exclude": "node7"}
+    # Slurm's warning: submitit's 90 s, or a quarter of a short limit (else it comes at the start)
+    assert params["slurm_signal_delay_s"] == 90
+    assert SlurmConfig.load(time_min=1).executor_parameters("x")["slurm_signal_delay_s"] == 15
     assert SlurmBackend(config).device(GradeOptions()) == "cuda"
     path.write_text("[slurm]\ngpu = 1\n")
     with pytest.raises(ValueError, match="unknown setting"):

@@ -56,11 +56,11 @@ FAILURES = {
 }
 LOG_REASONS = (  # what slurmstepd (and submitit, on Slurm's warning signal) write into the task's stderr
     (re.compile(r"DUE TO TIME LIMIT"), "TIMEOUT"),
-    # submitit ends a task itself when Slurm's warning signal (USR2, 90 s before the limit)
+    # submitit ends a task itself when Slurm's warning signal (USR2, SlurmConfig.warning_s before the limit)
     # arrives: Slurm then records COMPLETED, and only the log says why.
     (re.compile(r"this job is timed-out"), "TIMEOUT"),
     # ... and when that signal comes before submitit has set its handler (a time limit under
-    # 90 s, or a slow start), it kills the task: Slurm records FAILED, exit code 140.
+    # the warning, or a slow start), it kills the task: Slurm records FAILED, exit code 140.
     (re.compile(r"User defined signal 2"), "TIMEOUT"),
     (re.compile(r"this job is preempted"), "PREEMPTED"),
     (re.compile(r"DUE TO PREEMPTION"), "PREEMPTED"),
@@ -116,6 +116,13 @@ class SlurmConfig:
                              "--slurm-mem > 0, --slurm-time >= 1")
         return config
 
+    @property
+    def warning_s(self) -> int:
+        """How long before the time limit Slurm warns a task (USR2): 90 s, submitit's default,
+        or a quarter of a short limit. A warning longer than the limit would arrive at the
+        task's start and end it as timed-out before it did anything."""
+        return min(90, self.time_min * 60 // 4)
+
     def executor_parameters(self, name: str) -> dict[str, Any]:
         extra = dict(self.extra)
         for key in ("account", "qos", "constraint"):
@@ -123,6 +130,7 @@ class SlurmConfig:
                 extra[key] = getattr(self, key)
         params: dict[str, Any] = {"name": name, "timeout_min": self.time_min, "mem_gb": self.mem_gb,
                                   "cpus_per_task": self.cpus, "slurm_setup": list(self.setup),
+                                  "slurm_signal_delay_s": self.warning_s,
                                   "slurm_additional_parameters": extra}
         if self.gpus:
             params["gpus_per_node"] = self.gpus
@@ -407,7 +415,7 @@ def slurm_task(entry, key: str, out: Path, assignment, options, report):
     # commit "the worker crashed with SIGTERM" as the student's grade. End uncommitted instead:
     # the waiting command reports Slurm's state (TIMEOUT, CANCELLED...) and a re-run submits it.
     signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(128 + signum))
-    # Slurm's time-limit warning (USR2, 90 s before the limit) also reaches every process of
+    # Slurm's time-limit warning (USR2, SlurmConfig.warning_s before the limit) also reaches every process of
     # the task: the worker dies of it. submitit's own handler raises an exception that a second
     # signal arriving meanwhile can swallow (seen: the task then committed "the worker crashed
     # with SIGUSR2"). End here too, with the line LOG_REASONS reads as TIMEOUT.
