@@ -505,6 +505,25 @@ def test_the_temporary_folder_is_never_mounted_into_the_sandbox(monkeypatch):
     assert str(venv.resolve()) in paths
 
 
+@slow
+def test_a_temporary_folder_under_a_private_folder_still_reaches_the_worker(tmp_path, spec_for, monkeypatch):
+    """TMPDIR deeper than /tmp under a folder only its owner can walk (a cluster's per-job
+    folder, pytest's own): the worker, dropped to nobody, must still reach its job folder.
+    It could not under bubblewrap (the folders above the job were created root-only) and the
+    variant failed with "No module named 'models'", blamed on the student."""
+    import tempfile
+
+    private = tmp_path / "private"
+    (private / "tmp").mkdir(parents=True)
+    private.chmod(0o700)
+    (private / "tmp").chmod(0o1777)
+    monkeypatch.setattr(tempfile, "tempdir", str(private / "tmp"))
+    path = submit(tmp_path, {"models.py": classes()})
+    result = grade(path, spec_for("unet"))
+    only(result, {})
+    assert not list((private / "tmp").iterdir())
+
+
 # ---------------------------------------------------------------- writing to the grader's channel (issue 16)
 
 # Student code finds the channel's file descriptor on the worker's command line

@@ -172,10 +172,16 @@ def test_killed_submitter_then_rerun_loses_nothing_and_grades_nothing_twice(slur
 
 
 @pytest.mark.slow  # a Slurm cluster
-def test_a_cancelled_task_and_one_over_its_time_limit_are_errors_with_slurms_reason(slurm, tmp_path, unet_spec):
+def test_a_cancelled_task_and_one_over_its_time_limit_are_errors_with_slurms_reason(slurm, tmp_path, unet_spec,
+                                                                                      monkeypatch):
     """Real Slurm failures: `scancel` on one task, the time limit (1 minute) on the other.
     Both are that submission's error with Slurm's state, its log, and a segrade status;
-    neither is kept, so a re-run submits them again."""
+    neither is kept, so a re-run submits them again, and neither leaves its scratch folders
+    (captured programs) on the node."""
+    node_tmp = tmp_path / "node-tmp"   # the tasks' TMPDIR (sbatch passes the environment on)
+    node_tmp.mkdir(mode=0o1777)
+    node_tmp.chmod(0o1777)
+    monkeypatch.setenv("TMPDIR", str(node_tmp))
     root = tmp_path / "in"
     for name in ("cancelled", "late"):
         write_submission(root / name, {"models.py": contract_classes(UNet=SLOW)})
@@ -193,8 +199,9 @@ def test_a_cancelled_task_and_one_over_its_time_limit_are_errors_with_slurms_rea
     outcomes = {o.id: o for o in summary.outcomes}
     assert outcomes["cancelled"].state == "error" and outcomes["cancelled"].status == "error"
     assert "CANCELLED" in outcomes["cancelled"].message and "a re-run submits it again" in outcomes["cancelled"].message
-    assert outcomes["late"].state == "error" and outcomes["late"].status == "timeout"
+    assert outcomes["late"].state == "error" and outcomes["late"].status == "timeout", outcomes["late"]
     assert "TIMEOUT" in outcomes["late"].message and "raise --slurm-time" in outcomes["late"].message
+    assert not list(node_tmp.glob("segrade-*")), "a task ended by Slurm left its scratch folders"
     for sid, state in (("cancelled", "CANCELLED"), ("late", "TIMEOUT")):
         error = json.loads((out / sid / "error.json").read_text())
         assert error["slurm"]["state"] == state and error["slurm"]["log"].endswith("_log.err")

@@ -132,13 +132,15 @@ def _worker_sys_path() -> tuple[str, ...]:
 
 def runs_as_nobody(kind: str) -> bool:
     """Whether the worker drops to uid 65534: only when segrade runs as root, and only if
-    that user can read the Python installation (bubblewrap mounts it readable; without
-    it, e.g. a Python under /root would be out of reach)."""
+    that user can read the Python installation and reach the temporary folder (bubblewrap
+    mounts them reachable; without it, e.g. a Python under /root or a TMPDIR under a private
+    folder would be out of reach)."""
     if os.geteuid() != 0:
         return False
     if kind == "bubblewrap":
         return True
-    return all(os.stat(folder).st_mode & 0o001 for p in _python_paths() for folder in [p, *map(str, Path(p).parents)]
+    needed = [*_python_paths(), tempfile.gettempdir()]
+    return all(os.stat(folder).st_mode & 0o001 for p in needed for folder in [p, *map(str, Path(p).parents)]
                if os.path.isdir(folder))
 
 
@@ -148,7 +150,8 @@ def describe_isolation(kind: str) -> str:
     if runs_as_nobody(kind):
         parts.append("runs as uid 65534 (nobody) with a process limit")
     elif os.geteuid() == 0:
-        parts.append("runs as root (the Python installation is not readable by another user): no process limit")
+        parts.append("runs as root (the Python installation or the temporary folder is out of another user's reach): "
+                     "no process limit")
     if kind == "bubblewrap":
         parts.append("bubblewrap: no network, private /tmp, only the Python environment and the job's files visible")
     else:
@@ -438,8 +441,10 @@ def _bwrap_prefix(job: Path, readable: tuple[Path, ...], channel_fd: int) -> lis
     args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
             "--new-session"]
     args += _read_only(system)
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
-             "--bind", str(job), str(job)]
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    # TMPDIR may lie deeper than /tmp (a cluster's /tmp/job-123, a scratch disk): without its
+    # folders made walkable first, the worker could not reach its own job folder.
+    args += _walkable_parents([str(job)]) + ["--bind", str(job), str(job)]
     args += _read_only(python + inputs)  # after the private /tmp, which would hide those under /tmp
     return args + ["--chdir", str(job / "submission")]
 
@@ -449,10 +454,15 @@ def _read_only(paths: list[str]) -> list[str]:
     mount points as root-only folders, which the worker (nobody) could not walk through,
     so every ancestor is created first, world-traversable."""
     paths = [p for p in dict.fromkeys(paths) if os.path.exists(p)]
+    return _walkable_parents(paths) + [arg for p in paths for arg in ("--ro-bind", p, p)]
+
+
+def _walkable_parents(paths: list[str]) -> list[str]:
+    """--dir arguments that create every ancestor of `paths` (but / and the private /tmp)
+    world-traversable, shallowest first."""
     ancestors = sorted({str(parent) for p in paths for parent in Path(p).parents if str(parent) not in ("/", "/tmp")},
                        key=lambda a: a.count("/"))
-    args = [arg for folder in ancestors for arg in ("--perms", "0755", "--dir", folder)]
-    return args + [arg for p in paths for arg in ("--ro-bind", p, p)]
+    return [arg for folder in ancestors for arg in ("--perms", "0755", "--dir", folder)]
 
 
 def _kill(proc: subprocess.Popen) -> None:

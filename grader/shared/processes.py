@@ -32,6 +32,12 @@ def drop_privileges(uid: int) -> None:
         die_with_parent()  # the uid change cleared it
 
 
+# The scratch folders in use by this process: a process that must end at once (a Slurm task
+# on SIGTERM or its time-limit warning) removes them first (remove_scratch_folders), since the
+# `with` blocks that would have will not run.
+_LIVE_SCRATCH: set[str] = set()
+
+
 class scratch_folder:
     """`with scratch_folder("segrade-") as path:` a temporary folder that is removed on exit even
     while a process that was just killed still has files being written or closed in it (a
@@ -46,12 +52,14 @@ class scratch_folder:
         import tempfile
 
         self.path = tempfile.mkdtemp(prefix=self.prefix)
+        _LIVE_SCRATCH.add(self.path)
         return self.path
 
     def __exit__(self, *exc) -> None:
         import shutil
         import time
 
+        _LIVE_SCRATCH.discard(self.path)
         for attempt in range(6):
             try:
                 shutil.rmtree(self.path)
@@ -61,6 +69,15 @@ class scratch_folder:
             except OSError:
                 time.sleep(0.1 * 2 ** attempt)
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def remove_scratch_folders() -> None:
+    """Remove every scratch folder still in use (captured programs can be hundreds of MB), for
+    a process about to end without unwinding."""
+    import shutil
+
+    for path in list(_LIVE_SCRATCH):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def end_now(status: int) -> None:

@@ -414,7 +414,7 @@ def slurm_task(entry, key: str, out: Path, assignment, options, report):
     # the sandboxed worker included; submitit ignores SIGTERM, so the task would go on and
     # commit "the worker crashed with SIGTERM" as the student's grade. End uncommitted instead:
     # the waiting command reports Slurm's state (TIMEOUT, CANCELLED...) and a re-run submits it.
-    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(128 + signum))
+    signal.signal(signal.SIGTERM, _end_on_signal)
     # Slurm's time-limit warning (USR2, SlurmConfig.warning_s before the limit) also reaches every process of
     # the task: the worker dies of it. submitit's own handler raises an exception that a second
     # signal arriving meanwhile can swallow (seen: the task then committed "the worker crashed
@@ -435,6 +435,15 @@ TIME_LIMIT_LINE = b"segrade: Slurm's time-limit warning (SIGUSR2) arrived: this 
 
 def _end_on_time_limit_warning(signum, frame) -> None:
     os.write(2, TIME_LIMIT_LINE)   # async-signal-safe, unlike logging
+    _end_on_signal(signum, frame)
+
+
+def _end_on_signal(signum, frame) -> None:
+    """End the task uncommitted, leaving none of its scratch folders (the worker's captured
+    programs) on the node's disk."""
+    from grader.shared.processes import remove_scratch_folders
+
+    remove_scratch_folders()
     os._exit(128 + signum)
 
 
