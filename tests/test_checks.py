@@ -7,6 +7,8 @@ recorded observations (tests/planted.py, tests/data/observations/); those about 
 worker itself must see through (an ignored freeze flag, drifting BatchNorm, a patched
 torch.equal, skips hidden in a no-skip U-Net) run the real worker."""
 
+from dataclasses import replace
+
 import pytest
 
 from grader.grading.checks import check_variant
@@ -190,11 +192,11 @@ class FCN8s(_Reference8s):
     assert checks["frozen_backbone"].status is CheckStatus.FAIL
 
 
-def test_learns_warns_below_the_references_highest_untrained_figure_when_the_band_records_it():
+def test_learns_below_the_references_highest_untrained_figure_fails_where_the_band_separates():
     """One model's own untrained mIoU can be low by luck; below the band's `untrained_max` (the
-    highest the reference reached untrained over its initialisation seeds) is a warning until the
-    smoke profile is shown to separate every variant (issue 28); below its own untrained figure
-    it still fails."""
+    highest the reference reached untrained over its initialisation seeds) fails where the band's
+    lower edge lies above it (the profile separates trained from untrained), else warns; below
+    its own untrained figure it always fails."""
     from grader.grading.checks import check_learning
     from grader.shared.protocol import TrainingOutcome
 
@@ -205,7 +207,18 @@ def test_learns_warns_below_the_references_highest_untrained_figure_when_the_ban
     assert lucky.status is CheckStatus.WARN
     assert "no better than the reference untrained (up to 0.097" in lucky.message
     assert lucky.details["untrained_max"] == 0.097
-    clear = check_learning(training, losses, 0.2, 0.03, [], "val mIoU", untrained_max=0.097)
+    separated = check_learning(training, losses, 0.095, 0.03, [], "test mIoU", untrained_max=0.097, separated=True)
+    assert separated.status is CheckStatus.FAIL and "did not teach it more than a random model" in separated.message
+    clear = check_learning(training, losses, 0.2, 0.03, [], "val mIoU", untrained_max=0.097, separated=True)
     assert clear.status is CheckStatus.PASS and clear.details["untrained_max"] == 0.097
+    # Which bands show separation: enough runs, and their lower edge above untrained_max
+    from grader.records.results import Band
+
+    band = Band(measured=True, profile="smoke", backbone="random_init", mean=0.09, std=0.005, lower=0.06,
+                upper=0.12, untrained_max=0.027, runs=5)
+    assert band.separates_untrained()
+    assert not replace(band, runs=2).separates_untrained()                 # a course's 2-seed band: a guess
+    assert not replace(band, untrained_max=0.07).separates_untrained()     # the profile cannot tell
+    assert not replace(band, untrained_max=None).separates_untrained()     # measured before untrained_max
     # The model's own untrained figure still counts when it is the higher one
     assert check_learning(training, losses, 0.12, 0.13, [], "val mIoU", untrained_max=0.097).status is CheckStatus.FAIL

@@ -89,7 +89,7 @@ def test_check_refuses_a_missing_dataset_before_running_anything(tmp_path, capsy
 
 def test_probe_size_is_the_smallest_size_the_spec_runs_a_family_at(tmp_path):
     default = load_spec()
-    assert default.probe_size("fcn") == 64 and default.probe_size("unet") == 64   # unchanged: smoke is 64 px
+    assert default.probe_size("fcn") == 96 and default.probe_size("unet") == 64   # smoke: FCNs 96 px, U-Nets 64
     assert load_spec(SPEC).probe_size("unet") == 128
     spec = _course_spec(tmp_path)
     assert load_spec(spec).probe_size("unet") == 160

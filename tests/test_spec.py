@@ -32,7 +32,8 @@ def test_default_spec_holds_the_assignment():
     assert all(item.prompts for item in spec.rubric if item.id.endswith("_discussion"))
     assert set(spec.profiles) == {"smoke", "full"}
     smoke, full = spec.profile("smoke"), spec.profile("full")
-    assert smoke.image_size == {"fcn": 64, "unet": 64} and not smoke.pretrained
+    assert smoke.image_size == {"fcn": 96, "unet": 64} and not smoke.pretrained
+    assert smoke.get("batch_size", "fcn") == 2 and smoke.get("batch_size", "unet") == 4
     assert full.image_size == {"fcn": 224, "unet": 256} and full.pretrained
     assert full.get("lr", "fcn") == 1e-4 and full.get("lr", "unet") == 1e-3 and smoke.get("lr", "fcn") == 1e-3
     assert smoke.sha256 != full.sha256
@@ -104,7 +105,7 @@ def test_dataset_config(tmp_path):
 
 def test_profile_errors_name_the_field(tmp_path):
     text = DEFAULT_SPEC.read_text()
-    bad_size = text.replace("image_size = { fcn = 64, unet = 64 }", "image_size = { fcn = 60, unet = 64 }")
+    bad_size = text.replace("image_size = { fcn = 96, unet = 64 }", "image_size = { fcn = 60, unet = 64 }")
     with pytest.raises(SpecError, match=r"\[profiles.smoke\] image_size for fcn is 60: use a multiple of 32"):
         load_spec(_write(tmp_path, bad_size))
     bad_table = text.replace("lr = { fcn = 1e-4, unet = 1e-3 }", "lr = { fcn = 1e-4 }")

@@ -533,9 +533,10 @@ def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: W
         test = ev.test if ev else None
         untrained = ev.untrained if ev else None
         band = (bands or {}).get(result.variant_id)
+        untrained_max = band.untrained_max if band is not None and band.measured else None
         added = [check_learning(training, ev.curves.loss if ev else [], test.miou if test else None,
                                 untrained.miou if untrained else None, ev.errors if ev else [], label,
-                                band.untrained_max if band is not None and band.measured else None),
+                                untrained_max, band is not None and band.separates_untrained()),
                  check_skip_ablation(assignment.variant(result.variant_id), training)]
         added = [c for c in added if c is not None]
         status = result.status

@@ -225,6 +225,17 @@ class Band:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
+    # A band of fewer runs cannot show a profile separating trained from untrained (its std
+    # is a guess): `segrade bands` measures 5 by default.
+    SEPARATION_RUNS = 5
+
+    def separates_untrained(self) -> bool:
+        """Whether the reference's runs show this profile separating a trained model from an
+        untrained one: at least SEPARATION_RUNS runs, and the band's lower edge above the
+        highest untrained figure over their seeds. `learns` then fails below that figure."""
+        return (self.measured and self.untrained_max is not None and self.lower is not None
+                and self.runs >= self.SEPARATION_RUNS and self.lower > self.untrained_max)
+
     def range_text(self, sep: str = "..") -> str:
         """'0.512..0.640': the band's edges, as every report shows them."""
         return f"{self.lower:.3f}{sep}{self.upper:.3f}"
