@@ -18,7 +18,7 @@ from grader.shared.resources import reference_dir
 from grader.records.results import CheckStatus, VariantStatus
 from grader.spec import load_spec
 from planted import CASES, RECORD_COMMAND, recording, source_sha256
-from tiny_submission import spec_with, write_submission
+from tiny_submission import IN_WORKER, spec_with, write_submission
 
 
 REFERENCE_FCN = (reference_dir() / "fcn.py").read_text()
@@ -57,8 +57,8 @@ def fcn8s_spec_any_architecture(tmp_path_factory):
                                input_size=64))
 
 
-def grade(tmp_path, files, spec):
-    return grade_submission(write_submission(tmp_path / "student", files), spec, GradeOptions(profile=None))
+def grade(tmp_path, files, spec, **options):
+    return grade_submission(write_submission(tmp_path / "student", files), spec, GradeOptions(profile=None, **options))
 
 
 @pytest.mark.slow  # the real worker
@@ -186,7 +186,10 @@ class FCN8s(_Reference8s):
         # ...and every comparison of a backbone-sized tensor says "unchanged"
         torch.equal = lambda a, b: bool(a.shape) and a.shape[0] in (64, 128, 256, 512, 4096) or real_equal(a, b)
 '''
-    result = grade(tmp_path, {"fcn.py": source}, fcn8s_spec)
+    # Measured in the worker, beside the patch (capture off, trusted): the guard that undoes
+    # patches of torch's namespaces is what is tested; a captured program's checks run in the
+    # verifier, which this patch never reaches.
+    result = grade(tmp_path, {"fcn.py": source}, fcn8s_spec, **IN_WORKER)
     status, checks = checks_of(result, "fcn8s_frozen")
     assert status is VariantStatus.FAILED
     assert checks["frozen_backbone"].status is CheckStatus.FAIL

@@ -4,10 +4,12 @@ automatic mark; a no-skip U-Net handed in as the vanilla U-Net fails the archite
 and its report says so.
 
 The self-check runs once (`self_check`, the costliest thing in the suite) and every test that
-only reads its results shares it. It checks and trains three of the ten variants, at the
-assignment's own sizes: a VGG16 FCN with skips and a frozen backbone, the vanilla U-Net and
-the gated-attention U-Net (with the comparison that pairs them). What the other seven add is
-the same path at 2-4x the cost (a fine-tuned VGG16 trains at ~1 s a step on 2 cores):
+only reads its results shares it. It checks and trains two of the ten variants, at the
+assignment's own sizes: a VGG16 FCN with skips and a frozen backbone, and the gated-attention
+U-Net (the vanilla U-Net's path plus its gates; the vanilla U-Net trains in test_training,
+test_batch and test_slurm, and the smoke caveat on comparisons is test_reports'). What the
+other eight add is the same path at 2-4x the cost (a fine-tuned VGG16 trains at ~1 s a step
+on 2 cores):
 `benchmarks/bench_check.py` runs the whole self-check of the reference (ten variants, its
 points and phases printed) and `segrade bands` trains all ten for the bands (docs/training.md).
 What a variant that is not what it claims loses is judged on plain data in test_score.py, and
@@ -30,7 +32,7 @@ from grader.spec import load_spec
 from report_tools import SUBMISSION_BLUE, external_references, has_colour, pdf_pages, screenshot
 from tiny_submission import spec_with, write_submission
 
-CHECKED = ("fcn8s_frozen", "unet", "unet_attention")
+CHECKED = ("fcn8s_frozen", "unet_attention")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def self_check(tmp_path_factory):
     return code, printed.getvalue(), folder, json.loads((folder / "results.json").read_text()), load_spec(spec)
 
 
-@pytest.mark.slow  # the self-check: three variants built, checked and trained
+@pytest.mark.slow  # the self-check: two variants built, checked and trained
 def test_self_check_of_the_reference_scores_every_variant_in_its_smoke_bands(self_check, tmp_path):
     """`segrade check SUB` scores on the public validation split, every variant's performance
     against the shipped band, labelled val; the reference lands inside the bands."""
@@ -77,18 +79,17 @@ def test_self_check_of_the_reference_scores_every_variant_in_its_smoke_bands(sel
     checks_only_total = sum(v["points_detail"]["checks_max"] for v in data["variants"])
     automatic = sum(v["max_points"] for v in data["variants"])
     assert [v["variant_id"] for v in data["variants"]] == list(CHECKED)
-    # The FCN item's 24 marks fall on its one variant here: 24 + 25 + 20, half of each for checks.
-    assert data["total"] == automatic == 69 > checks_only_total == pytest.approx(34.5)
-    assert "performance not scored" not in out and "Automatic points: 69 of 69" in out
+    # The FCN item's 24 marks fall on its one variant here: 24 + 20, half of each for checks.
+    assert data["total"] == automatic == 44 > checks_only_total == pytest.approx(22)
+    assert "performance not scored" not in out and "Automatic points: 44 of 44" in out
     assert "val mIoU" in out and "test mIoU" not in out
 
     # Its report, looked at as a person would: every variant's figures drawn, nothing fetched,
-    # the smoke profile's comparisons caveated, no figure called a test figure.
+    # no figure called a test figure.
     write_submission_report(folder, spec)
     html = (folder / "report.html").read_text()
     assert external_references(html) == []
-    assert html.count('class="figure grid"') == len(CHECKED) and "69</span> of 69 automatic points" in html
-    assert len(spec.comparisons) == 1 and html.count("too short to separate the variants") >= 1
+    assert html.count('class="figure grid"') == len(CHECKED) and "44</span> of 44 automatic points" in html
     in_prompts = sum(p.count("test mIoU") for item in spec.rubric for p in item.prompts)  # the course's words
     assert html.count("test mIoU") == in_prompts and "Test IoU" not in html
     pages = pdf_pages(folder / "report.pdf", tmp_path)
@@ -97,7 +98,7 @@ def test_self_check_of_the_reference_scores_every_variant_in_its_smoke_bands(sel
     assert screenshot(folder / "report.html", tmp_path / "shot.png").min() < 50
 
 
-@pytest.mark.slow  # the self-check: three variants built, checked and trained
+@pytest.mark.slow  # the self-check: two variants built, checked and trained
 def test_the_self_check_shows_its_progress_variant_by_variant(self_check):
     """Not a terminal here, so plain lines: one per variant and phase, with the training
     step, the elapsed time and an estimate of what is left (issue 18)."""
@@ -112,7 +113,7 @@ def test_the_self_check_shows_its_progress_variant_by_variant(self_check):
     assert any("s left)" in line for line in lines) and lines.index(next(x for x in lines if "] done" in x)) > 10
 
 
-@pytest.mark.slow  # the self-check: three variants built, checked and trained
+@pytest.mark.slow  # the self-check: two variants built, checked and trained
 def test_every_reference_variant_is_what_the_spec_describes(self_check):
     """Built from the reference's own classes with the contract's arguments; the parameter
     counts of the assignment; the architecture graph from torch.export inside the sandbox.
@@ -121,7 +122,7 @@ def test_every_reference_variant_is_what_the_spec_describes(self_check):
     variants = {v["variant_id"]: v for v in results["variants"]}
     assert set(variants) == set(CHECKED)
     params = {vid: v["figures"]["parameters"] for vid, v in variants.items()}
-    assert abs(params["unet"]["total"] - 31.0e6) / 31.0e6 < 0.02
+    assert abs(params["unet_attention"]["total"] - 31.4e6) / 31.4e6 < 0.02
     frozen = params["fcn8s_frozen"]
     assert frozen["total"] > 130e6 and frozen["trainable"] < 1e6  # only score layers and upsampling train
     assert variants["fcn8s_frozen"]["mapping"] == (

@@ -8,7 +8,7 @@ each variant must name the adapter that found it, because that sentence is what 
 student (or an instructor) how segrade read the code. alice_package and carol_notebook live
 in submissions/ (the examples a newcomer reads); bob_inverted_flag is an adapter fixture in
 tests/data/submissions/. The fourth shape, a contract follower, is the reference itself
-(its self-check in test_reference_grade.py builds, checks and trains three variants at the
+(its self-check in test_reference_grade.py builds, checks and trains two variants at the
 assignment's sizes; benchmarks/bench_check.py all ten); the
 contract-following fixture dave_contract is mapped without building in
 test_real_submissions.py.
