@@ -60,16 +60,15 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"{seconds:6.1f} s  {nodeid}")
 
 
-# The files that take longest, longest first (their test time in a full run on 2 cores,
-# 2026-12-05: 152, 162, 148, 108, 101, 65, 53, 47, 46, 40, 34, 31, 30, 29, 29, 27 s, then the rest
-# in seconds). With `--dist loadfile` a file
-# runs whole in one test process, in collection order: a long file collected last (test_slurm,
-# test_submissions, test_wheel sort late) left the other process idle for minutes at the end.
-# Longest first, the short files fill in at the end.
-LONGEST_FIRST = ("test_new_course.py", "test_submissions.py", "test_slurm.py", "test_reference_grade.py",
-                 "test_hostile.py", "test_batch.py", "test_real_submissions.py", "test_capture_hostile.py",
-                 "test_checks.py", "test_baselines.py", "test_reuse.py", "test_weights.py", "test_training.py",
-                 "test_check.py", "test_graph.py", "test_wheel.py")
+# The files that take longest, longest first (their test time in a full run on 2 cores, quiet,
+# 2026-12-05: 189, 173, 164, 148, 111, 68, 66, 63, 46, 44, 42, 38, 35, 34, 32, 30, 28 s; the rest
+# take seconds). With `--dist loadfile` a file runs whole in one test process, in collection order:
+# a long file collected last (test_slurm, test_submissions, test_wheel sort late) left the other
+# process idle for minutes at the end. Longest first, the short files fill in at the end.
+LONGEST_FIRST = ("test_hostile.py", "test_new_course.py", "test_submissions.py", "test_slurm.py",
+                 "test_reference_grade.py", "test_check.py", "test_real_submissions.py", "test_batch.py",
+                 "test_checks.py", "test_capture_hostile.py", "test_reference_models.py", "test_baselines.py",
+                 "test_reuse.py", "test_weights.py", "test_graph.py", "test_training.py", "test_wheel.py")
 
 
 def pytest_collection_modifyitems(items):
