@@ -164,8 +164,17 @@ def test_cli_exit_codes_and_results_json(tmp_path, capsys, spec):
     (good / "models.py").write_text(TINY)
     assert main(["check", str(good), "--checks-only", "--spec", spec_file]) == 1
     assert "missing" in capsys.readouterr().out
-    assert main(["check", str(tmp_path / "absent"), "--checks-only"]) == 2
+    # Whichever way it ends, no scratch folder is left behind (it left one in the temporary
+    # directory on every exit 2, and would have with the captured programs in it)
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tempfile, "tempdir", str(scratch))
+        assert main(["check", str(tmp_path / "absent"), "--checks-only"]) == 2
     assert "no such file" in capsys.readouterr().out
+    assert not list(scratch.iterdir())
 
 
 @pytest.mark.slow  # the real worker

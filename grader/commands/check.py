@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from grader.commands import add_bands_argument, add_sandbox_arguments, add_training_arguments
@@ -54,6 +53,15 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 
 def run(args: argparse.Namespace) -> int:
+    from grader.shared.processes import scratch_folder
+
+    # The programs that were graded, kept with the report (moved there once it is written);
+    # removed whichever way the command ends (an FCN's programs are 0.5 GB each).
+    with scratch_folder("segrade-programs-") as scratch:
+        return _check(args, Path(scratch) / "programs")
+
+
+def _check(args: argparse.Namespace, programs: Path) -> int:
     from grader.submission.load import SubmissionError
     from grader.grading.pipeline import GradeOptions, grade_submission
     from grader.report import make_console, print_summary, write_results
@@ -65,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
     from grader.spec import SpecError, load_spec
 
     console = make_console()
-    # The programs that were graded, kept with the report (moved there once it is written)
-    programs = Path(tempfile.mkdtemp(prefix="segrade-programs-")) / "programs"
     try:
         assignment = load_spec(args.spec)
         # Before anything runs: a missing root or mismatched masks is the data's fault, said once.
@@ -105,7 +111,6 @@ def run(args: argparse.Namespace) -> int:
             return 2
         console.print(f"report: {out / 'report.html'}{'' if args.no_pdf else ' and report.pdf'}; results: "
                       f"{out / 'results.json'}")
-    shutil.rmtree(programs.parent, ignore_errors=True)
     return 0 if result.ok else 1
 
 
