@@ -37,6 +37,7 @@ from typing import Any
 
 from grader.batch.backends.base import Backend
 from grader.batch.backends.slurm_pending import Pending, describe, never_starts, waited_since
+from grader.shared.processes import remove_scratch_folders   # imported here, not in a signal handler
 
 STATE = ".segrade-slurm"
 TASKS_FILE = "tasks.json"
@@ -441,8 +442,6 @@ def _end_on_time_limit_warning(signum, frame) -> None:
 def _end_on_signal(signum, frame) -> None:
     """End the task uncommitted, leaving none of its scratch folders (the worker's captured
     programs) on the node's disk."""
-    from grader.shared.processes import remove_scratch_folders
-
     remove_scratch_folders()
     os._exit(128 + signum)
 
