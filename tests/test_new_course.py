@@ -166,7 +166,10 @@ def test_new_course_doc_runs_as_written(tmp_path, monkeypatch, capsys):
     assert "ok: the cityscapes dataset" in capsys.readouterr().out
 
     assert main(bands) == 0, capsys.readouterr().out
-    capsys.readouterr()
+    shown = " ".join(capsys.readouterr().out.split())
+    # Both bands from one training per seed, the figures from the first run's checks: 2 grades, not 5
+    assert "test and val split (one training per seed, scored on both)" in shown
+    assert shown.count("took") == 2 and "from this run's checks" in shown
     folder = tmp_path / "course" / "bands"
     test_band, val_band = (json.loads((folder / name).read_text()) for name in ("smoke.json", "smoke.val.json"))
     figures = json.loads((folder / "figures.json").read_text())

@@ -13,7 +13,7 @@ on 2 cores):
 `benchmarks/bench_check.py` runs the whole self-check of the reference (ten variants, its
 points and phases printed) and `segrade bands` trains all ten for the bands (docs/training.md).
 What a variant that is not what it claims loses is judged on plain data in test_score.py, and
-the worker's detection of an ignored freeze flag is test_checks.py::test_freeze_flag_ignored."""
+the worker's detection of an ignored freeze flag is erin_mistakes' (test_submissions.py)."""
 
 import contextlib
 import io

@@ -123,6 +123,37 @@ def test_evaluator_builds_curves_from_the_stream(tmp_path):
     assert "intruder" not in ev.variants
 
 
+def test_one_training_is_scored_on_the_test_split_and_on_the_val_split_as_a_self_check_scores_it(tmp_path):
+    """`segrade bands` on real data: the final predictions cover the test images and then the
+    validation images a self-check scores; each part is scored on its own labels, and each
+    identifies its band as a grade and a self-check would (same images, same distribution)."""
+    from tests.course_fixture import course_spec_text, make_cityscapes
+
+    make_cityscapes(tmp_path / "data", {"train": 2, "val": 3, "test": 2})
+    (tmp_path / "spec.toml").write_text(course_spec_text(root=str(tmp_path / "data")))
+    course = load_spec(tmp_path / "spec.toml")
+    counts = {"train": 2, "val": 2, "test": 3}
+    both = prepare_data(course, {"unet": 32}, counts, tmp_path / "both", None, "test", also_val=True)
+    grade = prepare_data(course, {"unet": 32}, counts, tmp_path / "grade", None, "test")
+    check = prepare_data(course, {"unet": 32}, {"train": 2, "val": 3, "test": 3}, tmp_path / "check", None, "val")
+    assert both.fingerprint == grade.fingerprint == check.fingerprint   # the same training data
+    assert both.evaluation == grade.evaluation and both.val_evaluation == check.evaluation != grade.evaluation
+    shown = torch.load(tmp_path / "both" / "32" / "test.pt", weights_only=True)["images"]
+    assert torch.equal(shown, torch.cat([grade.splits[32]["test"].images, check.splits[32]["test"].images]))
+
+    ev = Evaluator(both, {"unet": "unet"}, 19, grid_images=1)
+    right = torch.cat([grade.splits[32]["test"].masks, check.splits[32]["test"].masks])
+    right[right == 255] = 0
+    wrong_on_val = right.clone()
+    wrong_on_val[len(grade.splits[32]["test"].masks):] = (wrong_on_val[len(grade.splits[32]["test"].masks):] + 1) % 19
+    ev(parse(line("predictions", id="unet", split="test_untrained", **encode_predictions(torch.zeros_like(right)))))
+    ev(parse(line("predictions", id="unet", split="test", train_seconds=1.0, **encode_predictions(wrong_on_val))))
+    test, val = ev.on_split("test").variants["unet"], ev.on_split("val").variants["unet"]
+    assert test.test.miou == 1.0 and val.test.miou == 0.0 and test.untrained is not None and val.untrained is not None
+    assert torch.equal(ev.on_split("val").grid(32)["images"], check.splits[32]["test"].images[:1])
+    assert torch.equal(ev.grid(32)["images"], grade.splits[32]["test"].images[:1])
+
+
 # ---------------------------------------------------------------- through the worker
 
 

@@ -9,7 +9,9 @@ for one profile of a course, measured from its reference solution.
 - the reference's size and cost (`DIR/figures.json`): parameters and FLOPs per variant, from a
   checks-only grade, compared in every report.
 
-Three files, so nothing overwrites anything, each carrying the assignment's identity. The
+Here, both bands come from one training per seed (its final model scored on each split) and
+the figures from the first run's checks. Three files, so nothing overwrites anything, each
+carrying the assignment's identity. The
 reference is the spec's `[assignment] reference` (segrade's own for the default assignment)
 unless `--reference DIR` names another; the bands go to `reference/bands/` (the default
 assignment's) unless `--out DIR` says otherwise, and never into another assignment's file."""
@@ -97,87 +99,105 @@ def run(args: argparse.Namespace) -> int:
     except (SpecError, BandsError, BatchError, FileNotFoundError, ValueError, KeyError) as exc:
         console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 2
-    if not args.no_figures or args.figures:
+    # The figures come from the checks of the first training run here; from a checks-only grade
+    # when they are all that is asked (--figures) or the runs are a backend's tasks.
+    figures_from_runs = splits and backend is None and not args.no_figures
+    if (not args.no_figures or args.figures) and not figures_from_runs:
         console.print(f"measuring the reference's parameters and FLOPs: checks of {reference}")
         result = grade_submission(reference, assignment, replace(options, profile=None, device=args.device))
-        failed = [v for v in result.variants if v.status.value != "passed"]
+        failed = _failures(result)
         if failed:
-            why = "; ".join(f"{v.variant_id} {v.status.value}: " + ", ".join(
-                f"{c.id}: {c.message}" for c in v.checks if c.status.value == "fail") for v in failed)
-            console.print(f"[red]segrade:[/] the reference {escape(str(reference))} fails its checks ({escape(why)}): "
+            console.print(f"[red]segrade:[/] the reference {escape(str(reference))} fails its checks ({escape(failed)}): "
                           "fix it before measuring anything from it")
             return 1
         console.print(f"wrote {write_figures(reference_figures(result), folder, assignment)}")
     if synthetic and args.split == "both" and not args.figures:
         console.print("synthetic scenes: the validation and test splits are draws from one generator, so the test "
                       "band serves the self-checks too (no val band)")
+    if not splits:
+        return 0
     backbone = backbone_key(pretrained)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    for split in splits:
-        code = _measure(console, assignment, profile, replace(options, evaluation_split=split), reference, seeds,
-                        backbone, folder, split, f"{reason}; backbone start: {backbone}; seeds {seeds}; "
-                        f"{split} split; grading {reference}; writing {paths[split]}"
-                        + (f"; as {backend.name} tasks" if backend else ""), backend,
-                        Path(args.work) if args.work else None)
-        if code:
-            return code
-    return 0
+    return _measure(console, assignment, profile, options, reference, seeds, backbone, folder, splits, paths,
+                    f"{reason}; backbone start: {backbone}; seeds {seeds}; {' and '.join(splits)} split"
+                    + (" (one training per seed, scored on both)" if len(splits) > 1 and backend is None else "")
+                    + f"; grading {reference}; writing " + ", ".join(str(paths[split]) for split in splits)
+                    + (f"; as {backend.name} tasks" if backend else ""), backend,
+                    Path(args.work) if args.work else None, figures=bool(figures_from_runs))
+
+
+def _failures(result) -> str:
+    """Why the reference's variants that did not pass failed ("" when all passed)."""
+    return "; ".join(f"{v.variant_id} {v.status.value}: " + (", ".join(
+        f"{c.id}: {c.message}" for c in v.checks if c.status.value == "fail") or "no check failed")
+        for v in result.variants if v.status.value != "passed")
 
 
 def _measure(console, assignment, profile, options, reference: Path, seeds: list[int], backbone: str,
-             folder: Path | None, split: str, intro: str, backend=None, work: Path | None = None) -> int:
-    """Grade the reference once per seed on `split` and write that split's bands file: here,
-    or as tasks of `backend` (grader.batch.reference_runs) writing their runs to `work`."""
+             folder: Path | None, splits: list[str], paths: dict[str, Path], intro: str, backend=None,
+             work: Path | None = None, figures: bool = False) -> int:
+    """Grade the reference once per seed and write each split's bands file: here (both splits
+    from one training per seed: grader.grading.pipeline.grade_on_test_and_val), or as tasks of
+    `backend` (grader.batch.reference_runs, one set of runs per split) writing their runs to
+    `work`. `figures`: figures.json from the first run's checks."""
     from dataclasses import replace
 
     from rich.markup import escape
 
-    from grader.grading.bands import BandsError, measure_bands, write_bands
-    from grader.grading.pipeline import grade_submission
+    from grader.grading.bands import BandsError, measure_bands, reference_figures, write_bands, write_figures
+    from grader.grading.pipeline import grade_on_test_and_val, grade_submission
     from grader.shared.errors import BatchError
     from grader.submission.load import fingerprint
 
     console.print(escape(intro))
-    split = options.evaluation_split
 
     def grade(seed: int):
-        result = grade_submission(reference, assignment, replace(options, profile=profile.id, seed=seed),
-                                  submission_id=f"reference-seed{seed}")
-        failed = [v for v in result.variants if v.status.value != "passed"]
+        run = replace(options, profile=profile.id, seed=seed)
+        sid = f"reference-seed{seed}"
+        if len(splits) > 1:
+            results = grade_on_test_and_val(reference, assignment, run, submission_id=sid)
+        else:
+            results = (grade_submission(reference, assignment, replace(run, evaluation_split=splits[0]),
+                                        submission_id=sid),)
+        failed = _failures(results[0])   # the checks and the training are the same for every split
         if failed:
-            why = "; ".join(f"{v.variant_id} {v.status.value}: " + (", ".join(
-                f"{c.id}: {c.message}" for c in v.checks if c.status.value == "fail") or "no check failed")
-                for v in failed)
-            raise RuntimeError(f"the reference failed with seed {seed} on the {split} split ({why}): fix it before "
-                               "measuring bands")
-        return result
+            raise RuntimeError(f"the reference failed with seed {seed} ({failed}): fix it before measuring bands")
+        if figures and seed == seeds[0]:
+            console.print(f"wrote {write_figures(reference_figures(results[0]), folder, assignment)} (the "
+                          "reference's parameters and FLOPs, from this run's checks)")
+        return results
 
     try:
         if backend is not None:
-            entry = _on_backend(console, backend, assignment, profile, options, reference, seeds, folder, split, work)
+            entries = {split: _on_backend(console, backend, assignment, profile, replace(options, evaluation_split=split),
+                                          reference, seeds, folder, split, work) for split in splits}
         else:
-            entry = measure_bands(assignment, profile, seeds, grade, progress=console.print)
-        entry["provenance"] |= {"reference": str(reference.resolve()), "reference_sha256": fingerprint(reference),
-                                "split": split}
+            entries = measure_bands(assignment, profile, seeds, grade, tuple(splits), progress=console.print)
+        for split, entry in entries.items():
+            entry["provenance"] |= {"reference": str(reference.resolve()), "reference_sha256": fingerprint(reference),
+                                    "split": split}
     except RuntimeError as exc:  # a run failed (reference_runs.ReferenceFailed is one)
         console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 1
     except BatchError as exc:  # the backend refused, or a task can never start
         console.print(f"[red]segrade:[/] {escape(str(exc))}")
         return 2
-    try:
-        path = write_bands(assignment, profile, backbone, entry, folder, split)
-    except BandsError as exc:  # the file changed hands while the runs went on
-        console.print(f"[red]segrade:[/] {escape(str(exc))}")
-        return 1
-    for vid, stats in entry["variants"].items():
-        untrained, highest = stats["untrained_mean"], stats.get("untrained_max")
-        # The band's lower edge should clear the highest untrained figure, or `learns` cannot tell them apart
-        clear = "" if highest is None else " (max {:.3f}{})".format(
-            highest, "" if stats["lower"] > highest else ": the band's lower edge does not clear it")
-        console.print(f"{vid:16s} mean {stats['mean']:.3f} std {stats['std']:.3f} band {stats['lower']:.3f}.."
-                      f"{stats['upper']:.3f} untrained {'-' if untrained is None else f'{untrained:.3f}'}{clear}")
-    console.print(f"wrote {path}")
+    for split, entry in entries.items():
+        try:
+            path = write_bands(assignment, profile, backbone, entry, folder, split)
+        except BandsError as exc:  # the file changed hands while the runs went on
+            console.print(f"[red]segrade:[/] {escape(str(exc))}")
+            return 1
+        if len(entries) > 1:
+            console.print(f"{split} split:")
+        for vid, stats in entry["variants"].items():
+            untrained, highest = stats["untrained_mean"], stats.get("untrained_max")
+            # The band's lower edge should clear the highest untrained figure, or `learns` cannot tell them apart
+            clear = "" if highest is None else " (max {:.3f}{})".format(
+                highest, "" if stats["lower"] > highest else ": the band's lower edge does not clear it")
+            console.print(f"{vid:16s} mean {stats['mean']:.3f} std {stats['std']:.3f} band {stats['lower']:.3f}.."
+                          f"{stats['upper']:.3f} untrained {'-' if untrained is None else f'{untrained:.3f}'}{clear}")
+        console.print(f"wrote {path}")
     return 0
 
 

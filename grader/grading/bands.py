@@ -2,7 +2,8 @@
 
 `measure_bands` grades a reference solution (the bundled `reference/` unless told otherwise)
 once per seed under one profile (each run also draws its own secret test split) and
-summarises the test mIoU of every variant; `write_bands` stores it, with its provenance, in
+summarises the test mIoU of every variant (on real data the same runs, scored on the
+validation split, give the val band: `splits`); `write_bands` stores it, with its provenance, in
 `<bands folder>/<profile>.json` (default `reference/bands/`) under the backbone start
 ("imagenet" or "random_init"). A bands file belongs to one assignment: `write_bands` refuses
 to write into another assignment's file. `load_bands` reads the bands for scoring; a band
@@ -245,19 +246,26 @@ def summarise_runs(results: list[SubmissionResult], class_names: tuple[str, ...]
     return variants
 
 
-def measure_bands(assignment: Assignment, profile: Profile, seeds: list[int], grade: Callable[[int], SubmissionResult],
-                  progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Grade the reference once per seed (`grade(seed)`) and summarise; returns the entry
-    for one backbone start, provenance included."""
-    started, results = time.perf_counter(), []
+def measure_bands(assignment: Assignment, profile: Profile, seeds: list[int],
+                  grade: Callable[[int], tuple[SubmissionResult, ...]], splits: tuple[str, ...] = ("test",),
+                  progress: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+    """Grade the reference once per seed (`grade(seed)`: one result per split of `splits`,
+    the same training scored on each) and summarise; returns split -> the entry for one
+    backbone start, provenance included."""
+    started, results = time.perf_counter(), {split: [] for split in splits}
     for i, seed in enumerate(seeds, 1):
         t = time.perf_counter()
-        results.append(grade(seed))
-        progress(f"run {i}/{len(seeds)} (seed {seed}) took {time.perf_counter() - t:.0f} s: "
-                 + ", ".join(f"{v.variant_id} {v.metrics['miou']:.3f}" for v in results[-1].variants
-                             if v.metrics and v.metrics.get("miou") is not None))
-    return {"measured": True, "variants": summarise_runs(results, assignment.class_names),
-            "provenance": provenance(assignment, profile, results, seeds, time.perf_counter() - started)}
+        graded = grade(seed)
+        for split, result in zip(splits, graded, strict=True):
+            results[split].append(result)
+        progress(f"run {i}/{len(seeds)} (seed {seed}) took {time.perf_counter() - t:.0f} s: " + "; ".join(
+            (f"{split}: " if len(splits) > 1 else "") + ", ".join(
+                f"{v.variant_id} {v.metrics['miou']:.3f}" for v in result.variants
+                if v.metrics and v.metrics.get("miou") is not None) for split, result in zip(splits, graded)))
+    seconds = time.perf_counter() - started
+    return {split: {"measured": True, "variants": summarise_runs(runs, assignment.class_names),
+                    "provenance": provenance(assignment, profile, runs, seeds, seconds)}
+            for split, runs in results.items()}
 
 
 def provenance(assignment: Assignment, profile: Profile, results: list[SubmissionResult], seeds: list[int],

@@ -42,7 +42,12 @@ class SplitData:
 
 @dataclass
 class PreparedData:
-    """The splits at each image size. Only `folder` is shown to the worker."""
+    """The splits at each image size. Only `folder` is shown to the worker.
+
+    `also_val`: the final predictions are scored on the public validation split too, from the
+    same training (`segrade bands` on real data: the test band and the val band from one run per
+    seed). The worker's test.pt then holds the test images followed by the validation images a
+    self-check scores (splits[size]["val_scored"]); the worker does not know where one ends."""
 
     folder: Path
     sizes: dict[str, int]                     # family -> image size
@@ -50,9 +55,16 @@ class PreparedData:
     fingerprint: str                          # sha256 of the training data (images and masks, every size)
     test_source: str                          # how the test split was made (without its seed)
     evaluation: str = ""                      # the distribution the final mIoU is measured on (bands.BandIdentity)
+    also_val: bool = False                    # the validation split is scored too (splits[size]["val_scored"])
+    val_evaluation: str = ""                  # with also_val: the validation split's distribution, as a self-check's
 
     def worker_paths(self) -> dict[str, str]:
         return {family: str(self.folder / str(size)) for family, size in self.sizes.items()}
+
+    def scored(self, size: int) -> list[tuple[str, SplitData]]:
+        """The parts of the final predictions at `size`, in the order test.pt holds them."""
+        parts = [("test", self.splits[size]["test"])]
+        return parts + [("val", self.splits[size]["val_scored"])] if self.also_val else parts
 
     @property
     def test_is_val(self) -> bool:
@@ -87,16 +99,20 @@ def _load_split(assignment: Assignment, split: str, size: int, count: int, test_
 
 
 def prepare_data(assignment: Assignment, sizes: dict[str, int], counts: dict[str, int], folder: Path,
-                 test_seed: int | None, evaluation_split: str = "test") -> PreparedData:
+                 test_seed: int | None, evaluation_split: str = "test", also_val: bool = False) -> PreparedData:
     """Render or read train/val/test at every size in `sizes` (family -> px), `counts`
     images per split, and write the worker's view under `folder/<size>/`: train.pt
     (images and masks), val.pt and test.pt (images only). World-readable, so a worker
     running as another user can read it; nothing in it is secret but the test images.
 
     `evaluation_split="val"` (a student's self-check: no hidden labels on their machine)
-    scores the final model on the public validation split instead of the hidden test split."""
+    scores the final model on the public validation split instead of the hidden test split.
+    `also_val` (with the test split): the final model is scored on both, the validation split
+    with the images a self-check scores (`val_scored`, see PreparedData)."""
     if evaluation_split not in ("test", "val"):
         raise ValueError(f"evaluation split {evaluation_split!r}: use 'test' (hidden labels) or 'val' (public)")
+    if also_val and evaluation_split != "test":
+        raise ValueError("also_val scores the validation split beside the test split: use evaluation_split='test'")
     folder.mkdir(parents=True, exist_ok=True)
     splits: dict[int, dict[str, SplitData]] = {}
     digest = hashlib.sha256()
@@ -109,35 +125,45 @@ def prepare_data(assignment: Assignment, sizes: dict[str, int], counts: dict[str
         train = splits[size]["train"]
         torch.save({"images": train.images, "masks": train.masks}, out / "train.pt")
         torch.save({"images": splits[size]["val"].images}, out / "val.pt")
-        torch.save({"images": splits[size]["test"].images}, out / "test.pt")
+        final = splits[size]["test"].images
+        if also_val:   # the images a self-check scores: its val split at max(val, test) images
+            scored = _load_split(assignment, "val", size, max(counts["val"], counts["test"]), None)
+            splits[size]["val_scored"] = scored
+            final = torch.cat([final, scored.images])
+        torch.save({"images": final}, out / "test.pt")
         digest.update(train.images.numpy().tobytes())
         digest.update(train.masks.numpy().tobytes())
     for path in [folder, *folder.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    if evaluation_split == "val":
-        test_source = (f"the public validation split of the {assignment.dataset.kind} dataset (self-check: the "
-                       "instructor's grade uses hidden test labels)")
-    elif assignment.dataset.kind == "synthetic":
-        test_source = "synthetic scenes from a secret seed (SEGRADE_TEST_SEED or a fresh random one)"
-    else:
-        test_source = f"{assignment.dataset.kind} test split at {assignment.dataset.root}"
-    return PreparedData(folder, dict(sizes), splits, digest.hexdigest(), test_source,
-                        evaluation_distribution(assignment, evaluation_split, splits))
+    return PreparedData(folder, dict(sizes), splits, digest.hexdigest(), describe_source(assignment, evaluation_split),
+                        evaluation_distribution(assignment, evaluation_split, {k: v["test"] for k, v in splits.items()}),
+                        also_val, evaluation_distribution(assignment, "val", {k: v["val_scored"] for k, v in
+                                                                              splits.items()}) if also_val else "")
 
 
-def evaluation_distribution(assignment: Assignment, split: str, splits: dict[int, dict[str, SplitData]]) -> str:
-    """What the final mIoU is a sample of, as a band records it. Synthetic scenes: the public
-    validation split and the secret test split are draws from one generator (the training
-    data's fingerprint pins its code), so a band measured on either applies to both. Real
-    data: the split's own images and labels, so a band measured on the test split does not
-    pass for the validation split."""
+def describe_source(assignment: Assignment, split: str) -> str:
+    """How the images the final model is scored on were made (the results' `test_split`)."""
+    if split == "val":
+        return (f"the public validation split of the {assignment.dataset.kind} dataset (self-check: the "
+                "instructor's grade uses hidden test labels)")
+    if assignment.dataset.kind == "synthetic":
+        return "synthetic scenes from a secret seed (SEGRADE_TEST_SEED or a fresh random one)"
+    return f"{assignment.dataset.kind} test split at {assignment.dataset.root}"
+
+
+def evaluation_distribution(assignment: Assignment, split: str, scored: dict[int, SplitData]) -> str:
+    """What the final mIoU is a sample of, as a band records it (`scored`: the images and labels
+    it is measured on, per size). Synthetic scenes: the public validation split and the secret
+    test split are draws from one generator (the training data's fingerprint pins its code), so
+    a band measured on either applies to both. Real data: the split's own images and labels, so
+    a band measured on the test split does not pass for the validation split."""
     if assignment.dataset.kind == "synthetic":
         return "synthetic scenes (validation and test splits: draws from one generator)"
     digest = hashlib.sha256()
-    for size in sorted(splits):
-        digest.update(splits[size]["test"].images.numpy().tobytes())
-        digest.update(splits[size]["test"].masks.numpy().tobytes())
-    count = len(next(iter(splits.values()))["test"].images)
+    for size in sorted(scored):
+        digest.update(scored[size].images.numpy().tobytes())
+        digest.update(scored[size].masks.numpy().tobytes())
+    count = len(next(iter(scored.values())).images)
     return f"{assignment.dataset.kind} {split} split ({count} images, sha256 {digest.hexdigest()[:16]})"
 
 
@@ -200,6 +226,7 @@ class VariantEvaluation:
     size: int = 0
     errors: list[str] = field(default_factory=list)
     train_seconds: float | None = None
+    also: dict[str, "VariantEvaluation"] = field(default_factory=dict)  # the same predictions on another split
 
 
 class Evaluator:
@@ -212,6 +239,7 @@ class Evaluator:
         self.num_classes = num_classes
         self.grid_images = grid_images
         self.variants: dict[str, VariantEvaluation] = {}
+        self.split = "test"   # the split of the final scores and the grid (on_split)
 
     def __call__(self, message: Message) -> None:
         """One message, already checked by grader.shared.protocol (form and order); only predictions count."""
@@ -220,30 +248,51 @@ class Evaluator:
         vid = message.variant
         ev = self.variants.setdefault(vid, VariantEvaluation(size=self.data.sizes[self.families[vid]]))
         split_name = message.split
-        split = self.data.splits[ev.size]["val" if split_name == "val" else "test"]
+        parts = [("val", self.data.splits[ev.size]["val"])] if split_name == "val" else self.data.scored(ev.size)
         if split_name == "val":  # the training losses since the last message
             for loss in message.losses:
                 ev.curves.loss_steps.append(len(ev.curves.loss) + 1)
                 ev.curves.loss.append(json_float(loss) if loss is not None else None)
+        masks = torch.cat([part.masks for _, part in parts]) if len(parts) > 1 else parts[0][1].masks
         try:
             pred = decode_predictions({"shape": list(message.shape), "data": message.data},
-                                      tuple(split.masks.shape), self.num_classes)
+                                      tuple(masks.shape), self.num_classes)
         except PredictionError as exc:
             ev.errors.append(f"{split_name}: {exc}")
             return
-        scores = score_predictions(pred, split.masks, self.num_classes)
         if split_name == "val":
+            scores = score_predictions(pred, masks, self.num_classes)
             ev.curves.val_steps.append(message.step or 0)
             ev.curves.val_miou.append(json_float(scores.miou))
             ev.curves.val_pixel_accuracy.append(json_float(scores.pixel_accuracy))
             ev.curves.wall_seconds.append(round(message.seconds or 0.0, 2))
-        elif split_name == "test_untrained":
-            ev.untrained = scores
-        elif split_name == "test":
-            ev.test = scores
-            ev.grid_predictions = pred[: self.grid_images].clone()
-            ev.train_seconds = message.train_seconds or 0.0
+            return
+        start = 0
+        for name, part in parts:   # the test split, then (also_val) the validation split
+            piece, start = pred[start:start + len(part.masks)], start + len(part.masks)
+            target = ev if name == "test" else ev.also.setdefault(name, VariantEvaluation(size=ev.size))
+            scores = score_predictions(piece, part.masks, self.num_classes)
+            if split_name == "test_untrained":
+                target.untrained = scores
+            elif split_name == "test":
+                target.test = scores
+                target.grid_predictions = piece[: self.grid_images].clone()
+                target.train_seconds = message.train_seconds or 0.0
+
+    def on_split(self, split: str) -> "Evaluator":
+        """What was measured, scored on `split` ("test", or "val" when the data scores it too):
+        the same curves and errors, the final and untrained scores and the grid of that split."""
+        if split == "test":
+            return self
+        view = Evaluator(self.data, self.families, self.num_classes, self.grid_images)
+        view.split = split
+        for vid, ev in self.variants.items():
+            other = ev.also.get(split, VariantEvaluation(size=ev.size))
+            view.variants[vid] = VariantEvaluation(test=other.test, untrained=other.untrained, curves=ev.curves,
+                                                   grid_predictions=other.grid_predictions, size=ev.size,
+                                                   errors=ev.errors, train_seconds=other.train_seconds)
+        return view
 
     def grid(self, size: int) -> dict[str, torch.Tensor]:
-        test = self.data.splits[size]["test"]
-        return {"images": test.images[: self.grid_images], "masks": test.masks[: self.grid_images]}
+        scored = dict(self.data.scored(size))[self.split]
+        return {"images": scored.images[: self.grid_images], "masks": scored.masks[: self.grid_images]}

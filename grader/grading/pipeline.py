@@ -30,7 +30,7 @@ from grader.grading.checks import WORKER_STATUS, check_learning, check_llm_decla
 from grader.data.sources import secret_test_seed
 from grader.shared.device import resolve_device
 from grader.shared.processes import scratch_folder
-from grader.grading.evaluation import Evaluator, PreparedData, prepare_data
+from grader.grading.evaluation import Evaluator, PreparedData, describe_source, prepare_data
 from grader.grading.metrics import json_float
 from grader.submission.load import find_checkpoints, load_submission, read_manifest
 from grader.grading.progress import ProgressState, ProgressTracker
@@ -107,6 +107,29 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
     `sha256`: the submission's fingerprint when the caller has it (a batch's plan);
     `on_prepared(submission)`: called once its importable copy is prepared, before any of its
     code runs, for a caller that keeps something of it (a batch keeps its code)."""
+    (result,) = _grade(path, assignment, options, submission_id, on_progress, sha256, on_prepared)
+    return result
+
+
+def grade_on_test_and_val(path: str | Path, assignment: Assignment, options: GradeOptions,
+                          submission_id: str | None = None) -> tuple[SubmissionResult, SubmissionResult]:
+    """One training, its final model scored twice: on the hidden test split (what a grade
+    scores) and on the public validation split as a self-check scores it (the same images and
+    the same band identity). `segrade bands` on real data: both bands from one run per seed.
+    Synthetic scenes have one band for both (grader.grading.evaluation.evaluation_distribution)."""
+    if assignment.dataset.kind == "synthetic" or options.profile is None or options.weights:
+        raise ValueError("scoring one training on both splits needs real data and a training profile")
+    test, val = _grade(path, assignment, replace(options, evaluation_split="test", keep_in=None), submission_id,
+                       also_val=True)
+    return test, val
+
+
+def _grade(path: str | Path, assignment: Assignment, options: GradeOptions, submission_id: str | None = None,
+           on_progress: Callable[[ProgressState], None] | None = None, sha256: str | None = None,
+           on_prepared: Callable[[Submission], None] | None = None,
+           also_val: bool = False) -> tuple[SubmissionResult, ...]:
+    """The grade, scored on options.evaluation_split; with `also_val`, a second result scored on
+    the validation split from the same training (grade_on_test_and_val)."""
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
     profile, profile_reason = resolve_profile(assignment, options)
@@ -126,18 +149,20 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         data = evaluator = None
         checkpoints: dict[str, str] = {}
         if profile is not None:
-            data = prepare_evaluation_data(assignment, profile, options, Path(tmp) / "data")
+            data = prepare_evaluation_data(assignment, profile, options, Path(tmp) / "data", also_val)
             evaluator = Evaluator(data, {v.id: v.family.id for v in assignment.variants}, assignment.num_classes,
                                   profile.grid_images)
             checkpoints = find_checkpoints(submission, [v.id for v in assignment.variants], manifest) \
                 if options.weights else {}
-        bands = None
+        splits = (options.evaluation_split, "val") if also_val else (options.evaluation_split,)
+        bands = {split: None for split in splits}
         if profile is not None:
-            identity = BandIdentity(assignment.id, profile.id, profile.training_sha256, data.fingerprint,
-                                    data.evaluation)
-            bands = load_bands(profile, backbone_key(pretrained), [v.id for v in assignment.variants],
-                               options.bands_folder, identity=identity, split=options.evaluation_split,
-                               command=bands_command(assignment, profile.id, options.bands_folder))
+            for split in splits:
+                identity = BandIdentity(assignment.id, profile.id, profile.training_sha256, data.fingerprint,
+                                        data.val_evaluation if split == "val" and also_val else data.evaluation)
+                bands[split] = load_bands(profile, backbone_key(pretrained), [v.id for v in assignment.variants],
+                                          options.bands_folder, identity=identity, split=split,
+                                          command=bands_command(assignment, profile.id, options.bands_folder))
         memo = None
         if options.keep_in is not None:
             memo = _open_memory(assignment, submission, profile, options, pretrained, manifest, data, checkpoints,
@@ -187,56 +212,66 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
         answers = find_answers(submission.root, assignment.rubric)
     checked = check(assignment, run, modules, options, to_run)
     checked = tuple(replace(v, program=getattr(run.variants.get(v.variant_id), "program", None)) for v in checked)
-    if profile is not None:
-        checked = evaluate(assignment, checked, run, evaluator, options.evaluation_split, bands)
-    grids = {vid: kept.grid for vid, kept in reused.items()}
-    if memory is not None:
-        for result in checked:
-            observed = run.variants.get(result.variant_id)
-            classes = list(observed.classes) if observed and observed.classes is not None else None
-            key = memo.key(result.variant_id, classes)
-            ev = evaluator.variants.get(result.variant_id) if evaluator is not None else None
-            grid = ev.grid_predictions.numpy() if ev is not None and ev.grid_predictions is not None else None
-            memory.keep(result.variant_id, key, started_at, classes, result, grid)
-        memory.run = {"files": files, "worker": {k: v for k, v in vars(run).items() if k != "variants"}}
-        memory.save()
-    by_id = {r.variant_id: r for r in checked}
-    by_id |= {vid: replace(kept.result, reused_since=kept.at) for vid, kept in reused.items()}
-    variants = tuple(by_id[v.id] for v in assignment.variants if v.id in by_id)
-    variants, grade = score(assignment, variants, bands, options.evaluation_split, options.trust_student_process)
+    results = []
+    for split in splits:
+        on_split = evaluator.on_split("val" if also_val and split == "val" else "test") if evaluator else None
+        evaluated = checked if profile is None else evaluate(assignment, checked, run, on_split, split, bands[split])
+        if memory is not None:
+            _keep(memo, evaluated, run, on_split, started_at, files)
+        by_id = {r.variant_id: r for r in evaluated}
+        by_id |= {vid: replace(kept.result, reused_since=kept.at) for vid, kept in reused.items()}
+        variants = tuple(by_id[v.id] for v in assignment.variants if v.id in by_id)
+        variants, grade = score(assignment, variants, bands[split], split, options.trust_student_process)
+        scored_on_val = also_val and split == "val"
+        environment = {
+            **run.environment,
+            "segrade": __version__,
+            "profile": profile.id if profile else None,
+            "profile_reason": profile_reason,
+            "profile_sha256": profile.sha256 if profile else None,
+            "training_seed": _seed(profile, options),
+            "mode": "checks only" if profile is None else "weights" if options.weights else "train",
+            "pretrained_backbone": pretrained,
+            "backbone_weights": _describe_backbone(assignment, weights, profile, options),
+            "dataset": assignment.dataset.kind,
+            "dataset_fingerprint": data.fingerprint if data else None,
+            "evaluation_distribution": (data.val_evaluation if scored_on_val else data.evaluation) if data else None,
+            "test_split": (describe_source(assignment, "val") if scored_on_val else data.test_source) if data else None,
+            "evaluation_split": split if data else None,
+            "isolation": run.isolation,
+            "worker_problem": run.problem,
+            "worker_restarts": run.restarts,
+            "worker_seconds": round(run.seconds, 2) if to_run else 0.0,
+            "reused_variants": sorted(reused),
+            # --variant: variants neither checked nor kept from an earlier self-check (absent from the results)
+            "not_checked": [v.id for v in assignment.variants if v.id not in by_id],
+            "verifier_seconds": run.environment.get("verifier_seconds"),
+            "measured_in": _measured_in(variants),
+        }
+        grids = {vid: kept.grid for vid, kept in reused.items()}
+        results.append(SubmissionResult(
+            submission=submission, assignment_id=assignment.id, spec_sha256=assignment.sha256,
+            segrade_version=__version__, environment=environment, modules=tuple(modules), variants=variants,
+            evaluation=None, grade=grade, worker_log=run.log, started_at=started_at,
+            duration_s=round(time.perf_counter() - started, 2), checks=(policy,) if policy else (), answers=answers,
+            samples=_samples(assignment, data, on_split, grids) if data else None,
+        ))
+    return tuple(results)
 
-    environment = {
-        **run.environment,
-        "segrade": __version__,
-        "profile": profile.id if profile else None,
-        "profile_reason": profile_reason,
-        "profile_sha256": profile.sha256 if profile else None,
-        "training_seed": _seed(profile, options),
-        "mode": "checks only" if profile is None else "weights" if options.weights else "train",
-        "pretrained_backbone": pretrained,
-        "backbone_weights": _describe_backbone(assignment, weights, profile, options),
-        "dataset": assignment.dataset.kind,
-        "dataset_fingerprint": data.fingerprint if data else None,
-        "evaluation_distribution": data.evaluation if data else None,
-        "test_split": data.test_source if data else None,
-        "evaluation_split": options.evaluation_split if data else None,
-        "isolation": run.isolation,
-        "worker_problem": run.problem,
-        "worker_restarts": run.restarts,
-        "worker_seconds": round(run.seconds, 2) if to_run else 0.0,
-        "reused_variants": sorted(reused),
-        # --variant: variants neither checked nor kept from an earlier self-check (absent from the results)
-        "not_checked": [v.id for v in assignment.variants if v.id not in by_id],
-        "verifier_seconds": run.environment.get("verifier_seconds"),
-        "measured_in": _measured_in(variants),
-    }
-    return SubmissionResult(
-        submission=submission, assignment_id=assignment.id, spec_sha256=assignment.sha256,
-        segrade_version=__version__, environment=environment, modules=tuple(modules), variants=variants,
-        evaluation=None, grade=grade, worker_log=run.log, started_at=started_at,
-        duration_s=round(time.perf_counter() - started, 2), checks=(policy,) if policy else (), answers=answers,
-        samples=_samples(assignment, data, evaluator, grids) if data else None,
-    )
+
+def _keep(memo: _Memo, checked: tuple[VariantResult, ...], run: WorkerRun, evaluator: Evaluator | None,
+          started_at: str, files: str | None) -> None:
+    """A self-check keeps each variant's result, keyed by what decides it (grader.grading.reuse)."""
+    memory = memo.memory
+    for result in checked:
+        observed = run.variants.get(result.variant_id)
+        classes = list(observed.classes) if observed and observed.classes is not None else None
+        key = memo.key(result.variant_id, classes)
+        ev = evaluator.variants.get(result.variant_id) if evaluator is not None else None
+        grid = ev.grid_predictions.numpy() if ev is not None and ev.grid_predictions is not None else None
+        memory.keep(result.variant_id, key, started_at, classes, result, grid)
+    memory.run = {"files": files, "worker": {k: v for k, v in vars(run).items() if k != "variants"}}
+    memory.save()
 
 
 VERIFIER_LOAD_SECONDS = 180.0
@@ -423,9 +458,11 @@ def _seed(profile: Profile | None, options: GradeOptions) -> int | None:
     return profile.seed if options.seed is None else options.seed
 
 
-def prepare_evaluation_data(assignment: Assignment, profile: Profile, options: GradeOptions, folder: Path) -> PreparedData:
+def prepare_evaluation_data(assignment: Assignment, profile: Profile, options: GradeOptions, folder: Path,
+                            also_val: bool = False) -> PreparedData:
     """The profile's splits at each family's size; in checkpoint mode, at the assignment's own
-    sizes (the student trained there) and without a training split to speak of."""
+    sizes (the student trained there) and without a training split to speak of. `also_val`:
+    the final model is scored on the validation split too (grade_on_test_and_val)."""
     if options.weights:
         sizes = {fid: f.input_size for fid, f in assignment.families.items()}
         counts = {"train": 1, "val": 1, "test": profile.test_images}
@@ -439,7 +476,7 @@ def prepare_evaluation_data(assignment: Assignment, profile: Profile, options: G
         counts["val"] = max(counts["val"], counts["test"])  # the same images score the curves and the end
         counts["test"] = counts["val"]
         test_seed = None
-    return prepare_data(assignment, sizes, counts, folder, test_seed, options.evaluation_split)
+    return prepare_data(assignment, sizes, counts, folder, test_seed, options.evaluation_split, also_val)
 
 
 def training_request(assignment: Assignment, profile: Profile, data: PreparedData, options: GradeOptions,
