@@ -1,9 +1,11 @@
 """Baselines, and the property of the synthetic data they exist to show: colour alone does
-not give the class away, so a per-pixel colour lookup scores far below a trained U-Net."""
+not give the class away, so a per-pixel colour lookup scores far below a trained U-Net (the
+U-Net's figure is recorded with the scenes' fingerprint and re-measured when they change)."""
 
+import hashlib
 import importlib.util
+import os
 
-import pytest
 import torch
 
 from grader.data.baselines import fit_colour_lookup, score_colour_lookup, score_majority
@@ -40,13 +42,26 @@ def test_majority_baseline_predicts_the_most_frequent_class():
     assert scores.miou == 0.25
 
 
-@pytest.mark.slow
-def test_colour_lookup_scores_far_below_a_trained_unet():
-    # 48 px and 250 steps (was 64 px and 350): U-Net 0.344 with one thread, 0.331 with two,
-    # against the lookup's 0.216; at 32 px the U-Net reached only 0.315 against 0.209.
-    raw_train, raw_val = SyntheticRoadScenes(101, 400, 48), SyntheticRoadScenes(102, 100, 48)
-    colour = score_colour_lookup(fit_colour_lookup(raw_train, C), raw_val, C).miou
+# The trained U-Net's side is a property of the data: measured on the scenes with this
+# fingerprint (2026-12-05, 2 cores: U-Net 0.344 with one thread, 0.331 with two; the lookup
+# 0.216), it is re-measured (250 training steps, ~35 s) whenever the scenes change, or with
+# SEGRADE_RETRAIN_BASELINE=1. The lookup's side is measured every run.
+MEASURED_ON = "33cc58369ccb3e5052d9417f4a2f06db36b1c90f6423feaf309f49bff64f3670"
+MEASURED_UNET_MIOU = 0.331
 
+
+def _fingerprint(*datasets) -> str:
+    digest = hashlib.sha256()
+    for dataset in datasets:
+        for i in range(len(dataset)):
+            image, mask = dataset[i]
+            digest.update(image.numpy().tobytes())
+            digest.update(mask.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _trained_unet_miou(raw_train, raw_val) -> float:
+    # 48 px and 250 steps (was 64 px and 350): at 32 px the U-Net reached only 0.315 against 0.209.
     spec = importlib.util.spec_from_file_location("reference_unet", reference_dir() / "unet.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -56,8 +71,16 @@ def test_colour_lookup_scores_far_below_a_trained_unet():
     val = TransformedDataset(raw_val, eval_transform(48))
     cm = ConfusionMatrix(C)
     cm.update(predict(model, val), torch.stack([mask for _, mask in val]))
-    unet = cm.compute().miou
+    return cm.compute().miou
 
-    print(f"colour lookup mIoU {colour:.3f}, U-Net (250 steps, width 16, 48 px) mIoU {unet:.3f}")
+
+def test_colour_lookup_scores_far_below_a_trained_unet():
+    raw_train, raw_val = SyntheticRoadScenes(101, 400, 48), SyntheticRoadScenes(102, 100, 48)
+    colour = score_colour_lookup(fit_colour_lookup(raw_train, C), raw_val, C).miou
     assert colour < 0.3
+    if _fingerprint(raw_train, raw_val) == MEASURED_ON and not os.environ.get("SEGRADE_RETRAIN_BASELINE"):
+        unet = MEASURED_UNET_MIOU
+    else:
+        unet = _trained_unet_miou(raw_train, raw_val)
+    print(f"colour lookup mIoU {colour:.3f}, U-Net (250 steps, width 16, 48 px) mIoU {unet:.3f}")
     assert unet > colour + 0.1
