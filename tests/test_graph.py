@@ -402,3 +402,70 @@ def test_no_false_alarm_on_carol_notebook(tmp_path):
     failures = {v: m for v, (status, m, method, same) in outcomes.items() if status != "pass"}
     assert not failures, failures
     assert all(method == "export" and same for _, _, method, same in outcomes.values()), outcomes
+
+
+# --------------------------------------------------------------------------- the captured program's graph
+
+
+class NoGradStem(nn.Module):
+    """A grad-mode region in forward: torch.export keeps it as a subgraph in the captured
+    program, so the verifier exports the program again to functionalise it."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.body, self.head = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(8, 13, 1)
+
+    def forward(self, x):
+        with torch.no_grad():
+            s = self.stem(x)
+        return self.head(torch.cat([s, F.relu(self.body(x))], 1))
+
+
+# Each a judgment the architecture check rests on (gates, a skip that is concatenated and
+# unused, a residual without its add) and a grad-mode region; the reference models are read
+# this way in every verifier run of test_reference_grade and test_submissions.
+CAPTURED_CASES = {
+    "good_gate": lambda: TinyUNet(gate=GoodGate),
+    "noskip_that_concatenates": lambda: TinyUNet(skips=False, cat_without_use=True),
+    "residual_without_add": lambda: TinyUNet(block_fn=ResBlockNoAdd),
+    "no_grad_region": lambda: NoGradStem(),
+}
+
+
+@pytest.mark.slow  # each case captured (two exports) and exported again
+@pytest.mark.parametrize("case", sorted(CAPTURED_CASES))
+def test_a_captured_program_read_at_the_probe_size_fingerprints_like_a_fresh_export(case, tmp_path):
+    """The verifier reads the captured program's own graph at the probe size (record_captured:
+    one forward through it) instead of exporting it again: the same fingerprint, at any size."""
+    from grader.measure.captured import as_model
+    from grader.measure.graph import record_captured
+    from grader.verifier.load import ProgramLimits, load_program
+    from grader.worker.capture import capture
+
+    torch.manual_seed(0)
+    programs = capture(CAPTURED_CASES[case](), SIZE, tmp_path, case)["programs"]
+    train, eval_ = (load_program(tmp_path / programs[mode]["file"], programs[mode]["sha256"], ProgramLimits())
+                    for mode in ("train", "eval"))
+    model = as_model(train, eval_)
+    for size in (SIZE, 2 * SIZE) if case == "good_gate" else (SIZE,):   # the program's shapes are dynamic
+        exported = fingerprint(_without_graph(model), size, method="export")
+        read = fingerprint(model, size, method="export")
+        assert read.to_json() == exported.to_json(), (case, size)
+    if case == "no_grad_region":
+        with pytest.raises(ExportFailed, match="as a subgraph"):
+            record_captured(model, SIZE)
+    else:
+        assert record_captured(model, SIZE).ops
+
+
+def _without_graph(model):
+    """The same captured model seen as any module: fingerprint exports it again."""
+    class Wrapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+
+        def forward(self, x):
+            return self.inner(x)
+
+    return Wrapped()

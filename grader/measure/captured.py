@@ -76,6 +76,13 @@ def as_model(train_program, eval_program) -> Any:
     def eval(self):
         return train(self, False)
 
+    def eval_graph():
+        """The graph module that runs in eval mode, holding the model's parameters (graph.record_captured)."""
+        if other is not model:
+            _tie(other, model)
+        return other
+
+    model.segrade_eval_graph = eval_graph
     model.forward = types.MethodType(forward, model)
     model.train = types.MethodType(train, model)
     model.eval = types.MethodType(eval, model)

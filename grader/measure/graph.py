@@ -1,6 +1,7 @@
 """Verifying architecture from the dataflow graph of one forward pass (BRIEF §6).
 
-Runs inside the worker, next to student code (imports torch). `fingerprint(model, size)` builds
+Runs in the verifier on captured programs, and in the worker next to student code for a model
+that could not be captured (imports torch). `fingerprint(model, size)` builds
 the dataflow graph of one forward pass on a 1 x 3 x size x size input at the aten level, in one
 of two ways, and fingerprints it:
 
@@ -9,7 +10,10 @@ of two ways, and fingerprints it:
   `upsample_bilinear2d` stay whole, in-place writes become `slice_scatter`/`copy`). The forward
   runs on fake tensors, so no real compute: cheap even at INFLATED_RETRY_SIZE. Attributes the
   forward assigns (`self.alpha = ...`) would keep fake tensors, so every submodule's attributes
-  are restored afterwards.
+  are restored afterwards. A captured program in the verifier (grader.measure.captured) is an
+  exported graph already: its nodes are read at the probe size from one real forward pass
+  through it (`record_captured`, ~10x cheaper than exporting it again; the same fingerprint,
+  tests/test_graph.py), and exported again only when it keeps a grad-mode region.
 - "dispatch" (when export fails: data-dependent control flow such as `.item()` in an `if`,
   `.numpy()`, a control-flow operator left in the graph): one real forward pass recorded with
   a `TorchDispatchMode` (the mechanism behind `torch.utils.flop_counter.FlopCounterMode`),
@@ -368,12 +372,55 @@ def record_export(model: torch.nn.Module, size: int = 64, in_channels: int = 3, 
             vars(module).update(attributes)
 
 
+def record_captured(model: torch.nn.Module, size: int = 64, in_channels: int = 3, seed: int = 0) -> Graph:
+    """The dataflow graph of a captured program (grader.measure.captured.as_model: the model
+    carries its eval-mode graph) on a 1 x in_channels x size x size input: the graph torch.export
+    already made, its nodes' shapes at this size read from one real forward pass through it (an
+    fx Interpreter) instead of exporting the model again, which costs ~10x more. Raises
+    ExportFailed when the graph keeps a control-flow or grad-mode region (record_export then
+    functionalises it); GraphError when the forward fails."""
+    from torch.fx import Interpreter
+
+    module = model.segrade_eval_graph()
+    x = _probe_input(model, size, in_channels, seed)
+    seen: dict[Any, Any] = {}
+
+    class Recorder(Interpreter):
+        def run_node(self, node):
+            seen[node] = value = super().run_node(node)
+            return value
+
+    try:
+        with torch.no_grad():
+            Recorder(module).run(x)
+    except Exception as error:
+        raise GraphError(f"the forward pass on a 1x{in_channels}x{size}x{size} input failed: "
+                         f"{type(error).__name__}: {error}") from error
+    nodes = list(module.graph.nodes)
+    output = next(n for n in nodes if n.op == "output")
+    outputs = list(output.args[0]) if isinstance(output.args[0], (tuple, list)) else [output.args[0]]
+    return _graph_from_nodes(nodes, seen.get, lambda node: True, outputs, module._out_spec, size)
+
+
 def _graph_from_program(program, input_height: int) -> Graph:
-    from torch._ops import HigherOrderOperator
     from torch.export.graph_signature import OutputKind
-    from torch.fx import Node
 
     user_inputs = set(program.graph_signature.user_inputs)
+    nodes = list(program.graph.nodes)
+    output = next(n for n in nodes if n.op == "output")
+    outputs = [n for n, spec in zip(output.args[0], program.graph_signature.output_specs)
+               if spec.kind == OutputKind.USER_OUTPUT]
+    return _graph_from_nodes(nodes, lambda node: node.meta.get("val"), lambda node: node.name in user_inputs,
+                             outputs, program.call_spec.out_spec, input_height)
+
+
+def _graph_from_nodes(nodes, value_of, is_user_input, outputs, out_spec, input_height: int) -> Graph:
+    """The Graph of FX `nodes`: `value_of(node)` its tensor (fake or real), `is_user_input`
+    which placeholders are the model's input, `outputs` the user outputs (flattened as
+    `out_spec` says). Arithmetic on sizes (dynamic shapes) is not an op."""
+    from torch._ops import HigherOrderOperator, OpOverload, OpOverloadPacket
+    from torch.fx import Node
+
     values: list[Value] = []
     ops: list[Op] = []
     # FX node -> its value indices, one per element of a tuple output (None: not a tensor).
@@ -385,12 +432,13 @@ def _graph_from_program(program, input_height: int) -> Graph:
         values.append(Value(tuple(int(d) for d in t.shape), producer, live))
         return len(values) - 1
 
-    output_node = graph_input = None
-    for node in program.graph.nodes:
-        val = node.meta.get("val")
+    graph_input = None
+    for node in nodes:
+        val = value_of(node)
         if node.op == "placeholder":
-            of[node] = [new(val, None, node.name in user_inputs)]
-            if node.name in user_inputs and graph_input is None:
+            user = is_user_input(node)
+            of[node] = [new(val, None, user)]
+            if user and graph_input is None:
                 graph_input = of[node][0]
         elif node.op == "call_function" and node.target is operator.getitem:
             source, position = node.args
@@ -399,6 +447,9 @@ def _graph_from_program(program, input_height: int) -> Graph:
         elif node.op == "call_function":
             if isinstance(node.target, HigherOrderOperator):
                 raise ExportFailed(f"torch.export kept {node.target.__name__} as a subgraph")
+            if not isinstance(node.target, (OpOverload, OpOverloadPacket)) and not isinstance(val, torch.Tensor):
+                of[node] = []   # Python arithmetic on sizes (operator.mul on a dynamic height)
+                continue
             packet = getattr(node.target, "overloadpacket", None)
             name = packet.__name__ if packet is not None else getattr(node.target, "__name__", str(node.target))
             flat, _ = tree_flatten((node.args, node.kwargs))
@@ -409,20 +460,16 @@ def _graph_from_program(program, input_height: int) -> Graph:
             items = list(val) if isinstance(val, (tuple, list)) else [val]
             of[node] = [new(t, index, live) for t in items]
             ops[-1].outputs = [i for i in of[node] if i is not None]
-        elif node.op == "output":
-            output_node = node
         elif node.op == "get_attr":
             of[node] = [new(val, None, False)]
 
-    if output_node is None or graph_input is None:
+    if graph_input is None or not outputs:
         raise ExportFailed("the exported graph has no input or no output")
-    outputs = [n for n, spec in zip(output_node.args[0], program.graph_signature.output_specs)
-               if spec.kind == OutputKind.USER_OUTPUT]
-    fakes = [n.meta.get("val") if isinstance(n, Node) else n for n in outputs]
-    chosen = _output_tensor(tree_unflatten(fakes, program.call_spec.out_spec))
+    tensors = [value_of(n) if isinstance(n, Node) else n for n in outputs]
+    chosen = _output_tensor(tree_unflatten(tensors, out_spec))
     if chosen is None:
         raise GraphError("the model returned no tensor")
-    node = next(n for n, fake in zip(outputs, fakes) if fake is chosen)
+    node = next(n for n, t in zip(outputs, tensors) if t is chosen)
     output = (of.get(node) or [None])[0] if isinstance(node, Node) else None
     if output is None or not values[output].live:
         raise GraphError("the model's output is not computed from its input")
@@ -651,12 +698,15 @@ def fingerprint(model: torch.nn.Module, size: int = 64, in_channels: int = 3,
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     export_error = ""
     if method in ("auto", "export"):
-        try:
-            return fingerprint_graph(_graph(record_export, model, size, in_channels), "export")
-        except ExportFailed as error:
-            if method == "export":
-                raise
-            export_error = str(error)
+        # A captured program (the verifier's) is a graph already: read it at this size first.
+        builders = (record_captured, record_export) if hasattr(model, "segrade_eval_graph") else (record_export,)
+        for build in builders:
+            try:
+                return fingerprint_graph(_graph(build, model, size, in_channels), "export")
+            except ExportFailed as error:
+                if method == "export" and build is record_export:
+                    raise
+                export_error = str(error)
     fp = fingerprint_graph(_graph(record, model, size, in_channels), "dispatch")
     return replace(fp, export_error=export_error)
 
