@@ -61,14 +61,17 @@ def pytest_terminal_summary(terminalreporter):
 
 
 # The files that take longest, longest first (their test time in a full run on 2 cores, quiet,
-# 2026-12-05: 189, 173, 164, 148, 111, 68, 66, 63, 46, 44, 42, 38, 35, 34, 32, 30, 28 s; the rest
-# take seconds). With `--dist loadfile` a file runs whole in one test process, in collection order:
-# a long file collected last (test_slurm, test_submissions, test_wheel sort late) left the other
-# process idle for minutes at the end. Longest first, the short files fill in at the end.
-LONGEST_FIRST = ("test_hostile.py", "test_new_course.py", "test_submissions.py", "test_slurm.py",
-                 "test_reference_grade.py", "test_check.py", "test_real_submissions.py", "test_batch.py",
-                 "test_checks.py", "test_capture_hostile.py", "test_reference_models.py", "test_baselines.py",
-                 "test_reuse.py", "test_weights.py", "test_graph.py", "test_training.py", "test_wheel.py")
+# 2026-12-05: 189, 153, 150, 114, 114, 68, 67, 63, 50, 49, 46, 40, 32, 29, 28, 25, 15, 14 s; the
+# rest take seconds). With `--dist loadfile` a file runs whole in one test process, and files go
+# out in collection order (`--no-loadscope-reorder` in pyproject.toml: xdist would otherwise
+# send the files with the most tests first, and the few-test long ones, the reference's
+# self-check among them, last, leaving the other process idle for minutes at the end).
+# Longest first, the short files fill in at the end.
+LONGEST_FIRST = ("test_hostile.py", "test_submissions.py", "test_slurm.py", "test_reference_grade.py",
+                 "test_new_course.py", "test_real_submissions.py", "test_batch.py", "test_check.py",
+                 "test_reference_models.py", "test_graph.py", "test_capture_hostile.py", "test_weights.py",
+                 "test_reuse.py", "test_training.py", "test_wheel.py", "test_checks.py", "test_provenance.py",
+                 "test_capture.py", "test_reports.py", "test_similarity.py")
 
 
 def pytest_collection_modifyitems(items):
