@@ -136,7 +136,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.slow  # the CLI in subprocesses
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the jobs' parent-death signal is Linux-only")
 def test_sigkill_mid_batch_then_rerun_finishes_without_regrading(tmp_path, unet_spec):
-    folder = make_folder(tmp_path / "in", ["ann", "bo", "cy"])
+    folder = make_folder(tmp_path / "in", ["ann", "bo"])   # bo is graded when the batch is killed
     out = tmp_path / "out"
     command = [sys.executable, "-m", "grader", "grade", str(folder), "--out", str(out), "--spec", str(unet_spec),
                "--checks-only", "--device", "cpu", "--jobs", "1", "--no-pdf"]   # what is killed is the batch
@@ -165,14 +165,13 @@ def test_sigkill_mid_batch_then_rerun_finishes_without_regrading(tmp_path, unet_
     assert rerun.returncode == 1, rerun.stdout + rerun.stderr  # broken.zip cannot be graded
     assert "already graded" in rerun.stdout and "ann" in rerun.stdout
     # Not a terminal: each running job's progress as plain lines, one per variant (issue 18).
-    assert re.search(r"^\[\s*\d+ s\] (bo|cy): variant 1 of 1, unet: ", rerun.stdout, re.M), rerun.stdout
+    assert re.search(r"^\[\s*\d+ s\] bo: variant 1 of 1, unet: ", rerun.stdout, re.M), rerun.stdout
     assert (out / "ann" / "results.json").stat().st_ino == first.st_ino  # not regraded
-    for sid in ("bo", "cy"):
-        assert (out / sid / "done.json").exists()
+    assert (out / "bo" / "done.json").exists()
     rows = list(csv.DictReader((out / "gradebook.csv").open()))
-    assert sorted(r["submission"] for r in rows) == ["ann", "bo", "broken", "cy"]
+    assert sorted(r["submission"] for r in rows) == ["ann", "bo", "broken"]
     assert not (out / ".segrade-staging").exists()
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["ann", "bo", "broken", "cy"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["ann", "bo", "broken"]
 
 
 def test_cli_refuses_bad_input(tmp_path, capsys):

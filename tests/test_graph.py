@@ -345,8 +345,27 @@ def test_export_leaves_the_model_as_it_was():
 # --------------------------------------------------------------------------- example submissions
 # That the example submissions raise no false alarm is test_submissions.py's every-variant test
 # (the architecture check through the real worker, with the spec's requirements, which are these),
-# except for carol's notebook, whose seven classes are judged here only (test_submissions builds
-# one of her U-Nets): both graph builders must agree on a real submission.
+# except for carol's notebook, whose seven classes are judged here only, and bob's U-Nets, judged
+# here (test_submissions builds one U-Net of each): both graph builders must agree on a real
+# submission.
+
+
+@pytest.mark.slow  # four U-Nets recorded twice
+def test_no_false_alarm_on_bob_s_unets(monkeypatch):
+    """bob_inverted_flag's U-Nets: his own class names, a no-skip and an attention U-Net that
+    subclass the vanilla one and override forward."""
+    folder = ROOT / "tests" / "data" / "submissions" / "bob_inverted_flag"
+    monkeypatch.syspath_prepend(str(folder))   # his models.py imports his utils.py
+    monkeypatch.delitem(sys.modules, "utils", raising=False)
+    try:
+        bob = _load(folder / "models.py", "bob_models")
+    finally:
+        sys.modules.pop("utils", None)
+    for variant, cls in (("unet", bob.VanillaUNet), ("unet_noskip", bob.NoSkipUNet),
+                         ("unet_residual", bob.ResUNet), ("unet_attention", bob.AttentionUNet)):
+        torch.manual_seed(0)
+        _, status, message = _check(cls(), variant)
+        assert status == "pass", (variant, message)
 
 
 CAROL_SCRIPT = r"""

@@ -20,9 +20,9 @@ on the right variants and nothing else; frank_import_error forgot to hand in its
 and every variant must say so.
 
 Every variant of each is *mapped* (how segrade reads the code: class, arguments, adapter) by
-the worker without building (`planned`), and five are built and checked (`graded`): the four
-U-Nets (carol's gated-attention one only: all seven of her classes are judged by both graph
-builders in test_graph) and one of the six VGG16 FCNs (~134M parameters each, ~10-20 s each to build, capture
+the worker without building (`planned`), and some are built and checked (`graded`): the four
+U-Nets (carol's gated-attention one and bob's no-skip one only: all seven of carol's classes and
+bob's four U-Nets are judged by both graph builders in test_graph) and one of the six VGG16 FCNs (~134M parameters each, ~10-20 s each to build, capture
 and check on 2 cores), a different one per example so that each FCN class (32s, 16s, 8s) and
 each backbone mode (frozen, fine-tuned) is built somewhere; the others are the same classes
 with other arguments, which the mapping shows. erin builds the frozen FCN whose freeze flag
@@ -59,9 +59,11 @@ BUILT_FCN = {"alice_package": "fcn32s_frozen", "bob_inverted_flag": "fcn16s_fine
              "carol_notebook": "fcn8s_frozen", "erin_mistakes": "fcn8s_frozen"}
 
 
-# carol's U-Nets: one built here (the notebook through the real worker); the architecture of all
-# seven of her classes is judged by both graph builders in test_graph (test_no_false_alarm_on_carol_notebook).
-BUILT_UNETS = {"carol_notebook": ("unet_attention",)}
+# carol's and bob's U-Nets: one built here each (the notebook through the real worker; bob's no-skip
+# subclass that overrides forward); the architecture of all seven of carol's classes and bob's four
+# U-Nets is judged by both graph builders in test_graph (test_no_false_alarm_on_carol_notebook,
+# test_no_false_alarm_on_bob_s_unets).
+BUILT_UNETS = {"carol_notebook": ("unet_attention",), "bob_inverted_flag": ("unet_noskip",)}
 
 
 def built(name: str) -> tuple[str, ...]:
