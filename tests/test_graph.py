@@ -52,10 +52,17 @@ def ref_fcn():
 
 @pytest.fixture
 def fast_init(monkeypatch):
-    """Skip the random init of VGG16's 120M classifier weights: structure is all that counts."""
+    """Skip the random init of VGG16's 120M classifier weights: structure is all that counts.
+    Zeros, not the uninitialised memory: garbage holds denormal floats, which made the real
+    forward pass of the dispatch recording take 7 s in one run and 49 s in another."""
     for name in ("kaiming_normal_", "kaiming_uniform_", "normal_", "uniform_", "constant_", "zeros_",
                  "xavier_uniform_"):
-        monkeypatch.setattr(nn.init, name, lambda tensor, *a, **k: tensor)
+        monkeypatch.setattr(nn.init, name, _zeros)
+
+
+def _zeros(tensor, *args, **kwargs):
+    with torch.no_grad():
+        return tensor.zero_()
 
 
 def _check(model: nn.Module, variant: str, name: str | None = None) -> tuple[Fingerprint, str, str]:
@@ -374,8 +381,12 @@ from torch import nn
 sys.path.insert(0, sys.argv[1])
 from grader.worker.stubs import install_stub_finder
 install_stub_finder()
+import torch
+def zeros(tensor, *a, **k):   # not the uninitialised memory: its denormal floats are slow
+    with torch.no_grad():
+        return tensor.zero_()
 for name in ("kaiming_normal_", "kaiming_uniform_", "normal_", "uniform_", "constant_", "zeros_"):
-    setattr(nn.init, name, lambda tensor, *a, **k: tensor)
+    setattr(nn.init, name, zeros)
 sys.path.insert(0, sys.argv[2])
 import hw3
 from grader.grading.architecture import check_architecture
