@@ -127,7 +127,8 @@ def prepare_data(assignment: Assignment, sizes: dict[str, int], counts: dict[str
         torch.save({"images": splits[size]["val"].images}, out / "val.pt")
         final = splits[size]["test"].images
         if also_val:   # the images a self-check scores: its val split at max(val, test) images
-            scored = _load_split(assignment, "val", size, max(counts["val"], counts["test"]), None)
+            scored = splits[size]["val"] if counts["val"] >= counts["test"] else \
+                _load_split(assignment, "val", size, counts["test"], None)
             splits[size]["val_scored"] = scored
             final = torch.cat([final, scored.images])
         torch.save({"images": final}, out / "test.pt")
@@ -253,15 +254,15 @@ class Evaluator:
             for loss in message.losses:
                 ev.curves.loss_steps.append(len(ev.curves.loss) + 1)
                 ev.curves.loss.append(json_float(loss) if loss is not None else None)
-        masks = torch.cat([part.masks for _, part in parts]) if len(parts) > 1 else parts[0][1].masks
+        expected = (sum(len(part.masks) for _, part in parts), *parts[0][1].masks.shape[1:])
         try:
-            pred = decode_predictions({"shape": list(message.shape), "data": message.data},
-                                      tuple(masks.shape), self.num_classes)
+            pred = decode_predictions({"shape": list(message.shape), "data": message.data}, expected,
+                                      self.num_classes)
         except PredictionError as exc:
             ev.errors.append(f"{split_name}: {exc}")
             return
         if split_name == "val":
-            scores = score_predictions(pred, masks, self.num_classes)
+            scores = score_predictions(pred, parts[0][1].masks, self.num_classes)
             ev.curves.val_steps.append(message.step or 0)
             ev.curves.val_miou.append(json_float(scores.miou))
             ev.curves.val_pixel_accuracy.append(json_float(scores.pixel_accuracy))

@@ -101,7 +101,7 @@ from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_unflatten
+from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
 from grader.shared.protocol import Fingerprint
 
@@ -383,11 +383,15 @@ def record_captured(model: torch.nn.Module, size: int = 64, in_channels: int = 3
 
     module = model.segrade_eval_graph()
     x = _probe_input(model, size, in_channels, seed)
-    seen: dict[Any, Any] = {}
+    seen: dict[Any, Any] = {}   # node -> its value with each tensor as a shape-only (meta) stand-in
+
+    def shape_of(value):
+        return torch.empty(value.shape, device="meta") if isinstance(value, torch.Tensor) else value
 
     class Recorder(Interpreter):
         def run_node(self, node):
-            seen[node] = value = super().run_node(node)
+            value = super().run_node(node)
+            seen[node] = tree_map(shape_of, value)   # the activations themselves are freed as the pass goes
             return value
 
     try:
