@@ -49,6 +49,15 @@ from grader.records.results import VariantStatus
 # Variables the worker may inherit; everything else (tokens, keys, paths to grading
 # data) is dropped.
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
+# glibc's malloc serves large blocks (a fine-tuned FCN's fc6 gradient is 411 MB) with a fresh
+# mmap each time and gives the top of its heap back to the kernel whenever enough is free, so
+# each training step on the CPU faults its memory in again, page by page, in the kernel. All
+# blocks from the heap (M_MMAP_MAX 0) with 1 GiB of padding kept on it (M_TOP_PAD) let a step
+# reuse the last one's memory: 10 steps of the fine-tuned FCN-32s at 96 px ~12 -> ~6 s
+# (benchmarks/bench_allocator.py). The pad is address space, not memory used, so the
+# address-space limit is raised by the same amount: memory_gb stays what the model may use.
+ALLOCATOR_PAD = 1024**3
+ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TOP_PAD_": str(ALLOCATOR_PAD)}
 NOBODY = 65534
 
 MALFORMED = "the worker sent a malformed message"
@@ -257,9 +266,7 @@ def _run_once(job: Path, request: WorkerRequest | VerifierRequest, limits: Limit
     request = replace(request, **extra, drop_to=NOBODY if drop else None)
     (job / "request.json").write_text(json.dumps(request.to_json()))
     read_fd, write_fd = os.pipe()
-    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
-    env |= {"HOME": str(job / "submission"), "TMPDIR": str(job), "TORCH_HOME": str(job / "torch"),
-            "MPLBACKEND": "Agg"} | extra_env
+    env = worker_environment(job, extra_env)
     command = [sys.executable, "-I", "-u", "-B", "-m", entry, str(job / "request.json"), str(write_fd)]
     if isolation == "bubblewrap":
         command = _bwrap_prefix(job, readable, write_fd) + command
@@ -276,6 +283,14 @@ def _run_once(job: Path, request: WorkerRequest | VerifierRequest, limits: Limit
     finally:
         os.close(read_fd)
         _kill(proc)
+
+
+def worker_environment(job: Path, extra_env: dict[str, str]) -> dict[str, str]:
+    """The worker's (and the verifier's) environment variables: the few passed on, the job's
+    own folders, the allocator setting, and what the caller adds; nothing else of ours."""
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    return env | {"HOME": str(job / "submission"), "TMPDIR": str(job), "TORCH_HOME": str(job / "torch"),
+                  "MPLBACKEND": "Agg"} | ALLOCATOR_ENV | extra_env
 
 
 def _expected_environment(request: WorkerRequest | VerifierRequest) -> dict[str, str]:
@@ -417,18 +432,24 @@ def isolation_signal(number: int) -> bool:
     return number in signal.Signals._value2member_map_
 
 
-def _set_limits(limits: Limits, as_nobody: bool) -> None:
-    """In the child, before exec: resource limits (inherited by bwrap and the worker)."""
-    gb = 1024**3
-    for name, value in ((resource.RLIMIT_AS, int(limits.memory_gb * gb)),
-                        (resource.RLIMIT_CPU, limits.cpu_seconds),
-                        (resource.RLIMIT_FSIZE, limits.file_size_mb * 1024**2),
-                        (resource.RLIMIT_NOFILE, limits.open_files),
-                        (resource.RLIMIT_CORE, 0)):
-        resource.setrlimit(name, (value, value))
+def resource_limits(limits: Limits, as_nobody: bool) -> list[tuple[int, int]]:
+    """(resource, value) pairs the worker runs under; the address space has the allocator's pad
+    on top of memory_gb."""
+    pairs = [(resource.RLIMIT_AS, int(limits.memory_gb * 1024**3) + ALLOCATOR_PAD),
+             (resource.RLIMIT_CPU, limits.cpu_seconds),
+             (resource.RLIMIT_FSIZE, limits.file_size_mb * 1024**2),
+             (resource.RLIMIT_NOFILE, limits.open_files),
+             (resource.RLIMIT_CORE, 0)]
     if as_nobody:
         # Counted per user: the worker runs as nobody (root would be exempt).
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+        pairs.append((resource.RLIMIT_NPROC, limits.processes))
+    return pairs
+
+
+def _set_limits(limits: Limits, as_nobody: bool) -> None:
+    """In the child, before exec: resource limits (inherited by bwrap and the worker)."""
+    for name, value in resource_limits(limits, as_nobody):
+        resource.setrlimit(name, (value, value))
     die_with_parent()
 
 
