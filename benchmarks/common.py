@@ -1,0 +1,75 @@
+"""What the self-check benchmarks share: the phase clock, the bare-training baseline, and the
+allocator setting the worker runs under (bench_check.py, bench_capture.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from grader.grading.progress import ProgressState  # noqa: E402
+from grader.grading.sandbox import ALLOCATOR_ENV  # noqa: E402
+from grader.shared.resources import reference_dir  # noqa: E402
+
+
+def with_the_workers_allocator() -> None:
+    """Re-run this benchmark under the malloc setting the worker and the verifier run under
+    (grader.grading.sandbox.ALLOCATOR_ENV), so that the baseline, trained in this process,
+    and the self-check's training, in the verifier, compare like with like. glibc reads it at
+    start-up only."""
+    if any(os.environ.get(k) != v for k, v in ALLOCATOR_ENV.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | ALLOCATOR_ENV)
+
+
+class PhaseClock:
+    """Seconds spent in each (variant, phase), from the progress states' arrival times."""
+
+    def __init__(self) -> None:
+        self.spent: dict[tuple[str | None, str], float] = defaultdict(float)
+        self.last: tuple[float, str | None, str] | None = None
+        self.began = time.perf_counter()
+
+    def __call__(self, state: ProgressState) -> None:
+        now = time.perf_counter()
+        if self.last is None:
+            self.spent[(None, "start")] += now - self.began
+        else:
+            self.spent[self.last[1:]] += now - self.last[0]
+        self.last = (now, state.variant, state.phase)
+
+
+def bare_training(spec, profile) -> float:
+    """Every reference variant built and trained with a plain loop: the irreducible work."""
+    import torch
+    from torch import nn
+
+    sys.path.insert(0, str(reference_dir().parent))
+    from reference import fcn, unet
+
+    builders = {"fcn32s": fcn.FCN32s, "fcn16s": fcn.FCN16s, "fcn8s": fcn.FCN8s}
+    started = time.perf_counter()
+    for variant in spec.variants:
+        torch.manual_seed(0)
+        size = int(profile.image_size[variant.family.id])
+        if variant.family.id == "fcn":
+            model = builders[variant.id.split("_")[0]](13, freeze_backbone=variant.id.endswith("frozen"),
+                                                        pretrained=False)
+        else:
+            model = {"unet": unet.UNet, "unet_noskip": unet.UNetNoSkip, "unet_residual": unet.ResidualUNet,
+                     "unet_attention": unet.AttentionUNet}[variant.id](13)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=1e-3, fused=True)
+        loss_fn = nn.CrossEntropyLoss()
+        batch = int(profile.get("batch_size", variant.family.id))
+        for _ in range(int(profile.get("steps", variant.family.id))):
+            images = torch.randn(batch, 3, size, size)
+            masks = torch.randint(0, 13, (batch, size, size))
+            loss = loss_fn(model(images), masks)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return time.perf_counter() - started
