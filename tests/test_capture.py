@@ -401,3 +401,45 @@ def test_segrade_verify_re_measures_a_kept_grade_and_names_a_tampered_program(tm
     changed = json.loads((out / "verified.json").read_text())["variants"][0]
     assert changed["changed"]["builds"] == ["pass", "fail"]
     assert "sha256" in changed["messages"]["builds"] or "hash" in changed["messages"]["builds"]
+
+
+class Layered(nn.Module):
+    """Layers of every kind structure.py tells apart: torch layers, a student's module with a
+    parameter of its own, a layer called twice, and one forward never calls."""
+
+    class Scale(nn.Module):
+        def __init__(self, channels: int) -> None:
+            super().__init__()
+            self.gain = nn.Parameter(torch.ones(1, channels, 1, 1))
+
+        def forward(self, x):
+            return x * self.gain
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.scale = self.Scale(8)
+        self.twice = nn.Conv2d(8, 8, 1)
+        self.unused = nn.Conv2d(8, 8, 5)
+        self.up = nn.ConvTranspose2d(8, 3, 2, stride=2)
+
+    def forward(self, x):
+        return self.up(self.twice(self.twice(self.scale(self.down(x)))))
+
+
+def test_a_programs_layers_are_the_built_models_except_a_layer_never_called(tmp_path):
+    """Structural similarity reads a captured variant's layers from its program (the verifier),
+    and they are the lines the built model gives (the fallback, the reference's boilerplate), so
+    captured and in-process variants compare; the one difference: a program cannot tell what
+    a layer forward never calls is."""
+    from grader.shared.structure import layers, program_layers
+
+    model = Layered()
+    info = capture(model, 64, tmp_path, "layered.check")
+    assert info["ok"], info
+    built = layers(model)
+    assert built == ["Conv2d(8x3x3x3)", "BatchNorm2d(8, 8)", "Module(1x8x1x1)", "Conv2d(8x8x1x1, 8)",
+                     "Conv2d(8x8x5x5, 8)", "ConvTranspose2d(8x3x2x2, 3)"]
+    for mode in ("train", "eval"):
+        program = load_program(*_program(tmp_path, info, mode), ProgramLimits())
+        assert program_layers(program) == [*built[:4], "Module(8x8x5x5, 8)", built[5]], mode

@@ -98,6 +98,10 @@ def test_patching_the_worker_defeats_only_the_in_process_measurements(tmp_path, 
     # There the patches win the measurement, but not the grade: the check they forge is held for review
     # and earns nothing; an instructor who has looked can trust it (segrade rescore --trust-student-process).
     assert _checks(suppressed)["unet_noskip"]["architecture"] == "held"
+    # The layers similarity compares: the program's for the captured variant, the student process's word
+    # (here forged) for the one measured there (docs/security.md, known limits).
+    assert by_id["unet_noskip"].figures["structure"]["layers"] == ["Module(forged)"]
+    assert "forged" not in str(by_id["fcn32s_frozen"].figures["structure"])
     assert by_id["unet_noskip"].status.value == "held"
     assert by_id["unet_noskip"].points_detail["checks"]["architecture"] == 0
 
@@ -116,7 +120,8 @@ def test_segrade_check_on_the_patching_submission(tmp_path, spec_file):
     frozen = checks["fcn32s_frozen"]["frozen_backbone"]
     assert frozen["status"] == "fail" and "backbone tensors changed" in frozen["message"]
     assert checks["unet_noskip"]["architecture"]["status"] == "fail"
-    for v in results["variants"]:
+    for v in results["variants"]:   # the layers similarity compares are the program's, not the forged ones
+        assert "forged" not in json.dumps(v["figures"]["structure"]) and v["figures"]["structure"]["layers"]
         digest = v["program"]["programs"]["train"]["sha256"]
         assert (out / "programs" / v["program"]["programs"]["train"]["file"]).is_file()
         assert digest in (out / "report.html").read_text()

@@ -155,7 +155,9 @@ def test_reference_structure_never_counts(codes):
     tokens["ref_a"] = tokens["ref_b"] = {"unet": set(reference["unet"])}
     with_reference = structural_similarity(tokens, boilerplate=reference)
     assert with_reference.get(("ref_a", "ref_b"), {}).get("unet", 0.0) == 0.0
-    assert structural_similarity(tokens)[("ref_a", "ref_b")]["unet"] >= 0.5  # without it, they would match
+    # Without it they would match: 0.50 (0.55 when the layers also listed activations, pooling and
+    # each layer's settings, before the verifier read them from the program).
+    assert structural_similarity(tokens)[("ref_a", "ref_b")]["unet"] >= 0.45
 
 
 @pytest.mark.slow

@@ -278,7 +278,7 @@ VERIFIER_LOAD_SECONDS = 180.0
 # Observation keys the verifier measures on the captured program (they replace the worker's).
 # The worker's `build` (how the student's code built it) stays unless the program was refused.
 VERIFIED_KEYS = ("backbone_found", "parameters", "forward", "output_statistics", "sizes", "figures",
-                 "gradients", "backbone", "architecture", "check_seconds", "verifier")
+                 "gradients", "backbone", "architecture", "structure", "check_seconds", "verifier")
 
 
 def worker_trains(captures: dict[str, bool]) -> bool:
@@ -375,7 +375,7 @@ def verify(run: WorkerRun, request: WorkerRequest, programs: Path, weights: Back
                            "student code called sys.exit/os._exit or closed the grader's channel",
                            "it failed (the verifier's part of the worker log says why)"))
             # What the worker saw of how it was built stays; the rest is the verifier's.
-            run.variants[vid] = replace(measured.taking(observed, ("mapping", "adapter", "notes", "structure")),
+            run.variants[vid] = replace(measured.taking(observed, ("mapping", "adapter", "notes")),
                                         message=message, program=observed.program)
             continue
         merged = replace(observed.taking(measured, VERIFIED_KEYS),

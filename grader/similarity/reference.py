@@ -81,7 +81,9 @@ def cached_reference_tokens(assignment, cache_file) -> dict[str, set[str]]:
     from grader import __version__
     from grader.shared.resources import reference_dir
 
-    digest = hashlib.sha256(f"{__version__}\n{assignment.sha256}".encode())
+    from grader.shared.structure import FORM
+
+    digest = hashlib.sha256(f"{__version__}\n{FORM}\n{assignment.sha256}".encode())
     for path in sorted(reference_dir().glob("*.py")):
         digest.update(path.read_bytes())
     key = digest.hexdigest()

@@ -89,6 +89,7 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
     programs were refused."""
     from grader.measure import observe
     from grader.measure.captured import as_model
+    from grader.shared import structure
     from grader.verifier.load import ProgramRefused, check_ops
     from grader.verifier.provenance import identify
 
@@ -114,7 +115,7 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
     except Exception as exc:
         result["backbone_found"] = {"error": observe.short_error(exc)}
     result |= observe.measure_checks(model, target.variant, device, request.batch_size, channel.send,
-                                     lambda: None, identified)
+                                     lambda: None, identified, lambda _: structure.program_layers(train_program))
     result["verifier"] = {"ops": ops[:5000], "load_seconds": load_seconds,
                           "backbone_how": (identified or {}).get("how")}
     loaded = {"programs": (train_program, eval_program), "initial": initial}

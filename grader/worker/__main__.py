@@ -296,11 +296,6 @@ def _probe(plan, variant: VariantRequest, device, request: WorkerRequest, torch,
             params = list(model.parameters())
             result["parameters"] = {"total": sum(p.numel() for p in params),
                                     "trainable": sum(p.numel() for p in params if p.requires_grad)}
-            # The layers for structural similarity stay a reading of the built model: evidence for a
-            # person, no mark rests on them.
-            from grader.shared import structure
-
-            result["structure"] = {"layers": structure.layers(model)}
             return result | _forward_only(model, variant, device, request, torch, channel)
     from grader.shared import structure
 

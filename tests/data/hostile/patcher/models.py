@@ -3,7 +3,7 @@ and a "no-skip" U-Net that keeps a full-resolution skip, written by a student wh
 segrade's source. With CHEAT = True it patches segrade's worker-side modules so that the
 measurements taken in its own process say what it wants: at import, from the constructor,
 from forward and from a thread (the measurement functions, the dataflow recorder, the training
-loop, the channel writer). CHEAT = False is the honest file: the backbone really frozen, no skip.
+loop, the channel writer, the layers structural similarity compares). CHEAT = False is the honest file: the backbone really frozen, no skip.
 """
 
 import sys
@@ -58,6 +58,9 @@ def _patch():
 
         cheating_train.patched = True
         train.train = cheating_train
+    structure = sys.modules.get("grader.shared.structure")   # the layers similarity compares: a copy hides
+    if structure is not None:
+        structure.layers = lambda model: ["Module(forged)"]
     writer = sys.modules.get("grader.shared.channel")   # the worker's and verifier's channel writer
     channel = getattr(writer, "Channel", None)
     if channel is not None and not getattr(channel.send, "patched", False):
