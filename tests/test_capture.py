@@ -443,3 +443,6 @@ def test_a_programs_layers_are_the_built_models_except_a_layer_never_called(tmp_
     for mode in ("train", "eval"):
         program = load_program(*_program(tmp_path, info, mode), ProgramLimits())
         assert program_layers(program) == [*built[:4], "Module(8x8x5x5, 8)", built[5]], mode
+    # A module holding many parameters itself: its line is cut to the protocol's bound, not refused.
+    many = layers(nn.ParameterList([nn.Parameter(torch.zeros(1000, 1000)) for _ in range(60)]))
+    assert len(many[0]) == 400 and many[0].endswith("...)")
