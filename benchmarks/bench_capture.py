@@ -30,7 +30,7 @@ from grader.records.files import write_results  # noqa: E402
 from grader.shared.resources import reference_dir  # noqa: E402
 from grader.spec import load_spec  # noqa: E402
 
-from common import PhaseClock, bare_training, with_the_workers_allocator  # noqa: E402
+from common import PhaseClock, bare_training  # noqa: E402
 
 
 def self_check(source: Path, spec, capture: bool, pdf: bool) -> dict:
@@ -79,7 +79,6 @@ def main() -> None:
     parser.add_argument("--no-compare", action="store_true", help="skip the run measured in the worker")
     parser.add_argument("--no-pdf", action="store_true")
     args = parser.parse_args()
-    with_the_workers_allocator()
     spec = load_spec()
     profile = spec.profile("smoke")
     runs = {}

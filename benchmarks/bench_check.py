@@ -12,8 +12,7 @@ evaluation, training, final evaluation; then the report.
 
 Baseline: the bare work the self-check cannot avoid, measured here: every reference variant
 built and trained for the profile's steps in this process with a plain PyTorch loop (no
-worker, no checks, no predictions), under the malloc setting the worker and the verifier run
-under (the benchmark restarts itself with it: benchmarks/common.py). Targets (issue 28): the first self-check within 1.25x the
+worker, no checks, no predictions). Targets (issue 28): the first self-check within 1.25x the
 baseline; an unchanged re-run within max(15 s, 10% of the first run); after editing one U-Net
 variant (UNetNoSkip), within 40% of the first run.
 """
@@ -37,7 +36,7 @@ from grader.records.files import write_results  # noqa: E402
 from grader.shared.resources import reference_dir  # noqa: E402
 from grader.spec import load_spec  # noqa: E402
 
-from common import PhaseClock, bare_training, with_the_workers_allocator  # noqa: E402
+from common import PhaseClock, bare_training  # noqa: E402
 
 
 def self_check(submission: Path, out: Path, spec, pdf: bool) -> tuple[float, float, object, PhaseClock]:
@@ -70,7 +69,6 @@ def main() -> None:
     parser.add_argument("--no-loop", action="store_true", help="skip the re-runs (unchanged, one U-Net edited)")
     parser.add_argument("--no-pdf", action="store_true")
     args = parser.parse_args()
-    with_the_workers_allocator()
     spec = load_spec()
     profile = spec.profile("smoke")
     with tempfile.TemporaryDirectory() as tmp:

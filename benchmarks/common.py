@@ -1,9 +1,8 @@
-"""What the self-check benchmarks share: the phase clock, the bare-training baseline, and the
-allocator setting the worker runs under (bench_check.py, bench_capture.py)."""
+"""What the self-check benchmarks share: the phase clock and the bare-training baseline
+(bench_check.py, bench_capture.py)."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import defaultdict
@@ -12,17 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader.grading.progress import ProgressState  # noqa: E402
-from grader.grading.sandbox import ALLOCATOR_ENV  # noqa: E402
 from grader.shared.resources import reference_dir  # noqa: E402
-
-
-def with_the_workers_allocator() -> None:
-    """Re-run this benchmark under the malloc setting the worker and the verifier run under
-    (grader.grading.sandbox.ALLOCATOR_ENV), so that the baseline, trained in this process,
-    and the self-check's training, in the verifier, compare like with like. glibc reads it at
-    start-up only."""
-    if any(os.environ.get(k) != v for k, v in ALLOCATOR_ENV.items()):
-        os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | ALLOCATOR_ENV)
 
 
 class PhaseClock:

@@ -321,7 +321,6 @@ def test_files_outside_the_copy_and_secrets_stay_hidden(tmp_path, spec, monkeypa
                 except OSError as exc:
                     found.append(type(exc).__name__)
             found.append(os.environ.get("SEGRADE_TEST_SECRET", "no env"))
-            found.append("malloc: " + os.environ.get("MALLOC_TOP_PAD_", "unset"))   # segrade's allocator setting
             try:   # into its working folder: the worker's copy, never the submission itself
                 open("written_by_student.txt", "w").write("x")
             except OSError:
@@ -336,7 +335,6 @@ def test_files_outside_the_copy_and_secrets_stay_hidden(tmp_path, spec, monkeypa
     text = json.dumps(result.to_json())
     assert "FOUND:" in text
     assert "PLANTED-SECRET-4242" not in text and "ENV-SECRET-9191" not in text and "root:" not in text
-    assert f"malloc: {1024**3}" in text
     assert str(root) not in message(result, "unet") and not (root / "written_by_student.txt").exists()
 
 
@@ -468,20 +466,20 @@ def test_downloading_weights_offline_says_what_to_do(tmp_path, spec_for):
     assert "tried to download" in text and "--vgg16-weights" in text and "pretrained" in text
 
 
-def test_the_worker_keeps_its_heap_and_the_pad_is_on_top_of_the_memory_limit(tmp_path, monkeypatch):
-    """The allocator setting (sandbox.ALLOCATOR_ENV) reaches the worker, a caller cannot lose it
-    by accident, and memory_gb stays what the model may use: the address-space limit is the
-    pad higher."""
+def test_the_worker_environment_and_limits(tmp_path, monkeypatch):
+    """What the worker (and the verifier) gets: the passed variables and its job's folders,
+    nothing else of the grading process's; its address space is memory_gb."""
     import resource
 
-    from grader.grading.sandbox import ALLOCATOR_ENV, ALLOCATOR_PAD, resource_limits, worker_environment
+    from grader.grading.sandbox import resource_limits, worker_environment
 
-    monkeypatch.setenv("MALLOC_TOP_PAD_", "65536")   # the grader's own setting is not passed on
+    monkeypatch.setenv("SEGRADE_TEST_SECRET", "ENV-SECRET-9191")
     env = worker_environment(tmp_path, {"SEGRADE_X": "1"})
-    assert {k: env[k] for k in ALLOCATOR_ENV} == ALLOCATOR_ENV == {"MALLOC_TOP_PAD_": str(1024**3)}
-    assert env["SEGRADE_X"] == "1" and env["HOME"] == str(tmp_path / "submission")
+    assert "SEGRADE_TEST_SECRET" not in env and env["SEGRADE_X"] == "1"
+    assert env["HOME"] == str(tmp_path / "submission") and env["TMPDIR"] == str(tmp_path)
     limits = dict(resource_limits(Limits(memory_gb=4), as_nobody=False))
-    assert limits[resource.RLIMIT_AS] == 4 * 1024**3 + ALLOCATOR_PAD and resource.RLIMIT_NPROC not in limits
+    assert limits[resource.RLIMIT_AS] == 4 * 1024**3 and resource.RLIMIT_NPROC not in limits
+    assert dict(resource_limits(Limits(processes=7), as_nobody=True))[resource.RLIMIT_NPROC] == 7
 
 
 def test_the_sandbox_mounts_the_workers_own_sys_path_not_the_graders(monkeypatch, tmp_path):

@@ -49,18 +49,6 @@ from grader.records.results import VariantStatus
 # Variables the worker may inherit; everything else (tokens, keys, paths to grading
 # data) is dropped.
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
-# glibc's malloc gives the top of its heap back to the kernel whenever enough of it is free, so
-# each training step on the CPU faults its activations in again, page by page, in the kernel.
-# Keeping 1 GiB of padding on the heap (M_TOP_PAD) lets a step reuse the last one's memory:
-# 15 steps of the frozen FCN-8s at 96 px ~3.3 -> ~2.2 s (benchmarks/bench_allocator.py). Blocks
-# above the mmap threshold (a fine-tuned FCN's 411 MB fc6 gradient) are still mapped and
-# unmapped each step: taking them from the heap too (M_MMAP_MAX 0) trained the fine-tuned FCNs
-# twice as fast, but a heap never shrinks, and a verifier that checked six VGG16 FCNs in a row
-# ran out of its address space on the sixth (alice_package's fcn8s_finetune, README's main job).
-# The pad is address space, not memory used, so the address-space limit is raised by the same
-# amount: memory_gb stays what the model may use.
-ALLOCATOR_PAD = 1024**3
-ALLOCATOR_ENV = {"MALLOC_TOP_PAD_": str(ALLOCATOR_PAD)}
 NOBODY = 65534
 
 MALFORMED = "the worker sent a malformed message"
@@ -290,10 +278,10 @@ def _run_once(job: Path, request: WorkerRequest | VerifierRequest, limits: Limit
 
 def worker_environment(job: Path, extra_env: dict[str, str]) -> dict[str, str]:
     """The worker's (and the verifier's) environment variables: the few passed on, the job's
-    own folders, the allocator setting, and what the caller adds; nothing else of ours."""
+    own folders and what the caller adds; nothing else of ours."""
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
     return env | {"HOME": str(job / "submission"), "TMPDIR": str(job), "TORCH_HOME": str(job / "torch"),
-                  "MPLBACKEND": "Agg"} | ALLOCATOR_ENV | extra_env
+                  "MPLBACKEND": "Agg"} | extra_env
 
 
 def _expected_environment(request: WorkerRequest | VerifierRequest) -> dict[str, str]:
@@ -436,9 +424,8 @@ def isolation_signal(number: int) -> bool:
 
 
 def resource_limits(limits: Limits, as_nobody: bool) -> list[tuple[int, int]]:
-    """(resource, value) pairs the worker runs under; the address space has the allocator's pad
-    on top of memory_gb."""
-    pairs = [(resource.RLIMIT_AS, int(limits.memory_gb * 1024**3) + ALLOCATOR_PAD),
+    """(resource, value) pairs the worker runs under."""
+    pairs = [(resource.RLIMIT_AS, int(limits.memory_gb * 1024**3)),
              (resource.RLIMIT_CPU, limits.cpu_seconds),
              (resource.RLIMIT_FSIZE, limits.file_size_mb * 1024**2),
              (resource.RLIMIT_NOFILE, limits.open_files),
