@@ -27,8 +27,7 @@ def layers(model) -> list[str]:
     for module in model.modules():
         own = [tuple(p.shape) for p in module.parameters(recurse=False)]
         if own:
-            kind = type(module)
-            out.append(_line(kind.__name__ if kind.__module__.startswith("torch.") else "Module", own))
+            out.append(_line(_kind(f"{type(module).__module__}.{type(module).__qualname__}"), own))
         if len(out) >= MAX_LAYERS:
             break
     return out
@@ -48,11 +47,16 @@ def program_layers(program) -> list[str]:
             owned.setdefault(name.rpartition(".")[0], []).append(tuple(tensor.shape))
     out = []
     for path, shapes in owned.items():
-        kind = kinds.get(path, "")
-        out.append(_line(kind.rpartition(".")[2] if kind.startswith("torch.") else "Module", shapes))
+        out.append(_line(_kind(kinds.get(path, "")), shapes))
         if len(out) >= MAX_LAYERS:
             break
     return out
+
+
+def _kind(qualified_class: str) -> str:
+    """A torch layer by its class name; anything else (a student's own module, a class a
+    program does not name) as `Module`."""
+    return qualified_class.rpartition(".")[2] if qualified_class.startswith("torch.") else "Module"
 
 
 MAX_LINE = 400   # the protocol's bound on a line (grader.shared.protocol.Structure)
