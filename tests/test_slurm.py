@@ -564,32 +564,43 @@ def test_the_wait_says_why_and_a_node_drained_for_good_stops_it(slurm, tmp_path,
 @pytest.mark.slow  # a Slurm cluster
 def test_bands_on_the_cluster_are_array_tasks_and_the_full_ones_ask_for_a_gpu(slurm, tmp_path, unet_spec, capsys,
                                                                                monkeypatch):
-    """`segrade bands --backend slurm`: one task per seed, the same figures as the in-process
-    run of the same seed; the `full` bands ask for a GPU, which this cluster has not: refused."""
-    from grader.grading.pipeline import grade_submission
+    """`segrade bands --backend slurm` on real data (the Cityscapes-layout course of
+    docs/new_course.md): one task per seed, each training once and scored on both splits (2
+    tasks for the test and the val band, not 4), the same figures as the in-process run of the
+    same seed; the `full` bands ask for a GPU, which this cluster has not: refused."""
+    from course_fixture import make_course
+
+    from grader.grading.pipeline import grade_on_test_and_val
 
     spec_path = tiny_profile_spec(tmp_path / "spec.toml", unet_spec)
     reference = write_submission(tmp_path / "reference", {"models.py": contract_classes()})
-    bands = tmp_path / "bands"
     code, printed = _segrade(["bands", "--backend", "slurm", "--profile", "full", "--spec", str(spec_path),
-                              "--reference", str(reference), "--out", str(bands)], capsys, monkeypatch)
+                              "--reference", str(reference), "--out", str(tmp_path / "full")], capsys, monkeypatch)
     assert code == 2 and "asking for 1 GPU per task" in printed, printed
     assert "partition debug has no GPUs" in printed and "--slurm-gpus 0" in printed, printed
 
-    monkeypatch.setenv("SEGRADE_TEST_SEED", "7")  # one test split for the tasks and the run here
-    code, printed = _segrade(["bands", "--backend", "slurm", "--profile", "tiny", "--seeds", "2", "--spec",
-                              str(spec_path), "--reference", str(reference), "--out", str(bands), "--no-figures", "--slurm-cpus", "1",
-                              "--slurm-mem", "2", "--slurm-time", "10", "--slurm-config", str(_fast_config(tmp_path))],
-                             capsys, monkeypatch)
+    course = make_course(tmp_path)
+    bands = tmp_path / "bands"
+    code, printed = _segrade(["bands", "--backend", "slurm", "--profile", "smoke", "--seeds", "2", "--spec",
+                              str(course / "spec.toml"), "--reference", str(course / "reference"), "--out", str(bands),
+                              "--no-figures", "--slurm-cpus", "1", "--slurm-mem", "2", "--slurm-time", "10",
+                              "--slurm-config", str(_fast_config(tmp_path))], capsys, monkeypatch)
     assert code == 0, printed
-    assert "submitted 2 array task(s)" in printed and f"wrote {bands / 'tiny.json'}" in printed
-    entry = json.loads((bands / "tiny.json").read_text())["backbones"]["random_init"]
-    assert entry["provenance"]["backend"] == "slurm" and entry["provenance"]["seeds"] == [1, 2]
-    runs = entry["variants"]["unet"]["runs"]
-    assert len(runs) == 2 and all((bands / "runs" / f"tiny-test-seed{s}" / "done.json").is_file() for s in (1, 2))
-    local = grade_submission(reference, load_spec(spec_path), GradeOptions(profile="tiny", device="cpu", seed=1,
-                                                                           threads=1))
-    assert round(local.variants[0].metrics["miou"], 6) == runs[0]
+    assert "test and val split (one training per seed, scored on both)" in printed, printed
+    assert "submitted 2 array task(s)" in printed and printed.count("took") == 2, printed
+    assert f"wrote {bands / 'smoke.json'}" in printed and f"wrote {bands / 'smoke.val.json'}" in printed, printed
+    runs = {}
+    for split, name in (("test", "smoke.json"), ("val", "smoke.val.json")):
+        entry = json.loads((bands / name).read_text())["backbones"]["random_init"]
+        assert entry["provenance"]["backend"] == "slurm" and entry["provenance"]["seeds"] == [1, 2]
+        runs[split] = entry["variants"]["unet"]["runs"]
+        assert len(runs[split]) == 2
+    folders = [bands / "runs" / f"smoke-test-val-seed{s}" for s in (1, 2)]
+    assert all((f / "done.json").is_file() and (f / "val" / "results.json").is_file() for f in folders)
+    assert runs["test"] != runs["val"]   # the same trainings, scored on other images
+    local = grade_on_test_and_val(course / "reference", load_spec(course / "spec.toml"),
+                                  GradeOptions(profile="smoke", device="cpu", seed=1, threads=1))
+    assert [round(r.variants[0].metrics["miou"], 6) for r in local] == [runs["test"][0], runs["val"][0]]
 
 
 def _fast_config(folder: Path) -> Path:

@@ -41,6 +41,7 @@ DONE_FILE = "done.json"
 
 STAGING = ".segrade-staging"
 PROGRESS_DIR = "progress"  # under STAGING: one small file per running job
+VAL_FOLDER = "val"         # under OUT/<target>: the validation split's results of an `also_val` entry
 
 
 SUBMISSION_SUFFIXES = (".zip", ".py", ".ipynb")
@@ -53,6 +54,9 @@ class BatchEntry:
     manifest: Path | None = None  # the instructor's manifest for it (--manifests DIR/<id>.toml)
     seed: int | None = None       # a training seed of its own (the reference's runs that measure bands)
     folder: str | None = None     # where its output goes under OUT (default: its id)
+    # The reference's band runs on real data: the same training also scored on the validation
+    # split (grader.grading.pipeline.grade_on_test_and_val), written to OUT/<target>/val/.
+    also_val: bool = False
     # Set by the batch's plan (grader.batch.grade.plan_batch), so that a job does not work them out again:
     sha256: str | None = None       # the submission's content hash (grader.submission.load.fingerprint)
     scoring_key: str | None = None  # the batch's scoring key (bands and rubric, `scoring_key`)
@@ -162,6 +166,8 @@ def grade_key(entry: BatchEntry, shared: dict[str, Any]) -> str:
              "manifest": hashlib.sha256(entry.manifest.read_bytes()).hexdigest() if entry.manifest else None}
     if entry.seed is not None:
         parts["seed"] = entry.seed
+    if entry.also_val:
+        parts["also_val"] = True
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -191,7 +197,7 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     """Grade one submission and write its folder OUT/<id> (through staging). `note`: about
     where it ran, kept in its outcome (e.g. a Slurm node where bubblewrap cannot run)."""
     from grader.submission.load import SubmissionError
-    from grader.grading.pipeline import grade_submission
+    from grader.grading.pipeline import grade_on_test_and_val, grade_submission
     from grader.records.files import write_results
     from grader.report.outputs import write_submission_report
 
@@ -206,8 +212,10 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
     try:
         # Where it has got to, for the submitting command's display (grader.grading.progress).
         on_progress = Throttled(lambda state: write_progress(progress_file(out, entry), state))
-        result = grade_submission(entry.path, assignment, options, submission_id=entry.id, on_progress=on_progress,
-                                  sha256=entry.sha256, on_prepared=lambda submission: _keep_code(submission, staging))
+        grade_it = grade_on_test_and_val if entry.also_val else grade_submission
+        results = grade_it(entry.path, assignment, options, entry.id, on_progress, sha256=entry.sha256,
+                           on_prepared=lambda submission: _keep_code(submission, staging))
+        result, val = results if entry.also_val else (results, None)
     except SubmissionError as exc:  # the submission itself: the same content fails the same way
         shutil.rmtree(staging, ignore_errors=True)
         outcome = BatchOutcome(entry.id, "error", seconds=round(time.perf_counter() - started, 1), message=str(exc))
@@ -226,6 +234,8 @@ def grade_entry(entry: BatchEntry, key: str, out: Path, assignment: Assignment, 
                            total_variants=grade.total_variants, points=grade.total, automatic_max=grade.automatic_max,
                            message=first_problem_line(result), note=note)
     write_results(result, staging)
+    if val is not None:
+        write_results(val, staging / VAL_FOLDER)
     changes = _note_changes(out / entry.id, result, staging)
     # The worker has ended: the job's share of the cores draws the report's charts, from the
     # record in memory.

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     return _measure(console, assignment, profile, options, reference, seeds, backbone, folder, splits, paths,
                     f"{reason}; backbone start: {backbone}; seeds {seeds}; {' and '.join(splits)} split"
-                    + (" (one training per seed, scored on both)" if len(splits) > 1 and backend is None else "")
+                    + (" (one training per seed, scored on both)" if len(splits) > 1 else "")
                     + f"; grading {reference}; writing " + ", ".join(str(paths[split]) for split in splits)
                     + (f"; as {backend.name} tasks" if backend else ""), backend,
                     Path(args.work) if args.work else None, figures=bool(figures_from_runs))
@@ -136,10 +136,10 @@ def _failures(result) -> str:
 def _measure(console, assignment, profile, options, reference: Path, seeds: list[int], backbone: str,
              folder: Path | None, splits: list[str], paths: dict[str, Path], intro: str, backend=None,
              work: Path | None = None, figures: bool = False) -> int:
-    """Grade the reference once per seed and write each split's bands file: here (both splits
-    from one training per seed: grader.grading.pipeline.grade_on_test_and_val), or as tasks of
-    `backend` (grader.batch.reference_runs, one set of runs per split) writing their runs to
-    `work`. `figures`: figures.json from the first run's checks."""
+    """Grade the reference once per seed and write each split's bands file, both splits from
+    one training per seed (grader.grading.pipeline.grade_on_test_and_val): here, or as tasks of
+    `backend` (grader.batch.reference_runs) writing their runs to `work`. `figures`:
+    figures.json from the first run's checks."""
     from dataclasses import replace
 
     from rich.markup import escape
@@ -169,8 +169,8 @@ def _measure(console, assignment, profile, options, reference: Path, seeds: list
 
     try:
         if backend is not None:
-            entries = {split: _on_backend(console, backend, assignment, profile, replace(options, evaluation_split=split),
-                                          reference, seeds, folder, split, work) for split in splits}
+            entries = _on_backend(console, backend, assignment, profile, options, reference, seeds, folder,
+                                  tuple(splits), work)
         else:
             entries = measure_bands(assignment, profile, seeds, grade, tuple(splits), progress=console.print)
         for split, entry in entries.items():
@@ -202,9 +202,9 @@ def _measure(console, assignment, profile, options, reference: Path, seeds: list
 
 
 def _on_backend(console, backend, assignment, profile, options, reference: Path, seeds: list[int],
-                folder: Path | None, split: str, work: Path | None) -> dict:
-    """The runs as tasks of `backend` (one Slurm array task per seed), summarised like the
-    in-process runs; the bands entry."""
+                folder: Path | None, splits: tuple[str, ...], work: Path | None) -> dict[str, dict]:
+    """The runs as tasks of `backend` (one Slurm array task per seed, scored on every split
+    of `splits`), summarised like the in-process runs; the bands entry of each split."""
     from dataclasses import replace
 
     from rich.markup import escape
@@ -231,6 +231,6 @@ def _on_backend(console, backend, assignment, profile, options, reference: Path,
 
     runs = measure_reference_runs(backend, assignment, replace(options, profile=profile.id), seeds=seeds,
                                   reference=reference, work=work or bands_folder(folder) / "runs",
-                                  label=f"{profile.id}-{split}",
+                                  label="-".join((profile.id, *splits)), splits=splits,
                                   events=BatchEvents(on_done=on_done, on_note=note, on_wait=on_wait))
-    return runs.entry
+    return runs.entries

@@ -112,16 +112,26 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradeOpt
 
 
 def grade_on_test_and_val(path: str | Path, assignment: Assignment, options: GradeOptions,
-                          submission_id: str | None = None) -> tuple[SubmissionResult, SubmissionResult]:
+                          submission_id: str | None = None,
+                          on_progress: Callable[[ProgressState], None] | None = None, *, sha256: str | None = None,
+                          on_prepared: Callable[[Submission], None] | None = None
+                          ) -> tuple[SubmissionResult, SubmissionResult]:
     """One training, its final model scored twice: on the hidden test split (what a grade
     scores) and on the public validation split as a self-check scores it (the same images and
-    the same band identity). `segrade bands` on real data: both bands from one run per seed.
-    Synthetic scenes have one band for both (grader.grading.evaluation.evaluation_distribution)."""
-    if assignment.dataset.kind == "synthetic" or options.profile is None or options.weights:
+    the same band identity). `segrade bands` on real data: both bands from one run per seed,
+    in this process or as a backend's tasks (grader.batch.job.grade_entry). Synthetic scenes
+    have one band for both (grader.grading.evaluation.evaluation_distribution). The other
+    arguments are grade_submission's."""
+    if not scores_on_test_and_val(assignment, options):
         raise ValueError("scoring one training on both splits needs real data and a training profile")
     test, val = _grade(path, assignment, replace(options, evaluation_split="test", keep_in=None), submission_id,
-                       also_val=True)
+                       on_progress, sha256, on_prepared, also_val=True)
     return test, val
+
+
+def scores_on_test_and_val(assignment: Assignment, options: GradeOptions) -> bool:
+    """Whether one training can be scored on both splits (grade_on_test_and_val)."""
+    return assignment.dataset.kind != "synthetic" and options.profile is not None and not options.weights
 
 
 def _grade(path: str | Path, assignment: Assignment, options: GradeOptions, submission_id: str | None = None,
