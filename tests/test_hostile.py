@@ -502,7 +502,7 @@ def test_the_sandbox_mounts_the_workers_own_sys_path_not_the_graders(monkeypatch
     assert str(Path(sysconfig.get_paths()["purelib"]).resolve()) in {str(Path(p).resolve()) for p in paths}
 
 
-def test_the_temporary_folder_is_never_mounted_into_the_sandbox(monkeypatch):
+def test_the_temporary_folder_is_never_mounted_into_the_sandbox(monkeypatch, tmp_path):
     """A .pth file (or, before, a script run from /tmp) can put /tmp on sys.path: mounted
     read-only over the worker's private /tmp, it hid the job's folder (the worker could not
     start: "No usable temporary directory") and showed other jobs' files. Neither it nor a
@@ -513,7 +513,7 @@ def test_the_temporary_folder_is_never_mounted_into_the_sandbox(monkeypatch):
     from grader.grading import sandbox
 
     temp = Path(tempfile.gettempdir()).resolve()
-    venv = Path(tempfile.mkdtemp()) / "venv" / "site-packages"
+    venv = tmp_path / "venv" / "site-packages"
     venv.mkdir(parents=True)
     monkeypatch.setattr(sandbox, "_worker_sys_path", lambda: (str(temp), "/", str(venv.resolve())))
     paths = sandbox._python_paths()

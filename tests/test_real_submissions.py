@@ -22,6 +22,7 @@ alone (`plan_only`) where nothing has to be built.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 import textwrap
@@ -40,7 +41,9 @@ from tiny_submission import small_inputs, worker_run
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "submissions"
 # The assignment at 64 px inputs: the same checks on inputs ~15x cheaper for a VGG16.
-SPEC = load_spec(small_inputs(Path(tempfile.mkdtemp(prefix="segrade-spec-")) / "spec.toml"))
+_SPEC_FOLDER = Path(tempfile.mkdtemp(prefix="segrade-spec-"))
+atexit.register(shutil.rmtree, _SPEC_FOLDER, True)   # the spec is read again while grading: kept to the end
+SPEC = load_spec(small_inputs(_SPEC_FOLDER / "spec.toml"))
 FCN_IDS = ("fcn32s_frozen", "fcn16s_frozen", "fcn8s_frozen", "fcn32s_finetune", "fcn16s_finetune", "fcn8s_finetune")
 UNET_IDS = ("unet", "unet_noskip", "unet_residual", "unet_attention")
 
