@@ -121,6 +121,41 @@ def test_the_captured_model_is_the_model_at_other_sizes_in_both_modes(captured):
     model.train()
 
 
+class DropoutOnly(nn.Module):
+    """Dropout and no BatchNorm, as a VGG16 FCN's fc6/fc7: its two modes differ in one constant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.drop = nn.Dropout2d(0.5)
+        self.head = nn.Conv2d(8, 3, 1)
+
+    def forward(self, x):
+        return self.head(self.drop(torch.relu(self.conv(x))))
+
+
+def test_a_model_whose_modes_differ_only_in_dropout_is_evaluated_without_it(tmp_path):
+    """Dropout is one op in both modes with another constant (`aten.feature_dropout(x, 0.5,
+    train)`): the eval program is a file of its own, and the captured model in eval mode
+    computes what the model does in eval mode. Until 2026-12-06 the two graphs counted as
+    the same and the eval forward ran the train graph: every VGG16 FCN was evaluated with
+    its fc6/fc7 dropout on."""
+    torch.manual_seed(0)
+    model = DropoutOnly()
+    info = capture(model, 64, tmp_path, "drop.check")
+    assert info["ok"], info
+    assert info["programs"]["train"]["file"] != info["programs"]["eval"]["file"]
+    program = as_model(*(load_program(*_program(tmp_path, info, mode)) for mode in ("train", "eval")))
+    program.eval()
+    model.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(program(x), program(x))
+        assert torch.allclose(program(x), model(x), atol=1e-6)
+        program.train()
+        assert not torch.equal(program(x), program(x))   # train mode: dropout drops
+
+
 def test_a_model_that_cannot_be_captured_says_why(tmp_path):
     info = capture(DataDependent(), 64, tmp_path, "dd.check")
     assert not info["ok"] and "torch.export could not capture" in info["error"]

@@ -48,7 +48,11 @@ _MIN_BLOCKS = (1, 2)
 
 
 def _graph_signature(program) -> tuple[str, ...]:
-    return tuple(f"{n.op}:{n.target}" for n in program.graph.nodes)
+    """The graph as it computes: each node's op, target and arguments. The arguments count:
+    train and eval mode can differ in a constant alone (`aten.feature_dropout(x, 0.5, True)`
+    in train mode, `..., False)` in eval mode), and one file for both would run the eval
+    forward with dropout on."""
+    return tuple(f"{n.op}:{n.target}:{n.args!r}:{n.kwargs!r}" for n in program.graph.nodes)
 
 
 def sha256_of(path: Path) -> str:
