@@ -12,6 +12,7 @@ and reports them over file descriptor FD with the worker's own messages (grader.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -58,17 +59,24 @@ def main(argv: list[str]) -> int:
                 print(f"[verifier] the VGG16 weights file could not be read ({observe.short_error(exc)}): "
                       "backbones are identified by their layers only")
                 imagenet = {}
+        trains = training is not None and target.train
         try:
-            result, loaded = _check(target, device, request, channel, limits, imagenet)
+            result, loaded = _check(target, device, request, channel, limits, imagenet,
+                                    keep=trains and not target.train_programs)
         except Exception as exc:   # the verifier's own failure on this program: that variant's error
             result, loaded = {"id": variant.id, "build": {"ok": False, "error": "the verifier failed on the "
                                                              f"captured program: {observe.short_error(exc)}",
                                                              "traceback": observe.traceback_tail()}}, None
         channel.send("result", result=result)
-        if training and loaded is not None and observe.trainable(result) and target.train:
+        if trains and loaded is not None and observe.trainable(result):
             trained = observe.train_and_predict(lambda: _training_model(target, loaded, limits), variant, device,
                                                 training, channel.send, lambda: None)
             channel.send("training", id=variant.id, training=trained)
+        # One variant in memory at a time: a VGG16 FCN's programs, their initial state and its
+        # optimiser hold several GB, and the next one is loaded under the same address-space
+        # limit (erin_mistakes' fifth and sixth FCNs failed their checks for want of memory).
+        result = loaded = trained = None
+        gc.collect()
     channel.send("done")
     return 0
 
@@ -83,10 +91,10 @@ def _load_pair(programs: dict[str, dict[str, Any]], limits) -> tuple[Any, Any]:
 
 
 def _check(target: VerifierVariant, device, request: VerifierRequest, channel: Channel, limits,
-           imagenet) -> tuple[dict[str, Any], dict[str, Any] | None]:
+           imagenet, keep: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Load the checks' programs, identify the backbone, measure. Returns the observation
-    and what training needs (the loaded programs and their initial state), None when the
-    programs were refused."""
+    and, when `keep` (the training starts from them), what training needs: the loaded
+    programs and their initial state ({} otherwise); None when the programs were refused."""
     from grader.measure import observe
     from grader.measure.captured import as_model
     from grader.shared import structure
@@ -107,7 +115,7 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
                          "verifier": {"refused": "mismatch", "message": str(exc)}}, None
     load_seconds = round(time.perf_counter() - started, 3)
     result["build"] = {"ok": True, "seconds": load_seconds}
-    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()} if keep else None
     identified = None
     try:
         identified = identify(eval_program, model, imagenet, request.seed)
@@ -118,8 +126,7 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
                                      lambda: None, identified, lambda _: structure.program_layers(train_program))
     result["verifier"] = {"ops": ops[:5000], "load_seconds": load_seconds,
                           "backbone_how": (identified or {}).get("how")}
-    loaded = {"programs": (train_program, eval_program), "initial": initial}
-    return result, loaded
+    return result, {"programs": (train_program, eval_program), "initial": initial} if keep else {}
 
 
 def _training_model(target: VerifierVariant, loaded: dict[str, Any], limits) -> tuple[Any, str | None]:
