@@ -49,10 +49,12 @@ def self_check(source: Path, spec, capture: bool, pdf: bool) -> dict:
     by_phase: dict[str, float] = defaultdict(float)
     for (_, phase), seconds in clock.spent.items():
         by_phase[phase] += seconds
+    # What the phases leave out is the grading process's own time; the verifier's time overlaps
+    # the phases it reports (train, check...), so it is added after, to be shown apart.
+    by_phase["grading process (data, checks, scoring)"] = (graded - started) - sum(by_phase.values())
     verifier = float(result.environment.get("verifier_seconds") or 0.0)
     if verifier:
-        by_phase["verifier (checks, training, predictions)"] = verifier
-    by_phase["grading process (data, checks, scoring)"] = (graded - started) - sum(by_phase.values())
+        by_phase["verifier (checks, training, predictions; within the phases)"] = verifier
     captured = sum(float((v.program or {}).get("capture_seconds") or 0.0) for v in result.variants)
     return {"result": result, "phases": by_phase, "grade": graded - started, "report": ended - graded,
             "total": ended - started, "capture": captured, "verifier": verifier}
