@@ -183,3 +183,34 @@ def test_cli_refuses_bad_input(tmp_path, capsys):
     assert main(["grade", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     assert "holds no submission" in capsys.readouterr().out
 
+
+
+def test_a_batch_says_when_its_disk_may_not_hold_the_kept_programs(tmp_path, monkeypatch):
+    """Each grade keeps its captured programs: about 3.5 GB for a submission with six VGG16 FCNs
+    (alice_package's programs folder, the README's main job, 2026-12-06). The batch estimates
+    it from the reference's parameter counts and says so before grading when OUT's disk may
+    fall short; with room enough, or for a course whose figures were never measured, it says
+    nothing."""
+    import collections
+    import re
+    import shutil
+
+    from grader.batch.grade import kept_programs_warning
+    from grader.grading.pipeline import GradeOptions
+    from grader.spec import load_spec
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 10 * 10**9))
+    assignment = load_spec()
+    line = " ".join(kept_programs_warning(tmp_path, assignment, GradeOptions(), pending=4).split())
+    assert f"{tmp_path} has 10.0 GB free" in line and "the 4 grade(s) to run may need about" in line
+    per_submission = float(re.search(r"about ([\d.]+) GB a submission", line).group(1))
+    assert 3.0 <= per_submission <= 4.0   # measured: 3.5 GB
+    assert "--out DIR" in line and "graded again by the next run" in line
+    assert kept_programs_warning(tmp_path, assignment, GradeOptions(), pending=2) is None   # ~7.4 GB fit
+    assert kept_programs_warning(tmp_path, assignment, GradeOptions(), pending=0) is None
+    unet_only = load_spec(spec_with(["unet"], tmp_path / "unet.toml"))   # only the variants the spec grades count
+    assert kept_programs_warning(tmp_path, unet_only, GradeOptions(), pending=4) is None
+    empty = tmp_path / "no_figures"
+    empty.mkdir()
+    assert kept_programs_warning(tmp_path, assignment, GradeOptions(bands_folder=empty), pending=4) is None

@@ -93,6 +93,29 @@ def plan_batch(entries: list[BatchEntry], out: Path, shared: dict[str, Any], sco
     return todo, done
 
 
+def kept_programs_warning(out: Path, assignment: Assignment, options, pending: int) -> str | None:
+    """A line when OUT's disk may not hold the captured programs the `pending` grades keep
+    (OUT/<id>/programs: each variant's program, ~4 bytes a parameter, estimated from the
+    reference's parameter counts in figures.json), else None. A warning, not a refusal: a
+    submission's models may be smaller or larger than the reference's."""
+    import shutil
+
+    from grader.grading.bands import load_figures
+
+    figures = load_figures(options.bands_folder, assignment.id)
+    sizes = [(figures.get(v.id) or {}).get("parameters") for v in assignment.variants]
+    per_submission = sum(4 * n for n in sizes if isinstance(n, int))
+    if not per_submission or not pending:
+        return None
+    needed, free = per_submission * pending, shutil.disk_usage(out).free
+    if needed <= free:
+        return None
+    return (f"{out} has {free / 1e9:.1f} GB free, and each grade keeps its captured programs ({out}/<id>/programs: "
+            f"about {per_submission / 1e9:.1f} GB a submission for models the size of the reference's), so the "
+            f"{pending} grade(s) to run may need about {needed / 1e9:.0f} GB. Free some space or grade into a larger "
+            "disk (--out DIR): a grade that finds the disk full ends as an error, graded again by the next run")
+
+
 def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, options,
                 batch: BatchOptions = BatchOptions(), events: BatchEvents = BatchEvents()) -> BatchSummary:
     """Grade every submission of `folder` into `out` (each with GradeOptions `options`), then
@@ -140,6 +163,10 @@ def grade_batch(folder: str | Path, out: str | Path, assignment: Assignment, opt
         summary.outcomes += resumed
         if events.on_plan:
             events.on_plan([e for e, _ in reference_todo + todo], resumed)
+        if options.capture:
+            warning = kept_programs_warning(out, assignment, options, len(reference_todo) + len(todo))
+            if warning:
+                note(warning)
         jobs = batch.jobs or backend.default_jobs(device, len(reference_todo) + len(todo))
         options = replace(options, **backend.resources(device, jobs), test_seed=_batch_test_seed(out, assignment))
         reference_ids = {e.id for e in bands.entries}
