@@ -45,7 +45,7 @@ def measure_reference_runs(backend, assignment, options, *, seeds: list[int], re
     from grader.batch.backends.base import BatchEvents
     from grader.batch.grade import _lock, plan_batch
     from grader.batch.job import VAL_FOLDER, BatchEntry, batch_key_parts, scoring_key
-    from grader.grading.bands import backbone_key, provenance, summarise_runs
+    from grader.grading.bands import backbone_key, provenance, run_scores, summarise_runs
     from grader.grading.pipeline import resolve_profile, scores_on_test_and_val
     from grader.grading.weights import find_vgg16_weights
     from grader.records.files import ResultsError, read_results
@@ -91,6 +91,7 @@ def measure_reference_runs(backend, assignment, options, *, seeds: list[int], re
     if failed:
         raise ReferenceFailed("the reference could not be graded: " + "; ".join(failed) + ". Fix it and run again "
                               "(the runs that finished are kept)")
+
     def folder(entry: BatchEntry, split: str) -> Path:
         return work / entry.target / VAL_FOLDER if split == "val" and both else work / entry.target
 
@@ -107,16 +108,15 @@ def measure_reference_runs(backend, assignment, options, *, seeds: list[int], re
                                       f"{work / entry.target / 'report.html'}): fix it before measuring bands")
             results[split].append(result)
         first = results[splits[0]][-1]
-        scores = "; ".join((f"{split}: " if both else "") + ", ".join(f"{v.variant_id} {v.metrics['miou']:.3f}" for v in runs[-1].variants
-                                                    if v.metrics and v.metrics.get("miou") is not None)
-                           for split, runs in results.items())
         events.note(f"run {i}/{len(seeds)} (seed {entry.seed}) took {float(first.duration_s or 0):.0f} s on "
-                    f"{first.environment.get('device')}: {scores}")
+                    f"{first.environment.get('device')}: "
+                    + run_scores({split: runs[-1] for split, runs in results.items()}))
     seconds = statistics.fsum(float(r.duration_s or 0) for r in results[splits[0]])
+    reference_sha256 = fingerprint(reference)
     bands = {}
     for split, runs in results.items():
         bands[split] = {"measured": True, "variants": summarise_runs(runs, assignment.class_names),
                         "provenance": provenance(assignment, profile, runs, seeds, seconds, backend=backend.name,
-                                                 reference=str(reference), reference_sha256=fingerprint(reference),
+                                                 reference=str(reference), reference_sha256=reference_sha256,
                                                  runs=[str(folder(e, split)) for e in entries])}
     return ReferenceRuns(bands, profile, backbone_key(pretrained), [work / e.target for e in entries])

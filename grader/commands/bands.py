@@ -173,8 +173,9 @@ def _measure(console, assignment, profile, options, reference: Path, seeds: list
                                   tuple(splits), work)
         else:
             entries = measure_bands(assignment, profile, seeds, grade, tuple(splits), progress=console.print)
+        reference_sha256 = fingerprint(reference)
         for split, entry in entries.items():
-            entry["provenance"] |= {"reference": str(reference.resolve()), "reference_sha256": fingerprint(reference),
+            entry["provenance"] |= {"reference": str(reference.resolve()), "reference_sha256": reference_sha256,
                                     "split": split}
     except RuntimeError as exc:  # a run failed (reference_runs.ReferenceFailed is one)
         console.print(f"[red]segrade:[/] {escape(str(exc))}")

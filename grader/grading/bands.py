@@ -246,6 +246,13 @@ def summarise_runs(results: list[SubmissionResult], class_names: tuple[str, ...]
     return variants
 
 
+def run_scores(by_split: dict[str, SubmissionResult]) -> str:
+    """One run's mIoU per variant, for the progress line (split by split when there are two)."""
+    return "; ".join((f"{split}: " if len(by_split) > 1 else "") + ", ".join(
+        f"{v.variant_id} {v.metrics['miou']:.3f}" for v in result.variants
+        if v.metrics and v.metrics.get("miou") is not None) for split, result in by_split.items())
+
+
 def measure_bands(assignment: Assignment, profile: Profile, seeds: list[int],
                   grade: Callable[[int], tuple[SubmissionResult, ...]], splits: tuple[str, ...] = ("test",),
                   progress: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
@@ -258,10 +265,8 @@ def measure_bands(assignment: Assignment, profile: Profile, seeds: list[int],
         graded = grade(seed)
         for split, result in zip(splits, graded, strict=True):
             results[split].append(result)
-        progress(f"run {i}/{len(seeds)} (seed {seed}) took {time.perf_counter() - t:.0f} s: " + "; ".join(
-            (f"{split}: " if len(splits) > 1 else "") + ", ".join(
-                f"{v.variant_id} {v.metrics['miou']:.3f}" for v in result.variants
-                if v.metrics and v.metrics.get("miou") is not None) for split, result in zip(splits, graded)))
+        progress(f"run {i}/{len(seeds)} (seed {seed}) took {time.perf_counter() - t:.0f} s: "
+                 + run_scores(dict(zip(splits, graded))))
     seconds = time.perf_counter() - started
     return {split: {"measured": True, "variants": summarise_runs(runs, assignment.class_names),
                     "provenance": provenance(assignment, profile, runs, seeds, seconds)}
