@@ -184,7 +184,6 @@ def test_cli_refuses_bad_input(tmp_path, capsys):
     assert "holds no submission" in capsys.readouterr().out
 
 
-
 def test_a_batch_says_when_its_disk_may_not_hold_the_kept_programs(tmp_path, monkeypatch):
     """Each grade keeps its captured programs: about 3.5 GB for a submission with six VGG16 FCNs
     (alice_package's programs folder, the README's main job, 2026-12-06). The batch estimates
