@@ -599,9 +599,14 @@ def test_messages_written_at_import_make_the_submission_an_error_and_it_is_still
 
 
 @slow
-def test_check_and_grade_write_results_and_reports_for_a_channel_forger(tmp_path, capsys):
+def test_check_and_grade_write_results_and_reports_for_a_channel_forger(tmp_path, capsys, monkeypatch):
     """The case of issue 16, through the command line: `segrade check` died with a traceback
-    in the terminal printer and wrote nothing; a batch called it "segrade failed"."""
+    in the terminal printer and wrote nothing; a batch called it "segrade failed". The grade
+    also runs on a disk said to have 50 MB free: `segrade grade` says, before grading, that the
+    captured programs it keeps may not fit (grader.batch.grade.kept_programs_warning), and grades."""
+    import shutil
+    from collections import namedtuple
+
     from grader.cli import main
     from tiny_submission import spec_with
 
@@ -617,8 +622,13 @@ def test_check_and_grade_write_results_and_reports_for_a_channel_forger(tmp_path
     assert {v["variant_id"]: v["status"] for v in saved["variants"]} == {"unet": "error", "unet_noskip": "passed"}
     assert "H100" not in json.dumps(saved) and (tmp_path / "check" / "report.html").is_file()
 
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**11, 10**11 - 5 * 10**7, 5 * 10**7))
     assert main(["grade", str(tmp_path / "in"), "--out", str(tmp_path / "grade"), "--checks-only", "--no-pdf",
                  "--spec", spec_file, "--jobs", "1", *isolation]) in (0, 1)
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"{tmp_path / 'grade'} has 0.1 GB free, and each grade keeps its captured programs" in shown, shown
+    assert "the 1 grade(s) to run may need about" in shown and "Free some space or grade into a larger disk" in shown
     out = tmp_path / "grade" / "mallory"
     assert not (out / "error.json").exists(), (out / "error.json").read_text()
     saved = json.loads((out / "results.json").read_text())
