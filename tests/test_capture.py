@@ -435,6 +435,54 @@ def test_the_verifier_process_refuses_one_program_and_measures_the_other(capture
     assert run.problem is None
 
 
+def test_the_verifier_holds_one_variant_in_memory_at_a_time(captured, tmp_path, monkeypatch):
+    """The verifier drops a variant's programs before it loads the next: with six VGG16 FCNs
+    (several GB each while measured) the fifth and sixth ran out of the address-space limit
+    when each variant's programs stayed alive until the next one had been measured. Run
+    in-process on the tiny program, three variants: when each pair is loaded, the pairs loaded
+    before it are gone."""
+    import contextlib
+    import gc
+    import os
+    import threading
+    import weakref
+
+    from grader.shared.protocol import VariantRequest, VerifierRequest, VerifierVariant
+    from grader.verifier import __main__ as verifier
+
+    _, folder, info = captured
+    ids = ("a", "b", "c")
+    request = VerifierRequest(variants=tuple(VerifierVariant(VariantRequest(vid, "unet", "UNet", (), {}, 3, None, 64),
+                                                             info["programs"]) for vid in ids),
+                              batch_size=2, device="cpu", threads=1)
+    (tmp_path / "request.json").write_text(json.dumps(request.to_json()))
+    loaded, alive_at_load = [], []
+    real_load_pair = verifier._load_pair
+
+    def load_pair(programs, limits):
+        gc.collect()
+        alive_at_load.append(sum(ref() is not None for ref in loaded))
+        pair = real_load_pair(programs, limits)
+        loaded.extend(weakref.ref(program) for program in pair)
+        return pair
+
+    monkeypatch.setattr(verifier, "_load_pair", load_pair)
+    monkeypatch.chdir(folder)   # the programs' names are relative to the verifier's job folder
+    read, write = os.pipe()
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(os.fdopen(read).read().splitlines()))
+    reader.start()
+    assert verifier.main([str(tmp_path / "request.json"), str(write)]) == 0
+    gc.collect()   # the verifier's channel owns the write end: it closes with it
+    with contextlib.suppress(OSError):
+        os.close(write)
+    reader.join(timeout=60)
+    results = [json.loads(line) for line in lines if '"event": "result"' in line or '"event":"result"' in line]
+    assert [r["result"]["id"] for r in results] == list(ids)
+    assert all(r["result"]["build"]["ok"] for r in results)
+    assert alive_at_load == [0, 0, 0], alive_at_load
+
+
 # --------------------------------------------------------------------------- appeals: re-measuring a kept grade
 
 @pytest.mark.slow  # the CLI: the worker, then the verifier twice
