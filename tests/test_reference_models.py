@@ -54,6 +54,14 @@ def fcn_models() -> dict[str, nn.Module]:
 
 
 @pytest.fixture(scope="module")
+def frozen_fcn_models() -> dict[str, nn.Module]:
+    """The same with the backbone frozen (`freeze_backbone=True`), shared likewise: a VGG16
+    FCN takes ~1.4 s to build on 2 cores."""
+    torch.manual_seed(0)
+    return {name: build_fcn(name, freeze_backbone=True) for name in FCN_NAMES}
+
+
+@pytest.fixture(scope="module")
 def random_vgg16_file(tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
     """A random torchvision VGG16 state dict saved to disk, standing in for ImageNet weights."""
     torch.manual_seed(1)
@@ -138,9 +146,9 @@ def test_every_trainable_parameter_gets_a_gradient(name, fcn_models):
 
 
 @pytest.mark.parametrize("name", FCN_NAMES)
-def test_frozen_backbone_is_bit_identical_after_a_step(name):
+def test_frozen_backbone_is_bit_identical_after_a_step(name, frozen_fcn_models):
     torch.manual_seed(0)
-    model = build_fcn(name, freeze_backbone=True).train()
+    model = frozen_fcn_models[name].train()
     assert all(not p.requires_grad for m in model.backbone_modules() for p in m.parameters())
     before_backbone, before_head = backbone_state(model), head_state(model)
 
@@ -178,19 +186,19 @@ def test_unfrozen_backbone_changes_after_a_step(fcn_models):
 
 
 @pytest.mark.parametrize("name", FCN_NAMES)
-def test_fcn_parameter_counts_frozen_and_fine_tuned(name, fcn_models):
+def test_fcn_parameter_counts_frozen_and_fine_tuned(name, fcn_models, frozen_fcn_models):
     """The assignment's counts (the self-check in test_reference_grade.py builds one FCN
     through the worker): ~134M parameters, all trainable when fine-tuned, under 1M (score
     layers and upsampling) when frozen."""
     total = sum(p.numel() for p in fcn_models[name].parameters())
     assert all(p.requires_grad for p in fcn_models[name].parameters())
-    frozen = build_fcn(name, freeze_backbone=True)
+    frozen = frozen_fcn_models[name]
     assert sum(p.numel() for p in frozen.parameters()) == total > 130e6
     assert sum(p.numel() for p in frozen.parameters() if p.requires_grad) < 1e6
 
 
-def test_frozen_backbone_stays_in_eval_mode(fcn_models):
-    model = build_fcn("FCN32s", freeze_backbone=True).train()
+def test_frozen_backbone_stays_in_eval_mode(fcn_models, frozen_fcn_models):
+    model = frozen_fcn_models["FCN32s"].train()
     assert all(not m.training for part in model.backbone_modules() for m in part.modules())
     assert model.score_fr.training and model.upscore.training
     # Unfrozen models put everything in train mode.
