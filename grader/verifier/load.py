@@ -204,6 +204,10 @@ def memoised_deserialisation():
         # Per deserializer (one program): a repeated expression registers nothing new.
         parsed = self.__dict__.setdefault("_segrade_parsed", {})
         key = (expr, hint)
+        try:
+            hash(key)
+        except TypeError:   # an argument that cannot be a key: torch's own parse, as without this
+            return real_parse(self, expr, hint)
         if key not in parsed:
             parsed[key] = real_parse(self, expr, hint)
         return parsed[key]
