@@ -477,9 +477,9 @@ def test_the_verifier_holds_one_variant_in_memory_at_a_time(captured, tmp_path, 
     with contextlib.suppress(OSError):
         os.close(write)
     reader.join(timeout=60)
-    results = [json.loads(line) for line in lines if '"event": "result"' in line or '"event":"result"' in line]
-    assert [r["result"]["id"] for r in results] == list(ids)
-    assert all(r["result"]["build"]["ok"] for r in results)
+    results = [m for m in map(parse, lines) if m.EVENT == "result"]   # the protocol's reader: well-formed
+    assert [r.variant for r in results] == list(ids)
+    assert all(r.observation.build.ok for r in results)
     assert alive_at_load == [0, 0, 0], alive_at_load
 
 
