@@ -186,11 +186,12 @@ def memoised_deserialisation():
     from torch._export.serde import serialize
 
     real_hints = typing.get_type_hints
-    schema_namespace = vars(serialize.schema)
+    schema = getattr(serialize, "schema", None)
+    schema_namespace = vars(schema) if schema is not None else None
     hints: dict[tuple[type, bool], dict] = {}
 
     def get_type_hints(obj, globalns=None, localns=None, include_extras=False):
-        if globalns is not schema_namespace or localns is not None or not isinstance(obj, type):
+        if globalns is None or globalns is not schema_namespace or localns is not None or not isinstance(obj, type):
             return real_hints(obj, globalns, localns, include_extras)
         key = (obj, include_extras)
         if key not in hints:
