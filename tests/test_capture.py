@@ -435,6 +435,42 @@ def test_the_verifier_process_refuses_one_program_and_measures_the_other(capture
     assert run.problem is None
 
 
+@pytest.mark.slow
+def test_a_verifier_started_early_measures_the_same_and_one_not_used_leaves_nothing(captured):
+    """grader.grading.sandbox.EarlyStart: the verifier started while the worker works waits with
+    an empty folder until its request is in place, then measures exactly as one started after;
+    one closed unused, or one that died while waiting, leaves no process and no folder, and the
+    run starts a verifier the usual way instead."""
+    from grader.grading.sandbox import EarlyStart, Limits, isolation_available, run_worker
+    from grader.shared.protocol import VariantRequest, VerifierRequest, VerifierVariant
+
+    _, folder, info = captured
+    request = VerifierRequest(variants=(VerifierVariant(VariantRequest("good", "unet", "UNet", (), {}, 3, None, 64),
+                                                        info["programs"]),), batch_size=2, device="cpu", threads=1)
+
+    def early():
+        return EarlyStart("grader.verifier", Limits(), (), {}, isolation_available())
+
+    waiting = early()
+    assert waiting.alive() and list((waiting.job / "submission").iterdir()) == []   # nothing of the job yet
+    run = run_worker(folder, request, entry="grader.verifier", link=True, early=waiting)
+    good = run.variants["good"]
+    assert good.build.ok and good.forward.output_shape == (2, 3, 64, 64) and good.gradients.head == "head"
+    assert run.problem is None and run.restarts == 0
+    assert not waiting.alive() and not waiting.job.exists()
+
+    unused = early()
+    proc, job = unused.proc, unused.job
+    unused.close()
+    assert proc.poll() is not None and not job.exists()
+
+    dead = early()
+    dead.proc.kill()
+    dead.proc.wait()
+    run = run_worker(folder, request, entry="grader.verifier", link=True, early=dead)
+    assert run.variants["good"].build.ok and run.problem is None and not dead.job.exists()
+
+
 def test_the_verifier_holds_one_variant_in_memory_at_a_time(captured, tmp_path, monkeypatch):
     """The verifier drops a variant's programs before it loads the next: with six VGG16 FCNs
     (several GB each while measured) the fifth and sixth ran out of the address-space limit

@@ -170,9 +170,16 @@ def _grade(root, spec, monkeypatch, **options):
 
 @pytest.mark.slow
 def test_tiny_submission_trains_and_is_scored_on_hidden_labels(tmp_path, unet_spec, monkeypatch):
+    from grader.grading.sandbox import EarlyStart
+
+    started_early = []
+    go = EarlyStart.go
+    monkeypatch.setattr(EarlyStart, "go", lambda self: started_early.append(self.job) or go(self))
     root = write_submission(tmp_path / "s", {"models.py": contract_classes()})
     result = _grade(root, unet_spec, monkeypatch)
     again = _grade(root, unet_spec, monkeypatch)
+    # Each grade's verifier was started while its worker worked (and is gone with its folder).
+    assert len(started_early) == 2 and not any(job.exists() for job in started_early)
     unet = {v.variant_id: v for v in result.variants}["unet"]
     assert unet.status is VariantStatus.PASSED, unet.checks
     assert unet.check("learns").status is CheckStatus.PASS

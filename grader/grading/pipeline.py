@@ -34,13 +34,14 @@ from grader.grading.evaluation import Evaluator, PreparedData, describe_source, 
 from grader.grading.metrics import json_float
 from grader.submission.load import find_checkpoints, load_submission, read_manifest
 from grader.grading.progress import ProgressState, ProgressTracker
-from grader.shared.protocol import (BuildStep, Capture, Done, FamilyTraining, ModuleRequest, Observation, Predictions,
-                                    TrainingOutcome, TrainingRequest, VariantRequest, VerifierVariant, WorkerRequest)
+from grader.shared.protocol import (BuildStep, Capture, Done, FamilyTraining, ModuleRequest, Observation, PhaseStarted,
+                                    Predictions, TrainingOutcome, TrainingRequest, VariantRequest, VerifierVariant,
+                                    WorkerRequest)
 from grader.records.results import (
     CAPTURED_PROGRAM, STUDENT_PROCESS,
     CheckStatus, Submission, SubmissionResult, VariantResult, VariantStatus, failed_imports,
 )
-from grader.grading.sandbox import Limits, WorkerRun, run_worker
+from grader.grading.sandbox import EarlyStart, Limits, WorkerRun, isolation_available, run_worker
 from grader.grading.score import score, split_label
 from grader.spec import Assignment, Profile
 from grader.grading.weights import BackboneWeights, find_vgg16_weights
@@ -207,16 +208,24 @@ def _grade(path: str | Path, assignment: Assignment, options: GradeOptions, subm
 
 
             from_worker = WorkerMessages(on_message, options.capture)
+            verifier = VerifierStart(request, weights, options)
+
+            def from_worker_and_start(message) -> None:
+                if options.capture and isinstance(message, PhaseStarted) and message.phase == "build":
+                    verifier.start()   # a variant is being built, so most likely captured: start-up overlaps
+                from_worker(message)
 
             programs = Path(options.programs_folder) if options.programs_folder else Path(tmp) / "programs"
             if options.capture and programs.is_dir():   # a regrade: the programs of the previous grade go
                 shutil.rmtree(programs)
-            run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
-                             on_message=from_worker, captures=programs if options.capture else None, **setup)
-            if options.capture:
-                if tracker is not None:
-                    tracker.verifying()
-                verify(run, request, programs, weights, options, on_message)
+            with verifier:
+                run = run_worker(submission.root, request, limits=options.limits, isolation=options.isolation,
+                                 on_message=from_worker_and_start, captures=programs if options.capture else None,
+                                 **setup)
+                if options.capture:
+                    if tracker is not None:
+                        tracker.verifying()
+                    verify(run, request, programs, weights, options, on_message, verifier.take())
         policy = check_llm_declaration(submission.root, assignment.policy.get("llm_declaration_pattern"))
         modules = mark_blocking(submission.root, run.modules, assignment.model_class_names)
         answers = find_answers(submission.root, assignment.rubric)
@@ -333,8 +342,48 @@ def verifier_limits(limits: Limits) -> Limits:
                                           "build": max(limits.deadline("build"), VERIFIER_LOAD_SECONDS)})
 
 
+def verifier_readable(request: WorkerRequest, weights: BackboneWeights) -> tuple[Path, ...]:
+    """What the verifier may read besides its programs: the VGG16 weights and the evaluation data."""
+    return (*((weights.path,) if weights.available else ()),
+            *((Path(p) for p in request.training.data.values()) if request.training else ()))
+
+
+class VerifierStart:
+    """The verifier of one grade, started while the worker still works (`start`, at the first
+    variant's build) so that its start-up is not waited for; `take` hands it to `verify`. Used
+    as a context: whatever was not taken is ended on exit (nothing was captured, an error)."""
+
+    def __init__(self, request: WorkerRequest, weights: BackboneWeights, options: GradeOptions) -> None:
+        self.request, self.weights, self.options = request, weights, options
+        self.early: EarlyStart | None = None
+        self.started = False
+
+    def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        try:
+            self.early = EarlyStart("grader.verifier", verifier_limits(self.options.limits),
+                                    verifier_readable(self.request, self.weights), {},
+                                    self.options.isolation or isolation_available())
+        except OSError as exc:   # verify starts it the usual way, and fails there with its reason if it must
+            print(f"[segrade] could not start the verifier early ({exc}); it starts after the worker", file=sys.stderr)
+
+    def take(self) -> EarlyStart | None:
+        early, self.early = self.early, None
+        return early
+
+    def __enter__(self) -> VerifierStart:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.early is not None:
+            self.early.close()
+            self.early = None
+
+
 def verify(run: WorkerRun, request: WorkerRequest, programs: Path, weights: BackboneWeights, options: GradeOptions,
-           on_message: Callable | None) -> None:
+           on_message: Callable | None, early: EarlyStart | None = None) -> None:
     # on_message: the evaluator (it scores the verifier's predictions) and the progress display
     """Run the verifier (grader.verifier) on the programs the worker captured and put what it
     measured in place of the worker's observations; mark every variant with where it was
@@ -368,12 +417,13 @@ def verify(run: WorkerRun, request: WorkerRequest, programs: Path, weights: Back
             program["training_reason"] = train.get("error")
         run.variants[vid] = replace(observed, program=program)
     if not targets:
+        if early is not None:
+            early.close()
         return
     verifier_request = request.for_verifier(tuple(targets), str(weights.path) if weights.available else None)
-    readable = (*((weights.path,) if weights.available else ()),
-                *((Path(p) for p in request.training.data.values()) if request.training else ()))
     verified = run_worker(programs, verifier_request, limits=verifier_limits(options.limits), isolation=options.isolation,
-                          on_message=on_message, readable=tuple(readable), entry="grader.verifier", link=True)
+                          on_message=on_message, readable=verifier_readable(request, weights), entry="grader.verifier",
+                          link=True, early=early)
     run.environment["verifier_seconds"] = round(verified.seconds, 2)
     run.log += "\n[--- verifier ---]\n" + verified.log
     for target in targets:

@@ -163,7 +163,7 @@ def run_worker(submission_dir: Path, request: WorkerRequest | VerifierRequest, *
                readable: tuple[Path, ...] = (), extra_env: dict[str, str] | None = None,
                torch_cache: dict[str, Path] | None = None, isolation: str | None = None,
                on_message: Callable[[Message], None] | None = None, entry: str = "grader.worker",
-               captures: Path | None = None, link: bool = False) -> WorkerRun:
+               captures: Path | None = None, link: bool = False, early: EarlyStart | None = None) -> WorkerRun:
     """Run the worker (or, for a VerifierRequest, the verifier) over `request.variants` on a
     copy of `submission_dir`.
 
@@ -179,7 +179,9 @@ def run_worker(submission_dir: Path, request: WorkerRequest | VerifierRequest, *
     folder instead of copied: the verifier's programs, never a submission (student code may
     change its copy).
     `captures`: a folder that receives the programs the worker captured (its capture folder
-    is emptied into it, plain files only, when each worker process has ended)."""
+    is emptied into it, plain files only, when each worker process has ended).
+    `early`: a process of `entry` already started for this run (start_early), used for its
+    first attempt if it is still alive; run_worker ends it either way."""
     isolation = isolation or isolation_available()
     run = WorkerRun(isolation=describe_isolation(isolation))
     started = time.perf_counter()
@@ -187,10 +189,17 @@ def run_worker(submission_dir: Path, request: WorkerRequest | VerifierRequest, *
     logs: list[str] = []
     first = True
     while first or pending:
-        with scratch_folder("segrade-") as tmp:
-            job = _prepare_job(Path(tmp), submission_dir, torch_cache, runs_as_nobody(isolation), link)
+        waiting = early if first and early is not None and early.alive() else None
+        if first and early is not None and waiting is None:
+            early.close()   # it ended while waiting (it never saw the job): start afresh
+        with waiting or scratch_folder("segrade-") as tmp:
+            job = Path(tmp)
+            if waiting is None:
+                _prepare_job(job, torch_cache, runs_as_nobody(isolation))
+            _fill_submission(job, submission_dir, runs_as_nobody(isolation), link)
             outcome = _run_once(job, replace(request, variants=tuple(pending)), limits, readable,
-                                extra_env or {}, isolation, run, first, on_message, entry, captures is not None)
+                                extra_env or {}, isolation, run, first, on_message, entry, captures is not None,
+                                waiting)
             logs.append(_tail(job / "worker.log", limits.log_bytes))
             if captures is not None:
                 _collect_captures(job / "captures", captures)
@@ -230,42 +239,46 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-def _prepare_job(tmp: Path, submission_dir: Path, torch_cache: dict[str, Path] | None, as_nobody: bool,
-                 link: bool = False) -> Path:
-    workdir = tmp / "submission"
-    # Links are never followed: a submission cannot pull in files from outside itself.
-    shutil.copytree(submission_dir, workdir, symlinks=True, copy_function=_link_or_copy if link else shutil.copy2,
-                    ignore=lambda d, names: [n for n in names if (Path(d) / n).is_symlink()])
-    (tmp / "captures").mkdir()
-    checkpoints = tmp / "torch" / "hub" / "checkpoints"
+def _prepare_job(job: Path, torch_cache: dict[str, Path] | None, as_nobody: bool) -> None:
+    """The job folder's own folders, before the process starts (its files come later:
+    _fill_submission)."""
+    (job / "submission").mkdir()
+    (job / "captures").mkdir()
+    checkpoints = job / "torch" / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     for name, target in (torch_cache or {}).items():
         (checkpoints / name).symlink_to(target)
+    _own(job, as_nobody)
+
+
+def _fill_submission(job: Path, submission_dir: Path, as_nobody: bool, link: bool) -> None:
+    """Copy (or, with `link`, hard-link) the files the process works on into its folder."""
+    # Links are never followed: a submission cannot pull in files from outside itself.
+    shutil.copytree(submission_dir, job / "submission", symlinks=True, dirs_exist_ok=True,
+                    copy_function=_link_or_copy if link else shutil.copy2,
+                    ignore=lambda d, names: [n for n in names if (Path(d) / n).is_symlink()])
+    _own(job / "submission", as_nobody)
+
+
+def _own(folder: Path, as_nobody: bool) -> None:
     if as_nobody:  # the worker must own its job folder
-        for path in [tmp, *tmp.rglob("*")]:
+        for path in [folder, *folder.rglob("*")]:
             os.lchown(path, NOBODY, NOBODY)
-    return tmp
 
 
 def _run_once(job: Path, request: WorkerRequest | VerifierRequest, limits: Limits, readable: tuple[Path, ...],
               extra_env: dict[str, str], isolation: str, run: WorkerRun, first: bool,
               on_message: Callable[[Message], None] | None, entry: str = "grader.worker",
-              capture: bool = False) -> str:
-    """One worker process. Returns 'stop' when no other worker should be tried."""
+              capture: bool = False, early: EarlyStart | None = None) -> str:
+    """One worker process (`early`'s, when given). Returns 'stop' when no other worker should be tried."""
     drop = runs_as_nobody(isolation)
     extra = {"capture_folder": str(job / "captures")} if capture else {}
     request = replace(request, **extra, drop_to=NOBODY if drop else None)
     (job / "request.json").write_text(json.dumps(request.to_json()))
-    read_fd, write_fd = os.pipe()
-    env = worker_environment(job, extra_env)
-    command = [sys.executable, "-I", "-u", "-B", "-m", entry, str(job / "request.json"), str(write_fd)]
-    if isolation == "bubblewrap":
-        command = _bwrap_prefix(job, readable, write_fd) + command
-    with open(job / "worker.log", "wb") as log:
-        proc = subprocess.Popen(command, cwd=job / "submission", env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True,
-                                preexec_fn=lambda: _set_limits(limits, drop))
-    os.close(write_fd)
+    if early is not None:
+        proc, read_fd = early.proc, early.go()
+    else:
+        proc, read_fd = _launch(job, limits, readable, extra_env, isolation, entry)
     try:
         modules = request.modules if isinstance(request, WorkerRequest) else ()
         reader = Reader([v.id for v in request.variants], [m.path for m in modules],
@@ -274,6 +287,85 @@ def _run_once(job: Path, request: WorkerRequest | VerifierRequest, limits: Limit
     finally:
         os.close(read_fd)
         _kill(proc)
+
+
+def _launch(job: Path, limits: Limits, readable: tuple[Path, ...], extra_env: dict[str, str], isolation: str,
+            entry: str, wait_fd: int | None = None) -> tuple[subprocess.Popen, int]:
+    """Start `entry` in the sandbox on `job`. Returns the process and the read end of its
+    channel. With `wait_fd`, the process imports what it needs and then waits for a byte on
+    that descriptor before it reads its request (start_early)."""
+    drop = runs_as_nobody(isolation)
+    read_fd, write_fd = os.pipe()
+    env = worker_environment(job, extra_env)
+    command = [sys.executable, "-I", "-u", "-B", "-m", entry, str(job / "request.json"), str(write_fd)]
+    passed = (write_fd,)
+    if wait_fd is not None:
+        command += [str(wait_fd), str(NOBODY if drop else -1)]
+        passed += (wait_fd,)
+    if isolation == "bubblewrap":
+        command = _bwrap_prefix(job, readable, write_fd) + command
+    with open(job / "worker.log", "wb") as log:
+        proc = subprocess.Popen(command, cwd=job / "submission", env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, pass_fds=passed, start_new_session=True,
+                                preexec_fn=lambda: _set_limits(limits, drop))
+    os.close(write_fd)
+    return proc, read_fd
+
+
+class EarlyStart:
+    """A verifier started before its request exists, so that its start-up (Python, torch and
+    torch.export's deserialiser: ~3.5 s on 2 cores) runs while the worker is still working.
+    Until `go` it has its own empty job folder, the same sandbox and limits as ever, and waits
+    on a pipe; it reads nothing of the job before then. run_worker uses it for its first
+    attempt; `close` ends it (used or not) and removes its folder."""
+
+    def __init__(self, entry: str, limits: Limits, readable: tuple[Path, ...], extra_env: dict[str, str],
+                 isolation: str, torch_cache: dict[str, Path] | None = None) -> None:
+        self.folder = scratch_folder("segrade-")
+        self.job = Path(self.folder.__enter__())
+        self.read_fd = self.go_fd = None
+        try:
+            _prepare_job(self.job, torch_cache, runs_as_nobody(isolation))
+            wait_fd, self.go_fd = os.pipe()
+            try:
+                self.proc, self.read_fd = _launch(self.job, limits, readable, extra_env, isolation, entry, wait_fd)
+            finally:
+                os.close(wait_fd)
+        except BaseException:
+            self.close()
+            raise
+
+    def alive(self) -> bool:
+        return getattr(self, "proc", None) is not None and self.proc.poll() is None
+
+    def go(self) -> int:
+        """The request is in place: let the process read it. Returns its channel's read end,
+        which the caller now owns (and closes)."""
+        try:
+            os.write(self.go_fd, b"g")
+        except OSError:   # it has just ended: _follow sees it end and says so
+            pass
+        os.close(self.go_fd)
+        self.go_fd = None
+        read_fd, self.read_fd = self.read_fd, None
+        return read_fd
+
+    def __enter__(self) -> str:
+        return str(self.job)
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for fd in (self.go_fd, self.read_fd):
+            if fd is not None:
+                os.close(fd)   # a waiting process reads the end of its pipe and exits
+        self.go_fd = self.read_fd = None
+        if getattr(self, "proc", None) is not None:
+            _kill(self.proc)
+        if self.folder is not None:
+            self.folder.__exit__(None, None, None)
+            self.folder = None
 
 
 def worker_environment(job: Path, extra_env: dict[str, str]) -> dict[str, str]:
