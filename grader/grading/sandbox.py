@@ -19,6 +19,10 @@ line), one JSON event per line; its stdout/stderr go to a log file that is kept 
 as a log, truncated. When the worker dies or overruns a deadline while working on a
 variant, that variant gets the precise status (timeout, oom, crashed, error) and a
 fresh worker carries on with the remaining variants.
+
+The verifier (grader.verifier) runs through the same function; it may be started before its
+request exists (EarlyStart), so that its start-up overlaps the worker's run: it then waits,
+with an empty job folder, until its request and programs are in place.
 """
 
 from __future__ import annotations
@@ -180,7 +184,7 @@ def run_worker(submission_dir: Path, request: WorkerRequest | VerifierRequest, *
     change its copy).
     `captures`: a folder that receives the programs the worker captured (its capture folder
     is emptied into it, plain files only, when each worker process has ended).
-    `early`: a process of `entry` already started for this run (start_early), used for its
+    `early`: a process of `entry` already started for this run (EarlyStart), used for its
     first attempt if it is still alive; run_worker ends it either way."""
     isolation = isolation or isolation_available()
     run = WorkerRun(isolation=describe_isolation(isolation))
@@ -293,7 +297,7 @@ def _launch(job: Path, limits: Limits, readable: tuple[Path, ...], extra_env: di
             entry: str, wait_fd: int | None = None) -> tuple[subprocess.Popen, int]:
     """Start `entry` in the sandbox on `job`. Returns the process and the read end of its
     channel. With `wait_fd`, the process imports what it needs and then waits for a byte on
-    that descriptor before it reads its request (start_early)."""
+    that descriptor before it reads its request (EarlyStart)."""
     drop = runs_as_nobody(isolation)
     read_fd, write_fd = os.pipe()
     env = worker_environment(job, extra_env)
