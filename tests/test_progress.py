@@ -84,6 +84,8 @@ def test_with_capture_the_workers_pass_is_a_share_and_the_verifiers_pass_the_res
     assert "variant 2 of 2, unet: building and capturing" in [s.describe() for s in states]
     tracker.verifying()
     assert states[-1].describe() == "starting the verifier" and states[-1].fraction == pytest.approx(0.17)
+    tracker(PhaseStarted("import"))   # the verifier's: it imports no submission, and the line must not say so
+    assert states[-1].describe() == "starting the verifier"
     _every_variant_then_done(tracker, clock)
     fractions = [s.fraction for s in states]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0

@@ -54,7 +54,7 @@ class ProgressState:
 
     def describe(self) -> str:
         """One line: 'variant 3 of 10, fcn8s_frozen: training step 20/30'."""
-        if self.stage == "verify" and self.phase == "start":
+        if self.stage == "verify" and self.phase in ("start", "import"):   # the verifier imports no submission
             return "starting the verifier"
         if self.phase in ("start", "import", "done") or self.variant is None:
             return PHASE_WORDS.get(self.phase, self.phase)
