@@ -449,7 +449,7 @@ def test_a_verifier_started_early_measures_the_same_and_one_not_used_leaves_noth
                                                         info["programs"]),), batch_size=2, device="cpu", threads=1)
 
     def early():
-        return EarlyStart("grader.verifier", Limits(), (), {}, isolation_available())
+        return EarlyStart(Limits(), (), isolation_available())
 
     waiting = early()
     assert waiting.alive() and list((waiting.job / "submission").iterdir()) == []   # nothing of the job yet

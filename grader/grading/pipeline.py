@@ -363,8 +363,7 @@ class VerifierStart:
             return
         self.started = True
         try:
-            self.early = EarlyStart("grader.verifier", verifier_limits(self.options.limits),
-                                    verifier_readable(self.request, self.weights), {},
+            self.early = EarlyStart(verifier_limits(self.options.limits), verifier_readable(self.request, self.weights),
                                     self.options.isolation or isolation_available())
         except OSError as exc:   # verify starts it the usual way, and fails there with its reason if it must
             print(f"[segrade] could not start the verifier early ({exc}); it starts after the worker", file=sys.stderr)

@@ -184,8 +184,11 @@ def run_worker(submission_dir: Path, request: WorkerRequest | VerifierRequest, *
     change its copy).
     `captures`: a folder that receives the programs the worker captured (its capture folder
     is emptied into it, plain files only, when each worker process has ended).
-    `early`: a process of `entry` already started for this run (EarlyStart), used for its
-    first attempt if it is still alive; run_worker ends it either way."""
+    `early`: a verifier already started for this run (EarlyStart), used for its first attempt
+    if it is still alive; run_worker ends it either way."""
+    if early is not None and not early.alive():
+        early.close()   # it ended while waiting (it never saw the job): start afresh
+        early = None
     isolation = isolation or isolation_available()
     run = WorkerRun(isolation=describe_isolation(isolation))
     started = time.perf_counter()
@@ -193,9 +196,7 @@ def run_worker(submission_dir: Path, request: WorkerRequest | VerifierRequest, *
     logs: list[str] = []
     first = True
     while first or pending:
-        waiting = early if first and early is not None and early.alive() else None
-        if first and early is not None and waiting is None:
-            early.close()   # it ended while waiting (it never saw the job): start afresh
+        waiting = early if first else None
         with waiting or scratch_folder("segrade-") as tmp:
             job = Path(tmp)
             if waiting is None:
@@ -323,16 +324,18 @@ class EarlyStart:
     on a pipe; it reads nothing of the job before then. run_worker uses it for its first
     attempt; `close` ends it (used or not) and removes its folder."""
 
-    def __init__(self, entry: str, limits: Limits, readable: tuple[Path, ...], extra_env: dict[str, str],
-                 isolation: str, torch_cache: dict[str, Path] | None = None) -> None:
-        self.folder = scratch_folder("segrade-")
+    def __init__(self, limits: Limits, readable: tuple[Path, ...], isolation: str) -> None:
+        self.folder: scratch_folder | None = scratch_folder("segrade-")
         self.job = Path(self.folder.__enter__())
+        self.proc: subprocess.Popen | None = None
         self.read_fd = self.go_fd = None
         try:
-            _prepare_job(self.job, torch_cache, runs_as_nobody(isolation))
+            _prepare_job(self.job, None, runs_as_nobody(isolation))
             wait_fd, self.go_fd = os.pipe()
             try:
-                self.proc, self.read_fd = _launch(self.job, limits, readable, extra_env, isolation, entry, wait_fd)
+                # Only the verifier knows how to wait (grader.verifier.main); the worker never starts early.
+                self.proc, self.read_fd = _launch(self.job, limits, readable, {}, isolation, "grader.verifier",
+                                                  wait_fd)
             finally:
                 os.close(wait_fd)
         except BaseException:
@@ -340,7 +343,7 @@ class EarlyStart:
             raise
 
     def alive(self) -> bool:
-        return getattr(self, "proc", None) is not None and self.proc.poll() is None
+        return self.proc is not None and self.proc.poll() is None
 
     def go(self) -> int:
         """The request is in place: let the process read it. Returns its channel's read end,
@@ -365,7 +368,7 @@ class EarlyStart:
             if fd is not None:
                 os.close(fd)   # a waiting process reads the end of its pipe and exits
         self.go_fd = self.read_fd = None
-        if getattr(self, "proc", None) is not None:
+        if self.proc is not None:
             _kill(self.proc)
         if self.folder is not None:
             self.folder.__exit__(None, None, None)
