@@ -57,8 +57,74 @@ def test_bad_toml_names_the_file(tmp_path):
 
 def test_missing_field_is_named(tmp_path):
     path = _write(tmp_path, '[assignment]\nid = "x"\n')
-    with pytest.raises(SpecError, match="missing required field 'dataset'"):
+    with pytest.raises(SpecError, match="spec.toml: the top level needs dataset; docs/spec.md lists each table's"):
         load_spec(path)
+
+
+def test_every_structural_mistake_is_a_spec_error_naming_its_place(tmp_path):
+    """Mistakes a course's author makes in a spec of their own: each a SpecError that names the
+    table and the field (before: a TypeError or AttributeError from deep in the reader, or no
+    error at all and a failure later, in every submission's grade)."""
+    one_variant = (DEFAULT_SPEC.parent / "cityscapes_unet.toml").read_text().replace("[[variants]]", "[variants]")
+    with pytest.raises(SpecError, match="variants must be an array of tables, one \\[\\[variants\\]\\] header per "
+                                        "entry \\(\\[variants\\] makes a single table\\)"):
+        load_spec(_write(tmp_path, one_variant))
+    text = DEFAULT_SPEC.read_text()
+    cases = {
+        ("[families.unet]\ntitle = \"U-Net\"\ninput_size = 256", "[families]\nunet = 256"):
+            "\\[families.unet\\] must be a table, got families.unet = 256; write a \\[families.unet\\] header",
+        ("input_size = 256\n", "\n"): "\\[families.unet\\] needs input_size",
+        ('id = "fcn32s_frozen"\n', "\n"): "\\[\\[variants\\]\\] entry 1 needs id",
+        ('class = "UNetNoSkip"', "class = 7"): "variant 'unet_noskip' class must be a non-empty string, got 7",
+        ('id = "fcn-unet-segmentation"', "id = 3"): "\\[assignment\\] id must be a non-empty string, got 3",
+        ("marks = 24", "mark = 24"): "rubric item 'fcn' needs marks \\(it has 'mark': misspelt\\?\\)",
+        ("llm_declaration_pattern = '(?i)", "llm_declaration_pattern = '((?i)"):
+            "\\[policy\\] llm_declaration_pattern is not a valid regular expression",
+        ('[contract.classes]\n', "[contract.notclasses]\n"): "\\[contract\\] needs classes",
+    }
+    for (old, new), message in cases.items():
+        assert old in text, old
+        with pytest.raises(SpecError, match=message):
+            load_spec(_write(tmp_path, text.replace(old, new, 1)))
+
+
+def test_unknown_keys_are_warnings_with_the_key_meant():
+    """A misspelt optional key would silently take its default; it is reported (and the
+    grade goes on: a course may keep notes of its own in the file)."""
+    import tempfile
+    from pathlib import Path
+
+    text = DEFAULT_SPEC.read_text().replace("performance_share = 0.5", "perfomance_share = 0.5", 1)
+    text = text.replace("[policy]", "[policy]\ncourse_note = 'kept for us'", 1)
+    text = text.replace("[dataset.synthetic]", "[dataset.synthetic]\ntrain_sed = 4", 1)
+    with tempfile.TemporaryDirectory() as folder:
+        spec = load_spec(_write(Path(folder), text))
+    assert spec.warnings == (
+        f"{folder}/spec.toml: [dataset.synthetic] has the unknown key 'train_sed', which nothing reads; "
+        "did you mean 'train_seed'?",
+        f"{folder}/spec.toml: rubric item 'fcn' has the unknown key 'perfomance_share', which nothing reads; "
+        "did you mean 'performance_share'?",
+        f"{folder}/spec.toml: [policy] has the unknown key 'course_note', which nothing reads; "
+        "known here: llm_declaration_pattern, llm_declaration_penalty",
+    )
+    assert spec.rubric_item("fcn32s_frozen").performance_share == 0.0   # the default it took: why it is said
+
+
+def test_an_error_says_the_unknown_keys_that_may_have_caused_it(tmp_path):
+    text = DEFAULT_SPEC.read_text().replace("[dataset]\n", "[datasett]\n", 1)
+    with pytest.raises(SpecError) as error:
+        load_spec(_write(tmp_path, text))
+    lines = str(error.value).splitlines()
+    assert lines[0].endswith("[dataset] needs class_names; docs/spec.md lists each table's fields")
+    assert lines[1:] == ["the file also has:", f"{tmp_path}/spec.toml: the top level has the unknown key 'datasett', "
+                         "which nothing reads; did you mean 'dataset'?"]
+
+
+def test_the_shipped_specs_have_no_unknown_key():
+    from grader.shared.resources import DEFAULT_SPEC as default
+
+    for path in (default, default.parent / "cityscapes_unet.toml"):
+        assert load_spec(path).warnings == (), path
 
 
 def test_missing_file(tmp_path):
@@ -149,3 +215,17 @@ def test_a_variant_is_scored_by_one_rubric_item(tmp_path):
     with pytest.raises(SpecError, match="variant 'unet' is in rubric items 'unet' and 'unet_noskip': a variant is "
                                         "scored by one item only"):
         load_spec(_write(tmp_path, text))
+
+
+def test_a_command_prints_the_unknown_keys_and_goes_on(tmp_path, capsys, monkeypatch):
+    """As a course's author sees it: `segrade data check --spec FILE` (docs/spec.md)."""
+    from grader.cli import main
+
+    text = DEFAULT_SPEC.read_text().replace("grid_images = 4", "grid_image = 4", 1)
+    _write(tmp_path, text)
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "check", "--spec", "spec.toml"]) == 0
+    shown = capsys.readouterr()
+    assert shown.err.splitlines() == ["segrade: warning: spec.toml: [profiles.smoke] has the unknown key 'grid_image', "
+                                      "which nothing reads; did you mean 'grid_images'?"]
+    assert "nothing on disk to check" in shown.out

@@ -61,7 +61,8 @@ def _fields_spec_py_reads() -> set[str]:
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
                     and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
                 names.add(node.args[0].value)
-    return names | set(spec_module.PROFILE_FIELDS) | set(spec_module.DATASET_KINDS) | set(spec_module.OPTIMIZERS)
+    known = {key for table in spec_module.SPEC_KEYS.values() for key in table}
+    return names | known | set(spec_module.PROFILE_FIELDS) | set(spec_module.DATASET_KINDS) | set(spec_module.OPTIMIZERS)
 
 
 def _toml_blocks() -> list[tuple[bool, str]]:

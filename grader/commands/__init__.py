@@ -1,5 +1,18 @@
 """One module per `segrade` command: each adds its parser and runs it by calling the engine."""
 
+import sys
+
+
+def load_spec_of(args):
+    """The assignment of `--spec` (the default one without it), with each key of the file that
+    nothing reads said on standard error before anything runs (grader.spec: SPEC_KEYS)."""
+    from grader.spec import load_spec
+
+    assignment = load_spec(args.spec)
+    for warning in assignment.warnings:
+        print(f"segrade: warning: {warning}", file=sys.stderr)
+    return assignment
+
 
 def add_training_arguments(parser) -> None:
     """What every command that grades shares: the spec, the backbone weights, the device

@@ -58,14 +58,15 @@ def run(args: argparse.Namespace) -> int:
     from grader.grading.weights import find_vgg16_weights
     from grader.report import make_console
     from grader.shared.errors import BatchError
-    from grader.spec import SpecError, load_spec
+    from grader.commands import load_spec_of
+    from grader.spec import SpecError
 
     console = make_console()
     if args.seeds < 2:
         console.print("[red]segrade:[/] --seeds must be at least 2 (a band needs a spread)")
         return 2
     try:
-        assignment = load_spec(args.spec)
+        assignment = load_spec_of(args)
         synthetic = assignment.dataset.kind == "synthetic"
         splits = [] if args.figures else \
             (["test"] if synthetic else ["test", "val"]) if args.split == "both" else [args.split]

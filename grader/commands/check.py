@@ -70,11 +70,12 @@ def _check(args: argparse.Namespace, programs: Path) -> int:
     from rich.markup import escape
 
     from grader.data.check import require_dataset, splits_needed
-    from grader.spec import SpecError, load_spec
+    from grader.commands import load_spec_of
+    from grader.spec import SpecError
 
     console = make_console()
     try:
-        assignment = load_spec(args.spec)
+        assignment = load_spec_of(args)
         # Before anything runs: a missing root or mismatched masks is the data's fault, said once.
         require_dataset(assignment.dataset, splits_needed(args.split), Path(args.spec) if args.spec else None)
         out = None if args.no_report else Path(args.out) if args.out else None

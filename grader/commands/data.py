@@ -52,9 +52,9 @@ def _open(args: argparse.Namespace):
     from pathlib import Path
 
     from grader.data.sources import open_split
-    from grader.spec import load_spec
+    from grader.commands import load_spec_of
 
-    assignment = load_spec(args.spec)
+    assignment = load_spec_of(args)
     config = assignment.dataset
     if args.dataset or args.root:
         kind = args.dataset or config.kind
@@ -100,10 +100,11 @@ def run_check(args: argparse.Namespace) -> int:
 
     from grader.data import SPLITS
     from grader.data.check import check_dataset
-    from grader.spec import SpecError, load_spec
+    from grader.commands import load_spec_of
+    from grader.spec import SpecError
 
     try:
-        assignment = load_spec(args.spec)
+        assignment = load_spec_of(args)
     except SpecError as exc:
         print(f"segrade: {exc}")
         return 2

@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from grader.report import make_console
     from grader.report.progress import PlainLines, is_live, time_left
     from grader.report.terminal import print_batch_summary
-    from grader.spec import SpecError, load_spec
+    from grader.commands import load_spec_of
+    from grader.spec import SpecError
 
     console = make_console()
     if args.jobs is not None and args.jobs < 1:
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         backend = make_backend(args.backend, **backend_settings(args, parallel=args.jobs))  # --jobs N: N tasks at once
         if args.band_seeds < 2:
             raise ValueError("--band-seeds must be at least 2 (a band needs a spread)")
-        assignment = load_spec(args.spec)
+        assignment = load_spec_of(args)
         require_dataset(assignment.dataset, ("train", "val", "test"), Path(args.spec) if args.spec else None)
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device,
                                profile=None if args.checks_only else args.profile,

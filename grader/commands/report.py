@@ -45,12 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from grader.records.files import results_folders
     from grader.report.lms import RosterError, write_lms_files
     from grader.report.outputs import write_class_outputs, write_submission_report
-    from grader.spec import SpecError, load_spec
+    from grader.commands import load_spec_of
+    from grader.spec import SpecError
 
     console = make_console()
     root = Path(args.results_dir)
     try:
-        assignment = load_spec(args.spec)
+        assignment = load_spec_of(args)
         if (root / "results.json").is_file():
             for path in write_submission_report(root, assignment, report_options(args), workers=os.cpu_count() or 1):
                 console.print(f"wrote {path}")

@@ -31,12 +31,13 @@ def run(args: argparse.Namespace) -> int:
     from grader.report import make_console
     from grader.records.files import results_folders
     from grader.batch.rescore import rescore_out
-    from grader.spec import SpecError, load_spec
+    from grader.commands import load_spec_of
+    from grader.spec import SpecError
 
     console = make_console()
     out = Path(args.out)
     try:
-        assignment = load_spec(args.spec)
+        assignment = load_spec_of(args)
         if not results_folders(out):
             raise FileNotFoundError(f"{out} holds no results.json, nor folders holding one: grade first")
         with console.status("rescoring..."):

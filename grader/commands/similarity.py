@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from grader.report.outputs import write_class_outputs
     from grader.report.similarity import write_similarity
     from grader.similarity import run_similarity
-    from grader.spec import SpecError, load_spec
+    from grader.commands import load_spec_of
+    from grader.spec import SpecError
 
     console = make_console()
     root = Path(args.folder)
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         options = similarity_options(args)
-        assignment = load_spec(args.spec)
+        assignment = load_spec_of(args)
     except (ValueError, FileNotFoundError, SpecError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2

@@ -33,12 +33,13 @@ def run(args: argparse.Namespace) -> int:
     from grader.grading.reverify import ReverifyError, reverify, write_verified
     from grader.records.files import ResultsError
     from grader.report import make_console
-    from grader.spec import SpecError, load_spec
+    from grader.commands import load_spec_of
+    from grader.spec import SpecError
 
     console = make_console()
     folder = Path(args.folder)
     try:
-        assignment = load_spec(args.spec)
+        assignment = load_spec_of(args)
         options = GradeOptions(vgg16_weights=args.vgg16_weights, device=args.device, profile=None,
                                isolation=None if args.isolation == "auto" else args.isolation)
         with console.status("re-measuring the kept programs..."):

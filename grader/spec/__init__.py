@@ -1,13 +1,16 @@
 """The assignment spec: what students implement and how it is graded.
 
 The spec is data (TOML, read with tomllib). `load_spec()` turns it into frozen
-dataclasses and rejects a malformed file with a message naming the field.
+dataclasses and rejects a malformed file with a message naming the table and the field; a key
+it does not know is kept as a warning on the Assignment (`warnings`), which the commands print.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,6 +212,7 @@ class Assignment:
     profiles: dict[str, Profile] = field(default_factory=dict)
     comparisons: tuple[Comparison, ...] = ()
     reference: Path | None = None   # the course's reference solution ([assignment] reference); None: segrade's
+    warnings: tuple[str, ...] = ()  # keys of the file that nothing reads (misspelt ones among them)
 
     @property
     def is_default(self) -> bool:
@@ -319,6 +323,73 @@ def _table(value: Any, where: str, name: str) -> dict[str, Any]:
     return dict(value)
 
 
+def _string(value: Any, where: str, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"{where} {name} must be a non-empty string, got {value!r}")
+    return value
+
+
+# The keys each table of a spec may hold (True: required), as docs/spec.md lists them. A key
+# not listed is reported, since a misspelt one (`perfomance_share`) would otherwise take its
+# default in silence. Not listed, because their keys are the course's own: a variant's kwargs
+# and traits, [contract.classes], and [dataset.options] (its loader names what it does not take).
+SPEC_KEYS: dict[str, dict[str, bool]] = {
+    "spec": {"assignment": True, "dataset": True, "families": True, "contract": True, "variants": True,
+             "rubric": False, "comparisons": False, "profiles": False, "policy": False},
+    "assignment": {"id": True, "title": False, "reference": False, "spec_version": False},
+    "dataset": {"kind": False, "root": False, "class_names": True, "palette": True, "thin_classes": False,
+                "synthetic": False, "options": False},
+    "dataset.synthetic": {"train_seed": False, "val_seed": False},
+    "family": {"title": False, "input_size": True, "probe_size": False, "pretrained_kwarg": False},
+    "contract": {"input": True, "output": True, "num_classes_kwarg": False, "classes": True},
+    "variant": {"id": True, "title": False, "family": True, "class": True, "kwargs": False, "traits": False,
+                "aliases": False, "architecture": False},
+    "rubric": {"id": True, "title": False, "marks": True, "variants": False, "performance_share": False,
+               "prompts": False, "check_weights": False},
+    "comparison": {"id": True, "title": False, "variants": False, "pairs": False, "discussion": False},
+    "profile": {"title": False, "image_size": True, **dict.fromkeys(PROFILE_FIELDS, True), "train_images": True,
+                "val_images": True, "test_images": True, "grid_images": False, "seed": False, "pretrained": False,
+                "separates_variants": False},
+    "policy": {"llm_declaration_pattern": False, "llm_declaration_penalty": False},
+}
+
+
+def _keys(table: dict[str, Any], kind: str, where: str, warnings: list[str]) -> dict[str, Any]:
+    """Check `table` against SPEC_KEYS[kind]: a required key missing is a SpecError (naming a
+    close unknown key, the likely misspelling); an unknown key is added to `warnings`."""
+    known = SPEC_KEYS[kind]
+    unknown = [key for key in table if key not in known]
+    for key, required in known.items():
+        if required and key not in table:
+            close = difflib.get_close_matches(key, unknown, n=1, cutoff=0.6)
+            hint = f" (it has {close[0]!r}: misspelt?)" if close else ""
+            raise SpecError(f"{where} needs {key}{hint}; docs/spec.md lists each table's fields")
+    for key in unknown:
+        close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known here: {', '.join(known)}"
+        warnings.append(f"{where} has the unknown key {key!r}, which nothing reads{hint}")
+    return table
+
+
+def _entries(data: dict[str, Any], name: str, path: Path) -> list[dict[str, Any]]:
+    """An array of tables ([[name]]), each entry a table."""
+    value = data.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+        raise SpecError(f"{path}: {name} must be an array of tables, one [[{name}]] header per entry "
+                        f"([{name}] makes a single table), got {value!r}"[:400])
+    return value
+
+
+def _tables(data: dict[str, Any], name: str, path: Path) -> dict[str, dict[str, Any]]:
+    """A table of named tables ([name.ID] headers), each a table."""
+    value = _table(data.get(name, {}), f"{path}:", f"[{name}]")
+    for key, entry in value.items():
+        if not isinstance(entry, dict):
+            raise SpecError(f"{path}: [{name}.{key}] must be a table, got {name}.{key} = {entry!r}; "
+                            f"write a [{name}.{key}] header with its fields below it"[:400])
+    return value
+
+
 # What a variant's `architecture` table may require (grader/grading/architecture.py: check_architecture).
 ARCHITECTURE_KEYS = {"bypass_scale": "number", "max_bypass_scale": "number", "long_skips": "numbers",
                      "no_long_skips": "boolean", "residual_adds_min": "integer", "gated_skips": "boolean"}
@@ -355,45 +426,69 @@ def load_spec(path: str | Path | None = None) -> Assignment:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path} is not valid TOML: {exc}") from None
+    warnings: list[str] = []
     try:
-        return _parse(data, path, hashlib.sha256(raw).hexdigest())
-    except KeyError as exc:
+        return _parse(data, path, hashlib.sha256(raw).hexdigest(), warnings)
+    except KeyError as exc:   # a required field SPEC_KEYS does not list
         raise SpecError(f"{path}: missing required field {exc.args[0]!r}") from None
+    except SpecError as exc:
+        if not warnings:
+            raise
+        # A key misspelt earlier in the file is often why the error happened: say both.
+        raise SpecError("\n".join((str(exc), "the file also has:", *warnings))) from None
 
 
-def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
-    dataset = _parse_dataset(data["dataset"], path)
+def _parse(data: dict[str, Any], path: Path, sha256: str, warnings: list[str]) -> Assignment:
+    _keys(data, "spec", f"{path}: the top level", warnings)
+    a = _keys(_table(data["assignment"], f"{path}:", "[assignment]"), "assignment", f"{path}: [assignment]", warnings)
+    assignment_id = _string(a["id"], f"{path}: [assignment]", "id")
+    dataset = _parse_dataset(_table(data["dataset"], f"{path}:", "[dataset]"), path, warnings)
 
     families = {}
-    for fid, f in data["families"].items():
-        size = _integer(f["input_size"], f"{path}: [families.{fid}]", "input_size")
+    for fid, f in _tables(data, "families", path).items():
+        where = f"{path}: [families.{fid}]"
+        _keys(f, "family", where, warnings)
+        size = _integer(f["input_size"], where, "input_size")
         if size < 64 or size % 32:
-            raise SpecError(f"{path}: [families.{fid}] input_size is {size}: use a multiple of 32, at least 64")
+            raise SpecError(f"{where} input_size is {size}: use a multiple of 32, at least 64")
         probe = f.get("probe_size")
         if probe is not None:
-            probe = _integer(probe, f"{path}: [families.{fid}]", "probe_size")
+            probe = _integer(probe, where, "probe_size")
             if probe < 32 or probe % 32 or probe > size:
-                raise SpecError(f"{path}: [families.{fid}] probe_size is {probe}: use a multiple of 32 from 32 up to "
+                raise SpecError(f"{where} probe_size is {probe}: use a multiple of 32 from 32 up to "
                                 f"the family's input_size ({size})")
-        families[fid] = Family(fid, f.get("title", fid), size, f.get("pretrained_kwarg"), probe)
-    c = data["contract"]
-    contract = Contract(c["input"], c["output"], c.get("num_classes_kwarg", "num_classes"), dict(c["classes"]))
+        kwarg = f.get("pretrained_kwarg")
+        families[fid] = Family(fid, _string(f.get("title", fid), where, "title"), size,
+                               None if kwarg is None else _string(kwarg, where, "pretrained_kwarg"), probe)
+    c = _keys(_table(data["contract"], f"{path}:", "[contract]"), "contract", f"{path}: [contract]", warnings)
+    where = f"{path}: [contract]"
+    classes = _table(c["classes"], where, "classes")
+    for name, text in classes.items():
+        _string(text, where, f"classes.{name}")
+    contract = Contract(_string(c["input"], where, "input"), _string(c["output"], where, "output"),
+                        _string(c.get("num_classes_kwarg", "num_classes"), where, "num_classes_kwarg"), classes)
 
     variants = []
-    for v in data["variants"]:
-        where = f"{path}: variant {v['id']!r}"
-        if v["family"] not in families:
-            raise SpecError(f"{path}: variant {v['id']!r} names unknown family {v['family']!r}")
-        variants.append(Variant(v["id"], v.get("title", v["id"]), families[v["family"]], v["class"],
+    for number, v in enumerate(_entries(data, "variants", path), start=1):
+        where = f"{path}: variant {v['id']!r}" if isinstance(v.get("id"), str) else f"{path}: [[variants]] entry {number}"
+        _keys(v, "variant", where, warnings)
+        vid, family = _string(v["id"], where, "id"), _string(v["family"], where, "family")
+        if family not in families:
+            raise SpecError(f"{path}: variant {vid!r} names unknown family {family!r}")
+        variants.append(Variant(vid, _string(v.get("title", vid), where, "title"), families[family],
+                                _string(v["class"], where, "class"),
                                 _table(v.get("kwargs", {}), where, "kwargs"),
                                 _table(v.get("traits", {}), where, "traits"),
                                 _strings(v.get("aliases", []), where, "aliases"),
                                 _architecture(_table(v.get("architecture", {}), where, "architecture"), where)))
+    if not variants:
+        raise SpecError(f"{path}: the spec has no [[variants]]: at least one model to grade is needed")
     ids = [v.id for v in variants]
     if len(set(ids)) != len(ids):
         raise SpecError(f"{path}: variant ids must be unique, got {ids}")
 
-    rubric = tuple(_parse_rubric_item(r, path) for r in data.get("rubric", ()))
+    rubric = tuple(_parse_rubric_item(r, number, path, warnings)
+                   for number, r in enumerate(_entries(data, "rubric", path), start=1))
     scored_by: dict[str, str] = {}
     for item in rubric:
         unknown = set(item.variants) - set(ids)
@@ -407,16 +502,33 @@ def _parse(data: dict[str, Any], path: Path, sha256: str) -> Assignment:
                                 "a variant is scored by one item only")
             scored_by[vid] = item.id
         _check_item_weights(item, [v for v in variants if v.id in item.variants], path)
-    profiles = {pid: _parse_profile(pid, p, families, path) for pid, p in data.get("profiles", {}).items()}
-    comparisons = tuple(_parse_comparison(c, ids, {item.id for item in rubric if item.manual}, path)
-                        for c in data.get("comparisons", ()))
+    profiles = {pid: _parse_profile(pid, p, families, path, warnings)
+                for pid, p in _tables(data, "profiles", path).items()}
+    comparisons = tuple(_parse_comparison(c, number, ids, {item.id for item in rubric if item.manual}, path, warnings)
+                        for number, c in enumerate(_entries(data, "comparisons", path), start=1))
 
-    a = data["assignment"]
     return Assignment(
-        id=a["id"], title=a.get("title", a["id"]), dataset=dataset, families=families, contract=contract, variants=tuple(variants), rubric=rubric,
-        policy=dict(data.get("policy", {})), path=path, sha256=sha256, profiles=profiles,
-        comparisons=comparisons, reference=_reference(a.get("reference"), path),
+        id=assignment_id, title=_string(a.get("title", assignment_id), f"{path}: [assignment]", "title"),
+        dataset=dataset, families=families, contract=contract, variants=tuple(variants), rubric=rubric,
+        policy=_parse_policy(_table(data.get("policy", {}), f"{path}:", "[policy]"), path, warnings), path=path,
+        sha256=sha256, profiles=profiles, comparisons=comparisons, reference=_reference(a.get("reference"), path),
+        warnings=tuple(warnings),
     )
+
+
+def _parse_policy(p: dict[str, Any], path: Path, warnings: list[str]) -> dict[str, Any]:
+    where = f"{path}: [policy]"
+    _keys(p, "policy", where, warnings)
+    pattern = p.get("llm_declaration_pattern")
+    if pattern is not None:
+        try:
+            re.compile(_string(pattern, where, "llm_declaration_pattern"))
+        except re.error as exc:
+            raise SpecError(f"{where} llm_declaration_pattern is not a valid regular expression ({exc}): "
+                            f"{pattern!r}") from None
+    if "llm_declaration_penalty" in p:
+        _number(p["llm_declaration_penalty"], where, "llm_declaration_penalty")
+    return dict(p)
 
 
 def _reference(value: Any, path: Path) -> Path | None:
@@ -435,9 +547,11 @@ def _reference(value: Any, path: Path) -> Path | None:
     return folder
 
 
-def _parse_rubric_item(r: dict[str, Any], path: Path) -> RubricItem:
-    where = f"{path}: rubric item {r.get('id', '?')!r}"
-    return RubricItem(r["id"], r.get("title", r["id"]), _number(r["marks"], where, "marks"),
+def _parse_rubric_item(r: dict[str, Any], number: int, path: Path, warnings: list[str]) -> RubricItem:
+    where = f"{path}: rubric item {r['id']!r}" if isinstance(r.get("id"), str) else f"{path}: [[rubric]] entry {number}"
+    _keys(r, "rubric", where, warnings)
+    rid = _string(r["id"], where, "id")
+    return RubricItem(rid, _string(r.get("title", rid), where, "title"), _number(r["marks"], where, "marks"),
                       _strings(r.get("variants", []), where, "variants"),
                       _number(r.get("performance_share", 0.0), where, "performance_share"),
                       _strings(r.get("prompts", []), where, "prompts"),
@@ -475,11 +589,19 @@ def _check_weights(value: Any, where: str) -> dict[str, float]:
     return weights
 
 
-def _parse_comparison(c: dict[str, Any], variant_ids: list[str], manual_items: set[str], path: Path) -> Comparison:
-    where = f"{path}: [[comparisons]] {c.get('id', '?')!r}"
-    pairs = tuple(_strings(pair, where, "pairs") for pair in c.get("pairs", ()))
-    comparison = Comparison(c["id"], c.get("title", c["id"]), _strings(c.get("variants", []), where, "variants"),
-                            pairs, c.get("discussion"))
+def _parse_comparison(c: dict[str, Any], number: int, variant_ids: list[str], manual_items: set[str], path: Path,
+                      warnings: list[str]) -> Comparison:
+    where = f"{path}: [[comparisons]] {c['id']!r}" if isinstance(c.get("id"), str) else f"{path}: [[comparisons]] entry {number}"
+    _keys(c, "comparison", where, warnings)
+    cid = _string(c["id"], where, "id")
+    pairs = c.get("pairs", [])
+    if not isinstance(pairs, list):
+        raise SpecError(f"{where} pairs must be an array of [before, after] pairs, got {pairs!r}")
+    pairs = tuple(_strings(pair, where, "pairs") for pair in pairs)
+    discussion = c.get("discussion")
+    comparison = Comparison(cid, _string(c.get("title", cid), where, "title"),
+                            _strings(c.get("variants", []), where, "variants"), pairs,
+                            None if discussion is None else _string(discussion, where, "discussion"))
     if bool(comparison.variants) == bool(pairs) or any(len(pair) != 2 for pair in pairs):
         raise SpecError(f"{where} needs either variants = [...] or pairs = [[before, after], ...]")
     unknown = set(comparison.variant_ids) - set(variant_ids)
@@ -490,8 +612,10 @@ def _parse_comparison(c: dict[str, Any], variant_ids: list[str], manual_items: s
     return comparison
 
 
-def _parse_profile(pid: str, p: dict[str, Any], families: dict[str, Family], path: Path) -> Profile:
+def _parse_profile(pid: str, p: dict[str, Any], families: dict[str, Family], path: Path,
+                   warnings: list[str]) -> Profile:
     where = f"{path}: [profiles.{pid}]"
+    _keys(p, "profile", where, warnings)
 
     def per_family(name: str) -> dict[str, Any]:
         """One value or a table with one per family -> {family: value}."""
@@ -515,7 +639,7 @@ def _parse_profile(pid: str, p: dict[str, Any], families: dict[str, Family], pat
                 _number(value, where, name)
         settings[name] = p[name]  # as written: the profile's hash depends on the form
     counts = {name: _integer(p[name], where, name) for name in ("train_images", "val_images", "test_images")}
-    return Profile(id=pid, title=p.get("title", pid), image_size=sizes, settings=settings,
+    return Profile(id=pid, title=_string(p.get("title", pid), where, "title"), image_size=sizes, settings=settings,
                    train_images=counts["train_images"], val_images=counts["val_images"],
                    test_images=counts["test_images"], grid_images=_integer(p.get("grid_images", 4), where, "grid_images"),
                    seed=_integer(p.get("seed", 0), where, "seed"),
@@ -523,7 +647,8 @@ def _parse_profile(pid: str, p: dict[str, Any], families: dict[str, Family], pat
                    separates_variants=_boolean(p.get("separates_variants", True), where, "separates_variants"))
 
 
-def _parse_dataset(d: dict[str, Any], path: Path) -> DatasetConfig:
+def _parse_dataset(d: dict[str, Any], path: Path, warnings: list[str]) -> DatasetConfig:
+    _keys(d, "dataset", f"{path}: [dataset]", warnings)
     class_names = _strings(d["class_names"], f"{path}: [dataset]", "class_names")
     palette = d["palette"]
     if not isinstance(palette, list) or len(palette) != len(class_names) or any(
@@ -538,12 +663,13 @@ def _parse_dataset(d: dict[str, Any], path: Path) -> DatasetConfig:
     if kind != "synthetic" and not root:
         raise SpecError(f"{path}: [dataset] kind = {kind!r} needs root = \"/path/to/the/data\"")
     if root:
-        root = Path(root).expanduser()
+        root = Path(_string(root, f"{path}: [dataset]", "root")).expanduser()
         root = root if root.is_absolute() else (path.parent / root)  # relative to the spec file
-    synthetic = d.get("synthetic", {})
+    synthetic = _table(d.get("synthetic", {}), f"{path}: [dataset]", "synthetic")
     if "test_seed" in synthetic:
         raise SpecError(f"{path}: [dataset.synthetic] must not hold test_seed: the test seed is secret; "
                         "set SEGRADE_TEST_SEED in the grading environment instead")
+    _keys(synthetic, "dataset.synthetic", f"{path}: [dataset.synthetic]", warnings)
     thin = _strings(d.get("thin_classes", []), f"{path}: [dataset]", "thin_classes")
     if set(thin) - set(class_names):
         raise SpecError(f"{path}: [dataset] thin_classes names unknown classes {sorted(set(thin) - set(class_names))}")
