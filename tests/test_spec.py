@@ -229,3 +229,14 @@ def test_a_command_prints_the_unknown_keys_and_goes_on(tmp_path, capsys, monkeyp
     assert shown.err.splitlines() == ["segrade: warning: spec.toml: [profiles.smoke] has the unknown key 'grid_image', "
                                       "which nothing reads; did you mean 'grid_images'?"]
     assert "nothing on disk to check" in shown.out
+
+
+def test_a_variant_no_rubric_item_scores_is_said():
+    import tempfile
+    from pathlib import Path
+
+    text = DEFAULT_SPEC.read_text().replace('variants = ["unet_residual"]', 'variants = []', 1)
+    with tempfile.TemporaryDirectory() as folder:
+        spec = load_spec(_write(Path(folder), text))
+    assert spec.warnings == (f"{folder}/spec.toml: variant 'unet_residual' is in no rubric item: it is checked and "
+                             "shown, and scores nothing; add it to an item's variants if it should",)

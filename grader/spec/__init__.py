@@ -502,6 +502,10 @@ def _parse(data: dict[str, Any], path: Path, sha256: str, warnings: list[str]) -
                                 "a variant is scored by one item only")
             scored_by[vid] = item.id
         _check_item_weights(item, [v for v in variants if v.id in item.variants], path)
+    for vid in ids:
+        if rubric and vid not in scored_by:   # without any rubric the spec only checks, on purpose
+            warnings.append(f"{path}: variant {vid!r} is in no rubric item: it is checked and shown, and scores "
+                            "nothing; add it to an item's variants if it should")
     profiles = {pid: _parse_profile(pid, p, families, path, warnings)
                 for pid, p in _tables(data, "profiles", path).items()}
     comparisons = tuple(_parse_comparison(c, number, ids, {item.id for item in rubric if item.manual}, path, warnings)
