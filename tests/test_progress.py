@@ -164,6 +164,22 @@ def test_plain_lines_once_per_variant_and_phase():
                     "[    20 s] alice: variant 3 of 10, fcn8s_frozen: evaluating the trained model (estimating time left)"]
 
 
+def test_plain_lines_say_a_phase_that_reads_the_same_once():
+    """The worker's build and first forward of a captured variant both read "building and
+    capturing", the verifier's start and import both "starting the verifier": one line each."""
+    out = io.StringIO()
+    lines = PlainLines(Console(file=out, width=200))
+    lines(ProgressState(total=1, index=1, variant="unet", phase="build", stage="capture", elapsed=4.0))
+    lines(ProgressState(total=1, index=1, variant="unet", phase="forward", stage="capture", elapsed=7.0))
+    lines(ProgressState(total=1, index=1, variant=None, phase="start", stage="verify", elapsed=8.0))
+    lines(ProgressState(total=1, index=1, variant=None, phase="import", stage="verify", elapsed=8.0))
+    lines(ProgressState(total=1, index=1, variant="unet", phase="build", stage="verify", elapsed=8.0))
+    assert [line.split("] ", 1)[1] for line in out.getvalue().splitlines()] == [
+        "variant 1 of 1, unet: building and capturing (estimating time left)",
+        "starting the verifier (estimating time left)",
+        "variant 1 of 1, unet: loading its captured program (estimating time left)"]
+
+
 def test_check_progress_is_plain_when_not_a_terminal():
     out = io.StringIO()
     with check_progress(Console(file=out, width=200), "segrade: checking x") as update:

@@ -44,7 +44,11 @@ class PlainLines:
     def __call__(self, state: ProgressState) -> None:
         if state.phase == "train" and state.steps is None:
             return  # the first step message follows at once and says how many steps
-        key = (state.variant, state.phase if self.phases else "")
+        # What a person is told apart: two phases that read the same (the worker's build and its
+        # first forward, both "building and capturing"; the verifier's start and import) are one
+        # line, and so is a training whatever its step.
+        said = "train" if state.phase == "train" else state.describe()
+        key = (state.variant, said if self.phases else "")
         if key != self.last:
             self.last = key
             self.console.print(plain_line(state, self.prefix), markup=False, highlight=False)
