@@ -4,7 +4,8 @@ through the real worker: the mapping segrade chooses and the verdict of the chec
 
 | fixture               | class of problem                                                   |
 |-----------------------|--------------------------------------------------------------------|
-| gina_extra_packages   | cv2/albumentations/sklearn/dotenv/einops imported by model files    |
+| gina_extra_packages   | cv2/albumentations/sklearn/dotenv/einops imported by model files, a  |
+|                       | U-Net derived from segmentation_models_pytorch's (not installed)     |
 | hana_enum_variant     | FCN(variant: FCNVariant, num_classes) with an Enum                 |
 | ivan_subprojects      | FCN/src and UNet/src, each `from src.model import ...`             |
 | jack_abstract_base    | abstract `UNet` base subclassed by VanillaUNet, NoSkipUNet         |
@@ -76,9 +77,9 @@ def explain(results) -> str:
 
 @pytest.mark.slow  # the real worker
 def test_missing_packages_are_stood_in_and_fail_only_where_used(tmp_path):
-    run, results = observe(FIXTURES / "gina_extra_packages", ("unet", "unet_noskip"), tmp_path)
+    run, results = observe(FIXTURES / "gina_extra_packages", ("unet", "unet_noskip", "unet_residual"), tmp_path)
     assert all(m["ok"] for m in run.modules), run.modules
-    assert set(run.environment["stood_in"]) == {"cv2", "albumentations", "sklearn"}
+    assert set(run.environment["stood_in"]) == {"cv2", "albumentations", "sklearn", "segmentation_models_pytorch"}
     assert run.environment["stubbed"] == ["dotenv"]
     # einops is installed with segrade (model code uses it in forward): UNet passes
     assert results["unet"].status is VariantStatus.PASSED, explain(results)
@@ -87,6 +88,12 @@ def test_missing_packages_are_stood_in_and_fail_only_where_used(tmp_path):
     assert noskip.status is VariantStatus.ERROR
     message = noskip.check("builds").message
     assert "`cv2.setNumThreads(...)` at model.py line 50 needs the package `cv2` (opencv-python)" in message
+    # ResidualUNet derives from the library's U-Net: found as the model (not "nothing builds
+    # ResidualUNet") and an error where it is built, naming the package.
+    residual = results["unet_residual"]
+    assert residual.status is VariantStatus.ERROR and "ResidualUNet" in residual.mapping
+    assert ("building ResidualUNet (derived from `segmentation_models_pytorch.Unet`) at model.py line 75 needs the "
+            "package `segmentation_models_pytorch` (segmentation-models-pytorch)") in residual.check("builds").message
     notes = package_notes(run.environment)
     assert notes[0].startswith("not installed, stood in") and "cv2 (data.py)" in notes[0]
     assert "dotenv" in notes[1]

@@ -162,8 +162,12 @@ class _StandIn:
 
     def __mro_entries__(self, bases):
         name = self._stand_in_name
+        from torch import nn
 
-        class _MissingBase:
+        # A torch module, so that a model class built on the package (`class UNet(smp.Unet)`) is
+        # still found as the model and fails where it is built, saying which package it needs
+        # (not "nothing in the submission builds UNet").
+        class _MissingBase(nn.Module):
             def __init__(self, *args, **kwargs):
                 raise _missing_package(name, f"building {type(self).__name__} (derived from `{name}`)")
 

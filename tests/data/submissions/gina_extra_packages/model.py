@@ -64,3 +64,12 @@ class UNetNoSkip(UNet):
 def pixel_confusion(pred, target, n_classes=13):
     return confusion_matrix(target.flatten().cpu().numpy(), pred.flatten().cpu().numpy(),
                             labels=list(range(n_classes)))
+
+
+# Tried the library's U-Net for the residual part; it trains much faster on Colab.
+import segmentation_models_pytorch as smp
+
+
+class ResidualUNet(smp.Unet):
+    def __init__(self, num_classes=13):
+        super().__init__(encoder_name="resnet34", encoder_weights=None, classes=num_classes)
