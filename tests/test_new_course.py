@@ -74,6 +74,38 @@ def test_data_check_counts_and_names_ids_outside_the_classes(tmp_path, capsys):
     assert str(tmp_path / "data" / "val" / "masks" / "a.png") in out
 
 
+def test_data_check_names_binary_masks_saved_as_0_and_255(tmp_path, capsys):
+    """Binary masks (a lesion, a car) are usually stored as 0/255; 255 is the ignore index, so
+    they read as background only and every mask looks valid: the foreground would never be
+    learned nor scored. The check says so and what to write; with that remap it passes."""
+    import numpy as np
+    from PIL import Image
+
+    for split in ("train", "val", "test"):
+        for folder in ("images", "masks"):
+            (tmp_path / "data" / split / folder).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "data" / split / "images" / "a.png")
+        mask = np.zeros((8, 8), np.uint8)
+        mask[:2] = 255   # 16 of 64 px
+        Image.fromarray(mask).save(tmp_path / "data" / split / "masks" / "a.png")
+    text = course_spec_text(root="data").replace('kind = "cityscapes"', 'kind = "folders"')
+    text = text[: text.index("[dataset.options]")] + text[text.index("[families.unet]"):]
+    start, end = text.index("class_names = ["), text.index("thin_classes")
+    text = text[:start] + 'class_names = ["background", "lesion"]\npalette = [[0, 0, 0], [255, 255, 255]]\n' + text[end:]
+    text = text.replace('thin_classes = ["pole", "traffic light", "traffic sign"]', "")
+    (tmp_path / "spec.toml").write_text(text)
+    assert main(["data", "check", "--spec", str(tmp_path / "spec.toml")]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("the masks hold only class 0 (background) and 255, the ignore index (48 px, 25% of the pixels read): no "
+            "pixel is ever class 1 (lesion). Binary masks saved as 0/255? Map 255 to the class: [dataset.options] "
+            'remap = { "255" = 1 }') in out
+
+    (tmp_path / "spec.toml").write_text(text.replace("[families.unet]", '[dataset.options]\nremap = { "255" = 1 }\n\n'
+                                                                          "[families.unet]"))
+    assert main(["data", "check", "--spec", str(tmp_path / "spec.toml")]) == 0
+    assert "train: 1 image/mask pairs (1 read); sizes 8x8 (1); 2 of 2 classes present" in capsys.readouterr().out
+
+
 def test_check_refuses_a_missing_dataset_before_running_anything(tmp_path, capsys):
     spec = _course_spec(tmp_path, root="nowhere")
     submission = tmp_path / "sub"

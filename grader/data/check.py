@@ -43,6 +43,7 @@ class SplitCheck:
     unexpected: dict[int, int] = field(default_factory=dict)     # id outside the classes -> pixels
     unexpected_files: tuple[str, ...] = ()           # masks holding such ids
     problems: tuple[str, ...] = ()
+    ignored: int = 0                                 # pixels at the ignore index (read masks)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ def _check_split(dataset, split: str, num_classes: int, sample: int | None) -> S
     files = list(dataset.files)
     sizes: Counter[str] = Counter()
     pixels: Counter[int] = Counter()
+    ignored = 0
     unexpected: Counter[int] = Counter()
     unexpected_files: list[str] = []
     problems: list[str] = []
@@ -128,6 +130,7 @@ def _check_split(dataset, split: str, num_classes: int, sample: int | None) -> S
         bad_here = False
         for value, count in zip(values.tolist(), counts.tolist()):
             if value == IGNORE_INDEX:
+                ignored += count
                 continue
             if 0 <= value < num_classes:
                 pixels[value] += count
@@ -148,7 +151,22 @@ def _check_split(dataset, split: str, num_classes: int, sample: int | None) -> S
                         f"{_listing(unexpected_files, 3)}. Add the classes to class_names, or map the ids with "
                         f"[dataset.options] remap = {{ \"{ids[0]}\" = 255 }}")
     return SplitCheck(split, len(files), len(indices), dict(sizes), dict(sorted(pixels.items())),
-                      dict(sorted(unexpected.items())), tuple(unexpected_files), tuple(problems))
+                      dict(sorted(unexpected.items())), tuple(unexpected_files), tuple(problems), ignored)
+
+
+def _only_background(config: DatasetConfig, splits: list[SplitCheck]) -> str | None:
+    """Binary masks saved as 0/255 (the usual way to store them) read as background and the
+    ignore index: the foreground would never be learned nor scored, and every mask is "valid"."""
+    read = [s for s in splits if s.read]
+    ignored = sum(s.ignored for s in read)
+    if len(config.class_names) < 2 or not read or not ignored or any(k for s in read for k in s.class_pixels):
+        return None
+    total = ignored + sum(n for s in read for n in s.class_pixels.values())
+    others = _listing([f"{i} ({name})" for i, name in enumerate(config.class_names) if i], 3)
+    return (f"the masks hold only class 0 ({config.class_names[0]}) and {IGNORE_INDEX}, the ignore index "
+            f"({ignored} px, {100 * ignored / total:.0f}% of the pixels read): no pixel is ever class {others}. "
+            f"Binary masks saved as 0/{IGNORE_INDEX}? Map {IGNORE_INDEX} to the class: [dataset.options] "
+            f"remap = {{ \"{IGNORE_INDEX}\" = 1 }}")
 
 
 def check_dataset(config: DatasetConfig, splits: tuple[str, ...] = SPLITS, *, sample: int | None = None) -> DataCheck:
@@ -177,7 +195,8 @@ def check_dataset(config: DatasetConfig, splits: tuple[str, ...] = SPLITS, *, sa
             checked.append(SplitCheck(split, problems=(f"{split}: no image/mask pairs",)))
             continue
         checked.append(_check_split(dataset, split, num_classes, sample))
-    return DataCheck(config.kind, Path(root), num_classes, tuple(checked))
+    binary = _only_background(config, checked)
+    return DataCheck(config.kind, Path(root), num_classes, tuple(checked), (binary,) if binary else ())
 
 
 def splits_needed(evaluation_split: str = "test") -> tuple[str, ...]:
