@@ -208,3 +208,31 @@ def test_learns_below_the_references_highest_untrained_figure_fails_where_the_ba
     assert not replace(band, untrained_max=None).separates_untrained()     # measured before untrained_max
     # The model's own untrained figure still counts when it is the higher one
     assert check_learning(training, losses, 0.12, 0.13, [], "val mIoU", untrained_max=0.097).status is CheckStatus.FAIL
+
+
+def test_a_backbone_frozen_only_at_first_fails_frozen_backbone():
+    """The check's few steps see the backbone bit-identical; the standardised training is
+    compared too, from its start to its last predictions (grader.measure.observe): a backbone
+    that trains later (a counter, a size the model tells apart, a training program that differs
+    from the checks') fails, naming the tensors. An honest frozen backbone passes as before."""
+    from grader.grading.checks import _backbone
+    from grader.shared.protocol import BackboneSteps, TrainingOutcome
+
+    variant = load_spec().variant("fcn8s_frozen")
+    names = ("backbone.0.weight", "backbone.0.bias")
+    probe = BackboneSteps(backbone_tensors=2, steps=3, backbone_changed=(), head_changed=("score.weight",),
+                          backbone_names=names)
+    honest = Observation(id=variant.id, backbone=probe,
+                         training=TrainingOutcome(ok=True, steps=30, changed=("score.weight", "calls")))
+    assert _backbone(honest, variant).status is CheckStatus.PASS
+    late = replace(honest, training=TrainingOutcome(ok=True, steps=30, changed=("backbone.0.weight", "score.weight")))
+    result = _backbone(late, variant)
+    assert result.status is CheckStatus.FAIL
+    assert result.message.startswith("1 of 2 backbone tensors changed during the standardised training (30 steps) "
+                                     "although they were bit-identical after the check's 3 steps")
+    assert result.message.endswith("backbone.0.weight): the backbone must stay frozen for the whole training, not "
+                                   "only at first")
+    # Not measured (a record from before, or no training): judged on the check's steps as before.
+    for training in (None, TrainingOutcome(ok=True, steps=30)):
+        assert _backbone(replace(late, training=training), variant).status is CheckStatus.PASS
+    assert _backbone(replace(late, backbone=replace(probe, backbone_names=())), variant).status is CheckStatus.PASS

@@ -304,3 +304,52 @@ def test_non_finite_numbers_become_null_in_results():
 
     assert json_float(float("inf")) is None and json_float(float("nan")) is None and json_float(None) is None
     assert json_float(0.12345678) == 0.123457
+
+
+class _FrozenAtFirst(nn.Module):
+    """A "frozen" backbone that trains from its fourth call on: a counter buffer and a gate, which
+    torch.export captures as they are. The check's three steps see it frozen."""
+
+    def __init__(self, unfreeze_after: int | None) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone, self.head = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 4, 1)
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+        self.unfreeze_after = unfreeze_after
+
+    def forward(self, x):
+        self.calls += 1
+        features = self.backbone(x)
+        if self.unfreeze_after is None:
+            return self.head(features.detach())
+        gate = (self.calls > self.unfreeze_after).to(features.dtype)
+        return self.head(gate * features + (1 - gate) * features.detach())
+
+
+def test_the_training_reports_which_tensors_it_changed(tmp_path):
+    """grader.measure.observe.train_and_predict compares the model's state from the start of the
+    standardised training to its last predictions: what a frozen backbone's check reads
+    (grader.grading.checks: a backbone frozen only at first fails)."""
+    from grader.grading.pipeline import variant_request
+    from grader.measure.observe import train_and_predict
+    from grader.shared.protocol import FamilyTraining, TrainingRequest
+
+    images, masks = _data(n=8, size=32)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    torch.save({"images": images, "masks": masks}, folder / "train.pt")
+    for split in ("val", "test"):
+        torch.save({"images": images[:4]}, folder / f"{split}.pt")
+    spec = load_spec()
+    variant = variant_request(spec, spec.variant("fcn8s_frozen"), False)
+    training = TrainingRequest(mode="train", profile="smoke", data={"fcn": str(folder)}, pretrained=False,
+                               config={"fcn": FamilyTraining(steps=6, batch_size=2, lr=1e-2, weight_decay=0.0,
+                                                             optimizer="adamw", eval_every=3, seed=0)})
+    changed = {}
+    for name, model in (("frozen", _FrozenAtFirst(None)), ("at first", _FrozenAtFirst(3))):
+        result = train_and_predict(lambda: (model, None), variant, torch.device("cpu"), training,
+                                   lambda *a, **k: None, lambda: None)
+        assert result["ok"], result
+        changed[name] = set(result["changed"])
+    assert changed["frozen"] == {"head.weight", "head.bias", "calls"}
+    assert changed["at first"] == {"head.weight", "head.bias", "calls", "backbone.weight", "backbone.bias"}

@@ -296,6 +296,14 @@ def _parts_text(names: list[str], parts: dict[str, str]) -> str:
     return _names(seen, 6) if seen else _names(names)
 
 
+def _changed_in_training(observed: Observation, trained) -> list[str]:
+    """The backbone tensors the standardised training changed (grader.measure.observe: compared
+    from its start to its last predictions); none when either side was not measured."""
+    changed = observed.training.changed if observed.training is not None else None
+    names = set(trained.backbone_names)
+    return [name for name in changed or () if name in names]
+
+
 def _backbone(observed: Observation, variant: Variant, probe: str = "the probe input") -> CheckResult:
     frozen = bool(variant.traits["frozen"])
     check_id = "frozen_backbone" if frozen else "finetuned_backbone"
@@ -345,6 +353,13 @@ def _backbone(observed: Observation, variant: Variant, probe: str = "the probe i
     if frozen and not trained.head_changed:
         return CheckResult(check_id, CheckStatus.FAIL, f"nothing outside the backbone changed during {steps} "
                            "training steps: the head does not train", info)
+    late = _changed_in_training(observed, trained) if frozen else []
+    if late:
+        return CheckResult(check_id, CheckStatus.FAIL,
+                           f"{len(late)} of {trained.backbone_tensors} backbone tensors changed during the standardised "
+                           f"training ({observed.training.steps} steps) although they were bit-identical after the "
+                           f"check's {steps} steps (backbone: {kind}; {_names(late)}): the backbone must stay frozen for "
+                           "the whole training, not only at first", info | {"changed_in_training": late})
     if not frozen and not changed:
         return CheckResult(check_id, CheckStatus.FAIL, f"the backbone did not change during {steps} training steps "
                            f"although this variant fine-tunes it: it is frozen (backbone: {kind})", info)

@@ -10,6 +10,7 @@ captured, by the worker beside student code (grader.worker). Both report plain d
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
 import traceback
 from collections.abc import Callable
@@ -178,6 +179,7 @@ def train_and_predict(build: Callable[[], Any], variant: VariantRequest, device,
             reported = len(log.losses)
 
         restore()
+        before = state_digests(built)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         last_sent = time.monotonic()
@@ -197,10 +199,13 @@ def train_and_predict(build: Callable[[], Any], variant: VariantRequest, device,
         # step's validation predictions are the final ones, from the same weights; not run twice.
         final = last_val if training.test_is_val and len(log.losses) == config.steps else None
         predictions("test", test, final, train_seconds=round(log.seconds, 3))
+        # After the last predictions: a model that puts its weights back before being read gains nothing.
+        after = state_digests(built)
     except BaseException as exc:
         return {"stage": "train"} | failure(exc)
     result = {"ok": True, "mode": "train", "steps": len(log.losses), "train_seconds": round(log.seconds, 3),
-              "peak_gpu_memory_mb": peak_mb}
+              "peak_gpu_memory_mb": peak_mb, "changed": [name for name, digest in before.items()
+                                                          if after.get(name) != digest]}
     # Skip ablation on the trained model (at init, zero-initialised score layers or deep
     # skips barely register): zero each long skip's encoder operand, measure the change.
     restore()
@@ -211,6 +216,24 @@ def train_and_predict(build: Callable[[], Any], variant: VariantRequest, device,
     except Exception as exc:
         result["skip_ablation"] = {"error": short_error(exc)}
     return result | {"seconds": round(time.perf_counter() - started, 2)}
+
+
+def state_digests(model) -> dict[str, str]:
+    """A sha256 of each tensor of the model's state, to tell what the training changed without
+    keeping a copy (a VGG16 FCN's weights are 0.5 GB; hashing them takes about a second)."""
+    import torch
+
+    digests = {}
+    for name, tensor in model.state_dict().items():
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        data = tensor.detach().reshape(-1).contiguous().cpu()
+        try:
+            raw = data.view(torch.uint8).numpy()
+        except (RuntimeError, TypeError):   # a dtype without a byte view (quantized): its values' text
+            raw = repr(data.tolist()).encode()
+        digests[name] = hashlib.sha256(raw).hexdigest()
+    return digests
 
 
 @functools.cache

@@ -379,6 +379,8 @@ def backbone_training(model: nn.Module, num_classes: int, device,
             "vgg_shaped": len(backbone_tensors(model)) if identified is not None and not backbone else 0,
             "changed_parts": {k: parts[k] for k in changed if k in parts},
             "backbone_changed": [k for k in changed if k in backbone],
+            # the backbone's tensors by name: the standardised training is checked against them too
+            "backbone_names": sorted(backbone),
             "head_changed": [k for k in changed if k not in backbone],
             "seconds": round(time.perf_counter() - started, 3)}, first
 

@@ -523,6 +523,7 @@ class BackboneSteps(_Observed):
     backbone_changed: tuple[str, ...] = _field(NAMES)
     head_changed: tuple[str, ...] = _field(NAMES)
     seconds: float | None = _field(SECONDS, None)
+    backbone_names: tuple[str, ...] = _field(NAMES, ())   # every backbone tensor (older records: none)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -622,6 +623,9 @@ class TrainingOutcome(_Observed):
     peak_gpu_memory_mb: float | None = _field(Opt(Num(0.0, 1e9)), None)
     skip_ablation: tuple[SkipProbe, ...] | Raised | None = _field(
         Measured(List(SkipProbe.schema(), 1024), Obj({"error": TEXT})), None, load=_measured(_records(SkipProbe)))
+    # The model's tensors whose values differ between the start of the training and the end of
+    # its test predictions (grader.measure.observe): a frozen backbone must be among none of them.
+    changed: tuple[str, ...] | None = _field(Opt(NAMES), None)
     worker_status: str | None = None   # set by the grading process (grader.grading.sandbox), never sent
 
     @classmethod
@@ -634,8 +638,9 @@ class TrainingOutcome(_Observed):
         return replace(self, mode=mode, given=self.given | {"mode"})
 
     def summary(self) -> dict[str, Any]:
-        """What results.json keeps of it: all but the traceback and the ablation (checks of their own)."""
-        out = {k: v for k, v in self.to_json().items() if k not in ("traceback", "skip_ablation")}
+        """What results.json keeps of it: all but the traceback, the ablation and the changed tensors
+        (checks of their own)."""
+        out = {k: v for k, v in self.to_json().items() if k not in ("traceback", "skip_ablation", "changed")}
         return out | ({"worker_status": self.worker_status} if self.worker_status else {})
 
 
