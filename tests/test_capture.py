@@ -592,3 +592,36 @@ def test_a_programs_layers_are_the_built_models_except_a_layer_never_called(tmp_
     # A module holding many parameters itself: its line is cut to the protocol's bound, not refused.
     many = layers(nn.ParameterList([nn.Parameter(torch.zeros(1000, 1000)) for _ in range(60)]))
     assert len(many[0]) == 400 and many[0].endswith("...)")
+
+
+def test_a_training_build_that_is_another_model_is_not_trained(captured, tmp_path, monkeypatch):
+    """Where the worker captured a training build of its own (another seed, the pretrained
+    weights, the submission's weights), it must be the model that was checked: a constructor
+    that builds another model the second time it is called (an honestly frozen FCN for the
+    checks, a trainable one for the training) gets no training, with a message saying why.
+    The same model built again (other values) trains."""
+    from grader.shared.protocol import VariantRequest, VerifierVariant
+    from grader.verifier import __main__ as verifier
+    from grader.verifier.load import ProgramLimits
+
+    model, folder, info = captured
+    torch.manual_seed(1)
+    again = capture(Small(), 64, folder, "small.again")
+    other = capture(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 1)), 64, folder, "other")
+    assert again["ok"] and other["ok"]
+    loaded = {"signature": verifier.tensor_signature(model.state_dict())}
+    monkeypatch.chdir(folder)   # the programs' names are relative to the verifier's job folder
+
+    def target(programs):
+        return VerifierVariant(VariantRequest("v", "unet", "UNet", (), {}, 3, None, 64), info["programs"],
+                               train_programs=programs["programs"])
+
+    trained, _ = verifier._training_model(target(again), loaded, ProgramLimits())
+    assert set(trained.state_dict()) == set(model.state_dict())
+    with pytest.raises(ValueError) as refused:
+        verifier._training_model(target(other), loaded, ProgramLimits())
+    assert str(refused.value).startswith(
+        "the model built for training is not the model that was checked (tensors only in it: 0.bias, 0.weight, "
+        "2.bias and 1 more; tensors it lacks: enc.0.bias, enc.0.weight, enc.1.bias and 6 more)")
+    assert str(refused.value).endswith("a constructor must build the same model each time it is called (only the "
+                                       "seed, the pretrained weights or the submitted weights may differ)")

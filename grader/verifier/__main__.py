@@ -139,7 +139,10 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
                          "verifier": {"refused": "mismatch", "message": str(exc)}}, None
     load_seconds = round(time.perf_counter() - started, 3)
     result["build"] = {"ok": True, "seconds": load_seconds}
-    initial = {k: v.detach().clone() for k, v in model.state_dict().items()} if keep else None
+    state = model.state_dict()
+    signature = tensor_signature(state)   # a training build must be this same model (_training_model)
+    initial = {k: v.detach().clone() for k, v in state.items()} if keep else None
+    del state
     identified = None
     try:
         identified = identify(eval_program, model, imagenet, request.seed)
@@ -150,7 +153,30 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
                                      lambda: None, identified, lambda _: structure.program_layers(train_program))
     result["verifier"] = {"ops": ops[:5000], "load_seconds": load_seconds,
                           "backbone_how": (identified or {}).get("how")}
-    return result, {"programs": (train_program, eval_program), "initial": initial} if keep else {}
+    kept = {"programs": (train_program, eval_program), "initial": initial} if keep else {}
+    return result, kept | {"signature": signature}
+
+
+def tensor_signature(state: dict[str, Any]) -> dict[str, tuple]:
+    """Each tensor of a model's state by name: its shape and dtype (not its values)."""
+    return {name: (tuple(t.shape), str(t.dtype)) for name, t in state.items() if hasattr(t, "shape")}
+
+
+def signature_difference(checked: dict[str, tuple], trained: dict[str, tuple]) -> str | None:
+    """What tells two tensor signatures apart, in a few words; None when they are the same."""
+    def names(items) -> str:
+        items = sorted(items)
+        return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+    parts = []
+    if set(trained) - set(checked):
+        parts.append(f"tensors only in it: {names(set(trained) - set(checked))}")
+    if set(checked) - set(trained):
+        parts.append(f"tensors it lacks: {names(set(checked) - set(trained))}")
+    other = [n for n in set(checked) & set(trained) if checked[n] != trained[n]]
+    if other:
+        parts.append(f"of another shape or type: {names(other)}")
+    return "; ".join(parts) or None
 
 
 def _training_model(target: VerifierVariant, loaded: dict[str, Any], limits) -> tuple[Any, str | None]:
@@ -161,7 +187,13 @@ def _training_model(target: VerifierVariant, loaded: dict[str, Any], limits) -> 
 
     if target.train_programs:
         train, evaluate = _load_pair(target.train_programs, limits)
-        return as_model(train, evaluate), target.weights
+        model = as_model(train, evaluate)
+        differs = signature_difference(loaded["signature"], tensor_signature(model.state_dict()))
+        if differs:   # a constructor that builds another model the second time it is called
+            raise ValueError(f"the model built for training is not the model that was checked ({differs}); a "
+                             "constructor must build the same model each time it is called (only the seed, the "
+                             "pretrained weights or the submitted weights may differ)")
+        return model, target.weights
     model = as_model(*loaded["programs"])
     model.load_state_dict(loaded["initial"])
     return model, target.weights
