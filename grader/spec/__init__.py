@@ -329,6 +329,13 @@ def _string(value: Any, where: str, name: str) -> str:
     return value
 
 
+def _text(value: Any, where: str, name: str) -> str:
+    """Words for people (the contract's descriptions): any string, empty included."""
+    if not isinstance(value, str):
+        raise SpecError(f"{where} {name} must be a string, got {value!r}")
+    return value
+
+
 # The keys each table of a spec may hold (True: required), as docs/spec.md lists them. A key
 # not listed is reported, since a misspelt one (`perfomance_share`) would otherwise take its
 # default in silence. Not listed, because their keys are the course's own: a variant's kwargs
@@ -464,8 +471,8 @@ def _parse(data: dict[str, Any], path: Path, sha256: str, warnings: list[str]) -
     where = f"{path}: [contract]"
     classes = _table(c["classes"], where, "classes")
     for name, text in classes.items():
-        _string(text, where, f"classes.{name}")
-    contract = Contract(_string(c["input"], where, "input"), _string(c["output"], where, "output"),
+        _text(text, where, f"classes.{name}")
+    contract = Contract(_text(c["input"], where, "input"), _text(c["output"], where, "output"),
                         _string(c.get("num_classes_kwarg", "num_classes"), where, "num_classes_kwarg"), classes)
 
     variants = []
