@@ -232,22 +232,45 @@ def test_a_model_that_kills_the_worker_while_training_loses_only_itself(tmp_path
 
 
 @pytest.mark.slow
-def test_checkpoint_mode_evaluates_submitted_weights(tmp_path, unet_spec, monkeypatch):
-    source = contract_classes()
+def test_checkpoint_mode_evaluates_submitted_weights(tmp_path, monkeypatch):
+    """Each variant's own weights file, never unpickled; and the model evaluated is the model that
+    was checked: ResidualUNet builds another model on its second call (the one its weights fit),
+    which the verifier refuses to evaluate, saying why."""
+    spec = load_spec(spec_with(["unet", "unet_noskip", "unet_residual"], tmp_path / "spec.toml", architecture=False))
+    source = contract_classes(ResidualUNet="""
+        def __init__(self, num_classes, in_channels=3):
+            nn.Module.__init__(self)
+            import builtins
+            builtins.built = getattr(builtins, "built", 0) + 1
+            if builtins.built == 1:   # the checks' build
+                self.conv = nn.Conv2d(in_channels, num_classes, 3, padding=1)
+            else:                     # the one its weights are for
+                self.conv = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(),
+                                          nn.Conv2d(8, num_classes, 1))
+
+        def forward(self, x):
+            return self.conv(x)
+    """)
     root = write_submission(tmp_path / "s", {"models.py": source})
     (root / "weights").mkdir()
     torch.manual_seed(0)
     good = nn.Conv2d(3, 13, 3, padding=1)
     torch.save({"state_dict": {"conv." + k: v for k, v in good.state_dict().items()}}, root / "weights" / "unet.pt")
+    other = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 13, 1))
+    torch.save({"conv." + k: v for k, v in other.state_dict().items()}, root / "weights" / "unet_residual.pt")
 
     class Evil:
         def __reduce__(self):
             return (exec, ("open('/tmp/segrade-pwned', 'w').write('x')",))
 
     torch.save({"conv.weight": Evil()}, root / "weights" / "unet_noskip.pt")
-    result = _grade(root, unet_spec, monkeypatch, weights=True)
+    result = _grade(root, spec, monkeypatch, weights=True)
     variants = {v.variant_id: v for v in result.variants}
     unet, noskip = variants["unet"], variants["unet_noskip"]
+    residual = variants["unet_residual"].check("learns")
+    assert residual.status is CheckStatus.FAIL and residual.message.startswith(
+        "setup failed: ValueError: the model built for training is not the model that was checked (tensors only in "
+        "it: conv.0.bias, conv.0.weight, conv.2.bias and 1 more; tensors it lacks: conv.bias, conv.weight)")
     assert unet.check("learns").status is CheckStatus.PASS and "weights/unet.pt" in unet.check("learns").message
     assert unet.training["image_size"] == 256, "checkpoints are evaluated at the assignment's size"
     assert unet.curves["loss"] == []
