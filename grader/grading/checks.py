@@ -364,6 +364,8 @@ def _backbone(observed: Observation, variant: Variant, probe: str = "the probe i
         return CheckResult(check_id, CheckStatus.FAIL, f"the backbone did not change during {steps} training steps "
                            f"although this variant fine-tunes it: it is frozen (backbone: {kind})", info)
     what = "bit-identical, while the head trained" if frozen else "changed, as fine-tuning should"
+    if frozen and observed.training is not None and observed.training.changed is not None and trained.backbone_names:
+        what += f", and stayed so through the standardised training ({observed.training.steps} steps)"
     return CheckResult(check_id, CheckStatus.PASS,
                        f"after {steps} real training steps the {trained.backbone_tensors} backbone tensors are {what} "
                        f"(backbone: {kind})", info)
