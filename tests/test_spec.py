@@ -240,3 +240,18 @@ def test_a_variant_no_rubric_item_scores_is_said():
         spec = load_spec(_write(Path(folder), text))
     assert spec.warnings == (f"{folder}/spec.toml: variant 'unet_residual' is in no rubric item: it is checked and "
                              "shown, and scores nothing; add it to an item's variants if it should",)
+
+
+def test_a_loader_option_written_in_dataset_is_said_to_belong_in_its_options(tmp_path):
+    """`remap` or `mask_format` written in [dataset] instead of [dataset.options] did nothing."""
+    import inspect
+
+    from grader import spec as spec_module
+    from grader.data.folders import DATASET_KINDS
+
+    taken = {name for cls in DATASET_KINDS.values() for name in inspect.signature(cls.__init__).parameters}
+    assert set(spec_module.LOADER_OPTIONS) == taken - {"self", "root", "split", "num_classes", "palette"}
+    text = DEFAULT_SPEC.read_text().replace('kind = "synthetic"', 'kind = "synthetic"\nremap = { "255" = 1 }', 1)
+    assert load_spec(_write(tmp_path, text)).warnings == (
+        f"{tmp_path}/spec.toml: [dataset] has the unknown key 'remap', which nothing reads; it is an option of the "
+        "data loader: put it under [dataset.options]",)

@@ -361,6 +361,11 @@ SPEC_KEYS: dict[str, dict[str, bool]] = {
 }
 
 
+# What the loaders of grader/data/folders.py take in [dataset.options] (a test keeps the two in
+# step): written in [dataset] itself, such a key is said to belong there.
+LOADER_OPTIONS = ("annotation", "images_dir", "label_table", "mask_format", "masks_dir", "remap", "splits")
+
+
 def _keys(table: dict[str, Any], kind: str, where: str, warnings: list[str]) -> dict[str, Any]:
     """Check `table` against SPEC_KEYS[kind]: a required key missing is a SpecError (naming a
     close unknown key, the likely misspelling); an unknown key is added to `warnings`."""
@@ -374,6 +379,8 @@ def _keys(table: dict[str, Any], kind: str, where: str, warnings: list[str]) -> 
     for key in unknown:
         close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else f"; known here: {', '.join(known)}"
+        if kind == "dataset" and key in LOADER_OPTIONS:
+            hint = "; it is an option of the data loader: put it under [dataset.options]"
         warnings.append(f"{where} has the unknown key {key!r}, which nothing reads{hint}")
     return table
 
