@@ -600,6 +600,7 @@ def test_a_training_build_that_is_another_model_is_not_trained(captured, tmp_pat
     that builds another model the second time it is called (an honestly frozen FCN for the
     checks, a trainable one for the training) gets no training, with a message saying why.
     The same model built again (other values) trains."""
+    from grader.measure.captured import state_names
     from grader.shared.protocol import VariantRequest, VerifierVariant
     from grader.verifier import __main__ as verifier
     from grader.verifier.load import ProgramLimits
@@ -609,8 +610,8 @@ def test_a_training_build_that_is_another_model_is_not_trained(captured, tmp_pat
     again = capture(Small(), 64, folder, "small.again")
     other = capture(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 1)), 64, folder, "other")
     assert again["ok"] and other["ok"]
-    loaded = {"signature": verifier.tensor_signature(model.state_dict())}
     monkeypatch.chdir(folder)   # the programs' names are relative to the verifier's job folder
+    loaded = {"signature": state_names(verifier._load_pair(info["programs"], ProgramLimits())[0])}   # as _check keeps it
 
     def target(programs):
         return VerifierVariant(VariantRequest("v", "unet", "UNet", (), {}, 3, None, 64), info["programs"],

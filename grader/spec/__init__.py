@@ -378,9 +378,12 @@ def _keys(table: dict[str, Any], kind: str, where: str, warnings: list[str]) -> 
             raise SpecError(f"{where} needs {key}{hint}; docs/spec.md lists each table's fields")
     for key in unknown:
         close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known here: {', '.join(known)}"
         if kind == "dataset" and key in LOADER_OPTIONS:
             hint = "; it is an option of the data loader: put it under [dataset.options]"
+        elif close:
+            hint = f"; did you mean {close[0]!r}?"
+        else:
+            hint = f"; known here: {', '.join(known)}"
         warnings.append(f"{where} has the unknown key {key!r}, which nothing reads{hint}")
     return table
 

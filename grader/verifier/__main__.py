@@ -120,7 +120,7 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
     and, when `keep` (the training starts from them), what training needs: the loaded
     programs and their initial state ({} otherwise); None when the programs were refused."""
     from grader.measure import observe
-    from grader.measure.captured import as_model
+    from grader.measure.captured import as_model, state_names
     from grader.shared import structure
     from grader.verifier.load import ProgramRefused, check_ops
     from grader.verifier.provenance import identify
@@ -139,10 +139,7 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
                          "verifier": {"refused": "mismatch", "message": str(exc)}}, None
     load_seconds = round(time.perf_counter() - started, 3)
     result["build"] = {"ok": True, "seconds": load_seconds}
-    state = model.state_dict()
-    signature = tensor_signature(state)   # a training build must be this same model (_training_model)
-    initial = {k: v.detach().clone() for k, v in state.items()} if keep else None
-    del state
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()} if keep else None
     identified = None
     try:
         identified = identify(eval_program, model, imagenet, request.seed)
@@ -154,16 +151,13 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
     result["verifier"] = {"ops": ops[:5000], "load_seconds": load_seconds,
                           "backbone_how": (identified or {}).get("how")}
     kept = {"programs": (train_program, eval_program), "initial": initial} if keep else {}
-    return result, kept | {"signature": signature}
-
-
-def tensor_signature(state: dict[str, Any]) -> dict[str, tuple]:
-    """Each tensor of a model's state by name: its shape and dtype (not its values)."""
-    return {name: (tuple(t.shape), str(t.dtype)) for name, t in state.items() if hasattr(t, "shape")}
+    # A training build of its own must be this same model (_training_model).
+    return result, kept | {"signature": state_names(train_program)}
 
 
 def signature_difference(checked: dict[str, tuple], trained: dict[str, tuple]) -> str | None:
-    """What tells two tensor signatures apart, in a few words; None when they are the same."""
+    """What tells two programs' states apart (grader.measure.captured.state_names), in a few
+    words; None when they are the same."""
     def names(items) -> str:
         items = sorted(items)
         return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
@@ -183,17 +177,16 @@ def _training_model(target: VerifierVariant, loaded: dict[str, Any], limits) -> 
     """The model to train: the training build's programs when the worker captured one (another
     pretrained switch, the submission's weights), else the checks' programs at their
     captured state (the checks' measurements trained that model a little)."""
-    from grader.measure.captured import as_model
+    from grader.measure.captured import as_model, state_names
 
     if target.train_programs:
         train, evaluate = _load_pair(target.train_programs, limits)
-        model = as_model(train, evaluate)
-        differs = signature_difference(loaded["signature"], tensor_signature(model.state_dict()))
+        differs = signature_difference(loaded["signature"], state_names(train))
         if differs:   # a constructor that builds another model the second time it is called
             raise ValueError(f"the model built for training is not the model that was checked ({differs}); a "
                              "constructor must build the same model each time it is called (only the seed, the "
                              "pretrained weights or the submitted weights may differ)")
-        return model, target.weights
+        return as_model(train, evaluate), target.weights
     model = as_model(*loaded["programs"])
     model.load_state_dict(loaded["initial"])
     return model, target.weights
