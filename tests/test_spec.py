@@ -88,23 +88,19 @@ def test_every_structural_mistake_is_a_spec_error_naming_its_place(tmp_path):
             load_spec(_write(tmp_path, text.replace(old, new, 1)))
 
 
-def test_unknown_keys_are_warnings_with_the_key_meant():
+def test_unknown_keys_are_warnings_with_the_key_meant(tmp_path):
     """A misspelt optional key would silently take its default; it is reported (and the
     grade goes on: a course may keep notes of its own in the file)."""
-    import tempfile
-    from pathlib import Path
-
     text = DEFAULT_SPEC.read_text().replace("performance_share = 0.5", "perfomance_share = 0.5", 1)
     text = text.replace("[policy]", "[policy]\ncourse_note = 'kept for us'", 1)
     text = text.replace("[dataset.synthetic]", "[dataset.synthetic]\ntrain_sed = 4", 1)
-    with tempfile.TemporaryDirectory() as folder:
-        spec = load_spec(_write(Path(folder), text))
+    spec = load_spec(_write(tmp_path, text))
     assert spec.warnings == (
-        f"{folder}/spec.toml: [dataset.synthetic] has the unknown key 'train_sed', which nothing reads; "
+        f"{tmp_path}/spec.toml: [dataset.synthetic] has the unknown key 'train_sed', which nothing reads; "
         "did you mean 'train_seed'?",
-        f"{folder}/spec.toml: rubric item 'fcn' has the unknown key 'perfomance_share', which nothing reads; "
+        f"{tmp_path}/spec.toml: rubric item 'fcn' has the unknown key 'perfomance_share', which nothing reads; "
         "did you mean 'performance_share'?",
-        f"{folder}/spec.toml: [policy] has the unknown key 'course_note', which nothing reads; "
+        f"{tmp_path}/spec.toml: [policy] has the unknown key 'course_note', which nothing reads; "
         "known here: llm_declaration_pattern, llm_declaration_penalty",
     )
     assert spec.rubric_item("fcn32s_frozen").performance_share == 0.0   # the default it took: why it is said
@@ -231,14 +227,10 @@ def test_a_command_prints_the_unknown_keys_and_goes_on(tmp_path, capsys, monkeyp
     assert "nothing on disk to check" in shown.out
 
 
-def test_a_variant_no_rubric_item_scores_is_said():
-    import tempfile
-    from pathlib import Path
-
+def test_a_variant_no_rubric_item_scores_is_said(tmp_path):
     text = DEFAULT_SPEC.read_text().replace('variants = ["unet_residual"]', 'variants = []', 1)
-    with tempfile.TemporaryDirectory() as folder:
-        spec = load_spec(_write(Path(folder), text))
-    assert spec.warnings == (f"{folder}/spec.toml: variant 'unet_residual' is in no rubric item: it is checked and "
+    spec = load_spec(_write(tmp_path, text))
+    assert spec.warnings == (f"{tmp_path}/spec.toml: variant 'unet_residual' is in no rubric item: it is checked and "
                              "shown, and scores nothing; add it to an item's variants if it should",)
 
 
