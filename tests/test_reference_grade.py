@@ -76,6 +76,9 @@ def test_self_check_of_the_reference_scores_every_variant_in_its_smoke_bands(sel
         if not band["lower"] <= miou <= band["upper"]:
             outside.append(f"{variant['variant_id']}: {miou:.3f} not in {band['lower']:.3f}..{band['upper']:.3f}")
     assert not outside, outside
+    # The frozen backbone was compared through the whole standardised training, not only the check's steps.
+    frozen = next(c for v in data["variants"] for c in v["checks"] if c["id"] == "frozen_backbone")
+    assert "bit-identical, while the head trained, and stayed so through the standardised training" in frozen["message"]
     checks_only_total = sum(v["points_detail"]["checks_max"] for v in data["variants"])
     automatic = sum(v["max_points"] for v in data["variants"])
     assert [v["variant_id"] for v in data["variants"]] == list(CHECKED)
