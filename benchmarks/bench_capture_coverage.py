@@ -55,13 +55,14 @@ def main() -> None:
             run = run_worker(submission.root, request, captures=Path(tmp) / "programs", **weights.worker_setup())
             for variant in spec.variants:
                 capture = run.captures.get(variant.id, {}).get("check")
-                built = (run.variants.get(variant.id) or {}).get("build", {}).get("ok")
+                observed = run.variants.get(variant.id)
+                build = observed.build if observed is not None else None
+                built = bool(build and build.ok)
                 if capture is None:
                     totals["not built"] += 1
-                    observed = run.variants.get(variant.id) or {}
-                    why = observed.get("message") or (observed.get("build") or {}).get("error") \
-                        or observed.get("unresolved") or "?"
-                    print(f"{path.name:28s} {variant.id:18s} not built: {observed.get('worker_status', '')} {why}"[:300])
+                    why = (observed and (observed.message or (build and build.error) or observed.unresolved)) or "?"
+                    status = (observed and observed.worker_status) or ""
+                    print(f"{path.name:28s} {variant.id:18s} not built: {status} {why}"[:300])
                 elif capture["ok"]:
                     totals["captured"] += 1
                     size = sum(p["bytes"] for m, p in capture["programs"].items()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import pickle
 import shutil
 import zipfile
@@ -21,7 +22,7 @@ from torch import nn
 from grader.measure.captured import as_model
 from grader.shared.protocol import ProtocolError, Reader, TrainingOutcome, parse
 from grader.verifier.load import ProgramLimits, ProgramRefused, check_ops, load_program, sha256_of
-from grader.worker.capture import capture
+from grader.worker.capture import capture, comparison_size
 
 
 class Small(nn.Module):
@@ -187,6 +188,65 @@ def test_a_model_that_cannot_be_captured_says_why(tmp_path):
     info = capture(DataDependent(), 64, tmp_path, "dd.check")
     assert not info["ok"] and "torch.export could not capture" in info["error"]
     assert list(tmp_path.iterdir()) == []
+
+
+class SizeToConstant(nn.Module):
+    """Halves the resolution with `int(h / 2)`: torch.export (2.15) takes the float's value at
+    the capture size as a constant, without a guard, so the program computes another model at
+    every other size. With `h // 2` (IntegerSizes) the size stays symbolic."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.enc = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Conv2d(4, num_classes, 1)
+
+    def half(self, h, w):
+        return int(h / 2), int(w / 2)
+
+    def forward(self, x):
+        h, w = x.shape[2], x.shape[3]
+        y = nn.functional.interpolate(self.enc(x), size=self.half(h, w), mode="bilinear")
+        return self.head(nn.functional.interpolate(y, size=(h, w), mode="bilinear"))
+
+
+class IntegerSizes(SizeToConstant):
+    def half(self, h, w):
+        return h // 2, w // 2
+
+
+def test_a_program_that_turned_a_size_into_a_constant_is_not_graded(tmp_path):
+    """The program is compared with the model at a size unlike the capture's (batch, height and
+    width) before it is saved: one that computes something else there is not graded as the
+    model; the model is measured in the worker, marked so, with the reason and the fix."""
+    assert comparison_size(2, 224, 64) == (1, 64, 96)       # the probes' size, another width and batch
+    assert comparison_size(2, 256, None) == (1, 224, 288)   # the other-sizes check's
+    assert comparison_size(1, 256, 256) == (2, 224, 288)
+    torch.manual_seed(0)
+    info = capture(SizeToConstant(), 128, tmp_path / "constant", "c.check", probe_size=64)
+    assert not info["ok"]
+    assert info["error"].startswith("the captured program computes other logits than the model at 1x3x64x96")
+    assert "x.shape[2] // 2" in info["error"]
+    assert not list((tmp_path / "constant").iterdir())   # nothing saved for the verifier
+    info = capture(IntegerSizes(), 128, tmp_path / "integer", "i.check", probe_size=64)
+    assert info["ok"], info
+
+
+class CeilingPad(SizeToConstant):
+    """Pads to a multiple of 32 with math.ceil on a size: captured, but torch.export.save
+    cannot write a graph that calls math.ceil."""
+
+    def forward(self, x):
+        h = x.shape[2]
+        pad = math.ceil(h / 64) * 64 - h
+        return self.head(self.enc(nn.functional.pad(x, (0, pad, 0, pad))))[..., :h, :x.shape[3]]
+
+
+def test_a_program_that_cannot_be_written_says_why_and_leaves_no_file(tmp_path):
+    info = capture(CeilingPad(), 128, tmp_path, "p.check", probe_size=64)
+    assert not info["ok"]
+    assert info["error"].startswith("the captured program cannot be written: SerializeError")
+    assert "(-(-h // 32) * 32 for a ceiling)" in info["error"]
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_program_whose_hash_changed_is_refused(captured):

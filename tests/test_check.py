@@ -177,6 +177,37 @@ def test_cli_exit_codes_and_results_json(tmp_path, capsys, spec):
     assert not list(scratch.iterdir())
 
 
+@pytest.mark.slow  # the real worker, through the CLI
+def test_a_model_whose_program_would_be_another_model_is_measured_in_its_own_process(tmp_path, capsys, spec_for):
+    """`int(h / 2)` in forward: torch.export would capture the capture size's half as a constant
+    (another model at every other size). `segrade check` does not grade that program: the
+    variant is measured in the student's process, and the student is told why and what to write."""
+    student = make_submission(tmp_path, {"models.py": """
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class UNet(nn.Module):
+            def __init__(self, num_classes):
+                super().__init__()
+                self.enc = nn.Conv2d(3, 8, 3, padding=1)
+                self.head = nn.Conv2d(8, num_classes, 1)
+
+            def forward(self, x):
+                h, w = x.shape[2], x.shape[3]
+                y = F.interpolate(F.relu(self.enc(x)), size=(int(h / 2), int(w / 2)), mode="bilinear")
+                return self.head(F.interpolate(y, size=(h, w), mode="bilinear"))
+        """})
+    out = tmp_path / "out"
+    assert main(["check", str(student), "--checks-only", "--spec", str(spec_for("unet").path), "--out", str(out),
+                 "--no-pdf"]) == 0
+    program = json.loads((out / "results.json").read_text())["variants"][0]["program"]
+    assert program["measured_in"] == "student process"
+    assert program["reason"].startswith("the captured program computes other logits than the model at 1x3x64x96")
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "unet: measured in the student's process, not captured: the captured program computes other logits" in printed
+    assert "integer arithmetic on sizes (x.shape[2] // 2) is captured as it is" in printed
+
+
 @pytest.mark.slow  # the real worker
 def test_a_manifest_pins_what_the_adapters_cannot_decide(tmp_path, spec_for):
     spec = spec_for("unet", "unet_noskip")   # unet_noskip: what the misspelt id below is told to be

@@ -311,7 +311,7 @@ def _capture(model, variant: VariantRequest, request: WorkerRequest, channel: Ch
 
     try:
         captured = capture(model, variant.input_size, Path(request.capture_folder), f"{variant.id}.{purpose}",
-                           batch_size=request.batch_size)
+                           batch_size=request.batch_size, probe_size=variant.probe_size)
     except Exception as exc:   # saving failed (disk, file size limit...): measured here instead
         captured = {"ok": False, "error": f"the captured program could not be saved: {_short_error(exc)}"}
     channel.send("capture", id=variant.id, purpose=purpose, **captured,

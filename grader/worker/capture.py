@@ -63,10 +63,13 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def capture(model, input_size: int, folder: Path, stem: str, batch_size: int = 2) -> dict[str, Any]:
+def capture(model, input_size: int, folder: Path, stem: str, batch_size: int = 2,
+            probe_size: int | None = None) -> dict[str, Any]:
     """Export `model` in train and eval mode and save the programs as folder/stem.{mode}.pt2.
     Returns {"ok": True, "programs": {mode: {"file", "sha256", "bytes"}}, "seconds"} or
-    {"ok": False, "error": why, "seconds"}. The model is left as it was (mode, attributes)."""
+    {"ok": False, "error": why, "seconds"}. The model is left as it was (mode, attributes).
+    `probe_size`: the smallest size the checks run the model at (the spec's), where the
+    program is compared with the model before it is saved (`faithfulness`)."""
     import torch
 
     started = time.perf_counter()
@@ -103,21 +106,91 @@ def capture(model, input_size: int, folder: Path, stem: str, batch_size: int = 2
             vars(module).clear()
             vars(module).update(attributes)
         model.train(was_training)
+    differs = faithfulness(model, exported["eval"], comparison_size(batch_size, input_size, probe_size), x.device)
+    if differs:
+        return {"ok": False, "error": differs, "seconds": round(time.perf_counter() - started, 3)}
     same = _graph_signature(exported["train"]) == _graph_signature(exported["eval"])
     if not same:
         _weights_once(exported["eval"])
     programs: dict[str, dict[str, Any]] = {}
     for mode in ("train",) if same else ("train", "eval"):
         path = folder / f"{stem}.{mode}.pt2"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.export.save(exported[mode], path)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.export.save(exported[mode], path)
+        except Exception as error:
+            if type(error).__name__ != "SerializeError":
+                raise   # the disk, a file size limit: the worker says the program could not be saved
+            for written in [path, *(folder / entry["file"] for entry in programs.values())]:
+                written.unlink(missing_ok=True)
+            return {"ok": False, "error": f"the captured program cannot be written: {_first_line(error)}: a Python "
+                                          f"function applied to a size (math.ceil, math.floor on x.shape) is not "
+                                          f"part of a program that can be saved; integer arithmetic on sizes "
+                                          f"(-(-h // 32) * 32 for a ceiling) is",
+                    "seconds": round(time.perf_counter() - started, 3)}
         programs[mode] = {"file": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size}
     if same:
         programs["eval"] = dict(programs["train"])
     exported.clear()   # the programs hold the graph and fake tensors: free them before the next variant
     gc.collect()
     return {"ok": True, "programs": programs, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def comparison_size(batch_size: int, input_size: int, probe_size: int | None) -> tuple[int, int, int]:
+    """A size unlike the capture's (batch_size x input_size x input_size) in batch, height and
+    width, among those the checks run: the probe size and 32 px wider, or, where the probes
+    run at the input size, the other-sizes check's (input_size - 32) x (input_size + 32)."""
+    batch = 1 if batch_size != 1 else 2
+    if probe_size and probe_size < input_size:
+        return batch, probe_size, probe_size + 32
+    return batch, input_size - 32, input_size + 32
+
+
+def faithfulness(model, program, size: tuple[int, int, int], device) -> str | None:
+    """None when the eval-mode program computes what the model computes at `size` (a size
+    other than the capture's), else why not. torch.export can turn a value computed from a
+    size into a constant without a guard (`int(x.shape[2] / 2)`, numpy or math on a size): the
+    program then computes another model at every other size, and the verifier would grade
+    that one. A model that cannot run at `size` is not compared (the checks say so)."""
+    import torch
+
+    from grader.measure.logits import to_logits
+
+    batch, height, width = size
+    x = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(1)).to(device)
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            try:
+                expected = to_logits(model(x))
+            except Exception:
+                return None
+            try:
+                got = to_logits(program.module(check_guards=False)(x))
+            except Exception as error:
+                return (f"the captured program does not run at {batch}x3x{height}x{width}, where the model does "
+                        f"({_first_line(error)})")
+    finally:
+        model.train(was_training)
+    if not (torch.is_tensor(expected) and torch.is_tensor(got)):
+        return None
+    if expected.shape != got.shape:
+        return (f"the captured program's output at {batch}x3x{height}x{width} is {'x'.join(map(str, got.shape))}, "
+                f"the model's {'x'.join(map(str, expected.shape))}: a size in the model's code became a constant "
+                f"when it was captured")
+    if expected.is_floating_point():
+        scale = max(1.0, float(expected.abs().nan_to_num().max()))
+        difference = float((expected - got).abs().nan_to_num(nan=float("inf")).max()) if expected.numel() else 0.0
+        if not torch.equal(expected.isnan(), got.isnan()) or difference > 1e-3 * scale:
+            return (f"the captured program computes other logits than the model at {batch}x3x{height}x{width} "
+                    f"(largest difference {difference:.3g}): a value the code computes from the input's size "
+                    f"(int() or float() of a size, numpy or math on x.shape) became a constant when it was "
+                    f"captured; integer arithmetic on sizes (x.shape[2] // 2) is captured as it is")
+    elif not torch.equal(expected, got):
+        return f"the captured program computes other outputs than the model at {batch}x3x{height}x{width}"
+    return None
 
 
 def _weights_once(program) -> None:
