@@ -241,6 +241,45 @@ def test_llm_declaration_is_reported_not_scored(tmp_path, spec_for):
     assert result.checks[0].status is CheckStatus.WARN and result.ok
 
 
+ARRIVES_TRAINED = """class UNetNoSkip(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        import torch
+        from pathlib import Path
+        self.net = small_net(num_classes)
+        self.load_state_dict(torch.load(Path(__file__).with_name("trained.pt")))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def small_net(num_classes):
+    return nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=2, dilation=2),
+                         nn.ReLU(), nn.Conv2d(32, num_classes, 1))
+"""
+
+
+def _train_at_home(path):
+    """What a student does at home: 150 steps on the public train split (6 s; val mIoU ~0.17,
+    where the reference's no-skip U-Net scores from 0.068 only trained), saved for the constructor."""
+    import torch
+    from torch import nn
+
+    from grader.data.sources import open_split
+    from grader.measure.train import SegmentationTensors, TrainConfig, train
+    from grader.spec import load_spec
+
+    data = open_split(load_spec().dataset, "train", size=64, length=120)
+    items = [data[i] for i in range(len(data))]
+    images = torch.stack([torch.as_tensor(i[0]) for i in items])
+    masks = torch.stack([torch.as_tensor(i[1]) for i in items])
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=2, dilation=2),
+                        nn.ReLU(), nn.Conv2d(32, 13, 1))
+    train(net, SegmentationTensors(images, masks), TrainConfig(batch_size=8, steps=150, lr=3e-3))
+    torch.save({f"net.{k}": v for k, v in net.state_dict().items()}, path)
+
+
 @pytest.mark.slow  # the real worker, training
 def test_self_check_scores_the_public_val_split_and_writes_the_report_next_to_it(tmp_path, capsys):
     """A student's `segrade check`: trained and scored on the public validation split (no
@@ -248,23 +287,33 @@ def test_self_check_scores_the_public_val_split_and_writes_the_report_next_to_it
     exit 1 when a required check fails."""
     from tiny_submission import spec_with
 
-    spec_file = spec_with(["unet", "unet_noskip"], tmp_path / "spec.toml", architecture=False)
-    # A U-Net whose output is half the input's size: forward_shape fails, the no-skip one is fine.
+    spec_file = spec_with(["unet", "unet_noskip", "unet_residual"], tmp_path / "spec.toml", architecture=False)
+    # A U-Net whose output is half the input's size: forward_shape fails. A no-skip one that
+    # arrives trained (its constructor loads weights trained at home on the public train split):
+    # `learns` fails. The residual one is fine.
     root = make_submission(tmp_path, {"models.py": TINY + ALL_CLASSES.replace(
         "class UNet(Tiny):\n    pass\n",
-        "class UNet(Tiny):\n    def forward(self, x):\n        return self.conv(x)[:, :, ::2, ::2]\n")})
+        "class UNet(Tiny):\n    def forward(self, x):\n        return self.conv(x)[:, :, ::2, ::2]\n").replace(
+        "class UNetNoSkip(Tiny):\n    pass\n", ARRIVES_TRAINED)})
+    _train_at_home(root / "trained.pt")
     code = main(["check", str(root), "--profile", "smoke", "--device", "cpu", "--spec", str(spec_file), "--no-pdf"])
     out = capsys.readouterr().out
     assert code == 1, out
     assert "val mIoU" in out and "What to fix first" in out
     first_fix = out.split("What to fix first", 1)[1].splitlines()[1]
     assert "1. unet (failed" in first_fix and "forward_shape" not in first_fix and "x13x" in first_fix
+    assert "2. unet_noskip (failed" in out and "before the standardised training" in " ".join(out.split())
     report = root.parent / f"{root.name}_segrade"
     data = json.loads((report / "results.json").read_text())
     assert data["environment"]["evaluation_split"] == "val"
     assert "public validation split" in data["environment"]["test_split"]
-    noskip = next(v for v in data["variants"] if v["variant_id"] == "unet_noskip")
-    assert noskip["metrics"]["miou"] is not None
+    variants = {v["variant_id"]: v for v in data["variants"]}
+    assert variants["unet_residual"]["metrics"]["miou"] is not None and variants["unet_residual"]["status"] == "passed"
+    noskip = variants["unet_noskip"]
+    learns = next(c for c in noskip["checks"] if c["id"] == "learns")
+    assert learns["status"] == "fail" and "it starts from trained weights" in learns["message"]
+    assert learns["details"]["untrained_miou"] >= learns["details"]["band_lower"]
+    assert noskip["points_detail"]["performance_points"] == 0 and noskip["points_detail"]["checks_points"] > 0
     html = (report / "report.html").read_text()
     assert "Self-check: mIoU measured on the public validation split" in html and "val mIoU" in html
     assert not (root / "results.json").exists()  # nothing written inside the submission

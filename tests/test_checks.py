@@ -210,6 +210,33 @@ def test_learns_below_the_references_highest_untrained_figure_fails_where_the_ba
     assert check_learning(training, losses, 0.12, 0.13, [], "val mIoU", untrained_max=0.097).status is CheckStatus.FAIL
 
 
+def test_a_model_that_arrives_trained_fails_learns_where_the_band_separates():
+    """A constructor that loads a checkpoint trained at home: before the standardised training
+    the model already scores what the reference scores only trained. Its figure is not the
+    standardised training's: `learns` fails, and so the variant earns no performance marks.
+    Only where the band shows the profile separating trained from untrained."""
+    from grader.grading.checks import check_learning
+    from grader.shared.protocol import TrainingOutcome
+
+    training = TrainingOutcome(ok=True, mode="train")
+    losses = [0.6, 0.62, 0.61, 0.6, 0.59]
+    arrived = check_learning(training, losses, 0.31, 0.30, [], "test mIoU", untrained_max=0.027, separated=True,
+                             band_lower=0.06)
+    assert arrived.status is CheckStatus.FAIL
+    assert arrived.message.startswith("the model scored test mIoU 0.300 before the standardised training, where "
+                                      "the reference scores only trained (band from 0.060; untrained at most 0.027")
+    assert "checkpoint loaded in its constructor" in arrived.message
+    # Just below the lower edge, or where the band cannot tell: judged as before
+    assert check_learning(training, [2.5, 2.0, 1.5, 1.2, 1.0], 0.09, 0.059, [], "test mIoU", untrained_max=0.027,
+                          separated=True, band_lower=0.06).status is CheckStatus.PASS
+    assert check_learning(training, losses, 0.31, 0.30, [], "test mIoU", untrained_max=0.027, separated=False,
+                          band_lower=0.06).status is CheckStatus.PASS
+    # Submitted weights are graded as submitted (checkpoint mode): no untrained figure to compare
+    weights = TrainingOutcome(ok=True, mode="weights", weights="w.pt")
+    assert check_learning(weights, [], 0.31, None, [], "test mIoU", untrained_max=0.027, separated=True,
+                          band_lower=0.06).status is CheckStatus.PASS
+
+
 def test_a_backbone_frozen_only_at_first_fails_frozen_backbone():
     """The check's few steps see the backbone bit-identical; the standardised training is
     compared too, from its start to its last predictions (grader.measure.observe): a backbone

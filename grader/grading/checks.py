@@ -390,14 +390,18 @@ def _architecture(observed: Observation, variant: Variant, probe: str = "the pro
 
 def check_learning(training: TrainingOutcome | None, losses: list[float | None], miou: float | None,
                    untrained_miou: float | None, errors: list[str], label: str = "test mIoU",
-                   untrained_max: float | None = None, separated: bool = False) -> CheckResult:
+                   untrained_max: float | None = None, separated: bool = False,
+                   band_lower: float | None = None) -> CheckResult:
     """`learns`: the standardised training ran, its loss fell, and the evaluated mIoU (`label`:
     "test mIoU" on hidden labels, "val mIoU" in a self-check) beat the same model untrained
     and, when the band records it, the highest mIoU the reference reached untrained over its
     initialisation seeds (`untrained_max`): one model's own untrained figure can be low by luck
     (all measured by the grading process on labels the worker never sees). Below
     `untrained_max` fails where the reference showed that the profile separates trained from
-    untrained (`separated`: Band.separates_untrained), else warns."""
+    untrained (`separated`: Band.separates_untrained), else warns. Where the band separates, a
+    model that scores at the band's lower edge (`band_lower`) *before* the standardised training
+    fails: it arrived trained (a checkpoint loaded by its constructor), and its figure is not
+    the standardised training's."""
     if training is None:
         return CheckResult("learns", CheckStatus.SKIP, "not trained: the model did not build or its output has "
                            "the wrong shape (see forward_shape)")
@@ -413,6 +417,16 @@ def check_learning(training: TrainingOutcome | None, losses: list[float | None],
     if training.mode == "weights":
         return CheckResult("learns", CheckStatus.PASS, f"submitted weights {training.weights}: "
                            f"{label} {miou:.3f}")
+    if separated and None not in (band_lower, untrained_max, untrained_miou) and untrained_miou >= band_lower:
+        return CheckResult("learns", CheckStatus.FAIL,
+                           f"the model scored {label} {untrained_miou:.3f} before the standardised training, where "
+                           f"the reference scores only trained (band from {band_lower:.3f}; untrained at most "
+                           f"{untrained_max:.3f} over its initialisation seeds): it starts from trained weights (a "
+                           "checkpoint loaded in its constructor?), so its figure is not the standardised training's. "
+                           "Build the model from a fresh initialisation (pretrained backbone weights only); a course "
+                           "that grades submitted weights grades them with --weights",
+                           {"miou": round(miou, 4), "miou_label": label, "untrained_miou": round(untrained_miou, 4),
+                            "band_lower": round(band_lower, 4), "untrained_max": round(untrained_max, 4)})
     finite = [x for x in losses if x is not None]
     if not losses or len(finite) < len(losses):
         return CheckResult("learns", CheckStatus.FAIL, "the training loss became NaN or infinite: check for a "

@@ -632,7 +632,8 @@ def evaluate(assignment: Assignment, variants: tuple[VariantResult, ...], run: W
         untrained_max = band.untrained_max if band is not None and band.measured else None
         added = [check_learning(training, ev.curves.loss if ev else [], test.miou if test else None,
                                 untrained.miou if untrained else None, ev.errors if ev else [], label,
-                                untrained_max, band is not None and band.separates_untrained()),
+                                untrained_max, band is not None and band.separates_untrained(),
+                                band.lower if band is not None and band.measured else None),
                  check_skip_ablation(assignment.variant(result.variant_id), training)]
         added = [c for c in added if c is not None]
         status = result.status
