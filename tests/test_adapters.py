@@ -510,7 +510,7 @@ def test_a_plain_unet_with_its_parts():
     assert r.candidates == (reason,)
 
 
-def test_input_channels_filled_with_3():
+def test_input_channels_filled_with_the_courses_channels():
     class GrayUNet(_Net):
         def __init__(self, n_classes, input_channels=1, base_width=64):
             super().__init__(n_classes)
@@ -520,6 +520,20 @@ def test_input_channels_filled_with_3():
     q = ok(plan("unet", c(GrayUNet, "UNet")))
     assert q.kwargs == {"n_classes": 13, "input_channels": 3}
     assert any("input_channels=3 instead of its default 1" in n for n in q.notes)
+    # A grayscale course ([dataset] channels = 1): the same arguments get 1
+    from dataclasses import replace
+
+    gray = ok(plan_variant(replace(request("unet", False), in_channels=1), [c(FlagUNet, "UNet")], None))
+    assert gray.kwargs["n_channels"] == 1
+
+    class RGBDefault(_Net):
+        def __init__(self, n_classes, in_channels=3):
+            super().__init__(n_classes)
+
+    r = ok(plan_variant(replace(request("unet", False), in_channels=1), [c(RGBDefault, "UNet")], None))
+    assert r.kwargs["in_channels"] == 1
+    assert any("in_channels=1 instead of its default 3: the inputs are grayscale images (one channel)" in n
+               for n in r.notes)
 
 
 # --------------------------------------------------------------------------- missing, ambiguous, unusable

@@ -163,6 +163,12 @@ def test_dataset_config(tmp_path):
         load_spec(_write(tmp_path, text.replace('kind = "synthetic"', 'kind = "kitti"')))
     with pytest.raises(SpecError, match="test seed is secret"):
         load_spec(_write(tmp_path, text.replace("val_seed = 2", "val_seed = 2\ntest_seed = 3")))
+    # The images' channels: RGB unless the course says grayscale
+    assert spec.dataset.channels == 3
+    assert load_spec(_write(tmp_path, text.replace('kind = "synthetic"', 'kind = "synthetic"\nchannels = 1'))
+                     ).dataset.channels == 1
+    with pytest.raises(SpecError, match=r"\[dataset\] channels = 4: use 3 for RGB images or 1 for grayscale"):
+        load_spec(_write(tmp_path, text.replace('kind = "synthetic"', 'kind = "synthetic"\nchannels = 4')))
 
 
 def test_profile_errors_name_the_field(tmp_path):

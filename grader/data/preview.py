@@ -28,6 +28,11 @@ def colorize(mask: torch.Tensor | np.ndarray, palette: Sequence[Sequence[int]]) 
     return lut[np.asarray(mask).astype(np.uint8)]
 
 
+def _rgb(image: torch.Tensor) -> np.ndarray:
+    """H x W x 3 for display, from a 3 x H x W image or a grayscale course's 1 x H x W one."""
+    return image.expand(3, -1, -1).permute(1, 2, 0).numpy()
+
+
 def render_preview(samples: Sequence[tuple[torch.Tensor, torch.Tensor]], class_names: Sequence[str],
                    palette: Sequence[Sequence[int]], out: str | Path, title: str = "") -> Path:
     """Write a PNG: samples[0] in detail (image, coloured mask, binary masks), then every
@@ -47,7 +52,7 @@ def render_preview(samples: Sequence[tuple[torch.Tensor, torch.Tensor]], class_n
     for ax in axes.flat:
         ax.axis("off")
 
-    axes[0, 0].imshow(image.permute(1, 2, 0).numpy())
+    axes[0, 0].imshow(_rgb(image))
     axes[0, 0].set_title("image", fontsize=9)
     axes[0, 1].imshow(colorize(mask, palette), interpolation="nearest")
     axes[0, 1].set_title("mask", fontsize=9)
@@ -61,7 +66,7 @@ def render_preview(samples: Sequence[tuple[torch.Tensor, torch.Tensor]], class_n
         ax.set_title(f"{c} {class_names[c]}", fontsize=8)
 
     for i, (img, msk) in enumerate(samples[:columns]):
-        axes[rows - 2, i].imshow(img.permute(1, 2, 0).numpy())
+        axes[rows - 2, i].imshow(_rgb(img))
         axes[rows - 1, i].imshow(colorize(msk, palette), interpolation="nearest")
     handles = [Patch(facecolor=np.asarray(colour) / 255, edgecolor="black", label=name)
                for name, colour in zip(class_names, palette)]

@@ -36,10 +36,40 @@ def secret_test_seed() -> int:
 
 def open_split(config: DatasetConfig, split: str, *, size: int | tuple[int, int] = 64,
                length: int | None = None, test_seed: int | None = None) -> Dataset:
-    """The items of one split, (uint8 3xHxW image, int64 HxW mask). `size` and `length`
-    apply to synthetic data only; real data keeps its own size (transforms resize it)."""
+    """The items of one split, (uint8 3xHxW image, int64 HxW mask); 1xHxW images where the
+    spec says `channels = 1`. `size` and `length` apply to synthetic data only; real data
+    keeps its own size (transforms resize it)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    dataset = _open(config, split, size, length, test_seed)
+    return Grayscale(dataset) if config.channels == 1 else dataset
+
+
+class Grayscale(Dataset):
+    """The items of `dataset` with each RGB image as one luminance channel (a course whose
+    spec says `channels = 1`): PIL's own conversion to mode "L", so an image stored as
+    grayscale and read as RGB comes back as it was stored."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, mask = self.dataset[index]
+        return (luminance(image) if image.shape[0] == 3 else image), mask
+
+
+def luminance(image):
+    """uint8 3 x H x W RGB -> uint8 1 x H x W, as PIL converts RGB to "L" (ITU-R 601-2)."""
+    import torch
+
+    r, g, b = image.to(torch.int32)
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).to(torch.uint8)[None]
+
+
+def _open(config: DatasetConfig, split: str, size, length, test_seed) -> Dataset:
     if config.kind == "synthetic":
         from grader.data.synthetic import SyntheticRoadScenes
 
@@ -58,7 +88,7 @@ def open_split(config: DatasetConfig, split: str, *, size: int | tuple[int, int]
 
 
 def export_split(dataset: Dataset, out_dir: str | Path, split: str, limit: int | None = None) -> int:
-    """Write items in the generic folder layout: OUT/split/images/NNNNN.png (RGB) and
+    """Write items in the generic folder layout: OUT/split/images/NNNNN.png (RGB, or L) and
     OUT/split/masks/NNNNN.png (single channel, class ids). Returns the number written."""
     from PIL import Image
 
@@ -68,6 +98,7 @@ def export_split(dataset: Dataset, out_dir: str | Path, split: str, limit: int |
     count = len(dataset) if limit is None else min(limit, len(dataset))
     for i in range(count):
         image, mask = dataset[i]
-        Image.fromarray(image.permute(1, 2, 0).numpy()).save(images / f"{i:05d}.png")
+        pixels = image.permute(1, 2, 0).numpy()
+        Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels).save(images / f"{i:05d}.png")
         Image.fromarray(mask.numpy().astype(np.uint8), mode="L").save(masks / f"{i:05d}.png")
     return count

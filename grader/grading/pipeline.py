@@ -573,7 +573,7 @@ def variant_request(assignment: Assignment, variant, pretrained_available: bool)
                           input_size=family.input_size, kwargs=dict(variant.kwargs),
                           pretrained_kwarg=family.pretrained_kwarg or "pretrained",
                           num_classes_kwarg=assignment.contract.num_classes_kwarg,
-                          probe_size=assignment.probe_size(family.id))
+                          probe_size=assignment.probe_size(family.id), in_channels=assignment.dataset.channels)
 
 
 def probe_request(assignment: Assignment, submission: Submission, weights: BackboneWeights,

@@ -58,7 +58,7 @@ def measure_checks(model, variant: VariantRequest, device, batch_size: int, send
     result["parameters"] = {"total": sum(p.numel() for p in params),
                             "trainable": sum(p.numel() for p in params if p.requires_grad)}
     send("phase", phase="forward", id=variant.id)
-    x = torch.randn(batch_size, 3, variant.input_size, variant.input_size,
+    x = torch.randn(batch_size, variant.in_channels, variant.input_size, variant.input_size,
                     generator=torch.Generator().manual_seed(0))
     started = time.perf_counter()
     forward: dict[str, Any] = {"input_shape": list(x.shape)}
@@ -83,25 +83,25 @@ def measure_checks(model, variant: VariantRequest, device, batch_size: int, send
     # The checks' measurements: other sizes, gradients, the backbone under training, cost.
     send("phase", phase="check", id=variant.id)
     checks_started = time.perf_counter()
-    size = variant.input_size
+    size, channels = variant.input_size, variant.in_channels
     probe_size = variant.probe_size or probes.PROBE_SIZE  # the grading side's, from the spec
     measurements = {
         # batch 1 in eval mode, another size, not square (forward was batch 2 at `size`)
         "sizes": lambda: probes.shapes_at(model, to_logits, [(1, size - 32, size + 32), (2, size - 32, size - 32)],
-                                          device),
-        "figures": lambda: probes.figures(model, to_logits, size, device),
-        "gradients": lambda: probes.gradients(model, to_logits, variant.num_classes, device, probe_size),
+                                          device, channels),
+        "figures": lambda: probes.figures(model, to_logits, size, device, channels),
+        "gradients": lambda: probes.gradients(model, to_logits, variant.num_classes, device, probe_size, channels),
     }
     if variant.family == "fcn":   # the gradients come from the backbone's first training step
         del measurements["gradients"]
 
         def backbone() -> dict[str, Any]:
             seen, result["gradients"] = probes.backbone_training(model, variant.num_classes, device, identified,
-                                                                 probe_size)
+                                                                 probe_size, channels)
             return seen
 
         measurements["backbone"] = backbone
-    measurements["architecture"] = lambda: graph.fingerprint(model, probe_size).to_json()
+    measurements["architecture"] = lambda: graph.fingerprint(model, probe_size, channels).to_json()
     if structure is not None:
         measurements["structure"] = lambda: {"layers": structure(model)}  # for grader.similarity
     seconds: dict[str, float] = {}
@@ -212,7 +212,8 @@ def train_and_predict(build: Callable[[], Any], variant: VariantRequest, device,
     try:
         from grader.measure import graph, probes
 
-        result["skip_ablation"] = graph.skip_ablation(model, variant.probe_size or probes.PROBE_SIZE)
+        result["skip_ablation"] = graph.skip_ablation(model, variant.probe_size or probes.PROBE_SIZE,
+                                                      variant.in_channels)
     except Exception as exc:
         result["skip_ablation"] = {"error": short_error(exc)}
     return result | {"seconds": round(time.perf_counter() - started, 2)}

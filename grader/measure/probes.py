@@ -26,15 +26,16 @@ BACKBONE_STEPS = 3
 PROBE_SIZE = 64
 
 
-def shapes_at(model: nn.Module, to_logits, sizes: list[tuple[int, int, int]], device) -> list[dict[str, Any]]:
+def shapes_at(model: nn.Module, to_logits, sizes: list[tuple[int, int, int]], device,
+              channels: int = 3) -> list[dict[str, Any]]:
     """Forward passes in eval mode at (batch, height, width) sizes; output shape or error each."""
     seen = []
     model.eval()
     for batch, height, width in sizes:
-        entry: dict[str, Any] = {"input_shape": [batch, 3, height, width]}
+        entry: dict[str, Any] = {"input_shape": [batch, channels, height, width]}
         try:
             with torch.no_grad():
-                out = to_logits(model(torch.randn(batch, 3, height, width, device=device)))
+                out = to_logits(model(torch.randn(batch, channels, height, width, device=device)))
             entry |= {"output_shape": list(out.shape), "finite": bool(torch.isfinite(out).all())}
         except Exception as exc:  # reported, judged by the grading process
             entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
@@ -49,14 +50,15 @@ def output_statistics(out: torch.Tensor) -> dict[str, float]:
             "sum_to_one": float((out.sum(dim=1) - 1).abs().mean()) if out.dim() == 4 else float("nan")}
 
 
-def gradients(model: nn.Module, to_logits, num_classes: int, device, size: int = PROBE_SIZE) -> dict[str, Any]:
+def gradients(model: nn.Module, to_logits, num_classes: int, device, size: int = PROBE_SIZE,
+              channels: int = 3) -> dict[str, Any]:
     """One real cross-entropy backward in train mode: which trainable parameters got no
     gradient, a zero one, or a non-finite one; and which parameters form the head (the
     last parameterised layer to run)."""
     model.train()
     model.zero_grad(set_to_none=True)
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 3, size, size, generator=g).to(device)
+    x = torch.randn(2, channels, size, size, generator=g).to(device)
     y = torch.randint(0, num_classes, (2, size, size), generator=g).to(device)
     with _call_order(model) as order:
         nn.functional.cross_entropy(to_logits(model(x)), y).backward()
@@ -347,7 +349,7 @@ def backbone_tensors(model: nn.Module) -> list[str]:
 
 def backbone_training(model: nn.Module, num_classes: int, device,
                       identified: dict[str, Any] | None = None,
-                      size: int = PROBE_SIZE) -> tuple[dict[str, Any], dict[str, Any]]:
+                      size: int = PROBE_SIZE, channels: int = 3) -> tuple[dict[str, Any], dict[str, Any]]:
     """A few real steps of the grader's training loop; which tensors changed. The backbone is
     what `identify_backbone` found (by provenance); without it, VGG16-shaped layers. Also
     returns what `gradients` reports, taken from the first step's backward (for a VGG16 FCN
@@ -360,7 +362,7 @@ def backbone_training(model: nn.Module, num_classes: int, device,
     backbone = set(parts) if identified is not None else set(backbone_tensors(model))
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     g = torch.Generator().manual_seed(1)
-    data = TensorDataset(torch.randn(2 * BACKBONE_STEPS, 3, size, size, generator=g),
+    data = TensorDataset(torch.randn(2 * BACKBONE_STEPS, channels, size, size, generator=g),
                          torch.randint(0, num_classes, (2 * BACKBONE_STEPS, size, size), generator=g))
     started = time.perf_counter()
     first: dict[str, Any] = {}
@@ -398,12 +400,12 @@ class LogitsOnly(nn.Module):
         return to_logits(self.model(x))
 
 
-def figures(model: nn.Module, to_logits, size: int, device) -> dict[str, Any]:
+def figures(model: nn.Module, to_logits, size: int, device, channels: int = 3) -> dict[str, Any]:
     """FLOPs (torch.utils.flop_counter) and eval latency at the family's size, batch 1."""
     from torch.utils.flop_counter import FlopCounterMode
 
     model.eval()
-    x = torch.randn(1, 3, size, size, device=device)
+    x = torch.randn(1, channels, size, size, device=device)
     with torch.no_grad():
         counter = FlopCounterMode(display=False)
         with counter:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from grader.shared.conventions import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, OPTIMIZERS
+from grader.shared.conventions import IGNORE_INDEX, OPTIMIZERS, normalisation
 
 
 
@@ -40,13 +40,14 @@ class TrainLog:
 
 
 class SegmentationTensors(Dataset):
-    """(normalised float image, int64 mask) items from uint8 N x 3 x H x W images and
-    N x H x W masks held in memory; masks may be None (prediction only)."""
+    """(normalised float image, int64 mask) items from uint8 N x C x H x W images (C = 3, or 1
+    for a grayscale course) and N x H x W masks held in memory; masks may be None (prediction only)."""
 
     def __init__(self, images: torch.Tensor, masks: torch.Tensor | None = None) -> None:
         self.images, self.masks = images, masks
-        self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        mean, std = normalisation(images.shape[1])
+        self._mean = torch.tensor(mean).view(-1, 1, 1)
+        self._std = torch.tensor(std).view(-1, 1, 1)
 
     def __len__(self) -> int:
         return len(self.images)

@@ -231,6 +231,8 @@ def prediction_grid(images: np.ndarray, masks: np.ndarray, predictions: np.ndarr
     rows = []
     for i in range(n):
         image = images[i].transpose(1, 2, 0)
+        if image.shape[2] == 1:   # a grayscale course's image, shown as such
+            image = np.repeat(image, 3, axis=2)
         truth, pred = masks[i].astype(np.int64), predictions[i].astype(np.int64)
         errors = (image * 0.3 + 178).astype(np.uint8)  # correct pixels: the image, washed out
         errors[(pred != truth) & (truth != IGNORE)] = (220, 30, 30)

@@ -712,6 +712,7 @@ class VariantRequest(Record):
     pretrained_kwarg: str = _field(NAME, "pretrained")
     num_classes_kwarg: str = _field(NAME, "num_classes")
     probe_size: int | None = _field(Opt(Int(1, 2**16)), None)   # of the training probes; None: the measure's default
+    in_channels: int = _field(Int(1, 3), 3)                # the images' channels ([dataset] channels): 3 RGB, 1 grayscale
 
     def contract_kwargs(self) -> dict[str, Any]:
         """What the contract constructor receives: class count, the spec's kwargs, pretrained."""

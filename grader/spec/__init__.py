@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.shared.conventions import OPTIMIZERS
+from grader.shared.conventions import CHANNELS, OPTIMIZERS
 from grader.shared.resources import DEFAULT_SPEC
 
 
@@ -44,6 +44,9 @@ class DatasetConfig:
     # Classes a few pixels wide (road lines, poles...): the report highlights them where
     # skip connections should make the difference.
     thin_classes: tuple[str, ...] = ()
+    # The images' channels as the models receive them: 3 (RGB) or 1 (grayscale: every
+    # image is read as one luminance channel, and models are built for one input channel).
+    channels: int = 3
 
 
 @dataclass(frozen=True)
@@ -345,7 +348,7 @@ SPEC_KEYS: dict[str, dict[str, bool]] = {
              "rubric": False, "comparisons": False, "profiles": False, "policy": False},
     "assignment": {"id": True, "title": False, "reference": False, "spec_version": False},
     "dataset": {"kind": False, "root": False, "class_names": True, "palette": True, "thin_classes": False,
-                "synthetic": False, "options": False},
+                "channels": False, "synthetic": False, "options": False},
     "dataset.synthetic": {"train_seed": False, "val_seed": False},
     "family": {"title": False, "input_size": True, "probe_size": False, "pretrained_kwarg": False},
     "contract": {"input": True, "output": True, "num_classes_kwarg": False, "classes": True},
@@ -694,8 +697,11 @@ def _parse_dataset(d: dict[str, Any], path: Path, warnings: list[str]) -> Datase
     thin = _strings(d.get("thin_classes", []), f"{path}: [dataset]", "thin_classes")
     if set(thin) - set(class_names):
         raise SpecError(f"{path}: [dataset] thin_classes names unknown classes {sorted(set(thin) - set(class_names))}")
+    channels = _integer(d.get("channels", 3), f"{path}: [dataset]", "channels")
+    if channels not in CHANNELS:
+        raise SpecError(f"{path}: [dataset] channels = {channels}: use 3 for RGB images or 1 for grayscale")
     return DatasetConfig(kind=kind, class_names=class_names, palette=palette, root=root,
                          options=_table(d.get("options", {}), f"{path}: [dataset]", "options"),
                          train_seed=_integer(synthetic.get("train_seed", 1), f"{path}: [dataset.synthetic]", "train_seed"),
                          val_seed=_integer(synthetic.get("val_seed", 2), f"{path}: [dataset.synthetic]", "val_seed"),
-                         thin_classes=thin)
+                         thin_classes=thin, channels=channels)

@@ -311,7 +311,7 @@ def _capture(model, variant: VariantRequest, request: WorkerRequest, channel: Ch
 
     try:
         captured = capture(model, variant.input_size, Path(request.capture_folder), f"{variant.id}.{purpose}",
-                           batch_size=request.batch_size, probe_size=variant.probe_size)
+                           batch_size=request.batch_size, probe_size=variant.probe_size, channels=variant.in_channels)
     except Exception as exc:   # saving failed (disk, file size limit...): measured here instead
         captured = {"ok": False, "error": f"the captured program could not be saved: {_short_error(exc)}"}
     channel.send("capture", id=variant.id, purpose=purpose, **captured,
@@ -328,7 +328,7 @@ def _forward_only(model, variant: VariantRequest, device, request: WorkerRequest
     from grader.measure.logits import to_logits
 
     channel.send("phase", phase="forward", id=variant.id)
-    x = torch.randn(request.batch_size, 3, variant.input_size, variant.input_size,
+    x = torch.randn(request.batch_size, variant.in_channels, variant.input_size, variant.input_size,
                     generator=torch.Generator().manual_seed(0))
     started = time.perf_counter()
     forward: dict[str, Any] = {"input_shape": list(x.shape)}

@@ -64,7 +64,7 @@ def sha256_of(path: Path) -> str:
 
 
 def capture(model, input_size: int, folder: Path, stem: str, batch_size: int = 2,
-            probe_size: int | None = None) -> dict[str, Any]:
+            probe_size: int | None = None, channels: int = 3) -> dict[str, Any]:
     """Export `model` in train and eval mode and save the programs as folder/stem.{mode}.pt2.
     Returns {"ok": True, "programs": {mode: {"file", "sha256", "bytes"}}, "seconds"} or
     {"ok": False, "error": why, "seconds"}. The model is left as it was (mode, attributes).
@@ -74,7 +74,7 @@ def capture(model, input_size: int, folder: Path, stem: str, batch_size: int = 2
 
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
-    x = torch.randn(batch_size, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(batch_size, channels, input_size, input_size, generator=torch.Generator().manual_seed(0))
     try:
         x = x.to(next(model.parameters()).device)
     except StopIteration:
@@ -106,7 +106,8 @@ def capture(model, input_size: int, folder: Path, stem: str, batch_size: int = 2
             vars(module).clear()
             vars(module).update(attributes)
         model.train(was_training)
-    differs = faithfulness(model, exported["eval"], comparison_size(batch_size, input_size, probe_size), x.device)
+    differs = faithfulness(model, exported["eval"], comparison_size(batch_size, input_size, probe_size), x.device,
+                           channels)
     if differs:
         return {"ok": False, "error": differs, "seconds": round(time.perf_counter() - started, 3)}
     same = _graph_signature(exported["train"]) == _graph_signature(exported["eval"])
@@ -147,7 +148,7 @@ def comparison_size(batch_size: int, input_size: int, probe_size: int | None) ->
     return batch, input_size - 32, input_size + 32
 
 
-def faithfulness(model, program, size: tuple[int, int, int], device) -> str | None:
+def faithfulness(model, program, size: tuple[int, int, int], device, channels: int = 3) -> str | None:
     """None when the eval-mode program computes what the model computes at `size` (a size
     other than the capture's), else why not. torch.export can turn a value computed from a
     size into a constant without a guard (`int(x.shape[2] / 2)`, numpy or math on a size): the
@@ -158,7 +159,7 @@ def faithfulness(model, program, size: tuple[int, int, int], device) -> str | No
     from grader.measure.logits import to_logits
 
     batch, height, width = size
-    x = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(1)).to(device)
+    x = torch.randn(batch, channels, height, width, generator=torch.Generator().manual_seed(1)).to(device)
     was_training = model.training
     try:
         model.eval()
@@ -170,26 +171,26 @@ def faithfulness(model, program, size: tuple[int, int, int], device) -> str | No
             try:
                 got = to_logits(program.module(check_guards=False)(x))
             except Exception as error:
-                return (f"the captured program does not run at {batch}x3x{height}x{width}, where the model does "
+                return (f"the captured program does not run at {batch}x{channels}x{height}x{width}, where the model does "
                         f"({_first_line(error)})")
     finally:
         model.train(was_training)
     if not (torch.is_tensor(expected) and torch.is_tensor(got)):
         return None
     if expected.shape != got.shape:
-        return (f"the captured program's output at {batch}x3x{height}x{width} is {'x'.join(map(str, got.shape))}, "
+        return (f"the captured program's output at {batch}x{channels}x{height}x{width} is {'x'.join(map(str, got.shape))}, "
                 f"the model's {'x'.join(map(str, expected.shape))}: a size in the model's code became a constant "
                 f"when it was captured")
     if expected.is_floating_point():
         scale = max(1.0, float(expected.abs().nan_to_num().max()))
         difference = float((expected - got).abs().nan_to_num(nan=float("inf")).max()) if expected.numel() else 0.0
         if not torch.equal(expected.isnan(), got.isnan()) or difference > 1e-3 * scale:
-            return (f"the captured program computes other logits than the model at {batch}x3x{height}x{width} "
+            return (f"the captured program computes other logits than the model at {batch}x{channels}x{height}x{width} "
                     f"(largest difference {difference:.3g}): a value the code computes from the input's size "
                     f"(int() or float() of a size, numpy or math on x.shape) became a constant when it was "
                     f"captured; integer arithmetic on sizes (x.shape[2] // 2) is captured as it is")
     elif not torch.equal(expected, got):
-        return f"the captured program computes other outputs than the model at {batch}x3x{height}x{width}"
+        return f"the captured program computes other outputs than the model at {batch}x{channels}x{height}x{width}"
     return None
 
 

@@ -1,7 +1,8 @@
 """Filling a candidate's arguments from its signature: the class count under any of its usual
-names, RGB input channels, the pretrained switch (the grader runs offline), the frozen
-backbone (flag, inverted flag, method or nothing), the VGG16 backbone, the stride and the
-U-Net flags; then the call, split into positional and keyword arguments.
+names, the input channels (3, or 1 for a grayscale course), the pretrained switch (the grader
+runs offline), the frozen backbone (flag, inverted flag, method or nothing), the VGG16
+backbone, the stride and the U-Net flags; then the call, split into positional and keyword
+arguments.
 """
 
 from __future__ import annotations
@@ -178,14 +179,16 @@ def fill_common(request: VariantRequest, name: str, sig: Sig, out: Filled, blind
         out.notes.append(f"{name} takes no class-count argument: assumed to output {request.num_classes} classes")
 
     p = first_param(sig, IN_CHANNEL_NAMES, count_like) or _by_pattern(sig, _is_in_channel_name)
+    channels = request.in_channels
     if p is not None:
         if p.default is p.empty or p.default is None:
-            values[p.name] = 3
+            values[p.name] = channels
             out.auto.add(p.name)
-        elif isinstance(p.default, int) and p.default < 8 and p.default != 3:   # 1 or 4; 64 is a width
-            values[p.name] = 3
+        elif isinstance(p.default, int) and p.default < 8 and p.default != channels:   # 1, 3 or 4; 64 is a width
+            values[p.name] = channels
             out.auto.add(p.name)
-            out.notes.append(f"{p.name}=3 instead of its default {p.default!r}: the inputs are RGB images")
+            kind = "RGB images" if channels == 3 else "grayscale images (one channel)"
+            out.notes.append(f"{p.name}={channels} instead of its default {p.default!r}: the inputs are {kind}")
 
     if request.pretrained is None:
         return
