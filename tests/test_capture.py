@@ -209,6 +209,16 @@ class SizeToConstant(nn.Module):
         return self.head(nn.functional.interpolate(y, size=(h, w), mode="bilinear"))
 
 
+class AlwaysDropping(SizeToConstant):
+    def forward(self, x):
+        return self.head(nn.functional.dropout(self.enc(x), 0.5))
+
+
+class ConstantAndDropping(SizeToConstant):
+    def forward(self, x):
+        return nn.functional.dropout(super().forward(x), 0.5)
+
+
 class IntegerSizes(SizeToConstant):
     def half(self, h, w):
         return h // 2, w // 2
@@ -229,6 +239,13 @@ def test_a_program_that_turned_a_size_into_a_constant_is_not_graded(tmp_path):
     assert not list((tmp_path / "constant").iterdir())   # nothing saved for the verifier
     info = capture(IntegerSizes(), 128, tmp_path / "integer", "i.check", probe_size=64)
     assert info["ok"], info
+    # Dropout left on in eval mode (F.dropout's default training=True, a common slip) is random,
+    # not a constant: both run from the same random state, and the program is kept.
+    info = capture(AlwaysDropping(), 128, tmp_path / "dropping", "d.check", probe_size=64)
+    assert info["ok"], info
+    # ... and so a size turned into a constant is still seen through the dropout
+    info = capture(ConstantAndDropping(), 128, tmp_path / "both", "b.check", probe_size=64)
+    assert not info["ok"] and "computes other logits than the model" in info["error"]
 
 
 class CeilingPad(SizeToConstant):

@@ -153,44 +153,60 @@ def faithfulness(model, program, size: tuple[int, int, int], device, channels: i
     other than the capture's), else why not. torch.export can turn a value computed from a
     size into a constant without a guard (`int(x.shape[2] / 2)`, numpy or math on a size): the
     program then computes another model at every other size, and the verifier would grade
-    that one. A model that cannot run at `size` is not compared (the checks say so)."""
+    that one. Both run from the same random state (dropout left on in eval mode, as
+    `F.dropout(x, 0.5)` does, draws the same masks); a model whose output is random beyond
+    torch's generator, or that cannot run at `size`, is not compared (the checks say so)."""
     import torch
 
     from grader.measure.logits import to_logits
 
     batch, height, width = size
+    shape = f"{batch}x{channels}x{height}x{width}"
     x = torch.randn(batch, channels, height, width, generator=torch.Generator().manual_seed(1)).to(device)
+
+    def run(forward):
+        torch.manual_seed(0)
+        return to_logits(forward(x))
+
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             try:
-                expected = to_logits(model(x))
+                expected = run(model)
             except Exception:
                 return None
             try:
-                got = to_logits(program.module(check_guards=False)(x))
+                got = run(program.module(check_guards=False))
             except Exception as error:
-                return (f"the captured program does not run at {batch}x{channels}x{height}x{width}, where the model does "
-                        f"({_first_line(error)})")
+                return f"the captured program does not run at {shape}, where the model does ({_first_line(error)})"
+            why = _difference(expected, got, shape)
+            if why and _difference(expected, run(model), shape):   # random beyond the seeded generator
+                return None
     finally:
         model.train(was_training)
+    return why
+
+
+def _difference(expected, got, shape: str) -> str | None:
+    import torch
+
     if not (torch.is_tensor(expected) and torch.is_tensor(got)):
         return None
     if expected.shape != got.shape:
-        return (f"the captured program's output at {batch}x{channels}x{height}x{width} is {'x'.join(map(str, got.shape))}, "
-                f"the model's {'x'.join(map(str, expected.shape))}: a size in the model's code became a constant "
-                f"when it was captured")
+        return (f"the captured program's output at {shape} is {'x'.join(map(str, got.shape))}, the model's "
+                f"{'x'.join(map(str, expected.shape))}: a size in the model's code became a constant when it was "
+                f"captured")
     if expected.is_floating_point():
         scale = max(1.0, float(expected.abs().nan_to_num().max()))
         difference = float((expected - got).abs().nan_to_num(nan=float("inf")).max()) if expected.numel() else 0.0
         if not torch.equal(expected.isnan(), got.isnan()) or difference > 1e-3 * scale:
-            return (f"the captured program computes other logits than the model at {batch}x{channels}x{height}x{width} "
-                    f"(largest difference {difference:.3g}): a value the code computes from the input's size "
-                    f"(int() or float() of a size, numpy or math on x.shape) became a constant when it was "
-                    f"captured; integer arithmetic on sizes (x.shape[2] // 2) is captured as it is")
+            return (f"the captured program computes other logits than the model at {shape} (largest difference "
+                    f"{difference:.3g}): a value the code computes from the input's size (int() or float() of a "
+                    f"size, numpy or math on x.shape) became a constant when it was captured; integer arithmetic "
+                    f"on sizes (x.shape[2] // 2) is captured as it is")
     elif not torch.equal(expected, got):
-        return f"the captured program computes other outputs than the model at {batch}x{channels}x{height}x{width}"
+        return f"the captured program computes other outputs than the model at {shape}"
     return None
 
 
