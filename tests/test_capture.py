@@ -258,6 +258,32 @@ class CeilingPad(SizeToConstant):
         return self.head(self.enc(nn.functional.pad(x, (0, pad, 0, pad))))[..., :h, :x.shape[3]]
 
 
+class Counting(nn.Module):
+    """Counts its calls in two buffers, one in place and one reassigned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.register_buffer("in_place", torch.zeros(()))
+        self.register_buffer("reassigned", torch.zeros(()))
+
+    def forward(self, x):
+        self.in_place += 1
+        self.reassigned = self.reassigned + 1
+        return self.conv(x)
+
+
+def test_the_comparison_leaves_the_model_and_its_programs_as_built(tmp_path):
+    """The comparison runs the model and the program once more; what that changes is put
+    back before the programs are saved: their state is the model's as built."""
+    model = Counting()
+    info = capture(model, 64, tmp_path, "n.check", probe_size=32)
+    assert info["ok"], info
+    assert float(model.in_place) == float(model.reassigned) == 0
+    program = load_program(*_program(tmp_path, info))
+    assert {k: float(v) for k, v in program.state_dict.items() if "conv" not in k} == {"in_place": 0, "reassigned": 0}
+
+
 def test_a_program_that_cannot_be_written_says_why_and_leaves_no_file(tmp_path):
     info = capture(CeilingPad(), 128, tmp_path, "p.check", probe_size=64)
     assert not info["ok"]

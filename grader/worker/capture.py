@@ -169,6 +169,10 @@ def faithfulness(model, program, size: tuple[int, int, int], device, channels: i
         return to_logits(forward(x))
 
     was_training = model.training
+    # What the two forwards may change (a counter buffer, an attribute) is put back: the
+    # programs are saved after this, and their state is the model's as built.
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    attributes = [(module, dict(vars(module)), dict(module._buffers)) for module in model.modules()]
     try:
         model.eval()
         with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -184,6 +188,14 @@ def faithfulness(model, program, size: tuple[int, int, int], device, channels: i
             if why and _difference(expected, run(model), shape):   # random beyond the seeded generator
                 return None
     finally:
+        with torch.no_grad():
+            for buffer, value in buffers:
+                buffer.copy_(value)
+        for module, values, own in attributes:
+            vars(module).clear()
+            vars(module).update(values)
+            module._buffers.clear()
+            module._buffers.update(own)
         model.train(was_training)
     return why
 
