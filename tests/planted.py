@@ -54,6 +54,11 @@ CASES = {
         def forward(self, x):
             return self.conv(x).softmax(dim=1)
     """),
+    "dropout_on_in_eval": contract_classes(UNet="""
+        def forward(self, x):
+            import torch.nn.functional as F
+            return self.conv(F.dropout(x, 0.2))   # training=True by default: drops in eval mode too
+    """),
 }
 
 

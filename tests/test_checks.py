@@ -155,6 +155,19 @@ def test_softmax_in_forward_is_a_warning(unet_spec):
     assert "softmax" in checks["logits"].message
 
 
+def test_dropout_left_on_in_eval_mode_is_a_warning(unet_spec):
+    """`F.dropout(x, p)` drops in eval mode too (training=True by default): the evaluation
+    scores a random model. The logits check says so (it informs, it does not fail)."""
+    status, checks = judge("dropout_on_in_eval", unet_spec)
+    assert status is VariantStatus.PASSED
+    only_failing(checks, "logits", CheckStatus.WARN)
+    assert checks["logits"].message.startswith("the output in eval mode changes from one call to the next on the "
+                                               "same input (by up to 2.15): dropout left on in eval mode?")
+    # A deterministic model's recording says 0 (or, recorded before the measurement, nothing)
+    _, honest = judge("unused_layer", unet_spec)
+    assert honest["logits"].status is CheckStatus.PASS
+
+
 @pytest.mark.slow  # the real worker
 def test_patching_torch_equal_cannot_fake_a_frozen_backbone(tmp_path, fcn8s_spec):
     source = REFERENCE_FCN + '''

@@ -234,6 +234,12 @@ def _forward_shape(observed: Observation, variant: Variant, num_classes: int, ba
 def _logits(observed: Observation) -> CheckResult:
     found = observed.output_statistics
     stats = _sent(found) or {}
+    if stats and found.eval_change and found.eval_change > 1e-5 * max(1.0, abs(found.min), abs(found.max)):
+        return CheckResult("logits", CheckStatus.WARN,
+                           f"the output in eval mode changes from one call to the next on the same input (by up to "
+                           f"{found.eval_change:.3g}): dropout left on in eval mode? F.dropout(x, p) drops unless "
+                           "given training=self.training (nn.Dropout follows the mode). The evaluation scores "
+                           "whatever this random model predicts", stats)
     if stats and 0.0 <= found.min and found.max <= 1.0:
         applied = "softmax" if found.sum_to_one < 1e-3 else "sigmoid"
         return CheckResult("logits", CheckStatus.WARN,

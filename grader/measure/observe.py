@@ -79,6 +79,11 @@ def measure_checks(model, variant: VariantRequest, device, batch_size: int, send
     result["forward"] = forward
     if out.is_floating_point():
         result["output_statistics"] = probes.output_statistics(out)
+        try:
+            result["output_statistics"]["eval_change"] = probes.eval_change(
+                model, to_logits, variant.probe_size or probes.PROBE_SIZE, device, variant.in_channels)
+        except Exception:   # the checks below say what fails at that size
+            pass
 
     # The checks' measurements: other sizes, gradients, the backbone under training, cost.
     send("phase", phase="check", id=variant.id)

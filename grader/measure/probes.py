@@ -50,6 +50,17 @@ def output_statistics(out: torch.Tensor) -> dict[str, float]:
             "sum_to_one": float((out.sum(dim=1) - 1).abs().mean()) if out.dim() == 4 else float("nan")}
 
 
+def eval_change(model: nn.Module, to_logits, size: int, device, channels: int = 3) -> float:
+    """How much the eval-mode output changes between two calls on the same input (largest
+    absolute difference; 0 for a deterministic model): dropout left on in eval mode
+    (`F.dropout(x, p)` drops unless given `training=self.training`) makes it random."""
+    model.eval()
+    x = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(2)).to(device)
+    with torch.no_grad():
+        first, second = to_logits(model(x)), to_logits(model(x))
+    return float((first.float() - second.float()).abs().nan_to_num().max()) if first.numel() else 0.0
+
+
 def gradients(model: nn.Module, to_logits, num_classes: int, device, size: int = PROBE_SIZE,
               channels: int = 3) -> dict[str, Any]:
     """One real cross-entropy backward in train mode: which trainable parameters got no

@@ -470,6 +470,7 @@ class OutputStatistics(_Observed):
     min: float = _field(Num(nonfinite=True))
     max: float = _field(Num(nonfinite=True))
     sum_to_one: float = _field(Num(nonfinite=True))
+    eval_change: float | None = _field(Num(), None)   # between two eval-mode calls on one input (probes.eval_change)
 
 
 @dataclass(frozen=True, kw_only=True)
