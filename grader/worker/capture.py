@@ -5,7 +5,9 @@ once in train mode and once in eval mode (they differ where BatchNorm or dropout
 differently; when the two graphs are the same one file serves both; when they differ the
 eval program's file holds the graph and only placeholders of the weights, which are the
 train program's), non-strict, with a
-dynamic batch and a dynamic image size (multiples of 32), saves each with torch.export.save
+dynamic batch and a dynamic image size (multiples of 32), compares the eval-mode program
+with the model at another size (`faithfulness`: a program that computes another model is not
+saved), saves each with torch.export.save
 into the job's capture folder and returns what the `capture` message reports: the files,
 their sha256 and size, the time taken, or why the model could not be captured (then the
 worker measures it in its own process, and the grade says so).
