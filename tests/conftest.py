@@ -71,7 +71,7 @@ LONGEST_FIRST = ("test_hostile.py", "test_submissions.py", "test_slurm.py", "tes
                  "test_new_course.py", "test_real_submissions.py", "test_batch.py", "test_check.py",
                  "test_reference_models.py", "test_graph.py", "test_capture_hostile.py", "test_weights.py",
                  "test_reuse.py", "test_training.py", "test_wheel.py", "test_checks.py", "test_provenance.py",
-                 "test_capture.py", "test_reports.py", "test_similarity.py")
+                 "test_capture.py", "test_grayscale_course.py", "test_reports.py", "test_similarity.py")
 
 
 def pytest_collection_modifyitems(items):
