@@ -78,6 +78,7 @@ def _check(model: nn.Module, variant: str, name: str | None = None) -> tuple[Fin
 # --------------------------------------------------------------------------- reference
 
 
+@pytest.mark.slow  # four reference U-Nets' graphs at the probe size: 5-8 s on 2 busy cores
 def test_reference_unets(ref_unet):
     expected = {
         "unet": (ref_unet.UNet, dict(residual_adds=0, gated_multiplies=(), ungated_attention=0)),

@@ -120,6 +120,7 @@ def test_html_report_in_a_browser(tmp_path):
     assert has_colour(shot, (0x1E, 0x7B, 0x34)), "passed statuses are green"
 
 
+@pytest.mark.slow  # `segrade report` over a results folder (reports, summary, gradebook, PDFs by default): ~6 s on 2 busy cores
 def test_class_outputs_keep_going_past_a_broken_results_folder(tmp_path):
     small_results(tmp_path / "out", "alice")
     small_results(tmp_path / "out", "bob", answers=False)
