@@ -4,7 +4,8 @@ Every dataset here is a `torch.utils.data.Dataset` whose items are
 
     (image, mask) = (uint8 tensor 3 x H x W, int64 tensor H x W)
 
-at the dataset's own size (real data) or the requested size (synthetic), with class
+(images read as RGB; `grader.data.sources.open_split` makes them 1 x H x W for a spec with
+`channels = 1`) at the dataset's own size (real data) or the requested size (synthetic), with class
 ids in the mask and IGNORE_INDEX for pixels that carry no label. Resizing to a
 profile's size, augmentation and ImageNet normalisation are applied by
 `grader.data.transforms`, never by the loaders.

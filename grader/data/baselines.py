@@ -16,7 +16,7 @@ from grader.grading.metrics import ConfusionMatrix, SegmentationScores
 
 
 def _quantise(image: torch.Tensor, levels: int) -> torch.Tensor:
-    """uint8 3 x H x W -> H x W colour-bin index in [0, levels**3)."""
+    """uint8 3 x H x W (or 1 x H x W, grayscale) -> H x W colour-bin index in [0, levels**3)."""
     q = image.expand(3, -1, -1).long() * levels // 256   # a grayscale image: its one channel three times
     return (q[0] * levels + q[1]) * levels + q[2]
 

@@ -36,7 +36,7 @@ def _rgb(image: torch.Tensor) -> np.ndarray:
 def render_preview(samples: Sequence[tuple[torch.Tensor, torch.Tensor]], class_names: Sequence[str],
                    palette: Sequence[Sequence[int]], out: str | Path, title: str = "") -> Path:
     """Write a PNG: samples[0] in detail (image, coloured mask, binary masks), then every
-    sample as image over coloured mask, and a legend. Items are (uint8 3xHxW, HxW ids)."""
+    sample as image over coloured mask, and a legend. Items are (uint8 3xHxW or 1xHxW, HxW ids)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -36,7 +36,7 @@ class PredictionError(ValueError):
 
 @dataclass
 class SplitData:
-    images: torch.Tensor          # uint8 N x 3 x H x W
+    images: torch.Tensor          # uint8 N x C x H x W (C: the spec's channels, 3 or 1)
     masks: torch.Tensor           # uint8 N x H x W (class ids, 255 ignored)
 
 
