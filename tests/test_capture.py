@@ -219,6 +219,14 @@ class ConstantAndDropping(SizeToConstant):
         return nn.functional.dropout(super().forward(x), 0.5)
 
 
+class ConstantWhileTraining(SizeToConstant):
+    """The size becomes a constant in its training branch only: the program the verifier
+    trains would be another model."""
+
+    def half(self, h, w):
+        return (int(h / 2), int(w / 2)) if self.training else (h // 2, w // 2)
+
+
 class IntegerSizes(SizeToConstant):
     def half(self, h, w):
         return h // 2, w // 2
@@ -246,6 +254,11 @@ def test_a_program_that_turned_a_size_into_a_constant_is_not_graded(tmp_path):
     # ... and so a size turned into a constant is still seen through the dropout
     info = capture(ConstantAndDropping(), 128, tmp_path / "both", "b.check", probe_size=64)
     assert not info["ok"] and "computes other logits than the model" in info["error"]
+    # The train program is compared too (the verifier trains it), in train mode
+    info = capture(ConstantWhileTraining(), 128, tmp_path / "training", "t.check", probe_size=64)
+    assert not info["ok"]
+    assert info["error"].startswith("the captured program computes other logits than the model at 1x3x64x96 in "
+                                    "train mode")
 
 
 class CeilingPad(SizeToConstant):

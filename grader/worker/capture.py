@@ -5,8 +5,8 @@ once in train mode and once in eval mode (they differ where BatchNorm or dropout
 differently; when the two graphs are the same one file serves both; when they differ the
 eval program's file holds the graph and only placeholders of the weights, which are the
 train program's), non-strict, with a
-dynamic batch and a dynamic image size (multiples of 32), compares the eval-mode program
-with the model at another size (`faithfulness`: a program that computes another model is not
+dynamic batch and a dynamic image size (multiples of 32), compares each program with the
+model in its mode at another size (`faithfulness`: a program that computes another model is not
 saved), saves each with torch.export.save
 into the job's capture folder and returns what the `capture` message reports: the files,
 their sha256 and size, the time taken, or why the model could not be captured (then the
@@ -108,11 +108,12 @@ def capture(model, input_size: int, folder: Path, stem: str, batch_size: int = 2
             vars(module).clear()
             vars(module).update(attributes)
         model.train(was_training)
-    differs = faithfulness(model, exported["eval"], comparison_size(batch_size, input_size, probe_size), x.device,
-                           channels)
+    same = _graph_signature(exported["train"]) == _graph_signature(exported["eval"])
+    # The eval program, and the train program where it is another graph (the verifier trains it).
+    differs = faithfulness(model, {"eval": exported["eval"]} if same else exported,
+                           comparison_size(batch_size, input_size, probe_size), x.device, channels)
     if differs:
         return {"ok": False, "error": differs, "seconds": round(time.perf_counter() - started, 3)}
-    same = _graph_signature(exported["train"]) == _graph_signature(exported["eval"])
     if not same:
         _weights_once(exported["eval"])
     programs: dict[str, dict[str, Any]] = {}
@@ -150,9 +151,11 @@ def comparison_size(batch_size: int, input_size: int, probe_size: int | None) ->
     return batch, input_size - 32, input_size + 32
 
 
-def faithfulness(model, program, size: tuple[int, int, int], device, channels: int = 3) -> str | None:
-    """None when the eval-mode program computes what the model computes at `size` (a size
-    other than the capture's), else why not. torch.export can turn a value computed from a
+def faithfulness(model, programs: dict[str, Any], size: tuple[int, int, int], device,
+                 channels: int = 3) -> str | None:
+    """None when each program (`programs`: mode -> exported program, "eval" and "train")
+    computes what the model computes in that mode at `size` (a size other than the
+    capture's), else why not. torch.export can turn a value computed from a
     size into a constant without a guard (`int(x.shape[2] / 2)`, numpy or math on a size): the
     program then computes another model at every other size, and the verifier would grade
     that one. Both run from the same random state (dropout left on in eval mode, as
@@ -171,24 +174,30 @@ def faithfulness(model, program, size: tuple[int, int, int], device, channels: i
         return to_logits(forward(x))
 
     was_training = model.training
-    # What the two forwards may change (a counter buffer, an attribute) is put back: the
+    # What the forwards may change (a counter buffer, an attribute) is put back: the
     # programs are saved after this, and their state is the model's as built.
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     attributes = [(module, dict(vars(module)), dict(module._buffers)) for module in model.modules()]
+    why = None
     try:
-        model.eval()
         with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            try:
-                expected = run(model)
-            except Exception:
-                return None
-            try:
-                got = run(program.module(check_guards=False))
-            except Exception as error:
-                return f"the captured program does not run at {shape}, where the model does ({_first_line(error)})"
-            why = _difference(expected, got, shape)
-            if why and _difference(expected, run(model), shape):   # random beyond the seeded generator
-                return None
+            for mode in ("eval", "train"):
+                if mode not in programs or why:
+                    continue
+                model.train(mode == "train")
+                try:
+                    expected = run(model)
+                except Exception:
+                    continue
+                where = shape if mode == "eval" else f"{shape} in train mode"
+                try:
+                    got = run(programs[mode].module(check_guards=False))
+                except Exception as error:
+                    why = f"the captured program does not run at {where}, where the model does ({_first_line(error)})"
+                    continue
+                why = _difference(expected, got, where)
+                if why and _difference(expected, run(model), where):   # random beyond the seeded generator
+                    why = None
     finally:
         with torch.no_grad():
             for buffer, value in buffers:
