@@ -81,33 +81,28 @@ def capture(model, input_size: int, folder: Path, stem: str, batch_size: int = 2
         x = x.to(next(model.parameters()).device)
     except StopIteration:
         pass
-    was_training = model.training
-    saved = [(module, dict(vars(module))) for module in model.modules()]
     quiet = io.StringIO()
     exported = {}
-    try:
-        # export prints partial graphs and the forward's own prints would show fake tensors
-        with warnings.catch_warnings(), contextlib.redirect_stderr(quiet), contextlib.redirect_stdout(quiet):
-            warnings.simplefilter("ignore")
-            for mode in ("train", "eval"):
-                model.train(mode == "train")
-                for min_blocks in _MIN_BLOCKS:
-                    try:
-                        exported[mode] = torch.export.export(model, (x,), strict=False,
-                                                             dynamic_shapes=_dynamic_shapes_for(model, min_blocks))
-                        break
-                    except Exception:
-                        if min_blocks == _MIN_BLOCKS[-1]:
-                            raise
-    except Exception as error:
-        return {"ok": False, "error": f"torch.export could not capture the model with a dynamic batch and image "
-                                      f"size: {_first_line(error)}", "seconds": round(time.perf_counter() - started, 3)}
-    finally:
-        # The forward ran on fake tensors: attributes it assigned (self.alpha = ...) hold them.
-        for module, attributes in saved:
-            vars(module).clear()
-            vars(module).update(attributes)
-        model.train(was_training)
+    # The forward ran on fake tensors: attributes it assigned (self.alpha = ...) hold them.
+    with _as_built(model):
+        try:
+            # export prints partial graphs and the forward's own prints would show fake tensors
+            with warnings.catch_warnings(), contextlib.redirect_stderr(quiet), contextlib.redirect_stdout(quiet):
+                warnings.simplefilter("ignore")
+                for mode in ("train", "eval"):
+                    model.train(mode == "train")
+                    for min_blocks in _MIN_BLOCKS:
+                        try:
+                            exported[mode] = torch.export.export(model, (x,), strict=False,
+                                                                 dynamic_shapes=_dynamic_shapes_for(model, min_blocks))
+                            break
+                        except Exception:
+                            if min_blocks == _MIN_BLOCKS[-1]:
+                                raise
+        except Exception as error:
+            return {"ok": False, "error": f"torch.export could not capture the model with a dynamic batch and image "
+                                          f"size: {_first_line(error)}",
+                    "seconds": round(time.perf_counter() - started, 3)}
     same = _graph_signature(exported["train"]) == _graph_signature(exported["eval"])
     # The eval program, and the train program where it is another graph (the verifier trains it).
     differs = faithfulness(model, {"eval": exported["eval"]} if same else exported,
@@ -124,7 +119,9 @@ def capture(model, input_size: int, folder: Path, stem: str, batch_size: int = 2
                 warnings.simplefilter("ignore")
                 torch.export.save(exported[mode], path)
         except Exception as error:
-            if type(error).__name__ != "SerializeError":
+            from torch._export.serde.serialize import SerializeError   # loaded by torch.export.save
+
+            if not isinstance(error, SerializeError):
                 raise   # the disk, a file size limit: the worker says the program could not be saved
             for written in [path, *(folder / entry["file"] for entry in programs.values())]:
                 written.unlink(missing_ok=True)
@@ -173,31 +170,42 @@ def faithfulness(model, programs: dict[str, Any], size: tuple[int, int, int], de
         torch.manual_seed(0)
         return to_logits(forward(x))
 
-    was_training = model.training
+    why = None
     # What the forwards may change (a counter buffer, an attribute) is put back: the
     # programs are saved after this, and their state is the model's as built.
+    with _as_built(model), torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for mode in (m for m in ("eval", "train") if m in programs):
+            model.train(mode == "train")
+            try:
+                expected = run(model)
+            except Exception:
+                continue
+            where = shape if mode == "eval" else f"{shape} in train mode"
+            try:
+                got = run(programs[mode].module(check_guards=False))
+            except Exception as error:
+                why = f"the captured program does not run at {where}, where the model does ({_first_line(error)})"
+                break
+            why = _difference(expected, got, where)
+            if why and _difference(expected, run(model), where):   # random beyond the seeded generator
+                why = None
+            if why:
+                break
+    return why
+
+
+@contextlib.contextmanager
+def _as_built(model):
+    """On leaving, puts back what calling the model may have changed: each module's attributes
+    (an assigned `self.alpha`; fake tensors after an export), its buffers, reassigned or changed
+    in place, and the mode."""
+    import torch
+
+    was_training = model.training
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     attributes = [(module, dict(vars(module)), dict(module._buffers)) for module in model.modules()]
-    why = None
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            for mode in ("eval", "train"):
-                if mode not in programs or why:
-                    continue
-                model.train(mode == "train")
-                try:
-                    expected = run(model)
-                except Exception:
-                    continue
-                where = shape if mode == "eval" else f"{shape} in train mode"
-                try:
-                    got = run(programs[mode].module(check_guards=False))
-                except Exception as error:
-                    why = f"the captured program does not run at {where}, where the model does ({_first_line(error)})"
-                    continue
-                why = _difference(expected, got, where)
-                if why and _difference(expected, run(model), where):   # random beyond the seeded generator
-                    why = None
+        yield
     finally:
         with torch.no_grad():
             for buffer, value in buffers:
@@ -208,7 +216,6 @@ def faithfulness(model, programs: dict[str, Any], size: tuple[int, int, int], de
             module._buffers.clear()
             module._buffers.update(own)
         model.train(was_training)
-    return why
 
 
 def _difference(expected, got, shape: str) -> str | None:
