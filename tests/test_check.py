@@ -46,7 +46,8 @@ class FCN32s(Tiny):
         return self.conv(x)[:, :, ::2, ::2]          # half resolution
 
 class fcn_16s(Tiny):                               # contract name, other spelling
-    pass
+    def forward(self, x):                          # dropout without training=self.training: on in eval too
+        return nn.functional.dropout(self.conv(x), 0.5)
 
 class FCN8s(Tiny):
     def forward(self, x):
@@ -74,7 +75,10 @@ class ResidualUNet(Tiny):
     shape = variants["fcn32s_frozen"].check("forward_shape")
     assert shape.status is CheckStatus.FAIL
     assert "output shape 2x13x112x112 for a 2x3x224x224 input; expected 2x13x224x224" in shape.message
-    assert variants["fcn16s_frozen"].status is VariantStatus.PASSED
+    assert variants["fcn16s_frozen"].status is VariantStatus.PASSED   # a warning costs nothing
+    logits = variants["fcn16s_frozen"].check("logits")
+    assert logits.status is CheckStatus.WARN and "dropout left on in eval mode?" in logits.message, logits.message
+    assert variants["fcn16s_frozen"].program["measured_in"] == "captured program"
     assert variants["fcn8s_finetune"].status is VariantStatus.FAILED
     assert "dict" in variants["fcn8s_finetune"].check("forward_shape").message
     assert variants["unet"].status is VariantStatus.ERROR
