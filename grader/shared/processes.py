@@ -87,34 +87,3 @@ def end_now(status: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
-
-
-# torch.export imports triton (a GPU kernel compiler, ~0.4 s of every sandboxed process's start
-# on 2 cores, measured) from several of its modules, which segrade never uses: it does not
-# compile. On a CPU, triton has nothing to do either.
-EXPORT_MODULES = ("torch._dynamo", "torch.export._trace", "torch._export.serde.serialize", "torch.utils.flop_counter")
-SAVING_MODULES = ("torch._inductor.ir",)   # torch.export.save's serialiser imports it (loading does not)
-
-
-def import_export_machinery(hide_triton: bool, saving: bool) -> None:
-    """Import what torch.export, its deserialiser (and with `saving`, its serialiser) and the FLOP
-    counter need, once, before any student code runs; with `hide_triton`, without triton: those
-    modules then take it for absent (their fallbacks are the CPU's), and code that imports
-    triton later still gets it."""
-    import importlib
-    import logging
-
-    hidden = hide_triton and "triton" not in sys.modules
-    if hidden:
-        sys.modules["triton"] = None   # `import triton` raises ImportError, which torch expects
-    # the FLOP counter warns that it cannot count triton kernels, which segrade never runs
-    counter_log = logging.getLogger("torch.utils.flop_counter")
-    level = counter_log.level
-    counter_log.setLevel(logging.ERROR)
-    try:
-        for name in EXPORT_MODULES + (SAVING_MODULES if saving else ()):
-            importlib.import_module(name)
-    finally:
-        counter_log.setLevel(level)
-        if hidden and sys.modules.get("triton", 0) is None:
-            del sys.modules["triton"]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.shared.channel import Channel
-from grader.shared.processes import drop_privileges, end_now, import_export_machinery
+from grader.shared.processes import drop_privileges, end_now
 from grader.shared.protocol import VerifierRequest, VerifierVariant
 
 
@@ -42,7 +42,6 @@ def main(argv: list[str]) -> int:
     if request.drop_to is not None:
         drop_privileges(request.drop_to)
 
-    _import_measurement()   # done already when started early
     import torch
 
     from grader.measure import observe
@@ -97,11 +96,13 @@ def main(argv: list[str]) -> int:
 def _import_measurement() -> None:
     """What the first variant would import (most of the verifier's start-up): torch, torch.export's
     deserialiser (which imports torch._dynamo) and the measurements."""
-    import_export_machinery(hide_triton=True, saving=False)   # it never compiles, on any device
+    import torch.export
+    from torch._export.serde import serialize
+
     from grader.measure import captured, observe
     from grader.verifier import load, provenance
 
-    del captured, observe, load, provenance   # imported is all that is wanted
+    del torch, serialize, captured, observe, load, provenance   # imported is all that is wanted
 
 
 def _load_pair(programs: dict[str, dict[str, Any]], limits) -> tuple[Any, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from grader.measure import observe
 from grader.shared.channel import Channel
-from grader.shared.processes import drop_privileges, end_now, import_export_machinery
+from grader.shared.processes import drop_privileges, end_now
 from grader.shared.protocol import ModuleRequest, TrainingRequest, VariantRequest, WorkerRequest
 
 
@@ -58,23 +58,19 @@ def main(argv: list[str]) -> int:
 
     import torch
 
-    from grader.shared.device import describe, resolve_device
-
-    device = resolve_device(request.device)
-    if not request.plan_only:   # the capture, the dataflow graph and the FLOP counter use them
-        import_export_machinery(hide_triton=device.type == "cpu", saving=True)
     from grader.shared import structure  # noqa: F401  (imported before student code can shadow anything)
     from grader.measure import graph, probes  # noqa: F401
-    from grader.worker.after_import import when_imported
 
-    when_imported("torchvision.models.vgg", lambda vgg: probes.install_vgg_recorder())
+    probes.install_vgg_recorder()
     if request.random_init_weights:   # a random-init profile: downloads get random-init weights
         from grader.worker import downloads
 
         downloads.install_random_init()
     from grader.worker.adapters import Candidate, Unresolved, plan_variant
+    from grader.shared.device import describe, resolve_device
     from grader.worker.stubs import install_stub_finder, stood_in
 
+    device = resolve_device(request.device)
     if request.threads:  # a batch runs several workers side by side
         torch.set_num_threads(request.threads)
     if device.type == "cuda" and request.cuda_memory_fraction:  # jobs sharing one GPU
