@@ -106,8 +106,34 @@ def test_denormalize_round_trip():
     assert torch.equal(denormalize(out), image)
     batch = denormalize(out.unsqueeze(0).repeat(2, 1, 1, 1))
     assert batch.shape == (2, 3, 32, 48) and batch.dtype == torch.uint8
-    with pytest.raises(ValueError, match="3 x H x W"):
-        denormalize(torch.zeros(1, 32, 48))
+    with pytest.raises(ValueError, match="C = 3 or 1"):
+        denormalize(torch.zeros(2, 32, 48))
+
+
+def test_a_grayscale_course_s_images_keep_one_channel_and_its_normalisation():
+    """`[dataset] channels = 1`: 1 x H x W in and out, normalised with the grayscale mean and std
+    the course's models receive (grader.shared.conventions.normalisation(1)); the training
+    crop pads with that mean and jitters brightness and contrast only."""
+    from grader.shared.conventions import normalisation
+
+    (mean,), (std,) = normalisation(1)
+    g = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (1, 32, 48), dtype=torch.uint8, generator=g)
+    mask = torch.randint(0, 13, (32, 48), generator=g)
+    out, out_mask = eval_transform((32, 48), channels=1)(image, mask)
+    assert out.shape == (1, 32, 48) and torch.equal(out_mask, mask)
+    assert torch.allclose(out, (image.float() / 255 - mean) / std, atol=1e-5)
+    assert torch.equal(denormalize(out), image)
+    grey = torch.full((1, 8, 8), round(255 * mean), dtype=torch.uint8)
+    torch.manual_seed(0)
+    zeros = torch.zeros(8, 8, dtype=torch.int64)
+    crop, crop_mask = train_transform(64, scale=(0.5, 0.5), color_jitter=False, channels=1)(grey, zeros)
+    assert crop.shape == (1, 64, 64) and (crop_mask == IGNORE_INDEX).float().mean() == 0.75   # 32 x 32 in 64 x 64
+    assert crop[:, crop_mask == IGNORE_INDEX].abs().max() < 0.02   # padded with the mean: ~0
+    jittered, _ = train_transform(64, channels=1)(image, mask)     # saturation and hue need colour
+    assert jittered.shape == (1, 64, 64)
+    with pytest.raises(ValueError, match="1 x H x W"):
+        eval_transform(8)(torch.zeros(2, 8, 8, dtype=torch.uint8), torch.zeros(8, 8, dtype=torch.int64))
 
 
 def test_train_transform_shapes_and_ids():

@@ -1,14 +1,17 @@
 """Joint image/mask transforms: resizing to a profile's size, augmentation, normalisation.
 
-Datasets (`grader.data`) give ``(uint8 image 3 x H x W, int64 mask H x W)`` at their own
-size. A transform here takes that pair and returns ``(float32 image 3 x h x w,
-ImageNet-normalised; int64 mask h x w)`` as plain tensors:
+Datasets (`grader.data`) give ``(uint8 image C x H x W, int64 mask H x W)`` at their own
+size, C = 3 (RGB) or 1 (a grayscale course, `[dataset] channels = 1`). A transform here takes
+that pair and returns ``(float32 image C x h x w, normalised as the course's models receive
+images (grader.shared.conventions.normalisation); int64 mask h x w)`` as plain tensors:
 
 * `eval_transform(size)`: resize (image bilinear with antialiasing, mask nearest),
   normalise. Deterministic; used for validation, test and hidden-label evaluation.
-* `train_transform(size)`: random scale, random crop (padding: image with the ImageNet
-  mean colour, mask with `IGNORE_INDEX`, never a class id), horizontal flip, colour
-  jitter (image only), normalise.
+* `train_transform(size)`: random scale, random crop (padding: image with the mean
+  colour, mask with `IGNORE_INDEX`, never a class id), horizontal flip, colour jitter
+  (image only; brightness and contrast alone for grayscale), normalise.
+
+Both take `channels=` (3 unless the course is grayscale).
 
 Both are built from `torchvision.transforms.v2` acting on `tv_tensors.Image` and
 `tv_tensors.Mask` together, so geometric operations apply identically to both.
@@ -38,7 +41,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from grader.shared.conventions import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+from grader.shared.conventions import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, normalisation
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -52,8 +55,11 @@ __all__ = [
     "TransformedDataset",
 ]
 
-# The mean colour in 0..255: padding the uint8 image with it gives ~0 after normalising.
-_MEAN_FILL = tuple(round(255 * m) for m in IMAGENET_MEAN)
+
+def _mean_fill(channels: int) -> tuple[int, ...]:
+    """The mean colour in 0..255: padding the uint8 image with it gives ~0 after normalising."""
+    return tuple(round(255 * m) for m in normalisation(channels)[0])
+
 
 Size = int | Sequence[int]
 
@@ -122,8 +128,8 @@ class PairTransform:
         self.pipeline = pipeline
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if image.ndim != 3 or image.shape[0] != 3:
-            raise ValueError(f"image must be 3 x H x W, got shape {tuple(image.shape)}")
+        if image.ndim != 3 or image.shape[0] not in (1, 3):
+            raise ValueError(f"image must be 3 x H x W (RGB) or 1 x H x W (grayscale), got shape {tuple(image.shape)}")
         if mask is None:
             out = self.pipeline(tv_tensors.Image(image))
             return out.as_subclass(torch.Tensor), None
@@ -136,49 +142,53 @@ class PairTransform:
         return f"{type(self).__name__}({self.pipeline!r})"
 
 
-def _to_normalised_float() -> list[v2.Transform]:
+def _to_normalised_float(channels: int) -> list[v2.Transform]:
+    mean, std = normalisation(channels)
     return [
         v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
-        v2.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)),
+        v2.Normalize(mean=list(mean), std=list(std)),
     ]
 
 
-def eval_transform(size: Size) -> PairTransform:
-    """Resize to `size` (int: square; or (h, w)) and ImageNet-normalise; no randomness."""
-    return PairTransform(v2.Compose([JointResize(size), *_to_normalised_float()]))
+def eval_transform(size: Size, *, channels: int = 3) -> PairTransform:
+    """Resize to `size` (int: square; or (h, w)) and normalise; no randomness."""
+    return PairTransform(v2.Compose([JointResize(size), *_to_normalised_float(channels)]))
 
 
 def train_transform(size: Size, *, scale: tuple[float, float] = (0.75, 1.5), hflip: bool = True,
-                    color_jitter: bool = True) -> PairTransform:
+                    color_jitter: bool = True, channels: int = 3) -> PairTransform:
     """Augmenting transform for training at `size`.
 
     1. resize to ``size * s``, s ~ U(`scale`) (image bilinear, mask nearest);
     2. random crop of `size`; where the scaled sample is smaller it is padded, the image
-       with the ImageNet mean colour and the mask with `IGNORE_INDEX` (255);
+       with the mean colour and the mask with `IGNORE_INDEX` (255);
     3. horizontal flip with probability 0.5 (if `hflip`);
-    4. colour jitter, image only (brightness, contrast, saturation 0.3, hue 0.02; if
-       `color_jitter`);
-    5. float conversion and ImageNet normalisation, as in `eval_transform`.
+    4. colour jitter, image only (brightness, contrast, saturation 0.3, hue 0.02; for
+       grayscale brightness and contrast only; if `color_jitter`);
+    5. float conversion and normalisation, as in `eval_transform`.
     """
     hw = _hw(size)
     steps: list[v2.Transform] = [
         RandomScaleResize(hw, scale),
-        v2.RandomCrop(hw, pad_if_needed=True, fill={tv_tensors.Image: _MEAN_FILL, tv_tensors.Mask: IGNORE_INDEX}),
+        v2.RandomCrop(hw, pad_if_needed=True, fill={tv_tensors.Image: _mean_fill(channels),
+                                                    tv_tensors.Mask: IGNORE_INDEX}),
     ]
     if hflip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
     if color_jitter:
-        steps.append(v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.02))
-    return PairTransform(v2.Compose([*steps, *_to_normalised_float()]))
+        colour = {"saturation": 0.3, "hue": 0.02} if channels == 3 else {}   # no colour in grayscale
+        steps.append(v2.ColorJitter(brightness=0.3, contrast=0.3, **colour))
+    return PairTransform(v2.Compose([*steps, *_to_normalised_float(channels)]))
 
 
 def denormalize(image: torch.Tensor) -> torch.Tensor:
-    """Undo the ImageNet normalisation of a float image (3 x H x W or N x 3 x H x W):
+    """Undo the normalisation of a float image (C x H x W or N x C x H x W, C = 3 or 1):
     a uint8 tensor of the same shape, for previews."""
-    if image.ndim not in (3, 4) or image.shape[-3] != 3:
-        raise ValueError(f"image must be 3 x H x W or N x 3 x H x W, got shape {tuple(image.shape)}")
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=image.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=image.device).view(3, 1, 1)
+    if image.ndim not in (3, 4) or image.shape[-3] not in (1, 3):
+        raise ValueError(f"image must be C x H x W or N x C x H x W with C = 3 or 1, got shape {tuple(image.shape)}")
+    channels = image.shape[-3]
+    mean, std = (torch.tensor(v, dtype=torch.float32, device=image.device).view(channels, 1, 1)
+                 for v in normalisation(channels))
     rgb = image.detach().float() * std + mean
     return (rgb * 255).round_().clamp_(0, 255).to(torch.uint8)
 
