@@ -132,8 +132,11 @@ def test_a_grayscale_course_s_images_keep_one_channel_and_its_normalisation():
     assert crop[:, crop_mask == IGNORE_INDEX].abs().max() < 0.02   # padded with the mean: ~0
     jittered, _ = train_transform(64, channels=1)(image, mask)     # saturation and hue need colour
     assert jittered.shape == (1, 64, 64)
-    with pytest.raises(ValueError, match="1 x H x W"):
-        eval_transform(8)(torch.zeros(2, 8, 8, dtype=torch.uint8), torch.zeros(8, 8, dtype=torch.int64))
+    # A transform takes only its own channel count: normalising would broadcast the other one.
+    with pytest.raises(ValueError, match=r"must be 3 x H x W for this transform \(channels=1 for a grayscale course\)"):
+        eval_transform(8)(image, mask)
+    with pytest.raises(ValueError, match="must be 1 x H x W"):
+        eval_transform(8, channels=1)(torch.zeros(3, 8, 8, dtype=torch.uint8), torch.zeros(8, 8, dtype=torch.int64))
 
 
 def test_train_transform_shapes_and_ids():

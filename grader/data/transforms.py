@@ -118,18 +118,21 @@ class RandomScaleResize(v2.Transform):
 class PairTransform:
     """Applies a v2 pipeline to an (image, mask) pair of plain tensors.
 
-    The image (uint8 or float, 3 x H x W) is wrapped as `tv_tensors.Image` and the mask
-    (integer, H x W) as `tv_tensors.Mask`; the result is (plain float32 tensor, plain
-    int64 tensor). `mask` may be None (inference on unlabelled images): the result's
-    mask is then None.
+    The image (uint8 or float, `channels` x H x W: 3 for RGB, 1 for grayscale) is wrapped as
+    `tv_tensors.Image` and the mask (integer, H x W) as `tv_tensors.Mask`; the result is
+    (plain float32 tensor, plain int64 tensor). `mask` may be None (inference on unlabelled
+    images): the result's mask is then None. An image of other channels is refused: the
+    pipeline's normalisation would broadcast it to its own channel count without a word.
     """
 
-    def __init__(self, pipeline: Callable[..., Any]) -> None:
-        self.pipeline = pipeline
+    def __init__(self, pipeline: Callable[..., Any], channels: int = 3) -> None:
+        self.pipeline, self.channels = pipeline, channels
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if image.ndim != 3 or image.shape[0] not in (1, 3):
-            raise ValueError(f"image must be 3 x H x W (RGB) or 1 x H x W (grayscale), got shape {tuple(image.shape)}")
+        if image.ndim != 3 or image.shape[0] != self.channels:
+            hint = " (channels=1 for a grayscale course)" if image.ndim == 3 and image.shape[0] == 1 else ""
+            raise ValueError(f"image must be {self.channels} x H x W for this transform{hint}, "
+                             f"got shape {tuple(image.shape)}")
         if mask is None:
             out = self.pipeline(tv_tensors.Image(image))
             return out.as_subclass(torch.Tensor), None
@@ -152,7 +155,7 @@ def _to_normalised_float(channels: int) -> list[v2.Transform]:
 
 def eval_transform(size: Size, *, channels: int = 3) -> PairTransform:
     """Resize to `size` (int: square; or (h, w)) and normalise; no randomness."""
-    return PairTransform(v2.Compose([JointResize(size), *_to_normalised_float(channels)]))
+    return PairTransform(v2.Compose([JointResize(size), *_to_normalised_float(channels)]), channels)
 
 
 def train_transform(size: Size, *, scale: tuple[float, float] = (0.75, 1.5), hflip: bool = True,
@@ -178,7 +181,7 @@ def train_transform(size: Size, *, scale: tuple[float, float] = (0.75, 1.5), hfl
     if color_jitter:
         colour = {"saturation": 0.3, "hue": 0.02} if channels == 3 else {}   # no colour in grayscale
         steps.append(v2.ColorJitter(brightness=0.3, contrast=0.3, **colour))
-    return PairTransform(v2.Compose([*steps, *_to_normalised_float(channels)]))
+    return PairTransform(v2.Compose([*steps, *_to_normalised_float(channels)]), channels)
 
 
 def denormalize(image: torch.Tensor) -> torch.Tensor:
@@ -189,8 +192,8 @@ def denormalize(image: torch.Tensor) -> torch.Tensor:
     channels = image.shape[-3]
     mean, std = (torch.tensor(v, dtype=torch.float32, device=image.device).view(channels, 1, 1)
                  for v in normalisation(channels))
-    rgb = image.detach().float() * std + mean
-    return (rgb * 255).round_().clamp_(0, 255).to(torch.uint8)
+    pixels = image.detach().float() * std + mean
+    return (pixels * 255).round_().clamp_(0, 255).to(torch.uint8)
 
 
 class TransformedDataset(Dataset):
