@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
+import os
 import re
 import signal
 import subprocess
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.batch.backends.local import become_job, job_context
 from grader.batch.grade import BatchError, BatchEvents, BatchOptions, find_entries, grade_batch
 from grader.report.outputs import ReportOptions
 from grader.grading.pipeline import GradeOptions
@@ -125,6 +128,12 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process under `pid`: the job server, the jobs forked from it, their workers."""
+    found = _children(pid)
+    return found + [d for child in found for d in _descendants(child)]
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -147,18 +156,19 @@ def test_sigkill_mid_batch_then_rerun_finishes_without_regrading(tmp_path, unet_
             assert batch.poll() is None, "the batch ended before it could be killed"
             assert time.monotonic() < deadline, "the first submission took too long"
             time.sleep(0.2)
-        jobs = _children(batch.pid)
-        workers = [w for job in jobs for w in _children(job)]
+        # Its job (forked from the job server, grader.batch.backends.local) and the job's worker.
+        below = _descendants(batch.pid)
+        assert len(below) >= 3, below
         batch.send_signal(signal.SIGKILL)
         batch.wait()
     finally:
         if batch.poll() is None:
             batch.kill()
-    # Its job (and the job's worker) die with it, instead of grading on unseen.
+    # Everything under it dies with it, instead of grading on unseen.
     deadline = time.monotonic() + 30
-    while any(_alive(p) for p in jobs + workers) and time.monotonic() < deadline:
+    while any(_alive(p) for p in below) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not any(_alive(p) for p in jobs + workers)
+    assert not [p for p in below if _alive(p)]
     first = (out / "ann" / "results.json").stat()
 
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -172,6 +182,41 @@ def test_sigkill_mid_batch_then_rerun_finishes_without_regrading(tmp_path, unet_
     assert sorted(r["submission"] for r in rows) == ["ann", "bo", "broken"]
     assert not (out / ".segrade-staging").exists()
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["ann", "bo", "broken"]
+
+
+def _job_start_probe(send, watch, environment) -> None:
+    """A job process's own start (grader.batch.backends.local.become_job), then what it sees."""
+    become_job(watch, environment)
+    send.send(os.environ.get("SEGRADE_PROBE"))
+    time.sleep(120)   # until the batch is gone
+
+
+@pytest.mark.slow  # starts the job server (torch and segrade's grading side imported once)
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="no fork server here")
+def test_a_forked_job_has_the_batch_s_environment_now_and_ends_with_the_batch(monkeypatch):
+    """A job forked from the server has the environment the batch has when it starts the job
+    (not the server's, from when the server started), and ends when the batch's end of its
+    watch pipe closes, as it does when the batch dies."""
+    context = job_context()
+    monkeypatch.setenv("SEGRADE_PROBE", "before")
+    first = context.Process(target=os.getpid)   # the server starts now, with "before"
+    first.start()
+    first.join()
+    monkeypatch.setenv("SEGRADE_PROBE", "after")
+    receive, send = context.Pipe(duplex=False)
+    watch, alive = context.Pipe(duplex=False)
+    job = context.Process(target=_job_start_probe, args=(send, watch, dict(os.environ)))
+    job.start()
+    send.close()
+    watch.close()
+    try:
+        assert receive.poll(60) and receive.recv() == "after"
+        alive.close()   # the batch is gone
+        job.join(30)
+        assert job.exitcode == 1
+    finally:
+        if job.is_alive():
+            job.kill()
 
 
 def test_cli_refuses_bad_input(tmp_path, capsys):

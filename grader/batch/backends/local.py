@@ -1,10 +1,17 @@
 """The local backend (`--backend local`, the default): one job process per submission on
-this machine, at most `jobs` at a time, each grading with grader.batch.job.grade_entry."""
+this machine, at most `jobs` at a time, each grading with grader.batch.job.grade_entry.
+
+The jobs are forked from a server that has imported the grading side once
+(grader.batch.backends.job_imports, multiprocessing's `forkserver`; `spawn` where there is
+none): a job starts in a fraction of a second instead of importing torch and segrade again.
+A forked job is not the batch's child, so it watches the batch itself (`_end_with_batch`):
+when the batch dies, even by SIGKILL, the job ends, and its worker with it."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from dataclasses import replace
 from multiprocessing.connection import wait
@@ -53,12 +60,26 @@ def _job_resources(device: str, jobs: int) -> dict[str, Any]:
     return share
 
 
+START_METHODS = ("forkserver", "spawn")
+
+
+def job_context(start: str | None = None):
+    """The multiprocessing context jobs start in: `forkserver` (jobs forked from a server that
+    imported grader.batch.backends.job_imports) where the platform has it, else `spawn`."""
+    if start is None:
+        start = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(start)
+    if start == "forkserver":
+        context.set_forkserver_preload(["grader.batch.backends.job_imports"])
+    return context
+
+
 def _run_jobs(todo, out: Path, assignment: Assignment, options, report: ReportOptions, jobs: int, device: str,
-              events: BatchEvents):
+              events: BatchEvents, start: str | None = None):
     """One process per submission, at most `jobs` at a time; yields outcomes as they end.
     A job that dies without reporting (a crash of the grading side itself) becomes an
     error outcome: the batch goes on."""
-    context = multiprocessing.get_context("spawn")
+    context = job_context(start)
     gpus = []
     if device.startswith("cuda"):
         import torch
@@ -72,22 +93,28 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, report: ReportOp
             busy = [job[4] for job in running.values()]
             gpu = min(gpus, key=busy.count) if gpus else None
             receive, send = context.Pipe(duplex=False)
+            # Only this process holds `alive`'s sending end: the job reads end of file when it is gone.
+            watch, alive = context.Pipe(duplex=False)
             job_options = replace(options, device=gpu) if gpu else options
+            # The batch's environment as it is now (a forked job would otherwise have the server's).
             process = context.Process(target=_job, name=f"segrade-{entry.id}",
-                                      args=(send, entry, key, out, assignment, job_options, report))
+                                      args=(send, watch, dict(os.environ), entry, key, out, assignment, job_options,
+                                            report))
             process.start()
             send.close()
-            running[process.sentinel] = (process, receive, entry, time.perf_counter(), gpu)
+            watch.close()
+            running[process.sentinel] = (process, receive, entry, time.perf_counter(), gpu, alive)
             if events.on_start:
                 events.on_start(entry)
         ended = wait(list(running), timeout=1.0 if events.on_progress else None)
         if events.on_progress:  # what each running job wrote of its progress (grader.batch.job.progress_file)
-            for sentinel, (_, _, entry, _, _) in running.items():
+            for sentinel, (_, _, entry, _, _, _) in running.items():
                 if sentinel not in ended and (progress := read_entry_progress(out, entry)) is not None:
                     events.on_progress(entry, progress)
         for sentinel in ended:
-            process, receive, entry, began, _ = running.pop(sentinel)
+            process, receive, entry, began, _, alive = running.pop(sentinel)
             process.join()
+            alive.close()
             try:
                 outcome = receive.recv() if receive.poll() else None
             except (EOFError, OSError):
@@ -103,12 +130,10 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, report: ReportOp
             yield outcome
 
 
-def _job(connection, entry: BatchEntry, key: str, out: Path, assignment: Assignment, options,
-         report: ReportOptions) -> None:
+def _job(connection, watch, environment: dict[str, str], entry: BatchEntry, key: str, out: Path,
+         assignment: Assignment, options, report: ReportOptions) -> None:
     """In the job process: grade one submission into staging, then move it into place."""
-    from grader.grading.sandbox import die_with_parent
-
-    die_with_parent()
+    become_job(watch, environment)
     if options.threads:
         import torch
 
@@ -117,10 +142,37 @@ def _job(connection, entry: BatchEntry, key: str, out: Path, assignment: Assignm
     connection.close()
 
 
+def become_job(watch, environment: dict[str, str]) -> None:
+    """The start of a job process: it ends with the batch, and has the batch's environment."""
+    from grader.shared.processes import die_with_parent
+
+    die_with_parent()   # the parent: the batch (spawn) or the fork server, which may outlive it
+    threading.Thread(target=_end_with_batch, args=(watch,), name="segrade-watch", daemon=True).start()
+    os.environ.clear()
+    os.environ.update(environment)
+
+
+def _end_with_batch(watch) -> None:
+    """In the job: end at once when the batch is gone (its end of `watch` closed without a
+    word), as a spawned job's parent-death signal would. The worker, whose parent is this
+    job, then gets its own."""
+    try:
+        watch.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(1)
+
+
 class LocalBackend(Backend):
-    """Job processes on this machine."""
+    """Job processes on this machine. `start`: how they start ("forkserver" or "spawn"; None:
+    forkserver where the platform has it), for benchmarks that compare the two."""
 
     name = "local"
+
+    def __init__(self, start: str | None = None) -> None:
+        if start is not None and start not in START_METHODS:
+            raise ValueError(f"start must be one of {START_METHODS}, got {start!r}")
+        self.start = start
 
     def device(self, options) -> str:
         from grader.shared.device import resolve_device
@@ -134,4 +186,4 @@ class LocalBackend(Backend):
         return _job_resources(device, jobs)
 
     def run(self, todo, out, assignment, options, report, *, jobs, device, events):
-        return _run_jobs(todo, out, assignment, options, report, jobs, device, events)
+        return _run_jobs(todo, out, assignment, options, report, jobs, device, events, self.start)
