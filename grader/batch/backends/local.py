@@ -65,12 +65,22 @@ START_METHODS = ("forkserver", "spawn")
 
 def job_context(start: str | None = None):
     """The multiprocessing context jobs start in: `forkserver` (jobs forked from a server that
-    imported grader.batch.backends.job_imports) where the platform has it, else `spawn`."""
+    imported grader.batch.backends.job_imports) where the platform has it and the server
+    starts, else `spawn`."""
+    asked = start
     if start is None:
         start = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(start)
     if start == "forkserver":
+        from multiprocessing import forkserver
+
         context.set_forkserver_preload(["grader.batch.backends.job_imports"])
+        try:
+            forkserver.ensure_running()
+        except OSError:   # no socket for it here (a read-only temporary folder): jobs import for themselves
+            if asked is None:
+                return multiprocessing.get_context("spawn")
+            raise
     return context
 
 
