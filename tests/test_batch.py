@@ -219,6 +219,18 @@ def test_a_forked_job_has_the_batch_s_environment_now_and_ends_with_the_batch(mo
             job.kill()
 
 
+def test_where_the_job_server_cannot_start_jobs_are_spawned(monkeypatch):
+    from multiprocessing import forkserver
+
+    def no_socket():
+        raise OSError("Read-only file system")
+
+    monkeypatch.setattr(forkserver, "ensure_running", no_socket)
+    assert job_context().get_start_method() == "spawn"
+    with pytest.raises(OSError):   # asked for by name (a benchmark): no silent change
+        job_context("forkserver")
+
+
 def test_cli_refuses_bad_input(tmp_path, capsys):
     from grader.cli import main
 
