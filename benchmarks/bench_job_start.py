@@ -1,8 +1,8 @@
 """A local batch's job processes: spawned (each imports torch and segrade's grading side) or
 forked from a server that imported them once (`forkserver`, the default since 2026-12-06).
 
-The same folder of COPIES copies of a submission, checked (no training) on one variant with
---jobs 1, once per start method and ROUNDS times, alternating, each into a fresh output
+The same folder of COPIES copies of a submission, checked (no training, or trained in
+--profile) on one variant with --jobs 1, once per start method and ROUNDS times, alternating, each into a fresh output
 folder. Printed: each batch's wall time and the grading process's CPU time with its jobs',
 then the ratio forkserver / spawn of the means (the baseline is spawn, measured in this
 run). The first forkserver batch includes the server's own start (its imports, once per
@@ -10,6 +10,7 @@ run). The first forkserver batch includes the server's own start (its imports, o
 
     .venv/bin/python benchmarks/bench_job_start.py                  # 4 copies, 2 rounds (~5 min on 2 cores)
     .venv/bin/python benchmarks/bench_job_start.py --copies 8 --rounds 3
+    .venv/bin/python benchmarks/bench_job_start.py --profile smoke --copies 2   # trained: the job's own work too
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ def main() -> None:
     parser.add_argument("--variant", default="unet", help="the one variant checked")
     parser.add_argument("--copies", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--profile", default=None, help="train in this profile (default: checks only)")
     args = parser.parse_args()
 
     assignment = load_spec()
-    options = GradeOptions(profile=None, device="cpu", variants=(args.variant,))
+    options = GradeOptions(profile=args.profile, device="cpu", variants=(args.variant,))
     walls: dict[str, list[float]] = {"spawn": [], "forkserver": []}
     with tempfile.TemporaryDirectory(prefix="segrade-bench-start-") as tmp:
         folder = Path(tmp) / "submissions"
