@@ -134,6 +134,13 @@ def _descendants(pid: int) -> list[int]:
     return found + [d for child in found for d in _descendants(child)]
 
 
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -156,9 +163,12 @@ def test_sigkill_mid_batch_then_rerun_finishes_without_regrading(tmp_path, unet_
             assert batch.poll() is None, "the batch ended before it could be killed"
             assert time.monotonic() < deadline, "the first submission took too long"
             time.sleep(0.2)
-        # Its job (forked from the job server, grader.batch.backends.local) and the job's worker.
+        # bo's job (forked from the job server, grader.batch.backends.local) is grading: its worker runs.
+        while not any("grader.worker" in _command(p) for p in _descendants(batch.pid)):
+            assert batch.poll() is None, "the batch ended before it could be killed"
+            assert time.monotonic() < deadline, "the second submission's worker never started"
+            time.sleep(0.2)
         below = _descendants(batch.pid)
-        assert len(below) >= 3, below
         batch.send_signal(signal.SIGKILL)
         batch.wait()
     finally:
@@ -169,6 +179,7 @@ def test_sigkill_mid_batch_then_rerun_finishes_without_regrading(tmp_path, unet_
     while any(_alive(p) for p in below) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [p for p in below if _alive(p)]
+    assert not (out / "bo").exists(), "bo's job went on grading after its batch was killed"
     first = (out / "ann" / "results.json").stat()
 
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
