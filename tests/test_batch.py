@@ -185,8 +185,10 @@ def test_sigkill_mid_batch_then_rerun_finishes_without_regrading(tmp_path, unet_
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 1, rerun.stdout + rerun.stderr  # broken.zip cannot be graded
     assert "already graded" in rerun.stdout and "ann" in rerun.stdout
-    # Not a terminal: each running job's progress as plain lines, one per variant (issue 18).
-    assert re.search(r"^\[\s*\d+ s\] bo: variant 1 of 1, unet: ", rerun.stdout, re.M), rerun.stdout
+    # Not a terminal: each running job's progress as plain lines (issue 18), at whatever stage
+    # the job's progress file is read (each second; a job forked from the job server is quick:
+    # "variant 1 of 1, unet: ..." or already "starting the verifier"). Their wording: test_progress.
+    assert re.search(r"^\[\s*\d+ s\] bo: \S", rerun.stdout, re.M), rerun.stdout
     assert (out / "ann" / "results.json").stat().st_ino == first.st_ino  # not regraded
     assert (out / "bo" / "done.json").exists()
     rows = list(csv.DictReader((out / "gradebook.csv").open()))
