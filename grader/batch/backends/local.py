@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from grader.batch.backends.base import Backend, BatchEvents
 from grader.batch.job import BatchEntry, BatchOutcome, grade_entry, read_entry_progress, write_error_folder
@@ -84,6 +84,17 @@ def job_context(start: str | None = None):
     return context
 
 
+class _Running(NamedTuple):
+    """A job the batch is waiting on."""
+
+    process: Any
+    receive: Any        # its outcome comes here
+    alive: Any          # the sending end of its watch pipe, held until it ends
+    entry: BatchEntry
+    began: float
+    gpu: str | None
+
+
 def _run_jobs(todo, out: Path, assignment: Assignment, options, report: ReportOptions, jobs: int, device: str,
               events: BatchEvents, start: str | None = None):
     """One process per submission, at most `jobs` at a time; yields outcomes as they end.
@@ -96,11 +107,11 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, report: ReportOp
 
         gpus = [f"cuda:{i}" for i in range(max(1, torch.cuda.device_count()))]
     pending = list(todo)
-    running: dict[Any, tuple[Any, Any, BatchEntry, float, str | None]] = {}
+    running: dict[Any, _Running] = {}
     while pending or running:
         while pending and len(running) < jobs:
             entry, key = pending.pop(0)
-            busy = [job[4] for job in running.values()]
+            busy = [job.gpu for job in running.values()]
             gpu = min(gpus, key=busy.count) if gpus else None
             receive, send = context.Pipe(duplex=False)
             # Only this process holds `alive`'s sending end: the job reads end of file when it is gone.
@@ -113,16 +124,16 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, report: ReportOp
             process.start()
             send.close()
             watch.close()
-            running[process.sentinel] = (process, receive, entry, time.perf_counter(), gpu, alive)
+            running[process.sentinel] = _Running(process, receive, alive, entry, time.perf_counter(), gpu)
             if events.on_start:
                 events.on_start(entry)
         ended = wait(list(running), timeout=1.0 if events.on_progress else None)
         if events.on_progress:  # what each running job wrote of its progress (grader.batch.job.progress_file)
-            for sentinel, (_, _, entry, _, _, _) in running.items():
-                if sentinel not in ended and (progress := read_entry_progress(out, entry)) is not None:
-                    events.on_progress(entry, progress)
+            for sentinel, job in running.items():
+                if sentinel not in ended and (progress := read_entry_progress(out, job.entry)) is not None:
+                    events.on_progress(job.entry, progress)
         for sentinel in ended:
-            process, receive, entry, began, _, alive = running.pop(sentinel)
+            process, receive, alive, entry, began, _ = running.pop(sentinel)
             process.join()
             alive.close()
             try:
