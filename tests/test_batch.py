@@ -141,6 +141,10 @@ def _command(pid: int) -> str:
         return ""
 
 
+def _sandboxed(command: str) -> bool:
+    return command.startswith("bwrap ") or "-m grader.worker" in command
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -163,8 +167,9 @@ def test_sigkill_mid_batch_then_rerun_finishes_without_regrading(tmp_path, unet_
             assert batch.poll() is None, "the batch ended before it could be killed"
             assert time.monotonic() < deadline, "the first submission took too long"
             time.sleep(0.2)
-        # bo's job (forked from the job server, grader.batch.backends.local) is grading: its worker runs.
-        while not any("grader.worker" in _command(p) for p in _descendants(batch.pid)):
+        # bo's job (forked from the job server, grader.batch.backends.local) is grading: a sandbox
+        # of its runs (bubblewrap's; without it, the worker started as `python -m grader.worker`).
+        while not any(_sandboxed(_command(p)) for p in _descendants(batch.pid)):
             assert batch.poll() is None, "the batch ended before it could be killed"
             assert time.monotonic() < deadline, "the second submission's worker never started"
             time.sleep(0.2)

@@ -38,6 +38,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.shared.processes import die_with_parent, scratch_folder
+from grader.shared.zygote import Forked, Zygote, ZygoteError, end_placeholder as _end_placeholder
 from grader.shared.protocol import (MAX_LINE_BYTES, PROGRAM, Capture, Done, Environment, Message, ModuleReport,
                                     Observation, Packages, PhaseStarted, ProtocolError, Reader, TrainingOutcome, TrainingReport,
                                     VariantReport, VerifierRequest, WorkerRequest)
@@ -148,8 +150,11 @@ def runs_as_nobody(kind: str) -> bool:
                if os.path.isdir(folder))
 
 
-def describe_isolation(kind: str) -> str:
-    parts = ["separate worker process (python -I)", "scrubbed environment", "temporary copy of the submission",
+def describe_isolation(kind: str, forked: bool = False) -> str:
+    """`forked`: the process was forked from the zygote (grader.shared.zygote) into its sandbox."""
+    start = ("separate worker process (python -I, forked from a process that had only imported torch)"
+             if forked else "separate worker process (python -I)")
+    parts = [start, "scrubbed environment", "temporary copy of the submission",
              "resource limits (memory, CPU time, file size, open files)", "per-phase deadlines"]
     if runs_as_nobody(kind):
         parts.append("runs as uid 65534 (nobody) with a process limit")
@@ -284,6 +289,8 @@ def _run_once(job: Path, request: WorkerRequest | VerifierRequest, limits: Limit
         proc, read_fd = early.proc, early.go()
     else:
         proc, read_fd = _launch(job, limits, readable, extra_env, isolation, entry)
+    if isinstance(proc, Forked):
+        run.isolation = describe_isolation(isolation, forked=True)
     try:
         modules = request.modules if isinstance(request, WorkerRequest) else ()
         reader = Reader([v.id for v in request.variants], [m.path for m in modules],
@@ -300,8 +307,14 @@ def _launch(job: Path, limits: Limits, readable: tuple[Path, ...], extra_env: di
     channel. With `wait_fd`, the process imports what it needs and then waits for a byte on
     that descriptor before it reads its request (EarlyStart)."""
     drop = runs_as_nobody(isolation)
-    read_fd, write_fd = os.pipe()
     env = worker_environment(job, extra_env)
+    zygote = _zygote(isolation)
+    if zygote is not None:
+        try:
+            return _launch_forked(zygote, job, limits, readable, env, entry, wait_fd, drop)
+        except ZygoteError:
+            _forget_zygote()   # started as below, and the next launch starts a new zygote
+    read_fd, write_fd = os.pipe()
     command = [sys.executable, "-I", "-u", "-B", "-m", entry, str(job / "request.json"), str(write_fd)]
     passed = (write_fd,)
     if wait_fd is not None:
@@ -315,6 +328,82 @@ def _launch(job: Path, limits: Limits, readable: tuple[Path, ...], extra_env: di
                                 preexec_fn=lambda: _set_limits(limits, drop))
     os.close(write_fd)
     return proc, read_fd
+
+
+# The zygote of this process (grader.shared.zygote), started at the first sandboxed launch.
+_ZYGOTE: list[Zygote] = []
+_ZYGOTE_LOCK = threading.Lock()
+
+
+def forked_start(isolation: str) -> bool:
+    """Whether sandboxed processes are forked from a zygote (grader.shared.zygote): under
+    bubblewrap, as root (the namespaces bubblewrap makes are then root's to enter), unless
+    SEGRADE_FORKED_START=0. Elsewhere they start as `python -m ENTRY`."""
+    return isolation == "bubblewrap" and os.geteuid() == 0 and os.environ.get("SEGRADE_FORKED_START") != "0"
+
+
+def _zygote(isolation: str) -> Zygote | None:
+    """This process's zygote, started at its first forked launch; None where processes are
+    not forked (forked_start) or the zygote cannot start."""
+    if not forked_start(isolation):
+        return None
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    with _ZYGOTE_LOCK:
+        if _ZYGOTE and (_ZYGOTE[0].key != Zygote.key_of(env) or not _ZYGOTE[0].alive()):
+            _ZYGOTE.pop().close()
+        if not _ZYGOTE:
+            try:
+                _ZYGOTE.append(Zygote(env))
+            except (ZygoteError, OSError):
+                return None
+        return _ZYGOTE[0]
+
+
+def _forget_zygote() -> None:
+    with _ZYGOTE_LOCK:
+        if _ZYGOTE:
+            _ZYGOTE.pop().close()
+
+
+def _launch_forked(zygote: Zygote, job: Path, limits: Limits, readable: tuple[Path, ...], env: dict[str, str],
+                   entry: str, wait_fd: int | None, drop: bool) -> tuple[Forked, int]:
+    """_launch's process forked from the zygote into the same sandbox: bubblewrap builds it
+    around a placeholder (`cat`, until its stdin closes) and the zygote's child enters it."""
+    info_r, info_w = os.pipe()
+    try:
+        placeholder = subprocess.Popen(
+            _bwrap_prefix(job, readable, -1) + ["--info-fd", str(info_w), "--", "/bin/sh", "-c", "echo; exec cat"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, pass_fds=(info_w,),
+            start_new_session=True, preexec_fn=die_with_parent)
+    finally:
+        os.close(info_w)
+    fds: list[int] = []
+    try:
+        ready = select.select([placeholder.stdout], [], [], limits.deadline("start"))[0]
+        if not ready or placeholder.stdout.read(1) != b"\n":
+            raise ZygoteError("bubblewrap did not set up the sandbox")
+        target = int(json.loads(os.read(info_r, 65536))["child-pid"])
+        read_fd, write_fd = os.pipe()
+        status_r, status_w = os.pipe()
+        log = os.open(job / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fds = [write_fd, log, status_w] + ([wait_fd] if wait_fd is not None else [])
+        request = {"entry": entry, "request": str(job / "request.json"), "cwd": str(job / "submission"), "env": env,
+                   "limits": resource_limits(limits, drop), "uid": NOBODY if drop else -1}
+        try:
+            pid = zygote.start(placeholder, target, request, fds)
+        except BaseException:
+            for fd in (read_fd, status_r):
+                os.close(fd)
+            raise
+        return Forked(placeholder, pid, status_r), read_fd
+    except BaseException:
+        _end_placeholder(placeholder, kill=True)
+        raise
+    finally:
+        os.close(info_r)
+        for fd in fds:
+            if fd != wait_fd:
+                os.close(fd)
 
 
 class EarlyStart:
@@ -575,7 +664,12 @@ def _walkable_parents(paths: list[str]) -> list[str]:
     return [arg for folder in ancestors for arg in ("--perms", "0755", "--dir", folder)]
 
 
-def _kill(proc: subprocess.Popen) -> None:
+def _kill(proc: subprocess.Popen | Forked) -> None:
+    if isinstance(proc, Forked):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        return
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,360 @@
+"""Sandboxed processes forked from one that has already imported torch.
+
+A worker or a verifier started as `python -m ...` spends ~3-5 CPU-seconds importing torch,
+torch.export and torch._dynamo before it does anything; a grade starts two of them and a
+worker that died starts again. The zygote is a trusted process, started clean by the grading
+process (`python -I -u -B -m grader.shared.zygote FD`), that imports those libraries once,
+computes nothing and then, for each request, forks a child that joins a bubblewrap sandbox
+the grading process has just built and runs the worker's or the verifier's `__main__` there,
+exactly as `python -I -u -B -m ENTRY` would in that sandbox.
+
+Why the sandbox is the same: bubblewrap builds it as ever (grader.grading.sandbox: the same
+mounts, no network, private /tmp and /proc, new PID/IPC/UTS namespaces) around a placeholder
+program that waits; the forked child enters its namespaces (setns) and its root, forks once
+more so that the process that runs the entry is inside the PID namespace, and then, before
+any student code or captured program is read: a new session, the resource limits, only the
+channel, the log and /dev/null open, the job's environment, the job's folder as working
+directory; the entry itself drops to nobody as it always has. Ending the placeholder ends the
+namespace and every process in it. Only where segrade runs as root (the namespaces bubblewrap
+makes are then the root user's to enter); elsewhere processes are started with `python -m`.
+
+What is shared with the zygote is what it imported (torch, numpy, the standard library): no
+file, no secret, no student code has ever been in it. Its children tell the grading process
+how the entry ended through a pipe of its own (4 bytes: the exit code, negative for a signal).
+
+Neutral: imports nothing of segrade outside grader/shared/; the entries it may run are named
+(ENTRIES) and run as `__main__`, as `python -m` runs them.
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+
+ENTRIES = ("grader.worker", "grader.verifier")
+# What the children would import first anyway (the worker through torchvision, the verifier
+# through torch.export's loader): the costly part of their start. torchvision is not among
+# them: the verifier never imports it (0.3 s for the worker on top of these).
+PRELOAD = ("numpy", "torch", "torch.export", "torch._dynamo", "torch._export.serde.serialize")
+# Read by torch or OpenMP as they load: a zygote serves only requests with its own values.
+LOAD_TIME_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
+CHANNEL_FD, WAIT_FD = 3, 4     # where the entry finds its channel (and its wait pipe), as argv says
+NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")   # mnt last: /proc/PID/ns must still be reachable
+MAX_REQUEST = 1 << 20
+STATUS = struct.Struct("i")
+
+
+class ZygoteError(OSError):
+    """The zygote did not start, or stopped answering."""
+
+
+# --- the zygote process -----------------------------------------------------------------
+
+def _serve(sock: socket.socket) -> None:
+    """Fork one child per request; answer with its pid. Ends when the grading process closes
+    its end (or dies)."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # children are reaped by the kernel
+    sock.sendall(b"ready")
+    while True:
+        try:
+            data, fds = _receive(sock)
+        except OSError:
+            return
+        if not data:
+            return
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            _child(json.loads(data), fds)   # never returns
+        for fd in fds:
+            os.close(fd)
+        sock.sendall(json.dumps({"pid": pid}).encode())
+
+
+def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
+    fds = array.array("i")
+    data, ancillary, _, _ = sock.recvmsg(MAX_REQUEST, socket.CMSG_SPACE(8 * fds.itemsize))
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+    return data, list(fds)
+
+
+def _child(request: dict, fds: list[int]) -> None:
+    """Enter the sandbox around request["target"], then fork the process that runs the entry
+    inside its PID namespace, wait for it and report how it ended on the status pipe."""
+    status = fds[2]
+    code = 127
+    try:
+        _enter(int(request["target"]))
+        pid = os.fork()
+        if pid == 0:
+            _run(request, fds)   # never returns
+        for fd in fds:
+            if fd != status:
+                os.close(fd)
+        _, raw = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(raw)
+    except BaseException as error:   # said in the log; the grading process sees exit code 127
+        try:
+            os.write(fds[1], f"segrade: the sandboxed process could not start: {error!r}\n".encode())
+        except OSError:
+            pass
+    finally:
+        try:
+            os.write(status, STATUS.pack(code))
+        finally:
+            os._exit(0)
+
+
+def _enter(target: int) -> None:
+    """Join the namespaces and the root of process `target` (bubblewrap's, in its sandbox)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    handles = [os.open(f"/proc/{target}/ns/{name}", os.O_RDONLY) for name in NAMESPACES]
+    root = os.open(f"/proc/{target}/root", os.O_RDONLY)
+    for name, fd in zip(NAMESPACES, handles):
+        if libc.setns(fd, 0) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"setns({name}) into the sandbox: {os.strerror(errno)}")
+        os.close(fd)
+    os.fchdir(root)
+    os.chroot(".")
+    os.close(root)
+
+
+def _run(request: dict, fds: list[int]) -> None:
+    """In the sandbox's PID namespace: become the entry's process, as `python -I -u -B -m
+    ENTRY REQUEST CHANNEL [WAIT UID]` started there would be, and run it."""
+    code = 1
+    try:
+        import fcntl
+        import random
+        import resource
+        import runpy
+
+        os.setsid()
+        # Above every number the entry's descriptors go to, so that no dup2 closes another
+        channel, log, _status, *wait = [fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for fd in fds]
+        os.dup2(channel, CHANNEL_FD, inheritable=True)
+        if wait:
+            os.dup2(wait[0], WAIT_FD, inheritable=True)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        keep = {0, 1, 2, CHANNEL_FD, *([WAIT_FD] if wait else [])}
+        for fd in _open_fds():
+            if fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        _die_with_parent()
+        # As bubblewrap does for what it starts: no set-uid program can give privileges back.
+        if ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) != 0:   # PR_SET_NO_NEW_PRIVS
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+        for name, value in request["limits"]:
+            resource.setrlimit(name, (value, value))
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"], PWD=request["cwd"])   # bubblewrap's --chdir sets PWD
+        os.environ.update(_set_by_preload(request))
+        random.seed()   # not the zygote's state, shared by every child
+        entry = request["entry"]
+        if entry not in ENTRIES:
+            raise ValueError(f"not an entry the zygote runs: {entry!r}")
+        sys.argv = [entry, request["request"], str(CHANNEL_FD), *([str(WAIT_FD), str(request["uid"])] if wait else [])]
+        try:
+            runpy.run_module(entry, run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as end:
+            code = end.code if isinstance(end.code, int) else (0 if end.code is None else 1)
+            if not isinstance(end.code, int) and end.code is not None:
+                print(end.code, file=sys.stderr)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+# Environment variables the preloaded imports set in the zygote (torch._dynamo's import sets
+# TORCHINDUCTOR_CACHE_DIR): a started entry has them too, from its own user and TMPDIR.
+_SET_BY_PRELOAD: set[str] = set()
+
+
+def _set_by_preload(request: dict) -> dict[str, str]:
+    if "TORCHINDUCTOR_CACHE_DIR" not in _SET_BY_PRELOAD:
+        return {}
+    import pwd
+    import tempfile
+
+    # torch's rule (torch._inductor.runtime.cache_dir_utils), for the user the entry runs as
+    uid = request["uid"] if request["uid"] >= 0 else os.getuid()
+    tempfile.tempdir = None   # TMPDIR is the job's now
+    return {"TORCHINDUCTOR_CACHE_DIR": os.path.join(tempfile.gettempdir(), f"torchinductor_{pwd.getpwuid(uid).pw_name}")}
+
+
+def _open_fds() -> list[int]:
+    return [int(name) for name in os.listdir("/proc/self/fd") if name.isdigit()]
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv: list[str]) -> int:
+    import importlib
+
+    _die_with_parent()
+    sock = socket.socket(fileno=int(argv[0]))
+    before = dict(os.environ)
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:   # a child imports what it needs itself
+            pass
+    _SET_BY_PRELOAD.update(k for k in os.environ if k not in before)
+    _serve(sock)
+    return 0
+
+
+# --- the grading process's side -----------------------------------------------------------
+
+class Forked:
+    """A process the zygote started, as the grading process follows it: `poll`, `wait`,
+    `returncode` and `kill`, like subprocess.Popen's. `placeholder` is bubblewrap around it:
+    ended (its stdin closed) once the entry has ended, killed with it."""
+
+    def __init__(self, placeholder: subprocess.Popen, pid: int, status_fd: int) -> None:
+        self.placeholder, self.pid, self._status = placeholder, pid, status_fd
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and select.select([self._status], [], [], 0)[0]:
+            self._ended()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            if not select.select([self._status], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(f"sandboxed process {self.pid}", timeout)
+            self._ended()
+        return self.returncode
+
+    def kill(self) -> None:
+        """SIGKILL to bubblewrap (its PID namespace ends, and every process in it) and to the
+        child outside it."""
+        try:
+            os.killpg(self.placeholder.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _ended(self) -> None:
+        data = os.read(self._status, STATUS.size)
+        os.close(self._status)
+        # No status: the child was killed before it could say (kill(), or the machine's OOM killer).
+        self.returncode = STATUS.unpack(data)[0] if len(data) == STATUS.size else -signal.SIGKILL
+        end_placeholder(self.placeholder)
+
+
+def end_placeholder(placeholder: subprocess.Popen, kill: bool = False) -> None:
+    """End bubblewrap's placeholder: its `cat` reads the end of its stdin and exits, bubblewrap
+    with it, and the namespace ends with every process still in it. `kill`: at once."""
+    if kill:
+        try:
+            os.killpg(placeholder.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for stream in (placeholder.stdin, placeholder.stdout):
+        try:
+            stream.close()
+        except OSError:
+            pass
+    try:
+        placeholder.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.killpg(placeholder.pid, signal.SIGKILL)
+        placeholder.wait()
+
+
+class Zygote:
+    """The grading process's handle on its zygote: `start` forks one sandboxed process."""
+
+    def __init__(self, env: dict[str, str], timeout: float = 120.0) -> None:
+        self.key = self.key_of(env)
+        self._lock = threading.Lock()
+        self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-I", "-u", "-B", "-m", "grader.shared.zygote",
+                                          str(theirs.fileno())], env=env, pass_fds=(theirs.fileno(),),
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
+        finally:
+            theirs.close()
+        self._sock.settimeout(timeout)
+        try:
+            ready = self._sock.recv(16)
+        except OSError as error:
+            self.close()
+            raise ZygoteError(f"the zygote did not start: {error}") from error
+        if ready != b"ready":
+            self.close()
+            raise ZygoteError("the zygote did not start")
+        self._sock.settimeout(30.0)
+
+    @staticmethod
+    def key_of(env: dict[str, str]) -> tuple[str | None, ...]:
+        return tuple(env.get(name) for name in LOAD_TIME_ENV)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def start(self, placeholder: subprocess.Popen, target: int, request: dict, fds: list[int]) -> int:
+        """Fork a child that enters the sandbox of process `target` and runs request["entry"].
+        `fds`: its channel, its log, the write end of its status pipe [, its wait pipe].
+        Returns the child's pid."""
+        message = json.dumps({**request, "target": target}).encode()
+        with self._lock:
+            try:
+                self._sock.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+                answer = self._sock.recv(4096)
+            except OSError as error:
+                raise ZygoteError(f"the zygote stopped answering: {error}") from error
+        if not answer:
+            raise ZygoteError("the zygote has ended")
+        return int(json.loads(answer)["pid"])
+
+    def close(self) -> None:
+        self._sock.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,105 @@
+"""Sandboxed processes forked from the zygote (grader.shared.zygote) are in the same sandbox as
+those started with `python -m`: the same user, namespaces, files, environment, descriptors and
+privileges, measured from inside by student code; the zygote serves every grade of a process
+and one that died is replaced."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+
+import pytest
+
+from grader.grading import sandbox
+from grader.grading.pipeline import GradeOptions, grade_submission
+from grader.grading.sandbox import isolation_available
+from grader.records.results import VariantStatus
+from tiny_submission import IN_WORKER, contract_classes, spec_with, write_submission
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or isolation_available() != "bubblewrap",
+    reason="processes are forked from the zygote only under bubblewrap, as root")
+
+# What student code sees of its own process, sent back as its constructor's error.
+LOOK_AROUND = """
+    def __init__(self, num_classes, in_channels=3, **kwargs):
+        import json, os, socket
+        status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
+        try:
+            socket.create_connection(("10.255.255.1", 80), timeout=1)
+            network = "open"
+        except OSError as error:
+            network = type(error).__name__
+        try:
+            open("/dev/tty").close()
+            terminal = "open"
+        except OSError as error:
+            terminal = type(error).__name__
+        facts = {
+            "uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
+            "no_new_privs": status["NoNewPrivs"].strip(), "capabilities": status["CapEff"].strip(),
+            "terminal": terminal, "processes": len([p for p in os.listdir("/proc") if p.isdigit()]),
+            "root": sorted(os.listdir("/")), "tmp": len(os.listdir("/tmp")),
+            "cwd_is_copy": os.getcwd().endswith("/submission"),
+            "descriptors": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
+            "environment": sorted(f"{k}={v}" for k, v in os.environ.items()), "network": network, "hostname": socket.gethostname(),
+            "limits": open("/proc/self/limits").read().splitlines()[1:],
+        }
+        print("<facts>" + json.dumps(facts) + "</facts>", flush=True)   # into the worker's log
+        raise RuntimeError("looked around")
+"""
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    from grader.spec import load_spec
+
+    return load_spec(spec_with(["unet"], tmp_path_factory.mktemp("spec") / "spec.toml", architecture=False))
+
+
+def _facts(tmp_path, spec, monkeypatch, forked: bool) -> tuple[dict, str]:
+    monkeypatch.setenv("SEGRADE_FORKED_START", "1" if forked else "0")
+    folder = write_submission(tmp_path / ("forked" if forked else "started"), {"models.py": contract_classes(UNet=LOOK_AROUND)})
+    result = grade_submission(folder, spec, GradeOptions(profile=None, **IN_WORKER))
+    assert "looked around" in " ".join(c.message for c in result.variants[0].checks)
+    assert "<facts>" in result.worker_log, result.worker_log
+    facts = json.loads(result.worker_log.split("<facts>", 1)[1].split("</facts>", 1)[0])
+    # The descriptors' numbers differ (the channel is 3 when forked); how many does not. So do
+    # the job folder's name, in the environment, and the processes bubblewrap's namespace holds
+    # (its init and the worker; forked: its init, its placeholder and the worker).
+    facts["descriptors"] = len(facts["descriptors"])
+    facts["environment"] = [re.sub(r"segrade-[^/]+", "JOB", line) for line in facts["environment"]]
+    assert facts.pop("processes") == (3 if forked else 2)
+    return facts, result.environment["isolation"]
+
+
+@pytest.mark.slow  # the real worker, twice
+def test_a_forked_worker_sees_what_a_started_one_sees(tmp_path, spec, monkeypatch):
+    forked, forked_isolation = _facts(tmp_path, spec, monkeypatch, forked=True)
+    started, started_isolation = _facts(tmp_path, spec, monkeypatch, forked=False)
+    assert forked == started
+    assert forked["uid"] == forked["gid"] == 65534 and forked["groups"] == []
+    assert forked["no_new_privs"] == "1" and int(forked["capabilities"], 16) == 0
+    assert forked["network"] != "open" and forked["terminal"] != "open" and forked["cwd_is_copy"]
+    assert "forked from a process that had only imported torch" in forked_isolation
+    assert "forked" not in started_isolation
+
+
+@pytest.mark.slow  # the real worker, three times
+def test_one_zygote_serves_every_grade_and_a_dead_one_is_replaced(tmp_path, spec, monkeypatch):
+    monkeypatch.delenv("SEGRADE_FORKED_START", raising=False)
+    folder = write_submission(tmp_path / "sub", {"models.py": contract_classes()})
+
+    def grade():
+        result = grade_submission(folder, spec, GradeOptions(profile=None, **IN_WORKER))
+        assert [v.status for v in result.variants] == [VariantStatus.PASSED]
+        assert "forked from" in result.environment["isolation"]
+        return sandbox._ZYGOTE[0].proc.pid
+
+    first = grade()
+    assert grade() == first
+    os.kill(first, signal.SIGKILL)
+    sandbox._ZYGOTE[0].proc.wait()
+    assert grade() != first   # a new zygote, and the grade as before
