@@ -103,3 +103,23 @@ def test_one_zygote_serves_every_grade_and_a_dead_one_is_replaced(tmp_path, spec
     os.kill(first, signal.SIGKILL)
     sandbox._ZYGOTE[0].proc.wait()
     assert grade() != first   # a new zygote, and the grade as before
+
+
+def test_a_child_enters_only_the_namespaces_bubblewrap_made():
+    """The zygote's child checks each namespace it is about to join against bubblewrap's
+    --info-fd (inode numbers): a pid taken over by another process, or the host's own
+    namespaces, are refused before anything is joined."""
+    from grader.shared.zygote import NAMESPACES, check_namespaces
+
+    own = {name: os.open(f"/proc/self/ns/{name}", os.O_RDONLY) for name in NAMESPACES}
+    try:
+        inodes = {name: os.fstat(fd).st_ino for name, fd in own.items()}
+        with pytest.raises(OSError, match="not the one bubblewrap made"):
+            check_namespaces(own, inodes)   # right inodes, but this process's own: the host's
+        with pytest.raises(OSError, match="the net namespace"):
+            check_namespaces({"net": own["net"]}, {"net": inodes["net"] + 1})
+        with pytest.raises(OSError, match="expected None"):
+            check_namespaces({"pid": own["pid"]}, {})
+    finally:
+        for fd in own.values():
+            os.close(fd)

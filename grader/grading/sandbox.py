@@ -382,7 +382,7 @@ def _launch_forked(zygote: Zygote, job: Path, limits: Limits, readable: tuple[Pa
         ready = select.select([placeholder.stdout], [], [], limits.deadline("start"))[0]
         if not ready or placeholder.stdout.read(1) != b"\n":
             raise ZygoteError("bubblewrap did not set up the sandbox")
-        target = int(json.loads(os.read(info_r, 65536))["child-pid"])
+        info = json.loads(os.read(info_r, 65536))
         read_fd, write_fd = os.pipe()
         status_r, status_w = os.pipe()
         log = os.open(job / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -390,7 +390,7 @@ def _launch_forked(zygote: Zygote, job: Path, limits: Limits, readable: tuple[Pa
         request = {"entry": entry, "request": str(job / "request.json"), "cwd": str(job / "submission"), "env": env,
                    "limits": resource_limits(limits, drop), "uid": NOBODY if drop else -1}
         try:
-            pid = zygote.start(placeholder, target, request, fds)
+            pid = zygote.start(info, request, fds)
         except BaseException:
             for fd in (read_fd, status_r):
                 os.close(fd)

@@ -96,7 +96,7 @@ def _child(request: dict, fds: list[int]) -> None:
     status = fds[2]
     code = 127
     try:
-        _enter(int(request["target"]))
+        _enter(int(request["target"]), {name: int(inode) for name, inode in request["namespaces"].items()})
         pid = os.fork()
         if pid == 0:
             _run(request, fds)   # never returns
@@ -117,11 +117,14 @@ def _child(request: dict, fds: list[int]) -> None:
             os._exit(0)
 
 
-def _enter(target: int) -> None:
-    """Join the namespaces and the root of process `target` (bubblewrap's, in its sandbox)."""
+def _enter(target: int, expected: dict[str, int]) -> None:
+    """Join the namespaces and the root of process `target` (bubblewrap's, in its sandbox),
+    once they are shown to be the namespaces bubblewrap said it made (`expected`, from its
+    --info-fd: name -> inode): never another process's that took its pid."""
     libc = ctypes.CDLL(None, use_errno=True)
-    handles = [os.open(f"/proc/{target}/ns/{name}", os.O_RDONLY) for name in NAMESPACES]
     root = os.open(f"/proc/{target}/root", os.O_RDONLY)
+    handles = [os.open(f"/proc/{target}/ns/{name}", os.O_RDONLY) for name in NAMESPACES]
+    check_namespaces(dict(zip(NAMESPACES, handles)), expected)
     for name, fd in zip(NAMESPACES, handles):
         if libc.setns(fd, 0) != 0:
             errno = ctypes.get_errno()
@@ -130,6 +133,16 @@ def _enter(target: int) -> None:
     os.fchdir(root)
     os.chroot(".")
     os.close(root)
+
+
+def check_namespaces(handles: dict[str, int], expected: dict[str, int]) -> None:
+    """Raise unless each namespace handle (name -> open fd of /proc/PID/ns/NAME) is the one
+    `expected` names (name -> inode) and none is this process's own."""
+    for name, fd in handles.items():
+        inode = os.fstat(fd).st_ino
+        if name not in expected or inode != expected[name] or inode == os.stat(f"/proc/self/ns/{name}").st_ino:
+            raise OSError(f"the {name} namespace of the sandbox's process is not the one bubblewrap made "
+                          f"({inode}, expected {expected.get(name)})")
 
 
 def _run(request: dict, fds: list[int]) -> None:
@@ -334,11 +347,13 @@ class Zygote:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def start(self, placeholder: subprocess.Popen, target: int, request: dict, fds: list[int]) -> int:
-        """Fork a child that enters the sandbox of process `target` and runs request["entry"].
-        `fds`: its channel, its log, the write end of its status pipe [, its wait pipe].
-        Returns the child's pid."""
-        message = json.dumps({**request, "target": target}).encode()
+    def start(self, info: dict, request: dict, fds: list[int]) -> int:
+        """Fork a child that enters the sandbox bubblewrap described in `info` (what it wrote
+        to --info-fd: its process and namespaces) and runs request["entry"]. `fds`: its
+        channel, its log, the write end of its status pipe [, its wait pipe]. Returns the
+        child's pid."""
+        namespaces = {name: info[f"{name}-namespace"] for name in NAMESPACES if f"{name}-namespace" in info}
+        message = json.dumps({**request, "target": info["child-pid"], "namespaces": namespaces}).encode()
         with self._lock:
             try:
                 self._sock.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
