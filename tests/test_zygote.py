@@ -123,3 +123,42 @@ def test_a_child_enters_only_the_namespaces_bubblewrap_made():
     finally:
         for fd in own.values():
             os.close(fd)
+
+
+def _job_through(link, spec_path, folder, send) -> None:
+    """A batch's job, as grader.batch.backends.local starts it: it launches through `link`."""
+    from grader.grading.pipeline import GradeOptions, grade_submission
+    from grader.grading import sandbox
+    from grader.spec import load_spec
+
+    sandbox.use_zygote(link)
+    result = grade_submission(folder, load_spec(spec_path), GradeOptions(profile=None, capture=False,
+                                                                         trust_student_process=True))
+    send.send(([v.status.value for v in result.variants], result.environment["isolation"],
+               [type(z).__name__ for z in sandbox._ZYGOTE]))
+
+
+@pytest.mark.slow  # a job process and the real worker
+def test_a_batch_s_jobs_fork_from_the_batch_s_zygote(tmp_path, monkeypatch):
+    from grader.batch.backends.local import _connect, job_context
+    from grader.shared.zygote import Zygote
+
+    monkeypatch.delenv("SEGRADE_FORKED_START", raising=False)
+    spec_path = spec_with(["unet"], tmp_path / "spec.toml", architecture=False)
+    folder = write_submission(tmp_path / "sub", {"models.py": contract_classes()})
+    batch_zygote = sandbox.zygote("bubblewrap")
+    assert isinstance(batch_zygote, Zygote)
+    context = job_context()
+    for _ in range(2):   # two jobs, one zygote
+        receive, send = context.Pipe(duplex=False)
+        link = _connect(batch_zygote)
+        job = context.Process(target=_job_through, args=(link, spec_path, folder, send))
+        job.start()
+        link.close()
+        send.close()
+        statuses, isolation, used = receive.recv()
+        job.join()
+        assert used == ["Connection"], used
+        assert statuses == ["passed"] and "forked from" in isolation
+        assert used == ["Connection"]   # the batch's zygote, not one of its own
+    assert batch_zygote.alive() and sandbox._ZYGOTE == [batch_zygote]

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.shared.processes import die_with_parent, scratch_folder
-from grader.shared.zygote import Forked, Zygote, ZygoteError, end_placeholder as _end_placeholder
+from grader.shared.zygote import Connection, Forked, Zygote, ZygoteError, end_placeholder as _end_placeholder
 from grader.shared.protocol import (MAX_LINE_BYTES, PROGRAM, Capture, Done, Environment, Message, ModuleReport,
                                     Observation, Packages, PhaseStarted, ProtocolError, Reader, TrainingOutcome, TrainingReport,
                                     VariantReport, VerifierRequest, WorkerRequest)
@@ -308,12 +308,12 @@ def _launch(job: Path, limits: Limits, readable: tuple[Path, ...], extra_env: di
     that descriptor before it reads its request (EarlyStart)."""
     drop = runs_as_nobody(isolation)
     env = worker_environment(job, extra_env)
-    zygote = _zygote(isolation)
-    if zygote is not None:
+    forker = zygote(isolation)
+    if forker is not None:
         try:
-            return _launch_forked(zygote, job, limits, readable, env, entry, wait_fd, drop)
+            return _launch_forked(forker, job, limits, readable, env, entry, wait_fd, drop)
         except ZygoteError:
-            _forget_zygote()   # started as below, and the next launch starts a new zygote
+            end_zygote()   # started as below, and the next launch starts a new zygote
     read_fd, write_fd = os.pipe()
     command = [sys.executable, "-I", "-u", "-B", "-m", entry, str(job / "request.json"), str(write_fd)]
     passed = (write_fd,)
@@ -330,8 +330,9 @@ def _launch(job: Path, limits: Limits, readable: tuple[Path, ...], extra_env: di
     return proc, read_fd
 
 
-# The zygote of this process (grader.shared.zygote), started at the first sandboxed launch.
-_ZYGOTE: list[Zygote] = []
+# The zygote this process launches through (grader.shared.zygote): its own, started at its
+# first forked launch, or a connection to its batch's (use_zygote).
+_ZYGOTE: list[Connection] = []
 _ZYGOTE_LOCK = threading.Lock()
 
 
@@ -342,9 +343,11 @@ def forked_start(isolation: str) -> bool:
     return isolation == "bubblewrap" and os.geteuid() == 0 and os.environ.get("SEGRADE_FORKED_START") != "0"
 
 
-def _zygote(isolation: str) -> Zygote | None:
-    """This process's zygote, started at its first forked launch; None where processes are
-    not forked (forked_start) or the zygote cannot start."""
+def zygote(isolation: str) -> Connection | None:
+    """The zygote this process launches through: a connection to its batch's, or its own,
+    started now if need be (one that died, or that was started with other thread or device
+    settings, is replaced); None where processes are not forked (forked_start) or no zygote
+    starts."""
     if not forked_start(isolation):
         return None
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
@@ -359,13 +362,23 @@ def _zygote(isolation: str) -> Zygote | None:
         return _ZYGOTE[0]
 
 
-def _forget_zygote() -> None:
+def use_zygote(connection: Connection) -> None:
+    """Launch through `connection` (to a batch's zygote, grader.batch.backends.local) rather
+    than start a zygote of this process's own."""
+    end_zygote()
+    with _ZYGOTE_LOCK:
+        _ZYGOTE.append(connection)
+
+
+def end_zygote() -> None:
+    """End this process's zygote (or its connection to its batch's): the next forked launch
+    starts a new one."""
     with _ZYGOTE_LOCK:
         if _ZYGOTE:
             _ZYGOTE.pop().close()
 
 
-def _launch_forked(zygote: Zygote, job: Path, limits: Limits, readable: tuple[Path, ...], env: dict[str, str],
+def _launch_forked(zygote: Connection, job: Path, limits: Limits, readable: tuple[Path, ...], env: dict[str, str],
                    entry: str, wait_fd: int | None, drop: bool) -> tuple[Forked, int]:
     """_launch's process forked from the zygote into the same sandbox: bubblewrap builds it
     around a placeholder (`cat`, until its stdin closes) and the zygote's child enters it."""

@@ -59,26 +59,40 @@ class ZygoteError(OSError):
 
 # --- the zygote process -----------------------------------------------------------------
 
-def _serve(sock: socket.socket) -> None:
-    """Fork one child per request; answer with its pid. Ends when the grading process closes
-    its end (or dies)."""
+def _serve(control: socket.socket) -> None:
+    """Fork one child per request, on whichever connection it comes, and answer there with the
+    child's pid. A request {"connect": true} with one socket adds that socket as another
+    connection (a batch's job). Ends when the process that started it closes `control` (or
+    dies); another connection ending only ends that connection."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # children are reaped by the kernel
-    sock.sendall(b"ready")
+    control.sendall(b"ready")
+    connections = [control]
     while True:
-        try:
-            data, fds = _receive(sock)
-        except OSError:
-            return
-        if not data:
-            return
-        pid = os.fork()
-        if pid == 0:
-            sock.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            _child(json.loads(data), fds)   # never returns
-        for fd in fds:
-            os.close(fd)
-        sock.sendall(json.dumps({"pid": pid}).encode())
+        for sock in select.select(connections, [], [])[0]:
+            try:
+                data, fds = _receive(sock)
+            except OSError:
+                data, fds = b"", []
+            if not data:
+                if sock is control:
+                    return
+                connections.remove(sock)
+                sock.close()
+                continue
+            request = json.loads(data)
+            if request.get("connect"):
+                connections += [socket.socket(fileno=fd) for fd in fds]
+                sock.sendall(b"{}")
+                continue
+            pid = os.fork()
+            if pid == 0:
+                for each in connections:
+                    each.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _child(request, fds)   # never returns
+            for fd in fds:
+                os.close(fd)
+            sock.sendall(json.dumps({"pid": pid}).encode())
 
 
 def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
@@ -314,13 +328,55 @@ def end_placeholder(placeholder: subprocess.Popen, kill: bool = False) -> None:
         placeholder.wait()
 
 
-class Zygote:
-    """The grading process's handle on its zygote: `start` forks one sandboxed process."""
+class Connection:
+    """A connection to a zygote: `start` forks one sandboxed process. One per process that
+    launches (the zygote's starter holds the first; `Zygote.connect` makes more, for a batch's
+    jobs); usable from several threads."""
+
+    def __init__(self, sock: socket.socket, key: tuple[str | None, ...]) -> None:
+        self._sock, self.key = sock, key
+        # Also where the socket came through multiprocessing: its descriptor keeps the
+        # O_NONBLOCK a timeout set, and the rebuilt socket would not wait for the answer.
+        self._sock.settimeout(30.0)
+        self._lock = threading.Lock()
+
+    def alive(self) -> bool:
+        return self._sock.fileno() >= 0
+
+    def start(self, info: dict, request: dict, fds: list[int]) -> int:
+        """Fork a child that enters the sandbox bubblewrap described in `info` (what it wrote
+        to --info-fd: its process and namespaces) and runs request["entry"]. `fds`: its
+        channel, its log, the write end of its status pipe [, its wait pipe]. Returns the
+        child's pid."""
+        namespaces = {name: info[f"{name}-namespace"] for name in NAMESPACES if f"{name}-namespace" in info}
+        answer = self._ask({**request, "target": info["child-pid"], "namespaces": namespaces}, fds)
+        return int(answer["pid"])
+
+    def _ask(self, request: dict, fds: list[int]) -> dict:
+        with self._lock:
+            try:
+                self._sock.sendmsg([json.dumps(request).encode()],
+                                   [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+                answer = self._sock.recv(4096)
+            except OSError as error:
+                raise ZygoteError(f"the zygote stopped answering: {error}") from error
+        if not answer:
+            raise ZygoteError("the zygote has ended")
+        return json.loads(answer)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __reduce__(self):   # passed to a batch's job (multiprocessing sends the socket's descriptor)
+        return (Connection, (self._sock, self.key))
+
+
+class Zygote(Connection):
+    """The zygote process, started clean, and the starter's connection to it."""
 
     def __init__(self, env: dict[str, str], timeout: float = 120.0) -> None:
-        self.key = self.key_of(env)
-        self._lock = threading.Lock()
-        self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        super().__init__(ours, self.key_of(env))
         try:
             self.proc = subprocess.Popen([sys.executable, "-I", "-u", "-B", "-m", "grader.shared.zygote",
                                           str(theirs.fileno())], env=env, pass_fds=(theirs.fileno(),),
@@ -345,30 +401,25 @@ class Zygote:
         return tuple(env.get(name) for name in LOAD_TIME_ENV)
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return super().alive() and self.proc.poll() is None
 
-    def start(self, info: dict, request: dict, fds: list[int]) -> int:
-        """Fork a child that enters the sandbox bubblewrap described in `info` (what it wrote
-        to --info-fd: its process and namespaces) and runs request["entry"]. `fds`: its
-        channel, its log, the write end of its status pipe [, its wait pipe]. Returns the
-        child's pid."""
-        namespaces = {name: info[f"{name}-namespace"] for name in NAMESPACES if f"{name}-namespace" in info}
-        message = json.dumps({**request, "target": info["child-pid"], "namespaces": namespaces}).encode()
-        with self._lock:
-            try:
-                self._sock.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-                answer = self._sock.recv(4096)
-            except OSError as error:
-                raise ZygoteError(f"the zygote stopped answering: {error}") from error
-        if not answer:
-            raise ZygoteError("the zygote has ended")
-        return int(json.loads(answer)["pid"])
+    def connect(self) -> Connection:
+        """Another connection to this zygote, for another process (a batch's job)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._ask({"connect": True}, [theirs.fileno()])
+        finally:
+            theirs.close()
+        return Connection(ours, self.key)
 
     def close(self) -> None:
-        self._sock.close()
+        super().close()
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+
+    def __reduce__(self):
+        raise TypeError("a Zygote stays with the process that started it: pass Zygote.connect()")
 
 
 if __name__ == "__main__":

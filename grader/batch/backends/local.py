@@ -5,7 +5,11 @@ The jobs are forked from a server that has imported the grading side once
 (grader.batch.backends.job_imports, multiprocessing's `forkserver`; `spawn` where there is
 none): a job starts in a fraction of a second instead of importing torch and segrade again.
 A forked job is not the batch's child, so it watches the batch itself (`_end_with_batch`):
-when the batch dies, even by SIGKILL, the job ends, and its worker with it."""
+when the batch dies, even by SIGKILL, the job ends, and its worker with it.
+
+Where sandboxed processes are forked (root and bubblewrap: grader.grading.sandbox.forked_start),
+the batch starts one zygote (grader.shared.zygote) and gives each job a connection to it: the
+jobs' workers and verifiers are forked from it instead of each job starting its own."""
 
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ from typing import Any, NamedTuple
 
 from grader.batch.backends.base import Backend, BatchEvents
 from grader.batch.job import BatchEntry, BatchOutcome, grade_entry, read_entry_progress, write_error_folder
+from grader.grading.sandbox import isolation_available, use_zygote, zygote
 from grader.report.outputs import ReportOptions
+from grader.shared.zygote import Connection, ZygoteError
 from grader.spec import Assignment
 
 GB = 1024**3
@@ -108,9 +114,12 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, report: ReportOp
         gpus = [f"cuda:{i}" for i in range(max(1, torch.cuda.device_count()))]
     pending = list(todo)
     running: dict[Any, _Running] = {}
+    forker = None   # the batch's zygote: its jobs' sandboxed processes are forked from it
     while pending or running:
         while pending and len(running) < jobs:
             entry, key = pending.pop(0)
+            if forker is None:
+                forker = zygote(options.isolation or isolation_available()) or False
             busy = [job.gpu for job in running.values()]
             gpu = min(gpus, key=busy.count) if gpus else None
             receive, send = context.Pipe(duplex=False)
@@ -118,12 +127,15 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, report: ReportOp
             watch, alive = context.Pipe(duplex=False)
             job_options = replace(options, device=gpu) if gpu else options
             # The batch's environment as it is now (a forked job would otherwise have the server's).
+            link = _connect(forker)
             process = context.Process(target=_job, name=f"segrade-{entry.id}",
                                       args=(send, watch, dict(os.environ), entry, key, out, assignment, job_options,
-                                            report))
+                                            report, link))
             process.start()
             send.close()
             watch.close()
+            if link is not None:
+                link.close()
             running[process.sentinel] = _Running(process, receive, alive, entry, time.perf_counter(), gpu)
             if events.on_start:
                 events.on_start(entry)
@@ -151,10 +163,23 @@ def _run_jobs(todo, out: Path, assignment: Assignment, options, report: ReportOp
             yield outcome
 
 
+def _connect(forker) -> Connection | None:
+    """A job's own connection to the batch's zygote; None without one (the job starts its
+    sandboxed processes itself, or its own zygote)."""
+    if not forker:
+        return None
+    try:
+        return forker.connect()
+    except (ZygoteError, OSError):
+        return None
+
+
 def _job(connection, watch, environment: dict[str, str], entry: BatchEntry, key: str, out: Path,
-         assignment: Assignment, options, report: ReportOptions) -> None:
+         assignment: Assignment, options, report: ReportOptions, zygote_link: Connection | None = None) -> None:
     """In the job process: grade one submission into staging, then move it into place."""
     become_job(watch, environment)
+    if zygote_link is not None:
+        use_zygote(zygote_link)
     if options.threads:
         import torch
 
