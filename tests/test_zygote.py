@@ -16,6 +16,7 @@ from grader.grading import sandbox
 from grader.grading.pipeline import GradeOptions, grade_submission
 from grader.grading.sandbox import isolation_available
 from grader.records.results import VariantStatus
+from grader.spec import load_spec
 from tiny_submission import IN_WORKER, contract_classes, spec_with, write_submission
 
 pytestmark = pytest.mark.skipif(
@@ -54,8 +55,6 @@ LOOK_AROUND = """
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory):
-    from grader.spec import load_spec
-
     return load_spec(spec_with(["unet"], tmp_path_factory.mktemp("spec") / "spec.toml", architecture=False))
 
 
@@ -162,3 +161,58 @@ def test_a_batch_s_jobs_fork_from_the_batch_s_zygote(tmp_path, monkeypatch):
         assert statuses == ["passed"] and "forked from" in isolation
         assert used == ["Connection"]   # the batch's zygote, not one of its own
     assert batch_zygote.alive() and sandbox._ZYGOTE == [batch_zygote]
+
+
+@pytest.mark.slow  # the real worker, twice, restarted after each death
+def test_a_crash_and_an_exit_read_the_same_forked_and_started(tmp_path, monkeypatch):
+    """How a process ends reaches the grade the same way from a forked process (its status
+    relayed by the zygote's child) as from one bubblewrap started (bubblewrap's init reports
+    128 + N for signal N). A deadline is the grading side's own kill, the same either way
+    (test_hostile's loops run forked)."""
+    spec = load_spec(spec_with(["unet", "unet_noskip", "unet_attention"], tmp_path / "spec.toml", architecture=False))
+    source = contract_classes(UNet="""
+        def forward(self, x):
+            import ctypes
+            return ctypes.string_at(0)
+    """, UNetNoSkip="""
+        def __init__(self, num_classes, in_channels=3):
+            import os
+            os._exit(3)
+    """)
+    seen = {}
+    for forked in (True, False):
+        monkeypatch.setenv("SEGRADE_FORKED_START", "1" if forked else "0")
+        folder = write_submission(tmp_path / str(forked), {"models.py": source})
+        result = grade_submission(folder, spec, GradeOptions(profile=None, **IN_WORKER))
+        seen[forked] = {v.variant_id: (v.status.value, " ".join(c.message for c in v.checks)) for v in result.variants}
+        assert ("forked from" in result.environment["isolation"]) == forked
+    assert seen[True] == seen[False]
+    statuses = {vid: status for vid, (status, _) in seen[True].items()}
+    assert statuses == {"unet": "crashed", "unet_noskip": "error", "unet_attention": "passed"}
+    assert "SIGSEGV" in seen[True]["unet"][1] and "exit code 3" in seen[True]["unet_noskip"][1]
+
+
+@pytest.mark.slow  # the real worker
+def test_where_a_forked_process_cannot_enter_its_sandbox_processes_are_started(tmp_path, monkeypatch, capfd):
+    """A machine where the zygote's child cannot join bubblewrap's namespaces (here: told the
+    wrong namespace, so it refuses, as it would a pid taken over): the grade goes on with the
+    process started as `python -m`, says so once, and later launches do not try again."""
+    from grader.shared.zygote import Connection
+
+    monkeypatch.delenv("SEGRADE_FORKED_START", raising=False)
+    monkeypatch.setattr(sandbox, "_NO_FORK", [])
+    start = Connection.start
+
+    def told_the_wrong_namespace(self, info, request, fds):
+        return start(self, {**info, "net-namespace": info["net-namespace"] + 1}, request, fds)
+
+    monkeypatch.setattr(Connection, "start", told_the_wrong_namespace)
+    spec = load_spec(spec_with(["unet"], tmp_path / "spec.toml", architecture=False))
+    folder = write_submission(tmp_path / "sub", {"models.py": contract_classes()})
+    for _ in range(2):
+        result = grade_submission(folder, spec, GradeOptions(profile=None, **IN_WORKER))
+        assert [v.status for v in result.variants] == [VariantStatus.PASSED]
+        assert "forked" not in result.environment["isolation"]
+    said = capfd.readouterr().err
+    assert said.count("could not enter its sandbox") == 1 and "net namespace" in said, said
+    assert not sandbox.forked_start("bubblewrap")

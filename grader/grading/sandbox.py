@@ -314,6 +314,12 @@ def _launch(job: Path, limits: Limits, readable: tuple[Path, ...], extra_env: di
             return _launch_forked(forker, job, limits, readable, env, entry, wait_fd, drop)
         except ZygoteError:
             end_zygote()   # started as below, and the next launch starts a new zygote
+        except _PlaceholderFailed:
+            pass   # started as below, where bubblewrap's own error goes to the log
+        except _CannotEnter as error:
+            _NO_FORK.append(str(error))   # said once on stderr; the isolation line says how each started
+            end_zygote()
+            print(f"segrade: {error}; starting sandboxed processes as python -m instead", file=sys.stderr)
     read_fd, write_fd = os.pipe()
     command = [sys.executable, "-I", "-u", "-B", "-m", entry, str(job / "request.json"), str(write_fd)]
     passed = (write_fd,)
@@ -334,13 +340,16 @@ def _launch(job: Path, limits: Limits, readable: tuple[Path, ...], extra_env: di
 # first forked launch, or a connection to its batch's (use_zygote).
 _ZYGOTE: list[Connection] = []
 _ZYGOTE_LOCK = threading.Lock()
+_NO_FORK: list[str] = []   # why forking into a sandbox failed here, once it has
 
 
 def forked_start(isolation: str) -> bool:
     """Whether sandboxed processes are forked from a zygote (grader.shared.zygote): under
     bubblewrap, as root (the namespaces bubblewrap makes are then root's to enter), unless
-    SEGRADE_FORKED_START=0. Elsewhere they start as `python -m ENTRY`."""
-    return isolation == "bubblewrap" and os.geteuid() == 0 and os.environ.get("SEGRADE_FORKED_START") != "0"
+    SEGRADE_FORKED_START=0, and until a forked process could not enter its sandbox here.
+    Elsewhere they start as `python -m ENTRY`."""
+    return (isolation == "bubblewrap" and os.geteuid() == 0 and os.environ.get("SEGRADE_FORKED_START") != "0"
+            and not _NO_FORK)
 
 
 def zygote(isolation: str) -> Connection | None:
@@ -378,7 +387,16 @@ def end_zygote() -> None:
             _ZYGOTE.pop().close()
 
 
-def _launch_forked(zygote: Connection, job: Path, limits: Limits, readable: tuple[Path, ...], env: dict[str, str],
+class _PlaceholderFailed(OSError):
+    """bubblewrap did not set up the sandbox around its placeholder."""
+
+
+class _CannotEnter(OSError):
+    """A forked process could not join bubblewrap's namespaces here (a container without the
+    capability, say): this process starts its sandboxed processes as `python -m` from now on."""
+
+
+def _launch_forked(forker: Connection, job: Path, limits: Limits, readable: tuple[Path, ...], env: dict[str, str],
                    entry: str, wait_fd: int | None, drop: bool) -> tuple[Forked, int]:
     """_launch's process forked from the zygote into the same sandbox: bubblewrap builds it
     around a placeholder (`cat`, until its stdin closes) and the zygote's child enters it."""
@@ -394,21 +412,26 @@ def _launch_forked(zygote: Connection, job: Path, limits: Limits, readable: tupl
     try:
         ready = select.select([placeholder.stdout], [], [], limits.deadline("start"))[0]
         if not ready or placeholder.stdout.read(1) != b"\n":
-            raise ZygoteError("bubblewrap did not set up the sandbox")
+            raise _PlaceholderFailed("bubblewrap did not set up the sandbox")
         info = json.loads(os.read(info_r, 65536))
         read_fd, write_fd = os.pipe()
         status_r, status_w = os.pipe()
-        log = os.open(job / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        log = os.open(job / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)   # as open(..., "wb")
         fds = [write_fd, log, status_w] + ([wait_fd] if wait_fd is not None else [])
         request = {"entry": entry, "request": str(job / "request.json"), "cwd": str(job / "submission"), "env": env,
                    "limits": resource_limits(limits, drop), "uid": NOBODY if drop else -1}
         try:
-            pid = zygote.start(info, request, fds)
+            pid = forker.start(info, request, fds)
         except BaseException:
             for fd in (read_fd, status_r):
                 os.close(fd)
             raise
-        return Forked(placeholder, pid, status_r), read_fd
+        forked = Forked(placeholder, pid, status_r)
+        if not forked.entered(limits.deadline("start")):
+            os.close(read_fd)
+            raise _CannotEnter(f"a process forked from the zygote could not enter its sandbox: "
+                               f"{_tail(job / 'worker.log', 2000).strip()}")
+        return forked, read_fd
     except BaseException:
         _end_placeholder(placeholder, kill=True)
         raise

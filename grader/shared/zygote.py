@@ -51,6 +51,7 @@ CHANNEL_FD, WAIT_FD = 3, 4     # where the entry finds its channel (and its wait
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")   # mnt last: /proc/PID/ns must still be reachable
 MAX_REQUEST = 1 << 20
 STATUS = struct.Struct("i")
+ENTERED = b"E"   # first on the status pipe: the child is in the sandbox (then the exit code)
 
 
 class ZygoteError(OSError):
@@ -114,6 +115,7 @@ def _child(request: dict, fds: list[int]) -> None:
         pid = os.fork()
         if pid == 0:
             _run(request, fds)   # never returns
+        os.write(status, ENTERED)
         for fd in fds:
             if fd != status:
                 os.close(fd)
@@ -299,6 +301,17 @@ class Forked:
             os.kill(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+    def entered(self, timeout: float) -> bool:
+        """Wait for the child to say it is in the sandbox; False when it could not enter (its
+        reason is in the log) or said nothing in `timeout` seconds."""
+        if select.select([self._status], [], [], timeout)[0] and os.read(self._status, 1) == ENTERED:
+            return True
+        self.kill()
+        end_placeholder(self.placeholder)
+        os.close(self._status)
+        self.returncode = -signal.SIGKILL
+        return False
 
     def _ended(self) -> None:
         data = os.read(self._status, STATUS.size)
