@@ -126,10 +126,6 @@ def test_a_child_enters_only_the_namespaces_bubblewrap_made():
 
 def _job_through(link, spec_path, folder, send) -> None:
     """A batch's job, as grader.batch.backends.local starts it: it launches through `link`."""
-    from grader.grading.pipeline import GradeOptions, grade_submission
-    from grader.grading import sandbox
-    from grader.spec import load_spec
-
     sandbox.use_zygote(link)
     result = grade_submission(folder, load_spec(spec_path), GradeOptions(profile=None, capture=False,
                                                                          trust_student_process=True))
