@@ -25,6 +25,7 @@ from grader.batch.backends.local import become_job, job_context
 from grader.batch.grade import BatchError, BatchEvents, BatchOptions, find_entries, grade_batch
 from grader.report.outputs import ReportOptions
 from grader.grading.pipeline import GradeOptions
+from grader.grading.progress import PHASE_WORDS
 from grader.similarity import SimilarityOptions
 from grader.spec import load_spec
 from tiny_submission import contract_classes, spec_with, write_submission
@@ -123,6 +124,28 @@ def test_batch_writes_everything_and_regrades_only_what_changed(tmp_path, unet_s
     assert (out / "ann" / "results.json").stat().st_ino == ann_results
 
 
+# A plain progress line of bo's one-variant job, whatever stage it is read at: each wording
+# ProgressState.describe and time_left can give (grader.grading.progress, grader.report.progress).
+_WORDS = "|".join(map(re.escape, sorted({*PHASE_WORDS.values(), "starting the verifier"})))
+_WHAT = rf"{_WORDS}|building and capturing|loading its captured program|training step \d+/\d+"
+BO_PROGRESS = (rf"^\[\s*\d+ s\] bo: (?:{_WORDS}|variant 1 of 1, unet: (?:{_WHAT}))"
+               rf"(?: \((?:about (?:\d+ min )?\d+ s left|estimating time left)\))?$")
+
+
+def test_the_progress_pattern_takes_every_wording_of_a_state_and_nothing_else():
+    from grader.grading.progress import ProgressState
+    from grader.report.progress import plain_line
+
+    lines = [plain_line(ProgressState(total=1, index=i, variant=v, phase=p, stage=st, step=3, steps=12,
+                                      remaining=r), "bo: ")
+             for p in PHASE_WORDS for st in ("", "capture", "verify") for (i, v) in ((0, None), (1, "unet"))
+             for r in (None, 0, 42, 130)]
+    assert all(re.search(BO_PROGRESS, line) for line in lines), [x for x in lines if not re.search(BO_PROGRESS, x)]
+    for wrong in ("[    3 s] bo: variant 1 of 2, unet: building", "[    3 s] bo: something else",
+                  "[    3 s] ann: building", "[    3 s] bo: variant 1 of 1, unet: flying"):
+        assert not re.search(BO_PROGRESS, wrong), wrong
+
+
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
@@ -191,9 +214,9 @@ def test_sigkill_mid_batch_then_rerun_finishes_without_regrading(tmp_path, unet_
     assert rerun.returncode == 1, rerun.stdout + rerun.stderr  # broken.zip cannot be graded
     assert "already graded" in rerun.stdout and "ann" in rerun.stdout
     # Not a terminal: each running job's progress as plain lines (issue 18), at whatever stage
-    # the job's progress file is read (each second; a job forked from the job server is quick:
-    # "variant 1 of 1, unet: ..." or already "starting the verifier"). Their wording: test_progress.
-    assert re.search(r"^\[\s*\d+ s\] bo: \S", rerun.stdout, re.M), rerun.stdout
+    # the job's progress file is read (each second; a forked job is quick: "variant 1 of 1,
+    # unet: ..." or already "starting the verifier"), in one of the wordings a state can have.
+    assert re.search(BO_PROGRESS, rerun.stdout, re.M), rerun.stdout
     assert (out / "ann" / "results.json").stat().st_ino == first.st_ino  # not regraded
     assert (out / "bo" / "done.json").exists()
     rows = list(csv.DictReader((out / "gradebook.csv").open()))
