@@ -10,7 +10,9 @@ Isolation, strongest available first:
   is readable or writable (under bubblewrap always; without it only if nobody can
   read the Python installation);
 - always: a separate process started as `python -I -u -B` (no PYTHON* variables, no
-  user site, cwd not on sys.path until the worker adds it), a scrubbed environment,
+  user site, cwd not on sys.path until the worker adds it) or, as root under bubblewrap,
+  forked from a zygote started that way that had only imported torch
+  (grader.shared.zygote: the same sandbox, entered before any student code), a scrubbed environment,
   resource limits (address space, CPU time, file size, processes, open files), and
   a wall-clock deadline per phase (import, build, forward, ...).
 
