@@ -124,8 +124,11 @@ def test_a_child_enters_only_the_namespaces_bubblewrap_made():
             os.close(fd)
 
 
-def _job_through(link, spec_path, folder, send) -> None:
-    """A batch's job, as grader.batch.backends.local starts it: it launches through `link`."""
+def _job_through(link, environment, spec_path, folder, send) -> None:
+    """A batch's job, as grader.batch.backends.local starts it: the batch's environment (the job
+    server's may be older), and it launches through `link`."""
+    os.environ.clear()
+    os.environ.update(environment)
     sandbox.use_zygote(link)
     result = grade_submission(folder, load_spec(spec_path), GradeOptions(profile=None, capture=False,
                                                                          trust_student_process=True))
@@ -147,7 +150,7 @@ def test_a_batch_s_jobs_fork_from_the_batch_s_zygote(tmp_path, monkeypatch):
     for _ in range(2):   # two jobs, one zygote
         receive, send = context.Pipe(duplex=False)
         link = _connect(batch_zygote)
-        job = context.Process(target=_job_through, args=(link, spec_path, folder, send))
+        job = context.Process(target=_job_through, args=(link, dict(os.environ), spec_path, folder, send))
         job.start()
         link.close()
         send.close()
