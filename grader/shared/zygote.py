@@ -20,7 +20,8 @@ makes are then the root user's to enter); elsewhere processes are started with `
 
 What is shared with the zygote is what it imported (torch, numpy, the standard library): no
 file, no secret, no student code has ever been in it. Its children tell the grading process
-how the entry ended through a pipe of its own (4 bytes: the exit code, negative for a signal).
+how the entry ended through a pipe of its own (ENTERED once in the sandbox, then 4 bytes:
+the exit code, negative for a signal).
 
 Neutral: imports nothing of segrade outside grader/shared/; the entries it may run are named
 (ENTRIES) and run as `__main__`, as `python -m` runs them.
@@ -39,6 +40,8 @@ import struct
 import subprocess
 import sys
 import threading
+
+from grader.shared.processes import die_with_parent
 
 ENTRIES = ("grader.worker", "grader.verifier")
 # What the children would import first anyway (the worker through torchvision, the verifier
@@ -188,7 +191,7 @@ def _run(request: dict, fds: list[int]) -> None:
                     os.close(fd)
                 except OSError:
                     pass
-        _die_with_parent()
+        die_with_parent()
         # As bubblewrap does for what it starts: no set-uid program can give privileges back.
         if ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) != 0:   # PR_SET_NO_NEW_PRIVS
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
@@ -244,17 +247,10 @@ def _open_fds() -> list[int]:
     return [int(name) for name in os.listdir("/proc/self/fd") if name.isdigit()]
 
 
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def main(argv: list[str]) -> int:
     import importlib
 
-    _die_with_parent()
+    die_with_parent()
     sock = socket.socket(fileno=int(argv[0]))
     before = dict(os.environ)
     for name in PRELOAD:
@@ -395,7 +391,7 @@ class Zygote(Connection):
                                           str(theirs.fileno())], env=env, pass_fds=(theirs.fileno(),),
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+                                         preexec_fn=die_with_parent)
         finally:
             theirs.close()
         self._sock.settimeout(timeout)
