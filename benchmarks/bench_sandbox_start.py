@@ -1,13 +1,14 @@
-"""Sandboxed processes started as `python -m ENTRY` or forked from the zygote
-(grader.shared.zygote; root and bubblewrap only, the default there since 2026-12-07).
+"""Sandboxed processes started as `python -m ENTRY`, forked from a zygote that only imported
+torch (`cold`), or forked from one that also exported a model of its own (`forked`, the
+default: grader.shared.zygote.warm_up; root and bubblewrap only).
 
 GRADES grades of one submission's variant in one process (checks only: a worker that builds
 and captures, a verifier that loads and measures), once per start and ROUNDS times,
 alternating. Each forked round starts its own zygote first (its imports, paid once per
 process: `segrade check`, a batch job, a test process) and counts it. Printed: each round's wall
 time and the machine's busy CPU time (/proc/stat: the sandboxed processes are not this
-process's children), then the ratio forked / started of the means (the baseline, `python -m`,
-measured in this run).
+process's children), then the ratios forked / started and cold / started of the means (the
+baseline, `python -m`, measured in this run).
 
     .venv/bin/python benchmarks/bench_sandbox_start.py               # 4 grades, 2 rounds (~3 min on 2 cores)
     .venv/bin/python benchmarks/bench_sandbox_start.py --grades 8 --rounds 3
@@ -25,6 +26,7 @@ import time
 from grader.grading import sandbox
 from grader.grading.pipeline import GradeOptions, grade_submission
 from grader.shared.resources import reference_dir
+from grader.shared.zygote import Zygote
 from grader.spec import load_spec
 
 
@@ -48,25 +50,30 @@ def main() -> None:
     spec = load_spec()
     options = GradeOptions(profile=None, device="cpu", variants=(args.variant,),
                            **({"capture": False, "trust_student_process": True} if args.worker_only else {}))
-    walls: dict[str, list[float]] = {"started": [], "forked": []}
-    cpus: dict[str, list[float]] = {"started": [], "forked": []}
+    starts = ("started", "cold", "forked")
+    walls: dict[str, list[float]] = {start: [] for start in starts}
+    cpus: dict[str, list[float]] = {start: [] for start in starts}
     for round_ in range(args.rounds):
-        for start in ("started", "forked"):
-            os.environ["SEGRADE_FORKED_START"] = "1" if start == "forked" else "0"
+        for start in starts:
+            os.environ["SEGRADE_FORKED_START"] = "0" if start == "started" else "1"
             sandbox.end_zygote()   # a forked round pays for its zygote's start
             began, cpu = time.perf_counter(), busy_cpu_seconds()
+            if start == "cold":
+                sandbox.use_zygote(Zygote({k: os.environ[k] for k in sandbox.PASSED_ENV if k in os.environ},
+                                          warm=False))
             for _ in range(args.grades):
                 result = grade_submission(reference_dir(), spec, options)
                 assert result.grade.passed_variants == 1, [c.message for v in result.variants for c in v.checks]
-                assert ("forked from" in result.environment["isolation"]) == (start == "forked")
+                assert ("forked from" in result.environment["isolation"]) == (start != "started")
             wall, cpu = time.perf_counter() - began, busy_cpu_seconds() - cpu
             walls[start].append(wall)
             cpus[start].append(cpu)
             print(f"round {round_ + 1}, {start:8s}: {wall:6.1f} s wall, {cpu:6.1f} CPU-s for {args.grades} grades "
                   f"({wall / args.grades:.1f} s each)", flush=True)
     for name, figures in (("wall", walls), ("CPU", cpus)):
-        forked, started = statistics.mean(figures["forked"]), statistics.mean(figures["started"])
-        print(f"{name}: started {started:.1f} s, forked {forked:.1f} s, ratio forked / started {forked / started:.2f}")
+        started, cold, forked = (statistics.mean(figures[start]) for start in starts)
+        print(f"{name}: started {started:.1f} s, cold {cold:.1f} s, forked {forked:.1f} s; ratio cold / started "
+              f"{cold / started:.2f}, forked / started {forked / started:.2f}")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def test_a_forked_worker_sees_what_a_started_one_sees(tmp_path, spec, monkeypatc
     assert forked["uid"] == forked["gid"] == 65534 and forked["groups"] == []
     assert forked["no_new_privs"] == "1" and int(forked["capabilities"], 16) == 0
     assert forked["network"] != "open" and forked["terminal"] != "open" and forked["cwd_is_copy"]
-    assert "forked from a process that had only imported torch" in forked_isolation
+    assert "forked from a process that had only imported torch and exported a model of its own" in forked_isolation
     assert "forked" not in started_isolation
 
 
@@ -122,6 +122,33 @@ def test_a_child_enters_only_the_namespaces_bubblewrap_made():
     finally:
         for fd in own.values():
             os.close(fd)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_the_zygote_s_own_export_completes_starts_no_thread_and_keeps_torch_s_random_state(threads):
+    """warm_up (the zygote's export of a model of its own) in a clean interpreter, as the zygote
+    runs it: it completes (a failure would only be slower, so it must be seen here), leaves
+    torch's random state as a started process has it, starts no thread a fork would leave
+    behind (OpenMP's pool among them) and never imports torchvision (the verifier's op
+    registry stays torch's own)."""
+    import subprocess
+    import sys
+
+    code = """
+import json, os, sys, torch
+from grader.shared.zygote import warm_up
+threads, state = len(os.listdir("/proc/self/task")), torch.get_rng_state()
+error = warm_up()
+print(json.dumps({"error": error, "threads": [threads, len(os.listdir("/proc/self/task"))],
+                  "random_state_kept": bool(torch.equal(state, torch.get_rng_state())),
+                  "torchvision": "torchvision" in sys.modules}))
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    facts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert facts == {"error": None, "threads": facts["threads"][:1] * 2, "random_state_kept": True,
+                     "torchvision": False}, out.stderr[-2000:]
 
 
 def _job_through(link, environment, spec_path, folder, send) -> None:

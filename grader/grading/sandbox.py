@@ -11,7 +11,7 @@ Isolation, strongest available first:
   read the Python installation);
 - always: a separate process started as `python -I -u -B` (no PYTHON* variables, no
   user site, cwd not on sys.path until the worker adds it) or, as root under bubblewrap,
-  forked from a zygote started that way that had only imported torch
+  forked from a zygote started that way that had only imported torch and exported a model of its own
   (grader.shared.zygote: the same sandbox, entered before any student code), a scrubbed environment,
   resource limits (address space, CPU time, file size, processes, open files), and
   a wall-clock deadline per phase (import, build, forward, ...).
@@ -154,7 +154,7 @@ def runs_as_nobody(kind: str) -> bool:
 
 def describe_isolation(kind: str, forked: bool = False) -> str:
     """`forked`: the process was forked from the zygote (grader.shared.zygote) into its sandbox."""
-    start = ("separate worker process (python -I, forked from a process that had only imported torch)"
+    start = ("separate worker process (python -I, forked from a process that had only imported torch and exported a model of its own)"
              if forked else "separate worker process (python -I)")
     parts = [start, "scrubbed environment", "temporary copy of the submission",
              "resource limits (memory, CPU time, file size, open files)", "per-phase deadlines"]

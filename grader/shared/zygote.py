@@ -4,7 +4,8 @@ A worker or a verifier started as `python -m ...` spends ~3-5 CPU-seconds import
 torch.export and torch._dynamo before it does anything; a grade starts two of them and a
 worker that died starts again. The zygote is a trusted process, started clean by the grading
 process (`python -I -u -B -m grader.shared.zygote FD`), that imports those libraries once,
-computes nothing and then, for each request, forks a child that joins a bubblewrap sandbox
+exports a small model of its own (`warm_up`: torch.export's first call imports and caches
+more of torch), reads no file and then, for each request, forks a child that joins a bubblewrap sandbox
 the grading process has just built and runs the worker's or the verifier's `__main__` there,
 exactly as `python -I -u -B -m ENTRY` would in that sandbox.
 
@@ -18,8 +19,8 @@ directory; the entry itself drops to nobody as it always has. Ending the placeho
 namespace and every process in it. Only where segrade runs as root (the namespaces bubblewrap
 makes are then the root user's to enter); elsewhere processes are started with `python -m`.
 
-What is shared with the zygote is what it imported (torch, numpy, the standard library): no
-file, no secret, no student code has ever been in it. Its children tell the grading process
+What is shared with the zygote is what it imported (torch, numpy, the standard library) and
+the caches its own export filled: no file, no secret, no student code has ever been in it. Its children tell the grading process
 how the entry ended through a pipe of its own (ENTERED once in the sandbox, then 4 bytes:
 the exit code, negative for a signal).
 
@@ -243,6 +244,36 @@ def _set_by_preload(request: dict) -> dict[str, str]:
     return {"TORCHINDUCTOR_CACHE_DIR": os.path.join(tempfile.gettempdir(), f"torchinductor_{pwd.getpwuid(uid).pw_name}")}
 
 
+def warm_up() -> str | None:
+    """Export, save and load a small model of the zygote's own, as the worker and the verifier
+    do with every variant: torch.export imports much of torch on its first call and fills
+    caches (sympy's, the op tables) that each child would otherwise fill again (a tiny
+    submission's grade: 2.1 -> 1.3 s). Only fake tensors are traced and nothing is computed on
+    data, so no thread pool starts; torch's random state is put back, as a started process has
+    it. Returns None, or what failed (the children then pay for it themselves)."""
+    try:
+        import io
+
+        import torch
+        from torch.export import Dim
+
+        nn = torch.nn
+        with torch.random.fork_rng(devices=[]):
+            model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                                  nn.ConvTranspose2d(4, 4, 2, stride=2), nn.Dropout2d(0.1), nn.Conv2d(4, 2, 1))
+            sizes = ({0: Dim("n", min=1, max=64), 2: 32 * Dim("h", min=1, max=64), 3: 32 * Dim("w", min=1, max=64)},)
+            for mode in (True, False):
+                model.train(mode)
+                program = torch.export.export(model, (torch.zeros(2, 3, 64, 64),), strict=False, dynamic_shapes=sizes)
+            buffer = io.BytesIO()
+            torch.export.save(program, buffer)
+            buffer.seek(0)
+            torch.export.load(buffer).module()
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
 def _open_fds() -> list[int]:
     return [int(name) for name in os.listdir("/proc/self/fd") if name.isdigit()]
 
@@ -259,6 +290,8 @@ def main(argv: list[str]) -> int:
         except Exception:   # a child imports what it needs itself
             pass
     _SET_BY_PRELOAD.update(k for k in os.environ if k not in before)
+    if "cold" not in argv[1:]:   # cold: only imported (benchmarks/bench_sandbox_start.py compares)
+        warm_up()
     _serve(sock)
     return 0
 
@@ -383,12 +416,12 @@ class Connection:
 class Zygote(Connection):
     """The zygote process, started clean, and the starter's connection to it."""
 
-    def __init__(self, env: dict[str, str], timeout: float = 120.0) -> None:
+    def __init__(self, env: dict[str, str], timeout: float = 120.0, warm: bool = True) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         super().__init__(ours, self.key_of(env))
         try:
             self.proc = subprocess.Popen([sys.executable, "-I", "-u", "-B", "-m", "grader.shared.zygote",
-                                          str(theirs.fileno())], env=env, pass_fds=(theirs.fileno(),),
+                                          str(theirs.fileno()), *([] if warm else ["cold"])], env=env, pass_fds=(theirs.fileno(),),
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL, start_new_session=True,
                                          preexec_fn=die_with_parent)
