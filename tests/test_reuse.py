@@ -118,7 +118,7 @@ def unet_spec(tmp_path_factory):
 
 
 def check(root, out, spec, *extra):
-    code = main(["check", str(root), "--out", str(out), "--spec", str(spec), "--no-pdf", "--isolation", "process",
+    code = main(["check", str(root), "--out", str(out), "--spec", str(spec), "--no-pdf",
                  *extra])
     data = read_results(out)
     return code, {v.variant_id: v for v in data.variants}, data.environment
@@ -165,7 +165,7 @@ def test_grade_never_trusts_a_memory_found_in_a_submission(tmp_path, unet_spec):
     (root / "mine" / FOLDER / "index.json").write_text(json.dumps(index))
     shutil.copytree(root / "mine" / FOLDER, root / FOLDER)
     (root / "models.py").write_text(MODELS.replace("return self.conv(x)\n", "return self.conv(x)[:, :, ::2]\n", 1))
-    result = grade_submission(root, load_spec(unet_spec), GradeOptions(profile=None, isolation="process"))
+    result = grade_submission(root, load_spec(unet_spec), GradeOptions(profile=None))
     assert result.environment["reused_variants"] == []
     assert {v.variant_id: v.status.value for v in result.variants}["unet"] == "failed"
     # The batch's command line has no way to ask for it

@@ -165,7 +165,7 @@ def unet_spec(tmp_path_factory):
 
 def _grade(root, spec, monkeypatch, **options):
     monkeypatch.setenv("SEGRADE_TEST_SEED", "4242")
-    return grade_submission(root, spec, GradeOptions(**{"profile": "smoke", "isolation": "process", **options}))
+    return grade_submission(root, spec, GradeOptions(**{"profile": "smoke", **options}))
 
 
 @pytest.mark.slow
