@@ -256,6 +256,7 @@ def assert_vgg16_weights_loaded(model: nn.Module, state: dict[str, torch.Tensor]
     assert torch.equal(model.fc7.bias, state["classifier.3.bias"])
 
 
+@pytest.mark.slow  # a VGG16 state dict written, read and copied (4-5 s on 2 busy cores)
 def test_pretrained_weights_from_an_explicit_file(random_vgg16_file, monkeypatch):
     path, state = random_vgg16_file
     monkeypatch.delenv(fcn.WEIGHTS_ENV, raising=False)

@@ -124,6 +124,7 @@ def test_a_child_enters_only_the_namespaces_bubblewrap_made():
             os.close(fd)
 
 
+@pytest.mark.slow  # a Python that imports torch and exports
 def test_the_zygote_s_own_export_completes_starts_no_thread_and_keeps_torch_s_random_state():
     """warm_up (the zygote's export of a model of its own) in a clean interpreter, as the zygote
     runs it: it completes (a failure would only be slower, so it must be seen here), leaves
