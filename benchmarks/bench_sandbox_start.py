@@ -59,8 +59,7 @@ def main() -> None:
             sandbox.end_zygote()   # a forked round pays for its zygote's start
             began, cpu = time.perf_counter(), busy_cpu_seconds()
             if start == "cold":
-                sandbox.use_zygote(Zygote({k: os.environ[k] for k in sandbox.PASSED_ENV if k in os.environ},
-                                          warm=False))
+                sandbox.use_zygote(Zygote(sandbox.zygote_env(), warm=False))
             for _ in range(args.grades):
                 result = grade_submission(reference_dir(), spec, options)
                 assert result.grade.passed_variants == 1, [c.message for v in result.variants for c in v.checks]

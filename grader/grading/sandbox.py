@@ -11,10 +11,10 @@ Isolation, strongest available first:
   read the Python installation);
 - always: a separate process started as `python -I -u -B` (no PYTHON* variables, no
   user site, cwd not on sys.path until the worker adds it) or, as root under bubblewrap,
-  forked from a zygote started that way that had only imported torch and exported a model of its own
-  (grader.shared.zygote: the same sandbox, entered before any student code), a scrubbed environment,
-  resource limits (address space, CPU time, file size, processes, open files), and
-  a wall-clock deadline per phase (import, build, forward, ...).
+  forked from a zygote started that way that had only imported torch and exported a model
+  of its own (grader.shared.zygote: the same sandbox, entered before any student code), a
+  scrubbed environment, resource limits (address space, CPU time, file size, processes,
+  open files), and a wall-clock deadline per phase (import, build, forward, ...).
 
 The worker reports over a private pipe (its fd number is passed on the command
 line), one JSON event per line; its stdout/stderr go to a log file that is kept only
@@ -154,8 +154,8 @@ def runs_as_nobody(kind: str) -> bool:
 
 def describe_isolation(kind: str, forked: bool = False) -> str:
     """`forked`: the process was forked from the zygote (grader.shared.zygote) into its sandbox."""
-    start = ("separate worker process (python -I, forked from a process that had only imported torch and exported a model of its own)"
-             if forked else "separate worker process (python -I)")
+    start = ("separate worker process (python -I, forked from a process that had only imported torch and "
+             "exported a model of its own)" if forked else "separate worker process (python -I)")
     parts = [start, "scrubbed environment", "temporary copy of the submission",
              "resource limits (memory, CPU time, file size, open files)", "per-phase deadlines"]
     if runs_as_nobody(kind):
@@ -361,7 +361,7 @@ def zygote(isolation: str) -> Connection | None:
     starts."""
     if not forked_start(isolation):
         return None
-    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    env = zygote_env()
     with _ZYGOTE_LOCK:
         if _ZYGOTE and (_ZYGOTE[0].key != Zygote.key_of(env) or not _ZYGOTE[0].alive()):
             _ZYGOTE.pop().close()
@@ -371,6 +371,11 @@ def zygote(isolation: str) -> Connection | None:
             except (ZygoteError, OSError):
                 return None
         return _ZYGOTE[0]
+
+
+def zygote_env() -> dict[str, str]:
+    """The environment a zygote starts with: the scrubbed one (PASSED_ENV) of this process."""
+    return {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
 
 
 def use_zygote(connection: Connection) -> None:

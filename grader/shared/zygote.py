@@ -5,9 +5,9 @@ torch.export and torch._dynamo before it does anything; a grade starts two of th
 worker that died starts again. The zygote is a trusted process, started clean by the grading
 process (`python -I -u -B -m grader.shared.zygote FD`), that imports those libraries once,
 exports a small model of its own (`warm_up`: torch.export's first call imports and caches
-more of torch), reads no file and then, for each request, forks a child that joins a bubblewrap sandbox
-the grading process has just built and runs the worker's or the verifier's `__main__` there,
-exactly as `python -I -u -B -m ENTRY` would in that sandbox.
+more of torch), reads no file and then, for each request, forks a child that joins a
+bubblewrap sandbox the grading process has just built and runs the worker's or the
+verifier's `__main__` there, exactly as `python -I -u -B -m ENTRY` would in that sandbox.
 
 Why the sandbox is the same: bubblewrap builds it as ever (grader.grading.sandbox: the same
 mounts, no network, private /tmp and /proc, new PID/IPC/UTS namespaces) around a placeholder
@@ -20,9 +20,9 @@ namespace and every process in it. Only where segrade runs as root (the namespac
 makes are then the root user's to enter); elsewhere processes are started with `python -m`.
 
 What is shared with the zygote is what it imported (torch, numpy, the standard library) and
-the caches its own export filled: no file, no secret, no student code has ever been in it. Its children tell the grading process
-how the entry ended through a pipe of its own (ENTERED once in the sandbox, then 4 bytes:
-the exit code, negative for a signal).
+the caches its own export filled: no file, no secret, no student code has ever been in it.
+Its children tell the grading process how the entry ended through a pipe of its own (ENTERED
+once in the sandbox, then 4 bytes: the exit code, negative for a signal).
 
 Neutral: imports nothing of segrade outside grader/shared/; the entries it may run are named
 (ENTRIES) and run as `__main__`, as `python -m` runs them.
@@ -333,11 +333,11 @@ class Forked:
 
     def entered(self, timeout: float) -> bool:
         """Wait for the child to say it is in the sandbox; False when it could not enter (its
-        reason is in the log) or said nothing in `timeout` seconds."""
+        reason is in the log) or said nothing in `timeout` seconds: then it is killed, and the
+        launcher ends the placeholder it started (once, after which its pid may be reused)."""
         if select.select([self._status], [], [], timeout)[0] and os.read(self._status, 1) == ENTERED:
             return True
         self.kill()
-        end_placeholder(self.placeholder)
         os.close(self._status)
         self.returncode = -signal.SIGKILL
         return False
@@ -421,7 +421,8 @@ class Zygote(Connection):
         super().__init__(ours, self.key_of(env))
         try:
             self.proc = subprocess.Popen([sys.executable, "-I", "-u", "-B", "-m", "grader.shared.zygote",
-                                          str(theirs.fileno()), *([] if warm else ["cold"])], env=env, pass_fds=(theirs.fileno(),),
+                                          str(theirs.fileno()), *([] if warm else ["cold"])],
+                                         env=env, pass_fds=(theirs.fileno(),),
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL, start_new_session=True,
                                          preexec_fn=die_with_parent)
