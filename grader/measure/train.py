@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from grader.measure.backward import backward
 from grader.shared.conventions import IGNORE_INDEX, OPTIMIZERS, normalisation
 
 
@@ -114,7 +115,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, device: torch
                 logits = model(images)
             loss = loss_fn(logits.float(), masks)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            backward(loss)
             if on_backward is not None:
                 on_backward(step + 1)
             optimizer.step()

@@ -1,0 +1,80 @@
+"""The grader's backward pass (grader.measure.backward: on the CPU, convolutions with large
+weights take their gradients from PyTorch's kernels, not oneDNN's) against a plain
+`loss.backward()`, per variant of the reference, at the smoke profile's sizes.
+
+    .venv/bin/python benchmarks/bench_backward.py [--threads 1] [--steps 3]
+                                                  [--variants fcn8s_finetune,unet,...]
+
+Prints per variant: seconds per training step both ways (the fastest of --steps after one
+warm-up step, the same batches and weights), their ratio (grader / plain), and the largest
+difference between the two ways' gradients relative to the largest gradient (rounding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from grader.measure.backward import backward  # noqa: E402
+from reference import fcn, unet  # noqa: E402
+
+BUILDERS = {
+    "fcn32s_frozen": lambda: fcn.FCN32s(13, freeze_backbone=True, pretrained=False),
+    "fcn8s_frozen": lambda: fcn.FCN8s(13, freeze_backbone=True, pretrained=False),
+    "fcn32s_finetune": lambda: fcn.FCN32s(13, freeze_backbone=False, pretrained=False),
+    "fcn8s_finetune": lambda: fcn.FCN8s(13, freeze_backbone=False, pretrained=False),
+    "unet": lambda: unet.UNet(13),
+    "unet_noskip": lambda: unet.UNetNoSkip(13),
+    "unet_residual": lambda: unet.ResidualUNet(13),
+    "unet_attention": lambda: unet.AttentionUNet(13),
+}
+SMOKE = {"fcn": (96, 2), "unet": (64, 4)}   # (image size, batch): default.toml's smoke profile
+
+
+def seconds_per_step(model, batches, how) -> tuple[float, dict[str, torch.Tensor]]:
+    best, grads = float("inf"), {}
+    for k, (x, y) in enumerate(batches):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(k)   # the same dropout masks both ways
+        started = time.perf_counter()
+        how(F.cross_entropy(model(x), y))
+        if k:   # the first step warms up
+            best = min(best, time.perf_counter() - started)
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return best, grads
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--variants", default="fcn8s_frozen,fcn32s_finetune,fcn8s_finetune,unet,unet_attention")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), oneDNN {torch.backends.mkldnn.is_available()}")
+    print(f"{'variant':<18}{'plain s/step':>14}{'grader s/step':>15}{'ratio':>8}{'grad diff':>12}")
+    for vid in args.variants.split(","):
+        size, batch = SMOKE["fcn" if vid.startswith("fcn") else "unet"]
+        torch.manual_seed(0)
+        model = BUILDERS[vid]().train()
+        g = torch.Generator().manual_seed(1)
+        batches = [(torch.randn(batch, 3, size, size, generator=g), torch.randint(0, 13, (batch, size, size), generator=g))
+                   for _ in range(args.steps + 1)]
+        plain, plain_grads = seconds_per_step(model, batches, lambda loss: loss.backward())
+        model = copy.deepcopy(model)
+        graded, grader_grads = seconds_per_step(model, batches, backward)
+        scale = max(float(t.abs().max()) for t in plain_grads.values())
+        diff = max(float((plain_grads[n] - grader_grads[n]).abs().max()) for n in plain_grads) / scale
+        print(f"{vid:<18}{plain:>14.3f}{graded:>15.3f}{graded / plain:>8.2f}{diff:>12.2e}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
