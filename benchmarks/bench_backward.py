@@ -59,7 +59,11 @@ def main() -> None:
     parser.add_argument("--variants", default="fcn8s_frozen,fcn32s_finetune,fcn8s_finetune,unet,unet_attention")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), oneDNN {torch.backends.mkldnn.is_available()}")
+    from grader.measure.backward import SLOW_ONEDNN_BACKWARD
+
+    print(f"torch {torch.__version__}, {args.threads} thread(s), CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}: large convolutions' backward on "
+          f"{'PyTorch' if SLOW_ONEDNN_BACKWARD else 'oneDNN'}'s kernels")
     print(f"{'variant':<18}{'plain s/step':>14}{'grader s/step':>15}{'ratio':>8}{'grad diff':>12}")
     for vid in args.variants.split(","):
         size, batch = SMOKE["fcn" if vid.startswith("fcn") else "unet"]

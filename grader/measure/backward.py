@@ -1,5 +1,5 @@
-"""The grader's backward pass: on the CPU, convolutions with large weights take their gradients
-from PyTorch's own kernels rather than oneDNN's.
+"""The grader's backward pass: on an AVX2 CPU, convolutions with large weights take their
+gradients from PyTorch's own kernels rather than oneDNN's.
 
 Measured on an AMD EPYC (Zen 3, AVX2, one thread; 2026-12-07): oneDNN's backward of a VGG16
 FCN's fc6 (a 7x7 convolution, 512 -> 4096 channels, 102M weights) took 10.9 s on a 2x2 map
@@ -10,6 +10,13 @@ as fast (fc6 at 2x2 to 12x12, fc7, a U-Net's 1024-channel 3x3), for smaller ones
 2x faster. Only weights of 16M elements and more move (fc6 and fc7: a U-Net's largest,
 1024 x 1024 x 3 x 3, is 9.4M), so a U-Net's gradients are bit for bit what they were, and a
 fine-tuned FCN's the same up to rounding (`benchmarks/bench_backward.py` prints both ways).
+
+Only where torch's CPU kernels run with AVX2 (`torch.backends.cpu.get_cpu_capability()`), the
+case measured. The machine of earlier sessions (its CPU was not recorded) trained a fine-tuned
+FCN in the smoke profile in 31-36 s, ~1 s a step (docs/training.md): oneDNN had no such fault
+there, and PyTorch's kernels (~3 s for fc6 alone) would have been slower; elsewhere (AVX-512,
+ARM) nothing changes until it is measured. The choice is the machine's, never a timing's: on
+one machine the same seed gives the same numbers.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 # Weights of this many elements or more (64 MB in float32) take PyTorch's kernels.
 LARGE_WEIGHTS = 16_000_000
 _CONVOLUTION_BACKWARD = torch.ops.aten.convolution_backward.default
+SLOW_ONEDNN_BACKWARD = torch.backends.cpu.get_cpu_capability() == "AVX2"
 
 
 class _LargeConvolutionsNative(TorchDispatchMode):
@@ -43,7 +51,7 @@ def large_cpu_weight(weight) -> bool:
 
 def backward(loss: torch.Tensor) -> None:
     """`loss.backward()`, with the large convolutions' gradients from PyTorch's kernels on the CPU."""
-    if loss.device.type != "cpu" or not torch.backends.mkldnn.enabled:
+    if loss.device.type != "cpu" or not torch.backends.mkldnn.enabled or not SLOW_ONEDNN_BACKWARD:
         loss.backward()
         return
     with _LargeConvolutionsNative():
