@@ -35,7 +35,7 @@ class _LargeConvolutionsNative(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is _CONVOLUTION_BACKWARD and large_cpu_weight(args[2]):
+        if func is _CONVOLUTION_BACKWARD and _large_cpu_weight(args[2]):
             was = torch.backends.mkldnn.enabled
             torch.backends.mkldnn.enabled = False
             try:
@@ -45,12 +45,12 @@ class _LargeConvolutionsNative(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-def large_cpu_weight(weight) -> bool:
+def _large_cpu_weight(weight) -> bool:
     return isinstance(weight, torch.Tensor) and weight.device.type == "cpu" and weight.numel() >= LARGE_WEIGHTS
 
 
 def backward(loss: torch.Tensor) -> None:
-    """`loss.backward()`, with the large convolutions' gradients from PyTorch's kernels on the CPU."""
+    """`loss.backward()`, with the large convolutions' gradients from PyTorch's kernels on an AVX2 CPU."""
     if loss.device.type != "cpu" or not torch.backends.mkldnn.enabled or not SLOW_ONEDNN_BACKWARD:
         loss.backward()
         return
