@@ -3,8 +3,8 @@ gradients from PyTorch's own kernels rather than oneDNN's.
 
 Measured on an AMD EPYC (Zen 3, AVX2, one thread; 2026-12-07): oneDNN's backward of a VGG16
 FCN's fc6 (a 7x7 convolution, 512 -> 4096 channels, 102M weights) took 10.9 s on a 2x2 map
-and 14.2 s on a 3x3 one, PyTorch's own kernels 3.0 and 2.9 s (the forward is as fast either
-way); a fine-tuned FCN-8s's training step at the smoke profile's 96 px went from 17.5 s to
+and 14.2 s on a 3x3 one, PyTorch's own kernels 3.0 and 2.9 s (its forward as fast or faster on
+oneDNN); a fine-tuned FCN-8s's training step at the smoke profile's 96 px went from 17.5 s to
 6.8 s, the same loss. For weights of 4.7M elements and more PyTorch's kernels were 0.98-5x
 as fast (fc6 at 2x2 to 12x12, fc7, a U-Net's 1024-channel 3x3), for smaller ones oneDNN up to
 2x faster. Only weights of 16M elements and more move (fc6 and fc7: a U-Net's largest,
