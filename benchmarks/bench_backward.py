@@ -35,7 +35,7 @@ def seconds_per_step(model, batches, how) -> tuple[float, dict[str, torch.Tensor
         model.zero_grad(set_to_none=True)
         torch.manual_seed(k)   # the same dropout masks both ways
         started = time.perf_counter()
-        how(F.cross_entropy(model(x), y))
+        how(F.cross_entropy(model(x), y), model)
         if k:   # the first step warms up
             best = min(best, time.perf_counter() - started)
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -62,7 +62,7 @@ def main() -> None:
         g = torch.Generator().manual_seed(1)
         batches = [(torch.randn(batch, 3, size, size, generator=g), torch.randint(0, 13, (batch, size, size), generator=g))
                    for _ in range(args.steps + 1)]
-        plain, plain_grads = seconds_per_step(model, batches, lambda loss: loss.backward())
+        plain, plain_grads = seconds_per_step(model, batches, lambda loss, model: loss.backward())
         model = copy.deepcopy(model)
         graded, grader_grads = seconds_per_step(model, batches, backward)
         scale = max(float(t.abs().max()) for t in plain_grads.values())

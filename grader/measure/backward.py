@@ -49,9 +49,12 @@ def _large_cpu_weight(weight) -> bool:
     return isinstance(weight, torch.Tensor) and weight.device.type == "cpu" and weight.numel() >= LARGE_WEIGHTS
 
 
-def backward(loss: torch.Tensor) -> None:
-    """`loss.backward()`, with the large convolutions' gradients from PyTorch's kernels on an AVX2 CPU."""
-    if loss.device.type != "cpu" or not torch.backends.mkldnn.enabled or not SLOW_ONEDNN_BACKWARD:
+def backward(loss: torch.Tensor, model: torch.nn.Module) -> None:
+    """`loss.backward()`, with the large convolutions' gradients from PyTorch's kernels on an AVX2
+    CPU. `model`: what computed `loss`; one without weights that large (every U-Net) runs a plain
+    backward, without the dispatch mode's Python call per operation."""
+    if (loss.device.type != "cpu" or not torch.backends.mkldnn.enabled or not SLOW_ONEDNN_BACKWARD
+            or not any(_large_cpu_weight(p) for p in model.parameters())):
         loss.backward()
         return
     with _LargeConvolutionsNative():

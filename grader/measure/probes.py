@@ -74,7 +74,7 @@ def gradients(model: nn.Module, to_logits, num_classes: int, device, size: int =
     x = torch.randn(2, channels, size, size, generator=g).to(device)
     y = torch.randint(0, num_classes, (2, size, size), generator=g).to(device)
     with _call_order(model) as order:
-        backward(nn.functional.cross_entropy(to_logits(model(x)), y))
+        backward(nn.functional.cross_entropy(to_logits(model(x)), y), model)
     seen = _gradient_report(model, order)
     model.zero_grad(set_to_none=True)
     return seen

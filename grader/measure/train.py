@@ -115,7 +115,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, device: torch
                 logits = model(images)
             loss = loss_fn(logits.float(), masks)
             optimizer.zero_grad(set_to_none=True)
-            backward(loss)
+            backward(loss, model)
             if on_backward is not None:
                 on_backward(step + 1)
             optimizer.step()
