@@ -30,7 +30,8 @@ VARIANTS = ["fcn32s_frozen", "unet_noskip"]
 
 @pytest.fixture(scope="module")
 def spec_file(tmp_path_factory):
-    return spec_with(VARIANTS, tmp_path_factory.mktemp("spec") / "spec.toml")
+    # 64 px inputs (tiny_submission.small_inputs): what the patches forge does not depend on the size
+    return spec_with(VARIANTS, tmp_path_factory.mktemp("spec") / "spec.toml", input_size=64)
 
 
 def _submission(tmp_path: Path, name: str, cheat: bool = True, suppress: str | None = None) -> Path:
