@@ -24,7 +24,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_train_step import BUILDERS  # noqa: E402  (the reference's variants, built as the benchmarks do)
-from grader.measure.backward import backward  # noqa: E402
+from grader.measure.backward import SLOW_ONEDNN_BACKWARD, backward  # noqa: E402
 
 SMOKE = {"fcn": (96, 2), "unet": (64, 4)}   # (image size, batch): default.toml's smoke profile
 
@@ -49,8 +49,6 @@ def main() -> None:
     parser.add_argument("--variants", default="fcn8s_frozen,fcn8s_finetune,unet,unet_attention")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from grader.measure.backward import SLOW_ONEDNN_BACKWARD
-
     print(f"torch {torch.__version__}, {args.threads} thread(s), CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}: large convolutions' backward on "
           f"{'PyTorch' if SLOW_ONEDNN_BACKWARD else 'oneDNN'}'s kernels")

@@ -30,7 +30,7 @@ from grader.report.outputs import ReportOptions
 from grader.grading.pipeline import GradeOptions
 from grader.spec import load_spec
 from slurm_cluster import SlurmCluster
-from tiny_submission import contract_classes, spec_with, write_submission
+from tiny_submission import contract_classes, spec_with, without_architecture, write_submission
 
 SLOW = """
 def __init__(self, *args, **kwargs):
@@ -583,9 +583,7 @@ def test_bands_on_the_cluster_are_array_tasks_and_the_full_ones_ask_for_a_gpu(sl
     # is asserted is how the bands are measured on the cluster, not what a U-Net scores
     # (test_new_course measures the course's own reference).
     course = make_course(tmp_path)
-    spec_text = (course / "spec.toml").read_text()
-    (course / "spec.toml").write_text("".join(line for line in spec_text.splitlines(keepends=True)
-                                              if not line.startswith("architecture = ")))
+    (course / "spec.toml").write_text(without_architecture((course / "spec.toml").read_text()))
     bands = tmp_path / "bands"
     code, printed = _segrade(["bands", "--backend", "slurm", "--profile", "smoke", "--seeds", "2", "--spec",
                               str(course / "spec.toml"), "--reference", str(reference), "--out", str(bands),

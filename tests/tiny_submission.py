@@ -55,7 +55,7 @@ def spec_with(variant_ids: list[str], path: Path, architecture: bool = True, inp
         text, count = re.subn(r"^input_size = \d+$", f"input_size = {input_size}", text, flags=re.M)
         assert count >= 2, "the spec's families no longer say input_size: update spec_with"
     if not architecture:
-        text = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("architecture = "))
+        text = without_architecture(text)
     head, rest = text.split("[[variants]]", 1)
     variants_part, rest = rest.split("[[rubric]]", 1)
     rubric_part, tail = rest.split("[profiles.", 1)
@@ -92,9 +92,13 @@ def spec_without_architecture(path: Path) -> Path:
     strides or gates to show, and the other checks are what these tests are about."""
     from grader.shared.resources import DEFAULT_SPEC
 
-    lines = DEFAULT_SPEC.read_text().splitlines(keepends=True)
-    path.write_text("".join(line for line in lines if not line.startswith("architecture = ")))
+    path.write_text(without_architecture(DEFAULT_SPEC.read_text()))
     return path
+
+
+def without_architecture(spec_text: str) -> str:
+    """A spec's text without its `architecture = ...` requirement lines."""
+    return "".join(line for line in spec_text.splitlines(keepends=True) if not line.startswith("architecture = "))
 
 
 def small_inputs(path: Path, size: int = 64) -> Path:
