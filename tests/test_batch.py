@@ -272,6 +272,26 @@ def test_where_the_job_server_cannot_start_jobs_are_spawned(monkeypatch):
         job_context("forkserver")
 
 
+def test_a_job_s_threads_are_its_share_of_the_cores_it_may_use_and_never_over_omp_num_threads(monkeypatch):
+    """Jobs split the cores the batch may run on (its affinity: a container's or an
+    allocation's, not the machine's count), and OMP_NUM_THREADS caps each: a job that set its
+    own two threads beside another process on two cores spun against it."""
+    from grader.batch.backends import local
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    monkeypatch.setattr(local, "_total_memory_gb", lambda: 256.0)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert local.cpu_cores() == 8 and local.default_jobs("cpu") == 2
+    assert local._job_resources("cpu", 2) == {"threads": 4}
+    assert local._job_resources("cpu", 16) == {"threads": 1}
+    for value, threads in (("1", 1), ("2,1", 2), ("16", 4), ("0", 4), ("many", 4), ("", 4)):
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+        assert local._job_resources("cpu", 2) == {"threads": threads}, value
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert local.cpu_cores() == 1 and local.default_jobs("cpu") == 1 and local._job_resources("cpu", 1) == {"threads": 1}
+
+
 def test_cli_refuses_bad_input(tmp_path, capsys):
     from grader.cli import main
 

@@ -39,7 +39,7 @@ def default_jobs(device: str) -> int:
     share it, each capped to its part of the GPU's memory."""
     from grader.grading.sandbox import Limits
 
-    cores = os.cpu_count() or 1
+    cores = cpu_cores()
     by_memory = max(1, int(_total_memory_gb() // (Limits().memory_gb / 2 + 2)))
     if device.startswith("cuda"):
         import torch
@@ -55,9 +55,30 @@ def _total_memory_gb() -> float:
         return 8.0
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on: its CPU affinity (what a container, `taskset` or a
+    Slurm allocation leaves it), else every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):   # no affinity on this platform (macOS)
+        return os.cpu_count() or 1
+
+
+def thread_limit() -> int | None:
+    """OMP_NUM_THREADS when it sets a positive number of threads ("4", or "4,2" for nested
+    levels): the most any one process should use. None when unset or unreadable."""
+    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(first) if first.isdigit() and int(first) > 0 else None
+
+
 def _job_resources(device: str, jobs: int) -> dict[str, Any]:
-    """Each job's share: CPU threads, and on CUDA its part of the GPU's memory."""
-    share: dict[str, Any] = {"threads": max(1, (os.cpu_count() or 1) // jobs)}
+    """Each job's share: CPU threads, and on CUDA its part of the GPU's memory. A job never
+    takes more threads than OMP_NUM_THREADS allows: threads beyond the cores left free spin
+    against whatever else runs there (one training ran 19x slower that way, tests/conftest.py)."""
+    threads = max(1, cpu_cores() // jobs)
+    if (limit := thread_limit()) is not None:
+        threads = min(threads, limit)
+    share: dict[str, Any] = {"threads": threads}
     if device.startswith("cuda"):
         import torch
 
