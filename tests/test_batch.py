@@ -277,11 +277,12 @@ def test_a_job_s_threads_are_its_share_of_the_cores_it_may_use_and_never_over_om
     allocation's, not the machine's count), and OMP_NUM_THREADS caps each: a job that set its
     own two threads beside another process on two cores spun against it."""
     from grader.batch.backends import local
+    from grader.shared.processes import cpu_cores
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
     monkeypatch.setattr(local, "_total_memory_gb", lambda: 256.0)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert local.cpu_cores() == 8 and local.default_jobs("cpu") == 2
+    assert cpu_cores() == 8 and local.default_jobs("cpu") == 2
     assert local._job_resources("cpu", 2) == {"threads": 4}
     assert local._job_resources("cpu", 16) == {"threads": 1}
     for value, threads in (("1", 1), ("2,1", 2), ("16", 4), ("0", 4), ("many", 4), ("", 4)):
@@ -289,7 +290,7 @@ def test_a_job_s_threads_are_its_share_of_the_cores_it_may_use_and_never_over_om
         assert local._job_resources("cpu", 2) == {"threads": threads}, value
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert local.cpu_cores() == 1 and local.default_jobs("cpu") == 1 and local._job_resources("cpu", 1) == {"threads": 1}
+    assert cpu_cores() == 1 and local.default_jobs("cpu") == 1 and local._job_resources("cpu", 1) == {"threads": 1}
 
 
 def test_cli_refuses_bad_input(tmp_path, capsys):

@@ -4,13 +4,13 @@ public validation split, points), what to fix first, and the report; exit 1 when
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 from pathlib import Path
 
 from grader.commands import add_bands_argument, add_sandbox_arguments, add_training_arguments
 from grader.commands.report import add_report_arguments, report_options
 from grader.grading.sandbox import Limits
+from grader.shared.processes import cpu_cores
 
 
 def add_parser(commands) -> None:
@@ -106,7 +106,7 @@ def _check(args: argparse.Namespace, programs: Path) -> int:
                 for file in programs.iterdir():
                     shutil.move(str(file), str(out / "programs" / file.name))
             write_submission_report(out, assignment, report_options(args), result=result,
-                                    workers=os.cpu_count() or 1)
+                                    workers=cpu_cores())
         except OSError as exc:
             console.print(f"[red]segrade:[/] could not write the report to {out} ({exc}): pass --out DIR")
             return 2

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from grader.commands.exports import add_lms_arguments
 from grader.report.gradescope import VISIBILITIES
+from grader.shared.processes import cpu_cores
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         assignment = load_spec_of(args)
         if (root / "results.json").is_file():
-            for path in write_submission_report(root, assignment, report_options(args), workers=os.cpu_count() or 1):
+            for path in write_submission_report(root, assignment, report_options(args), workers=cpu_cores()):
                 console.print(f"wrote {path}")
             return 0
         if not results_folders(root):
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         if lms_options(args) is not None:
             lms = write_lms_files(root, assignment, args.roster, column=args.lms_assignment)
         with console.status("rendering reports..."):
-            outputs = write_class_outputs(root, assignment, report_options(args), workers=os.cpu_count() or 1)
+            outputs = write_class_outputs(root, assignment, report_options(args), workers=cpu_cores())
     except (SpecError, ResultsError, FileNotFoundError, RosterError) as exc:
         console.print(f"[red]segrade:[/] {exc}")
         return 2

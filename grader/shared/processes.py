@@ -7,6 +7,22 @@ import signal
 import sys
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on: its CPU affinity (what a container, `taskset` or a
+    Slurm allocation leaves it), else every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):   # no affinity on this platform (macOS)
+        return os.cpu_count() or 1
+
+
+def thread_limit() -> int | None:
+    """OMP_NUM_THREADS when it sets a positive number of threads ("4", or "4,2" for nested
+    levels): the most any one process should use. None when unset or unreadable."""
+    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(first) if first.isdigit() and int(first) > 0 else None
+
+
 def die_with_parent() -> None:
     """Linux: get SIGKILL when the parent process dies, so that killing a grade (even with
     SIGKILL) leaves no worker or batch job running on. Cleared when the uid changes: the

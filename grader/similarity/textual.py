@@ -96,11 +96,11 @@ def text_key(text: str) -> str:
 def tokenize_all(texts: list[str], cache: dict[str, tuple[str, list]] | None = None) -> dict[str, tuple[str, list]]:
     """Tokens of every text, keyed by text_key: from `cache` when there, else computed, in a
     pool of processes when there are many."""
-    import os
+    from grader.shared.processes import cpu_cores
 
     cache = dict(cache or {})
     missing = list({text_key(t): t for t in texts if text_key(t) not in cache}.items())
-    workers = min(os.cpu_count() or 1, 8)
+    workers = min(cpu_cores(), 8)
     if len(missing) >= PARALLEL_MIN and workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor

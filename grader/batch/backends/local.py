@@ -26,6 +26,7 @@ from grader.batch.backends.base import Backend, BatchEvents
 from grader.batch.job import BatchEntry, BatchOutcome, grade_entry, read_entry_progress, write_error_folder
 from grader.grading.sandbox import isolation_available, use_zygote, zygote
 from grader.report.outputs import ReportOptions
+from grader.shared.processes import cpu_cores, thread_limit
 from grader.shared.zygote import Connection, ZygoteError
 from grader.spec import Assignment
 
@@ -53,22 +54,6 @@ def _total_memory_gb() -> float:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
     except (ValueError, OSError):
         return 8.0
-
-
-def cpu_cores() -> int:
-    """The cores this process may run on: its CPU affinity (what a container, `taskset` or a
-    Slurm allocation leaves it), else every core of the machine."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):   # no affinity on this platform (macOS)
-        return os.cpu_count() or 1
-
-
-def thread_limit() -> int | None:
-    """OMP_NUM_THREADS when it sets a positive number of threads ("4", or "4,2" for nested
-    levels): the most any one process should use. None when unset or unreadable."""
-    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    return int(first) if first.isdigit() and int(first) > 0 else None
 
 
 def _job_resources(device: str, jobs: int) -> dict[str, Any]:
