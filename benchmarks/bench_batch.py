@@ -5,7 +5,7 @@ in a fresh output folder per setting, so nothing is resumed. Printed: wall time 
 setting, time per submission, and the ratio against --jobs 1 measured in the same run;
 then the split of one submission's time between the worker (building, checking and
 training: the part a GPU speeds up) and the grading process (data, evaluation, reports),
-which is what the GPU model in docs/batch.md uses.
+which is what the GPU model in docs/measurements.md uses.
 
     .venv/bin/python benchmarks/bench_batch.py                        # smoke profile, 2 copies (~12 min on 2 cores)
     .venv/bin/python benchmarks/bench_batch.py --checks-only --copies 4
