@@ -36,7 +36,7 @@ def bare_training(spec, profile) -> float:
     import torch
     from torch import nn
 
-    from grader.measure.backward import backward
+    from grader.measure.convolutions import backward
 
     sys.path.insert(0, str(reference_dir().parent))
     from reference import fcn, unet
@@ -61,6 +61,6 @@ def bare_training(spec, profile) -> float:
             masks = torch.randint(0, 13, (batch, size, size))
             loss = loss_fn(model(images), masks)
             optimizer.zero_grad()
-            backward(loss, model)   # the grader's (grader.measure.backward), as in the training it is compared with
+            backward(loss, model)   # the grader's (grader.measure.convolutions), as in the training it is compared with
             optimizer.step()
     return time.perf_counter() - started

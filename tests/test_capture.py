@@ -232,6 +232,7 @@ class IntegerSizes(SizeToConstant):
         return h // 2, w // 2
 
 
+@pytest.mark.slow  # three captures (torch.export) in this process
 def test_a_program_that_turned_a_size_into_a_constant_is_not_graded(tmp_path):
     """The program is compared with the model at a size unlike the capture's (batch, height and
     width) before it is saved: one that computes something else there is not graded as the
@@ -587,6 +588,7 @@ def test_a_verifier_started_early_measures_the_same_and_one_not_used_leaves_noth
     assert run.variants["good"].build.ok and run.problem is None and not dead.job.exists()
 
 
+@pytest.mark.slow  # loads and measures three programs
 def test_the_verifier_holds_one_variant_in_memory_at_a_time(captured, tmp_path, monkeypatch):
     """The verifier drops a variant's programs before it loads the next: with six VGG16 FCNs
     (several GB each while measured) the fifth and sixth ran out of the address-space limit

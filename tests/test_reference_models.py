@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from grader.measure.backward import backward
+from grader.measure.convolutions import backward
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "reference"
 NUM_CLASSES = 13
@@ -134,7 +134,7 @@ def test_every_trainable_parameter_gets_a_gradient(name, fcn_models):
     torch.manual_seed(0)
     model = get_model(name, fcn_models).train()
     model.zero_grad(set_to_none=True)
-    backward(real_loss(model), model)   # the grader's backward (grader.measure.backward)
+    backward(real_loss(model), model)   # the grader's backward (grader.measure.convolutions)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     assert trainable
     for param_name, param in trainable:
@@ -158,7 +158,7 @@ def test_frozen_backbone_is_bit_identical_after_a_step(name, frozen_fcn_models):
     # would move any parameter that had a gradient.
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1e-4)
     optimizer.zero_grad()
-    backward(real_loss(model), model)   # the grader's backward (grader.measure.backward)
+    backward(real_loss(model), model)   # the grader's backward (grader.measure.convolutions)
     optimizer.step()
 
     after_backbone = backbone_state(model)
@@ -180,7 +180,7 @@ def test_unfrozen_backbone_changes_after_a_step(fcn_models):
     before = backbone_state(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     optimizer.zero_grad()
-    backward(real_loss(model), model)   # the grader's backward (grader.measure.backward)
+    backward(real_loss(model), model)   # the grader's backward (grader.measure.convolutions)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     after = backbone_state(model)

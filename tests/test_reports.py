@@ -94,6 +94,7 @@ def test_markdown_keeps_structure_but_not_html():
     assert "<b>" not in html
 
 
+@pytest.mark.slow  # renders a PDF and reads its pages back
 def test_pdf_has_pages_with_the_figures(tmp_path):
     folder = small_results(tmp_path)
     paths = write_submission_report(folder, load_spec())

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from grader.measure.backward import backward
+from grader.measure.convolutions import backward
 
 # VGG16's convolution weights (features) and fc6/fc7 as convolutions or linear layers:
 # the tensors that make up "the backbone" of an FCN, whatever the student named them.

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from grader.measure.backward import backward
+from grader.measure.convolutions import backward, large_convolutions
 from grader.shared.conventions import IGNORE_INDEX, OPTIMIZERS, normalisation
 
 
@@ -111,7 +111,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, device: torch
                 flip = torch.rand(len(images), generator=flips) < 0.5
                 images[flip], masks[flip] = images[flip].flip(-1), masks[flip].flip(-1)
             images, masks = _images_to(images, device), masks.to(device, non_blocking=True)
-            with _autocast(device):
+            with _autocast(device), large_convolutions(model):
                 logits = model(images)
             loss = loss_fn(logits.float(), masks)
             optimizer.zero_grad(set_to_none=True)
@@ -142,7 +142,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 16, device: to
     out = []
     for images, _ in DataLoader(dataset, batch_size=batch_size):
         images = _images_to(images, device)
-        with _autocast(device):
+        with _autocast(device), large_convolutions(model):
             raw = model(images)
         logits = to_logits(raw) if to_logits is not None else raw
         out.append(logits.argmax(1).to(torch.uint8).cpu())
