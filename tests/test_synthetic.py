@@ -153,6 +153,35 @@ def test_dataset_cache_serves_identical_items():
     assert all(im is not None for im in cached._images)
 
 
+def test_a_process_renders_each_scene_once_whatever_the_dataset_and_keeps_a_bounded_memory(monkeypatch):
+    """The grading process renders the same splits for every submission: a second dataset of
+    the same seed and size (the next grade) reads the scenes the first rendered; what either
+    hands out can be changed without changing the other's items; the memory keeps the most
+    recent scenes within RENDERED_BYTES."""
+    from grader.data import synthetic
+
+    monkeypatch.setattr(synthetic, "_RENDERED", synthetic.OrderedDict())
+    monkeypatch.setattr(synthetic, "_rendered_bytes", 0)
+    rendered = []
+    real = synthetic.render_scene
+    monkeypatch.setattr(synthetic, "render_scene", lambda *key: rendered.append(key) or real(*key))
+    first = [synthetic.SyntheticRoadScenes(seed=11, length=3, size=32)[i] for i in range(3)]
+    first[0][0].fill_(0)   # a caller editing its copy in place
+    uncached = synthetic.SyntheticRoadScenes(seed=11, length=3, size=32, cache=False)
+    second = [uncached[i] for i in range(3)]
+    second[1][0].fill_(0)
+    assert rendered == [(11, 0, 32, 32), (11, 1, 32, 32), (11, 2, 32, 32)]
+    for i in range(3):
+        image, mask = real(11, i, 32, 32)
+        item = synthetic.SyntheticRoadScenes(seed=11, length=3, size=32)[i]
+        assert torch.equal(item[0], torch.from_numpy(image).permute(2, 0, 1)) and torch.equal(item[1], torch.from_numpy(mask).long())
+    scene_bytes = 32 * 32 * 4
+    monkeypatch.setattr(synthetic, "RENDERED_BYTES", 2 * scene_bytes)
+    synthetic.SyntheticRoadScenes(seed=12, length=1, size=32)[0]
+    assert list(synthetic._RENDERED) == [(11, 2, 32, 32), (12, 0, 32, 32)]   # the least recent left
+    assert synthetic._rendered_bytes == 2 * scene_bytes
+
+
 def test_dataset_works_with_a_dataloader():
     ds = SyntheticRoadScenes(seed=0, length=6, size=64).materialize()
     images, masks = next(iter(torch.utils.data.DataLoader(ds, batch_size=6)))
