@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
@@ -874,15 +875,19 @@ def render_scene(seed: int, index: int, height: int, width: int) -> tuple[np.nda
 RENDERED_BYTES = 256 * 2**20
 _RENDERED: OrderedDict[tuple[int, int, int, int], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
 _rendered_bytes = 0
+_RENDERED_LOCK = threading.Lock()
 
 
 def _remember(key: tuple[int, int, int, int], scene: tuple[torch.Tensor, torch.Tensor]) -> None:
     global _rendered_bytes
-    _RENDERED[key] = scene
-    _rendered_bytes += sum(t.numel() * t.element_size() for t in scene)
-    while _rendered_bytes > RENDERED_BYTES and len(_RENDERED) > 1:
-        _, old = _RENDERED.popitem(last=False)
-        _rendered_bytes -= sum(t.numel() * t.element_size() for t in old)
+    with _RENDERED_LOCK:
+        if key in _RENDERED:   # rendered meanwhile in another thread
+            return
+        _RENDERED[key] = scene
+        _rendered_bytes += sum(t.numel() * t.element_size() for t in scene)
+        while _rendered_bytes > RENDERED_BYTES and len(_RENDERED) > 1:
+            _, old = _RENDERED.popitem(last=False)
+            _rendered_bytes -= sum(t.numel() * t.element_size() for t in old)
 
 
 class SyntheticRoadScenes(torch.utils.data.Dataset):
@@ -916,9 +921,10 @@ class SyntheticRoadScenes(torch.utils.data.Dataset):
         """Scene i as (3 x H x W image, H x W uint8 mask), from the process's rendered scenes
         when it was rendered before (never to be changed in place: callers hand out copies)."""
         key = (self.seed, i, *self.size)
-        if key in _RENDERED:
-            _RENDERED.move_to_end(key)
-            return _RENDERED[key]
+        with _RENDERED_LOCK:
+            if key in _RENDERED:
+                _RENDERED.move_to_end(key)
+                return _RENDERED[key]
         img, mask = render_scene(self.seed, i, *self.size)
         scene = torch.from_numpy(img).permute(2, 0, 1).contiguous(), torch.from_numpy(mask)
         _remember(key, scene)
