@@ -878,16 +878,19 @@ _rendered_bytes = 0
 _RENDERED_LOCK = threading.Lock()
 
 
+def _bytes(scene: tuple[torch.Tensor, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in scene)
+
+
 def _remember(key: tuple[int, int, int, int], scene: tuple[torch.Tensor, torch.Tensor]) -> None:
     global _rendered_bytes
     with _RENDERED_LOCK:
         if key in _RENDERED:   # rendered meanwhile in another thread
             return
         _RENDERED[key] = scene
-        _rendered_bytes += sum(t.numel() * t.element_size() for t in scene)
+        _rendered_bytes += _bytes(scene)
         while _rendered_bytes > RENDERED_BYTES and len(_RENDERED) > 1:
-            _, old = _RENDERED.popitem(last=False)
-            _rendered_bytes -= sum(t.numel() * t.element_size() for t in old)
+            _rendered_bytes -= _bytes(_RENDERED.popitem(last=False)[1])
 
 
 class SyntheticRoadScenes(torch.utils.data.Dataset):
