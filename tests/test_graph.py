@@ -249,6 +249,20 @@ def test_fcn8s_wired_as_16s_fails(ref_fcn):
                        "it is wired as FCN-16s (FCN-8s must also fuse pool3 at 1/8)")
 
 
+def test_a_wrong_finest_path_outside_the_fcn_family_is_told_in_scales_not_fcn_terms():
+    """Another course's DeepLab head (finest path 1/8, family 'seg') with a 1/4 skip it must
+    not have: the rule in plain scales, no FCN-4s or pool3 (a course without FCNs)."""
+    fp = Fingerprint.from_json({"method": "export", "bypass_scale": 0.25, "downsampling_levels": 5,
+                                "long_skips": [0.25], "residual_adds": 7, "gated_multiplies": [],
+                                "ungated_attention": 0, "long_skip_ops": ["cat"]})
+    status, message = check_architecture(fp, {"bypass_scale": 1 / 8, "no_long_skips": True}, "LeafSegNet", "seg")
+    assert status == "fail" and "FCN" not in message and "pool" not in message
+    assert message == ("LeafSegNet joins encoder features with the upsampled path only at 1/4 and its finest path "
+                       "to the output is 1/4; this variant's finest path must be 1/8; LeafSegNet still "
+                       "concatenates encoder features at 1/4: it has skip connections")
+    assert "wired as FCN-4s" in check_architecture(fp, {"bypass_scale": 1 / 8}, "FCN8s", "fcn")[1]
+
+
 @pytest.mark.slow  # a VGG16 recorded at 512 px
 def test_caffe_style_fcn_with_padding_100(fast_init):
     """wkentaro/pytorch-fcn style: conv1_1 padding=100, unpadded 7x7 fc6, offset crops. At 64 px

@@ -49,9 +49,12 @@ def _wired_as(fp: Fingerprint) -> str:
     return f"its finest path is {format_scale(fp.bypass_scale)}"
 
 
-def check_architecture(fp: Fingerprint, requirement: dict, name: str) -> tuple[str, str]:
+def check_architecture(fp: Fingerprint, requirement: dict, name: str, family: str = "fcn") -> tuple[str, str]:
     """Check a fingerprint against one variant's requirement (keys, all optional:
     bypass_scale, max_bypass_scale, long_skips, no_long_skips, residual_adds_min, gated_skips).
+    `family` is the variant's family id: a wrong finest path is told in FCN terms (pool3,
+    "wired as FCN-16s") only for family `fcn`, the one family whose scales mean FCN strides;
+    another course's encoder-decoder (a DeepLab head at 1/8) gets the rule in plain scales.
     Returns ("pass" | "fail", a message for the student)."""
     problems: list[str] = []
     have = set(fp.long_skips)
@@ -64,7 +67,15 @@ def check_architecture(fp: Fingerprint, requirement: dict, name: str) -> tuple[s
 
     want = requirement.get("bypass_scale")
     if want is not None and not _same_scale(fp.bypass_scale, want):
-        if want < 1:
+        if want < 1 and family != "fcn":
+            joined = sorted(have, reverse=True)
+            joins = (f"joins encoder features with the upsampled path only at {_scales_text(joined)}" if joined
+                     else "joins no encoder features with the upsampled path")
+            problems.append(
+                f"{name} {joins} and its finest path to the output is {format_scale(fp.bypass_scale)}; "
+                f"this variant's finest path must be {format_scale(want)}"
+            )
+        elif want < 1:
             fused = sorted(have, reverse=True)
             fuse = (f"fuses pool features only at {_scales_text(fused)}" if fused
                     else "fuses no pool features")

@@ -389,7 +389,7 @@ def _architecture(observed: Observation, variant: Variant, probe: str = "the pro
                            seen.to_json())
     if seen is None:   # not measured although the forward pass was: refused, as it always was
         seen = Fingerprint.from_json({})
-    status, message = check_architecture(seen, variant.architecture, variant.class_name)
+    status, message = check_architecture(seen, variant.architecture, variant.class_name, variant.family)
     return CheckResult("architecture", CheckStatus(status), message,
                        {"fingerprint": seen.to_json(), "required": variant.architecture})
 
