@@ -150,6 +150,40 @@ def test_a_probe_failure_names_the_size_and_why_the_spec_requires_it(tmp_path):
     assert "a forward pass on a 160x160 input" in checks["architecture"]
 
 
+def test_a_course_without_imagenet_weights_answers_a_constructor_s_own_download_with_random_init(tmp_path):
+    """A ResNet18 course (no family takes ImageNet weights): `resnet18(weights=DEFAULT)` in a
+    constructor gets random-init weights in every run, --checks-only included, as the graded
+    smoke run does; the default assignment's checks-only does so when no VGG16 weights are on hand."""
+    from grader.grading.pipeline import GradeOptions, random_init_run
+
+    course = load_spec(_course_spec(tmp_path))
+    assert not course.has_family_with_pretrained_backbone()
+    for profile in (None, "smoke", "full"):
+        assert random_init_run(GradeOptions(profile=profile), course, weights_available=True)
+    assert not random_init_run(GradeOptions(profile="smoke", weights=True), course)   # trained weights: none built
+    default = load_spec()
+    assert random_init_run(GradeOptions(profile=None), default, weights_available=False)
+    assert not random_init_run(GradeOptions(profile=None), default, weights_available=True)
+    assert not random_init_run(GradeOptions(profile="full"), default, weights_available=True)
+
+
+def test_a_failed_download_in_a_course_without_vgg_is_not_told_to_build_a_vgg16(tmp_path):
+    from grader.grading.checks import check_variant
+    from grader.shared.protocol import Observation
+
+    course = load_spec(_course_spec(tmp_path))
+    url = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+    observed = Observation.from_json({"id": "unet", "mapping": "UNet", "build": {
+        "ok": False, "error": "URLError: <urlopen error [Errno -3] Temporary failure in name resolution>",
+        "downloads": [url]}})
+    builds = check_variant(course.variant("unet"), observed, course, batch_size=2).checks[0]
+    assert "asked for RESNET18 ImageNet weights (resnet18-f37072fd.pth)" in builds.message
+    assert "trains every model from random init. Build the backbone with weights=None" in builds.message
+    assert "VGG16" not in builds.message
+    default = check_variant(load_spec().variant("unet"), observed, load_spec(), batch_size=2).checks[0]
+    assert "Build the backbone with torchvision.models.vgg16" in default.message
+
+
 # --------------------------------------------------------------------------- identity of bands and figures
 
 

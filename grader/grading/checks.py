@@ -109,7 +109,7 @@ def check_variant(variant: Variant, observed: Observation, assignment: Assignmen
         return _result(variant, status, None, [CheckResult("builds", CheckStatus.FAIL, message, details)])
 
     mapping = observed.mapping
-    checks = [_builds(observed)]
+    checks = [_builds(observed, assignment.has_family_with_pretrained_backbone())]
     if checks[0].status is CheckStatus.PASS:
         checks.append(_forward_shape(observed, variant, assignment.num_classes, batch_size))
     else:
@@ -153,7 +153,9 @@ def _status(observed: Observation) -> VariantStatus:
     return VariantStatus.FAILED
 
 
-def _builds(observed: Observation) -> CheckResult:
+def _builds(observed: Observation, imagenet_course: bool = True) -> CheckResult:
+    """`imagenet_course`: the spec has a family that takes ImageNet (VGG16) weights; a course
+    without one is never told to build a VGG16."""
     build = observed.build
     if build is not None and build.ok:
         return CheckResult("builds", CheckStatus.PASS, f"built as {observed.mapping}")
@@ -163,6 +165,12 @@ def _builds(observed: Observation) -> CheckResult:
     file = downloads[-1].rsplit("/", 1)[-1] if downloads else None
     arch = re.match(r"([a-z0-9_]+?)-[0-9a-f]{6,}\.pth$", file or "")
     name = arch.group(1).upper().replace("_BN", "-BN") if arch else None
+    if name and not imagenet_course and _is_network_failure(error):
+        message += (f". The constructor's own code asked for {name} ImageNet weights ({file}) from the network: "
+                    "grading runs offline, and this assignment trains every model from random init. Build the "
+                    "backbone with weights=None")
+        return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.traceback,
+                                                                "downloads": downloads})
     if name and not name.startswith("VGG16") and _is_network_failure(error):
         message += (f". The constructor's own code asked for {name} ImageNet weights ({file}) from the network: "
                     "grading runs offline, and the assignment's backbone is VGG16, whose weights segrade supplies "

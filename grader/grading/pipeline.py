@@ -554,11 +554,20 @@ def training_request(assignment: Assignment, profile: Profile, data: PreparedDat
                            test_is_val=data.test_is_val)
 
 
-def random_init_run(options: GradeOptions, assignment: Assignment | None = None) -> bool:
+def random_init_run(options: GradeOptions, assignment: Assignment | None = None,
+                    weights_available: bool = False) -> bool:
     """Whether this run starts every backbone from random init: a training profile that does
-    not use ImageNet weights, outside checkpoint mode. Not --checks-only (no profile says so)."""
-    if options.profile is None or options.weights or assignment is None:
+    not use ImageNet weights, outside checkpoint mode; or --checks-only when the checks build no
+    backbone from ImageNet weights (none on hand, or a course with no pretrained family, such as
+    a ResNet18 course whose constructors call resnet18(weights=DEFAULT)). Otherwise the quick
+    loop would fail a constructor offline that the graded run builds with random-init weights.
+    A course with no pretrained family never uses ImageNet weights, whatever its profile says."""
+    if options.weights or assignment is None:
         return False
+    if not assignment.has_family_with_pretrained_backbone():
+        return True   # no family takes ImageNet weights: every build starts from random init
+    if options.profile is None:
+        return not (weights_available and assignment.has_family_with_pretrained_backbone())
     profile, _ = resolve_profile(assignment, options)
     return not profile.pretrained
 
@@ -591,7 +600,7 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
                          sys_path=tuple(submission.sys_path), manifest=manifest, variants=variants,
                          batch_size=options.batch_size, seed=seed, device=options.device, threads=options.threads,
                          cuda_memory_fraction=options.cuda_memory_fraction, training=training,
-                         random_init_weights=random_init_run(options, assignment))
+                         random_init_weights=random_init_run(options, assignment, weights.available))
 
 
 def check(assignment: Assignment, run: WorkerRun, modules: list[dict[str, Any]],
