@@ -133,7 +133,7 @@ def check_variant(variant: Variant, observed: Observation, assignment: Assignmen
     notes = tuple(observed.notes)
     substituted = observed.build.random_init_for if observed.build else None
     if substituted:
-        notes += (f"the constructor's own code asked for pretrained weights ({', '.join(substituted)}); this profile "
+        notes += (f"the constructor's own code asked for pretrained weights ({', '.join(substituted)}); this run "
                   "starts every backbone from random init, so it got random-init weights instead of a download "
                   "(a grade with ImageNet weights needs them offline, or builds with pretrained=False)",)
     return _result(variant, _status(observed) if failed else VariantStatus.PASSED, mapping, checks, figures,
