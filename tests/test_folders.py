@@ -171,6 +171,23 @@ def test_missing_mask_is_found_at_construction(tmp_path):
         FolderDataset(tmp_path, "train", num_classes=13)
 
 
+def test_masks_named_with_a_suffix_are_paired_by_mask_suffix_and_the_error_names_it(tmp_path):
+    """Carvana-style names (frame_000.png beside frame_000_mask.png): without the option the
+    error says which option pairs them; with it they pair. frame_0001 is not frame_000's mask."""
+    _generic(tmp_path, n=2)
+    for mask in sorted((tmp_path / "train/masks").iterdir()):
+        mask.rename(mask.with_name(mask.stem + "_mask.png"))
+    _save(tmp_path / "train/masks/frame_0001.png", _ids(5))
+    with pytest.raises(DatasetError, match=r"looked for .*masks/frame_000\.png \(found frame_000_mask\.png: if masks "
+                                           r"are named after their image plus '_mask', set \[dataset.options\] "
+                                           r'mask_suffix = "_mask"\)'):
+        FolderDataset(tmp_path, "train", num_classes=13)
+    ds = open_dataset("folders", tmp_path, "train", num_classes=13, mask_suffix="_mask")
+    assert [(i.name, m.name) for i, m in ds.files] == [("frame_000.png", "frame_000_mask.png"),
+                                                       ("frame_001.png", "frame_001_mask.png")]
+    assert torch.equal(ds[1][1], torch.from_numpy(_ids(1).astype(np.int64)))
+
+
 def test_jpeg_mask_is_refused(tmp_path):
     _generic(tmp_path, n=1)
     (tmp_path / "train/masks/frame_000.png").rename(tmp_path / "train/masks/frame_000.jpg")

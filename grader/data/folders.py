@@ -203,7 +203,8 @@ class SegmentationFiles(Dataset):
 
 class FolderDataset(SegmentationFiles):
     """The generic layout ``ROOT/{split}/images/*.{png,jpg,jpeg}`` with
-    ``ROOT/{split}/masks/<same stem>.png``.
+    ``ROOT/{split}/masks/<same stem>.png``, or ``<stem><mask_suffix>.png`` for datasets that
+    name masks apart (``mask_suffix="_mask"``: Carvana's ``car_mask.png``; ``"_segmentation"``: ISIC).
 
     Masks hold either class ids (single-channel: L, P — the palette index is the id —,
     I or I;16) or RGB colours of `palette` (colour ``palette[i]`` is class ``i``; a colour
@@ -218,7 +219,7 @@ class FolderDataset(SegmentationFiles):
     def __init__(self, root: str | Path, split: str, num_classes: int,
                  palette: Sequence[Sequence[int]] | None = None, *,
                  mask_format: str = "auto", remap: Mapping[Any, Any] | None = None,
-                 images_dir: str = "images", masks_dir: str = "masks") -> None:
+                 images_dir: str = "images", masks_dir: str = "masks", mask_suffix: str = "") -> None:
         if mask_format not in ("auto", "ids", "palette"):
             raise DatasetError(f"mask_format must be 'auto', 'ids' or 'palette', got {mask_format!r}")
         self.root = Path(root)
@@ -230,6 +231,7 @@ class FolderDataset(SegmentationFiles):
             self._palette_keys, self._palette_ids = _palette_lookup(self.palette)
         elif mask_format == "palette":
             raise DatasetError("mask_format='palette' needs a palette")
+        self.mask_suffix = str(mask_suffix)
         super().__init__(self._pair(images_dir, masks_dir), num_classes, remap)
 
     def _pair(self, images_dir: str, masks_dir: str) -> list[tuple[Path, Path]]:
@@ -253,7 +255,7 @@ class FolderDataset(SegmentationFiles):
             if image.stem in stems:
                 raise DatasetError(f"{image}: two images share the name {image.stem!r} ({stems[image.stem].name}, {image.name})")
             stems[image.stem] = image
-            candidates = masks.get(image.stem, [])
+            candidates = masks.get(image.stem + self.mask_suffix, [])
             png = [p for p in candidates if p.suffix.lower() == ".png"]
             if png:
                 pairs.append((image, png[0]))
@@ -262,7 +264,8 @@ class FolderDataset(SegmentationFiles):
                     f"{candidates[0]}: masks must be lossless PNG (JPEG compression changes class ids and colours)"
                 )
             else:
-                raise DatasetError(f"{image}: no mask found; looked for {mask_dir / (image.stem + '.png')}")
+                looked = mask_dir / (image.stem + self.mask_suffix + ".png")
+                raise DatasetError(f"{image}: no mask found; looked for {looked}{_suffix_hint(image.stem, masks)}")
         return pairs
 
     def decode_mask(self, path: Path, raw: np.ndarray) -> np.ndarray:
@@ -294,6 +297,18 @@ class FolderDataset(SegmentationFiles):
                 " (check the dataset palette in the assignment spec)"
             )
         return ids
+
+
+def _suffix_hint(stem: str, masks: Mapping[str, list[Path]]) -> str:
+    """When the masks are named after their image plus a suffix (a.jpg, a_mask.png), the
+    option that pairs them; else nothing."""
+    # a separator first: leaf_1.png beside leaf_10.jpg is another image's mask, not a suffix
+    suffixes = sorted({m[len(stem):] for m in masks if m.startswith(stem) and m[len(stem):][:1] in ("_", "-", ".")},
+                      key=len)
+    if not suffixes:
+        return ""
+    return (f" (found {stem}{suffixes[0]}.png: if masks are named after their image plus "
+            f"{suffixes[0]!r}, set [dataset.options] mask_suffix = \"{suffixes[0]}\")")
 
 
 def _rgb_keys(rgb: np.ndarray) -> np.ndarray:
@@ -520,7 +535,8 @@ def open_dataset(kind: str, root: str | Path, split: str, *, num_classes: int,
 
     `num_classes` and `palette` come from the assignment spec (the palette is used only
     by ``"folders"``, for RGB masks); `options` are the loader's own keyword arguments
-    (``splits`` and ``remap`` for CARLA, ``mask_format`` and ``remap`` for folders,
+    (``splits`` and ``remap`` for CARLA; ``mask_format``, ``remap``, ``images_dir``, ``masks_dir``
+    and ``mask_suffix`` for folders;
     ``annotation`` and ``label_table`` for Cityscapes).
     """
     try:
