@@ -65,6 +65,14 @@ def test_fix_first_ranks_by_points_and_leaves_informational_imports_out():
     assert not any("eda.py" in line for line in lines)
 
 
+def test_points_in_the_terminal_are_shown_to_two_decimals():
+    """A rubric whose check weights do not divide the marks evenly (30 marks, weights 1+1+1+4):
+    7.714285... points and 22.285714... at stake read 7.71 and 22.29, as the summary line rounds."""
+    arch = CheckResult("architecture", CheckStatus.FAIL, "LeafSegNet joins no encoder features")
+    result = _result([], [_variant("resunet", VariantStatus.FAILED, arch, 54 / 7, 30)])
+    assert what_to_fix_first(result)[0].startswith("resunet (failed, 22.29 points at stake)")
+
+
 def test_a_model_file_that_did_not_import_is_ranked_by_the_variants_it_leaves_unbuilt():
     models = {"path": "models.py", "ok": False, "error": "ModuleNotFoundError: No module named 'utils'",
               "blocking": True}

@@ -79,7 +79,7 @@ def print_summary(result: SubmissionResult, console: Console) -> None:
                  _class_and_file(variant), "x".join(map(str, seen)) if seen else "-"]
         if trained:
             cells += ["-" if miou is None else f"{miou:.3f}", band_text(variant.band, "..", absent="not measured")]
-        cells += ["-" if variant.points is None else f"{variant.points:g}/{variant.max_points:g}"]
+        cells += ["-" if variant.points is None else f"{round(variant.points, 2):g}/{round(variant.max_points, 2):g}"]
         if reused:
             cells += [f"[dim]reused: unchanged since {since(variant.reused_since)}[/]" if variant.reused_since
                       else "checked"]
@@ -128,7 +128,7 @@ def what_to_fix_first(result: SubmissionResult, limit: int = 5) -> list[str]:
     for variant in result.variants:
         failed = variant.first_problem
         warned = variant.first_check(CheckStatus.WARN)
-        lost = (variant.max_points or 0) - (variant.points or 0)
+        lost = round((variant.max_points or 0) - (variant.points or 0), 2)
         if variant.status is not VariantStatus.PASSED:
             if variant in not_imported and blocking:
                 continue
