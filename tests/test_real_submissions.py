@@ -16,6 +16,8 @@ through the real worker: the mapping segrade chooses and the verdict of the chec
 | olga_downloads_vgg19  | a constructor that always downloads VGG19 weights                  |
 | pete_keras            | a Keras submission                                                 |
 | dave_contract         | the contract's names and arguments, in a student's own style       |
+| rosa_unet_modes       | UNet(mode="vanilla"|"noskip"|"residual"|"attention") and an FCN    |
+|                       | family class not named FCN, SegModel(arch="fcn8s", freeze=True)    |
 
 To stay fast, each test asks the worker for the variants it needs only, and for the mapping
 alone (`plan_only`) where nothing has to be built.
@@ -359,3 +361,26 @@ def test_contract_names_need_no_guesswork(tmp_path):
         assert result.mapping.endswith("adapter: contract"), (vid, result.mapping)
     assert "FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) from fcn.py" in results["fcn8s_frozen"].mapping
     assert "UNetNoSkip(num_classes=13) from unets.py" in results["unet_noskip"].mapping
+
+
+# --------------------------------------------------------------------------- 9. a family class chosen by a string
+
+
+@pytest.mark.slow  # the real worker
+def test_a_kind_argument_maps_every_unet_and_a_family_class_every_fcn(tmp_path):
+    run, results = observe(FIXTURES / "rosa_unet_modes", FCN_IDS + UNET_IDS, tmp_path, plan_only=True)
+    mappings = {vid: run.variants[vid].mapping for vid in FCN_IDS + UNET_IDS}
+    assert mappings["unet"] == "UNet ← UNet(num_classes=13) from models.py, adapter: contract"
+    for vid, kind in (("unet_noskip", "noskip"), ("unet_residual", "residual"), ("unet_attention", "attention")):
+        assert mappings[vid].endswith(f"← UNet(num_classes=13, mode='{kind}') from models.py, adapter: variant argument")
+    for vid in FCN_IDS:
+        stride, frozen = vid[3:vid.index("s_")], vid.endswith("frozen")
+        assert mappings[vid] == (f"FCN{stride}s ← SegModel(arch='fcn{stride}s', num_classes=13, freeze={frozen}, "
+                                 "pretrained=False) from models.py, adapter: variant argument + freeze flag")
+
+
+@pytest.mark.slow  # the real worker
+def test_a_unet_built_by_its_kind_argument_has_no_skips(tmp_path):
+    run, results = observe(FIXTURES / "rosa_unet_modes", ("unet_noskip",), tmp_path)
+    assert results["unet_noskip"].status is VariantStatus.PASSED, explain(results)
+    assert "no skips" in results["unet_noskip"].check("architecture").message

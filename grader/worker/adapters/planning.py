@@ -17,9 +17,11 @@ from grader.worker.adapters.heuristics import (
     frozen_from_name,
     is_factory_function,
     is_module_class,
+    names_the_strides,
     source_text,
     stride_from_name,
     unet_flag,
+    unet_kind_argument,
     unet_traits_from_name,
     variant_param,
 )
@@ -172,7 +174,13 @@ def _classify(request: VariantRequest, candidate: Candidate) -> tuple[str | None
     if named:
         return "alias", frozen_sub, None
     family = normalise_name(request.family)
-    if not is_class or not family or family not in n or is_helper_name(name):
+    if not is_class or not family or is_helper_name(name):
+        return None, 0, None
+    if family not in n:
+        # A family class under a name of its own whose variant argument takes the family's
+        # values: SegModel(arch="fcn32s"|"fcn16s"|"fcn8s").
+        if "stride" in request.traits and names_the_strides(obj, family):
+            return "variant argument", frozen_sub, None
         return None, 0, None
     if "stride" in request.traits:
         stride = stride_from_name(name)
@@ -199,6 +207,8 @@ def _classify(request: VariantRequest, candidate: Candidate) -> tuple[str | None
         said = unet_traits_from_name(n)
         if all(said[t] == bool(request.traits[t]) for t in unet_traits):
             return "name pattern", 0, None
+        if unet_kind_argument(obj, sig, request.traits) is not None:   # UNet(mode="noskip")
+            return "variant argument", 0, None
         if all(said[t] == (t == "skip") for t in said):   # a plain U-Net name: say what it lacks
             lacking = [t for t in unet_traits if said[t] != bool(request.traits[t])]
             return None, 0, (f"{candidate.label} has no {' or '.join(TRAIT_WORDS[t] for t in lacking)} flag "
