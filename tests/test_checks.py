@@ -279,3 +279,33 @@ def test_a_backbone_frozen_only_at_first_fails_frozen_backbone():
     for training in (None, TrainingOutcome(ok=True, steps=30)):
         assert _backbone(replace(late, training=training), variant).status is CheckStatus.PASS
     assert _backbone(replace(late, backbone=replace(probe, backbone_names=())), variant).status is CheckStatus.PASS
+
+
+def test_a_model_that_puts_tensors_on_a_missing_gpu_is_told_which_line_and_what_to_write():
+    """Colab notebooks hard-code `device = torch.device("cuda")` and call `x.to(device)` in
+    forward (or `self.to(device)` in __init__). Without a GPU torch says only "Cannot
+    re-initialize CUDA in forked subprocess" (segrade's worker is forked): the message names the
+    student's line and the portable way (tests/data/submissions/quinn_colab_cuda)."""
+    spec = load_spec()
+    frame = ('  File "/tmp/segrade-b01/submission/unets.py", line 24, in forward\n    x = x.to(device)\n'
+             '        ^^^^^^^^^^^^\n  File "/venv/lib/python3.11/site-packages/torch/cuda/__init__.py", line 604, '
+             'in _lazy_init\n    raise RuntimeError(\n')
+    error = ("RuntimeError: Cannot re-initialize CUDA in forked subprocess. To use CUDA with multiprocessing, you "
+             "must use the 'spawn' start method")
+    observed = Observation.from_json({"id": "unet", "mapping": "UNet ← UNetVanilla(n_classes=13) from unets.py",
+                                      "build": {"ok": True}, "forward": {"ok": False, "input_shape": [2, 3, 256, 256],
+                                                                         "error": error, "traceback": frame + error}})
+    result = check_variant(spec.variant("unet"), observed, spec, batch_size=2)
+    message = result.check("forward_shape").message
+    assert result.status is VariantStatus.ERROR
+    assert message.startswith(f"forward on a 2x3x256x256 input raised {error}. `x = x.to(device)` at unets.py line "
+                              "24 puts tensors on the GPU, but this run has none"), message
+    assert 'torch.device("cuda" if torch.cuda.is_available() else "cpu")' in message
+    built = Observation.from_json({"id": "unet", "mapping": "UNet ← UNet(num_classes=13) from nets.py",
+                                   "build": {"ok": False, "error": "RuntimeError: Found no NVIDIA driver on your system.",
+                                             "traceback": frame.replace("x = x.to(device)", "self.to(device)")}})
+    builds = check_variant(spec.variant("unet"), built, spec, batch_size=2).check("builds").message
+    assert "`self.to(device)` at unets.py line 24 puts tensors on the GPU" in builds, builds
+    other = Observation.from_json({"id": "unet", "mapping": "UNet", "build": {"ok": True},
+                                   "forward": {"ok": False, "input_shape": [2, 3, 256, 256], "error": "ValueError: x"}})
+    assert "GPU" not in check_variant(spec.variant("unet"), other, spec, batch_size=2).check("forward_shape").message

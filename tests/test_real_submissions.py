@@ -16,6 +16,8 @@ through the real worker: the mapping segrade chooses and the verdict of the chec
 | olga_downloads_vgg19  | a constructor that always downloads VGG19 weights                  |
 | pete_keras            | a Keras submission                                                 |
 | dave_contract         | the contract's names and arguments, in a student's own style       |
+| quinn_colab_cuda      | a Colab notebook that hard-codes `cuda:0`: `x.to(device)` in        |
+|                       | forward, `self.cuda()` in a constructor                            |
 | rosa_unet_modes       | UNet(mode="vanilla"|"noskip"|"residual"|"attention") and an FCN    |
 |                       | family class not named FCN, SegModel(arch="fcn8s", freeze=True)    |
 
@@ -363,7 +365,24 @@ def test_contract_names_need_no_guesswork(tmp_path):
     assert "UNetNoSkip(num_classes=13) from unets.py" in results["unet_noskip"].mapping
 
 
-# --------------------------------------------------------------------------- 9. a family class chosen by a string
+# --------------------------------------------------------------------------- 9. a GPU hard-coded
+
+
+@pytest.mark.slow  # the real worker
+def test_a_gpu_hard_coded_in_a_colab_notebook_is_told_which_line(tmp_path):
+    """Without a GPU, torch only says "Cannot re-initialize CUDA in forked subprocess" (or
+    "Found no NVIDIA driver"): the message names the student's line and the portable way."""
+    run, results = observe(FIXTURES / "quinn_colab_cuda", ("unet", "unet_noskip"), tmp_path)
+    forward = results["unet"].check("forward_shape")
+    assert results["unet"].status is VariantStatus.ERROR, explain(results)
+    assert "`x = x.to(device)` at hw3_unets.py line 27 puts tensors on the GPU, but this run has none" \
+        in forward.message, forward.message
+    builds = results["unet_noskip"].check("builds")
+    assert builds.status is CheckStatus.FAIL
+    assert "`self.cuda()` at hw3_unets.py line 45 puts tensors on the GPU" in builds.message, builds.message
+
+
+# --------------------------------------------------------------------------- 10. a family class chosen by a string
 
 
 @pytest.mark.slow  # the real worker

@@ -170,11 +170,33 @@ def _builds(observed: Observation) -> CheckResult:
                     "weights only when `pretrained` is true")
         return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.traceback,
                                                                 "downloads": downloads})
+    message += _no_cuda_hint(error, build.traceback if build is not None else None)
     if _is_network_failure(error):
         message += (f". The constructor tried to download weights{f' ({file})' if file else ''}, but grading runs "
                     "offline: download only when `pretrained` is true (segrade passes pretrained=False unless the "
                     "instructor supplies ImageNet weights with --vgg16-weights or SEGRADE_VGG16_WEIGHTS)")
     return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.traceback if build else None})
+
+
+# What torch says when code asks for CUDA where there is none (a CPU-only run; in segrade's
+# forked worker, the first one). Code written on Colab often hard-codes the GPU.
+_NO_CUDA = ("Cannot re-initialize CUDA in forked subprocess", "Found no NVIDIA driver", "Torch not compiled with CUDA",
+            "No CUDA GPUs are available", "CUDA driver initialization failed", "no CUDA-capable device")
+_STUDENT_FRAME = re.compile(r'File "[^"\n]*/submission/([^"\n]+)", line (\d+), in [^\n]+\n[ \t]+([^\n]+)')
+
+
+def _no_cuda_hint(error: str, traceback: str | None) -> str:
+    """For an error from asking for CUDA where there is none: which line of the student's code
+    did it, and what to write instead; "" for any other error."""
+    if not any(words in error for words in _NO_CUDA) and not (
+            "Expected all tensors to be on the same device" in error and "cuda" in error and "cpu" in error):
+        return ""
+    frames = _STUDENT_FRAME.findall(traceback or "")
+    where = f"`{frames[-1][2].strip()}` at {frames[-1][0]} line {frames[-1][1]} " if frames else "the model's code "
+    return (f". {where}puts tensors on the GPU, but this run has none (segrade runs the model on the CPU here, and "
+            "moves the model and its inputs itself): choose the device with `torch.device(\"cuda\" if "
+            "torch.cuda.is_available() else \"cpu\")`, and do not call .cuda() or .to(device) inside __init__ or "
+            "forward (use x.device for tensors created in forward)")
 
 
 def _is_network_failure(error: str) -> bool:
@@ -192,8 +214,8 @@ def _forward_shape(observed: Observation, variant: Variant, num_classes: int, ba
     if not forward.ok:
         error = forward.error if forward.error is not None else "an unknown error"
         return CheckResult("forward_shape", CheckStatus.FAIL,
-                           f"forward on a {_shape(forward.input_shape)} input raised {error}",
-                           details | {"traceback": forward.traceback})
+                           f"forward on a {_shape(forward.input_shape)} input raised {error}"
+                           + _no_cuda_hint(error, forward.traceback), details | {"traceback": forward.traceback})
     if forward.output_shape is None:
         return CheckResult("forward_shape", CheckStatus.FAIL, forward.output_error or (
                            f"forward returned a {forward.output_type}; it must return one "
