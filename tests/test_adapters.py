@@ -358,6 +358,38 @@ class FrozenUnlessUnfrozen(_Net):
         self._freeze(False)
 
 
+def test_a_fine_tuned_subclass_beats_the_contract_class_frozen_by_default():
+    """FCN8s frozen in its constructor, FCN8s_FT(FCN8s) unfreezing it: the fine-tuned
+    variant is built from FCN8s_FT (its name says so), the frozen one from FCN8s."""
+    class FT(FrozenByDefault):
+        def __init__(self, num_classes):
+            super().__init__(num_classes)
+            self._freeze(False)
+
+    for name in ("FCN8s_FT", "FCN8sFT", "FCN8sFinetune"):
+        cands = [c(FrozenByDefault, "FCN8s"), c(FT, name)]
+        tuned = ok(plan("fcn8s_finetune", *cands))
+        assert tuned.factory is FT and tuned.adapter.startswith("name pattern"), name
+        assert all(q.requires_grad for q in tuned.build().backbone.parameters())
+        assert ok(plan("fcn8s_frozen", *cands)).factory is FrozenByDefault
+    # a name that says nothing about the backbone still loses to the contract name
+    assert ok(plan("fcn8s_finetune", c(FrozenByDefault, "FCN8s"), c(FT, "FCN8sLeft"))).factory is FrozenByDefault
+
+
+def test_the_fine_tuning_tutorials_feature_extract_flag_freezes():
+    class FCN8s(_Net):
+        def __init__(self, num_classes, feature_extract=True, use_pretrained=True):
+            super().__init__(num_classes)
+            self._freeze(feature_extract)
+
+    frozen = ok(plan("fcn8s_frozen", c(FCN8s)))
+    assert frozen.kwargs == {"num_classes": 13, "feature_extract": True, "use_pretrained": False}
+    assert frozen.adapter == "contract + freeze flag"
+    tuned = ok(plan("fcn8s_finetune", c(FCN8s)))
+    assert tuned.kwargs["feature_extract"] is False
+    assert all(q.requires_grad for q in tuned.build().backbone.parameters())
+
+
 def test_freeze_by_flag():
     p = ok(plan("fcn8s_frozen", c(FrozenByFlag, "FCN8s")))
     assert p.kwargs == {"num_classes": 13, "frozen": True} and p.adapter == "contract + freeze flag"

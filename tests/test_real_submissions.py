@@ -18,6 +18,8 @@ through the real worker: the mapping segrade chooses and the verdict of the chec
 | dave_contract         | the contract's names and arguments, in a student's own style       |
 | quinn_colab_cuda      | a Colab notebook that hard-codes `cuda:0`: `x.to(device)` in        |
 |                       | forward, `self.cuda()` in a constructor                            |
+| tess_finetune_names   | the fine-tuning tutorial's feature_extract flag; FCN8s frozen by   |
+|                       | default and FCN8s_FT(FCN8s) unfreezing it                          |
 | rosa_unet_modes       | UNet(mode="vanilla"|"noskip"|"residual"|"attention") and an FCN    |
 |                       | family class not named FCN, SegModel(arch="fcn8s", freeze=True)    |
 
@@ -403,3 +405,19 @@ def test_a_unet_built_by_its_kind_argument_has_no_skips(tmp_path):
     run, results = observe(FIXTURES / "rosa_unet_modes", ("unet_noskip",), tmp_path)
     assert results["unet_noskip"].status is VariantStatus.PASSED, explain(results)
     assert "no skips" in results["unet_noskip"].check("architecture").message
+
+
+# --------------------------------------------------------------------------- 11. fine-tuning by name or tutorial flag
+
+
+@pytest.mark.slow  # the real worker
+def test_fine_tuning_by_the_tutorials_flag_or_an_ft_subclass(tmp_path):
+    ids = ("fcn32s_frozen", "fcn32s_finetune", "fcn8s_frozen", "fcn8s_finetune")
+    run, results = observe(FIXTURES / "tess_finetune_names", ids, tmp_path, plan_only=True)
+    mappings = {vid: run.variants[vid].mapping for vid in ids}
+    assert mappings["fcn32s_frozen"] == ("FCN32s ← FCN32s(num_classes=13, feature_extract=True, use_pretrained=False) "
+                                         "from fcn.py, adapter: contract + freeze flag")
+    assert "feature_extract=False" in mappings["fcn32s_finetune"]
+    assert mappings["fcn8s_frozen"].startswith("FCN8s ← FCN8s(num_classes=13, pretrained=False) from fcn.py")
+    assert mappings["fcn8s_finetune"].startswith("FCN8s ← FCN8s_FT(num_classes=13, pretrained=False) from fcn.py, "
+                                                 "adapter: name pattern")

@@ -63,7 +63,7 @@ class Filled:
 
 @dataclass
 class Option:
-    rank: tuple[int, int, int]
+    rank: tuple[int, ...]
     tier: str
     candidate: Candidate
     sig: Sig

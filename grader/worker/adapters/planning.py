@@ -11,7 +11,7 @@ import textwrap
 import typing
 from typing import Any
 
-from grader.shared.names import is_helper_name, normalise_name
+from grader.shared.names import is_helper_name, name_tokens, normalise_name
 from grader.worker.adapters.filling import Option, call_text, fill, split_call
 from grader.worker.adapters.heuristics import (
     frozen_from_name,
@@ -46,7 +46,7 @@ def plan_variant(request: VariantRequest, candidates: list[Candidate],
     candidates = [c for c in candidates if not any(c.obj is e for e in exclude)]
 
     options: list[Option] = []
-    rejected: list[tuple[tuple[int, int, int], str]] = []   # (rank, reason) of candidates that fit but fail
+    rejected: list[tuple[tuple[int, ...], str]] = []   # (rank, reason) of candidates that fit but fail
     near_misses: list[str] = []
     for candidate in candidates:
         tier, sub, reason = _classify(request, candidate)
@@ -54,7 +54,10 @@ def plan_variant(request: VariantRequest, candidates: list[Candidate],
             if reason:
                 near_misses.append(reason)
             continue
-        rank = (_TIER_RANK[tier], sub, 0 if inspect.isclass(candidate.obj) else 1)
+        # A name that says the variant's backbone state (FCN8s_FT, FCN8sFrozen) beats any tier
+        # whose name does not: FCN8s frozen by default and FCN8s_FT(FCN8s) unfreezing it.
+        said = 0 if "frozen" in request.traits and sub == 0 and tier != "manifest" else 1
+        rank = (said, _TIER_RANK[tier], sub, 0 if inspect.isclass(candidate.obj) else 1)
         try:
             sig = read_signature(candidate.obj)
             filled = fill(request, candidate, tier, sig)
@@ -168,6 +171,8 @@ def _classify(request: VariantRequest, candidate: Candidate) -> tuple[str | None
     frozen_sub = 1
     if "frozen" in request.traits:
         marker = frozen_from_name(n)
+        if marker is None and "ft" in name_tokens(name):   # FCN8s_FT, FCN8sFT: fine-tuned
+            marker = False
         frozen_sub = 1 if marker is None else (0 if marker == bool(request.traits["frozen"]) else 2)
     if n == normalise_name(request.class_name):
         return "contract", frozen_sub, None
