@@ -309,3 +309,21 @@ def test_a_model_that_puts_tensors_on_a_missing_gpu_is_told_which_line_and_what_
     other = Observation.from_json({"id": "unet", "mapping": "UNet", "build": {"ok": True},
                                    "forward": {"ok": False, "input_shape": [2, 3, 256, 256], "error": "ValueError: x"}})
     assert "GPU" not in check_variant(spec.variant("unet"), other, spec, batch_size=2).check("forward_shape").message
+
+
+def test_torch_hub_load_is_told_it_fetches_code_from_github():
+    """`torch.hub.load('pytorch/vision:v0.10.0', 'vgg16', pretrained=True)` first asks GitHub's
+    API for the repository: the "weights file" was an API page (branches?per_page=100&page=1)."""
+    spec = load_spec()
+    frame = ('  File "/tmp/segrade-x/submission/fcn8s.py", line 11, in __init__\n'
+             "    vgg = torch.hub.load('pytorch/vision:v0.10.0', 'vgg16', pretrained=True)\n")
+    error = "URLError: <urlopen error [Errno -3] Temporary failure in name resolution>"
+    observed = Observation.from_json({"id": "fcn8s_frozen", "mapping": "FCN8s ← FCN8s(num_classes=13) from fcn8s.py",
+                                      "build": {"ok": False, "error": error, "traceback": frame + "  ...\n" + error,
+                                                "downloads": ["https://api.github.com/repos/pytorch/vision/branches"
+                                                              "?per_page=100&page=1"]}})
+    message = check_variant(spec.variant("fcn8s_frozen"), observed, spec, batch_size=2).check("builds").message
+    assert ("`vgg = torch.hub.load('pytorch/vision:v0.10.0', 'vgg16', pretrained=True)` at fcn8s.py line 11 fetches a "
+            "model's code from GitHub (pytorch/vision) with torch.hub, but grading runs offline: build the backbone "
+            "with torchvision.models.vgg16") in message, message
+    assert "branches?per_page" not in message

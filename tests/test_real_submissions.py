@@ -20,6 +20,7 @@ through the real worker: the mapping segrade chooses and the verdict of the chec
 |                       | forward, `self.cuda()` in a constructor                            |
 | tess_finetune_names   | the fine-tuning tutorial's feature_extract flag; FCN8s frozen by   |
 |                       | default and FCN8s_FT(FCN8s) unfreezing it                          |
+| uma_torch_hub         | torch.hub.load('pytorch/vision:v0.10.0', 'vgg16') in a constructor |
 | rosa_unet_modes       | UNet(mode="vanilla"|"noskip"|"residual"|"attention") and an FCN    |
 |                       | family class not named FCN, SegModel(arch="fcn8s", freeze=True)    |
 
@@ -421,3 +422,13 @@ def test_fine_tuning_by_the_tutorials_flag_or_an_ft_subclass(tmp_path):
     assert mappings["fcn8s_frozen"].startswith("FCN8s ← FCN8s(num_classes=13, pretrained=False) from fcn.py")
     assert mappings["fcn8s_finetune"].startswith("FCN8s ← FCN8s_FT(num_classes=13, pretrained=False) from fcn.py, "
                                                  "adapter: name pattern")
+
+
+@pytest.mark.slow  # the real worker
+def test_torch_hub_load_in_a_constructor_is_told_so(tmp_path):
+    run, results = observe(FIXTURES / "uma_torch_hub", ("fcn8s_frozen",), tmp_path)
+    builds = results["fcn8s_frozen"].check("builds")
+    assert builds.status is CheckStatus.FAIL
+    assert ("`vgg = torch.hub.load('pytorch/vision:v0.10.0', 'vgg16', pretrained=True)` at fcn8s.py line 11 fetches "
+            "a model's code from GitHub (pytorch/vision) with torch.hub, but grading runs offline") in builds.message, \
+        builds.message

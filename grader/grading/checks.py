@@ -171,6 +171,18 @@ def _builds(observed: Observation) -> CheckResult:
         return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.traceback,
                                                                 "downloads": downloads})
     message += _no_cuda_hint(error, build.traceback if build is not None else None)
+    hub = next((d for d in downloads if re.match(r"https?://(api\.|codeload\.)?github\.com/", d)), None)
+    if hub is not None and _is_network_failure(error):
+        # torch.hub.load("pytorch/vision", "vgg16", ...) asks GitHub for the repository's code
+        # first: the "file" it wanted is an API page, not weights
+        repo = re.match(r"https?://[^/]+/(?:repos/)?([\w.-]+/[\w.-]+)", hub)
+        frames = _STUDENT_FRAME.findall(build.traceback or "")
+        where = f"`{frames[-1][2].strip()}` at {frames[-1][0]} line {frames[-1][1]}" if frames else "The constructor"
+        message += (f". {where} fetches a model's code from GitHub{f' ({repo.group(1)})' if repo else ''} with "
+                    "torch.hub, but grading runs offline: build the backbone with torchvision.models.vgg16 "
+                    "(torchvision is installed) and load ImageNet weights only when `pretrained` is true")
+        return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.traceback,
+                                                                "downloads": downloads})
     if _is_network_failure(error):
         message += (f". The constructor tried to download weights{f' ({file})' if file else ''}, but grading runs "
                     "offline: download only when `pretrained` is true (segrade passes pretrained=False unless the "
