@@ -327,3 +327,35 @@ def test_torch_hub_load_is_told_it_fetches_code_from_github():
             "model's code from GitHub (pytorch/vision) with torch.hub, but grading runs offline: build the backbone "
             "with torchvision.models.vgg16") in message, message
     assert "branches?per_page" not in message
+
+
+def test_a_fixed_output_size_and_unpadded_convolutions_are_explained():
+    """`nn.Upsample(size=(224, 224))` is right at 224 px only; a paper-style U-Net with unpadded
+    convolutions cannot run at 32 px. Each message says why, not only what torch said."""
+    spec = load_spec()
+
+    def forward_message(variant_id, size, output, other):
+        observed = Observation.from_json({"id": variant_id, "mapping": "M", "build": {"ok": True}, "forward": {
+            "ok": True, "input_shape": [2, 3, size, size], "output_shape": [2, 13, *output], "output_type": "Tensor",
+            "dtype": "float32", "finite": True}, "sizes": [{"input_shape": [1, 3, 32, 96]} | other],
+            "architecture": {"error": "not recorded here"}})
+        return check_variant(spec.variant(variant_id), observed, spec, batch_size=2).check("forward_shape").message
+
+    fixed = forward_message("fcn32s_frozen", 224, [224, 224], {"output_shape": [1, 13, 224, 224], "finite": True})
+    assert fixed.startswith("output shape 1x13x224x224 for a 1x3x32x96 input; expected 1x13x32x96"), fixed
+    assert "The output is 224x224 whatever the input's size: a fixed size in nn.Upsample(size=...)" in fixed
+    shrink = forward_message("unet", 256, [256, 256], {"error": (
+        "RuntimeError: Calculated padded input size per channel: (2 x 2). Kernel size: (3 x 3). Kernel size can't be "
+        "greater than actual input size")})
+    assert "A feature map became smaller than a 3x3 kernel: each unpadded convolution (padding=0" in shrink, shrink
+    # the probes at the family's smallest size (64 px) fail the same way, and say the same
+    kernel = ("RuntimeError: Calculated padded input size per channel: (2 x 2). Kernel size: (3 x 3). Kernel size "
+              "can't be greater than actual input size")
+    probed = Observation.from_json({"id": "unet", "mapping": "M", "build": {"ok": True}, "forward": {
+        "ok": True, "input_shape": [2, 3, 256, 256], "output_shape": [2, 13, 256, 256], "output_type": "Tensor",
+        "dtype": "float32", "finite": True}, "gradients": {"error": kernel}, "architecture": {"error": kernel}})
+    result = check_variant(spec.variant("unet"), probed, spec, batch_size=2)
+    for check in ("gradients", "architecture"):
+        assert "A feature map became smaller than a 3x3 kernel" in result.check(check).message, check
+    right = forward_message("unet", 256, [256, 256], {"output_shape": [1, 13, 32, 96], "finite": True})
+    assert "whatever" not in right and "smaller than" not in right

@@ -21,6 +21,7 @@ through the real worker: the mapping segrade chooses and the verdict of the chec
 | tess_finetune_names   | the fine-tuning tutorial's feature_extract flag; FCN8s frozen by   |
 |                       | default and FCN8s_FT(FCN8s) unfreezing it                          |
 | uma_torch_hub         | torch.hub.load('pytorch/vision:v0.10.0', 'vgg16') in a constructor |
+| vera_paper_unet       | the U-Net paper's unpadded convolutions, skips center-cropped      |
 | rosa_unet_modes       | UNet(mode="vanilla"|"noskip"|"residual"|"attention") and an FCN    |
 |                       | family class not named FCN, SegModel(arch="fcn8s", freeze=True)    |
 
@@ -432,3 +433,18 @@ def test_torch_hub_load_in_a_constructor_is_told_so(tmp_path):
     assert ("`vgg = torch.hub.load('pytorch/vision:v0.10.0', 'vgg16', pretrained=True)` at fcn8s.py line 11 fetches "
             "a model's code from GitHub (pytorch/vision) with torch.hub, but grading runs offline") in builds.message, \
         builds.message
+
+
+# --------------------------------------------------------------------------- 12. unpadded convolutions
+
+
+@pytest.mark.slow  # the real worker
+def test_unpadded_convolutions_are_explained(tmp_path):
+    """The paper's U-Net (valid 3x3 convolutions, center-cropped skips, logits resized at the
+    end) runs at 256 px but not at 64: torch's 'Kernel size can't be greater than actual input
+    size' comes with why and what to change."""
+    run, results = observe(FIXTURES / "vera_paper_unet", ("unet",), tmp_path)
+    forward = results["unet"].check("forward_shape")
+    assert forward.status is CheckStatus.FAIL
+    assert "Kernel size can't be greater than actual input size. A feature map became smaller than a 3x3 kernel: " \
+           "each unpadded convolution (padding=0" in forward.message, forward.message
