@@ -256,6 +256,32 @@ def test_fcn_class_without_a_variant_argument_is_reported():
     assert "FCN in fcn.py has no argument choosing the output stride" in r.message
 
 
+class SegModel(_Net):
+    """One family class not named FCN: its variant argument's values say FCN and the stride."""
+
+    def __init__(self, arch="fcn32s", num_classes=13, freeze=True, pretrained=True):
+        super().__init__(num_classes)
+        assert arch in ("fcn32s", "fcn16s", "fcn8s"), arch
+        self.stride = int(arch[3:-1])
+        self._freeze(freeze)
+
+
+class Segmenter(_Net):   # a variant-like argument whose values are not FCN strides: not an FCN
+    def __init__(self, num_classes=13, mode="train"):
+        super().__init__(num_classes)
+        self.stride = 8 if mode == "8" else 32
+
+
+def test_a_family_class_under_another_name_with_fcn_values():
+    for stride in (8, 16, 32):
+        p = ok(plan(f"fcn{stride}s_frozen", c(SegModel, source="models.py"), c(Segmenter, source="models.py")))
+        assert p.description == (f"FCN{stride}s ← SegModel(arch='fcn{stride}s', num_classes=13, freeze=True, "
+                                 "pretrained=False) from models.py, adapter: variant argument + freeze flag")
+        assert p.build().stride == stride
+    assert ok(plan("fcn8s_finetune", c(SegModel, source="models.py"))).kwargs["freeze"] is False
+    assert isinstance(plan("fcn8s_frozen", c(Segmenter, source="models.py")), Unresolved)
+
+
 # --------------------------------------------------------------------------- FCN: three classes with other names
 
 
@@ -330,6 +356,38 @@ class FrozenUnlessUnfrozen(_Net):
 
     def unfreeze(self):
         self._freeze(False)
+
+
+def test_a_fine_tuned_subclass_beats_the_contract_class_frozen_by_default():
+    """FCN8s frozen in its constructor, FCN8s_FT(FCN8s) unfreezing it: the fine-tuned
+    variant is built from FCN8s_FT (its name says so), the frozen one from FCN8s."""
+    class FT(FrozenByDefault):
+        def __init__(self, num_classes):
+            super().__init__(num_classes)
+            self._freeze(False)
+
+    for name in ("FCN8s_FT", "FCN8sFT", "FCN8sFinetune"):
+        cands = [c(FrozenByDefault, "FCN8s"), c(FT, name)]
+        tuned = ok(plan("fcn8s_finetune", *cands))
+        assert tuned.factory is FT and tuned.adapter.startswith("name pattern"), name
+        assert all(q.requires_grad for q in tuned.build().backbone.parameters())
+        assert ok(plan("fcn8s_frozen", *cands)).factory is FrozenByDefault
+    # a name that says nothing about the backbone still loses to the contract name
+    assert ok(plan("fcn8s_finetune", c(FrozenByDefault, "FCN8s"), c(FT, "FCN8sLeft"))).factory is FrozenByDefault
+
+
+def test_the_fine_tuning_tutorials_feature_extract_flag_freezes():
+    class FCN8s(_Net):
+        def __init__(self, num_classes, feature_extract=True, use_pretrained=True):
+            super().__init__(num_classes)
+            self._freeze(feature_extract)
+
+    frozen = ok(plan("fcn8s_frozen", c(FCN8s)))
+    assert frozen.kwargs == {"num_classes": 13, "feature_extract": True, "use_pretrained": False}
+    assert frozen.adapter == "contract + freeze flag"
+    tuned = ok(plan("fcn8s_finetune", c(FCN8s)))
+    assert tuned.kwargs["feature_extract"] is False
+    assert all(q.requires_grad for q in tuned.build().backbone.parameters())
 
 
 def test_freeze_by_flag():
@@ -480,6 +538,82 @@ def test_unet_names_that_say_the_variant():
     cands = [c(UNetWithoutSkips), c(UNetAttn)]
     assert ok(plan("unet_noskip", *cands)).factory is UNetWithoutSkips
     assert ok(plan("unet_attention", *cands)).adapter == "name pattern"
+
+
+class KindUNet(_Net):
+    """One U-Net class whose string argument chooses the kind, as many students write it."""
+
+    def __init__(self, num_classes=13, mode="vanilla", up_mode="bilinear"):
+        super().__init__(num_classes)
+        self.kind = mode
+        if mode == "residual":
+            self.block = "res"
+        elif mode == "attention":
+            self.gate = True
+        self.skip = mode != "noskip"
+
+
+class LiteralKindUNet(_Net):
+    def __init__(self, n_classes, variant: Literal["UNet", "UNet-NoSkip", "ResUNet", "AttUNet"] = "UNet"):
+        super().__init__(n_classes)
+        self.kind = variant
+
+
+class UNetKind(Enum):
+    PLAIN = "plain"
+    NO_SKIP = "no_skip"
+    RESIDUAL = "residual"
+    GATED_ATTENTION = "gated_attention"
+
+
+class EnumKindUNet(_Net):
+    def __init__(self, num_classes, kind: UNetKind = UNetKind.PLAIN):
+        super().__init__(num_classes)
+        self.kind = kind
+
+
+class UpModeUNet(_Net):   # `mode` chooses the upsampling, not the kind of U-Net
+    def __init__(self, num_classes, mode="bilinear"):
+        super().__init__(num_classes)
+        self.kind = "nearest" if mode == "nearest" else "transpose"
+
+
+def test_one_unet_class_with_an_argument_choosing_the_kind():
+    expected = {"unet": "vanilla", "unet_noskip": "noskip", "unet_residual": "residual",
+                "unet_attention": "attention"}
+    for variant_id, kind in expected.items():
+        p = ok(plan(variant_id, c(KindUNet, "UNet")))
+        assert p.build().kind == kind
+        assert p.adapter == ("contract" if variant_id == "unet" else "variant argument")
+    assert ok(plan("unet_noskip", c(KindUNet, "UNet"))).description == (
+        "UNetNoSkip ← UNet(num_classes=13, mode='noskip') from model.py, adapter: variant argument")
+    literal = {"unet": "UNet", "unet_noskip": "UNet-NoSkip", "unet_residual": "ResUNet", "unet_attention": "AttUNet"}
+    for variant_id, kind in literal.items():
+        assert ok(plan(variant_id, c(LiteralKindUNet, "MyUNet"))).build().kind == kind
+    enum_kinds = {"unet": UNetKind.PLAIN, "unet_noskip": UNetKind.NO_SKIP, "unet_residual": UNetKind.RESIDUAL,
+                  "unet_attention": UNetKind.GATED_ATTENTION}
+    for variant_id, kind in enum_kinds.items():
+        assert ok(plan(variant_id, c(EnumKindUNet, "UNet"))).build().kind is kind
+    # a dedicated class still wins over the family class
+    assert ok(plan("unet_noskip", c(KindUNet, "UNet"), c(UNetNoSkip, source="noskip.py"))).factory is UNetNoSkip
+    r = plan("unet_noskip", c(UpModeUNet, "UNet"))
+    assert r.status == "missing"
+    assert ("a U-Net class with a skip-connection flag (skip, skips, use_skip, use_skips...); a U-Net class with an "
+            "argument choosing the kind of U-Net (mode, variant, type, kind... = \"noskip\")") in r.message
+
+
+def test_gated_and_misspelled_attention_names_say_attention():
+    """`GatedUNet` (the assignment's "gated attention") and the misspelling `AtentionUNet` are
+    the attention U-Net, not plain U-Nets that lack an attention flag; `AggregateUNet` is not."""
+    for name in ("GatedUNet", "UNetGated", "AtentionUNet", "UNetAtencion"):
+        cls = type(name, (_Net,), {"__init__": lambda self, n_channels, n_classes: _Net.__init__(self, n_classes)})
+        p = ok(plan("unet_attention", c(cls), c(UNet)))
+        assert p.factory is cls and p.adapter == "name pattern", name
+        assert ok(plan("unet", c(cls), c(UNet))).factory is UNet
+    aggregate = type("AggregateUNet", (_Net,), {})
+    r = plan("unet_attention", c(aggregate))
+    assert isinstance(r, Unresolved)
+    assert "a U-Net class with an attention-gate flag (attention," in r.message
 
 
 def test_a_plain_unet_with_its_parts():
@@ -754,6 +888,12 @@ def test_class_count_and_channels_by_name_pattern():
 
     p = ok(plan("unet", c(Seg, "UNet")))
     assert p.kwargs == {"image_channels": 3, "output_classes": 13}
+
+    class Red(_Net):   # a Spanish-speaking student's names
+        def __init__(self, num_clases=2, canales=3, ancho=16) -> None:
+            super().__init__(num_clases)
+
+    assert ok(plan("unet", c(Red, "UNet"))).kwargs == {"num_clases": 13}
 
 
 def test_backbone_choice_gets_vgg16_in_the_class_style():

@@ -279,3 +279,83 @@ def test_a_backbone_frozen_only_at_first_fails_frozen_backbone():
     for training in (None, TrainingOutcome(ok=True, steps=30)):
         assert _backbone(replace(late, training=training), variant).status is CheckStatus.PASS
     assert _backbone(replace(late, backbone=replace(probe, backbone_names=())), variant).status is CheckStatus.PASS
+
+
+def test_a_model_that_puts_tensors_on_a_missing_gpu_is_told_which_line_and_what_to_write():
+    """Colab notebooks hard-code `device = torch.device("cuda")` and call `x.to(device)` in
+    forward (or `self.to(device)` in __init__). Without a GPU torch says only "Cannot
+    re-initialize CUDA in forked subprocess" (segrade's worker is forked): the message names the
+    student's line and the portable way (tests/data/submissions/quinn_colab_cuda)."""
+    spec = load_spec()
+    frame = ('  File "/tmp/segrade-b01/submission/unets.py", line 24, in forward\n    x = x.to(device)\n'
+             '        ^^^^^^^^^^^^\n  File "/venv/lib/python3.11/site-packages/torch/cuda/__init__.py", line 604, '
+             'in _lazy_init\n    raise RuntimeError(\n')
+    error = ("RuntimeError: Cannot re-initialize CUDA in forked subprocess. To use CUDA with multiprocessing, you "
+             "must use the 'spawn' start method")
+    observed = Observation.from_json({"id": "unet", "mapping": "UNet ← UNetVanilla(n_classes=13) from unets.py",
+                                      "build": {"ok": True}, "forward": {"ok": False, "input_shape": [2, 3, 256, 256],
+                                                                         "error": error, "traceback": frame + error}})
+    result = check_variant(spec.variant("unet"), observed, spec, batch_size=2)
+    message = result.check("forward_shape").message
+    assert result.status is VariantStatus.ERROR
+    assert message.startswith(f"forward on a 2x3x256x256 input raised {error}. `x = x.to(device)` at unets.py line "
+                              "24 puts tensors on the GPU, but this run has none"), message
+    assert 'torch.device("cuda" if torch.cuda.is_available() else "cpu")' in message
+    built = Observation.from_json({"id": "unet", "mapping": "UNet ← UNet(num_classes=13) from nets.py",
+                                   "build": {"ok": False, "error": "RuntimeError: Found no NVIDIA driver on your system.",
+                                             "traceback": frame.replace("x = x.to(device)", "self.to(device)")}})
+    builds = check_variant(spec.variant("unet"), built, spec, batch_size=2).check("builds").message
+    assert "`self.to(device)` at unets.py line 24 puts tensors on the GPU" in builds, builds
+    other = Observation.from_json({"id": "unet", "mapping": "UNet", "build": {"ok": True},
+                                   "forward": {"ok": False, "input_shape": [2, 3, 256, 256], "error": "ValueError: x"}})
+    assert "GPU" not in check_variant(spec.variant("unet"), other, spec, batch_size=2).check("forward_shape").message
+
+
+def test_torch_hub_load_is_told_it_fetches_code_from_github():
+    """`torch.hub.load('pytorch/vision:v0.10.0', 'vgg16', pretrained=True)` first asks GitHub's
+    API for the repository: the "weights file" was an API page (branches?per_page=100&page=1)."""
+    spec = load_spec()
+    frame = ('  File "/tmp/segrade-x/submission/fcn8s.py", line 11, in __init__\n'
+             "    vgg = torch.hub.load('pytorch/vision:v0.10.0', 'vgg16', pretrained=True)\n")
+    error = "URLError: <urlopen error [Errno -3] Temporary failure in name resolution>"
+    observed = Observation.from_json({"id": "fcn8s_frozen", "mapping": "FCN8s ← FCN8s(num_classes=13) from fcn8s.py",
+                                      "build": {"ok": False, "error": error, "traceback": frame + "  ...\n" + error,
+                                                "downloads": ["https://api.github.com/repos/pytorch/vision/branches"
+                                                              "?per_page=100&page=1"]}})
+    message = check_variant(spec.variant("fcn8s_frozen"), observed, spec, batch_size=2).check("builds").message
+    assert ("`vgg = torch.hub.load('pytorch/vision:v0.10.0', 'vgg16', pretrained=True)` at fcn8s.py line 11 fetches a "
+            "model's code from GitHub (pytorch/vision) with torch.hub, but grading runs offline: build the backbone "
+            "with torchvision.models.vgg16") in message, message
+    assert "branches?per_page" not in message
+
+
+def test_a_fixed_output_size_and_unpadded_convolutions_are_explained():
+    """`nn.Upsample(size=(224, 224))` is right at 224 px only; a paper-style U-Net with unpadded
+    convolutions cannot run at 32 px. Each message says why, not only what torch said."""
+    spec = load_spec()
+
+    def forward_message(variant_id, size, output, other):
+        observed = Observation.from_json({"id": variant_id, "mapping": "M", "build": {"ok": True}, "forward": {
+            "ok": True, "input_shape": [2, 3, size, size], "output_shape": [2, 13, *output], "output_type": "Tensor",
+            "dtype": "float32", "finite": True}, "sizes": [{"input_shape": [1, 3, 32, 96]} | other],
+            "architecture": {"error": "not recorded here"}})
+        return check_variant(spec.variant(variant_id), observed, spec, batch_size=2).check("forward_shape").message
+
+    fixed = forward_message("fcn32s_frozen", 224, [224, 224], {"output_shape": [1, 13, 224, 224], "finite": True})
+    assert fixed.startswith("output shape 1x13x224x224 for a 1x3x32x96 input; expected 1x13x32x96"), fixed
+    assert "The output is 224x224 whatever the input's size: a fixed size in nn.Upsample(size=...)" in fixed
+    shrink = forward_message("unet", 256, [256, 256], {"error": (
+        "RuntimeError: Calculated padded input size per channel: (2 x 2). Kernel size: (3 x 3). Kernel size can't be "
+        "greater than actual input size")})
+    assert "A feature map became smaller than a 3x3 kernel: each unpadded convolution (padding=0" in shrink, shrink
+    # the probes at the family's smallest size (64 px) fail the same way, and say the same
+    kernel = ("RuntimeError: Calculated padded input size per channel: (2 x 2). Kernel size: (3 x 3). Kernel size "
+              "can't be greater than actual input size")
+    probed = Observation.from_json({"id": "unet", "mapping": "M", "build": {"ok": True}, "forward": {
+        "ok": True, "input_shape": [2, 3, 256, 256], "output_shape": [2, 13, 256, 256], "output_type": "Tensor",
+        "dtype": "float32", "finite": True}, "gradients": {"error": kernel}, "architecture": {"error": kernel}})
+    result = check_variant(spec.variant("unet"), probed, spec, batch_size=2)
+    for check in ("gradients", "architecture"):
+        assert "A feature map became smaller than a 3x3 kernel" in result.check(check).message, check
+    right = forward_message("unet", 256, [256, 256], {"output_shape": [1, 13, 32, 96], "finite": True})
+    assert "whatever" not in right and "smaller than" not in right

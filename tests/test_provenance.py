@@ -111,3 +111,35 @@ def test_a_marked_vgg_keeps_torchvision_s_spread():
         head = m.weight.reshape(-1)[:probes.FINGERPRINT_LENGTH]
         assert torch.equal(head, probes.fingerprint("conv5_3" if m is marked.features[28] else "fc6", SEED))
         assert abs(head.std().item() / p.weight.std().item() - 1) < 0.05
+
+
+class BNFCN32s(nn.Module):
+    """vgg16_bn's features through torchvision's IntermediateLayerGetter, as its
+    segmentation models take them (tests/data/submissions: s05-style submissions)."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        from torchvision.models import vgg16_bn
+        from torchvision.models._utils import IntermediateLayerGetter
+
+        self.backbone = IntermediateLayerGetter(vgg16_bn().features, {"43": "pool5"})
+        self.score = nn.Conv2d(512, num_classes, 1)
+
+    def forward(self, x):
+        y = self.score(self.backbone(x)["pool5"])
+        return nn.functional.interpolate(y, size=x.shape[-2:], mode="bilinear")
+
+
+@pytest.mark.slow  # a real VGG16-BN built (and captured)
+def test_a_vgg16_bn_backbone_is_named_vgg16_bn(tmp_path):
+    """The worker says VGG16-BN (grader.measure.probes); the verifier said VGG16."""
+    assert probes.install_vgg_recorder()
+    with probes.recording_vggs(SEED):
+        model = BNFCN32s()
+    info = capture(model, 64, tmp_path, "fcn")
+    assert info["ok"], info
+    entry = info["programs"]["eval"]
+    program = load_program(tmp_path / entry["file"], entry["sha256"], ProgramLimits())
+    found = identify(program, as_model(program, program), None, SEED)
+    assert found["kind"] == "VGG16-BN", found
+    assert "conv1_1 BatchNorm" in set(found["tensors"].values())

@@ -16,6 +16,14 @@ through the real worker: the mapping segrade chooses and the verdict of the chec
 | olga_downloads_vgg19  | a constructor that always downloads VGG19 weights                  |
 | pete_keras            | a Keras submission                                                 |
 | dave_contract         | the contract's names and arguments, in a student's own style       |
+| quinn_colab_cuda      | a Colab notebook that hard-codes `cuda:0`: `x.to(device)` in        |
+|                       | forward, `self.cuda()` in a constructor                            |
+| tess_finetune_names   | the fine-tuning tutorial's feature_extract flag; FCN8s frozen by   |
+|                       | default and FCN8s_FT(FCN8s) unfreezing it                          |
+| uma_torch_hub         | torch.hub.load('pytorch/vision:v0.10.0', 'vgg16') in a constructor |
+| vera_paper_unet       | the U-Net paper's unpadded convolutions, skips center-cropped      |
+| rosa_unet_modes       | UNet(mode="vanilla"|"noskip"|"residual"|"attention") and an FCN    |
+|                       | family class not named FCN, SegModel(arch="fcn8s", freeze=True)    |
 
 To stay fast, each test asks the worker for the variants it needs only, and for the mapping
 alone (`plan_only`) where nothing has to be built.
@@ -359,3 +367,84 @@ def test_contract_names_need_no_guesswork(tmp_path):
         assert result.mapping.endswith("adapter: contract"), (vid, result.mapping)
     assert "FCN8s(num_classes=13, freeze_backbone=True, pretrained=False) from fcn.py" in results["fcn8s_frozen"].mapping
     assert "UNetNoSkip(num_classes=13) from unets.py" in results["unet_noskip"].mapping
+
+
+# --------------------------------------------------------------------------- 9. a GPU hard-coded
+
+
+@pytest.mark.slow  # the real worker
+def test_a_gpu_hard_coded_in_a_colab_notebook_is_told_which_line(tmp_path):
+    """Without a GPU, torch only says "Cannot re-initialize CUDA in forked subprocess" (or
+    "Found no NVIDIA driver"): the message names the student's line and the portable way."""
+    run, results = observe(FIXTURES / "quinn_colab_cuda", ("unet", "unet_noskip"), tmp_path)
+    forward = results["unet"].check("forward_shape")
+    assert results["unet"].status is VariantStatus.ERROR, explain(results)
+    assert "`x = x.to(device)` at hw3_unets.py line 27 puts tensors on the GPU, but this run has none" \
+        in forward.message, forward.message
+    builds = results["unet_noskip"].check("builds")
+    assert builds.status is CheckStatus.FAIL
+    assert "`self.cuda()` at hw3_unets.py line 45 puts tensors on the GPU" in builds.message, builds.message
+
+
+# --------------------------------------------------------------------------- 10. a family class chosen by a string
+
+
+@pytest.mark.slow  # the real worker
+def test_a_kind_argument_maps_every_unet_and_a_family_class_every_fcn(tmp_path):
+    run, results = observe(FIXTURES / "rosa_unet_modes", FCN_IDS + UNET_IDS, tmp_path, plan_only=True)
+    mappings = {vid: run.variants[vid].mapping for vid in FCN_IDS + UNET_IDS}
+    assert mappings["unet"] == "UNet ← UNet(num_classes=13) from models.py, adapter: contract"
+    for vid, kind in (("unet_noskip", "noskip"), ("unet_residual", "residual"), ("unet_attention", "attention")):
+        assert mappings[vid].endswith(f"← UNet(num_classes=13, mode='{kind}') from models.py, adapter: variant argument")
+    for vid in FCN_IDS:
+        stride, frozen = vid[3:vid.index("s_")], vid.endswith("frozen")
+        assert mappings[vid] == (f"FCN{stride}s ← SegModel(arch='fcn{stride}s', num_classes=13, freeze={frozen}, "
+                                 "pretrained=False) from models.py, adapter: variant argument + freeze flag")
+
+
+@pytest.mark.slow  # the real worker
+def test_a_unet_built_by_its_kind_argument_has_no_skips(tmp_path):
+    run, results = observe(FIXTURES / "rosa_unet_modes", ("unet_noskip",), tmp_path)
+    assert results["unet_noskip"].status is VariantStatus.PASSED, explain(results)
+    assert "no skips" in results["unet_noskip"].check("architecture").message
+
+
+# --------------------------------------------------------------------------- 11. fine-tuning by name or tutorial flag
+
+
+@pytest.mark.slow  # the real worker
+def test_fine_tuning_by_the_tutorials_flag_or_an_ft_subclass(tmp_path):
+    ids = ("fcn32s_frozen", "fcn32s_finetune", "fcn8s_frozen", "fcn8s_finetune")
+    run, results = observe(FIXTURES / "tess_finetune_names", ids, tmp_path, plan_only=True)
+    mappings = {vid: run.variants[vid].mapping for vid in ids}
+    assert mappings["fcn32s_frozen"] == ("FCN32s ← FCN32s(num_classes=13, feature_extract=True, use_pretrained=False) "
+                                         "from fcn.py, adapter: contract + freeze flag")
+    assert "feature_extract=False" in mappings["fcn32s_finetune"]
+    assert mappings["fcn8s_frozen"].startswith("FCN8s ← FCN8s(num_classes=13, pretrained=False) from fcn.py")
+    assert mappings["fcn8s_finetune"].startswith("FCN8s ← FCN8s_FT(num_classes=13, pretrained=False) from fcn.py, "
+                                                 "adapter: name pattern")
+
+
+@pytest.mark.slow  # the real worker
+def test_torch_hub_load_in_a_constructor_is_told_so(tmp_path):
+    run, results = observe(FIXTURES / "uma_torch_hub", ("fcn8s_frozen",), tmp_path)
+    builds = results["fcn8s_frozen"].check("builds")
+    assert builds.status is CheckStatus.FAIL
+    assert ("`vgg = torch.hub.load('pytorch/vision:v0.10.0', 'vgg16', pretrained=True)` at fcn8s.py line 11 fetches "
+            "a model's code from GitHub (pytorch/vision) with torch.hub, but grading runs offline") in builds.message, \
+        builds.message
+
+
+# --------------------------------------------------------------------------- 12. unpadded convolutions
+
+
+@pytest.mark.slow  # the real worker
+def test_unpadded_convolutions_are_explained(tmp_path):
+    """The paper's U-Net (valid 3x3 convolutions, center-cropped skips, logits resized at the
+    end) runs at 256 px but not at 64: torch's 'Kernel size can't be greater than actual input
+    size' comes with why and what to change."""
+    run, results = observe(FIXTURES / "vera_paper_unet", ("unet",), tmp_path)
+    forward = results["unet"].check("forward_shape")
+    assert forward.status is CheckStatus.FAIL
+    assert "Kernel size can't be greater than actual input size. A feature map became smaller than a 3x3 kernel: " \
+           "each unpadded convolution (padding=0" in forward.message, forward.message

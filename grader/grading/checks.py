@@ -178,11 +178,72 @@ def _builds(observed: Observation, imagenet_course: bool = True) -> CheckResult:
                     "weights only when `pretrained` is true")
         return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.traceback,
                                                                 "downloads": downloads})
+    message += _no_cuda_hint(error, build.traceback if build is not None else None)
+    hub = next((d for d in downloads if re.match(r"https?://(api\.|codeload\.)?github\.com/", d)), None)
+    if hub is not None and _is_network_failure(error):
+        # torch.hub.load("pytorch/vision", "vgg16", ...) asks GitHub for the repository's code
+        # first: the "file" it wanted is an API page, not weights
+        repo = re.match(r"https?://[^/]+/(?:repos/)?([\w.-]+/[\w.-]+)", hub)
+        frames = _STUDENT_FRAME.findall(build.traceback or "")
+        where = f"`{frames[-1][2].strip()}` at {frames[-1][0]} line {frames[-1][1]}" if frames else "The constructor"
+        message += (f". {where} fetches a model's code from GitHub{f' ({repo.group(1)})' if repo else ''} with "
+                    "torch.hub, but grading runs offline: build the backbone with torchvision.models.vgg16 "
+                    "(torchvision is installed) and load ImageNet weights only when `pretrained` is true")
+        return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.traceback,
+                                                                "downloads": downloads})
     if _is_network_failure(error):
         message += (f". The constructor tried to download weights{f' ({file})' if file else ''}, but grading runs "
                     "offline: download only when `pretrained` is true (segrade passes pretrained=False unless the "
                     "instructor supplies ImageNet weights with --vgg16-weights or SEGRADE_VGG16_WEIGHTS)")
     return CheckResult("builds", CheckStatus.FAIL, message, {"traceback": build.traceback if build else None})
+
+
+# What torch says when code asks for CUDA where there is none (a CPU-only run; in segrade's
+# forked worker, the first one). Code written on Colab often hard-codes the GPU.
+_NO_CUDA = ("Cannot re-initialize CUDA in forked subprocess", "Found no NVIDIA driver", "Torch not compiled with CUDA",
+            "No CUDA GPUs are available", "CUDA driver initialization failed", "no CUDA-capable device")
+_STUDENT_FRAME = re.compile(r'File "[^"\n]*/submission/([^"\n]+)", line (\d+), in [^\n]+\n[ \t]+([^\n]+)')
+
+
+def _no_cuda_hint(error: str, traceback: str | None) -> str:
+    """For an error from asking for CUDA where there is none: which line of the student's code
+    did it, and what to write instead; "" for any other error."""
+    if not any(words in error for words in _NO_CUDA) and not (
+            "Expected all tensors to be on the same device" in error and "cuda" in error and "cpu" in error):
+        return ""
+    frames = _STUDENT_FRAME.findall(traceback or "")
+    where = f"`{frames[-1][2].strip()}` at {frames[-1][0]} line {frames[-1][1]} " if frames else "the model's code "
+    return (f". {where}puts tensors on the GPU, but this run has none (segrade runs the model on the CPU here, and "
+            "moves the model and its inputs itself): choose the device with `torch.device(\"cuda\" if "
+            "torch.cuda.is_available() else \"cpu\")`, and do not call .cuda() or .to(device) inside __init__ or "
+            "forward (use x.device for tensors created in forward)")
+
+
+def _fixed_size_hint(forward: ForwardStep, sizes) -> str:
+    """When the output has one spatial size whatever the input's (`nn.Upsample(size=(224, 224))`):
+    say so; "" otherwise."""
+    pairs = [(forward.input_shape, forward.output_shape)] + [
+        (o.input_shape, o.output_shape) for o in (sizes if isinstance(sizes, (tuple, list)) else ())]
+    pairs = [(list(i)[2:], list(o)[2:]) for i, o in pairs if i is not None and o is not None and len(o) == 4]
+    outputs = {tuple(o) for _, o in pairs}
+    inputs = {tuple(i) for i, _ in pairs}
+    if len(outputs) != 1 or len(inputs) < 2:
+        return ""
+    h, w = outputs.pop()
+    return (f". The output is {h}x{w} whatever the input's size: a fixed size in nn.Upsample(size=...) or "
+            "F.interpolate(size=...)? Upsample to the input's size (size=x.shape[-2:]) or by a scale factor")
+
+
+def _shrink_hint(error: str) -> str:
+    """For a feature map that became smaller than a kernel (unpadded convolutions): why and what to do."""
+    if "Kernel size can't be greater than actual input size" not in error and "Output size is too small" not in error:
+        return ""
+    kernel = re.search(r"Kernel size: \((\d+) x (\d+)\)", error)
+    k = f"{kernel.group(1)}x{kernel.group(2)} " if kernel else ""
+    return (f". A feature map became smaller than a {k}kernel: each unpadded convolution (padding=0, as in the "
+            "U-Net paper) takes kernel size - 1 pixels off and each pooling halves what is left. Pad the "
+            "convolutions (padding=1 for 3x3, 3 for a 7x7 fc6) so that the model works at any size that is a "
+            "multiple of 32")
 
 
 def _is_network_failure(error: str) -> bool:
@@ -200,7 +261,8 @@ def _forward_shape(observed: Observation, variant: Variant, num_classes: int, ba
     if not forward.ok:
         error = forward.error if forward.error is not None else "an unknown error"
         return CheckResult("forward_shape", CheckStatus.FAIL,
-                           f"forward on a {_shape(forward.input_shape)} input raised {error}",
+                           f"forward on a {_shape(forward.input_shape)} input raised {error}"
+                           + _no_cuda_hint(error, forward.traceback) + _shrink_hint(error),
                            details | {"traceback": forward.traceback})
     if forward.output_shape is None:
         return CheckResult("forward_shape", CheckStatus.FAIL, forward.output_error or (
@@ -211,7 +273,8 @@ def _forward_shape(observed: Observation, variant: Variant, num_classes: int, ba
     if seen != expected:
         return CheckResult("forward_shape", CheckStatus.FAIL,
                            f"output shape {_shape(seen)} for a {_shape(forward.input_shape)} input; "
-                           f"expected {_shape(expected)} (N x num_classes x H x W, at the input size)", details)
+                           f"expected {_shape(expected)} (N x num_classes x H x W, at the input size)"
+                           + _fixed_size_hint(forward, observed.sizes), details)
     if not (forward.dtype if forward.dtype is not None else "").startswith(("float", "bfloat")):
         return CheckResult("forward_shape", CheckStatus.FAIL,
                            f"output dtype is {forward.dtype}; logits must be floating point", details)
@@ -224,12 +287,13 @@ def _forward_shape(observed: Observation, variant: Variant, num_classes: int, ba
         want = [batch, num_classes, height, width]
         if other.error is not None:
             return CheckResult("forward_shape", CheckStatus.FAIL,
-                               f"forward on a {_shape(other.input_shape)} input raised {other.error}", details)
+                               f"forward on a {_shape(other.input_shape)} input raised {other.error}"
+                               + _shrink_hint(other.error), details)
         if list(other.output_shape) != want:
             return CheckResult("forward_shape", CheckStatus.FAIL,
                                f"output shape {_shape(other.output_shape)} for a {_shape(other.input_shape)} "
                                f"input; expected {_shape(want)} (any size that is a multiple of 32, batch size 1 "
-                               "in eval mode included)", details)
+                               "in eval mode included)" + _fixed_size_hint(forward, sizes), details)
         if other.finite is False:
             return CheckResult("forward_shape", CheckStatus.FAIL,
                                f"output contains NaN or infinite values for a {_shape(other.input_shape)} input",
@@ -269,8 +333,8 @@ def _gradients(observed: Observation, probe: str = "the probe input") -> CheckRe
     found = observed.gradients
     grads = _sent(found) or {}   # the details: as sent
     if isinstance(found, Raised):
-        return CheckResult("gradients", CheckStatus.FAIL, f"a training step on {probe} raised {found.error}",
-                           grads)
+        return CheckResult("gradients", CheckStatus.FAIL, f"a training step on {probe} raised {found.error}"
+                           + _shrink_hint(found.error or ""), grads)
     if found is None:
         found = Gradients(none=(), zero=(), nonfinite=(), head=None, head_params=())   # not measured: nothing seen
     if found.nonfinite:
@@ -326,7 +390,8 @@ def _backbone(observed: Observation, variant: Variant, probe: str = "the probe i
     trained, found = observed.backbone, observed.backbone_found
     info = _sent(trained) or {}   # the details: as sent
     if isinstance(trained, Raised):
-        return CheckResult(check_id, CheckStatus.FAIL, f"a training step on {probe} raised {trained.error}", info)
+        return CheckResult(check_id, CheckStatus.FAIL, f"a training step on {probe} raised {trained.error}"
+                           + _shrink_hint(trained.error or ""), info)
     if trained is None or not trained.backbone_tensors:
         vgg_shaped = trained.vgg_shaped if trained is not None else None
         if found is not None and not isinstance(found, Raised):   # identified by provenance: there is none
@@ -393,8 +458,8 @@ def _architecture(observed: Observation, variant: Variant, probe: str = "the pro
     seen = observed.architecture
     if isinstance(seen, Raised):
         return CheckResult("architecture", CheckStatus.FAIL,
-                           f"the dataflow graph of a forward pass on {probe} could not be recorded: {seen.error}",
-                           seen.to_json())
+                           f"the dataflow graph of a forward pass on {probe} could not be recorded: {seen.error}"
+                           + _shrink_hint(seen.error or ""), seen.to_json())
     if seen is None:   # not measured although the forward pass was: refused, as it always was
         seen = Fingerprint.from_json({})
     status, message = check_architecture(seen, variant.architecture, variant.class_name, variant.family)

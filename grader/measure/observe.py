@@ -29,7 +29,28 @@ def short_error(exc: BaseException) -> str:
 
 
 def traceback_tail(lines: int = 12, chars: int = 8000) -> str:
-    return "".join(traceback.format_exc().splitlines(keepends=True)[-lines:])[-chars:]
+    tail = "".join(traceback.format_exc().splitlines(keepends=True)[-lines:])
+    # The innermost frame of the submission's own code (the worker runs in its folder) when the
+    # tail starts below it (`self.cuda()` fails ~20 frames deep in torch): kept, so that a
+    # message can name the student's line.
+    own = _innermost_own_frame()
+    if own and own not in tail:
+        tail = own + "  ...\n" + tail
+    return tail[-chars:]
+
+
+def _innermost_own_frame() -> str | None:
+    import os
+    import sys
+
+    exc = sys.exc_info()[1]
+    if exc is None:
+        return None
+    folder = os.getcwd().rstrip(os.sep) + os.sep
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.startswith(folder):
+            return "".join(traceback.format_list([frame]))
+    return None
 
 
 def is_oom(exc: BaseException) -> bool:

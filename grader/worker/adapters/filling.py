@@ -21,6 +21,7 @@ from grader.worker.adapters.heuristics import (
     stride_value,
     string_constants,
     unet_flag,
+    unet_kind_argument,
     unet_traits_from_name,
     variant_param,
 )
@@ -62,7 +63,7 @@ class Filled:
 
 @dataclass
 class Option:
-    rank: tuple[int, int, int]
+    rank: tuple[int, ...]
     tier: str
     candidate: Candidate
     sig: Sig
@@ -93,6 +94,12 @@ def fill(request: VariantRequest, candidate: Candidate, tier: str, sig: Sig) -> 
         _fill_backbone_choice(candidate, sig, out)
 
     unet_traits = [t for t in ("skip", "residual", "attention") if t in traits]
+    if unet_traits:   # an argument choosing the kind of U-Net: UNet(mode="noskip")
+        kind = unet_kind_argument(obj, sig, traits)
+        if kind is not None and (kind[1] != kind[0].default or tier == "variant argument"):
+            values[kind[0].name] = kind[1]
+            if tier != "variant argument":
+                out.mechanisms.append("variant argument")
     flagged = False
     for trait in unet_traits:
         want = bool(traits[trait])
@@ -150,7 +157,8 @@ def _is_class_count_name(name: str) -> bool:
     words = name_tokens(name)
     if any(w in ("weight", "weights", "names", "name", "map", "mapping", "ids", "idx", "index") for w in words):
         return False
-    if any(w in ("class", "classes", "cls", "label", "labels", "categories", "category") for w in words):
+    if any(w in ("class", "classes", "cls", "label", "labels", "categories", "category", "clases", "clase",
+                 "classi", "klassen") for w in words):   # and in Spanish, Italian, German: num_clases
         return True
     return bool(words) and words[0] in ("out", "output", "outputs", "nout", "num", "n", "nb") and any(
         w in ("out", "output", "outputs", "dim", "dims", "channels", "chans", "ch", "planes") for w in words[1:]) \

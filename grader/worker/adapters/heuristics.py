@@ -21,7 +21,7 @@ from grader.worker.adapters.known_names import (
     INVERTED_FREEZE_FLAG_NAMES,
     VARIANT_ARG_NAMES,
 )
-from grader.worker.adapters.signatures import Sig, annotation_text, boolish, literal_choices
+from grader.worker.adapters.signatures import NotUsable, Sig, annotation_text, boolish, literal_choices, read_signature
 
 
 _STRIDE_VALUE = re.compile(r"^\s*(?:fcn)?[-_ ]?(8|16|32)\s*s?\s*$", re.IGNORECASE)
@@ -61,11 +61,16 @@ def frozen_from_name(normalised: str) -> bool | None:
     return None
 
 
+# Attention in a U-Net class name: AttUNet, UNetAttn; GatedUNet, UNetGating (the assignment's
+# "gated attention"); the common misspelling AtentionUNet and Spanish UNetAtencion.
+_ATTENTION_IN_NAME = re.compile(r"att|aten[ct]|gated|gating")
+
+
 def unet_traits_from_name(normalised: str) -> dict[str, bool]:
     """What a U-Net class name says about it; a plain name means a vanilla U-Net."""
     return {"skip": not any(w in normalised for w in ("noskip", "withoutskip", "skipless", "nonskip", "woskip")),
             "residual": "res" in normalised,
-            "attention": "att" in normalised}
+            "attention": bool(_ATTENTION_IN_NAME.search(normalised))}
 
 
 def unet_flag(name: str) -> tuple[str, bool] | None:
@@ -191,6 +196,74 @@ def variant_param(sig: Sig) -> inspect.Parameter | None:
         if {_stride_of(c) for c in literal_choices(p)} >= {8, 16, 32}:
             return p
     return None
+
+
+# Values of a U-Net kind argument that mean the vanilla U-Net (`UNet(mode="vanilla")`).
+_VANILLA_KIND_WORDS = {"vanilla", "plain", "basic", "base", "standard", "default", "normal", "original", "classic",
+                       "simple", "unet", "skip", "skips", "withskip", "withskips"}
+_KIND_TEXT = re.compile(r"[A-Za-z][\w\-]{0,29}")
+# Words that contain "res" or "att" without saying residual or attention.
+_NOT_KIND_WORDS = ("resiz", "rescal", "result", "reshap", "resolut", "reset", "pattern", "format", "batt")
+
+
+def _unet_kind_of(text: str) -> dict[str, bool] | None:
+    """The U-Net a kind value says ("noskip", "no_skip", "residual", "res", "attention",
+    "gated", "vanilla"...), or None when the value names no U-Net kind ("bilinear")."""
+    n = normalise_name(text)
+    if any(w in n for w in _NOT_KIND_WORDS):
+        return None
+    said = unet_traits_from_name(n)
+    if not said["skip"] or said["residual"] or said["attention"]:
+        return said
+    return said if n in _VANILLA_KIND_WORDS else None
+
+
+def unet_kind_argument(obj: Any, sig: Sig, traits: dict[str, Any]) -> tuple[inspect.Parameter, Any] | None:
+    """(parameter, value) of a U-Net family class's argument that chooses the kind of U-Net
+    (`UNet(mode="noskip"|"residual"|"attention")`, `variant: Literal[...]`, an Enum), for the
+    U-Net these traits describe; None when the class has no such argument or no value for it.
+    The values are read from a Literal/Enum annotation, else from short strings in the class's
+    source (`if mode == "residual"`) and the default."""
+    want = {t: bool(traits[t]) for t in ("skip", "residual", "attention") if t in traits}
+    for name in VARIANT_ARG_NAMES:
+        p = sig.get(name)
+        if p is None or name in INT_STYLE_ARGS or annotation_text(p) in ("bool", "int"):
+            continue
+        choices = literal_choices(p)
+        if not choices:
+            default = [p.default] if isinstance(p.default, str) else []
+            choices = default + [t for t in string_constants(obj) if _KIND_TEXT.fullmatch(t)]
+        kinds = []
+        for choice in choices:
+            text = choice if isinstance(choice, str) else choice.name if isinstance(choice, enum.Enum) else None
+            said = _unet_kind_of(text) if text is not None else None
+            if said is None and isinstance(choice, enum.Enum) and isinstance(choice.value, str):
+                said = _unet_kind_of(choice.value)
+            if said is not None:
+                kinds.append((choice, said))
+        # a kind argument names at least two kinds of U-Net (not `mode="bilinear"`)
+        if len({tuple(sorted(said.items())) for _, said in kinds}) < 2:
+            continue
+        for choice, said in kinds:
+            if all(said[t] == want[t] for t in want):
+                return p, choice
+    return None
+
+
+def names_the_strides(obj: Any, family: str) -> bool:
+    """A class whose variant argument takes values naming the family and each of the three
+    strides ("fcn32s", "fcn16s", "fcn8s" as Literal choices or strings of its source), though
+    the class name does not say the family."""
+    try:
+        sig = read_signature(obj)
+    except NotUsable:
+        return False
+    p = variant_param(sig)
+    if p is None:
+        return False
+    values = [v for v in [*literal_choices(p), *string_constants(obj)] if isinstance(v, (str, enum.Enum))]
+    texts = [v.name if isinstance(v, enum.Enum) else v for v in values]
+    return {_stride_of(t) for t in texts if family in normalise_name(t)} >= {8, 16, 32}
 
 
 def find_method(cls: type, names: typing.Sequence[str], frozen: bool) -> tuple[str, dict] | None:

@@ -32,7 +32,9 @@ PRETRAINED_WEIGHTS_VALUE = "IMAGENET1K_V1"
 
 FREEZE_FLAG_NAMES = ("freeze_backbone", "freeze", "frozen", "freeze_encoder", "freeze_features", "fixed_backbone",
                      "freeze_vgg", "freeze_base", "frozen_backbone", "backbone_frozen", "fix_backbone",
-                     "freeze_pretrained", "freeze_weights")
+                     "freeze_pretrained", "freeze_weights",
+                     # the PyTorch fine-tuning tutorial's name: True trains only the new layers
+                     "feature_extract", "feature_extracting", "feature_extraction", "use_as_feature_extractor")
 
 
 # True means fine-tuned: passed as `not frozen`.

@@ -70,8 +70,13 @@ def _looked_for(request: VariantRequest) -> tuple[str, ...]:
     unet_traits = [t for t in ("skip", "residual", "attention") if t in request.traits]
     if unet_traits:
         needed = [t for t in unet_traits if request.traits[t] != (t == "skip")]
-        flags = " and ".join(f"a {TRAIT_WORDS[t]} flag ({', '.join(UNET_FLAG_EXAMPLES[t][:4])}...)" for t in needed)
+        flags = " and ".join(f"{'an' if TRAIT_WORDS[t][0] in 'aeiou' else 'a'} {TRAIT_WORDS[t]} flag "
+                             f"({', '.join(UNET_FLAG_EXAMPLES[t][:4])}...)" for t in needed)
         looked.append(f"a U-Net class with {flags}" if flags else "a U-Net class with skip/residual/attention flags")
+        kinds = {"skip": '"noskip"', "residual": '"residual"', "attention": '"attention"'}
+        if needed:
+            looked.append(f"a U-Net class with an argument choosing the kind of U-Net (mode, variant, type, kind... "
+                          f"= {' or '.join(kinds[t] for t in needed)})")
     return tuple(looked)
 
 

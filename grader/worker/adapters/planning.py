@@ -11,15 +11,17 @@ import textwrap
 import typing
 from typing import Any
 
-from grader.shared.names import is_helper_name, normalise_name
+from grader.shared.names import is_helper_name, name_tokens, normalise_name
 from grader.worker.adapters.filling import Option, call_text, fill, split_call
 from grader.worker.adapters.heuristics import (
     frozen_from_name,
     is_factory_function,
     is_module_class,
+    names_the_strides,
     source_text,
     stride_from_name,
     unet_flag,
+    unet_kind_argument,
     unet_traits_from_name,
     variant_param,
 )
@@ -44,7 +46,7 @@ def plan_variant(request: VariantRequest, candidates: list[Candidate],
     candidates = [c for c in candidates if not any(c.obj is e for e in exclude)]
 
     options: list[Option] = []
-    rejected: list[tuple[tuple[int, int, int], str]] = []   # (rank, reason) of candidates that fit but fail
+    rejected: list[tuple[tuple[int, ...], str]] = []   # (rank, reason) of candidates that fit but fail
     near_misses: list[str] = []
     for candidate in candidates:
         tier, sub, reason = _classify(request, candidate)
@@ -52,7 +54,10 @@ def plan_variant(request: VariantRequest, candidates: list[Candidate],
             if reason:
                 near_misses.append(reason)
             continue
-        rank = (_TIER_RANK[tier], sub, 0 if inspect.isclass(candidate.obj) else 1)
+        # A name that says the variant's backbone state (FCN8s_FT, FCN8sFrozen) beats any tier
+        # whose name does not: FCN8s frozen by default and FCN8s_FT(FCN8s) unfreezing it.
+        said = 0 if "frozen" in request.traits and sub == 0 and tier != "manifest" else 1
+        rank = (said, _TIER_RANK[tier], sub, 0 if inspect.isclass(candidate.obj) else 1)
         try:
             sig = read_signature(candidate.obj)
             filled = fill(request, candidate, tier, sig)
@@ -166,13 +171,21 @@ def _classify(request: VariantRequest, candidate: Candidate) -> tuple[str | None
     frozen_sub = 1
     if "frozen" in request.traits:
         marker = frozen_from_name(n)
+        if marker is None and "ft" in name_tokens(name):   # FCN8s_FT, FCN8sFT: fine-tuned
+            marker = False
         frozen_sub = 1 if marker is None else (0 if marker == bool(request.traits["frozen"]) else 2)
     if n == normalise_name(request.class_name):
         return "contract", frozen_sub, None
     if named:
         return "alias", frozen_sub, None
     family = normalise_name(request.family)
-    if not is_class or not family or family not in n or is_helper_name(name):
+    if not is_class or not family or is_helper_name(name):
+        return None, 0, None
+    if family not in n:
+        # A family class under a name of its own whose variant argument takes the family's
+        # values: SegModel(arch="fcn32s"|"fcn16s"|"fcn8s").
+        if "stride" in request.traits and names_the_strides(obj, family):
+            return "variant argument", frozen_sub, None
         return None, 0, None
     if "stride" in request.traits:
         stride = stride_from_name(name)
@@ -199,6 +212,8 @@ def _classify(request: VariantRequest, candidate: Candidate) -> tuple[str | None
         said = unet_traits_from_name(n)
         if all(said[t] == bool(request.traits[t]) for t in unet_traits):
             return "name pattern", 0, None
+        if unet_kind_argument(obj, sig, request.traits) is not None:   # UNet(mode="noskip")
+            return "variant argument", 0, None
         if all(said[t] == (t == "skip") for t in said):   # a plain U-Net name: say what it lacks
             lacking = [t for t in unet_traits if said[t] != bool(request.traits[t])]
             return None, 0, (f"{candidate.label} has no {' or '.join(TRAIT_WORDS[t] for t in lacking)} flag "
