@@ -37,6 +37,13 @@ class Small(nn.Module):
                                    .repeat_interleave(2, -2)))
 
 
+class Skipping(Small):
+    """Small's tensors, and a full-resolution skip added to its output."""
+
+    def forward(self, x):
+        return super().forward(x) + self.head(self.enc(x))
+
+
 class Prints(Small):
     def forward(self, x):
         torch.ops.aten._print("hello from the program")
@@ -718,7 +725,7 @@ def test_a_training_build_that_is_another_model_is_not_trained(captured, tmp_pat
     that builds another model the second time it is called (an honestly frozen FCN for the
     checks, a trainable one for the training) gets no training, with a message saying why.
     The same model built again (other values) trains."""
-    from grader.measure.captured import state_names
+    from grader.measure.captured import graph_signature, state_names
     from grader.shared.protocol import VariantRequest, VerifierVariant
     from grader.verifier import __main__ as verifier
     from grader.verifier.load import ProgramLimits
@@ -727,9 +734,11 @@ def test_a_training_build_that_is_another_model_is_not_trained(captured, tmp_pat
     torch.manual_seed(1)
     again = capture(Small(), 64, folder, "small.again")
     other = capture(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 1)), 64, folder, "other")
-    assert again["ok"] and other["ok"]
+    skipping = capture(Skipping(), 64, folder, "skipping")   # the same tensors, another graph
+    assert again["ok"] and other["ok"] and skipping["ok"]
     monkeypatch.chdir(folder)   # the programs' names are relative to the verifier's job folder
-    loaded = {"signature": state_names(verifier._load_pair(info["programs"], ProgramLimits())[0])}   # as _check keeps it
+    checked = verifier._load_pair(info["programs"], ProgramLimits())
+    loaded = {"signature": state_names(checked[0]), "graphs": tuple(map(graph_signature, checked))}   # as _check keeps it
 
     def target(programs):
         return VerifierVariant(VariantRequest("v", "unet", "UNet", (), {}, 3, None, 64), info["programs"],
@@ -744,3 +753,11 @@ def test_a_training_build_that_is_another_model_is_not_trained(captured, tmp_pat
         "2.bias and 1 more; tensors it lacks: enc.0.bias, enc.0.weight, enc.1.bias and 6 more)")
     assert str(refused.value).endswith("a constructor must build the same model each time it is called (only the "
                                        "seed, the pretrained weights or the submitted weights may differ)")
+    # The same tensors computing something else (as a "no-skip" U-Net whose second
+    # build, the one checkpoint mode evaluates, keeps a skip): until 2026-12-07 only the tensors
+    # were compared, and the program evaluated was not the one whose architecture was checked.
+    with pytest.raises(ValueError) as refused:
+        verifier._training_model(target(skipping), loaded, ProgramLimits())
+    assert str(refused.value).startswith("the model built for training is not the model that was checked (its graph "
+                                         "has "), refused.value
+    assert "they part at node" in str(refused.value), refused.value

@@ -127,3 +127,84 @@ def test_segrade_check_on_the_patching_submission(tmp_path, spec_file):
         assert (out / "programs" / v["program"]["programs"]["train"]["file"]).is_file()
         assert digest in (out / "report.html").read_text()
         assert digest in (out / "results_gradescope.json").read_text()
+
+
+HIDDEN = Path(__file__).parent / "data" / "hostile" / "hidden_backbone_folded_skip"
+
+
+@pytest.mark.slow  # the real worker and verifier
+def test_a_hidden_backbone_and_a_folded_skip_are_seen(tmp_path, spec_file):
+    """Nothing patched, both captured as written: a frozen FCN-32s whose VGG16 is copied into
+    parameters called `kernel` (some transposed, some a sum of two tensors) and trains, beside a
+    frozen decoy conv1_1; a no-skip U-Net whose first feature is folded into channels at 1/16
+    (pixel_unshuffle) and unfolded before the output. Until 2026-12-07 both passed."""
+    folder = tmp_path / "hidden"
+    shutil.copytree(HIDDEN, folder)
+    result = grade_submission(folder, load_spec(spec_file), GradeOptions(profile=None))
+    by_id = {v.variant_id: {c.id: c for c in v.checks} for v in result.variants}
+    assert all(v.program["measured_in"] == "captured program" for v in result.variants)
+    frozen = by_id["fcn32s_frozen"]["frozen_backbone"]
+    assert frozen.status.value == "fail" and "body.0.kernel" in frozen.message, frozen.message
+    # every copied layer is the backbone, whatever its tensors are called or laid out
+    assert {"body.2.kernel", "body.5.kernel", "body.5.rest"} <= set(frozen.details["backbone_names"])
+    architecture = by_id["unet_noskip"]["architecture"]
+    assert architecture.status.value == "fail" and "1/1" in architecture.message, architecture.message
+
+
+@pytest.mark.slow  # an export, a capture and a load (in this process: no worker)
+def test_the_graph_reads_the_logits_the_model_is_trained_on(tmp_path):
+    """A forward returning ((no-skip logits,), logits) is trained and scored on `logits`
+    (grader.measure.logits.to_logits): the dataflow graph is read from the same tensor, on the
+    model and on its captured program (until 2026-12-07 it took the first tensor in flattened
+    order, and this "no-skip" U-Net with a full-resolution skip passed architecture)."""
+    import importlib.util
+
+    from grader.measure import graph
+    from grader.measure.captured import as_model
+    from grader.verifier.load import load_program
+    from grader.worker.capture import capture
+
+    path = Path(__file__).parent / "data" / "hostile" / "nested_output" / "models.py"
+    spec = importlib.util.spec_from_file_location("segrade_nested_output", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.UNetNoSkip(13)
+    for method in ("export", "dispatch"):
+        seen = graph.fingerprint(model, 64, method=method)
+        assert seen.bypass_scale == 1.0 and seen.long_skips == (1.0,), (method, seen)
+    info = capture(model, 64, tmp_path, "noskip")
+    assert info["ok"], info
+    entry = info["programs"]["eval"]
+    program = load_program(tmp_path / entry["file"], entry["sha256"])
+    seen = graph.fingerprint(as_model(program, program), 64)
+    assert seen.bypass_scale == 1.0 and seen.long_skips == (1.0,), seen
+
+
+@pytest.mark.slow  # a real VGG16 built and captured (in this process: no worker)
+def test_an_encoder_with_vgg16_shapes_is_not_unknown(tmp_path):
+    """VGG16's weights scaled by 1.01 layer by layer (the function is the same) and an extra 3x3
+    identity convolution after conv1_2: neither the values nor the sequence are VGG16's. The
+    contract fails such an encoder of one's own; the verifier, which counted VGG16-shaped
+    nn.Conv2d layers that a program does not have, only warned (and a warning earns the check's
+    marks) until 2026-12-07. It counts the shapes of the weights the program uses."""
+    import importlib.util
+
+    from grader.measure import probes
+    from grader.measure.captured import as_model
+    from grader.verifier.load import load_program
+    from grader.verifier.provenance import identify
+    from grader.worker.capture import capture
+
+    path = Path(__file__).parent / "data" / "hostile" / "own_encoder" / "models.py"
+    spec = importlib.util.spec_from_file_location("segrade_own_encoder", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert probes.install_vgg_recorder()
+    with probes.recording_vggs(7):
+        model = module.FCN32s(13, freeze_backbone=True, pretrained=False)
+    info = capture(model, 64, tmp_path, "fcn")
+    assert info["ok"], info
+    entry = info["programs"]["eval"]
+    program = load_program(tmp_path / entry["file"], entry["sha256"])
+    found = identify(program, as_model(program, program), None, 7)
+    assert not found["tensors"] and found["vgg_shaped"] == 28, found   # 14 convolutions, weight and bias

@@ -33,6 +33,24 @@ def state_names(program) -> dict[str, tuple[tuple[int, ...], bool, str]]:
     return {k: (tuple(v.shape), k in params, str(v.dtype)) for k, v in program.state_dict.items()}
 
 
+def graph_signature(program) -> tuple[str, ...]:
+    """The graph as it computes: each node's op, target and arguments (as in
+    grader.worker.capture, which the verifier does not import). Two builds of one class with
+    another seed, other pretrained weights or submitted weights have the same."""
+    return tuple(f"{n.op}:{n.target}:{n.args!r}:{n.kwargs!r}" for n in program.graph.nodes)
+
+
+def graph_difference(checked: tuple[str, ...], trained: tuple[str, ...]) -> str | None:
+    """Where two graph signatures part, in a few words; None when they are the same."""
+    if checked == trained:
+        return None
+    at = next((i for i, (a, b) in enumerate(zip(checked, trained)) if a != b), min(len(checked), len(trained)))
+    def node(sig: tuple[str, ...]) -> str:
+        return sig[at].split(":(", 1)[0][:120] if at < len(sig) else "the end of the graph"
+    return (f"its graph has {len(trained)} nodes, the checked one {len(checked)}; they part at node {at + 1} "
+            f"({node(trained)} where the checked model has {node(checked)})")
+
+
 def call_order(program) -> list[str]:
     """Module paths of the parameterised layers in the order the graph uses them."""
     inputs = {spec.arg.name: spec.target for spec in program.graph_signature.input_specs

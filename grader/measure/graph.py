@@ -49,7 +49,10 @@ power of two. 1 x 1 maps (global pooling) and non-4-D values have no scale: they
 Only live values that are ancestors of the output are analysed (dead branches, such as an
 attention gate computed but never applied, do not count).
 
-- bypass_scale: the widest path from input to output: max over paths of the min scale on it.
+- bypass_scale: the widest path from input to output: max over paths of the min scale on it,
+  in information scale: ops that only move elements (a fold into channels, pixel_unshuffle,
+  views, strided slices) and maps made smaller with room for every element keep their
+  operand's scale (_MOVES), so a skip folded to 1/16 and unfolded again is still a bypass.
 - downsampling_levels: log2(1 / the smallest scale among the analysed values).
 - long_skips: a cat/add at scale s with one operand that has a path from the input never going
   below s (it arrives directly from the encoder) and another whose every path went below s
@@ -272,20 +275,18 @@ class _Recorder(TorchDispatchMode):
 
 
 def _output_tensor(out: Any) -> torch.Tensor | None:
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, dict):
-        for key in ("out", "logits", "output", "pred", "seg"):
-            if isinstance(out.get(key), torch.Tensor):
-                return out[key]
-    flat, _ = tree_flatten(out)
-    for t in flat:
-        if isinstance(t, torch.Tensor) and t.dim() == 4:
-            return t
-    for t in flat:
-        if isinstance(t, torch.Tensor):
-            return t
-    return None
+    """The logits in what forward returned, by the rule every other measurement (the checks,
+    the training, the predictions) applies: grader.measure.logits.to_logits. Until 2026-12-07
+    the graph had a rule of its own (the first 4-D tensor in flattened order), and a forward
+    returning `((no_skip_logits,), logits)` had its architecture read from the one output and
+    was trained and scored on the other. None when the output holds no logits."""
+    from grader.measure.logits import to_logits
+
+    try:
+        chosen = to_logits(out)
+    except TypeError:
+        return None
+    return chosen if isinstance(chosen, torch.Tensor) else None
 
 
 def _zero_arguments(args, kwargs, positions: tuple[int, ...]):
@@ -330,7 +331,7 @@ def record(model: torch.nn.Module, size: int = 64, in_channels: int = 3, seed: i
         model.train(was_training)
     tensor = _output_tensor(out)
     if tensor is None:
-        raise GraphError(f"the model returned {type(out).__name__}, not a tensor")
+        raise GraphError(f"the model returned {type(out).__name__}, in which segrade finds no logits tensor")
     if outputs is not None:
         outputs.append(tensor.detach().float().cpu())
     key = _key(tensor)
@@ -499,6 +500,28 @@ _TRANSPARENT = {
 }
 
 
+# Ops that only pick or move elements. The bypass is measured in *information* scale, not in
+# shape: what a tensor holds of the input at full resolution stays full resolution when it is
+# folded into channels (pixel_unshuffle, a view to N x 256C x H/16 x W/16, into the batch
+# dimension, through a 1-D tensor), picked apart by strided slices or gathered again, and
+# computed on position by position there (`* 1.0`, a cat with the bottleneck); so does the
+# output of any op that makes a map smaller yet has room for every element of its input (a
+# stride-16 convolution to 256x the channels can be a space-to-depth fold). The information
+# scale of a value is its operand's times the op's change in shape, except through these ops
+# and such folds, which keep it; on an ordinary graph it is the shape's scale. Until
+# 2026-12-07 the shape's scale alone was read, and a "no-skip" U-Net that folded its first
+# feature into channels at 1/16 and unfolded it before the output passed as having no skip
+# (tests/data/hostile/hidden_backbone_folded_skip).
+_MOVES = {
+    "view", "_unsafe_view", "reshape", "view_as", "reshape_as", "expand", "expand_as", "repeat", "clone",
+    "_to_copy", "to", "type_as", "contiguous", "alias", "detach", "lift_fresh", "lift_fresh_copy", "copy",
+    "unsqueeze", "squeeze", "flatten", "unflatten", "permute", "transpose", "t", "movedim", "swapaxes",
+    "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "as_strided", "unfold",
+    "im2col", "col2im", "slice", "select", "narrow", "split", "split_with_sizes", "unsafe_split", "chunk",
+    "unbind", "index", "index_select", "gather", "take", "roll", "flip", "rot90", "diagonal",
+}
+
+
 def _log2_scale(height: int, input_height: int) -> int:
     return round(math.log2(height / input_height))
 
@@ -533,20 +556,36 @@ def fingerprint_graph(graph: Graph, method: str = "dispatch") -> Fingerprint:
         keep.add(i)
         queue.extend(live_preds(i))
 
+    def numel(i: int) -> int:
+        return math.prod(values[i].shape)
+
+    def carried(i: int, j: int) -> float:
+        """The information scale of value i as computed from its operand j (see _MOVES)."""
+        s, sj, op = scale[i], scale[j], ops[values[i].producer]
+        if op.name in _MOVES or s is None:
+            return info[j]
+        if sj is None:
+            return min(info[j], s)
+        if s < sj and numel(i) >= numel(j):   # smaller, yet room for every element of j
+            return info[j]
+        return min(1.0, info[j] * s / sj)
+
     order = sorted(keep)  # value indices are created in execution order: topological
     best: dict[int, float] = {}
     deep: dict[int, float] = {}
+    info: dict[int, float] = {}   # the finest scale of the input a value can carry (see _MOVES)
     for i in order:
         preds = live_preds(i)
         s = scale[i]
         if i == graph.input or not preds:
             b = 1.0 if i == graph.input else (s if s is not None else 1.0)
-            d = b
+            d = info[i] = b
         else:
-            b = max(best[j] for j in preds)
+            through = {j: carried(i, j) for j in preds}
+            info[i] = max(through.values())
+            b = max(min(best[j], through[j]) for j in preds)
             d = min(deep[j] for j in preds)
         if s is not None:
-            b = min(b, s)
             d = min(d, s)
         best[i], deep[i] = b, d
 

@@ -389,9 +389,11 @@ def backbone_training(model: nn.Module, num_classes: int, device,
     after = model.state_dict()
     changed = [k for k, v in before.items() if not torch.equal(v, after[k].detach().to(v.device))]
     return {"backbone_tensors": len(backbone), "steps": BACKBONE_STEPS,
-            "backbone": {k: v for k, v in (identified or {}).items() if k != "tensors"} or None,
+            "backbone": {k: v for k, v in (identified or {}).items() if k not in ("tensors", "vgg_shaped")} or None,
             # no backbone by provenance, yet VGG16-shaped layers: an encoder of the student's own
-            "vgg_shaped": len(backbone_tensors(model)) if identified is not None and not backbone else 0,
+            # (a captured program's layers are no nn.Conv2d: the verifier counts its used weights)
+            "vgg_shaped": (identified["vgg_shaped"] if "vgg_shaped" in identified else len(backbone_tensors(model)))
+            if identified is not None and not backbone else 0,
             "changed_parts": {k: parts[k] for k in changed if k in parts},
             "backbone_changed": [k for k in changed if k in backbone],
             # the backbone's tensors by name: the standardised training is checked against them too

@@ -120,7 +120,7 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
     and, when `keep` (the training starts from them), what training needs: the loaded
     programs and their initial state ({} otherwise); None when the programs were refused."""
     from grader.measure import observe
-    from grader.measure.captured import as_model, state_names
+    from grader.measure.captured import as_model, graph_signature, state_names
     from grader.shared import structure
     from grader.verifier.load import ProgramRefused, check_ops
     from grader.verifier.provenance import identify
@@ -143,7 +143,7 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
     identified = None
     try:
         identified = identify(eval_program, model, imagenet, request.seed)
-        result["backbone_found"] = {k: v for k, v in identified.items() if k != "tensors"}
+        result["backbone_found"] = {k: v for k, v in identified.items() if k not in ("tensors", "vgg_shaped")}
     except Exception as exc:
         result["backbone_found"] = {"error": observe.short_error(exc)}
     result |= observe.measure_checks(model, target.variant, device, request.batch_size, channel.send,
@@ -151,8 +151,9 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
     result["verifier"] = {"ops": ops[:5000], "load_seconds": load_seconds,
                           "backbone_how": (identified or {}).get("how")}
     kept = {"programs": (train_program, eval_program), "initial": initial} if keep else {}
-    # A training build of its own must be this same model (_training_model).
-    return result, kept | {"signature": state_names(train_program)}
+    # A training build of its own must be this same model (_training_model): its tensors and its graphs.
+    return result, kept | {"signature": state_names(train_program),
+                           "graphs": (graph_signature(train_program), graph_signature(eval_program))}
 
 
 def signature_difference(checked: dict[str, tuple], trained: dict[str, tuple]) -> str | None:
@@ -177,11 +178,14 @@ def _training_model(target: VerifierVariant, loaded: dict[str, Any], limits) -> 
     """The model to train: the training build's programs when the worker captured one (another
     pretrained switch, the submission's weights), else the checks' programs at their
     captured state (the checks' measurements trained that model a little)."""
-    from grader.measure.captured import as_model, state_names
+    from grader.measure.captured import as_model, graph_difference, graph_signature, state_names
 
     if target.train_programs:
         train, evaluate = _load_pair(target.train_programs, limits)
         differs = signature_difference(loaded["signature"], state_names(train))
+        if not differs:   # the same tensors computing something else: a skip only the second build takes
+            differs = next(filter(None, (graph_difference(checked, graph_signature(program)) for checked, program
+                                         in zip(loaded["graphs"], (train, evaluate)))), None)
         if differs:   # a constructor that builds another model the second time it is called
             raise ValueError(f"the model built for training is not the model that was checked ({differs}); a "
                              "constructor must build the same model each time it is called (only the seed, the "
