@@ -46,7 +46,7 @@ from pathlib import Path  # noqa: E402
 
 from grader.records.files import read_record, write_results  # noqa: E402
 from grader.records.results import (  # noqa: E402
-    RESULTS_SCHEMA, Band, CheckStatus, RecordError, SubmissionResult, VariantStatus, band_text,
+    RESULTS_SCHEMA, Band, CheckResult, CheckStatus, RecordError, SubmissionResult, VariantStatus, band_text,
 )
 from grader.records.view import first_problem_line, problem_text, summary_lines, verdict  # noqa: E402
 
@@ -146,3 +146,12 @@ def test_failed_imports_split_into_blocking_and_informational():
     record = SubmissionResult.from_json(data)
     assert [m["path"] for m in record.failed_imports(blocking=True)] == ["model.py", "old.py"]
     assert [m["path"] for m in record.failed_imports(blocking=False)] == ["eda.py"]
+
+
+def test_a_headline_that_introduces_lines_says_where_they_are():
+    """The terminal shows a message's first paragraph; one that ends on "pin it in
+    segrade.toml:" would end on nothing (the template after the blank line is the report's)."""
+    pinned = CheckResult("builds", CheckStatus.FAIL, "No class found. Pin it in segrade.toml:\n\n[unet]\nclass = ...")
+    assert pinned.headline == "No class found. Pin it in segrade.toml (the lines to write are in the report)"
+    plain = CheckResult("builds", CheckStatus.FAIL, "It failed.\n\nMore detail: here.")
+    assert plain.headline == "It failed."

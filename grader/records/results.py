@@ -111,8 +111,12 @@ class CheckResult:
     @property
     def headline(self) -> str:
         """The message's first paragraph: what the terminal shows (the report shows all of
-        it, e.g. a manifest template after a blank line)."""
-        return self.message.split("\n\n", 1)[0]
+        it, e.g. a manifest template after a blank line). A paragraph that introduces what
+        follows (it ends with a colon) says where that is instead of ending on nothing."""
+        first, _, rest = self.message.partition("\n\n")
+        if rest and first.endswith(":"):
+            return first[:-1] + " (the lines to write are in the report)"
+        return first
 
     @classmethod
     def from_json(cls, data: Any, where: str = "check") -> CheckResult:
