@@ -514,3 +514,62 @@ def _without_graph(model):
             return self.inner(x)
 
     return Wrapped()
+
+
+class _ResNetToEighth(nn.Module):
+    """A DeepLab-style course model: a torchvision ResNet18 stem and two stages (1/8), a 1x1
+    head, bilinear upsampling; no skips."""
+
+    def __init__(self):
+        super().__init__()
+        import torchvision
+
+        r = torchvision.models.resnet18(weights=None)
+        self.encoder = nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool, r.layer1, r.layer2)
+        self.head = nn.Conv2d(128, 5, 1)
+
+    def forward(self, x):
+        return F.interpolate(self.head(self.encoder(x)), size=x.shape[2:], mode="bilinear")
+
+
+class _StridedStem(nn.Module):
+    """Strided convolutions all the way down (3 -> 32 channels at 1/2: room for every pixel of
+    the image, yet no fold), one transposed convolution up."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
+                                  nn.Conv2d(64, 128, 3, 2, 1), nn.ReLU())
+        self.up = nn.ConvTranspose2d(128, 5, 8, 8)
+
+    def forward(self, x):
+        return self.up(self.down(x))
+
+
+class _LearnedFold(nn.Module):
+    """A 'no-skip' forgery: its full-resolution feature folded into channels by a learned
+    stride-8 convolution with room for every element (16 -> 1024 channels), concatenated with
+    the bottleneck at 1/8 and unfolded by pixel_shuffle before the output."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Conv2d(3, 16, 3, padding=1)
+        self.down = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.MaxPool2d(2),
+                                  nn.Conv2d(32, 64, 3, padding=1), nn.MaxPool2d(2))
+        self.fold = nn.Conv2d(16, 16 * 64, 8, stride=8)
+        self.mix = nn.Conv2d(64 + 1024, 5 * 64, 1)
+
+    def forward(self, x):
+        first = torch.relu(self.first(x))
+        return F.pixel_shuffle(self.mix(torch.cat([self.down(first), self.fold(first)], 1)), 8)
+
+
+@pytest.mark.parametrize("model, bypass", [(_ResNetToEighth, 1 / 8), (_StridedStem, 1 / 8), (_LearnedFold, 1.0)],
+                         ids=["resnet18-stem", "strided-stem", "learned-fold"])
+def test_a_stem_from_the_image_is_read_at_its_stride_and_a_fold_of_features_is_a_bypass(model, bypass):
+    """Information scale (grader.measure.graph._MOVES): an op that makes a map smaller with room
+    for every element keeps its operand's scale only for learned features, never for the
+    image: ResNet's 7x7 stem or a strided 3 -> 32 convolution is not a fold."""
+    torch.manual_seed(0)
+    fp = fingerprint(model().eval(), 64)
+    assert fp.bypass_scale == bypass

@@ -506,7 +506,8 @@ _TRANSPARENT = {
 # dimension, through a 1-D tensor), picked apart by strided slices or gathered again, and
 # computed on position by position there (`* 1.0`, a cat with the bottleneck); so does the
 # output of any op that makes a map smaller yet has room for every element of its input (a
-# stride-16 convolution to 256x the channels can be a space-to-depth fold). The information
+# stride-16 convolution to 256x the channels of a learned feature map can be a space-to-depth
+# fold; a stem from the image is not one: `folds_features` in fingerprint_graph). The information
 # scale of a value is its operand's times the op's change in shape, except through these ops
 # and such folds, which keep it; on an ordinary graph it is the shape's scale. Until
 # 2026-12-07 the shape's scale alone was read, and a "no-skip" U-Net that folded its first
@@ -559,6 +560,13 @@ def fingerprint_graph(graph: Graph, method: str = "dispatch") -> Fingerprint:
     def numel(i: int) -> int:
         return math.prod(values[i].shape)
 
+    def folds_features(j: int) -> bool:
+        # A stem (a strided convolution from the 3-channel image to 32 or 64 channels, ResNet's
+        # 7x7) also has room for every element, and is no fold: only maps of learned features
+        # (16 channels or more, not the input) count, so a ResNet encoder reads at its strides.
+        shape = values[j].shape
+        return j != graph.input and len(shape) == 4 and shape[1] >= 16
+
     def carried(i: int, j: int) -> float:
         """The information scale of value i as computed from its operand j (see _MOVES)."""
         s, sj, op = scale[i], scale[j], ops[values[i].producer]
@@ -566,7 +574,7 @@ def fingerprint_graph(graph: Graph, method: str = "dispatch") -> Fingerprint:
             return info[j]
         if sj is None:
             return min(info[j], s)
-        if s < sj and numel(i) >= numel(j):   # smaller, yet room for every element of j
+        if s < sj and numel(i) >= numel(j) and folds_features(j):   # smaller, yet room for every element
             return info[j]
         return min(1.0, info[j] * s / sj)
 
