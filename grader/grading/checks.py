@@ -114,7 +114,10 @@ def check_variant(variant: Variant, observed: Observation, assignment: Assignmen
         checks.append(_forward_shape(observed, variant, assignment.num_classes, batch_size))
     else:
         checks.append(CheckResult("forward_shape", CheckStatus.SKIP, "not run: the model did not build"))
-    if checks[-1].status is CheckStatus.PASS:
+    shape = checks[-1]
+    # A model right at the input size and wrong at another still has its identity judged (the
+    # probes measured it): else its mIoU would be scored with nothing showing what it is.
+    if shape.status is CheckStatus.PASS or shape.details.get("right_at_input_size"):
         probe = _probe_input(assignment, variant)
         checks += [_logits(observed), _gradients(observed, probe)]
         if variant.family.id == "fcn" and "frozen" in variant.traits:
@@ -285,19 +288,21 @@ def _forward_shape(observed: Observation, variant: Variant, num_classes: int, ba
     for other in sizes:   # a Raised is not iterable: it stops the grade, as the raw dict always did
         batch, _, height, width = other.input_shape
         want = [batch, num_classes, height, width]
+        # Right at the input size, wrong at this one: the probes still judge what the model is.
+        elsewhere = details | {"right_at_input_size": True}
         if other.error is not None:
             return CheckResult("forward_shape", CheckStatus.FAIL,
                                f"forward on a {_shape(other.input_shape)} input raised {other.error}"
-                               + _shrink_hint(other.error), details)
+                               + _shrink_hint(other.error), elsewhere)
         if list(other.output_shape) != want:
             return CheckResult("forward_shape", CheckStatus.FAIL,
                                f"output shape {_shape(other.output_shape)} for a {_shape(other.input_shape)} "
                                f"input; expected {_shape(want)} (any size that is a multiple of 32, batch size 1 "
-                               "in eval mode included)" + _fixed_size_hint(forward, sizes), details)
+                               "in eval mode included)" + _fixed_size_hint(forward, sizes), elsewhere)
         if other.finite is False:
             return CheckResult("forward_shape", CheckStatus.FAIL,
                                f"output contains NaN or infinite values for a {_shape(other.input_shape)} input",
-                               details)
+                               elsewhere)
     sizes = ", ".join(_shape(o.input_shape) for o in sizes)
     return CheckResult("forward_shape", CheckStatus.PASS,
                        f"output {_shape(seen)} as expected" + (f"; also right for {sizes}" if sizes else ""), details)
