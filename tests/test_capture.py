@@ -44,6 +44,19 @@ class Skipping(Small):
         return super().forward(x) + self.head(self.enc(x))
 
 
+class DetectsExport(Small):
+    """A full-resolution path the program would not have: only while torch.export traces it
+    (fake tensors, torch.compiler.is_exporting()) is it left out."""
+
+    def forward(self, x):
+        from torch._subclasses.fake_tensor import FakeTensor
+
+        out = super().forward(x)
+        if torch.compiler.is_exporting() or isinstance(x, FakeTensor):
+            return out
+        return out + self.head(self.enc(x))
+
+
 class Prints(Small):
     def forward(self, x):
         torch.ops.aten._print("hello from the program")
@@ -761,3 +774,13 @@ def test_a_training_build_that_is_another_model_is_not_trained(captured, tmp_pat
     assert str(refused.value).startswith("the model built for training is not the model that was checked (its graph "
                                          "has "), refused.value
     assert "they part at node" in str(refused.value), refused.value
+
+
+def test_a_model_that_detects_the_export_is_not_captured(tmp_path):
+    """The program is compared with the model at another size before it is saved: a model that
+    computes otherwise while traced is not captured (measured in the student's process, its
+    identity checks held), and the reason says so."""
+    info = capture(DetectsExport(), 64, tmp_path, "detects")
+    assert not info["ok"] and not list(tmp_path.glob("*.pt2")), info
+    assert info["error"].startswith("the captured program computes other logits than the model at 1x3x32x96")
+    assert "torch.compiler.is_exporting()" in info["error"]

@@ -208,3 +208,18 @@ def test_an_encoder_with_vgg16_shapes_is_not_unknown(tmp_path):
     program = load_program(tmp_path / entry["file"], entry["sha256"])
     found = identify(program, as_model(program, program), None, 7)
     assert not found["tensors"] and found["vgg_shaped"] == 28, found   # 14 convolutions, weight and bias
+
+
+@pytest.mark.slow  # the real worker and verifier
+def test_a_skip_written_in_place_is_a_skip(tmp_path):
+    """The captured program keeps `copy_(slice(kept), first)` as it is and its concatenation
+    names `kept` (zeros_like: a shape only); the graph counts the writes into a tensor as
+    part of it (grader.measure.graph._graph_from_nodes). Until 2026-12-07 this passed."""
+    folder = tmp_path / "inplace"
+    shutil.copytree(Path(__file__).parent / "data" / "hostile" / "inplace_skip", folder)
+    spec = load_spec(spec_with(["unet_noskip"], tmp_path / "spec.toml", input_size=64))
+    result = grade_submission(folder, spec, GradeOptions(profile=None))
+    (variant,) = result.variants
+    assert variant.program["measured_in"] == "captured program", variant.program
+    architecture = variant.check("architecture")
+    assert architecture.status.value == "fail" and "at 1/1" in architecture.message, architecture.message

@@ -210,6 +210,57 @@ def test_noskip_that_still_concatenates_fails():
     assert message == "UNetNoSkip still concatenates encoder features at 1/1, 1/2, 1/4, 1/8: it has skip connections"
 
 
+class FoldedSkip(nn.Module):
+    """A "no-skip" U-Net whose first feature passes the 1/16 bottleneck folded: into the batch
+    dimension, into 256 strided slices gathered along the channels, or through a frozen stride-16
+    convolution to 256x the channels (space to depth) and its transpose. Every tensor on that
+    path is 1/16 high (tests/data/hostile/hidden_backbone_folded_skip folds with pixel_unshuffle)."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.inc = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+        self.downs = nn.ModuleList(nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1)) for _ in range(4))
+        self.ups = nn.ModuleList(nn.ConvTranspose2d(8, 8, 2, stride=2) for _ in range(4))
+        self.outc = nn.Conv2d(16, 3, 1)
+        eye = torch.zeros(8 * 256, 8, 16, 16)
+        for c in range(8):
+            for k in range(256):
+                eye[c * 256 + k, c, k // 16, k % 16] = 1
+        self.register_buffer("space_to_depth", eye)
+
+    def forward(self, x):
+        first = self.inc(x)
+        h = first
+        for down in self.downs:
+            h = down(h)
+        for up in self.ups:
+            h = up(h)
+        n, c, height, width = first.shape
+        if self.how == "batch":
+            folded = first.reshape(n, c, height // 16, 16, width // 16, 16).permute(0, 3, 5, 1, 2, 4) \
+                .reshape(n * 256, c, height // 16, width // 16) * 1.0
+            back = folded.reshape(n, 16, 16, c, height // 16, width // 16).permute(0, 3, 4, 1, 5, 2) \
+                .reshape(n, c, height, width)
+        elif self.how == "slices":
+            folded = torch.cat([first[:, :, i::16, j::16] for i in range(16) for j in range(16)], 1) * 1.0
+            back = F.pixel_shuffle(folded.reshape(n, 256, c, height // 16, width // 16).transpose(1, 2)
+                                   .reshape(n, c * 256, height // 16, width // 16), 16)
+        else:
+            folded = F.conv2d(first, self.space_to_depth, stride=16) * 1.0
+            back = F.conv_transpose2d(folded, self.space_to_depth, stride=16)
+        return self.outc(torch.cat([back, h], 1))
+
+
+@pytest.mark.parametrize("how", ["batch", "slices", "convolution"])
+def test_a_skip_folded_past_the_bottleneck_is_a_skip(how):
+    """The bypass is measured in information scale (grader.measure.graph._MOVES): until
+    2026-12-07 these passed as having no skip (bypass 1/16)."""
+    fp = fingerprint(FoldedSkip(how).eval(), SIZE, method="dispatch")
+    status, message = check_architecture(fp, REQUIREMENTS["unet_noskip"], "UNetNoSkip")
+    assert fp.bypass_scale == 1.0 and status == "fail", (fp, message)
+
+
 def test_residual_without_add_fails():
     fp, status, message = _check(TinyUNet(block_fn=ResBlockNoAdd), "unet_residual", "ResidualUNet")
     assert status == "fail" and fp.residual_adds == 0

@@ -437,6 +437,34 @@ def _graph_from_nodes(nodes, value_of, is_user_input, outputs, out_spec, input_h
         values.append(Value(tuple(int(d) for d in t.shape), producer, live))
         return len(values) - 1
 
+    # In-place writes. A graph that is not functionalised (a captured program read as it is)
+    # keeps `copy_(slice(z), x)`, and a later `cat([z, ...])` names z's node, not the write:
+    # every later use of a tensor, or of a view of it, also depends on the writes into it (as
+    # the dispatch recording does by storage). Until 2026-12-07 a "no-skip" U-Net that copied
+    # its first feature into a view of a zeros_like tensor had no skip in its program's graph.
+    writes: dict[Node, list[int]] = {}   # a tensor's root node (views followed back) -> values written into it
+
+    def root(n: Node) -> Node:
+        for _ in range(64):
+            schema = getattr(n.target, "_schema", None) if n.op == "call_function" else None
+            returned = schema.returns[0].alias_info if schema is not None and schema.returns else None
+            if returned is None or not n.args or not isinstance(n.args[0], Node):
+                return n
+            n = n.args[0]   # a view (or an in-place op's result) of its first argument
+        return n
+
+    def written(n: Node) -> list[Node]:
+        schema = getattr(n.target, "_schema", None)
+        if schema is None:
+            return []
+        found = []
+        for position, argument in enumerate(schema.arguments):
+            if argument.alias_info is None or not argument.alias_info.is_write:
+                continue
+            value = n.args[position] if position < len(n.args) else n.kwargs.get(argument.name)
+            found += [v for v in tree_flatten(value)[0] if isinstance(v, Node)]
+        return found
+
     graph_input = None
     for node in nodes:
         val = value_of(node)
@@ -459,12 +487,16 @@ def _graph_from_nodes(nodes, value_of, is_user_input, outputs, out_spec, input_h
             name = packet.__name__ if packet is not None else getattr(node.target, "__name__", str(node.target))
             flat, _ = tree_flatten((node.args, node.kwargs))
             inputs = [i for n in flat if isinstance(n, Node) for i in of.get(n, []) if i is not None]
+            n_args = len(inputs)
+            inputs += [i for n in flat if isinstance(n, Node) for i in writes.get(root(n), ()) if i not in inputs]
             live = name not in _SHAPE_ONLY and any(values[i].live for i in inputs)
-            ops.append(Op(name, str(node.target), inputs, n_args=len(inputs)))
+            ops.append(Op(name, str(node.target), inputs, n_args=n_args))
             index = len(ops) - 1
             items = list(val) if isinstance(val, (tuple, list)) else [val]
             of[node] = [new(t, index, live) for t in items]
             ops[-1].outputs = [i for i in of[node] if i is not None]
+            for target in written(node):
+                writes.setdefault(root(target), []).extend(i for i in of[node] if i is not None)
         elif node.op == "get_attr":
             of[node] = [new(val, None, False)]
 

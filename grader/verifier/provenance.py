@@ -163,6 +163,21 @@ def _used_weights(program, model) -> list[tuple[torch.Tensor, set[str], bool]]:
     return used
 
 
+# Weights compared in another layout are sorted; past this many values (fc6 has 103M) they are
+# compared in their own layout only, so that the sort's memory (values and indices, 12 bytes
+# a value) cannot fail the identification, which would leave the backbone unknown.
+MAX_SORTED_VALUES = 20_000_000
+
+
+def _sorted(flat: torch.Tensor) -> torch.Tensor | None:
+    if flat.numel() > MAX_SORTED_VALUES:
+        return None
+    try:
+        return torch.sort(flat).values
+    except (MemoryError, RuntimeError):
+        return None
+
+
 def _sorted_close(flat_sorted: torch.Tensor, reference_sorted: torch.Tensor, reference_norm: torch.Tensor) -> bool:
     """The same values in another order (a weight stored transposed or permuted), to 1e-3."""
     return bool(torch.linalg.vector_norm(flat_sorted - reference_sorted) <= 1e-3 * reference_norm)
@@ -193,10 +208,10 @@ def _by_used_value(used: list[tuple[torch.Tensor, set[str], bool]],
                 # Norms that agree (cheap, and necessary): then the values themselves, in any order.
                 key = (flat.numel(), part)
                 if key not in ordered:
-                    ordered[key] = (torch.sort(t).values, torch.linalg.vector_norm(t))
+                    ordered[key] = (_sorted(t), torch.linalg.vector_norm(t))
                 if flat_sorted is None:
-                    flat_sorted = torch.sort(flat).values
-                if _sorted_close(flat_sorted, *ordered[key]):
+                    flat_sorted = _sorted(flat)
+                if flat_sorted is not None and ordered[key][0] is not None and _sorted_close(flat_sorted, *ordered[key]):
                     found_part = part
             if found_part:
                 pretrained = True
@@ -210,7 +225,7 @@ def _by_used_value(used: list[tuple[torch.Tensor, set[str], bool]],
             # values (exactly: near values prove nothing among millions).
             candidates = [(p, mark[:n]) for p, mark in marks.items() if _PART_NUMEL.get(p) == flat.numel()
                           and bool((flat == mark[0]).any())]   # its first marked value, anywhere: cheap
-            values = (flat_sorted if flat_sorted is not None else torch.sort(flat).values) \
+            values = (flat_sorted if flat_sorted is not None else _sorted(flat)) \
                 if found_part is None and candidates else None
             for p, mark in candidates if values is not None else ():
                 at = torch.searchsorted(values, mark[:64]).clamp(max=values.numel() - 1)

@@ -273,7 +273,9 @@ def _difference(expected, got, shape: str) -> str | None:
             return (f"the captured program computes other logits than the model at {shape} (largest difference "
                     f"{difference:.3g}): a value the code computes from the input's size (int() or float() of a "
                     f"size, numpy or math on x.shape) became a constant when it was captured; integer arithmetic "
-                    f"on sizes (x.shape[2] // 2) is captured as it is")
+                    f"on sizes (x.shape[2] // 2) is captured as it is. A model that computes otherwise while "
+                    f"torch.export traces it (a test for fake tensors or torch.compiler.is_exporting()) differs "
+                    f"here too")
     elif not torch.equal(expected, got):
         return f"the captured program computes other outputs than the model at {shape}"
     return None
