@@ -619,8 +619,8 @@ class _LearnedFold(nn.Module):
                          ids=["resnet18-stem", "strided-stem", "learned-fold"])
 def test_a_stem_from_the_image_is_read_at_its_stride_and_a_fold_of_features_is_a_bypass(model, bypass):
     """Information scale (grader.measure.graph._MOVES): an op that makes a map smaller with room
-    for every element keeps its operand's scale only for learned features, never for the
-    image: ResNet's 7x7 stem or a strided 3 -> 32 convolution is not a fold."""
+    for every element keeps its operand's scale for learned features; a stride-2 stem from the
+    image (ResNet's 7x7, a strided 3 -> 32 convolution) is not a fold."""
     torch.manual_seed(0)
     fp = fingerprint(model().eval(), 64)
     assert fp.bypass_scale == bypass

@@ -539,7 +539,7 @@ _TRANSPARENT = {
 # computed on position by position there (`* 1.0`, a cat with the bottleneck); so does the
 # output of any op that makes a map smaller yet has room for every element of its input (a
 # stride-16 convolution to 256x the channels of a learned feature map can be a space-to-depth
-# fold; a stem from the image is not one: `folds_features` in fingerprint_graph). The information
+# fold; a stride-2 stem from the image is not one: `folds` in fingerprint_graph). The information
 # scale of a value is its operand's times the op's change in shape, except through these ops
 # and such folds, which keep it; on an ordinary graph it is the shape's scale. Until
 # 2026-12-07 the shape's scale alone was read, and a "no-skip" U-Net that folded its first
@@ -592,12 +592,15 @@ def fingerprint_graph(graph: Graph, method: str = "dispatch") -> Fingerprint:
     def numel(i: int) -> int:
         return math.prod(values[i].shape)
 
-    def folds_features(j: int) -> bool:
-        # A stem (a strided convolution from the 3-channel image to 32 or 64 channels, ResNet's
-        # 7x7) also has room for every element, and is no fold: only maps of learned features
-        # (16 channels or more, not the input) count, so a ResNet encoder reads at its strides.
+    image_channels = values[graph.input].shape[1] if len(values[graph.input].shape) == 4 else 0
+
+    def folds(i: int, j: int) -> bool:
+        # A stem (a stride-2 convolution from the image to 32 or 64 channels, ResNet's 7x7) has
+        # room for every pixel too, and is no fold: from a map with no more channels than the
+        # image, only a drop of 4x or more in one op counts, so a ResNet reads at its strides;
+        # from learned features (more channels than the image) any drop with room does.
         shape = values[j].shape
-        return j != graph.input and len(shape) == 4 and shape[1] >= 16
+        return len(shape) == 4 and (shape[1] > image_channels or scale[i] <= scale[j] / 4)
 
     def carried(i: int, j: int) -> float:
         """The information scale of value i as computed from its operand j (see _MOVES)."""
@@ -606,7 +609,7 @@ def fingerprint_graph(graph: Graph, method: str = "dispatch") -> Fingerprint:
             return info[j]
         if sj is None:
             return min(info[j], s)
-        if s < sj and numel(i) >= numel(j) and folds_features(j):   # smaller, yet room for every element
+        if s < sj and numel(i) >= numel(j) and folds(i, j):   # smaller, yet room for every element
             return info[j]
         return min(1.0, info[j] * s / sj)
 
