@@ -82,9 +82,11 @@ def test_a_failure_says_which_course_option_the_class_did_not_take():
 
     arch = CheckResult("architecture", CheckStatus.FAIL, "LeafSegNet joins encoder features at 1/2")
     note = "LeafSegNet has no `head` argument: the spec's head='aspp' was left out"
-    variant = replace(_variant("aspp", VariantStatus.FAILED, arch), notes=(note,))
+    variant = replace(_variant("aspp", VariantStatus.FAILED, arch), notes=(note,), adapter="contract")
     assert problem_text(variant, headline=True) == (
         f"LeafSegNet joins encoder features at 1/2 ({note}, so this is the class's default model)")
+    # DeepLabV3 found by alias is the variant's own class: its lack of `head` is no cause
+    assert problem_text(replace(variant, adapter="alias")) == arch.message
     assert problem_text(_variant("aspp", VariantStatus.FAILED, arch)) == arch.message
 
 

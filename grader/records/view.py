@@ -21,9 +21,10 @@ def problem_text(variant: VariantResult, headline: bool = False) -> str:
     failing = variant.first_problem
     if failing is not None:
         text = failing.headline if headline else failing.message
-        # A course option the class does not take (the spec's head='aspp' on a class with a
-        # `decoder` argument) builds the class's default model: the likely cause of the failure.
-        left_out = [n for n in variant.notes if n.endswith("was left out")]
+        # A course option the contract class does not take (the spec's head='aspp' on a class
+        # with a `decoder` argument) builds its default model: the likely cause of the failure.
+        # A class found by alias or name pattern is the variant's own: its options are its own.
+        left_out = [n for n in variant.notes if n.endswith("was left out")] if variant.adapter == "contract" else []
         return text + (f" ({'; '.join(left_out)}, so this is the class's default model)" if left_out else "")
     warning = variant.first_check(CheckStatus.WARN)
     return f"warning ({warning.id}): {warning.message}" if warning else ""
