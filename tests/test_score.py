@@ -106,6 +106,10 @@ def test_an_architecture_never_checked_earns_no_performance_marks():
     assert result.points_detail["performance"] == ("no performance marks: the architecture check was not run "
                                                    "(forward_shape failed first), so nothing shows this model is U-Net")
     assert result.points == pytest.approx(12.5 / 6, abs=1e-4)   # builds only
+    # Checkpoint mode (--weights) never runs skip_ablation: that gates nothing
+    weights = replace(_unet(0.55), checks=tuple(replace(c, status=CheckStatus.SKIP) if c.id == "skip_ablation" else c
+                                                for c in _unet(0.55).checks))
+    assert _score(weights)[0].points == 25
 
 
 def test_check_weights_come_from_the_spec(tmp_path):

@@ -127,8 +127,9 @@ def score_variant(result: VariantResult, assignment: Assignment, band: Band | No
     held = next((c for c in result.checks if c.status is CheckStatus.HELD), None)
     # An identity check never judged (a forward pass failed at another size first, so the
     # architecture was not checked) proves nothing either way: the mIoU may be another model's.
-    unjudged = next((cid for cid in variant.identity_checks
-                     if (c := result.check(cid)) is None or c.status is CheckStatus.SKIP), None)
+    # Not skip_ablation: it needs a model trained here, and checkpoint mode (--weights) has none.
+    unjudged = next((cid for cid in variant.identity_checks if cid != "skip_ablation"
+                     and ((c := result.check(cid)) is None or c.status is CheckStatus.SKIP)), None)
     if not trained:
         perf, reason = None, "not scored: no training was run (--checks-only)"
     elif not_this is not None:
