@@ -85,6 +85,7 @@ def test_a_failure_says_which_course_option_the_class_did_not_take():
     variant = replace(_variant("aspp", VariantStatus.FAILED, arch), notes=(note,), adapter="contract")
     assert problem_text(variant, headline=True) == (
         f"LeafSegNet joins encoder features at 1/2 ({note}, so this is the class's default model)")
+    assert what_to_fix_first(_result([], [variant]))[0].endswith("so this is the class's default model)")
     # DeepLabV3 found by alias is the variant's own class: its lack of `head` is no cause
     assert problem_text(replace(variant, adapter="alias")) == arch.message
     assert problem_text(_variant("aspp", VariantStatus.FAILED, arch)) == arch.message

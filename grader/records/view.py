@@ -33,7 +33,7 @@ def problem_text(variant: VariantResult, headline: bool = False) -> str:
 def first_problem_line(result: SubmissionResult) -> str:
     """The submission's first problem in one line ('unet: ...'), or '' when no check failed."""
     found = result.first_problem
-    return f"{found[0].variant_id}: {found[1].headline}" if found else ""
+    return f"{found[0].variant_id}: {problem_text(found[0], headline=True)}" if found else ""
 
 
 def verdict(grade: Grade, seconds: float | None = None) -> str:
