@@ -73,6 +73,24 @@ def test_points_in_the_terminal_are_shown_to_two_decimals():
     assert what_to_fix_first(result)[0].startswith("resunet (failed, 22.29 points at stake)")
 
 
+def test_a_failure_says_which_course_option_the_class_did_not_take():
+    """The spec builds aspp as LeafSegNet(head='aspp'); a class whose option is called `decoder`
+    is built with its default: the architecture failure names the option left out."""
+    from dataclasses import replace
+
+    from grader.records.view import problem_text
+
+    arch = CheckResult("architecture", CheckStatus.FAIL, "LeafSegNet joins encoder features at 1/2")
+    note = "LeafSegNet has no `head` argument: the spec's head='aspp' was left out"
+    variant = replace(_variant("aspp", VariantStatus.FAILED, arch), notes=(note,), adapter="contract")
+    assert problem_text(variant, headline=True) == (
+        f"LeafSegNet joins encoder features at 1/2 ({note}, so this is the class's default model)")
+    assert what_to_fix_first(_result([], [variant]))[0].endswith("so this is the class's default model)")
+    # DeepLabV3 found by alias is the variant's own class: its lack of `head` is no cause
+    assert problem_text(replace(variant, adapter="alias")) == arch.message
+    assert problem_text(_variant("aspp", VariantStatus.FAILED, arch)) == arch.message
+
+
 def test_a_model_file_that_did_not_import_is_ranked_by_the_variants_it_leaves_unbuilt():
     models = {"path": "models.py", "ok": False, "error": "ModuleNotFoundError: No module named 'utils'",
               "blocking": True}

@@ -157,6 +157,54 @@ def test_softmax_in_forward_is_a_warning(unet_spec):
     assert "softmax" in checks["logits"].message
 
 
+def test_the_softmax_or_sigmoid_behind_the_output_is_measured_not_guessed_from_its_range(unet_spec):
+    """A just-built 3-class head after a ReLU'd decoder can output 0.04..0.19 everywhere: in
+    [0, 1], yet no sigmoid. The probe follows the output back through range-keeping ops
+    (upsampling, concatenation) to a softmax or sigmoid, or to none."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from grader.measure.logits import to_logits
+    from grader.measure.probes import output_normaliser
+
+    class Head(nn.Module):
+        def __init__(self, end=None):
+            super().__init__()
+            self.conv, self.cls, self.end = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 3, 1), end
+            nn.init.zeros_(self.cls.weight), nn.init.constant_(self.cls.bias, 0.1)   # 0.1 everywhere: in [0, 1]
+
+        def forward(self, x):
+            y = self.cls(F.relu(self.conv(F.avg_pool2d(x, 2))))
+            if self.end == "softmax":
+                y = y.softmax(dim=1)
+            elif self.end == "sigmoid_gate":   # an attention-style gate inside, raw scores out
+                y = y * torch.sigmoid(y)
+            elif self.end == "sigmoid":
+                y = torch.sigmoid(y)
+            return {"out": F.interpolate(y, size=x.shape[-2:], mode="bilinear")}
+
+    def normaliser(end):
+        return output_normaliser(Head(end), to_logits, 32, "cpu")
+
+    assert [normaliser(e) for e in (None, "sigmoid_gate", "softmax", "sigmoid")] == ["", "", "softmax", "sigmoid"]
+
+    variant = unet_spec.variant("unet")
+    seen = {"id": "unet", "mapping": "UNet", "build": {"ok": True},
+            "forward": {"ok": True, "input_shape": [2, 3, 256, 256], "output_shape": [2, 13, 256, 256],
+                        "finite": True, "dtype": "float32"},
+            "output_statistics": {"min": 0.038, "max": 0.19, "sum_to_one": 0.7, "eval_change": 0.0}}
+
+    def logits(**measured):
+        observed = {**seen, "output_statistics": {**seen["output_statistics"], **measured}}
+        return next(c for c in check_variant(variant, Observation.from_json(observed), unet_spec,
+                                             batch_size=2).checks if c.id == "logits")
+
+    assert logits(normaliser="").status is CheckStatus.PASS
+    assert logits(normaliser="sigmoid").status is CheckStatus.WARN and "apply sigmoid" in logits(normaliser="sigmoid").message
+    assert logits().status is CheckStatus.WARN   # not measured (an older recording): the range decides, as before
+
+
 def test_dropout_left_on_in_eval_mode_is_a_warning(unet_spec):
     """`F.dropout(x, p)` drops in eval mode too (training=True by default): the evaluation
     scores a random model. The logits check says so (it informs, it does not fail)."""

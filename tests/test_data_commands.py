@@ -20,6 +20,25 @@ def test_preview_writes_a_png_with_binary_masks(tmp_path, capsys):
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50  # a drawn figure, not a blank canvas
 
 
+def test_a_class_that_fills_the_image_gets_a_framed_binary_panel(tmp_path, monkeypatch):
+    """A three-class course whose sample is all background: its binary mask is all white, and
+    without a frame the panel vanished into the white figure."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from grader.data.preview import render_preview
+
+    kept = []
+    monkeypatch.setattr(plt, "close", kept.append)   # keep the figure to look at it
+    sample = (torch.zeros(3, 32, 32, dtype=torch.uint8), torch.zeros(32, 32, dtype=torch.int64))
+    render_preview([sample], ["background", "leaf", "lesion"], [[0, 0, 0], [0, 200, 0], [200, 120, 0]],
+                   tmp_path / "p.png")
+    panels = {ax.get_title(): ax for ax in kept[0].axes}
+    for title in ("0 background", "1 leaf", "2 lesion"):
+        assert panels[title].axison and all(s.get_visible() for s in panels[title].spines.values())
+    assert not panels["image"].axison
+
+
 def test_binary_masks_split_a_mask_by_class():
     mask = np.array([[0, 1], [12, 255]])
     binary = binary_masks(mask, 13)

@@ -308,7 +308,7 @@ def test_a_wrong_finest_path_outside_the_fcn_family_is_told_in_scales_not_fcn_te
                                 "ungated_attention": 0, "long_skip_ops": ["cat"]})
     status, message = check_architecture(fp, {"bypass_scale": 1 / 8, "no_long_skips": True}, "LeafSegNet", "seg")
     assert status == "fail" and "FCN" not in message and "pool" not in message
-    assert message == ("LeafSegNet joins encoder features with the upsampled path only at 1/4 and its finest path "
+    assert message == ("LeafSegNet joins encoder features with the upsampled path at 1/4 and its finest path "
                        "to the output is 1/4; this variant's finest path must be 1/8; LeafSegNet still "
                        "concatenates encoder features at 1/4: it has skip connections")
     assert "wired as FCN-4s" in check_architecture(fp, {"bypass_scale": 1 / 8}, "FCN8s", "fcn")[1]

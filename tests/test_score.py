@@ -92,6 +92,26 @@ def test_skip_ablation_failing_forfeits_performance():
     assert result.points == 12.5 and "skip_ablation check failed" in result.points_detail["performance"]
 
 
+def test_an_architecture_never_checked_earns_no_performance_marks():
+    """dave's resunet fails forward_shape on a non-square input, so its architecture is never
+    checked; it still trains at the square profile size. Its mIoU earns nothing: nothing shows
+    the model is a U-Net (a sum of side outputs here)."""
+    trained = replace(_unet(0.55, failing=("forward_shape",)),
+                      checks=(CheckResult("builds", CheckStatus.PASS, ""),
+                              CheckResult("forward_shape", CheckStatus.FAIL, "forward on a 1x3x64x128 input raised"),
+                              CheckResult("learns", CheckStatus.PASS, ""),
+                              CheckResult("skip_ablation", CheckStatus.PASS, "")))
+    result, _ = _score(trained)
+    assert result.points_detail["performance_points"] == 0
+    assert result.points_detail["performance"] == ("no performance marks: the architecture check was not run "
+                                                   "(forward_shape failed first), so nothing shows this model is U-Net")
+    assert result.points == pytest.approx(12.5 / 6, abs=1e-4)   # builds only
+    # Checkpoint mode (--weights) never runs skip_ablation: that gates nothing
+    weights = replace(_unet(0.55), checks=tuple(replace(c, status=CheckStatus.SKIP) if c.id == "skip_ablation" else c
+                                                for c in _unet(0.55).checks))
+    assert _score(weights)[0].points == 25
+
+
 def test_check_weights_come_from_the_spec(tmp_path):
     from grader.shared.resources import DEFAULT_SPEC
     from grader.spec import SpecError

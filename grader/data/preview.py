@@ -64,6 +64,12 @@ def render_preview(samples: Sequence[tuple[torch.Tensor, torch.Tensor]], class_n
         ax = axes[1 + c // columns, c % columns]
         ax.imshow(binary, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"{c} {class_names[c]}", fontsize=8)
+        # A frame, no ticks: a class that fills the image (a binary course's background) is a
+        # white panel, which on the white figure would look like a missing one.
+        ax.axis("on")
+        ax.set_xticks([]), ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_edgecolor("0.6")
 
     for i, (img, msk) in enumerate(samples[:columns]):
         axes[rows - 2, i].imshow(_rgb(img))

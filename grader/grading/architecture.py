@@ -69,7 +69,7 @@ def check_architecture(fp: Fingerprint, requirement: dict, name: str, family: st
     if want is not None and not _same_scale(fp.bypass_scale, want):
         if want < 1 and family != "fcn":
             joined = sorted(have, reverse=True)
-            joins = (f"joins encoder features with the upsampled path only at {_scales_text(joined)}" if joined
+            joins = (f"joins encoder features with the upsampled path at {_scales_text(joined)}" if joined
                      else "joins no encoder features with the upsampled path")
             problems.append(
                 f"{name} {joins} and its finest path to the output is {format_scale(fp.bypass_scale)}; "

@@ -318,7 +318,10 @@ def _logits(observed: Observation) -> CheckResult:
                            "given training=self.training (nn.Dropout follows the mode). The evaluation scores "
                            "whatever this random model predicts", stats)
     if stats and 0.0 <= found.min and found.max <= 1.0:
-        applied = "softmax" if found.sum_to_one < 1e-3 else "sigmoid"
+        if found.normaliser == "":   # measured: no sigmoid or softmax makes the output
+            return CheckResult("logits", CheckStatus.PASS, "outputs are unnormalised scores (logits): no sigmoid or "
+                               "softmax makes them, although they lie in [0, 1] at initialisation", stats)
+        applied = found.normaliser or ("softmax" if found.sum_to_one < 1e-3 else "sigmoid")
         return CheckResult("logits", CheckStatus.WARN,
                            f"outputs lie in [0, 1]{' and sum to 1 over classes' if applied == 'softmax' else ''}: "
                            f"forward seems to apply {applied}. Return raw logits; cross-entropy applies its own "

@@ -125,6 +125,11 @@ def score_variant(result: VariantResult, assignment: Assignment, band: Band | No
     not_this = next((c for cid in variant.identity_checks
                      if (c := result.check(cid)) is not None and c.status is CheckStatus.FAIL), None)
     held = next((c for c in result.checks if c.status is CheckStatus.HELD), None)
+    # An identity check never judged (a forward pass failed at another size first, so the
+    # architecture was not checked) proves nothing either way: the mIoU may be another model's.
+    # Not skip_ablation: it needs a model trained here, and checkpoint mode (--weights) has none.
+    unjudged = next((cid for cid in variant.identity_checks if cid != "skip_ablation"
+                     and ((c := result.check(cid)) is None or c.status is CheckStatus.SKIP)), None)
     if not trained:
         perf, reason = None, "not scored: no training was run (--checks-only)"
     elif not_this is not None:
@@ -135,6 +140,11 @@ def score_variant(result: VariantResult, assignment: Assignment, band: Band | No
         why = held_checks(result, variant)[1]
         perf, reason = 0.0, f"no performance marks until reviewed: the {held.id} check is held ({why})"
         detail["flags"].append(f"held for review: {why}")
+    elif unjudged is not None and miou is not None:
+        first = result.first_problem
+        why = f"{first.id} failed first" if first is not None else "not measured"
+        perf, reason = 0.0, (f"no performance marks: the {unjudged} check was not run ({why}), so nothing shows "
+                             f"this model is {variant.title}")
     elif miou is None or (learns is not None and learns.status is CheckStatus.FAIL):
         why = learns.message if learns is not None else f"no {label.split()[0]} predictions"
         perf, reason = 0.0, f"no performance marks: training or evaluation failed ({why})"

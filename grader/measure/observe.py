@@ -105,6 +105,11 @@ def measure_checks(model, variant: VariantRequest, device, batch_size: int, send
                 model, to_logits, variant.probe_size or probes.PROBE_SIZE, device, variant.in_channels)
         except Exception:   # the checks below say what fails at that size
             pass
+        try:
+            result["output_statistics"]["normaliser"] = probes.output_normaliser(
+                model, to_logits, variant.probe_size or probes.PROBE_SIZE, device, variant.in_channels)
+        except Exception:   # not measured: the range alone decides, as before
+            pass
 
     # The checks' measurements: other sizes, gradients, the backbone under training, cost.
     send("phase", phase="check", id=variant.id)

@@ -52,6 +52,50 @@ def output_statistics(out: torch.Tensor) -> dict[str, float]:
             "sum_to_one": float((out.sum(dim=1) - 1).abs().mean()) if out.dim() == 4 else float("nan")}
 
 
+# Ops that end a forward in probabilities, and ops whose outputs keep their inputs' range (a
+# softmax upsampled, cropped or concatenated is still probabilities).
+_NORMALISERS = {"sigmoid": "sigmoid", "sigmoid_": "sigmoid", "hardsigmoid": "sigmoid", "hardsigmoid_": "sigmoid",
+                "_softmax": "softmax", "softmax": "softmax"}
+_RANGE_KEEPING = {"view", "_unsafe_view", "reshape", "permute", "transpose", "t", "clone", "contiguous", "detach",
+                  "alias", "slice", "select", "index", "cat", "stack", "expand", "squeeze", "unsqueeze", "flip",
+                  "_to_copy", "to", "copy_", "upsample_bilinear2d", "upsample_nearest2d", "_upsample_bilinear2d_aa",
+                  "upsample_bicubic2d", "_upsample_nearest_exact2d", "avg_pool2d", "adaptive_avg_pool2d",
+                  "max_pool2d", "max_pool2d_with_indices", "constant_pad_nd", "split", "split_with_sizes",
+                  "unbind", "narrow", "as_strided", "lift_fresh", "lift_fresh_copy"}
+
+
+def output_normaliser(model: nn.Module, to_logits, size: int, device, channels: int = 3) -> str:
+    """"sigmoid" or "softmax" when the eval-mode output is such an op's output (through ops that
+    keep its range: upsampling, cropping, concatenation), else "". Outputs that merely lie in
+    [0, 1] are no proof: a just-built 3-class head after a ReLU'd decoder can give 0.04..0.19."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    marked: dict[int, tuple[torch.Tensor, str]] = {}   # id -> (tensor kept alive, so ids stay unique; kind)
+
+    class Follow(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            name = func.overloadpacket.__name__
+            kind = _NORMALISERS.get(name)
+            if kind is None and name in _RANGE_KEEPING:
+                inputs = [t for t in tree_leaves((args, kwargs or {}))
+                          if isinstance(t, torch.Tensor) and t.is_floating_point()]
+                kinds = {marked[id(t)][1] if id(t) in marked else None for t in inputs}
+                kind = kinds.pop() if len(kinds) == 1 else None
+            if kind is not None:
+                for t in tree_leaves(out):
+                    if isinstance(t, torch.Tensor):
+                        marked[id(t)] = (t, kind)
+            return out
+
+    model.eval()
+    x = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(3)).to(device)
+    with torch.no_grad(), Follow():
+        out = to_logits(model(x))
+    return marked[id(out)][1] if id(out) in marked else ""
+
+
 def eval_change(model: nn.Module, to_logits, size: int, device, channels: int = 3) -> float:
     """How much the eval-mode output changes between two calls on the same input (largest
     absolute difference; 0 for a deterministic model): dropout left on in eval mode

@@ -20,7 +20,12 @@ def problem_text(variant: VariantResult, headline: bool = False) -> str:
     paragraph with `headline`), else its first warning, else ''."""
     failing = variant.first_problem
     if failing is not None:
-        return failing.headline if headline else failing.message
+        text = failing.headline if headline else failing.message
+        # A course option the contract class does not take (the spec's head='aspp' on a class
+        # with a `decoder` argument) builds its default model: the likely cause of the failure.
+        # A class found by alias or name pattern is the variant's own: its options are its own.
+        left_out = [n for n in variant.notes if n.endswith("was left out")] if variant.adapter == "contract" else []
+        return text + (f" ({'; '.join(left_out)}, so this is the class's default model)" if left_out else "")
     warning = variant.first_check(CheckStatus.WARN)
     return f"warning ({warning.id}): {warning.message}" if warning else ""
 
@@ -28,7 +33,7 @@ def problem_text(variant: VariantResult, headline: bool = False) -> str:
 def first_problem_line(result: SubmissionResult) -> str:
     """The submission's first problem in one line ('unet: ...'), or '' when no check failed."""
     found = result.first_problem
-    return f"{found[0].variant_id}: {found[1].headline}" if found else ""
+    return f"{found[0].variant_id}: {problem_text(found[0], headline=True)}" if found else ""
 
 
 def verdict(grade: Grade, seconds: float | None = None) -> str:

@@ -132,7 +132,7 @@ def what_to_fix_first(result: SubmissionResult, limit: int = 5) -> list[str]:
         if variant.status is not VariantStatus.PASSED:
             if variant in not_imported and blocking:
                 continue
-            why = failed.headline if failed else variant.status.value
+            why = problem_text(variant, headline=True) if failed else variant.status.value
             problems.append((-lost, 1, variant.variant_id, f"{variant.variant_id} ({variant.status.value}"
                              f"{f', {lost:g} points at stake' if lost else ''}): {why}"))
         elif warned:

@@ -471,6 +471,8 @@ class OutputStatistics(_Observed):
     max: float = _field(Num(nonfinite=True))
     sum_to_one: float = _field(Num(nonfinite=True))
     eval_change: float | None = _field(Num(), None)   # between two eval-mode calls on one input (probes.eval_change)
+    # The sigmoid or softmax the output comes from ("" none; None not measured: probes.output_normaliser)
+    normaliser: str | None = _field(Opt(Str(choices=("", "sigmoid", "softmax"))), None)
 
 
 @dataclass(frozen=True, kw_only=True)
