@@ -223,3 +223,21 @@ def test_a_skip_written_in_place_is_a_skip(tmp_path):
     assert variant.program["measured_in"] == "captured program", variant.program
     architecture = variant.check("architecture")
     assert architecture.status.value == "fail" and "at 1/1" in architecture.message, architecture.message
+
+
+@pytest.mark.slow  # the real worker and verifier, and the smoke training
+def test_a_network_kept_in_constants_holds_the_mIoU_for_a_person(tmp_path):
+    """A U-Net that carries another network in tensors no optimiser reaches, switched in once its
+    parameters move (tests/data/hostile/smuggled_constants): the verifier counts what the program
+    computes with that training cannot change (grader.verifier.fixed), and above
+    FIXED_VALUES_LIMIT `learns` is held: no performance marks until a person has looked."""
+    folder = tmp_path / "smuggler"
+    shutil.copytree(Path(__file__).parent / "data" / "hostile" / "smuggled_constants", folder)
+    spec = load_spec(spec_with(["unet"], tmp_path / "spec.toml", architecture=False, input_size=64))
+    result = grade_submission(folder, spec, GradeOptions(profile="smoke", device="cpu"))
+    (variant,) = result.variants
+    assert variant.program["measured_in"] == "captured program", variant.program
+    assert variant.program["fixed"]["values"] == 14_976 + 3_456 + 208, variant.program["fixed"]
+    learns = variant.check("learns")
+    assert learns.status.value == "held" and "18,640 values that the training cannot change" in learns.message
+    assert variant.status.value == "held" and variant.points_detail["performance_points"] == 0

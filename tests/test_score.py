@@ -335,6 +335,25 @@ def test_a_captured_variant_is_never_held():
     assert captured.points == 25 and captured.status is VariantStatus.PASSED
 
 
+def test_a_program_that_computes_with_many_fixed_values_has_its_mIoU_held():
+    """A network trained elsewhere kept in constants (grader.verifier.fixed): the checks stand,
+    the training's result waits for a person; a few fixed values (normalisation) change nothing."""
+    store = {"measured_in": "captured program",
+             "fixed": {"values": 120_000, "largest": ["smuggled.w1 (100,000 values)", "smuggled.w2 (20,000 values)"]}}
+    held, grade = _score(replace(_unet(0.45), program=store))
+    statuses = {c.id: c.status for c in held.checks}
+    assert statuses["learns"] is CheckStatus.HELD and statuses["architecture"] is CheckStatus.PASS
+    assert held.status is VariantStatus.HELD and held.points == pytest.approx(12.5)
+    learns = held.check("learns").message
+    assert "120,000 values that the training cannot change" in learns and "smuggled.w1 (100,000 values)" in learns
+    assert "--trust-student-process" in learns and "forged" not in learns
+    assert "held for review" in held.points_detail["flags"][0]
+    trusted, _ = score(SPEC, (held,), {"unet": BAND}, trust=True)
+    assert trusted[0].points == 25 and trusted[0].status is VariantStatus.PASSED
+    few = {"measured_in": "captured program", "fixed": {"values": 6, "largest": ["mean (3 values)", "std (3 values)"]}}
+    assert _score(replace(_unet(0.45), program=few))[0].points == 25
+
+
 @pytest.mark.slow  # the CLI, reports included
 def test_segrade_rescore_trust_student_process_as_the_instructor_types_it(tmp_path):
     """An instructor who has looked at a held variant gives it its marks back with the command

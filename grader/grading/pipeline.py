@@ -441,6 +441,9 @@ def verify(run: WorkerRun, request: WorkerRequest, programs: Path, weights: Back
                          training=measured.training if measured.training is not None else observed.training)
         if not (measured.build is not None and measured.build.ok):   # refused or not loadable: that is its build
             merged = replace(merged, build=measured.build or BuildStep(ok=False, error="the verifier did not report"))
+        fixed = measured.verifier.fixed if measured.verifier is not None else None
+        if fixed is not None:   # what the program holds that no training changes (grader.grading.score)
+            merged = replace(merged, program={**(merged.program or {}), "fixed": fixed.to_json()})
         run.variants[vid] = merged
 
 

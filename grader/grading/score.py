@@ -60,24 +60,45 @@ def check_marks(variant: Variant, item: RubricItem, checks_max: float) -> dict[s
     return {cid: (checks_max * w / total if total else 0.0) for cid, w in weights.items()}
 
 
-def held_checks(result: VariantResult, variant: Variant) -> tuple[set[str], str]:
-    """The checks of `result` that rest on the student's process, and why (see the rule above)."""
+# Values a captured program computes with that no training changes, outside its backbone and
+# BatchNorm statistics (grader.verifier.fixed). Honest models hold a few hundred (normalisation
+# constants; a fixed bilinear kernel counts its k x k); a network trained elsewhere and switched
+# in once the parameters move needs its weights there. Above this, the mIoU waits for a person.
+FIXED_VALUES_LIMIT = 10_000
+
+_TRUST = "an instructor who accepts it runs `segrade rescore OUT --trust-student-process`"
+
+
+def held_checks(result: VariantResult, variant: Variant) -> tuple[set[str], str, str]:
+    """The checks of `result` that a person must look at before they earn marks, why, and what
+    to do (see the rule above)."""
     program = result.program or {}
     if program.get("measured_in") == STUDENT_PROCESS:
         return ({*variant.identity_checks, "learns"},
                 f"measured in the student's process, because the model could not be captured "
-                f"({program.get('reason') or 'no reason given'})")
+                f"({program.get('reason') or 'no reason given'}), where the submission's own code could have "
+                "forged it", f"Make the model capturable by torch.export (docs/security.md: the fallback), or {_TRUST}.")
     if program.get("training_measured_in") == STUDENT_PROCESS:
         return ({"learns", "skip_ablation"},
                 f"trained in the student's process, because the training build could not be captured "
-                f"({program.get('training_reason') or 'no reason given'})")
-    return set(), ""
+                f"({program.get('training_reason') or 'no reason given'}), where the submission's own code could "
+                "have forged it", f"Make the model capturable by torch.export (docs/security.md: the fallback), or "
+                f"{_TRUST}.")
+    fixed = program.get("fixed") or {}
+    if isinstance(fixed.get("values"), int) and fixed["values"] > FIXED_VALUES_LIMIT:
+        largest = ", ".join((fixed.get("largest") or [])[:3]) or "not named"
+        return ({"learns"},
+                f"the captured program computes with {fixed['values']:,} values that the training cannot change, "
+                f"outside its backbone and BatchNorm statistics (the largest: {largest}); a network trained "
+                "elsewhere and kept in constants would score like this", "Keep the model's weights in trainable "
+                f"parameters (a frozen backbone and fixed normalisation or bilinear kernels are fine), or {_TRUST}.")
+    return set(), "", ""
 
 
 def hold_unverified(result: VariantResult, variant: Variant, trust: bool) -> VariantResult:
     """`result` with the checks that rest on the student's process held (trust False) or given
     back their first status (trust True). Idempotent either way."""
-    held, why = held_checks(result, variant)
+    held, why, remedy = held_checks(result, variant)
     checks = []
     for c in result.checks:
         first = c.details.get("held_from")
@@ -87,10 +108,7 @@ def hold_unverified(result: VariantResult, variant: Variant, trust: bool) -> Var
         elif c.id in held and not first and not trust and c.status.passes:
             c = CheckResult(c.id, CheckStatus.HELD,
                             f"held for review: it {'passed' if c.status is CheckStatus.PASS else 'passed with a warning'}, "
-                            f"{why}, where the submission's own code could "
-                            f"have forged it; no marks until a person has looked. What was seen: {c.message}\n\n"
-                            "Make the model capturable by torch.export (docs/security.md: the fallback), or an "
-                            "instructor who accepts it runs `segrade rescore OUT --trust-student-process`.",
+                            f"but {why}; no marks until a person has looked. What was seen: {c.message}\n\n{remedy}",
                             {**c.details, "held_from": c.status.value, "held_message": c.message})
         checks.append(c)
     status = result.status

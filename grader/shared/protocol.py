@@ -535,6 +535,14 @@ class Structure(_Observed):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FixedValues(_Observed):
+    """The values a captured program computes with that the standardised training cannot
+    change, outside its backbone and BatchNorm statistics (grader.verifier.fixed)."""
+    values: int = _field(Int(0, 2**50))
+    largest: tuple[str, ...] = _field(List(TEXT, 8), ())
+
+
+@dataclass(frozen=True, kw_only=True)
 class VerifierAccount(_Observed):
     """The verifier's account of the captured program it measured (grader.verifier)."""
     refused: str | None = _field(Str(choices=("oversize", "hash", "corrupt", "payload", "op", "unloadable",
@@ -543,6 +551,7 @@ class VerifierAccount(_Observed):
     ops: tuple[str, ...] = _field(List(Str(120), 5000), ())
     load_seconds: float | None = _field(SECONDS, None)
     backbone_how: str | None = _field(Opt(NAME), None)
+    fixed: FixedValues | None = _field(FixedValues.schema(), None, load=FixedValues.from_checked)
 
 
 def _part(cls: type[Record]) -> Any:

@@ -100,9 +100,9 @@ def _import_measurement() -> None:
     from torch._export.serde import serialize
 
     from grader.measure import captured, observe
-    from grader.verifier import load, provenance
+    from grader.verifier import fixed, load, provenance
 
-    del torch, serialize, captured, observe, load, provenance   # imported is all that is wanted
+    del torch, serialize, captured, observe, fixed, load, provenance   # imported is all that is wanted
 
 
 def _load_pair(programs: dict[str, dict[str, Any]], limits) -> tuple[Any, Any]:
@@ -122,6 +122,7 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
     from grader.measure import observe
     from grader.measure.captured import as_model, graph_signature, state_names
     from grader.shared import structure
+    from grader.verifier.fixed import fixed_values
     from grader.verifier.load import ProgramRefused, check_ops
     from grader.verifier.provenance import identify
 
@@ -146,10 +147,15 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
         result["backbone_found"] = {k: v for k, v in identified.items() if k not in ("tensors", "vgg_shaped")}
     except Exception as exc:
         result["backbone_found"] = {"error": observe.short_error(exc)}
+    try:   # before any measurement trains it: what the program holds as built
+        fixed = fixed_values((train_program, eval_program), model, set((identified or {}).get("tensors") or ()))
+    except Exception as exc:   # not counted: the grading side holds nothing for it
+        print(f"[verifier] the fixed values of {target.id} were not counted: {observe.short_error(exc)}")
+        fixed = None
     result |= observe.measure_checks(model, target.variant, device, request.batch_size, channel.send,
                                      lambda: None, identified, lambda _: structure.program_layers(train_program))
     result["verifier"] = {"ops": ops[:5000], "load_seconds": load_seconds,
-                          "backbone_how": (identified or {}).get("how")}
+                          "backbone_how": (identified or {}).get("how")} | ({"fixed": fixed} if fixed else {})
     kept = {"programs": (train_program, eval_program), "initial": initial} if keep else {}
     # A training build of its own must be this same model (_training_model): its tensors and its graphs.
     return result, kept | {"signature": state_names(train_program),
