@@ -28,7 +28,8 @@ def add_trust_argument(parser) -> None:
     """--trust-student-process (grade, check, rescore): grader.grading.score's hold, lifted."""
     parser.add_argument("--trust-student-process", action="store_true",
                         help="grade what was measured in the student's process (models that could not be captured) "
-                        "as it came, instead of holding its identity checks for review: after a person has looked "
+                        "as it came, instead of holding its identity checks for review, and release every other "
+                        "hold (a program computing with many fixed values): after a person has looked "
                         "(docs/security.md)")
 
 

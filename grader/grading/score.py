@@ -21,8 +21,10 @@ Trust (issue 26): a check that makes a variant *that* variant, measured where su
 could forge it, earns nothing until a person has looked. A variant measured in the student's
 process (its model could not be captured) has its identity checks and `learns` that passed or
 warned there HELD; one only trained there (its training build could not be captured) has
-`learns` and `skip_ablation` held. A held check earns no marks, and a variant with one earns no
-performance marks; its status is `held`. Failures stay failures (a forged failure only costs its
+`learns` and `skip_ablation` held. A captured program that computes with more than
+FIXED_VALUES_LIMIT values no training changes, outside its backbone and BatchNorm statistics
+(grader.verifier.fixed: a network kept in constants), has `learns` held. A held check earns no
+marks, and a variant with one earns no performance marks; its status is `held`. Failures stay failures (a forged failure only costs its
 forger). `--trust-student-process` (grade, check, rescore) grades those measurements as they
 came, after a person has reviewed them; a held check keeps its first status to return to.
 
