@@ -28,6 +28,8 @@ def test_a_class_that_fills_the_image_gets_a_framed_binary_panel(tmp_path, monke
 
     from grader.data.preview import render_preview
 
+    import grader.report.figures  # noqa: F401  (its rcParams hide two spines, as in a whole run)
+
     kept = []
     monkeypatch.setattr(plt, "close", kept.append)   # keep the figure to look at it
     sample = (torch.zeros(3, 32, 32, dtype=torch.uint8), torch.zeros(32, 32, dtype=torch.int64))

@@ -453,14 +453,17 @@ def test_a_hostile_submission_does_not_affect_the_next_one(tmp_path, spec):
 
 @slow
 def test_downloading_weights_offline_says_what_to_do(tmp_path, spec_for):
-    spec = spec_for("fcn32s_frozen", "fcn32s_finetune", "unet")
+    """In a run that trains from ImageNet weights (the full profile) with none on hand. A run that
+    starts every backbone from random init (the smoke profile, --checks-only without the weights)
+    gives such a constructor random-init weights instead (test_real_submissions)."""
+    spec = spec_for("fcn32s_frozen", "fcn32s_finetune")
     source = classes(FCN32s="""
         def __init__(self, num_classes, freeze_backbone=False, pretrained=True):
             import torchvision
             super().__init__(num_classes)
             self.backbone = torchvision.models.vgg16(weights="IMAGENET1K_V1").features
     """)
-    result = grade(submit(tmp_path, {"models.py": source}), spec)
+    result = grade(submit(tmp_path, {"models.py": source}), spec, profile="full")   # neither builds: nothing trains
     only(result, {"fcn32s_frozen": VariantStatus.ERROR, "fcn32s_finetune": VariantStatus.ERROR})
     text = message(result, "fcn32s_frozen")
     assert "tried to download" in text and "--vgg16-weights" in text and "pretrained" in text

@@ -68,7 +68,8 @@ def render_preview(samples: Sequence[tuple[torch.Tensor, torch.Tensor]], class_n
         # white panel, which on the white figure would look like a missing one.
         ax.axis("on")
         ax.set_xticks([]), ax.set_yticks([])
-        for spine in ax.spines.values():
+        for spine in ax.spines.values():   # all four, whatever rcParams hide (the report's figures hide two)
+            spine.set_visible(True)
             spine.set_edgecolor("0.6")
 
     for i, (img, msk) in enumerate(samples[:columns]):

@@ -366,7 +366,7 @@ SPEC_KEYS: dict[str, dict[str, bool]] = {
 
 # What the loaders of grader/data/folders.py take in [dataset.options] (a test keeps the two in
 # step): written in [dataset] itself, such a key is said to belong there.
-LOADER_OPTIONS = ("annotation", "images_dir", "label_table", "mask_format", "masks_dir", "remap", "splits")
+LOADER_OPTIONS = ("annotation", "images_dir", "label_table", "mask_format", "mask_suffix", "masks_dir", "remap", "splits")
 
 
 def _keys(table: dict[str, Any], kind: str, where: str, warnings: list[str]) -> dict[str, Any]:
