@@ -83,3 +83,23 @@ def test_a_tensor_counts_its_information_not_its_size():
     assert information(_bilinear(21, 64)) == 64 * 64
     assert information(torch.randn(10, 10)) == 100
     assert information(torch.tensor(7)) == 0   # num_batches_tracked
+
+
+class _OwnFc7(nn.Module):
+    """A frozen FCN whose fc7 is its own, randomly initialised, frozen with the backbone."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc7 = nn.Conv2d(4096, 4096, 1)
+        self.fc7.requires_grad_(False)
+        self.score = nn.Conv2d(4096, 13, 1)
+
+    def forward(self, x):
+        return self.score(self.fc7(x))
+
+
+def test_an_fcn_s_own_frozen_fc7_is_not_counted_in_an_fcn():
+    program = torch.export.export(_OwnFc7(), (torch.randn(1, 4096, 2, 2),), strict=False)
+    model = as_model(program, program)
+    assert fixed_values((program,), model, set(), fcn=True)["values"] == 0
+    assert fixed_values((program,), model, set())["values"] == 4096 * 4096 + 4096

@@ -148,7 +148,8 @@ def _check(target: VerifierVariant, device, request: VerifierRequest, channel: C
     except Exception as exc:
         result["backbone_found"] = {"error": observe.short_error(exc)}
     try:   # before any measurement trains it: what the program holds as built
-        fixed = fixed_values((train_program, eval_program), model, set((identified or {}).get("tensors") or ()))
+        fixed = fixed_values((train_program, eval_program), model, set((identified or {}).get("tensors") or ()),
+                             fcn=target.variant.family == "fcn")
     except Exception as exc:   # not counted: the grading side holds nothing for it
         print(f"[verifier] the fixed values of {target.id} were not counted: {observe.short_error(exc)}")
         fixed = None

@@ -9,7 +9,8 @@ besides a frozen backbone and BatchNorm's running statistics. The verifier count
 grading side judges the count (grader.grading.score.FIXED_VALUES_LIMIT).
 
 What is not counted: the backbone's tensors (grader.verifier.provenance.identify), buffers a
-graph uses only as a batch norm's running statistics, and integer scalars (num_batches_tracked).
+graph uses only as a batch norm's running statistics, integer scalars (num_batches_tracked), and
+in an FCN, frozen parameters of VGG16's fc6/fc7 shapes.
 A tensor counts its information, not its size: one value repeated counts 1, and a 4-D kernel
 whose every (out, in) slice is zero or one same k x l kernel (a fixed bilinear upsampling, a blur
 per channel) counts k x l.
@@ -25,10 +26,17 @@ import torch
 _MAX_EXAMINED = 50_000_000
 
 
-def fixed_values(programs, model, backbone: set[str]) -> dict[str, Any]:
+def fixed_values(programs, model, backbone: set[str], fcn: bool = False) -> dict[str, Any]:
     """{"values": the count, "largest": "name (N values)" for the largest few} over the distinct
-    `programs` (train and eval mode) of `model` (grader.measure.captured.as_model)."""
+    `programs` (train and eval mode) of `model` (grader.measure.captured.as_model). `fcn`: an FCN
+    variant, whose frozen parameters of fc6's and fc7's shapes are not counted (an FCN's own
+    randomly initialised fc6/fc7, frozen with the backbone, is honest; the grader's fingerprint,
+    which names copied ones, can be stripped in the student's process: docs/security.md)."""
+    from grader.measure.probes import VGG16_FC_SHAPES
+
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    fc_shaped = {name for name, p in model.named_parameters()
+                 if fcn and (tuple(p.shape) in VGG16_FC_SHAPES or tuple(p.shape) == (4096,))}
     counted: dict[str, int] = {}
     for program in {id(p): p for p in programs}.values():
         statistics = running_statistics(program)
@@ -36,7 +44,7 @@ def fixed_values(programs, model, backbone: set[str]) -> dict[str, Any]:
             kind, name = spec.kind.name, spec.target
             if kind not in ("PARAMETER", "BUFFER", "CONSTANT_TENSOR") or name is None or name in counted:
                 continue
-            if name in backbone or spec.arg.name in statistics or (kind == "PARAMETER" and name in trainable):
+            if name in backbone or spec.arg.name in statistics or (kind == "PARAMETER" and name in trainable | fc_shaped):
                 continue
             tensor = program.state_dict.get(name)
             if tensor is None:
