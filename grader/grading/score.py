@@ -69,6 +69,7 @@ def check_marks(variant: Variant, item: RubricItem, checks_max: float) -> dict[s
 FIXED_VALUES_LIMIT = 10_000
 
 _TRUST = "an instructor who accepts it runs `segrade rescore OUT --trust-student-process`"
+_CAPTURABLE = f"Make the model capturable by torch.export (docs/security.md: the fallback), or {_TRUST}."
 
 
 def held_checks(result: VariantResult, variant: Variant) -> tuple[set[str], str, str]:
@@ -79,13 +80,12 @@ def held_checks(result: VariantResult, variant: Variant) -> tuple[set[str], str,
         return ({*variant.identity_checks, "learns"},
                 f"measured in the student's process, because the model could not be captured "
                 f"({program.get('reason') or 'no reason given'}), where the submission's own code could have "
-                "forged it", f"Make the model capturable by torch.export (docs/security.md: the fallback), or {_TRUST}.")
+                "forged it", _CAPTURABLE)
     if program.get("training_measured_in") == STUDENT_PROCESS:
         return ({"learns", "skip_ablation"},
                 f"trained in the student's process, because the training build could not be captured "
                 f"({program.get('training_reason') or 'no reason given'}), where the submission's own code could "
-                "have forged it", f"Make the model capturable by torch.export (docs/security.md: the fallback), or "
-                f"{_TRUST}.")
+                "have forged it", _CAPTURABLE)
     fixed = program.get("fixed") or {}
     if isinstance(fixed.get("values"), int) and fixed["values"] > FIXED_VALUES_LIMIT:
         largest = ", ".join((fixed.get("largest") or [])[:3]) or "not named"
