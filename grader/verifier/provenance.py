@@ -183,12 +183,22 @@ def _sorted_close(flat_sorted: torch.Tensor, reference_sorted: torch.Tensor, ref
     return bool(torch.linalg.vector_norm(flat_sorted - reference_sorted) <= 1e-3 * reference_norm)
 
 
+def _rarest(mark: torch.Tensor, count: int = 3) -> list[torch.Tensor]:
+    """The `count` marked values farthest out in their spread. The mark has the spread of the
+    layer's own initialisation, so a value near the middle turns up by chance in a layer of
+    millions (an exact float32 match: about one in a random fc7); one in the far tail does not,
+    and looking for it is one pass over the weight, far cheaper than the sort it spares."""
+    return [mark[i] for i in torch.topk(mark.abs(), min(count, mark.numel())).indices.tolist()]
+
+
 def _by_used_value(used: list[tuple[torch.Tensor, set[str], bool]],
                    imagenet: dict[str, tuple[torch.Tensor, str]] | None,
-                   seed: int | None) -> tuple[dict[str, str], bool]:
+                   seed: int | None, known: frozenset[str] = frozenset()) -> tuple[dict[str, str], bool]:
     """{state name: VGG part} for the tensors the used weights (_used_weights) are computed
     from, where a used weight is ImageNet's or carries the fingerprint of `seed` (as _by_value),
-    in its own layout or in any other (sorted values; the fingerprint's 65,536 values all present)."""
+    in its own layout or in any other (sorted values; the fingerprint's 65,536 values all present).
+    A used weight computed only from `known` tensors (already placed by name) is not looked at:
+    what it would find adds nothing, and the look costs a pass over the weight per VGG part."""
     by_numel: dict[int, list[tuple[torch.Tensor, str]]] = {}
     for w, part in (imagenet or {}).values():
         by_numel.setdefault(w.numel(), []).append((w.reshape(-1).float(), part))
@@ -197,7 +207,7 @@ def _by_used_value(used: list[tuple[torch.Tensor, set[str], bool]],
     found: dict[str, str] = {}
     pretrained = False
     for weight, names, _ in used:
-        if not names or not weight.is_floating_point():
+        if not names or names <= known or not weight.is_floating_point():
             continue
         flat = weight.detach().reshape(-1).float().cpu()
         found_part, flat_sorted = None, None
@@ -224,7 +234,7 @@ def _by_used_value(used: list[tuple[torch.Tensor, set[str], bool]],
             # In another layout: a layer of the part's size holding every one of the part's marked
             # values (exactly: near values prove nothing among millions).
             candidates = [(p, mark[:n]) for p, mark in marks.items() if _PART_NUMEL.get(p) == flat.numel()
-                          and bool((flat == mark[0]).any())]   # its first marked value, anywhere: cheap
+                          and all(bool((flat == v).any()) for v in _rarest(mark[:n]))]
             values = (flat_sorted if flat_sorted is not None else _sorted(flat)) \
                 if found_part is None and candidates else None
             for p, mark in candidates if values is not None else ():
@@ -301,7 +311,7 @@ def identify(program, model, imagenet: dict[str, tuple[torch.Tensor, str]] | Non
     # The weights the layers use, whatever their tensors are called or shaped: a decoy VGG layer
     # in the module stack does not hide a copy of VGG16 kept in parameters named otherwise.
     used = _used_weights(program, model)
-    by_use, used_pretrained = _by_used_value(used, imagenet, seed)
+    by_use, used_pretrained = _by_used_value(used, imagenet, seed, frozenset(tensors))
     in_sequence, sequence_kind = _used_sequence(used)
     added = {name: part for name, part in {**in_sequence, **by_use}.items() if name in state and name not in tensors}
     if added:
