@@ -743,7 +743,7 @@ class Net(_Net):
 def test_manifest_parses_and_wins_over_everything():
     manifest = parse_manifest(MANIFEST)
     assert manifest["unet_noskip"] == {"factory": "models/net.py:Net", "kwargs": {"skip": False}, "after": [],
-                                       "origin": "segrade.toml", "weights": None}
+                                       "origin": "segrade.toml", "weights": None, "freeze": []}
     assert manifest["fcn8s_frozen"]["after"] == [{"method": "freeze_backbone", "kwargs": {}}]
     cands = [c(Net, source="models/net.py"), *CONTRACT]
     p = ok(plan("unet_noskip", *cands, manifest=manifest))

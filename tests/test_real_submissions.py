@@ -24,6 +24,9 @@ through the real worker: the mapping segrade chooses and the verdict of the chec
 | vera_paper_unet       | the U-Net paper's unpadded convolutions, skips center-cropped      |
 | rosa_unet_modes       | UNet(mode="vanilla"|"noskip"|"residual"|"attention") and an FCN    |
 |                       | family class not named FCN, SegModel(arch="fcn8s", freeze=True)    |
+| wendy_notebook_freezing | a Colab notebook whose FCN classes have no freeze option: the    |
+|                       | backbone frozen in top-level cells (the tutorial's helper, a       |
+|                       | parameters() loop, a named_parameters() prefix)                    |
 
 To stay fast, each test asks the worker for the variants it needs only, and for the mapping
 alone (`plan_only`) where nothing has to be built.
@@ -448,3 +451,44 @@ def test_unpadded_convolutions_are_explained(tmp_path):
     assert forward.status is CheckStatus.FAIL
     assert "Kernel size can't be greater than actual input size. A feature map became smaller than a 3x3 kernel: " \
            "each unpadded convolution (padding=0" in forward.message, forward.message
+
+
+# --------------------------------------------------------------------------- 13. freezing in notebook cells
+
+
+@pytest.mark.slow  # the real worker
+def test_a_backbone_frozen_in_notebook_cells_is_frozen_as_the_notebook_does(tmp_path):
+    """FCN classes with no freeze option, frozen by the notebook's top-level cells: the frozen
+    variants are built and then frozen as those cells do (said in the mapping and a note), the
+    fine-tuned ones as the class defaults; the frozen-backbone check then passes."""
+    run, _ = observe(FIXTURES / "wendy_notebook_freezing", FCN_IDS, tmp_path, plan_only=True)
+    mappings = {vid: run.variants[vid].mapping for vid in FCN_IDS}
+    assert mappings["fcn32s_frozen"] == (
+        "FCN32s ← FCN32s(num_classes=13, pretrained=False), then as hw3_fcn.ipynb, cell 7: "
+        "set_parameter_requires_grad(fcn32_frozen.features, feature_extract) from hw3_fcn.py, "
+        "adapter: contract + top-level freeze")
+    assert "then as hw3_fcn.ipynb, cell 8: for p in fcn16_frozen.features.parameters():" in mappings["fcn16s_frozen"]
+    assert "then as hw3_fcn.ipynb, cell 9: for name, param in fcn8_frozen.named_parameters():" \
+        in mappings["fcn8s_frozen"]
+    for vid in ("fcn32s_finetune", "fcn16s_finetune", "fcn8s_finetune"):
+        assert mappings[vid].endswith("adapter: contract + no freeze option"), mappings[vid]
+    note = " ".join(run.variants["fcn8s_frozen"].notes)
+    assert ("FCN8s has no freeze option (no flag, no freeze method); the submission's top-level code freezes an "
+            "instance of it (fcn8_frozen, hw3_fcn.ipynb, cell 9: `for name, param in fcn8_frozen.named_parameters():`)"
+            ) in note, note
+
+    # The same, pinned by a manifest for the fine-tuned FCN-32s (as a student would to make a point)
+    (tmp_path / "pinned").mkdir()
+    (tmp_path / "built").mkdir()
+    run, _ = observe(FIXTURES / "wendy_notebook_freezing", ("fcn32s_finetune",), tmp_path / "pinned", plan_only=True,
+                     manifest="""
+                         [variants.fcn32s_finetune]
+                         factory = "hw3_fcn.py:FCN32s"
+                         freeze = ["features.0", "features.2"]
+                     """)
+    assert run.variants["fcn32s_finetune"].mapping == (
+        "FCN32s ← FCN32s(num_classes=13, pretrained=False), then features.0, features.2 frozen from hw3_fcn.py, "
+        "adapter: manifest")
+
+    _, results = observe(FIXTURES / "wendy_notebook_freezing", ("fcn8s_frozen",), tmp_path / "built")
+    assert results["fcn8s_frozen"].check("frozen_backbone").status is CheckStatus.PASS, explain(results)

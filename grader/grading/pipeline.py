@@ -35,7 +35,7 @@ from grader.grading.metrics import json_float
 from grader.submission.load import find_checkpoints, load_submission, read_manifest
 from grader.grading.progress import ProgressState, ProgressTracker
 from grader.shared.protocol import (BuildStep, Capture, Done, FamilyTraining, ModuleRequest, Observation, PhaseStarted,
-                                    Predictions, TrainingOutcome, TrainingRequest, VariantRequest, VerifierVariant,
+                                    Predictions, TopLevelFreeze, TrainingOutcome, TrainingRequest, VariantRequest, VerifierVariant,
                                     WorkerRequest)
 from grader.records.results import (
     CAPTURED_PROGRAM, STUDENT_PROCESS,
@@ -490,6 +490,8 @@ def _open_memory(assignment: Assignment, submission: Submission, profile: Profil
         "pretrained": pretrained, "device": resolve_device(options.device).type,
         "data": [data.fingerprint, data.evaluation, data.test_source] if data else None,
         "split": options.evaluation_split, "manifest": manifest, "limits": repr(options.limits),
+        # What the top-level code freezes builds the model too (not where it is: lines move)
+        "freezes": [{k: v for k, v in f.items() if k not in ("where", "code")} for f in submission.freezes],
         "batch_size": options.batch_size, "capture": options.capture,
         "bands": file_digest(*sorted(folder.glob("*.json"))) if profile else None,
         # Installing a package the code imports (or another torchvision) changes what builds
@@ -601,6 +603,7 @@ def probe_request(assignment: Assignment, submission: Submission, weights: Backb
     seed = seeds.pop() if len(seeds) == 1 else 0
     return WorkerRequest(modules=tuple(ModuleRequest(**m) for m in submission.modules),
                          sys_path=tuple(submission.sys_path), manifest=manifest, variants=variants,
+                         freezes=tuple(TopLevelFreeze.from_json(f) for f in submission.freezes),
                          batch_size=options.batch_size, seed=seed, device=options.device, threads=options.threads,
                          cuda_memory_fraction=options.cuda_memory_fraction, training=training,
                          random_init_weights=random_init_run(options, assignment, weights.available))

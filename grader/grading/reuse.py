@@ -5,7 +5,8 @@ Beside its output (`<out>/.segrade-check/`), a self-check keeps each variant's e
 (before scoring: points are recomputed every time) and its prediction grid, under a key made of
 everything that decides it: the variant's own code and what it reaches (grader.submission.
 dependencies), and the run's context (spec, profile, training seed, data, bands, segrade and
-torch versions, device type, mode, backbone start, manifest, limits, evaluation split). An entry
+torch versions, device type, mode, backbone start, manifest, the top-level freezing,
+limits, evaluation split). An entry
 whose key matches is reused; anything else runs again. Only `segrade check` opens one: `segrade
 grade` and its Slurm jobs never read a kept result (a submission could carry a forged one).
 """

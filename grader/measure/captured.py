@@ -33,6 +33,28 @@ def state_names(program) -> dict[str, tuple[tuple[int, ...], bool, str]]:
     return {k: (tuple(v.shape), k in params, str(v.dtype)) for k, v in program.state_dict.items()}
 
 
+def program_tensors(program, model: Any = None) -> dict[str, tuple[str, str, Any]]:
+    """{placeholder: (name, kind, tensor)} for every parameter, buffer and constant tensor the
+    program takes, in input order; kind is "PARAMETER", "BUFFER" or "CONSTANT_TENSOR".
+    Parameters and buffers are read from `model`'s state (as_model: the objects a measurement
+    trains) where given, else from the program's; non-persistent buffers and lifted constants,
+    which no state dict holds, from `program.constants`."""
+    import torch
+
+    state = model.state_dict(keep_vars=True) if model is not None else program.state_dict
+    tensors: dict[str, tuple[str, str, Any]] = {}
+    for spec in program.graph_signature.input_specs:
+        kind, name = spec.kind.name, spec.target
+        if name is None or kind not in ("PARAMETER", "BUFFER", "CONSTANT_TENSOR"):
+            continue
+        tensor = state.get(name) if kind != "CONSTANT_TENSOR" else None
+        if tensor is None:
+            tensor = program.constants.get(name)
+        if isinstance(tensor, torch.Tensor):
+            tensors[spec.arg.name] = (name, kind, tensor)
+    return tensors
+
+
 def graph_signature(program) -> tuple[str, ...]:
     """The graph as it computes: each node's op, target and arguments (as in
     grader.worker.capture, which the verifier does not import). Two builds of one class with

@@ -84,6 +84,9 @@ class Submission:
     sys_path: tuple[str, ...]      # folders of `root` put first on the worker's sys.path
     skipped: dict[str, list[str]]  # per file: top-level statements left out (training code...)
     notes: tuple[str, ...]         # what loading did (extracted, converted, skipped files)
+    # Top-level statements setting requires_grad on a model the code built (a notebook's
+    # freezing), as grader.shared.protocol.TopLevelFreeze's JSON (grader.submission.freezing).
+    freezes: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_json(cls, data: Any, where: str = "submission") -> Submission:
@@ -92,7 +95,8 @@ class Submission:
                    sha256=_take(data, "sha256", str, where, ""), root=None,
                    modules=tuple(_objects(data, "modules", where)),
                    sys_path=tuple(_take(data, "sys_path", list, where, [])),
-                   skipped=_take(data, "skipped", dict, where, {}), notes=tuple(_take(data, "notes", list, where, [])))
+                   skipped=_take(data, "skipped", dict, where, {}), notes=tuple(_take(data, "notes", list, where, [])),
+                   freezes=tuple(_take(data, "freezes", list, where, [])))
 
 
 # Where a variant was measured (VariantResult.program["measured_in"]): on the program the worker

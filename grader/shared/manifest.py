@@ -14,7 +14,7 @@ from typing import Any
 
 MANIFEST_NAME = "segrade.toml"
 MANIFEST_SECTIONS = ("variants",)             # top-level tables a manifest may hold
-MANIFEST_VARIANT_KEYS = ("factory", "kwargs", "after", "weights")
+MANIFEST_VARIANT_KEYS = ("factory", "kwargs", "after", "freeze", "weights")
 
 
 class ManifestError(ValueError):
@@ -22,9 +22,11 @@ class ManifestError(ValueError):
 
 
 def parse_manifest(text: str, origin: str = MANIFEST_NAME) -> dict[str, dict]:
-    """Parse a manifest into {variant_id: {"factory", "kwargs", "after", "origin"}}.
+    """Parse a manifest into {variant_id: {"factory", "kwargs", "after", "freeze", "origin"}}.
 
-    `after` is normalised to a list of {"method": str, "kwargs": dict}. Variant ids are not
+    `after` is normalised to a list of {"method": str, "kwargs": dict}, `freeze` to a list of
+    the parts (submodules or parameters, `features`, `encoder.0`) whose parameters are frozen
+    after construction, for a class whose backbone the student froze outside it. Variant ids are not
     checked here (the parser does not know the spec): see `check_manifest_ids`. The result is
     plain JSON, so the grading process can hand it to the worker.
     """
@@ -68,8 +70,19 @@ def parse_manifest(text: str, origin: str = MANIFEST_NAME) -> dict[str, dict]:
             raise ManifestError(f'{where}: weights must be a path inside the submission, "weights/unet.pt"')
         manifest[variant_id] = {"factory": factory.strip(), "kwargs": dict(kwargs),
                                 "after": _parse_after(entry.get("after", []), where), "origin": origin,
-                                "weights": weights}
+                                "weights": weights, "freeze": _parse_freeze(entry.get("freeze", []), where)}
     return manifest
+
+
+def _parse_freeze(value: Any, where: str) -> list[str]:
+    parts = [value] if isinstance(value, str) else value
+    if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+        raise ManifestError(f'{where}: freeze must be a part of the model or a list of them, e.g. freeze = "features"')
+    for part in parts:
+        if not all(piece.isidentifier() or piece.isdigit() for piece in part.split(".")):
+            raise ManifestError(f"{where}: freeze names {part!r}, which is not a dotted attribute path "
+                                "(features, backbone.layer1, encoder.0)")
+    return list(parts)
 
 
 def _parse_after(value: Any, where: str) -> list[dict[str, Any]]:

@@ -691,7 +691,7 @@ SEED = Int(-2**63, 2**64 - 1)
 # The manifest as grader.shared.manifest.parse_manifest gives it: variant id -> how to build it.
 MANIFEST = Map(Obj({"factory": NAME, "kwargs": Map(PLAIN, 256),
                     "after": List(Obj({"method": NAME, "kwargs": Map(PLAIN, 256)}), 256), "origin": PATH},
-                   {"weights": Opt(NAME)}), 1000)
+                   {"weights": Opt(NAME), "freeze": List(NAME, 256)}), 1000)
 
 
 # --------------------------------------------------------------------------- the request (grading process -> worker)
@@ -703,6 +703,23 @@ class ModuleRequest(Record):
     path: str = _field(NAME)
     name: str = _field(NAME, "")
     root: str = _field(NAME, ".")
+
+
+@dataclass(frozen=True)
+class TopLevelFreeze(Record):
+    """A statement of the submission's top-level code (a notebook cell, a script's main) that
+    sets `requires_grad` on part of a model it built (grader.submission.freezing finds them, the
+    worker's adapters apply them to a class with no freeze option of its own). The parameters of
+    `instance` (a `class_name` object) it selects get `requires_grad`: "module", the submodule or
+    parameter at `path` ("" the whole model); "prefix", names starting with `path`; "contains",
+    names containing it."""
+    class_name: str = _field(NAME)
+    instance: str = _field(NAME)                            # the variable: "fcn32", "model (assignment 2)"
+    select: str = _field(Str(choices=("module", "prefix", "contains")))
+    path: str = _field(NAME)
+    requires_grad: bool = _field(Bool())
+    where: str = _field(NAME)                               # "train.ipynb line 40 (cell 7)"
+    code: str = _field(Str(200))                            # the statement's first line
 
 
 @dataclass(frozen=True)
@@ -785,6 +802,8 @@ class WorkerRequest(RunRequest):
     modules: tuple[ModuleRequest, ...] = _field(List(ModuleRequest.schema(), 10_000), load=_records(ModuleRequest))
     sys_path: tuple[str, ...] = _field(List(PATH, 1000), (".",))
     manifest: dict[str, dict[str, Any]] | None = _field(Opt(MANIFEST), None)
+    freezes: tuple[TopLevelFreeze, ...] = _field(List(TopLevelFreeze.schema(), 1000), (),
+                                                 load=_records(TopLevelFreeze))
     variants: tuple[VariantRequest, ...] = _field(List(VariantRequest.schema(), 1000), load=_records(VariantRequest))
     # Backbones start from random init in this run: a constructor's own request for pretrained
     # weights gets random-init ones instead of a download (grader.worker.downloads).

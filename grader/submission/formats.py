@@ -93,6 +93,7 @@ class Prepared:
     sys_path: tuple[str, ...]
     skipped: dict[str, list[str]]
     notes: tuple[str, ...]
+    freezes: tuple[dict, ...] = ()   # top-level requires_grad statements (grader.submission.freezing)
 
 
 def prepare_submission(source: Path, dest: Path, limits: ZipLimits = ZipLimits()) -> Prepared:
@@ -156,7 +157,7 @@ def _finish(st: Staging, hint: str) -> Prepared:
                         f"(training, logging, I/O; listed per file in `skipped`)")
     modules, sys_path = plan_imports(dest, rels, trees, st)
     return Prepared(root=dest, modules=tuple(modules), sys_path=tuple(sys_path),
-                    skipped=dict(st.skipped), notes=tuple(st.notes))
+                    skipped=dict(st.skipped), notes=tuple(st.notes), freezes=tuple(st.freezes[:1000]))
 
 
 def _empty(dest: Path) -> None:

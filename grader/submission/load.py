@@ -35,6 +35,7 @@ def load_submission(path: str | Path, workdir: Path, submission_id: str | None =
         sys_path=tuple(prepared.sys_path),
         skipped=dict(prepared.skipped),
         notes=tuple(prepared.notes),
+        freezes=prepared.freezes,
     )
 
 

@@ -39,6 +39,7 @@ class Staging:
     limits: ZipLimits
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, list[str]] = field(default_factory=dict)
+    freezes: list[dict] = field(default_factory=list)   # top-level requires_grad statements (freezing.py)
 
 
 def is_checkpoint(name: str) -> bool:

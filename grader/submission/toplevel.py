@@ -14,6 +14,7 @@ import re
 import tokenize
 from pathlib import Path
 
+from grader.submission.freezing import top_level_freezes
 from grader.submission.staging import Staging, trim
 
 # Calls allowed in kept top-level assignments, by canonical dotted name (import aliases
@@ -348,6 +349,7 @@ def filter_file(path: Path, rel: str, st: Staging) -> ast.Module | None:
     except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
         st.notes.append(f"{rel}: cannot be decoded ({exc}); left as is, so importing it reports that error")
         return None
+    st.freezes.extend(top_level_freezes(text, rel))   # before the filter leaves them out with the training code
     try:
         new, entries, notes = filter_source(text)
     except SyntaxError as exc:

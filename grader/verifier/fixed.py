@@ -32,6 +32,7 @@ def fixed_values(programs, model, backbone: set[str], fcn: bool = False) -> dict
     variant, whose frozen parameters of fc6's and fc7's shapes are not counted (an FCN's own
     randomly initialised fc6/fc7, frozen with the backbone, is honest; the grader's fingerprint,
     which names copied ones, can be stripped in the student's process: docs/security.md)."""
+    from grader.measure.captured import program_tensors
     from grader.measure.probes import VGG16_FC_SHAPES
 
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
@@ -40,17 +41,11 @@ def fixed_values(programs, model, backbone: set[str], fcn: bool = False) -> dict
     counted: dict[str, int] = {}
     for program in {id(p): p for p in programs}.values():
         statistics = running_statistics(program)
-        for spec in program.graph_signature.input_specs:
-            kind, name = spec.kind.name, spec.target
-            if kind not in ("PARAMETER", "BUFFER", "CONSTANT_TENSOR") or name is None or name in counted:
+        for placeholder, (name, kind, tensor) in program_tensors(program).items():
+            if name in counted or name in backbone or placeholder in statistics \
+                    or (kind == "PARAMETER" and name in trainable | fc_shaped):
                 continue
-            if name in backbone or spec.arg.name in statistics or (kind == "PARAMETER" and name in trainable | fc_shaped):
-                continue
-            tensor = program.state_dict.get(name)
-            if tensor is None:
-                tensor = program.constants.get(name)   # non-persistent buffers and lifted constants
-            if isinstance(tensor, torch.Tensor):
-                counted[name] = information(tensor)
+            counted[name] = information(tensor)
     largest = sorted(counted.items(), key=lambda item: -item[1])[:8]
     return {"values": sum(counted.values()), "largest": [f"{name} ({n:,} values)" for name, n in largest if n]}
 

@@ -118,19 +118,14 @@ def _used_weights(program, model) -> list[tuple[torch.Tensor, set[str], bool]]:
     from torch.fx import Node
     from torch.fx.node import map_arg
 
-    state = model.state_dict(keep_vars=True)
+    from grader.measure.captured import program_tensors
+
     named: dict[str, str] = {}      # placeholder -> state name
     values: dict[Node, Any] = {}    # static node -> its value
-    for spec in program.graph_signature.input_specs:
-        if spec.target is None or spec.kind.name not in ("PARAMETER", "BUFFER", "CONSTANT_TENSOR"):
-            continue
-        if spec.kind.name == "CONSTANT_TENSOR":
-            value = program.constants.get(spec.target)
-        else:
-            value = state.get(spec.target)
-            named[spec.arg.name] = spec.target
-        if isinstance(value, torch.Tensor):
-            values[spec.arg.name] = value.detach()
+    for placeholder, (name, kind, tensor) in program_tensors(program, model).items():
+        values[placeholder] = tensor.detach()
+        if kind != "CONSTANT_TENSOR":
+            named[placeholder] = name
     static: dict[Node, set[str]] = {}   # static node -> the state names it is computed from
     results: dict[Node, Any] = {}
     used: list[tuple[torch.Tensor, set[str], bool]] = []

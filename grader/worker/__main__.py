@@ -102,7 +102,7 @@ def main(argv: list[str]) -> int:
     for variant in request.variants:
         guard.restore()
         channel.send("phase", phase="build", id=variant.id)
-        plan = plan_variant(variant, candidates, manifest)
+        plan = plan_variant(variant, candidates, manifest, freezes=request.freezes)
         if request.plan_only:   # how each variant would be built, nothing built (tests, tools)
             channel.send("result", result=_describe_plan(plan, variant))
             continue
@@ -112,7 +112,8 @@ def main(argv: list[str]) -> int:
         tried: list[Any] = []
         while _not_implemented(result) and not isinstance(plan, Unresolved) and plan.adapter != "manifest":
             tried.append(plan)
-            following = plan_variant(variant, candidates, manifest, exclude=[t.factory for t in tried])
+            following = plan_variant(variant, candidates, manifest, exclude=[t.factory for t in tried],
+                                      freezes=request.freezes)
             if isinstance(following, Unresolved):
                 break
             skipped = "; ".join(f"{getattr(t.factory, '__name__', t.factory)} in {t.source} not used: its forward "
@@ -129,7 +130,8 @@ def main(argv: list[str]) -> int:
             # the profile decides whether the backbone starts from ImageNet weights.
             train_plan = plan_variant(replace(variant, pretrained=training.pretrained
                                               if variant.pretrained is not None else None),
-                                      candidates, manifest, exclude=[t.factory for t in tried])
+                                      candidates, manifest, exclude=[t.factory for t in tried],
+                                      freezes=request.freezes)
             # The training build differs from the checks' build: captured again.
             differs = (training.mode == "weights" or variant.pretrained is not None
                        and training.pretrained != variant.pretrained
@@ -260,6 +262,7 @@ def _probe(plan, variant: VariantRequest, device, request: WorkerRequest, torch,
             model = plan.build()
     except BaseException as exc:
         return result | {"build": _failure(exc) | _downloads(exc)}
+    result["notes"] = list(plan.notes)   # the build may say a step was not applied
     result["build"] = {"ok": True, "seconds": round(time.perf_counter() - started, 3)}
     if SUBSTITUTED:   # the constructor asked for pretrained weights and got random-init ones (downloads.py)
         result["build"]["random_init_for"] = sorted(set(SUBSTITUTED))[:64]

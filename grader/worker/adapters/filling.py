@@ -1,6 +1,7 @@
 """Filling a candidate's arguments from its signature: the class count under any of its usual
 names, the input channels (3, or 1 for a grayscale course), the pretrained switch (the grader
-runs offline), the frozen backbone (flag, inverted flag, method or nothing), the VGG16
+runs offline), the frozen backbone (flag, inverted flag, method, the student's top-level code
+or nothing), the VGG16
 backbone, the stride and the U-Net flags; then the call, split into positional and keyword
 arguments.
 """
@@ -39,7 +40,7 @@ from grader.worker.adapters.known_names import (
     UNFREEZE_METHOD_NAMES,
     WEIGHTS_NAMES,
 )
-from grader.worker.adapters.plans import Candidate, VariantRequest
+from grader.worker.adapters.plans import Candidate, TopLevelFreeze, VariantRequest
 from grader.worker.adapters.signatures import (
     NotUsable,
     Sig,
@@ -59,6 +60,7 @@ class Filled:
     mechanisms: list[str]
     notes: list[str]
     auto: set[str]          # parameter names segrade fills itself (class count, channels, pretrained)
+    freeze: tuple[TopLevelFreeze, ...] = ()   # the student's top-level freezing, for a class with no option
 
 
 @dataclass
@@ -70,8 +72,10 @@ class Option:
     filled: Filled
 
 
-def fill(request: VariantRequest, candidate: Candidate, tier: str, sig: Sig) -> Filled:
-    """Keyword arguments for this candidate; raises NotUsable when it cannot build the variant."""
+def fill(request: VariantRequest, candidate: Candidate, tier: str, sig: Sig,
+         freezes: typing.Sequence[TopLevelFreeze] = ()) -> Filled:
+    """Keyword arguments for this candidate; raises NotUsable when it cannot build the variant.
+    `freezes`: what the submission's top-level code sets requires_grad on (grader.submission.freezing)."""
     name, obj, traits = candidate.name, candidate.obj, request.traits
     blind = sig.var_kw is not None and tier in ("contract", "alias")   # **kwargs: pass the contract's names
     contract = request.contract_kwargs()
@@ -88,7 +92,7 @@ def fill(request: VariantRequest, candidate: Candidate, tier: str, sig: Sig) -> 
                 out.notes.append(guessed)
 
     if "frozen" in traits:
-        _fill_freeze(request, candidate, sig, out, blind, contract)
+        _fill_freeze(request, candidate, sig, out, blind, contract, freezes)
 
     if request.family == "fcn" or "stride" in traits:
         _fill_backbone_choice(candidate, sig, out)
@@ -222,7 +226,7 @@ def fill_common(request: VariantRequest, name: str, sig: Sig, out: Filled, blind
 
 
 def _fill_freeze(request: VariantRequest, candidate: Candidate, sig: Sig, out: Filled, blind: bool,
-                 contract: dict[str, Any]) -> None:
+                 contract: dict[str, Any], freezes: typing.Sequence[TopLevelFreeze] = ()) -> None:
     frozen = bool(request.traits["frozen"])
     name, obj, values = candidate.name, candidate.obj, out.values
     contract_names = {k for k in contract if k in FREEZE_FLAG_NAMES or k in INVERTED_FREEZE_FLAG_NAMES}
@@ -259,10 +263,39 @@ def _fill_freeze(request: VariantRequest, candidate: Candidate, sig: Sig, out: F
             if freezer:
                 out.notes.append(f"fine-tuned: built as the class defaults, without calling {freezer[0]}()")
                 return
+    steps = top_level_steps(frozen, candidate, freezes)
+    if steps:
+        out.freeze = steps
+        out.mechanisms.append("top-level freeze")
+        out.notes.append(f"{name} has no freeze option (no flag, no freeze method); the submission's top-level code "
+                         f"{'freezes' if frozen else 'unfreezes'} an instance of it ({steps[0].instance}, "
+                         f"{steps[0].where}: `{steps[0].code}`), so segrade does the same after building it. A "
+                         "freeze_backbone flag in the class keeps this with the model")
+        return
     out.mechanisms.append("no freeze option")
     out.notes.append(f"no freeze option found in {name} (no flag, no freeze method): built as the class defaults; "
                      "the frozen-backbone check shows whether the backbone "
                      + ("is frozen" if frozen else "trains"))
+
+
+def top_level_steps(frozen: bool, candidate: Candidate,
+                    freezes: typing.Sequence[TopLevelFreeze]) -> tuple[TopLevelFreeze, ...]:
+    """What the top-level code does to the first instance of the candidate's class it freezes
+    (a frozen variant) or only unfreezes (a fine-tuned one), in order; () when none. Freezing
+    the whole model and nothing else is left out: what made such a model trainable again (a
+    head replaced by assignment) is not seen, and a model with nothing to train measures nothing."""
+    names = {candidate.name, getattr(candidate.obj, "__name__", candidate.name)}
+    by_instance: dict[str, list[TopLevelFreeze]] = {}
+    for step in freezes:
+        if step.class_name in names:
+            by_instance.setdefault(step.instance, []).append(step)
+    for steps in by_instance.values():
+        values = {step.requires_grad for step in steps}
+        if frozen and False in values and any(step.path or step.requires_grad for step in steps):
+            return tuple(steps)
+        if not frozen and values == {True}:
+            return tuple(steps)
+    return ()
 
 
 _VGG16_TEXT = re.compile(r"vgg[-_ ]?16(?!\d)", re.IGNORECASE)

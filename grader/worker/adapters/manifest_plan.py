@@ -15,7 +15,7 @@ from grader.worker.adapters.known_names import (
     PRETRAINED_NAMES,
     WEIGHTS_NAMES,
 )
-from grader.worker.adapters.plans import BuildPlan, Candidate, Unresolved, VariantRequest, same_source
+from grader.worker.adapters.plans import BuildPlan, Candidate, TopLevelFreeze, Unresolved, VariantRequest, same_source
 from grader.worker.adapters.signatures import NotUsable, enum_member, enum_type_of, read_signature
 
 
@@ -98,7 +98,11 @@ def plan_from_manifest(request: VariantRequest, entry: dict, candidates: list[Ca
         return fail(f"{sig.text(candidate.name)} needs {', '.join(f'`{m}`' for m in missing)}: add "
                     f"{' and '.join(missing)} to kwargs")
     args, kwargs = split_call(sig, values)
-    description = (f"{request.class_name} ← {call_text(candidate.name, args, kwargs, after)} "
+    freeze = tuple(TopLevelFreeze(class_name=candidate.name, instance=request.id, select="module", path=part,
+                                  requires_grad=False, where=origin, code=f"freeze = {part!r}")
+                   for part in entry.get("freeze") or ())
+    frozen = f", then {', '.join(part for part in entry.get('freeze') or ())} frozen" if freeze else ""
+    description = (f"{request.class_name} ← {call_text(candidate.name, args, kwargs, after)}{frozen} "
                    f"from {candidate.source}, adapter: manifest")
     return BuildPlan(variant_id=request.id, factory=candidate.obj, kwargs=kwargs, after=after, adapter="manifest",
-                     source=candidate.source, description=description, notes=tuple(notes), args=args)
+                     source=candidate.source, description=description, notes=tuple(notes), args=args, freeze=freeze)
