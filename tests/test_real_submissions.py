@@ -492,3 +492,22 @@ def test_a_backbone_frozen_in_notebook_cells_is_frozen_as_the_notebook_does(tmp_
 
     _, results = observe(FIXTURES / "wendy_notebook_freezing", ("fcn8s_frozen",), tmp_path / "built")
     assert results["fcn8s_frozen"].check("frozen_backbone").status is CheckStatus.PASS, explain(results)
+
+
+@pytest.mark.slow  # the CLI: worker, capture and verifier on one VGG16 FCN
+def test_segrade_check_on_a_notebook_that_freezes_in_its_cells(tmp_path, capsys):
+    """`segrade check SUBMISSION --checks-only --variant fcn8s_frozen` as the README writes it:
+    the captured program is the frozen one (its backbone does not train in the verifier), and
+    the report's results say how it was built."""
+    import json
+
+    from grader.cli import main
+
+    out = tmp_path / "out"
+    assert main(["check", str(FIXTURES / "wendy_notebook_freezing"), "--checks-only", "--variant", "fcn8s_frozen",
+                 "--spec", str(_SPEC_FOLDER / "spec.toml"), "--out", str(out), "--no-pdf"]) == 0, capsys.readouterr()
+    [variant] = json.loads((out / "results.json").read_text())["variants"]
+    checks = {c["id"]: c["status"] for c in variant["checks"]}
+    assert checks["frozen_backbone"] == "pass", variant
+    assert variant["program"]["measured_in"] == "captured program", variant["program"]
+    assert "then as hw3_fcn.ipynb, cell 9: for name, param in fcn8_frozen.named_parameters():" in variant["mapping"]
