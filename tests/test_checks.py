@@ -331,6 +331,35 @@ def test_a_backbone_frozen_only_at_first_fails_frozen_backbone():
     assert _backbone(replace(late, backbone=replace(probe, backbone_names=())), variant).status is CheckStatus.PASS
 
 
+def test_a_backbone_kept_out_of_the_backward_pass_is_frozen_not_unused():
+    """A frozen FCN whose forward runs the backbone under torch.no_grad() (or detaches it) gives
+    the backbone no gradient: that is freezing, and the gradients check says so instead of
+    warning about unused layers; anything else without a gradient is still told, and in a
+    fine-tuned variant a backbone without gradients is."""
+    from grader.grading.checks import _gradients, frozen_backbone_names
+    from grader.shared.protocol import BackboneSteps, Gradients
+
+    names = ("features.0.weight", "features.0.bias")
+    probe = BackboneSteps(backbone_tensors=2, steps=3, backbone_changed=(), head_changed=("score.weight",),
+                          backbone_names=names)
+    no_grad = Gradients(none=names, zero=(), nonfinite=(), head="score", head_params=("score.weight",))
+    held = _gradients(Observation(id="fcn8s_frozen", gradients=no_grad, backbone=probe), frozen=set(names))
+    assert held.status is CheckStatus.PASS and held.message == (
+        "every trainable parameter outside the frozen backbone gets a finite gradient; the backbone's 2 get none "
+        "(forward keeps it out of the backward pass, with torch.no_grad() or detach(): frozen, as it should be)")
+    also = replace(no_grad, none=(*names, "extra.weight"))
+    warned = _gradients(Observation(id="fcn8s_frozen", gradients=also, backbone=probe), frozen=set(names))
+    assert warned.status is CheckStatus.WARN and "1 trainable parameter(s) get no gradient" in warned.message
+    assert _gradients(Observation(id="fcn8s_finetune", gradients=no_grad, backbone=probe)).status is CheckStatus.WARN
+
+    # What check_variant passes: a frozen FCN's measured backbone, nothing for the others.
+    spec = load_spec()
+    observed = Observation(id="fcn8s_frozen", gradients=no_grad, backbone=probe)
+    assert frozen_backbone_names(observed, spec.variant("fcn8s_frozen")) == set(names)
+    assert frozen_backbone_names(observed, spec.variant("fcn8s_finetune")) == set()
+    assert frozen_backbone_names(replace(observed, backbone=None), spec.variant("fcn8s_frozen")) == set()
+
+
 def test_a_model_that_puts_tensors_on_a_missing_gpu_is_told_which_line_and_what_to_write():
     """Colab notebooks hard-code `device = torch.device("cuda")` and call `x.to(device)` in
     forward (or `self.to(device)` in __init__). Without a GPU torch says only "Cannot

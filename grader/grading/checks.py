@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.records.results import CheckResult, CheckStatus, VariantResult, VariantStatus
-from grader.shared.protocol import BackboneFound, ForwardStep, Gradients, Observation, Raised, Record, TrainingOutcome
+from grader.shared.protocol import BackboneFound, BackboneSteps, ForwardStep, Gradients, Observation, Raised, Record, TrainingOutcome
 from grader.submission.candidates import OTHER_FRAMEWORKS
 from grader.spec import Assignment, Variant
 
@@ -119,7 +119,7 @@ def check_variant(variant: Variant, observed: Observation, assignment: Assignmen
     # probes measured it): else its mIoU would be scored with nothing showing what it is.
     if shape.status is CheckStatus.PASS or shape.details.get("right_at_input_size"):
         probe = _probe_input(assignment, variant)
-        checks += [_logits(observed), _gradients(observed, probe)]
+        checks += [_logits(observed), _gradients(observed, probe, frozen_backbone_names(observed, variant))]
         if variant.family.id == "fcn" and "frozen" in variant.traits:
             checks.append(_backbone(observed, variant, probe))
         if variant.architecture:
@@ -337,7 +337,16 @@ def _probe_input(assignment: Assignment, variant: Variant) -> str:
     return f"a {size}x{size} input ({why})"
 
 
-def _gradients(observed: Observation, probe: str = "the probe input") -> CheckResult:
+def frozen_backbone_names(observed: Observation, variant: Variant) -> set[str]:
+    """The backbone tensors of a frozen FCN variant, as its backbone steps measured them; else none."""
+    if variant.family.id == "fcn" and variant.traits.get("frozen") and isinstance(observed.backbone, BackboneSteps):
+        return set(observed.backbone.backbone_names)
+    return set()
+
+
+def _gradients(observed: Observation, probe: str = "the probe input", frozen: set[str] = frozenset()) -> CheckResult:
+    """`frozen`: a frozen variant's backbone tensors, which get no gradient where forward runs the
+    backbone under torch.no_grad() or detaches its output: that is freezing too, not a defect."""
     found = observed.gradients
     grads = _sent(found) or {}   # the details: as sent
     if isinstance(found, Raised):
@@ -353,11 +362,17 @@ def _gradients(observed: Observation, probe: str = "the probe input") -> CheckRe
         return CheckResult("gradients", CheckStatus.FAIL,
                            f"the output layer ({found.head}) gets no gradient: the output is detached from "
                            f"it ({_names(head_without)})", grads)
-    unused = found.none
+    unused = [p for p in found.none if p not in frozen]
     if unused:
         return CheckResult("gradients", CheckStatus.WARN,
                            f"{len(unused)} trainable parameter(s) get no gradient, so they never train: "
                            f"{_names(unused)} (unused layers, or a detached path)", grads)
+    held = len(found.none) - len(unused)
+    if held:
+        return CheckResult("gradients", CheckStatus.PASS,
+                           "every trainable parameter outside the frozen backbone gets a finite gradient; the "
+                           f"backbone's {held} get none (forward keeps it out of the backward pass, with "
+                           "torch.no_grad() or detach(): frozen, as it should be)", grads)
     return CheckResult("gradients", CheckStatus.PASS, "every trainable parameter gets a finite gradient", grads)
 
 
