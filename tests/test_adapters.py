@@ -934,3 +934,35 @@ def test_an_abstract_base_gives_way_to_a_concrete_class():
     assert p.factory is VanillaUNet
     assert "UNet in model.py is an abstract base (its forward raises NotImplementedError): not built" in p.notes
     assert ok(plan("unet", c(UNet))).factory is UNet   # alone, it is still tried (and its error shown)
+
+
+def test_a_constructor_that_takes_the_device_gets_the_one_segrade_builds_on():
+    """Colab code passes the device to the model (`UNet(13, device)`, `device="cuda"`): required,
+    it made the class unusable; defaulted to a GPU, it failed on a CPU machine. It is given the
+    worker's device, said in the mapping, and a changed default in a note; a manifest that
+    leaves it out gets it too."""
+    import torch
+
+    from grader.worker.adapters import BuildContext
+
+    class UNet(_Net):
+        def __init__(self, num_classes, device, use_skip=True):
+            super().__init__(num_classes)
+            self.device = device
+
+    class GpuUNet(_Net):
+        def __init__(self, num_classes, use_skip=True, device="cuda:0"):
+            super().__init__(num_classes)
+
+    cpu = BuildContext(device=torch.device("cpu"))
+    p = ok(plan_variant(request("unet"), [c(UNet)], None, context=cpu))
+    assert p.kwargs["device"] == torch.device("cpu")
+    assert "UNet(num_classes=13, device=torch.device('cpu'), use_skip=True)" in p.description
+    assert p.build().device == torch.device("cpu")
+    p = ok(plan_variant(request("unet_noskip"), [c(GpuUNet)], None, context=cpu))
+    assert p.kwargs["device"] == torch.device("cpu")
+    assert "device=cpu instead of its default 'cuda:0': the device segrade builds and measures on" in p.notes
+    pinned = parse_manifest('[variants.unet]\nfactory = "model.py:UNet"\nkwargs = { use_skip = true }\n')
+    p = ok(plan_variant(request("unet"), [c(UNet)], pinned, context=cpu))
+    assert p.kwargs["device"] == torch.device("cpu") and "device=cpu added by segrade: the device it builds and " \
+        "measures on" in p.notes

@@ -67,6 +67,7 @@ def main(argv: list[str]) -> int:
 
         downloads.install_random_init()
     from grader.worker.adapters import Candidate, Unresolved, plan_variant
+    from grader.worker.adapters.plans import BuildContext
     from grader.shared.device import describe, resolve_device
     from grader.worker.stubs import install_stub_finder, stood_in
 
@@ -98,11 +99,12 @@ def main(argv: list[str]) -> int:
     channel.send("packages", stubbed=sorted({n.split(".")[0] for n in stubbed}), stood_in=standing_in)
 
     manifest, training = request.manifest, request.training
+    context = BuildContext(device=device, freezes=request.freezes)
     captured: set[str] = set()   # the variants whose checks' build the verifier measures
     for variant in request.variants:
         guard.restore()
         channel.send("phase", phase="build", id=variant.id)
-        plan = plan_variant(variant, candidates, manifest, freezes=request.freezes)
+        plan = plan_variant(variant, candidates, manifest, context=context)
         if request.plan_only:   # how each variant would be built, nothing built (tests, tools)
             channel.send("result", result=_describe_plan(plan, variant))
             continue
@@ -113,7 +115,7 @@ def main(argv: list[str]) -> int:
         while _not_implemented(result) and not isinstance(plan, Unresolved) and plan.adapter != "manifest":
             tried.append(plan)
             following = plan_variant(variant, candidates, manifest, exclude=[t.factory for t in tried],
-                                      freezes=request.freezes)
+                                      context=context)
             if isinstance(following, Unresolved):
                 break
             skipped = "; ".join(f"{getattr(t.factory, '__name__', t.factory)} in {t.source} not used: its forward "
@@ -131,7 +133,7 @@ def main(argv: list[str]) -> int:
             train_plan = plan_variant(replace(variant, pretrained=training.pretrained
                                               if variant.pretrained is not None else None),
                                       candidates, manifest, exclude=[t.factory for t in tried],
-                                      freezes=request.freezes)
+                                      context=context)
             # The training build differs from the checks' build: captured again.
             differs = (training.mode == "weights" or variant.pretrained is not None
                        and training.pretrained != variant.pretrained

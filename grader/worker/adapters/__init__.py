@@ -36,9 +36,9 @@ from grader.shared.manifest import MANIFEST_NAME, ManifestError, check_manifest_
 from grader.worker.adapters.messages import manifest_lines
 from grader.worker.adapters.outputs import to_logits
 from grader.worker.adapters.planning import plan_variant
-from grader.worker.adapters.plans import BuildPlan, Candidate, Unresolved, VariantRequest
+from grader.worker.adapters.plans import BuildContext, BuildPlan, Candidate, Unresolved, VariantRequest
 
 __all__ = [
-    "MANIFEST_NAME", "BuildPlan", "Candidate", "ManifestError", "Unresolved", "VariantRequest",
+    "MANIFEST_NAME", "BuildContext", "BuildPlan", "Candidate", "ManifestError", "Unresolved", "VariantRequest",
     "check_manifest_ids", "manifest_lines", "parse_manifest", "plan_variant", "to_logits",
 ]

@@ -29,6 +29,7 @@ from grader.worker.adapters.heuristics import (
 from grader.worker.adapters.known_names import (
     BACKBONE_ARG_NAMES,
     CLASS_COUNT_NAMES,
+    DEVICE_NAMES,
     FREEZE_FLAG_NAMES,
     FREEZE_METHOD_NAMES,
     INVERTED_FREEZE_FLAG_NAMES,
@@ -40,7 +41,7 @@ from grader.worker.adapters.known_names import (
     UNFREEZE_METHOD_NAMES,
     WEIGHTS_NAMES,
 )
-from grader.worker.adapters.plans import Candidate, TopLevelFreeze, VariantRequest
+from grader.worker.adapters.plans import BuildContext, Candidate, TopLevelFreeze, VariantRequest
 from grader.worker.adapters.signatures import (
     NotUsable,
     Sig,
@@ -73,16 +74,16 @@ class Option:
 
 
 def fill(request: VariantRequest, candidate: Candidate, tier: str, sig: Sig,
-         freezes: typing.Sequence[TopLevelFreeze] = ()) -> Filled:
+         context: BuildContext = BuildContext()) -> Filled:
     """Keyword arguments for this candidate; raises NotUsable when it cannot build the variant.
-    `freezes`: what the submission's top-level code sets requires_grad on (grader.submission.freezing)."""
+    `context`: the device, and what the submission's top-level code sets requires_grad on."""
     name, obj, traits = candidate.name, candidate.obj, request.traits
     blind = sig.var_kw is not None and tier in ("contract", "alias")   # **kwargs: pass the contract's names
     contract = request.contract_kwargs()
     out = Filled({}, [], [], [], set())
     values = out.values
 
-    fill_common(request, name, sig, out, blind)
+    fill_common(request, name, sig, out, blind, context.device)
 
     if "stride" in traits:
         p = variant_param(sig)
@@ -92,7 +93,7 @@ def fill(request: VariantRequest, candidate: Candidate, tier: str, sig: Sig,
                 out.notes.append(guessed)
 
     if "frozen" in traits:
-        _fill_freeze(request, candidate, sig, out, blind, contract, freezes)
+        _fill_freeze(request, candidate, sig, out, blind, contract, context.freezes)
 
     if request.family == "fcn" or "stride" in traits:
         _fill_backbone_choice(candidate, sig, out)
@@ -177,9 +178,19 @@ def _is_in_channel_name(name: str) -> bool:
     return channel and (source or name in ("channels", "num_channels", "n_channel", "nchannels"))
 
 
-def fill_common(request: VariantRequest, name: str, sig: Sig, out: Filled, blind: bool) -> None:
-    """Class count, input channels and the pretrained switch (used by the manifest too)."""
+def fill_common(request: VariantRequest, name: str, sig: Sig, out: Filled, blind: bool, device: Any = "cpu") -> None:
+    """Class count, input channels, the device and the pretrained switch (used by the manifest too)."""
     values = out.values
+    # A constructor that takes the device (Colab code: `UNet(13, device)`, `device="cuda"`) is
+    # given the one segrade builds on: required, it would make the class unusable; defaulted to
+    # a GPU, it would fail on a CPU machine.
+    for p in sig.params:
+        if p.name in DEVICE_NAMES:
+            values[p.name] = device
+            out.auto.add(p.name)
+            if p.default is not p.empty and str(p.default) != str(device):
+                out.notes.append(f"{p.name}={device} instead of its default {p.default!r}: the device segrade "
+                                 "builds and measures on")
     p = first_param(sig, CLASS_COUNT_NAMES, count_like) or _by_pattern(sig, _is_class_count_name)
     if p is not None:
         values[p.name] = request.num_classes

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 
 # Ordered: when a signature has several, the first one listed wins.
+# A constructor's device parameter: given the device segrade builds on (filling.fill_common).
+DEVICE_NAMES = ("device", "dev", "torch_device", "device_name", "compute_device")
+
 CLASS_COUNT_NAMES = (
     "num_classes", "n_classes", "nclass", "n_class", "num_class", "nclasses", "classes", "num_labels",
     "out_channels", "output_channels", "n_out_channels", "out_ch", "output_ch",

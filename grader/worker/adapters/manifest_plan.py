@@ -11,15 +11,17 @@ from grader.shared.manifest import MANIFEST_NAME, _split_factory
 from grader.worker.adapters.filling import Filled, call_text, fill_common, split_call
 from grader.worker.adapters.known_names import (
     CLASS_COUNT_NAMES,
+    DEVICE_NAMES,
     IN_CHANNEL_NAMES,
     PRETRAINED_NAMES,
     WEIGHTS_NAMES,
 )
-from grader.worker.adapters.plans import BuildPlan, Candidate, TopLevelFreeze, Unresolved, VariantRequest, same_source
+from grader.worker.adapters.plans import BuildContext, BuildPlan, Candidate, TopLevelFreeze, Unresolved, VariantRequest, same_source
 from grader.worker.adapters.signatures import NotUsable, enum_member, enum_type_of, read_signature
 
 
-def plan_from_manifest(request: VariantRequest, entry: dict, candidates: list[Candidate]) -> BuildPlan | Unresolved:
+def plan_from_manifest(request: VariantRequest, entry: dict, candidates: list[Candidate],
+                       context: BuildContext = BuildContext()) -> BuildPlan | Unresolved:
     origin = entry.get("origin", MANIFEST_NAME)
     factory = entry["factory"]
     path, name = _split_factory(factory)
@@ -72,7 +74,7 @@ def plan_from_manifest(request: VariantRequest, entry: dict, candidates: list[Ca
 
     # Fill what the manifest leaves out: the class count, RGB input, the pretrained switch.
     auto = Filled({}, [], [], [], set())
-    fill_common(request, candidate.name, sig, auto, blind=False)
+    fill_common(request, candidate.name, sig, auto, blind=False, device=context.device)
     values = dict(given)
     notes = [f"pinned by {origin}"]
     if not any(k in CLASS_COUNT_NAMES for k in given):
@@ -82,6 +84,10 @@ def plan_from_manifest(request: VariantRequest, entry: dict, candidates: list[Ca
     for k in auto.auto & set(IN_CHANNEL_NAMES):
         if k not in given and sig.get(k).default is sig.get(k).empty:
             values[k] = 3
+    for k in auto.auto & set(DEVICE_NAMES):
+        if k not in given:
+            values[k] = auto.values[k]
+            notes.append(f"{k}={auto.values[k]} added by segrade: the device it builds and measures on")
     if request.pretrained is not None and not any(k in PRETRAINED_NAMES or k in WEIGHTS_NAMES for k in given):
         for k in auto.auto & (set(PRETRAINED_NAMES) | set(WEIGHTS_NAMES)):
             values[k] = auto.values[k]

@@ -28,7 +28,7 @@ from grader.worker.adapters.heuristics import (
 from grader.worker.adapters.known_names import TRAIT_WORDS, UNET_FLAG_EXAMPLES, VARIANT_ARG_NAMES
 from grader.worker.adapters.manifest_plan import plan_from_manifest
 from grader.worker.adapters.messages import ambiguous_message, missing_message
-from grader.worker.adapters.plans import BuildPlan, Candidate, TopLevelFreeze, Unresolved, VariantRequest
+from grader.worker.adapters.plans import BuildContext, BuildPlan, Candidate, Unresolved, VariantRequest
 from grader.worker.adapters.signatures import NotUsable, boolish, read_signature
 
 
@@ -38,13 +38,13 @@ _TIER_RANK = {"manifest": 0, "contract": 1, "alias": 2, "name pattern": 3, "vari
 
 def plan_variant(request: VariantRequest, candidates: list[Candidate],
                  manifest: dict[str, dict] | None = None, exclude: typing.Sequence[Any] = (),
-                 freezes: typing.Sequence[TopLevelFreeze] = ()) -> BuildPlan | Unresolved:
+                 context: BuildContext = BuildContext()) -> BuildPlan | Unresolved:
     """Decide how to build one variant from the student's candidates (see the package doc in
     grader/worker/adapters/__init__.py).
-    `exclude`: factories already tried whose forward raised NotImplementedError; `freezes`: the
-    submission's top-level requires_grad statements (for a class with no freeze option)."""
+    `exclude`: factories already tried whose forward raised NotImplementedError; `context`: the
+    device and the submission's top-level requires_grad statements (plans.BuildContext)."""
     if manifest and request.id in manifest:
-        return plan_from_manifest(request, manifest[request.id], candidates)
+        return plan_from_manifest(request, manifest[request.id], candidates, context)
     candidates = [c for c in candidates if not any(c.obj is e for e in exclude)]
 
     options: list[Option] = []
@@ -62,7 +62,7 @@ def plan_variant(request: VariantRequest, candidates: list[Candidate],
         rank = (said, _TIER_RANK[tier], sub, 0 if inspect.isclass(candidate.obj) else 1)
         try:
             sig = read_signature(candidate.obj)
-            filled = fill(request, candidate, tier, sig, freezes)
+            filled = fill(request, candidate, tier, sig, context)
         except NotUsable as exc:
             rejected.append((rank, f"{candidate.label}: {exc}"))
             continue

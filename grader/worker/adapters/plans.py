@@ -26,6 +26,15 @@ class Candidate:
         return f"{self.name} in {self.source}"
 
 
+@dataclass(frozen=True)
+class BuildContext:
+    """What the worker knows beyond the variant and the student's classes: the device models are
+    built for (a constructor's `device` parameter gets it) and what the submission's top-level
+    code sets requires_grad on (grader.submission.freezing)."""
+    device: Any = "cpu"                          # a torch.device in the worker
+    freezes: tuple[TopLevelFreeze, ...] = ()
+
+
 @dataclass
 class BuildPlan:
     """How to build one variant; `build()` is the only place that calls student code."""

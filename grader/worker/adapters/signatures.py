@@ -120,6 +120,8 @@ def value_text(value: Any) -> str:
         return f"{type(value).__name__}.{value.name}"
     if inspect.isfunction(value) and getattr(value, "__module__", "").startswith("torchvision"):
         return f"torchvision.models.{value.__name__}"
+    if type(value).__name__ == "device" and type(value).__module__ == "torch":
+        return f"torch.device({str(value)!r})"
     return repr(value)
 
 
