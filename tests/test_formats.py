@@ -454,13 +454,41 @@ def test_filter_rules():
     assert len(kept) == len(text.splitlines()) and notes == []
 
 
-def test_note_when_classes_use_names_only_skipped_code_sets():
-    text = ("import torch\ndevice = pick_device()\n"
-            "class Net:\n    def forward(self, x):\n        y = 1\n        return x.to(device) + y\n")
-    _, skipped, notes = filter_source(text)
-    assert skipped == ["line 2: device = pick_device()"]
-    assert notes == [("classes refer to names that only left-out statements set (a NameError if that code runs): "
-                      "device (line 2)")]
+def test_names_only_skipped_code_sets_hold_a_placeholder_that_says_so():
+    """A notebook computes NUM_CLASSES from its data and uses it as a default: the file still
+    imports (the name is bound on the left-out line, line numbers kept), a default segrade
+    overrides costs nothing, and code that uses the value is told why it is missing."""
+    import pytest
+
+    from grader.worker.left_out import LeftOut, LeftOutName
+
+    text = ("import torch\ndevice = pick_device()\nNUM_CLASSES = len(os.listdir(LABELS))\n"
+            "class Net:\n    def __init__(self, n_classes=NUM_CLASSES):\n        self.n = n_classes\n"
+            "    def forward(self, x):\n        y = 1\n        return x.to(device) + y\n"
+            "for DEPTH in range(3): pass\n"
+            "def build(depth=DEPTH):\n    return Net()\n")
+    new, skipped, notes = filter_source(text)
+    assert skipped == ["line 2: device = pick_device()", "line 3: NUM_CLASSES = len(os.listdir(LABELS))",
+                       "line 10: for DEPTH in range(3): pass"]
+    assert notes == [("kept code uses names that only left-out statements set; they hold a placeholder that says so "
+                      "if the code uses them (a default argument segrade overrides costs nothing): "
+                      "device (line 2), NUM_CLASSES (line 3), DEPTH (line 10)")]
+    assert len(new.splitlines()) == len(text.splitlines())
+    assert new.splitlines()[2].startswith("NUM_CLASSES = __import__('grader.worker.left_out'")
+    module: dict = {}
+    exec(compile(new, "net.py", "exec"), module)
+    assert module["Net"](13).n == 13
+    assert isinstance(module["DEPTH"], LeftOut) and "DEPTH" in repr(module["DEPTH"])
+    with pytest.raises(LeftOutName, match=r"NUM_CLASSES is set by top-level code that grading does not run \(line 3: "
+                                          r"`NUM_CLASSES = len\(os.listdir\(LABELS\)\)`: it reads data"):
+        module["Net"]().n + 1
+    with pytest.raises(LeftOutName, match="device is set by top-level code"):
+        module["device"].type
+    # Shared with a kept statement on one line (`;`): the file is rewritten, the placeholder first.
+    new, _, _ = filter_source("import os; N = len(os.listdir('x'))\nclass A:\n    def f(self, n=N):\n        pass\n")
+    module = {}
+    exec(compile(new, "a.py", "exec"), module)
+    assert isinstance(module["N"], LeftOut)
 
 
 def test_semicolon_with_a_skipped_statement_rewrites_the_file():

@@ -24,6 +24,8 @@ through the real worker: the mapping segrade chooses and the verdict of the chec
 | vera_paper_unet       | the U-Net paper's unpadded convolutions, skips center-cropped      |
 | rosa_unet_modes       | UNet(mode="vanilla"|"noskip"|"residual"|"attention") and an FCN    |
 |                       | family class not named FCN, SegModel(arch="fcn8s", freeze=True)    |
+| xena_data_constants   | a notebook whose class defaults (n_classes=NUM_CLASSES, in_ch=IN_CH) |
+|                       | are computed from its data by cells segrade leaves out             |
 | wendy_notebook_freezing | a Colab notebook whose FCN classes have no freeze option: the    |
 |                       | backbone frozen in top-level cells (the tutorial's helper, a       |
 |                       | parameters() loop, a named_parameters() prefix)                    |
@@ -511,3 +513,25 @@ def test_segrade_check_on_a_notebook_that_freezes_in_its_cells(tmp_path, capsys)
     assert checks["frozen_backbone"] == "pass", variant
     assert variant["program"]["measured_in"] == "captured program", variant["program"]
     assert "then as hw3_fcn.ipynb, cell 9: for name, param in fcn8_frozen.named_parameters():" in variant["mapping"]
+
+
+# --------------------------------------------------------------------------- 14. constants computed from the data
+
+
+@pytest.mark.slow  # the real worker
+def test_class_defaults_computed_from_the_data_do_not_lose_the_file(tmp_path):
+    """`NUM_CLASSES = len(os.listdir(...))` in a left-out cell, used as a default: the notebook
+    imported with a NameError and every class in it was lost. The name now holds a placeholder,
+    segrade fills the class count and the channels as if they were required, and the U-Net
+    builds and passes its checks; the loading notes say which names."""
+    run, results = observe(FIXTURES / "xena_data_constants", ("unet", "unet_noskip"), tmp_path)
+    assert all(m["ok"] for m in run.modules), run.modules
+    assert run.variants["unet"].mapping == "UNet ← UNet(in_ch=3, n_classes=13, skip=True) from unets.py, " \
+                                           "adapter: contract + flags"
+    assert results["unet"].status is VariantStatus.PASSED, explain(results)
+    assert results["unet_noskip"].status is VariantStatus.PASSED, explain(results)
+    from grader.submission.load import load_submission
+
+    notes = load_submission(FIXTURES / "xena_data_constants", tmp_path / "loaded").notes
+    assert any(n.startswith("unets.py: kept code uses names that only left-out statements set") and
+               n.endswith(": NUM_CLASSES (line 12), IN_CH (line 14)") for n in notes), notes

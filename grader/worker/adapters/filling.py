@@ -50,6 +50,7 @@ from grader.worker.adapters.signatures import (
     count_like,
     first_param,
     literal_choices,
+    unset,
     value_text,
 )
 
@@ -204,7 +205,7 @@ def fill_common(request: VariantRequest, name: str, sig: Sig, out: Filled, blind
     p = first_param(sig, IN_CHANNEL_NAMES, count_like) or _by_pattern(sig, _is_in_channel_name)
     channels = request.in_channels
     if p is not None:
-        if p.default is p.empty or p.default is None:
+        if unset(p) or p.default is None:
             values[p.name] = channels
             out.auto.add(p.name)
         elif isinstance(p.default, int) and p.default < 8 and p.default != channels:   # 1, 3 or 4; 64 is a width
@@ -220,7 +221,7 @@ def fill_common(request: VariantRequest, name: str, sig: Sig, out: Filled, blind
         if p.name in WEIGHTS_NAMES:
             if not request.pretrained:
                 values[p.name] = None
-            elif p.default is p.empty or p.default is None:
+            elif unset(p) or p.default is None:
                 values[p.name] = PRETRAINED_WEIGHTS_VALUE
             else:
                 continue   # its own default already asks for pretrained weights

@@ -13,6 +13,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from grader.worker.left_out import LeftOut
+
 
 class NotUsable(Exception):
     """A candidate that cannot be used; the message says why, in a sentence part."""
@@ -64,16 +66,22 @@ def annotation_text(p: inspect.Parameter) -> str:
     return ann if isinstance(ann, str) else getattr(ann, "__name__", None) or str(ann)
 
 
+def unset(p: inspect.Parameter) -> bool:
+    """No default, or one that only left-out top-level code sets (grader.worker.left_out: a
+    `n_classes=NUM_CLASSES` computed from the data), which segrade fills as if required."""
+    return p.default is p.empty or isinstance(p.default, LeftOut)
+
+
 def boolish(p: inspect.Parameter) -> bool:
     """A parameter that can take True/False: a bool default, or none and no other type."""
     ann = annotation_text(p).replace("typing.", "")
-    if p.default is not p.empty:
+    if not unset(p):
         return isinstance(p.default, bool) or (p.default is None and "bool" in ann)
     return ann in ("", "bool", "Optional[bool]", "bool | None", "Any")
 
 
 def count_like(p: inspect.Parameter) -> bool:
-    return p.default is p.empty or (isinstance(p.default, int) and not isinstance(p.default, bool)) or p.default is None
+    return unset(p) or (isinstance(p.default, int) and not isinstance(p.default, bool)) or p.default is None
 
 
 def first_param(sig: Sig, names: typing.Sequence[str], ok=lambda p: True) -> inspect.Parameter | None:
