@@ -966,3 +966,22 @@ def test_a_constructor_that_takes_the_device_gets_the_one_segrade_builds_on():
     p = ok(plan_variant(request("unet"), [c(UNet)], pinned, context=cpu))
     assert p.kwargs["device"] == torch.device("cpu") and "device=cpu added by segrade: the device it builds and " \
         "measures on" in p.notes
+
+
+def test_a_constructor_that_requires_an_input_size_gets_the_familys():
+    """`UNet(img_size, ...)` for a fixed upsampling made the class unusable; it is given the
+    size segrade builds for, with a note. A size with a default is left as the class has it."""
+    class SizedUNet(_Net):
+        def __init__(self, img_size, num_classes, use_skip=True):
+            super().__init__(num_classes)
+
+    class DefaultSized(_Net):
+        def __init__(self, num_classes, use_skip=True, image_size=256):
+            super().__init__(num_classes)
+
+    size = request("unet").input_size
+    p = ok(plan("unet", c(SizedUNet, "UNet")))
+    assert p.kwargs["img_size"] == size
+    assert f"img_size={size}: the constructor requires an input size, and segrade gives the one it builds for; " \
+           "the model is measured at other sizes too" in p.notes
+    assert "image_size" not in ok(plan("unet", c(DefaultSized, "UNet"))).kwargs

@@ -30,6 +30,7 @@ from grader.worker.adapters.known_names import (
     BACKBONE_ARG_NAMES,
     CLASS_COUNT_NAMES,
     DEVICE_NAMES,
+    IMAGE_SIZE_NAMES,
     FREEZE_FLAG_NAMES,
     FREEZE_METHOD_NAMES,
     INVERTED_FREEZE_FLAG_NAMES,
@@ -201,6 +202,15 @@ def fill_common(request: VariantRequest, name: str, sig: Sig, out: Filled, blind
         out.auto.add(request.num_classes_kwarg)
     else:
         out.notes.append(f"{name} takes no class-count argument: assumed to output {request.num_classes} classes")
+
+    # An input size the constructor requires (`UNet(img_size, ...)` for a fixed upsampling):
+    # the family's, with a note; the checks at other sizes then show what a fixed size costs.
+    p = first_param(sig, IMAGE_SIZE_NAMES, lambda q: unset(q) and annotation_text(q) in ("", "int"))
+    if p is not None:
+        values[p.name] = request.input_size
+        out.auto.add(p.name)
+        out.notes.append(f"{p.name}={request.input_size}: the constructor requires an input size, and segrade gives "
+                         "the one it builds for; the model is measured at other sizes too")
 
     p = first_param(sig, IN_CHANNEL_NAMES, count_like) or _by_pattern(sig, _is_in_channel_name)
     channels = request.in_channels

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 
 # Ordered: when a signature has several, the first one listed wins.
+# A constructor's input-size parameter: given the family's input size when required (filling.fill_common).
+IMAGE_SIZE_NAMES = ("img_size", "image_size", "input_size", "in_size", "img_dim", "image_dim", "size",
+                    "img_res", "resolution", "input_resolution")
+
 # A constructor's device parameter: given the device segrade builds on (filling.fill_common).
 DEVICE_NAMES = ("device", "dev", "torch_device", "device_name", "compute_device")
 
