@@ -50,6 +50,20 @@ def test_the_usual_ways_of_freezing_in_a_notebook_are_found():
              ("FCN8s", "c", "module", "encoder", False)]
 
 
+def test_a_loop_over_the_backbone_s_layers_freezes_the_backbone():
+    assert found("""
+        m = FCN8s(13)
+        for layer in m.features:
+            for param in layer.parameters():
+                param.requires_grad = False
+        n = FCN16s(13)
+        for child in n.backbone.children():
+            child.requires_grad_(False)
+        for epoch in range(3):
+            train(n)
+    """) == [("FCN8s", "m", "module", "features", False), ("FCN16s", "n", "module", "backbone", False)]
+
+
 def test_what_is_not_a_freeze_of_a_built_model_is_left_out():
     assert found("""
         feature_extract = False

@@ -14,6 +14,7 @@ Recognised, on a variable assigned from a call (`fcn = FCN32s(13)`, `.to(device)
 - `for p in VAR.PATH.parameters(): p.requires_grad = False` (or `p.requires_grad_(False)`);
 - `for name, p in VAR.named_parameters(): if name.startswith("features"): ...` (or
   `"features" in name`), and the same loop without a condition;
+- `for layer in VAR.features:` (or `.children()`, `.modules()`) freezing each layer's parameters;
 - `VAR.PATH.requires_grad_(False)`, `VAR.PATH.weight.requires_grad = False`;
 - a call `FREEZER(VAR.PATH, flag)` of a function of the file whose body does one of the above to
   its first parameter, under `if flag:` or not (a literal or a top-level constant flag).
@@ -134,10 +135,25 @@ def _name_conditions(test: ast.AST, name: str) -> list[tuple[str, str]] | None:
     return None
 
 
-def _loop_steps(loop: ast.For) -> tuple[str, list[tuple[str, str, bool]]] | None:
-    """(the expression looped over, as source, and its steps) for a freezing loop over
-    `X.parameters()` or `X.named_parameters()`; None for any other loop."""
+def _loop_steps(loop: ast.For) -> tuple[ast.AST, list[tuple[str, str, bool]]] | None:
+    """(the object looped over and its steps) for a freezing loop over `X.parameters()` or
+    `X.named_parameters()`, or over X's layers (`for layer in X:`, `X.children()`,
+    `X.modules()`) freezing each; None for any other loop."""
     it = loop.iter
+    if isinstance(loop.target, ast.Name) and not (isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute)
+                                                  and it.func.attr in ("parameters", "named_parameters")):
+        owner = it.func.value if isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute) \
+            and it.func.attr in ("children", "modules") and not it.args else it
+        layer = loop.target.id
+        values = set()
+        for statement in loop.body:
+            inner = _loop_steps(statement) if isinstance(statement, ast.For) else _direct_steps(statement)
+            if inner and isinstance(inner[0], ast.Name) and inner[0].id == layer \
+                    and all(select == "module" and not path for select, path, _ in inner[1]):
+                values |= {value for _, _, value in inner[1]}
+        if len(values) == 1 and _dotted(owner) is not None:
+            return owner, [("module", "", values.pop())]
+        return None
     if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute)
             and it.func.attr in ("parameters", "named_parameters")):
         return None
