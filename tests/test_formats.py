@@ -482,8 +482,19 @@ def test_names_only_skipped_code_sets_hold_a_placeholder_that_says_so():
     with pytest.raises(LeftOutName, match=r"NUM_CLASSES is set by top-level code that grading does not run \(line 3: "
                                           r"`NUM_CLASSES = len\(os.listdir\(LABELS\)\)`: it reads data"):
         module["Net"]().n + 1
-    with pytest.raises(LeftOutName, match="device is set by top-level code"):
-        module["device"].type
+    with pytest.raises(LeftOutName, match=r"device.type \(from device\) is set by top-level code"):
+        bool(module["device"].type == "cuda" or module["device"].type)
+    # An attribute or an item of it in a default is evaluated when the class is defined: a placeholder too.
+    new, _, _ = filter_source("import argparse\nargs = argparse.ArgumentParser().parse_args()\n"
+                              "CFG = yaml.safe_load(open('c.yaml'))\n"
+                              "class B:\n    def __init__(self, n=args.num_classes, k=CFG['model'].get('k', 3)):\n"
+                              "        self.n = n\n")
+    module = {}
+    exec(compile(new, "b.py", "exec"), module)
+    assert module["B"](13).n == 13
+    with pytest.raises(LeftOutName, match=r"args.num_classes \(from args\) is set by top-level code that grading does "
+                                          r"not run \(line 2: `args = argparse"):
+        module["B"]().n + 1
     # Shared with a kept statement on one line (`;`): the file is rewritten, the placeholder first.
     new, _, _ = filter_source("import os; N = len(os.listdir('x'))\nclass A:\n    def f(self, n=N):\n        pass\n")
     module = {}
