@@ -64,6 +64,23 @@ def test_a_loop_over_the_backbone_s_layers_freezes_the_backbone():
     """) == [("FCN8s", "m", "module", "features", False), ("FCN16s", "n", "module", "backbone", False)]
 
 
+def test_a_training_function_that_freezes_its_model_first_counts_where_it_is_called():
+    assert found("""
+        def train(model, loader, epochs=10, freeze_backbone=True):
+            if freeze_backbone:
+                for p in model.features.parameters():
+                    p.requires_grad = False
+            for epoch in range(epochs):
+                pass
+        a = FCN32s(13)
+        train(a, loader)
+        b = FCN16s(13)
+        train(b, loader, freeze_backbone=False)
+        c = FCN8s(13)
+        train(c, loader, 5, True)
+    """) == [("FCN32s", "a", "module", "features", False), ("FCN8s", "c", "module", "features", False)]
+
+
 def test_what_is_not_a_freeze_of_a_built_model_is_left_out():
     assert found("""
         feature_extract = False

@@ -17,7 +17,9 @@ Recognised, on a variable assigned from a call (`fcn = FCN32s(13)`, `.to(device)
 - `for layer in VAR.features:` (or `.children()`, `.modules()`) freezing each layer's parameters;
 - `VAR.PATH.requires_grad_(False)`, `VAR.PATH.weight.requires_grad = False`;
 - a call `FREEZER(VAR.PATH, flag)` of a function of the file whose body does one of the above to
-  its first parameter, under `if flag:` or not (a literal or a top-level constant flag).
+  its first parameter (or a part of it), under `if flag:` or not (a literal, a keyword, the
+  parameter's default or a top-level constant flag): the tutorial's helper, or a training
+  function that freezes its model first.
 """
 
 from __future__ import annotations
@@ -197,34 +199,48 @@ def _direct_steps(statement: ast.stmt) -> tuple[ast.AST, list[tuple[str, str, bo
 
 
 class _Freezer:
-    """A function of the file that freezes its first parameter: under `if <its flag>:` or always."""
+    """A function of the file that freezes its first parameter: always, or under `if <flag>:`
+    (the flag's position, name and default)."""
 
-    def __init__(self, steps: list[tuple[str, str, bool]], flag: int | None) -> None:
+    def __init__(self, steps: list[tuple[str, str, bool]], flag: tuple[int, str, bool | None] | None) -> None:
         self.steps, self.flag = steps, flag
 
 
 def _freezer(function: ast.FunctionDef) -> _Freezer | None:
-    params = [a.arg for a in function.args.posonlyargs + function.args.args]
+    """A freezing helper (the tutorial's set_parameter_requires_grad), or a training function
+    that freezes its model first (`def train(model, freeze=True): if freeze: ...`)."""
+    args = function.args.posonlyargs + function.args.args
+    params = [a.arg for a in args]
     if not params:
         return None
     first = params[0]
+    defaults = dict(zip(params[len(params) - len(function.args.defaults):], function.args.defaults))
 
     def steps_in(body: list[ast.stmt]) -> list[tuple[str, str, bool]]:
         steps: list[tuple[str, str, bool]] = []
         for statement in body:
             found = _loop_steps(statement) if isinstance(statement, ast.For) else None
             found = found or _direct_steps(statement)
-            if found and isinstance(found[0], ast.Name) and found[0].id == first:
-                steps += found[1]
+            dotted = _dotted(found[0]) if found else None
+            if dotted is None or dotted[0] != first:
+                continue
+            for select, text, value in found[1]:   # relative to the first parameter: `model.features`
+                if select != "contains" or not dotted[1]:   # a part of a name in a submodule: no selector
+                    steps.append((select, ".".join(p for p in (dotted[1], text) if p), value))
         return steps
 
-    body = [s for s in function.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-    if len(body) == 1 and isinstance(body[0], ast.If) and not body[0].orelse \
-            and isinstance(body[0].test, ast.Name) and body[0].test.id in params[1:]:
-        steps = steps_in(body[0].body)
-        return _Freezer(steps, params.index(body[0].test.id)) if steps else None
-    steps = steps_in(body)
-    return _Freezer(steps, None) if steps else None
+    steps = steps_in(function.body)
+    if steps:
+        return _Freezer(steps, None)
+    for statement in function.body:
+        if isinstance(statement, ast.If) and not statement.orelse and isinstance(statement.test, ast.Name) \
+                and statement.test.id in params[1:]:
+            steps = steps_in(statement.body)
+            if steps:
+                name = statement.test.id
+                default = _constant_bool(defaults[name]) if name in defaults else None
+                return _Freezer(steps, (params.index(name), name, default))
+    return None
 
 
 class _Finder:
@@ -287,12 +303,12 @@ class _Finder:
             return
         freezer = self.freezers[call.func.id]
         if freezer.flag is not None:
-            if freezer.flag >= len(call.args):
-                return
-            flag = call.args[freezer.flag]
-            value = _constant_bool(flag)
-            if value is None and isinstance(flag, ast.Name):
-                value = self.constants.get(flag.id)
+            position, name, default = freezer.flag
+            given = call.args[position] if position < len(call.args) else \
+                next((k.value for k in call.keywords if k.arg == name), None)
+            value = default if given is None else _constant_bool(given)
+            if value is None and isinstance(given, ast.Name):
+                value = self.constants.get(given.id)
             if not value:
                 return
         self._record(statement, call.args[0], freezer.steps)
