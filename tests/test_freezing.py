@@ -81,6 +81,30 @@ def test_a_training_function_that_freezes_its_model_first_counts_where_it_is_cal
     """) == [("FCN32s", "a", "module", "features", False), ("FCN8s", "c", "module", "features", False)]
 
 
+def test_an_optimiser_given_some_parts_freezes_the_rest():
+    assert found("""
+        import itertools
+        a = FCN32s(13)
+        optimizer = torch.optim.Adam(list(a.fc6.parameters()) + list(a.score.parameters()), lr=1e-4)
+        b = FCN16s(13)
+        opt = optim.SGD(itertools.chain(b.head.parameters(), b.score_pool4.parameters()), lr=0.01)
+        c = FCN8s(13)
+        opt = AdamW([{"params": c.head.parameters()}, {"params": c.fuse.parameters(), "lr": 1e-3}])
+        d = FCN8s(13)
+        opt = Adam(d.parameters(), lr=1e-3)                                    # everything trains
+        opt = Adam(filter(lambda p: p.requires_grad, d.parameters()))          # what requires grad trains
+    """) == [("FCN32s", "a", "module", "", False), ("FCN32s", "a", "module", "fc6", True),
+             ("FCN32s", "a", "module", "score", True),
+             ("FCN16s", "b", "module", "", False), ("FCN16s", "b", "module", "head", True),
+             ("FCN16s", "b", "module", "score_pool4", True),
+             ("FCN8s", "c", "module", "", False), ("FCN8s", "c", "module", "head", True),
+             ("FCN8s", "c", "module", "fuse", True)]
+    model = Net()
+    for freeze in top_level_freezes("n = Net()\nopt = Adam(n.head.parameters())\n", "t.py"):
+        apply_freeze(model, TopLevelFreeze.from_json(freeze))
+    assert trainable(model) == ["head.weight", "head.bias"]
+
+
 def test_what_is_not_a_freeze_of_a_built_model_is_left_out():
     assert found("""
         feature_extract = False
@@ -158,6 +182,11 @@ def test_the_frozen_variant_takes_the_instance_that_freezes_and_a_missing_part_i
                step("module", "features", False, "net_frozen"), step("prefix", "head", True, "net_frozen")]
     assert [s.instance for s in top_level_steps(True, candidate, freezes)] == ["net_frozen", "net_frozen"]
     assert [s.instance for s in top_level_steps(False, candidate, freezes)] == ["net_ft"]
+    # A variable named for the other state is not used; one named for this state comes first.
+    groups = [step("module", "", False, "model_ft"), step("prefix", "features", True, "model_ft"),
+              step("module", "features", False, "net"), step("module", "features.0", False, "net_frozen")]
+    assert [s.instance for s in top_level_steps(True, candidate, groups)] == ["net_frozen"]
+    assert [s.instance for s in top_level_steps(True, candidate, groups[:2])] == []
     # Freezing the whole model and nothing else is left out (what made it trainable is unseen).
     assert top_level_steps(True, candidate, freezes[1:2]) == ()
     # A subclass is another class: what the notebook did to a Net is not done to it.

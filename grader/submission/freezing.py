@@ -16,6 +16,8 @@ Recognised, on a variable assigned from a call (`fcn = FCN32s(13)`, `.to(device)
   `"features" in name`), and the same loop without a condition;
 - `for layer in VAR.features:` (or `.children()`, `.modules()`) freezing each layer's parameters;
 - `VAR.PATH.requires_grad_(False)`, `VAR.PATH.weight.requires_grad = False`;
+- an optimiser given some parts of the model (`optim.Adam(VAR.head.parameters())`, a sum or
+  chain of such lists, parameter groups): every other part does not train, so it is frozen;
 - a call `FREEZER(VAR.PATH, flag)` of a function of the file whose body does one of the above to
   its first parameter (or a part of it), under `if flag:` or not (a literal, a keyword, the
   parameter's default or a top-level constant flag): the tutorial's helper, or a training
@@ -28,6 +30,10 @@ import ast
 from typing import Any, Iterator
 
 from grader.submission.staging import trim
+
+# torch.optim's optimizers: one given only some parts' parameters trains those parts alone.
+_OPTIMIZERS = frozenset({"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
+                         "SparseAdam", "ASGD", "Rprop"})
 
 # Method calls on a model that return the same model (kept when a variable is assigned).
 _SAME_MODEL = frozenset({"to", "cuda", "cpu", "float", "double", "half", "train", "eval", "requires_grad_"})
@@ -101,6 +107,37 @@ def _same_model(node: ast.AST) -> str | None:
     while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _SAME_MODEL:
         node = node.func.value
     return node.id if isinstance(node, ast.Name) else None
+
+
+def _optimised_parts(call: ast.AST) -> list[ast.AST] | None:
+    """The objects whose parameters an optimiser is given (`Adam(m.head.parameters())`, a sum
+    or chain of lists of them, parameter groups); None when it is no optimiser or the
+    parameters are given another way (a filter, a variable)."""
+    if not (isinstance(call, ast.Call) and (isinstance(call.func, ast.Attribute) and call.func.attr in _OPTIMIZERS
+                                            or isinstance(call.func, ast.Name) and call.func.id in _OPTIMIZERS)):
+        return None
+    given = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "params"), None)
+
+    def parts(node: ast.AST) -> list[ast.AST] | None:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "parameters" \
+                and not node.args:
+            return [node.func.value]
+        if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)) \
+                and (node.func.id if isinstance(node.func, ast.Name) else node.func.attr) in ("list", "chain") \
+                and node.args and not node.keywords:
+            found = [parts(arg) for arg in node.args]
+            return None if any(f is None for f in found) else [p for f in found for p in f]
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left, right = parts(node.left), parts(node.right)
+            return None if left is None or right is None else left + right
+        if isinstance(node, ast.List) and node.elts and all(isinstance(e, ast.Dict) for e in node.elts):
+            groups = [next((v for k, v in zip(e.keys, e.values) if isinstance(k, ast.Constant)
+                            and k.value == "params"), None) for e in node.elts]
+            found = [parts(g) if g is not None else None for g in groups]
+            return None if any(f is None for f in found) else [p for f in found for p in f]
+        return None
+
+    return parts(given) if given is not None else None
 
 
 def _sets_requires_grad(statement: ast.stmt, param: str) -> bool | None:
@@ -257,6 +294,8 @@ class _Finder:
             return
         if (direct := _direct_steps(statement)) is not None:
             self._record(statement, *direct)
+        elif isinstance(statement, ast.Assign) and (optimised := _optimised_parts(statement.value)) is not None:
+            self._optimiser(statement, optimised)
         elif isinstance(statement, ast.Assign):
             self._assign(statement)
         elif isinstance(statement, ast.For) and (loop := _loop_steps(statement)) is not None:
@@ -297,6 +336,16 @@ class _Finder:
                 self.assigned[var] = self.assigned.get(var, 0) + 1
                 label = var if self.assigned[var] == 1 else f"{var} (assignment {self.assigned[var]})"
                 self.instances[var] = (called, label)
+
+    def _optimiser(self, statement: ast.stmt, parts: list[ast.AST]) -> None:
+        """An optimiser given some parts of one model: the rest of it does not train."""
+        dotted = [_dotted(part) for part in parts]
+        if any(d is None for d in dotted) or len({d[0] for d in dotted}) != 1 or any(not d[1] for d in dotted):
+            return   # the whole model, several models, or parts it cannot name: nothing frozen
+        root = parts[0]
+        while not isinstance(root, ast.Name):
+            root = root.value
+        self._record(statement, root, [("module", "", False)] + [("module", d[1], True) for d in dotted])
 
     def _freezer_call(self, statement: ast.stmt, call: ast.Call) -> None:
         if not (isinstance(call.func, ast.Name) and call.func.id in self.freezers and call.args):

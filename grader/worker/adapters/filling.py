@@ -18,6 +18,7 @@ from typing import Any
 from grader.shared.names import name_tokens, normalise_name
 from grader.worker.adapters.heuristics import (
     find_method,
+    frozen_from_name,
     freeze_flag,
     stride_value,
     string_constants,
@@ -311,13 +312,26 @@ def top_level_steps(frozen: bool, candidate: Candidate,
     for step in freezes:
         if step.class_name in names:
             by_instance.setdefault(step.instance, []).append(step)
-    for steps in by_instance.values():
+    # A variable whose name says the other state (`model_ft` for a frozen variant) is not used;
+    # one whose name says this state is tried first.
+    said = {instance: _state_in_name(instance) for instance in by_instance}
+    order = sorted((i for i in by_instance if said[i] is not (not frozen)), key=lambda i: said[i] is not frozen)
+    for steps in (by_instance[i] for i in order):
         values = {step.requires_grad for step in steps}
         if frozen and False in values and any(step.path or step.requires_grad for step in steps):
             return tuple(steps)
         if not frozen and values == {True}:
             return tuple(steps)
     return ()
+
+
+def _state_in_name(instance: str) -> bool | None:
+    """Whether a variable's name says frozen (True: `fcn8_frozen`) or fine-tuned (False:
+    `model_ft`, `fcn32_finetune`), or neither."""
+    variable = instance.split(" (")[0]
+    if {"ft", "finetune", "finetuned", "tuned", "tune"} & set(re.split(r"[_\W\d]+", variable.lower())):
+        return False
+    return frozen_from_name(normalise_name(variable))
 
 
 _VGG16_TEXT = re.compile(r"vgg[-_ ]?16(?!\d)", re.IGNORECASE)
