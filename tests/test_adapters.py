@@ -985,3 +985,17 @@ def test_a_constructor_that_requires_an_input_size_gets_the_familys():
     assert f"img_size={size}: the constructor requires an input size, and segrade gives the one it builds for; " \
            "the model is measured at other sizes too" in p.notes
     assert "image_size" not in ok(plan("unet", c(DefaultSized, "UNet"))).kwargs
+
+
+def test_a_constructor_that_requires_a_network_object_is_told_how_to_pin_it():
+    """`FCNs(pretrained_net, n_class)` (a popular FCN repository's shape: the VGG built outside
+    and passed in): no TOML value is a network, so the message asks for a builder function."""
+    class FCNs(_Net):
+        def __init__(self, pretrained_net, n_class):
+            super().__init__(n_class)
+
+    result = plan("fcn8s_frozen", c(FCNs, "FCN8s"))
+    assert isinstance(result, Unresolved)
+    assert ("FCN8s(pretrained_net, n_class) needs `pretrained_net`, and `pretrained_net` is a network object, which "
+            "a manifest's kwargs cannot give: add a function that builds the model, e.g. `def "
+            "build_fcn8s_frozen(num_classes): return FCN8s(pretrained_net=..., ...)`") in result.message, result.message

@@ -137,6 +137,12 @@ def fill(request: VariantRequest, candidate: Candidate, tier: str, sig: Sig,
     missing = [p.name for p in sig.params if p.default is p.empty and p.name not in values]
     if missing:
         needs = ", ".join(f"`{m}`" for m in missing)
+        objects = [m for m in missing if _takes_a_network(m)]
+        if objects:   # FCNs(pretrained_net=VGGNet(...), n_class=13): no TOML value is a network
+            raise NotUsable(f"{sig.text(name)} needs {needs}, and `{objects[0]}` is a network object, which a "
+                            f"manifest's kwargs cannot give: add a function that builds the model, e.g. `def "
+                            f"build_{request.id}(num_classes): return {name}({objects[0]}=..., ...)`, and pin it "
+                            f'in segrade.toml (factory = "file.py:build_{request.id}")')
         raise NotUsable(f"{sig.text(name)} needs {needs}, which segrade can't guess: add a manifest")
     if sig.var_pos and not sig.params and not sig.var_kw:
         raise NotUsable(f"{sig.text(name)} takes only positional *{sig.var_pos}: add a manifest")
@@ -323,6 +329,14 @@ def top_level_steps(frozen: bool, candidate: Candidate,
         if not frozen and values == {True}:
             return tuple(steps)
     return ()
+
+
+# A required parameter that takes a network, not a value: `pretrained_net`, `backbone`, `encoder`.
+_MODEL_OBJECT_WORDS = frozenset({"net", "backbone", "encoder", "vgg", "vgg16", "extractor", "basenet", "model"})
+
+
+def _takes_a_network(parameter: str) -> bool:
+    return bool(_MODEL_OBJECT_WORDS & set(parameter.lower().split("_")))
 
 
 def _state_in_name(instance: str) -> bool | None:
