@@ -996,6 +996,34 @@ def test_a_constructor_that_requires_a_network_object_is_told_how_to_pin_it():
 
     result = plan("fcn8s_frozen", c(FCNs, "FCN8s"))
     assert isinstance(result, Unresolved)
-    assert ("FCN8s(pretrained_net, n_class) needs `pretrained_net`, and `pretrained_net` is a network object, which "
-            "a manifest's kwargs cannot give: add a function that builds the model, e.g. `def "
+    assert ("FCN8s(pretrained_net, n_class) needs `pretrained_net`, and `pretrained_net` is a network object that no "
+            "one class of the submission fits (a VGG class for an FCN, or one named after it), which a manifest's "
+            "kwargs cannot give either: add a function that builds the model, e.g. `def "
             "build_fcn8s_frozen(num_classes): return FCN8s(pretrained_net=..., ...)`") in result.message, result.message
+
+
+
+def test_a_network_argument_is_built_from_the_one_class_that_fits_it():
+    """`UNet(encoder, num_classes)` with the submission's Encoder passed in:
+    built from that class, with its own flags; two classes that fit make it unusable again."""
+    from grader.worker.adapters import BuildContext
+
+    class Encoder(_Net):
+        def __init__(self, pretrained=True):
+            super().__init__(4)
+
+    class WithEncoder(_Net):
+        def __init__(self, encoder, num_classes, use_skip=True):
+            super().__init__(num_classes)
+            self.encoder = encoder
+
+    classes = (c(Encoder), c(WithEncoder))
+    p = ok(plan_variant(request("unet"), [c(WithEncoder, "UNet")], None, context=BuildContext(classes=classes)))
+    assert "UNet(encoder=Encoder(), num_classes=13, use_skip=True)" in p.description   # a U-Net has no pretrained switch
+    assert isinstance(p.build().encoder, Encoder)
+
+    class OtherEncoder(Encoder):
+        pass
+
+    two = BuildContext(classes=(*classes, c(OtherEncoder)))
+    assert isinstance(plan_variant(request("unet"), [c(WithEncoder, "UNet")], None, context=two), Unresolved)

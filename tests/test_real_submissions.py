@@ -26,6 +26,8 @@ through the real worker: the mapping segrade chooses and the verdict of the chec
 |                       | family class not named FCN, SegModel(arch="fcn8s", freeze=True)    |
 | xena_data_constants   | a notebook whose class defaults (n_classes=NUM_CLASSES, in_ch=IN_CH) |
 |                       | are computed from its data by cells segrade leaves out             |
+| zoe_vggnet_fcns       | FCN8s(pretrained_net, n_class): a VGGNet class of the submission,  |
+|                       | built outside and passed in, frozen by its requires_grad flag      |
 | wendy_notebook_freezing | a Colab notebook whose FCN classes have no freeze option: the    |
 |                       | backbone frozen in top-level cells (the tutorial's helper, a       |
 |                       | parameters() loop, a named_parameters() prefix)                    |
@@ -535,3 +537,24 @@ def test_class_defaults_computed_from_the_data_do_not_lose_the_file(tmp_path):
     notes = load_submission(FIXTURES / "xena_data_constants", tmp_path / "loaded").notes
     assert any(n.startswith("unets.py: kept code uses names that only left-out statements set") and
                n.endswith(": NUM_CLASSES (line 12), IN_CH (line 14)") for n in notes), notes
+
+
+# --------------------------------------------------------------------------- 15. a network passed in
+
+
+@pytest.mark.slow  # the real worker
+def test_a_backbone_passed_into_the_fcn_is_built_from_the_submissions_class(tmp_path):
+    """`FCN8s(pretrained_net, n_class)` with the submission's VGGNet(pretrained, requires_grad)
+    passed in: unusable before (no manifest value is a network); now the VGGNet is built with
+    the pretrained switch and its own flag set for the variant, and the frozen FCN's backbone
+    stays frozen through the real worker's checks."""
+    run, _ = observe(FIXTURES / "zoe_vggnet_fcns", FCN_IDS, tmp_path, plan_only=True)
+    assert run.variants["fcn8s_frozen"].mapping == (
+        "FCN8s ← FCN8s(pretrained_net=VGGNet(pretrained=False, requires_grad=False), n_class=13) from fcn.py, "
+        "adapter: contract + network argument + freeze flag of the network argument")
+    assert "pretrained_net=VGGNet(pretrained=False, requires_grad=True)" in run.variants["fcn32s_finetune"].mapping
+    (tmp_path / "built").mkdir()
+    _, results = observe(FIXTURES / "zoe_vggnet_fcns", ("fcn8s_frozen",), tmp_path / "built")
+    checks = {c.id: c for c in results["fcn8s_frozen"].checks}
+    assert checks["builds"].status is CheckStatus.PASS, explain(results)
+    assert checks["frozen_backbone"].status is CheckStatus.PASS, explain(results)

@@ -99,7 +99,7 @@ def main(argv: list[str]) -> int:
     channel.send("packages", stubbed=sorted({n.split(".")[0] for n in stubbed}), stood_in=standing_in)
 
     manifest, training = request.manifest, request.training
-    context = BuildContext(device=device, freezes=request.freezes)
+    context = BuildContext(device=device, freezes=request.freezes, classes=tuple(candidates))
     captured: set[str] = set()   # the variants whose checks' build the verifier measures
     for variant in request.variants:
         guard.restore()

@@ -19,6 +19,7 @@ from grader.shared.names import name_tokens, normalise_name
 from grader.worker.adapters.heuristics import (
     find_method,
     frozen_from_name,
+    is_module_class,
     freeze_flag,
     stride_value,
     string_constants,
@@ -43,7 +44,7 @@ from grader.worker.adapters.known_names import (
     UNFREEZE_METHOD_NAMES,
     WEIGHTS_NAMES,
 )
-from grader.worker.adapters.plans import BuildContext, Candidate, TopLevelFreeze, VariantRequest
+from grader.worker.adapters.plans import BuildContext, Built, Candidate, TopLevelFreeze, VariantRequest
 from grader.worker.adapters.signatures import (
     NotUsable,
     Sig,
@@ -52,6 +53,7 @@ from grader.worker.adapters.signatures import (
     count_like,
     first_param,
     literal_choices,
+    read_signature,
     unset,
     value_text,
 )
@@ -87,6 +89,7 @@ def fill(request: VariantRequest, candidate: Candidate, tier: str, sig: Sig,
     values = out.values
 
     fill_common(request, name, sig, out, blind, context.device)
+    network_freezes = _fill_networks(request, candidate, sig, out, context.classes)
 
     if "stride" in traits:
         p = variant_param(sig)
@@ -96,7 +99,10 @@ def fill(request: VariantRequest, candidate: Candidate, tier: str, sig: Sig,
                 out.notes.append(guessed)
 
     if "frozen" in traits:
-        _fill_freeze(request, candidate, sig, out, blind, contract, context.freezes)
+        if network_freezes:   # the network argument's own flag freezes or fine-tunes it
+            out.mechanisms.append("freeze flag of the network argument")
+        else:
+            _fill_freeze(request, candidate, sig, out, blind, contract, context.freezes)
 
     if request.family == "fcn" or "stride" in traits:
         _fill_backbone_choice(candidate, sig, out)
@@ -139,8 +145,9 @@ def fill(request: VariantRequest, candidate: Candidate, tier: str, sig: Sig,
         needs = ", ".join(f"`{m}`" for m in missing)
         objects = [m for m in missing if _takes_a_network(m)]
         if objects:   # FCNs(pretrained_net=VGGNet(...), n_class=13): no TOML value is a network
-            raise NotUsable(f"{sig.text(name)} needs {needs}, and `{objects[0]}` is a network object, which a "
-                            f"manifest's kwargs cannot give: add a function that builds the model, e.g. `def "
+            raise NotUsable(f"{sig.text(name)} needs {needs}, and `{objects[0]}` is a network object that no one "
+                            "class of the submission fits (a VGG class for an FCN, or one named after it), which "
+                            f"a manifest's kwargs cannot give either: add a function that builds the model, e.g. `def "
                             f"build_{request.id}(num_classes): return {name}({objects[0]}=..., ...)`, and pin it "
                             f'in segrade.toml (factory = "file.py:build_{request.id}")')
         raise NotUsable(f"{sig.text(name)} needs {needs}, which segrade can't guess: add a manifest")
@@ -230,7 +237,12 @@ def fill_common(request: VariantRequest, name: str, sig: Sig, out: Filled, blind
             out.auto.add(p.name)
             kind = "RGB images" if channels == 3 else "grayscale images (one channel)"
             out.notes.append(f"{p.name}={channels} instead of its default {p.default!r}: the inputs are {kind}")
+    _fill_pretrained(request, name, sig, out, blind)
 
+
+def _fill_pretrained(request: VariantRequest, name: str, sig: Sig, out: Filled, blind: bool) -> None:
+    """The pretrained switches: ImageNet weights when the instructor supplied them, else none."""
+    values = out.values
     if request.pretrained is None:
         return
     switches = [p for p in sig.params if p.name in PRETRAINED_NAMES or p.name in WEIGHTS_NAMES]
@@ -337,6 +349,55 @@ _MODEL_OBJECT_WORDS = frozenset({"net", "backbone", "encoder", "vgg", "vgg16", "
 
 def _takes_a_network(parameter: str) -> bool:
     return bool(_MODEL_OBJECT_WORDS & set(parameter.lower().split("_")))
+
+
+def _fill_networks(request: VariantRequest, candidate: Candidate, sig: Sig, out: Filled,
+                   classes: typing.Sequence[Candidate]) -> bool:
+    """A required parameter that takes a network (`FCNs(pretrained_net, n_class)`, the backbone
+    built outside and passed in): the submission's one class that fits it (a VGG class for an
+    FCN, or a class named as the parameter: `encoder` -> `Encoder`), built with the pretrained
+    switch and, for a frozen or fine-tuned variant, its own freeze flag (VGGNet(requires_grad=...)).
+    Returns whether that flag decides the freezing."""
+    decides = False
+    for p in sig.params:
+        if p.default is not p.empty or p.name in out.values or not _takes_a_network(p.name):
+            continue
+        network = _network_class(request, p.name, candidate, classes)
+        if network is None:
+            continue
+        try:
+            inner_sig = read_signature(network.obj)
+        except NotUsable:
+            continue
+        inner = Filled({}, [], [], [], set())
+        _fill_pretrained(request, network.name, inner_sig, inner, blind=False)
+        flags = [(q, kind) for q in inner_sig.params if (kind := freeze_flag(q)) is not None]
+        if "frozen" in request.traits and flags:
+            flag, direct = flags[0]
+            inner.values[flag.name] = bool(request.traits["frozen"]) if direct else not request.traits["frozen"]
+            decides = True
+        if any(q.default is q.empty and q.name not in inner.values for q in inner_sig.params):
+            continue
+        text = call_text(network.name, (), inner.values, ())
+        out.values[p.name] = Built(network.obj, dict(inner.values), text)
+        out.mechanisms.append("network argument")
+        out.notes.append(f"{p.name}={text}: {network.name} from {network.source}, the submission's class for it "
+                         "(a network argument cannot be guessed otherwise)")
+        out.notes.extend(f"{network.name}: {note}" for note in inner.notes)
+    return decides
+
+
+def _network_class(request: VariantRequest, parameter: str, candidate: Candidate,
+                   classes: typing.Sequence[Candidate]) -> Candidate | None:
+    words = {w for w in parameter.lower().split("_") if len(w) > 2} - {"net", "model", "pretrained", "base"}
+    fits: dict[int, Candidate] = {}
+    for other in classes:
+        if other.obj is candidate.obj or not is_module_class(other.obj):
+            continue
+        name = normalise_name(other.name)
+        if ("vgg" in name and request.family == "fcn") or any(w in name for w in words):
+            fits.setdefault(id(other.obj), other)
+    return next(iter(fits.values())) if len(fits) == 1 else None
 
 
 def _state_in_name(instance: str) -> bool | None:

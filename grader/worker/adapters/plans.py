@@ -33,6 +33,18 @@ class BuildContext:
     code sets requires_grad on (grader.submission.freezing)."""
     device: Any = "cpu"                          # a torch.device in the worker
     freezes: tuple[TopLevelFreeze, ...] = ()
+    classes: tuple[Candidate, ...] = ()          # every class found, for a network argument (`pretrained_net`)
+
+
+@dataclass(frozen=True)
+class Built:
+    """An argument that is itself a model, built when the plan is (`FCNs(pretrained_net=VGGNet(...))`)."""
+    factory: Any
+    kwargs: dict[str, Any]
+    text: str                                    # how the mapping writes it: "VGGNet(pretrained=False)"
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 @dataclass
@@ -51,7 +63,9 @@ class BuildPlan:
     freeze: tuple[TopLevelFreeze, ...] = ()   # requires_grad set after `after`, as the student's top-level code does
 
     def build(self) -> Any:
-        model = self.factory(*self.args, **self.kwargs)
+        args = [a.factory(**a.kwargs) if isinstance(a, Built) else a for a in self.args]
+        kwargs = {k: v.factory(**v.kwargs) if isinstance(v, Built) else v for k, v in self.kwargs.items()}
+        model = self.factory(*args, **kwargs)
         for name, kwargs in self.after:
             method = getattr(model, name, None)
             if not callable(method):
