@@ -345,10 +345,13 @@ def top_level_steps(frozen: bool, candidate: Candidate,
 
 # A required parameter that takes a network, not a value: `pretrained_net`, `backbone`, `encoder`.
 _MODEL_OBJECT_WORDS = frozenset({"net", "backbone", "encoder", "vgg", "vgg16", "extractor", "basenet", "model"})
+_MODEL_OBJECT_QUALIFIERS = frozenset({"pretrained", "base", "feature", "features", "my", "the", "cnn"})
 
 
 def _takes_a_network(parameter: str) -> bool:
-    return bool(_MODEL_OBJECT_WORDS & set(parameter.lower().split("_")))
+    """`pretrained_net`, `backbone`, `vgg_model`, `feature_extractor`; not `encoder_depth`."""
+    words = set(parameter.lower().split("_")) - {""}
+    return bool(words & _MODEL_OBJECT_WORDS) and words <= _MODEL_OBJECT_WORDS | _MODEL_OBJECT_QUALIFIERS
 
 
 def _fill_networks(request: VariantRequest, candidate: Candidate, sig: Sig, out: Filled,
