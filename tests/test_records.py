@@ -70,10 +70,13 @@ def test_a_saved_grade_reads_back_typed_and_writes_back_unchanged(tmp_path):
     again = read_record(tmp_path)
     assert again == record and again.schema == RESULTS_SCHEMA
     assert json.loads((tmp_path / "results.json").read_text()) == current
-    # Every field of the older file survives, with the ones schema 3 added.
+    # Every field of the older file survives, with the ones schema 3 added; `submission.freezes`
+    # (what top-level code freezes, 2026-12-07) is added empty for a grade made before it.
     old = small()
+    assert current["submission"]["freezes"] == []
     assert {k: v for k, v in current.items() if k not in ("schema", "answers")} == {
-        k: v for k, v in old.items() if k != "schema"} | {"variants": current["variants"]}
+        k: v for k, v in old.items() if k != "schema"} | {"variants": current["variants"],
+                                                           "submission": old["submission"] | {"freezes": []}}
     # `program` (issue 26: the captured program graded) is added, null for a grade made before it
     assert all(x["program"] is None for x in current["variants"])
     assert [{k: v for k, v in x.items() if k not in ("band", "program")} for x in current["variants"]] == \
