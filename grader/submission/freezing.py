@@ -90,10 +90,16 @@ def _dotted(node: ast.AST) -> tuple[str, str] | None:
             return None
 
 
-def _called_class(node: ast.AST) -> str | None:
-    """The name called in `FCN32s(13)`, `models.FCN32s(13).to(device)`; None otherwise."""
+def _unchained(node: ast.AST) -> ast.AST:
+    """`x` of `x.to(device).cuda()`: the expression before calls that return the same model."""
     while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _SAME_MODEL:
         node = node.func.value
+    return node
+
+
+def _called_class(node: ast.AST) -> str | None:
+    """The name called in `FCN32s(13)`, `models.FCN32s(13).to(device)`; None otherwise."""
+    node = _unchained(node)
     if isinstance(node, ast.Call):
         if isinstance(node.func, ast.Name):
             return node.func.id
@@ -104,8 +110,7 @@ def _called_class(node: ast.AST) -> str | None:
 
 def _same_model(node: ast.AST) -> str | None:
     """The variable in `var.to(device)`, `var.cuda()` (the same model); None otherwise."""
-    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _SAME_MODEL:
-        node = node.func.value
+    node = _unchained(node)
     return node.id if isinstance(node, ast.Name) else None
 
 
@@ -142,16 +147,9 @@ def _optimised_parts(call: ast.AST) -> list[ast.AST] | None:
 
 def _sets_requires_grad(statement: ast.stmt, param: str) -> bool | None:
     """The value `statement` gives `param.requires_grad` (`= False`, `.requires_grad_(False)`)."""
-    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
-        target = statement.targets[0]
-        if isinstance(target, ast.Attribute) and target.attr == "requires_grad" \
-                and isinstance(target.value, ast.Name) and target.value.id == param:
-            return _constant_bool(statement.value)
-    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
-        call = statement.value
-        if isinstance(call.func, ast.Attribute) and call.func.attr == "requires_grad_" \
-                and isinstance(call.func.value, ast.Name) and call.func.value.id == param:
-            return _constant_bool(call.args[0]) if call.args else True
+    found = _direct_steps(statement)
+    if found is not None and isinstance(found[0], ast.Name) and found[0].id == param:
+        return found[1][0][2]
     return None
 
 

@@ -73,15 +73,15 @@ def filter_source(text: str) -> tuple[str, list[str], list[str]]:
     # Names kept definitions use that only left-out statements set: bound to a placeholder on
     # the left-out statement's first line (grader.worker.left_out), so the file still imports.
     dangling = flt.dangling_names(kept, skipped)
-    placeholders: dict[int, str] = {}
+    bindings: dict[int, list[str]] = {}
     for name, ln in dangling:
-        code = trim(lines[ln - 1].strip(), 120)
-        placeholders[ln] = placeholders.get(ln, "") + (
-            f"{name} = __import__('grader.worker.left_out', fromlist=['left_out']).left_out("
-            f"{name!r}, {f'line {ln}: `{code}`'!r}); ")
+        where = f"line {ln}: `{trim(lines[ln - 1].strip(), 120)}`"
+        bindings.setdefault(ln, []).append(
+            f"{name} = __import__('grader.worker.left_out', fromlist=['left_out']).left_out({name!r}, {where!r})")
+    placeholders = {ln: "; ".join(statements) for ln, statements in bindings.items()}
 
     if keep_lines & skip_lines:
-        holders = [(ln, ast.parse(text).body) for ln, text in placeholders.items()]
+        holders = [(ln, ast.parse(line).body) for ln, line in placeholders.items()]
         body = sorted([(node.lineno, [node]) for node in kept] + holders, key=lambda item: item[0])
         new = ast.unparse(ast.Module(body=[node for _, nodes in body for node in nodes], type_ignores=[])) + "\n"
         notes.append("a left-out statement shared a line with kept code (`;`), so the file was rewritten "
@@ -90,7 +90,7 @@ def filter_source(text: str) -> tuple[str, list[str], list[str]]:
         for ln in skip_lines:
             line = lines[ln - 1]
             end = "\r\n" if line.endswith("\r\n") else "\n" if line.endswith("\n") else ""
-            lines[ln - 1] = placeholders[ln].rstrip("; ") + end if ln in placeholders else end
+            lines[ln - 1] = placeholders.get(ln, "") + end
         new = "".join(lines)
         try:
             ast.parse(new)

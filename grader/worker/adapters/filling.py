@@ -271,17 +271,14 @@ def _fill_freeze(request: VariantRequest, candidate: Candidate, sig: Sig, out: F
     frozen = bool(request.traits["frozen"])
     name, obj, values = candidate.name, candidate.obj, out.values
     contract_names = {k for k in contract if k in FREEZE_FLAG_NAMES or k in INVERTED_FREEZE_FLAG_NAMES}
-    flags = [(p, kind) for p in sig.params if (kind := freeze_flag(p)) is not None]
-    direct = [p for p, kind in flags if kind]
-    inverted = [p for p, kind in flags if not kind]
-    if direct:
-        values[direct[0].name] = frozen
-        if direct[0].name not in contract_names:
+    flag = _freeze_flag(sig)
+    if flag is not None:
+        p, direct = flag
+        values[p.name] = frozen if direct else not frozen
+        if not direct:
+            out.mechanisms.append("inverted freeze flag")
+        elif p.name not in contract_names:
             out.mechanisms.append("freeze flag")
-        return
-    if inverted:
-        values[inverted[0].name] = not frozen
-        out.mechanisms.append("inverted freeze flag")
         return
     if blind and contract_names:
         for key in contract_names:
@@ -317,6 +314,13 @@ def _fill_freeze(request: VariantRequest, candidate: Candidate, sig: Sig, out: F
     out.notes.append(f"no freeze option found in {name} (no flag, no freeze method): built as the class defaults; "
                      "the frozen-backbone check shows whether the backbone "
                      + ("is frozen" if frozen else "trains"))
+
+
+def _freeze_flag(sig: Sig) -> tuple[inspect.Parameter, bool] | None:
+    """The constructor's freeze flag and whether it is direct (True freezes) or inverted (True
+    fine-tunes); a direct one first. None without one."""
+    flags = [(p, kind) for p in sig.params if (kind := freeze_flag(p)) is not None]
+    return next((f for f in flags if f[1]), None) or next(iter(flags), None)
 
 
 def top_level_steps(frozen: bool, candidate: Candidate,
@@ -374,13 +378,13 @@ def _fill_networks(request: VariantRequest, candidate: Candidate, sig: Sig, out:
             continue
         inner = Filled({}, [], [], [], set())
         _fill_pretrained(request, network.name, inner_sig, inner, blind=False)
-        flags = [(q, kind) for q in inner_sig.params if (kind := freeze_flag(q)) is not None]
-        if "frozen" in request.traits and flags:
-            flag, direct = flags[0]
-            inner.values[flag.name] = bool(request.traits["frozen"]) if direct else not request.traits["frozen"]
-            decides = True
+        flag = _freeze_flag(inner_sig) if "frozen" in request.traits else None
+        if flag is not None:
+            frozen = bool(request.traits["frozen"])
+            inner.values[flag[0].name] = frozen if flag[1] else not frozen
         if any(q.default is q.empty and q.name not in inner.values for q in inner_sig.params):
-            continue
+            continue   # not buildable either: the argument stays missing
+        decides = decides or flag is not None
         text = call_text(network.name, (), inner.values, ())
         out.values[p.name] = Built(network.obj, dict(inner.values), text)
         out.mechanisms.append("network argument")
