@@ -558,3 +558,22 @@ def test_a_backbone_passed_into_the_fcn_is_built_from_the_submissions_class(tmp_
     checks = {c.id: c for c in results["fcn8s_frozen"].checks}
     assert checks["builds"].status is CheckStatus.PASS, explain(results)
     assert checks["frozen_backbone"].status is CheckStatus.PASS, explain(results)
+
+
+@pytest.mark.slow  # the CLI: worker, capture and verifier on one small U-Net
+def test_segrade_check_on_a_notebook_whose_defaults_come_from_its_data(tmp_path, capsys):
+    """`segrade check SUBMISSION --checks-only --variant unet` as the README writes it, on the
+    notebook whose class defaults are computed by left-out cells: exit 0, the U-Net passes every
+    check, and the terminal names the left-out names."""
+    import json
+
+    from grader.cli import main
+
+    out = tmp_path / "out"
+    code = main(["check", str(FIXTURES / "xena_data_constants"), "--checks-only", "--variant", "unet",
+                 "--spec", str(_SPEC_FOLDER / "spec.toml"), "--out", str(out), "--no-pdf"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "NUM_CLASSES (line 12), IN_CH (line 14)" in " ".join(printed.split()), printed
+    [variant] = json.loads((out / "results.json").read_text())["variants"]
+    assert variant["status"] == "passed" and {c["status"] for c in variant["checks"]} == {"pass"}, variant
